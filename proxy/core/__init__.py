@@ -1,0 +1,1 @@
+"""Pure logic: names, filenames, index models, parsers, renderers, filters. No I/O."""

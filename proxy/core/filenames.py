@@ -1,0 +1,130 @@
+"""What a distribution filename says: project, version, package type, platforms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+# Legacy distribution formats PyPI still lists, by suffix (longest first), with Pulp's packagetype.
+_LEGACY_SUFFIXES = (
+    (".tar.bz2", "sdist"),
+    (".tar.xz", "sdist"),
+    (".tar.Z", "sdist"),
+    (".tgz", "sdist"),
+    (".tbz", "sdist"),
+    (".tar", "sdist"),
+    (".egg", "bdist_egg"),
+    (".exe", "bdist_wininst"),
+    (".msi", "bdist_msi"),
+    (".rpm", "bdist_rpm"),
+    (".dmg", "bdist_dmg"),
+)
+PACKAGE_TYPES = frozenset({"sdist", "bdist_wheel", *(kind for _, kind in _LEGACY_SUFFIXES)})
+PLATFORMS = frozenset({"windows", "macos", "linux", "freebsd"})
+
+
+class InvalidFilename(ValueError):
+    """A filename that is not a Python distribution file."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    name: NormalizedName
+    version: Version | None  # None: the filename's version is not a valid PEP 440 version
+    packagetype: str
+    platforms: frozenset[str]  # empty: platform independent (or unknown)
+
+
+def platform_of_tag(platform_tag: str) -> str | None:
+    """Map a wheel or egg platform tag to windows/macos/linux/freebsd (None for 'any' and others)."""
+    tag = platform_tag.lower()
+    if tag.startswith("win"):
+        return "windows"
+    if tag.startswith("macosx"):
+        return "macos"
+    if "linux" in tag:
+        return "linux"
+    if tag.startswith("freebsd"):
+        return "freebsd"
+    return None
+
+
+def parse_version(text: str) -> Version | None:
+    """The PEP 440 version, or None for a legacy version string."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def parse_filename(filename: str, project: str | None = None) -> FileInfo:
+    """Parse a distribution filename; `project` helps split legacy names like `foo-bar-1.0.egg`."""
+    if "/" in filename or "\\" in filename or filename in ("", ".", ".."):
+        raise InvalidFilename(f"Invalid distribution filename: {filename!r}")
+    if filename.endswith(".whl"):
+        try:
+            name, version, _build, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise InvalidFilename(str(exc)) from None
+        platforms = frozenset(p for p in (platform_of_tag(t.platform) for t in tags) if p)
+        return FileInfo(name, version, "bdist_wheel", platforms)
+    if filename.endswith((".tar.gz", ".zip")):
+        try:
+            name, version = parse_sdist_filename(filename)
+            return FileInfo(name, version, "sdist", frozenset())
+        except (InvalidSdistFilename, InvalidVersion):
+            stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
+            return _legacy(filename, stem, "sdist", project)
+    for suffix, kind in _LEGACY_SUFFIXES:
+        if filename.endswith(suffix):
+            return _legacy(filename, filename[: -len(suffix)], kind, project)
+    raise InvalidFilename(f"Invalid distribution filename (unknown file type): {filename!r}")
+
+
+def _legacy(filename: str, stem: str, kind: str, project: str | None) -> FileInfo:
+    """Split `name-version[-pyX.Y[-platform]]` using the project name when it is known."""
+    if project is not None:
+        wanted = canonicalize_name(project)
+        parts = stem.split("-")
+        for cut in range(1, len(parts)):
+            if canonicalize_name("-".join(parts[:cut])) == wanted:
+                rest = parts[cut:]
+                break
+        else:
+            raise InvalidFilename(f"Filename {filename!r} does not belong to project {project!r}")
+    else:
+        name_part, sep, version_part = stem.partition("-")
+        if not sep:
+            raise InvalidFilename(f"Invalid distribution filename (no version): {filename!r}")
+        wanted, rest = canonicalize_name(name_part), version_part.split("-")
+    platforms: frozenset[str] = frozenset()
+    if kind in ("bdist_wininst", "bdist_msi"):
+        platforms = frozenset({"windows"})
+    elif kind == "bdist_egg" and len(rest) >= 3:
+        platform = platform_of_tag(rest[2])
+        platforms = frozenset({platform}) if platform else frozenset()
+    version_text = rest[0]
+    if kind in ("bdist_wininst", "bdist_msi", "bdist_dumb"):
+        version_text = version_text.split(".win")[0].split(".linux")[0]
+    return FileInfo(wanted, parse_version(version_text), kind, platforms)
+
+
+def project_candidates(filename: str) -> list[NormalizedName]:
+    """Project names a file request may belong to, most likely first."""
+    if filename.endswith((".whl", ".tar.gz", ".zip")):
+        try:
+            return [parse_filename(filename).name]
+        except InvalidFilename:
+            pass
+    stem = filename.rsplit(".", 1)[0].removesuffix(".tar")
+    parts = stem.split("-")
+    return [canonicalize_name("-".join(parts[:cut])) for cut in range(len(parts) - 1, 0, -1)]

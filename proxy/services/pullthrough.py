@@ -1,0 +1,237 @@
+"""Files through the cache: served from the store, or fetched once from the upstream while being
+streamed to the first client, hash-checked, then made visible and recorded as orphaned content."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import requests
+
+from proxy.core.models import DistFile
+from proxy.services.distribution import Distribution, NotFound, PageView
+from proxy.storage.ledger import CacheLedger
+from proxy.storage.locks import FileLock, LockDir, LockTimeout
+from proxy.storage.store import ArtifactStore, HashMismatch
+from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoredFile:
+    file: BinaryIO
+    size: int
+    sha256: str
+    stale: bool = False
+
+
+@dataclass
+class StreamedFile:
+    """A download in progress; iterate it for the bytes, and always close it (WSGI does)."""
+
+    chunks: Generator[bytes, None, None]
+    size: int | None
+    abandon: Callable[[], None]  # releases the download if it never started
+    stale: bool = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        if inspect.getgeneratorstate(self.chunks) == inspect.GEN_CREATED:
+            self.abandon()
+        self.chunks.close()
+
+
+class PullThrough:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        ledger: CacheLedger,
+        locks: LockDir,
+        clients: dict[str, UpstreamClient],  # by distribution base path
+        *,
+        wait_timeout: float = 900.0,  # how long a request waits for another's download
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.locks = locks
+        self.clients = clients
+        self.wait_timeout = wait_timeout
+
+    def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
+        if sha256 is None or (fh := self.store.open(sha256)) is None:
+            return None
+        self.ledger.touch(sha256)
+        return StoredFile(fh, _size(fh), sha256, stale)
+
+    def _known_sha(self, entry: DistFile) -> str | None:
+        return entry.sha256 or self.ledger.sha_for_url(entry.url)
+
+    def open(self, dist: Distribution, filename: str) -> StoredFile | StreamedFile:
+        entry, view = dist.find_file(filename)
+        return self._open(dist, entry.url, entry.hashes, entry.size, view)
+
+    def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
+        """The stored file if cached, else the size the index gives (or None); no download."""
+        entry, view = dist.find_file(filename)
+        stored = self._stored(self._known_sha(entry), view.stale)
+        return stored if stored is not None else entry.size
+
+    def _open(
+        self,
+        dist: Distribution,
+        url: str,
+        hashes: Mapping[str, str] | object,
+        size: int | None,
+        view: PageView,
+    ) -> StoredFile | StreamedFile:
+        expected = dict(hashes) if isinstance(hashes, Mapping) else {}
+        sha = expected.get("sha256") or self.ledger.sha_for_url(url)
+        if (stored := self._stored(sha, view.stale)) is not None:
+            return stored
+        client = self.clients.get(dist.base_path)
+        if client is None:
+            raise NotFound(f"{url} is not stored and distribution {dist.base_path!r} has no remote")
+        lock = self.locks.lock(url)
+        if not lock.acquire(timeout=0, blocking=False):
+            # Another thread or worker is downloading it: wait, then serve its result.
+            try:
+                lock.acquire(timeout=self.wait_timeout)
+            except LockTimeout:
+                raise UpstreamTimeout(f"waited too long for a download of {url}") from None
+            sha = expected.get("sha256") or self.ledger.sha_for_url(url)
+            if (stored := self._stored(sha, view.stale)) is not None:
+                lock.release()
+                return stored
+        try:
+            resp = client.open_file(url)
+        except BaseException:
+            lock.release()
+            raise
+        length = resp.headers.get("Content-Length")
+        size = int(length) if length and length.isdigit() else size
+
+        def abandon() -> None:
+            resp.close()
+            lock.release()
+
+        chunks = self._download(client, resp, url, expected, lock)
+        return StreamedFile(chunks, size, abandon, view.stale)
+
+    def _download(
+        self,
+        client: UpstreamClient,
+        resp: requests.Response,
+        url: str,
+        expected: dict[str, str],
+        lock: FileLock,
+    ) -> Generator[bytes, None, None]:
+        """Tee the upstream body to the client and the store.
+
+        The last chunk is held back until the digest is verified, so a client never receives a
+        complete body with bad bytes: on a mismatch the response is cut short. If the client goes
+        away, the download is finished anyway so the next request finds the file cached.
+        """
+        client_gone = False
+        try:
+            with resp, self.store.writer(expected) as writer:
+                pending = b""
+                body = client.iter_body(resp, url)
+                for chunk in body:
+                    writer.write(chunk)
+                    if pending and not client_gone:
+                        try:
+                            yield pending
+                        except GeneratorExit:
+                            client_gone = True
+                    pending = chunk
+                sha = writer.commit()
+                self.ledger.record(sha, writer.size)
+                self.ledger.remember_url(url, sha)
+                log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
+            self.evict_if_needed()
+            if pending and not client_gone:
+                yield pending
+        except (HashMismatch, UpstreamError) as exc:
+            log.error("download of %s failed, nothing stored: %s", url, exc)
+            if not client_gone:
+                raise
+        finally:
+            lock.release()
+
+    def ensure(self, dist: Distribution, url: str, hashes: object, view: PageView) -> StoredFile:
+        """The file, downloading it first if needed (for PEP 658 metadata)."""
+        opened = self._open(dist, url, hashes, None, view)
+        if isinstance(opened, StoredFile):
+            return opened
+        with closing(opened):
+            for _ in opened:
+                pass
+        sha = (dict(hashes) if isinstance(hashes, Mapping) else {}).get("sha256")
+        stored = self._stored(sha or self.ledger.sha_for_url(url), view.stale)
+        if stored is None:
+            raise UpstreamError(f"download of {url} did not complete")
+        return stored
+
+    def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
+        """PEP 658 metadata of a listed file: the upstream's `.metadata` file when it has one,
+        else the METADATA of the wheel (fetched into the cache if need be)."""
+        entry, view = dist.find_file(filename)
+        if entry.core_metadata:
+            stored = self.ensure(dist, entry.url + ".metadata", entry.core_metadata, view)
+        elif filename.endswith(".whl"):
+            wheel = self.ensure(dist, entry.url, entry.hashes, view)
+            with wheel.file:
+                return wheel_metadata(wheel.file, filename), view.stale
+        else:
+            raise NotFound(f"No metadata file for {filename!r}")
+        with stored.file:
+            return stored.file.read(), view.stale
+
+    def evict_if_needed(self) -> int:
+        """Evict least recently used orphaned files while over the size limit (one worker at a
+        time; the others skip). Open files stay readable, so a download in progress is safe."""
+        if not self.ledger.over_limit():
+            return 0
+        lock = self.locks.lock("evict")
+        if not lock.acquire(timeout=0, blocking=False):
+            return 0
+        try:
+            victims = self.ledger.victims()
+            for victim in victims:
+                self.ledger.forget(victim.sha256)
+                self.store.delete(victim.sha256)
+            if victims:
+                log.info("evicted %d cached files", len(victims))
+            return len(victims)
+        finally:
+            lock.release()
+
+
+def _size(fh: BinaryIO) -> int:
+    return os.fstat(fh.fileno()).st_size
+
+
+def wheel_metadata(fh: BinaryIO, filename: str) -> bytes:
+    """`<name>-<version>.dist-info/METADATA` from a wheel file."""
+    try:
+        with zipfile.ZipFile(fh if fh.seekable() else io.BytesIO(fh.read())) as wheel:
+            names = [
+                n
+                for n in wheel.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            if len(names) != 1:
+                raise NotFound(f"{filename!r} has no single .dist-info/METADATA")
+            return wheel.read(names[0])
+    except zipfile.BadZipFile:
+        raise NotFound(f"{filename!r} is not a readable wheel") from None

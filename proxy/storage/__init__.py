@@ -1,0 +1,1 @@
+"""Files on disk: the content-addressed artifact store, the cache ledger, cross-process locks."""

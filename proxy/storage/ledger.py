@@ -1,0 +1,107 @@
+"""The cache ledger: which stored files are orphaned pull-through copies, their sizes and last use.
+
+Kept in diskcache (SQLite under the data folder), so every gunicorn worker shares one view. Only
+files recorded here can be evicted; content that belongs to a repository is never recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import diskcache
+from cachetools import TTLCache
+
+_TOTAL = "__total__"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    sha256: str
+    size: int
+    last_used: float
+
+
+def choose_evictions(entries: Iterable[Entry], total: int, limit: int, target: int) -> list[Entry]:
+    """Least recently used first, until `total` is at most `target`; nothing while within `limit`.
+
+    Evicting down to a target below the limit keeps a full cache from scanning on every new file.
+    """
+    if total <= limit:
+        return []
+    victims = []
+    for entry in sorted(entries, key=lambda e: e.last_used):
+        if total <= target:
+            break
+        victims.append(entry)
+        total -= entry.size
+    return victims
+
+
+class CacheLedger:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_size: int,
+        clock: Callable[[], float] = time.time,
+        touch_interval: float = 60.0,  # seconds: a hot file costs one write a minute per process
+    ) -> None:
+        settings = {"eviction_policy": "none", "size_limit": 2**62, "statistics": False}
+        self.files = diskcache.Cache(str(directory / "files"), **settings)
+        self.urls = diskcache.Cache(str(directory / "urls"), **settings)
+        self.max_size = max_size
+        self.clock = clock
+        self._recent: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=touch_interval, timer=clock)
+
+    def close(self) -> None:
+        self.files.close()
+        self.urls.close()
+
+    def record(self, sha256: str, size: int) -> None:
+        """A file now cached as orphaned content."""
+        with self.files.transact():
+            if self.files.get(sha256) is None:
+                self.files.incr(_TOTAL, size)
+            self.files.set(sha256, (size, self.clock()))
+
+    def touch(self, sha256: str) -> None:
+        if sha256 in self._recent:
+            return
+        self._recent[sha256] = True
+        with self.files.transact():
+            if (record := self.files.get(sha256)) is not None:
+                self.files.set(sha256, (record[0], self.clock()))
+
+    def forget(self, sha256: str) -> None:
+        """Stop tracking a file (evicted, or promoted into a repository)."""
+        with self.files.transact():
+            if (record := self.files.pop(sha256, default=None)) is not None:
+                self.files.decr(_TOTAL, record[0])
+
+    def total(self) -> int:
+        return int(self.files.get(_TOTAL, 0))
+
+    def count(self) -> int:
+        return max(len(self.files) - (1 if _TOTAL in self.files else 0), 0)
+
+    def entries(self) -> Iterable[Entry]:
+        for key in self.files.iterkeys():
+            if key != _TOTAL and (record := self.files.get(key)) is not None:
+                yield Entry(key, record[0], record[1])
+
+    def over_limit(self) -> bool:
+        return self.total() > self.max_size
+
+    def victims(self) -> list[Entry]:
+        target = int(self.max_size * 0.9)
+        return choose_evictions(self.entries(), self.total(), self.max_size, target)
+
+    def remember_url(self, url: str, sha256: str) -> None:
+        """For indexes that give no sha256: which stored file a URL was downloaded into."""
+        self.urls.set(url, sha256)
+
+    def sha_for_url(self, url: str) -> str | None:
+        return self.urls.get(url)

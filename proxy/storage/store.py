@@ -1,0 +1,110 @@
+"""Content-addressed artifact store: files named by sha256, written atomically, hash-verified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+# Hash algorithms an index may use (PEP 503 allows any hashlib algorithm with a stable name).
+_ALGORITHMS = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s"}
+
+
+class HashMismatch(ValueError):
+    """Downloaded bytes do not match the digest the index promised."""
+
+
+class ArtifactStore:
+    """`root/ab/cd/<sha256>`; temporary files in `root/.tmp` on the same filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / ".tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """An open file, or None. Once open, the bytes stay readable even if evicted meanwhile."""
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            return None
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> int:
+        """Remove a file; returns the bytes freed (0 if it was not there)."""
+        path = self.path(sha256)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def writer(self, expected: Mapping[str, str] | None = None) -> ArtifactWriter:
+        return ArtifactWriter(self, expected or {})
+
+    def put_bytes(self, data: bytes, expected: Mapping[str, str] | None = None) -> str:
+        with self.writer(expected) as w:
+            w.write(data)
+            return w.commit()
+
+
+class ArtifactWriter:
+    """Write to a temporary file while hashing; `commit()` verifies and renames into place.
+
+    Leaving the `with` block without a commit removes the temporary file: nothing half-written or
+    unverified is ever visible under its sha256 name.
+    """
+
+    def __init__(self, store: ArtifactStore, expected: Mapping[str, str]) -> None:
+        self.store = store
+        self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
+        self.hashers = {a: hashlib.new(a) for a in self.expected}
+        self.hashers.setdefault("sha256", hashlib.sha256())
+        fd, name = tempfile.mkstemp(dir=store.tmp, suffix=".partial")
+        self.file = os.fdopen(fd, "wb")
+        self.tmp_path = Path(name)
+        self.size = 0
+        self.sha256: str | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        for h in self.hashers.values():
+            h.update(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> str:
+        """Verify every promised digest, then move the file into place; returns its sha256."""
+        for algo, value in self.expected.items():
+            actual = self.hashers[algo].hexdigest()
+            if actual != value:
+                raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
+        sha256 = self.hashers["sha256"].hexdigest()
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        final = self.store.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.tmp_path, final)
+        self.sha256 = sha256
+        return sha256
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sha256 is None:
+            self.abort()

@@ -1,0 +1,1 @@
+"""Talking to a remote index: pages, project lists and file downloads over requests."""

@@ -1,0 +1,1 @@
+"""HTTP: the app factory and its blueprints."""

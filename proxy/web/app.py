@@ -1,0 +1,49 @@
+"""The application factory: the only entry point, for gunicorn and for tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, Response
+
+from proxy.config import Settings, load_settings
+from proxy.core.names import InvalidProjectName
+from proxy.services.distribution import NotFound
+from proxy.services.wiring import build_services
+from proxy.upstream.client import UpstreamError
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Defaults, then the file named by PULLTHROUGH_CONFIG, then the environment; or `settings`."""
+    if settings is None:
+        settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
+    app = Flask(__name__)
+    app.extensions["pullthrough"] = build_services(settings)
+
+    from proxy.web import content, simple, status
+
+    app.register_blueprint(simple.bp)
+    app.register_blueprint(content.bp)
+    app.register_blueprint(status.bp)
+
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> Response:
+        return _text(str(exc), 404)
+
+    @app.errorhandler(InvalidProjectName)
+    def bad_name(exc: InvalidProjectName) -> Response:
+        return _text(str(exc), 400)
+
+    @app.errorhandler(UpstreamError)
+    def upstream_failed(exc: UpstreamError) -> Response:
+        log.warning("%s", exc)
+        return _text(f"Upstream index failed: {exc}", exc.status)
+
+    return app
+
+
+def _text(message: str, status: int) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")

@@ -1,0 +1,44 @@
+"""PEP 691 content negotiation for simple pages: pure, tested without a server."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+
+
+class Format(Enum):
+    HTML = "html"  # served as text/html, what legacy clients asked for
+    V1_HTML = "v1+html"
+    V1_JSON = "v1+json"
+
+
+# Server preference on ties: HTML first, as PyPI answers `*/*` and a missing Accept header.
+_OFFERS = {
+    "text/html": Format.HTML,
+    "application/vnd.pypi.simple.v1+html": Format.V1_HTML,
+    "application/vnd.pypi.simple.v1+json": Format.V1_JSON,
+    "application/vnd.pypi.simple.latest+html": Format.V1_HTML,
+    "application/vnd.pypi.simple.latest+json": Format.V1_JSON,
+}
+ACCEPTABLE = tuple(_OFFERS)
+
+CONTENT_TYPES = {
+    Format.HTML: "text/html; charset=utf-8",
+    Format.V1_HTML: "application/vnd.pypi.simple.v1+html",
+    Format.V1_JSON: "application/vnd.pypi.simple.v1+json",
+}
+
+
+def choose_format(accept: str | None, format_param: str | None = None) -> Format | None:
+    """The format to answer in, or None when nothing the client accepts can be served (406).
+
+    `?format=<content type>` overrides the Accept header, as on PyPI.
+    """
+    if format_param:
+        return _OFFERS.get(format_param.strip().lower())
+    if not accept or not accept.strip():
+        return Format.HTML
+    match = parse_accept_header(accept, MIMEAccept).best_match(ACCEPTABLE)
+    return _OFFERS[match] if match else None

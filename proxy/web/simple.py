@@ -1,0 +1,92 @@
+"""The simple repository API (PEP 503 HTML, PEP 691 JSON) at /pypi/<base_path>/simple/."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, request, url_for
+
+from proxy.core import simple_html, simple_json
+from proxy.core.models import project_versions
+from proxy.core.names import normalize_project
+from proxy.services.distribution import Distribution, ListView, PageView
+from proxy.web.common import STALE_HEADER, distribution, etag_of, not_modified
+from proxy.web.negotiation import ACCEPTABLE, CONTENT_TYPES, Format, choose_format
+
+bp = Blueprint("simple", __name__)
+
+
+def _format() -> Format | None:
+    return choose_format(request.headers.get("Accept"), request.args.get("format"))
+
+
+def _not_acceptable() -> Response:
+    message = "Not acceptable; this index serves: " + ", ".join(ACCEPTABLE) + "\n"
+    return Response(message, status=406, mimetype="text/plain")
+
+
+def _content_prefix(dist: Distribution) -> str:
+    """File links relative to /pypi/<base_path>/simple/<project>/, so they stay on this host and
+    under whatever path prefix a reverse proxy adds."""
+    depth = 3 + dist.base_path.count("/")
+    return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
+
+
+def _respond(body_and_tag: tuple[bytes, str], fmt: Format, stale: bool, ttl: float) -> Response:
+    body, etag = body_and_tag
+    headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": f"max-age={int(ttl)}, public"}
+    if stale:
+        headers[STALE_HEADER] = "true"
+    if not_modified(etag):
+        return Response(status=304, headers=headers)
+    return Response(body, content_type=CONTENT_TYPES[fmt], headers=headers)
+
+
+def _render_page(view: PageView, dist: Distribution, fmt: Format) -> tuple[bytes, str]:
+    key = "json" if fmt is Format.V1_JSON else "html"
+    if (done := view.renders.get(key)) is None:
+        prefix = _content_prefix(dist)
+        if key == "json":
+            versions = project_versions(view.page)
+            body = simple_json.render_project_page(view.page, prefix, versions)
+        else:
+            body = simple_html.render_project_page(view.page, prefix)
+        done = view.renders[key] = (body, etag_of(body))
+    return done  # type: ignore[return-value]
+
+
+def _render_list(view: ListView, fmt: Format) -> tuple[bytes, str]:
+    key = "json" if fmt is Format.V1_JSON else "html"
+    if (done := view.renders.get(key)) is None:
+        if key == "json":
+            body = simple_json.render_project_list(view.names)
+        else:
+            body = simple_html.render_project_list(view.names, "")
+        done = view.renders[key] = (body, etag_of(body))
+    return done  # type: ignore[return-value]
+
+
+def _ttl(dist: Distribution) -> float:
+    return dist.pages.ttl if dist.pages else 0
+
+
+@bp.get("/pypi/<path:base_path>/simple/")
+def project_list(base_path: str) -> Response:
+    dist = distribution(base_path)
+    if (fmt := _format()) is None:
+        return _not_acceptable()
+    view = dist.projects()
+    return _respond(_render_list(view, fmt), fmt, view.stale, _ttl(dist))
+
+
+@bp.get("/pypi/<path:base_path>/simple/<project>/")
+def project_page(base_path: str, project: str) -> Response:
+    dist = distribution(base_path)
+    name = normalize_project(project)
+    if name != project:
+        target = url_for(".project_page", base_path=dist.base_path, project=name)
+        if request.query_string:
+            target += "?" + request.query_string.decode("latin-1")
+        return redirect(target, 301)  # type: ignore[return-value]
+    if (fmt := _format()) is None:
+        return _not_acceptable()
+    view = dist.project(name)
+    return _respond(_render_page(view, dist, fmt), fmt, view.stale, _ttl(dist))

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from proxy.config import ConfigError, load_settings, parse_duration, parse_size
+
+
+def write(tmp_path, text):
+    path = tmp_path / "pullthrough.toml"
+    path.write_text(text)
+    return path
+
+
+def test_embedded_default_is_pypi():
+    s = load_settings(environ={})
+    assert s.server.bind == "127.0.0.1:24817"
+    assert [(d.base_path, d.remote) for d in s.distributions] == [("pypi", "pypi")]
+    assert s.remote("pypi").url == "https://pypi.org/"
+
+
+def test_full_file_and_environment_overrides(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[server]
+data_dir = "/srv/pt"
+[cache]
+max_size = "512MiB"
+index_ttl = "90s"
+[[remotes]]
+name = "corp"
+url = "https://pypi.org/simple/"
+includes = ["django~=2.0,!=2.0.1", "acme-*"]
+excludes = ["acme-secret"]
+prereleases = false
+package_types = ["bdist_wheel"]
+exclude_platforms = ["windows"]
+connect_timeout = "2s"
+sock_read_timeout = 5
+max_retries = 1
+username = "bob"
+password = "s3cret"
+headers = {X-Team = "infra"}
+[[distributions]]
+name = "corp"
+base_path = "team/corp"
+remote = "corp"
+""",
+    )
+    s = load_settings(path, environ={"PULLTHROUGH_CACHE__INDEX_TTL": "1m"})
+    remote = s.remote("corp")
+    assert (s.cache.max_size, s.cache.index_ttl) == (512 * 2**20, 60.0)
+    assert remote.filters.allows_project("acme-tools")
+    assert not remote.filters.allows_project("acme-secret")
+    assert not remote.filters.prereleases
+    assert (remote.connect_timeout, remote.sock_read_timeout, remote.max_retries) == (2, 5, 1)
+    assert remote.headers == {"X-Team": "infra"}
+    assert "s3cret" not in repr(s)
+    assert s.distributions[0].base_path == "team/corp"
+
+
+def test_remote_override_from_environment():
+    s = load_settings(environ={"PULLTHROUGH_REMOTES__PYPI__URL": "http://127.0.0.1:9/simple/"})
+    assert s.remote("pypi").url == "http://127.0.0.1:9/simple/"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[cache]\nmax_size = 'lots'", "cache.max_size: expected a size"),
+        ("[server]\nbind = 'nowhere'", "server.bind: expected HOST:PORT"),
+        ("[server]\nprot = 1", "server.prot: unknown setting"),
+        ("[[remotes]]\nname = 'a'\nurl = 'ftp://x'", "remotes[0].url: expected an http(s) URL"),
+        ("[[remotes]]\nname = 'a'", "remotes[0].url: required"),
+        ("[[remotes]]\nname = 'a'\nurl = 'http://x/'\nincludes = ['dj ango']", "invalid requirement"),
+        ("[[remotes]]\nname = 'a'\nurl = 'http://x/'\nexclude_platforms = ['beos']", "platforms"),
+        ("[[distributions]]\nname = 'd'\nbase_path = 'd'\nremote = 'nope'", "no remote named"),
+        ("[[distributions]]\nname = 'd'\nbase_path = '../etc'", "base_path"),
+        ("[caches]\n", "caches: unknown section"),
+        ("this is = not toml =", "invalid TOML"),
+    ],
+)
+def test_invalid_configuration_names_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError, match="cache.index_ttl"):
+        load_settings(environ={"PULLTHROUGH_CACHE__INDEX_TTL": "soon"})
+    with pytest.raises(ConfigError, match="PULLTHROUGH_REMOTES__NOPE__URL"):
+        load_settings(environ={"PULLTHROUGH_REMOTES__NOPE__URL": "http://x/"})
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("20GB", 20 * 10**9), ("1GiB", 2**30), ("100", 100), (4096, 4096)]
+)
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("500ms", 0.5), ("2h", 7200), (3, 3)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds

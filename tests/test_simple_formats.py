@@ -1,0 +1,143 @@
+"""PEP 503 HTML and PEP 691 JSON: parsing upstream pages, rendering ours, and round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proxy.core import simple_html, simple_json
+from proxy.core.models import DistFile, ProjectPage, project_versions
+
+PAGE_URL = "https://index.example/simple/lib/"
+FULL = DistFile(
+    filename="lib-1.0-py3-none-any.whl",
+    url="https://files.example/packages/ab/lib-1.0-py3-none-any.whl",
+    hashes={"sha256": "a" * 64},
+    requires_python=">=3.8,<4",
+    yanked="broken build",
+    core_metadata={"sha256": "b" * 64},
+    size=1234,
+    upload_time="2024-01-02T03:04:05.000000Z",
+    gpg_sig=False,
+    provenance="https://index.example/integrity/lib/1.0/lib-1.0-py3-none-any.whl/provenance",
+)
+PLAIN = DistFile("lib-0.9.tar.gz", "https://files.example/packages/cd/lib-0.9.tar.gz")
+PAGE = ProjectPage("Lib", (FULL, PLAIN), versions=("0.9", "1.0"))
+
+
+def test_html_upstream_page_with_every_attribute():
+    body = b"""<!DOCTYPE html><html><head><base href="https://files.example/packages/">
+    <title>Links for Lib</title></head><body>
+    <a href="ab/lib-1.0-py3-none-any.whl#sha256=AAAA" data-requires-python="&gt;=3.8"
+       data-dist-info-metadata="sha256=bbbb" data-yanked="" data-gpg-sig="true">lib-1.0-py3-none-any.whl</a>
+    <a href="/other/lib-0.9.tar.gz" data-core-metadata="true">lib-0.9.tar.gz</a>
+    <a href="cd/lib-0.8.zip#md5=0123" data-yanked="security issue">lib-0.8.zip</a>
+    </body></html>"""
+    page = simple_html.parse_project_page(body, PAGE_URL, "lib")
+    first, second, third = page.files
+    assert first.url == "https://files.example/packages/ab/lib-1.0-py3-none-any.whl"
+    assert first.hashes == {"sha256": "aaaa"}
+    assert first.requires_python == ">=3.8"
+    assert first.core_metadata == {"sha256": "bbbb"}
+    assert first.yanked is True
+    assert first.gpg_sig is True
+    assert second.url == "https://files.example/other/lib-0.9.tar.gz"
+    assert second.core_metadata is True and second.yanked is False
+    assert third.hashes == {"md5": "0123"} and third.yanked == "security issue"
+
+
+def test_json_upstream_page():
+    body = json.dumps(
+        {
+            "meta": {"api-version": "1.1", "_last-serial": 42},
+            "name": "Lib",
+            "files": [
+                {
+                    "filename": "lib-1.0-py3-none-any.whl",
+                    "url": "../../packages/lib-1.0-py3-none-any.whl",
+                    "hashes": {"sha256": "AA"},
+                    "requires-python": ">=3.8",
+                    "dist-info-metadata": {"sha256": "bb"},
+                    "yanked": "reason",
+                    "size": 10,
+                    "upload-time": "2024-01-02T03:04:05Z",
+                }
+            ],
+            "versions": ["1.0"],
+        }
+    ).encode()
+    page = simple_json.parse_project_page(body, PAGE_URL, "lib")
+    (f,) = page.files
+    assert f.url == "https://index.example/packages/lib-1.0-py3-none-any.whl"
+    assert (f.hashes, f.core_metadata, f.yanked, f.size) == ({"sha256": "aa"}, {"sha256": "bb"}, "reason", 10)
+    assert (page.name, page.versions, page.last_serial) == ("Lib", ("1.0",), 42)
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"files": [{"url": "x"}]}'])
+def test_unreadable_json(body):
+    with pytest.raises(simple_html.InvalidPage):
+        simple_json.parse_project_page(body, PAGE_URL, "lib")
+
+
+def _local(f: DistFile, prefix: str) -> DistFile:
+    return f.with_url(prefix + f.filename)
+
+
+@pytest.mark.parametrize("fmt", ["html", "json"])
+def test_render_then_parse_keeps_every_field(fmt):
+    prefix = "https://proxy.example/pulp/content/pypi/"
+    if fmt == "html":
+        body = simple_html.render_project_page(PAGE, prefix)
+        parsed = simple_html.parse_project_page(body, PAGE_URL, "lib")
+        # HTML has no attribute for the size; every other field survives.
+        assert [f.filename for f in parsed.files] == [FULL.filename, PLAIN.filename]
+        a = parsed.files[0]
+        assert (a.url, a.hashes, a.requires_python, a.yanked) == (
+            prefix + FULL.filename,
+            FULL.hashes,
+            FULL.requires_python,
+            FULL.yanked,
+        )
+        assert (a.core_metadata, a.gpg_sig, a.provenance, a.upload_time) == (
+            FULL.core_metadata,
+            FULL.gpg_sig,
+            FULL.provenance,
+            FULL.upload_time,
+        )
+        assert a.size is None
+    else:
+        body = simple_json.render_project_page(PAGE, prefix, project_versions(PAGE))
+        parsed = simple_json.parse_project_page(body, PAGE_URL, "lib")
+        assert list(parsed.files) == [_local(FULL, prefix), _local(PLAIN, prefix)]
+        assert parsed.versions == ("0.9", "1.0")
+        assert json.loads(body)["meta"] == {"api-version": "1.1"}
+
+
+def test_html_escapes_attributes_and_quotes_urls():
+    f = DistFile("lib-1.0+local.tar.gz", "x", requires_python='<4,>=3"', yanked="<b>bad</b>")
+    body = simple_html.render_project_page(ProjectPage("lib", (f,)), "../c/").decode()
+    assert 'href="../c/lib-1.0%2Blocal.tar.gz"' in body
+    assert 'data-requires-python="&lt;4,&gt;=3&quot;"' in body
+    assert 'data-yanked="&lt;b&gt;bad&lt;/b&gt;"' in body
+
+
+def test_project_list_round_trip():
+    names = ("Django", "shelf-reader", "Zope.Interface")
+    html = simple_html.render_project_list(names, "")
+    assert b'<a href="zope-interface/">Zope.Interface</a>' in html
+    assert simple_html.parse_project_list(html).names == names
+    assert simple_json.parse_project_list(simple_json.render_project_list(names)).names == names
+
+
+def test_versions_derived_from_files_when_upstream_gives_none():
+    page = ProjectPage(
+        "lib",
+        (
+            DistFile("lib-1.10.tar.gz", "u"),
+            DistFile("lib-1.9-py3-none-any.whl", "u"),
+            DistFile("lib-1.9.tar.gz", "u"),
+            DistFile("lib-2.0rc1.tar.gz", "u"),
+        ),
+    )
+    assert project_versions(page) == ["1.9", "1.10", "2.0rc1"]
