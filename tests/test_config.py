@@ -74,7 +74,10 @@ def test_remote_override_from_environment():
         ("[server]\nprot = 1", "server.prot: unknown setting"),
         ("[[remotes]]\nname = 'a'\nurl = 'ftp://x'", "remotes[0].url: expected an http(s) URL"),
         ("[[remotes]]\nname = 'a'", "remotes[0].url: required"),
-        ("[[remotes]]\nname = 'a'\nurl = 'http://x/'\nincludes = ['dj ango']", "invalid requirement"),
+        (
+            "[[remotes]]\nname = 'a'\nurl = 'http://x/'\nincludes = ['dj ango']",
+            "invalid requirement",
+        ),
         ("[[remotes]]\nname = 'a'\nurl = 'http://x/'\nexclude_platforms = ['beos']", "platforms"),
         ("[[distributions]]\nname = 'd'\nbase_path = 'd'\nremote = 'nope'", "no remote named"),
         ("[[distributions]]\nname = 'd'\nbase_path = '../etc'", "base_path"),
@@ -88,7 +91,7 @@ def test_invalid_configuration_names_the_key(tmp_path, text, message):
 
 
 def test_bad_environment_value_names_the_variable():
-    with pytest.raises(ConfigError, match="cache.index_ttl"):
+    with pytest.raises(ConfigError, match=r"cache\.index_ttl"):
         load_settings(environ={"PULLTHROUGH_CACHE__INDEX_TTL": "soon"})
     with pytest.raises(ConfigError, match="PULLTHROUGH_REMOTES__NOPE__URL"):
         load_settings(environ={"PULLTHROUGH_REMOTES__NOPE__URL": "http://x/"})

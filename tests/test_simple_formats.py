@@ -70,7 +70,12 @@ def test_json_upstream_page():
     page = simple_json.parse_project_page(body, PAGE_URL, "lib")
     (f,) = page.files
     assert f.url == "https://index.example/packages/lib-1.0-py3-none-any.whl"
-    assert (f.hashes, f.core_metadata, f.yanked, f.size) == ({"sha256": "aa"}, {"sha256": "bb"}, "reason", 10)
+    assert (f.hashes, f.core_metadata, f.yanked, f.size) == (
+        {"sha256": "aa"},
+        {"sha256": "bb"},
+        "reason",
+        10,
+    )
     assert (page.name, page.versions, page.last_serial) == ("Lib", ("1.0",), 42)
 
 

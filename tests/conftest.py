@@ -1,0 +1,145 @@
+"""Fixtures for end-to-end tests: packages built here, a real upstream index on loopback, and the
+proxy as a real server (gunicorn, or a threaded werkzeug server for fault tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from proxy.config import Settings, load_settings
+from proxy.web.app import create_app
+from support.packages import build_sdist, build_wheel
+from support.servers import Server, free_port, wait_ready
+from support.tools import clean_env
+from support.upstream import Upstream
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """The packages every upstream in these tests serves."""
+
+    files: dict[str, list[tuple[Path, dict[str, object]]]]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    out = tmp_path_factory.mktemp("wheelhouse")
+    files: dict[str, list[tuple[Path, dict[str, object]]]] = {
+        "shelf-reader": [
+            (build_wheel(out, "shelf-reader", "0.1"), {"upload_time": "2020-01-01T00:00:00Z"}),
+            (build_sdist(out, "shelf-reader", "0.1"), {"upload_time": "2020-01-01T00:00:00Z"}),
+            (build_wheel(out, "shelf-reader", "0.2"), {"upload_time": "2021-01-01T00:00:00Z"}),
+            (
+                build_wheel(out, "shelf-reader", "0.3", requires_python=">=3.8"),
+                {
+                    "yanked": "broken",
+                    "requires_python": ">=3.8",
+                    "upload_time": "2022-01-01T00:00:00Z",
+                },
+            ),
+            (build_wheel(out, "shelf-reader", "0.4rc1"), {"upload_time": "2023-01-01T00:00:00Z"}),
+        ],
+        "winonly": [
+            (build_wheel(out, "winonly", "1.0", platform_tag="win_amd64"), {}),
+            (build_sdist(out, "winonly", "1.0"), {}),
+        ],
+        "app-with-dep": [
+            (
+                build_wheel(out, "app-with-dep", "1.0", requires_dist=["shelf-reader>=0.1"]),
+                {"metadata": True},
+            ),
+        ],
+        "meta-lib": [(build_wheel(out, "meta-lib", "2.0"), {"metadata": True})],
+    }
+    return Wheelhouse(files)
+
+
+def fill(upstream: Upstream, wheelhouse: Wheelhouse) -> Upstream:
+    for project, entries in wheelhouse.files.items():
+        for path, options in entries:
+            upstream.add_file(project, path, **options)  # type: ignore[arg-type]
+    return upstream
+
+
+@pytest.fixture
+def upstream(wheelhouse: Wheelhouse) -> Iterator[Upstream]:
+    with Upstream() as up:
+        yield fill(up, wheelhouse)
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start `pullthrough serve` (gunicorn, 2 workers) with a config file; stopped at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(text: str, *, workers: int = 2) -> Server:
+        config = tmp_path / f"pullthrough-{len(procs)}.toml"
+        config.write_text(text)
+        port = free_port()
+        log = open(tmp_path / f"server-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "proxy.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+            ],
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        log.close()
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url + "/pulp/api/v3/status/", proc)
+        data_dir = Path(load_settings(config, environ={}).server.data_dir)
+        return Server(url, data_dir)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """The app in a threaded werkzeug server in this process (fast; for fault tests)."""
+    running = []
+
+    def start(settings: Settings | str) -> Server:
+        if isinstance(settings, str):
+            config = tmp_path / f"live-{len(running)}.toml"
+            config.write_text(settings)
+            settings = load_settings(config, environ={})
+        app = create_app(settings)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread, app))
+        return Server(f"http://127.0.0.1:{server.server_port}", settings.server.data_dir)
+
+    yield start
+    for server, thread, app in running:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["pullthrough"].close()

@@ -1,0 +1,152 @@
+"""The page cache against injected upstream faults (responses): TTL, revalidation, stale copies."""
+
+from __future__ import annotations
+
+import json
+
+import diskcache
+import pytest
+import requests
+import responses
+
+from proxy.config import RemoteSettings
+from proxy.services.remote_pages import RemotePages
+from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
+
+ROOT = "https://upstream.example/simple/"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def page_body(*filenames: str) -> bytes:
+    files = [
+        {"filename": f, "url": f"https://files.example/{f}", "hashes": {"sha256": "ab" * 32}}
+        for f in filenames
+    ]
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "lib", "files": files}).encode()
+
+
+@pytest.fixture
+def clock():
+    return [1000.0]
+
+
+@pytest.fixture
+def pages(tmp_path, clock):
+    client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
+    cache = diskcache.Cache(str(tmp_path / "pages"))
+    yield RemotePages(client, cache, ttl=60, clock=lambda: clock[0])
+    cache.close()
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "root"),
+    [
+        ("https://pypi.org/", "https://pypi.org/simple/"),
+        ("https://pypi.org", "https://pypi.org/simple/"),
+        ("https://pypi.org/simple", "https://pypi.org/simple/"),
+        ("https://host/pypi/foo/simple/", "https://host/pypi/foo/simple/"),
+        ("https://host/repo/", "https://host/repo/simple/"),
+    ],
+)
+def test_remote_url_may_be_root_or_simple(url, root):
+    assert simple_root(url) == root
+
+
+@responses.activate
+def test_pages_are_cached_for_the_ttl_then_revalidated(pages, clock):
+    responses.get(
+        ROOT + "lib/",
+        body=page_body("lib-1.0.tar.gz"),
+        content_type=JSON,
+        headers={"ETag": '"v1"'},
+    )
+    first = pages.project("lib")
+    assert [f.filename for f in first.value.files] == ["lib-1.0.tar.gz"]
+    clock[0] += 30
+    assert pages.project("lib").value == first.value
+    assert len(responses.calls) == 1  # within the TTL: no upstream request
+
+    clock[0] += 31
+    responses.replace(responses.GET, ROOT + "lib/", status=304)
+    again = pages.project("lib")
+    assert responses.calls[-1].request.headers["If-None-Match"] == '"v1"'
+    assert again.value == first.value and again.fetched_at == clock[0] and not again.stale
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {"body": requests.ConnectionError("connection refused")},
+        {"body": requests.ReadTimeout("read timed out")},
+        {"body": b"{not json", "content_type": JSON},
+    ],
+)
+def test_upstream_failure_serves_the_stale_copy(pages, clock, fault):
+    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    good = pages.project("lib")
+    clock[0] += 120
+    responses.replace(responses.GET, ROOT + "lib/", **fault)
+    stale = pages.project("lib")
+    assert stale.stale and stale.value == good.value
+    assert pages.cache.get(("page", ROOT + "lib/")).value == good.value  # the good copy is kept
+
+
+@responses.activate
+def test_upstream_failure_without_a_copy_is_an_error(pages):
+    responses.get(ROOT + "lib/", body=requests.ConnectTimeout("timed out"))
+    with pytest.raises(UpstreamTimeout):
+        pages.project("lib")
+    responses.replace(responses.GET, ROOT + "lib/", status=503)
+    with pytest.raises(UpstreamError, match="503"):
+        pages.project("lib")
+
+
+@responses.activate
+def test_upstream_404_is_remembered_as_missing(pages):
+    responses.get(ROOT + "nope/", status=404)
+    assert pages.project("nope").value is None
+
+
+@responses.activate
+def test_html_fallback_resolves_relative_links(pages):
+    responses.get(
+        ROOT + "lib/",
+        body=b'<a href="../../files/lib-1.0.tar.gz#sha256=abcd">lib-1.0.tar.gz</a>',
+        content_type="text/html",
+    )
+    (f,) = pages.project("lib").value.files
+    assert f.url == "https://upstream.example/files/lib-1.0.tar.gz"
+    assert f.hashes == {"sha256": "abcd"}
+    sent = responses.calls[0].request.headers["Accept"]
+    assert sent.startswith("application/vnd.pypi.simple.v1+json")
+
+
+@responses.activate
+def test_credentials_go_to_the_index_only_and_never_into_errors():
+    remote = RemoteSettings(name="up", url=ROOT, username="bob", password="s3cret", max_retries=0)
+    client = UpstreamClient(remote)
+    responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)
+    responses.get("https://files.example/lib-1.0.tar.gz", body=b"x")
+    client.get_page(ROOT + "lib/")
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+    client.open_file("https://files.example/lib-1.0.tar.gz").close()
+    assert "Authorization" not in responses.calls[1].request.headers
+    client.close()
+
+
+@responses.activate
+def test_credentials_in_the_remote_url_stay_out_of_error_messages():
+    client = UpstreamClient(
+        RemoteSettings(name="up", url="https://bob:s3cret@upstream.example/simple/", max_retries=0)
+    )
+    responses.get(
+        "https://bob:s3cret@upstream.example/simple/lib/", body=requests.ConnectionError("refused")
+    )
+    with pytest.raises(UpstreamError) as err:
+        client.get_page(client.project_url("lib"))
+    assert "upstream.example/simple/lib/" in str(err.value)
+    assert "s3cret" not in str(err.value)
+    client.close()
