@@ -39,7 +39,7 @@ class StreamedFile:
 
     chunks: Generator[bytes, None, None]
     size: int | None
-    abandon: Callable[[], None]  # releases the download if it never started
+    abandon: Callable[[], None]  # for a response never sent: finish the download here
     stale: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -120,12 +120,22 @@ class PullThrough:
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
 
-        def abandon() -> None:
-            resp.close()
-            lock.release()
+        download = self._download(client, resp, url, expected, lock)
+        # Read the first chunk before answering: a small file is then wholly fetched and verified
+        # (a failure is a clean 502), and a large one has at least started.
+        try:
+            first = next(download)
+        except StopIteration:
+            first = b""
+        except HashMismatch as exc:
+            raise UpstreamError(f"upstream sent a file that fails its hash check: {exc}") from None
 
-        chunks = self._download(client, resp, url, expected, lock)
-        return StreamedFile(chunks, size, abandon, view.stale)
+        def relay() -> Generator[bytes, None, None]:
+            if first:
+                yield first
+            yield from download
+
+        return StreamedFile(relay(), size, download.close, view.stale)
 
     def _download(
         self,

@@ -8,6 +8,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from proxy import __version__
@@ -112,14 +114,8 @@ class UpstreamClient:
                 timeout=self.timeout,
                 stream=True,
             )
-        except requests.Timeout as exc:
-            raise UpstreamTimeout(
-                f"upstream timed out: {describe_url(url)}: {_reason(exc)}"
-            ) from None
         except requests.RequestException as exc:
-            raise UpstreamError(
-                f"upstream unreachable: {describe_url(url)}: {_reason(exc)}"
-            ) from None
+            raise _failure("upstream unreachable", url, exc) from None
 
     def get_page(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
@@ -167,18 +163,10 @@ class UpstreamClient:
                 if total is not None and time.monotonic() - started > total:
                     raise UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")
                 yield chunk
-        except requests.RequestException as exc:
-            raise UpstreamError(
-                f"upstream broke off: {describe_url(url)}: {_reason(exc)}"
-            ) from None
-        except Exception as exc:  # urllib3 errors: protocol, read timeout, incomplete read
-            if isinstance(exc, UpstreamError):
-                raise
-            if "timed out" in str(exc).lower():
-                raise UpstreamTimeout(f"upstream timed out: {describe_url(url)}") from None
-            raise UpstreamError(
-                f"upstream broke off: {describe_url(url)}: {_reason(exc)}"
-            ) from None
+        except UpstreamError:
+            raise
+        except Exception as exc:  # requests and urllib3 errors: protocol, timeout, short read
+            raise _failure("upstream broke off", url, exc) from None
 
     def reachable(self) -> bool:
         try:
@@ -197,10 +185,33 @@ def describe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and urllib3's `reason`, outermost first."""
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 20:
+        current = todo.pop(0)
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+    return chain
+
+
+def _failure(what: str, url: str, exc: BaseException) -> UpstreamError:
+    """UpstreamTimeout when any cause is a timeout (requests reports a read timeout under
+    retries as a ConnectionError), else UpstreamError."""
+    causes = _causes(exc)
+    timeouts = (TimeoutError, requests.Timeout, Urllib3Timeout)
+    refused = any(isinstance(c, NewConnectionError) for c in causes)  # a "timeout" subclass
+    if not refused and any(isinstance(c, timeouts) for c in causes):
+        return UpstreamTimeout(f"upstream timed out: {describe_url(url)}: {_reason(causes[-1])}")
+    return UpstreamError(f"{what}: {describe_url(url)}: {_reason(causes[-1])}")
+
+
 def _reason(exc: BaseException) -> str:
     """The innermost cause, short, without URLs that might carry credentials."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
     text = type(exc).__name__
     detail = str(exc).split("(Caused by", 1)[0]
     return f"{text}: {detail[:120]}" if "@" not in detail else text

@@ -37,7 +37,8 @@ def choose_format(accept: str | None, format_param: str | None = None) -> Format
     `?format=<content type>` overrides the Accept header, as on PyPI.
     """
     if format_param:
-        return _OFFERS.get(format_param.strip().lower())
+        # An unencoded `+` in a query string arrives as a space.
+        return _OFFERS.get(format_param.strip().lower().replace(" ", "+"))
     if not accept or not accept.strip():
         return Format.HTML
     match = parse_accept_header(accept, MIMEAccept).best_match(ACCEPTABLE)

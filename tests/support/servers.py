@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -33,27 +34,31 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: f
     raise TimeoutError(f"server not ready at {url}")
 
 
-def config_text(
-    upstream_url: str, data_dir: Path, *, remote_extra: str = "", cache: str = ""
-) -> str:
-    return f"""
-[server]
-data_dir = "{data_dir}"
-[cache]
-index_ttl = "10m"
-{cache}
-[[remotes]]
-name = "up"
-url = "{upstream_url}"
-connect_timeout = 2
-sock_read_timeout = 3
-max_retries = 1
-{remote_extra}
-[[distributions]]
-name = "main"
-base_path = "main"
-remote = "up"
-"""
+def config_text(upstream_url: str, data_dir: Path, **overrides: object) -> str:
+    """A one-remote, one-distribution (base path `main`) config; `overrides` replace or add
+    `cache.*` keys (prefixed `cache_`) and remote keys (everything else), as TOML values."""
+    cache: dict[str, object] = {"index_ttl": "10m"}
+    remote: dict[str, object] = {
+        "name": "up",
+        "url": upstream_url,
+        "connect_timeout": 2,
+        "sock_read_timeout": 3,
+        "max_retries": 1,
+    }
+    for key, value in overrides.items():
+        if key.startswith("cache_"):
+            cache[key.removeprefix("cache_")] = value
+        else:
+            remote[key] = value
+
+    def table(values: dict[str, object]) -> str:
+        return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+
+    return (
+        f'[server]\ndata_dir = "{data_dir}"\n[cache]\n{table(cache)}'
+        f"[[remotes]]\n{table(remote)}"
+        '[[distributions]]\nname = "main"\nbase_path = "main"\nremote = "up"\n'
+    )
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""A broken or slow upstream never corrupts the cache, and clients get clear errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from support.servers import config_text, stored_files
+
+pytestmark = pytest.mark.e2e
+JSON = "application/vnd.pypi.simple.v1+json"
+STALE = "X-Pullthrough-Stale"
+
+
+def wheel_of(upstream, project="shelf-reader", version="0.2"):
+    return next(
+        f for f in upstream.files_for(project) if f.filename.endswith(f"{version}-py3-none-any.whl")
+    )
+
+
+def fetch(url: str) -> tuple[int | None, bytes]:
+    """Status and body as a client sees them; None when the transfer broke off."""
+    try:
+        with requests.get(url, timeout=15) as resp:
+            return resp.status_code, resp.content
+    except requests.RequestException:
+        return None, b""
+
+
+def tmp_files(data_dir):
+    return [p for p in (data_dir / "artifacts" / ".tmp").iterdir()]
+
+
+def test_upstream_timeout_is_a_504(upstream, live_server, tmp_path):
+    proxy = live_server(
+        config_text(upstream.index_url, tmp_path / "d", sock_read_timeout=0.5, max_retries=0)
+    )
+    upstream.delay = 2
+    started = time.monotonic()
+    resp = requests.get(proxy.index() + "shelf-reader/", timeout=15)
+    assert resp.status_code == 504 and "timed out" in resp.text
+    assert time.monotonic() - started < 2
+
+
+def test_upstream_500_is_a_502_after_bounded_retries(upstream, live_server, tmp_path):
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
+    upstream.fail_status = 500
+    resp = requests.get(proxy.index() + "shelf-reader/", timeout=15)
+    assert resp.status_code == 502 and "500" in resp.text
+    assert len(upstream.requests_for("/simple/shelf-reader/")) == 2  # max_retries = 1
+
+    upstream.fail_status, upstream.fail_times = 503, 1  # one failure, then a retry succeeds
+    assert requests.get(proxy.index() + "winonly/", timeout=15).status_code == 200
+
+
+@pytest.mark.parametrize("fault", ["reset_files", "corrupt_files"])
+def test_broken_download_leaves_nothing_and_the_next_request_heals(
+    upstream, live_server, tmp_path, fault
+):
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
+    wheel = wheel_of(upstream)
+    url = f"{proxy.url}/pulp/content/main/{wheel.filename}"
+    requests.get(proxy.index() + "shelf-reader/", timeout=10).raise_for_status()
+    setattr(upstream, fault, True)
+    status, body = fetch(url)
+    assert body != wheel.data  # the client never receives a complete, bad file
+    assert status in (None, 200, 502)
+    assert stored_files(proxy.data_dir) == [] and tmp_files(proxy.data_dir) == []
+
+    setattr(upstream, fault, False)
+    status, body = fetch(url)
+    assert status == 200 and body == wheel.data
+    assert [p.name for p in stored_files(proxy.data_dir)] == [wheel.sha256]
+
+
+def test_upstream_down_after_caching_serves_stale_copies(upstream, live_server, tmp_path):
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d", cache_index_ttl="1s"))
+    wheel = wheel_of(upstream)
+    file_url = f"{proxy.url}/pulp/content/main/{wheel.filename}"
+    assert requests.get(proxy.index() + "shelf-reader/", timeout=10).status_code == 200
+    assert fetch(file_url) == (200, wheel.data)
+
+    upstream.down()
+    time.sleep(1.2)  # past the TTL: the proxy must try the upstream, fail, and fall back
+    page = requests.get(proxy.index() + "shelf-reader/", headers={"Accept": JSON}, timeout=15)
+    assert page.status_code == 200 and page.headers[STALE] == "true"
+    assert wheel.filename in {f["filename"] for f in page.json()["files"]}
+    with requests.get(file_url, timeout=15) as resp:
+        assert resp.status_code == 200 and resp.content == wheel.data
+    uncached = requests.get(proxy.index() + "meta-lib/", timeout=15)
+    assert uncached.status_code == 502 and "unreachable" in uncached.text

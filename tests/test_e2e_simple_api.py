@@ -1,0 +1,187 @@
+"""The simple API over HTTP: negotiation, redirects, ETags, fields, filters, files and metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+
+import pytest
+import requests
+
+from support.servers import config_text, stored_files
+
+pytestmark = pytest.mark.e2e
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@pytest.fixture
+def proxy(upstream, live_server, tmp_path):
+    return live_server(config_text(upstream.index_url, tmp_path / "data"))
+
+
+def get(url: str, **headers: str) -> requests.Response:
+    return requests.get(url, headers=headers, timeout=10, allow_redirects=False)
+
+
+def test_negotiation_content_types_and_vary(proxy):
+    page = proxy.index() + "shelf-reader/"
+    html = get(page)
+    assert html.status_code == 200
+    assert html.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert html.headers["Vary"] == "Accept"
+    data = get(page, Accept=f"{JSON}, text/html;q=0.1")
+    assert data.headers["Content-Type"] == JSON
+    assert data.json()["name"] == "shelf-reader"
+    v1html = get(page, Accept="application/vnd.pypi.simple.v1+html")
+    assert v1html.headers["Content-Type"] == "application/vnd.pypi.simple.v1+html"
+    assert get(page + f"?format={JSON}", Accept="text/html").headers["Content-Type"] == JSON
+    refused = get(page, Accept="application/xml")
+    assert refused.status_code == 406 and JSON in refused.text
+
+
+def test_etag_and_conditional_requests(proxy):
+    page = proxy.index() + "shelf-reader/"
+    first = get(page, Accept=JSON)
+    etag = first.headers["ETag"]
+    again = get(page, Accept=JSON, **{"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    html = get(page, **{"If-None-Match": etag})  # another representation, another tag
+    assert html.status_code == 200 and html.headers["ETag"] != etag
+
+
+def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy):
+    moved = get(proxy.index() + "Shelf_Reader/?format=" + JSON)
+    assert moved.status_code == 301
+    assert moved.headers["Location"].endswith(f"/pypi/main/simple/shelf-reader/?format={JSON}")
+    missing = get(proxy.index() + "no-such-project/")
+    assert missing.status_code == 404 and "no-such-project" in missing.text
+    no_dist = get(proxy.url + "/pypi/nowhere/simple/shelf-reader/")
+    assert no_dist.status_code == 404 and "nowhere" in no_dist.text
+    bad = get(proxy.index() + "-bad-name-/")
+    assert bad.status_code == 400 and "Invalid project name" in bad.text
+
+
+def test_every_upstream_field_is_carried(proxy, upstream):
+    data = get(proxy.index() + "shelf-reader/", Accept=JSON).json()
+    files = {f["filename"]: f for f in data["files"]}
+    assert set(files) == {f.filename for f in upstream.files_for("shelf-reader")}
+    yanked = files["shelf_reader-0.3-py3-none-any.whl"]
+    assert yanked["yanked"] == "broken" and yanked["requires-python"] == ">=3.8"
+    for f in upstream.files_for("shelf-reader"):
+        ours = files[f.filename]
+        assert ours["hashes"] == {"sha256": f.sha256}
+        assert ours["size"] == f.size
+        assert ours["upload-time"] == f.upload_time
+        assert ours["url"].endswith(f"/pulp/content/main/{f.filename}")
+    assert data["versions"] == ["0.1", "0.2", "0.3", "0.4rc1"]
+    meta = get(proxy.index() + "app-with-dep/", Accept=JSON).json()["files"][0]
+    (upstream_file,) = upstream.files_for("app-with-dep")
+    assert meta["core-metadata"] == {"sha256": upstream_file.metadata_sha256}
+
+    html = get(proxy.index() + "shelf-reader/").text
+    assert 'data-yanked="broken"' in html and 'data-requires-python="&gt;=3.8"' in html
+
+
+def test_html_only_upstream_works(wheelhouse, live_server, tmp_path):
+    from conftest import fill
+
+    from support.upstream import Upstream
+
+    with Upstream(json_enabled=False, relative_urls=True) as up:
+        fill(up, wheelhouse)
+        proxy = live_server(config_text(up.index_url, tmp_path / "data"))
+        data = get(proxy.index() + "shelf-reader/", Accept=JSON).json()
+        assert data["versions"] == ["0.1", "0.2", "0.3", "0.4rc1"]
+        f = next(x for x in data["files"] if x["filename"] == "shelf_reader-0.2-py3-none-any.whl")
+        body = get(proxy.url + "/pulp/content/main/" + f["filename"]).content
+        assert hashlib.sha256(body).hexdigest() == f["hashes"]["sha256"]
+
+
+def test_project_list_is_the_upstreams(proxy):
+    data = get(proxy.index(), Accept=JSON).json()
+    assert {p["name"] for p in data["projects"]} >= {"shelf-reader", "winonly", "meta-lib"}
+    assert 'href="shelf-reader/"' in get(proxy.index()).text
+
+
+def test_filters_apply_to_pages_lists_and_direct_file_urls(upstream, live_server, tmp_path):
+    text = config_text(
+        upstream.index_url,
+        tmp_path / "d",
+        includes=["shelf-reader<0.3", "winonly", "app-*"],
+        excludes=["app-with-dep"],
+        exclude_platforms=["windows"],
+    )
+    proxy = live_server(text)
+    files = [
+        f["filename"] for f in get(proxy.index() + "shelf-reader/", Accept=JSON).json()["files"]
+    ]
+    assert sorted(files) == [
+        "shelf_reader-0.1-py3-none-any.whl",
+        "shelf_reader-0.1.tar.gz",
+        "shelf_reader-0.2-py3-none-any.whl",
+    ]
+    winonly = get(proxy.index() + "winonly/", Accept=JSON).json()["files"]
+    assert [f["filename"] for f in winonly] == ["winonly-1.0.tar.gz"]
+    assert get(proxy.index() + "meta-lib/").status_code == 404  # not included
+    assert get(proxy.index() + "app-with-dep/").status_code == 404  # excluded
+    # A file the page does not list cannot be fetched by asking for it directly.
+    direct = get(proxy.url + "/pulp/content/main/shelf_reader-0.3-py3-none-any.whl")
+    assert direct.status_code == 404
+    assert not upstream.requests_for("shelf_reader-0.3", server="files")
+    names = {p["name"] for p in get(proxy.index(), Accept=JSON).json()["projects"]}
+    assert names == {"shelf-reader", "winonly"}
+
+
+def test_pep658_metadata_proxied_or_read_from_the_wheel(proxy, upstream):
+    (app,) = upstream.files_for("app-with-dep")
+    got = get(f"{proxy.url}/pulp/content/main/{app.filename}.metadata")
+    assert got.status_code == 200 and got.content == app.metadata
+    assert hashlib.sha256(got.content).hexdigest() == app.metadata_sha256
+
+    wheel = next(
+        f for f in upstream.files_for("shelf-reader") if f.filename.endswith("0.2-py3-none-any.whl")
+    )
+    got = get(f"{proxy.url}/pulp/content/main/{wheel.filename}.metadata")
+    with zipfile.ZipFile(io.BytesIO(wheel.data)) as z:
+        expected = z.read("shelf_reader-0.2.dist-info/METADATA")
+    assert got.status_code == 200 and got.content == expected
+    sdist = get(f"{proxy.url}/pulp/content/main/shelf_reader-0.1.tar.gz.metadata")
+    assert sdist.status_code == 404
+
+
+def test_head_and_range_on_cached_files(proxy, upstream):
+    wheel = next(
+        f for f in upstream.files_for("shelf-reader") if f.filename.endswith("0.2-py3-none-any.whl")
+    )
+    url = f"{proxy.url}/pulp/content/main/{wheel.filename}"
+    head = requests.head(url, timeout=10)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == wheel.size
+    assert not upstream.requests_for(wheel.filename, server="files")  # HEAD fetches nothing
+    full = get(url)
+    assert full.content == wheel.data
+    part = get(url, Range="bytes=10-19")
+    assert part.status_code == 206 and part.content == wheel.data[10:20]
+    assert part.headers["Content-Range"] == f"bytes 10-19/{wheel.size}"
+    head = requests.head(url, timeout=10)
+    assert (
+        head.headers["Accept-Ranges"] == "bytes" and head.headers["ETag"].strip('"') == wheel.sha256
+    )
+    assert len(upstream.requests_for(wheel.filename, server="files", method="GET")) == 1
+
+
+def test_status_reports_storage_cache_and_upstream(proxy, upstream):
+    wheel = upstream.files_for("meta-lib")[0]
+    get(f"{proxy.url}/pulp/content/main/{wheel.filename}")
+    status = get(proxy.url + "/pulp/api/v3/status/").json()
+    assert status["cache"]["size"] == wheel.size and status["cache"]["files"] == 1
+    assert status["remotes"] == [
+        {
+            "name": "up",
+            "url": upstream.index_url,
+            "reachable": True,
+            "checked_at": status["remotes"][0]["checked_at"],
+        }
+    ]
+    assert status["storage"]["free"] > 0
+    assert [p.name for p in stored_files(proxy.data_dir)] == [wheel.sha256]
