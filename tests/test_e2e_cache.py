@@ -1,0 +1,72 @@
+"""The cache's size limit: least recently used files go first, never cutting a transfer short."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from support.servers import config_text, stored_files
+
+pytestmark = pytest.mark.e2e
+
+
+def payload_wheel(tmp_path, name: str, size: int):
+    path = tmp_path / f"{name}-1.0-py3-none-any.whl"
+    seed = hashlib.sha256(name.encode()).digest()
+    path.write_bytes((seed * (size // len(seed) + 1))[:size])
+    return path
+
+
+def test_least_recently_used_files_are_evicted_over_the_limit(upstream, live_server, tmp_path):
+    wheels = {n: payload_wheel(tmp_path, n, 100_000) for n in ("aaa", "bbb", "ccc", "ddd")}
+    for name, path in wheels.items():
+        upstream.add_file(name, path)
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d", cache_max_size="250KB"))
+
+    def url(name: str) -> str:
+        return f"{proxy.url}/pulp/content/main/{wheels[name].name}"
+
+    def sha(name: str) -> str:
+        return hashlib.sha256(wheels[name].read_bytes()).hexdigest()
+
+    def get(name: str) -> bytes:
+        return requests.get(url(name), timeout=10).content
+
+    assert get("aaa") == wheels["aaa"].read_bytes()
+    assert get("bbb") == wheels["bbb"].read_bytes()
+    get("aaa")  # a cache hit: "aaa" is now more recently used than "bbb"
+    get("ccc")  # 300 KB > 250 KB: evict down to 225 KB
+    assert {p.name for p in stored_files(proxy.data_dir)} == {sha("aaa"), sha("ccc")}
+
+    # Uses are recorded at most once a minute per file, so "aaa" is now the oldest; a slow
+    # reader holds it open while the next download evicts it.
+    reader = requests.get(url("aaa"), timeout=10, stream=True)
+    first = reader.raw.read(1000)
+    get("ddd")
+    assert {p.name for p in stored_files(proxy.data_dir)} == {sha("ccc"), sha("ddd")}
+    rest = reader.raw.read()
+    reader.close()
+    assert first + rest == wheels["aaa"].read_bytes()  # the transfer in flight was not cut
+
+    status = requests.get(proxy.url + "/pulp/api/v3/status/", timeout=10).json()
+    assert status["cache"] == {"size": 200_000, "max_size": 250_000, "files": 2}
+    # An evicted file is simply fetched again.
+    assert requests.get(url("aaa"), timeout=10).content == wheels["aaa"].read_bytes()
+    assert len(upstream.requests_for(wheels["aaa"].name, server="files", method="GET")) == 2
+
+
+def test_invalid_configuration_stops_the_server_at_start(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[cache]\nmax_size = "a lot"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "cache.max_size: expected a size like '20GB'" in proc.stderr
