@@ -70,6 +70,12 @@ def test_pip_download_and_sdist_install_then_served_from_cache_with_upstream_dow
     run_pip(["install", "--index-url", server.index(), "shelf-reader==0.2"], python=python)
     assert versions_in(python, "shelf_reader") == ["0.2"]
 
+    # winonly has a windows-only wheel and an sdist: pip on linux must build the sdist.
+    run_pip(["install", "--index-url", server.index(), "winonly"], python=python)
+    assert versions_in(python, "winonly") == ["1.0"]
+    assert upstream.requests_for("winonly-1.0.tar.gz", server="files")
+    assert not upstream.requests_for("win_amd64", server="files")
+
     upstream.down()  # pages are within their TTL and the files are cached
     python2 = make_venv(tmp_path / "venv2")
     run_pip(["install", "--index-url", server.index(), "shelf-reader==0.2"], python=python2)

@@ -40,6 +40,19 @@ def test_negotiation_content_types_and_vary(proxy):
     assert refused.status_code == 406 and JSON in refused.text
 
 
+def test_warm_answers_match_the_first_rendering(proxy):
+    """The second request is served from the in-memory rendering (below Flask): same bytes,
+    same headers."""
+    page = proxy.index() + "shelf-reader/"
+    for accept in ("text/html", JSON):
+        first, warm = get(page, Accept=accept), get(page, Accept=accept)
+        assert warm.content == first.content
+        drop = {"Date", "Server", "Connection"}
+        assert {k: v for k, v in warm.headers.items() if k not in drop} == {
+            k: v for k, v in first.headers.items() if k not in drop
+        }
+
+
 def test_etag_and_conditional_requests(proxy):
     page = proxy.index() + "shelf-reader/"
     first = get(page, Accept=JSON)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 
 
@@ -9,6 +11,7 @@ class InvalidProjectName(ValueError):
     pass
 
 
+@lru_cache(maxsize=65536)
 def normalize_project(name: str) -> NormalizedName:
     """The normalized name; raises InvalidProjectName for names that are not valid project names."""
     try:

@@ -69,11 +69,15 @@ class Distribution:
             return self.clock() + STALE_RETRY_SECONDS
         return fetched_at + (self.pages.ttl if self.pages else math.inf)
 
-    def project(self, name: NormalizedName) -> PageView:
-        """The project's page; raises NotFound, or UpstreamError when nothing is cached."""
+    def fresh_view(self, name: str) -> PageView | None:
+        """The project's view if this process holds a fresh one; never any I/O (the hot path)."""
         with self._lock:
             view = self._views.get(name)
-        if view is not None and self.clock() < view.expires_at:
+        return view if view is not None and self.clock() < view.expires_at else None
+
+    def project(self, name: NormalizedName) -> PageView:
+        """The project's page; raises NotFound, or UpstreamError when nothing is cached."""
+        if (view := self.fresh_view(name)) is not None:
             return view
         if self.pages is None or not self.filters.allows_project(name):
             raise NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")

@@ -166,7 +166,8 @@ class PullThrough:
                     pending = chunk
                 sha = writer.commit()
                 self.ledger.record(sha, writer.size)
-                self.ledger.remember_url(url, sha)
+                if "sha256" not in expected:
+                    self.ledger.remember_url(url, sha)
                 log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
             self.evict_if_needed()
             if pending and not client_gone:

@@ -71,10 +71,15 @@ class RemotePages:
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
         # One fetch per page per process; the others wait and take its result.
-        with self._locks[hash(url) % len(self._locks)]:
-            cached = self.cache.get(key)
-            if cached is not None and self.clock() - cached.fetched_at < self.ttl:
-                return cached
+        lock = self._locks[hash(url) % len(self._locks)]
+        waited = not lock.acquire(blocking=False)
+        if waited:
+            lock.acquire()
+        try:
+            if waited:
+                cached = self.cache.get(key)
+                if cached is not None and self.clock() - cached.fetched_at < self.ttl:
+                    return cached
             try:
                 fresh = self._fetch(url, cached, parse)
             except UpstreamError as exc:
@@ -84,6 +89,8 @@ class RemotePages:
                 return replace(cached, stale=True)
             self.cache.set(key, fresh)
             return fresh
+        finally:
+            lock.release()
 
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]

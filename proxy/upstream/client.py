@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -66,8 +68,9 @@ class UpstreamClient:
         self._origin = urlsplit(self.root)[:2]
         self.timeout = (remote.connect_timeout, remote.sock_read_timeout)
         self.session = session or requests.Session()
-        # trust_env stays on: REQUESTS_CA_BUNDLE and HTTPS_PROXY/NO_PROXY from the environment apply
-        # unless the remote sets its own CA bundle or proxy.
+        # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
+        # sets its own; it is read once per host here, not on every request as trust_env does.
+        self.session.trust_env = False
         retry = Retry(
             total=remote.max_retries,
             backoff_factor=0.2,
@@ -84,8 +87,11 @@ class UpstreamClient:
             proxy = _with_credentials(
                 remote.proxy_url, remote.proxy_username, remote.proxy_password
             )
-            self.session.proxies = {"http": proxy, "https": proxy}
-        self.session.verify = remote.ca_cert or remote.tls_validation
+            self._fixed_proxies: dict[str, str] | None = {"http": proxy, "https": proxy}
+        else:
+            self._fixed_proxies = None
+        env_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.session.verify = remote.ca_cert or (remote.tls_validation and (env_bundle or True))
         if remote.client_cert:
             self.session.cert = (
                 (remote.client_cert, remote.client_key) if remote.client_key else remote.client_cert
@@ -97,6 +103,12 @@ class UpstreamClient:
 
     def project_url(self, name: str) -> str:
         return f"{self.root}{name}/"
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one client per remote, kept for the process
+    def _proxies_for(self, scheme: str, netloc: str) -> dict[str, str]:
+        if self._fixed_proxies is not None:
+            return self._fixed_proxies
+        return requests.utils.get_environ_proxies(f"{scheme}://{netloc}/")
 
     def _auth_for(self, url: str) -> tuple[str, str] | None:
         """Credentials go only to the index's own origin, never to a separate file host."""
@@ -111,6 +123,7 @@ class UpstreamClient:
                 url,
                 headers=headers,
                 auth=self._auth_for(url),
+                proxies=self._proxies_for(*urlsplit(url)[:2]),
                 timeout=self.timeout,
                 stream=True,
             )

@@ -21,9 +21,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is None:
         settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
     app = Flask(__name__)
-    app.extensions["pullthrough"] = build_services(settings)
+    services = app.extensions["pullthrough"] = build_services(settings)
 
     from proxy.web import content, simple, status
+    from proxy.web.fastpath import WarmPages
+
+    app.wsgi_app = WarmPages(app.wsgi_app, services.distributions)  # type: ignore[method-assign]
 
     app.register_blueprint(simple.bp)
     app.register_blueprint(content.bp)

@@ -27,10 +27,13 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def not_modified(etag: str) -> bool:
-    """True when the client's If-None-Match names this ETag (or *)."""
-    header = request.headers.get("If-None-Match")
-    if not header:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """True when an If-None-Match header names this ETag (or *)."""
+    if not if_none_match:
         return False
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
     return etag in tags or "*" in tags
+
+
+def not_modified(etag: str) -> bool:
+    return etag_matches(request.headers.get("If-None-Match"), etag)

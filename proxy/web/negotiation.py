@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from functools import lru_cache
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
@@ -31,6 +32,7 @@ CONTENT_TYPES = {
 }
 
 
+@lru_cache(maxsize=512)  # clients send few distinct Accept headers; parsing is per request
 def choose_format(accept: str | None, format_param: str | None = None) -> Format | None:
     """The format to answer in, or None when nothing the client accepts can be served (406).
 

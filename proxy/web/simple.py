@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Blueprint, Response, redirect, request, url_for
 
 from proxy.core import simple_html, simple_json
@@ -30,37 +32,50 @@ def _content_prefix(dist: Distribution) -> str:
     return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
 
 
-def _respond(body_and_tag: tuple[bytes, str], fmt: Format, stale: bool, ttl: float) -> Response:
-    body, etag = body_and_tag
-    headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": f"max-age={int(ttl)}, public"}
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A page as sent: body and complete headers, built once per view and format."""
+
+    body: bytes
+    etag: str
+    headers: tuple[tuple[str, str], ...]  # for a 200
+    headers_304: tuple[tuple[str, str], ...]
+
+
+def _rendered(body: bytes, fmt: Format, stale: bool, ttl: float) -> Rendered:
+    etag = etag_of(body)
+    common = [("ETag", etag), ("Vary", "Accept"), ("Cache-Control", f"max-age={int(ttl)}, public")]
     if stale:
-        headers[STALE_HEADER] = "true"
-    if not_modified(etag):
-        return Response(status=304, headers=headers)
-    return Response(body, content_type=CONTENT_TYPES[fmt], headers=headers)
+        common.append((STALE_HEADER, "true"))
+    full = [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(len(body))), *common]
+    return Rendered(body, etag, tuple(full), tuple(common))
 
 
-def _render_page(view: PageView, dist: Distribution, fmt: Format) -> tuple[bytes, str]:
-    key = "json" if fmt is Format.V1_JSON else "html"
-    if (done := view.renders.get(key)) is None:
+def _respond(rendered: Rendered) -> Response:
+    if not_modified(rendered.etag):
+        return Response(status=304, headers=list(rendered.headers_304))
+    return Response(rendered.body, headers=list(rendered.headers))
+
+
+def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
+    """The page in `fmt`, rendered once per view (memoized on it)."""
+    if (done := view.renders.get(fmt)) is None:
         prefix = _content_prefix(dist)
-        if key == "json":
-            versions = project_versions(view.page)
-            body = simple_json.render_project_page(view.page, prefix, versions)
+        if fmt is Format.V1_JSON:
+            body = simple_json.render_project_page(view.page, prefix, project_versions(view.page))
         else:
             body = simple_html.render_project_page(view.page, prefix)
-        done = view.renders[key] = (body, etag_of(body))
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
     return done  # type: ignore[return-value]
 
 
-def _render_list(view: ListView, fmt: Format) -> tuple[bytes, str]:
-    key = "json" if fmt is Format.V1_JSON else "html"
-    if (done := view.renders.get(key)) is None:
-        if key == "json":
+def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
+    if (done := view.renders.get(fmt)) is None:
+        if fmt is Format.V1_JSON:
             body = simple_json.render_project_list(view.names)
         else:
             body = simple_html.render_project_list(view.names, "")
-        done = view.renders[key] = (body, etag_of(body))
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
     return done  # type: ignore[return-value]
 
 
@@ -74,7 +89,7 @@ def project_list(base_path: str) -> Response:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.projects()
-    return _respond(_render_list(view, fmt), fmt, view.stale, _ttl(dist))
+    return _respond(_render_list(view, dist, fmt))
 
 
 @bp.get("/pypi/<path:base_path>/simple/<project>/")
@@ -89,4 +104,4 @@ def project_page(base_path: str, project: str) -> Response:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)
-    return _respond(_render_page(view, dist, fmt), fmt, view.stale, _ttl(dist))
+    return _respond(render_page(view, dist, fmt))
