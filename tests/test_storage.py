@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 
@@ -24,6 +25,16 @@ def test_store_commits_only_verified_bytes(tmp_path):
         store.put_bytes(b"other bytes", {"md5": "0" * 32})
     assert list(store.tmp.iterdir()) == []  # nothing half-written is left behind
     assert store.delete(sha) == len(data) and store.open(sha) is None
+
+
+def test_abandoned_partial_files_are_removed_at_start(tmp_path):
+    store = ArtifactStore(tmp_path / "a")
+    old, fresh = store.tmp / "old.partial", store.tmp / "fresh.partial"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    ArtifactStore(tmp_path / "a")
+    assert sorted(p.name for p in store.tmp.iterdir()) == ["fresh.partial"]
 
 
 def test_choose_evictions_least_recently_used_first():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -20,10 +21,22 @@ class HashMismatch(ValueError):
 class ArtifactStore:
     """`root/ab/cd/<sha256>`; temporary files in `root/.tmp` on the same filesystem."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, partial_max_age: float = 86400.0) -> None:
         self.root = root
         self.tmp = root / ".tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._remove_abandoned(partial_max_age)
+
+    def _remove_abandoned(self, max_age: float) -> None:
+        """Temporary files a killed process left behind (never visible; only disk space).
+        Only old ones: another worker may be writing a fresh one right now."""
+        cutoff = time.time() - max_age
+        for path in self.tmp.glob("*.partial"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
