@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from support.servers import config_text, stored_files
+from support.servers import config_text, stored_files, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +40,19 @@ def test_least_recently_used_files_are_evicted_over_the_limit(upstream, live_ser
     assert get("bbb") == wheels["bbb"].read_bytes()
     get("aaa")  # a cache hit: "aaa" is now more recently used than "bbb"
     get("ccc")  # 300 KB > 250 KB: evict down to 225 KB
-    assert {p.name for p in stored_files(proxy.data_dir)} == {sha("aaa"), sha("ccc")}
+
+    def stored() -> set[str]:
+        return {p.name for p in stored_files(proxy.data_dir)}
+
+    # Bookkeeping and eviction run once the client has its last byte.
+    assert wait_until(lambda: stored() == {sha("aaa"), sha("ccc")}), stored()
 
     # Uses are recorded at most once a minute per file, so "aaa" is now the oldest; a slow
     # reader holds it open while the next download evicts it.
     reader = requests.get(url("aaa"), timeout=10, stream=True)
     first = reader.raw.read(1000)
     get("ddd")
-    assert {p.name for p in stored_files(proxy.data_dir)} == {sha("ccc"), sha("ddd")}
+    assert wait_until(lambda: stored() == {sha("ccc"), sha("ddd")}), stored()
     rest = reader.raw.read()
     reader.close()
     assert first + rest == wheels["aaa"].read_bytes()  # the transfer in flight was not cut

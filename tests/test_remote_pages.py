@@ -154,18 +154,16 @@ def test_credentials_in_the_remote_url_stay_out_of_error_messages():
 
 @responses.activate
 def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
-    from proxy.config import DistributionSettings
     from proxy.core.filters import FilterSpec
     from proxy.services.distribution import Distribution
 
     names = [f"project-{i}" for i in range(100_000)]
     body = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]})
     responses.get(ROOT, body=body, content_type=JSON)
-    settings = DistributionSettings("d", "d", "up")
-    dist = Distribution(settings, filters=FilterSpec(), pages=pages, clock=pages.clock)
+    dist = Distribution("d", "d", filters=FilterSpec(), pages=pages, clock=pages.clock)
     first = dist.projects()
     assert first.names == tuple(names)
     assert dist.projects() is first  # the same parsed view (and its renderings) until the TTL
-    other_worker = Distribution(settings, filters=FilterSpec(), pages=pages, clock=pages.clock)
+    other_worker = Distribution("d", "d", filters=FilterSpec(), pages=pages, clock=pages.clock)
     assert other_worker.projects().names == first.names  # read from the shared disk cache
     assert len(responses.calls) == 1

@@ -13,15 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 
-from proxy.config import DistributionSettings
 from proxy.core.filenames import project_candidates
 from proxy.core.filters import FilterSpec
 from proxy.core.models import DistFile, ProjectList, ProjectPage
+from proxy.services.local_content import LocalContent
 from proxy.services.remote_pages import RemotePages
+from proxy.upstream.client import UpstreamClient, UpstreamError
 
 STALE_RETRY_SECONDS = 10.0  # how soon to try the upstream again after serving a stale copy
+# Local pages are rebuilt whenever the catalog changes (the registry drops this object); the
+# expiry only bounds how long a page of another process's change could be missed.
+LOCAL_SECONDS = 300.0
 
 
 class NotFound(LookupError):
@@ -46,23 +50,40 @@ class ListView:
 
 
 class Distribution:
+    """A base path: its repository's content first, then its remote's (through the filters)."""
+
     def __init__(
         self,
-        settings: DistributionSettings,
+        name: str,
+        base_path: str,
         *,
         filters: FilterSpec,
         pages: RemotePages | None,
+        local: LocalContent | None = None,
+        merge_remote: bool = False,
+        allow_uploads: bool = False,
+        repository_id: str | None = None,  # where uploads go (None: pinned or no repository)
+        hidden: bool = False,
         clock: Callable[[], float] = time.time,
         memory_pages: int = 4096,
     ) -> None:
-        self.name = settings.name
-        self.base_path = settings.base_path
+        self.name = name
+        self.base_path = base_path
         self.filters = filters
         self.pages = pages
+        self.local = local
+        self.merge_remote = merge_remote
+        self.allow_uploads = allow_uploads
+        self.repository_id = repository_id
+        self.hidden = hidden
         self.clock = clock
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
         self._list: ListView | None = None
         self._lock = threading.Lock()
+
+    @property
+    def client(self) -> UpstreamClient | None:
+        return self.pages.client if self.pages else None
 
     def _expiry(self, fetched_at: float, stale: bool) -> float:
         if stale:
@@ -79,39 +100,61 @@ class Distribution:
         """The project's page; raises NotFound, or UpstreamError when nothing is cached."""
         if (view := self.fresh_view(name)) is not None:
             return view
-        if self.pages is None or not self.filters.allows_project(name):
-            raise NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
-        cached = self.pages.project(name)
-        if not isinstance(cached.value, ProjectPage):
-            raise NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
-        page = self.filters.filter_page(cached.value)
-        if not page.files and cached.value.files:
-            raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
-        view = PageView(
-            page,
-            self._expiry(cached.fetched_at, cached.stale),
-            cached.stale,
-            {f.filename: f for f in page.files},
-        )
+        local = self.local.project(name) if self.local else None
+        if local is not None and not (self.merge_remote and self.pages):
+            # A project we hold shadows the upstream's (dependency-confusion guard).
+            view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
+        else:
+            view = self._remote_view(name, local)
         with self._lock:
             self._views[name] = view
         return view
+
+    def _remote_view(self, name: NormalizedName, local: ProjectPage | None) -> PageView:
+        missing = NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
+        if self.pages is None or not self.filters.allows_project(name):
+            if local is not None:
+                return PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
+            raise missing
+        try:
+            cached = self.pages.project(name)
+        except UpstreamError:
+            if local is None:
+                raise
+            return PageView(local, self.clock() + STALE_RETRY_SECONDS, True, _by_filename(local))
+        remote = cached.value if isinstance(cached.value, ProjectPage) else None
+        page = self.filters.filter_page(remote) if remote is not None else None
+        if local is not None:
+            page = _merge(local, page)
+        elif remote is None:
+            raise missing
+        elif not page.files and remote.files:  # type: ignore[union-attr]
+            raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
+        assert page is not None
+        return PageView(
+            page,
+            self._expiry(cached.fetched_at, cached.stale),
+            cached.stale,
+            _by_filename(page),
+        )
 
     def projects(self) -> ListView:
         view = self._list
         if view is not None and self.clock() < view.expires_at:
             return view
+        local = self.local.names() if self.local else []
         names = self.filters.listed_names()
         if names is not None:
-            view = ListView(tuple(names), math.inf, False)
+            view = ListView(_union(local, names), math.inf, False)
         elif self.pages is None:
-            view = ListView((), math.inf, False)
+            view = ListView(tuple(local), math.inf, False)
         else:
             cached = self.pages.project_list()
             upstream = cached.value.names if isinstance(cached.value, ProjectList) else ()
             if not self.filters.is_trivial:
                 upstream = tuple(self.filters.filter_names(upstream))
-            view = ListView(upstream, self._expiry(cached.fetched_at, cached.stale), cached.stale)
+            expires = self._expiry(cached.fetched_at, cached.stale)
+            view = ListView(_union(local, upstream), expires, cached.stale)
         self._list = view
         return view
 
@@ -126,3 +169,23 @@ class Distribution:
             if (entry := view.files.get(filename)) is not None:
                 return entry, view
         raise NotFound(f"File {filename!r} not found in distribution {self.base_path!r}")
+
+
+def _by_filename(page: ProjectPage) -> dict[str, DistFile]:
+    return {f.filename: f for f in page.files}
+
+
+def _merge(local: ProjectPage, remote: ProjectPage | None) -> ProjectPage:
+    """Local files, then the remote's files of other names (local wins on a filename)."""
+    if remote is None:
+        return local
+    have = {f.filename for f in local.files}
+    files = local.files + tuple(f for f in remote.files if f.filename not in have)
+    return ProjectPage(local.name, files)
+
+
+def _union(local: list[str], upstream: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if not local:
+        return tuple(upstream)
+    seen = {canonicalize_name(n) for n in upstream}
+    return tuple(upstream) + tuple(n for n in local if n not in seen)

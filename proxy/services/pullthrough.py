@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import requests
 
@@ -51,20 +51,28 @@ class StreamedFile:
         self.chunks.close()
 
 
+class CacheEvents(Protocol):
+    """What the catalog wants to know about the cache (see services.cached_content)."""
+
+    def cached(self, entry: DistFile, sha256: str) -> None: ...
+    def is_protected(self, sha256: str) -> bool: ...
+    def evicted(self, sha256: str) -> None: ...
+
+
 class PullThrough:
     def __init__(
         self,
         store: ArtifactStore,
         ledger: CacheLedger,
         locks: LockDir,
-        clients: dict[str, UpstreamClient],  # by distribution base path
+        events: CacheEvents,
         *,
         wait_timeout: float = 900.0,  # how long a request waits for another's download
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.locks = locks
-        self.clients = clients
+        self.events = events
         self.wait_timeout = wait_timeout
 
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
@@ -78,7 +86,7 @@ class PullThrough:
 
     def open(self, dist: Distribution, filename: str) -> StoredFile | StreamedFile:
         entry, view = dist.find_file(filename)
-        return self._open(dist, entry.url, entry.hashes, entry.size, view)
+        return self._open(dist, entry, entry.url, entry.hashes, entry.size, view)
 
     def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
         """The stored file if cached, else the size the index gives (or None); no download."""
@@ -89,6 +97,7 @@ class PullThrough:
     def _open(
         self,
         dist: Distribution,
+        entry: DistFile,
         url: str,
         hashes: Mapping[str, str] | object,
         size: int | None,
@@ -98,8 +107,8 @@ class PullThrough:
         sha = expected.get("sha256") or self.ledger.sha_for_url(url)
         if (stored := self._stored(sha, view.stale)) is not None:
             return stored
-        client = self.clients.get(dist.base_path)
-        if client is None:
+        client = dist.client
+        if client is None or not url:
             raise NotFound(f"{url} is not stored and distribution {dist.base_path!r} has no remote")
         lock = self.locks.lock(url)
         if not lock.acquire(timeout=0, blocking=False):
@@ -120,7 +129,7 @@ class PullThrough:
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
 
-        download = self._download(client, resp, url, expected, lock)
+        download = self._download(client, resp, entry, url, expected, lock)
         # Read the first chunk before answering: a small file is then wholly fetched and verified
         # (a failure is a clean 502), and a large one has at least started.
         try:
@@ -141,6 +150,7 @@ class PullThrough:
         self,
         client: UpstreamClient,
         resp: requests.Response,
+        entry: DistFile,
         url: str,
         expected: dict[str, str],
         lock: FileLock,
@@ -169,9 +179,15 @@ class PullThrough:
                 if "sha256" not in expected:
                     self.ledger.remember_url(url, sha)
                 log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
-            self.evict_if_needed()
+            lock.release()  # the file is visible: waiting requests can be served from the store
             if pending and not client_gone:
-                yield pending
+                try:
+                    yield pending
+                except GeneratorExit:
+                    client_gone = True
+            # The client has every byte; the bookkeeping below no longer delays it.
+            self.events.cached(entry, sha)
+            self.evict_if_needed()
         except (HashMismatch, UpstreamError) as exc:
             log.error("download of %s failed, nothing stored: %s", url, exc)
             if not client_gone:
@@ -179,9 +195,11 @@ class PullThrough:
         finally:
             lock.release()
 
-    def ensure(self, dist: Distribution, url: str, hashes: object, view: PageView) -> StoredFile:
+    def ensure(
+        self, dist: Distribution, entry: DistFile, url: str, hashes: object, view: PageView
+    ) -> StoredFile:
         """The file, downloading it first if needed (for PEP 658 metadata)."""
-        opened = self._open(dist, url, hashes, None, view)
+        opened = self._open(dist, entry, url, hashes, None, view)
         if isinstance(opened, StoredFile):
             return opened
         with closing(opened):
@@ -198,9 +216,11 @@ class PullThrough:
         else the METADATA of the wheel (fetched into the cache if need be)."""
         entry, view = dist.find_file(filename)
         if entry.core_metadata:
-            stored = self.ensure(dist, entry.url + ".metadata", entry.core_metadata, view)
+            metadata_entry = DistFile(entry.filename + ".metadata", entry.url + ".metadata")
+            url = entry.url + ".metadata" if entry.url else ""
+            stored = self.ensure(dist, metadata_entry, url, entry.core_metadata, view)
         elif filename.endswith(".whl"):
-            wheel = self.ensure(dist, entry.url, entry.hashes, view)
+            wheel = self.ensure(dist, entry, entry.url, entry.hashes, view)
             with wheel.file:
                 return wheel_metadata(wheel.file, filename), view.stale
         else:
@@ -220,7 +240,10 @@ class PullThrough:
             victims = self.ledger.victims()
             for victim in victims:
                 self.ledger.forget(victim.sha256)
+                if self.events.is_protected(victim.sha256):
+                    continue  # promoted into a repository meanwhile: no longer cache
                 self.store.delete(victim.sha256)
+                self.events.evicted(victim.sha256)
             if victims:
                 log.info("evicted %d cached files", len(victims))
             return len(victims)

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 import diskcache
 
+from proxy.catalog.db import Catalog, database_url, make_engine, migrate
+from proxy.catalog.generation import Generation
 from proxy.config import Settings
-from proxy.core.filters import FilterSpec
-from proxy.services.distribution import Distribution
+from proxy.services.cached_content import CachedContent
 from proxy.services.pullthrough import PullThrough
-from proxy.services.remote_pages import RemotePages
+from proxy.services.registry import Registry, sync_config
 from proxy.storage.ledger import CacheLedger
 from proxy.storage.locks import LockDir
 from proxy.storage.store import ArtifactStore
-from proxy.upstream.client import UpstreamClient
 
 
 @dataclass
@@ -22,16 +22,18 @@ class Services:
     settings: Settings
     store: ArtifactStore
     ledger: CacheLedger
+    locks: LockDir
+    catalog: Catalog
+    registry: Registry
     pages_cache: diskcache.Cache
-    clients: dict[str, UpstreamClient]  # by remote name
-    distributions: dict[str, Distribution]  # by base path
     pullthrough: PullThrough
 
     def close(self) -> None:
-        for client in self.clients.values():
+        for client in self.registry.clients():
             client.close()
         self.pages_cache.close()
         self.ledger.close()
+        self.catalog.close()
 
 
 def build_services(settings: Settings) -> Services:
@@ -40,28 +42,32 @@ def build_services(settings: Settings) -> Services:
     store = ArtifactStore(data / "artifacts")
     ledger = CacheLedger(data / "ledger", max_size=settings.cache.max_size)
     locks = LockDir(data / "locks")
+    engine = make_engine(database_url(settings.server.database_url, data))
+    migrate(engine, locks)
+    catalog = Catalog(engine)
+    generation = Generation(data / "catalog.generation")
+    lock = locks.lock("config-sync")
+    lock.acquire(timeout=120)
+    try:
+        if sync_config(catalog, settings):
+            generation.bump()
+    finally:
+        lock.release()
     # Parsed upstream pages; diskcache keeps large values (PyPI's project list) in files.
     pages_cache = diskcache.Cache(
         str(data / "pages"), eviction_policy="least-recently-used", size_limit=2 * 2**30
     )
-    clients = {r.name: UpstreamClient(r) for r in settings.remotes}
-    distributions: dict[str, Distribution] = {}
-    dist_clients: dict[str, UpstreamClient] = {}
-    for dist in settings.distributions:
-        remote = settings.remote(dist.remote) if dist.remote else None
-        pages = None
-        if remote is not None:
-            dist_clients[dist.base_path] = clients[remote.name]
-            pages = RemotePages(clients[remote.name], pages_cache, ttl=settings.cache.index_ttl)
-        distributions[dist.base_path] = Distribution(
-            dist, filters=remote.filters if remote else FilterSpec(), pages=pages
-        )
+    registry = Registry(
+        catalog, generation, pages_cache, ttl=settings.cache.index_ttl, tls_dir=data / "tls"
+    )
+    events = CachedContent(catalog, store)
     return Services(
         settings=settings,
         store=store,
         ledger=ledger,
+        locks=locks,
+        catalog=catalog,
+        registry=registry,
         pages_cache=pages_cache,
-        clients=clients,
-        distributions=distributions,
-        pullthrough=PullThrough(store, ledger, locks, dist_clients),
+        pullthrough=PullThrough(store, ledger, locks, events),
     )

@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from proxy.web import content, simple, status
     from proxy.web.fastpath import WarmPages
 
-    app.wsgi_app = WarmPages(app.wsgi_app, services.distributions)  # type: ignore[method-assign]
+    app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]
 
     app.register_blueprint(simple.bp)
     app.register_blueprint(content.bp)

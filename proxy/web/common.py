@@ -17,7 +17,7 @@ def services() -> Services:
 
 
 def distribution(base_path: str) -> Distribution:
-    dist = services().distributions.get(base_path.strip("/"))
+    dist = services().registry.get(base_path.strip("/"))
     if dist is None:
         raise NotFound(f"No distribution with base path {base_path!r}")
     return dist

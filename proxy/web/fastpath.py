@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from proxy.services.distribution import Distribution
+from proxy.services.registry import Registry
 from proxy.web.common import etag_matches
 from proxy.web.negotiation import choose_format
 from proxy.web.simple import Rendered
@@ -20,9 +20,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class WarmPages:
-    def __init__(self, app: WSGIApp, distributions: dict[str, Distribution]) -> None:
+    def __init__(self, app: WSGIApp, registry: Registry) -> None:
         self.app = app
-        self.distributions = distributions
+        self.registry = registry
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -47,7 +47,7 @@ class WarmPages:
         base_path, sep, project = path[6:-1].rpartition("/simple/")
         if not sep or not project or "/" in project:
             return None
-        dist = self.distributions.get(base_path)
+        dist = self.registry.get(base_path)
         fmt = choose_format(environ.get("HTTP_ACCEPT"))
         if dist is None or fmt is None or (view := dist.fresh_view(project)) is None:
             return None

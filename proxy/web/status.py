@@ -35,7 +35,8 @@ def status() -> Response:
     svc = services()
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
-    for name, client in svc.clients.items():
+    for client in svc.registry.clients():
+        name = client.remote.name
         reachable, checked = _reachable(client)
         remotes.append(
             {
@@ -62,6 +63,6 @@ def status() -> Response:
             "files": svc.ledger.count(),
         },
         "remotes": remotes,
-        "distributions": sorted(svc.distributions),
+        "distributions": sorted(b for b, d in svc.registry.all().items() if not d.hidden),
     }
     return Response(json.dumps(body), mimetype="application/json")

@@ -74,3 +74,11 @@ def stored_files(data_dir: Path) -> list[Path]:
     """Files visible in the artifact store (not temporary ones)."""
     root = data_dir / "artifacts"
     return sorted(p for p in root.glob("??/??/*") if p.is_file())
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not (ok := bool(predicate())) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return ok

@@ -1,0 +1,1 @@
+"""The catalog: repositories, versions, content, remotes, distributions, tasks (SQLAlchemy 2)."""

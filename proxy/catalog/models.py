@@ -1,0 +1,191 @@
+"""Catalog tables, following Pulp's python plugin: hrefs are built from these ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Timestamped:
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    pulp_last_updated: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=now, onupdate=now
+    )
+
+
+class Remote(Timestamped, Base):
+    __tablename__ = "remotes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    includes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    excludes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
+    package_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exclude_platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keep_latest_packages: Mapped[int] = mapped_column(Integer, default=0)
+    policy: Mapped[str] = mapped_column(String(16), default="on_demand")
+    download_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tls_validation: Mapped[bool] = mapped_column(Boolean, default=True)
+    ca_cert: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_cert: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proxy_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proxy_username: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proxy_password: Mapped[str | None] = mapped_column(Text, nullable=True)
+    username: Mapped[str | None] = mapped_column(Text, nullable=True)
+    password: Mapped[str | None] = mapped_column(Text, nullable=True)
+    headers: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    connect_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sock_connect_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sock_read_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+
+class Repository(Timestamped, Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retain_repo_versions: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_id: Mapped[str | None] = mapped_column(
+        ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
+    )
+    autopublish: Mapped[bool] = mapped_column(Boolean, default=False)
+    pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    latest_number: Mapped[int] = mapped_column(Integer, default=0)
+
+    remote: Mapped[Remote | None] = relationship()
+    versions: Mapped[list[RepositoryVersion]] = relationship(
+        back_populates="repository", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class RepositoryVersion(Base):
+    __tablename__ = "repository_versions"
+    __table_args__ = (UniqueConstraint("repository_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    base_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    repository: Mapped[Repository] = relationship(back_populates="versions")
+
+
+class Package(Base):
+    """A python package content unit: one distribution file and its metadata."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)  # normalized
+    version: Mapped[str] = mapped_column(String(255))
+    packagetype: Mapped[str] = mapped_column(String(32))
+    python_version: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    requires_python: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_json: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    yanked: Mapped[bool] = mapped_column(Boolean, default=False)
+    yanked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    origin: Mapped[str] = mapped_column(String(16), default="upload")  # upload, cache, sync
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class RepositoryContent(Base):
+    """Membership: a package is in versions [version_added, version_removed)."""
+
+    __tablename__ = "repository_content"
+    __table_args__ = (
+        Index("ix_repository_content_repo_added", "repository_id", "version_added"),
+        Index("ix_repository_content_package", "package_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="RESTRICT"))
+    version_added: Mapped[int] = mapped_column(Integer)
+    version_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Distribution(Timestamped, Base):
+    __tablename__ = "distributions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    base_path: Mapped[str] = mapped_column(String(255), unique=True)
+    repository_id: Mapped[str | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="SET NULL"), nullable=True
+    )
+    repository_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("repository_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    remote_id: Mapped[str | None] = mapped_column(
+        ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
+    )
+    allow_uploads: Mapped[bool] = mapped_column(Boolean, default=True)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False: a project present locally shadows the remote's (dependency-confusion guard).
+    merge_remote: Mapped[bool] = mapped_column(Boolean, default=False)
+    pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+    repository: Mapped[Repository | None] = relationship()
+    repository_version: Mapped[RepositoryVersion | None] = relationship()
+    remote: Mapped[Remote | None] = relationship()
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    logging_cid: Mapped[str] = mapped_column(String(64), default="")
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    progress_reports: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_resources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reserved_resources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -1,0 +1,64 @@
+"""Pull-through files as catalog content: recorded as orphans when cached (so they can be
+promoted into a repository), protected from eviction once a repository holds them."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from proxy.catalog.db import Catalog
+from proxy.catalog.models import Package
+from proxy.catalog.versions import is_in_any_repository
+from proxy.core.filenames import InvalidFilename
+from proxy.core.metadata import InvalidDistribution
+from proxy.core.models import DistFile
+from proxy.services.packages import package_from_file
+from proxy.storage.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+class CachedContent:
+    def __init__(self, catalog: Catalog, store: ArtifactStore) -> None:
+        self.catalog = catalog
+        self.store = store
+
+    def cached(self, entry: DistFile, sha256: str) -> None:
+        """A file just entered the cache: record it as an orphaned package."""
+        if entry.filename.endswith(".metadata"):
+            return
+        try:
+            package = package_from_file(
+                self.store,
+                self.store.path(sha256),
+                entry.filename,
+                sha256=sha256,
+                keep_metadata=False,
+            )
+        except (InvalidDistribution, InvalidFilename) as exc:
+            log.info("cached %s without a catalog entry: %s", entry.filename, exc)
+            return
+        package.origin = "cache"
+        package.requires_python = entry.requires_python or package.requires_python
+        if entry.yanked:
+            package.yanked = True
+            package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
+        try:
+            with self.catalog.session() as session:
+                if session.scalar(select(Package.id).where(Package.filename == entry.filename)):
+                    return
+                session.add(package)
+        except IntegrityError:
+            pass  # another worker recorded it first
+
+    def is_protected(self, sha256: str) -> bool:
+        with self.catalog.session() as session:
+            return is_in_any_repository(session, sha256)
+
+    def evicted(self, sha256: str) -> None:
+        """The file is gone: its orphaned packages go with it."""
+        with self.catalog.session() as session:
+            if not is_in_any_repository(session, sha256):
+                session.execute(delete(Package).where(Package.sha256 == sha256))

@@ -1,0 +1,53 @@
+"""A repository version's packages as simple-index pages, read from the catalog."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from proxy.catalog.db import Catalog
+from proxy.catalog.models import Package
+from proxy.catalog.versions import version_packages
+from proxy.core.models import DistFile, ProjectPage
+
+
+def package_file(p: Package) -> DistFile:
+    return DistFile(
+        filename=p.filename,
+        url="",  # served from the store by sha256
+        hashes={"sha256": p.sha256},
+        requires_python=p.requires_python,
+        yanked=(p.yanked_reason or True) if p.yanked else False,
+        core_metadata={"sha256": p.metadata_sha256} if p.metadata_sha256 else False,
+        size=p.size,
+        upload_time=p.upload_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
+
+
+class LocalContent:
+    def __init__(self, catalog: Catalog, repository_id: str, number: int) -> None:
+        self.catalog = catalog
+        self.repository_id = repository_id
+        self.number = number
+
+    def project(self, name: str) -> ProjectPage | None:
+        query = version_packages(self.repository_id, self.number).where(Package.name == name)
+        with self.catalog.session() as session:
+            packages = session.scalars(query.order_by(Package.filename)).all()
+        if not packages:
+            return None
+        display = packages[-1].metadata_json.get("name") or name
+        return ProjectPage(display, tuple(package_file(p) for p in packages))
+
+    def names(self) -> list[str]:
+        query = version_packages(self.repository_id, self.number).with_only_columns(Package.name)
+        with self.catalog.session() as session:
+            return sorted(set(session.scalars(query)))
+
+    def all_packages(self) -> list[Package]:
+        with self.catalog.session() as session:
+            return list(session.scalars(version_packages(self.repository_id, self.number)))
+
+
+def package_by_filename(catalog: Catalog, filename: str) -> Package | None:
+    with catalog.session() as session:
+        return session.scalar(select(Package).where(Package.filename == filename))

@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from proxy.core.metadata import PackageMetadata, read_metadata
+from proxy.core.pypi_json import (
+    ReleaseFile,
+    UnknownVersion,
+    python_version,
+    render_project,
+    sort_versions,
+)
+from support.packages import build_wheel, sha256_of
+
+INFO_KEYS = {
+    "author",
+    "author_email",
+    "classifiers",
+    "description",
+    "description_content_type",
+    "download_url",
+    "home_page",
+    "keywords",
+    "license",
+    "maintainer",
+    "maintainer_email",
+    "name",
+    "package_url",
+    "platform",
+    "project_url",
+    "project_urls",
+    "provides_extra",
+    "release_url",
+    "requires_dist",
+    "requires_python",
+    "summary",
+    "version",
+    "yanked",
+    "yanked_reason",
+}
+FILE_KEYS = {
+    "comment_text",
+    "digests",
+    "downloads",
+    "filename",
+    "has_sig",
+    "md5_digest",
+    "packagetype",
+    "python_version",
+    "requires_python",
+    "size",
+    "upload_time",
+    "upload_time_iso_8601",
+    "url",
+    "yanked",
+    "yanked_reason",
+}
+
+
+def wheel(version: str, *, yanked: str | None = None, requires_python: str | None = None):
+    filename = f"shelf_reader-{version}-py3-none-any.whl"
+    return ReleaseFile(
+        filename=filename,
+        version=version,
+        packagetype="bdist_wheel",
+        sha256="ab" * 32,
+        size=1234,
+        requires_python=requires_python,
+        yanked=yanked is not None,
+        yanked_reason=yanked or None,
+        upload_time="2024-05-01T12:30:45.123456Z",
+        url=f"https://files.example/{filename}",
+    )
+
+
+def sdist(version: str, *, yanked: str | None = None) -> ReleaseFile:
+    filename = f"shelf_reader-{version}.tar.gz"
+    return ReleaseFile(
+        filename=filename,
+        version=version,
+        packagetype="sdist",
+        sha256="cd" * 32,
+        size=99,
+        requires_python=None,
+        yanked=yanked is not None,
+        yanked_reason=yanked or None,
+        upload_time=None,
+        url=f"https://files.example/{filename}",
+        md5="ef" * 16,
+        blake2b_256="01" * 32,
+    )
+
+
+def shown(files, **kwargs) -> str:
+    return render_project("shelf-reader", files, None, **kwargs)["info"]["version"]
+
+
+@pytest.mark.parametrize(
+    ("files", "versions", "expected"),
+    [
+        ([wheel("1.0"), wheel("2.0"), wheel("1.5")], None, "2.0"),
+        ([wheel("1.0"), wheel("2.0", yanked="broken")], None, "1.0"),
+        ([wheel("1.0"), wheel("2.0rc1")], None, "1.0"),
+        ([wheel("1.0"), wheel("2.0.dev1")], None, "1.0"),
+        ([wheel("1.0"), wheel("10.0")], None, "10.0"),  # PEP 440 order, not string order
+        # A release is yanked only when all its files are.
+        ([wheel("1.0"), wheel("2.0", yanked="x"), sdist("2.0")], None, "2.0"),
+        # Only prereleases: the latest of them (pypi.org prefers an unyanked prerelease).
+        ([wheel("1.0rc1"), wheel("1.0rc2")], None, "1.0rc2"),
+        ([wheel("1.0rc1"), wheel("2.0", yanked="x")], None, "1.0rc1"),
+        # Everything yanked: the latest release.
+        ([wheel("1.0", yanked="x"), wheel("2.0rc1", yanked="x")], None, "2.0rc1"),
+        # Releases without files are not installable, so not chosen while others are.
+        ([wheel("1.0")], ["1.0", "3.0"], "1.0"),
+        ([], ["1.0", "3.0"], "3.0"),
+        # Invalid versions sort last and lose to any valid one.
+        ([wheel("1.0"), wheel("banana")], None, "1.0"),
+        ([wheel("banana")], None, "banana"),
+        ([], None, None),
+    ],
+)
+def test_latest_version_selection(files, versions, expected):
+    assert shown(files, versions=versions) == expected
+
+
+def test_project_document_shape():
+    files = [sdist("1.0"), wheel("1.0"), wheel("2.0rc1"), wheel("0.9", yanked="bad build")]
+    data = render_project("shelf-reader", files, None, versions=["0.5", "1.0"])
+    assert list(data) == ["info", "last_serial", "releases", "urls", "vulnerabilities"]
+    assert set(data["info"]) == INFO_KEYS
+    assert data["last_serial"] == 0
+    assert data["vulnerabilities"] == []
+    assert list(data["releases"]) == ["0.5", "0.9", "1.0", "2.0rc1"]
+    assert data["releases"]["0.5"] == []
+    assert [f["filename"] for f in data["releases"]["1.0"]] == [
+        "shelf_reader-1.0.tar.gz",
+        "shelf_reader-1.0-py3-none-any.whl",
+    ]
+    assert data["urls"] == data["releases"]["1.0"]
+    assert data["releases"]["0.9"][0]["yanked_reason"] == "bad build"
+    json.dumps(data)  # serializable as it is
+
+
+def test_info_without_metadata_comes_from_the_files():
+    files = [wheel("1.0", requires_python=">=3.9"), sdist("1.0")]
+    info = render_project("shelf-reader", files, None, base_url="https://idx.example")["info"]
+    assert info == {
+        "author": None,
+        "author_email": None,
+        "classifiers": [],
+        "description": None,
+        "description_content_type": None,
+        "download_url": None,
+        "home_page": None,
+        "keywords": None,
+        "license": None,
+        "maintainer": None,
+        "maintainer_email": None,
+        "name": "shelf-reader",
+        "package_url": "https://idx.example/project/shelf-reader/",
+        "platform": None,
+        "project_url": "https://idx.example/project/shelf-reader/",
+        "project_urls": None,
+        "provides_extra": None,
+        "release_url": "https://idx.example/project/shelf-reader/1.0/",
+        "requires_dist": None,
+        "requires_python": ">=3.9",
+        "summary": None,
+        "version": "1.0",
+        "yanked": False,
+        "yanked_reason": None,
+    }
+
+
+def test_info_from_metadata():
+    meta = PackageMetadata(
+        name="Shelf.Reader",
+        version="2.0",
+        summary="Reads shelves",
+        description="# Hi",
+        description_content_type="text/markdown",
+        author="Ann",
+        license="MIT",
+        keywords="books, shelves",
+        classifiers=("Programming Language :: Python :: 3",),
+        home_page="https://example.org",
+        project_urls={"Source": "https://example.org/src"},
+        requires_dist=("requests>=2",),
+        requires_python=">=3.10",
+        provides_extra=("pretty",),
+        platforms=("linux",),
+    )
+    info = render_project("shelf-reader", [wheel("2.0")], meta)["info"]
+    assert set(info) == INFO_KEYS
+    assert info["name"] == "Shelf.Reader"
+    assert info["version"] == "2.0"
+    assert info["summary"] == "Reads shelves"
+    assert info["description"] == "# Hi"
+    assert info["classifiers"] == ["Programming Language :: Python :: 3"]
+    assert info["project_urls"] == {
+        "Homepage": "https://example.org",
+        "Source": "https://example.org/src",
+    }
+    assert info["requires_dist"] == ["requests>=2"]
+    assert info["requires_python"] == ">=3.10"
+    assert info["provides_extra"] == ["pretty"]
+    assert info["platform"] == "linux"
+    assert info["keywords"] == "books, shelves"
+    assert info["release_url"] == "/project/shelf-reader/2.0/"
+
+
+def test_info_from_a_real_wheel(tmp_path):
+    path = build_wheel(tmp_path, "Shelf.Reader", "1.0", requires_dist=["attrs"])
+    meta = read_metadata(path, path.name)
+    file = ReleaseFile(
+        filename=path.name,
+        version="1.0",
+        packagetype="bdist_wheel",
+        sha256=sha256_of(path),
+        size=path.stat().st_size,
+        requires_python=None,
+        yanked=False,
+        yanked_reason=None,
+        upload_time=None,
+        url=f"https://files.example/{path.name}",
+    )
+    data = render_project("shelf-reader", [file], meta)
+    assert data["info"]["requires_dist"] == ["attrs"]
+    assert data["urls"][0]["digests"] == {"sha256": sha256_of(path)}
+
+
+def test_a_given_version():
+    files = [wheel("1.0"), wheel("2.0"), sdist("2.0", yanked="oops")]
+    data = render_project("shelf-reader", files, None, version="1.0")
+    assert list(data) == ["info", "last_serial", "urls", "vulnerabilities"]  # no releases
+    assert data["info"]["version"] == "1.0"
+    assert [f["filename"] for f in data["urls"]] == ["shelf_reader-1.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize(
+    ("files", "versions", "version", "expected_version", "expected_urls"),
+    [
+        ([wheel("1.0")], None, "1.0.0", "1.0", 1),  # an equal PEP 440 version
+        ([wheel("1.0")], ["1.0", "0.5"], "0.5", "0.5", 0),  # a release without files
+        ([wheel("1.0", yanked="x")], None, "1.0", "1.0", 1),  # yanked versions stay reachable
+        ([wheel("banana")], None, "banana", "banana", 1),
+    ],
+)
+def test_given_version_lookup(files, versions, version, expected_version, expected_urls):
+    data = render_project("shelf-reader", files, None, version=version, versions=versions)
+    assert data["info"]["version"] == expected_version
+    assert len(data["urls"]) == expected_urls
+
+
+def test_a_yanked_given_version():
+    info = render_project("p", [wheel("1.0", yanked="broken")], None, version="1.0")["info"]
+    assert (info["yanked"], info["yanked_reason"]) == (True, "broken")
+
+
+@pytest.mark.parametrize("version", ["3.0", "1.0rc1", "banana"])
+def test_unknown_version(version):
+    with pytest.raises(UnknownVersion, match=f"has no version '{version}'") as caught:
+        render_project("shelf-reader", [wheel("1.0")], None, version=version, versions=["2.0"])
+    assert isinstance(caught.value, KeyError)
+    assert isinstance(caught.value, LookupError)
+
+
+def test_file_entries():
+    data = render_project("shelf-reader", [wheel("1.0"), sdist("1.0")], None)
+    whl, tgz = data["urls"]
+    assert set(whl) == FILE_KEYS
+    assert whl == {
+        "comment_text": "",
+        "digests": {"sha256": "ab" * 32},
+        "downloads": -1,
+        "filename": "shelf_reader-1.0-py3-none-any.whl",
+        "has_sig": False,
+        "md5_digest": None,
+        "packagetype": "bdist_wheel",
+        "python_version": "py3",
+        "requires_python": None,
+        "size": 1234,
+        "upload_time": "2024-05-01T12:30:45",
+        "upload_time_iso_8601": "2024-05-01T12:30:45.123456Z",
+        "url": "https://files.example/shelf_reader-1.0-py3-none-any.whl",
+        "yanked": False,
+        "yanked_reason": None,
+    }
+    assert tgz["digests"] == {"sha256": "cd" * 32, "md5": "ef" * 16, "blake2b_256": "01" * 32}
+    assert tgz["md5_digest"] == "ef" * 16
+    assert tgz["python_version"] == "source"
+    assert (tgz["upload_time"], tgz["upload_time_iso_8601"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("stored", "upload_time", "iso"),
+    [
+        ("2024-05-01T12:30:45Z", "2024-05-01T12:30:45", "2024-05-01T12:30:45Z"),
+        ("2024-05-01T14:30:45+02:00", "2024-05-01T12:30:45", "2024-05-01T12:30:45Z"),
+        ("2024-05-01T12:30:45.5", "2024-05-01T12:30:45", "2024-05-01T12:30:45.500000Z"),
+        ("yesterday", None, "yesterday"),
+    ],
+)
+def test_upload_times(stored, upload_time, iso):
+    file = replace(wheel("1.0"), upload_time=stored)
+    (entry,) = render_project("p", [file], None)["urls"]
+    assert (entry["upload_time"], entry["upload_time_iso_8601"]) == (upload_time, iso)
+
+
+@pytest.mark.parametrize(
+    ("filename", "packagetype", "expected"),
+    [
+        ("shelf_reader-1.0.tar.gz", "sdist", "source"),
+        ("shelf_reader-1.0.zip", "sdist", "source"),
+        ("shelf_reader-1.0-py3-none-any.whl", "bdist_wheel", "py3"),
+        ("six-1.16.0-py2.py3-none-any.whl", "bdist_wheel", "py2.py3"),
+        ("numpy-2.1.0-cp311-cp311-win_amd64.whl", "bdist_wheel", "cp311"),
+        ("lib-1.0-1-cp312-abi3-manylinux_2_17_x86_64.whl", "bdist_wheel", "cp312"),
+        ("foo-1.0-py2.7.egg", "bdist_egg", "2.7"),
+        ("foo-1.0.win32.exe", "bdist_wininst", "any"),
+    ],
+)
+def test_python_version(filename, packagetype, expected):
+    assert python_version(filename, packagetype) == expected
+
+
+def test_sort_versions():
+    assert sort_versions(["1.0", "banana", "10.0", "2.0rc1", "1.0", "apple", "2.0"]) == [
+        "1.0",
+        "2.0rc1",
+        "2.0",
+        "10.0",
+        "apple",
+        "banana",
+    ]
+    assert sort_versions(["1.0.0", "1.0"]) == ["1.0", "1.0.0"]
