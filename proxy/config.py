@@ -141,6 +141,7 @@ class ServerSettings:
     database_url: str = ""
     workers: int = 0  # 0: two per core
     threads: int = 32  # per worker; downloads are I/O bound
+    max_upload_size: int = 2 * 2**30  # bytes; larger uploads get 413
 
     _parsers = {
         "bind": _bind,
@@ -148,6 +149,7 @@ class ServerSettings:
         "database_url": str,
         "workers": _non_negative_int,
         "threads": _non_negative_int,
+        "max_upload_size": parse_size,
     }
 
 
@@ -162,9 +164,12 @@ class CacheSettings:
 @dataclass(frozen=True)
 class AuthSettings:
     admin_username: str = "admin"
-    admin_password: str = field(default="", repr=False)
+    admin_password: str = field(default="", repr=False)  # empty: generated once, in data_dir
+    admin_token: str = field(
+        default="", repr=False
+    )  # empty: no token; else `Authorization: Token <t>`
 
-    _parsers = {"admin_username": str, "admin_password": str}
+    _parsers = {"admin_username": str, "admin_password": str, "admin_token": str}
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,8 @@ class CachedContent:
         if entry.filename.endswith(".metadata"):
             return
         try:
-            package = package_from_file(
-                self.store,
-                self.store.path(sha256),
-                entry.filename,
-                sha256=sha256,
-                keep_metadata=False,
-            )
+            # The METADATA is not kept separately: a cached wheel's is read on demand.
+            package, _ = package_from_file(self.store.path(sha256), entry.filename, sha256=sha256)
         except (InvalidDistribution, InvalidFilename) as exc:
             log.info("cached %s without a catalog entry: %s", entry.filename, exc)
             return

@@ -9,7 +9,6 @@ from pathlib import Path
 from proxy.catalog.models import Package
 from proxy.core.filenames import parse_filename
 from proxy.core.metadata import InvalidDistribution, check_filename_matches, read_metadata
-from proxy.storage.store import ArtifactStore
 
 
 def python_version_of(filename: str, packagetype: str) -> str:
@@ -21,17 +20,15 @@ def python_version_of(filename: str, packagetype: str) -> str:
 
 
 def package_from_file(
-    store: ArtifactStore,
     path: Path,
     filename: str,
     *,
     sha256: str | None = None,
-    keep_metadata: bool = True,
-) -> Package:
-    """Raises InvalidFilename or InvalidDistribution with a message fit for the uploader.
+) -> tuple[Package, bytes]:
+    """The package (not yet added to a session) and its METADATA file's bytes; storing those
+    for PEP 658 is the caller's choice (`metadata_sha256` stays None until then).
 
-    With `keep_metadata`, the METADATA file is stored for PEP 658; cached files skip that (their
-    wheel's METADATA is read on demand, and nothing outlives the file's eviction).
+    Raises InvalidFilename or InvalidDistribution with a message fit for the uploader.
     """
     info = parse_filename(filename)
     if info.packagetype not in ("bdist_wheel", "sdist") or not filename.endswith(
@@ -46,7 +43,7 @@ def package_from_file(
         with open(path, "rb") as fh:
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
     metadata = {k: v for k, v in dataclasses.asdict(meta).items() if k != "raw"}
-    return Package(
+    package = Package(
         filename=filename,
         name=info.name,
         version=meta.version,
@@ -56,5 +53,5 @@ def package_from_file(
         size=path.stat().st_size,
         requires_python=meta.requires_python,
         metadata_json=metadata,
-        metadata_sha256=store.put_bytes(meta.raw) if keep_metadata else None,
     )
+    return package, meta.raw

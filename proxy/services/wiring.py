@@ -9,9 +9,11 @@ import diskcache
 from proxy.catalog.db import Catalog, database_url, make_engine, migrate
 from proxy.catalog.generation import Generation
 from proxy.config import Settings
+from proxy.services.auth import Authenticator, admin_password
 from proxy.services.cached_content import CachedContent
 from proxy.services.pullthrough import PullThrough
 from proxy.services.registry import Registry, sync_config
+from proxy.services.uploads import Uploads
 from proxy.storage.ledger import CacheLedger
 from proxy.storage.locks import LockDir
 from proxy.storage.store import ArtifactStore
@@ -27,6 +29,8 @@ class Services:
     registry: Registry
     pages_cache: diskcache.Cache
     pullthrough: PullThrough
+    uploads: Uploads
+    auth: Authenticator
 
     def close(self) -> None:
         for client in self.registry.clients():
@@ -61,6 +65,7 @@ def build_services(settings: Settings) -> Services:
         catalog, generation, pages_cache, ttl=settings.cache.index_ttl, tls_dir=data / "tls"
     )
     events = CachedContent(catalog, store)
+    password, _ = admin_password(settings.auth, data)
     return Services(
         settings=settings,
         store=store,
@@ -70,4 +75,6 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         pages_cache=pages_cache,
         pullthrough=PullThrough(store, ledger, locks, events),
+        uploads=Uploads(catalog, store, ledger),
+        auth=Authenticator(settings.auth.admin_username, password, settings.auth.admin_token),
     )

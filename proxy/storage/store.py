@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-# Hash algorithms an index may use (PEP 503 allows any hashlib algorithm with a stable name).
-_ALGORITHMS = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s"}
+# Hash algorithms an index or an uploader may name (PEP 503 allows any hashlib algorithm with a
+# stable name; twine sends blake2b with a 256-bit digest as `blake2_256`).
+_ALGORITHMS: dict[str, Callable[[], Any]] = {
+    **{a: functools.partial(hashlib.new, a) for a in ("md5", "sha1", "sha224", "sha256")},
+    **{a: functools.partial(hashlib.new, a) for a in ("sha384", "sha512", "blake2b", "blake2s")},
+    "blake2_256": functools.partial(hashlib.blake2b, digest_size=32),
+}
 
 
 class HashMismatch(ValueError):
@@ -80,7 +86,7 @@ class ArtifactWriter:
     def __init__(self, store: ArtifactStore, expected: Mapping[str, str]) -> None:
         self.store = store
         self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
-        self.hashers = {a: hashlib.new(a) for a in self.expected}
+        self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
         self.hashers.setdefault("sha256", hashlib.sha256())
         fd, name = tempfile.mkstemp(dir=store.tmp, suffix=".partial")
         self.file = os.fdopen(fd, "wb")
@@ -94,14 +100,18 @@ class ArtifactWriter:
             h.update(chunk)
         self.size += len(chunk)
 
-    def commit(self) -> str:
-        """Verify every promised digest, then move the file into place; returns its sha256."""
+    def verify(self) -> None:
+        """Raise HashMismatch unless every promised digest matches what was written."""
         for algo, value in self.expected.items():
             actual = self.hashers[algo].hexdigest()
             if actual != value:
                 raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
-        sha256 = self.hashers["sha256"].hexdigest()
         self.file.flush()
+
+    def commit(self) -> str:
+        """Verify every promised digest, then move the file into place; returns its sha256."""
+        self.verify()
+        sha256 = self.hashers["sha256"].hexdigest()
         os.fsync(self.file.fileno())
         self.file.close()
         final = self.store.path(sha256)

@@ -10,6 +10,7 @@ from flask import Flask, Response
 from proxy.config import Settings, load_settings
 from proxy.core.names import InvalidProjectName
 from proxy.services.distribution import NotFound
+from proxy.services.uploads import UploadRefused
 from proxy.services.wiring import build_services
 from proxy.upstream.client import UpstreamError
 
@@ -21,9 +22,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is None:
         settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_upload_size
     services = app.extensions["pullthrough"] = build_services(settings)
 
-    from proxy.web import content, simple, status
+    from proxy.api import operations, views  # noqa: F401 - views declare the operations
+    from proxy.web import content, simple, status, upload
     from proxy.web.fastpath import WarmPages
 
     app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(simple.bp)
     app.register_blueprint(content.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(upload.bp)
+    app.register_blueprint(operations.blueprint())
 
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> Response:
@@ -38,6 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(InvalidProjectName)
     def bad_name(exc: InvalidProjectName) -> Response:
+        return _text(str(exc), 400)
+
+    @app.errorhandler(UploadRefused)
+    def upload_refused(exc: UploadRefused) -> Response:
         return _text(str(exc), 400)
 
     @app.errorhandler(UpstreamError)

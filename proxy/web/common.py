@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import current_app, request
+from flask import Response, abort, current_app, request
 
 from proxy.services.distribution import Distribution, NotFound
 from proxy.services.wiring import Services
@@ -21,6 +21,18 @@ def distribution(base_path: str) -> Distribution:
     if dist is None:
         raise NotFound(f"No distribution with base path {base_path!r}")
     return dist
+
+
+def require_admin() -> None:
+    """401 (with a Basic challenge) unless the request carries the admin's credentials."""
+    if not services().auth.allows(request.headers.get("Authorization")):
+        challenge = Response(
+            "Authentication required\n",
+            status=401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Basic realm="pullthrough"'},
+        )
+        abort(challenge)
 
 
 def etag_of(body: bytes) -> str:
