@@ -9,6 +9,7 @@ from pathlib import Path
 
 from proxy import __version__
 from proxy.config import ConfigError, _bind, load_settings
+from proxy.services.auth import PASSWORD_FILE, admin_password
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -29,6 +30,14 @@ def _serve(args: argparse.Namespace) -> int:
     env["PULLTHROUGH_WORKERS"] = str(args.workers or settings.server.workers)
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
     settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    password, generated = admin_password(settings.auth, settings.server.data_dir)
+    if generated:
+        print(
+            f"pullthrough: generated the admin password (user {settings.auth.admin_username!r}):"
+            f" {password}\n  kept in {settings.server.data_dir.resolve() / PASSWORD_FILE};"
+            " set auth.admin_password to choose one",
+            file=sys.stderr,
+        )
     print(
         f"pullthrough {__version__}: serving {', '.join(sorted(d.base_path for d in settings.distributions))}"
         f" on http://{env['PULLTHROUGH_BIND']}/ (data in {env['PULLTHROUGH_SERVER__DATA_DIR']})",

@@ -3,6 +3,7 @@ proxy as a real server (gunicorn, or a threaded werkzeug server for fault tests)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from werkzeug.serving import make_server
 from proxy.config import Settings, load_settings
 from proxy.web.app import create_app
 from support.packages import build_sdist, build_wheel
+from support.postgres import postgres_available, postgres_server
 from support.servers import Server, free_port, wait_ready
 from support.tools import clean_env
 from support.upstream import Upstream
@@ -66,6 +68,19 @@ def fill(upstream: Upstream, wheelhouse: Wheelhouse) -> Upstream:
         for path, options in entries:
             upstream.add_file(project, path, **options)  # type: ignore[arg-type]
     return upstream
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLAlchemy URL to an empty database on a PostgreSQL server started for this session.
+    Skipped where the server binaries are missing, except on CI (CI set), where that fails."""
+    reason = postgres_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test against PostgreSQL: {reason}")
+        pytest.skip(reason)
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
 
 
 @pytest.fixture

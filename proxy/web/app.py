@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = app.extensions["pullthrough"] = build_services(settings)
 
     from proxy.api import operations, views  # noqa: F401 - views declare the operations
-    from proxy.web import content, simple, status, upload
+    from proxy.web import content, pypi_json, simple, status, upload
     from proxy.web.fastpath import WarmPages
 
     app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(content.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(upload.bp)
+    app.register_blueprint(pypi_json.bp)
     app.register_blueprint(operations.blueprint())
 
     @app.errorhandler(NotFound)

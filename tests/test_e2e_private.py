@@ -1,0 +1,141 @@
+"""Private content next to the upstream: shadowing (dependency confusion), merging, promotion."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import requests
+
+from support.packages import build_wheel
+from support.servers import config_text, stored_files, wait_until
+from support.tools import make_venv, run_pip
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "s3cret-admin"
+AUTH = ("admin", PASSWORD)
+API = "/pulp/api/v3/"
+
+
+def with_auth(text: str) -> str:
+    return text + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def call(self, method: str, path: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+        resp = requests.request(method, self.url + path, auth=AUTH, timeout=30, **kwargs)
+        assert resp.status_code < 300, (resp.status_code, resp.text)
+        body = resp.json()
+        if set(body) == {"task"}:
+            task = requests.get(self.url + body["task"], auth=AUTH, timeout=30).json()
+            assert task["state"] == "completed", task
+            return task
+        return body
+
+    def one(self, path: str, **params: str) -> dict:
+        found = requests.get(self.url + path, params=params, auth=AUTH, timeout=30).json()
+        assert found["count"] == 1, found
+        return found["results"][0]
+
+
+def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict]:
+    api = Api(proxy_url)
+    repo = api.call("POST", API + "repositories/python/python/", json={"name": "corp"})
+    remote = api.one(API + "remotes/python/python/", name="up")
+    api.call(
+        "POST",
+        API + "distributions/python/pypi/",
+        json={
+            "name": "corp",
+            "base_path": "corp",
+            "repository": repo["pulp_href"],
+            "remote": remote["pulp_href"],
+            "merge_remote": merge,
+        },
+    )
+    return api, repo
+
+
+def upload(proxy_url: str, path, base_path: str = "corp") -> None:  # type: ignore[no-untyped-def]
+    with open(path, "rb") as fh:
+        resp = requests.post(
+            f"{proxy_url}/pypi/{base_path}/legacy/",
+            data={":action": "file_upload"},
+            files={"content": (path.name, fh)},
+            auth=AUTH,
+            timeout=30,
+        )
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_local_project_shadows_the_upstream_one(upstream, live_server, tmp_path):
+    """Dependency confusion: upstream publishes acme-utils 99.0; pip must get our 1.0."""
+    upstream.add_file("acme-utils", build_wheel(tmp_path / "up", "acme-utils", "99.0"))
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    setup_private(proxy.url)
+    upload(proxy.url, build_wheel(tmp_path / "ours", "acme-utils", "1.0"))
+
+    python = make_venv(tmp_path / "venv")
+    run_pip(
+        ["install", "--index-url", f"{proxy.url}/pypi/corp/simple/", "acme-utils"], python=python
+    )
+    out = subprocess.run(
+        [str(python), "-c", "import acme_utils; print(acme_utils.__version__)"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "1.0"
+    assert not upstream.requests_for("acme_utils-99.0", server="files")
+    # Projects we do not hold still come through the remote.
+    page = requests.get(f"{proxy.url}/pypi/corp/simple/shelf-reader/", timeout=10)
+    assert page.status_code == 200 and "shelf_reader-0.2-py3-none-any.whl" in page.text
+
+
+def test_merge_remote_serves_both(upstream, live_server, tmp_path):
+    upstream.add_file("acme-utils", build_wheel(tmp_path / "up", "acme-utils", "99.0"))
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    setup_private(proxy.url, merge=True)
+    upload(proxy.url, build_wheel(tmp_path / "ours", "acme-utils", "1.0"))
+    page = requests.get(f"{proxy.url}/pypi/corp/simple/acme-utils/", timeout=10).text
+    assert "acme_utils-1.0-py3-none-any.whl" in page and "acme_utils-99.0-py3-none-any.whl" in page
+
+
+def test_a_promoted_pull_through_file_survives_eviction(upstream, live_server, tmp_path):
+    payload = tmp_path / "payload"
+    fillers = [build_wheel(payload, f"filler-{i}", "1.0") for i in range(3)]
+    for i, path in enumerate(fillers):
+        path.write_bytes(path.read_bytes() + b"\0" * 40_000)  # bigger, still a file pip ignores
+        upstream.add_file(f"filler-{i}", path)
+    text = config_text(upstream.index_url, tmp_path / "d", cache_max_size="60KB")
+    proxy = live_server(with_auth(text))
+    api, repo = setup_private(proxy.url)
+    wheel = next(
+        f for f in upstream.files_for("shelf-reader") if f.filename.endswith("0.2-py3-none-any.whl")
+    )
+
+    # Cached by a pull-through request: an orphaned package, then promoted into the repository.
+    got = requests.get(f"{proxy.url}/pulp/content/corp/{wheel.filename}", timeout=10)
+    assert got.content == wheel.data
+    assert wait_until(lambda: requests.get(
+        proxy.url + API + "content/python/packages/", params={"filename": wheel.filename},
+        auth=AUTH, timeout=10,
+    ).json()["count"] == 1)  # fmt: skip
+    package = api.one(API + "content/python/packages/", filename=wheel.filename)
+    assert package["origin"] == "cache" and package["sha256"] == wheel.sha256
+    api.call(
+        "POST", repo["pulp_href"] + "modify/", json={"add_content_units": [package["pulp_href"]]}
+    )
+
+    # Fill the cache well past its limit: the orphans go, the promoted file stays.
+    for path in fillers:
+        assert requests.get(f"{proxy.url}/pulp/content/corp/{path.name}", timeout=10).ok
+    names = lambda: {p.name for p in stored_files(proxy.data_dir)}  # noqa: E731
+    assert wait_until(
+        lambda: len(names() & {f.sha256 for f in upstream.files_for("filler-0")}) == 0
+    )
+    assert wheel.sha256 in names()
+    upstream.down()
+    again = requests.get(f"{proxy.url}/pulp/content/corp/{wheel.filename}", timeout=10)
+    assert again.status_code == 200 and again.content == wheel.data
