@@ -8,14 +8,17 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from proxy.catalog.db import Catalog, make_engine, migrate
-from proxy.catalog.models import Package, Repository, RepositoryVersion
+from proxy.catalog.db import Catalog, alembic_config, make_engine, migrate
+from proxy.catalog.models import Base, Package, Repository, RepositoryVersion
 from proxy.catalog.versions import (
     content_counts,
     create_repository,
@@ -26,43 +29,299 @@ from proxy.catalog.versions import (
 from proxy.storage.locks import LockDir
 
 WRITERS = 8
-THREAD_TIMEOUT = 60  # seconds; a deadlock fails the test instead of hanging it
+THREAD_TIMEOUT = 60  # seconds: a deadlock fails the test instead of hanging it
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the parametrized kind, private to the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-        return
-    server_url = request.getfixturevalue("postgres_url")
+@contextmanager
+def private_postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
     name = f"catalog_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    request.node.callspec.params  # noqa: B018 - the parameter is passed on below
-    url = _database_url_for(request, tmp_path)
-    engine = make_engine(url)
-    try:
-        assert engine.dialect.name == request.param
-        migrate(engine, LockDir(tmp_path / "locks"))
-        catalog = Catalog(engine)
-        yield catalog
-    finally:
-        engine.dispose()
+    """A migrated, empty catalog on SQLite or on PostgreSQL."""
+    with (
+        private_postgres_database(request.getfixturevalue("postgres_url"))
+        if request.param == "postgresql"
+        else _sqlite(tmp_path)
+    ) as url:
+        engine = make_engine(url)
+        try:
+            assert engine.dialect.name == request.param
+            migrate(engine, LockDir(tmp_path / "locks"))
+            yield Catalog(engine)
+        finally:
+            engine.dispose()
 
 
-def _database_url_for(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The test's `database_url`, of the kind `request.param` names."""
-    request.node.funcargs.setdefault("_kind", request.param)
-    return request.getfixturevalue("database_url")
+@contextmanager
+def _sqlite(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+
+
+def add_packages(catalog: Catalog, *names: str) -> list[str]:
+    """Package rows (not in any repository yet); returns their ids in order."""
+    with catalog.session() as session:
+        rows = [
+            Package(
+                filename=f"{name}-1.0-py3-none-any.whl",
+                name=name,
+                version="1.0",
+                packagetype="bdist_wheel",
+                python_version="py3",
+                sha256=uuid.uuid4().hex * 2,
+                size=100,
+            )
+            for name in names
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+
+
+def make_repository(catalog: Catalog, name: str = "repo", **fields: object) -> str:
+    with catalog.session() as session:
+        return create_repository(session, name=name, **fields).id
+
+
+def files_in(catalog: Catalog, repo_id: str, number: int) -> set[str]:
+    with catalog.session() as session:
+        return {p.filename for p in session.scalars(version_packages(repo_id, number))}
+
+
+def version_numbers(catalog: Catalog, repo_id: str) -> list[int]:
+    with catalog.session() as session:
+        query = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo_id)
+        return sorted(session.scalars(query))
+
+
+def latest_number(catalog: Catalog, repo_id: str) -> int:
+    with catalog.session() as session:
+        repo = session.get(Repository, repo_id)
+        assert repo is not None
+        return repo.latest_number
+
+
+def whl(name: str) -> str:
+    return f"{name}-1.0-py3-none-any.whl"
+
+
+# ---- migrations -----------------------------------------------------------------------------
+
+
+def test_migrations_apply_cleanly_and_match_the_models(catalog: Catalog, tmp_path: Path) -> None:
+    engine = catalog.engine
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    for name, table in Base.metadata.tables.items():
+        columns = {c["name"] for c in inspect(engine).get_columns(name)}
+        assert {c.name for c in table.columns} == columns, name
+    migrate(engine, LockDir(tmp_path / "locks"))  # a second run (another worker) is a no-op
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head
+
+
+# ---- repositories and versions --------------------------------------------------------------
+
+
+def test_create_repository_starts_at_an_empty_version_0(catalog: Catalog) -> None:
+    repo_id = make_repository(catalog, description="d")
+    assert latest_number(catalog, repo_id) == 0
+    assert version_numbers(catalog, repo_id) == [0]
+    assert files_in(catalog, repo_id, 0) == set()
+    with catalog.session() as session:
+        assert content_counts(session, repo_id, 0) == {"added": 0, "removed": 0, "present": 0}
+        version = session.scalar(select(RepositoryVersion).where(RepositoryVersion.number == 0))
+        assert version is not None and version.repository_id == repo_id
+
+
+def test_new_version_only_when_the_content_set_changes(catalog: Catalog) -> None:
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    repo_id = make_repository(catalog)
+
+    with catalog.session() as session:
+        v1 = new_version(session, repo_id, add=[a, b])
+        assert v1 is not None and v1.number == 1 and v1.base_number == 0
+        assert content_counts(session, repo_id, 1) == {"added": 2, "removed": 0, "present": 2}
+
+    with catalog.session() as session:  # adding what is there, removing what is not: nothing
+        assert new_version(session, repo_id, add=[a], remove=[c]) is None
+        assert new_version(session, repo_id) is None
+    assert latest_number(catalog, repo_id) == 1
+    assert version_numbers(catalog, repo_id) == [0, 1]
+
+    with catalog.session() as session:
+        v2 = new_version(session, repo_id, add=[c, b], remove=[a])
+        assert v2 is not None and v2.number == 2 and v2.base_number == 1
+        assert content_counts(session, repo_id, 2) == {"added": 1, "removed": 1, "present": 2}
+
+    with catalog.session() as session:  # re-adding a removed package is a change again
+        v3 = new_version(session, repo_id, add=[a], remove=[b, c])
+        assert v3 is not None and v3.number == 3
+        assert content_counts(session, repo_id, 3) == {"added": 1, "removed": 2, "present": 1}
+
+    # every version keeps its own content
+    assert files_in(catalog, repo_id, 0) == set()
+    assert files_in(catalog, repo_id, 1) == {whl("a"), whl("b")}
+    assert files_in(catalog, repo_id, 2) == {whl("b"), whl("c")}
+    assert files_in(catalog, repo_id, 3) == {whl("a")}
+    assert version_numbers(catalog, repo_id) == [0, 1, 2, 3]
+    assert latest_number(catalog, repo_id) == 3
+    with catalog.session() as session:  # counts of older versions are not disturbed either
+        assert content_counts(session, repo_id, 1) == {"added": 2, "removed": 0, "present": 2}
+        assert content_counts(session, repo_id, 2) == {"added": 1, "removed": 1, "present": 2}
+
+
+def test_versions_of_two_repositories_are_independent(catalog: Catalog) -> None:
+    a, b = add_packages(catalog, "a", "b")
+    first, second = make_repository(catalog, "first"), make_repository(catalog, "second")
+    with catalog.session() as session:
+        assert new_version(session, first, add=[a]).number == 1  # type: ignore[union-attr]
+        assert new_version(session, second, add=[a, b]).number == 1  # type: ignore[union-attr]
+        assert new_version(session, first, remove=[a]).number == 2  # type: ignore[union-attr]
+    assert files_in(catalog, first, 2) == set()
+    assert files_in(catalog, second, 1) == {whl("a"), whl("b")}
+    with catalog.session() as session:
+        assert content_counts(session, second, 1)["present"] == 2
+        sha_a = session.get(Package, a).sha256  # type: ignore[union-attr]
+        assert is_in_any_repository(session, sha_a)
+        assert not is_in_any_repository(session, "0" * 64)
+
+
+def test_explicit_base_version_is_recorded(catalog: Catalog) -> None:
+    a, b = add_packages(catalog, "a", "b")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])
+        new_version(session, repo_id, add=[b])
+        v3 = new_version(session, repo_id, remove=[b], base=1)
+        assert v3 is not None and (v3.number, v3.base_number) == (3, 1)
+    assert files_in(catalog, repo_id, 3) == {whl("a")}
+
+
+def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
+    a, b, c, d = add_packages(catalog, "a", "b", "c", "d")
+    repo_id = make_repository(catalog, retain_repo_versions=2)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1
+        assert version_numbers_in(session, repo_id) == [0, 1]
+        new_version(session, repo_id, add=[b])  # 2
+        assert version_numbers_in(session, repo_id) == [1, 2]
+    with catalog.session() as session:
+        new_version(session, repo_id, remove=[a])  # 3
+        new_version(session, repo_id, add=[c, d])  # 4
+    assert version_numbers(catalog, repo_id) == [3, 4]
+    # pruning old versions loses nothing of the kept ones
+    assert files_in(catalog, repo_id, 4) == {whl("b"), whl("c"), whl("d")}
+    assert files_in(catalog, repo_id, 3) == {whl("b")}
+    with catalog.session() as session:
+        assert content_counts(session, repo_id, 4) == {"added": 2, "removed": 0, "present": 3}
+
+    with catalog.session() as session:  # retain 1: only the latest version is left
+        repo = session.get(Repository, repo_id)
+        assert repo is not None
+        repo.retain_repo_versions = 1
+    with catalog.session() as session:
+        new_version(session, repo_id, remove=[d])  # 5
+    assert version_numbers(catalog, repo_id) == [5]
+    assert files_in(catalog, repo_id, 5) == {whl("b"), whl("c")}
+
+    unlimited = make_repository(catalog, "unlimited")
+    with catalog.session() as session:
+        for pid in (a, b, c):
+            new_version(session, unlimited, add=[pid])
+    assert version_numbers(catalog, unlimited) == [0, 1, 2, 3]
+
+
+def version_numbers_in(session, repo_id: str) -> list[int]:  # type: ignore[no-untyped-def]
+    query = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo_id)
+    return sorted(session.scalars(query))
+
+
+def test_a_failed_transaction_leaves_no_version(catalog: Catalog) -> None:
+    (a,) = add_packages(catalog, "a")
+    repo_id = make_repository(catalog)
+    with pytest.raises(RuntimeError), catalog.session() as session:
+        assert new_version(session, repo_id, add=[a]) is not None
+        raise RuntimeError("the caller fails after making the version")
+    assert latest_number(catalog, repo_id) == 0
+    assert version_numbers(catalog, repo_id) == [0]
+    assert files_in(catalog, repo_id, 1) == set()
+
+
+# ---- concurrency ----------------------------------------------------------------------------
+
+
+def test_concurrent_writers_get_distinct_versions_and_lose_nothing(catalog: Catalog) -> None:
+    names = [f"pkg{i}" for i in range(WRITERS)]
+    ids = add_packages(catalog, *names)
+    repo_id = make_repository(catalog)
+    start = threading.Barrier(WRITERS, timeout=THREAD_TIMEOUT)
+
+    def write(package_id: str) -> int:
+        start.wait()
+        with catalog.session() as session:
+            version = new_version(session, repo_id, add=[package_id])
+            assert version is not None
+            return version.number
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        futures = [pool.submit(write, pid) for pid in ids]
+        numbers = [f.result(timeout=THREAD_TIMEOUT) for f in futures]
+
+    assert sorted(numbers) == list(range(1, WRITERS + 1))
+    assert latest_number(catalog, repo_id) == WRITERS
+    assert version_numbers(catalog, repo_id) == list(range(WRITERS + 1))
+    assert files_in(catalog, repo_id, WRITERS) == {whl(n) for n in names}
+    with catalog.session() as session:
+        assert content_counts(session, repo_id, WRITERS) == {
+            "added": 1,
+            "removed": 0,
+            "present": WRITERS,
+        }
+        # each version holds exactly one package more than the one before it
+        for number in range(1, WRITERS + 1):
+            counts = content_counts(session, repo_id, number)
+            assert counts == {"added": 1, "removed": 0, "present": number}, number
+        total = session.scalar(
+            select(func.count()).select_from(version_packages(repo_id, WRITERS).subquery())
+        )
+        assert total == WRITERS
+
+
+def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -> None:
+    """A writer that read the repository earlier in its transaction (as the API's modify does
+    with a base version) must still build on the newest version once it holds the lock."""
+    names = [f"pkg{i}" for i in range(WRITERS)]
+    ids = add_packages(catalog, *names)
+    repo_id = make_repository(catalog)
+
+    def write(package_id: str) -> int:
+        with catalog.session() as session:
+            repo = session.get(Repository, repo_id)
+            assert repo is not None
+            version = new_version(session, repo_id, add=[package_id])
+            assert version is not None
+            return version.number
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        futures = [pool.submit(write, pid) for pid in ids]
+        numbers = [f.result(timeout=THREAD_TIMEOUT) for f in futures]
+
+    assert sorted(numbers) == list(range(1, WRITERS + 1))
+    assert files_in(catalog, repo_id, WRITERS) == {whl(n) for n in names}

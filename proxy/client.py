@@ -1,0 +1,287 @@
+"""A small client for pullthrough's Pulp-shaped REST API (/pulp/api/v3/), as pulp-cli uses it.
+
+It looks entities up by name (`GET <list>?name=X&offset=0&limit=1`), follows the tasks that
+write operations answer with (202 `{"task": href}`), and turns every failure into a `CliError`
+whose message is one line, pulp-cli's wording where pulp-cli has one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+API_ROOT = "/pulp/api/v3/"
+DEFAULT_BASE_URL = "http://127.0.0.1:24817"
+REQUEST_TIMEOUT = (10.0, 120.0)  # connect, read (seconds) for each request
+POLL_INTERVAL = 0.2  # seconds between task polls
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+class CliError(Exception):
+    """A failure to report as `Error: <message>` (exit status 1)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An entity type of the API: its list endpoint and the prefix of its operation ids."""
+
+    label: str  # as messages name it ("repository")
+    path: str  # below API_ROOT
+    operation: str  # operationId prefix
+
+    @property
+    def list_href(self) -> str:
+        return API_ROOT + self.path
+
+    def owns(self, href: str) -> bool:
+        return re.fullmatch(re.escape(self.list_href) + _UUID + "/", href) is not None
+
+
+REPOSITORY = Kind("repository", "repositories/python/python/", "repositories_python_python")
+REMOTE = Kind("remote", "remotes/python/python/", "remotes_python_python")
+DISTRIBUTION = Kind("distribution", "distributions/python/pypi/", "distributions_python_pypi")
+CONTENT = Kind("content", "content/python/packages/", "content_python_packages")
+TASK = Kind("task", "tasks/", "tasks")
+KINDS = {k.label: k for k in (REPOSITORY, REMOTE, DISTRIBUTION, CONTENT, TASK)}
+_VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + _UUID + r"/versions/\d+/")
+
+
+def is_version_href(href: str) -> bool:
+    return _VERSION_HREF.fullmatch(href) is not None
+
+
+class Client:
+    """HTTP Basic auth (when a password is given), JSON in and out, tasks waited for."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str = "admin",
+        password: str | None = None,
+        *,
+        task_timeout: float = 300.0,
+        background: bool = False,
+    ) -> None:
+        if not re.match(r"https?://[^/]", base_url):
+            raise CliError(f"The base URL must start with http:// or https://, got {base_url!r}.")
+        self.base_url = base_url.rstrip("/")
+        self.task_timeout = task_timeout
+        self.background = background
+        self.session = requests.Session()
+        self.session.trust_env = True  # honours NO_PROXY and friends, as pip does
+        self.session.headers.update(
+            {"Accept": "application/json", "Correlation-ID": uuid.uuid4().hex}
+        )
+        self._auth = (username, password) if password is not None else None
+
+    def __repr__(self) -> str:  # never the password
+        return f"Client({self.base_url!r})"
+
+    # ---- HTTP ---------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        href: str,
+        operation: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: object = None,
+        files: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        auth: bool = True,
+    ) -> tuple[int, Any]:
+        """One request; returns (status, decoded JSON body, `{}` for 204)."""
+        url = self.base_url + href
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                files=files,
+                data=data,
+                auth=self._auth if auth else None,
+                timeout=REQUEST_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise CliError(f"No answer from {url} within {REQUEST_TIMEOUT[1]:g} s.") from None
+        except requests.RequestException as exc:
+            raise CliError(f"Could not connect to {url} ({_reason(exc)}).") from None
+        return response.status_code, _decode(response, operation, url)
+
+    def get(self, href: str, operation: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.call("GET", href, operation, params=params)[1]
+
+    # ---- lookups and lists --------------------------------------------------------------
+
+    def find(self, kind: Kind, name: str) -> dict[str, Any]:
+        """The entity of `kind` named `name`, as pulp-cli looks it up."""
+        page = self.get(
+            kind.list_href, f"{kind.operation}_list", {"name": name, "offset": 0, "limit": 1}
+        )
+        count = page.get("count", len(page.get("results", [])))
+        if count == 0:
+            raise CliError(f"Could not find {kind.label} with name '{name}'.")
+        if count > 1:
+            raise CliError(f"Multiple {kind.label} entries found with name '{name}'.")
+        return page["results"][0]
+
+    def href_of(self, kind: Kind, name: str | None) -> str | None:
+        """The href of the entity named `name`; None for None or "" (to clear a reference)."""
+        return self.find(kind, name)["pulp_href"] if name else None
+
+    def list(self, kind: Kind, params: Mapping[str, Any], href: str | None = None) -> list[Any]:
+        page = self.get(href or kind.list_href, f"{kind.operation}_list", params)
+        return list(page.get("results", []))
+
+    def show(self, kind: Kind, href: str) -> dict[str, Any]:
+        return self.get(href, f"{kind.operation}_read")
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def create(self, kind: Kind, body: Mapping[str, Any]) -> Any:
+        status, reply = self.call("POST", kind.list_href, f"{kind.operation}_create", json=body)
+        return self.settle(reply, kind.owns)
+
+    def update(self, kind: Kind, href: str, body: Mapping[str, Any]) -> Any:
+        operation = f"{kind.operation}_partial_update"
+        status, reply = self.call("PATCH", href, operation, json=body)
+        return self.settle(reply, lambda h: h == href) if _is_task(reply) else reply
+
+    def destroy(self, kind: Kind, href: str) -> Any:
+        status, reply = self.call("DELETE", href, f"{kind.operation}_delete")
+        if _is_task(reply):
+            task = self.wait(reply["task"])
+            return task if self.background else None
+        return None
+
+    def modify(
+        self, repository: dict[str, Any], add: list[str], remove: list[str], base: str | None
+    ) -> Any:
+        body: dict[str, Any] = {"add_content_units": add, "remove_content_units": remove}
+        if base is not None:
+            body["base_version"] = base
+        href = repository["pulp_href"] + "modify/"
+        status, reply = self.call("POST", href, f"{REPOSITORY.operation}_modify", json=body)
+        return self.settle(reply, is_version_href)
+
+    def upload(self, path: Path, relative_path: str, repository: str | None) -> Any:
+        data = {"relative_path": relative_path, "sha256": _sha256(path)}
+        if repository:
+            data["repository"] = repository
+        try:
+            with path.open("rb") as fh:
+                files = {"file": (relative_path, fh, "application/octet-stream")}
+                status, reply = self.call(
+                    "POST", CONTENT.list_href, f"{CONTENT.operation}_create", files=files, data=data
+                )
+        except OSError as exc:
+            raise CliError(f"Could not read {path}: {exc.strerror or exc}.") from None
+        return self.settle(reply, CONTENT.owns)
+
+    def status(self) -> Any:
+        return self.call("GET", API_ROOT + "status/", "status_read", auth=False)[1]
+
+    # ---- tasks --------------------------------------------------------------------------
+
+    def settle(self, reply: Any, wanted: Any) -> Any:
+        """A direct reply as it is; for a task, what it made: its `result`, else the first
+        created resource that `wanted(href)` accepts, else the task itself."""
+        if not _is_task(reply):
+            return reply
+        task = self.wait(reply["task"])
+        if self.background:
+            return task
+        if task.get("result"):
+            return task["result"]
+        for href in task.get("created_resources") or []:
+            if isinstance(href, str) and wanted(href):
+                return self.get(href, _read_operation(href))
+        return task
+
+    def wait(self, task_href: str) -> dict[str, Any]:
+        """Poll the task until it is final (or once, in background mode)."""
+        deadline = time.monotonic() + self.task_timeout
+        while True:
+            task = self.get(task_href, "tasks_read")
+            state = task.get("state")
+            if self.background or state == "completed":
+                return task
+            if state == "failed":
+                error = task.get("error") or {}
+                reason = error.get("description") or error.get("reason") or "unknown error"
+                raise CliError(f"Task {task_href} failed: '{reason}'")
+            if state in ("canceled", "skipped"):
+                raise CliError(f"Task {task_href} {state}.")
+            if state not in ("waiting", "running", "canceling"):
+                raise CliError(f"Task {task_href} is in an unknown state: {state!r}.")
+            if time.monotonic() >= deadline:
+                raise CliError(
+                    f"Task {task_href} did not finish within {self.task_timeout:g} s "
+                    f"(state: {state}); see `pullthrough task show --href {task_href}`."
+                )
+            time.sleep(POLL_INTERVAL)
+
+
+def _is_task(reply: Any) -> bool:
+    return isinstance(reply, dict) and list(reply) == ["task"]
+
+
+def _read_operation(href: str) -> str:
+    if is_version_href(href):
+        return f"{REPOSITORY.operation}_versions_read"
+    kind = next((k for k in KINDS.values() if k.owns(href)), None)
+    return f"{kind.operation}_read" if kind else "read"
+
+
+def _decode(response: requests.Response, operation: str, url: str) -> Any:
+    """The JSON body of a 2xx reply; pulp-cli's error messages otherwise."""
+    status = response.status_code
+    if status == 401:
+        raise CliError(f"Authentication failed for {operation}.")
+    if status == 403:
+        raise CliError(f"Operation {operation} is not authorized.")
+    if not 200 <= status < 300:
+        body = response.text.strip() or f"HTTP {status} {response.reason}"
+        raise CliError(" ".join(body.splitlines()) if len(body) < 2000 else body[:2000] + "...")
+    if status == 204 or not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(f"The answer from {url} is not JSON (HTTP {status}).") from None
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """The innermost cause, briefly: 'Connection refused', 'Name or service not known'..."""
+    cause: BaseException | None = exc
+    while cause is not None and (cause.__context__ or cause.args):
+        inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        inner = inner or getattr(cause, "reason", None)
+        if not isinstance(inner, BaseException) or inner is cause:
+            break
+        cause = inner
+    text = str(cause) if cause is not None else type(exc).__name__
+    match = re.search(r"\[Errno -?\d+\] ([^')\]]+)", text)
+    return match.group(1) if match else type(exc).__name__
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise CliError(f"Could not read {path}: {exc.strerror or exc}.") from None
+    return digest.hexdigest()
