@@ -11,7 +11,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,6 @@ class Client:
         self.task_timeout = task_timeout
         self.background = background
         self.session = requests.Session()
-        self.session.trust_env = True  # honours NO_PROXY and friends, as pip does
         self.session.headers.update(
             {"Accept": "application/json", "Correlation-ID": uuid.uuid4().hex}
         )
@@ -98,8 +97,8 @@ class Client:
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, str] | None = None,
         auth: bool = True,
-    ) -> tuple[int, Any]:
-        """One request; returns (status, decoded JSON body, `{}` for 204)."""
+    ) -> Any:
+        """One request; returns its decoded JSON body (`{}` for 204)."""
         url = self.base_url + href
         try:
             response = self.session.request(
@@ -114,13 +113,13 @@ class Client:
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise CliError(f"No answer from {url} within {REQUEST_TIMEOUT[1]:g} s.") from None
+            raise CliError(f"No answer from {url} (timed out).") from None
         except requests.RequestException as exc:
             raise CliError(f"Could not connect to {url} ({_reason(exc)}).") from None
-        return response.status_code, _decode(response, operation, url)
+        return _decode(response, operation, url)
 
     def get(self, href: str, operation: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.call("GET", href, operation, params=params)[1]
+        return self.call("GET", href, operation, params=params)
 
     # ---- lookups and lists --------------------------------------------------------------
 
@@ -150,16 +149,17 @@ class Client:
     # ---- writes -------------------------------------------------------------------------
 
     def create(self, kind: Kind, body: Mapping[str, Any]) -> Any:
-        status, reply = self.call("POST", kind.list_href, f"{kind.operation}_create", json=body)
+        reply = self.call("POST", kind.list_href, f"{kind.operation}_create", json=body)
         return self.settle(reply, kind.owns)
 
     def update(self, kind: Kind, href: str, body: Mapping[str, Any]) -> Any:
-        operation = f"{kind.operation}_partial_update"
-        status, reply = self.call("PATCH", href, operation, json=body)
-        return self.settle(reply, lambda h: h == href) if _is_task(reply) else reply
+        """PATCH; the updated entity (read again when the task does not carry it)."""
+        reply = self.call("PATCH", href, f"{kind.operation}_partial_update", json=body)
+        return self.settle(reply, kind.owns, fallback=lambda: self.show(kind, href))
 
     def destroy(self, kind: Kind, href: str) -> Any:
-        status, reply = self.call("DELETE", href, f"{kind.operation}_delete")
+        """DELETE; nothing to show afterwards (the task, in background mode)."""
+        reply = self.call("DELETE", href, f"{kind.operation}_delete")
         if _is_task(reply):
             task = self.wait(reply["task"])
             return task if self.background else None
@@ -172,7 +172,7 @@ class Client:
         if base is not None:
             body["base_version"] = base
         href = repository["pulp_href"] + "modify/"
-        status, reply = self.call("POST", href, f"{REPOSITORY.operation}_modify", json=body)
+        reply = self.call("POST", href, f"{REPOSITORY.operation}_modify", json=body)
         return self.settle(reply, is_version_href)
 
     def upload(self, path: Path, relative_path: str, repository: str | None) -> Any:
@@ -182,7 +182,7 @@ class Client:
         try:
             with path.open("rb") as fh:
                 files = {"file": (relative_path, fh, "application/octet-stream")}
-                status, reply = self.call(
+                reply = self.call(
                     "POST", CONTENT.list_href, f"{CONTENT.operation}_create", files=files, data=data
                 )
         except OSError as exc:
@@ -190,13 +190,18 @@ class Client:
         return self.settle(reply, CONTENT.owns)
 
     def status(self) -> Any:
-        return self.call("GET", API_ROOT + "status/", "status_read", auth=False)[1]
+        return self.call("GET", API_ROOT + "status/", "status_read", auth=False)
 
     # ---- tasks --------------------------------------------------------------------------
 
-    def settle(self, reply: Any, wanted: Any) -> Any:
+    def settle(
+        self,
+        reply: Any,
+        wanted: Callable[[str], bool],
+        fallback: Callable[[], Any] | None = None,
+    ) -> Any:
         """A direct reply as it is; for a task, what it made: its `result`, else the first
-        created resource that `wanted(href)` accepts, else the task itself."""
+        created resource that `wanted(href)` accepts, else `fallback()`, else the task."""
         if not _is_task(reply):
             return reply
         task = self.wait(reply["task"])
@@ -207,7 +212,7 @@ class Client:
         for href in task.get("created_resources") or []:
             if isinstance(href, str) and wanted(href):
                 return self.get(href, _read_operation(href))
-        return task
+        return fallback() if fallback is not None else task
 
     def wait(self, task_href: str) -> dict[str, Any]:
         """Poll the task until it is final (or once, in background mode)."""
@@ -263,17 +268,9 @@ def _decode(response: requests.Response, operation: str, url: str) -> Any:
 
 
 def _reason(exc: requests.RequestException) -> str:
-    """The innermost cause, briefly: 'Connection refused', 'Name or service not known'..."""
-    cause: BaseException | None = exc
-    while cause is not None and (cause.__context__ or cause.args):
-        inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
-        inner = inner or getattr(cause, "reason", None)
-        if not isinstance(inner, BaseException) or inner is cause:
-            break
-        cause = inner
-    text = str(cause) if cause is not None else type(exc).__name__
-    match = re.search(r"\[Errno -?\d+\] ([^')\]]+)", text)
-    return match.group(1) if match else type(exc).__name__
+    """The operating system's words when there are some ('Connection refused'), else the type."""
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return match.group(1).strip() if match else type(exc).__name__
 
 
 def _sha256(path: Path) -> str:

@@ -142,6 +142,7 @@ class ServerSettings:
     workers: int = 0  # 0: two per core
     threads: int = 32  # per worker; downloads are I/O bound
     max_upload_size: int = 2 * 2**30  # bytes; larger uploads get 413
+    embedded_worker: bool = True  # run background tasks in the server processes too
 
     _parsers = {
         "bind": _bind,
@@ -150,6 +151,7 @@ class ServerSettings:
         "workers": _non_negative_int,
         "threads": _non_negative_int,
         "max_upload_size": parse_size,
+        "embedded_worker": _bool,
     }
 
 

@@ -310,11 +310,19 @@ def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -
     names = [f"pkg{i}" for i in range(WRITERS)]
     ids = add_packages(catalog, *names)
     repo_id = make_repository(catalog)
+    # PostgreSQL: every writer has read version 0 before any takes the lock. SQLite serializes
+    # whole write transactions (BEGIN IMMEDIATE), so there they can only start together.
+    loaded = threading.Barrier(WRITERS, timeout=THREAD_TIMEOUT)
+    serialized = catalog.engine.dialect.name == "sqlite"
 
     def write(package_id: str) -> int:
+        if serialized:
+            loaded.wait()
         with catalog.session() as session:
             repo = session.get(Repository, repo_id)
-            assert repo is not None
+            assert repo is not None and repo.latest_number >= 0
+            if not serialized:
+                loaded.wait()
             version = new_version(session, repo_id, add=[package_id])
             assert version is not None
             return version.number

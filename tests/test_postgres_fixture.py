@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import create_engine, text
 
 
-
 def test_postgres_round_trip(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     try:

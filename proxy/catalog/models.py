@@ -128,6 +128,12 @@ class Package(Base):
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     origin: Mapped[str] = mapped_column(String(16), default="upload")  # upload, cache, sync
     pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # Synced with the on_demand or streamed policy: fetched from here when a client asks.
+    remote_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    remote_id: Mapped[str | None] = mapped_column(
+        ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
+    )
+    policy: Mapped[str] = mapped_column(String(16), default="immediate", server_default="immediate")
 
 
 class RepositoryContent(Base):
@@ -161,6 +167,9 @@ class Distribution(Timestamped, Base):
     remote_id: Mapped[str | None] = mapped_column(
         ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
     )
+    publication_id: Mapped[str | None] = mapped_column(
+        ForeignKey("publications.id", ondelete="SET NULL"), nullable=True
+    )
     allow_uploads: Mapped[bool] = mapped_column(Boolean, default=True)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     # False: a project present locally shadows the remote's (dependency-confusion guard).
@@ -170,6 +179,31 @@ class Distribution(Timestamped, Base):
     repository: Mapped[Repository | None] = relationship()
     repository_version: Mapped[RepositoryVersion | None] = relationship()
     remote: Mapped[Remote | None] = relationship()
+    publication: Mapped[Publication | None] = relationship()
+
+
+class Publication(Base):
+    """A frozen index of one repository version (versions are immutable, so it is served from the
+    version's content as it was)."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_version_id: Mapped[str] = mapped_column(
+        ForeignKey("repository_versions.id", ondelete="CASCADE")
+    )
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    repository_version: Mapped[RepositoryVersion] = relationship()
+
+
+class Worker(Base):
+    """A process that runs tasks; a worker silent past its heartbeat's limit is presumed dead."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
 class Task(Base):

@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from proxy.catalog.models import Package, Repository, RepositoryContent, RepositoryVersion
+from proxy.catalog.models import (
+    Package,
+    Publication,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+)
 
 
 def present_in(repository_id: str, number: int) -> Any:
@@ -56,8 +62,12 @@ def new_version(
     The repository row is locked (FOR UPDATE on PostgreSQL; SQLite's write transaction), so two
     concurrent changes get distinct numbers and neither is lost.
     """
+    # populate_existing: a repository this session loaded before the lock must be re-read.
     repo = session.execute(
-        select(Repository).where(Repository.id == repository_id).with_for_update()
+        select(Repository)
+        .where(Repository.id == repository_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     latest = repo.latest_number
     current = set(
@@ -83,6 +93,8 @@ def new_version(
     )
     session.add(version)
     session.flush()
+    if repo.autopublish:
+        session.add(Publication(repository_version_id=version.id))
     _retain(session, repo)
     return version
 

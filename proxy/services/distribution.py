@@ -81,9 +81,12 @@ class Distribution:
         self._list: ListView | None = None
         self._lock = threading.Lock()
 
-    @property
-    def client(self) -> UpstreamClient | None:
-        return self.pages.client if self.pages else None
+    def origin(self, entry: DistFile) -> tuple[UpstreamClient | None, bool]:
+        """Where to fetch a file this distribution lists but the store lacks, and whether to
+        keep it: on-demand repository content from its remote, else the distribution's remote."""
+        if self.local is not None and (origin := self.local.origin(entry.filename)) is not None:
+            return origin.client, origin.keep
+        return (self.pages.client if self.pages else None), True
 
     def _expiry(self, fetched_at: float, stale: bool) -> float:
         if stale:

@@ -107,7 +107,7 @@ class PullThrough:
         sha = expected.get("sha256") or self.ledger.sha_for_url(url)
         if (stored := self._stored(sha, view.stale)) is not None:
             return stored
-        client = dist.client
+        client, keep = dist.origin(entry)
         if client is None or not url:
             raise NotFound(f"{url} is not stored and distribution {dist.base_path!r} has no remote")
         lock = self.locks.lock(url)
@@ -129,7 +129,7 @@ class PullThrough:
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
 
-        download = self._download(client, resp, entry, url, expected, lock)
+        download = self._download(client, resp, entry, url, expected, lock, keep=keep)
         # Read the first chunk before answering: a small file is then wholly fetched and verified
         # (a failure is a clean 502), and a large one has at least started.
         try:
@@ -154,6 +154,8 @@ class PullThrough:
         url: str,
         expected: dict[str, str],
         lock: FileLock,
+        *,
+        keep: bool = True,
     ) -> Generator[bytes, None, None]:
         """Tee the upstream body to the client and the store.
 
@@ -174,11 +176,15 @@ class PullThrough:
                         except GeneratorExit:
                             client_gone = True
                     pending = chunk
-                sha = writer.commit()
-                self.ledger.record(sha, writer.size)
-                if "sha256" not in expected:
-                    self.ledger.remember_url(url, sha)
-                log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
+                if not keep:  # the streamed policy: verified, sent, not kept
+                    writer.verify()
+                    sha = None
+                else:
+                    sha = writer.commit()
+                    self.ledger.record(sha, writer.size)
+                    if "sha256" not in expected:
+                        self.ledger.remember_url(url, sha)
+                    log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
             lock.release()  # the file is visible: waiting requests can be served from the store
             if pending and not client_gone:
                 try:
@@ -186,8 +192,9 @@ class PullThrough:
                 except GeneratorExit:
                     client_gone = True
             # The client has every byte; the bookkeeping below no longer delays it.
-            self.events.cached(entry, sha)
-            self.evict_if_needed()
+            if sha is not None:
+                self.events.cached(entry, sha)
+                self.evict_if_needed()
         except (HashMismatch, UpstreamError) as exc:
             log.error("download of %s failed, nothing stored: %s", url, exc)
             if not client_gone:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from proxy.catalog.db import Catalog
 from proxy.catalog.generation import Generation
 from proxy.catalog.models import Distribution as DistributionRow
-from proxy.catalog.models import Remote
+from proxy.catalog.models import Publication, Remote
 from proxy.config import Settings
 from proxy.core.filters import FilterSpec
 from proxy.services.distribution import Distribution
@@ -74,11 +74,21 @@ class Registry:
             client = self._clients[key] = UpstreamClient(settings_of(remote, self.tls_dir))
         return client
 
+    def _local(self, repository_id: str, number: int) -> LocalContent:
+        return LocalContent(self.catalog, repository_id, number, self._client_by_id)
+
+    def _client_by_id(self, remote_id: str) -> UpstreamClient | None:
+        """The client for on-demand content synced from this remote."""
+        with self.catalog.session() as session:
+            remote = session.get(Remote, remote_id)
+            return self._client(remote) if remote is not None else None
+
     def _load(self) -> dict[str, Distribution]:
         query = select(DistributionRow).options(
             selectinload(DistributionRow.remote),
             selectinload(DistributionRow.repository),
             selectinload(DistributionRow.repository_version),
+            selectinload(DistributionRow.publication).selectinload(Publication.repository_version),
         )
         found: dict[str, Distribution] = {}
         with self.catalog.session() as session:
@@ -91,12 +101,14 @@ class Registry:
                     filters = client.remote.filters
                 local = None
                 upload_repo = None
-                if row.repository_version is not None:
-                    version = row.repository_version
-                    local = LocalContent(self.catalog, version.repository_id, version.number)
+                pinned = row.publication.repository_version if row.publication else None
+                if pinned is not None or row.repository_version is not None:
+                    version = pinned or row.repository_version
+                    assert version is not None
+                    local = self._local(version.repository_id, version.number)
                 elif row.repository is not None:
                     repo = row.repository
-                    local = LocalContent(self.catalog, repo.id, repo.latest_number)
+                    local = self._local(repo.id, repo.latest_number)
                     upload_repo = repo.id
                 found[row.base_path] = Distribution(
                     row.name,

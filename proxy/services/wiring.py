@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import diskcache
 
@@ -14,6 +14,7 @@ from proxy.services.cached_content import CachedContent
 from proxy.services.pullthrough import PullThrough
 from proxy.services.registry import Registry, sync_config
 from proxy.services.uploads import Uploads
+from proxy.services.worker import TaskWorker
 from proxy.storage.ledger import CacheLedger
 from proxy.storage.locks import LockDir
 from proxy.storage.store import ArtifactStore
@@ -31,8 +32,23 @@ class Services:
     pullthrough: PullThrough
     uploads: Uploads
     auth: Authenticator
+    workers: list[TaskWorker] = field(default_factory=list)  # run in this process
+
+    def wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wakeup.set()
+
+    def start_worker(self) -> TaskWorker:
+        from proxy.services import orphans, sync  # noqa: F401 - they declare the background tasks
+
+        worker = TaskWorker(self)
+        self.workers.append(worker)
+        worker.start()
+        return worker
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
         for client in self.registry.clients():
             client.close()
         self.pages_cache.close()

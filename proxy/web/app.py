@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_upload_size
     services = app.extensions["pullthrough"] = build_services(settings)
+    if settings.server.embedded_worker:
+        services.start_worker()
 
     from proxy.api import operations, views  # noqa: F401 - views declare the operations
     from proxy.web import content, pypi_json, simple, status, upload

@@ -1,0 +1,613 @@
+"""The Pulp-shaped REST API over real HTTP: authentication, validation errors, lists, hrefs, tasks,
+write-only secrets, correlation ids, and distributions pinned to a repository version."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from support.packages import build_wheel
+from support.servers import Server, config_text
+
+V3 = "/pulp/api/v3/"
+REPOS = V3 + "repositories/python/python/"
+REMOTES = V3 + "remotes/python/python/"
+DISTS = V3 + "distributions/python/pypi/"
+CONTENT = V3 + "content/python/packages/"
+TASKS = V3 + "tasks/"
+PASSWORD = "secret"
+AUTH = ("admin", PASSWORD)
+TIMEOUT = 10
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+SECRETS = {
+    "username": "user-7f3a",
+    "password": "pw-9c1e4b",
+    "proxy_username": "proxy-user-55d2",
+    "proxy_password": "proxy-pw-0a8f",
+    "client_key": "-----BEGIN PRIVATE KEY-----\nkey-material-31b9\n-----END PRIVATE KEY-----\n",
+}
+
+
+def with_admin_password(text: str) -> str:
+    return text + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+
+
+@dataclass
+class Api:
+    server: Server
+    http: requests.Session  # sends the admin's credentials
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else self.server.url + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.url(path), timeout=TIMEOUT, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: object = None, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: object, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, json=body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def ok(self, resp: requests.Response, status: int = 200) -> dict[str, Any]:
+        assert resp.status_code == status, (resp.status_code, resp.text)
+        assert resp.headers["Content-Type"] == "application/json"
+        return resp.json()
+
+    def task(self, resp: requests.Response) -> dict[str, Any]:
+        """A 202 `{"task": href}`, and the task it names (which must have completed)."""
+        body = self.ok(resp, 202)
+        assert list(body) == ["task"]
+        assert re.fullmatch(f"{TASKS}{UUID}/", body["task"]), body
+        task = self.ok(self.get(body["task"]))
+        assert task["pulp_href"] == body["task"]
+        assert task["state"] == "completed", task
+        assert task["error"] is None and task["finished_at"] and task["started_at"]
+        return task
+
+    def create_repository(self, name: str, **fields: object) -> dict[str, Any]:
+        return self.ok(self.post(REPOS, {"name": name, **fields}), 201)
+
+    def create_distribution(self, name: str, **fields: object) -> dict[str, Any]:
+        task = self.task(self.post(DISTS, {"name": name, "base_path": name, **fields}))
+        assert task["result"]["name"] == name
+        return task["result"]
+
+    def upload_content(self, path: Path, repository: str | None = None) -> dict[str, Any]:
+        data = {"relative_path": path.name}
+        if repository is not None:
+            data["repository"] = repository
+        with path.open("rb") as fh:
+            resp = self.request("POST", CONTENT, data=data, files={"file": (path.name, fh)})
+        return self.task(resp)
+
+    def count(self, path: str) -> int:
+        return self.ok(self.get(path))["count"]
+
+
+@pytest.fixture
+def api(upstream, live_server, tmp_path: Path) -> Iterator[Api]:
+    server = live_server(with_admin_password(config_text(upstream.index_url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        yield Api(server, http)
+
+
+@pytest.fixture
+def anonymous() -> Iterator[requests.Session]:
+    with requests.Session() as http:
+        yield http
+
+
+def files_on_index(api: Api, base_path: str, project: str) -> list[str]:
+    resp = api.get(f"/pypi/{base_path}/simple/{project}/", headers={"Accept": JSON_V1})
+    assert resp.status_code == 200, resp.text
+    return sorted(f["filename"] for f in resp.json()["files"])
+
+
+# ---- authentication -----------------------------------------------------------------------
+
+
+def test_every_operation_requires_the_admin(api: Api, anonymous: requests.Session) -> None:
+    repo = api.create_repository("guarded")
+    remote_href = api.ok(api.get(REMOTES))["results"][0]["pulp_href"]
+    calls = [
+        ("GET", REPOS, None),
+        ("GET", repo["pulp_href"], None),
+        ("GET", repo["versions_href"], None),
+        ("GET", repo["latest_version_href"], None),
+        ("GET", REMOTES, None),
+        ("GET", remote_href, None),
+        ("GET", DISTS, None),
+        ("GET", CONTENT, None),
+        ("POST", REPOS, {"name": "intruder"}),
+        ("PATCH", repo["pulp_href"], {"description": "defaced"}),
+        ("DELETE", repo["pulp_href"], None),
+        ("POST", REMOTES, {"name": "intruder", "url": "http://127.0.0.1:9/"}),
+        ("PATCH", remote_href, {"url": "http://127.0.0.1:9/"}),
+        ("DELETE", remote_href, None),
+        ("POST", DISTS, {"name": "intruder", "base_path": "intruder"}),
+        ("POST", repo["pulp_href"] + "modify/", {"remove_content_units": ["*"]}),
+    ]
+    wrong = [("admin", "wrong"), ("someone", PASSWORD), ("admin", "")]
+    for method, path, body in calls:
+        for auth in [None, *wrong]:
+            resp = anonymous.request(method, api.url(path), json=body, auth=auth, timeout=TIMEOUT)
+            assert resp.status_code == 401, (method, path, auth, resp.status_code, resp.text)
+            assert resp.headers["WWW-Authenticate"].startswith("Basic ")
+        for header in ("Token secret", "Bearer secret", "Basic !!notbase64!!"):
+            resp = anonymous.request(
+                method, api.url(path), json=body, headers={"Authorization": header}, timeout=TIMEOUT
+            )
+            assert resp.status_code == 401, (method, path, header, resp.status_code)
+
+    # nothing changed
+    assert [r["name"] for r in api.ok(api.get(REPOS))["results"]] == ["guarded"]
+    assert api.ok(api.get(repo["pulp_href"]))["description"] is None
+    assert api.count(REMOTES) == 1
+    assert api.count(DISTS) == 1  # the configured one
+    assert api.count(TASKS) == 0
+
+
+def test_status_is_readable_without_credentials(api: Api, anonymous: requests.Session) -> None:
+    resp = anonymous.get(api.url(V3 + "status/"), timeout=TIMEOUT)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["versions"] and {"component", "version"} <= set(body["versions"][0])
+    assert "main" in body["distributions"]
+
+
+# ---- validation -----------------------------------------------------------------------------
+
+
+def test_validation_errors_are_400_with_field_messages(api: Api) -> None:
+    repo = api.create_repository("taken")
+
+    def error(resp: requests.Response) -> dict[str, Any]:
+        return api.ok(resp, 400)
+
+    assert error(api.post(REPOS, {})) == {"name": ["This field is required."]}
+    assert error(api.post(REPOS, {"name": "taken"})) == {"name": ["This field must be unique."]}
+    assert "name" in error(api.post(REPOS, {"name": 5}))
+    assert "name" in error(api.post(REPOS, {"name": " "}))
+    assert "retain_repo_versions" in error(
+        api.post(REPOS, {"name": "r", "retain_repo_versions": "many"})
+    )
+    assert "retain_repo_versions" in error(
+        api.post(REPOS, {"name": "r", "retain_repo_versions": 0})
+    )
+    assert "autopublish" in error(api.post(REPOS, {"name": "r", "autopublish": "yes"}))
+    for body in ([], "name", 5, None):
+        assert "non_field_errors" in error(api.post(REPOS, body)), body
+    not_json = api.request(
+        "POST", REPOS, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert "non_field_errors" in error(not_json)
+
+    remote = {"name": "rm", "url": "http://127.0.0.1:9/"}
+    policy = error(api.post(REMOTES, {**remote, "policy": "sometimes"}))
+    assert list(policy) == ["policy"] and "sometimes" in policy["policy"][0]
+    platforms = error(api.post(REMOTES, {**remote, "exclude_platforms": ["linux", "beos"]}))
+    assert list(platforms) == ["exclude_platforms"] and "beos" in platforms["exclude_platforms"][0]
+    assert "exclude_platforms" in error(api.post(REMOTES, {**remote, "exclude_platforms": "linux"}))
+    assert "package_types" in error(api.post(REMOTES, {**remote, "package_types": ["egg-ish"]}))
+    assert "keep_latest_packages" in error(
+        api.post(REMOTES, {**remote, "keep_latest_packages": True})
+    )
+    assert "includes" in error(api.post(REMOTES, {**remote, "includes": [5]}))
+    assert "url" in error(api.post(REMOTES, {**remote, "url": "ftp://example.invalid/"}))
+    assert set(error(api.post(REMOTES, {}))) == {"name", "url"}
+    assert error(api.post(REMOTES, {**remote, "name": "up"})) == {
+        "name": ["This field must be unique."]
+    }
+
+    # an href of the wrong kind, and one of the right kind naming nothing
+    assert "remote" in error(api.post(REPOS, {"name": "r", "remote": repo["pulp_href"]}))
+    missing_repo = f"{REPOS}{uuid.uuid4()}/"
+    dist = {"name": "d", "base_path": "d"}
+    missing = error(api.post(DISTS, {**dist, "repository": missing_repo}))
+    assert list(missing) == ["repository"] and missing_repo in missing["repository"][0]
+    assert "repository" in error(api.post(DISTS, {**dist, "repository": f"{REMOTES}x/"}))
+    wrong_kind = error(
+        api.post(DISTS, {**dist, "repository": api.ok(api.get(REMOTES))["results"][0]["pulp_href"]})
+    )
+    assert list(wrong_kind) == ["repository"]
+    assert "repository_version" in error(
+        api.post(DISTS, {**dist, "repository_version": repo["pulp_href"]})
+    )
+    assert "repository_version" in error(
+        api.post(DISTS, {**dist, "repository_version": repo["versions_href"] + "7/"})
+    )
+    assert "base_path" in error(api.post(DISTS, {**dist, "base_path": "../etc"}))
+    assert error(api.post(DISTS, {**dist, "base_path": "main"})) == {
+        "base_path": ["This field must be unique."]
+    }
+    assert "add_content_units" in error(
+        api.post(
+            repo["pulp_href"] + "modify/", {"add_content_units": [f"{CONTENT}{uuid.uuid4()}/"]}
+        )
+    )
+    assert "add_content_units" in error(
+        api.post(repo["pulp_href"] + "modify/", {"add_content_units": [repo["pulp_href"]]})
+    )
+
+    # a partial update is validated too, and changes nothing when refused
+    assert "retain_repo_versions" in error(
+        api.patch(repo["pulp_href"], {"retain_repo_versions": -1})
+    )
+    other = api.create_repository("other")
+    assert error(api.patch(other["pulp_href"], {"name": "taken"})) == {
+        "name": ["This field must be unique."]
+    }
+
+    # nothing was created or changed by any refused request
+    assert sorted(r["name"] for r in api.ok(api.get(REPOS))["results"]) == ["other", "taken"]
+    assert [r["name"] for r in api.ok(api.get(REMOTES))["results"]] == ["up"]
+    assert api.count(DISTS) == 1
+    assert api.count(TASKS) == 0
+    assert api.ok(api.get(repo["pulp_href"]))["latest_version_href"].endswith("/versions/0/")
+
+
+def test_unknown_objects_are_404(api: Api) -> None:
+    for path in (
+        f"{REPOS}{uuid.uuid4()}/",
+        f"{REMOTES}{uuid.uuid4()}/",
+        f"{DISTS}{uuid.uuid4()}/",
+        f"{CONTENT}{uuid.uuid4()}/",
+        f"{TASKS}{uuid.uuid4()}/",
+    ):
+        resp = api.get(path)
+        assert api.ok(resp, 404) == {"detail": "Not found."}, path
+    repo = api.create_repository("r")
+    api.ok(api.get(repo["versions_href"] + "1/"), 404)
+    api.ok(api.patch(f"{REPOS}{uuid.uuid4()}/", {"description": "x"}), 404)
+    api.ok(api.delete(f"{DISTS}{uuid.uuid4()}/"), 404)
+
+
+# ---- lists ----------------------------------------------------------------------------------
+
+NAMES = ["alpha-core", "beta-core", "gamma-tools", "delta-core", "epsilon-tools"]  # creation order
+
+
+def test_lists_paginate_filter_order_and_pick_fields(api: Api) -> None:
+    for name in NAMES:
+        api.create_repository(name, description=f"about {name}")
+
+    first = api.ok(api.get(REPOS, params={"limit": 2}))
+    assert first["count"] == 5
+    assert [r["name"] for r in first["results"]] == ["alpha-core", "beta-core"]  # by name
+    assert first["previous"] is None
+    assert first["next"].startswith(api.server.url + REPOS + "?")
+    second = api.ok(api.get(first["next"]))
+    assert [r["name"] for r in second["results"]] == ["delta-core", "epsilon-tools"]
+    assert second["previous"].startswith(api.server.url + REPOS + "?")
+    assert [r["name"] for r in api.ok(api.get(second["previous"]))["results"]] == [
+        "alpha-core",
+        "beta-core",
+    ]
+    last = api.ok(api.get(second["next"]))
+    assert [r["name"] for r in last["results"]] == ["gamma-tools"]
+    assert last["next"] is None and last["count"] == 5
+    empty = api.ok(api.get(REPOS, params={"offset": 10, "limit": 2}))
+    assert empty["results"] == [] and empty["count"] == 5
+
+    newest = api.ok(
+        api.get(
+            REPOS, params={"ordering": "-pulp_created", "offset": 1, "limit": 1, "fields": "name"}
+        )
+    )
+    assert newest["results"] == [{"name": "delta-core"}]
+    assert newest["count"] == 5 and newest["next"] and newest["previous"]
+    assert "fields=name" in newest["next"] and "ordering=-pulp_created" in newest["next"]
+    oldest_first = api.ok(api.get(REPOS, params={"ordering": "pulp_created", "fields": "name"}))
+    assert [r["name"] for r in oldest_first["results"]] == NAMES
+    by_name_desc = api.ok(api.get(REPOS, params={"ordering": "-name", "fields": "name"}))
+    assert [r["name"] for r in by_name_desc["results"]] == sorted(NAMES, reverse=True)
+
+    two_fields = api.ok(api.get(REPOS, params=[("fields", "name"), ("fields", "pulp_href")]))
+    assert all(set(r) == {"name", "pulp_href"} for r in two_fields["results"])
+    trimmed = api.ok(api.get(REPOS, params={"exclude_fields": "description,versions_href"}))
+    assert all("description" not in r and "versions_href" not in r for r in trimmed["results"])
+    assert all("name" in r and "pulp_href" in r for r in trimmed["results"])
+    one = api.ok(api.get(first["results"][0]["pulp_href"], params={"fields": "name"}))
+    assert one == {"name": "alpha-core"}
+
+    def names(**params: str) -> list[str]:
+        body = api.ok(api.get(REPOS, params={**params, "fields": "name"}))
+        assert body["count"] == len(body["results"])
+        return [r["name"] for r in body["results"]]
+
+    assert names(name__in="gamma-tools,alpha-core,nothing") == ["alpha-core", "gamma-tools"]
+    assert names(name__contains="-tools") == ["epsilon-tools", "gamma-tools"]
+    assert names(name__contains="%") == []  # not a LIKE wildcard
+    assert names(name__contains="_") == []
+    assert names(name="beta-core") == ["beta-core"]
+    assert names(name="beta") == []
+    assert names(name__startswith="e") == ["epsilon-tools"]
+    assert names(name__icontains="CORE") == ["alpha-core", "beta-core", "delta-core"]
+
+    filtered = api.ok(api.get(REPOS, params={"name__contains": "core", "limit": 1}))
+    assert filtered["count"] == 3
+    assert "name__contains=core" in filtered["next"]
+    assert api.ok(api.get(filtered["next"]))["results"][0]["name"] == "beta-core"
+
+    for params in ({"ordering": "description"}, {"limit": "many"}, {"offset": "-1"}):
+        assert api.get(REPOS, params=params).status_code == 400, params
+
+    # remotes and distributions filter the same way (`up`/`main` come from the config)
+    api.ok(api.post(REMOTES, {"name": "mirror", "url": "http://127.0.0.1:9/"}), 201)
+    remotes = api.ok(api.get(REMOTES, params={"name__in": "up,mirror", "fields": "name"}))
+    assert remotes == {
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [{"name": "mirror"}, {"name": "up"}],
+    }
+    dists = api.ok(api.get(DISTS, params={"name__contains": "mai"}))
+    assert [d["base_path"] for d in dists["results"]] == ["main"]
+
+
+def test_hrefs_and_repository_versions(api: Api, tmp_path: Path) -> None:
+    repo = api.create_repository("hrefs")
+    own = repo["pulp_href"]
+    assert re.fullmatch(f"{REPOS}{UUID}/", own)
+    assert repo["versions_href"] == own + "versions/"
+    assert repo["latest_version_href"] == own + "versions/0/"
+    untimed = {k: v for k, v in repo.items() if k not in ("pulp_created", "pulp_last_updated")}
+    assert untimed.items() <= api.ok(api.get(own)).items()  # timestamps: see the test below
+
+    v0 = api.ok(api.get(own + "versions/0/"))
+    assert v0["pulp_href"] == own + "versions/0/"
+    assert v0["number"] == 0 and v0["repository"] == own and v0["base_version"] is None
+    assert v0["content_summary"] == {"added": {}, "removed": {}, "present": {}}
+
+    task = api.upload_content(build_wheel(tmp_path, "href-lib", "1.0"), own)
+    version_href, content_href = task["created_resources"]
+    assert version_href == own + "versions/1/"
+    assert re.fullmatch(f"{CONTENT}{UUID}/", content_href)
+    assert task["result"]["pulp_href"] == content_href
+    assert api.ok(api.get(own))["latest_version_href"] == version_href
+
+    v1 = api.ok(api.get(version_href))
+    assert v1["number"] == 1 and v1["base_version"] == own + "versions/0/"
+    present = v1["content_summary"]["present"]["python.python"]
+    assert present["count"] == 1
+    assert v1["content_summary"]["added"]["python.python"]["count"] == 1
+    assert v1["content_summary"]["removed"] == {}
+    in_version = api.ok(api.get(present["href"]))
+    assert [c["pulp_href"] for c in in_version["results"]] == [content_href]
+
+    versions = api.ok(api.get(repo["versions_href"]))
+    assert [v["pulp_href"] for v in versions["results"]] == [version_href, own + "versions/0/"]
+    content = api.ok(api.get(content_href))
+    assert content["filename"] == "href_lib-1.0-py3-none-any.whl"
+    assert content["name"] == "href-lib" and content["version"] == "1.0"
+
+    every_href = [own, repo["versions_href"], version_href, content_href, task["pulp_href"]]
+    every_href += [d["pulp_href"] for d in api.ok(api.get(DISTS))["results"]]
+    every_href += [r["pulp_href"] for r in api.ok(api.get(REMOTES))["results"]]
+    for href in every_href:
+        assert re.fullmatch(r"/pulp/api/v3/([a-z0-9_-]+/)+", href), href
+
+
+def test_timestamps_are_utc_as_created_and_as_read_back(api: Api) -> None:
+    """Pulp's timestamps are ISO 8601 UTC with a `Z`; a stored one must not come back naive."""
+    repo = api.create_repository("stamps")
+    task = api.task(api.patch(repo["pulp_href"], {"description": "x"}))
+    stamps = {
+        "created repository": (repo["pulp_created"], repo["pulp_last_updated"]),
+        "read repository": tuple(
+            api.ok(api.get(repo["pulp_href"]))[k] for k in ("pulp_created", "pulp_last_updated")
+        ),
+        "version": (api.ok(api.get(repo["latest_version_href"]))["pulp_created"],),
+        "task": (task["pulp_created"], task["started_at"], task["finished_at"]),
+        "remote": (api.ok(api.get(REMOTES))["results"][0]["pulp_created"],),
+    }
+    bad = {
+        where: value
+        for where, values in stamps.items()
+        for value in values
+        if not re.fullmatch(STAMP, value)
+    }
+    assert bad == {}
+
+
+# ---- tasks ----------------------------------------------------------------------------------
+
+
+def test_writes_answer_with_completed_tasks(api: Api, tmp_path: Path) -> None:
+    repo = api.create_repository("tasks")
+    own = repo["pulp_href"]
+
+    update = api.task(api.patch(own, {"description": "new words", "retain_repo_versions": 5}))
+    assert update["name"].endswith("repository.update")
+    assert update["result"]["description"] == "new words"
+    assert update["result"]["pulp_href"] == own
+    current = api.ok(api.get(own))
+    assert (current["description"], current["retain_repo_versions"]) == ("new words", 5)
+
+    remote = api.ok(api.post(REMOTES, {"name": "rm", "url": "http://127.0.0.1:9/"}), 201)
+    assert remote["policy"] == "on_demand"
+    remote_update = api.task(api.patch(remote["pulp_href"], {"policy": "immediate"}))
+    assert remote_update["result"]["policy"] == "immediate"
+    assert api.ok(api.get(remote["pulp_href"]))["policy"] == "immediate"
+
+    created = api.task(api.post(DISTS, {"name": "tasks", "base_path": "team/tasks"}))
+    (dist_href,) = created["created_resources"]
+    assert re.fullmatch(f"{DISTS}{UUID}/", dist_href)
+    assert created["result"]["pulp_href"] == dist_href
+    assert created["result"]["base_url"] == api.server.url + "/pypi/team/tasks/"
+    assert created["result"]["allow_uploads"] is True
+    dist_update = api.task(api.patch(dist_href, {"repository": own, "remote": remote["pulp_href"]}))
+    assert dist_update["result"]["repository"] == own
+    assert dist_update["result"]["remote"] == remote["pulp_href"]
+    assert api.ok(api.get(dist_href))["repository"] == own
+
+    wheel = build_wheel(tmp_path, "task-lib", "1.0")
+    content_href = api.upload_content(wheel)["created_resources"][0]
+    assert api.ok(api.get(own))["latest_version_href"] == own + "versions/0/"  # no repository
+    modify = api.task(api.post(own + "modify/", {"add_content_units": [content_href]}))
+    assert modify["created_resources"] == [own + "versions/1/"]
+    again = api.task(api.post(own + "modify/", {"add_content_units": [content_href]}))
+    assert again["created_resources"] == []  # no change, no version
+    removed = api.task(api.post(own + "modify/", {"remove_content_units": ["*"]}))
+    assert removed["created_resources"] == [own + "versions/2/"]
+    v2 = api.ok(api.get(own + "versions/2/"))
+    assert v2["content_summary"]["present"] == {}
+    assert v2["content_summary"]["removed"]["python.python"]["count"] == 1
+    restored = api.task(api.post(own + "modify/", {"base_version": own + "versions/1/"}))
+    assert restored["created_resources"] == [own + "versions/3/"]
+    v3 = api.ok(api.get(own + "versions/3/"))
+    assert v3["base_version"] == own + "versions/1/"
+    assert v3["content_summary"]["present"]["python.python"]["count"] == 1
+
+    tasks = api.ok(api.get(TASKS, params={"state": "completed"}))
+    assert tasks["count"] >= 8
+
+    for href in (dist_href, own, remote["pulp_href"]):
+        deleted = api.task(api.delete(href))
+        assert deleted["name"].endswith(".delete")
+        api.ok(api.get(href), 404)
+    assert api.count(REPOS) == 0
+    assert [r["name"] for r in api.ok(api.get(REMOTES))["results"]] == ["up"]
+    assert [d["name"] for d in api.ok(api.get(DISTS))["results"]] == ["main"]
+    api.ok(api.get(content_href))  # content outlives its repository
+
+
+# ---- secrets and correlation ids ------------------------------------------------------------
+
+
+def test_remote_secrets_are_write_only(api: Api) -> None:
+    responses: list[requests.Response] = []
+
+    def seen(resp: requests.Response) -> requests.Response:
+        responses.append(resp)
+        return resp
+
+    created = api.ok(
+        seen(api.post(REMOTES, {"name": "private", "url": "http://127.0.0.1:9/", **SECRETS})),
+        201,
+    )
+    href = created["pulp_href"]
+    hidden = {f["name"]: f["is_set"] for f in created["hidden_fields"]}
+    assert hidden == dict.fromkeys(SECRETS, True)
+    plain = api.ok(seen(api.post(REMOTES, {"name": "plain", "url": "http://127.0.0.1:9/"})), 201)
+    assert {f["name"]: f["is_set"] for f in plain["hidden_fields"]} == dict.fromkeys(SECRETS, False)
+
+    read = api.ok(seen(api.get(href)))
+    assert {f["name"]: f["is_set"] for f in read["hidden_fields"]} == hidden
+    seen(api.get(REMOTES))
+    seen(api.get(REMOTES, params={"fields": "username,password,client_key,proxy_password"}))
+    seen(api.get(href, params={"fields": "password"}))
+    update = api.task(
+        seen(api.patch(href, {"password": "pw-rotated-6e0d", "url": "http://127.0.0.1:8/"}))
+    )
+    assert update["result"]["url"] == "http://127.0.0.1:8/"
+    seen(api.get(api.ok(responses[-1], 202)["task"]))
+    seen(api.get(TASKS))
+    cleared = api.task(seen(api.patch(href, {"username": None, "client_key": None})))
+    cleared_hidden = {f["name"]: f["is_set"] for f in cleared["result"]["hidden_fields"]}
+    assert cleared_hidden == {**hidden, "username": False, "client_key": False}
+    assert {f["name"]: f["is_set"] for f in api.ok(api.get(href))["hidden_fields"]} == (
+        cleared_hidden
+    )
+
+    for resp in responses:
+        for key in SECRETS:
+            assert f'"{key}"' not in resp.text or resp.text.count(f'"{key}"') == resp.text.count(
+                f'"name": "{key}"'
+            ), (resp.url, key)
+        for value in [*SECRETS.values(), "pw-rotated-6e0d", "key-material-31b9"]:
+            assert value not in resp.text, (resp.url, value)
+    for body in (created, read, update["result"]):
+        assert not set(SECRETS) & set(body)
+
+
+def test_correlation_id_is_echoed(api: Api, anonymous: requests.Session) -> None:
+    cid = "c0ffee-" + uuid.uuid4().hex
+    for method, path, body in (
+        ("GET", REPOS, None),
+        ("POST", REPOS, {}),  # a 400
+        ("GET", f"{REPOS}{uuid.uuid4()}/", None),  # a 404
+    ):
+        resp = api.request(method, path, json=body, headers={"Correlation-ID": cid})
+        assert resp.headers["Correlation-ID"] == cid, (method, path, resp.status_code)
+    refused = anonymous.get(api.url(REPOS), headers={"Correlation-ID": cid}, timeout=TIMEOUT)
+    assert refused.status_code == 401 and refused.headers["Correlation-ID"] == cid
+
+    created = api.post(DISTS, {"name": "cid", "base_path": "cid"}, headers={"Correlation-ID": cid})
+    assert created.headers["Correlation-ID"] == cid
+    assert api.task(created)["logging_cid"] == cid
+
+    generated = api.get(REPOS).headers["Correlation-ID"]
+    assert generated and generated != cid
+
+
+# ---- distributions --------------------------------------------------------------------------
+
+
+def test_repository_and_repository_version_are_exclusive(api: Api) -> None:
+    repo = api.create_repository("pin")
+    both = {"repository": repo["pulp_href"], "repository_version": repo["latest_version_href"]}
+    resp = api.post(DISTS, {"name": "both", "base_path": "both", **both})
+    assert "non_field_errors" in api.ok(resp, 400)
+    dist = api.create_distribution("one", repository=repo["pulp_href"])
+    assert api.ok(api.patch(dist["pulp_href"], both), 400)
+    assert api.ok(api.get(dist["pulp_href"]))["repository"] == repo["pulp_href"]
+    assert api.count(DISTS) == 2  # `main` and `one`
+
+    # setting one clears the other
+    pinned = api.task(
+        api.patch(dist["pulp_href"], {"repository_version": repo["latest_version_href"]})
+    )
+    assert pinned["result"]["repository_version"] == repo["latest_version_href"]
+    assert pinned["result"]["repository"] is None
+    moved = api.task(api.patch(dist["pulp_href"], {"repository": repo["pulp_href"]}))
+    assert moved["result"]["repository"] == repo["pulp_href"]
+    assert moved["result"]["repository_version"] is None
+
+
+def test_a_pinned_version_is_served_while_the_repository_moves_on(api: Api, tmp_path: Path) -> None:
+    repo = api.create_repository("moving")
+    own = repo["pulp_href"]
+    api.upload_content(build_wheel(tmp_path, "pinned-lib", "1.0"), own)
+    pinned = api.create_distribution("pinned", repository_version=own + "versions/1/")
+    assert pinned["repository_version"] == own + "versions/1/" and pinned["repository"] is None
+    latest = api.create_distribution("latest", repository=own)
+
+    v1 = ["pinned_lib-1.0-py3-none-any.whl"]
+    v2 = ["pinned_lib-1.0-py3-none-any.whl", "pinned_lib-2.0-py3-none-any.whl"]
+    assert files_on_index(api, "pinned", "pinned-lib") == v1
+    assert files_on_index(api, "latest", "pinned-lib") == v1
+
+    api.upload_content(build_wheel(tmp_path, "pinned-lib", "2.0"), own)
+    assert files_on_index(api, "pinned", "pinned-lib") == v1
+    assert files_on_index(api, "latest", "pinned-lib") == v2
+    resp = api.get("/pulp/content/pinned/pinned_lib-2.0-py3-none-any.whl")
+    assert resp.status_code == 404
+    resp = api.get("/pulp/content/latest/pinned_lib-2.0-py3-none-any.whl")
+    assert resp.status_code == 200
+    assert resp.content == (tmp_path / "pinned_lib-2.0-py3-none-any.whl").read_bytes()
+
+    api.task(api.post(own + "modify/", {"remove_content_units": ["*"]}))  # version 3: empty
+    assert files_on_index(api, "pinned", "pinned-lib") == v1
+    assert api.get("/pypi/latest/simple/pinned-lib/").status_code == 404
+
+    api.task(api.patch(pinned["pulp_href"], {"repository_version": own + "versions/2/"}))
+    assert files_on_index(api, "pinned", "pinned-lib") == v2
+    assert api.ok(api.get(latest["pulp_href"]))["repository"] == own

@@ -1,0 +1,271 @@
+"""The `pullthrough` API verbs (pulp-cli's), run as a subprocess against a real server: a private
+index made, filled with twine, installed from with pip, changed and removed again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxy.cli import build_parser
+from support.packages import build_sdist, build_wheel
+from support.servers import Server, config_text, free_port
+from support.tools import clean_env, make_venv, run_pip
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "cli-test-secret"
+REMOTE_PASSWORD = "upstream-secret-42"
+TIMEOUT = 60  # seconds, for every subprocess
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """clean_env() without the caller's PULLTHROUGH_* / TWINE_* settings, plus `extra`."""
+    base = {k: v for k, v in clean_env().items() if not k.startswith(("PULLTHROUGH_", "TWINE_"))}
+    return {**base, **extra}
+
+
+@dataclass
+class Cli:
+    url: str
+    config_home: Path  # XDG_CONFIG_HOME: keeps the user's own cli.toml out
+
+    def run(
+        self, *args: str, password: str | None = PASSWORD, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        extra = {"XDG_CONFIG_HOME": str(self.config_home), "PULLTHROUGH_URL": url or self.url}
+        if password is not None:
+            extra["PULLTHROUGH_PASSWORD"] = password
+        return subprocess.run(
+            [sys.executable, "-m", "proxy.cli", *args],
+            env=_env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def ok(self, *args: str, **kwargs: Any) -> Any:
+        """Run; expect exit 0 and JSON (None for empty output)."""
+        proc = self.run(*args, **kwargs)
+        assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    def fails(self, *args: str, **kwargs: Any) -> str:
+        """Run; expect exit 1 and a one-line error; return it."""
+        proc = self.run(*args, **kwargs)
+        assert proc.returncode == 1, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        assert proc.stdout == ""
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        return proc.stderr.strip()
+
+
+@pytest.fixture
+def cli(gunicorn_server: Callable[..., Server], tmp_path: Path) -> Cli:
+    dead_upstream = f"http://127.0.0.1:{free_port()}/"  # nothing listens: refused at once
+    text = (
+        config_text(dead_upstream, tmp_path / "data") + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    server = gunicorn_server(text)
+    return Cli(server.url, tmp_path / "xdg")
+
+
+def twine_upload(url: str, files: list[Path]) -> None:
+    cmd = [sys.executable, "-m", "twine", "upload", "--repository-url", url]
+    cmd += ["-u", "admin", "-p", PASSWORD, "--non-interactive", "--disable-progress-bar"]
+    proc = subprocess.run(
+        cmd + [str(f) for f in files],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 0, f"twine failed\n{proc.stdout}\n{proc.stderr}"
+
+
+def installed_version(venv: Path, index: str, requirement: str) -> str:
+    python = make_venv(venv)
+    run_pip(["install", "--index-url", index, requirement], python=python, timeout=TIMEOUT)
+    check = [str(python), "-c", "import acme_tools; print(acme_tools.__version__)"]
+    return subprocess.run(
+        check, capture_output=True, text=True, timeout=TIMEOUT, check=True
+    ).stdout.strip()
+
+
+def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
+    # a repository, and a distribution serving its latest version
+    repo = cli.ok("repository", "create", "--name", "foo")
+    assert repo["name"] == "foo"
+    assert repo["latest_version_href"] == repo["versions_href"] + "0/"
+    dist = cli.ok(
+        "distribution", "create", "--name", "foo", "--base-path", "foo", "--repository", "foo"
+    )
+    assert (dist["name"], dist["base_path"]) == ("foo", "foo")
+    assert dist["repository"] == repo["pulp_href"]
+    assert dist["repository_version"] is None
+    duplicate = cli.fails("repository", "create", "--name", "foo")
+    assert duplicate == 'Error: {"name": ["This field must be unique."]}'
+
+    # two releases uploaded with twine, installed with pip
+    files = [build_wheel(tmp_path / "dist", "acme-tools", v) for v in ("1.0", "2.0")]
+    twine_upload(f"{cli.url}/pypi/foo/legacy/", files)
+    index = f"{cli.url}/pypi/foo/simple/"
+    assert installed_version(tmp_path / "venv1", index, "acme-tools==1.0") == "1.0"
+    assert installed_version(tmp_path / "venv2", index, "acme-tools") == "2.0"
+
+    # one version per upload
+    versions = cli.ok("repository", "version", "list", "--repository", "foo")
+    assert [v["number"] for v in versions] == [2, 1, 0]
+    latest = cli.ok("repository", "version", "show", "--repository", "foo")
+    assert latest["number"] == 2
+    assert latest["content_summary"]["present"]["python.python"]["count"] == 2
+    first = cli.ok("repository", "version", "show", "--repository", "foo", "--version", "1")
+    assert first["number"] == 1
+    in_v1 = cli.ok("content", "list", "--repository", "foo", "--version", "1")
+    assert [c["filename"] for c in in_v1] == ["acme_tools-1.0-py3-none-any.whl"]
+
+    # the API's own upload makes version 3
+    sdist = build_sdist(tmp_path / "dist", "acme-tools", "3.0")
+    uploaded = cli.ok("content", "upload", "--file", str(sdist), "--repository", "foo")
+    assert (uploaded["filename"], uploaded["version"]) == (sdist.name, "3.0")
+    assert cli.ok("content", "show", "--href", uploaded["pulp_href"]) == uploaded
+    v3 = cli.ok("repository", "version", "show", "--repository", "foo")
+    assert v3["number"] == 3
+    assert v3["content_summary"]["present"]["python.python"]["count"] == 3
+
+    # ... and taking it out again, version 4
+    v4 = cli.ok(
+        "repository", "content", "modify", "--repository", "foo",
+        "--remove-content", uploaded["pulp_href"],
+    )  # fmt: skip
+    assert v4["number"] == 4
+    assert v4["content_summary"]["removed"]["python.python"]["count"] == 1
+    names = cli.ok("content", "list", "--repository", "foo", "--field", "filename")
+    assert sorted(c["filename"] for c in names) == [f.name for f in files]
+
+    # a remote: includes as a JSON list; its password is never shown
+    proc = cli.run(
+        "remote", "create", "--name", "shelf", "--url", "http://127.0.0.1:9/",
+        "--includes", '["shelf-reader"]', "--username", "reader", "--password", REMOTE_PASSWORD,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert REMOTE_PASSWORD not in proc.stdout + proc.stderr
+    remote = json.loads(proc.stdout)
+    assert remote["includes"] == ["shelf-reader"]
+    assert "password" not in remote
+    assert {"name": "password", "is_set": True} in remote["hidden_fields"]
+    shown = cli.run("remote", "show", "--name", "shelf")
+    assert json.loads(shown.stdout)["includes"] == ["shelf-reader"]
+    assert REMOTE_PASSWORD not in shown.stdout
+
+    # a distribution gets the remote (by name), shown as its href
+    updated = cli.ok("distribution", "update", "--name", "foo", "--remote", "shelf")
+    assert updated["remote"] == remote["pulp_href"]
+    assert updated["repository"] == repo["pulp_href"]
+    assert cli.ok("distribution", "show", "--name", "foo")["remote"] == remote["pulp_href"]
+    # in the background: the task, which `task show` finds again
+    task = cli.ok("-b", "distribution", "update", "--name", "foo", "--remote", "")
+    assert task["state"] == "completed"
+    assert cli.ok("task", "show", "--href", task["pulp_href"])["pulp_href"] == task["pulp_href"]
+    assert cli.ok("distribution", "show", "--name", "foo")["remote"] is None
+    tasks = cli.ok("task", "list", "--state", "completed", "--limit", "1")
+    assert [t["pulp_href"] for t in tasks] == [task["pulp_href"]]
+
+    # lists with filters and fields
+    listed = cli.ok("repository", "list", "--name-contains", "fo", "--field", "name")
+    assert listed == [{"name": "foo"}]
+    assert cli.ok("repository", "list", "--name", "nope") == []
+
+    # errors: unknown names, wrong password; settings: flag > env > file
+    missing = cli.fails("repository", "show", "--name", "nope")
+    assert missing == "Error: Could not find repository with name 'nope'."
+    denied = cli.fails("repository", "list", password="wrong")
+    assert denied == "Error: Authentication failed for repositories_python_python_list."
+    assert PASSWORD not in denied
+    settings = tmp_path / "cli.toml"
+    settings.write_text(f'[cli]\nbase_url = "{cli.url}"\npassword = "wrong"\n')
+    from_file = ("--config", str(settings), "remote", "list")
+    assert cli.fails(*from_file, password=None).startswith("Error: Authentication failed")
+    assert cli.ok(*from_file)[0]["name"] == "shelf"  # the environment's password wins
+    assert cli.ok("--password", PASSWORD, *from_file, password="wrong")[0]["name"] == "shelf"
+    status = cli.ok("status", password=None)  # no login needed
+    assert status["versions"][0]["component"] == "pullthrough"
+
+    # destroy: nothing printed, gone afterwards
+    for kind in ("distribution", "remote", "repository"):
+        assert cli.ok(kind, "destroy", "--name", "shelf" if kind == "remote" else "foo") is None
+    assert cli.fails("distribution", "show", "--name", "foo") == (
+        "Error: Could not find distribution with name 'foo'."
+    )
+    assert cli.fails("remote", "show", "--name", "shelf").startswith("Error: Could not find")
+    assert cli.ok("repository", "list", "--name", "foo") == []
+    gone = run_pip(
+        ["download", "--no-deps", "-d", str(tmp_path / "dl"), "--index-url", index, "acme-tools"],
+        check=False,
+        timeout=TIMEOUT,
+    )
+    assert gone.returncode != 0
+
+
+def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) -> None:
+    closed = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+    cli = Cli(closed[0], tmp_path / "xdg")
+    error = cli.fails("--password", "flag-secret", "repository", "list")
+    assert error.startswith(f"Error: Could not connect to {closed[0]}/pulp/api/v3/")
+    assert "flag-secret" not in error
+    # the default config file is read; the environment beats it; a flag beats both
+    (tmp_path / "xdg" / "pullthrough").mkdir(parents=True)
+    (tmp_path / "xdg" / "pullthrough" / "cli.toml").write_text(f'[cli]\nbase_url = "{closed[1]}"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "status"],
+        env=_env(XDG_CONFIG_HOME=str(tmp_path / "xdg")),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"Could not connect to {closed[1]}/" in proc.stderr
+    assert f"Could not connect to {closed[0]}/" in cli.fails("status")
+    assert f"Could not connect to {closed[2]}/" in cli.fails("--base-url", closed[2], "status")
+    # a bad JSON list is a usage error (2), before anything is sent
+    proc = cli.run("remote", "create", "--name", "r", "--url", "http://x/", "--includes", "[1")
+    assert proc.returncode == 2
+    assert "--includes: expected a JSON list" in proc.stderr
+
+
+def test_help_lists_the_verbs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "--help"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    for word in ("serve", "repository", "remote", "distribution", "content", "task", "status"):
+        assert f"\n    {word} " in proc.stdout
+    assert "PULLTHROUGH_URL" in proc.stdout
+
+    def walk(parser: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        helps = [path]
+        assert parser.format_help()
+        for action in parser._subparsers._group_actions if parser._subparsers else ():
+            for name, sub in action.choices.items():
+                helps += walk(sub, (*path, name))
+        return helps
+
+    commands = walk(build_parser(), ())
+    assert ("repository", "version", "show") in commands
+    assert ("repository", "content", "modify") in commands
+    assert len(commands) > 30
