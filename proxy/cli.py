@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tomllib
@@ -616,6 +617,32 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """A task worker beside (or instead of) the ones embedded in the server processes."""
+    import signal
+
+    from proxy.services.wiring import build_services
+    from proxy.services.worker import TaskWorker
+
+    try:
+        settings = load_settings(str(Path(args.config).resolve()) if args.config else None)
+    except ConfigError as exc:
+        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    services = build_services(settings)
+    worker = TaskWorker(services)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop(timeout=0))
+    print(f"pullthrough worker {worker.name}: waiting for tasks", file=sys.stderr, flush=True)
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pullthrough",
@@ -631,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", help="HOST:PORT to listen on (default: from config)")
     serve.add_argument("--workers", type=int, default=0, help="worker processes (default: auto)")
     serve.set_defaults(func=_serve, api=False)
+    worker = sub.add_parser("worker", help="run background tasks (sync, orphan cleanup)")
+    worker.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
+    worker.set_defaults(func=_worker, api=False)
     tree = _Tree(sub)
     _add_repository(tree)
     _add_remote(tree)

@@ -418,13 +418,13 @@ def test_timestamps_are_utc_as_created_and_as_read_back(api: Api) -> None:
         "task": (task["pulp_created"], task["started_at"], task["finished_at"]),
         "remote": (api.ok(api.get(REMOTES))["results"][0]["pulp_created"],),
     }
-    bad = {
-        where: value
+    bad = [
+        (where, value)
         for where, values in stamps.items()
         for value in values
         if not re.fullmatch(STAMP, value)
-    }
-    assert bad == {}
+    ]
+    assert bad == []
 
 
 # ---- tasks ----------------------------------------------------------------------------------
@@ -492,6 +492,16 @@ def test_writes_answer_with_completed_tasks(api: Api, tmp_path: Path) -> None:
 # ---- secrets and correlation ids ------------------------------------------------------------
 
 
+def secret_keys(body: object) -> list[str]:
+    """Secret field names used as keys anywhere in a JSON document."""
+    if isinstance(body, dict):
+        own = [k for k in body if k in SECRETS]
+        return own + [k for v in body.values() for k in secret_keys(v)]
+    if isinstance(body, list):
+        return [k for v in body for k in secret_keys(v)]
+    return []
+
+
 def test_remote_secrets_are_write_only(api: Api) -> None:
     responses: list[requests.Response] = []
 
@@ -528,10 +538,7 @@ def test_remote_secrets_are_write_only(api: Api) -> None:
     )
 
     for resp in responses:
-        for key in SECRETS:
-            assert f'"{key}"' not in resp.text or resp.text.count(f'"{key}"') == resp.text.count(
-                f'"name": "{key}"'
-            ), (resp.url, key)
+        assert not secret_keys(resp.json()), resp.url
         for value in [*SECRETS.values(), "pw-rotated-6e0d", "key-material-31b9"]:
             assert value not in resp.text, (resp.url, value)
     for body in (created, read, update["result"]):

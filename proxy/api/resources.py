@@ -9,7 +9,15 @@ from sqlalchemy.orm import Session
 
 from proxy.api.hrefs import href, version_href
 from proxy.api.schema import Field
-from proxy.catalog.models import Distribution, Package, Remote, Repository, RepositoryVersion, Task
+from proxy.catalog.models import (
+    Distribution,
+    Package,
+    Publication,
+    Remote,
+    Repository,
+    RepositoryVersion,
+    Task,
+)
 from proxy.catalog.versions import content_counts
 from proxy.core.filenames import PACKAGE_TYPES, PLATFORMS
 
@@ -127,6 +135,27 @@ TASK = (
     Field("result", "object", read_only=True, nullable=True),
 )
 
+PUBLICATION = (
+    Field("pulp_href", "string", read_only=True),
+    Field("pulp_created", "string", read_only=True),
+    Field("repository_version", "string", nullable=True, description="A version href."),
+    Field("repository", "string", nullable=True, href="repository", description="Its latest."),
+    Field("distributions", "array", read_only=True),
+)
+
+SYNC = (
+    Field(
+        "remote", "string", nullable=True, href="remote", description="Default: the repository's."
+    ),
+    Field("mirror", "boolean", default=False, description="Remove what the remote no longer has."),
+    Field("sync_policy", "string", enum=("additive", "mirror_complete", "mirror_content_only")),
+)
+
+ORPHANS = (
+    Field("orphan_protection_time", "integer", nullable=True, minimum=0, description="Minutes."),
+    Field("content_hrefs", "array", items="string", description="Limit to these orphans."),
+)
+
 VERSION = (
     Field("pulp_href", "string", read_only=True),
     Field("pulp_created", "string", read_only=True),
@@ -200,7 +229,7 @@ def distribution_json(row: Distribution, content_root: str) -> dict[str, Any]:
         "repository_version": (
             version_href(version.repository_id, version.number) if version is not None else None
         ),
-        "publication": None,
+        "publication": href("publication", row.publication_id) if row.publication_id else None,
         "allow_uploads": row.allow_uploads,
         "remote": href("remote", row.remote_id) if row.remote_id else None,
         "merge_remote": row.merge_remote,
@@ -253,6 +282,17 @@ def task_json(row: Task) -> dict[str, Any]:
         "created_resources": row.created_resources or [],
         "reserved_resources_record": row.reserved_resources or [],
         "result": row.result,
+    }
+
+
+def publication_json(row: Publication, distributions: list[str]) -> dict[str, Any]:
+    version = row.repository_version
+    return {
+        "pulp_href": href("publication", row.id),
+        "pulp_created": stamp(row.pulp_created),
+        "repository_version": version_href(version.repository_id, version.number),
+        "repository": href("repository", version.repository_id),
+        "distributions": distributions,
     }
 
 

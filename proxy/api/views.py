@@ -17,6 +17,7 @@ from proxy.api.tasks import TaskOutcome, run_as_task
 from proxy.catalog.models import (
     Distribution,
     Package,
+    Publication,
     Remote,
     Repository,
     RepositoryContent,
@@ -27,6 +28,7 @@ from proxy.catalog.versions import create_repository, new_version, present_in
 from proxy.config import _base_path
 from proxy.core.filters import FilterSpec
 from proxy.services.uploads import UploadRefused
+from proxy.services.worker import enqueue
 from proxy.web.common import services
 
 V3 = hrefs.API_ROOT
@@ -421,16 +423,27 @@ def _distribution_values(session: Session, values: dict[str, Any], own_id: str |
         _unique(session, Distribution, "base_path", values["base_path"], own_id)
     if "name" in values:
         _unique(session, Distribution, "name", values["name"], own_id)
-    if values.get("publication") is not None:
-        raise ValidationError({"publication": ["Publications are not supported yet."]})
-    values.pop("publication", None)
+    if "publication" in values:
+        value = values.pop("publication")
+        values["publication_id"] = None
+        if value is not None:
+            try:
+                values["publication_id"] = hrefs.parse(value, "publication")
+            except hrefs.BadHref as exc:
+                raise ValidationError({"publication": [str(exc)]}) from None
+            if session.get(Publication, values["publication_id"]) is None:
+                raise ValidationError({"publication": [f"Object does not exist: {value}"]})
+    chosen = [k for k in ("repository", "repository_version", "publication_id") if values.get(k)]
+    if len(chosen) > 1:
+        raise ValidationError(
+            {"non_field_errors": ["Only one of repository, repository_version and publication."]}
+        )
+    if values.get("publication_id"):
+        values["repository_id"] = None
+        values["repository_version_id"] = None
     if values.get("content_guard") is not None:
         raise ValidationError({"content_guard": ["Content guards are not supported."]})
     values.pop("content_guard", None)
-    if values.get("repository") is not None and values.get("repository_version") is not None:
-        raise ValidationError(
-            {"non_field_errors": ["Only one of repository and repository_version may be set."]}
-        )
     _href_field(values, "repository", "repository", session)
     _href_field(values, "remote", "remote", session)
     if "repository_version" in values:
@@ -450,8 +463,10 @@ def _distribution_values(session: Session, values: dict[str, Any], own_id: str |
                 raise ValidationError({"repository_version": [f"Object does not exist: {value}"]})
             values["repository_version_id"] = version.id
             values["repository_id"] = None
+            values["publication_id"] = None
     if values.get("repository_id"):
         values["repository_version_id"] = None
+        values["publication_id"] = None
 
 
 def _content_root() -> str:
@@ -729,5 +744,170 @@ def tasks_cancel(id: str) -> Response:
             return json_response(
                 {"detail": f"The task is already in a final state: {task.state}."}, 409
             )
-        task.state = "canceled"
+        task.state = "canceled" if task.state == "waiting" else "canceling"
         return json_response(resources.task_json(task))
+
+
+# ---- sync, publications, orphans ------------------------------------------------------------
+
+PUBS = V3 + hrefs.PATHS["publication"]
+
+
+@operation(
+    "repositories_python_python_sync", "POST", REPOS + "<id>/sync/",
+    "{python_python_repository_href}sync/", "Sync from a remote",
+    path_param="python_python_repository_href", body=resources.SYNC,
+    responses={202: "AsyncOperationResponse"},
+)  # fmt: skip
+def repositories_sync(id: str) -> Response:
+    values = validate(resources.SYNC, body_json(), partial=True)
+    svc = services()
+    with svc.catalog.session() as session:
+        repo = _get(session, Repository, id)
+        remote_id = repo.remote_id
+        if values.get("remote"):
+            _href_field(values, "remote", "remote", session)
+            remote_id = values["remote_id"]
+        if remote_id is None:
+            raise ValidationError({"remote": ["A remote must be given, or set on the repository."]})
+    mirror = bool(values.get("mirror")) or values.get("sync_policy", "additive") != "additive"
+    task_id = enqueue(
+        svc,
+        "pullthrough.tasks.sync",
+        {"repository_id": id, "remote_id": remote_id, "mirror": mirror},
+        cid=g.get("correlation_id", ""),
+    )
+    return _task_response(task_id)
+
+
+def _publication_distributions(session: Session, publication_id: str) -> list[str]:
+    ids = session.scalars(
+        select(Distribution.id).where(Distribution.publication_id == publication_id)
+    )
+    return [hrefs.href("distribution", d) for d in ids]
+
+
+def _publication_json(session: Session, row: Publication) -> dict[str, Any]:
+    return resources.publication_json(row, _publication_distributions(session, row.id))
+
+
+@operation(
+    "publications_python_pypi_list", "GET", PUBS, PUBS, "List python publications",
+    params=(*PAGE_PARAMS, Param("repository"), Param("repository_version")),
+    responses={200: "Paginatedpython.PythonPublicationResponseList"},
+)  # fmt: skip
+def publications_list() -> Response:
+    with services().catalog.session() as session:
+        query = select(Publication).join(RepositoryVersion)
+        if repository := request.args.get("repository"):
+            try:
+                query = query.where(
+                    RepositoryVersion.repository_id == hrefs.parse(repository, "repository")
+                )
+            except hrefs.BadHref as exc:
+                raise ValidationError({"repository": [str(exc)]}) from None
+        if value := request.args.get("repository_version"):
+            try:
+                repo_id, number = hrefs.parse_version(value)
+            except hrefs.BadHref as exc:
+                raise ValidationError({"repository_version": [str(exc)]}) from None
+            query = query.where(
+                RepositoryVersion.repository_id == repo_id, RepositoryVersion.number == number
+            )
+        orderable = {"pulp_created": Publication.pulp_created}
+        return json_response(
+            page(
+                session, query, lambda p: _publication_json(session, p), orderable, "-pulp_created"
+            )
+        )
+
+
+@operation(
+    "publications_python_pypi_create", "POST", PUBS, PUBS, "Publish a repository version",
+    body=resources.PUBLICATION, responses={202: "AsyncOperationResponse"},
+)  # fmt: skip
+def publications_create() -> Response:
+    values = validate(resources.PUBLICATION, body_json(), partial=True)
+    with services().catalog.session() as session:
+        if values.get("repository_version"):
+            try:
+                repo_id, number = hrefs.parse_version(values["repository_version"])
+            except hrefs.BadHref as exc:
+                raise ValidationError({"repository_version": [str(exc)]}) from None
+        elif values.get("repository"):
+            try:
+                repo_id = hrefs.parse(values["repository"], "repository")
+            except hrefs.BadHref as exc:
+                raise ValidationError({"repository": [str(exc)]}) from None
+            repo = session.get(Repository, repo_id)
+            if repo is None:
+                raise ValidationError(
+                    {"repository": [f"Object does not exist: {values['repository']}"]}
+                )
+            number = repo.latest_number
+        else:
+            raise ValidationError(
+                {"non_field_errors": ["Either repository or repository_version is required."]}
+            )
+        version = session.scalar(
+            select(RepositoryVersion).where(
+                RepositoryVersion.repository_id == repo_id, RepositoryVersion.number == number
+            )
+        )
+        if version is None:
+            raise ValidationError({"repository_version": ["Object does not exist."]})
+        version_id = version.id
+
+    def work(session: Session, outcome: TaskOutcome) -> None:
+        publication = Publication(repository_version_id=version_id)
+        session.add(publication)
+        session.flush()
+        session.refresh(publication)
+        outcome.created.append(hrefs.href("publication", publication.id))
+        outcome.result = _publication_json(session, publication)
+
+    return _as_task("pullthrough.tasks.publication.create", work)
+
+
+@operation(
+    "publications_python_pypi_read", "GET", PUBS + "<id>/", "{python_python_publication_href}",
+    "Inspect a python publication", path_param="python_python_publication_href",
+    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    responses={200: "python.PythonPublicationResponse"},
+)  # fmt: skip
+def publications_read(id: str) -> Response:
+    with services().catalog.session() as session:
+        return json_response(pick(_publication_json(session, _get(session, Publication, id))))
+
+
+@operation(
+    "publications_python_pypi_delete", "DELETE", PUBS + "<id>/", "{python_python_publication_href}",
+    "Delete a python publication", path_param="python_python_publication_href",
+    responses={204: None},
+)  # fmt: skip
+def publications_delete(id: str) -> Response:
+    svc = services()
+    with svc.catalog.session() as session:
+        session.delete(_get(session, Publication, id))
+    svc.registry.changed()
+    return Response(status=204)
+
+
+@operation(
+    "orphans_cleanup_cleanup", "POST", V3 + "orphans/cleanup/", V3 + "orphans/cleanup/",
+    "Remove content in no repository version, and its files", body=resources.ORPHANS,
+    responses={202: "AsyncOperationResponse"},
+)  # fmt: skip
+def orphans_cleanup() -> Response:
+    values = validate(resources.ORPHANS, body_json(), partial=True)
+    ids = None
+    if values.get("content_hrefs"):
+        with services().catalog.session() as session:
+            ids = [_content_id(session, h, "content_hrefs") for h in values["content_hrefs"]]
+    task_id = enqueue(
+        services(),
+        "pullthrough.tasks.orphan_cleanup",
+        {"orphan_protection_time": values.get("orphan_protection_time"), "content_ids": ids},
+        cid=g.get("correlation_id", ""),
+    )
+    return _task_response(task_id)

@@ -245,12 +245,13 @@ def sync(ctx: TaskContext) -> None:
             )
             remove = current - set(ids) if mirror else set()
             version = new_version(session, repository_id, add=ids, remove=remove)
-            ctx.report(
-                "sync.associating.content", "Associating Content", done=len(ids), total=len(ids),
-                state="completed", force=True,
-            )  # fmt: skip
             if version is not None:
                 ctx.outcome.created.append(version_href(repository_id, version.number))
+        # Reports write to the catalog: never from inside the transaction above.
+        ctx.report(
+            "sync.associating.content", "Associating Content", done=len(ids), total=len(ids),
+            state="completed", force=True,
+        )  # fmt: skip
         ctx.report(
             "sync.changed_projects", "Projects changed since the last sync", done=syncer.changed,
             total=len(names), state="completed", force=True,

@@ -9,6 +9,7 @@ import diskcache
 from proxy.catalog.db import Catalog, database_url, make_engine, migrate
 from proxy.catalog.generation import Generation
 from proxy.config import Settings
+from proxy.services import orphans, sync  # noqa: F401 - they declare background tasks
 from proxy.services.auth import Authenticator, admin_password
 from proxy.services.cached_content import CachedContent
 from proxy.services.pullthrough import PullThrough
@@ -39,8 +40,6 @@ class Services:
             worker.wakeup.set()
 
     def start_worker(self) -> TaskWorker:
-        from proxy.services import orphans, sync  # noqa: F401 - they declare the background tasks
-
         worker = TaskWorker(self)
         self.workers.append(worker)
         worker.start()
