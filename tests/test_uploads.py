@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,7 +58,12 @@ class Index:
         assert resp.status_code < 300, (resp.status_code, resp.text)
         body = resp.json()
         if list(body) == ["task"]:
-            task = self.http.get(self.url(body["task"]), timeout=TIMEOUT).json()
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                task = self.http.get(self.url(body["task"]), timeout=TIMEOUT).json()
+                if task["state"] not in ("waiting", "running") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert task["state"] == "completed", task
             return task["result"]
         return body

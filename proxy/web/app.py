@@ -28,14 +28,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         services.start_worker()
 
     from proxy.api import operations, views  # noqa: F401 - views declare the operations
-    from proxy.web import content, pypi_json, simple, status, upload
+    from proxy.web import (
+        content,
+        pypi_json,
+        simple,
+        status,  # noqa: F401 - declares status_read and the API document
+        upload,
+    )
     from proxy.web.fastpath import WarmPages
 
     app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]
 
     app.register_blueprint(simple.bp)
     app.register_blueprint(content.bp)
-    app.register_blueprint(status.bp)
     app.register_blueprint(upload.bp)
     app.register_blueprint(pypi_json.bp)
     app.register_blueprint(operations.blueprint())

@@ -5,14 +5,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from datetime import timedelta
 
-from flask import Blueprint, Response, json
+from flask import Response, json, request
+from sqlalchemy import select
 
-from proxy import __version__
+from proxy.api.openapi import APP_VERSIONS
+from proxy.api.operations import operation
+from proxy.catalog.models import Worker, now
 from proxy.upstream.client import UpstreamClient, describe_url
 from proxy.web.common import services
-
-bp = Blueprint("status", __name__)
 
 _REACHABILITY_SECONDS = 30.0  # a status poll must not become a load on the upstream
 _checked: dict[str, tuple[float, bool]] = {}
@@ -30,7 +32,11 @@ def _reachable(client: UpstreamClient) -> tuple[bool, float]:
     return seen[1], seen[0]
 
 
-@bp.get("/pulp/api/v3/status/")
+@operation(
+    "status_read", "GET", "/pulp/api/v3/status/", "/pulp/api/v3/status/",
+    "Status: versions, storage, cache and upstream reachability",
+    auth=False, responses={200: "StatusResponse"},
+)  # fmt: skip
 def status() -> Response:
     svc = services()
     disk = shutil.disk_usage(svc.settings.server.data_dir)
@@ -49,13 +55,19 @@ def status() -> Response:
     body = {
         "versions": [
             {
-                "component": "pullthrough",
-                "version": __version__,
+                "component": component,
+                "version": version,
                 "package": "pullthrough",
                 "module": "proxy",
                 "domain_compatible": False,
             }
+            for component, version in APP_VERSIONS.items()
         ],
+        "online_workers": _online_workers(),
+        "database_connection": {"connected": True},
+        "redis_connection": None,
+        "content_settings": {"content_origin": request.host_url, "content_path_prefix": "/pypi/"},
+        "domain_enabled": False,
         "storage": {"total": disk.total, "used": disk.used, "free": disk.free},
         "cache": {
             "size": svc.ledger.total(),
@@ -66,3 +78,20 @@ def status() -> Response:
         "distributions": sorted(b for b, d in svc.registry.all().items() if not d.hidden),
     }
     return Response(json.dumps(body), mimetype="application/json")
+
+
+def _online_workers() -> list[dict[str, object]]:
+    cutoff = now() - timedelta(seconds=30)
+    with services().catalog.session() as session:
+        rows = session.scalars(select(Worker).where(Worker.last_heartbeat >= cutoff)).all()
+        return [{"name": w.name, "last_heartbeat": w.last_heartbeat.isoformat()} for w in rows]
+
+
+@operation(
+    "docs_api_json", "GET", "/pulp/api/v3/docs/api.json", "/pulp/api/v3/docs/api.json",
+    "This API's OpenAPI document", auth=False, responses={200: "StatusResponse"},
+)  # fmt: skip
+def api_document() -> Response:
+    from proxy.api.openapi import document
+
+    return Response(json.dumps(document()), mimetype="application/json")
