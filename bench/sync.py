@@ -30,6 +30,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,8 @@ class Case:
     downloaded: int = 0  # files the task downloaded
     task_s: float = float("nan")  # started_at -> finished_at, from the task
     wall_s: float = float("nan")  # POST sync/ -> `completed` seen by polling
+    cpu_s: float = float("nan")  # the server's process tree, over wall_s
+    worker: str = ""  # the task's worker (`<host>-<pid>-<thread>`)
     state: str = "not run"
     error: str = ""
 
@@ -102,7 +105,6 @@ class ManyResult:
     after_first_kib: dict[str, int] = field(default_factory=dict)
     after_again_kib: dict[str, int] = field(default_factory=dict)
     rss_after_kib: dict[str, int] = field(default_factory=dict)
-    sync_worker: str = ""
 
 
 @dataclass
@@ -222,7 +224,8 @@ def start_nginx(procs: Any, nginx: str, root: Path, work: Path) -> tuple[int, Pa
     )
     argv = [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
     proc = procs.start("nginx-upstream", argv, prefix / "stdout.log")
-    br.wait_http(f"http://{HOST}:{port}/", proc, prefix / "error.log", timeout=15)
+    ready = f"http://{HOST}:{port}/small/simple/"
+    br.wait_http(ready, proc, prefix / "error.log", timeout=15)
     return port, prefix / "access.log"
 
 
@@ -343,6 +346,7 @@ def report_of(task: dict, code: str) -> dict | None:
 
 def run_sync(server: Server, repo: str, remote: str, case: Case, timeout: float) -> dict:
     """POST sync/, poll the task (every 50 ms, bounded) and fill case; the last task JSON."""
+    cpu0 = br.tree_cpu_seconds(server.proc.pid)
     t0 = time.perf_counter()
     status, data = api(server, "POST", f"{repo}sync/", {"remote": remote})
     if status != 202:
@@ -360,7 +364,9 @@ def run_sync(server: Server, repo: str, remote: str, case: Case, timeout: float)
             raise BenchError(f"{server.name} exited with {server.proc.returncode}")
         time.sleep(0.05)
     case.wall_s = time.perf_counter() - t0
+    case.cpu_s = br.tree_cpu_seconds(server.proc.pid) - cpu0
     case.state = task.get("state", "?")
+    case.worker = str(task.get("worker") or "")
     if case.state not in ("completed", "failed", "canceled", "skipped"):
         case.state = f"{case.state} after {timeout:.0f}s"
         api(server, "PATCH", task_href, {"state": "canceled"})
@@ -407,8 +413,9 @@ def mib(kib: int | None) -> str:
 # --------------------------------------------------------------------------- the runs
 
 
-def small_case(procs: Any, work: Path, url: str, projects: list[str], case: Case) -> None:
-    server = start_pullthrough(procs, work, f"pt-{case.label.replace(' ', '-')}", url)
+def small_case(procs: Any, work: Path, url: str, projects: list[str], case: Case, rep: int) -> None:
+    name = f"pt-{case.label.replace(' ', '-').replace('=', '')}-{rep}"
+    server = start_pullthrough(procs, work, name, url)
     try:
         body: dict[str, Any] = {
             "name": "up",
@@ -420,7 +427,7 @@ def small_case(procs: Any, work: Path, url: str, projects: list[str], case: Case
             body["download_concurrency"] = case.concurrency
         remote = create(server, REMOTES, body)
         repo = create(server, REPOSITORIES, {"name": "small"})
-        log(f"(1) {case.label}: syncing")
+        log(f"(1) {case.label}: syncing (rep {rep + 1})")
         run_sync(server, repo, remote, case, timeout=120)
         log(f"(1) {case.label}: {case.state} in {case.task_s:.2f}s, {case.files} files")
     finally:
@@ -454,7 +461,6 @@ def many_case(
         changed = report_of(task, "sync.changed_projects")
         if changed:
             res.changed_first = f"{changed['done']}/{changed['total']}"
-        res.sync_worker = str(task.get("worker") or "")
         log(f"(2) {res.first.state} in {res.first.task_s:.2f}s, changed {res.changed_first}")
         if res.first.state != "completed":
             return
@@ -490,11 +496,13 @@ def main() -> int:
         type=int,
         help="download_concurrency of the (2)/(3) remote (default: unset, the server's 4)",
     )
+    ap.add_argument("--reps", type=int, help="runs of each (1) case (default 3; quick 1)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     n_small = args.projects or (30 if args.quick else 60)
     n_versions = 5
     n_many = args.many or 5000
+    reps = args.reps or (1 if args.quick else 3)
     t_start = time.monotonic()
 
     ok, why = br.pullthrough_available()
@@ -531,20 +539,22 @@ def main() -> int:
             "upstream nginx, page ptmany-0000: " + check_revalidation(f"{many_url}ptmany-0000/")
         )
 
-        cases = [
-            Case("immediate c=1", "immediate", 1),
-            Case("immediate c=4", "immediate", 4),
-            Case("immediate c=10", "immediate", 10),
-            Case("on_demand", "on_demand", None),
-            Case("streamed", "streamed", None),
+        specs = [
+            ("immediate c=1", "immediate", 1),
+            ("immediate c=4", "immediate", 4),
+            ("immediate c=10", "immediate", 10),
+            ("on_demand", "on_demand", None),
+            ("streamed", "streamed", None),
         ]
-        for case in cases:
-            res.cases.append(case)
-            try:
-                small_case(procs, work, small_url, projects, case)
-            except BenchError as exc:
-                case.state, case.error = "error", str(exc)
-                log(f"(1) {case.label}: {exc}")
+        for rep in range(reps):  # interleaved: a slow moment of the machine hits every case
+            for label, policy, concurrency in specs:
+                case = Case(label, policy, concurrency)
+                res.cases.append(case)
+                try:
+                    small_case(procs, work, small_url, projects, case, rep)
+                except BenchError as exc:
+                    case.state, case.error = "error", str(exc)
+                    log(f"(1) {case.label}: {exc}")
         try:
             many_case(
                 procs,
@@ -577,14 +587,14 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    report(res, n_versions, time.monotonic() - t_start)
+    report(res, n_versions, reps, time.monotonic() - t_start)
     failed = [c for c in res.cases if c.state != "completed"]
     if res.many.first is None or res.many.first.state != "completed":
         failed.append(res.many.first or Case("(2)", "on_demand", None))
     return rc or (1 if failed else 0)
 
 
-def report(res: Results, n_versions: int, total: float) -> None:
+def report(res: Results, n_versions: int, reps: int, total: float) -> None:
     print()
     print(
         f"pullthrough sync benchmark - loopback, {os.cpu_count()} CPUs, "
@@ -593,21 +603,35 @@ def report(res: Results, n_versions: int, total: float) -> None:
     print()
     print(
         f"(1) sync of {res.small_projects} projects x {n_versions} versions = {res.small_files} "
-        f"wheels ({res.small_bytes / 2**20:.1f} MiB), fresh server per case"
+        f"wheels ({res.small_bytes / 2**20:.1f} MiB), fresh server per run, "
+        f"median of {reps} run(s)"
     )
-    rows = []
+    groups: dict[str, list[Case]] = {}
     for c in res.cases:
-        rate = c.downloaded / c.task_s if c.downloaded and c.task_s == c.task_s else None
-        mbs = rate * (res.small_bytes / res.small_files) / 1e6 if rate else None
+        groups.setdefault(c.label, []).append(c)
+    rows = []
+    for label, runs in groups.items():
+        good = [c for c in runs if c.state == "completed"]
+        states = sorted({c.state for c in runs})
+        if not good:
+            rows.append([label, str(runs[0].concurrency or "(4)"), *["n/a"] * 7, ",".join(states)])
+            continue
+        task_s = statistics.median(c.task_s for c in good)
+        downloaded = max(c.downloaded for c in good)
+        rate = downloaded / task_s if downloaded and task_s else None
+        mbs = rate * res.small_bytes / res.small_files / 1e6 if rate else None
         rows.append(
-            [c.label, str(c.concurrency or "(4)"), fmt(c.task_s, ".2f"), fmt(c.wall_s, ".2f"),
-             str(c.files), str(c.downloaded), fmt(rate, ".0f") if rate else "-",
-             fmt(mbs, ".1f") if mbs else "-", c.state]
+            [label, str(good[0].concurrency or "(4)"), fmt(task_s, ".2f"),
+             " ".join(f"{c.task_s:.2f}" for c in good),
+             fmt(statistics.median(c.wall_s for c in good), ".2f"),
+             fmt(statistics.median(c.cpu_s for c in good), ".2f"),
+             f"{good[0].files}/{downloaded}", fmt(rate, ".0f") if rate else "-",
+             fmt(mbs, ".1f") if mbs else "-", ",".join(states)]
         )  # fmt: skip
     print(
         table(
-            ["case", "concurrency", "task s", "wall s", "files", "downloaded", "files/s",
-             "MB/s", "state"],
+            ["case", "concurrency", "task s", "all runs s", "wall s", "server CPU s",
+             "files/downloaded", "files/s", "MB/s", "state"],
             rows,
         )
     )  # fmt: skip
@@ -615,7 +639,8 @@ def report(res: Results, n_versions: int, total: float) -> None:
     print()
     print(
         f"(2)/(3) on_demand sync of {m.projects} projects (1 tiny wheel each), remote without "
-        "includes (the whole /simple/ list + every page)"
+        "includes (the whole /simple/ list + every page), download_concurrency "
+        f"{(m.first.concurrency if m.first else None) or '(4)'}"
     )
     rows = []
     for c, changed, ng in ((m.first, m.changed_first, m.nginx_first),
@@ -624,30 +649,28 @@ def report(res: Results, n_versions: int, total: float) -> None:
             continue
         statuses = " ".join(f"{k}:{v}" for k, v in sorted(ng.items())) or "-"
         rows.append(
-            [c.label, fmt(c.task_s, ".2f"), fmt(c.wall_s, ".2f"), str(c.files), changed,
-             statuses, c.state]
+            [c.label, fmt(c.task_s, ".2f"), fmt(c.wall_s, ".2f"), fmt(c.cpu_s, ".2f"),
+             str(c.files), changed, statuses, f"pid {sync_worker_pid(c.worker) or '?'}",
+             c.state]
         )  # fmt: skip
     if rows:
         print(
             table(
-                ["sync", "task s", "wall s", "files", "changed projects", "upstream HTTP",
-                 "state"],
+                ["sync", "task s", "wall s", "server CPU s", "files", "changed projects",
+                 "upstream HTTP", "ran on", "state"],
                 rows,
             )
         )  # fmt: skip
     if m.boot_kib:
         print()
-        pid = sync_worker_pid(m.sync_worker)
         rows = []
         for who in m.boot_kib:
-            label = who if who == "master" else f"worker {who}"
-            if who == pid:
-                label += " (ran the syncs)"
             rows.append(
-                [label, mib(m.boot_kib.get(who)), mib(m.after_first_kib.get(who)),
-                 mib(m.after_again_kib.get(who)), mib(m.rss_after_kib.get(who))]
+                ["master" if who == "master" else f"worker pid {who}", mib(m.boot_kib.get(who)),
+                 mib(m.after_first_kib.get(who)), mib(m.after_again_kib.get(who)),
+                 mib(m.rss_after_kib.get(who))]
             )  # fmt: skip
-        print("server memory, MiB (VmHWM = peak RSS since the process started)")
+        print("server memory, MiB (VmHWM = the process's peak RSS since it started)")
         print(
             table(
                 ["process", "VmHWM boot", "VmHWM after (2)", "VmHWM after (3)", "VmRSS end"],
@@ -665,7 +688,8 @@ def report(res: Results, n_versions: int, total: float) -> None:
     print()
     print(
         "task s = the task's started_at -> finished_at; wall s = POST sync/ -> `completed` seen "
-        "by polling every 50 ms (includes queueing). files/s, MB/s: files downloaded / task s."
+        "by polling every 50 ms (includes queueing); server CPU s = gunicorn master + workers "
+        "over wall s; files/s, MB/s = files downloaded / task s."
     )
     print(f"total {total:.0f}s")
 

@@ -1,0 +1,175 @@
+"""The seed workflow of Pulp's python documentation, run verbatim with the real pulp-cli 0.41.1
+against the server under gunicorn (shared/PULP-CLI-PROTOCOL.md is the contract)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from support.packages import build_wheel
+from support.servers import config_text
+from support.tools import clean_env, make_venv, run_pip
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "pulp-cli-admin"
+AUTH = ("admin", PASSWORD)
+BASE = [""]  # the server under test's URL, for hrefs
+
+
+class Pulp:
+    """`pulp --base-url ... <args>` with a fresh API cache (XDG_CACHE_HOME) per test."""
+
+    def __init__(self, url: str, home: Path, password: str = PASSWORD) -> None:
+        self.url = url
+        self.env = clean_env(XDG_CACHE_HOME=str(home / "cache"), XDG_CONFIG_HOME=str(home / "cfg"))
+        self.password = password
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(Path(sys.executable).with_name("pulp")),
+            "--base-url", self.url, "--username", "admin", "--password", self.password, *args,
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+        if check:
+            assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc
+
+    def json(self, *args: str) -> object:
+        out = self.run(*args).stdout
+        return json.loads(out[out.index("{") if out.lstrip()[:1] == "{" else out.index("[") :])
+
+
+def api_get(url: str) -> dict:
+    """GET an absolute URL or an href of the server under test (set per test)."""
+    resp = requests.get(url if url.startswith("http") else BASE[0] + url, auth=AUTH, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
+    upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.1"))
+    upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.2"))
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    BASE[0] = server.url
+    v3 = "/pulp/api/v3/"
+
+    repo = pulp.json("python", "repository", "create", "--name", "foo")
+    assert repo["name"] == "foo" and repo["latest_version_href"].endswith("/versions/0/")
+
+    remote = pulp.json(
+        "python", "remote", "create", "--name", "bar", "--url", upstream.index_url,
+        "--includes", '["shelf-reader"]',
+    )  # fmt: skip
+    assert remote["includes"] == ["shelf-reader"] and remote["policy"] == "on_demand"
+    complex_remote = pulp.json(
+        "python", "remote", "create", "--name", "complex", "--url", upstream.index_url,
+        "--includes", '["django~=2.0,!=2.0.1"]', "--excludes", '["shelf-reader"]',
+        "--package-types", '["sdist", "bdist_wheel"]', "--exclude-platforms", '["windows"]',
+        "--keep-latest-packages", "5",
+    )  # fmt: skip
+    assert complex_remote["exclude_platforms"] == ["windows"]
+    assert complex_remote["keep_latest_packages"] == 5
+
+    pulp.run("python", "repository", "sync", "--name", "foo", "--remote", "bar")
+    version = pulp.json("python", "repository", "version", "show", "--repository", "foo")
+    assert version["number"] == 1
+    present = version["content_summary"]["present"]["python.python"]
+    assert present["count"] == len(upstream.files_for("shelf-reader"))
+
+    publication = pulp.json(
+        "python", "publication", "create", "--repository", "foo", "--version", "1"
+    )
+    assert publication["repository_version"] == version["pulp_href"]
+    dist = pulp.json(
+        "python", "distribution", "create", "--name", "foo", "--base-path", "foo",
+        "--publication", publication["pulp_href"],
+    )  # fmt: skip
+    assert dist["publication"] == publication["pulp_href"] and dist["base_path"] == "foo"
+    page = requests.get(f"{server.url}/pypi/foo/simple/shelf-reader/", timeout=30)
+    assert page.status_code == 200 and "shelf_reader-0.2-py3-none-any.whl" in page.text
+
+    pulp.run("python", "repository", "update", "--name", "foo", "--autopublish")
+    assert api_get(repo["pulp_href"])["autopublish"] is True
+    pulp.run("python", "distribution", "update", "--name", "foo", "--repository", "foo")
+    dist = api_get(dist["pulp_href"])
+    assert (dist["repository"], dist["publication"]) == (repo["pulp_href"], None)
+    pulp.run("python", "distribution", "update", "--name", "foo", "--remote", "bar")
+    assert api_get(dist["pulp_href"])["remote"] == remote["pulp_href"]
+
+    wheel = build_wheel(tmp_path / "mine", "acme-tools", "1.0")
+    pulp.run(
+        "python", "content", "upload", "--file", str(wheel), "--relative-path", wheel.name,
+        "--repository", "foo",
+    )  # fmt: skip
+    latest = api_get(api_get(repo["pulp_href"])["latest_version_href"])
+    assert latest["number"] == 2
+    # autopublish made a publication of version 2
+    pubs = api_get(v3 + f"publications/python/pypi/?repository={repo['pulp_href']}")
+    assert latest["pulp_href"] in {p["repository_version"] for p in pubs["results"]}
+
+    status = pulp.run("status").stdout
+    assert '"python"' in status and "3.36.0" in status
+
+    listed = pulp.json("python", "repository", "list")
+    assert [r["name"] for r in listed] == ["foo"]
+    assert {r["name"] for r in pulp.json("python", "remote", "list")} == {"up", "bar", "complex"}
+    assert "foo" in {d["name"] for d in pulp.json("python", "distribution", "list")}
+
+    python = make_venv(tmp_path / "venv")
+    run_pip(
+        ["install", "--index-url", f"{server.url}/pypi/foo/simple/", "shelf-reader", "acme-tools"],
+        python=python,
+    )
+    out = subprocess.run(
+        [str(python), "-c", "import shelf_reader, acme_tools; print(shelf_reader.__version__, acme_tools.__version__)"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == ["0.2", "1.0"]
+
+    pulp.run("python", "distribution", "destroy", "--name", "foo")
+    pulp.run("python", "repository", "destroy", "--name", "foo")
+    pulp.run("python", "remote", "destroy", "--name", "complex")
+    assert api_get(v3 + "repositories/python/python/?name=foo")["count"] == 0
+    assert (
+        requests.get(f"{server.url}/pypi/foo/simple/shelf-reader/", timeout=30).status_code == 404
+    )
+
+
+def test_error_paths_through_pulp_cli(upstream, gunicorn_server, tmp_path):
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    unknown = pulp.run("python", "repository", "show", "--name", "nope", check=False)
+    assert unknown.returncode == 1 and "Could not find" in unknown.stderr
+    pulp.run("python", "repository", "create", "--name", "dup")
+    duplicate = pulp.run("python", "repository", "create", "--name", "dup", check=False)
+    assert duplicate.returncode == 1
+    assert '{"name": ["This field must be unique."]}' in duplicate.stderr
+    bad_enum = pulp.run(
+        "python", "remote", "create", "--name", "x", "--url", upstream.index_url,
+        "--exclude-platforms", '["beos"]', check=False,
+    )  # fmt: skip
+    # The document's enum lets pulp-cli refuse it before sending anything.
+    assert bad_enum.returncode == 1
+    assert "exclude_platforms" in bad_enum.stderr and "windows" in bad_enum.stderr
+    bad_requirement = pulp.run(
+        "python", "remote", "create", "--name", "y", "--url", upstream.index_url,
+        "--includes", '["dj ango>="]', check=False,
+    )  # fmt: skip
+    assert bad_requirement.returncode == 1
+    assert "invalid requirement 'dj ango>='" in bad_requirement.stderr
+    wrong = Pulp(server.url, tmp_path / "other", password="wrong")
+    refused = wrong.run("python", "repository", "list", check=False)
+    assert refused.returncode == 1
+    assert "Authentication failed for repositories_python_python_list" in refused.stderr
