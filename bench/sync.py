@@ -69,7 +69,7 @@ THREADS = 32
 # Last-Modified spelled out (nginx's defaults, made explicit: the re-sync relies on them).
 NGINX_CONF = br.NGINX_CONF.replace(
     "    access_log off;\n",
-    "    log_format status '$status $request_uri';\n"
+    "    log_format status '$status $connection_requests $request_uri';\n"
     "    access_log {prefix}/access.log status;\n"
     "    etag on;\n"
     "    if_modified_since exact;\n",
@@ -88,6 +88,7 @@ class Case:
     wall_s: float = float("nan")  # POST sync/ -> `completed` seen by polling
     cpu_s: float = float("nan")  # the server's process tree, over wall_s
     worker: str = ""  # the task's worker (`<host>-<pid>-<thread>`)
+    upstream: dict[str, int] = field(default_factory=dict)  # HTTP status -> count; "conns"
     state: str = "not run"
     error: str = ""
 
@@ -99,8 +100,6 @@ class ManyResult:
     again: Case | None = None
     changed_first: str = "n/a"
     changed_again: str = "n/a"
-    nginx_first: dict[str, int] = field(default_factory=dict)
-    nginx_again: dict[str, int] = field(default_factory=dict)
     boot_kib: dict[str, int] = field(default_factory=dict)  # worker -> VmHWM after boot
     after_first_kib: dict[str, int] = field(default_factory=dict)
     after_again_kib: dict[str, int] = field(default_factory=dict)
@@ -253,13 +252,22 @@ class NginxLog:
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        """HTTP status -> requests, and "conns": the connections they came on (new ones)."""
+        out: dict[str, int] = {"conns": 0}
         with open(self.path, "rb") as f:
             f.seek(self.offset)
             for line in f.read().decode(errors="replace").splitlines():
-                status, _, _uri = line.partition(" ")
+                status, nth, _uri = (line.split(" ", 2) + ["", ""])[:3]
                 out[status] = out.get(status, 0) + 1
+                out["conns"] += nth == "1"
         return out
+
+
+def upstream_summary(counts: dict[str, int]) -> tuple[str, str]:
+    """("200:5001 304:3", "5004/5004"): statuses, and requests/connections."""
+    statuses = {k: v for k, v in counts.items() if k != "conns"}
+    text = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "-"
+    return text, f"{sum(statuses.values())}/{counts.get('conns', 0)}"
 
 
 @dataclass
@@ -413,7 +421,15 @@ def mib(kib: int | None) -> str:
 # --------------------------------------------------------------------------- the runs
 
 
-def small_case(procs: Any, work: Path, url: str, projects: list[str], case: Case, rep: int) -> None:
+def small_case(
+    procs: Any,
+    work: Path,
+    url: str,
+    nginx_log: NginxLog,
+    projects: list[str],
+    case: Case,
+    rep: int,
+) -> None:
     name = f"pt-{case.label.replace(' ', '-').replace('=', '')}-{rep}"
     server = start_pullthrough(procs, work, name, url)
     try:
@@ -428,7 +444,9 @@ def small_case(procs: Any, work: Path, url: str, projects: list[str], case: Case
         remote = create(server, REMOTES, body)
         repo = create(server, REPOSITORIES, {"name": "small"})
         log(f"(1) {case.label}: syncing (rep {rep + 1})")
+        nginx_log.mark()
         run_sync(server, repo, remote, case, timeout=120)
+        case.upstream = nginx_log.counts()
         log(f"(1) {case.label}: {case.state} in {case.task_s:.2f}s, {case.files} files")
     finally:
         procs.stop_one(server.proc)
@@ -456,7 +474,7 @@ def many_case(
         log(f"(2) on_demand sync of {res.projects} projects")
         nginx_log.mark()
         task = run_sync(server, repo, remote, res.first, timeout)
-        res.nginx_first = nginx_log.counts()
+        res.first.upstream = nginx_log.counts()
         res.after_first_kib = memory(server, "VmHWM")
         changed = report_of(task, "sync.changed_projects")
         if changed:
@@ -469,7 +487,7 @@ def many_case(
         log("(3) no-change re-sync")
         nginx_log.mark()
         task = run_sync(server, repo, remote, res.again, timeout)
-        res.nginx_again = nginx_log.counts()
+        res.again.upstream = nginx_log.counts()
         res.after_again_kib = memory(server, "VmHWM")
         res.rss_after_kib = memory(server, "VmRSS")
         changed = report_of(task, "sync.changed_projects")
@@ -539,6 +557,7 @@ def main() -> int:
             "upstream nginx, page ptmany-0000: " + check_revalidation(f"{many_url}ptmany-0000/")
         )
 
+        nginx_log = NginxLog(access_log)
         specs = [
             ("immediate c=1", "immediate", 1),
             ("immediate c=4", "immediate", 4),
@@ -551,7 +570,7 @@ def main() -> int:
                 case = Case(label, policy, concurrency)
                 res.cases.append(case)
                 try:
-                    small_case(procs, work, small_url, projects, case, rep)
+                    small_case(procs, work, small_url, nginx_log, projects, case, rep)
                 except BenchError as exc:
                     case.state, case.error = "error", str(exc)
                     log(f"(1) {case.label}: {exc}")
@@ -560,7 +579,7 @@ def main() -> int:
                 procs,
                 work,
                 many_url,
-                NginxLog(access_log),
+                nginx_log,
                 res.many,
                 args.many_concurrency,
                 timeout=60 if args.quick else 120,
@@ -614,7 +633,7 @@ def report(res: Results, n_versions: int, reps: int, total: float) -> None:
         good = [c for c in runs if c.state == "completed"]
         states = sorted({c.state for c in runs})
         if not good:
-            rows.append([label, str(runs[0].concurrency or "(4)"), *["n/a"] * 7, ",".join(states)])
+            rows.append([label, str(runs[0].concurrency or "(4)"), *["n/a"] * 8, ",".join(states)])
             continue
         task_s = statistics.median(c.task_s for c in good)
         downloaded = max(c.downloaded for c in good)
@@ -626,12 +645,13 @@ def report(res: Results, n_versions: int, reps: int, total: float) -> None:
              fmt(statistics.median(c.wall_s for c in good), ".2f"),
              fmt(statistics.median(c.cpu_s for c in good), ".2f"),
              f"{good[0].files}/{downloaded}", fmt(rate, ".0f") if rate else "-",
-             fmt(mbs, ".1f") if mbs else "-", ",".join(states)]
+             fmt(mbs, ".1f") if mbs else "-", upstream_summary(good[-1].upstream)[1],
+             ",".join(states)]
         )  # fmt: skip
     print(
         table(
             ["case", "concurrency", "task s", "all runs s", "wall s", "server CPU s",
-             "files/downloaded", "files/s", "MB/s", "state"],
+             "files/downloaded", "files/s", "MB/s", "upstream req/conns", "state"],
             rows,
         )
     )  # fmt: skip
@@ -643,21 +663,20 @@ def report(res: Results, n_versions: int, reps: int, total: float) -> None:
         f"{(m.first.concurrency if m.first else None) or '(4)'}"
     )
     rows = []
-    for c, changed, ng in ((m.first, m.changed_first, m.nginx_first),
-                           (m.again, m.changed_again, m.nginx_again)):  # fmt: skip
+    for c, changed in ((m.first, m.changed_first), (m.again, m.changed_again)):
         if c is None:
             continue
-        statuses = " ".join(f"{k}:{v}" for k, v in sorted(ng.items())) or "-"
+        statuses, conns = upstream_summary(c.upstream)
         rows.append(
             [c.label, fmt(c.task_s, ".2f"), fmt(c.wall_s, ".2f"), fmt(c.cpu_s, ".2f"),
-             str(c.files), changed, statuses, f"pid {sync_worker_pid(c.worker) or '?'}",
+             str(c.files), changed, statuses, conns, f"pid {sync_worker_pid(c.worker) or '?'}",
              c.state]
         )  # fmt: skip
     if rows:
         print(
             table(
                 ["sync", "task s", "wall s", "server CPU s", "files", "changed projects",
-                 "upstream HTTP", "ran on", "state"],
+                 "upstream HTTP", "req/conns", "ran on", "state"],
                 rows,
             )
         )  # fmt: skip
@@ -689,7 +708,8 @@ def report(res: Results, n_versions: int, reps: int, total: float) -> None:
     print(
         "task s = the task's started_at -> finished_at; wall s = POST sync/ -> `completed` seen "
         "by polling every 50 ms (includes queueing); server CPU s = gunicorn master + workers "
-        "over wall s; files/s, MB/s = files downloaded / task s."
+        "over wall s; files/s, MB/s = files downloaded / task s; "
+        "req/conns = requests the upstream nginx served / TCP connections they came on."
     )
     print(f"total {total:.0f}s")
 

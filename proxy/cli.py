@@ -18,6 +18,7 @@ from proxy.client import (
     CONTENT,
     DEFAULT_BASE_URL,
     DISTRIBUTION,
+    PUBLICATION,
     REMOTE,
     REPOSITORY,
     TASK,
@@ -231,6 +232,58 @@ def version_show(client: Client, args: argparse.Namespace) -> Any:
     return client.get(href, f"{REPOSITORY.operation}_versions_read")
 
 
+def repository_sync(client: Client, args: argparse.Namespace) -> Any:
+    repository = client.find(REPOSITORY, args.name)
+    remote = client.href_of(REMOTE, args.remote) if args.remote else None
+    show = None if args.background or not sys.stderr.isatty() else _progress_bar
+    version = client.sync(repository, remote, bool(args.mirror), show)
+    if show is not None:
+        print(file=sys.stderr)
+    return version
+
+
+def _progress_bar(reports: list[dict[str, Any]]) -> None:
+    """One line on the terminal, redrawn: the newest report with a bar."""
+    running = [r for r in reports if r.get("state") == "running"] or reports[-1:]
+    if not running:
+        return
+    report = running[-1]
+    done, total = report.get("done") or 0, report.get("total")
+    bar = ""
+    if total:
+        filled = int(30 * done / total)
+        bar = f" [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
+    print(f"\r{report.get('message', '')}{bar}".ljust(78), end="", file=sys.stderr, flush=True)
+
+
+def publication_create(client: Client, args: argparse.Namespace) -> Any:
+    repository = client.find(REPOSITORY, args.repository)
+    if args.version is None:
+        body = {"repository": repository["pulp_href"]}
+    else:
+        body = {"repository_version": _version_href(repository, args.version)}
+    return client.create(PUBLICATION, body)
+
+
+def publication_list(client: Client, args: argparse.Namespace) -> Any:
+    params: dict[str, Any] = {"offset": args.offset, "limit": args.limit}
+    if args.repository:
+        params["repository"] = client.href_of(REPOSITORY, args.repository)
+    return client.list(PUBLICATION, params)
+
+
+def publication_show(client: Client, args: argparse.Namespace) -> Any:
+    return client.show(PUBLICATION, args.href)
+
+
+def publication_destroy(client: Client, args: argparse.Namespace) -> Any:
+    return client.destroy(PUBLICATION, args.href)
+
+
+def orphans_cleanup(client: Client, args: argparse.Namespace) -> Any:
+    return client.orphans_cleanup(args.protection_time)
+
+
 def content_modify(client: Client, args: argparse.Namespace) -> Any:
     """`modify --add-content H --remove-content H`, and `add`/`remove --href H` alike."""
     repository = client.find(REPOSITORY, args.repository)
@@ -296,6 +349,10 @@ def _distribution_body(
 ) -> dict[str, Any]:
     body = {**_values(args, *DISTRIBUTION_FIELDS), **_served(client, args, current)}
     _with_ref(client, body, "remote", REMOTE, args.remote)
+    if args.publication is not None:
+        body.update(repository=None, repository_version=None, publication=args.publication or None)
+    elif "repository" in body or "repository_version" in body:
+        body["publication"] = None
     return body
 
 
@@ -447,6 +504,12 @@ def _add_repository(tree: _Tree) -> None:
     repo.verb("destroy", "delete a repository", _destroyer(REPOSITORY)).add_argument(
         "--name", required=True
     )
+    parser = repo.verb(
+        "sync", "fill the repository from a remote (a task; shows progress)", repository_sync
+    )
+    parser.add_argument("--name", required=True, help="the repository's name")
+    parser.add_argument("--remote", metavar="NAME", help="the remote (default: the repository's)")
+    _flag(parser, "mirror", "make the new version exactly what the remote offers")
     versions = repo.group("version", "a repository's versions (0, 1, 2 ...)")
     parser = versions.verb("list", "list the versions, newest first", version_list)
     parser.add_argument("--repository", required=True, metavar="NAME")
@@ -519,9 +582,25 @@ def _distribution_options(parser: argparse.ArgumentParser, create: bool) -> None
     parser.add_argument("--repository", metavar="NAME", help='serve its latest version ("": none)')
     parser.add_argument("--version", type=int, metavar="K", help="serve version K instead")
     parser.add_argument("--remote", metavar="NAME", help='proxy this remote too ("": none)')
+    parser.add_argument("--publication", metavar="HREF", help='serve this publication ("": none)')
     _flag(parser, "allow-uploads", "accept twine uploads into the repository")
     _flag(parser, "merge-remote", "also offer the remote's files of projects held locally")
     _flag(parser, "hidden", "leave it out of the status page's list")
+
+
+def _add_publication(tree: _Tree) -> None:
+    pub = tree.group("publication", "publications: frozen indexes of a repository version")
+    parser = pub.verb("create", "publish a repository version", publication_create)
+    parser.add_argument("--repository", required=True, metavar="NAME")
+    parser.add_argument("--version", type=int, metavar="K", help="the version (default: latest)")
+    parser = pub.verb("list", "list publications", publication_list)
+    parser.add_argument("--repository", metavar="NAME", help="only this repository's")
+    parser.add_argument("--limit", type=_non_negative, default=25, metavar="N")
+    parser.add_argument("--offset", type=_non_negative, default=0, metavar="N")
+    pub.verb("show", "show a publication", publication_show).add_argument("--href", required=True)
+    pub.verb("destroy", "delete a publication", publication_destroy).add_argument(
+        "--href", required=True
+    )
 
 
 def _add_distribution(tree: _Tree) -> None:
@@ -667,6 +746,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distribution(tree)
     _add_content(tree)
     _add_task(tree)
+    _add_publication(tree)
+    orphans = tree.group("orphans", "content in no repository version")
+    cleanup = orphans.verb("cleanup", "remove orphaned packages and their files", orphans_cleanup)
+    cleanup.add_argument(
+        "--protection-time", type=_non_negative, metavar="MINUTES",
+        help="keep orphans younger than this (server default: 1440)",
+    )  # fmt: skip
     tree.verb("status", "show the server's status (no login needed)", status)
     return parser
 

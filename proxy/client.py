@@ -50,7 +50,8 @@ REMOTE = Kind("remote", "remotes/python/python/", "remotes_python_python")
 DISTRIBUTION = Kind("distribution", "distributions/python/pypi/", "distributions_python_pypi")
 CONTENT = Kind("content", "content/python/packages/", "content_python_packages")
 TASK = Kind("task", "tasks/", "tasks")
-KINDS = {k.label: k for k in (REPOSITORY, REMOTE, DISTRIBUTION, CONTENT, TASK)}
+PUBLICATION = Kind("publication", "publications/python/pypi/", "publications_python_pypi")
+KINDS = {k.label: k for k in (REPOSITORY, REMOTE, DISTRIBUTION, CONTENT, TASK, PUBLICATION)}
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + _UUID + r"/versions/\d+/")
 
 
@@ -189,6 +190,31 @@ class Client:
             raise CliError(f"Could not read {path}: {exc.strerror or exc}.") from None
         return self.settle(reply, CONTENT.owns)
 
+    def sync(
+        self,
+        repository: dict[str, Any],
+        remote: str | None,
+        mirror: bool,
+        progress: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {"mirror": mirror}
+        if remote:
+            body["remote"] = remote
+        href = repository["pulp_href"] + "sync/"
+        reply = self.call("POST", href, f"{REPOSITORY.operation}_sync", json=body)
+        task = self.wait(reply["task"], progress)
+        if self.background:
+            return task
+        created = [h for h in task.get("created_resources") or [] if is_version_href(h)]
+        return self.get(created[0], f"{REPOSITORY.operation}_versions_read") if created else task
+
+    def orphans_cleanup(self, protection_minutes: int | None) -> Any:
+        body = {} if protection_minutes is None else {"orphan_protection_time": protection_minutes}
+        reply = self.call(
+            "POST", API_ROOT + "orphans/cleanup/", "orphans_cleanup_cleanup", json=body
+        )
+        return self.wait(reply["task"])
+
     def status(self) -> Any:
         return self.call("GET", API_ROOT + "status/", "status_read", auth=False)
 
@@ -214,12 +240,19 @@ class Client:
                 return self.get(href, _read_operation(href))
         return fallback() if fallback is not None else task
 
-    def wait(self, task_href: str) -> dict[str, Any]:
-        """Poll the task until it is final (or once, in background mode)."""
+    def wait(
+        self,
+        task_href: str,
+        progress: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll the task until it is final (or once, in background mode); `progress` sees
+        the task's progress reports on every poll."""
         deadline = time.monotonic() + self.task_timeout
         while True:
             task = self.get(task_href, "tasks_read")
             state = task.get("state")
+            if progress is not None:
+                progress(task.get("progress_reports") or [])
             if self.background or state == "completed":
                 return task
             if state == "failed":

@@ -269,3 +269,69 @@ def test_help_lists_the_verbs() -> None:
     assert ("repository", "version", "show") in commands
     assert ("repository", "content", "modify") in commands
     assert len(commands) > 30
+
+
+def test_sync_publish_and_orphan_cleanup_from_the_cli(
+    upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    text = (
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    cli = Cli(gunicorn_server(text).url, tmp_path / "cfg")
+    cli.ok("remote", "create", "--name", "bar", "--url", upstream.index_url,
+           "--includes", '["shelf-reader"]', "--no-prereleases", "--policy", "immediate")  # fmt: skip
+    cli.ok("repository", "create", "--name", "foo", "--remote", "bar")
+
+    # On a terminal, sync draws its progress on stderr; the new version is printed on stdout.
+    # Slow file transfers (about a second per file) keep the sync running across several polls.
+    upstream.chunk_size, upstream.slow_files = 256, 0.25
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "proxy.cli", "repository", "sync", "--name", "foo"],
+            env=_env(XDG_CONFIG_HOME=str(cli.config_home), PULLTHROUGH_URL=cli.url,
+                     PULLTHROUGH_PASSWORD=PASSWORD),
+            stdout=subprocess.PIPE, stderr=secondary, stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        os.close(secondary)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the pty's other end is closed: all read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(primary)
+    assert proc.returncode == 0, drawn
+    version = json.loads(proc.stdout)
+    assert version["number"] == 1
+    assert b"Downloading Artifacts [" in drawn and b"#" in drawn
+    synced = cli.ok("content", "list", "--repository", "foo")
+    assert {c["version"] for c in synced} == {"0.1", "0.2", "0.3"}  # no 0.4rc1
+
+    publication = cli.ok("publication", "create", "--repository", "foo", "--version", "1")
+    assert publication["repository_version"] == version["pulp_href"]
+    assert [p["pulp_href"] for p in cli.ok("publication", "list", "--repository", "foo")] == [
+        publication["pulp_href"]
+    ]
+    dist = cli.ok("distribution", "create", "--name", "foo", "--base-path", "foo",
+                  "--publication", publication["pulp_href"])  # fmt: skip
+    assert dist["publication"] == publication["pulp_href"]
+    dist = cli.ok("distribution", "update", "--name", "foo", "--repository", "foo")
+    assert (dist["repository"], dist["publication"]) == (version["repository"], None)
+
+    # An upload into no repository is an orphan; cleanup removes it, not the synced packages.
+    lonely = build_wheel(tmp_path / "w", "lonely", "1.0")
+    cli.ok("content", "upload", "--file", str(lonely))
+    task = cli.ok("orphans", "cleanup", "--protection-time", "0")
+    assert task["state"] == "completed"
+    assert cli.ok("content", "list", "--name", "lonely") == []
+    assert len(cli.ok("content", "list", "--repository", "foo")) == len(synced)
