@@ -14,7 +14,7 @@ from proxy.catalog.versions import is_in_any_repository
 from proxy.core.filenames import InvalidFilename
 from proxy.core.metadata import InvalidDistribution
 from proxy.core.models import DistFile
-from proxy.services.packages import package_from_file
+from proxy.services.packages import apply_index_fields, package_from_file
 from proxy.storage.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,7 @@ class CachedContent:
             log.info("cached %s without a catalog entry: %s", entry.filename, exc)
             return
         package.origin = "cache"
-        package.requires_python = entry.requires_python or package.requires_python
-        if entry.yanked:
-            package.yanked = True
-            package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
+        apply_index_fields(package, entry)
         try:
             with self.catalog.session() as session:
                 if session.scalar(select(Package.id).where(Package.filename == entry.filename)):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 from proxy.catalog.models import Package
 from proxy.core.filenames import parse_filename
 from proxy.core.metadata import InvalidDistribution, check_filename_matches, read_metadata
+from proxy.core.models import DistFile
+
+
+def apply_index_fields(package: Package, entry: DistFile) -> None:
+    """What the index says of a file and its metadata does not: yanked (with the reason), the
+    upload time (so --exclude-newer keeps working), requires-python when the index states it."""
+    package.yanked = bool(entry.yanked)
+    package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
+    package.requires_python = entry.requires_python or package.requires_python
+    if entry.upload_time:
+        with contextlib.suppress(ValueError):  # an odd value: keep our own time
+            package.upload_time = datetime.fromisoformat(entry.upload_time)
 
 
 def python_version_of(filename: str, packagetype: str) -> str:

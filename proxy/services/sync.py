@@ -17,13 +17,13 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import select
 
 from proxy.api.hrefs import version_href
-from proxy.catalog.models import Package, Remote, Repository, RepositoryContent
+from proxy.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from proxy.catalog.versions import new_version, present_in
 from proxy.core.filenames import InvalidFilename, parse_filename
 from proxy.core.filters import FilterSpec
 from proxy.core.metadata import InvalidDistribution
 from proxy.core.models import DistFile, ProjectPage
-from proxy.services.packages import package_from_file
+from proxy.services.packages import apply_index_fields, package_from_file
 from proxy.services.remote_pages import Cached, parse_list, parse_page
 from proxy.services.remotes import settings_of
 from proxy.services.worker import TaskContext, background
@@ -147,13 +147,13 @@ class Syncer:
             return None
         package.metadata_sha256 = self.svc.store.put_bytes(metadata)
         package.origin = "sync"
-        package.requires_python = entry.requires_python or package.requires_python
+        apply_index_fields(package, entry)
         return package
 
     def on_demand(self, wanted: Wanted) -> Package:
         entry = wanted.file
         info = parse_filename(entry.filename, wanted.project)
-        return Package(
+        package = Package(
             filename=entry.filename,
             name=info.name,
             version=str(info.version) if info.version else entry.filename,
@@ -163,13 +163,13 @@ class Syncer:
             size=entry.size or 0,
             requires_python=entry.requires_python,
             metadata_json={"name": wanted.project, "version": str(info.version or "")},
-            yanked=bool(entry.yanked),
-            yanked_reason=entry.yanked if isinstance(entry.yanked, str) else None,
             origin="sync",
             remote_url=entry.url,
             remote_id=self.remote.id,
             policy=self.remote.policy,
         )
+        apply_index_fields(package, entry)
+        return package
 
 
 @background("pullthrough.tasks.sync")
@@ -231,9 +231,10 @@ def sync(ctx: TaskContext) -> None:
                 package = existing.get(w.file.filename)
                 if package is None:
                     package = new[w.file.filename]
+                    package.id = package.id or new_id()  # known now: one flush for all
                     session.add(package)
-                    session.flush()
                 ids.append(package.id)
+            session.flush()
             current = set(
                 session.scalars(
                     select(RepositoryContent.package_id).where(

@@ -106,6 +106,15 @@ class TaskWorker:
         self._thread = threading.Thread(target=self.run, name="pullthrough-worker", daemon=True)
         self._thread.start()
 
+    def _beat_forever(self) -> None:
+        """Heartbeats on their own thread, so a long task does not look like a dead worker."""
+        while not self._stop.is_set():
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("task worker %s: heartbeat failed", self.name)
+            self._stop.wait(min(HEARTBEAT_SECONDS, 1.0))
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.wakeup.set()
@@ -113,9 +122,13 @@ class TaskWorker:
             self._thread.join(timeout)
 
     def run(self) -> None:
+        self.heartbeat(force=True)
+        beater = threading.Thread(
+            target=self._beat_forever, name="pullthrough-heartbeat", daemon=True
+        )
+        beater.start()
         while not self._stop.is_set():
             try:
-                self.heartbeat()
                 ran = self.run_once()
             except Exception:  # the catalog may be briefly unavailable; keep the worker alive
                 log.exception("task worker %s: loop error", self.name)

@@ -142,6 +142,7 @@ class UpstreamClient:
         started = time.monotonic()
         with self._request(url, headers) as resp:
             if resp.status_code in (304, 404, 410):
+                resp.content  # read the (empty) body: the connection goes back to the pool  # noqa: B018
                 return Fetched(304 if resp.status_code == 304 else 404, resp.url)
             if resp.status_code != 200:
                 raise UpstreamError(f"upstream answered {resp.status_code}: {describe_url(url)}")
