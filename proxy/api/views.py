@@ -86,6 +86,44 @@ def _href_field(values: dict[str, Any], key: str, kind: str, session: Session) -
     values[f"{key}_id"] = target
 
 
+def _update(
+    model: Any,
+    fields: tuple[Field, ...],
+    id: str,
+    partial: bool,
+    check: Callable[[Session, dict[str, Any]], None],
+    serialize: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """PATCH/PUT: validate and check now (400s), apply as a task whose result is the object."""
+    values = validate(fields, body_json(), partial=partial)
+    with services().catalog.session() as session:
+        _get(session, model, id)
+        check(session, values)
+
+    def work(session: Session, outcome: TaskOutcome) -> None:
+        row = _get(session, model, id)
+        for key, value in values.items():
+            setattr(row, key, value)
+        session.flush()
+        session.refresh(row)
+        outcome.result = serialize(row)
+
+    return _as_task(f"pullthrough.tasks.{model.__name__.lower()}.update", work)
+
+
+def _delete(model: Any, id: str, before: Callable[[Session], None] | None = None) -> Response:
+    """DELETE as a task (404 first if there is no such object)."""
+    with services().catalog.session() as session:
+        _get(session, model, id)
+
+    def work(session: Session, outcome: TaskOutcome) -> None:
+        if before is not None:
+            before(session)
+        session.delete(_get(session, model, id))
+
+    return _as_task(f"pullthrough.tasks.{model.__name__.lower()}.delete", work)
+
+
 # ---- repositories -------------------------------------------------------------------------
 
 
@@ -127,21 +165,12 @@ def repositories_read(id: str) -> Response:
 
 
 def _update_repository(id: str, partial: bool) -> Response:
-    values = validate(resources.REPOSITORY, body_json(), partial=partial)
-    with services().catalog.session() as session:
-        _get(session, Repository, id)
+    def check(session: Session, values: dict[str, Any]) -> None:
         if "name" in values:
             _unique(session, Repository, "name", values["name"], id)
         _href_field(values, "remote", "remote", session)
 
-    def work(session: Session, outcome: TaskOutcome) -> None:
-        repo = _get(session, Repository, id)
-        for key, value in values.items():
-            setattr(repo, key, value)
-        session.flush()
-        outcome.result = resources.repository_json(repo)
-
-    return _as_task("pullthrough.tasks.repository.update", work)
+    return _update(Repository, resources.REPOSITORY, id, partial, check, resources.repository_json)
 
 
 @operation(
@@ -169,14 +198,10 @@ def repositories_update(id: str) -> Response:
     path_param="python_python_repository_href", responses={202: "AsyncOperationResponse"},
 )  # fmt: skip
 def repositories_delete(id: str) -> Response:
-    with services().catalog.session() as session:
-        _get(session, Repository, id)
-
-    def work(session: Session, outcome: TaskOutcome) -> None:
+    def memberships(session: Session) -> None:
         session.execute(delete(RepositoryContent).where(RepositoryContent.repository_id == id))
-        session.delete(_get(session, Repository, id))
 
-    return _as_task("pullthrough.tasks.repository.delete", work)
+    return _delete(Repository, id, before=memberships)
 
 
 @operation(
@@ -361,21 +386,12 @@ def remotes_read(id: str) -> Response:
 
 
 def _update_remote(id: str, partial: bool) -> Response:
-    values = validate(resources.REMOTE, body_json(), partial=partial)
-    _check_remote_values(values)
-    with services().catalog.session() as session:
-        _get(session, Remote, id)
+    def check(session: Session, values: dict[str, Any]) -> None:
+        _check_remote_values(values)
         if "name" in values:
             _unique(session, Remote, "name", values["name"], id)
 
-    def work(session: Session, outcome: TaskOutcome) -> None:
-        remote = _get(session, Remote, id)
-        for key, value in values.items():
-            setattr(remote, key, value)
-        session.flush()
-        outcome.result = resources.remote_json(remote)
-
-    return _as_task("pullthrough.tasks.remote.update", work)
+    return _update(Remote, resources.REMOTE, id, partial, check, resources.remote_json)
 
 
 @operation(
@@ -402,13 +418,7 @@ def remotes_update(id: str) -> Response:
     responses={202: "AsyncOperationResponse"},
 )  # fmt: skip
 def remotes_delete(id: str) -> Response:
-    with services().catalog.session() as session:
-        _get(session, Remote, id)
-
-    def work(session: Session, outcome: TaskOutcome) -> None:
-        session.delete(_get(session, Remote, id))
-
-    return _as_task("pullthrough.tasks.remote.delete", work)
+    return _delete(Remote, id)
 
 
 # ---- distributions ------------------------------------------------------------------------
@@ -531,21 +541,15 @@ def distributions_read(id: str) -> Response:
 
 
 def _update_distribution(id: str, partial: bool) -> Response:
-    values = validate(resources.DISTRIBUTION, body_json(), partial=partial)
     root = _content_root()
-    with services().catalog.session() as session:
-        _get(session, Distribution, id)
+
+    def check(session: Session, values: dict[str, Any]) -> None:
         _distribution_values(session, values, id)
 
-    def work(session: Session, outcome: TaskOutcome) -> None:
-        dist = _get(session, Distribution, id)
-        for key, value in values.items():
-            setattr(dist, key, value)
-        session.flush()
-        session.refresh(dist)
-        outcome.result = resources.distribution_json(dist, root)
-
-    return _as_task("pullthrough.tasks.distribution.update", work)
+    return _update(
+        Distribution, resources.DISTRIBUTION, id, partial, check,
+        lambda row: resources.distribution_json(row, root),
+    )  # fmt: skip
 
 
 @operation(
@@ -573,13 +577,7 @@ def distributions_update(id: str) -> Response:
     path_param="python_python_distribution_href", responses={202: "AsyncOperationResponse"},
 )  # fmt: skip
 def distributions_delete(id: str) -> Response:
-    with services().catalog.session() as session:
-        _get(session, Distribution, id)
-
-    def work(session: Session, outcome: TaskOutcome) -> None:
-        session.delete(_get(session, Distribution, id))
-
-    return _as_task("pullthrough.tasks.distribution.delete", work)
+    return _delete(Distribution, id)
 
 
 # ---- content ------------------------------------------------------------------------------

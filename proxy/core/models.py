@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from packaging.version import Version
+
 
 @dataclass(frozen=True, slots=True)
 class DistFile:
@@ -42,18 +44,23 @@ class ProjectList:
     names: tuple[str, ...]
 
 
-def project_versions(page: ProjectPage) -> list[str]:
-    """PEP 700 `versions`: the upstream's list when it gave one, else the files' versions, sorted."""
-    if page.versions is not None:
-        return list(page.versions)
+def file_versions(page: ProjectPage) -> dict[str, Version]:
+    """Each file's version, from its filename (files without a valid version are left out)."""
     from proxy.core.filenames import InvalidFilename, parse_filename
 
-    found: dict[str, object] = {}
+    found: dict[str, Version] = {}
     for f in page.files:
         try:
             version = parse_filename(f.filename, page.name).version
         except InvalidFilename:
             continue
         if version is not None:
-            found.setdefault(str(version), version)
-    return sorted(found, key=found.__getitem__)  # type: ignore[arg-type]
+            found[f.filename] = version
+    return found
+
+
+def project_versions(page: ProjectPage) -> list[str]:
+    """PEP 700 `versions`: the upstream's list when it gave one, else the files' versions, sorted."""
+    if page.versions is not None:
+        return list(page.versions)
+    return [str(v) for v in sorted(set(file_versions(page).values()))]

@@ -40,7 +40,7 @@ class Registry:
         self.pages_cache = pages_cache
         self.ttl = ttl
         self.tls_dir = tls_dir
-        self._token = ""
+        self._token = b""
         self._distributions: dict[str, Distribution] = {}
         self._clients: dict[tuple[str, object], UpstreamClient] = {}
         self._lock = threading.Lock()

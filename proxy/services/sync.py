@@ -22,7 +22,7 @@ from proxy.catalog.versions import new_version, present_in
 from proxy.core.filenames import InvalidFilename, parse_filename
 from proxy.core.filters import FilterSpec
 from proxy.core.metadata import InvalidDistribution
-from proxy.core.models import DistFile, ProjectPage
+from proxy.core.models import DistFile, ProjectPage, file_versions
 from proxy.services.packages import apply_index_fields, package_from_file
 from proxy.services.remote_pages import Cached, parse_list, parse_page
 from proxy.services.remotes import settings_of
@@ -48,14 +48,7 @@ def keep_latest(page: ProjectPage, count: int) -> ProjectPage:
     """Only the files of the `count` newest versions (0: all)."""
     if count <= 0:
         return page
-    versions = {}
-    for f in page.files:
-        try:
-            version = parse_filename(f.filename, page.name).version
-        except InvalidFilename:
-            continue
-        if version is not None:
-            versions[f.filename] = version
+    versions = file_versions(page)
     newest = set(sorted(set(versions.values()), reverse=True)[:count])
     files = tuple(f for f in page.files if versions.get(f.filename) in newest)
     return ProjectPage(page.name, files, page.versions, page.last_serial)

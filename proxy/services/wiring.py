@@ -53,6 +53,7 @@ class Services:
         self.pages_cache.close()
         self.ledger.close()
         self.catalog.close()
+        self.registry.generation.close()
 
 
 def build_services(settings: Settings) -> Services:
