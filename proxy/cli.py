@@ -26,7 +26,7 @@ from proxy.client import (
     CliError,
     Kind,
 )
-from proxy.config import ConfigError, _bind, load_settings
+from proxy.config import ConfigError, load_settings, parse_bind
 from proxy.services.auth import PASSWORD_FILE, admin_password
 
 
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = str(Path(args.config).resolve()) if args.config else None
     try:
         if args.bind:
-            _bind(args.bind)
+            parse_bind(args.bind)
         settings = load_settings(config)
     except (ConfigError, ValueError) as exc:
         print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)

@@ -112,14 +112,14 @@ def _name(value: object) -> str:
     return text
 
 
-def _base_path(value: object) -> str:
+def parse_base_path(value: object) -> str:
     text = str(value).strip("/")
     if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", text) or ".." in text.split("/"):
         raise ValueError(f"expected a path like 'pypi' or 'team/pypi', got {value!r}")
     return text
 
 
-def _bind(value: object) -> str:
+def parse_bind(value: object) -> str:
     text = str(value)
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -145,7 +145,7 @@ class ServerSettings:
     embedded_worker: bool = True  # run background tasks in the server processes too
 
     _parsers = {
-        "bind": _bind,
+        "bind": parse_bind,
         "data_dir": lambda v: Path(str(v)),
         "database_url": str,
         "workers": _non_negative_int,
@@ -226,7 +226,7 @@ class DistributionSettings:
     base_path: str
     remote: str | None = None
 
-    _parsers = {"base_path": _base_path, "remote": _optional_str}
+    _parsers = {"base_path": parse_base_path, "remote": _optional_str}
 
 
 @dataclass(frozen=True)

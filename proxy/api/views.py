@@ -25,7 +25,7 @@ from proxy.catalog.models import (
     Task,
 )
 from proxy.catalog.versions import create_repository, new_version, present_in
-from proxy.config import _base_path
+from proxy.config import parse_base_path
 from proxy.core.filters import FilterSpec
 from proxy.services.uploads import UploadRefused
 from proxy.services.worker import enqueue
@@ -427,7 +427,7 @@ def remotes_delete(id: str) -> Response:
 def _distribution_values(session: Session, values: dict[str, Any], own_id: str | None) -> None:
     if "base_path" in values:
         try:
-            values["base_path"] = _base_path(values["base_path"])
+            values["base_path"] = parse_base_path(values["base_path"])
         except ValueError as exc:
             raise ValidationError({"base_path": [str(exc)]}) from None
         _unique(session, Distribution, "base_path", values["base_path"], own_id)

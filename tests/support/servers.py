@@ -51,8 +51,13 @@ def config_text(upstream_url: str, data_dir: Path, **overrides: object) -> str:
         else:
             remote[key] = value
 
+    def toml(value: object) -> str:
+        if isinstance(value, dict):  # an inline table
+            return "{" + ", ".join(f"{json.dumps(k)} = {toml(v)}" for k, v in value.items()) + "}"
+        return json.dumps(value)
+
     def table(values: dict[str, object]) -> str:
-        return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+        return "".join(f"{k} = {toml(v)}\n" for k, v in values.items())
 
     return (
         f'[server]\ndata_dir = "{data_dir}"\n[cache]\n{table(cache)}'

@@ -1,0 +1,125 @@
+"""The PyPI JSON API, token auth, remote headers, and a standalone `pullthrough worker`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from support.packages import build_wheel
+from support.servers import config_text, wait_until
+from support.tools import clean_env
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "extras-admin"
+AUTH = ("admin", PASSWORD)
+V3 = "/pulp/api/v3/"
+
+
+def with_auth(text: str, **extra: str) -> str:
+    lines = "".join(f'{k} = "{v}"\n' for k, v in extra.items())
+    return text + f'[auth]\nadmin_password = "{PASSWORD}"\n{lines}'
+
+
+def test_pypi_json_api_for_local_and_pull_through_projects(upstream, live_server, tmp_path):
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    # Pull-through: the upstream's files, latest non-yanked final release shown.
+    data = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/json", timeout=10).json()
+    assert data["info"]["name"] == "shelf-reader" and data["info"]["version"] == "0.2"
+    assert sorted(data["releases"]) == ["0.1", "0.2", "0.3", "0.4rc1"]
+    assert data["releases"]["0.3"][0]["yanked"] is True
+    assert data["releases"]["0.3"][0]["yanked_reason"] == "broken"
+    wheel = next(f for f in data["urls"] if f["packagetype"] == "bdist_wheel")
+    assert wheel["url"] == f"{proxy.url}/pulp/content/main/shelf_reader-0.2-py3-none-any.whl"
+    body = requests.get(wheel["url"], timeout=10).content
+    assert len(body) == wheel["size"] and wheel["digests"]["sha256"]
+    one = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/0.1/json", timeout=10).json()
+    assert one["info"]["version"] == "0.1" and "releases" not in one
+    missing = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/9.9/json", timeout=10)
+    assert missing.status_code == 404
+    moved = requests.get(
+        f"{proxy.url}/pypi/main/pypi/Shelf_Reader/json", timeout=10, allow_redirects=False
+    )
+    assert moved.status_code == 301 and moved.headers["Location"].endswith("/shelf-reader/json")
+
+    # Local: metadata from the uploaded file fills `info`.
+    repo = requests.post(
+        proxy.url + V3 + "repositories/python/python/", json={"name": "r"}, auth=AUTH, timeout=10
+    ).json()
+    requests.post(
+        proxy.url + V3 + "distributions/python/pypi/",
+        json={"name": "r", "base_path": "r", "repository": repo["pulp_href"]},
+        auth=AUTH, timeout=10,
+    ).raise_for_status()  # fmt: skip
+    path = build_wheel(tmp_path / "w", "acme-json", "3.1", requires_dist=["shelf-reader>=0.1"])
+    with open(path, "rb") as fh:
+        requests.post(
+            f"{proxy.url}/pypi/r/legacy/", data={":action": "file_upload"},
+            files={"content": (path.name, fh)}, auth=AUTH, timeout=10,
+        ).raise_for_status()  # fmt: skip
+    local = requests.get(f"{proxy.url}/pypi/r/pypi/acme-json/json", timeout=10).json()
+    assert local["info"]["version"] == "3.1"
+    assert local["info"]["requires_dist"] == ["shelf-reader>=0.1"]
+    assert [f["filename"] for f in local["urls"]] == [path.name]
+
+
+def test_token_auth_and_remote_headers(upstream, live_server, tmp_path):
+    text = with_auth(
+        config_text(upstream.index_url, tmp_path / "d", headers={"X-Team": "infra"}),
+        admin_token="tok-123",
+    )
+    proxy = live_server(text)
+    ok = requests.get(proxy.url + V3 + "repositories/python/python/", timeout=10,
+                      headers={"Authorization": "Token tok-123"})  # fmt: skip
+    assert ok.status_code == 200
+    bad = requests.get(proxy.url + V3 + "repositories/python/python/", timeout=10,
+                       headers={"Authorization": "Token tok-124"})  # fmt: skip
+    assert bad.status_code == 401
+    assert requests.get(proxy.index() + "shelf-reader/", timeout=10).status_code == 200
+    sent = upstream.requests_for("/simple/shelf-reader/", server="index")
+    assert sent and sent[-1].header("x-team") == "infra"
+
+
+def test_a_standalone_worker_runs_the_tasks(upstream, live_server, tmp_path):
+    """With the embedded worker off, `pullthrough worker` (a separate process) syncs."""
+    text = with_auth(config_text(upstream.index_url, tmp_path / "d")).replace(
+        "[server]\n", "[server]\nembedded_worker = false\n"
+    )
+    config = tmp_path / "worker.toml"
+    config.write_text(text)
+    proxy = live_server(text)
+    api = requests.Session()
+    api.auth = AUTH
+    remote = api.post(proxy.url + V3 + "remotes/python/python/", timeout=10, json={
+        "name": "bar", "url": upstream.index_url, "includes": ["meta-lib"], "policy": "immediate",
+    }).json()  # fmt: skip
+    repo = api.post(
+        proxy.url + V3 + "repositories/python/python/", json={"name": "w"}, timeout=10
+    ).json()
+    task = api.post(
+        repo["pulp_href"].join([proxy.url, "sync/"]),
+        json={"remote": remote["pulp_href"]},
+        timeout=10,
+    ).json()["task"]
+    time.sleep(1.5)
+    assert api.get(proxy.url + task, timeout=10).json()["state"] == "waiting"  # no worker yet
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "proxy.cli", "worker", "--config", str(config)],
+        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_until(
+            lambda: api.get(proxy.url + task, timeout=10).json()["state"] == "completed", 30
+        )
+        done = api.get(proxy.url + task, timeout=10).json()
+        assert done["created_resources"] == [repo["pulp_href"] + "versions/1/"]
+        assert done["worker"] and str(worker.pid) in done["worker"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert worker.returncode == 0
+    api.close()
