@@ -114,12 +114,12 @@ def test_upstream_404_is_remembered_as_missing(pages):
 def test_html_fallback_resolves_relative_links(pages):
     responses.get(
         ROOT + "lib/",
-        body=b'<a href="../../files/lib-1.0.tar.gz#sha256=abcd">lib-1.0.tar.gz</a>',
+        body=f'<a href="../../files/lib-1.0.tar.gz#sha256={"ab" * 32}">lib-1.0.tar.gz</a>'.encode(),
         content_type="text/html",
     )
     (f,) = pages.project("lib").value.files
     assert f.url == "https://upstream.example/files/lib-1.0.tar.gz"
-    assert f.hashes == {"sha256": "abcd"}
+    assert f.hashes == {"sha256": "ab" * 32}
     sent = responses.calls[0].request.headers["Accept"]
     assert sent.startswith("application/vnd.pypi.simple.v1+json")
 
@@ -167,3 +167,22 @@ def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
     other_worker = Distribution("d", "d", filters=FilterSpec(), pages=pages, clock=pages.clock)
     assert other_worker.projects().names == first.names  # read from the shared disk cache
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_extra_headers_go_to_the_index_only_even_across_redirects():
+    remote = RemoteSettings(
+        name="up", url=ROOT, headers={"PRIVATE-TOKEN": "glpat-x"}, max_retries=0
+    )
+    client = UpstreamClient(remote)
+    responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)
+    responses.get(ROOT + "moved/", status=302, headers={"Location": "https://elsewhere.example/p/"})
+    responses.get("https://elsewhere.example/p/", body=page_body(), content_type=JSON)
+    responses.get("https://files.example/lib-1.0.tar.gz", body=b"x")
+    client.get_page(ROOT + "lib/")
+    assert responses.calls[0].request.headers["PRIVATE-TOKEN"] == "glpat-x"
+    client.open_file("https://files.example/lib-1.0.tar.gz").close()
+    assert "PRIVATE-TOKEN" not in responses.calls[1].request.headers
+    client.get_page(ROOT + "moved/")
+    assert "PRIVATE-TOKEN" not in responses.calls[-1].request.headers
+    client.close()

@@ -27,24 +27,24 @@ PAGE = ProjectPage("Lib", (FULL, PLAIN), versions=("0.9", "1.0"))
 
 
 def test_html_upstream_page_with_every_attribute():
-    body = b"""<!DOCTYPE html><html><head><base href="https://files.example/packages/">
+    body = f"""<!DOCTYPE html><html><head><base href="https://files.example/packages/">
     <title>Links for Lib</title></head><body>
-    <a href="ab/lib-1.0-py3-none-any.whl#sha256=AAAA" data-requires-python="&gt;=3.8"
-       data-dist-info-metadata="sha256=bbbb" data-yanked="" data-gpg-sig="true">lib-1.0-py3-none-any.whl</a>
+    <a href="ab/lib-1.0-py3-none-any.whl#sha256={"A" * 64}" data-requires-python="&gt;=3.8"
+       data-dist-info-metadata="sha256={"b" * 64}" data-yanked="" data-gpg-sig="true">lib-1.0-py3-none-any.whl</a>
     <a href="/other/lib-0.9.tar.gz" data-core-metadata="true">lib-0.9.tar.gz</a>
-    <a href="cd/lib-0.8.zip#md5=0123" data-yanked="security issue">lib-0.8.zip</a>
-    </body></html>"""
+    <a href="cd/lib-0.8.zip#md5={"0123" * 8}" data-yanked="security issue">lib-0.8.zip</a>
+    </body></html>""".encode()
     page = simple_html.parse_project_page(body, PAGE_URL, "lib")
     first, second, third = page.files
     assert first.url == "https://files.example/packages/ab/lib-1.0-py3-none-any.whl"
-    assert first.hashes == {"sha256": "aaaa"}
+    assert first.hashes == {"sha256": "a" * 64}
     assert first.requires_python == ">=3.8"
-    assert first.core_metadata == {"sha256": "bbbb"}
+    assert first.core_metadata == {"sha256": "b" * 64}
     assert first.yanked is True
     assert first.gpg_sig is True
     assert second.url == "https://files.example/other/lib-0.9.tar.gz"
     assert second.core_metadata is True and second.yanked is False
-    assert third.hashes == {"md5": "0123"} and third.yanked == "security issue"
+    assert third.hashes == {"md5": "0123" * 8} and third.yanked == "security issue"
 
 
 def test_json_upstream_page():
@@ -56,9 +56,9 @@ def test_json_upstream_page():
                 {
                     "filename": "lib-1.0-py3-none-any.whl",
                     "url": "../../packages/lib-1.0-py3-none-any.whl",
-                    "hashes": {"sha256": "AA"},
+                    "hashes": {"sha256": "A" * 64},
                     "requires-python": ">=3.8",
-                    "dist-info-metadata": {"sha256": "bb"},
+                    "dist-info-metadata": {"sha256": "b" * 64},
                     "yanked": "reason",
                     "size": 10,
                     "upload-time": "2024-01-02T03:04:05Z",
@@ -71,8 +71,8 @@ def test_json_upstream_page():
     (f,) = page.files
     assert f.url == "https://index.example/packages/lib-1.0-py3-none-any.whl"
     assert (f.hashes, f.core_metadata, f.yanked, f.size) == (
-        {"sha256": "aa"},
-        {"sha256": "bb"},
+        {"sha256": "a" * 64},
+        {"sha256": "b" * 64},
         "reason",
         10,
     )
@@ -146,3 +146,24 @@ def test_versions_derived_from_files_when_upstream_gives_none():
         ),
     )
     assert project_versions(page) == ["1.9", "1.10", "2.0rc1"]
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["/etc/passwd", "../../../../etc/passwd", "a" * 63, "g" * 64, "a" * 64 + "/x", ""],
+)
+def test_digests_that_are_not_hex_of_the_right_length_are_dropped(digest):
+    """A digest names a file in our store: an upstream must not be able to name any other."""
+    html = f'<a href="lib-1.0.tar.gz#sha256={digest}">lib-1.0.tar.gz</a>'.encode()
+    assert simple_html.parse_project_page(html, PAGE_URL, "lib").files[0].hashes == {}
+    body = json.dumps(
+        {"files": [{"filename": "lib-1.0.tar.gz", "url": "x", "hashes": {"sha256": digest},
+                    "core-metadata": {"sha256": digest}}]}
+    ).encode()  # fmt: skip
+    (f,) = simple_json.parse_project_page(body, PAGE_URL, "lib").files
+    assert f.hashes == {} and f.core_metadata is True
+
+
+def test_project_list_escapes_names_in_links():
+    html = simple_html.render_project_list(['x"><script>alert(1)</script>'], "").decode()
+    assert "<script>" not in html and "&quot;&gt;&lt;script&gt;" in html

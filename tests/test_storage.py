@@ -77,3 +77,24 @@ def test_lock_is_exclusive_across_threads(tmp_path):
     threading.Timer(0.1, first.release).start()
     assert second.acquire(timeout=5)
     second.release()
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../" * 3 + "x" * 55, "A" * 64, "a" * 65])
+def test_store_paths_come_only_from_sha256_digests(tmp_path, name):
+    with pytest.raises(ValueError, match="not a sha256"):
+        ArtifactStore(tmp_path / "a").path(name)
+
+
+def test_generated_admin_password_is_never_empty_under_concurrent_starts(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from proxy.config import AuthSettings
+    from proxy.services.auth import Authenticator, admin_password
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: admin_password(AuthSettings(), tmp_path), range(64)))
+    passwords = {p for p, _ in results}
+    assert len(passwords) == 1 and "" not in passwords
+    assert sum(generated for _, generated in results) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["admin-password"]
+    assert not Authenticator("admin", "").allows("Basic YWRtaW46")  # admin with no password

@@ -109,6 +109,13 @@ def _retain(session: Session, repo: Repository) -> None:
             RepositoryVersion.repository_id == repo.id, RepositoryVersion.number < oldest_kept
         )
     )
+    # Content that left before the oldest kept version is in no version any more: an orphan.
+    session.execute(
+        delete(RepositoryContent).where(
+            RepositoryContent.repository_id == repo.id,
+            RepositoryContent.version_removed <= oldest_kept,
+        )
+    )
 
 
 def content_counts(session: Session, repository_id: str, number: int) -> dict[str, int]:
@@ -126,11 +133,12 @@ def content_counts(session: Session, repository_id: str, number: int) -> dict[st
 
 
 def is_in_any_repository(session: Session, sha256: str) -> bool:
-    """Whether some repository (any version) holds a package with these bytes."""
+    """Whether some repository (any version) holds a package with these bytes, or whose
+    METADATA file (PEP 658) has them."""
     query = (
         select(RepositoryContent.id)
         .join(Package, Package.id == RepositoryContent.package_id)
-        .where(Package.sha256 == sha256)
+        .where(or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256))
         .limit(1)
     )
     return session.scalar(query) is not None

@@ -7,6 +7,24 @@ from dataclasses import dataclass, field, replace
 
 from packaging.version import Version
 
+# hashlib algorithms an index may name, with their hex digest lengths.
+_DIGEST_LENGTHS = {
+    "md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
+    "blake2b": 128, "blake2s": 64,
+}  # fmt: skip
+_HEX = frozenset("0123456789abcdef")
+
+
+def clean_hashes(raw: Mapping[object, object]) -> dict[str, str]:
+    """An upstream's hashes, keeping only known algorithms with well-formed hex digests: a digest
+    names a file in our store, so it must never be able to name anything else."""
+    out = {}
+    for algo, value in raw.items():
+        algo, value = str(algo).lower(), str(value).lower()
+        if _DIGEST_LENGTHS.get(algo) == len(value) and set(value) <= _HEX:
+            out[algo] = value
+    return out
+
 
 @dataclass(frozen=True, slots=True)
 class DistFile:

@@ -9,7 +9,7 @@ import lxml.html
 from lxml import etree
 from packaging.utils import canonicalize_name
 
-from proxy.core.models import DistFile, ProjectList, ProjectPage
+from proxy.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -34,7 +34,7 @@ def _base_url(root: lxml.html.HtmlElement, page_url: str) -> str:
 
 def _hashes_from_fragment(fragment: str) -> dict[str, str]:
     algo, sep, value = fragment.partition("=")
-    return {algo.lower(): value.lower()} if sep and algo and value else {}
+    return clean_hashes({algo: value}) if sep else {}
 
 
 def _metadata_attr(value: str | None) -> bool | dict[str, str]:
@@ -131,7 +131,7 @@ def render_project_list(names: list[str] | tuple[str, ...], project_url_prefix: 
         "    <title>Simple index</title>\n  </head>\n  <body>\n"
     )
     rows = [
-        f'    <a href="{project_url_prefix}{canonicalize_name(n)}/">{escape(n)}</a><br />\n'
+        f'    <a href="{escape(project_url_prefix + canonicalize_name(n))}/">{escape(n)}</a><br />\n'
         for n in names
     ]
     return (head + "".join(rows) + "  </body>\n</html>\n").encode()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urldefrag, urljoin
 
-from proxy.core.models import DistFile, ProjectList, ProjectPage
+from proxy.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
 from proxy.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -26,7 +26,7 @@ def _load(body: bytes) -> dict[str, Any]:
 
 def _metadata(value: object) -> bool | dict[str, str]:
     if isinstance(value, Mapping):
-        return {str(k).lower(): str(v).lower() for k, v in value.items()} or True
+        return clean_hashes(value) or True
     return bool(value)
 
 
@@ -39,7 +39,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
     return DistFile(
         filename=str(entry["filename"]),
         url=url,
-        hashes={str(k).lower(): str(v).lower() for k, v in (entry.get("hashes") or {}).items()},
+        hashes=clean_hashes(entry.get("hashes") or {}),
         requires_python=entry.get("requires-python") or None,
         yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
         core_metadata=_metadata(metadata),

@@ -23,15 +23,28 @@ def admin_password(auth: AuthSettings, data_dir: Path) -> tuple[str, bool]:
     if auth.admin_password:
         return auth.admin_password, False
     path = data_dir / PASSWORD_FILE
-    try:
-        return path.read_text().strip(), False
-    except FileNotFoundError:
-        pass
-    password = secrets.token_urlsafe(18)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password + "\n")
-    return password, True
+    for _ in range(50):  # bounded: another worker may be creating it right now
+        try:
+            password = path.read_text().strip()
+        except FileNotFoundError:
+            password = ""
+        if password:
+            return password, False
+        # Written whole to a private temporary file, then linked into place: whoever links
+        # first wins, and nobody ever reads a half-written or empty file.
+        password = secrets.token_urlsafe(18)
+        tmp = data_dir / f".{PASSWORD_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        try:
+            os.link(tmp, path)
+            return password, True
+        except FileExistsError:
+            continue
+        finally:
+            tmp.unlink()
+    raise RuntimeError(f"could not read or create {path}")
 
 
 class Authenticator:
@@ -48,7 +61,7 @@ class Authenticator:
         scheme, value = scheme.lower(), value.strip()
         if scheme in ("token", "bearer"):
             return bool(self._token) and hmac.compare_digest(value.encode(), self._token.encode())
-        if scheme != "basic":
+        if scheme != "basic" or not self._password:  # an empty password never opens anything
             return False
         try:
             user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")

@@ -4,10 +4,8 @@ streamed to the first client, hash-checked, then made visible and recorded as or
 from __future__ import annotations
 
 import inspect
-import io
 import logging
 import os
-import zipfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -15,12 +13,13 @@ from typing import BinaryIO, Protocol
 
 import requests
 
+from proxy.core.metadata import InvalidDistribution, read_metadata
 from proxy.core.models import DistFile
 from proxy.services.distribution import Distribution, NotFound, PageView
 from proxy.storage.ledger import CacheLedger
 from proxy.storage.locks import FileLock, LockDir, LockTimeout
 from proxy.storage.store import ArtifactStore, HashMismatch
-from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout
+from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, describe_url
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +108,18 @@ class PullThrough:
             return stored
         client, keep = dist.origin(entry)
         if client is None or not url:
-            raise NotFound(f"{url} is not stored and distribution {dist.base_path!r} has no remote")
+            raise NotFound(
+                f"{describe_url(url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"
+            )
         lock = self.locks.lock(url)
         if not lock.acquire(timeout=0, blocking=False):
             # Another thread or worker is downloading it: wait, then serve its result.
             try:
                 lock.acquire(timeout=self.wait_timeout)
             except LockTimeout:
-                raise UpstreamTimeout(f"waited too long for a download of {url}") from None
+                raise UpstreamTimeout(
+                    f"waited too long for a download of {describe_url(url)}"
+                ) from None
             sha = expected.get("sha256") or self.ledger.sha_for_url(url)
             if (stored := self._stored(sha, view.stale)) is not None:
                 lock.release()
@@ -184,7 +187,7 @@ class PullThrough:
                     self.ledger.record(sha, writer.size)
                     if "sha256" not in expected:
                         self.ledger.remember_url(url, sha)
-                    log.info("cached %s (%d bytes, sha256 %s)", url, writer.size, sha)
+                    log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
             lock.release()  # the file is visible: waiting requests can be served from the store
             if pending and not client_gone:
                 try:
@@ -196,7 +199,7 @@ class PullThrough:
                 self.events.cached(entry, sha)
                 self.evict_if_needed()
         except (HashMismatch, UpstreamError) as exc:
-            log.error("download of %s failed, nothing stored: %s", url, exc)
+            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
             if not client_gone:
                 raise
         finally:
@@ -215,7 +218,7 @@ class PullThrough:
         sha = (dict(hashes) if isinstance(hashes, Mapping) else {}).get("sha256")
         stored = self._stored(sha or self.ledger.sha_for_url(url), view.stale)
         if stored is None:
-            raise UpstreamError(f"download of {url} did not complete")
+            raise UpstreamError(f"download of {describe_url(url)} did not complete")
         return stored
 
     def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
@@ -228,8 +231,11 @@ class PullThrough:
             stored = self.ensure(dist, metadata_entry, url, entry.core_metadata, view)
         elif filename.endswith(".whl"):
             wheel = self.ensure(dist, entry, entry.url, entry.hashes, view)
-            with wheel.file:
-                return wheel_metadata(wheel.file, filename), view.stale
+            wheel.file.close()
+            try:  # size-capped and link-refusing, like every metadata read
+                return read_metadata(self.store.path(wheel.sha256), filename).raw, view.stale
+            except InvalidDistribution as exc:
+                raise NotFound(f"No metadata for {filename!r}: {exc}") from None
         else:
             raise NotFound(f"No metadata file for {filename!r}")
         with stored.file:
@@ -260,19 +266,3 @@ class PullThrough:
 
 def _size(fh: BinaryIO) -> int:
     return os.fstat(fh.fileno()).st_size
-
-
-def wheel_metadata(fh: BinaryIO, filename: str) -> bytes:
-    """`<name>-<version>.dist-info/METADATA` from a wheel file."""
-    try:
-        with zipfile.ZipFile(fh if fh.seekable() else io.BytesIO(fh.read())) as wheel:
-            names = [
-                n
-                for n in wheel.namelist()
-                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            if len(names) != 1:
-                raise NotFound(f"{filename!r} has no single .dist-info/METADATA")
-            return wheel.read(names[0])
-    except zipfile.BadZipFile:
-        raise NotFound(f"{filename!r} is not a readable wheel") from None

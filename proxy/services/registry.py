@@ -158,7 +158,14 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
                     )
                 )
                 changed = True
-            elif (dist.base_path, dist.remote_id) != (declared_dist.base_path, remote_id):
-                dist.base_path, dist.remote_id = declared_dist.base_path, remote_id
-                changed = True
+            else:
+                # Only what the file declares; a remote set through the API stays when the file
+                # names none.
+                wanted = {"base_path": declared_dist.base_path}
+                if remote_id is not None:
+                    wanted["remote_id"] = remote_id
+                if any(getattr(dist, k) != v for k, v in wanted.items()):
+                    for key, value in wanted.items():
+                        setattr(dist, key, value)
+                    changed = True
     return changed

@@ -15,7 +15,7 @@ import diskcache
 
 from proxy.core import simple_html, simple_json
 from proxy.core.models import ProjectList, ProjectPage
-from proxy.upstream.client import Fetched, UpstreamClient, UpstreamError
+from proxy.upstream.client import Fetched, UpstreamClient, UpstreamError, describe_url
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class RemotePages:
             except UpstreamError as exc:
                 if cached is None:
                     raise
-                log.warning("serving a stale copy of %s: %s", url, exc)
+                log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
                 return replace(cached, stale=True)
             self.cache.set(key, fresh)
             return fresh
@@ -106,5 +106,7 @@ class RemotePages:
         try:
             value = parse(fetched)
         except ValueError as exc:
-            raise UpstreamError(f"upstream sent an unreadable page for {url}: {exc}") from None
+            raise UpstreamError(
+                f"upstream sent an unreadable page for {describe_url(url)}: {exc}"
+            ) from None
         return Cached(value, now, fetched.etag, fetched.last_modified)

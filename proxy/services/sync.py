@@ -28,7 +28,7 @@ from proxy.services.remote_pages import Cached, parse_list, parse_page
 from proxy.services.remotes import settings_of
 from proxy.services.worker import TaskContext, background
 from proxy.storage.store import HashMismatch
-from proxy.upstream.client import UpstreamClient, UpstreamError
+from proxy.upstream.client import UpstreamClient, UpstreamError, describe_url
 
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 4
@@ -71,7 +71,7 @@ class Syncer:
             return names
         fetched = self.client.get_page(self.client.root)
         if fetched.status != 200:
-            raise SyncFailed(f"the remote has no project list at {self.client.root}")
+            raise SyncFailed(f"the remote has no project list at {describe_url(self.client.root)}")
         return self.filters.filter_names(parse_list(fetched).names)
 
     def page(self, name: str) -> ProjectPage | None:
@@ -91,7 +91,7 @@ class Syncer:
         if fetched.status == 304 and cached is not None:
             return cached.value  # type: ignore[return-value]
         if fetched.status != 200:
-            self.errors.append(f"{name}: not found on the remote ({url})")
+            self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
             return None
         try:
             page = parse_page(fetched, name)
@@ -186,6 +186,16 @@ def sync(ctx: TaskContext) -> None:
                 for chunk in _chunks(filenames, 500)
                 for p in session.scalars(select(Package).where(Package.filename.in_(chunk)))
             }
+        for w in wanted:
+            # A filename names one file: the catalog's must be the bytes the remote lists.
+            known = existing.get(w.file.filename)
+            if known is not None and w.file.sha256 and known.sha256 != w.file.sha256:
+                syncer.errors.append(
+                    f"{w.file.filename}: the catalog already holds a different file of that name"
+                    f" (sha256 {known.sha256}, the remote lists {w.file.sha256})"
+                )
+        if syncer.errors:
+            raise SyncFailed(_failure_message(syncer.errors))
         immediate = remote.policy == "immediate"
         fetch = [
             w for w in wanted
@@ -212,11 +222,7 @@ def sync(ctx: TaskContext) -> None:
             if w.file.filename not in existing and w.file.filename not in new and w.file.sha256:
                 new[w.file.filename] = syncer.on_demand(w)
         if syncer.errors:
-            shown = "; ".join(syncer.errors[:10])
-            more = f" (and {len(syncer.errors) - 10} more)" if len(syncer.errors) > 10 else ""
-            raise SyncFailed(
-                f"{len(syncer.errors)} item(s) failed, no version was created: {shown}{more}"
-            )
+            raise SyncFailed(_failure_message(syncer.errors))
         ctx.check_canceled()
         with svc.catalog.session() as session:
             ids = []
@@ -253,6 +259,12 @@ def sync(ctx: TaskContext) -> None:
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()
+
+
+def _failure_message(errors: list[str]) -> str:
+    shown = "; ".join(errors[:10])
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return f"{len(errors)} item(s) failed, no version was created: {shown}{more}"
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

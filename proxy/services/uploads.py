@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 
 from proxy.catalog.db import Catalog
-from proxy.catalog.models import Package
+from proxy.catalog.models import Package, RepositoryContent
 from proxy.catalog.versions import new_version
 from proxy.core.filenames import InvalidFilename, parse_filename
 from proxy.core.metadata import InvalidDistribution
@@ -65,6 +65,20 @@ class Uploads:
             _check_declared(package, name, version)
             with self.catalog.session() as session:
                 existing = session.scalar(select(Package).where(Package.filename == filename))
+                if (
+                    existing is not None
+                    and existing.sha256 != package.sha256
+                    and existing.origin == "cache"
+                    and not session.scalar(
+                        select(RepositoryContent.id).where(
+                            RepositoryContent.package_id == existing.id
+                        )
+                    )
+                ):
+                    # Only a pull-through copy in no repository: our upload takes the name.
+                    session.delete(existing)
+                    session.flush()
+                    existing = None
                 if existing is not None and existing.sha256 != package.sha256:
                     raise UploadRefused(
                         f"File already exists ({filename!r}, with sha256 hash {existing.sha256!r}):"

@@ -122,7 +122,6 @@ class TaskWorker:
             self._thread.join(timeout)
 
     def run(self) -> None:
-        self.heartbeat(force=True)
         beater = threading.Thread(
             target=self._beat_forever, name="pullthrough-heartbeat", daemon=True
         )
@@ -197,8 +196,29 @@ class TaskWorker:
             log.warning("task %s (%s) failed: %s", task.id, task.name, exc)
             state = "failed"
             error = {"description": str(exc), "traceback": traceback.format_exc(limit=8)}
+        self._finish(task.id, ctx, state, error)
+        self.services.registry.changed()
+        return True
+
+    def _finish(
+        self, task_id: str, ctx: TaskContext, state: str, error: dict[str, Any] | None
+    ) -> None:
+        """Record the outcome; retried, so a briefly busy catalog cannot leave it `running`."""
+        for attempt in range(5):
+            try:
+                self._write_outcome(task_id, ctx, state, error)
+                return
+            except Exception:
+                log.exception(
+                    "task %s: recording its outcome failed (attempt %d)", task_id, attempt + 1
+                )
+                time.sleep(1.0 + attempt)
+
+    def _write_outcome(
+        self, task_id: str, ctx: TaskContext, state: str, error: dict[str, Any] | None
+    ) -> None:
         with self.services.catalog.session() as session:
-            row = session.get(Task, task.id)
+            row = session.get(Task, task_id)
             assert row is not None
             row.state, row.finished_at, row.error = state, now(), error
             row.progress_reports = [
@@ -209,5 +229,3 @@ class TaskWorker:
             if state == "completed":
                 row.created_resources = ctx.outcome.created
                 row.result = ctx.outcome.result
-        self.services.registry.changed()
-        return True

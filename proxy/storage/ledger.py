@@ -6,6 +6,7 @@ files recorded here can be evicted; content that belongs to a repository is neve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class CacheLedger:
         self.max_size = max_size
         self.clock = clock
         self._recent: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=touch_interval, timer=clock)
+        self._recent_lock = threading.Lock()  # cachetools caches are not thread-safe
 
     def close(self) -> None:
         self.files.close()
@@ -68,9 +70,10 @@ class CacheLedger:
             self.files.set(sha256, (size, self.clock()))
 
     def touch(self, sha256: str) -> None:
-        if sha256 in self._recent:
-            return
-        self._recent[sha256] = True
+        with self._recent_lock:
+            if sha256 in self._recent:
+                return
+            self._recent[sha256] = True
         with self.files.transact():
             if (record := self.files.get(sha256)) is not None:
                 self.files.set(sha256, (record[0], self.clock()))

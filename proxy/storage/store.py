@@ -20,6 +20,9 @@ _ALGORITHMS: dict[str, Callable[[], Any]] = {
 }
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 class HashMismatch(ValueError):
     """Downloaded bytes do not match the digest the index promised."""
 
@@ -45,6 +48,8 @@ class ArtifactStore:
                 pass
 
     def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not set(sha256) <= _HEX:  # never a path of someone's choosing
+            raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def open(self, sha256: str) -> BinaryIO | None:

@@ -6,6 +6,7 @@ import functools
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -61,13 +62,26 @@ def _with_credentials(url: str, username: str | None, password: str | None) -> s
     )
 
 
+class _Session(requests.Session):
+    """A session that drops the remote's private headers on a redirect to another host, as
+    requests itself does for Authorization."""
+
+    private_headers: frozenset[str] = frozenset()
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.private_headers:
+                prepared_request.headers.pop(name, None)
+
+
 class UpstreamClient:
     def __init__(self, remote: RemoteSettings, session: requests.Session | None = None) -> None:
         self.remote = remote
         self.root = simple_root(remote.url)
         self._origin = urlsplit(self.root)[:2]
         self.timeout = (remote.connect_timeout, remote.sock_read_timeout)
-        self.session = session or requests.Session()
+        self.session = session or _Session()
         # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
         # sets its own; it is read once per host here, not on every request as trust_env does.
         self.session.trust_env = False
@@ -82,7 +96,10 @@ class UpstreamClient:
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=64)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers.update({"User-Agent": USER_AGENT, **remote.headers})
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._headers = dict(remote.headers)  # like credentials: for the index's own host only
+        if isinstance(self.session, _Session):
+            self.session.private_headers = frozenset(self._headers)
         if remote.proxy_url:
             proxy = _with_credentials(
                 remote.proxy_url, remote.proxy_username, remote.proxy_password
@@ -118,10 +135,11 @@ class UpstreamClient:
         self, url: str, headers: dict[str, str], *, method: str = "GET"
     ) -> requests.Response:
         try:
+            own = urlsplit(url)[:2] == self._origin
             return self.session.request(
                 method,
                 url,
-                headers=headers,
+                headers={**self._headers, **headers} if own else headers,
                 auth=self._auth_for(url),
                 proxies=self._proxies_for(*urlsplit(url)[:2]),
                 timeout=self.timeout,
