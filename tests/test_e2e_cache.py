@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -75,3 +76,22 @@ def test_invalid_configuration_stops_the_server_at_start(tmp_path):
     )
     assert proc.returncode == 2
     assert "cache.max_size: expected a size like '20GB'" in proc.stderr
+
+
+def test_a_stalled_first_client_does_not_hold_up_the_next(upstream, live_server, tmp_path):
+    """The first request for an uncached file starts the download; it proceeds at the upstream's
+    pace even when that client stops reading, so others get the file without waiting for it."""
+    path = payload_wheel(tmp_path, "huge", 24 * 2**20)  # more than socket buffers can absorb
+    upstream.add_file("huge", path)
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
+    url = f"{proxy.url}/pulp/content/main/{path.name}"
+    stalled = requests.get(url, timeout=60, stream=True)
+    assert len(stalled.raw.read(4096)) == 4096  # ...and then reads nothing more
+    try:
+        started = time.monotonic()
+        second = requests.get(url, timeout=60)
+        assert second.status_code == 200 and second.content == path.read_bytes()
+        assert time.monotonic() - started < 20
+    finally:
+        stalled.close()
+    assert len(upstream.requests_for(path.name, server="files", method="GET")) == 1

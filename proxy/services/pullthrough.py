@@ -3,10 +3,10 @@ streamed to the first client, hash-checked, then made visible and recorded as or
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
-from collections.abc import Callable, Generator, Iterator, Mapping
+import threading
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -18,10 +18,13 @@ from proxy.core.models import DistFile
 from proxy.services.distribution import Distribution, NotFound, PageView
 from proxy.storage.ledger import CacheLedger
 from proxy.storage.locks import FileLock, LockDir, LockTimeout
-from proxy.storage.store import ArtifactStore, HashMismatch
+from proxy.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
 from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, describe_url
 
 log = logging.getLogger(__name__)
+HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
+STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
+CHUNK_SIZE = 1024 * 1024
 
 
 @dataclass
@@ -38,16 +41,35 @@ class StreamedFile:
 
     chunks: Generator[bytes, None, None]
     size: int | None
-    abandon: Callable[[], None]  # for a response never sent: finish the download here
     stale: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
-        if inspect.getgeneratorstate(self.chunks) == inspect.GEN_CREATED:
-            self.abandon()
-        self.chunks.close()
+        self.chunks.close()  # the download itself goes on in its own thread
+
+
+class _Progress:
+    """A download's state, shared by the thread that fetches it and the client that tails it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.written = 0
+        self.done = False
+        self.error: Exception | None = None
+
+    def update(self, *, written: int | None = None, error: Exception | None = None) -> None:
+        with self.cond:
+            if written is not None:
+                self.written = written
+            self.error = error or self.error
+            self.cond.notify_all()
+
+    def finish(self, error: Exception | None = None) -> None:
+        with self.cond:
+            self.done, self.error = True, error
+            self.cond.notify_all()
 
 
 class CacheEvents(Protocol):
@@ -131,79 +153,104 @@ class PullThrough:
             raise
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
-
-        download = self._download(client, resp, entry, url, expected, lock, keep=keep)
-        # Read the first chunk before answering: a small file is then wholly fetched and verified
-        # (a failure is a clean 502), and a large one has at least started.
         try:
-            first = next(download)
-        except StopIteration:
-            first = b""
-        except HashMismatch as exc:
-            raise UpstreamError(f"upstream sent a file that fails its hash check: {exc}") from None
+            writer = self.store.writer(expected)
+            reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
+        except BaseException:
+            resp.close()
+            lock.release()
+            raise
+        progress = _Progress()
+        threading.Thread(
+            target=self._fetch,
+            args=(client, resp, writer, entry, url, lock, keep, progress),
+            name="pullthrough-download",
+            daemon=True,
+        ).start()
+        # Answer once more than the held-back tail has arrived, or the download has ended: a
+        # small file is then wholly fetched and verified (a failure is a clean 502).
+        with progress.cond:
+            if not progress.cond.wait_for(
+                lambda: progress.done or progress.written > HOLD_BACK, timeout=STALL_SECONDS
+            ):
+                progress.error = UpstreamTimeout(f"no data from {describe_url(url)} for a while")
+            error = progress.error
+        if error is not None:
+            reader.close()
+            if isinstance(error, HashMismatch):
+                raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
+            raise error if isinstance(error, UpstreamError) else UpstreamError(str(error))
+        return StreamedFile(self._tail(reader, progress, url), size, view.stale)
 
-        def relay() -> Generator[bytes, None, None]:
-            if first:
-                yield first
-            yield from download
-
-        return StreamedFile(relay(), size, download.close, view.stale)
-
-    def _download(
+    def _fetch(
         self,
         client: UpstreamClient,
         resp: requests.Response,
+        writer: ArtifactWriter,
         entry: DistFile,
         url: str,
-        expected: dict[str, str],
         lock: FileLock,
-        *,
-        keep: bool = True,
-    ) -> Generator[bytes, None, None]:
-        """Tee the upstream body to the client and the store.
-
-        The last chunk is held back until the digest is verified, so a client never receives a
-        complete body with bad bytes: on a mismatch the response is cut short. If the client goes
-        away, the download is finished anyway so the next request finds the file cached.
-        """
-        client_gone = False
+        keep: bool,
+        progress: _Progress,
+    ) -> None:
+        """Download at the upstream's pace (never a client's) into the temporary file; then
+        verify, and move it into the store (or, for the streamed policy, let it go)."""
+        sha = None
         try:
-            with resp, self.store.writer(expected) as writer:
-                pending = b""
-                body = client.iter_body(resp, url)
-                for chunk in body:
+            with resp, writer:
+                for chunk in client.iter_body(resp, url):
                     writer.write(chunk)
-                    if pending and not client_gone:
-                        try:
-                            yield pending
-                        except GeneratorExit:
-                            client_gone = True
-                    pending = chunk
+                    writer.file.flush()
+                    progress.update(written=writer.size)
                 if not keep:  # the streamed policy: verified, sent, not kept
                     writer.verify()
-                    sha = None
                 else:
                     sha = writer.commit()
                     self.ledger.record(sha, writer.size)
-                    if "sha256" not in expected:
+                    if "sha256" not in entry.hashes:
                         self.ledger.remember_url(url, sha)
                     log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
-            lock.release()  # the file is visible: waiting requests can be served from the store
-            if pending and not client_gone:
-                try:
-                    yield pending
-                except GeneratorExit:
-                    client_gone = True
-            # The client has every byte; the bookkeeping below no longer delays it.
-            if sha is not None:
+            progress.finish()
+        except Exception as exc:
+            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
+            progress.finish(exc)
+        finally:
+            lock.release()  # visible (or given up): waiting requests go on
+        if sha is not None:
+            try:
                 self.events.cached(entry, sha)
                 self.evict_if_needed()
-        except (HashMismatch, UpstreamError) as exc:
-            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
-            if not client_gone:
-                raise
-        finally:
-            lock.release()
+            except Exception:
+                log.exception("bookkeeping after caching %s failed", describe_url(url))
+
+    def _tail(
+        self, reader: BinaryIO, progress: _Progress, url: str
+    ) -> Generator[bytes, None, None]:
+        """Send the temporary file as it grows. The last HOLD_BACK bytes wait for the digest, so
+        a client never receives a complete body with bad bytes (on a failure the response is cut
+        short). A client that reads slowly or goes away does not slow the download."""
+        sent = 0
+        with reader:
+            while True:
+                with progress.cond:
+                    moved = progress.cond.wait_for(
+                        lambda sent=sent: progress.done or progress.written - HOLD_BACK > sent,
+                        timeout=STALL_SECONDS,
+                    )
+                    written, done, error = progress.written, progress.done, progress.error
+                if not moved:  # the download thread is bounded by the upstream timeouts
+                    raise UpstreamTimeout(f"the download of {describe_url(url)} stalled")
+                if error is not None:
+                    raise UpstreamError(f"download of {describe_url(url)} failed: {error}")
+                limit = written if done else written - HOLD_BACK
+                while sent < limit:
+                    data = reader.read(min(CHUNK_SIZE, limit - sent))
+                    if not data:
+                        break
+                    sent += len(data)
+                    yield data
+                if done:
+                    return
 
     def ensure(
         self, dist: Distribution, entry: DistFile, url: str, hashes: object, view: PageView
