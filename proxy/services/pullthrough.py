@@ -3,10 +3,11 @@ streamed to the first client, hash-checked, then made visible and recorded as or
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -161,12 +162,23 @@ class PullThrough:
             lock.release()
             raise
         progress = _Progress()
-        threading.Thread(
-            target=self._fetch,
-            args=(client, resp, writer, entry, url, lock, keep, progress),
-            name="pullthrough-download",
-            daemon=True,
-        ).start()
+        fetch = (client, resp, writer, entry, url, lock, keep, progress)
+        after: Callable[[], None] | None = None
+        if size is not None and size <= HOLD_BACK:
+            # Sent only once complete anyway: fetched right here, sparing a thread's start-up;
+            # the bookkeeping waits until the client has every byte.
+            sha = self._fetch(*fetch)
+            if sha is not None:
+                after = functools.partial(self._after_caching, entry, sha, url)
+        else:
+
+            def fetch_then_record() -> None:
+                if (sha := self._fetch(*fetch)) is not None:
+                    self._after_caching(entry, sha, url)
+
+            threading.Thread(
+                target=fetch_then_record, name="pullthrough-download", daemon=True
+            ).start()
         # Answer once more than the held-back tail has arrived, or the download has ended: a
         # small file is then wholly fetched and verified (a failure is a clean 502).
         with progress.cond:
@@ -180,7 +192,7 @@ class PullThrough:
             if isinstance(error, HashMismatch):
                 raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
             raise error if isinstance(error, UpstreamError) else UpstreamError(str(error))
-        return StreamedFile(self._tail(reader, progress, url), size, view.stale)
+        return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
 
     def _fetch(
         self,
@@ -192,9 +204,10 @@ class PullThrough:
         lock: FileLock,
         keep: bool,
         progress: _Progress,
-    ) -> None:
+    ) -> str | None:
         """Download at the upstream's pace (never a client's) into the temporary file; then
-        verify, and move it into the store (or, for the streamed policy, let it go)."""
+        verify, and move it into the store (or, for the streamed policy, let it go). Returns the
+        sha256 of a file newly stored."""
         sha = None
         try:
             with resp, writer:
@@ -216,15 +229,22 @@ class PullThrough:
             progress.finish(exc)
         finally:
             lock.release()  # visible (or given up): waiting requests go on
-        if sha is not None:
-            try:
-                self.events.cached(entry, sha)
-                self.evict_if_needed()
-            except Exception:
-                log.exception("bookkeeping after caching %s failed", describe_url(url))
+        return sha
+
+    def _after_caching(self, entry: DistFile, sha: str, url: str) -> None:
+        """Catalog the new file as orphaned content, then keep the cache within its limit."""
+        try:
+            self.events.cached(entry, sha)
+            self.evict_if_needed()
+        except Exception:
+            log.exception("bookkeeping after caching %s failed", describe_url(url))
 
     def _tail(
-        self, reader: BinaryIO, progress: _Progress, url: str
+        self,
+        reader: BinaryIO,
+        progress: _Progress,
+        url: str,
+        after: Callable[[], None] | None = None,
     ) -> Generator[bytes, None, None]:
         """Send the temporary file as it grows. The last HOLD_BACK bytes wait for the digest, so
         a client never receives a complete body with bad bytes (on a failure the response is cut
@@ -250,7 +270,9 @@ class PullThrough:
                     sent += len(data)
                     yield data
                 if done:
-                    return
+                    break
+        if after is not None:
+            after()
 
     def ensure(
         self, dist: Distribution, entry: DistFile, url: str, hashes: object, view: PageView
