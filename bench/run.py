@@ -913,7 +913,6 @@ def pip_download(index_url: str, projects: list[str], dest: Path, timeout: float
         index_url,
         "-d",
         str(dest),
-        "-q",
         *projects,
     ]
     t0 = time.perf_counter()
@@ -922,7 +921,11 @@ def pip_download(index_url: str, projects: list[str], dest: Path, timeout: float
     )
     elapsed = time.perf_counter() - t0
     if r.returncode != 0:
-        raise BenchError(f"pip download via {index_url} failed:\n{(r.stdout + r.stderr)[-1500:]}")
+        # -q hides pip's WARNING lines about the request that failed: keep those visible.
+        warnings = [
+            ln for ln in (r.stdout + r.stderr).splitlines() if "WARNING" in ln or "ERROR" in ln
+        ]
+        raise BenchError(f"pip download via {index_url} failed:\n" + "\n".join(warnings[-15:]))
     got = len(list(dest.glob("*.whl")))
     if got != len(projects):
         raise BenchError(f"pip download via {index_url}: {got} files, expected {len(projects)}")
