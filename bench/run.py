@@ -483,7 +483,13 @@ def start_nginx(
 
 
 def start_pullthrough(
-    procs: Procs, work: Path, name: str, upstream_url: str, workers: int, threads: int
+    procs: Procs,
+    work: Path,
+    name: str,
+    upstream_url: str,
+    workers: int,
+    threads: int,
+    extra_config: str = "",
 ) -> tuple[int, subprocess.Popen, Path]:
     home = work / name
     home.mkdir()
@@ -508,6 +514,7 @@ name = "bench"
 base_path = "{BASE_PATH}"
 remote = "up"
 """
+        + extra_config
     )
     logfile = home / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULLTHROUGH_")}

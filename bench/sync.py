@@ -279,37 +279,10 @@ class Server:
 
 
 def start_pullthrough(procs: Any, work: Path, name: str, upstream_url: str) -> Server:
-    home = work / name
-    home.mkdir()
-    port = br.free_port()
-    config = home / "pullthrough.toml"
-    # One config remote/distribution (on the local upstream, never used) keeps the built-in
-    # pypi.org defaults out of the catalog.
-    config.write_text(
-        f"""[server]
-data_dir = "{home / "data"}"
-workers = {WORKERS}
-threads = {THREADS}
-
-[auth]
-admin_password = "{ADMIN_PASSWORD}"
-
-[[remotes]]
-name = "config-up"
-url = "{upstream_url}"
-
-[[distributions]]
-name = "config-up"
-base_path = "config-up"
-remote = "config-up"
-"""
+    auth = f'[auth]\nadmin_password = "{ADMIN_PASSWORD}"\n'
+    port, proc, logfile = br.start_pullthrough(
+        procs, work, name, upstream_url, WORKERS, THREADS, extra_config=auth
     )
-    logfile = home / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULLTHROUGH_")}
-    argv = [str(PULLTHROUGH), "serve", "--config", str(config), "--bind", f"{HOST}:{port}"]
-    proc = procs.start(name, argv, logfile, cwd=home, env=env)
-    br.wait_http(f"http://{HOST}:{port}/pulp/api/v3/status/", proc, logfile)
-    br.wait_idle(proc.pid)
     return Server(name, port, proc, logfile)
 
 
@@ -434,7 +407,7 @@ def small_case(
     server = start_pullthrough(procs, work, name, url)
     try:
         body: dict[str, Any] = {
-            "name": "up",
+            "name": "sync-up",  # "up" is the config file's remote
             "url": url,
             "policy": case.policy,
             "includes": projects,

@@ -84,7 +84,7 @@ def page(
         query = query.order_by(column.desc() if key.startswith("-") else column.asc())
     count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = session.scalars(query.offset(offset).limit(limit)).all()
-    results = [_pick(serialize(row)) for row in rows]
+    results = [pick(serialize(row)) for row in rows]
     return {
         "count": count,
         "next": _link(offset + limit, limit) if offset + limit < count else None,
@@ -98,14 +98,10 @@ def _link(offset: int, limit: int) -> str:
     return f"{request.base_url}?{urlencode([*args, ('limit', limit), ('offset', offset)])}"
 
 
-def _pick(item: dict[str, Any]) -> dict[str, Any]:
+def pick(item: dict[str, Any]) -> dict[str, Any]:
+    """`fields` / `exclude_fields` applied to one object."""
     if fields := _many("fields"):
         item = {k: v for k, v in item.items() if k in fields}
     if excluded := _many("exclude_fields"):
         item = {k: v for k, v in item.items() if k not in excluded}
     return item
-
-
-def pick(item: dict[str, Any]) -> dict[str, Any]:
-    """`fields` / `exclude_fields` for a single object."""
-    return _pick(item)

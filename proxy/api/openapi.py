@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, json
+
 from proxy import __version__
 from proxy.api import resources
-from proxy.api.operations import JSON_TYPE, OPERATIONS, Operation, Param
+from proxy.api.operations import JSON_TYPE, OPERATIONS, Operation, Param, operation
 from proxy.api.schema import Field
 
 # The Pulp API this server follows (pulp-cli gates features on these), and our own version.
@@ -158,3 +160,11 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": _components(),
     }
+
+
+@operation(
+    "docs_api_json", "GET", "/pulp/api/v3/docs/api.json", "/pulp/api/v3/docs/api.json",
+    "This API's OpenAPI document", auth=False, responses={200: "StatusResponse"},
+)  # fmt: skip
+def api_document() -> Response:
+    return Response(json.dumps(document()), mimetype=JSON_TYPE)

@@ -44,12 +44,15 @@ class Operation:
 
 OPERATIONS: list[Operation] = []
 
+READ_PARAMS = (
+    Param("fields", array=True, description="A list of fields to include in the response."),
+    Param("exclude_fields", array=True, description="A list of fields to exclude."),
+)
 PAGE_PARAMS = (
     Param("offset", "integer", description="The initial index from which to return the results."),
     Param("limit", "integer", description="Number of results to return per page."),
     Param("ordering", array=True, explode=False, description="Order by these fields."),
-    Param("fields", array=True, description="A list of fields to include in the response."),
-    Param("exclude_fields", array=True, description="A list of fields to exclude."),
+    *READ_PARAMS,
 )
 
 

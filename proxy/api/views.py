@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from proxy.api import hrefs, resources
 from proxy.api.listing import apply_filters, page, pick
-from proxy.api.operations import PAGE_PARAMS, Param, body_json, json_response, operation
+from proxy.api.operations import (
+    PAGE_PARAMS,
+    READ_PARAMS,
+    Param,
+    body_json,
+    json_response,
+    operation,
+)
 from proxy.api.schema import Field, ValidationError, validate
 from proxy.api.tasks import TaskOutcome, run_as_task
 from proxy.catalog.models import (
@@ -156,7 +163,7 @@ def repositories_create() -> Response:
 @operation(
     "repositories_python_python_read", "GET", REPOS + "<id>/", "{python_python_repository_href}",
     "Inspect a python repository", path_param="python_python_repository_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "python.PythonRepositoryResponse"},
 )  # fmt: skip
 def repositories_read(id: str) -> Response:
@@ -306,7 +313,7 @@ def versions_list(id: str) -> Response:
     "repositories_python_python_versions_read", "GET", REPOS + "<id>/versions/<int:number>/",
     "{python_python_repository_version_href}", "Inspect a repository version",
     path_param="python_python_repository_version_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "RepositoryVersionResponse"},
 )  # fmt: skip
 def versions_read(id: str, number: int) -> Response:
@@ -377,7 +384,7 @@ def remotes_create() -> Response:
 @operation(
     "remotes_python_python_read", "GET", REMOTES + "<id>/", "{python_python_remote_href}",
     "Inspect a python remote", path_param="python_python_remote_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "python.PythonRemoteResponse"},
 )  # fmt: skip
 def remotes_read(id: str) -> Response:
@@ -531,7 +538,7 @@ def distributions_create() -> Response:
 @operation(
     "distributions_python_pypi_read", "GET", DISTS + "<id>/", "{python_python_distribution_href}",
     "Inspect a python distribution", path_param="python_python_distribution_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "python.PythonDistributionResponse"},
 )  # fmt: skip
 def distributions_read(id: str) -> Response:
@@ -641,7 +648,7 @@ def content_list() -> Response:
     "content_python_packages_read", "GET", CONTENT + "<id>/",
     "{python_python_package_content_href}", "Inspect a python package",
     path_param="python_python_package_content_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "python.PythonPackageContentResponse"},
 )  # fmt: skip
 def content_read(id: str) -> Response:
@@ -719,7 +726,7 @@ def tasks_list() -> Response:
 
 @operation(
     "tasks_read", "GET", TASKS + "<id>/", "{task_href}", "Inspect a task", path_param="task_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "TaskResponse"},
 )  # fmt: skip
 def tasks_read(id: str) -> Response:
@@ -870,7 +877,7 @@ def publications_create() -> Response:
 @operation(
     "publications_python_pypi_read", "GET", PUBS + "<id>/", "{python_python_publication_href}",
     "Inspect a python publication", path_param="python_python_publication_href",
-    params=(Param("fields", array=True), Param("exclude_fields", array=True)),
+    params=READ_PARAMS,
     responses={200: "python.PythonPublicationResponse"},
 )  # fmt: skip
 def publications_read(id: str) -> Response:

@@ -128,3 +128,15 @@ def project_candidates(filename: str) -> list[NormalizedName]:
     stem = filename.rsplit(".", 1)[0].removesuffix(".tar")
     parts = stem.split("-")
     return [canonicalize_name("-".join(parts[:cut])) for cut in range(len(parts) - 1, 0, -1)]
+
+
+def python_version(filename: str, packagetype: str) -> str:
+    """PyPI's `python_version`: "source" for sdists, a wheel's python tag(s), an egg's X.Y."""
+    if packagetype == "sdist":
+        return "source"
+    parts = filename.rsplit(".", 1)[0].split("-")
+    if packagetype == "bdist_wheel" and len(parts) in (5, 6):
+        return parts[-3]
+    if packagetype == "bdist_egg" and len(parts) >= 3 and parts[2].startswith("py"):
+        return parts[2].removeprefix("py")
+    return "any"

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 
 from packaging.version import Version
 
+from proxy.core.filenames import InvalidFilename, parse_filename
+
 # hashlib algorithms an index may name, with their hex digest lengths.
 _DIGEST_LENGTHS = {
     "md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
@@ -15,13 +17,18 @@ _DIGEST_LENGTHS = {
 _HEX = frozenset("0123456789abcdef")
 
 
+def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
+    """A well-formed lowercase hex digest of `algorithm`."""
+    return _DIGEST_LENGTHS.get(algorithm) == len(value) and set(value) <= _HEX
+
+
 def clean_hashes(raw: Mapping[object, object]) -> dict[str, str]:
     """An upstream's hashes, keeping only known algorithms with well-formed hex digests: a digest
     names a file in our store, so it must never be able to name anything else."""
     out = {}
     for algo, value in raw.items():
         algo, value = str(algo).lower(), str(value).lower()
-        if _DIGEST_LENGTHS.get(algo) == len(value) and set(value) <= _HEX:
+        if is_hex_digest(value, algo):
             out[algo] = value
     return out
 
@@ -64,8 +71,6 @@ class ProjectList:
 
 def file_versions(page: ProjectPage) -> dict[str, Version]:
     """Each file's version, from its filename (files without a valid version are left out)."""
-    from proxy.core.filenames import InvalidFilename, parse_filename
-
     found: dict[str, Version] = {}
     for f in page.files:
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from proxy.core.filenames import parse_version
+from proxy.core.filenames import parse_version, python_version
 from proxy.core.metadata import PackageMetadata
 
 
@@ -195,18 +195,6 @@ def _file(f: ReleaseFile) -> dict[str, Any]:
         "yanked": f.yanked,
         "yanked_reason": f.yanked_reason,
     }
-
-
-def python_version(filename: str, packagetype: str) -> str:
-    """PyPI's `python_version`: "source" for sdists, a wheel's python tag(s), an egg's X.Y."""
-    if packagetype == "sdist":
-        return "source"
-    parts = filename.rsplit(".", 1)[0].split("-")
-    if packagetype == "bdist_wheel" and len(parts) in (5, 6):
-        return parts[-3]
-    if packagetype == "bdist_egg" and len(parts) >= 3 and parts[2].startswith("py"):
-        return parts[2].removeprefix("py")
-    return "any"
 
 
 def _times(stored: str | None) -> tuple[str | None, str | None]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from proxy.catalog.db import Catalog
 from proxy.catalog.models import Package
 from proxy.catalog.versions import version_packages
@@ -72,12 +70,3 @@ class LocalContent:
         query = version_packages(self.repository_id, self.number).with_only_columns(Package.name)
         with self.catalog.session() as session:
             return sorted(set(session.scalars(query)))
-
-    def all_packages(self) -> list[Package]:
-        with self.catalog.session() as session:
-            return list(session.scalars(version_packages(self.repository_id, self.number)))
-
-
-def package_by_filename(catalog: Catalog, filename: str) -> Package | None:
-    with catalog.session() as session:
-        return session.scalar(select(Package).where(Package.filename == filename))

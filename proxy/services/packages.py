@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from proxy.catalog.models import Package
-from proxy.core.filenames import parse_filename
+from proxy.core.filenames import parse_filename, python_version
 from proxy.core.metadata import InvalidDistribution, check_filename_matches, read_metadata
 from proxy.core.models import DistFile
 
@@ -23,14 +23,6 @@ def apply_index_fields(package: Package, entry: DistFile) -> None:
     if entry.upload_time:
         with contextlib.suppress(ValueError):  # an odd value: keep our own time
             package.upload_time = datetime.fromisoformat(entry.upload_time)
-
-
-def python_version_of(filename: str, packagetype: str) -> str:
-    """PyPI's `python_version`: 'source' for sdists, the python tag(s) for wheels."""
-    if packagetype == "sdist":
-        return "source"
-    parts = filename.removesuffix(".whl").split("-")
-    return parts[-3] if len(parts) >= 5 else ""
 
 
 def package_from_file(
@@ -62,7 +54,7 @@ def package_from_file(
         name=info.name,
         version=meta.version,
         packagetype=info.packagetype,
-        python_version=python_version_of(filename, info.packagetype),
+        python_version=python_version(filename, info.packagetype),
         sha256=sha256,
         size=path.stat().st_size,
         requires_python=meta.requires_python,

@@ -104,11 +104,12 @@ class PullThrough:
         return StoredFile(fh, _size(fh), sha256, stale)
 
     def _known_sha(self, entry: DistFile) -> str | None:
+        """The stored name of a listed file: its sha256, or the one found when fetching it."""
         return entry.sha256 or self.ledger.sha_for_url(entry.url)
 
     def open(self, dist: Distribution, filename: str) -> StoredFile | StreamedFile:
         entry, view = dist.find_file(filename)
-        return self._open(dist, entry, entry.url, entry.hashes, entry.size, view)
+        return self._open(dist, entry, view)
 
     def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
         """The stored file if cached, else the size the index gives (or None); no download."""
@@ -117,18 +118,11 @@ class PullThrough:
         return stored if stored is not None else entry.size
 
     def _open(
-        self,
-        dist: Distribution,
-        entry: DistFile,
-        url: str,
-        hashes: Mapping[str, str] | object,
-        size: int | None,
-        view: PageView,
+        self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
-        expected = dict(hashes) if isinstance(hashes, Mapping) else {}
-        sha = expected.get("sha256") or self.ledger.sha_for_url(url)
-        if (stored := self._stored(sha, view.stale)) is not None:
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
             return stored
+        url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = dist.origin(entry)
         if client is None or not url:
             raise NotFound(
@@ -143,8 +137,7 @@ class PullThrough:
                 raise UpstreamTimeout(
                     f"waited too long for a download of {describe_url(url)}"
                 ) from None
-            sha = expected.get("sha256") or self.ledger.sha_for_url(url)
-            if (stored := self._stored(sha, view.stale)) is not None:
+            if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
                 lock.release()
                 return stored
         try:
@@ -274,20 +267,16 @@ class PullThrough:
         if after is not None:
             after()
 
-    def ensure(
-        self, dist: Distribution, entry: DistFile, url: str, hashes: object, view: PageView
-    ) -> StoredFile:
+    def ensure(self, dist: Distribution, entry: DistFile, view: PageView) -> StoredFile:
         """The file, downloading it first if needed (for PEP 658 metadata)."""
-        opened = self._open(dist, entry, url, hashes, None, view)
+        opened = self._open(dist, entry, view)
         if isinstance(opened, StoredFile):
             return opened
         with closing(opened):
             for _ in opened:
                 pass
-        sha = (dict(hashes) if isinstance(hashes, Mapping) else {}).get("sha256")
-        stored = self._stored(sha or self.ledger.sha_for_url(url), view.stale)
-        if stored is None:
-            raise UpstreamError(f"download of {describe_url(url)} did not complete")
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+            raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
 
     def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
@@ -295,11 +284,12 @@ class PullThrough:
         else the METADATA of the wheel (fetched into the cache if need be)."""
         entry, view = dist.find_file(filename)
         if entry.core_metadata:
-            metadata_entry = DistFile(entry.filename + ".metadata", entry.url + ".metadata")
+            hashes = entry.core_metadata if isinstance(entry.core_metadata, Mapping) else {}
             url = entry.url + ".metadata" if entry.url else ""
-            stored = self.ensure(dist, metadata_entry, url, entry.core_metadata, view)
+            metadata_entry = DistFile(entry.filename + ".metadata", url, hashes)
+            stored = self.ensure(dist, metadata_entry, view)
         elif filename.endswith(".whl"):
-            wheel = self.ensure(dist, entry, entry.url, entry.hashes, view)
+            wheel = self.ensure(dist, entry, view)
             wheel.file.close()
             try:  # size-capped and link-refusing, like every metadata read
                 return read_metadata(self.store.path(wheel.sha256), filename).raw, view.stale

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from proxy.api.hrefs import version_href
 from proxy.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from proxy.catalog.versions import new_version, present_in
-from proxy.core.filenames import InvalidFilename, parse_filename
+from proxy.core.filenames import InvalidFilename, parse_filename, python_version
 from proxy.core.filters import FilterSpec
 from proxy.core.metadata import InvalidDistribution
 from proxy.core.models import DistFile, ProjectPage, file_versions
@@ -151,7 +151,7 @@ class Syncer:
             name=info.name,
             version=str(info.version) if info.version else entry.filename,
             packagetype=info.packagetype,
-            python_version="source" if info.packagetype == "sdist" else "",
+            python_version=python_version(entry.filename, info.packagetype),
             sha256=entry.sha256 or "",
             size=entry.size or 0,
             requires_python=entry.requires_python,

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from proxy.core.models import is_hex_digest
+
 # Hash algorithms an index or an uploader may name (PEP 503 allows any hashlib algorithm with a
 # stable name; twine sends blake2b with a 256-bit digest as `blake2_256`).
 _ALGORITHMS: dict[str, Callable[[], Any]] = {
@@ -18,9 +20,6 @@ _ALGORITHMS: dict[str, Callable[[], Any]] = {
     **{a: functools.partial(hashlib.new, a) for a in ("sha384", "sha512", "blake2b", "blake2s")},
     "blake2_256": functools.partial(hashlib.blake2b, digest_size=32),
 }
-
-
-_HEX = frozenset("0123456789abcdef")
 
 
 class HashMismatch(ValueError):
@@ -48,7 +47,7 @@ class ArtifactStore:
                 pass
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not set(sha256) <= _HEX:  # never a path of someone's choosing
+        if not is_hex_digest(sha256):  # never a path of someone's choosing
             raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 

@@ -27,14 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.server.embedded_worker:
         services.start_worker()
 
-    from proxy.api import operations, views  # noqa: F401 - views declare the operations
-    from proxy.web import (
-        content,
-        pypi_json,
-        simple,
-        status,  # noqa: F401 - declares status_read and the API document
-        upload,
-    )
+    # Imported for the operations they declare: the API's, the document's, status_read.
+    from proxy.api import openapi, operations, views  # noqa: F401
+    from proxy.web import content, pypi_json, simple, status, upload  # noqa: F401
     from proxy.web.fastpath import WarmPages
 
     app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]

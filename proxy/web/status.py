@@ -85,13 +85,3 @@ def _online_workers() -> list[dict[str, object]]:
     with services().catalog.session() as session:
         rows = session.scalars(select(Worker).where(Worker.last_heartbeat >= cutoff)).all()
         return [{"name": w.name, "last_heartbeat": w.last_heartbeat.isoformat()} for w in rows]
-
-
-@operation(
-    "docs_api_json", "GET", "/pulp/api/v3/docs/api.json", "/pulp/api/v3/docs/api.json",
-    "This API's OpenAPI document", auth=False, responses={200: "StatusResponse"},
-)  # fmt: skip
-def api_document() -> Response:
-    from proxy.api.openapi import document
-
-    return Response(json.dumps(document()), mimetype="application/json")
