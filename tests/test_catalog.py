@@ -17,16 +17,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from proxy.catalog.db import Catalog, alembic_config, make_engine, migrate
-from proxy.catalog.models import Base, Package, Repository, RepositoryVersion
-from proxy.catalog.versions import (
+from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
+from pullthrough.catalog.models import Base, Package, Repository, RepositoryVersion
+from pullthrough.catalog.versions import (
     content_counts,
     create_repository,
     is_in_any_repository,
     new_version,
     version_packages,
 )
-from proxy.storage.locks import LockDir
 
 WRITERS = 8
 THREAD_TIMEOUT = 60  # seconds: a deadlock fails the test instead of hanging it
@@ -60,7 +59,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
         engine = make_engine(url)
         try:
             assert engine.dialect.name == request.param
-            migrate(engine, LockDir(tmp_path / "locks"))
+            prepare(engine)
             yield Catalog(engine)
         finally:
             engine.dispose()
@@ -131,7 +130,7 @@ def test_migrations_apply_cleanly_and_match_the_models(catalog: Catalog, tmp_pat
     for name, table in Base.metadata.tables.items():
         columns = {c["name"] for c in inspect(engine).get_columns(name)}
         assert {c.name for c in table.columns} == columns, name
-    migrate(engine, LockDir(tmp_path / "locks"))  # a second run (another worker) is a no-op
+    prepare(engine)  # a second run (another worker) is a no-op
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head
 

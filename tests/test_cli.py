@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from proxy.cli import build_parser
+from pullthrough.cli import build_parser
 from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, free_port
 from support.tools import clean_env, make_venv, run_pip
@@ -43,7 +43,7 @@ class Cli:
         if password is not None:
             extra["PULLTHROUGH_PASSWORD"] = password
         return subprocess.run(
-            [sys.executable, "-m", "proxy.cli", *args],
+            [sys.executable, "-m", "pullthrough.cli", *args],
             env=_env(**extra),
             capture_output=True,
             text=True,
@@ -227,7 +227,7 @@ def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) 
     (tmp_path / "xdg" / "pullthrough").mkdir(parents=True)
     (tmp_path / "xdg" / "pullthrough" / "cli.toml").write_text(f'[cli]\nbase_url = "{closed[1]}"\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "status"],
+        [sys.executable, "-m", "pullthrough.cli", "status"],
         env=_env(XDG_CONFIG_HOME=str(tmp_path / "xdg")),
         capture_output=True,
         text=True,
@@ -246,7 +246,7 @@ def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) 
 
 def test_help_lists_the_verbs() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "--help"],
+        [sys.executable, "-m", "pullthrough.cli", "--help"],
         env=_env(),
         capture_output=True,
         text=True,
@@ -292,7 +292,7 @@ def test_sync_publish_and_orphan_cleanup_from_the_cli(
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "proxy.cli", "repository", "sync", "--name", "foo"],
+            [sys.executable, "-m", "pullthrough.cli", "repository", "sync", "--name", "foo"],
             env=_env(XDG_CONFIG_HOME=str(cli.config_home), PULLTHROUGH_URL=cli.url,
                      PULLTHROUGH_PASSWORD=PASSWORD),
             stdout=subprocess.PIPE, stderr=secondary, stdin=subprocess.DEVNULL,

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from proxy.config import ConfigError, load_settings, parse_duration, parse_size
+from pullthrough.config import ConfigError, load_settings, parse_duration, parse_size
 
 
 def write(tmp_path, text):

@@ -69,7 +69,7 @@ def test_invalid_configuration_stops_the_server_at_start(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[cache]\nmax_size = "a lot"\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "pullthrough.cli", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,

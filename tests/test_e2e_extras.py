@@ -108,7 +108,7 @@ def test_a_standalone_worker_runs_the_tasks(upstream, live_server, tmp_path):
     assert api.get(proxy.url + task, timeout=10).json()["state"] == "waiting"  # no worker yet
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "worker", "--config", str(config)],
+        [sys.executable, "-m", "pullthrough.cli", "worker", "--config", str(config)],
         env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

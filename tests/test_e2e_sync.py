@@ -559,7 +559,7 @@ def fast_reaper(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "import proxy.services.worker as w\n"
+        "import pullthrough.services.worker as w\n"
         f"w.HEARTBEAT_SECONDS = 0.2\nw.DEAD_AFTER_SECONDS = {FAST_DEAD_AFTER}\n"
     )
     monkeypatch.setenv("PYTHONPATH", str(site))

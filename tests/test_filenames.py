@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from proxy.core.filenames import InvalidFilename, parse_filename, project_candidates
+from pullthrough.core.filenames import InvalidFilename, parse_filename, project_candidates
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.filters import FilterSpec, parse_rule
-from proxy.core.models import DistFile, ProjectPage
+from pullthrough.core.filters import FilterSpec, parse_rule
+from pullthrough.core.models import DistFile, ProjectPage
 
 
 def page(name: str, *filenames: str, versions: tuple[str, ...] | None = None) -> ProjectPage:

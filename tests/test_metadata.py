@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.core.metadata import (
+from pullthrough.core.metadata import (
     MAX_METADATA_SIZE,
     InvalidDistribution,
     PackageMetadata,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.web.negotiation import Format, choose_format
+from pullthrough.web.negotiation import Format, choose_format
 
 UV = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 PIP = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from proxy.core.metadata import PackageMetadata, read_metadata
-from proxy.core.pypi_json import (
+from pullthrough.core.metadata import PackageMetadata, read_metadata
+from pullthrough.core.pypi_json import (
     ReleaseFile,
     UnknownVersion,
     python_version,

@@ -9,9 +9,9 @@ import pytest
 import requests
 import responses
 
-from proxy.config import RemoteSettings
-from proxy.services.remote_pages import RemotePages
-from proxy.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
+from pullthrough.config import RemoteSettings
+from pullthrough.services.remote_pages import RemotePages
+from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
 ROOT = "https://upstream.example/simple/"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -154,8 +154,8 @@ def test_credentials_in_the_remote_url_stay_out_of_error_messages():
 
 @responses.activate
 def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
-    from proxy.core.filters import FilterSpec
-    from proxy.services.distribution import Distribution
+    from pullthrough.core.filters import FilterSpec
+    from pullthrough.services.distribution import Distribution
 
     names = [f"project-{i}" for i in range(100_000)]
     body = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]})

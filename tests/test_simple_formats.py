@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from proxy.core import simple_html, simple_json
-from proxy.core.models import DistFile, ProjectPage, project_versions
+from pullthrough.core import simple_html, simple_json
+from pullthrough.core.models import DistFile, ProjectPage, project_versions
 
 PAGE_URL = "https://index.example/simple/lib/"
 FULL = DistFile(

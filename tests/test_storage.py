@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from proxy.storage.ledger import CacheLedger, Entry, choose_evictions
-from proxy.storage.locks import LockDir, LockTimeout
-from proxy.storage.store import ArtifactStore, HashMismatch
+from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
+from pullthrough.storage.locks import LockDir, LockTimeout
+from pullthrough.storage.store import ArtifactStore, HashMismatch
 
 
 def test_store_commits_only_verified_bytes(tmp_path):
@@ -88,8 +88,8 @@ def test_store_paths_come_only_from_sha256_digests(tmp_path, name):
 def test_generated_admin_password_is_never_empty_under_concurrent_starts(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from proxy.config import AuthSettings
-    from proxy.services.auth import Authenticator, admin_password
+    from pullthrough.config import AuthSettings
+    from pullthrough.services.auth import Authenticator, admin_password
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda _: admin_password(AuthSettings(), tmp_path), range(64)))

@@ -1,0 +1,170 @@
+"""The API document (/pulp/api/v3/docs/api.json), generated from the declared operations.
+
+pulp-cli reads it to find operations, parameters, body schemas, response codes and which
+operations need credentials, and `info.x-pulp-app-versions` for its version checks; it is served
+without credentials. The versions claimed are the Pulp releases whose API this one follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json
+
+from pullthrough import __version__
+from pullthrough.api import resources
+from pullthrough.api.operations import JSON_TYPE, OPERATIONS, Operation, Param, operation
+from pullthrough.api.schema import Field
+
+# The Pulp API this server follows (pulp-cli gates features on these), and our own version.
+APP_VERSIONS = {"core": "3.123.0", "python": "3.36.0", "pullthrough": __version__}
+SECURITY = [{"basicAuth": []}]
+
+_RESOURCES: dict[str, tuple[Field, ...]] = {
+    "python.PythonRepository": resources.REPOSITORY,
+    "python.PythonRemote": resources.REMOTE,
+    "python.PythonDistribution": resources.DISTRIBUTION,
+    "python.PythonPublication": resources.PUBLICATION,
+    "python.PythonPackageContent": resources.CONTENT,
+    "Task": resources.TASK,
+    "RepositoryVersion": resources.VERSION,
+}
+
+
+def _field_schema(field: Field) -> dict[str, Any]:
+    """OpenAPI 3.0 flavour: `nullable` instead of a "null" type."""
+    out = field.schema()
+    if isinstance(out["type"], list):
+        out["type"] = out["type"][0]
+        out["nullable"] = True
+    if out.get("enum") and None in out["enum"]:
+        out["enum"] = [v for v in out["enum"] if v is not None]
+    if field.type == "object" and "additionalProperties" not in out:
+        out["additionalProperties"] = True
+    if field.type == "array" and out["items"].get("type") == "object":
+        out["items"]["additionalProperties"] = True
+    return out
+
+
+def _object(fields: tuple[Field, ...], *, request: bool, partial: bool = False) -> dict[str, Any]:
+    shown = [f for f in fields if not (f.read_only if request else f.write_only)]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {f.name: _field_schema(f) for f in shown},
+    }
+    required = [f.name for f in shown if f.required and request and not partial]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for name, fields in _RESOURCES.items():
+        schemas[name] = _object(fields, request=True)
+        schemas[f"{name}Response"] = _object(fields, request=False)
+        schemas[f"Paginated{name}ResponseList"] = {
+            "type": "object",
+            "required": ["count", "results"],
+            "properties": {
+                "count": {"type": "integer"},
+                "next": {"type": "string", "format": "uri", "nullable": True},
+                "previous": {"type": "string", "format": "uri", "nullable": True},
+                "results": {
+                    "type": "array",
+                    "items": {"$ref": f"#/components/schemas/{name}Response"},
+                },
+            },
+        }
+    schemas["AsyncOperationResponse"] = {
+        "type": "object",
+        "required": ["task"],
+        "properties": {"task": {"type": "string", "format": "uri"}},
+    }
+    schemas["StatusResponse"] = {"type": "object", "additionalProperties": True}
+    return {
+        "schemas": schemas,
+        "securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}},
+    }
+
+
+def _parameter(param: Param) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": param.type}
+    if param.array:
+        schema = {"type": "array", "items": {"type": "string"}}
+    out: dict[str, Any] = {"name": param.name, "in": "query", "schema": schema}
+    if param.array:
+        out["style"], out["explode"] = "form", param.explode
+    if param.description:
+        out["description"] = param.description
+    return out
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operationId": op.id,
+        "summary": op.summary,
+        "tags": [op.id.split("_")[0]],
+    }
+    parameters = [_parameter(p) for p in op.params]
+    if op.path_param:
+        parameters.insert(
+            0, {"name": op.path_param, "in": "path", "required": True, "schema": {"type": "string"}}
+        )
+    if parameters or op.method == "GET":
+        out["parameters"] = parameters
+    if op.body is not None:
+        body = _object(op.body, request=True, partial=op.method == "PATCH")
+        if op.multipart:
+            for name in ("file",):
+                if name in body["properties"]:
+                    body["properties"][name] = {"type": "string", "format": "binary"}
+            content = {"multipart/form-data": {"schema": body}}
+        else:
+            content = {JSON_TYPE: {"schema": body}}
+        out["requestBody"] = {"content": content, "required": op.method in ("POST", "PUT")}
+    responses: dict[str, Any] = {}
+    for code, name in op.responses.items():
+        entry: dict[str, Any] = {"description": _DESCRIPTIONS.get(code, "Response")}
+        if name is not None:
+            entry["content"] = {JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+        responses[str(code)] = entry
+    out["responses"] = responses
+    if op.auth:
+        out["security"] = SECURITY
+    return out
+
+
+_DESCRIPTIONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted: the work runs as the task named in the body",
+    204: "No content",
+    409: "Conflict",
+}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.doc_path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "pullthrough API",
+            "version": __version__,
+            "description": "A Python package index server; Pulp python plugin shaped REST API.",
+            "x-pulp-app-versions": APP_VERSIONS,
+            "x-pulp-domain-enabled": False,
+        },
+        "paths": paths,
+        "components": _components(),
+    }
+
+
+@operation(
+    "docs_api_json", "GET", "/pulp/api/v3/docs/api.json", "/pulp/api/v3/docs/api.json",
+    "This API's OpenAPI document", auth=False, responses={200: "StatusResponse"},
+)  # fmt: skip
+def api_document() -> Response:
+    return Response(json.dumps(document()), mimetype=JSON_TYPE)

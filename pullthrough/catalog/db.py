@@ -1,0 +1,145 @@
+"""Engine and sessions: SQLite in the data folder by default, or a PostgreSQL URL.
+
+SQLite runs in WAL mode and every transaction starts with BEGIN IMMEDIATE: writers from several
+gunicorn workers queue on the busy timeout instead of failing on a lock upgrade.
+
+One-time setup (`prepare`: the journal mode, the migrations) runs once, under a lock, before a
+process uses the catalog. Switching a database into WAL mode needs a lock that SQLite's busy
+timeout does not wait for, so it must never happen on every connect: a worker connecting while
+another writes would fail at boot ("database is locked").
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 60_000  # how long a statement waits for another process's write lock
+BOOT_RETRY_SECONDS = 120.0  # how long start-up keeps retrying a catalog that stays busy
+T = TypeVar("T")
+
+
+def database_url(configured: str, data_dir: Path) -> str:
+    return configured or f"sqlite:///{(data_dir / 'catalog.sqlite3').resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
+            # Per-connection settings only: none of these takes a lock.
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str, local: AbstractContextManager[object]) -> Iterator[None]:
+    """Run a block in one process at a time: `local` (a lock on this host) always, and on
+    PostgreSQL also a session advisory lock, so nodes on other hosts wait too."""
+    with local:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = zlib.crc32(f"pullthrough:{name}".encode())
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+
+def retry_busy(work: Callable[[], T], *, seconds: float = BOOT_RETRY_SECONDS) -> T:
+    """Run `work`, again and again while the database says it is locked (another process
+    holds it longer than the busy timeout, or a lock SQLite does not wait for)."""
+    deadline = time.monotonic() + seconds
+    pause = 0.05
+    while True:
+        try:
+            return work()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            log.warning("the catalog is busy at start-up; trying again: %s", exc)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def prepare(engine: Engine) -> None:
+    """The database's one-time setup: the journal mode, then the migrations. Call it under
+    `exclusive`; it is a no-op on a catalog that is already set up."""
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside any transaction: the switch needs that
+        try:
+            cursor = raw.cursor()
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+        finally:
+            raw.close()
+    migrate(engine)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration."""
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+    log.info("migrating the catalog to %s", head)
+    command.upgrade(alembic_config(engine), "head")
+
+
+class Catalog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back on an exception."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,89 @@
+"""The simple repository API's data: one project's files and the list of projects (PEP 503/691)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from packaging.version import Version
+
+from pullthrough.core.filenames import InvalidFilename, parse_filename
+
+# hashlib algorithms an index may name, with their hex digest lengths.
+_DIGEST_LENGTHS = {
+    "md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
+    "blake2b": 128, "blake2s": 64,
+}  # fmt: skip
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
+    """A well-formed lowercase hex digest of `algorithm`."""
+    return _DIGEST_LENGTHS.get(algorithm) == len(value) and set(value) <= _HEX
+
+
+def clean_hashes(raw: Mapping[object, object]) -> dict[str, str]:
+    """An upstream's hashes, keeping only known algorithms with well-formed hex digests: a digest
+    names a file in our store, so it must never be able to name anything else."""
+    out = {}
+    for algo, value in raw.items():
+        algo, value = str(algo).lower(), str(value).lower()
+        if is_hex_digest(value, algo):
+            out[algo] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DistFile:
+    """One file on a project page, with every field PEP 503/592/658/691/700/714/740 can carry."""
+
+    filename: str
+    url: str  # absolute, without the hash fragment
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    requires_python: str | None = None
+    yanked: bool | str = False  # a string is the yank reason (PEP 592)
+    core_metadata: bool | Mapping[str, str] = False  # PEP 658/714: True or the metadata's hashes
+    size: int | None = None
+    upload_time: str | None = None  # ISO 8601 as the upstream gave it
+    gpg_sig: bool | None = None
+    provenance: str | None = None  # PEP 740 provenance URL
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+    def with_url(self, url: str) -> DistFile:
+        return replace(self, url=url)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPage:
+    name: str
+    files: tuple[DistFile, ...]
+    versions: tuple[str, ...] | None = None  # PEP 700; None when the upstream did not say
+    last_serial: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectList:
+    names: tuple[str, ...]
+
+
+def file_versions(page: ProjectPage) -> dict[str, Version]:
+    """Each file's version, from its filename (files without a valid version are left out)."""
+    found: dict[str, Version] = {}
+    for f in page.files:
+        try:
+            version = parse_filename(f.filename, page.name).version
+        except InvalidFilename:
+            continue
+        if version is not None:
+            found[f.filename] = version
+    return found
+
+
+def project_versions(page: ProjectPage) -> list[str]:
+    """PEP 700 `versions`: the upstream's list when it gave one, else the files' versions, sorted."""
+    if page.versions is not None:
+        return list(page.versions)
+    return [str(v) for v in sorted(set(file_versions(page).values()))]

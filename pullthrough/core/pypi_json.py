@@ -1,0 +1,210 @@
+"""PyPI's JSON API: `/pypi/<project>/json` and `/pypi/<project>/<version>/json`, like pypi.org's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from packaging.version import Version
+
+from pullthrough.core.filenames import parse_version, python_version
+from pullthrough.core.metadata import PackageMetadata
+
+
+class UnknownVersion(KeyError):
+    """A version the project has neither files nor a release for (a KeyError, so a LookupError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """One file of a release, with what the JSON API shows about it."""
+
+    filename: str
+    version: str
+    packagetype: str
+    sha256: str
+    size: int | None
+    requires_python: str | None
+    yanked: bool
+    yanked_reason: str | None
+    upload_time: str | None  # ISO 8601 as stored
+    url: str
+    md5: str | None = None
+    blake2b_256: str | None = None
+
+
+def sort_versions(versions: Sequence[str]) -> list[str]:
+    """Distinct versions, oldest first by PEP 440; invalid versions last, sorted as strings."""
+    distinct = set(versions)
+    valid = sorted((v for v in distinct if parse_version(v) is not None), key=_version_key)
+    return valid + sorted(v for v in distinct if parse_version(v) is None)
+
+
+def _version_key(version: str) -> tuple[Version, str]:
+    return Version(version), version  # the string orders equal versions ("1.0", "1.0.0")
+
+
+def render_project(
+    name: str,
+    files: Sequence[ReleaseFile],
+    metadata: PackageMetadata | None,
+    *,
+    version: str | None = None,
+    versions: Sequence[str] | None = None,
+    base_url: str = "",
+) -> dict[str, Any]:
+    """The JSON API document for `name`, showing `version` or else the latest release.
+
+    `metadata` describes the shown version; `versions` adds releases without files;
+    `base_url` prefixes the `/project/...` page links in `info`.
+    """
+    ordered = sort_versions([f.version for f in files] + list(versions or ()))
+    by_version: dict[str, list[ReleaseFile]] = {v: [] for v in ordered}
+    for f in files:
+        by_version[f.version].append(f)
+    shown = _find(version, ordered, name) if version is not None else _latest(by_version)
+    shown_files = by_version.get(shown, []) if shown is not None else []
+    data: dict[str, Any] = {
+        "info": _info(name, shown, shown_files, metadata, base_url),
+        "last_serial": 0,
+    }
+    if version is None:
+        data["releases"] = {v: [_file(f) for f in fs] for v, fs in by_version.items()}
+    data["urls"] = [_file(f) for f in shown_files]
+    data["vulnerabilities"] = []
+    return data
+
+
+def _find(version: str, ordered: list[str], project: str) -> str:
+    """The release `version` names: the same string, else an equal PEP 440 version."""
+    if version in ordered:
+        return version
+    wanted = parse_version(version)
+    for candidate in ordered:
+        if wanted is not None and parse_version(candidate) == wanted:
+            return candidate
+    raise UnknownVersion(f"Project {project!r} has no version {version!r}")
+
+
+def _latest(by_version: dict[str, list[ReleaseFile]]) -> str | None:
+    """pypi.org's choice: the latest final release with an unyanked file, else the latest
+    prerelease with one, else the latest release of all."""
+    valid = [v for v in by_version if parse_version(v) is not None]
+    live = [v for v in valid if any(not f.yanked for f in by_version[v])]
+    final = [v for v in live if not Version(v).is_prerelease]
+    for pool in (final, live, valid, list(by_version)):
+        if pool:
+            return pool[-1]
+    return None
+
+
+def _info(
+    name: str,
+    version: str | None,
+    files: list[ReleaseFile],
+    meta: PackageMetadata | None,
+    base_url: str,
+) -> dict[str, Any]:
+    yanked = bool(files) and all(f.yanked for f in files)
+    reason = next((f.yanked_reason for f in files if f.yanked_reason), None) if yanked else None
+    requires_python = next((f.requires_python for f in files if f.requires_python), None)
+    project_url = f"{base_url}/project/{name}/"
+    info: dict[str, Any] = {
+        "author": None,
+        "author_email": None,
+        "classifiers": [],
+        "description": None,
+        "description_content_type": None,
+        "download_url": None,
+        "home_page": None,
+        "keywords": None,
+        "license": None,
+        "maintainer": None,
+        "maintainer_email": None,
+        "name": name,
+        "package_url": project_url,
+        "platform": None,
+        "project_url": project_url,
+        "project_urls": None,
+        "provides_extra": None,
+        "release_url": f"{project_url}{version}/" if version is not None else None,
+        "requires_dist": None,
+        "requires_python": requires_python,
+        "summary": None,
+        "version": version,
+        "yanked": yanked,
+        "yanked_reason": reason,
+    }
+    if meta is None:
+        return info
+    urls: dict[str, str] = {}
+    if meta.home_page:
+        urls["Homepage"] = meta.home_page
+    if meta.download_url:
+        urls["Download"] = meta.download_url
+    urls.update(meta.project_urls)
+    info.update(
+        author=meta.author,
+        author_email=meta.author_email,
+        classifiers=list(meta.classifiers),
+        description=meta.description,
+        description_content_type=meta.description_content_type,
+        download_url=meta.download_url,
+        home_page=meta.home_page,
+        keywords=meta.keywords,
+        license=meta.license,
+        maintainer=meta.maintainer,
+        maintainer_email=meta.maintainer_email,
+        name=meta.name,
+        platform=", ".join(meta.platforms) or None,
+        project_urls=urls or None,
+        provides_extra=list(meta.provides_extra) or None,
+        requires_dist=list(meta.requires_dist) or None,
+        requires_python=meta.requires_python or requires_python,
+        summary=meta.summary,
+    )
+    return info
+
+
+def _file(f: ReleaseFile) -> dict[str, Any]:
+    digests = {"sha256": f.sha256}
+    if f.md5:
+        digests["md5"] = f.md5
+    if f.blake2b_256:
+        digests["blake2b_256"] = f.blake2b_256
+    upload_time, upload_time_iso = _times(f.upload_time)
+    return {
+        "comment_text": "",
+        "digests": digests,
+        "downloads": -1,
+        "filename": f.filename,
+        "has_sig": False,
+        "md5_digest": f.md5,
+        "packagetype": f.packagetype,
+        "python_version": python_version(f.filename, f.packagetype),
+        "requires_python": f.requires_python,
+        "size": f.size,
+        "upload_time": upload_time,
+        "upload_time_iso_8601": upload_time_iso,
+        "url": f.url,
+        "yanked": f.yanked,
+        "yanked_reason": f.yanked_reason,
+    }
+
+
+def _times(stored: str | None) -> tuple[str | None, str | None]:
+    """(`YYYY-MM-DDTHH:MM:SS`, ISO 8601 with a Z) in UTC; naive times are taken as UTC."""
+    if not stored:
+        return None, None
+    try:
+        when = datetime.fromisoformat(stored)
+    except ValueError:
+        return None, stored
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    iso = when.replace(tzinfo=None).isoformat() + "Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%S"), iso

@@ -1,0 +1,137 @@
+"""PEP 503 HTML: parse an upstream's pages (lxml) and render ours."""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+from packaging.utils import canonicalize_name
+
+from pullthrough.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
+
+CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
+
+
+class InvalidPage(ValueError):
+    """An upstream page we cannot read."""
+
+
+def _root(body: bytes) -> lxml.html.HtmlElement:
+    try:
+        return lxml.html.document_fromstring(body)
+    except (etree.ParserError, ValueError) as exc:
+        raise InvalidPage(f"unreadable HTML index page: {exc}") from None
+
+
+def _base_url(root: lxml.html.HtmlElement, page_url: str) -> str:
+    for base in root.iter("base"):
+        if href := base.get("href"):
+            return urljoin(page_url, href)
+    return page_url
+
+
+def _hashes_from_fragment(fragment: str) -> dict[str, str]:
+    algo, sep, value = fragment.partition("=")
+    return clean_hashes({algo: value}) if sep else {}
+
+
+def _metadata_attr(value: str | None) -> bool | dict[str, str]:
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    return _hashes_from_fragment(value) or True
+
+
+def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
+    root = _root(body)
+    base = _base_url(root, page_url)
+    files = []
+    for anchor in root.iter("a"):
+        href = anchor.get("href")
+        if not href:
+            continue
+        url, fragment = urldefrag(urljoin(base, href))
+        filename = (anchor.text or "").strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        yanked: bool | str = False
+        if (reason := anchor.get("data-yanked")) is not None:
+            yanked = reason or True
+        metadata = anchor.get("data-core-metadata") or anchor.get("data-dist-info-metadata")
+        gpg = anchor.get("data-gpg-sig")
+        files.append(
+            DistFile(
+                filename=filename,
+                url=url,
+                hashes=_hashes_from_fragment(fragment),
+                requires_python=anchor.get("data-requires-python") or None,
+                yanked=yanked,
+                core_metadata=_metadata_attr(metadata),
+                gpg_sig=None if gpg is None else gpg.lower() == "true",
+                provenance=anchor.get("data-provenance") or None,
+                upload_time=anchor.get("data-upload-time") or None,
+            )
+        )
+    return ProjectPage(name=name, files=tuple(files))
+
+
+def parse_project_list(body: bytes) -> ProjectList:
+    root = _root(body)
+    return ProjectList(tuple(t.strip() for a in root.iter("a") if (t := a.text) and t.strip()))
+
+
+def _hash_attr(hashes: object) -> str:
+    if isinstance(hashes, dict) and hashes:
+        algo = "sha256" if "sha256" in hashes else next(iter(hashes))
+        return f"{algo}={hashes[algo]}"
+    return "true"
+
+
+def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
+    """Render a page whose file links are `url_prefix + filename`."""
+    name = escape(page.name)
+    out = [
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        '    <meta name="pypi:repository-version" content="1.1">\n'
+        f"    <title>Links for {name}</title>\n  </head>\n  <body>\n"
+        f"    <h1>Links for {name}</h1>\n"
+    ]
+    for f in page.files:
+        href = url_prefix + quote(f.filename)
+        if f.sha256:
+            href += "#sha256=" + f.sha256
+        elif f.hashes:
+            algo, value = next(iter(f.hashes.items()))
+            href += f"#{algo}={value}"
+        attrs = [f'href="{escape(href)}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+        if f.core_metadata:
+            value = escape(_hash_attr(f.core_metadata))
+            attrs.append(f'data-dist-info-metadata="{value}" data-core-metadata="{value}"')
+        if f.gpg_sig is not None:
+            attrs.append(f'data-gpg-sig="{"true" if f.gpg_sig else "false"}"')
+        if f.yanked is not False:
+            reason = f.yanked if isinstance(f.yanked, str) else ""
+            attrs.append(f'data-yanked="{escape(reason)}"')
+        if f.provenance:
+            attrs.append(f'data-provenance="{escape(f.provenance)}"')
+        if f.upload_time:
+            attrs.append(f'data-upload-time="{escape(f.upload_time)}"')
+        out.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
+    out.append("  </body>\n</html>\n")
+    return "".join(out).encode()
+
+
+def render_project_list(names: list[str] | tuple[str, ...], project_url_prefix: str) -> bytes:
+    head = (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        '    <meta name="pypi:repository-version" content="1.1">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+    )
+    rows = [
+        f'    <a href="{escape(project_url_prefix + canonicalize_name(n))}/">{escape(n)}</a><br />\n'
+        for n in names
+    ]
+    return (head + "".join(rows) + "  </body>\n</html>\n").encode()

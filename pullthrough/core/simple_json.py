@@ -1,0 +1,110 @@
+"""PEP 691 JSON: parse an upstream's pages and render ours."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urldefrag, urljoin
+
+from pullthrough.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
+from pullthrough.core.simple_html import InvalidPage
+
+CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
+API_VERSION = "1.1"
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPage(f"unreadable JSON index page: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidPage("unreadable JSON index page: not an object")
+    return data
+
+
+def _metadata(value: object) -> bool | dict[str, str]:
+    if isinstance(value, Mapping):
+        return clean_hashes(value) or True
+    return bool(value)
+
+
+def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
+    url, _ = urldefrag(urljoin(page_url, str(entry["url"])))
+    yanked = entry.get("yanked", False)
+    metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+    size = entry.get("size")
+    gpg = entry.get("gpg-sig")
+    return DistFile(
+        filename=str(entry["filename"]),
+        url=url,
+        hashes=clean_hashes(entry.get("hashes") or {}),
+        requires_python=entry.get("requires-python") or None,
+        yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
+        core_metadata=_metadata(metadata),
+        size=size if isinstance(size, int) and size >= 0 else None,
+        upload_time=entry.get("upload-time") or None,
+        gpg_sig=None if gpg is None else bool(gpg),
+        provenance=entry.get("provenance") or None,
+    )
+
+
+def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
+    data = _load(body)
+    try:
+        files = tuple(_file(entry, page_url) for entry in data.get("files", []))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidPage(f"unreadable JSON index page: bad file entry ({exc})") from None
+    versions = data.get("versions")
+    meta = data.get("meta") or {}
+    serial = meta.get("_last-serial") if isinstance(meta, dict) else None
+    return ProjectPage(
+        name=str(data.get("name") or name),
+        files=files,
+        versions=tuple(str(v) for v in versions) if isinstance(versions, list) else None,
+        last_serial=serial if isinstance(serial, int) else None,
+    )
+
+
+def parse_project_list(body: bytes) -> ProjectList:
+    data = _load(body)
+    try:
+        return ProjectList(tuple(str(p["name"]) for p in data.get("projects", [])))
+    except (KeyError, TypeError) as exc:
+        raise InvalidPage(f"unreadable JSON project list: {exc}") from None
+
+
+def _file_json(f: DistFile, url_prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"filename": f.filename, "url": url_prefix + quote(f.filename)}
+    out["hashes"] = dict(f.hashes)
+    if f.requires_python:
+        out["requires-python"] = f.requires_python
+    if f.core_metadata:
+        metadata = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else True
+        out["core-metadata"] = out["dist-info-metadata"] = metadata
+    if f.gpg_sig is not None:
+        out["gpg-sig"] = f.gpg_sig
+    out["yanked"] = f.yanked
+    if f.size is not None:
+        out["size"] = f.size
+    if f.upload_time:
+        out["upload-time"] = f.upload_time
+    if f.provenance:
+        out["provenance"] = f.provenance
+    return out
+
+
+def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str]) -> bytes:
+    data = {
+        "meta": {"api-version": API_VERSION},
+        "name": page.name,
+        "files": [_file_json(f, url_prefix) for f in page.files],
+        "versions": versions,
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def render_project_list(names: list[str] | tuple[str, ...]) -> bytes:
+    data = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
+    return json.dumps(data, separators=(",", ":")).encode()

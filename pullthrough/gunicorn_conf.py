@@ -1,0 +1,21 @@
+"""gunicorn settings for `pullthrough serve` (deploy/gunicorn.conf.py points here).
+
+Threads suit the work: requests mostly wait on the upstream or on sendfile, not on the CPU.
+PULLTHROUGH_WORKERS / PULLTHROUGH_THREADS / PULLTHROUGH_BIND are set by the CLI from the config.
+"""
+
+import multiprocessing
+import os
+
+bind = [os.environ.get("PULLTHROUGH_BIND", "127.0.0.1:24817")]
+worker_class = "gthread"
+workers = int(os.environ.get("PULLTHROUGH_WORKERS", "0")) or max(2, multiprocessing.cpu_count())
+threads = int(os.environ.get("PULLTHROUGH_THREADS", "32"))
+keepalive = 30  # pip and uv reuse connections across a resolve
+timeout = 120  # a worker silent this long is restarted; downloads keep it busy, not silent
+graceful_timeout = 30
+accesslog = os.environ.get("PULLTHROUGH_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("PULLTHROUGH_LOG_LEVEL", "info")
+control_socket_disable = True  # several servers may run side by side (tests, benchmarks)
+wsgi_app = "pullthrough.web.app:create_app()"

@@ -1,0 +1,56 @@
+"""Pull-through files as catalog content: recorded as orphans when cached (so they can be
+promoted into a repository), protected from eviction once a repository holds them."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.models import Package
+from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.core.filenames import InvalidFilename
+from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.core.models import DistFile
+from pullthrough.services.packages import apply_index_fields, package_from_file
+from pullthrough.storage.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+class CachedContent:
+    def __init__(self, catalog: Catalog, store: ArtifactStore) -> None:
+        self.catalog = catalog
+        self.store = store
+
+    def cached(self, entry: DistFile, sha256: str) -> None:
+        """A file just entered the cache: record it as an orphaned package."""
+        if entry.filename.endswith(".metadata"):
+            return
+        try:
+            # The METADATA is not kept separately: a cached wheel's is read on demand.
+            package, _ = package_from_file(self.store.path(sha256), entry.filename, sha256=sha256)
+        except (InvalidDistribution, InvalidFilename) as exc:
+            log.info("cached %s without a catalog entry: %s", entry.filename, exc)
+            return
+        package.origin = "cache"
+        apply_index_fields(package, entry)
+        try:
+            with self.catalog.session() as session:
+                if session.scalar(select(Package.id).where(Package.filename == entry.filename)):
+                    return
+                session.add(package)
+        except IntegrityError:
+            pass  # another worker recorded it first
+
+    def is_protected(self, sha256: str) -> bool:
+        with self.catalog.session() as session:
+            return is_in_any_repository(session, sha256)
+
+    def evicted(self, sha256: str) -> None:
+        """The file is gone: its orphaned packages go with it."""
+        with self.catalog.session() as session:
+            if not is_in_any_repository(session, sha256):
+                session.execute(delete(Package).where(Package.sha256 == sha256))

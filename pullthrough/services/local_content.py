@@ -1,0 +1,72 @@
+"""A repository version's packages as simple-index pages, read from the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.models import Package
+from pullthrough.catalog.versions import version_packages
+from pullthrough.core.models import DistFile, ProjectPage
+from pullthrough.upstream.client import UpstreamClient
+
+
+def package_file(p: Package) -> DistFile:
+    return DistFile(
+        filename=p.filename,
+        url=p.remote_url or "",  # on-demand content: where to fetch it; else from the store
+        hashes={"sha256": p.sha256},
+        requires_python=p.requires_python,
+        yanked=(p.yanked_reason or True) if p.yanked else False,
+        core_metadata={"sha256": p.metadata_sha256} if p.metadata_sha256 else False,
+        size=p.size,
+        upload_time=p.upload_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where on-demand content comes from, and whether to keep it once fetched."""
+
+    client: UpstreamClient
+    keep: bool
+
+
+class LocalContent:
+    def __init__(
+        self,
+        catalog: Catalog,
+        repository_id: str,
+        number: int,
+        clients: Callable[[str], UpstreamClient | None] = lambda _: None,
+    ) -> None:
+        self.catalog = catalog
+        self.repository_id = repository_id
+        self.number = number
+        self.clients = clients
+        self._origins: dict[str, tuple[str, str]] = {}  # filename -> (remote id, policy)
+
+    def project(self, name: str) -> ProjectPage | None:
+        query = version_packages(self.repository_id, self.number).where(Package.name == name)
+        with self.catalog.session() as session:
+            packages = session.scalars(query.order_by(Package.filename)).all()
+        if not packages:
+            return None
+        for p in packages:
+            if p.remote_id and p.remote_url:
+                self._origins[p.filename] = (p.remote_id, p.policy)
+        display = packages[-1].metadata_json.get("name") or name
+        return ProjectPage(display, tuple(package_file(p) for p in packages))
+
+    def origin(self, filename: str) -> Origin | None:
+        """For on-demand or streamed content of a page seen before: its remote's client."""
+        if (found := self._origins.get(filename)) is None:
+            return None
+        client = self.clients(found[0])
+        return Origin(client, keep=found[1] != "streamed") if client is not None else None
+
+    def names(self) -> list[str]:
+        query = version_packages(self.repository_id, self.number).with_only_columns(Package.name)
+        with self.catalog.session() as session:
+            return sorted(set(session.scalars(query)))

@@ -1,0 +1,63 @@
+"""A distribution file on disk as a catalog package: validated, its metadata stored for PEP 658."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+from datetime import datetime
+from pathlib import Path
+
+from pullthrough.catalog.models import Package
+from pullthrough.core.filenames import parse_filename, python_version
+from pullthrough.core.metadata import InvalidDistribution, check_filename_matches, read_metadata
+from pullthrough.core.models import DistFile
+
+
+def apply_index_fields(package: Package, entry: DistFile) -> None:
+    """What the index says of a file and its metadata does not: yanked (with the reason), the
+    upload time (so --exclude-newer keeps working), requires-python when the index states it."""
+    package.yanked = bool(entry.yanked)
+    package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
+    package.requires_python = entry.requires_python or package.requires_python
+    if entry.upload_time:
+        with contextlib.suppress(ValueError):  # an odd value: keep our own time
+            package.upload_time = datetime.fromisoformat(entry.upload_time)
+
+
+def package_from_file(
+    path: Path,
+    filename: str,
+    *,
+    sha256: str | None = None,
+) -> tuple[Package, bytes]:
+    """The package (not yet added to a session) and its METADATA file's bytes; storing those
+    for PEP 658 is the caller's choice (`metadata_sha256` stays None until then).
+
+    Raises InvalidFilename or InvalidDistribution with a message fit for the uploader.
+    """
+    info = parse_filename(filename)
+    if info.packagetype not in ("bdist_wheel", "sdist") or not filename.endswith(
+        (".whl", ".tar.gz", ".zip")
+    ):
+        raise InvalidDistribution(
+            f"Only wheels and sdists (.tar.gz, .zip) are accepted: {filename!r}"
+        )
+    meta = read_metadata(path, filename)
+    check_filename_matches(meta, filename)
+    if sha256 is None:
+        with open(path, "rb") as fh:
+            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    metadata = {k: v for k, v in dataclasses.asdict(meta).items() if k != "raw"}
+    package = Package(
+        filename=filename,
+        name=info.name,
+        version=meta.version,
+        packagetype=info.packagetype,
+        python_version=python_version(filename, info.packagetype),
+        sha256=sha256,
+        size=path.stat().st_size,
+        requires_python=meta.requires_python,
+        metadata_json=metadata,
+    )
+    return package, meta.raw

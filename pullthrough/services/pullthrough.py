@@ -1,0 +1,327 @@
+"""Files through the cache: served from the store, or fetched once from the upstream while being
+streamed to the first client, hash-checked, then made visible and recorded as orphaned content."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import requests
+
+from pullthrough.core.metadata import InvalidDistribution, read_metadata
+from pullthrough.core.models import DistFile
+from pullthrough.services.distribution import Distribution, NotFound, PageView
+from pullthrough.storage.ledger import CacheLedger
+from pullthrough.storage.locks import FileLock, LockDir, LockTimeout
+from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
+from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, describe_url
+
+log = logging.getLogger(__name__)
+HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
+STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass
+class StoredFile:
+    file: BinaryIO
+    size: int
+    sha256: str
+    stale: bool = False
+
+
+@dataclass
+class StreamedFile:
+    """A download in progress; iterate it for the bytes, and always close it (WSGI does)."""
+
+    chunks: Generator[bytes, None, None]
+    size: int | None
+    stale: bool = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.chunks.close()  # the download itself goes on in its own thread
+
+
+class _Progress:
+    """A download's state, shared by the thread that fetches it and the client that tails it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.written = 0
+        self.done = False
+        self.error: Exception | None = None
+
+    def update(self, *, written: int | None = None, error: Exception | None = None) -> None:
+        with self.cond:
+            if written is not None:
+                self.written = written
+            self.error = error or self.error
+            self.cond.notify_all()
+
+    def finish(self, error: Exception | None = None) -> None:
+        with self.cond:
+            self.done, self.error = True, error
+            self.cond.notify_all()
+
+
+class CacheEvents(Protocol):
+    """What the catalog wants to know about the cache (see services.cached_content)."""
+
+    def cached(self, entry: DistFile, sha256: str) -> None: ...
+    def is_protected(self, sha256: str) -> bool: ...
+    def evicted(self, sha256: str) -> None: ...
+
+
+class PullThrough:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        ledger: CacheLedger,
+        locks: LockDir,
+        events: CacheEvents,
+        *,
+        wait_timeout: float = 900.0,  # how long a request waits for another's download
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.locks = locks
+        self.events = events
+        self.wait_timeout = wait_timeout
+
+    def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
+        if sha256 is None or (fh := self.store.open(sha256)) is None:
+            return None
+        self.ledger.touch(sha256)
+        return StoredFile(fh, _size(fh), sha256, stale)
+
+    def _known_sha(self, entry: DistFile) -> str | None:
+        """The stored name of a listed file: its sha256, or the one found when fetching it."""
+        return entry.sha256 or self.ledger.sha_for_url(entry.url)
+
+    def open(self, dist: Distribution, filename: str) -> StoredFile | StreamedFile:
+        entry, view = dist.find_file(filename)
+        return self._open(dist, entry, view)
+
+    def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
+        """The stored file if cached, else the size the index gives (or None); no download."""
+        entry, view = dist.find_file(filename)
+        stored = self._stored(self._known_sha(entry), view.stale)
+        return stored if stored is not None else entry.size
+
+    def _open(
+        self, dist: Distribution, entry: DistFile, view: PageView
+    ) -> StoredFile | StreamedFile:
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+            return stored
+        url, expected, size = entry.url, dict(entry.hashes), entry.size
+        client, keep = dist.origin(entry)
+        if client is None or not url:
+            raise NotFound(
+                f"{describe_url(url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"
+            )
+        lock = self.locks.lock(url)
+        if not lock.acquire(timeout=0, blocking=False):
+            # Another thread or worker is downloading it: wait, then serve its result.
+            try:
+                lock.acquire(timeout=self.wait_timeout)
+            except LockTimeout:
+                raise UpstreamTimeout(
+                    f"waited too long for a download of {describe_url(url)}"
+                ) from None
+            if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+                lock.release()
+                return stored
+        try:
+            resp = client.open_file(url)
+        except BaseException:
+            lock.release()
+            raise
+        length = resp.headers.get("Content-Length")
+        size = int(length) if length and length.isdigit() else size
+        try:
+            writer = self.store.writer(expected)
+            reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
+        except BaseException:
+            resp.close()
+            lock.release()
+            raise
+        progress = _Progress()
+        fetch = (client, resp, writer, entry, url, lock, keep, progress)
+        after: Callable[[], None] | None = None
+        if size is not None and size <= HOLD_BACK:
+            # Sent only once complete anyway: fetched right here, sparing a thread's start-up;
+            # the bookkeeping waits until the client has every byte.
+            sha = self._fetch(*fetch)
+            if sha is not None:
+                after = functools.partial(self._after_caching, entry, sha, url)
+        else:
+
+            def fetch_then_record() -> None:
+                if (sha := self._fetch(*fetch)) is not None:
+                    self._after_caching(entry, sha, url)
+
+            threading.Thread(
+                target=fetch_then_record, name="pullthrough-download", daemon=True
+            ).start()
+        # Answer once more than the held-back tail has arrived, or the download has ended: a
+        # small file is then wholly fetched and verified (a failure is a clean 502).
+        with progress.cond:
+            if not progress.cond.wait_for(
+                lambda: progress.done or progress.written > HOLD_BACK, timeout=STALL_SECONDS
+            ):
+                progress.error = UpstreamTimeout(f"no data from {describe_url(url)} for a while")
+            error = progress.error
+        if error is not None:
+            reader.close()
+            if isinstance(error, HashMismatch):
+                raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
+            raise error if isinstance(error, UpstreamError) else UpstreamError(str(error))
+        return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
+
+    def _fetch(
+        self,
+        client: UpstreamClient,
+        resp: requests.Response,
+        writer: ArtifactWriter,
+        entry: DistFile,
+        url: str,
+        lock: FileLock,
+        keep: bool,
+        progress: _Progress,
+    ) -> str | None:
+        """Download at the upstream's pace (never a client's) into the temporary file; then
+        verify, and move it into the store (or, for the streamed policy, let it go). Returns the
+        sha256 of a file newly stored."""
+        sha = None
+        try:
+            with resp, writer:
+                for chunk in client.iter_body(resp, url):
+                    writer.write(chunk)
+                    writer.file.flush()
+                    progress.update(written=writer.size)
+                if not keep:  # the streamed policy: verified, sent, not kept
+                    writer.verify()
+                else:
+                    sha = writer.commit()
+                    self.ledger.record(sha, writer.size)
+                    if "sha256" not in entry.hashes:
+                        self.ledger.remember_url(url, sha)
+                    log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
+            progress.finish()
+        except Exception as exc:
+            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
+            progress.finish(exc)
+        finally:
+            lock.release()  # visible (or given up): waiting requests go on
+        return sha
+
+    def _after_caching(self, entry: DistFile, sha: str, url: str) -> None:
+        """Catalog the new file as orphaned content, then keep the cache within its limit."""
+        try:
+            self.events.cached(entry, sha)
+            self.evict_if_needed()
+        except Exception:
+            log.exception("bookkeeping after caching %s failed", describe_url(url))
+
+    def _tail(
+        self,
+        reader: BinaryIO,
+        progress: _Progress,
+        url: str,
+        after: Callable[[], None] | None = None,
+    ) -> Generator[bytes, None, None]:
+        """Send the temporary file as it grows. The last HOLD_BACK bytes wait for the digest, so
+        a client never receives a complete body with bad bytes (on a failure the response is cut
+        short). A client that reads slowly or goes away does not slow the download."""
+        sent = 0
+        with reader:
+            while True:
+                with progress.cond:
+                    moved = progress.cond.wait_for(
+                        lambda sent=sent: progress.done or progress.written - HOLD_BACK > sent,
+                        timeout=STALL_SECONDS,
+                    )
+                    written, done, error = progress.written, progress.done, progress.error
+                if not moved:  # the download thread is bounded by the upstream timeouts
+                    raise UpstreamTimeout(f"the download of {describe_url(url)} stalled")
+                if error is not None:
+                    raise UpstreamError(f"download of {describe_url(url)} failed: {error}")
+                limit = written if done else written - HOLD_BACK
+                while sent < limit:
+                    data = reader.read(min(CHUNK_SIZE, limit - sent))
+                    if not data:
+                        break
+                    sent += len(data)
+                    yield data
+                if done:
+                    break
+        if after is not None:
+            after()
+
+    def ensure(self, dist: Distribution, entry: DistFile, view: PageView) -> StoredFile:
+        """The file, downloading it first if needed (for PEP 658 metadata)."""
+        opened = self._open(dist, entry, view)
+        if isinstance(opened, StoredFile):
+            return opened
+        with closing(opened):
+            for _ in opened:
+                pass
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+            raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
+        return stored
+
+    def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
+        """PEP 658 metadata of a listed file: the upstream's `.metadata` file when it has one,
+        else the METADATA of the wheel (fetched into the cache if need be)."""
+        entry, view = dist.find_file(filename)
+        if entry.core_metadata:
+            hashes = entry.core_metadata if isinstance(entry.core_metadata, Mapping) else {}
+            url = entry.url + ".metadata" if entry.url else ""
+            metadata_entry = DistFile(entry.filename + ".metadata", url, hashes)
+            stored = self.ensure(dist, metadata_entry, view)
+        elif filename.endswith(".whl"):
+            wheel = self.ensure(dist, entry, view)
+            wheel.file.close()
+            try:  # size-capped and link-refusing, like every metadata read
+                return read_metadata(self.store.path(wheel.sha256), filename).raw, view.stale
+            except InvalidDistribution as exc:
+                raise NotFound(f"No metadata for {filename!r}: {exc}") from None
+        else:
+            raise NotFound(f"No metadata file for {filename!r}")
+        with stored.file:
+            return stored.file.read(), view.stale
+
+    def evict_if_needed(self) -> int:
+        """Evict least recently used orphaned files while over the size limit (one worker at a
+        time; the others skip). Open files stay readable, so a download in progress is safe."""
+        if not self.ledger.over_limit():
+            return 0
+        lock = self.locks.named("evict")
+        if not lock.acquire(timeout=0, blocking=False):
+            return 0
+        try:
+            victims = self.ledger.victims()
+            for victim in victims:
+                self.ledger.forget(victim.sha256)
+                if self.events.is_protected(victim.sha256):
+                    continue  # promoted into a repository meanwhile: no longer cache
+                self.store.delete(victim.sha256)
+                self.events.evicted(victim.sha256)
+            if victims:
+                log.info("evicted %d cached files", len(victims))
+            return len(victims)
+        finally:
+            lock.release()
+
+
+def _size(fh: BinaryIO) -> int:
+    return os.fstat(fh.fileno()).st_size

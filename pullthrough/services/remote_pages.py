@@ -1,0 +1,112 @@
+"""A remote's index pages, cached on disk for every worker, revalidated after the TTL.
+
+When the upstream fails, the last good copy is served, however old, marked stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import diskcache
+
+from pullthrough.core import simple_html, simple_json
+from pullthrough.core.models import ProjectList, ProjectPage
+from pullthrough.upstream.client import Fetched, UpstreamClient, UpstreamError, describe_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """An upstream answer as we keep it: `value` is None when the upstream said 404."""
+
+    value: ProjectPage | ProjectList | None
+    fetched_at: float
+    etag: str | None = None
+    last_modified: str | None = None
+    stale: bool = False
+
+
+def parse_page(fetched: Fetched, name: str) -> ProjectPage:
+    if "json" in fetched.content_type:
+        return simple_json.parse_project_page(fetched.body, fetched.url, name)
+    return simple_html.parse_project_page(fetched.body, fetched.url, name)
+
+
+def parse_list(fetched: Fetched) -> ProjectList:
+    if "json" in fetched.content_type:
+        return simple_json.parse_project_list(fetched.body)
+    return simple_html.parse_project_list(fetched.body)
+
+
+class RemotePages:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        cache: diskcache.Cache,
+        *,
+        ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.ttl = ttl
+        self.clock = clock
+        self._locks = [threading.Lock() for _ in range(64)]
+
+    def project(self, name: str) -> Cached:
+        url = self.client.project_url(name)
+        return self._get(url, lambda fetched: parse_page(fetched, name))
+
+    def project_list(self) -> Cached:
+        return self._get(self.client.root, parse_list)
+
+    def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
+        key = ("page", url)
+        cached: Cached | None = self.cache.get(key)
+        if cached is not None and self.clock() - cached.fetched_at < self.ttl:
+            return cached
+        # One fetch per page per process; the others wait and take its result.
+        lock = self._locks[hash(url) % len(self._locks)]
+        waited = not lock.acquire(blocking=False)
+        if waited:
+            lock.acquire()
+        try:
+            if waited:
+                cached = self.cache.get(key)
+                if cached is not None and self.clock() - cached.fetched_at < self.ttl:
+                    return cached
+            try:
+                fresh = self._fetch(url, cached, parse)
+            except UpstreamError as exc:
+                if cached is None:
+                    raise
+                log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
+                return replace(cached, stale=True)
+            self.cache.set(key, fresh)
+            return fresh
+        finally:
+            lock.release()
+
+    def _fetch(
+        self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]
+    ) -> Cached:
+        etag = cached.etag if cached else None
+        modified = cached.last_modified if cached else None
+        fetched = self.client.get_page(url, etag=etag, last_modified=modified)
+        now = self.clock()
+        if fetched.status == 304 and cached is not None:
+            return replace(cached, fetched_at=now, stale=False)
+        if fetched.status in (304, 404):
+            return Cached(None, now)
+        try:
+            value = parse(fetched)
+        except ValueError as exc:
+            raise UpstreamError(
+                f"upstream sent an unreadable page for {describe_url(url)}: {exc}"
+            ) from None
+        return Cached(value, now, fetched.etag, fetched.last_modified)

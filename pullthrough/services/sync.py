@@ -1,0 +1,271 @@
+"""Sync: fill a repository from a remote, as Pulp's python plugin does.
+
+Project pages are revalidated with conditional requests (an unchanged page costs one request and
+no parsing); the remote's filters and keep_latest_packages decide the files; `immediate`
+downloads them all (download_concurrency at a time, hash-checked), `on_demand` and `streamed`
+record where to fetch them. Everything is decided before the catalog is touched, and the new
+version is written in one transaction: a failed sync leaves no partial version.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from sqlalchemy import select
+
+from pullthrough.api.hrefs import version_href
+from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
+from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
+from pullthrough.core.filters import FilterSpec
+from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.core.models import DistFile, ProjectPage, file_versions
+from pullthrough.services.packages import apply_index_fields, package_from_file
+from pullthrough.services.remote_pages import Cached, parse_list, parse_page
+from pullthrough.services.remotes import settings_of
+from pullthrough.services.worker import TaskContext, background
+from pullthrough.storage.store import HashMismatch
+from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
+
+log = logging.getLogger(__name__)
+DEFAULT_CONCURRENCY = 4
+
+
+class SyncFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Wanted:
+    project: str
+    file: DistFile
+
+
+def keep_latest(page: ProjectPage, count: int) -> ProjectPage:
+    """Only the files of the `count` newest versions (0: all)."""
+    if count <= 0:
+        return page
+    versions = file_versions(page)
+    newest = set(sorted(set(versions.values()), reverse=True)[:count])
+    files = tuple(f for f in page.files if versions.get(f.filename) in newest)
+    return ProjectPage(page.name, files, page.versions, page.last_serial)
+
+
+class Syncer:
+    def __init__(self, ctx: TaskContext, remote: Remote, client: UpstreamClient) -> None:
+        self.ctx = ctx
+        self.svc = ctx.services
+        self.remote = remote
+        self.client = client
+        self.filters: FilterSpec = client.remote.filters
+        self.concurrency = remote.download_concurrency or DEFAULT_CONCURRENCY
+        self.errors: list[str] = []
+        self.changed = 0
+
+    def project_names(self) -> list[str]:
+        names = self.filters.listed_names()
+        if names is not None:
+            return names
+        fetched = self.client.get_page(self.client.root)
+        if fetched.status != 200:
+            raise SyncFailed(f"the remote has no project list at {describe_url(self.client.root)}")
+        return self.filters.filter_names(parse_list(fetched).names)
+
+    def page(self, name: str) -> ProjectPage | None:
+        """Revalidate against the last sync's copy: a 304 costs no parsing."""
+        url = self.client.project_url(canonicalize_name(name))
+        key = ("sync", self.remote.id, url)
+        cached: Cached | None = self.svc.pages_cache.get(key)
+        try:
+            fetched = self.client.get_page(
+                url,
+                etag=cached.etag if cached else None,
+                last_modified=cached.last_modified if cached else None,
+            )
+        except UpstreamError as exc:
+            self.errors.append(f"{name}: {exc}")
+            return None
+        if fetched.status == 304 and cached is not None:
+            return cached.value  # type: ignore[return-value]
+        if fetched.status != 200:
+            self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
+            return None
+        try:
+            page = parse_page(fetched, name)
+        except ValueError as exc:
+            self.errors.append(f"{name}: unreadable page: {exc}")
+            return None
+        self.changed += 1
+        self.svc.pages_cache.set(key, Cached(page, 0, fetched.etag, fetched.last_modified))
+        return page
+
+    def wanted(self, names: list[str]) -> list[Wanted]:
+        total = len(names)
+        self.ctx.report(
+            "sync.downloading.metadata", "Downloading Metadata", total=total, force=True
+        )
+        out: list[Wanted] = []
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            for done, page in enumerate(pool.map(self.page, names), 1):
+                self.ctx.report(
+                    "sync.downloading.metadata", "Downloading Metadata", done=done, total=total
+                )
+                if page is None or not self.filters.allows_project(canonicalize_name(page.name)):
+                    continue
+                page = keep_latest(self.filters.filter_page(page), self.remote.keep_latest_packages)
+                out += [Wanted(canonicalize_name(page.name), f) for f in page.files]
+        self.ctx.report(
+            "sync.downloading.metadata", "Downloading Metadata", done=total, total=total,
+            state="completed",
+        )  # fmt: skip
+        self.ctx.check_canceled()
+        return out
+
+    def download(self, wanted: Wanted) -> Package | None:
+        entry = wanted.file
+        try:
+            with self.client.open_file(entry.url) as resp, self.svc.store.writer(entry.hashes) as w:
+                for chunk in self.client.iter_body(resp, entry.url):
+                    w.write(chunk)
+                w.verify()
+                package, metadata = package_from_file(
+                    w.tmp_path, entry.filename, sha256=w.hashers["sha256"].hexdigest()
+                )
+                w.commit()
+        except (UpstreamError, HashMismatch, InvalidDistribution, InvalidFilename) as exc:
+            self.errors.append(f"{entry.filename}: {exc}")
+            return None
+        package.metadata_sha256 = self.svc.store.put_bytes(metadata)
+        package.origin = "sync"
+        apply_index_fields(package, entry)
+        return package
+
+    def on_demand(self, wanted: Wanted) -> Package:
+        entry = wanted.file
+        info = parse_filename(entry.filename, wanted.project)
+        package = Package(
+            filename=entry.filename,
+            name=info.name,
+            version=str(info.version) if info.version else entry.filename,
+            packagetype=info.packagetype,
+            python_version=python_version(entry.filename, info.packagetype),
+            sha256=entry.sha256 or "",
+            size=entry.size or 0,
+            requires_python=entry.requires_python,
+            metadata_json={"name": wanted.project, "version": str(info.version or "")},
+            origin="sync",
+            remote_url=entry.url,
+            remote_id=self.remote.id,
+            policy=self.remote.policy,
+        )
+        apply_index_fields(package, entry)
+        return package
+
+
+@background("pullthrough.tasks.sync")
+def sync(ctx: TaskContext) -> None:
+    repository_id, mirror = ctx.args["repository_id"], bool(ctx.args.get("mirror"))
+    svc = ctx.services
+    with svc.catalog.session() as session:
+        remote = session.get(Remote, ctx.args["remote_id"])
+        if remote is None or session.get(Repository, repository_id) is None:
+            raise SyncFailed("the repository or the remote no longer exists")
+        settings = settings_of(remote, svc.settings.server.data_dir / "tls")
+    client = UpstreamClient(settings)
+    try:
+        syncer = Syncer(ctx, remote, client)
+        names = syncer.project_names()
+        wanted = syncer.wanted(names)
+        with svc.catalog.session() as session:
+            filenames = [w.file.filename for w in wanted]
+            existing = {
+                p.filename: p
+                for chunk in _chunks(filenames, 500)
+                for p in session.scalars(select(Package).where(Package.filename.in_(chunk)))
+            }
+        for w in wanted:
+            # A filename names one file: the catalog's must be the bytes the remote lists.
+            known = existing.get(w.file.filename)
+            if known is not None and w.file.sha256 and known.sha256 != w.file.sha256:
+                syncer.errors.append(
+                    f"{w.file.filename}: the catalog already holds a different file of that name"
+                    f" (sha256 {known.sha256}, the remote lists {w.file.sha256})"
+                )
+        if syncer.errors:
+            raise SyncFailed(_failure_message(syncer.errors))
+        immediate = remote.policy == "immediate"
+        fetch = [
+            w for w in wanted
+            if (immediate or not w.file.sha256)
+            and not (w.file.filename in existing and svc.store.has(existing[w.file.filename].sha256))
+        ]  # fmt: skip
+        new: dict[str, Package] = {}
+        total = len(fetch)
+        ctx.report("sync.downloading.artifacts", "Downloading Artifacts", total=total, force=True)
+        with ThreadPoolExecutor(syncer.concurrency) as pool:
+            for done, package in enumerate(pool.map(syncer.download, fetch), 1):
+                if package is not None:
+                    new[package.filename] = package
+                ctx.report(
+                    "sync.downloading.artifacts", "Downloading Artifacts", done=done, total=total
+                )
+                if done % 20 == 0:
+                    ctx.check_canceled()
+        ctx.report(
+            "sync.downloading.artifacts", "Downloading Artifacts", done=total, total=total,
+            state="completed",
+        )  # fmt: skip
+        for w in wanted:
+            if w.file.filename not in existing and w.file.filename not in new and w.file.sha256:
+                new[w.file.filename] = syncer.on_demand(w)
+        if syncer.errors:
+            raise SyncFailed(_failure_message(syncer.errors))
+        ctx.check_canceled()
+        with svc.catalog.session() as session:
+            ids = []
+            for w in wanted:
+                package = existing.get(w.file.filename)
+                if package is None:
+                    package = new[w.file.filename]
+                    package.id = package.id or new_id()  # known now: one flush for all
+                    session.add(package)
+                ids.append(package.id)
+            session.flush()
+            current = set(
+                session.scalars(
+                    select(RepositoryContent.package_id).where(
+                        present_in(
+                            repository_id, session.get(Repository, repository_id).latest_number
+                        )  # type: ignore[union-attr]
+                    )
+                )
+            )
+            remove = current - set(ids) if mirror else set()
+            version = new_version(session, repository_id, add=ids, remove=remove)
+            if version is not None:
+                ctx.outcome.created.append(version_href(repository_id, version.number))
+        # Reports write to the catalog: never from inside the transaction above.
+        ctx.report(
+            "sync.associating.content", "Associating Content", done=len(ids), total=len(ids),
+            state="completed", force=True,
+        )  # fmt: skip
+        ctx.report(
+            "sync.changed_projects", "Projects changed since the last sync", done=syncer.changed,
+            total=len(names), state="completed", force=True,
+        )  # fmt: skip
+        log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
+    finally:
+        client.close()
+
+
+def _failure_message(errors: list[str]) -> str:
+    shown = "; ".join(errors[:10])
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return f"{len(errors)} item(s) failed, no version was created: {shown}{more}"
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

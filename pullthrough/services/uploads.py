@@ -1,0 +1,126 @@
+"""Uploads (twine, and the REST API's content upload): validate, store, add to a repository."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+
+from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.models import Package, RepositoryContent
+from pullthrough.catalog.versions import new_version
+from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.services.packages import package_from_file
+from pullthrough.storage.ledger import CacheLedger
+from pullthrough.storage.store import ArtifactStore, HashMismatch
+
+log = logging.getLogger(__name__)
+
+
+class UploadRefused(ValueError):
+    """The upload is not acceptable; the message says why (400 for the client)."""
+
+
+class Uploads:
+    def __init__(self, catalog: Catalog, store: ArtifactStore, ledger: CacheLedger) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.ledger = ledger
+
+    def upload(
+        self,
+        repository_id: str | None,
+        stream: BinaryIO,
+        filename: str,
+        *,
+        digests: Mapping[str, str] = {},
+        name: str | None = None,
+        version: str | None = None,
+    ) -> tuple[Package, int | None]:
+        """Store one file and add it to the repository (if any); returns the package and the new
+        version number (None when nothing changed: re-uploading the same file is idempotent)."""
+        try:
+            parse_filename(filename)
+        except InvalidFilename as exc:
+            raise UploadRefused(str(exc)) from None
+        with self.store.writer({k: v for k, v in digests.items() if v}) as writer:
+            shutil.copyfileobj(stream, _Writing(writer), 1024 * 1024)
+            try:
+                writer.verify()
+                package, metadata = package_from_file(
+                    writer.tmp_path, filename, sha256=writer.hashers["sha256"].hexdigest()
+                )
+            except HashMismatch as exc:
+                raise UploadRefused(
+                    f"The digest sent for {filename!r} does not match: {exc}"
+                ) from None
+            except (InvalidDistribution, InvalidFilename) as exc:
+                raise UploadRefused(str(exc)) from None
+            _check_declared(package, name, version)
+            with self.catalog.session() as session:
+                existing = session.scalar(select(Package).where(Package.filename == filename))
+                if (
+                    existing is not None
+                    and existing.sha256 != package.sha256
+                    and existing.origin == "cache"
+                    and not session.scalar(
+                        select(RepositoryContent.id).where(
+                            RepositoryContent.package_id == existing.id
+                        )
+                    )
+                ):
+                    # Only a pull-through copy in no repository: our upload takes the name.
+                    session.delete(existing)
+                    session.flush()
+                    existing = None
+                if existing is not None and existing.sha256 != package.sha256:
+                    raise UploadRefused(
+                        f"File already exists ({filename!r}, with sha256 hash {existing.sha256!r}):"
+                        " a filename can only be used once; upload a new version instead"
+                    )
+                if existing is None:
+                    package.metadata_sha256 = self.store.put_bytes(metadata)
+                    session.add(package)
+                    session.flush()
+                else:
+                    package = existing
+                writer.commit()  # visible only now: validated, hash-checked, recorded
+                created = (
+                    new_version(session, repository_id, add=[package.id]) if repository_id else None
+                )
+        self.ledger.forget(package.sha256)  # a repository's file is never evicted
+        log.info("uploaded %s (sha256 %s)", filename, package.sha256)
+        return package, created.number if created else None
+
+
+class _Writing:
+    """A file-like `write` for shutil.copyfileobj that hashes as it goes."""
+
+    def __init__(self, writer) -> None:  # type: ignore[no-untyped-def]
+        self.writer = writer
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+
+def _check_declared(package: Package, name: str | None, version: str | None) -> None:
+    """The form's name and version (twine sends them) must agree with the file's metadata."""
+    if name and canonicalize_name(name) != package.name:
+        raise UploadRefused(
+            f"The name {name!r} does not match the file's metadata ({package.name!r})"
+        )
+    if version:
+        try:
+            same = Version(version) == Version(package.version)
+        except InvalidVersion:
+            same = False
+        if not same:
+            raise UploadRefused(
+                f"The version {version!r} does not match the file's metadata ({package.version!r})"
+            )

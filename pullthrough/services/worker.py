@@ -1,0 +1,231 @@
+"""Background tasks (sync, orphan cleanup): queued in the catalog, claimed by workers.
+
+A worker runs inside each server process (the embedded default) or as `pullthrough worker`.
+Claiming is safe across processes and hosts: SQLite serializes it in one write transaction,
+PostgreSQL uses SELECT ... FOR UPDATE SKIP LOCKED. Workers heartbeat; a task whose worker has
+been silent too long is marked failed instead of staying `running` forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+
+from pullthrough.api.tasks import TaskOutcome
+from pullthrough.catalog.models import Task, Worker, now
+
+if TYPE_CHECKING:
+    from pullthrough.services.wiring import Services
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+DEAD_AFTER_SECONDS = 30.0
+FINAL = ("completed", "failed", "canceled", "skipped")
+
+
+class Canceled(Exception):
+    pass
+
+
+class TaskContext:
+    """What a running task sees: its arguments, the services, progress and cancellation."""
+
+    def __init__(self, services: Services, task_id: str, args: dict[str, Any]) -> None:
+        self.services = services
+        self.task_id = task_id
+        self.args = args
+        self.outcome = TaskOutcome()
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._written = 0.0
+
+    def report(
+        self, code: str, message: str, *, done: int = 0, total: int | None = None,
+        state: str = "running", force: bool = False,
+    ) -> None:  # fmt: skip
+        """Pulp-shaped progress reports; written at most twice a second unless forced."""
+        self._reports[code] = {
+            "message": message, "code": code, "state": state, "done": done, "total": total,
+            "suffix": None,
+        }  # fmt: skip
+        if force or state != "running" or time.monotonic() - self._written > 0.5:
+            self._written = time.monotonic()
+            with self.services.catalog.session() as session:
+                task = session.get(Task, self.task_id)
+                if task is not None:
+                    task.progress_reports = list(self._reports.values())
+
+    def check_canceled(self) -> None:
+        with self.services.catalog.session() as session:
+            if session.scalar(select(Task.state).where(Task.id == self.task_id)) == "canceling":
+                raise Canceled()
+
+
+BACKGROUND: dict[str, Callable[[TaskContext], None]] = {}
+
+
+def background(
+    name: str,
+) -> Callable[[Callable[[TaskContext], None]], Callable[[TaskContext], None]]:
+    def register(func: Callable[[TaskContext], None]) -> Callable[[TaskContext], None]:
+        BACKGROUND[name] = func
+        return func
+
+    return register
+
+
+def enqueue(services: Services, name: str, args: dict[str, Any], *, cid: str = "") -> str:
+    if name not in BACKGROUND:
+        raise KeyError(f"no background task named {name!r}")
+    with services.catalog.session() as session:
+        task = Task(name=name, args=args, logging_cid=cid, reserved_resources=[])
+        session.add(task)
+    services.wake_workers()
+    return task.id
+
+
+class TaskWorker:
+    def __init__(self, services: Services, name: str | None = None) -> None:
+        self.services = services
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._beat = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="pullthrough-worker", daemon=True)
+        self._thread.start()
+
+    def _beat_forever(self) -> None:
+        """Heartbeats on their own thread, so a long task does not look like a dead worker."""
+        while not self._stop.is_set():
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("task worker %s: heartbeat failed", self.name)
+            self._stop.wait(min(HEARTBEAT_SECONDS, 1.0))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        beater = threading.Thread(
+            target=self._beat_forever, name="pullthrough-heartbeat", daemon=True
+        )
+        beater.start()
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:  # the catalog may be briefly unavailable; keep the worker alive
+                log.exception("task worker %s: loop error", self.name)
+                ran = False
+            if not ran:
+                self.wakeup.wait(1.0)
+                self.wakeup.clear()
+
+    def heartbeat(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._beat < HEARTBEAT_SECONDS:
+            return
+        self._beat = time.monotonic()
+        with self.services.catalog.session() as session:
+            worker = session.get(Worker, self.name)
+            if worker is None:
+                session.add(Worker(name=self.name))
+            else:
+                worker.last_heartbeat = now()
+        self.reap()
+
+    def reap(self) -> int:
+        """Mark failed the tasks of workers that stopped heartbeating."""
+        cutoff = now() - timedelta(seconds=DEAD_AFTER_SECONDS)
+        with self.services.catalog.session() as session:
+            alive = select(Worker.name).where(Worker.last_heartbeat >= cutoff)
+            orphaned = session.scalars(
+                select(Task).where(
+                    Task.state.in_(("running", "canceling")),
+                    or_(Task.worker.is_(None), Task.worker.not_in(alive)),
+                )
+            ).all()
+            for task in orphaned:
+                task.state = "failed"
+                task.finished_at = now()
+                task.error = {
+                    "description": f"The worker running this task ({task.worker}) stopped responding.",
+                    "traceback": "",
+                }
+            return len(orphaned)
+
+    def claim(self) -> Task | None:
+        with self.services.catalog.session() as session:
+            query = select(Task).where(Task.state == "waiting").order_by(Task.pulp_created).limit(1)
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            task = session.scalar(query)
+            if task is None:
+                return None
+            task.state, task.worker, task.started_at = "running", self.name, now()
+            return task
+
+    def run_once(self) -> bool:
+        task = self.claim()
+        if task is None:
+            return False
+        func = BACKGROUND.get(task.name)
+        ctx = TaskContext(self.services, task.id, dict(task.args or {}))
+        state, error = "completed", None
+        try:
+            if func is None:
+                raise LookupError(f"no background task named {task.name!r}")
+            func(ctx)
+        except Canceled:
+            state = "canceled"
+        except Exception as exc:
+            log.warning("task %s (%s) failed: %s", task.id, task.name, exc)
+            state = "failed"
+            error = {"description": str(exc), "traceback": traceback.format_exc(limit=8)}
+        self._finish(task.id, ctx, state, error)
+        self.services.registry.changed()
+        return True
+
+    def _finish(
+        self, task_id: str, ctx: TaskContext, state: str, error: dict[str, Any] | None
+    ) -> None:
+        """Record the outcome; retried, so a briefly busy catalog cannot leave it `running`."""
+        for attempt in range(5):
+            try:
+                self._write_outcome(task_id, ctx, state, error)
+                return
+            except Exception:
+                log.exception(
+                    "task %s: recording its outcome failed (attempt %d)", task_id, attempt + 1
+                )
+                time.sleep(1.0 + attempt)
+
+    def _write_outcome(
+        self, task_id: str, ctx: TaskContext, state: str, error: dict[str, Any] | None
+    ) -> None:
+        with self.services.catalog.session() as session:
+            row = session.get(Task, task_id)
+            assert row is not None
+            row.state, row.finished_at, row.error = state, now(), error
+            row.progress_reports = [
+                {**r, "state": r["state"] if r["state"] != "running" else
+                 ("completed" if state == "completed" else state)}
+                for r in ctx._reports.values()
+            ]  # fmt: skip
+            if state == "completed":
+                row.created_resources = ctx.outcome.created
+                row.result = ctx.outcome.result

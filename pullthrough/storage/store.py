@@ -1,0 +1,137 @@
+"""Content-addressed artifact store: files named by sha256, written atomically, hash-verified."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pullthrough.core.models import is_hex_digest
+
+# Hash algorithms an index or an uploader may name (PEP 503 allows any hashlib algorithm with a
+# stable name; twine sends blake2b with a 256-bit digest as `blake2_256`).
+_ALGORITHMS: dict[str, Callable[[], Any]] = {
+    **{a: functools.partial(hashlib.new, a) for a in ("md5", "sha1", "sha224", "sha256")},
+    **{a: functools.partial(hashlib.new, a) for a in ("sha384", "sha512", "blake2b", "blake2s")},
+    "blake2_256": functools.partial(hashlib.blake2b, digest_size=32),
+}
+
+
+class HashMismatch(ValueError):
+    """Downloaded bytes do not match the digest the index promised."""
+
+
+class ArtifactStore:
+    """`root/ab/cd/<sha256>`; temporary files in `root/.tmp` on the same filesystem."""
+
+    def __init__(self, root: Path, *, partial_max_age: float = 86400.0) -> None:
+        self.root = root
+        self.tmp = root / ".tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._remove_abandoned(partial_max_age)
+
+    def _remove_abandoned(self, max_age: float) -> None:
+        """Temporary files a killed process left behind (never visible; only disk space).
+        Only old ones: another worker may be writing a fresh one right now."""
+        cutoff = time.time() - max_age
+        for path in self.tmp.glob("*.partial"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def path(self, sha256: str) -> Path:
+        if not is_hex_digest(sha256):  # never a path of someone's choosing
+            raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """An open file, or None. Once open, the bytes stay readable even if evicted meanwhile."""
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            return None
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> int:
+        """Remove a file; returns the bytes freed (0 if it was not there)."""
+        path = self.path(sha256)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def writer(self, expected: Mapping[str, str] | None = None) -> ArtifactWriter:
+        return ArtifactWriter(self, expected or {})
+
+    def put_bytes(self, data: bytes, expected: Mapping[str, str] | None = None) -> str:
+        with self.writer(expected) as w:
+            w.write(data)
+            return w.commit()
+
+
+class ArtifactWriter:
+    """Write to a temporary file while hashing; `commit()` verifies and renames into place.
+
+    Leaving the `with` block without a commit removes the temporary file: nothing half-written or
+    unverified is ever visible under its sha256 name.
+    """
+
+    def __init__(self, store: ArtifactStore, expected: Mapping[str, str]) -> None:
+        self.store = store
+        self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
+        self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
+        self.hashers.setdefault("sha256", hashlib.sha256())
+        fd, name = tempfile.mkstemp(dir=store.tmp, suffix=".partial")
+        self.file = os.fdopen(fd, "wb")
+        self.tmp_path = Path(name)
+        self.size = 0
+        self.sha256: str | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        for h in self.hashers.values():
+            h.update(chunk)
+        self.size += len(chunk)
+
+    def verify(self) -> None:
+        """Raise HashMismatch unless every promised digest matches what was written."""
+        for algo, value in self.expected.items():
+            actual = self.hashers[algo].hexdigest()
+            if actual != value:
+                raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
+        self.file.flush()
+
+    def commit(self) -> str:
+        """Verify every promised digest, then move the file into place; returns its sha256."""
+        self.verify()
+        sha256 = self.hashers["sha256"].hexdigest()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        final = self.store.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.tmp_path, final)
+        self.sha256 = sha256
+        return sha256
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sha256 is None:
+            self.abort()

@@ -1,0 +1,249 @@
+"""The HTTP client for one remote: TLS, proxy, auth, headers, timeouts, bounded retries."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.retry import Retry
+
+from pullthrough import __version__
+from pullthrough.config import RemoteSettings
+
+USER_AGENT = f"pullthrough/{__version__}"
+PAGE_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.1"
+)
+CHUNK = 256 * 1024
+
+
+class UpstreamError(Exception):
+    """The upstream could not give an answer (502 for our clients)."""
+
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int  # 200, 304 or 404
+    url: str  # after redirects
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def simple_root(url: str) -> str:
+    """A remote URL may be the index root (`https://pypi.org/`) or its `/simple/` URL."""
+    url = url if url.endswith("/") else url + "/"
+    return url if url.rstrip("/").endswith("/simple") else url + "simple/"
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    if not username:
+        return url
+    parts = urlsplit(url)
+    creds = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(
+        parts._replace(netloc=f"{creds}@{parts.hostname}:{parts.port or ''}".rstrip(":"))
+    )
+
+
+class _Session(requests.Session):
+    """A session that drops the remote's private headers on a redirect to another host, as
+    requests itself does for Authorization."""
+
+    private_headers: frozenset[str] = frozenset()
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.private_headers:
+                prepared_request.headers.pop(name, None)
+
+
+class UpstreamClient:
+    def __init__(self, remote: RemoteSettings, session: requests.Session | None = None) -> None:
+        self.remote = remote
+        self.root = simple_root(remote.url)
+        self._origin = urlsplit(self.root)[:2]
+        self.timeout = (remote.connect_timeout, remote.sock_read_timeout)
+        self.session = session or _Session()
+        # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
+        # sets its own; it is read once per host here, not on every request as trust_env does.
+        self.session.trust_env = False
+        retry = Retry(
+            total=remote.max_retries,
+            backoff_factor=0.2,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=64)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._headers = dict(remote.headers)  # like credentials: for the index's own host only
+        if isinstance(self.session, _Session):
+            self.session.private_headers = frozenset(self._headers)
+        if remote.proxy_url:
+            proxy = _with_credentials(
+                remote.proxy_url, remote.proxy_username, remote.proxy_password
+            )
+            self._fixed_proxies: dict[str, str] | None = {"http": proxy, "https": proxy}
+        else:
+            self._fixed_proxies = None
+        env_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.session.verify = remote.ca_cert or (remote.tls_validation and (env_bundle or True))
+        if remote.client_cert:
+            self.session.cert = (
+                (remote.client_cert, remote.client_key) if remote.client_key else remote.client_cert
+            )
+        self._auth = (remote.username, remote.password or "") if remote.username else None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def project_url(self, name: str) -> str:
+        return f"{self.root}{name}/"
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one client per remote, kept for the process
+    def _proxies_for(self, scheme: str, netloc: str) -> dict[str, str]:
+        if self._fixed_proxies is not None:
+            return self._fixed_proxies
+        return requests.utils.get_environ_proxies(f"{scheme}://{netloc}/")
+
+    def _auth_for(self, url: str) -> tuple[str, str] | None:
+        """Credentials go only to the index's own origin, never to a separate file host."""
+        return self._auth if urlsplit(url)[:2] == self._origin else None
+
+    def _request(
+        self, url: str, headers: dict[str, str], *, method: str = "GET"
+    ) -> requests.Response:
+        try:
+            own = urlsplit(url)[:2] == self._origin
+            return self.session.request(
+                method,
+                url,
+                headers={**self._headers, **headers} if own else headers,
+                auth=self._auth_for(url),
+                proxies=self._proxies_for(*urlsplit(url)[:2]),
+                timeout=self.timeout,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            raise _failure("upstream unreachable", url, exc) from None
+
+    def get_page(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Fetched:
+        """GET an index page, conditionally when validators are known."""
+        headers = {"Accept": PAGE_ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        started = time.monotonic()
+        with self._request(url, headers) as resp:
+            if resp.status_code in (304, 404, 410):
+                resp.content  # read the (empty) body: the connection goes back to the pool  # noqa: B018
+                return Fetched(304 if resp.status_code == 304 else 404, resp.url)
+            if resp.status_code != 200:
+                raise UpstreamError(f"upstream answered {resp.status_code}: {describe_url(url)}")
+            body = b"".join(self.iter_body(resp, url, started))
+            return Fetched(
+                200,
+                resp.url,
+                body,
+                resp.headers.get("Content-Type", ""),
+                resp.headers.get("ETag"),
+                resp.headers.get("Last-Modified"),
+            )
+
+    def open_file(self, url: str) -> requests.Response:
+        """Start a file download; the caller iterates `iter_body` and closes the response."""
+        resp = self._request(url, {"Accept-Encoding": "identity"})
+        if resp.status_code != 200:
+            resp.close()
+            if resp.status_code in (404, 410):
+                raise UpstreamError(
+                    f"upstream has no such file ({resp.status_code}): {describe_url(url)}"
+                )
+            raise UpstreamError(f"upstream answered {resp.status_code}: {describe_url(url)}")
+        return resp
+
+    def iter_body(self, resp: requests.Response, url: str, started: float | None = None):
+        """The body in chunks, as sent (no content decoding), within the total timeout."""
+        total = self.remote.total_timeout
+        started = time.monotonic() if started is None else started
+        try:
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                if total is not None and time.monotonic() - started > total:
+                    raise UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")
+                yield chunk
+        except UpstreamError:
+            raise
+        except Exception as exc:  # requests and urllib3 errors: protocol, timeout, short read
+            raise _failure("upstream broke off", url, exc) from None
+
+    def reachable(self) -> bool:
+        try:
+            with self._request(self.root, {"Accept": PAGE_ACCEPT}, method="HEAD") as resp:
+                return resp.status_code < 500
+        except UpstreamError:
+            return False
+
+
+def describe_url(url: str) -> str:
+    """A URL fit for logs and error messages: never its credentials or query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and urllib3's `reason`, outermost first."""
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 20:
+        current = todo.pop(0)
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+    return chain
+
+
+def _failure(what: str, url: str, exc: BaseException) -> UpstreamError:
+    """UpstreamTimeout when any cause is a timeout (requests reports a read timeout under
+    retries as a ConnectionError), else UpstreamError."""
+    causes = _causes(exc)
+    timeouts = (TimeoutError, requests.Timeout, Urllib3Timeout)
+    refused = any(isinstance(c, NewConnectionError) for c in causes)  # a "timeout" subclass
+    if not refused and any(isinstance(c, timeouts) for c in causes):
+        return UpstreamTimeout(f"upstream timed out: {describe_url(url)}: {_reason(causes[-1])}")
+    return UpstreamError(f"{what}: {describe_url(url)}: {_reason(causes[-1])}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, short, without URLs that might carry credentials."""
+    text = type(exc).__name__
+    detail = str(exc).split("(Caused by", 1)[0]
+    return f"{text}: {detail[:120]}" if "@" not in detail else text

@@ -1,0 +1,70 @@
+"""File downloads and PEP 658 metadata at /pulp/content/<base_path>/<filename>."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+from werkzeug.wsgi import wrap_file
+
+from pullthrough.services.pullthrough import StoredFile, StreamedFile
+from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified, services
+
+bp = Blueprint("content", __name__)
+
+# Distribution files never change under one name: clients and proxies may keep them.
+_IMMUTABLE = "max-age=31536000, immutable"
+
+
+def _stored_response(stored: StoredFile) -> Response:
+    resp = Response(
+        wrap_file(request.environ, stored.file),
+        mimetype="application/octet-stream",
+        direct_passthrough=True,
+    )
+    resp.content_length = stored.size
+    resp.set_etag(stored.sha256)
+    resp.cache_control.public = True
+    resp.headers["Cache-Control"] = _IMMUTABLE
+    if stored.stale:
+        resp.headers[STALE_HEADER] = "true"
+    return resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+
+
+def _streamed_response(streamed: StreamedFile) -> Response:
+    resp = Response(streamed, mimetype="application/octet-stream", direct_passthrough=True)
+    if streamed.size is not None:
+        resp.content_length = streamed.size
+    resp.headers["Cache-Control"] = _IMMUTABLE
+    if streamed.stale:
+        resp.headers[STALE_HEADER] = "true"
+    return resp
+
+
+@bp.route("/pulp/content/<path:base_path>/<filename>", methods=["GET", "HEAD"])
+def content(base_path: str, filename: str) -> Response:
+    dist = distribution(base_path)
+    pullthrough = services().pullthrough
+    if filename.endswith(".metadata"):
+        data, stale = pullthrough.metadata(dist, filename.removesuffix(".metadata"))
+        etag = etag_of(data)
+        headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
+        if stale:
+            headers[STALE_HEADER] = "true"
+        if not_modified(etag):
+            return Response(status=304, headers=headers)
+        return Response(data, mimetype="application/octet-stream", headers=headers)
+    if request.method == "HEAD":
+        return _head(pullthrough.peek(dist, filename))
+    opened = pullthrough.open(dist, filename)
+    if isinstance(opened, StoredFile):
+        return _stored_response(opened)
+    return _streamed_response(opened)
+
+
+def _head(found: StoredFile | int | None) -> Response:
+    """HEAD answers from the store or the index entry; it never starts a download."""
+    if isinstance(found, StoredFile):
+        return _stored_response(found)
+    resp = Response(mimetype="application/octet-stream")
+    if found is not None:
+        resp.content_length = found
+    return resp

@@ -1,0 +1,87 @@
+"""PyPI's JSON API: /pypi/<base_path>/pypi/<project>/json and .../<version>/json."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import Blueprint, Response, json, redirect, request, url_for
+from sqlalchemy import select
+
+from pullthrough.catalog.models import Package
+from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.metadata import PackageMetadata
+from pullthrough.core.names import normalize_project
+from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
+from pullthrough.services.distribution import NotFound, PageView
+from pullthrough.web.common import distribution, services
+
+bp = Blueprint("pypi_json", __name__)
+_FIELDS = {f.name for f in dataclasses.fields(PackageMetadata)}
+
+
+def _release_files(view: PageView, name: str, file_root: str) -> list[ReleaseFile]:
+    files = []
+    for f in view.page.files:
+        try:
+            info = parse_filename(f.filename, name)
+        except InvalidFilename:
+            continue
+        version = str(info.version) if info.version else f.filename
+        files.append(
+            ReleaseFile(
+                filename=f.filename,
+                version=version,
+                packagetype=info.packagetype,
+                sha256=f.sha256 or "",
+                size=f.size,
+                requires_python=f.requires_python,
+                yanked=bool(f.yanked),
+                yanked_reason=f.yanked if isinstance(f.yanked, str) else None,
+                upload_time=f.upload_time,
+                url=file_root + f.filename,
+                md5=f.hashes.get("md5"),
+            )
+        )
+    return files
+
+
+def _metadata(filenames: list[str]) -> PackageMetadata | None:
+    """The core metadata we hold for one of these files (uploaded, synced or cached)."""
+    if not filenames:
+        return None
+    with services().catalog.session() as session:
+        package = session.scalar(select(Package).where(Package.filename.in_(filenames)).limit(1))
+    if package is None or not package.metadata_json.get("name"):
+        return None
+    values: dict[str, Any] = {k: v for k, v in package.metadata_json.items() if k in _FIELDS}
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    return PackageMetadata(**values)
+
+
+@bp.get("/pypi/<path:base_path>/pypi/<project>/json")
+@bp.get("/pypi/<path:base_path>/pypi/<project>/<version>/json")
+def project_json(base_path: str, project: str, version: str | None = None) -> Response:
+    dist = distribution(base_path)
+    name = normalize_project(project)
+    if name != project:
+        endpoint = ".project_json"
+        return redirect(
+            url_for(endpoint, base_path=dist.base_path, project=name, version=version), 301
+        )  # type: ignore[return-value]
+    view = dist.project(name)
+    files = _release_files(view, name, f"{request.host_url}pulp/content/{dist.base_path}/")
+    root = f"{request.host_url}pypi/{dist.base_path}/pypi"
+    versions = view.page.versions
+    try:
+        shown = render_project(view.page.name, files, None, version=version, versions=versions)
+        wanted = shown["info"]["version"]
+        metadata = _metadata([f.filename for f in files if f.version == wanted])
+        body = render_project(
+            view.page.name, files, metadata, version=version, versions=versions, base_url=root
+        )
+    except UnknownVersion:
+        raise NotFound(f"Project {name!r} has no version {version!r}") from None
+    return Response(json.dumps(body), mimetype="application/json")

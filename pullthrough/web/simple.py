@@ -1,0 +1,107 @@
+"""The simple repository API (PEP 503 HTML, PEP 691 JSON) at /pypi/<base_path>/simple/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, redirect, request, url_for
+
+from pullthrough.core import simple_html, simple_json
+from pullthrough.core.models import project_versions
+from pullthrough.core.names import normalize_project
+from pullthrough.services.distribution import Distribution, ListView, PageView
+from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified
+from pullthrough.web.negotiation import ACCEPTABLE, CONTENT_TYPES, Format, choose_format
+
+bp = Blueprint("simple", __name__)
+
+
+def _format() -> Format | None:
+    return choose_format(request.headers.get("Accept"), request.args.get("format"))
+
+
+def _not_acceptable() -> Response:
+    message = "Not acceptable; this index serves: " + ", ".join(ACCEPTABLE) + "\n"
+    return Response(message, status=406, mimetype="text/plain")
+
+
+def _content_prefix(dist: Distribution) -> str:
+    """File links relative to /pypi/<base_path>/simple/<project>/, so they stay on this host and
+    under whatever path prefix a reverse proxy adds."""
+    depth = 3 + dist.base_path.count("/")
+    return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A page as sent: body and complete headers, built once per view and format."""
+
+    body: bytes
+    etag: str
+    headers: tuple[tuple[str, str], ...]  # for a 200
+    headers_304: tuple[tuple[str, str], ...]
+
+
+def _rendered(body: bytes, fmt: Format, stale: bool, ttl: float) -> Rendered:
+    etag = etag_of(body)
+    common = [("ETag", etag), ("Vary", "Accept"), ("Cache-Control", f"max-age={int(ttl)}, public")]
+    if stale:
+        common.append((STALE_HEADER, "true"))
+    full = [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(len(body))), *common]
+    return Rendered(body, etag, tuple(full), tuple(common))
+
+
+def _respond(rendered: Rendered) -> Response:
+    if not_modified(rendered.etag):
+        return Response(status=304, headers=list(rendered.headers_304))
+    return Response(rendered.body, headers=list(rendered.headers))
+
+
+def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
+    """The page in `fmt`, rendered once per view (memoized on it)."""
+    if (done := view.renders.get(fmt)) is None:
+        prefix = _content_prefix(dist)
+        if fmt is Format.V1_JSON:
+            body = simple_json.render_project_page(view.page, prefix, project_versions(view.page))
+        else:
+            body = simple_html.render_project_page(view.page, prefix)
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
+    return done  # type: ignore[return-value]
+
+
+def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
+    if (done := view.renders.get(fmt)) is None:
+        if fmt is Format.V1_JSON:
+            body = simple_json.render_project_list(view.names)
+        else:
+            body = simple_html.render_project_list(view.names, "")
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
+    return done  # type: ignore[return-value]
+
+
+def _ttl(dist: Distribution) -> float:
+    return dist.pages.ttl if dist.pages else 0
+
+
+@bp.get("/pypi/<path:base_path>/simple/")
+def project_list(base_path: str) -> Response:
+    dist = distribution(base_path)
+    if (fmt := _format()) is None:
+        return _not_acceptable()
+    view = dist.projects()
+    return _respond(_render_list(view, dist, fmt))
+
+
+@bp.get("/pypi/<path:base_path>/simple/<project>/")
+def project_page(base_path: str, project: str) -> Response:
+    dist = distribution(base_path)
+    name = normalize_project(project)
+    if name != project:
+        target = url_for(".project_page", base_path=dist.base_path, project=name)
+        if request.query_string:
+            target += "?" + request.query_string.decode("latin-1")
+        return redirect(target, 301)  # type: ignore[return-value]
+    if (fmt := _format()) is None:
+        return _not_acceptable()
+    view = dist.project(name)
+    return _respond(render_page(view, dist, fmt))

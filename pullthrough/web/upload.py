@@ -1,0 +1,50 @@
+"""The upload endpoint twine talks to: POST /pypi/<base_path>/legacy/ (PyPI's legacy API)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from pullthrough.web.common import distribution, require_admin, services
+
+bp = Blueprint("upload", __name__)
+
+
+def _text(message: str, status: int) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+@bp.post("/pypi/<path:base_path>/legacy/")
+def legacy_upload(base_path: str) -> Response:
+    require_admin()
+    svc = services()
+    dist = distribution(base_path)
+    if not dist.allow_uploads:
+        return _text(f"Uploads are not allowed to distribution {dist.base_path!r}", 403)
+    if dist.repository_id is None:
+        return _text(
+            f"Distribution {dist.base_path!r} does not serve the latest version of a repository,"
+            " so there is nothing to upload into",
+            403,
+        )
+    form = request.form
+    if form.get(":action", "file_upload") != "file_upload":
+        return _text(f"Unsupported :action {form.get(':action')!r}", 400)
+    upload = request.files.get("content")
+    if upload is None or not upload.filename:
+        return _text("No file in the form field 'content'", 400)
+    digests = {
+        "sha256": form.get("sha256_digest", ""),
+        "md5": form.get("md5_digest", ""),
+        "blake2_256": form.get("blake2_256_digest", ""),
+    }
+    package, number = svc.uploads.upload(
+        dist.repository_id,
+        upload.stream,
+        upload.filename,
+        digests=digests,
+        name=form.get("name"),
+        version=form.get("version"),
+    )
+    if number is not None:
+        svc.registry.changed()
+    return _text(f"Uploaded {package.filename}", 200)
