@@ -1,0 +1,288 @@
+"""What the benchmarks print: tables, ratios, goal lines (MET / NOT MET) and notes."""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+from bench.results import Case, RunResults, SyncResults
+from bench.sync_api import THREADS, WORKERS, sync_worker_pid
+from bench.upstream import BIG_SIZE, N_PROJECTS, PAGE_PROJECT, PAGE_PROJECT_VERSIONS
+
+GOAL_RPS_VS_PROXPI = 3.0
+GOAL_CPU_US = 250.0
+GOAL_MBS_VS_NGINX = 0.90
+GOAL_PIP_VS_UPSTREAM = 1.2
+
+
+def fmt(x: float | None, spec: str = ".0f") -> str:
+    if x is None or x != x:  # None or NaN
+        return "n/a"
+    return format(x, spec)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b or a != a or b != b:
+        return None
+    return a / b
+
+
+def mib(kib: int | None) -> str:
+    return "n/a" if not kib else f"{kib / 1024:.0f}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
+    out = [line, "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    return "\n".join(out)
+
+
+def goal(label: str, ok: bool | None, detail: str) -> None:
+    verdict = "n/a (not measured)" if ok is None else ("MET" if ok else "NOT MET")
+    print(f"  {label:<52} {verdict:<8}  {detail}")
+
+
+def print_notes(notes: list[str]) -> None:
+    if notes:
+        print()
+        print("Notes")
+        for note in notes:
+            print(f"  - {note}")
+
+
+# --------------------------------------------------------------------------- bench/run.py
+
+
+def print_run_report(
+    res: RunResults,
+    seconds: float,
+    rounds: int,
+    used_wrk: bool,
+    wrk_files: bool,
+    total: float,
+    pip_reps: int,
+) -> None:
+    tool = "wrk -t2" if used_wrk else "python load loop"
+    print()
+    print(
+        f"pullthrough benchmark - loopback, {os.cpu_count()} CPUs, {tool}, "
+        f"{rounds} x {seconds:g}s per case (median of rounds; CPU totals over rounds)"
+    )
+    print()
+    sizes = ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in res.page_sizes.items())
+    print(
+        f"(a) warm project page '{PAGE_PROJECT}' ({PAGE_PROJECT_VERSIONS} files; {sizes}), "
+        "8 keep-alive connections"
+    )
+    rows = []
+    for (server, fmt_name), se in res.pages.items():
+        ng = res.pages.get(("nginx-static", fmt_name))
+        px = res.pages.get(("proxpi", fmt_name))
+        rows.append(
+            [server, fmt_name, fmt(se.rps), se.spread("rps"), fmt(se.p50_ms, ".2f"),
+             fmt(se.p99_ms, ".2f"), fmt(se.cpu_us_per_req), fmt(se.cpu_pct),
+             fmt(se.other_pct), fmt(ratio(se.rps, px.rps if px else None), ".2f"),
+             fmt(ratio(se.rps, ng.rps if ng else None), ".3f"), str(se.errors)]
+        )  # fmt: skip
+    if rows:
+        print(
+            table(
+                ["server", "format", "req/s", "spread", "p50 ms", "p99 ms", "CPU us/req",
+                 "CPU %", "other %", "vs proxpi", "vs nginx", "errors"],
+                rows,
+            )
+        )  # fmt: skip
+    print()
+    print(
+        f"(b) warm file download ({BIG_SIZE / 2**20:.0f} MiB wheel), 4 keep-alive connections, "
+        f"{'wrk' if wrk_files else 'Python client, 1 MiB reads'}"
+    )
+    rows = []
+    ng_file = res.files.get(("nginx-static", "file"))
+    for (server, _), se in res.files.items():
+        rows.append(
+            [server, fmt(se.mbps), se.spread("mbps"), fmt(se.rps, ".1f"), fmt(se.cpu_pct),
+             fmt(se.other_pct), fmt(ratio(se.mbps, ng_file.mbps if ng_file else None), ".3f"),
+             str(se.errors)]
+        )  # fmt: skip
+    if rows:
+        print(
+            table(
+                ["server", "MB/s", "spread", "files/s", "CPU %", "other %", "vs nginx", "errors"],
+                rows,
+            )
+        )
+    print()
+    print(f"(c) cold `pip download --no-deps` of {N_PROJECTS} projects, best of {pip_reps}")
+    rows = []
+    up_best = min(res.pip.get("upstream (nginx)", [float("nan")]))
+    for name, times in res.pip.items():
+        rows.append(
+            [name, fmt(min(times), ".2f"), " ".join(f"{t:.2f}" for t in times),
+             fmt(ratio(min(times), up_best), ".2f")]
+        )  # fmt: skip
+    if rows:
+        print(table(["index", "best s", "all runs s", "vs upstream"], rows))
+    print()
+    print(
+        "CPU % = the server's process tree (100 = one core); other % = the rest of the machine "
+        "except the load generator (should be ~0)."
+    )
+    busiest = max((se.other_pct for se in [*res.pages.values(), *res.files.values()]), default=0)
+    if busiest > 15:
+        print(
+            f"WARNING: other processes took up to {busiest:.0f}% CPU during the load runs "
+            "(see Notes): the figures are noisy; rerun on a quiet machine."
+        )
+    print()
+    print("Goals")
+    for fmt_name in res.page_sizes:
+        pt = res.pages.get(("pullthrough", fmt_name))
+        px = res.pages.get(("proxpi", fmt_name))
+        r = ratio(pt.rps if pt else None, px.rps if px else None)
+        goal(
+            f"(a) {fmt_name}: req/s >= {GOAL_RPS_VS_PROXPI:g}x proxpi",
+            None if r is None else r >= GOAL_RPS_VS_PROXPI,
+            f"x{fmt(r, '.2f')}",
+        )
+        cpu = pt.cpu_us_per_req if pt else None
+        goal(
+            f"(a) {fmt_name}: server CPU <= {GOAL_CPU_US:g} us/request",
+            None if cpu is None else cpu <= GOAL_CPU_US,
+            f"{fmt(cpu)} us",
+        )
+    pt_file = res.files.get(("pullthrough", "file"))
+    r = ratio(pt_file.mbps if pt_file else None, ng_file.mbps if ng_file else None)
+    goal(
+        f"(b) download MB/s >= {GOAL_MBS_VS_NGINX:.0%} of nginx",
+        None if r is None else r >= GOAL_MBS_VS_NGINX,
+        f"{fmt(None if r is None else r * 100)}%",
+    )
+    pt_pip = res.pip.get("pullthrough (cold)")
+    r = ratio(min(pt_pip) if pt_pip else None, up_best)
+    goal(
+        f"(c) cold pip download <= {GOAL_PIP_VS_UPSTREAM:g}x straight upstream",
+        None if r is None else r <= GOAL_PIP_VS_UPSTREAM,
+        f"x{fmt(r, '.2f')}",
+    )
+    print_notes(res.notes)
+    print()
+    print(f"total {total:.0f}s")
+
+
+# --------------------------------------------------------------------------- bench/sync.py
+
+
+def upstream_summary(counts: dict[str, int]) -> tuple[str, str]:
+    """("200:5001 304:3", "5004/5004"): statuses, and requests/connections."""
+    statuses = {k: v for k, v in counts.items() if k != "conns"}
+    text = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "-"
+    return text, f"{sum(statuses.values())}/{counts.get('conns', 0)}"
+
+
+def print_sync_report(res: SyncResults, n_versions: int, reps: int, total: float) -> None:
+    print()
+    print(
+        f"pullthrough sync benchmark - loopback, {os.cpu_count()} CPUs, "
+        f"{WORKERS} gunicorn workers x {THREADS} threads, nginx upstream (1 worker)"
+    )
+    print()
+    print(
+        f"(1) sync of {res.small_projects} projects x {n_versions} versions = {res.small_files} "
+        f"wheels ({res.small_bytes / 2**20:.1f} MiB), fresh server per run, "
+        f"median of {reps} run(s)"
+    )
+    groups: dict[str, list[Case]] = {}
+    for c in res.cases:
+        groups.setdefault(c.label, []).append(c)
+    rows = []
+    for label, runs in groups.items():
+        good = [c for c in runs if c.state == "completed"]
+        states = sorted({c.state for c in runs})
+        if not good:
+            rows.append([label, str(runs[0].concurrency or "(4)"), *["n/a"] * 8, ",".join(states)])
+            continue
+        task_s = statistics.median(c.task_s for c in good)
+        downloaded = max(c.downloaded for c in good)
+        rate = downloaded / task_s if downloaded and task_s else None
+        mbs = rate * res.small_bytes / res.small_files / 1e6 if rate else None
+        rows.append(
+            [label, str(good[0].concurrency or "(4)"), fmt(task_s, ".2f"),
+             " ".join(f"{c.task_s:.2f}" for c in good),
+             fmt(statistics.median(c.wall_s for c in good), ".2f"),
+             fmt(statistics.median(c.cpu_s for c in good), ".2f"),
+             f"{good[0].files}/{downloaded}", fmt(rate, ".0f") if rate else "-",
+             fmt(mbs, ".1f") if mbs else "-", upstream_summary(good[-1].upstream)[1],
+             ",".join(states)]
+        )  # fmt: skip
+    print(
+        table(
+            ["case", "concurrency", "task s", "all runs s", "wall s", "server CPU s",
+             "files/downloaded", "files/s", "MB/s", "upstream req/conns", "state"],
+            rows,
+        )
+    )  # fmt: skip
+    m = res.many
+    print()
+    print(
+        f"(2)/(3) on_demand sync of {m.projects} projects (1 tiny wheel each), remote without "
+        "includes (the whole /simple/ list + every page), download_concurrency "
+        f"{(m.first.concurrency if m.first else None) or '(4)'}"
+    )
+    rows = []
+    for sync, changed in ((m.first, m.changed_first), (m.again, m.changed_again)):
+        if sync is None:
+            continue
+        statuses, conns = upstream_summary(sync.upstream)
+        rows.append(
+            [sync.label, fmt(sync.task_s, ".2f"), fmt(sync.wall_s, ".2f"), fmt(sync.cpu_s, ".2f"),
+             str(sync.files), changed, statuses, conns,
+             f"pid {sync_worker_pid(sync.worker) or '?'}", sync.state]
+        )  # fmt: skip
+    if rows:
+        print(
+            table(
+                ["sync", "task s", "wall s", "server CPU s", "files", "changed projects",
+                 "upstream HTTP", "req/conns", "ran on", "state"],
+                rows,
+            )
+        )  # fmt: skip
+    if m.boot_kib:
+        print()
+        rows = []
+        for who in m.boot_kib:
+            rows.append(
+                ["master" if who == "master" else f"worker pid {who}", mib(m.boot_kib.get(who)),
+                 mib(m.after_first_kib.get(who)), mib(m.after_again_kib.get(who)),
+                 mib(m.rss_after_kib.get(who))]
+            )  # fmt: skip
+        print("server memory, MiB (VmHWM = the process's peak RSS since it started)")
+        print(
+            table(
+                ["process", "VmHWM boot", "VmHWM after (2)", "VmHWM after (3)", "VmRSS end"],
+                rows,
+            )
+        )
+    for case in [*res.cases, m.first, m.again]:
+        if case is not None and case.error:
+            res.notes.append(f"{case.label}: {case.error}")
+    print_notes(res.notes)
+    print()
+    print(
+        "task s = the task's started_at -> finished_at; wall s = POST sync/ -> `completed` seen "
+        "by polling every 50 ms (includes queueing); server CPU s = gunicorn master + workers "
+        "over wall s; files/s, MB/s = files downloaded / task s; "
+        "req/conns = requests the upstream nginx served / TCP connections they came on."
+    )
+    print(f"total {total:.0f}s")

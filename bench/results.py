@@ -1,0 +1,62 @@
+"""The records the benchmarks fill while they measure, and bench/report.py prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.load import Series
+
+# --------------------------------------------------------------------------- bench/run.py
+
+
+@dataclass
+class RunResults:
+    pages: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, format)
+    page_sizes: dict[str, int] = field(default_factory=dict)
+    files: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, "file")
+    pip: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- bench/sync.py
+
+
+@dataclass
+class Case:
+    """One sync task and what it took."""
+
+    label: str
+    policy: str
+    concurrency: int | None
+    files: int = 0  # files in the new version
+    downloaded: int = 0  # files the task downloaded
+    task_s: float = float("nan")  # started_at -> finished_at, from the task
+    wall_s: float = float("nan")  # POST sync/ -> `completed` seen by polling
+    cpu_s: float = float("nan")  # the server's process tree, over wall_s
+    worker: str = ""  # the task's worker (`<host>-<pid>-<thread>`)
+    upstream: dict[str, int] = field(default_factory=dict)  # HTTP status -> count; "conns"
+    state: str = "not run"
+    error: str = ""
+
+
+@dataclass
+class ManyResult:
+    projects: int = 0
+    first: Case | None = None
+    again: Case | None = None
+    changed_first: str = "n/a"
+    changed_again: str = "n/a"
+    boot_kib: dict[str, int] = field(default_factory=dict)  # worker -> VmHWM after boot
+    after_first_kib: dict[str, int] = field(default_factory=dict)
+    after_again_kib: dict[str, int] = field(default_factory=dict)
+    rss_after_kib: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SyncResults:
+    small_projects: int = 0
+    small_files: int = 0
+    small_bytes: int = 0
+    cases: list[Case] = field(default_factory=list)
+    many: ManyResult = field(default_factory=ManyResult)
+    notes: list[str] = field(default_factory=list)
