@@ -1,4 +1,5 @@
-"""The application factory: the only entry point, for gunicorn and for tests."""
+"""The application factory: the one place that assembles the services, the REST API and the
+index's blueprints; the only entry point, for gunicorn and for tests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import os
 
 from flask import Flask, Response
 
+from pullthrough.api import routes
 from pullthrough.config import Settings, load_settings
 from pullthrough.core.names import InvalidProjectName
+from pullthrough.services.auth import Unauthorized
+from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.uploads import UploadRefused
-from pullthrough.services.wiring import build_services
 from pullthrough.upstream.client import UpstreamError
+from pullthrough.web import content, pypi_json, simple, upload
+from pullthrough.web.fastpath import WarmPages
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +28,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_upload_size
-    services = app.extensions["pullthrough"] = build_services(settings)
+    services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
-
-    # Imported for the operations they declare: the API's, the document's, status_read.
-    from pullthrough.api import openapi, operations, views  # noqa: F401
-    from pullthrough.web import content, pypi_json, simple, status, upload  # noqa: F401
-    from pullthrough.web.fastpath import WarmPages
-
     app.wsgi_app = WarmPages(app.wsgi_app, services.registry)  # type: ignore[method-assign]
-
-    app.register_blueprint(simple.bp)
-    app.register_blueprint(content.bp)
-    app.register_blueprint(upload.bp)
-    app.register_blueprint(pypi_json.bp)
-    app.register_blueprint(operations.blueprint())
+    for blueprint in (simple.bp, content.bp, upload.bp, pypi_json.bp, routes.blueprint()):
+        app.register_blueprint(blueprint)
 
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> Response:
@@ -51,6 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(UploadRefused)
     def upload_refused(exc: UploadRefused) -> Response:
         return _text(str(exc), 400)
+
+    @app.errorhandler(Unauthorized)
+    def unauthorized(exc: Unauthorized) -> Response:
+        response = _text("Authentication required", 401)
+        response.headers["WWW-Authenticate"] = 'Basic realm="pullthrough"'
+        return response
 
     @app.errorhandler(UpstreamError)
     def upstream_failed(exc: UpstreamError) -> Response:

@@ -28,7 +28,7 @@ from pullthrough.client import (
 )
 from pullthrough.config import ConfigError, load_settings, parse_bind
 from pullthrough.services.auth import PASSWORD_FILE
-from pullthrough.services.wiring import prepare_data
+from pullthrough.services.container import prepare_data
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -700,8 +700,7 @@ def _worker(args: argparse.Namespace) -> int:
     """A task worker beside (or instead of) the ones embedded in the server processes."""
     import signal
 
-    from pullthrough.services.wiring import build_services
-    from pullthrough.services.worker import TaskWorker
+    from pullthrough.services.container import build_services
 
     try:
         settings = load_settings(str(Path(args.config).resolve()) if args.config else None)
@@ -710,7 +709,7 @@ def _worker(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     services = build_services(settings)
-    worker = TaskWorker(services)
+    worker = services.new_worker()
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(timeout=0))
     print(f"pullthrough worker {worker.name}: waiting for tasks", file=sys.stderr, flush=True)
     try:

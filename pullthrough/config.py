@@ -1,11 +1,15 @@
 """Configuration: defaults, then a TOML file, then PULLTHROUGH_<SECTION>__<KEY> environment values.
 
+Every setting is declared once, as an attribute of a section's dataclass (`setting(...)`, see
+core.fields): the file and environment parser, the catalog's copy of remotes and distributions,
+the REST API's fields and document, and the CLI's options all derive from that declaration.
 Invalid configuration raises ConfigError naming the key and the problem, so the server refuses to
 start instead of misbehaving later.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -16,21 +20,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pullthrough.core.filters import FilterSpec
+from pullthrough.core.fields import Field, fields_of, parse_section, setting
+from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
+from pullthrough.core.filters import FilterSpec, parse_rule
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
+POLICIES = ("immediate", "on_demand", "streamed")  # a remote's sync policy, as Pulp's
 
 
 class ConfigError(ValueError):
     """Invalid configuration; the message names the key."""
 
 
-_SIZE_UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-}  # fmt: skip
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -54,64 +58,6 @@ def parse_duration(value: object) -> float:
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _str_list(value: object) -> list[str]:
-    if isinstance(value, str):  # from the environment: a JSON array, or one item
-        text = value.strip()
-        value = json.loads(text) if text.startswith("[") else [text]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"expected a list of strings, got {value!r}")
-    return list(value)
-
-
-def _headers(value: object) -> dict[str, str]:
-    if isinstance(value, str):
-        value = json.loads(value)
-    if isinstance(value, list):  # Pulp's shape: [{"name": "value"}, ...]
-        merged: dict[str, Any] = {}
-        for item in value:
-            if not isinstance(item, dict):
-                raise ValueError(f"expected a table of header names and values, got {value!r}")
-            merged.update(item)
-        value = merged
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError(f"expected a table of header names and values, got {value!r}")
-    return {str(k): v for k, v in value.items()}
-
-
-def _http_url(value: object) -> str:
-    text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
-    return text
-
-
-def _optional_str(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _optional_duration(value: object) -> float | None:
-    return None if value in (None, "", 0) else parse_duration(value)
-
-
-def _name(value: object) -> str:
-    text = str(value)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
-        raise ValueError(f"expected a name of letters, digits, '.', '_' and '-', got {value!r}")
-    return text
-
-
 def parse_base_path(value: object) -> str:
     text = str(value).strip("/")
     if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", text) or ".." in text.split("/"):
@@ -127,106 +73,244 @@ def parse_bind(value: object) -> str:
     return text
 
 
-def _non_negative_int(value: object) -> int:
-    number = int(str(value))
-    if number < 0:
-        raise ValueError(f"expected a whole number >= 0, got {value!r}")
-    return number
+def _name(value: object) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise ValueError(f"expected a name of letters, digits, '.', '_' and '-', got {value!r}")
+    return text
+
+
+def _http_url(value: str) -> str:
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _rules(values: list[str]) -> list[str]:
+    for text in values:
+        parse_rule(text)  # raises ValueError naming the entry
+    return values
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _headers(value: object) -> list[dict[str, str]]:
+    """A table of header names and values (a file), JSON text (the environment), or Pulp's
+    list of one-entry objects (the API): as Pulp's list."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        value = [{k: v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise ValueError(f"expected a table of header names and values, got {value!r}")
+    return value
+
+
+def _check_headers(items: list[Any]) -> list[dict[str, str]]:
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("Expected a list of {name: value} objects.")
+        for name, value in item.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid header name.")
+            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"The value of header {name!r} must be one line of text.")
+    return items
+
+
+def _pem(value: object) -> str:
+    """PEM text as given, or read from the file a path names."""
+    text = str(value)
+    if text.lstrip().startswith("-----BEGIN"):
+        return text
+    try:
+        return Path(text).read_text()
+    except OSError as exc:
+        raise ValueError(f"expected PEM text or a readable file, got {text!r} ({exc})") from None
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    bind: str = DEFAULT_BIND
-    data_dir: Path = Path("pullthrough-data")
-    database_url: str = ""
-    workers: int = 0  # 0: two per core
-    threads: int = 32  # per worker; downloads are I/O bound
-    max_upload_size: int = 2 * 2**30  # bytes; larger uploads get 413
-    embedded_worker: bool = True  # run background tasks in the server processes too
-
-    _parsers = {
-        "bind": parse_bind,
-        "data_dir": lambda v: Path(str(v)),
-        "database_url": str,
-        "workers": _non_negative_int,
-        "threads": _non_negative_int,
-        "max_upload_size": parse_size,
-        "embedded_worker": _bool,
-    }
+    bind: str = setting(DEFAULT_BIND, clean=parse_bind, help="HOST:PORT to listen on.")
+    data_dir: Path = setting(
+        Path("pullthrough-data"),
+        clean=Path,
+        help="Files, the catalog (SQLite), the page cache, cache bookkeeping and locks.",
+    )
+    database_url: str = setting("", help="Empty: SQLite in data_dir; or postgresql+psycopg://...")
+    workers: int = setting(0, minimum=0, help="gunicorn worker processes (0: two per core).")
+    threads: int = setting(32, minimum=1, help="Threads per worker (requests wait on I/O).")
+    max_upload_size: int = setting(
+        2 * 2**30, coerce=parse_size, help="Bytes; larger uploads get 413."
+    )
+    embedded_worker: bool = setting(True, help="Run background tasks in the server processes.")
 
 
 @dataclass(frozen=True)
 class CacheSettings:
-    max_size: int = 20 * 10**9  # bytes of pull-through (orphaned) files
-    index_ttl: float = 600.0  # seconds an upstream page is used before revalidation
-
-    _parsers = {"max_size": parse_size, "index_ttl": parse_duration}
+    max_size: int = setting(
+        20 * 10**9, coerce=parse_size, help="Bytes of pull-through (orphaned) files; LRU beyond."
+    )
+    index_ttl: float = setting(
+        600.0, coerce=parse_duration, help="Seconds an upstream page is used before revalidation."
+    )
 
 
 @dataclass(frozen=True)
 class AuthSettings:
-    admin_username: str = "admin"
-    admin_password: str = field(default="", repr=False)  # empty: generated once, in data_dir
-    admin_token: str = field(
-        default="", repr=False
-    )  # empty: no token; else `Authorization: Token <t>`
+    admin_username: str = setting("admin", help="The bootstrap administrator.")
+    admin_password: str = setting(
+        "", write_only=True, help="Empty: generated at first start, printed once, kept in data_dir."
+    )
+    admin_token: str = setting(
+        "", write_only=True, help="If set, `Authorization: Token <value>` is accepted too."
+    )
 
-    _parsers = {"admin_username": str, "admin_password": str, "admin_token": str}
+
+@dataclass(frozen=True)
+class TaskSettings:
+    heartbeat: float = setting(
+        5.0, coerce=parse_duration, help="Seconds between a task worker's heartbeats."
+    )
+    worker_timeout: float = setting(
+        30.0,
+        coerce=parse_duration,
+        help="A worker silent this long is presumed dead and its running task failed.",
+    )
 
 
 @dataclass(frozen=True)
 class RemoteSettings:
-    name: str
-    url: str
-    filters: FilterSpec = field(default_factory=FilterSpec)
-    connect_timeout: float = 10.0
-    sock_read_timeout: float = 60.0
-    total_timeout: float | None = None
-    max_retries: int = 3
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    proxy_url: str | None = None
-    proxy_username: str | None = None
-    proxy_password: str | None = field(default=None, repr=False)
-    tls_validation: bool = True
-    ca_cert: str | None = None  # a path to a PEM bundle
-    client_cert: str | None = None  # a path to a PEM certificate
-    client_key: str | None = field(default=None, repr=False)  # a path to its PEM key
+    """A remote: an upstream index to proxy or sync from (Pulp's python remote)."""
 
-    _parsers = {
-        "url": _http_url,
-        "connect_timeout": parse_duration,
-        "sock_read_timeout": parse_duration,
-        "total_timeout": _optional_duration,
-        "max_retries": _non_negative_int,
-        "username": _optional_str,
-        "password": _optional_str,
-        "headers": _headers,
-        "proxy_url": lambda v: _http_url(v) if v else None,
-        "proxy_username": _optional_str,
-        "proxy_password": _optional_str,
-        "tls_validation": _bool,
-        "ca_cert": _optional_str,
-        "client_cert": _optional_str,
-        "client_key": _optional_str,
-    }
-    _filter_keys = {
-        "includes": _str_list,
-        "excludes": _str_list,
-        "prereleases": _bool,
-        "package_types": _str_list,
-        "exclude_platforms": _str_list,
-    }
+    name: str
+    url: str = setting(
+        clean=_http_url, help="The index root (https://pypi.org/) or its simple URL."
+    )
+    includes: list[str] = setting(
+        default_factory=list,
+        clean=_rules,
+        help="Only these projects: requirement strings (django~=2.0,!=2.0.1) or name patterns (acme-*).",
+    )
+    excludes: list[str] = setting(
+        default_factory=list, clean=_rules, help="Never these (same forms as includes)."
+    )
+    prereleases: bool = setting(True, help="Offer pre-release versions.")
+    package_types: list[str] = setting(
+        default_factory=list,
+        item_choices=tuple(sorted(PACKAGE_TYPES)),
+        help="Only these package types (empty: all).",
+    )
+    exclude_platforms: list[str] = setting(
+        default_factory=list,
+        item_choices=tuple(sorted(PLATFORMS)),
+        help="Leave out wheels only for these platforms.",
+    )
+    keep_latest_packages: int = setting(
+        0, minimum=0, help="Sync: only the newest K versions of each project (0: all)."
+    )
+    policy: str = setting(
+        "on_demand",
+        choices=POLICIES,
+        help="Sync: immediate (download everything), on_demand (when first asked), streamed (sent, not kept).",
+    )
+    download_concurrency: int | None = setting(
+        None, minimum=1, help="Sync: parallel downloads (default 4)."
+    )
+    connect_timeout: float = setting(
+        10.0, minimum=0, coerce=parse_duration, help="Seconds to connect to the upstream."
+    )
+    sock_connect_timeout: float | None = setting(
+        None, minimum=0, coerce=parse_duration, help="Pulp's name for the connect timeout."
+    )
+    sock_read_timeout: float = setting(
+        60.0, minimum=0, coerce=parse_duration, help="Seconds without a byte from the upstream."
+    )
+    total_timeout: float | None = setting(
+        None, minimum=0, coerce=parse_duration, help="Seconds for a whole page or file."
+    )
+    max_retries: int = setting(3, minimum=0, help="Retries of a failed or 5xx request.")
+    rate_limit: int | None = setting(
+        None, minimum=0, help="Accepted as in Pulp; not enforced by pullthrough."
+    )
+    username: str | None = setting(
+        None, write_only=True, help="Basic auth, sent to the index's own host only."
+    )
+    password: str | None = setting(None, write_only=True, help="Basic auth password.")
+    headers: list[dict[str, str]] = setting(
+        default_factory=list,
+        coerce=_headers,
+        clean=_check_headers,
+        help="Extra request headers for the index's own host: [{name: value}, ...].",
+    )
+    proxy_url: str | None = setting(None, clean=_http_url, help="An HTTP(S) proxy to go through.")
+    proxy_username: str | None = setting(None, write_only=True, help="The proxy's user.")
+    proxy_password: str | None = setting(None, write_only=True, help="The proxy's password.")
+    tls_validation: bool = setting(True, help="Check the upstream's TLS certificate.")
+    ca_cert: str | None = setting(
+        None, coerce=_pem, help="PEM CA certificates (in a file: its path)."
+    )
+    client_cert: str | None = setting(None, coerce=_pem, help="PEM client certificate.")
+    client_key: str | None = setting(
+        None, write_only=True, coerce=_pem, help="PEM key of the client certificate."
+    )
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    @functools.cached_property
+    def filters(self) -> FilterSpec:
+        return FilterSpec.build(
+            includes=self.includes,
+            excludes=self.excludes,
+            prereleases=self.prereleases,
+            package_types=self.package_types,
+            exclude_platforms=self.exclude_platforms,
+        )
+
+    @property
+    def header_map(self) -> dict[str, str]:
+        return {k: v for item in self.headers for k, v in item.items()}
+
+    def values(self) -> dict[str, Any]:
+        """Every declared setting, JSON-ready (the catalog keeps remotes this way)."""
+        return {f.name: getattr(self, f.name) for f in REMOTE_FIELDS}
+
+    @classmethod
+    def from_values(cls, name: str, values: Mapping[str, Any]) -> RemoteSettings:
+        """From stored values: settings declared since they were stored take their defaults,
+        settings no longer declared are ignored."""
+        return cls(name=name, **{f.name: values[f.name] for f in REMOTE_FIELDS if f.name in values})
 
 
 @dataclass(frozen=True)
 class DistributionSettings:
-    name: str
-    base_path: str
-    remote: str | None = None
+    """A distribution: a base path that pip and twine talk to."""
 
-    _parsers = {"base_path": parse_base_path, "remote": _optional_str}
+    name: str
+    base_path: str = setting(
+        clean=parse_base_path, unique=True, help="Served at /pypi/<base_path>/simple/."
+    )
+    remote: str | None = setting(
+        None, href="remote", help="The remote whose projects it serves (pull-through)."
+    )
+    allow_uploads: bool = setting(True, help="Accept uploads into the repository it serves.")
+    merge_remote: bool = setting(
+        False, help="Serve the remote's files of a project held locally too (off: shadowed)."
+    )
+    hidden: bool = setting(False, help="Leave it out of the status page's list.")
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+
+REMOTE_FIELDS: tuple[Field, ...] = fields_of(RemoteSettings)
+DISTRIBUTION_FIELDS: tuple[Field, ...] = fields_of(DistributionSettings)
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "cache": CacheSettings,
+    "auth": AuthSettings,
+    "tasks": TaskSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -234,6 +318,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     cache: CacheSettings = CacheSettings()
     auth: AuthSettings = AuthSettings()
+    tasks: TaskSettings = TaskSettings()
     remotes: tuple[RemoteSettings, ...] = ()
     distributions: tuple[DistributionSettings, ...] = ()
 
@@ -245,58 +330,21 @@ DEFAULT_REMOTES = [{"name": "pypi", "url": "https://pypi.org/"}]
 DEFAULT_DISTRIBUTIONS = [{"name": "pypi", "base_path": "pypi", "remote": "pypi"}]
 
 
-def _section(cls: type, raw: object, where: str) -> Any:
+def _named(raw: object, where: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table")
-    parsers = cls._parsers  # type: ignore[attr-defined]
-    values = {}
-    for key, value in raw.items():
-        if key not in parsers:
-            known = ", ".join(sorted(parsers))
-            raise ConfigError(f"{where}.{key}: unknown setting (known: {known})")
-        try:
-            values[key] = parsers[key](value)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}.{key}: {exc}") from None
-    return values
-
-
-def _remote(raw: object, where: str) -> RemoteSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    raw = dict(raw)
-    name = raw.pop("name", None)
-    if "url" not in raw:
-        raise ConfigError(f"{where}.url: required")
+    values = dict(raw)
     try:
-        name = _name(name)
+        return _name(values.pop("name", None)), values
     except ValueError as exc:
         raise ConfigError(f"{where}.name: {exc}") from None
-    filter_values: dict[str, Any] = {}
-    for key, parse in RemoteSettings._filter_keys.items():
-        if key in raw:
-            try:
-                filter_values[key] = parse(raw.pop(key))
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{where}.{key}: {exc}") from None
-    try:
-        filters = FilterSpec.build(**filter_values)
-    except ValueError as exc:
-        raise ConfigError(f"{where} ({name}): {exc}") from None
-    return RemoteSettings(name=name, filters=filters, **_section(RemoteSettings, raw, where))
 
 
-def _distribution(raw: object, where: str) -> DistributionSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    raw = dict(raw)
+def _parse(declared: tuple[Field, ...], raw: Mapping[str, object], where: str) -> dict[str, Any]:
     try:
-        name = _name(raw.pop("name", None))
+        return parse_section(declared, raw, where)
     except ValueError as exc:
-        raise ConfigError(f"{where}.name: {exc}") from None
-    if "base_path" not in raw:
-        raise ConfigError(f"{where}.base_path: required")
-    return DistributionSettings(name=name, **_section(DistributionSettings, raw, where))
+        raise ConfigError(str(exc)) from None
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -314,7 +362,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                     break
             else:
                 raise ConfigError(f"{var}: no {path[0][:-1]} named {path[1].lower()!r} to override")
-        elif len(path) == 2 and path[0] in ("server", "cache", "auth"):
+        elif len(path) == 2 and path[0] in SECTIONS:
             data.setdefault(path[0], {})[path[1]] = value
         else:
             raise ConfigError(f"{var}: expected PULLTHROUGH_<SECTION>__<KEY>")
@@ -351,10 +399,22 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         raise ConfigError(
             f"{sorted(unknown)[0]}: unknown section (known: {', '.join(sorted(known))})"
         )
-    remotes = tuple(_remote(r, f"remotes[{i}]") for i, r in enumerate(data.get("remotes", [])))
-    dists = tuple(
-        _distribution(d, f"distributions[{i}]") for i, d in enumerate(data.get("distributions", []))
-    )
+    sections: dict[str, Any] = {}
+    for key, cls in SECTIONS.items():
+        raw = data.get(key, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key}: expected a table")
+        sections[key] = cls(**_parse(fields_of(cls), raw, key))
+    remotes = []
+    for i, raw in enumerate(data.get("remotes", [])):
+        name, values = _named(raw, f"remotes[{i}]")
+        parsed = _parse(REMOTE_FIELDS, values, f"remotes[{i}]")
+        remotes.append(RemoteSettings(name=name, given=frozenset(parsed), **parsed))
+    dists = []
+    for i, raw in enumerate(data.get("distributions", [])):
+        name, values = _named(raw, f"distributions[{i}]")
+        parsed = _parse(DISTRIBUTION_FIELDS, values, f"distributions[{i}]")
+        dists.append(DistributionSettings(name=name, given=frozenset(parsed), **parsed))
     _unique([r.name for r in remotes], "remotes", "name")
     _unique([d.name for d in dists], "distributions", "name")
     _unique([d.base_path for d in dists], "distributions", "base_path")
@@ -362,13 +422,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
     for i, dist in enumerate(dists):
         if dist.remote is not None and dist.remote not in remote_names:
             raise ConfigError(f"distributions[{i}].remote: no remote named {dist.remote!r}")
-    return Settings(
-        server=ServerSettings(**_section(ServerSettings, data.get("server", {}), "server")),
-        cache=CacheSettings(**_section(CacheSettings, data.get("cache", {}), "cache")),
-        auth=AuthSettings(**_section(AuthSettings, data.get("auth", {}), "auth")),
-        remotes=remotes,
-        distributions=dists,
-    )
+    return Settings(**sections, remotes=tuple(remotes), distributions=tuple(dists))
 
 
 def _unique(values: list[str], section: str, key: str) -> None:

@@ -18,4 +18,4 @@ accesslog = os.environ.get("PULLTHROUGH_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("PULLTHROUGH_LOG_LEVEL", "info")
 control_socket_disable = True  # several servers may run side by side (tests, benchmarks)
-wsgi_app = "pullthrough.web.app:create_app()"
+wsgi_app = "pullthrough.app:create_app()"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
-from pullthrough.web.app import create_app
 from support.packages import build_sdist, build_wheel
 from support.postgres import postgres_available, postgres_server
 from support.servers import Server, free_port, wait_ready

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from pullthrough.config import load_settings
-from pullthrough.services.wiring import build_services
+from pullthrough.services.container import build_services
 from support.servers import Server, config_text, free_port
 from support.tools import clean_env
 
@@ -31,7 +31,7 @@ BOOT = textwrap.dedent(
     import sys, time
     from pullthrough.catalog.models import Repository
     from pullthrough.config import load_settings
-    from pullthrough.services.wiring import build_services
+    from pullthrough.services.container import build_services
 
     config, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
     settings = load_settings(config, environ={})

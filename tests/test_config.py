@@ -56,7 +56,7 @@ remote = "corp"
     assert not remote.filters.allows_project("acme-secret")
     assert not remote.filters.prereleases
     assert (remote.connect_timeout, remote.sock_read_timeout, remote.max_retries) == (2, 5, 1)
-    assert remote.headers == {"X-Team": "infra"}
+    assert remote.headers == [{"X-Team": "infra"}]
     assert "s3cret" not in repr(s)
     assert s.distributions[0].base_path == "team/corp"
 

@@ -552,17 +552,7 @@ def test_canceling_waiting_running_and_finished_tasks(upstream, live_server, tmp
 FAST_DEAD_AFTER = 2.5  # seconds; the real default is 30
 
 
-@pytest.fixture
-def fast_reaper(tmp_path, monkeypatch):
-    """Servers started in this test heartbeat and reap at a tenth of the real scale: the
-    constants are read at call time, so a sitecustomize module on PYTHONPATH can set them."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        "import pullthrough.services.worker as w\n"
-        f"w.HEARTBEAT_SECONDS = 0.2\nw.DEAD_AFTER_SECONDS = {FAST_DEAD_AFTER}\n"
-    )
-    monkeypatch.setenv("PYTHONPATH", str(site))
+FAST_REAPER = f"[tasks]\nheartbeat = 0.2\nworker_timeout = {FAST_DEAD_AFTER}\n"  # a tenth
 
 
 def _ppid(pid: int) -> int:
@@ -571,7 +561,8 @@ def _ppid(pid: int) -> int:
 
 
 def slow_sync(gunicorn_server, upstream: Upstream, tmp_path: Path, seconds_per_chunk: float):  # type: ignore[no-untyped-def]
-    proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data")) + FAST_REAPER
+    proxy = gunicorn_server(text)
     api = Api(proxy.url)
     repo = api.repository("slow")
     remote = make_remote(api, upstream, includes=["shelf-reader==0.2"])
@@ -583,7 +574,7 @@ def slow_sync(gunicorn_server, upstream: Upstream, tmp_path: Path, seconds_per_c
     return api, repo, task
 
 
-def test_a_killed_worker_leaves_its_task_failed(gunicorn_server, upstream, tmp_path, fast_reaper):
+def test_a_killed_worker_leaves_its_task_failed(gunicorn_server, upstream, tmp_path):
     api, repo, task = slow_sync(gunicorn_server, upstream, tmp_path, 1.0)
     running = api.get(task)
     assert running["state"] == "running", running
@@ -600,9 +591,7 @@ def test_a_killed_worker_leaves_its_task_failed(gunicorn_server, upstream, tmp_p
     assert api.latest(repo).endswith("/versions/0/")
 
 
-def test_a_long_task_on_a_live_worker_is_not_failed(
-    gunicorn_server, upstream, tmp_path, fast_reaper
-):
+def test_a_long_task_on_a_live_worker_is_not_failed(gunicorn_server, upstream, tmp_path):
     """A sync longer than the reaper's limit on a worker that is alive and well must complete;
     another process's reaper must not declare it failed meanwhile."""
     api, repo, task = slow_sync(gunicorn_server, upstream, tmp_path, 0.6)  # about 6 s

@@ -172,7 +172,7 @@ def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
 @responses.activate
 def test_extra_headers_go_to_the_index_only_even_across_redirects():
     remote = RemoteSettings(
-        name="up", url=ROOT, headers={"PRIVATE-TOKEN": "glpat-x"}, max_retries=0
+        name="up", url=ROOT, headers=[{"PRIVATE-TOKEN": "glpat-x"}], max_retries=0
     )
     client = UpstreamClient(remote)
     responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)

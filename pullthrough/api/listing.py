@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,57 +11,98 @@ from flask import request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from pullthrough.api.schema import ValidationError
+from pullthrough.api.operations import Param, ValidationError, invalid
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # beyond any real list; larger numbers overflow the database's integers
+EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
+TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
+
+READ_PARAMS = (
+    Param("fields", array=True, description="A list of fields to include in the response."),
+    Param("exclude_fields", array=True, description="A list of fields to exclude."),
+)
+PAGE_PARAMS = (
+    Param("offset", "integer", description="The initial index from which to return the results."),
+    Param("limit", "integer", description="Number of results to return per page."),
+    Param("ordering", array=True, explode=False, description="Order by these fields."),
+    *READ_PARAMS,
+)
 
 
-def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
+@dataclass(frozen=True)
+class Filter:
+    """A list's query parameters: lookups on a column (`name`, `name__in`, `name__contains`,
+    ...), or one parameter with a condition of its own (`condition(value)`)."""
+
+    name: str
+    column: Any = None
+    lookups: tuple[str, ...] = (EXACT,)
+    condition: Callable[[str], Any] | None = None
+    type: str = "string"
+
+    def params(self) -> tuple[Param, ...]:
+        out = []
+        for lookup in self.lookups:
+            key = f"{self.name}__{lookup}" if lookup else self.name
+            out.append(Param(key, self.type, array=lookup == IN, explode=lookup != IN))
+        return tuple(out)
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.condition is not None:
+            if value := request.args.get(self.name):
+                query = query.where(self.condition(value))
+            return query
+        column = self.column
+        for lookup in self.lookups:
+            key = f"{self.name}__{lookup}" if lookup else self.name
+            if lookup == IN:
+                if values := _many(key):
+                    query = query.where(column.in_([self._coerce(v) for v in values]))
+                continue
+            value = request.args.get(key)
+            if value is None:
+                continue
+            if lookup == EXACT:
+                query = query.where(column == self._coerce(value))
+            elif lookup == CONTAINS:
+                query = query.where(column.contains(value, autoescape=True))
+            elif lookup == ICONTAINS:
+                query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
+            elif lookup == STARTSWITH:
+                query = query.where(column.startswith(value, autoescape=True))
+        return query
+
+    def _coerce(self, value: str) -> object:
+        if self.type == "integer":
+            try:
+                return int(value)
+            except ValueError:
+                raise invalid(self.name, "A valid integer is required.") from None
+        if self.type == "boolean":
+            return value.lower() in ("1", "true", "yes")
+        return value
+
+
+def _int_arg(name: str, default: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError({name: ["A valid integer is required."]}) from None
+        raise invalid(name, "A valid integer is required.") from None
     if value < 0:
-        raise ValidationError({name: ["Ensure this value is greater than or equal to 0."]})
-    return min(value, maximum) if maximum else value
+        raise invalid(name, "Ensure this value is greater than or equal to 0.")
+    if value > maximum and name == "offset":
+        raise invalid(name, f"Ensure this value is less than or equal to {maximum}.")
+    return min(value, maximum)
 
 
 def _many(name: str) -> list[str]:
     """Repeated keys (fields=a&fields=b) and comma-joined values alike."""
     return [part for value in request.args.getlist(name) for part in value.split(",") if part]
-
-
-def apply_filters(query: Select[Any], model: type, columns: Mapping[str, Any]) -> Select[Any]:
-    """`name`, `name__in`, `name__contains`, `name__icontains`, `name__startswith` for each
-    filterable column."""
-    for key, column in columns.items():
-        if (value := request.args.get(key)) is not None:
-            query = query.where(column == _coerce(column, value))
-        if values := _many(f"{key}__in"):
-            query = query.where(column.in_([_coerce(column, v) for v in values]))
-        if (value := request.args.get(f"{key}__contains")) is not None:
-            query = query.where(column.contains(value, autoescape=True))
-        if (value := request.args.get(f"{key}__icontains")) is not None:
-            query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
-        if (value := request.args.get(f"{key}__startswith")) is not None:
-            query = query.where(column.startswith(value, autoescape=True))
-    return query
-
-
-def _coerce(column: Any, value: str) -> object:
-    python_type = getattr(column.type, "python_type", str)
-    if python_type is bool:
-        return value.lower() in ("1", "true", "yes")
-    if python_type is int:
-        try:
-            return int(value)
-        except ValueError:
-            raise ValidationError({column.key: ["A valid integer is required."]}) from None
-    return value
 
 
 def page(
@@ -71,7 +113,7 @@ def page(
     default_order: str,
 ) -> dict[str, Any]:
     """One page of `query`, serialized, with absolute `next`/`previous` links."""
-    offset = _int_arg("offset", 0)
+    offset = _int_arg("offset", 0, MAX_OFFSET)
     limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
     order = _many("ordering") or [default_order]
     for key in order:
@@ -84,12 +126,11 @@ def page(
         query = query.order_by(column.desc() if key.startswith("-") else column.asc())
     count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = session.scalars(query.offset(offset).limit(limit)).all()
-    results = [pick(serialize(row)) for row in rows]
     return {
         "count": count,
         "next": _link(offset + limit, limit) if offset + limit < count else None,
         "previous": _link(max(offset - limit, 0), limit) if offset > 0 else None,
-        "results": results,
+        "results": [pick(serialize(row)) for row in rows],
     }
 
 

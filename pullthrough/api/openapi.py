@@ -1,4 +1,5 @@
-"""The API document (/pulp/api/v3/docs/api.json), generated from the declared operations.
+"""The API document (/pulp/api/v3/docs/api.json), generated from the operations and the
+resource table.
 
 pulp-cli reads it to find operations, parameters, body schemas, response codes and which
 operations need credentials, and `info.x-pulp-app-versions` for its version checks; it is served
@@ -7,50 +8,34 @@ without credentials. The versions claimed are the Pulp releases whose API this o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, json
 
 from pullthrough import __version__
-from pullthrough.api import resources
-from pullthrough.api.operations import JSON_TYPE, OPERATIONS, Operation, Param, operation
-from pullthrough.api.schema import Field
+from pullthrough.api.kinds import API_ROOT
+from pullthrough.api.operations import JSON_TYPE, Call, Operation, Param
+from pullthrough.api.resources import RESOURCES
+from pullthrough.core.fields import Field
 
 # The Pulp API this server follows (pulp-cli gates features on these), and our own version.
 APP_VERSIONS = {"core": "3.123.0", "python": "3.36.0", "pullthrough": __version__}
 SECURITY = [{"basicAuth": []}]
-
-_RESOURCES: dict[str, tuple[Field, ...]] = {
-    "python.PythonRepository": resources.REPOSITORY,
-    "python.PythonRemote": resources.REMOTE,
-    "python.PythonDistribution": resources.DISTRIBUTION,
-    "python.PythonPublication": resources.PUBLICATION,
-    "python.PythonPackageContent": resources.CONTENT,
-    "Task": resources.TASK,
-    "RepositoryVersion": resources.VERSION,
+_DESCRIPTIONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted: the work runs as the task named in the body",
+    204: "No content",
+    409: "Conflict",
 }
 
 
-def _field_schema(field: Field) -> dict[str, Any]:
-    """OpenAPI 3.0 flavour: `nullable` instead of a "null" type."""
-    out = field.schema()
-    if isinstance(out["type"], list):
-        out["type"] = out["type"][0]
-        out["nullable"] = True
-    if out.get("enum") and None in out["enum"]:
-        out["enum"] = [v for v in out["enum"] if v is not None]
-    if field.type == "object" and "additionalProperties" not in out:
-        out["additionalProperties"] = True
-    if field.type == "array" and out["items"].get("type") == "object":
-        out["items"]["additionalProperties"] = True
-    return out
-
-
-def _object(fields: tuple[Field, ...], *, request: bool, partial: bool = False) -> dict[str, Any]:
+def _object(fields: Sequence[Field], *, request: bool, partial: bool = False) -> dict[str, Any]:
     shown = [f for f in fields if not (f.read_only if request else f.write_only)]
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {f.name: _field_schema(f) for f in shown},
+        "properties": {f.name: f.schema() for f in shown},
     }
     required = [f.name for f in shown if f.required and request and not partial]
     if required:
@@ -60,9 +45,10 @@ def _object(fields: tuple[Field, ...], *, request: bool, partial: bool = False) 
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for name, fields in _RESOURCES.items():
-        schemas[name] = _object(fields, request=True)
-        schemas[f"{name}Response"] = _object(fields, request=False)
+    for resource in RESOURCES:
+        name = resource.kind.schema
+        schemas[name] = _object(resource.fields, request=True)
+        schemas[f"{name}Response"] = _object(resource.fields, request=False)
         schemas[f"Paginated{name}ResponseList"] = {
             "type": "object",
             "required": ["count", "results"],
@@ -114,11 +100,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     if parameters or op.method == "GET":
         out["parameters"] = parameters
     if op.body is not None:
-        body = _object(op.body, request=True, partial=op.method == "PATCH")
+        body = _object(op.body, request=True, partial=op.partial)
         if op.multipart:
-            for name in ("file",):
-                if name in body["properties"]:
-                    body["properties"][name] = {"type": "string", "format": "binary"}
+            body["properties"]["file"] = {"type": "string", "format": "binary"}
             content = {"multipart/form-data": {"schema": body}}
         else:
             content = {JSON_TYPE: {"schema": body}}
@@ -135,18 +119,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
-_DESCRIPTIONS = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted: the work runs as the task named in the body",
-    204: "No content",
-    409: "Conflict",
-}
-
-
-def document() -> dict[str, Any]:
+def document(operations: Sequence[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(op.doc_path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.0.3",
@@ -162,9 +137,25 @@ def document() -> dict[str, Any]:
     }
 
 
-@operation(
-    "docs_api_json", "GET", "/pulp/api/v3/docs/api.json", "/pulp/api/v3/docs/api.json",
-    "This API's OpenAPI document", auth=False, responses={200: "StatusResponse"},
-)  # fmt: skip
-def api_document() -> Response:
-    return Response(json.dumps(document()), mimetype=JSON_TYPE)
+def document_operation(operations: Sequence[Operation]) -> Operation:
+    """The operation serving the document of `operations` (itself included)."""
+    rendered: list[bytes] = []
+
+    def view(call: Call) -> Response:
+        if not rendered:  # the operations do not change while the process runs
+            rendered.append(json.dumps(document([*operations, op])).encode())
+        return Response(rendered[0], mimetype=JSON_TYPE)
+
+    path = API_ROOT + "docs/api.json"
+    op = Operation(
+        "docs_api_json",
+        "GET",
+        path,
+        path,
+        view,
+        "This API's OpenAPI document",
+        auth=False,
+        transaction=False,
+        responses={200: "StatusResponse"},
+    )
+    return op

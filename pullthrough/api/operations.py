@@ -1,20 +1,61 @@
-"""API operations declared as data: routes, parameters, bodies and responses in one place, for the
-Flask routes and the API document alike."""
+"""API operations as data: route, parameters, body and responses in one place, for the Flask
+routes and the API document alike.
+
+Everything a view needs is checked before it runs: credentials, the object its path names (404
+`Not found.`), and the body - types, choices, uniqueness, and hrefs resolved to the objects they
+name (400 with DRF-style field messages). A view gets a `Call` and only does the work, in the
+same transaction as the checks: it commits when the view returns, and nothing is written when a
+check or the view fails.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, g, json, request
+from flask import Blueprint, Response, abort, current_app, g, json, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from pullthrough.api.hrefs import BadHref
-from pullthrough.api.schema import Field, ValidationError
-from pullthrough.web.common import require_admin
+from pullthrough.api.kinds import (
+    CONTENT,
+    PUBLICATION,
+    REMOTE,
+    REPOSITORY,
+    TASK,
+    VERSION,
+    BadHref,
+    Kind,
+    parse_version,
+)
+from pullthrough.catalog.models import (
+    Base,
+    Package,
+    Publication,
+    Remote,
+    Repository,
+    RepositoryVersion,
+)
+from pullthrough.core.fields import Field
+from pullthrough.services.container import EXTENSION, Services
+from pullthrough.services.tasks import TaskOutcome, record_completed
 
 JSON_TYPE = "application/json"
+NOT_FOUND = {"detail": "Not found."}
+
+
+class ValidationError(Exception):
+    """Field errors, sent as 400 `{"field": ["message", ...]}`."""
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        super().__init__(dict(errors))
+        self.errors = dict(errors)
+
+
+def invalid(field: str, message: str) -> ValidationError:
+    return ValidationError({field: [message]})
 
 
 @dataclass(frozen=True)
@@ -27,57 +68,201 @@ class Param:
 
 
 @dataclass
+class Call:
+    """One request, checked: what the path names and what the body says."""
+
+    services: Services
+    transaction: Session | None  # None for operations that manage their own (uploads)
+    row: Any  # the object the path names, or None
+    values: dict[str, Any]  # the body's fields, validated; hrefs replaced by their objects
+    cid: str  # the correlation id
+    after: list[Callable[[], None]] = field(default_factory=list)  # once committed
+
+    @property
+    def session(self) -> Session:
+        if self.transaction is None:
+            raise RuntimeError("this operation runs outside the request's transaction")
+        return self.transaction
+
+    def changed(self) -> None:
+        """The catalog changes: every process reloads its view of the distributions."""
+        self.after.append(self.services.registry.changed)
+
+
+View = Callable[[Call], Response]
+Loader = Callable[[Session, Mapping[str, Any]], Any]
+Check = Callable[[Session, dict[str, Any], Any], None]
+
+
+@dataclass
 class Operation:
     id: str  # Pulp's operationId
     method: str
     rule: str  # the Flask rule
     doc_path: str  # the path as the API document writes it
-    view: Callable[..., Response]
+    view: View
     summary: str
     params: tuple[Param, ...] = ()
     path_param: str | None = None  # the document's name for the href in doc_path
+    load: Loader | None = None  # the object the path names (None: 404)
     body: tuple[Field, ...] | None = None
+    partial: bool = False  # PATCH: no field is required
+    model: type[Base] | None = None  # where `unique` fields must be unique
+    check: Check | None = None  # what the fields cannot say alone (cross-field rules)
     multipart: bool = False
+    # False: the view runs after the checks' transaction has ended, for views that take long or
+    # open sessions of their own (SQLite would make a second one wait for the first).
+    transaction: bool = True
     responses: dict[int, str | None] = field(default_factory=dict)  # code -> schema name
     auth: bool = True
-
-
-OPERATIONS: list[Operation] = []
-
-READ_PARAMS = (
-    Param("fields", array=True, description="A list of fields to include in the response."),
-    Param("exclude_fields", array=True, description="A list of fields to exclude."),
-)
-PAGE_PARAMS = (
-    Param("offset", "integer", description="The initial index from which to return the results."),
-    Param("limit", "integer", description="Number of results to return per page."),
-    Param("ordering", array=True, explode=False, description="Order by these fields."),
-    *READ_PARAMS,
-)
-
-
-def operation(
-    op_id: str, method: str, rule: str, doc_path: str, summary: str, **kwargs: Any
-) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    def register(view: Callable[..., Response]) -> Callable[..., Response]:
-        OPERATIONS.append(Operation(op_id, method, rule, doc_path, view, summary, **kwargs))
-        return view
-
-    return register
 
 
 def json_response(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype=JSON_TYPE)
 
 
-def body_json() -> Any:
+def task_answer(call: Call, name: str, work: Callable[[Session, TaskOutcome], None]) -> Response:
+    """A quick write, done now in `call`'s transaction and recorded as a completed task: 202
+    with the task, as Pulp answers its writes."""
+    call.changed()
+    task_id = record_completed(call.session, name, work, cid=call.cid)
+    return json_response({"task": TASK.href(task_id)}, 202)
+
+
+def by_id(model: type[Base]) -> Loader:
+    """The loader of an object by the `<id>` in its path."""
+    return lambda session, path: session.get(model, path["id"])
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions[EXTENSION])
+
+
+# ---- references ---------------------------------------------------------------------------
+
+
+def _version(session: Session, value: object) -> RepositoryVersion | None:
+    repository_id, number = parse_version(value)
+    query = select(RepositoryVersion).where(
+        RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
+    )
+    return session.scalar(query)
+
+
+def _getter(model: type[Base], kind: Kind) -> Callable[[Session, object], Any]:
+    return lambda session, value: session.get(model, kind.parse(value))
+
+
+RESOLVERS: dict[str, Callable[[Session, object], Any]] = {
+    REPOSITORY.label: _getter(Repository, REPOSITORY),
+    REMOTE.label: _getter(Remote, REMOTE),
+    PUBLICATION.label: _getter(Publication, PUBLICATION),
+    CONTENT.label: _getter(Package, CONTENT),
+    VERSION.label: _version,
+}
+
+
+def resolve(session: Session, kind: str, value: object, field: str) -> Any:
+    """The object an href names; a 400 for `field` if it is malformed or names nothing."""
+    try:
+        found = RESOLVERS[kind](session, value)
+    except BadHref as exc:
+        raise invalid(field, str(exc)) from None
+    if found is None:
+        raise invalid(field, f"Invalid hyperlink - Object does not exist: {value}")
+    return found
+
+
+# ---- validation ---------------------------------------------------------------------------
+
+
+def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
-    if data is None:
-        raise ValidationError({"non_field_errors": ["Expected a JSON object in the request body."]})
+    if not isinstance(data, dict):
+        kind = "nothing" if data is None else type(data).__name__
+        raise ValidationError(
+            {"non_field_errors": [f"Invalid data. Expected a JSON object, got {kind}."]}
+        )
     return data
 
 
-def blueprint() -> Blueprint:
+def _multipart() -> dict[str, Any]:
+    """A form's fields and files, by name (an empty field is a missing one)."""
+    fields = {k: v for k, v in request.form.to_dict().items() if v != ""}
+    return {**fields, **request.files.to_dict()}
+
+
+def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any) -> dict[str, Any]:
+    """The body's writable fields, checked; unknown and read-only keys are ignored (as DRF)."""
+    assert op.body is not None
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for declared in op.body:
+        if declared.read_only:
+            continue
+        if declared.name not in body:
+            if declared.required and not op.partial:
+                errors[declared.name] = ["This field is required."]
+            continue
+        value = body[declared.name]
+        try:
+            if not (op.multipart and declared.name == "file"):
+                value = declared.validate(value)
+            if declared.href and isinstance(value, list):
+                value = [resolve(session, declared.href, v, declared.name) for v in value]
+            elif declared.href and value is not None:
+                value = resolve(session, declared.href, value, declared.name)
+            if declared.unique and op.model is not None:
+                column = getattr(op.model, declared.name)
+                existing = session.scalar(select(op.model.id).where(column == value))  # type: ignore[attr-defined]
+                if existing is not None and (row is None or existing != row.id):
+                    raise ValueError("This field must be unique.")
+        except ValidationError as exc:
+            errors.update(exc.errors)
+            continue
+        except ValueError as exc:
+            errors[declared.name] = [str(exc)]
+            continue
+        values[declared.name] = value
+    if errors:
+        raise ValidationError(errors)
+    if op.check is not None:
+        op.check(session, values, row)
+    return values
+
+
+def _checked(op: Operation) -> Callable[..., Response]:
+    """The Flask view: credentials, then the path's object, then the body, then op.view."""
+
+    def view(**path: Any) -> Response:
+        svc = services()
+        if op.auth:
+            svc.auth.require(request.headers.get("Authorization"))
+        body = None
+        if op.body is not None:
+            body = _multipart() if op.multipart else _body()
+        call = Call(svc, None, None, {}, g.get("correlation_id", ""))
+        if op.transaction or op.load is not None or body is not None:
+            with svc.catalog.session() as session:
+                if op.load is not None and (row := op.load(session, path)) is None:
+                    abort(json_response(NOT_FOUND, 404))
+                call.row = row if op.load is not None else None
+                if body is not None:
+                    call.values = validate(session, op, body, call.row)
+                if op.transaction:
+                    call.transaction = session
+                    response = op.view(call)
+        if not op.transaction:
+            response = op.view(call)
+        for then in call.after:
+            then()
+        return response
+
+    view.__name__ = op.id
+    return view
+
+
+def blueprint(operations: list[Operation]) -> Blueprint:
     bp = Blueprint("api", __name__)
 
     @bp.before_request
@@ -90,23 +275,9 @@ def blueprint() -> Blueprint:
         return resp
 
     @bp.errorhandler(ValidationError)
-    def invalid(exc: ValidationError) -> Response:
+    def refused(exc: ValidationError) -> Response:
         return json_response(exc.errors, 400)
 
-    @bp.errorhandler(BadHref)
-    def bad_href(exc: BadHref) -> Response:
-        return json_response({"non_field_errors": [str(exc)]}, 400)
-
-    for op in OPERATIONS:
-        bp.add_url_rule(op.rule, op.id, _guarded(op), methods=[op.method])
+    for op in operations:
+        bp.add_url_rule(op.rule, op.id, _checked(op), methods=[op.method])
     return bp
-
-
-def _guarded(op: Operation) -> Callable[..., Response]:
-    def view(**kwargs: Any) -> Response:
-        if op.auth:
-            require_admin()
-        return op.view(**kwargs)
-
-    view.__name__ = op.id
-    return view

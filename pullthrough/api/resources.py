@@ -1,175 +1,73 @@
-"""The resources' fields (for validation and the API document) and their JSON shapes."""
+"""The REST API's resources, each declared once: its kind, model, fields, JSON shape, filters,
+ordering, which standard verbs it has and which of them answer with a task. The operations are
+generated from this table (api.crud); only what is not CRUD is written by hand (api.actions).
+
+Remotes' and distributions' own settings come from their declarations in config.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pullthrough.api.hrefs import href, version_href
-from pullthrough.api.schema import Field
+from pullthrough.api import kinds
+from pullthrough.api.kinds import Kind, ref_href, version_href
+from pullthrough.api.listing import IN, TEXT_LOOKUPS, Filter
+from pullthrough.api.operations import Check, ValidationError, invalid
 from pullthrough.catalog.models import (
+    TASK_STATES,
+    Base,
     Distribution,
     Package,
     Publication,
     Remote,
     Repository,
+    RepositoryContent,
     RepositoryVersion,
     Task,
 )
-from pullthrough.catalog.versions import content_counts
-from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
+from pullthrough.catalog.versions import content_counts, initial_version, present_in
+from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, RemoteSettings
+from pullthrough.core.fields import Field
+
+LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = (
+    "list",
+    "create",
+    "read",
+    "update",
+    "partial_update",
+    "delete",
+)
+CRUD = (LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE)
+WRITES = (CREATE, UPDATE, PARTIAL_UPDATE, DELETE)
+
+
+@dataclass(frozen=True)
+class Render:
+    """What a JSON shape may need besides its row."""
+
+    session: Session
+    content_root: str  # this server's URL as the client reached it (`http://host/`)
+
+
+def _labels(value: dict[str, Any]) -> dict[str, Any]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("Labels are strings to strings.")
+    return value
+
 
 COMMON = (
     Field("pulp_href", "string", read_only=True),
     Field("pulp_created", "string", read_only=True),
     Field("pulp_last_updated", "string", read_only=True),
-    Field("pulp_labels", "object", description="Labels (string to string)."),
+    Field("pulp_labels", "object", help="Labels (string to string).", clean=_labels),
 )
-
-REPOSITORY = (
-    *COMMON,
-    Field("name", "string", required=True, description="A unique name."),
-    Field("description", "string", nullable=True),
-    Field("retain_repo_versions", "integer", nullable=True, minimum=1),
-    Field("remote", "string", nullable=True, href="remote"),
-    Field("autopublish", "boolean", default=False),
-    Field("versions_href", "string", read_only=True),
-    Field("latest_version_href", "string", read_only=True),
-)
-
-SECRETS = ("client_key", "proxy_username", "proxy_password", "username", "password")
-
-REMOTE = (
-    *COMMON,
-    Field("name", "string", required=True, description="A unique name."),
-    Field("url", "string", required=True, description="The index root or its simple URL."),
-    Field("ca_cert", "string", nullable=True, description="PEM CA certificates."),
-    Field("client_cert", "string", nullable=True, description="PEM client certificate."),
-    Field("client_key", "string", nullable=True, write_only=True),
-    Field("tls_validation", "boolean", default=True),
-    Field("proxy_url", "string", nullable=True),
-    Field("proxy_username", "string", nullable=True, write_only=True),
-    Field("proxy_password", "string", nullable=True, write_only=True),
-    Field("username", "string", nullable=True, write_only=True),
-    Field("password", "string", nullable=True, write_only=True),
-    Field("download_concurrency", "integer", nullable=True, minimum=1),
-    Field("max_retries", "integer", nullable=True, minimum=0),
-    Field("policy", "string", enum=("immediate", "on_demand", "streamed"), default="on_demand"),
-    Field("total_timeout", "number", nullable=True, minimum=0),
-    Field("connect_timeout", "number", nullable=True, minimum=0),
-    Field("sock_connect_timeout", "number", nullable=True, minimum=0),
-    Field("sock_read_timeout", "number", nullable=True, minimum=0),
-    Field("headers", "array", items="object"),
-    Field("rate_limit", "integer", nullable=True, minimum=0),
-    Field("hidden_fields", "array", items="object", read_only=True),
-    Field("includes", "array", items="string", description="Requirement strings or patterns."),
-    Field("excludes", "array", items="string"),
-    Field("prereleases", "boolean", default=False),
-    Field("package_types", "array", items="string", item_enum=tuple(sorted(PACKAGE_TYPES))),
-    Field("keep_latest_packages", "integer", minimum=0, default=0),
-    Field("exclude_platforms", "array", items="string", item_enum=tuple(sorted(PLATFORMS))),
-)
-
-DISTRIBUTION = (
-    *COMMON,
-    Field("name", "string", required=True, description="A unique name."),
-    Field("base_path", "string", required=True, description="Served at /pypi/<base_path>/simple/."),
-    Field("base_url", "string", read_only=True),
-    Field("content_guard", "string", nullable=True),
-    Field("hidden", "boolean", default=False),
-    Field("repository", "string", nullable=True, href="repository"),
-    Field("repository_version", "string", nullable=True),
-    Field("publication", "string", nullable=True, href="publication"),
-    Field("allow_uploads", "boolean", default=True),
-    Field("remote", "string", nullable=True, href="remote"),
-    Field(
-        "merge_remote",
-        "boolean",
-        default=False,
-        description="Serve the remote's files of a project held locally too (off: shadowed).",
-    ),
-)
-
-CONTENT = (
-    Field("pulp_href", "string", read_only=True),
-    Field("pulp_created", "string", read_only=True),
-    Field("artifact", "string", read_only=True, nullable=True),
-    Field("filename", "string", read_only=True),
-    Field("relative_path", "string", description="The file's name."),
-    Field("repository", "string", nullable=True, href="repository", write_only=True),
-    Field("file", "string", write_only=True, description="The distribution file."),
-    Field("packagetype", "string", read_only=True),
-    Field("name", "string", read_only=True),
-    Field("version", "string", read_only=True),
-    Field("sha256", "string", read_only=True),
-    Field("size", "integer", read_only=True),
-    Field("requires_python", "string", read_only=True, nullable=True),
-    Field("python_version", "string", read_only=True),
-    Field("metadata_sha256", "string", read_only=True, nullable=True),
-    Field("summary", "string", read_only=True, nullable=True),
-    Field("author", "string", read_only=True, nullable=True),
-    Field("license", "string", read_only=True, nullable=True),
-    Field("requires_dist", "array", read_only=True),
-    Field("yanked", "boolean", read_only=True),
-    Field("yanked_reason", "string", read_only=True, nullable=True),
-    Field("upload_time", "string", read_only=True),
-    Field("origin", "string", read_only=True, description="upload, cache or sync"),
-)
-
-TASK_STATES = ("waiting", "skipped", "running", "completed", "failed", "canceled", "canceling")
-TASK = (
-    Field("pulp_href", "string", read_only=True),
-    Field("pulp_created", "string", read_only=True),
-    Field("state", "string", enum=TASK_STATES),
-    Field("name", "string", read_only=True),
-    Field("logging_cid", "string", read_only=True),
-    Field("started_at", "string", read_only=True, nullable=True),
-    Field("finished_at", "string", read_only=True, nullable=True),
-    Field("error", "object", read_only=True, nullable=True),
-    Field("worker", "string", read_only=True, nullable=True),
-    Field("progress_reports", "array", items="object", read_only=True),
-    Field("created_resources", "array", read_only=True),
-    Field("reserved_resources_record", "array", read_only=True),
-    Field("result", "object", read_only=True, nullable=True),
-)
-
-PUBLICATION = (
-    Field("pulp_href", "string", read_only=True),
-    Field("pulp_created", "string", read_only=True),
-    Field("repository_version", "string", nullable=True, description="A version href."),
-    Field("repository", "string", nullable=True, href="repository", description="Its latest."),
-    Field("distributions", "array", read_only=True),
-)
-
-SYNC = (
-    Field(
-        "remote", "string", nullable=True, href="remote", description="Default: the repository's."
-    ),
-    Field("mirror", "boolean", default=False, description="Remove what the remote no longer has."),
-    Field("sync_policy", "string", enum=("additive", "mirror_complete", "mirror_content_only")),
-)
-
-ORPHANS = (
-    Field("orphan_protection_time", "integer", nullable=True, minimum=0, description="Minutes."),
-    Field("content_hrefs", "array", items="string", description="Limit to these orphans."),
-)
-
-VERSION = (
-    Field("pulp_href", "string", read_only=True),
-    Field("pulp_created", "string", read_only=True),
-    Field("number", "integer", read_only=True),
-    Field("repository", "string", read_only=True),
-    Field("base_version", "string", read_only=True, nullable=True),
-    Field("content_summary", "object", read_only=True),
-)
-
-MODIFY = (
-    Field("add_content_units", "array", items="string", description="Content hrefs to add."),
-    Field("remove_content_units", "array", items="string", description="Content hrefs ('*': all)."),
-    Field("base_version", "string", nullable=True, description="A version href to start from."),
-)
+NAME = Field("name", "string", required=True, unique=True, help="A unique name.")
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -181,65 +79,353 @@ def stamp(value: datetime | None) -> str | None:
     return value.isoformat() + "Z"
 
 
-def repository_json(row: Repository) -> dict[str, Any]:
-    own = href("repository", row.id)
+def _common(row: Any, kind: Kind) -> dict[str, Any]:
+    out = {"pulp_href": kind.href(row.id), "pulp_created": stamp(row.pulp_created)}
+    if hasattr(row, "pulp_last_updated"):
+        out["pulp_last_updated"] = stamp(row.pulp_last_updated)
+    if hasattr(row, "pulp_labels"):
+        out["pulp_labels"] = row.pulp_labels or {}
+    return out
+
+
+def _href(kind: Kind, id: str | None) -> str | None:
+    return kind.href(id) if id else None
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: Kind
+    model: type[Base]
+    fields: tuple[Field, ...]
+    to_json: Callable[[Any, Render], dict[str, Any]]
+    verbs: tuple[str, ...] = (LIST, READ)
+    tasks: tuple[str, ...] = ()  # verbs answered 202 with a (completed) task
+    filters: tuple[Filter, ...] = ()
+    ordering: Mapping[str, Any] = field(default_factory=dict)
+    default_order: str = "name"
+    check: Check | None = None  # cross-field rules on create and update
+    build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
+    write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
+    after_create: Callable[[Session, Any], None] | None = None
+    before_delete: Callable[[Session, Any], None] | None = None
+    parent: Resource | None = None  # repository versions: below a repository, by `number`
+    create_defaults: Mapping[str, Any] = field(default_factory=dict)  # where the API's differ
+
+    def write_values(self, row: Any, values: Mapping[str, Any]) -> None:
+        """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`."""
+        if self.write is not None:
+            self.write(row, dict(values))
+            return
+        refs = {f.name for f in self.fields if f.href}
+        for key, value in values.items():
+            if key in refs:
+                setattr(row, f"{key}_id", value.id if value is not None else None)
+            else:
+                setattr(row, key, value)
+
+
+# ---- repositories ---------------------------------------------------------------------------
+
+
+def _repository_json(row: Repository, _: Render) -> dict[str, Any]:
+    own = kinds.REPOSITORY.href(row.id)
     return {
-        "pulp_href": own,
-        "pulp_created": stamp(row.pulp_created),
-        "pulp_last_updated": stamp(row.pulp_last_updated),
+        **_common(row, kinds.REPOSITORY),
         "versions_href": own + "versions/",
-        "pulp_labels": row.pulp_labels or {},
         "latest_version_href": version_href(row.id, row.latest_number),
         "name": row.name,
         "description": row.description,
         "retain_repo_versions": row.retain_repo_versions,
-        "remote": href("remote", row.remote_id) if row.remote_id else None,
+        "remote": _href(kinds.REMOTE, row.remote_id),
         "autopublish": row.autopublish,
     }
 
 
-def remote_json(row: Remote) -> dict[str, Any]:
-    """Secrets are write-only: their names and whether they are set, never their values."""
-    out: dict[str, Any] = {
-        "pulp_href": href("remote", row.id),
+def _forget_memberships(session: Session, row: Repository) -> None:
+    session.execute(delete(RepositoryContent).where(RepositoryContent.repository_id == row.id))
+
+
+def _name_filter(model: Any) -> Filter:
+    return Filter("name", model.name, TEXT_LOOKUPS)
+
+
+REPOSITORIES = Resource(
+    kinds.REPOSITORY,
+    Repository,
+    (
+        *COMMON,
+        NAME,
+        Field("description", "string", nullable=True),
+        Field("retain_repo_versions", "integer", nullable=True, minimum=1),
+        Field("remote", "string", nullable=True, href="remote", help="The remote to sync from."),
+        Field("autopublish", "boolean", default=False, help="Publish each new version."),
+        Field("versions_href", "string", read_only=True),
+        Field("latest_version_href", "string", read_only=True),
+    ),
+    _repository_json,
+    verbs=CRUD,
+    tasks=(UPDATE, PARTIAL_UPDATE, DELETE),
+    filters=(_name_filter(Repository),),
+    ordering={"name": Repository.name, "pulp_created": Repository.pulp_created},
+    after_create=initial_version,
+    before_delete=_forget_memberships,
+)
+
+
+# ---- repository versions --------------------------------------------------------------------
+
+
+def _version_json(row: RepositoryVersion, render: Render) -> dict[str, Any]:
+    own = version_href(row.repository_id, row.number)
+    counts = content_counts(render.session, row.repository_id, row.number)
+
+    def summary(key: str, query: str) -> dict[str, Any]:
+        if not counts[key]:
+            return {}
+        href = f"{kinds.CONTENT.list_href}?{query}={own}"
+        return {"python.python": {"count": counts[key], "href": href}}
+
+    base = row.base_number
+    return {
+        "pulp_href": own,
         "pulp_created": stamp(row.pulp_created),
-        "pulp_last_updated": stamp(row.pulp_last_updated),
-        "pulp_labels": row.pulp_labels or {},
+        "number": row.number,
+        "repository": kinds.REPOSITORY.href(row.repository_id),
+        "base_version": version_href(row.repository_id, base) if base is not None else None,
+        "content_summary": {
+            "added": summary("added", "repository_version_added"),
+            "removed": summary("removed", "repository_version_removed"),
+            "present": summary("present", "repository_version"),
+        },
     }
-    for field in REMOTE:
-        if field.name not in out and not field.write_only and not field.read_only:
-            out[field.name] = getattr(row, field.name)
-    out["hidden_fields"] = [{"name": n, "is_set": bool(getattr(row, n))} for n in SECRETS]
-    return out
 
 
-def distribution_json(row: Distribution, content_root: str) -> dict[str, Any]:
+VERSIONS = Resource(
+    kinds.VERSION,
+    RepositoryVersion,
+    (
+        Field("pulp_href", "string", read_only=True),
+        Field("pulp_created", "string", read_only=True),
+        Field("number", "integer", read_only=True),
+        Field("repository", "string", read_only=True),
+        Field("base_version", "string", read_only=True, nullable=True),
+        Field("content_summary", "object", read_only=True),
+    ),
+    _version_json,
+    filters=(Filter("number", RepositoryVersion.number, type="integer"),),
+    ordering={"number": RepositoryVersion.number, "pulp_created": RepositoryVersion.pulp_created},
+    default_order="-number",
+    parent=REPOSITORIES,
+)
+
+
+# ---- remotes --------------------------------------------------------------------------------
+
+
+def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
+    """Secrets are write-only: their names and whether they are set, never their values."""
+    settings = RemoteSettings.from_values(row.name, row.settings or {})
+    shown = {f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only}
+    hidden = [
+        {"name": f.name, "is_set": bool(getattr(settings, f.name))}
+        for f in REMOTE_FIELDS
+        if f.write_only
+    ]
+    return {**_common(row, kinds.REMOTE), "name": row.name, **shown, "hidden_fields": hidden}
+
+
+def _write_remote(row: Remote, values: dict[str, Any]) -> None:
+    if "name" in values:
+        row.name = values.pop("name")
+    if "pulp_labels" in values:
+        row.pulp_labels = values.pop("pulp_labels")
+    row.settings = {**(row.settings or {}), **values}  # a new object: the change is seen
+
+
+REMOTES = Resource(
+    kinds.REMOTE,
+    Remote,
+    (
+        *COMMON,
+        NAME,
+        *REMOTE_FIELDS,
+        Field("hidden_fields", "array", items="object", read_only=True),
+    ),
+    _remote_json,
+    verbs=CRUD,
+    tasks=(UPDATE, PARTIAL_UPDATE, DELETE),
+    filters=(_name_filter(Remote),),
+    ordering={"name": Remote.name, "pulp_created": Remote.pulp_created},
+    write=_write_remote,
+    # Pulp's default. A remote in the config file offers pre-releases unless told otherwise: a
+    # pull-through index must not hide what `pip install --pre` asks for.
+    create_defaults={"prereleases": False},
+)
+
+
+# ---- distributions --------------------------------------------------------------------------
+
+SERVED = ("repository", "repository_version", "publication")  # at most one
+
+
+def _distribution_json(row: Distribution, render: Render) -> dict[str, Any]:
     version = row.repository_version
     return {
-        "pulp_href": href("distribution", row.id),
-        "pulp_created": stamp(row.pulp_created),
-        "pulp_last_updated": stamp(row.pulp_last_updated),
-        "pulp_labels": row.pulp_labels or {},
+        **_common(row, kinds.DISTRIBUTION),
         "name": row.name,
         "base_path": row.base_path,
-        "base_url": f"{content_root}pypi/{row.base_path}/",
+        "base_url": f"{render.content_root}pypi/{row.base_path}/",
         "content_guard": None,
         "hidden": row.hidden,
-        "repository": href("repository", row.repository_id) if row.repository_id else None,
+        "repository": _href(kinds.REPOSITORY, row.repository_id),
         "repository_version": (
             version_href(version.repository_id, version.number) if version is not None else None
         ),
-        "publication": href("publication", row.publication_id) if row.publication_id else None,
+        "publication": _href(kinds.PUBLICATION, row.publication_id),
         "allow_uploads": row.allow_uploads,
-        "remote": href("remote", row.remote_id) if row.remote_id else None,
+        "remote": _href(kinds.REMOTE, row.remote_id),
         "merge_remote": row.merge_remote,
     }
 
 
-def content_json(row: Package) -> dict[str, Any]:
+def _distribution_rules(session: Session, values: dict[str, Any], row: Any) -> None:
+    """What it serves: at most one of a repository (its latest version), a repository version
+    or a publication; setting one clears the others."""
+    if values.pop("content_guard", None) is not None:
+        raise invalid("content_guard", "Content guards are not supported.")
+    chosen = [key for key in SERVED if values.get(key) is not None]
+    if len(chosen) > 1:
+        raise ValidationError(
+            {"non_field_errors": ["Only one of repository, repository_version and publication."]}
+        )
+    if chosen:
+        values.update({key: None for key in SERVED if key != chosen[0]})
+
+
+DISTRIBUTIONS = Resource(
+    kinds.DISTRIBUTION,
+    Distribution,
+    (
+        *COMMON,
+        NAME,
+        *DISTRIBUTION_FIELDS,
+        Field("base_url", "string", read_only=True),
+        Field("content_guard", "string", nullable=True, help="Not supported: must be null."),
+        Field("repository", "string", nullable=True, href="repository", help="Its latest version."),
+        Field("repository_version", "string", nullable=True, href="repository_version"),
+        Field("publication", "string", nullable=True, href="publication"),
+    ),
+    _distribution_json,
+    verbs=CRUD,
+    tasks=WRITES,
+    filters=(
+        _name_filter(Distribution),
+        Filter("base_path", Distribution.base_path, ("", "contains")),
+    ),
+    ordering={
+        "name": Distribution.name,
+        "base_path": Distribution.base_path,
+        "pulp_created": Distribution.pulp_created,
+    },
+    check=_distribution_rules,
+)
+
+
+# ---- publications ---------------------------------------------------------------------------
+
+
+def _publication_json(row: Publication, render: Render) -> dict[str, Any]:
+    version = row.repository_version
+    served_by = render.session.scalars(
+        select(Distribution.id).where(Distribution.publication_id == row.id)
+    )
+    return {
+        "pulp_href": kinds.PUBLICATION.href(row.id),
+        "pulp_created": stamp(row.pulp_created),
+        "repository_version": version_href(version.repository_id, version.number),
+        "repository": kinds.REPOSITORY.href(version.repository_id),
+        "distributions": [kinds.DISTRIBUTION.href(d) for d in served_by],
+    }
+
+
+def _publish(session: Session, values: dict[str, Any]) -> Publication:
+    version = values.get("repository_version")
+    if version is None:
+        repo = values["repository"]
+        version = session.scalar(
+            select(RepositoryVersion).where(
+                RepositoryVersion.repository_id == repo.id,
+                RepositoryVersion.number == repo.latest_number,
+            )
+        )
+    return Publication(repository_version_id=version.id)
+
+
+def _one_version(session: Session, values: dict[str, Any], row: Any) -> None:
+    if values.get("repository_version") is None and values.get("repository") is None:
+        raise ValidationError(
+            {"non_field_errors": ["Either repository or repository_version is required."]}
+        )
+
+
+def _in_versions(condition: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda value: Publication.repository_version_id.in_(
+        select(RepositoryVersion.id).where(condition(value))
+    )
+
+
+def _of_repository(value: str) -> Any:
+    try:
+        return RepositoryVersion.repository_id == kinds.REPOSITORY.parse(value)
+    except kinds.BadHref as exc:
+        raise invalid("repository", str(exc)) from None
+
+
+def _is_version(value: str) -> Any:
+    try:
+        repository_id, number = kinds.parse_version(value)
+    except kinds.BadHref as exc:
+        raise invalid("repository_version", str(exc)) from None
+    return (RepositoryVersion.repository_id == repository_id) & (RepositoryVersion.number == number)
+
+
+PUBLICATIONS = Resource(
+    kinds.PUBLICATION,
+    Publication,
+    (
+        Field("pulp_href", "string", read_only=True),
+        Field("pulp_created", "string", read_only=True),
+        Field(
+            "repository_version",
+            "string",
+            nullable=True,
+            href="repository_version",
+            help="A version href.",
+        ),
+        Field("repository", "string", nullable=True, href="repository", help="Its latest version."),
+        Field("distributions", "array", read_only=True),
+    ),
+    _publication_json,
+    verbs=(LIST, CREATE, READ, DELETE),
+    tasks=(CREATE,),
+    filters=(
+        Filter("repository", condition=_in_versions(_of_repository)),
+        Filter("repository_version", condition=_in_versions(_is_version)),
+    ),
+    ordering={"pulp_created": Publication.pulp_created},
+    default_order="-pulp_created",
+    check=_one_version,
+    build=_publish,
+)
+
+
+# ---- content --------------------------------------------------------------------------------
+
+
+def _content_json(row: Package, _: Render) -> dict[str, Any]:
     meta = row.metadata_json or {}
     return {
-        "pulp_href": href("content", row.id),
+        "pulp_href": kinds.CONTENT.href(row.id),
         "pulp_created": stamp(row.pulp_created),
         "artifact": None,
         "filename": row.filename,
@@ -263,9 +449,83 @@ def content_json(row: Package) -> dict[str, Any]:
     }
 
 
-def task_json(row: Task) -> dict[str, Any]:
+def _in_version(column: Any) -> Callable[[str], Any]:
+    """Packages present in (column None), added in or removed in a repository version."""
+
+    def condition(value: str) -> Any:
+        try:
+            repository_id, number = kinds.parse_version(value)
+        except kinds.BadHref as exc:
+            raise invalid("repository_version", str(exc)) from None
+        rc = RepositoryContent
+        where = (
+            present_in(repository_id, number)
+            if column is None
+            else (rc.repository_id == repository_id) & (column == number)
+        )
+        return Package.id.in_(select(rc.package_id).where(where))
+
+    return condition
+
+
+CONTENT = Resource(
+    kinds.CONTENT,
+    Package,
+    (
+        Field("pulp_href", "string", read_only=True),
+        Field("pulp_created", "string", read_only=True),
+        Field("artifact", "string", read_only=True, nullable=True),
+        Field("filename", "string", read_only=True),
+        Field("relative_path", "string", help="The file's name."),
+        Field("repository", "string", nullable=True, href="repository", write_only=True),
+        Field("file", "string", write_only=True, help="The distribution file."),
+        Field("packagetype", "string", read_only=True),
+        Field("name", "string", read_only=True),
+        Field("version", "string", read_only=True),
+        Field("sha256", "string", read_only=True),
+        Field("size", "integer", read_only=True),
+        Field("requires_python", "string", read_only=True, nullable=True),
+        Field("python_version", "string", read_only=True),
+        Field("metadata_sha256", "string", read_only=True, nullable=True),
+        Field("summary", "string", read_only=True, nullable=True),
+        Field("author", "string", read_only=True, nullable=True),
+        Field("license", "string", read_only=True, nullable=True),
+        Field("requires_dist", "array", read_only=True),
+        Field("yanked", "boolean", read_only=True),
+        Field("yanked_reason", "string", read_only=True, nullable=True),
+        Field("upload_time", "string", read_only=True),
+        Field("origin", "string", read_only=True, help="upload, cache or sync"),
+    ),
+    _content_json,
+    filters=(
+        _name_filter(Package),
+        Filter("filename", Package.filename),
+        Filter("sha256", Package.sha256),
+        Filter("version", Package.version),
+        Filter("packagetype", Package.packagetype, ("", IN)),
+        Filter("origin", Package.origin),
+        Filter("repository_version", condition=_in_version(None)),
+        Filter("repository_version_added", condition=_in_version(RepositoryContent.version_added)),
+        Filter(
+            "repository_version_removed", condition=_in_version(RepositoryContent.version_removed)
+        ),
+    ),
+    ordering={
+        "name": Package.name,
+        "filename": Package.filename,
+        "version": Package.version,
+        "pulp_created": Package.pulp_created,
+    },
+    default_order="filename",
+)
+
+
+# ---- tasks ----------------------------------------------------------------------------------
+
+
+def _task_json(row: Task, _: Render) -> dict[str, Any]:
     return {
-        "pulp_href": href("task", row.id),
+        "pulp_href": kinds.TASK.href(row.id),
         "pulp_created": stamp(row.pulp_created),
         "state": row.state,
         "name": row.name,
@@ -279,46 +539,34 @@ def task_json(row: Task) -> dict[str, Any]:
         "child_tasks": [],
         "task_group": None,
         "progress_reports": row.progress_reports or [],
-        "created_resources": row.created_resources or [],
+        "created_resources": [ref_href(ref) for ref in row.created_resources or []],
         "reserved_resources_record": row.reserved_resources or [],
         "result": row.result,
     }
 
 
-def publication_json(row: Publication, distributions: list[str]) -> dict[str, Any]:
-    version = row.repository_version
-    return {
-        "pulp_href": href("publication", row.id),
-        "pulp_created": stamp(row.pulp_created),
-        "repository_version": version_href(version.repository_id, version.number),
-        "repository": href("repository", version.repository_id),
-        "distributions": distributions,
-    }
+TASKS = Resource(
+    kinds.TASK,
+    Task,
+    (
+        Field("pulp_href", "string", read_only=True),
+        Field("pulp_created", "string", read_only=True),
+        Field("state", "string", choices=TASK_STATES),
+        Field("name", "string", read_only=True),
+        Field("logging_cid", "string", read_only=True),
+        Field("started_at", "string", read_only=True, nullable=True),
+        Field("finished_at", "string", read_only=True, nullable=True),
+        Field("error", "object", read_only=True, nullable=True),
+        Field("worker", "string", read_only=True, nullable=True),
+        Field("progress_reports", "array", items="object", read_only=True),
+        Field("created_resources", "array", read_only=True),
+        Field("reserved_resources_record", "array", read_only=True),
+        Field("result", "object", read_only=True, nullable=True),
+    ),
+    _task_json,
+    filters=(Filter("state", Task.state, ("", IN)), Filter("name", Task.name)),
+    ordering={"pulp_created": Task.pulp_created, "name": Task.name, "state": Task.state},
+    default_order="-pulp_created",
+)
 
-
-def version_json(row: RepositoryVersion, session: Session) -> dict[str, Any]:
-    own = version_href(row.repository_id, row.number)
-    counts = content_counts(session, row.repository_id, row.number)
-    listing = href("content", "x").removesuffix("x/")
-
-    def summary(key: str, query: str) -> dict[str, Any]:
-        if not counts[key]:
-            return {}
-        return {"python.python": {"count": counts[key], "href": f"{listing}?{query}={own}"}}
-
-    return {
-        "pulp_href": own,
-        "pulp_created": stamp(row.pulp_created),
-        "number": row.number,
-        "repository": href("repository", row.repository_id),
-        "base_version": (
-            version_href(row.repository_id, row.base_number)
-            if row.base_number is not None
-            else None
-        ),
-        "content_summary": {
-            "added": summary("added", "repository_version_added"),
-            "removed": summary("removed", "repository_version_removed"),
-            "present": summary("present", "repository_version"),
-        },
-    }
+RESOURCES = (REPOSITORIES, VERSIONS, REMOTES, DISTRIBUTIONS, PUBLICATIONS, CONTENT, TASKS)

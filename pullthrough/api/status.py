@@ -5,16 +5,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from datetime import timedelta
 
-from flask import Response, json, request
+from flask import Response, request
 from sqlalchemy import select
 
+from pullthrough.api.kinds import API_ROOT
 from pullthrough.api.openapi import APP_VERSIONS
-from pullthrough.api.operations import operation
-from pullthrough.catalog.models import Worker, now
+from pullthrough.api.operations import Call, Operation, json_response
+from pullthrough.catalog.models import Worker
+from pullthrough.services.tasks import online_since
 from pullthrough.upstream.client import UpstreamClient, describe_url
-from pullthrough.web.common import services
 
 _REACHABILITY_SECONDS = 30.0  # a status poll must not become a load on the upstream
 _checked: dict[str, tuple[float, bool]] = {}
@@ -32,13 +32,8 @@ def _reachable(client: UpstreamClient) -> tuple[bool, float]:
     return seen[1], seen[0]
 
 
-@operation(
-    "status_read", "GET", "/pulp/api/v3/status/", "/pulp/api/v3/status/",
-    "Status: versions, storage, cache and upstream reachability",
-    auth=False, responses={200: "StatusResponse"},
-)  # fmt: skip
-def status() -> Response:
-    svc = services()
+def status(call: Call) -> Response:
+    svc = call.services
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
     for client in svc.registry.clients():
@@ -63,7 +58,7 @@ def status() -> Response:
             }
             for component, version in APP_VERSIONS.items()
         ],
-        "online_workers": _online_workers(),
+        "online_workers": _online_workers(call),
         "database_connection": {"connected": True},
         "redis_connection": None,
         "content_settings": {"content_origin": request.host_url, "content_path_prefix": "/pypi/"},
@@ -77,11 +72,24 @@ def status() -> Response:
         "remotes": remotes,
         "distributions": sorted(b for b, d in svc.registry.all().items() if not d.hidden),
     }
-    return Response(json.dumps(body), mimetype="application/json")
+    return json_response(body)
 
 
-def _online_workers() -> list[dict[str, object]]:
-    cutoff = now() - timedelta(seconds=30)
-    with services().catalog.session() as session:
-        rows = session.scalars(select(Worker).where(Worker.last_heartbeat >= cutoff)).all()
+def _online_workers(call: Call) -> list[dict[str, object]]:
+    alive = online_since(call.services.settings.tasks.worker_timeout)
+    with call.services.catalog.session() as session:
+        rows = session.scalars(select(Worker).where(Worker.last_heartbeat >= alive)).all()
         return [{"name": w.name, "last_heartbeat": w.last_heartbeat.isoformat()} for w in rows]
+
+
+STATUS = Operation(
+    "status_read",
+    "GET",
+    API_ROOT + "status/",
+    API_ROOT + "status/",
+    status,
+    "Status: versions, storage, cache and upstream reachability",
+    auth=False,
+    transaction=False,  # it asks the upstreams: no catalog lock meanwhile
+    responses={200: "StatusResponse"},
+)

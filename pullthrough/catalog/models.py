@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -42,35 +41,14 @@ class Timestamped:
 
 
 class Remote(Timestamped, Base):
+    """A remote's settings are one JSON object, keyed by the names config.RemoteSettings
+    declares: a new setting needs no new column (a missing key takes the declared default)."""
+
     __tablename__ = "remotes"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    url: Mapped[str] = mapped_column(Text)
-    includes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    excludes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
-    package_types: Mapped[list[str]] = mapped_column(JSON, default=list)
-    exclude_platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
-    keep_latest_packages: Mapped[int] = mapped_column(Integer, default=0)
-    policy: Mapped[str] = mapped_column(String(16), default="on_demand")
-    download_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    tls_validation: Mapped[bool] = mapped_column(Boolean, default=True)
-    ca_cert: Mapped[str | None] = mapped_column(Text, nullable=True)
-    client_cert: Mapped[str | None] = mapped_column(Text, nullable=True)
-    client_key: Mapped[str | None] = mapped_column(Text, nullable=True)
-    proxy_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    proxy_username: Mapped[str | None] = mapped_column(Text, nullable=True)
-    proxy_password: Mapped[str | None] = mapped_column(Text, nullable=True)
-    username: Mapped[str | None] = mapped_column(Text, nullable=True)
-    password: Mapped[str | None] = mapped_column(Text, nullable=True)
-    headers: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
-    connect_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
-    sock_connect_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
-    sock_read_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
-    total_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
-    max_retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
@@ -206,7 +184,15 @@ class Worker(Base):
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+TASK_STATES = ("waiting", "skipped", "running", "completed", "failed", "canceled", "canceling")
+FINAL_TASK_STATES = ("completed", "failed", "canceled", "skipped")
+
+
 class Task(Base):
+    """A Pulp-shaped task. `created_resources` holds references
+    (`{"kind": "repository_version", "id": <repository id>, "number": 1}`), not hrefs: the API
+    renders them."""
+
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -218,7 +204,7 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     progress_reports: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    created_resources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_resources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     reserved_resources: Mapped[list[str]] = mapped_column(JSON, default=list)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -44,9 +44,14 @@ def create_repository(session: Session, **fields: Any) -> Repository:
     repo = Repository(**fields)
     session.add(repo)
     session.flush()
+    initial_version(session, repo)
+    return repo
+
+
+def initial_version(session: Session, repo: Repository) -> None:
+    """Every repository starts with version 0, empty."""
     session.add(RepositoryVersion(repository_id=repo.id, number=0))
     session.flush()
-    return repo
 
 
 def new_version(

@@ -47,11 +47,20 @@ def admin_password(auth: AuthSettings, data_dir: Path) -> tuple[str, bool]:
     raise RuntimeError(f"could not read or create {path}")
 
 
+class Unauthorized(Exception):
+    """The request needs the admin's credentials (401 with a Basic challenge)."""
+
+
 class Authenticator:
     def __init__(self, username: str, password: str, token: str = "") -> None:
         self.username = username
         self._password = password
         self._token = token
+
+    def require(self, authorization: str | None) -> None:
+        """Raise Unauthorized unless the Authorization header is the admin's."""
+        if not self.allows(authorization):
+            raise Unauthorized("Authentication required")
 
     def allows(self, authorization: str | None) -> bool:
         """Check an Authorization header; comparisons take constant time."""

@@ -1,10 +1,14 @@
-"""Build the services for a Settings: one place that knows the data folder's layout."""
+"""The services of one process, built from Settings: the one place that knows the data folder's
+layout and which background tasks exist."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import diskcache
+from sqlalchemy import select
 
 from pullthrough.catalog.db import (
     Catalog,
@@ -15,17 +19,23 @@ from pullthrough.catalog.db import (
     retry_busy,
 )
 from pullthrough.catalog.generation import Generation
+from pullthrough.catalog.models import Distribution, Remote
 from pullthrough.config import Settings
-from pullthrough.services import orphans, sync  # noqa: F401 - they declare background tasks
+from pullthrough.services import orphans, sync
 from pullthrough.services.auth import Authenticator, admin_password
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.pullthrough import PullThrough
-from pullthrough.services.registry import Registry, sync_config
+from pullthrough.services.registry import Registry
+from pullthrough.services.tasks import Handler, TaskWorker
 from pullthrough.services.uploads import Uploads
-from pullthrough.services.worker import TaskWorker
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore
+
+SYNC = "pullthrough.tasks.sync"
+ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
+BACKGROUND_TASKS: Mapping[str, Handler] = {SYNC: sync.sync, ORPHAN_CLEANUP: orphans.orphan_cleanup}
+EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 
 
 @dataclass
@@ -43,11 +53,21 @@ class Services:
     workers: list[TaskWorker] = field(default_factory=list)  # run in this process
 
     def wake_workers(self) -> None:
+        """A task was queued: this process's workers look now rather than at their next poll."""
         for worker in self.workers:
             worker.wakeup.set()
 
+    def new_worker(self, name: str | None = None) -> TaskWorker:
+        return TaskWorker(
+            self,
+            BACKGROUND_TASKS,
+            heartbeat=self.settings.tasks.heartbeat,
+            dead_after=self.settings.tasks.worker_timeout,
+            name=name,
+        )
+
     def start_worker(self) -> TaskWorker:
-        worker = TaskWorker(self)
+        worker = self.new_worker()
         self.workers.append(worker)
         worker.start()
         return worker
@@ -61,6 +81,44 @@ class Services:
         self.ledger.close()
         self.catalog.close()
         self.registry.generation.close()
+
+
+def sync_config(catalog: Catalog, settings: Settings) -> bool:
+    """Create or update the remotes and distributions the config file declares (by name), with
+    the settings the file gives; what it does not give keeps what the API set. Returns whether
+    anything changed."""
+    changed = False
+    with catalog.session() as session:
+        remotes: dict[str, Remote] = {}
+        for declared in settings.remotes:
+            row = session.scalar(select(Remote).where(Remote.name == declared.name))
+            given = {k: v for k, v in declared.values().items() if k in declared.given}
+            if row is None:
+                row = Remote(name=declared.name, settings=given)
+                session.add(row)
+                changed = True
+            elif (merged := {**row.settings, **given}) != row.settings:
+                row.settings = merged
+                changed = True
+            remotes[declared.name] = row
+        session.flush()
+        for declared_dist in settings.distributions:
+            wanted: dict[str, Any] = {
+                k: getattr(declared_dist, k) for k in declared_dist.given if k != "remote"
+            }
+            if declared_dist.remote is not None:
+                wanted["remote_id"] = remotes[declared_dist.remote].id
+            dist = session.scalar(
+                select(Distribution).where(Distribution.name == declared_dist.name)
+            )
+            if dist is None:
+                session.add(Distribution(name=declared_dist.name, **wanted))
+                changed = True
+            elif any(getattr(dist, k) != v for k, v in wanted.items()):
+                for key, value in wanted.items():
+                    setattr(dist, key, value)
+                changed = True
+    return changed
 
 
 def prepare_data(settings: Settings) -> tuple[str, bool]:
@@ -105,7 +163,6 @@ def build_services(settings: Settings) -> Services:
     registry = Registry(
         catalog, generation, pages_cache, ttl=settings.cache.index_ttl, tls_dir=data / "tls"
     )
-    events = CachedContent(catalog, store)
     return Services(
         settings=settings,
         store=store,
@@ -114,7 +171,7 @@ def build_services(settings: Settings) -> Services:
         catalog=catalog,
         registry=registry,
         pages_cache=pages_cache,
-        pullthrough=PullThrough(store, ledger, locks, events),
+        pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog, store)),
         uploads=Uploads(catalog, store, ledger),
         auth=Authenticator(settings.auth.admin_username, password, settings.auth.admin_token),
     )

@@ -9,13 +9,13 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.models import Package, RepositoryContent, now
-from pullthrough.services.worker import TaskContext, background
+from pullthrough.services.tasks import TaskContext
 
 DEFAULT_PROTECTION_MINUTES = 1440  # as Pulp's ORPHAN_PROTECTION_TIME
 
 
-@background("pullthrough.tasks.orphan_cleanup")
 def orphan_cleanup(ctx: TaskContext) -> None:
+    """The task: args `orphan_protection_time` (minutes), `content_ids` (None: all)."""
     minutes = ctx.args.get("orphan_protection_time")
     minutes = DEFAULT_PROTECTION_MINUTES if minutes is None else int(minutes)
     cutoff = now() - timedelta(minutes=minutes)

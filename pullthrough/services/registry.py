@@ -14,12 +14,11 @@ from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.generation import Generation
 from pullthrough.catalog.models import Distribution as DistributionRow
 from pullthrough.catalog.models import Publication, Remote
-from pullthrough.config import Settings
+from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
-from pullthrough.services.remotes import row_values, settings_of
 from pullthrough.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,8 @@ class Registry:
         if (client := self._clients.get(key)) is None:
             for old in [k for k in self._clients if k[0] == remote.id]:
                 self._clients.pop(old).close()
-            client = self._clients[key] = UpstreamClient(settings_of(remote, self.tls_dir))
+            settings = RemoteSettings.from_values(remote.name, remote.settings)
+            client = self._clients[key] = UpstreamClient(settings, tls_dir=self.tls_dir)
         return client
 
     def _local(self, repository_id: str, number: int) -> LocalContent:
@@ -122,50 +122,3 @@ class Registry:
                     hidden=row.hidden,
                 )
         return found
-
-
-def sync_config(catalog: Catalog, settings: Settings) -> bool:
-    """Create or update the remotes and distributions the config file declares (by name);
-    fields the file does not set keep what the API gave them. Returns whether anything changed."""
-    changed = False
-    with catalog.session() as session:
-        remotes: dict[str, Remote] = {}
-        for declared in settings.remotes:
-            row = session.scalar(select(Remote).where(Remote.name == declared.name))
-            values = row_values(declared)
-            if row is None:
-                row = Remote(name=declared.name, **values)
-                session.add(row)
-                changed = True
-            elif any(getattr(row, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(row, key, value)
-                changed = True
-            remotes[declared.name] = row
-        session.flush()
-        for declared_dist in settings.distributions:
-            dist = session.scalar(
-                select(DistributionRow).where(DistributionRow.name == declared_dist.name)
-            )
-            remote_id = remotes[declared_dist.remote].id if declared_dist.remote else None
-            if dist is None:
-                session.add(
-                    DistributionRow(
-                        name=declared_dist.name,
-                        base_path=declared_dist.base_path,
-                        remote_id=remote_id,
-                        allow_uploads=False,
-                    )
-                )
-                changed = True
-            else:
-                # Only what the file declares; a remote set through the API stays when the file
-                # names none.
-                wanted = {"base_path": declared_dist.base_path}
-                if remote_id is not None:
-                    wanted["remote_id"] = remote_id
-                if any(getattr(dist, k) != v for k, v in wanted.items()):
-                    for key, value in wanted.items():
-                        setattr(dist, key, value)
-                    changed = True
-    return changed

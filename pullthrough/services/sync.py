@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 from sqlalchemy import select
 
-from pullthrough.api.hrefs import version_href
 from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.config import RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import Cached, parse_list, parse_page
-from pullthrough.services.remotes import settings_of
-from pullthrough.services.worker import TaskContext, background
+from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.store import HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
 
@@ -55,13 +54,14 @@ def keep_latest(page: ProjectPage, count: int) -> ProjectPage:
 
 
 class Syncer:
-    def __init__(self, ctx: TaskContext, remote: Remote, client: UpstreamClient) -> None:
+    def __init__(self, ctx: TaskContext, remote_id: str, client: UpstreamClient) -> None:
         self.ctx = ctx
         self.svc = ctx.services
-        self.remote = remote
+        self.remote_id = remote_id
+        self.remote = client.remote
         self.client = client
         self.filters: FilterSpec = client.remote.filters
-        self.concurrency = remote.download_concurrency or DEFAULT_CONCURRENCY
+        self.concurrency = self.remote.download_concurrency or DEFAULT_CONCURRENCY
         self.errors: list[str] = []
         self.changed = 0
 
@@ -77,7 +77,7 @@ class Syncer:
     def page(self, name: str) -> ProjectPage | None:
         """Revalidate against the last sync's copy: a 304 costs no parsing."""
         url = self.client.project_url(canonicalize_name(name))
-        key = ("sync", self.remote.id, url)
+        key = ("sync", self.remote_id, url)
         cached: Cached | None = self.svc.pages_cache.get(key)
         try:
             fetched = self.client.get_page(
@@ -158,25 +158,25 @@ class Syncer:
             metadata_json={"name": wanted.project, "version": str(info.version or "")},
             origin="sync",
             remote_url=entry.url,
-            remote_id=self.remote.id,
+            remote_id=self.remote_id,
             policy=self.remote.policy,
         )
         apply_index_fields(package, entry)
         return package
 
 
-@background("pullthrough.tasks.sync")
 def sync(ctx: TaskContext) -> None:
+    """The task: args `repository_id`, `remote_id`, `mirror`."""
     repository_id, mirror = ctx.args["repository_id"], bool(ctx.args.get("mirror"))
     svc = ctx.services
     with svc.catalog.session() as session:
         remote = session.get(Remote, ctx.args["remote_id"])
         if remote is None or session.get(Repository, repository_id) is None:
             raise SyncFailed("the repository or the remote no longer exists")
-        settings = settings_of(remote, svc.settings.server.data_dir / "tls")
-    client = UpstreamClient(settings)
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+    client = UpstreamClient(settings, tls_dir=svc.settings.server.data_dir / "tls")
     try:
-        syncer = Syncer(ctx, remote, client)
+        syncer = Syncer(ctx, ctx.args["remote_id"], client)
         names = syncer.project_names()
         wanted = syncer.wanted(names)
         with svc.catalog.session() as session:
@@ -196,7 +196,7 @@ def sync(ctx: TaskContext) -> None:
                 )
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
-        immediate = remote.policy == "immediate"
+        immediate = settings.policy == "immediate"
         fetch = [
             w for w in wanted
             if (immediate or not w.file.sha256)
@@ -246,7 +246,7 @@ def sync(ctx: TaskContext) -> None:
             remove = current - set(ids) if mirror else set()
             version = new_version(session, repository_id, add=ids, remove=remove)
             if version is not None:
-                ctx.outcome.created.append(version_href(repository_id, version.number))
+                ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
         # Reports write to the catalog: never from inside the transaction above.
         ctx.report(
             "sync.associating.content", "Associating Content", done=len(ids), total=len(ids),

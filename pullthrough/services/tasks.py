@@ -1,9 +1,12 @@
-"""Background tasks (sync, orphan cleanup): queued in the catalog, claimed by workers.
+"""Tasks, Pulp-style: write operations answer 202 with a task that clients poll.
 
-A worker runs inside each server process (the embedded default) or as `pullthrough worker`.
-Claiming is safe across processes and hosts: SQLite serializes it in one write transaction,
-PostgreSQL uses SELECT ... FOR UPDATE SKIP LOCKED. Workers heartbeat; a task whose worker has
-been silent too long is marked failed instead of staying `running` forever.
+Quick operations run in the request and are recorded as a completed task in the same
+transaction (`record_completed`): a failure changes nothing and records nothing. Long ones (sync,
+orphan cleanup) are queued in the catalog and claimed by workers: one inside each server process
+(the embedded default) or `pullthrough worker`. Claiming is safe across processes and hosts:
+SQLite serializes it in one write transaction, PostgreSQL uses SELECT ... FOR UPDATE SKIP LOCKED.
+Workers heartbeat; a task whose worker has been silent too long is marked failed instead of
+staying `running` forever. Which tasks exist is the container's table (services.container).
 """
 
 from __future__ import annotations
@@ -14,23 +17,76 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
-from pullthrough.api.tasks import TaskOutcome
 from pullthrough.catalog.models import Task, Worker, now
 
 if TYPE_CHECKING:
-    from pullthrough.services.wiring import Services
+    from pullthrough.services.container import Services
 
 log = logging.getLogger(__name__)
+PROCESS = f"{socket.gethostname()}-{os.getpid()}"  # the worker named on in-request tasks
 
-HEARTBEAT_SECONDS = 5.0
-DEAD_AFTER_SECONDS = 30.0
-FINAL = ("completed", "failed", "canceled", "skipped")
+
+@dataclass(frozen=True)
+class Ref:
+    """Something a task created; the API renders it as an href."""
+
+    kind: str  # repository_version, content, distribution, publication, ...
+    id: str  # for a repository version: its repository's id
+    number: int | None = None  # a repository version's number
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            **({"number": self.number} if self.number is not None else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Ref:
+        return cls(str(data["kind"]), str(data["id"]), data.get("number"))
+
+
+@dataclass
+class TaskOutcome:
+    created: list[Ref] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+
+
+def record_completed(
+    session: Session, name: str, work: Callable[[Session, TaskOutcome], None], *, cid: str = ""
+) -> str:
+    """Do `work` and record it as a completed task, in the caller's transaction; returns the
+    task's id."""
+    started = now()
+    outcome = TaskOutcome()
+    work(session, outcome)
+    task = Task(
+        name=name,
+        state="completed",
+        logging_cid=cid,
+        started_at=started,
+        finished_at=now(),
+        worker=PROCESS,
+        created_resources=[ref.to_json() for ref in outcome.created],
+        reserved_resources=[],
+        result=outcome.result,
+    )
+    session.add(task)
+    session.flush()
+    return task.id
+
+
+def online_since(window: float) -> datetime:
+    """Workers that heartbeat after this time are alive."""
+    return now() - timedelta(seconds=window)
 
 
 class Canceled(Exception):
@@ -70,33 +126,33 @@ class TaskContext:
                 raise Canceled()
 
 
-BACKGROUND: dict[str, Callable[[TaskContext], None]] = {}
+Handler = Callable[[TaskContext], None]
 
 
-def background(
-    name: str,
-) -> Callable[[Callable[[TaskContext], None]], Callable[[TaskContext], None]]:
-    def register(func: Callable[[TaskContext], None]) -> Callable[[TaskContext], None]:
-        BACKGROUND[name] = func
-        return func
-
-    return register
-
-
-def enqueue(services: Services, name: str, args: dict[str, Any], *, cid: str = "") -> str:
-    if name not in BACKGROUND:
-        raise KeyError(f"no background task named {name!r}")
-    with services.catalog.session() as session:
-        task = Task(name=name, args=args, logging_cid=cid, reserved_resources=[])
-        session.add(task)
-    services.wake_workers()
+def enqueue(session: Session, name: str, args: dict[str, Any], *, cid: str = "") -> str:
+    """Queue a background task in the caller's transaction; returns its id. Wake the workers
+    once it is committed."""
+    task = Task(name=name, args=args, logging_cid=cid, reserved_resources=[])
+    session.add(task)
+    session.flush()
     return task.id
 
 
 class TaskWorker:
-    def __init__(self, services: Services, name: str | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        handlers: Mapping[str, Handler],
+        *,
+        heartbeat: float,  # seconds between heartbeats
+        dead_after: float,  # a worker silent this long is presumed dead
+        name: str | None = None,
+    ) -> None:
         self.services = services
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.handlers = handlers
+        self.heartbeat_seconds = heartbeat
+        self.dead_after = dead_after
+        self.name = name or f"{PROCESS}-{threading.get_ident() % 10000}"
         self.wakeup = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,7 +169,7 @@ class TaskWorker:
                 self.heartbeat()
             except Exception:
                 log.exception("task worker %s: heartbeat failed", self.name)
-            self._stop.wait(min(HEARTBEAT_SECONDS, 1.0))
+            self._stop.wait(min(self.heartbeat_seconds, 1.0))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -137,7 +193,7 @@ class TaskWorker:
                 self.wakeup.clear()
 
     def heartbeat(self, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._beat < HEARTBEAT_SECONDS:
+        if not force and time.monotonic() - self._beat < self.heartbeat_seconds:
             return
         self._beat = time.monotonic()
         with self.services.catalog.session() as session:
@@ -150,9 +206,10 @@ class TaskWorker:
 
     def reap(self) -> int:
         """Mark failed the tasks of workers that stopped heartbeating."""
-        cutoff = now() - timedelta(seconds=DEAD_AFTER_SECONDS)
         with self.services.catalog.session() as session:
-            alive = select(Worker.name).where(Worker.last_heartbeat >= cutoff)
+            alive = select(Worker.name).where(
+                Worker.last_heartbeat >= online_since(self.dead_after)
+            )
             orphaned = session.scalars(
                 select(Task).where(
                     Task.state.in_(("running", "canceling")),
@@ -183,7 +240,7 @@ class TaskWorker:
         task = self.claim()
         if task is None:
             return False
-        func = BACKGROUND.get(task.name)
+        func = self.handlers.get(task.name)
         ctx = TaskContext(self.services, task.id, dict(task.args or {}))
         state, error = "completed", None
         try:
@@ -227,5 +284,5 @@ class TaskWorker:
                 for r in ctx._reports.values()
             ]  # fmt: skip
             if state == "completed":
-                row.created_resources = ctx.outcome.created
+                row.created_resources = [ref.to_json() for ref in ctx.outcome.created]
                 row.result = ctx.outcome.result

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -75,12 +78,34 @@ class _Session(requests.Session):
                 prepared_request.headers.pop(name, None)
 
 
+def pem_file(pem: str | None, tls_dir: Path) -> str | None:
+    """The settings hold PEM text (as Pulp's remotes do); requests wants a file."""
+    if not pem:
+        return None
+    path = tls_dir / (hashlib.sha256(pem.encode()).hexdigest()[:32] + ".pem")
+    if not path.exists():
+        tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pem)
+        tmp.replace(path)
+    return str(path)
+
+
 class UpstreamClient:
-    def __init__(self, remote: RemoteSettings, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        remote: RemoteSettings,
+        session: requests.Session | None = None,
+        *,
+        tls_dir: Path | None = None,  # where PEM files for requests go (certificates, keys)
+    ) -> None:
         self.remote = remote
         self.root = simple_root(remote.url)
         self._origin = urlsplit(self.root)[:2]
-        self.timeout = (remote.connect_timeout, remote.sock_read_timeout)
+        connect = remote.sock_connect_timeout or remote.connect_timeout
+        self.timeout = (connect, remote.sock_read_timeout)
         self.session = session or _Session()
         # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
         # sets its own; it is read once per host here, not on every request as trust_env does.
@@ -97,7 +122,7 @@ class UpstreamClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
-        self._headers = dict(remote.headers)  # like credentials: for the index's own host only
+        self._headers = remote.header_map  # like credentials: for the index's own host only
         if isinstance(self.session, _Session):
             self.session.private_headers = frozenset(self._headers)
         if remote.proxy_url:
@@ -107,12 +132,13 @@ class UpstreamClient:
             self._fixed_proxies: dict[str, str] | None = {"http": proxy, "https": proxy}
         else:
             self._fixed_proxies = None
+        tls = tls_dir or Path(tempfile.gettempdir()) / f"pullthrough-tls-{os.getuid()}"
         env_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self.session.verify = remote.ca_cert or (remote.tls_validation and (env_bundle or True))
-        if remote.client_cert:
-            self.session.cert = (
-                (remote.client_cert, remote.client_key) if remote.client_key else remote.client_cert
-            )
+        ca_file = pem_file(remote.ca_cert, tls)
+        self.session.verify = ca_file or (remote.tls_validation and (env_bundle or True))
+        if cert := pem_file(remote.client_cert, tls):
+            key = pem_file(remote.client_key, tls)
+            self.session.cert = (cert, key) if key else cert
         self._auth = (remote.username, remote.password or "") if remote.username else None
 
     def close(self) -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
-from flask import Response, abort, current_app, request
+from flask import current_app, request
 
+from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.distribution import Distribution, NotFound
-from pullthrough.services.wiring import Services
 
 STALE_HEADER = "X-Pullthrough-Stale"  # set when the upstream failed and a cached copy is served
 
 
 def services() -> Services:
-    return current_app.extensions["pullthrough"]
+    return cast(Services, current_app.extensions[EXTENSION])
 
 
 def distribution(base_path: str) -> Distribution:
@@ -21,18 +22,6 @@ def distribution(base_path: str) -> Distribution:
     if dist is None:
         raise NotFound(f"No distribution with base path {base_path!r}")
     return dist
-
-
-def require_admin() -> None:
-    """401 (with a Basic challenge) unless the request carries the admin's credentials."""
-    if not services().auth.allows(request.headers.get("Authorization")):
-        challenge = Response(
-            "Authentication required\n",
-            status=401,
-            mimetype="text/plain",
-            headers={"WWW-Authenticate": 'Basic realm="pullthrough"'},
-        )
-        abort(challenge)
 
 
 def etag_of(body: bytes) -> str:

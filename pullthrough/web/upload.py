@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from pullthrough.web.common import distribution, require_admin, services
+from pullthrough.web.common import distribution, services
 
 bp = Blueprint("upload", __name__)
 
@@ -15,8 +15,8 @@ def _text(message: str, status: int) -> Response:
 
 @bp.post("/pypi/<path:base_path>/legacy/")
 def legacy_upload(base_path: str) -> Response:
-    require_admin()
     svc = services()
+    svc.auth.require(request.headers.get("Authorization"))
     dist = distribution(base_path)
     if not dist.allow_uploads:
         return _text(f"Uploads are not allowed to distribution {dist.base_path!r}", 403)

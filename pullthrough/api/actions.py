@@ -1,0 +1,258 @@
+"""The operations that are not CRUD, written by hand as in Pulp's ViewSets: modify a repository's
+content, sync it, cancel a task, clean up orphans, upload content."""
+
+from __future__ import annotations
+
+from flask import Response, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pullthrough.api import kinds
+from pullthrough.api.crud import TASK_RESPONSE
+from pullthrough.api.operations import (
+    Call,
+    Operation,
+    by_id,
+    invalid,
+    json_response,
+    resolve,
+    task_answer,
+)
+from pullthrough.api.resources import CONTENT, TASKS, Render
+from pullthrough.catalog.models import (
+    FINAL_TASK_STATES,
+    Package,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+    Task,
+)
+from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.core.fields import Field
+from pullthrough.services.container import ORPHAN_CLEANUP, SYNC
+from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
+from pullthrough.services.uploads import UploadRefused
+
+REPOSITORY = "{" + kinds.REPOSITORY.href_param + "}"
+
+
+def _queued(call: Call, name: str, args: dict[str, object]) -> Response:
+    task_id = enqueue(call.session, name, args, cid=call.cid)
+    call.after.append(call.services.wake_workers)
+    return json_response({"task": kinds.TASK.href(task_id)}, 202)
+
+
+# ---- modify ---------------------------------------------------------------------------------
+
+MODIFY = (
+    Field("add_content_units", "array", href="content", help="Content hrefs to add."),
+    Field("remove_content_units", "array", help="Content hrefs to remove ('*': all)."),
+    Field(
+        "base_version",
+        "string",
+        nullable=True,
+        href="repository_version",
+        help="A version href to start from.",
+    ),
+)
+
+
+def _modify_rules(session: Session, values: dict[str, object], repo: Repository) -> None:
+    """`remove_content_units` as packages ("*": all present now); a base version of this
+    repository."""
+    removing = values.get("remove_content_units") or []
+    assert isinstance(removing, list)
+    if removing == ["*"]:
+        present = present_in(repo.id, repo.latest_number)
+        query = select(Package).join(RepositoryContent).where(present)
+        values["remove_content_units"] = list(session.scalars(query))
+    else:
+        values["remove_content_units"] = [
+            resolve(session, kinds.CONTENT.label, h, "remove_content_units") for h in removing
+        ]
+    base = values.get("base_version")
+    if isinstance(base, RepositoryVersion) and base.repository_id != repo.id:
+        raise invalid("base_version", "No such version of this repository.")
+
+
+def modify(call: Call) -> Response:
+    repo: Repository = call.row
+    add = {p.id for p in call.values.get("add_content_units") or []}
+    remove = {p.id for p in call.values["remove_content_units"]}
+    base: RepositoryVersion | None = call.values.get("base_version")
+
+    def work(session: Session, outcome: TaskOutcome) -> None:
+        if base is None:
+            version = new_version(session, repo.id, add=add, remove=remove)
+        else:
+            members = select(RepositoryContent.package_id)
+            then = set(session.scalars(members.where(present_in(repo.id, base.number))))
+            now = set(session.scalars(members.where(present_in(repo.id, repo.latest_number))))
+            wanted = (then | add) - remove
+            version = new_version(
+                session, repo.id, add=wanted - now, remove=now - wanted, base=base.number
+            )
+        if version is not None:
+            outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
+
+    ledger = call.services.ledger
+    for sha in call.session.scalars(select(Package.sha256).where(Package.id.in_(add))):
+        call.after.append(lambda sha=sha: ledger.forget(sha))  # now a repository's, not cache
+    return task_answer(call, "pullthrough.tasks.repository.modify", work)
+
+
+# ---- sync -----------------------------------------------------------------------------------
+
+SYNC_FIELDS = (
+    Field("remote", "string", nullable=True, href="remote", help="Default: the repository's."),
+    Field("mirror", "boolean", default=False, help="Remove what the remote no longer has."),
+    Field("sync_policy", "string", choices=("additive", "mirror_complete", "mirror_content_only")),
+)
+
+
+def sync(call: Call) -> Response:
+    repo: Repository = call.row
+    remote = call.values.get("remote")
+    remote_id = remote.id if remote is not None else repo.remote_id
+    if remote_id is None:
+        raise invalid("remote", "A remote must be given, or set on the repository.")
+    policy = call.values.get("sync_policy", "additive")
+    mirror = bool(call.values.get("mirror")) or policy != "additive"
+    return _queued(call, SYNC, {"repository_id": repo.id, "remote_id": remote_id, "mirror": mirror})
+
+
+# ---- tasks: cancel --------------------------------------------------------------------------
+
+CANCEL = (Field("state", "string", required=True, choices=("canceled",)),)
+
+
+def cancel(call: Call) -> Response:
+    task: Task = call.row
+    if task.state in FINAL_TASK_STATES:
+        return json_response(
+            {"detail": f"The task is already in a final state: {task.state}."}, 409
+        )
+    task.state = "canceled" if task.state == "waiting" else "canceling"
+    return json_response(TASKS.to_json(task, Render(call.session, request.host_url)))
+
+
+# ---- orphans --------------------------------------------------------------------------------
+
+ORPHANS = (
+    Field("orphan_protection_time", "integer", nullable=True, minimum=0, help="Minutes."),
+    Field("content_hrefs", "array", href="content", help="Limit to these orphans."),
+)
+
+
+def orphans_cleanup(call: Call) -> Response:
+    ids = [p.id for p in call.values.get("content_hrefs") or []] or None
+    minutes = call.values.get("orphan_protection_time")
+    return _queued(call, ORPHAN_CLEANUP, {"orphan_protection_time": minutes, "content_ids": ids})
+
+
+# ---- content upload -------------------------------------------------------------------------
+
+UPLOAD = (
+    Field("file", "string", required=True, help="The distribution file (binary)."),
+    Field("relative_path", "string", help="The file's name (default: the uploaded file's)."),
+    Field("repository", "string", nullable=True, href="repository", help="Add it to this one."),
+    Field("sha256", "string", help="The file's sha256, checked."),
+)
+
+
+UPLOAD_TASK = "pullthrough.tasks.content.upload"
+
+
+def upload(call: Call) -> Response:
+    """Outside the request's transaction: the file is stored first (streamed, hash-checked),
+    then catalogued in a transaction of its own."""
+    svc = call.services
+    file = call.values["file"]
+    filename = call.values.get("relative_path") or file.filename
+    if not filename:
+        raise invalid("relative_path", "This field is required.")
+    repo = call.values.get("repository")
+    try:
+        package, number = svc.uploads.upload(
+            repo.id if repo is not None else None,
+            file.stream,
+            filename,
+            digests={"sha256": call.values.get("sha256", "")},
+        )
+    except UploadRefused as exc:
+        raise invalid("file", str(exc)) from None
+
+    def work(session: Session, outcome: TaskOutcome) -> None:
+        if repo is not None and number is not None:
+            outcome.created.append(Ref(kinds.VERSION.label, repo.id, number))
+        outcome.created.append(Ref(kinds.CONTENT.label, package.id))
+        outcome.result = CONTENT.to_json(package, Render(session, request.host_url))
+
+    with svc.catalog.session() as session:
+        return task_answer(Call(svc, session, None, {}, call.cid, call.after), UPLOAD_TASK, work)
+
+
+OPERATIONS = [
+    Operation(
+        f"{kinds.REPOSITORY.operation}_modify",
+        "POST",
+        kinds.REPOSITORY.list_href + "<id>/modify/",
+        REPOSITORY + "modify/",
+        modify,
+        "Add and remove content",
+        path_param=kinds.REPOSITORY.href_param,
+        load=by_id(Repository),
+        body=MODIFY,
+        partial=True,
+        check=_modify_rules,
+        responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        f"{kinds.REPOSITORY.operation}_sync",
+        "POST",
+        kinds.REPOSITORY.list_href + "<id>/sync/",
+        REPOSITORY + "sync/",
+        sync,
+        "Sync from a remote",
+        path_param=kinds.REPOSITORY.href_param,
+        load=by_id(Repository),
+        body=SYNC_FIELDS,
+        partial=True,
+        responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        "tasks_cancel",
+        "PATCH",
+        kinds.TASK.list_href + "<id>/",
+        "{" + kinds.TASK.href_param + "}",
+        cancel,
+        "Cancel a task",
+        path_param=kinds.TASK.href_param,
+        load=by_id(Task),
+        body=CANCEL,
+        responses={200: f"{kinds.TASK.schema}Response", 409: None},
+    ),
+    Operation(
+        "orphans_cleanup_cleanup",
+        "POST",
+        kinds.API_ROOT + "orphans/cleanup/",
+        kinds.API_ROOT + "orphans/cleanup/",
+        orphans_cleanup,
+        "Remove content in no repository version, and its files",
+        body=ORPHANS,
+        partial=True,
+        responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        f"{kinds.CONTENT.operation}_create",
+        "POST",
+        kinds.CONTENT.list_href,
+        kinds.CONTENT.list_href,
+        upload,
+        "Upload a python package",
+        body=UPLOAD,
+        multipart=True,
+        transaction=False,
+        responses={202: TASK_RESPONSE},
+    ),
+]

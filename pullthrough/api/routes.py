@@ -1,0 +1,19 @@
+"""Every operation of the REST API, listed: the resource table's CRUD, the hand-written actions,
+status and the API document."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from pullthrough.api import actions, crud, openapi, operations, status
+from pullthrough.api.resources import RESOURCES
+
+
+def all_operations() -> list[operations.Operation]:
+    listed = [op for resource in RESOURCES for op in crud.operations(resource)]
+    listed += [*actions.OPERATIONS, status.STATUS]
+    return [*listed, openapi.document_operation(listed)]
+
+
+def blueprint() -> Blueprint:
+    return operations.blueprint(all_operations())
