@@ -19,14 +19,9 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-try:
-    from support.packages import build_sdist, build_wheel, sha256_of
-    from support.tools import make_venv, run_pip
-    from support.upstream import HTML_V1, JSON_V1, Upstream
-except ImportError:  # tests/ became a package
-    from tests.support.packages import build_sdist, build_wheel, sha256_of
-    from tests.support.tools import make_venv, run_pip
-    from tests.support.upstream import HTML_V1, JSON_V1, Upstream
+from support.packages import build_sdist, build_wheel, sha256_of
+from support.tools import make_venv, run_pip
+from support.upstream import HTML_V1, JSON_V1, Upstream
 
 TIMEOUT = 5
 PIP_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, text/html; q=0.01"

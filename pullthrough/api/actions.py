@@ -95,9 +95,14 @@ def modify(call: Call) -> Response:
         if version is not None:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 
-    ledger = call.services.ledger
-    for sha in call.session.scalars(select(Package.sha256).where(Package.id.in_(add))):
-        call.after.append(lambda sha=sha: ledger.forget(sha))  # now a repository's, not cache
+    # Promoted into a repository: no longer cache, never evicted.
+    promoted = list(call.session.scalars(select(Package.sha256).where(Package.id.in_(add))))
+
+    def forget() -> None:
+        for sha in promoted:
+            call.services.ledger.forget(sha)
+
+    call.after.append(forget)
     return task_answer(call, "pullthrough.tasks.repository.modify", work)
 
 

@@ -41,13 +41,16 @@ class Filter:
     lookups: tuple[str, ...] = (EXACT,)
     condition: Callable[[str], Any] | None = None
     type: str = "string"
+    choices: tuple[str, ...] | None = None
+
+    def key(self, lookup: str) -> str:
+        return f"{self.name}__{lookup}" if lookup else self.name
 
     def params(self) -> tuple[Param, ...]:
-        out = []
-        for lookup in self.lookups:
-            key = f"{self.name}__{lookup}" if lookup else self.name
-            out.append(Param(key, self.type, array=lookup == IN, explode=lookup != IN))
-        return tuple(out)
+        return tuple(
+            Param(self.key(lookup), self.type, lookup == IN, lookup != IN, choices=self.choices)
+            for lookup in self.lookups
+        )
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         if self.condition is not None:
@@ -56,7 +59,7 @@ class Filter:
             return query
         column = self.column
         for lookup in self.lookups:
-            key = f"{self.name}__{lookup}" if lookup else self.name
+            key = self.key(lookup)
             if lookup == IN:
                 if values := _many(key):
                     query = query.where(column.in_([self._coerce(v) for v in values]))

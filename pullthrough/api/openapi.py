@@ -21,7 +21,7 @@ from pullthrough.core.fields import Field
 
 # The Pulp API this server follows (pulp-cli gates features on these), and our own version.
 APP_VERSIONS = {"core": "3.123.0", "python": "3.36.0", "pullthrough": __version__}
-SECURITY = [{"basicAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"basicAuth": []}]
 _DESCRIPTIONS = {
     200: "OK",
     201: "Created",
@@ -76,8 +76,10 @@ def _components() -> dict[str, Any]:
 
 def _parameter(param: Param) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": param.type}
+    if param.choices:
+        schema["enum"] = list(param.choices)
     if param.array:
-        schema = {"type": "array", "items": {"type": "string"}}
+        schema = {"type": "array", "items": schema}
     out: dict[str, Any] = {"name": param.name, "in": "query", "schema": schema}
     if param.array:
         out["style"], out["explode"] = "form", param.explode

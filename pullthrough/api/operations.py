@@ -65,6 +65,7 @@ class Param:
     array: bool = False
     explode: bool = True  # False: comma-joined (name__in=a,b)
     description: str = ""
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass

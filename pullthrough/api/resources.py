@@ -34,6 +34,7 @@ from pullthrough.catalog.models import (
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, RemoteSettings
 from pullthrough.core.fields import Field
+from pullthrough.core.filenames import PACKAGE_TYPES
 
 LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = (
     "list",
@@ -80,7 +81,7 @@ def stamp(value: datetime | None) -> str | None:
 
 
 def _common(row: Any, kind: Kind) -> dict[str, Any]:
-    out = {"pulp_href": kind.href(row.id), "pulp_created": stamp(row.pulp_created)}
+    out: dict[str, Any] = {"pulp_href": kind.href(row.id), "pulp_created": stamp(row.pulp_created)}
     if hasattr(row, "pulp_last_updated"):
         out["pulp_last_updated"] = stamp(row.pulp_last_updated)
     if hasattr(row, "pulp_labels"):
@@ -349,15 +350,16 @@ def _publication_json(row: Publication, render: Render) -> dict[str, Any]:
 
 
 def _publish(session: Session, values: dict[str, Any]) -> Publication:
-    version = values.get("repository_version")
+    """A publication of the version given, or of the repository's latest."""
+    version: RepositoryVersion | None = values.get("repository_version")
     if version is None:
-        repo = values["repository"]
-        version = session.scalar(
+        repo: Repository = values["repository"]
+        version = session.scalars(
             select(RepositoryVersion).where(
                 RepositoryVersion.repository_id == repo.id,
                 RepositoryVersion.number == repo.latest_number,
             )
-        )
+        ).one()
     return Publication(repository_version_id=version.id)
 
 
@@ -502,7 +504,7 @@ CONTENT = Resource(
         Filter("filename", Package.filename),
         Filter("sha256", Package.sha256),
         Filter("version", Package.version),
-        Filter("packagetype", Package.packagetype, ("", IN)),
+        Filter("packagetype", Package.packagetype, ("", IN), choices=tuple(sorted(PACKAGE_TYPES))),
         Filter("origin", Package.origin),
         Filter("repository_version", condition=_in_version(None)),
         Filter("repository_version_added", condition=_in_version(RepositoryContent.version_added)),
@@ -564,7 +566,7 @@ TASKS = Resource(
         Field("result", "object", read_only=True, nullable=True),
     ),
     _task_json,
-    filters=(Filter("state", Task.state, ("", IN)), Filter("name", Task.name)),
+    filters=(Filter("state", Task.state, ("", IN), choices=TASK_STATES), Filter("name", Task.name)),
     ordering={"pulp_created": Task.pulp_created, "name": Task.name, "state": Task.state},
     default_order="-pulp_created",
 )

@@ -31,7 +31,7 @@ def present_in(repository_id: str, number: int) -> Any:
     )
 
 
-def version_packages(repository_id: str, number: int) -> Select[tuple[Package]]:
+def version_packages(repository_id: str, number: int) -> Select[Package]:
     return (
         select(Package)
         .join(RepositoryContent, RepositoryContent.package_id == Package.id)

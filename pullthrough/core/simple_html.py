@@ -28,7 +28,7 @@ def _root(body: bytes) -> lxml.html.HtmlElement:
 def _base_url(root: lxml.html.HtmlElement, page_url: str) -> str:
     for base in root.iter("base"):
         if href := base.get("href"):
-            return urljoin(page_url, href)
+            return urljoin(page_url, str(href))
     return page_url
 
 

@@ -247,8 +247,7 @@ class PullThrough:
             while True:
                 with progress.cond:
                     moved = progress.cond.wait_for(
-                        lambda sent=sent: progress.done or progress.written - HOLD_BACK > sent,
-                        timeout=STALL_SECONDS,
+                        functools.partial(_moved_past, progress, sent), timeout=STALL_SECONDS
                     )
                     written, done, error = progress.written, progress.done, progress.error
                 if not moved:  # the download thread is bounded by the upstream timeouts
@@ -321,6 +320,11 @@ class PullThrough:
             return len(victims)
         finally:
             lock.release()
+
+
+def _moved_past(progress: _Progress, sent: int) -> bool:
+    """The download ended, or has more than the held-back tail beyond what was sent."""
+    return progress.done or progress.written - HOLD_BACK > sent
 
 
 def _size(fh: BinaryIO) -> int:

@@ -234,15 +234,11 @@ def sync(ctx: TaskContext) -> None:
                     session.add(package)
                 ids.append(package.id)
             session.flush()
-            current = set(
-                session.scalars(
-                    select(RepositoryContent.package_id).where(
-                        present_in(
-                            repository_id, session.get(Repository, repository_id).latest_number
-                        )  # type: ignore[union-attr]
-                    )
-                )
-            )
+            repo = session.get(Repository, repository_id)
+            if repo is None:
+                raise SyncFailed("the repository was deleted during the sync")
+            present = present_in(repository_id, repo.latest_number)
+            current = set(session.scalars(select(RepositoryContent.package_id).where(present)))
             remove = current - set(ids) if mirror else set()
             version = new_version(session, repository_id, add=ids, remove=remove)
             if version is not None:

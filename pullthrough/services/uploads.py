@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import IO
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -36,7 +36,7 @@ class Uploads:
     def upload(
         self,
         repository_id: str | None,
-        stream: BinaryIO,
+        stream: IO[bytes],
         filename: str,
         *,
         digests: Mapping[str, str] = {},

@@ -107,4 +107,5 @@ class CacheLedger:
         self.urls.set(url, sha256)
 
     def sha_for_url(self, url: str) -> str | None:
-        return self.urls.get(url)
+        found = self.urls.get(url)
+        return str(found) if found is not None else None

@@ -9,13 +9,19 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO, Protocol
 
 from pullthrough.core.models import is_hex_digest
 
+
 # Hash algorithms an index or an uploader may name (PEP 503 allows any hashlib algorithm with a
 # stable name; twine sends blake2b with a 256-bit digest as `blake2_256`).
-_ALGORITHMS: dict[str, Callable[[], Any]] = {
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+_ALGORITHMS: dict[str, Callable[[], Hasher]] = {
     **{a: functools.partial(hashlib.new, a) for a in ("md5", "sha1", "sha224", "sha256")},
     **{a: functools.partial(hashlib.new, a) for a in ("sha384", "sha512", "blake2b", "blake2s")},
     "blake2_256": functools.partial(hashlib.blake2b, digest_size=32),

@@ -7,6 +7,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,9 @@ class _Session(requests.Session):
     private_headers: frozenset[str] = frozenset()
 
     def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        super().rebuild_auth(prepared_request, response)
-        if self.should_strip_auth(response.request.url, prepared_request.url):
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        old, new = response.request.url, prepared_request.url
+        if self.should_strip_auth(old, new):  # type: ignore[no-untyped-call]
             for name in self.private_headers:
                 prepared_request.headers.pop(name, None)
 
@@ -212,7 +214,9 @@ class UpstreamClient:
             raise UpstreamError(f"upstream answered {resp.status_code}: {describe_url(url)}")
         return resp
 
-    def iter_body(self, resp: requests.Response, url: str, started: float | None = None):
+    def iter_body(
+        self, resp: requests.Response, url: str, started: float | None = None
+    ) -> Iterator[bytes]:
         """The body in chunks, as sent (no content decoding), within the total timeout."""
         total = self.remote.total_timeout
         started = time.monotonic() if started is None else started

@@ -26,7 +26,8 @@ def _stored_response(stored: StoredFile) -> Response:
     resp.headers["Cache-Control"] = _IMMUTABLE
     if stored.stale:
         resp.headers[STALE_HEADER] = "true"
-    return resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+    resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+    return resp  # make_conditional changed it in place (its annotation says werkzeug's type)
 
 
 def _streamed_response(streamed: StreamedFile) -> Response:

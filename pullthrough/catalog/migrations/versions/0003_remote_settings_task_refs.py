@@ -83,7 +83,7 @@ def _href(ref: dict[str, Any]) -> str:
     return f"{_ROOT}{path}{ref['id']}/"
 
 
-def _remotes(columns: list[str]) -> sa.Table:
+def _remotes(columns: list[str]) -> sa.TableClause:
     return sa.table(
         "remotes",
         sa.column("id", sa.String()),
@@ -92,7 +92,7 @@ def _remotes(columns: list[str]) -> sa.Table:
     )
 
 
-def _tasks() -> sa.Table:
+def _tasks() -> sa.TableClause:
     return sa.table(
         "tasks", sa.column("id", sa.String()), sa.column("created_resources", sa.JSON())
     )

@@ -12,51 +12,29 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-API_ROOT = "/pulp/api/v3/"
+from pullthrough.api.kinds import (
+    API_ROOT,
+    CONTENT,
+    KINDS,
+    REPOSITORY,
+    VERSION,
+    Kind,
+    is_version_href,
+)
+from pullthrough.catalog.models import FINAL_TASK_STATES, TASK_STATES
+
 DEFAULT_BASE_URL = "http://127.0.0.1:24817"
 REQUEST_TIMEOUT = (10.0, 120.0)  # connect, read (seconds) for each request
 POLL_INTERVAL = 0.2  # seconds between task polls
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 class CliError(Exception):
     """A failure to report as `Error: <message>` (exit status 1)."""
-
-
-@dataclass(frozen=True)
-class Kind:
-    """An entity type of the API: its list endpoint and the prefix of its operation ids."""
-
-    label: str  # as messages name it ("repository")
-    path: str  # below API_ROOT
-    operation: str  # operationId prefix
-
-    @property
-    def list_href(self) -> str:
-        return API_ROOT + self.path
-
-    def owns(self, href: str) -> bool:
-        return re.fullmatch(re.escape(self.list_href) + _UUID + "/", href) is not None
-
-
-REPOSITORY = Kind("repository", "repositories/python/python/", "repositories_python_python")
-REMOTE = Kind("remote", "remotes/python/python/", "remotes_python_python")
-DISTRIBUTION = Kind("distribution", "distributions/python/pypi/", "distributions_python_pypi")
-CONTENT = Kind("content", "content/python/packages/", "content_python_packages")
-TASK = Kind("task", "tasks/", "tasks")
-PUBLICATION = Kind("publication", "publications/python/pypi/", "publications_python_pypi")
-KINDS = {k.label: k for k in (REPOSITORY, REMOTE, DISTRIBUTION, CONTENT, TASK, PUBLICATION)}
-_VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + _UUID + r"/versions/\d+/")
-
-
-def is_version_href(href: str) -> bool:
-    return _VERSION_HREF.fullmatch(href) is not None
 
 
 class Client:
@@ -134,18 +112,19 @@ class Client:
             raise CliError(f"Could not find {kind.label} with name '{name}'.")
         if count > 1:
             raise CliError(f"Multiple {kind.label} entries found with name '{name}'.")
-        return page["results"][0]
+        return _object(page["results"][0])
 
     def href_of(self, kind: Kind, name: str | None) -> str | None:
         """The href of the entity named `name`; None for None or "" (to clear a reference)."""
         return self.find(kind, name)["pulp_href"] if name else None
 
-    def list(self, kind: Kind, params: Mapping[str, Any], href: str | None = None) -> list[Any]:
+    def page(self, kind: Kind, params: Mapping[str, Any], href: str | None = None) -> list[Any]:
+        """The results of one page of a list (`href`: a nested list, e.g. versions)."""
         page = self.get(href or kind.list_href, f"{kind.operation}_list", params)
         return list(page.get("results", []))
 
     def show(self, kind: Kind, href: str) -> dict[str, Any]:
-        return self.get(href, f"{kind.operation}_read")
+        return _object(self.get(href, f"{kind.operation}_read"))
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -206,7 +185,7 @@ class Client:
         if self.background:
             return task
         created = [h for h in task.get("created_resources") or [] if is_version_href(h)]
-        return self.get(created[0], f"{REPOSITORY.operation}_versions_read") if created else task
+        return self.get(created[0], f"{VERSION.operation}_read") if created else task
 
     def orphans_cleanup(self, protection_minutes: int | None) -> Any:
         body = {} if protection_minutes is None else {"orphan_protection_time": protection_minutes}
@@ -249,7 +228,7 @@ class Client:
         the task's progress reports on every poll."""
         deadline = time.monotonic() + self.task_timeout
         while True:
-            task = self.get(task_href, "tasks_read")
+            task = _object(self.get(task_href, "tasks_read"))
             state = task.get("state")
             if progress is not None:
                 progress(task.get("progress_reports") or [])
@@ -259,9 +238,9 @@ class Client:
                 error = task.get("error") or {}
                 reason = error.get("description") or error.get("reason") or "unknown error"
                 raise CliError(f"Task {task_href} failed: '{reason}'")
-            if state in ("canceled", "skipped"):
+            if state in FINAL_TASK_STATES:
                 raise CliError(f"Task {task_href} {state}.")
-            if state not in ("waiting", "running", "canceling"):
+            if state not in TASK_STATES:
                 raise CliError(f"Task {task_href} is in an unknown state: {state!r}.")
             if time.monotonic() >= deadline:
                 raise CliError(
@@ -271,13 +250,19 @@ class Client:
             time.sleep(POLL_INTERVAL)
 
 
+def _object(reply: Any) -> dict[str, Any]:
+    if not isinstance(reply, dict):
+        raise CliError(f"Expected a JSON object from the server, got {type(reply).__name__}.")
+    return reply
+
+
 def _is_task(reply: Any) -> bool:
     return isinstance(reply, dict) and list(reply) == ["task"]
 
 
 def _read_operation(href: str) -> str:
     if is_version_href(href):
-        return f"{REPOSITORY.operation}_versions_read"
+        return f"{VERSION.operation}_read"
     kind = next((k for k in KINDS.values() if k.owns(href)), None)
     return f"{kind.operation}_read" if kind else "read"
 

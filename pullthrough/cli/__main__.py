@@ -1,0 +1,7 @@
+"""`python -m pullthrough.cli`: the command line."""
+
+import sys
+
+from pullthrough.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""The server process commands: `serve` (gunicorn) and `worker` (background tasks)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pullthrough import __version__
+from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
+from pullthrough.services.auth import PASSWORD_FILE
+from pullthrough.services.container import build_services, prepare_data
+
+
+def _settings(config: str | None) -> Settings | None:
+    try:
+        return load_settings(str(Path(config).resolve()) if config else None)
+    except ConfigError as exc:
+        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.bind:
+        try:
+            parse_bind(args.bind)
+        except ValueError as exc:
+            print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+            return 2
+    settings = _settings(args.config)
+    if settings is None:
+        return 2
+    env = dict(os.environ)
+    if args.config:
+        env["PULLTHROUGH_CONFIG"] = str(Path(args.config).resolve())
+    # Workers resolve the data folder from the same working directory; make it absolute now.
+    env["PULLTHROUGH_SERVER__DATA_DIR"] = str(settings.server.data_dir.resolve())
+    env["PULLTHROUGH_BIND"] = args.bind or settings.server.bind
+    env["PULLTHROUGH_WORKERS"] = str(args.workers or settings.server.workers)
+    env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
+    password, generated = prepare_data(settings)  # before any worker starts
+    if generated:
+        print(
+            f"pullthrough: generated the admin password (user {settings.auth.admin_username!r}):"
+            f" {password}\n  kept in {settings.server.data_dir.resolve() / PASSWORD_FILE};"
+            " set auth.admin_password to choose one",
+            file=sys.stderr,
+        )
+    served = ", ".join(sorted(d.base_path for d in settings.distributions))
+    print(
+        f"pullthrough {__version__}: serving {served} on http://{env['PULLTHROUGH_BIND']}/"
+        f" (data in {env['PULLTHROUGH_SERVER__DATA_DIR']})",
+        file=sys.stderr,
+        flush=True,
+    )
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def worker(args: argparse.Namespace) -> int:
+    """A task worker beside (or instead of) the ones embedded in the server processes."""
+    settings = _settings(args.config)
+    if settings is None:
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    services = build_services(settings)
+    task_worker = services.new_worker()
+    signal.signal(signal.SIGTERM, lambda *_: task_worker.stop(timeout=0))
+    print(f"pullthrough worker {task_worker.name}: waiting for tasks", file=sys.stderr, flush=True)
+    try:
+        task_worker.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    parser = sub.add_parser("serve", help="run the server under gunicorn")
+    parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
+    parser.add_argument("--bind", help="HOST:PORT to listen on (default: from config)")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (default: auto)")
+    parser.set_defaults(func=serve, api=False)
+    parser = sub.add_parser("worker", help="run background tasks (sync, orphan cleanup)")
+    parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
+    parser.set_defaults(func=worker, api=False)
