@@ -9,16 +9,18 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
-from pullthrough.catalog.models import Base, Package, Repository, RepositoryVersion
+from pullthrough.catalog.models import Base, Package, Remote, Repository, RepositoryVersion, Task
 from pullthrough.catalog.versions import (
     content_counts,
     create_repository,
@@ -26,6 +28,7 @@ from pullthrough.catalog.versions import (
     new_version,
     version_packages,
 )
+from pullthrough.config import RemoteSettings
 
 WRITERS = 8
 THREAD_TIMEOUT = 60  # seconds: a deadlock fails the test instead of hanging it
@@ -49,8 +52,8 @@ def private_postgres_database(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    """A migrated, empty catalog on SQLite or on PostgreSQL."""
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database, SQLite or PostgreSQL."""
     with (
         private_postgres_database(request.getfixturevalue("postgres_url"))
         if request.param == "postgresql"
@@ -59,10 +62,16 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
         engine = make_engine(url)
         try:
             assert engine.dialect.name == request.param
-            prepare(engine)
-            yield Catalog(engine)
+            yield engine
         finally:
             engine.dispose()
+
+
+@pytest.fixture
+def catalog(empty_engine: Engine) -> Catalog:
+    """A migrated, empty catalog on SQLite or on PostgreSQL."""
+    prepare(empty_engine)
+    return Catalog(empty_engine)
 
 
 @contextmanager
@@ -133,6 +142,92 @@ def test_migrations_apply_cleanly_and_match_the_models(catalog: Catalog, tmp_pat
     prepare(engine)  # a second run (another worker) is a no-op
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head
+
+
+def test_0003_moves_remote_settings_into_json_and_task_hrefs_into_references(
+    empty_engine: Engine,
+) -> None:
+    """A catalog written by the previous release keeps its remotes' settings and its tasks'
+    records through the upgrade, and back through the downgrade."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0002")
+    repo, content = str(uuid.uuid4()), str(uuid.uuid4())
+    version_href = f"/pulp/api/v3/repositories/python/python/{repo}/versions/3/"
+    content_href = f"/pulp/api/v3/content/python/packages/{content}/"
+    old_remote = {
+        "id": str(uuid.uuid4()),
+        "name": "corp",
+        "url": "https://corp.example/simple/",
+        "includes": ["acme-*"],
+        "excludes": [],
+        "prereleases": False,
+        "package_types": [],
+        "exclude_platforms": ["windows"],
+        "keep_latest_packages": 2,
+        "policy": "immediate",
+        "tls_validation": True,
+        "password": "pw-7",
+        "headers": [{"X-Team": "infra"}],
+        "max_retries": 1,
+        "pulp_labels": {},
+        "pulp_created": datetime.now(UTC),
+        "pulp_last_updated": datetime.now(UTC),
+    }
+    with empty_engine.begin() as conn:
+        remotes = Table("remotes", MetaData(), autoload_with=conn)
+        tasks = Table("tasks", MetaData(), autoload_with=conn)
+        conn.execute(remotes.insert().values(**old_remote))
+        conn.execute(
+            tasks.insert().values(
+                id="t1",
+                name="pullthrough.tasks.content.upload",
+                state="completed",
+                logging_cid="",
+                pulp_created=datetime.now(UTC),
+                progress_reports=[],
+                created_resources=[version_href, content_href],
+                reserved_resources=[],
+                args={},
+            )
+        )
+
+    command.upgrade(config, "head")
+    with Catalog(empty_engine).session() as session:
+        remote = session.scalars(select(Remote)).one()
+        task = session.get(Task, "t1")
+        assert task is not None
+        assert task.created_resources == [
+            {"kind": "repository_version", "id": repo, "number": 3},
+            {"kind": "content", "id": content},
+        ]
+    settings = RemoteSettings.from_values(remote.name, remote.settings)
+    assert (settings.url, settings.includes, settings.exclude_platforms) == (
+        "https://corp.example/simple/",
+        ["acme-*"],
+        ["windows"],
+    )
+    assert (settings.prereleases, settings.keep_latest_packages, settings.policy) == (
+        False,
+        2,
+        "immediate",
+    )
+    assert (settings.password, settings.header_map, settings.max_retries) == (
+        "pw-7",
+        {"X-Team": "infra"},
+        1,
+    )
+    assert settings.connect_timeout == 10.0  # not set before: the declared default
+
+    command.downgrade(config, "0002")
+    with empty_engine.connect() as conn:
+        remotes = Table("remotes", MetaData(), autoload_with=conn)
+        tasks = Table("tasks", MetaData(), autoload_with=conn)
+        row = conn.execute(select(remotes)).mappings().one()
+        created = conn.execute(select(tasks.c.created_resources)).scalar_one()
+    assert {k: row[k] for k in ("url", "includes", "policy", "password", "max_retries")} == {
+        k: old_remote[k] for k in ("url", "includes", "policy", "password", "max_retries")
+    }
+    assert created == [version_href, content_href]
 
 
 # ---- repositories and versions --------------------------------------------------------------

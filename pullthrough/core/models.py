@@ -11,9 +11,15 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename
 
 # hashlib algorithms an index may name, with their hex digest lengths.
 _DIGEST_LENGTHS = {
-    "md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128,
-    "blake2b": 128, "blake2s": 64,
-}  # fmt: skip
+    "md5": 32,
+    "sha1": 40,
+    "sha224": 56,
+    "sha256": 64,
+    "sha384": 96,
+    "sha512": 128,
+    "blake2b": 128,
+    "blake2s": 64,
+}
 _HEX = frozenset("0123456789abcdef")
 
 

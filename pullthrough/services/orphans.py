@@ -47,10 +47,18 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         if svc.ledger.files.get(sha) is None:  # not a pull-through cache file
             removed += svc.store.delete(sha) > 0
     ctx.report(
-        "clean-up.content", "Clean up orphan Content", done=len(orphans), total=len(orphans),
-        state="completed", force=True,
-    )  # fmt: skip
+        "clean-up.content",
+        "Clean up orphan Content",
+        done=len(orphans),
+        total=len(orphans),
+        state="completed",
+        force=True,
+    )
     ctx.report(
-        "clean-up.artifacts", "Clean up orphan Artifacts", done=removed, total=removed,
-        state="completed", force=True,
-    )  # fmt: skip
+        "clean-up.artifacts",
+        "Clean up orphan Artifacts",
+        done=removed,
+        total=removed,
+        state="completed",
+        force=True,
+    )

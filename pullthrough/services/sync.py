@@ -118,9 +118,12 @@ class Syncer:
                 page = keep_latest(self.filters.filter_page(page), self.remote.keep_latest_packages)
                 out += [Wanted(canonicalize_name(page.name), f) for f in page.files]
         self.ctx.report(
-            "sync.downloading.metadata", "Downloading Metadata", done=total, total=total,
+            "sync.downloading.metadata",
+            "Downloading Metadata",
+            done=total,
+            total=total,
             state="completed",
-        )  # fmt: skip
+        )
         self.ctx.check_canceled()
         return out
 
@@ -198,10 +201,13 @@ def sync(ctx: TaskContext) -> None:
             raise SyncFailed(_failure_message(syncer.errors))
         immediate = settings.policy == "immediate"
         fetch = [
-            w for w in wanted
+            w
+            for w in wanted
             if (immediate or not w.file.sha256)
-            and not (w.file.filename in existing and svc.store.has(existing[w.file.filename].sha256))
-        ]  # fmt: skip
+            and not (
+                w.file.filename in existing and svc.store.has(existing[w.file.filename].sha256)
+            )
+        ]
         new: dict[str, Package] = {}
         total = len(fetch)
         ctx.report("sync.downloading.artifacts", "Downloading Artifacts", total=total, force=True)
@@ -215,9 +221,12 @@ def sync(ctx: TaskContext) -> None:
                 if done % 20 == 0:
                     ctx.check_canceled()
         ctx.report(
-            "sync.downloading.artifacts", "Downloading Artifacts", done=total, total=total,
+            "sync.downloading.artifacts",
+            "Downloading Artifacts",
+            done=total,
+            total=total,
             state="completed",
-        )  # fmt: skip
+        )
         for w in wanted:
             if w.file.filename not in existing and w.file.filename not in new and w.file.sha256:
                 new[w.file.filename] = syncer.on_demand(w)
@@ -245,13 +254,21 @@ def sync(ctx: TaskContext) -> None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
         # Reports write to the catalog: never from inside the transaction above.
         ctx.report(
-            "sync.associating.content", "Associating Content", done=len(ids), total=len(ids),
-            state="completed", force=True,
-        )  # fmt: skip
+            "sync.associating.content",
+            "Associating Content",
+            done=len(ids),
+            total=len(ids),
+            state="completed",
+            force=True,
+        )
         ctx.report(
-            "sync.changed_projects", "Projects changed since the last sync", done=syncer.changed,
-            total=len(names), state="completed", force=True,
-        )  # fmt: skip
+            "sync.changed_projects",
+            "Projects changed since the last sync",
+            done=syncer.changed,
+            total=len(names),
+            state="completed",
+            force=True,
+        )
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()

@@ -105,14 +105,24 @@ class TaskContext:
         self._written = 0.0
 
     def report(
-        self, code: str, message: str, *, done: int = 0, total: int | None = None,
-        state: str = "running", force: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        code: str,
+        message: str,
+        *,
+        done: int = 0,
+        total: int | None = None,
+        state: str = "running",
+        force: bool = False,
+    ) -> None:
         """Pulp-shaped progress reports; written at most twice a second unless forced."""
         self._reports[code] = {
-            "message": message, "code": code, "state": state, "done": done, "total": total,
+            "message": message,
+            "code": code,
+            "state": state,
+            "done": done,
+            "total": total,
             "suffix": None,
-        }  # fmt: skip
+        }
         if force or state != "running" or time.monotonic() - self._written > 0.5:
             self._written = time.monotonic()
             with self.services.catalog.session() as session:
@@ -278,11 +288,11 @@ class TaskWorker:
             row = session.get(Task, task_id)
             assert row is not None
             row.state, row.finished_at, row.error = state, now(), error
+            # Reports still running end as the task did.
             row.progress_reports = [
-                {**r, "state": r["state"] if r["state"] != "running" else
-                 ("completed" if state == "completed" else state)}
+                {**r, "state": state if r["state"] == "running" else r["state"]}
                 for r in ctx._reports.values()
-            ]  # fmt: skip
+            ]
             if state == "completed":
                 row.created_resources = [ref.to_json() for ref in ctx.outcome.created]
                 row.result = ctx.outcome.result

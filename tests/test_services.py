@@ -1,0 +1,276 @@
+"""The services in-process, without an HTTP server of ours: resolution (local content first,
+then the remote through its filters), pull-through, the registry's view of the catalog, and the
+task worker. The upstream is a real index on loopback; timings are injected, not patched."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pullthrough.app import create_app
+from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
+from pullthrough.catalog.versions import create_repository
+from pullthrough.config import Settings, load_settings
+from pullthrough.services.container import Services, build_services
+from pullthrough.services.distribution import NotFound
+from pullthrough.services.pullthrough import StoredFile, StreamedFile
+from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
+from support.packages import build_wheel
+from support.servers import config_text
+from support.upstream import Upstream
+
+WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
+WHL_02 = "shelf_reader-0.2-py3-none-any.whl"
+
+
+def settings_for(upstream: Upstream, tmp_path: Path, **remote: object) -> Settings:
+    config = tmp_path / "pullthrough.toml"
+    config.write_text(config_text(upstream.index_url, tmp_path / "data", **remote))
+    return load_settings(config, environ={})
+
+
+@pytest.fixture
+def services(upstream: Upstream, tmp_path: Path) -> Iterator[Services]:
+    svc = build_services(settings_for(upstream, tmp_path))
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def add_distribution(svc: Services, name: str, **columns: object) -> None:
+    with svc.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        session.add(Distribution(name=name, base_path=name, remote_id=remote.id, **columns))
+    svc.registry.changed()
+
+
+def local_repository(svc: Services, tmp_path: Path, project: str, version: str) -> str:
+    """A repository holding one uploaded wheel; returns its id."""
+    with svc.catalog.session() as session:
+        repo_id = create_repository(session, name=f"local-{project}").id
+    wheel = build_wheel(tmp_path / "local", project, version)
+    with wheel.open("rb") as fh:
+        svc.uploads.upload(repo_id, fh, wheel.name)
+    return repo_id
+
+
+def filenames(svc: Services, base_path: str, project: str) -> set[str]:
+    dist = svc.registry.get(base_path)
+    assert dist is not None
+    return {f.filename for f in dist.project(project).page.files}
+
+
+# ---- resolution -----------------------------------------------------------------------------
+
+
+def test_a_local_project_shadows_the_remote_one_unless_merged(
+    services: Services, tmp_path: Path
+) -> None:
+    repo_id = local_repository(services, tmp_path, "shelf-reader", "9.0")
+    add_distribution(services, "shadow", repository_id=repo_id)
+    add_distribution(services, "merged", repository_id=repo_id, merge_remote=True)
+
+    ours = "shelf_reader-9.0-py3-none-any.whl"
+    assert filenames(services, "shadow", "shelf-reader") == {ours}
+    assert {ours, WHL_01, WHL_02} <= filenames(services, "merged", "shelf-reader")
+    # a project we do not hold comes from the remote either way
+    assert filenames(services, "shadow", "meta-lib") == {"meta_lib-2.0-py3-none-any.whl"}
+
+
+def test_the_remote_filters_apply_to_pages_and_direct_requests(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    svc = build_services(settings_for(upstream, tmp_path, excludes=["shelf-reader==0.1"]))
+    try:
+        dist = svc.registry.get("main")
+        assert dist is not None
+        listed = filenames(svc, "main", "shelf-reader")
+        assert WHL_02 in listed and WHL_01 not in listed
+        with pytest.raises(NotFound, match=WHL_01):
+            svc.pullthrough.open(dist, WHL_01)
+        assert not upstream.requests_for(WHL_01, server="files")
+    finally:
+        svc.close()
+
+
+# ---- pull-through ---------------------------------------------------------------------------
+
+
+def test_a_file_is_fetched_once_then_served_from_the_store(
+    services: Services, upstream: Upstream
+) -> None:
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+
+    first = services.pullthrough.open(dist, WHL_02)
+    assert isinstance(first, StreamedFile)
+    with closing(first):
+        assert b"".join(first) == expected.data
+    second = services.pullthrough.open(dist, WHL_02)
+    assert isinstance(second, StoredFile)
+    with second.file:
+        assert second.file.read() == expected.data
+
+    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
+    assert services.ledger.total() == len(expected.data)  # an orphan the LRU may evict
+    with services.catalog.session() as session:
+        cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+        assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
+
+
+def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(
+    services: Services, upstream: Upstream
+) -> None:
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_01)
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        opened = services.pullthrough.open(dist, WHL_01)
+        if isinstance(opened, StoredFile):
+            with opened.file:
+                body = opened.file.read()
+        else:
+            with closing(opened):
+                body = b"".join(opened)
+        with lock:
+            bodies.append(body)
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert bodies == [expected.data] * 8
+    assert len(upstream.requests_for(WHL_01, server="files", method="GET")) == 1
+
+
+# ---- the registry ---------------------------------------------------------------------------
+
+
+def test_every_process_sees_a_catalog_change(upstream: Upstream, tmp_path: Path) -> None:
+    settings = settings_for(upstream, tmp_path)
+    one, other = build_services(settings), build_services(settings)  # two workers' views
+    try:
+        assert other.registry.get("later") is None
+        add_distribution(one, "later")  # commits, then bumps the change token
+        assert other.registry.get("later") is not None
+        assert filenames(other, "later", "meta-lib") == {"meta_lib-2.0-py3-none-any.whl"}
+    finally:
+        one.close()
+        other.close()
+
+
+# ---- the task worker ------------------------------------------------------------------------
+
+
+def queue(svc: Services, name: str, **args: object) -> str:
+    with svc.catalog.session() as session:
+        return enqueue(session, name, dict(args))
+
+
+def task(svc: Services, task_id: str) -> Task:
+    with svc.catalog.session() as session:
+        found = session.get(Task, task_id)
+        assert found is not None
+        return found
+
+
+def test_the_worker_runs_tasks_and_records_their_outcome(services: Services) -> None:
+    def double(ctx: TaskContext) -> None:
+        ctx.report("math", "Doubling", done=1, total=1)
+        ctx.outcome.result = {"value": 2 * int(ctx.args["value"])}
+
+    def broken(ctx: TaskContext) -> None:
+        raise ValueError("no such thing")
+
+    worker = TaskWorker(
+        services, {"t.double": double, "t.broken": broken}, heartbeat=0.05, dead_after=1.0
+    )
+    ok, bad = queue(services, "t.double", value=21), queue(services, "t.broken")
+    unknown = queue(services, "t.unknown")
+    assert worker.run_once() and worker.run_once() and worker.run_once()
+    assert not worker.run_once()  # nothing left
+
+    done = task(services, ok)
+    assert (done.state, done.result, done.worker) == ("completed", {"value": 42}, worker.name)
+    assert [r["state"] for r in done.progress_reports] == ["completed"]
+    failed = task(services, bad)
+    assert failed.state == "failed" and failed.error is not None
+    assert failed.error["description"] == "no such thing"
+    assert task(services, unknown).state == "failed"
+
+
+def test_a_task_is_canceled_at_its_next_check(services: Services) -> None:
+    started = threading.Event()
+
+    def waits(ctx: TaskContext) -> None:
+        started.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ctx.check_canceled()
+            time.sleep(0.02)
+
+    worker = TaskWorker(services, {"t.waits": waits}, heartbeat=0.05, dead_after=1.0)
+    task_id = queue(services, "t.waits")
+    runner = threading.Thread(target=worker.run_once)
+    runner.start()
+    assert started.wait(10)
+    with services.catalog.session() as session:
+        row = session.get(Task, task_id)
+        assert row is not None
+        row.state = "canceling"
+    runner.join(timeout=10)
+    assert task(services, task_id).state == "canceled"
+
+
+def test_the_task_of_a_silent_worker_is_failed(services: Services) -> None:
+    with services.catalog.session() as session:
+        session.add(Worker(name="ghost", last_heartbeat=now() - timedelta(seconds=5)))
+        session.add(Task(id="orphaned", name="t.any", state="running", worker="ghost"))
+        session.add(Worker(name="alive", last_heartbeat=now()))
+        session.add(Task(id="busy", name="t.any", state="running", worker="alive"))
+    reaper = TaskWorker(services, {}, heartbeat=0.05, dead_after=2.0)
+    assert reaper.reap() == 1
+    failed = task(services, "orphaned")
+    assert failed.state == "failed" and failed.error is not None
+    assert "ghost" in failed.error["description"]
+    assert task(services, "busy").state == "running"  # heartbeat 0 s ago, within 2 s
+
+
+# ---- the app, through Flask's test client ----------------------------------------------------
+
+
+def test_the_app_answers_pages_and_the_api_in_process(upstream: Upstream, tmp_path: Path) -> None:
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        page = client.get(
+            "/pypi/main/simple/shelf-reader/",
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        )
+        assert page.status_code == 200
+        assert WHL_02 in {f["filename"] for f in page.get_json()["files"]}
+        assert client.get("/pulp/api/v3/repositories/python/python/").status_code == 401
+        password = (settings.server.data_dir / "admin-password").read_text().strip()
+        created = client.post(
+            "/pulp/api/v3/repositories/python/python/",
+            json={"name": "in-process"},
+            auth=("admin", password),
+        )
+        assert created.status_code == 201, created.get_data(as_text=True)
+        assert created.get_json()["latest_version_href"].endswith("/versions/0/")
+    finally:
+        app.extensions["pullthrough"].close()
