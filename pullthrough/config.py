@@ -141,7 +141,9 @@ class ServerSettings:
         help="Files, the catalog (SQLite), the page cache, cache bookkeeping and locks.",
     )
     database_url: str = setting("", help="Empty: SQLite in data_dir; or postgresql+psycopg://...")
-    workers: int = setting(0, minimum=0, help="gunicorn worker processes (0: two per core).")
+    workers: int = setting(
+        0, minimum=0, help="gunicorn worker processes (0: one per core, at least 2)."
+    )
     threads: int = setting(32, minimum=1, help="Threads per worker (requests wait on I/O).")
     max_upload_size: int = setting(
         2 * 2**30, coerce=parse_size, help="Bytes; larger uploads get 413."
