@@ -10,9 +10,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
-from werkzeug.serving import make_server
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
@@ -23,17 +25,26 @@ from support.tools import clean_env
 from support.upstream import Upstream
 
 
+class FileOptions(TypedDict, total=False):
+    """Keyword arguments for :meth:`Upstream.add_file`."""
+
+    requires_python: str | None
+    yanked: str | bool
+    metadata: bool
+    upload_time: str | None
+
+
 @dataclass(frozen=True)
 class Wheelhouse:
     """The packages every upstream in these tests serves."""
 
-    files: dict[str, list[tuple[Path, dict[str, object]]]]
+    files: dict[str, list[tuple[Path, FileOptions]]]
 
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     out = tmp_path_factory.mktemp("wheelhouse")
-    files: dict[str, list[tuple[Path, dict[str, object]]]] = {
+    files: dict[str, list[tuple[Path, FileOptions]]] = {
         "shelf-reader": [
             (build_wheel(out, "shelf-reader", "0.1"), {"upload_time": "2020-01-01T00:00:00Z"}),
             (build_sdist(out, "shelf-reader", "0.1"), {"upload_time": "2020-01-01T00:00:00Z"}),
@@ -66,7 +77,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
 def fill(upstream: Upstream, wheelhouse: Wheelhouse) -> Upstream:
     for project, entries in wheelhouse.files.items():
         for path, options in entries:
-            upstream.add_file(project, path, **options)  # type: ignore[arg-type]
+            upstream.add_file(project, path, **options)
     return upstream
 
 
@@ -138,7 +149,7 @@ def gunicorn_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """The app in a threaded werkzeug server in this process (fast; for fault tests)."""
-    running = []
+    running: list[tuple[BaseWSGIServer, threading.Thread, Flask]] = []
 
     def start(settings: Settings | str) -> Server:
         if isinstance(settings, str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import requests
 
 from support.packages import build_wheel
 from support.servers import Server, config_text
+from support.upstream import Upstream
 
 V3 = "/pulp/api/v3/"
 REPOS = V3 + "repositories/python/python/"
@@ -68,7 +69,8 @@ class Api:
     def ok(self, resp: requests.Response, status: int = 200) -> dict[str, Any]:
         assert resp.status_code == status, (resp.status_code, resp.text)
         assert resp.headers["Content-Type"] == "application/json"
-        return resp.json()
+        body: dict[str, Any] = resp.json()
+        return body
 
     def task(self, resp: requests.Response) -> dict[str, Any]:
         """A 202 `{"task": href}`, and the task it names (which must have completed)."""
@@ -92,7 +94,8 @@ class Api:
     def create_distribution(self, name: str, **fields: object) -> dict[str, Any]:
         task = self.task(self.post(DISTS, {"name": name, "base_path": name, **fields}))
         assert task["result"]["name"] == name
-        return task["result"]
+        result: dict[str, Any] = task["result"]
+        return result
 
     def upload_content(self, path: Path, repository: str | None = None) -> dict[str, Any]:
         data = {"relative_path": path.name}
@@ -103,11 +106,12 @@ class Api:
         return self.task(resp)
 
     def count(self, path: str) -> int:
-        return self.ok(self.get(path))["count"]
+        count: int = self.ok(self.get(path))["count"]
+        return count
 
 
 @pytest.fixture
-def api(upstream, live_server, tmp_path: Path) -> Iterator[Api]:
+def api(upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path) -> Iterator[Api]:
     server = live_server(with_admin_password(config_text(upstream.index_url, tmp_path / "d")))
     with requests.Session() as http:
         http.auth = AUTH
@@ -203,6 +207,7 @@ def test_validation_errors_are_400_with_field_messages(api: Api) -> None:
         api.post(REPOS, {"name": "r", "retain_repo_versions": 0})
     )
     assert "autopublish" in error(api.post(REPOS, {"name": "r", "autopublish": "yes"}))
+    body: object
     for body in ([], "name", 5, None):
         assert "non_field_errors" in error(api.post(REPOS, body)), body
     not_json = api.request(

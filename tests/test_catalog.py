@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, Table, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
 from pullthrough.catalog.models import Base, Package, Remote, Repository, RepositoryVersion, Task
@@ -120,6 +121,11 @@ def latest_number(catalog: Catalog, repo_id: str) -> int:
         repo = session.get(Repository, repo_id)
         assert repo is not None
         return repo.latest_number
+
+
+def number(version: RepositoryVersion | None) -> int:
+    assert version is not None, "no new version"
+    return version.number
 
 
 def whl(name: str) -> str:
@@ -285,15 +291,16 @@ def test_versions_of_two_repositories_are_independent(catalog: Catalog) -> None:
     a, b = add_packages(catalog, "a", "b")
     first, second = make_repository(catalog, "first"), make_repository(catalog, "second")
     with catalog.session() as session:
-        assert new_version(session, first, add=[a]).number == 1  # type: ignore[union-attr]
-        assert new_version(session, second, add=[a, b]).number == 1  # type: ignore[union-attr]
-        assert new_version(session, first, remove=[a]).number == 2  # type: ignore[union-attr]
+        assert number(new_version(session, first, add=[a])) == 1
+        assert number(new_version(session, second, add=[a, b])) == 1
+        assert number(new_version(session, first, remove=[a])) == 2
     assert files_in(catalog, first, 2) == set()
     assert files_in(catalog, second, 1) == {whl("a"), whl("b")}
     with catalog.session() as session:
         assert content_counts(session, second, 1)["present"] == 2
-        sha_a = session.get(Package, a).sha256  # type: ignore[union-attr]
-        assert is_in_any_repository(session, sha_a)
+        package = session.get(Package, a)
+        assert package is not None
+        assert is_in_any_repository(session, package.sha256)
         assert not is_in_any_repository(session, "0" * 64)
 
 
@@ -342,7 +349,7 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
     assert version_numbers(catalog, unlimited) == [0, 1, 2, 3]
 
 
-def version_numbers_in(session, repo_id: str) -> list[int]:  # type: ignore[no-untyped-def]
+def version_numbers_in(session: Session, repo_id: str) -> list[int]:
     query = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo_id)
     return sorted(session.scalars(query))
 

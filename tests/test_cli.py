@@ -17,6 +17,7 @@ from pullthrough.cli import build_parser
 from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, free_port
 from support.tools import clean_env, make_venv, run_pip
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 
@@ -272,7 +273,7 @@ def test_help_lists_the_verbs() -> None:
 
 
 def test_sync_publish_and_orphan_cleanup_from_the_cli(
-    upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     text = (
         config_text(upstream.index_url, tmp_path / "data")

@@ -1,26 +1,28 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from pullthrough.config import ConfigError, load_settings, parse_duration, parse_size
 
 
-def write(tmp_path, text):
+def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "pullthrough.toml"
     path.write_text(text)
     return path
 
 
-def test_embedded_default_is_pypi():
+def test_embedded_default_is_pypi() -> None:
     s = load_settings(environ={})
     assert s.server.bind == "127.0.0.1:24817"
     assert [(d.base_path, d.remote) for d in s.distributions] == [("pypi", "pypi")]
     assert s.remote("pypi").url == "https://pypi.org/"
 
 
-def test_full_file_and_environment_overrides(tmp_path):
+def test_full_file_and_environment_overrides(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
@@ -52,8 +54,8 @@ remote = "corp"
     s = load_settings(path, environ={"PULLTHROUGH_CACHE__INDEX_TTL": "1m"})
     remote = s.remote("corp")
     assert (s.cache.max_size, s.cache.index_ttl) == (512 * 2**20, 60.0)
-    assert remote.filters.allows_project("acme-tools")
-    assert not remote.filters.allows_project("acme-secret")
+    assert remote.filters.allows_project(NormalizedName("acme-tools"))
+    assert not remote.filters.allows_project(NormalizedName("acme-secret"))
     assert not remote.filters.prereleases
     assert (remote.connect_timeout, remote.sock_read_timeout, remote.max_retries) == (2, 5, 1)
     assert remote.headers == [{"X-Team": "infra"}]
@@ -61,7 +63,7 @@ remote = "corp"
     assert s.distributions[0].base_path == "team/corp"
 
 
-def test_remote_override_from_environment():
+def test_remote_override_from_environment() -> None:
     s = load_settings(environ={"PULLTHROUGH_REMOTES__PYPI__URL": "http://127.0.0.1:9/simple/"})
     assert s.remote("pypi").url == "http://127.0.0.1:9/simple/"
 
@@ -85,12 +87,12 @@ def test_remote_override_from_environment():
         ("this is = not toml =", "invalid TOML"),
     ],
 )
-def test_invalid_configuration_names_the_key(tmp_path, text, message):
+def test_invalid_configuration_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(write(tmp_path, text), environ={})
 
 
-def test_bad_environment_value_names_the_variable():
+def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"cache\.index_ttl"):
         load_settings(environ={"PULLTHROUGH_CACHE__INDEX_TTL": "soon"})
     with pytest.raises(ConfigError, match="PULLTHROUGH_REMOTES__NOPE__URL"):
@@ -100,10 +102,10 @@ def test_bad_environment_value_names_the_variable():
 @pytest.mark.parametrize(
     ("text", "size"), [("20GB", 20 * 10**9), ("1GiB", 2**30), ("100", 100), (4096, 4096)]
 )
-def test_sizes(text, size):
+def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("500ms", 0.5), ("2h", 7200), (3, 3)])
-def test_durations(text, seconds):
+def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds

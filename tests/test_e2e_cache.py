@@ -6,23 +6,28 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 
-from support.servers import config_text, stored_files, wait_until
+from support.servers import Server, config_text, stored_files, wait_until
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 
 
-def payload_wheel(tmp_path, name: str, size: int):
+def payload_wheel(tmp_path: Path, name: str, size: int) -> Path:
     path = tmp_path / f"{name}-1.0-py3-none-any.whl"
     seed = hashlib.sha256(name.encode()).digest()
     path.write_bytes((seed * (size // len(seed) + 1))[:size])
     return path
 
 
-def test_least_recently_used_files_are_evicted_over_the_limit(upstream, live_server, tmp_path):
+def test_least_recently_used_files_are_evicted_over_the_limit(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     wheels = {n: payload_wheel(tmp_path, n, 100_000) for n in ("aaa", "bbb", "ccc", "ddd")}
     for name, path in wheels.items():
         upstream.add_file(name, path)
@@ -65,7 +70,7 @@ def test_least_recently_used_files_are_evicted_over_the_limit(upstream, live_ser
     assert len(upstream.requests_for(wheels["aaa"].name, server="files", method="GET")) == 2
 
 
-def test_invalid_configuration_stops_the_server_at_start(tmp_path):
+def test_invalid_configuration_stops_the_server_at_start(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[cache]\nmax_size = "a lot"\n')
     proc = subprocess.run(
@@ -78,7 +83,9 @@ def test_invalid_configuration_stops_the_server_at_start(tmp_path):
     assert "cache.max_size: expected a size like '20GB'" in proc.stderr
 
 
-def test_a_stalled_first_client_does_not_hold_up_the_next(upstream, live_server, tmp_path):
+def test_a_stalled_first_client_does_not_hold_up_the_next(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     """The first request for an uncached file starts the download; it proceeds at the upstream's
     pace even when that client stops reading, so others get the file without waiting for it."""
     path = payload_wheel(tmp_path, "huge", 24 * 2**20)  # more than socket buffers can absorb

@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from support.packages import sha256_of
-from support.servers import PROXY_UA, config_text, stored_files
+from support.servers import PROXY_UA, Server, config_text, stored_files
 from support.tools import clean_env, make_venv, run_pip
+from support.upstream import Upstream
+
+if TYPE_CHECKING:
+    from conftest import Wheelhouse
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +32,17 @@ def versions_in(python: Path, *modules: str) -> list[str]:
     return out.stdout.split()
 
 
-def assert_only_the_proxy_reached_upstream(upstream) -> None:
+def assert_only_the_proxy_reached_upstream(upstream: Upstream) -> None:
     agents = {rec.header("user-agent") or "" for rec in upstream.log}
     assert agents and all(a.startswith(PROXY_UA) for a in agents), agents
 
 
 def test_pip_install_resolves_dependencies_through_the_proxy(
-    upstream, wheelhouse, gunicorn_server, tmp_path
-):
+    upstream: Upstream,
+    wheelhouse: Wheelhouse,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
     server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"))
     python = make_venv(tmp_path / "venv")
     run_pip(["install", "--index-url", server.index(), "app-with-dep"], python=python)
@@ -54,8 +63,11 @@ def test_pip_install_resolves_dependencies_through_the_proxy(
 
 
 def test_pip_download_and_sdist_install_then_served_from_cache_with_upstream_down(
-    upstream, wheelhouse, gunicorn_server, tmp_path
-):
+    upstream: Upstream,
+    wheelhouse: Wheelhouse,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
     server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"))
     dest = tmp_path / "dl"
     run_pip(
@@ -86,7 +98,9 @@ def test_pip_download_and_sdist_install_then_served_from_cache_with_upstream_dow
     assert failed.returncode != 0  # never cached: the proxy cannot invent it
 
 
-def test_uv_pip_install_and_exclude_newer(upstream, gunicorn_server, tmp_path):
+def test_uv_pip_install_and_exclude_newer(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
     server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"))
     python = make_venv(tmp_path / "venv")
     uv = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python)]
@@ -103,8 +117,8 @@ def test_uv_pip_install_and_exclude_newer(upstream, gunicorn_server, tmp_path):
 
 
 def test_concurrent_requests_for_one_uncached_file_download_it_once(
-    upstream, gunicorn_server, tmp_path
-):
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
     big = tmp_path / "big-1.0-py3-none-any.whl"
     big.write_bytes(hashlib.sha256(b"seed").digest() * 65536)  # 2 MiB
     upstream.add_file("big", big)

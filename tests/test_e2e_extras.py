@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 
 from support.packages import build_wheel
-from support.servers import config_text, wait_until
+from support.servers import Server, config_text, wait_until
 from support.tools import clean_env
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "extras-admin"
@@ -24,7 +27,9 @@ def with_auth(text: str, **extra: str) -> str:
     return text + f'[auth]\nadmin_password = "{PASSWORD}"\n{lines}'
 
 
-def test_pypi_json_api_for_local_and_pull_through_projects(upstream, live_server, tmp_path):
+def test_pypi_json_api_for_local_and_pull_through_projects(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
     # Pull-through: the upstream's files, latest non-yanked final release shown.
     data = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/json", timeout=10).json()
@@ -66,7 +71,9 @@ def test_pypi_json_api_for_local_and_pull_through_projects(upstream, live_server
     assert [f["filename"] for f in local["urls"]] == [path.name]
 
 
-def test_token_auth_and_remote_headers(upstream, live_server, tmp_path):
+def test_token_auth_and_remote_headers(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     text = with_auth(
         config_text(upstream.index_url, tmp_path / "d", headers={"X-Team": "infra"}),
         admin_token="tok-123",
@@ -83,7 +90,9 @@ def test_token_auth_and_remote_headers(upstream, live_server, tmp_path):
     assert sent and sent[-1].header("x-team") == "infra"
 
 
-def test_a_standalone_worker_runs_the_tasks(upstream, live_server, tmp_path):
+def test_a_standalone_worker_runs_the_tasks(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     """With the embedded worker off, `pullthrough worker` (a separate process) syncs."""
     text = with_auth(config_text(upstream.index_url, tmp_path / "d")).replace(
         "[server]\n", "[server]\nembedded_worker = false\n"

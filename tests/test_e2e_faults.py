@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 
-from support.servers import config_text, stored_files
+from support.servers import Server, config_text, stored_files
+from support.upstream import Upstream, UpstreamFile
 
 pytestmark = pytest.mark.e2e
 JSON = "application/vnd.pypi.simple.v1+json"
 STALE = "X-Pullthrough-Stale"
 
 
-def wheel_of(upstream, project="shelf-reader", version="0.2"):
+def wheel_of(
+    upstream: Upstream, project: str = "shelf-reader", version: str = "0.2"
+) -> UpstreamFile:
     return next(
         f for f in upstream.files_for(project) if f.filename.endswith(f"{version}-py3-none-any.whl")
     )
@@ -29,11 +34,13 @@ def fetch(url: str) -> tuple[int | None, bytes]:
         return None, b""
 
 
-def tmp_files(data_dir):
+def tmp_files(data_dir: Path) -> list[Path]:
     return [p for p in (data_dir / "artifacts" / ".tmp").iterdir()]
 
 
-def test_upstream_timeout_is_a_504(upstream, live_server, tmp_path):
+def test_upstream_timeout_is_a_504(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy = live_server(
         config_text(upstream.index_url, tmp_path / "d", sock_read_timeout=0.5, max_retries=0)
     )
@@ -44,7 +51,9 @@ def test_upstream_timeout_is_a_504(upstream, live_server, tmp_path):
     assert time.monotonic() - started < 2
 
 
-def test_upstream_500_is_a_502_after_bounded_retries(upstream, live_server, tmp_path):
+def test_upstream_500_is_a_502_after_bounded_retries(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
     upstream.fail_status = 500
     resp = requests.get(proxy.index() + "shelf-reader/", timeout=15)
@@ -57,8 +66,8 @@ def test_upstream_500_is_a_502_after_bounded_retries(upstream, live_server, tmp_
 
 @pytest.mark.parametrize("fault", ["reset_files", "corrupt_files"])
 def test_broken_download_leaves_nothing_and_the_next_request_heals(
-    upstream, live_server, tmp_path, fault
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path, fault: str
+) -> None:
     proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
     wheel = wheel_of(upstream)
     url = f"{proxy.url}/pulp/content/main/{wheel.filename}"
@@ -75,7 +84,9 @@ def test_broken_download_leaves_nothing_and_the_next_request_heals(
     assert [p.name for p in stored_files(proxy.data_dir)] == [wheel.sha256]
 
 
-def test_upstream_down_after_caching_serves_stale_copies(upstream, live_server, tmp_path):
+def test_upstream_down_after_caching_serves_stale_copies(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy = live_server(config_text(upstream.index_url, tmp_path / "d", cache_index_ttl="1s"))
     wheel = wheel_of(upstream)
     file_url = f"{proxy.url}/pulp/content/main/{wheel.filename}"

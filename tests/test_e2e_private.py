@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from support.packages import build_wheel
-from support.servers import config_text, stored_files, wait_until
+from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import make_venv, run_pip
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "s3cret-admin"
@@ -25,23 +29,26 @@ class Api:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def call(self, method: str, path: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         resp = requests.request(method, self.url + path, auth=AUTH, timeout=30, **kwargs)
         assert resp.status_code < 300, (resp.status_code, resp.text)
-        body = resp.json()
+        body: dict[str, Any] = resp.json()
         if set(body) == {"task"}:
-            task = requests.get(self.url + body["task"], auth=AUTH, timeout=30).json()
+            task: dict[str, Any] = requests.get(
+                self.url + body["task"], auth=AUTH, timeout=30
+            ).json()
             assert task["state"] == "completed", task
             return task
         return body
 
-    def one(self, path: str, **params: str) -> dict:
+    def one(self, path: str, **params: str) -> dict[str, Any]:
         found = requests.get(self.url + path, params=params, auth=AUTH, timeout=30).json()
         assert found["count"] == 1, found
-        return found["results"][0]
+        result: dict[str, Any] = found["results"][0]
+        return result
 
 
-def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict]:
+def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict[str, Any]]:
     api = Api(proxy_url)
     repo = api.call("POST", API + "repositories/python/python/", json={"name": "corp"})
     remote = api.one(API + "remotes/python/python/", name="up")
@@ -59,7 +66,7 @@ def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict]:
     return api, repo
 
 
-def upload(proxy_url: str, path, base_path: str = "corp") -> None:  # type: ignore[no-untyped-def]
+def upload(proxy_url: str, path: Path, base_path: str = "corp") -> None:
     with open(path, "rb") as fh:
         resp = requests.post(
             f"{proxy_url}/pypi/{base_path}/legacy/",
@@ -71,7 +78,9 @@ def upload(proxy_url: str, path, base_path: str = "corp") -> None:  # type: igno
     assert resp.status_code == 200, resp.text
 
 
-def test_a_local_project_shadows_the_upstream_one(upstream, live_server, tmp_path):
+def test_a_local_project_shadows_the_upstream_one(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     """Dependency confusion: upstream publishes acme-utils 99.0; pip must get our 1.0."""
     upstream.add_file("acme-utils", build_wheel(tmp_path / "up", "acme-utils", "99.0"))
     proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
@@ -93,7 +102,9 @@ def test_a_local_project_shadows_the_upstream_one(upstream, live_server, tmp_pat
     assert page.status_code == 200 and "shelf_reader-0.2-py3-none-any.whl" in page.text
 
 
-def test_merge_remote_serves_both(upstream, live_server, tmp_path):
+def test_merge_remote_serves_both(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     upstream.add_file("acme-utils", build_wheel(tmp_path / "up", "acme-utils", "99.0"))
     proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
     setup_private(proxy.url, merge=True)
@@ -102,7 +113,9 @@ def test_merge_remote_serves_both(upstream, live_server, tmp_path):
     assert "acme_utils-1.0-py3-none-any.whl" in page and "acme_utils-99.0-py3-none-any.whl" in page
 
 
-def test_a_promoted_pull_through_file_survives_eviction(upstream, live_server, tmp_path):
+def test_a_promoted_pull_through_file_survives_eviction(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     payload = tmp_path / "payload"
     fillers = [build_wheel(payload, f"filler-{i}", "1.0") for i in range(3)]
     for i, path in enumerate(fillers):
@@ -131,7 +144,10 @@ def test_a_promoted_pull_through_file_survives_eviction(upstream, live_server, t
     # Fill the cache well past its limit: the orphans go, the promoted file stays.
     for path in fillers:
         assert requests.get(f"{proxy.url}/pulp/content/corp/{path.name}", timeout=10).ok
-    names = lambda: {p.name for p in stored_files(proxy.data_dir)}  # noqa: E731
+
+    def names() -> set[str]:
+        return {p.name for p in stored_files(proxy.data_dir)}
+
     assert wait_until(
         lambda: len(names() & {f.sha256 for f in upstream.files_for("filler-0")}) == 0
     )

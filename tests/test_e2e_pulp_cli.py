@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from support.packages import build_wheel
-from support.servers import config_text
+from support.servers import Server, config_text
 from support.tools import clean_env, make_venv, run_pip
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pulp-cli-admin"
@@ -43,15 +46,30 @@ class Pulp:
         out = self.run(*args).stdout
         return json.loads(out[out.index("{") if out.lstrip()[:1] == "{" else out.index("[") :])
 
+    def json_object(self, *args: str) -> dict[str, Any]:
+        """The command's output, a JSON object."""
+        value = self.json(*args)
+        assert isinstance(value, dict), value
+        return value
 
-def api_get(url: str) -> dict:
+    def json_list(self, *args: str) -> list[dict[str, Any]]:
+        """The command's output, a JSON list (of objects)."""
+        value = self.json(*args)
+        assert isinstance(value, list), value
+        return value
+
+
+def api_get(url: str) -> dict[str, Any]:
     """GET an absolute URL or an href of the server under test (set per test)."""
     resp = requests.get(url if url.startswith("http") else BASE[0] + url, auth=AUTH, timeout=30)
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    body: dict[str, Any] = resp.json()
+    return body
 
 
-def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
+def test_seed_workflow_with_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
     upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.1"))
     upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.2"))
     server = gunicorn_server(
@@ -62,15 +80,15 @@ def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
     BASE[0] = server.url
     v3 = "/pulp/api/v3/"
 
-    repo = pulp.json("python", "repository", "create", "--name", "foo")
+    repo = pulp.json_object("python", "repository", "create", "--name", "foo")
     assert repo["name"] == "foo" and repo["latest_version_href"].endswith("/versions/0/")
 
-    remote = pulp.json(
+    remote = pulp.json_object(
         "python", "remote", "create", "--name", "bar", "--url", upstream.index_url,
         "--includes", '["shelf-reader"]',
     )  # fmt: skip
     assert remote["includes"] == ["shelf-reader"] and remote["policy"] == "on_demand"
-    complex_remote = pulp.json(
+    complex_remote = pulp.json_object(
         "python", "remote", "create", "--name", "complex", "--url", upstream.index_url,
         "--includes", '["django~=2.0,!=2.0.1"]', "--excludes", '["shelf-reader"]',
         "--package-types", '["sdist", "bdist_wheel"]', "--exclude-platforms", '["windows"]',
@@ -80,16 +98,16 @@ def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
     assert complex_remote["keep_latest_packages"] == 5
 
     pulp.run("python", "repository", "sync", "--name", "foo", "--remote", "bar")
-    version = pulp.json("python", "repository", "version", "show", "--repository", "foo")
+    version = pulp.json_object("python", "repository", "version", "show", "--repository", "foo")
     assert version["number"] == 1
     present = version["content_summary"]["present"]["python.python"]
     assert present["count"] == len(upstream.files_for("shelf-reader"))
 
-    publication = pulp.json(
+    publication = pulp.json_object(
         "python", "publication", "create", "--repository", "foo", "--version", "1"
     )
     assert publication["repository_version"] == version["pulp_href"]
-    dist = pulp.json(
+    dist = pulp.json_object(
         "python", "distribution", "create", "--name", "foo", "--base-path", "foo",
         "--publication", publication["pulp_href"],
     )  # fmt: skip
@@ -119,10 +137,11 @@ def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
     status = pulp.run("status").stdout
     assert '"python"' in status and "3.36.0" in status
 
-    listed = pulp.json("python", "repository", "list")
+    listed = pulp.json_list("python", "repository", "list")
     assert [r["name"] for r in listed] == ["foo"]
-    assert {r["name"] for r in pulp.json("python", "remote", "list")} == {"up", "bar", "complex"}
-    assert "foo" in {d["name"] for d in pulp.json("python", "distribution", "list")}
+    remotes = pulp.json_list("python", "remote", "list")
+    assert {r["name"] for r in remotes} == {"up", "bar", "complex"}
+    assert "foo" in {d["name"] for d in pulp.json_list("python", "distribution", "list")}
 
     python = make_venv(tmp_path / "venv")
     run_pip(
@@ -144,7 +163,9 @@ def test_seed_workflow_with_pulp_cli(upstream, gunicorn_server, tmp_path):
     )
 
 
-def test_error_paths_through_pulp_cli(upstream, gunicorn_server, tmp_path):
+def test_error_paths_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
     server = gunicorn_server(
         config_text(upstream.index_url, tmp_path / "data")
         + f'[auth]\nadmin_password = "{PASSWORD}"\n'

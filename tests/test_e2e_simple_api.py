@@ -5,18 +5,25 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
-from support.servers import config_text, stored_files
+from support.servers import Server, config_text, stored_files
+from support.upstream import Upstream
+
+if TYPE_CHECKING:
+    from conftest import Wheelhouse
 
 pytestmark = pytest.mark.e2e
 JSON = "application/vnd.pypi.simple.v1+json"
 
 
 @pytest.fixture
-def proxy(upstream, live_server, tmp_path):
+def proxy(upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path) -> Server:
     return live_server(config_text(upstream.index_url, tmp_path / "data"))
 
 
@@ -24,7 +31,7 @@ def get(url: str, **headers: str) -> requests.Response:
     return requests.get(url, headers=headers, timeout=10, allow_redirects=False)
 
 
-def test_negotiation_content_types_and_vary(proxy):
+def test_negotiation_content_types_and_vary(proxy: Server) -> None:
     page = proxy.index() + "shelf-reader/"
     html = get(page)
     assert html.status_code == 200
@@ -40,7 +47,7 @@ def test_negotiation_content_types_and_vary(proxy):
     assert refused.status_code == 406 and JSON in refused.text
 
 
-def test_warm_answers_match_the_first_rendering(proxy):
+def test_warm_answers_match_the_first_rendering(proxy: Server) -> None:
     """The second request is served from the in-memory rendering (below Flask): same bytes,
     same headers."""
     page = proxy.index() + "shelf-reader/"
@@ -53,7 +60,7 @@ def test_warm_answers_match_the_first_rendering(proxy):
         }
 
 
-def test_etag_and_conditional_requests(proxy):
+def test_etag_and_conditional_requests(proxy: Server) -> None:
     page = proxy.index() + "shelf-reader/"
     first = get(page, Accept=JSON)
     etag = first.headers["ETag"]
@@ -63,7 +70,7 @@ def test_etag_and_conditional_requests(proxy):
     assert html.status_code == 200 and html.headers["ETag"] != etag
 
 
-def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy):
+def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy: Server) -> None:
     moved = get(proxy.index() + "Shelf_Reader/?format=" + JSON)
     assert moved.status_code == 301
     assert moved.headers["Location"].endswith(f"/pypi/main/simple/shelf-reader/?format={JSON}")
@@ -75,7 +82,7 @@ def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy):
     assert bad.status_code == 400 and "Invalid project name" in bad.text
 
 
-def test_every_upstream_field_is_carried(proxy, upstream):
+def test_every_upstream_field_is_carried(proxy: Server, upstream: Upstream) -> None:
     data = get(proxy.index() + "shelf-reader/", Accept=JSON).json()
     files = {f["filename"]: f for f in data["files"]}
     assert set(files) == {f.filename for f in upstream.files_for("shelf-reader")}
@@ -96,7 +103,9 @@ def test_every_upstream_field_is_carried(proxy, upstream):
     assert 'data-yanked="broken"' in html and 'data-requires-python="&gt;=3.8"' in html
 
 
-def test_html_only_upstream_works(wheelhouse, live_server, tmp_path):
+def test_html_only_upstream_works(
+    wheelhouse: Wheelhouse, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     from conftest import fill
 
     from support.upstream import Upstream
@@ -111,13 +120,15 @@ def test_html_only_upstream_works(wheelhouse, live_server, tmp_path):
         assert hashlib.sha256(body).hexdigest() == f["hashes"]["sha256"]
 
 
-def test_project_list_is_the_upstreams(proxy):
+def test_project_list_is_the_upstreams(proxy: Server) -> None:
     data = get(proxy.index(), Accept=JSON).json()
     assert {p["name"] for p in data["projects"]} >= {"shelf-reader", "winonly", "meta-lib"}
     assert 'href="shelf-reader/"' in get(proxy.index()).text
 
 
-def test_filters_apply_to_pages_lists_and_direct_file_urls(upstream, live_server, tmp_path):
+def test_filters_apply_to_pages_lists_and_direct_file_urls(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     text = config_text(
         upstream.index_url,
         tmp_path / "d",
@@ -146,7 +157,7 @@ def test_filters_apply_to_pages_lists_and_direct_file_urls(upstream, live_server
     assert names == {"shelf-reader", "winonly"}
 
 
-def test_pep658_metadata_proxied_or_read_from_the_wheel(proxy, upstream):
+def test_pep658_metadata_proxied_or_read_from_the_wheel(proxy: Server, upstream: Upstream) -> None:
     (app,) = upstream.files_for("app-with-dep")
     got = get(f"{proxy.url}/pulp/content/main/{app.filename}.metadata")
     assert got.status_code == 200 and got.content == app.metadata
@@ -163,7 +174,7 @@ def test_pep658_metadata_proxied_or_read_from_the_wheel(proxy, upstream):
     assert sdist.status_code == 404
 
 
-def test_head_and_range_on_cached_files(proxy, upstream):
+def test_head_and_range_on_cached_files(proxy: Server, upstream: Upstream) -> None:
     wheel = next(
         f for f in upstream.files_for("shelf-reader") if f.filename.endswith("0.2-py3-none-any.whl")
     )
@@ -183,7 +194,7 @@ def test_head_and_range_on_cached_files(proxy, upstream):
     assert len(upstream.requests_for(wheel.filename, server="files", method="GET")) == 1
 
 
-def test_status_reports_storage_cache_and_upstream(proxy, upstream):
+def test_status_reports_storage_cache_and_upstream(proxy: Server, upstream: Upstream) -> None:
     wheel = upstream.files_for("meta-lib")[0]
     get(f"{proxy.url}/pulp/content/main/{wheel.filename}")
     status = get(proxy.url + "/pulp/api/v3/status/").json()

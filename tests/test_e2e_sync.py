@@ -8,14 +8,16 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from support.api import Api, report, with_auth
 from support.packages import build_wheel
-from support.servers import config_text, stored_files, wait_until
+from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import make_venv, run_pip
 from support.upstream import JSON_V1, Upstream
 
@@ -32,12 +34,16 @@ APP_WHL = "app_with_dep-1.0-py3-none-any.whl"
 META_WHL = "meta_lib-2.0-py3-none-any.whl"  # upstream serves PEP 658 metadata for it
 
 
-def start(live_server, upstream: Upstream, tmp_path: Path) -> tuple[object, Api]:  # type: ignore[no-untyped-def]
+def start(
+    live_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> tuple[Server, Api]:
     proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
     return proxy, Api(proxy.url)
 
 
-def make_remote(api: Api, upstream: Upstream, name: str = "src", **fields: object) -> dict:
+def make_remote(
+    api: Api, upstream: Upstream, name: str = "src", **fields: object
+) -> dict[str, Any]:
     fields.setdefault("policy", "immediate")
     return api.remote(
         name, upstream.index_url, max_retries=0, connect_timeout=2, sock_read_timeout=5, **fields
@@ -61,23 +67,24 @@ def sha(upstream: Upstream, filename: str) -> str:
     )
 
 
-def stored(proxy) -> set[str]:  # type: ignore[no-untyped-def]
+def stored(proxy: Server) -> set[str]:
     return {p.name for p in stored_files(proxy.data_dir)}
 
 
-def get(url: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
+def get(url: str, **kwargs: Any) -> requests.Response:
     with requests.get(url, timeout=30, **kwargs) as resp:
         _ = resp.content
     return resp
 
 
-def json_page(proxy, base_path: str, project: str) -> dict:  # type: ignore[no-untyped-def]
+def json_page(proxy: Server, base_path: str, project: str) -> dict[str, Any]:
     resp = get(f"{proxy.url}/pypi/{base_path}/simple/{project}/", headers={"Accept": JSON_V1})
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    page: dict[str, Any] = resp.json()
+    return page
 
 
-def page_files(proxy, base_path: str, project: str) -> set[str]:  # type: ignore[no-untyped-def]
+def page_files(proxy: Server, base_path: str, project: str) -> set[str]:
     return {f["filename"] for f in json_page(proxy, base_path, project)["files"]}
 
 
@@ -89,8 +96,8 @@ def version_number(href: str) -> int:
 
 
 def test_immediate_sync_holds_and_downloads_exactly_the_included_files(
-    upstream, live_server, tmp_path
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3"])
@@ -154,7 +161,13 @@ def test_immediate_sync_holds_and_downloads_exactly_the_included_files(
         ),
     ],
 )
-def test_sync_applies_the_remote_filters(upstream, live_server, tmp_path, fields, expected):
+def test_sync_applies_the_remote_filters(
+    upstream: Upstream,
+    live_server: Callable[..., Server],
+    tmp_path: Path,
+    fields: dict[str, Any],
+    expected: set[str],
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, **fields)
@@ -170,7 +183,9 @@ def test_sync_applies_the_remote_filters(upstream, live_server, tmp_path, fields
     assert asked_for_the_list == ("includes" not in fields)
 
 
-def test_resync_without_upstream_change_makes_no_version(upstream, live_server, tmp_path):
+def test_resync_without_upstream_change_makes_no_version(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3"])
@@ -199,7 +214,9 @@ def test_resync_without_upstream_change_makes_no_version(upstream, live_server, 
     assert new.sha256 in stored(proxy)
 
 
-def test_mirror_drops_what_the_remote_dropped_additive_keeps_it(upstream, live_server, tmp_path):
+def test_mirror_drops_what_the_remote_dropped_additive_keeps_it(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     _, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3"])
@@ -230,8 +247,8 @@ def test_mirror_drops_what_the_remote_dropped_additive_keeps_it(upstream, live_s
 
 
 def test_on_demand_fetches_a_file_once_then_serves_it_without_the_upstream(
-    upstream, live_server, tmp_path
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("lazy")
     remote = make_remote(api, upstream, policy="on_demand", includes=["shelf-reader<0.3"])
@@ -259,7 +276,9 @@ def test_on_demand_fetches_a_file_once_then_serves_it_without_the_upstream(
     assert downloaded(upstream) == [WHL_02]
 
 
-def test_streamed_fetches_every_time_and_keeps_nothing(upstream, live_server, tmp_path):
+def test_streamed_fetches_every_time_and_keeps_nothing(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("streamed")
     remote = make_remote(api, upstream, policy="streamed", includes=["shelf-reader==0.2"])
@@ -278,8 +297,8 @@ def test_streamed_fetches_every_time_and_keeps_nothing(upstream, live_server, tm
 
 
 def test_pip_installs_from_an_immediate_synced_repository_with_the_upstream_down(
-    upstream, live_server, tmp_path
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("offline")
     remote = make_remote(api, upstream, includes=["app-with-dep", "shelf-reader<0.3"])
@@ -305,15 +324,18 @@ def test_pip_installs_from_an_immediate_synced_repository_with_the_upstream_down
 # ---- failed syncs -------------------------------------------------------------------------------
 
 
-def assert_failed_without_version(api: Api, repo: dict, task: dict) -> str:
+def assert_failed_without_version(api: Api, repo: dict[str, Any], task: dict[str, Any]) -> str:
     assert task["state"] == "failed", task
     assert task["created_resources"] == []
     assert api.latest(repo).endswith("/versions/0/")
     assert api.get(repo["versions_href"])["count"] == 1
-    return task["error"]["description"]
+    description: str = task["error"]["description"]
+    return description
 
 
-def test_a_project_missing_upstream_fails_the_sync(upstream, live_server, tmp_path):
+def test_a_project_missing_upstream_fails_the_sync(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     _, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3", "no-such-project"])
@@ -324,7 +346,9 @@ def test_a_project_missing_upstream_fails_the_sync(upstream, live_server, tmp_pa
     assert api.packages(filename=WHL_02) == []  # nothing recorded either
 
 
-def test_a_corrupt_download_fails_the_sync_and_stores_nothing(upstream, live_server, tmp_path):
+def test_a_corrupt_download_fails_the_sync_and_stores_nothing(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3"])
@@ -344,7 +368,9 @@ def test_a_corrupt_download_fails_the_sync_and_stores_nothing(upstream, live_ser
 
 
 @pytest.mark.parametrize("includes", [["shelf-reader"], []], ids=["listed", "whole-index"])
-def test_an_unreachable_upstream_fails_the_sync(upstream, live_server, tmp_path, includes):
+def test_an_unreachable_upstream_fails_the_sync(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path, includes: list[str]
+) -> None:
     _, api = start(live_server, upstream, tmp_path)
     repo = api.repository("synced")
     remote = make_remote(api, upstream, includes=includes)
@@ -359,8 +385,8 @@ COMPARED = ("hashes", "requires-python", "yanked", "size")
 
 
 def test_a_publication_serves_its_version_while_the_repository_moves_on(
-    upstream, live_server, tmp_path
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("pub")
     remote = make_remote(api, upstream, includes=["shelf-reader<=0.3", "meta-lib"])
@@ -416,8 +442,8 @@ def test_a_publication_serves_its_version_while_the_repository_moves_on(
 
 
 def test_autopublish_and_switching_a_distribution_back_to_the_latest_version(
-    upstream, live_server, tmp_path
-):
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("auto")
     remote = make_remote(api, upstream, includes=["shelf-reader<0.3"])
@@ -464,7 +490,9 @@ def test_autopublish_and_switching_a_distribution_back_to_the_latest_version(
 # ---- orphan cleanup -----------------------------------------------------------------------------
 
 
-def test_orphan_cleanup_removes_content_in_no_version_and_its_file(upstream, live_server, tmp_path):
+def test_orphan_cleanup_removes_content_in_no_version_and_its_file(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     proxy, api = start(live_server, upstream, tmp_path)
     repo = api.repository("kept")
     ours = tmp_path / "ours"
@@ -510,7 +538,9 @@ def test_orphan_cleanup_removes_content_in_no_version_and_its_file(upstream, liv
 # ---- tasks --------------------------------------------------------------------------------------
 
 
-def test_canceling_waiting_running_and_finished_tasks(upstream, live_server, tmp_path):
+def test_canceling_waiting_running_and_finished_tasks(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
     _, api = start(live_server, upstream, tmp_path)
     repo = api.repository("slow")
     other = api.repository("queued")
@@ -560,7 +590,12 @@ def _ppid(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def slow_sync(gunicorn_server, upstream: Upstream, tmp_path: Path, seconds_per_chunk: float):  # type: ignore[no-untyped-def]
+def slow_sync(
+    gunicorn_server: Callable[..., Server],
+    upstream: Upstream,
+    tmp_path: Path,
+    seconds_per_chunk: float,
+) -> tuple[Api, dict[str, Any], str]:
     text = with_auth(config_text(upstream.index_url, tmp_path / "data")) + FAST_REAPER
     proxy = gunicorn_server(text)
     api = Api(proxy.url)
@@ -574,7 +609,9 @@ def slow_sync(gunicorn_server, upstream: Upstream, tmp_path: Path, seconds_per_c
     return api, repo, task
 
 
-def test_a_killed_worker_leaves_its_task_failed(gunicorn_server, upstream, tmp_path):
+def test_a_killed_worker_leaves_its_task_failed(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
     api, repo, task = slow_sync(gunicorn_server, upstream, tmp_path, 1.0)
     running = api.get(task)
     assert running["state"] == "running", running
@@ -591,7 +628,9 @@ def test_a_killed_worker_leaves_its_task_failed(gunicorn_server, upstream, tmp_p
     assert api.latest(repo).endswith("/versions/0/")
 
 
-def test_a_long_task_on_a_live_worker_is_not_failed(gunicorn_server, upstream, tmp_path):
+def test_a_long_task_on_a_live_worker_is_not_failed(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
     """A sync longer than the reaper's limit on a worker that is alive and well must complete;
     another process's reaper must not declare it failed meanwhile."""
     api, repo, task = slow_sync(gunicorn_server, upstream, tmp_path, 0.6)  # about 6 s

@@ -28,7 +28,9 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename, project_
         ("foo-1.0.win32.exe", "foo", "1.0", "bdist_wininst", {"windows"}),
     ],
 )
-def test_parse_filename(filename, name, version, packagetype, platforms):
+def test_parse_filename(
+    filename: str, name: str, version: str, packagetype: str, platforms: set[str]
+) -> None:
     info = parse_filename(filename)
     assert info.name == name
     assert info.version == Version(version)
@@ -36,12 +38,12 @@ def test_parse_filename(filename, name, version, packagetype, platforms):
     assert info.platforms == platforms
 
 
-def test_legacy_name_with_dashes_needs_the_project():
+def test_legacy_name_with_dashes_needs_the_project() -> None:
     info = parse_filename("foo-bar-1.0-py2.7.egg", "Foo.Bar")
     assert (info.name, info.version) == ("foo-bar", Version("1.0"))
 
 
-def test_legacy_version_that_is_not_pep440_is_unknown():
+def test_legacy_version_that_is_not_pep440_is_unknown() -> None:
     info = parse_filename("foo-dev.tar.bz2")
     assert (info.name, info.version, info.packagetype) == ("foo", None, "sdist")
 
@@ -49,11 +51,11 @@ def test_legacy_version_that_is_not_pep440_is_unknown():
 @pytest.mark.parametrize(
     "filename", ["", "..", "a/b-1.0.tar.gz", "README.txt", "foo.whl", "foo-1.0-bad.whl"]
 )
-def test_invalid_filenames(filename):
+def test_invalid_filenames(filename: str) -> None:
     with pytest.raises(InvalidFilename):
         parse_filename(filename)
 
 
-def test_project_candidates():
+def test_project_candidates() -> None:
     assert project_candidates("Shelf_Reader-0.1-py3-none-any.whl") == ["shelf-reader"]
     assert project_candidates("foo-bar-1.0-py2.7.egg") == ["foo-bar-1-0", "foo-bar", "foo"]

@@ -4,6 +4,7 @@ import io
 import random
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def write_tar(path: Path, members: dict[str, bytes], links: dict[str, str] | Non
 # --- parse_metadata -----------------------------------------------------------------------
 
 
-def test_parse_metadata_reads_every_field():
+def test_parse_metadata_reads_every_field() -> None:
     meta = parse_metadata(FULL_METADATA)
     assert meta == PackageMetadata(
         name="Shelf.Reader",
@@ -106,7 +107,7 @@ def test_parse_metadata_reads_every_field():
     assert meta.normalized_name == "shelf-reader"
 
 
-def test_parse_metadata_minimal_fields_default_to_empty():
+def test_parse_metadata_minimal_fields_default_to_empty() -> None:
     meta = parse_metadata(GOOD_METADATA)
     assert (meta.name, meta.version, meta.summary, meta.classifiers) == (
         "Shelf.Reader",
@@ -117,7 +118,7 @@ def test_parse_metadata_minimal_fields_default_to_empty():
     assert meta.project_urls == {}
 
 
-def test_parse_metadata_is_lenient_about_other_fields():
+def test_parse_metadata_is_lenient_about_other_fields() -> None:
     raw = GOOD_METADATA.replace(
         b"\n\n", b"\nX-Custom: 1\nMetadata-Version: 9.9\nSummary: a\nSummary: b\n\n"
     )
@@ -136,7 +137,7 @@ def test_parse_metadata_is_lenient_about_other_fields():
         (b"", "no Name field"),
     ],
 )
-def test_parse_metadata_requires_a_name_and_a_version(raw, message):
+def test_parse_metadata_requires_a_name_and_a_version(raw: bytes, message: str) -> None:
     with pytest.raises(InvalidDistribution, match=message):
         parse_metadata(raw)
 
@@ -154,8 +155,13 @@ def test_parse_metadata_requires_a_name_and_a_version(raw, message):
     ],
 )
 def test_read_metadata_round_trips(
-    tmp_path, builder, name, version, requires_python, requires_dist
-):
+    tmp_path: Path,
+    builder: Callable[..., Path],
+    name: str,
+    version: str,
+    requires_python: str | None,
+    requires_dist: tuple[str, ...],
+) -> None:
     path = builder(
         tmp_path, name, version, requires_python=requires_python, requires_dist=requires_dist
     )
@@ -168,13 +174,13 @@ def test_read_metadata_round_trips(
     check_filename_matches(meta, path.name)
 
 
-def test_read_metadata_uses_the_filename_not_the_path_for_the_type(tmp_path):
+def test_read_metadata_uses_the_filename_not_the_path_for_the_type(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "shelf-reader", "0.1")
     stored = wheel.rename(tmp_path / "0123abcd")
     assert read_metadata(stored, "shelf_reader-0.1-py3-none-any.whl").version == "0.1"
 
 
-def test_read_metadata_of_a_zip_sdist(tmp_path):
+def test_read_metadata_of_a_zip_sdist(tmp_path: Path) -> None:
     path = write_zip(
         tmp_path / "shelf_reader-1.0.zip",
         {"shelf_reader-1.0/PKG-INFO": GOOD_METADATA, "shelf_reader-1.0/setup.py": b""},
@@ -182,7 +188,7 @@ def test_read_metadata_of_a_zip_sdist(tmp_path):
     assert read_metadata(path, path.name).raw == GOOD_METADATA
 
 
-def test_read_metadata_of_a_missing_file_is_an_os_error(tmp_path):
+def test_read_metadata_of_a_missing_file_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_metadata(tmp_path / "nope.whl", "shelf_reader-1.0-py3-none-any.whl")
 
@@ -202,15 +208,17 @@ def truncated_wheel(tmp_path: Path) -> Path:
     return tmp_path / "f"
 
 
-def wheel_of(members: dict[str, bytes]):
+def wheel_of(members: dict[str, bytes]) -> Callable[[Path], Path]:
     return lambda tmp_path: write_zip(tmp_path / "f", members)
 
 
-def sdist_of(members: dict[str, bytes], links: dict[str, str] | None = None):
+def sdist_of(
+    members: dict[str, bytes], links: dict[str, str] | None = None
+) -> Callable[[Path], Path]:
     return lambda tmp_path: write_tar(tmp_path / "f", members, links)
 
 
-def raw_bytes(data: bytes):
+def raw_bytes(data: bytes) -> Callable[[Path], Path]:
     def make(tmp_path: Path) -> Path:
         (tmp_path / "f").write_bytes(data)
         return tmp_path / "f"
@@ -320,13 +328,15 @@ DIST_INFO = "shelf_reader-1.0.dist-info"
         pytest.param(raw_bytes(b""), "shelf_reader.whl", "Invalid wheel filename", id="bad-name"),
     ],
 )
-def test_read_metadata_rejects_broken_files(tmp_path, make, filename, message):
+def test_read_metadata_rejects_broken_files(
+    tmp_path: Path, make: Callable[[Path], Path], filename: str, message: str
+) -> None:
     path = make(tmp_path)
     with pytest.raises(InvalidDistribution, match=message):
         read_metadata(path, filename)
 
 
-def test_a_linked_metadata_in_a_wheel_is_rejected(tmp_path):
+def test_a_linked_metadata_in_a_wheel_is_rejected(tmp_path: Path) -> None:
     info = zipfile.ZipInfo(f"{DIST_INFO}/METADATA")
     info.external_attr = 0o120777 << 16  # a symbolic link, whose data is its target
     with zipfile.ZipFile(tmp_path / "f", "w") as zf:
@@ -335,7 +345,7 @@ def test_a_linked_metadata_in_a_wheel_is_rejected(tmp_path):
         read_metadata(tmp_path / "f", WHEEL)
 
 
-def test_error_messages_name_the_file(tmp_path):
+def test_error_messages_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidDistribution, match=r"^Invalid distribution 'shelf_reader-1\.0"):
         read_metadata(raw_bytes(NOISE)(tmp_path), WHEEL)
 
@@ -353,7 +363,7 @@ def test_error_messages_name_the_file(tmp_path):
         "Shelf.Reader-1.0-py2.7.egg",
     ],
 )
-def test_matching_filenames(filename):
+def test_matching_filenames(filename: str) -> None:
     check_filename_matches(parse_metadata(GOOD_METADATA), filename)
 
 
@@ -369,7 +379,7 @@ def test_matching_filenames(filename):
         "shelf_reader.whl",
     ],
 )
-def test_mismatching_filenames(filename):
+def test_mismatching_filenames(filename: str) -> None:
     meta = parse_metadata(GOOD_METADATA)
     with pytest.raises(InvalidDistribution) as caught:
         check_filename_matches(meta, filename)

@@ -24,11 +24,11 @@ PIP = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;
         ("application/vnd.pypi.simple.v2+json", None),
     ],
 )
-def test_accept_header(accept, expected):
+def test_accept_header(accept: str | None, expected: Format | None) -> None:
     assert choose_format(accept) is expected
 
 
-def test_format_parameter_overrides_accept():
+def test_format_parameter_overrides_accept() -> None:
     assert choose_format("text/html", "application/vnd.pypi.simple.v1+json") is Format.V1_JSON
     assert choose_format(UV, "text/html") is Format.HTML
     assert choose_format(UV, "application/pdf") is None

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pullthrough.core.filenames import python_version
 from pullthrough.core.metadata import PackageMetadata, read_metadata
-from pullthrough.core.pypi_json import (
-    ReleaseFile,
-    UnknownVersion,
-    python_version,
-    render_project,
-    sort_versions,
-)
+from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project, sort_versions
 from support.packages import build_wheel, sha256_of
 
 INFO_KEYS = {
@@ -60,7 +58,9 @@ FILE_KEYS = {
 }
 
 
-def wheel(version: str, *, yanked: str | None = None, requires_python: str | None = None):
+def wheel(
+    version: str, *, yanked: str | None = None, requires_python: str | None = None
+) -> ReleaseFile:
     filename = f"shelf_reader-{version}-py3-none-any.whl"
     return ReleaseFile(
         filename=filename,
@@ -94,8 +94,9 @@ def sdist(version: str, *, yanked: str | None = None) -> ReleaseFile:
     )
 
 
-def shown(files, **kwargs) -> str:
-    return render_project("shelf-reader", files, None, **kwargs)["info"]["version"]
+def shown(files: Sequence[ReleaseFile], **kwargs: Any) -> str | None:
+    version: str | None = render_project("shelf-reader", files, None, **kwargs)["info"]["version"]
+    return version
 
 
 @pytest.mark.parametrize(
@@ -122,11 +123,13 @@ def shown(files, **kwargs) -> str:
         ([], None, None),
     ],
 )
-def test_latest_version_selection(files, versions, expected):
+def test_latest_version_selection(
+    files: list[ReleaseFile], versions: list[str] | None, expected: str | None
+) -> None:
     assert shown(files, versions=versions) == expected
 
 
-def test_project_document_shape():
+def test_project_document_shape() -> None:
     files = [sdist("1.0"), wheel("1.0"), wheel("2.0rc1"), wheel("0.9", yanked="bad build")]
     data = render_project("shelf-reader", files, None, versions=["0.5", "1.0"])
     assert list(data) == ["info", "last_serial", "releases", "urls", "vulnerabilities"]
@@ -144,7 +147,7 @@ def test_project_document_shape():
     json.dumps(data)  # serializable as it is
 
 
-def test_info_without_metadata_comes_from_the_files():
+def test_info_without_metadata_comes_from_the_files() -> None:
     files = [wheel("1.0", requires_python=">=3.9"), sdist("1.0")]
     info = render_project("shelf-reader", files, None, base_url="https://idx.example")["info"]
     assert info == {
@@ -175,7 +178,7 @@ def test_info_without_metadata_comes_from_the_files():
     }
 
 
-def test_info_from_metadata():
+def test_info_from_metadata() -> None:
     meta = PackageMetadata(
         name="Shelf.Reader",
         version="2.0",
@@ -212,7 +215,7 @@ def test_info_from_metadata():
     assert info["release_url"] == "/project/shelf-reader/2.0/"
 
 
-def test_info_from_a_real_wheel(tmp_path):
+def test_info_from_a_real_wheel(tmp_path: Path) -> None:
     path = build_wheel(tmp_path, "Shelf.Reader", "1.0", requires_dist=["attrs"])
     meta = read_metadata(path, path.name)
     file = ReleaseFile(
@@ -232,7 +235,7 @@ def test_info_from_a_real_wheel(tmp_path):
     assert data["urls"][0]["digests"] == {"sha256": sha256_of(path)}
 
 
-def test_a_given_version():
+def test_a_given_version() -> None:
     files = [wheel("1.0"), wheel("2.0"), sdist("2.0", yanked="oops")]
     data = render_project("shelf-reader", files, None, version="1.0")
     assert list(data) == ["info", "last_serial", "urls", "vulnerabilities"]  # no releases
@@ -249,26 +252,32 @@ def test_a_given_version():
         ([wheel("banana")], None, "banana", "banana", 1),
     ],
 )
-def test_given_version_lookup(files, versions, version, expected_version, expected_urls):
+def test_given_version_lookup(
+    files: list[ReleaseFile],
+    versions: list[str] | None,
+    version: str,
+    expected_version: str,
+    expected_urls: int,
+) -> None:
     data = render_project("shelf-reader", files, None, version=version, versions=versions)
     assert data["info"]["version"] == expected_version
     assert len(data["urls"]) == expected_urls
 
 
-def test_a_yanked_given_version():
+def test_a_yanked_given_version() -> None:
     info = render_project("p", [wheel("1.0", yanked="broken")], None, version="1.0")["info"]
     assert (info["yanked"], info["yanked_reason"]) == (True, "broken")
 
 
 @pytest.mark.parametrize("version", ["3.0", "1.0rc1", "banana"])
-def test_unknown_version(version):
+def test_unknown_version(version: str) -> None:
     with pytest.raises(UnknownVersion, match=f"has no version '{version}'") as caught:
         render_project("shelf-reader", [wheel("1.0")], None, version=version, versions=["2.0"])
     assert isinstance(caught.value, KeyError)
     assert isinstance(caught.value, LookupError)
 
 
-def test_file_entries():
+def test_file_entries() -> None:
     data = render_project("shelf-reader", [wheel("1.0"), sdist("1.0")], None)
     whl, tgz = data["urls"]
     assert set(whl) == FILE_KEYS
@@ -304,7 +313,7 @@ def test_file_entries():
         ("yesterday", None, "yesterday"),
     ],
 )
-def test_upload_times(stored, upload_time, iso):
+def test_upload_times(stored: str, upload_time: str | None, iso: str) -> None:
     file = replace(wheel("1.0"), upload_time=stored)
     (entry,) = render_project("p", [file], None)["urls"]
     assert (entry["upload_time"], entry["upload_time_iso_8601"]) == (upload_time, iso)
@@ -323,11 +332,11 @@ def test_upload_times(stored, upload_time, iso):
         ("foo-1.0.win32.exe", "bdist_wininst", "any"),
     ],
 )
-def test_python_version(filename, packagetype, expected):
+def test_python_version(filename: str, packagetype: str, expected: str) -> None:
     assert python_version(filename, packagetype) == expected
 
 
-def test_sort_versions():
+def test_sort_versions() -> None:
     assert sort_versions(["1.0", "banana", "10.0", "2.0rc1", "1.0", "apple", "2.0"]) == [
         "1.0",
         "2.0rc1",

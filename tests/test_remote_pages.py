@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import diskcache
 import pytest
@@ -10,6 +13,7 @@ import requests
 import responses
 
 from pullthrough.config import RemoteSettings
+from pullthrough.core.models import ProjectPage
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
@@ -26,12 +30,12 @@ def page_body(*filenames: str) -> bytes:
 
 
 @pytest.fixture
-def clock():
+def clock() -> list[float]:
     return [1000.0]
 
 
 @pytest.fixture
-def pages(tmp_path, clock):
+def pages(tmp_path: Path, clock: list[float]) -> Iterator[RemotePages]:
     client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
     cache = diskcache.Cache(str(tmp_path / "pages"))
     yield RemotePages(client, cache, ttl=60, clock=lambda: clock[0])
@@ -49,12 +53,14 @@ def pages(tmp_path, clock):
         ("https://host/repo/", "https://host/repo/simple/"),
     ],
 )
-def test_remote_url_may_be_root_or_simple(url, root):
+def test_remote_url_may_be_root_or_simple(url: str, root: str) -> None:
     assert simple_root(url) == root
 
 
 @responses.activate
-def test_pages_are_cached_for_the_ttl_then_revalidated(pages, clock):
+def test_pages_are_cached_for_the_ttl_then_revalidated(
+    pages: RemotePages, clock: list[float]
+) -> None:
     responses.get(
         ROOT + "lib/",
         body=page_body("lib-1.0.tar.gz"),
@@ -62,6 +68,7 @@ def test_pages_are_cached_for_the_ttl_then_revalidated(pages, clock):
         headers={"ETag": '"v1"'},
     )
     first = pages.project("lib")
+    assert isinstance(first.value, ProjectPage)
     assert [f.filename for f in first.value.files] == ["lib-1.0.tar.gz"]
     clock[0] += 30
     assert pages.project("lib").value == first.value
@@ -84,7 +91,9 @@ def test_pages_are_cached_for_the_ttl_then_revalidated(pages, clock):
         {"body": b"{not json", "content_type": JSON},
     ],
 )
-def test_upstream_failure_serves_the_stale_copy(pages, clock, fault):
+def test_upstream_failure_serves_the_stale_copy(
+    pages: RemotePages, clock: list[float], fault: dict[str, Any]
+) -> None:
     responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
     good = pages.project("lib")
     clock[0] += 120
@@ -95,7 +104,7 @@ def test_upstream_failure_serves_the_stale_copy(pages, clock, fault):
 
 
 @responses.activate
-def test_upstream_failure_without_a_copy_is_an_error(pages):
+def test_upstream_failure_without_a_copy_is_an_error(pages: RemotePages) -> None:
     responses.get(ROOT + "lib/", body=requests.ConnectTimeout("timed out"))
     with pytest.raises(UpstreamTimeout):
         pages.project("lib")
@@ -105,19 +114,21 @@ def test_upstream_failure_without_a_copy_is_an_error(pages):
 
 
 @responses.activate
-def test_upstream_404_is_remembered_as_missing(pages):
+def test_upstream_404_is_remembered_as_missing(pages: RemotePages) -> None:
     responses.get(ROOT + "nope/", status=404)
     assert pages.project("nope").value is None
 
 
 @responses.activate
-def test_html_fallback_resolves_relative_links(pages):
+def test_html_fallback_resolves_relative_links(pages: RemotePages) -> None:
     responses.get(
         ROOT + "lib/",
         body=f'<a href="../../files/lib-1.0.tar.gz#sha256={"ab" * 32}">lib-1.0.tar.gz</a>'.encode(),
         content_type="text/html",
     )
-    (f,) = pages.project("lib").value.files
+    page = pages.project("lib").value
+    assert isinstance(page, ProjectPage)
+    (f,) = page.files
     assert f.url == "https://upstream.example/files/lib-1.0.tar.gz"
     assert f.hashes == {"sha256": "ab" * 32}
     sent = responses.calls[0].request.headers["Accept"]
@@ -125,7 +136,7 @@ def test_html_fallback_resolves_relative_links(pages):
 
 
 @responses.activate
-def test_credentials_go_to_the_index_only_and_never_into_errors():
+def test_credentials_go_to_the_index_only_and_never_into_errors() -> None:
     remote = RemoteSettings(name="up", url=ROOT, username="bob", password="s3cret", max_retries=0)
     client = UpstreamClient(remote)
     responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)
@@ -138,7 +149,7 @@ def test_credentials_go_to_the_index_only_and_never_into_errors():
 
 
 @responses.activate
-def test_credentials_in_the_remote_url_stay_out_of_error_messages():
+def test_credentials_in_the_remote_url_stay_out_of_error_messages() -> None:
     client = UpstreamClient(
         RemoteSettings(name="up", url="https://bob:s3cret@upstream.example/simple/", max_retries=0)
     )
@@ -153,7 +164,7 @@ def test_credentials_in_the_remote_url_stay_out_of_error_messages():
 
 
 @responses.activate
-def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
+def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages: RemotePages) -> None:
     from pullthrough.core.filters import FilterSpec
     from pullthrough.services.distribution import Distribution
 
@@ -170,7 +181,7 @@ def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages):
 
 
 @responses.activate
-def test_extra_headers_go_to_the_index_only_even_across_redirects():
+def test_extra_headers_go_to_the_index_only_even_across_redirects() -> None:
     remote = RemoteSettings(
         name="up", url=ROOT, headers=[{"PRIVATE-TOKEN": "glpat-x"}], max_retries=0
     )

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 from sqlalchemy import select
 
 from pullthrough.app import create_app
@@ -65,7 +66,7 @@ def local_repository(svc: Services, tmp_path: Path, project: str, version: str) 
 def filenames(svc: Services, base_path: str, project: str) -> set[str]:
     dist = svc.registry.get(base_path)
     assert dist is not None
-    return {f.filename for f in dist.project(project).page.files}
+    return {f.filename for f in dist.project(NormalizedName(project)).page.files}
 
 
 # ---- resolution -----------------------------------------------------------------------------

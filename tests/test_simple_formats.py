@@ -26,7 +26,7 @@ PLAIN = DistFile("lib-0.9.tar.gz", "https://files.example/packages/cd/lib-0.9.ta
 PAGE = ProjectPage("Lib", (FULL, PLAIN), versions=("0.9", "1.0"))
 
 
-def test_html_upstream_page_with_every_attribute():
+def test_html_upstream_page_with_every_attribute() -> None:
     body = f"""<!DOCTYPE html><html><head><base href="https://files.example/packages/">
     <title>Links for Lib</title></head><body>
     <a href="ab/lib-1.0-py3-none-any.whl#sha256={"A" * 64}" data-requires-python="&gt;=3.8"
@@ -47,7 +47,7 @@ def test_html_upstream_page_with_every_attribute():
     assert third.hashes == {"md5": "0123" * 8} and third.yanked == "security issue"
 
 
-def test_json_upstream_page():
+def test_json_upstream_page() -> None:
     body = json.dumps(
         {
             "meta": {"api-version": "1.1", "_last-serial": 42},
@@ -80,7 +80,7 @@ def test_json_upstream_page():
 
 
 @pytest.mark.parametrize("body", [b"{", b"[]", b'{"files": [{"url": "x"}]}'])
-def test_unreadable_json(body):
+def test_unreadable_json(body: bytes) -> None:
     with pytest.raises(simple_html.InvalidPage):
         simple_json.parse_project_page(body, PAGE_URL, "lib")
 
@@ -90,7 +90,7 @@ def _local(f: DistFile, prefix: str) -> DistFile:
 
 
 @pytest.mark.parametrize("fmt", ["html", "json"])
-def test_render_then_parse_keeps_every_field(fmt):
+def test_render_then_parse_keeps_every_field(fmt: str) -> None:
     prefix = "https://proxy.example/pulp/content/pypi/"
     if fmt == "html":
         body = simple_html.render_project_page(PAGE, prefix)
@@ -119,7 +119,7 @@ def test_render_then_parse_keeps_every_field(fmt):
         assert json.loads(body)["meta"] == {"api-version": "1.1"}
 
 
-def test_html_escapes_attributes_and_quotes_urls():
+def test_html_escapes_attributes_and_quotes_urls() -> None:
     f = DistFile("lib-1.0+local.tar.gz", "x", requires_python='<4,>=3"', yanked="<b>bad</b>")
     body = simple_html.render_project_page(ProjectPage("lib", (f,)), "../c/").decode()
     assert 'href="../c/lib-1.0%2Blocal.tar.gz"' in body
@@ -127,7 +127,7 @@ def test_html_escapes_attributes_and_quotes_urls():
     assert 'data-yanked="&lt;b&gt;bad&lt;/b&gt;"' in body
 
 
-def test_project_list_round_trip():
+def test_project_list_round_trip() -> None:
     names = ("Django", "shelf-reader", "Zope.Interface")
     html = simple_html.render_project_list(names, "")
     assert b'<a href="zope-interface/">Zope.Interface</a>' in html
@@ -135,7 +135,7 @@ def test_project_list_round_trip():
     assert simple_json.parse_project_list(simple_json.render_project_list(names)).names == names
 
 
-def test_versions_derived_from_files_when_upstream_gives_none():
+def test_versions_derived_from_files_when_upstream_gives_none() -> None:
     page = ProjectPage(
         "lib",
         (
@@ -152,7 +152,7 @@ def test_versions_derived_from_files_when_upstream_gives_none():
     "digest",
     ["/etc/passwd", "../../../../etc/passwd", "a" * 63, "g" * 64, "a" * 64 + "/x", ""],
 )
-def test_digests_that_are_not_hex_of_the_right_length_are_dropped(digest):
+def test_digests_that_are_not_hex_of_the_right_length_are_dropped(digest: str) -> None:
     """A digest names a file in our store: an upstream must not be able to name any other."""
     html = f'<a href="lib-1.0.tar.gz#sha256={digest}">lib-1.0.tar.gz</a>'.encode()
     assert simple_html.parse_project_page(html, PAGE_URL, "lib").files[0].hashes == {}
@@ -164,6 +164,6 @@ def test_digests_that_are_not_hex_of_the_right_length_are_dropped(digest):
     assert f.hashes == {} and f.core_metadata is True
 
 
-def test_project_list_escapes_names_in_links():
+def test_project_list_escapes_names_in_links() -> None:
     html = simple_html.render_project_list(['x"><script>alert(1)</script>'], "").decode()
     assert "<script>" not in html and "&quot;&gt;&lt;script&gt;" in html

@@ -4,6 +4,7 @@ import hashlib
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,12 +13,14 @@ from pullthrough.storage.locks import LockDir, LockTimeout
 from pullthrough.storage.store import ArtifactStore, HashMismatch
 
 
-def test_store_commits_only_verified_bytes(tmp_path):
+def test_store_commits_only_verified_bytes(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "a")
     data = b"wheel bytes"
     sha = hashlib.sha256(data).hexdigest()
     assert store.put_bytes(data, {"sha256": sha}) == sha
-    with store.open(sha) as fh:
+    opened = store.open(sha)
+    assert opened is not None
+    with opened as fh:
         assert fh.read() == data
     with pytest.raises(HashMismatch):
         store.put_bytes(b"other bytes", {"sha256": sha[::-1]})
@@ -27,7 +30,7 @@ def test_store_commits_only_verified_bytes(tmp_path):
     assert store.delete(sha) == len(data) and store.open(sha) is None
 
 
-def test_abandoned_partial_files_are_removed_at_start(tmp_path):
+def test_abandoned_partial_files_are_removed_at_start(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "a")
     old, fresh = store.tmp / "old.partial", store.tmp / "fresh.partial"
     old.write_bytes(b"x")
@@ -37,14 +40,14 @@ def test_abandoned_partial_files_are_removed_at_start(tmp_path):
     assert sorted(p.name for p in store.tmp.iterdir()) == ["fresh.partial"]
 
 
-def test_choose_evictions_least_recently_used_first():
+def test_choose_evictions_least_recently_used_first() -> None:
     entries = [Entry("a", 40, 3.0), Entry("b", 40, 1.0), Entry("c", 40, 2.0)]
     assert choose_evictions(entries, total=120, limit=150, target=100) == []
     victims = choose_evictions(entries, total=120, limit=100, target=60)
     assert [v.sha256 for v in victims] == ["b", "c"]
 
 
-def test_ledger_tracks_size_and_recency(tmp_path):
+def test_ledger_tracks_size_and_recency(tmp_path: Path) -> None:
     now = [1000.0]
     ledger = CacheLedger(tmp_path, max_size=100, clock=lambda: now[0], touch_interval=0.001)
     try:
@@ -66,7 +69,7 @@ def test_ledger_tracks_size_and_recency(tmp_path):
         ledger.close()
 
 
-def test_lock_is_exclusive_across_threads(tmp_path):
+def test_lock_is_exclusive_across_threads(tmp_path: Path) -> None:
     locks = LockDir(tmp_path)
     first = locks.lock("file-url")
     assert first.acquire(timeout=1)
@@ -80,12 +83,12 @@ def test_lock_is_exclusive_across_threads(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../" * 3 + "x" * 55, "A" * 64, "a" * 65])
-def test_store_paths_come_only_from_sha256_digests(tmp_path, name):
+def test_store_paths_come_only_from_sha256_digests(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not a sha256"):
         ArtifactStore(tmp_path / "a").path(name)
 
 
-def test_generated_admin_password_is_never_empty_under_concurrent_starts(tmp_path):
+def test_generated_admin_password_is_never_empty_under_concurrent_starts(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from pullthrough.config import AuthSettings

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 import requests
 
 from support.packages import build_sdist, build_wheel, sha256_of
 from support.servers import Server, config_text
+from support.upstream import Upstream
 
 V3 = "/pulp/api/v3/"
 REPOS = V3 + "repositories/python/python/"
@@ -30,6 +31,7 @@ AUTH = ("admin", PASSWORD)
 TIMEOUT = 15
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 BASE = "uploads"
+ActionForm = TypedDict("ActionForm", {":action": str})  # a form field that is no identifier
 
 
 def store_files(data_dir: Path) -> set[str]:
@@ -56,17 +58,20 @@ class Index:
     def api(self, method: str, path: str, body: object = None) -> dict[str, Any]:
         resp = self.http.request(method, self.url(path), json=body, timeout=TIMEOUT)
         assert resp.status_code < 300, (resp.status_code, resp.text)
-        body = resp.json()
-        if list(body) == ["task"]:
+        answer: dict[str, Any] = resp.json()
+        if list(answer) == ["task"]:
             deadline = time.monotonic() + TIMEOUT
             while True:
-                task = self.http.get(self.url(body["task"]), timeout=TIMEOUT).json()
+                task: dict[str, Any] = self.http.get(
+                    self.url(answer["task"]), timeout=TIMEOUT
+                ).json()
                 if task["state"] not in ("waiting", "running") or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
             assert task["state"] == "completed", task
-            return task["result"]
-        return body
+            result: dict[str, Any] = task["result"]
+            return result
+        return answer
 
     def distribution(self, name: str, **fields: object) -> dict[str, Any]:
         return self.api("POST", DISTS, {"name": name, "base_path": name, **fields})
@@ -107,7 +112,8 @@ class Index:
         return int(repo["latest_version_href"].rstrip("/").rsplit("/", 1)[1])
 
     def version_count(self) -> int:
-        return self.api("GET", self.repository["versions_href"])["count"]
+        count: int = self.api("GET", self.repository["versions_href"])["count"]
+        return count
 
     def files(self, project: str, base_path: str = BASE) -> list[str]:
         resp = self.http.get(
@@ -122,7 +128,9 @@ class Index:
 
 
 @pytest.fixture
-def start_index(upstream, live_server, tmp_path: Path) -> Iterator[Callable[..., Index]]:
+def start_index(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> Iterator[Callable[..., Index]]:
     sessions: list[requests.Session] = []
 
     def start(server_settings: str = "") -> Index:
@@ -291,7 +299,11 @@ def test_refused_uploads_say_why_and_leave_nothing_behind(index: Index, dists: P
             lambda: index.upload(later, filename="../good_lib-2.0-py3-none-any.whl"),
             [],
         ),
-        ("unsupported :action", lambda: index.upload(later, **{":action": "submit"}), ["submit"]),
+        (
+            "unsupported :action",
+            lambda: index.upload(later, **ActionForm({":action": "submit"})),
+            ["submit"],
+        ),
     ]
     for what, send, words in cases:
         resp = send()

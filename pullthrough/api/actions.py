@@ -3,6 +3,8 @@ content, sync it, cancel a task, clean up orphans, upload content."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,6 +14,7 @@ from pullthrough.api.crud import TASK_RESPONSE
 from pullthrough.api.operations import (
     Call,
     Operation,
+    View,
     by_id,
     invalid,
     json_response,
@@ -32,8 +35,6 @@ from pullthrough.core.fields import Field
 from pullthrough.services.container import ORPHAN_CLEANUP, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
-
-REPOSITORY = "{" + kinds.REPOSITORY.href_param + "}"
 
 
 def _queued(call: Call, name: str, args: dict[str, object]) -> Response:
@@ -57,7 +58,7 @@ MODIFY = (
 )
 
 
-def _modify_rules(session: Session, values: dict[str, object], repo: Repository) -> None:
+def _modify(session: Session, values: dict[str, object], repo: Repository) -> None:
     """`remove_content_units` as packages ("*": all present now); a base version of this
     repository."""
     removing = values.get("remove_content_units") or []
@@ -197,39 +198,32 @@ def upload(call: Call) -> Response:
         return task_answer(Call(svc, session, None, {}, call.cid, call.after), UPLOAD_TASK, work)
 
 
+def _repository_action(name: str, view: View, summary: str, **declared: Any) -> Operation:
+    """`POST <repository href><name>/`, answered with a task."""
+    param = kinds.REPOSITORY.href_param
+    return Operation(
+        f"{kinds.REPOSITORY.operation}_{name}",
+        "POST",
+        f"{kinds.REPOSITORY.list_href}<id>/{name}/",
+        f"{{{param}}}{name}/",
+        view,
+        summary,
+        path_param=param,
+        load=by_id(Repository),
+        partial=True,
+        responses={202: TASK_RESPONSE},
+        **declared,
+    )
+
+
 OPERATIONS = [
-    Operation(
-        f"{kinds.REPOSITORY.operation}_modify",
-        "POST",
-        kinds.REPOSITORY.list_href + "<id>/modify/",
-        REPOSITORY + "modify/",
-        modify,
-        "Add and remove content",
-        path_param=kinds.REPOSITORY.href_param,
-        load=by_id(Repository),
-        body=MODIFY,
-        partial=True,
-        check=_modify_rules,
-        responses={202: TASK_RESPONSE},
-    ),
-    Operation(
-        f"{kinds.REPOSITORY.operation}_sync",
-        "POST",
-        kinds.REPOSITORY.list_href + "<id>/sync/",
-        REPOSITORY + "sync/",
-        sync,
-        "Sync from a remote",
-        path_param=kinds.REPOSITORY.href_param,
-        load=by_id(Repository),
-        body=SYNC_FIELDS,
-        partial=True,
-        responses={202: TASK_RESPONSE},
-    ),
+    _repository_action("modify", modify, "Add and remove content", body=MODIFY, check=_modify),
+    _repository_action("sync", sync, "Sync from a remote", body=SYNC_FIELDS),
     Operation(
         "tasks_cancel",
         "PATCH",
         kinds.TASK.list_href + "<id>/",
-        "{" + kinds.TASK.href_param + "}",
+        f"{{{kinds.TASK.href_param}}}",
         cancel,
         "Cancel a task",
         path_param=kinds.TASK.href_param,

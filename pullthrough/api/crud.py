@@ -15,6 +15,7 @@ from pullthrough.api.operations import (
     Call,
     Loader,
     Operation,
+    Param,
     View,
     by_id,
     json_response,
@@ -55,7 +56,7 @@ def written(call: Call, resource: Resource, verb: str, work: Work, status: int) 
     return json_response(outcome.result, status)
 
 
-def _list(resource: Resource) -> View:
+def _list(resource: Resource, verb: str) -> View:
     def view(call: Call) -> Response:
         query = select(resource.model)
         if resource.parent is not None:
@@ -63,23 +64,24 @@ def _list(resource: Resource) -> View:
         for declared in resource.filters:
             query = declared.apply(query)
         out = render(call)
-        body = page(
-            call.session,
-            query,
-            lambda row: resource.to_json(row, out),
-            resource.ordering,
-            resource.default_order,
+        return json_response(
+            page(
+                call.session,
+                query,
+                lambda row: resource.to_json(row, out),
+                resource.ordering,
+                resource.default_order,
+            )
         )
-        return json_response(body)
 
     return view
 
 
-def _read(resource: Resource) -> View:
+def _read(resource: Resource, verb: str) -> View:
     return lambda call: json_response(pick(resource.to_json(call.row, render(call))))
 
 
-def _create(resource: Resource) -> View:
+def _create(resource: Resource, verb: str) -> View:
     def view(call: Call) -> Response:
         def work(session: Session, outcome: TaskOutcome) -> None:
             values = {**resource.create_defaults, **call.values}
@@ -96,7 +98,7 @@ def _create(resource: Resource) -> View:
             outcome.created.append(Ref(resource.kind.label, row.id))
             outcome.result = resource.to_json(row, render(call))
 
-        return written(call, resource, CREATE, work, 201)
+        return written(call, resource, verb, work, 201)
 
     return view
 
@@ -114,16 +116,27 @@ def _update(resource: Resource, verb: str) -> View:
     return view
 
 
-def _delete(resource: Resource) -> View:
+def _delete(resource: Resource, verb: str) -> View:
     def view(call: Call) -> Response:
         def work(session: Session, outcome: TaskOutcome) -> None:
             if resource.before_delete is not None:
                 resource.before_delete(session, call.row)
             session.delete(call.row)
 
-        return written(call, resource, DELETE, work, 204)
+        return written(call, resource, verb, work, 204)
 
     return view
+
+
+# verb: its view, method, whether it acts on one object, its summary, its code when not a task
+VERBS: dict[str, tuple[Callable[[Resource, str], View], str, bool, str, int]] = {
+    LIST: (_list, "GET", False, "List {title}s", 200),
+    CREATE: (_create, "POST", False, "Create a {title}", 201),
+    READ: (_read, "GET", True, "Inspect a {title}", 200),
+    UPDATE: (_update, "PUT", True, "Replace a {title}", 200),
+    PARTIAL_UPDATE: (_update, "PATCH", True, "Update a {title}", 200),
+    DELETE: (_delete, "DELETE", True, "Delete a {title}", 204),
+}
 
 
 def _version(session: Session, path: Mapping[str, Any]) -> Any:
@@ -133,99 +146,47 @@ def _version(session: Session, path: Mapping[str, Any]) -> Any:
     return session.scalar(query)
 
 
-def _plural(title: str) -> str:
-    return title[:-1] + "ies" if title.endswith("y") else title + "s"
-
-
 def operations(resource: Resource) -> list[Operation]:
-    kind = resource.kind
-    schema = kind.schema
+    """The resource's standard operations, as Pulp names, places and answers them."""
+    kind, schema = resource.kind, resource.kind.schema
     collection, collection_doc = kind.list_href, kind.list_href
     item, item_doc = collection + "<id>/", "{" + kind.href_param + "}"
     load_item: Loader = by_id(resource.model)
     load_collection: Loader | None = None
+    collection_param = None
     if resource.parent is not None:  # repository versions: <repository href>versions/<n>/
-        parent = resource.parent.kind
-        collection = parent.list_href + "<id>/versions/"
-        collection_doc = "{" + parent.href_param + "}versions/"
+        collection_param = resource.parent.kind.href_param
+        collection = resource.parent.kind.list_href + "<id>/versions/"
+        collection_doc = "{" + collection_param + "}versions/"
         item = collection + "<int:number>/"
-        load_collection = by_id(resource.parent.model)
-        load_item = _version
-    filters = tuple(p for f in resource.filters for p in f.params())
-
-    def answer(verb: str, direct: int) -> dict[int, str | None]:
-        if verb in resource.tasks:
-            return {202: TASK_RESPONSE}
-        return {direct: f"{schema}Response" if direct != 204 else None}
-
-    specs: dict[str, dict[str, Any]] = {
-        LIST: dict(
-            method="GET",
-            rule=collection,
-            doc_path=collection_doc,
-            view=_list(resource),
-            summary=f"List {_plural(kind.title)}",
-            params=(*PAGE_PARAMS, *filters),
-            load=load_collection,
-            path_param=resource.parent.kind.href_param if resource.parent else None,
-            responses={200: f"Paginated{schema}ResponseList"},
-        ),
-        CREATE: dict(
-            method="POST",
-            rule=collection,
-            doc_path=collection_doc,
-            view=_create(resource),
-            summary=f"Create a {kind.title}",
-            body=resource.fields,
-            responses=answer(CREATE, 201),
-        ),
-        READ: dict(
-            method="GET",
-            rule=item,
-            doc_path=item_doc,
-            view=_read(resource),
-            summary=f"Inspect a {kind.title}",
-            params=READ_PARAMS,
-            load=load_item,
-            responses={200: f"{schema}Response"},
-        ),
-        UPDATE: dict(
-            method="PUT",
-            rule=item,
-            doc_path=item_doc,
-            view=_update(resource, UPDATE),
-            summary=f"Replace a {kind.title}",
-            load=load_item,
-            body=resource.fields,
-            responses=answer(UPDATE, 200),
-        ),
-        PARTIAL_UPDATE: dict(
-            method="PATCH",
-            rule=item,
-            doc_path=item_doc,
-            view=_update(resource, PARTIAL_UPDATE),
-            summary=f"Update a {kind.title}",
-            load=load_item,
-            body=resource.fields,
-            partial=True,
-            responses=answer(PARTIAL_UPDATE, 200),
-        ),
-        DELETE: dict(
-            method="DELETE",
-            rule=item,
-            doc_path=item_doc,
-            view=_delete(resource),
-            summary=f"Delete a {kind.title}",
-            load=load_item,
-            responses=answer(DELETE, 204),
-        ),
-    }
+        load_collection, load_item = by_id(resource.parent.model), _version
     out = []
     for verb in resource.verbs:
-        spec = specs[verb]
-        if spec["doc_path"] == item_doc:
-            spec.setdefault("path_param", kind.href_param)
-        if "body" in spec:
-            spec.update(model=resource.model, check=resource.check)
-        out.append(Operation(id=f"{kind.operation}_{verb}", **spec))
+        view, method, on_item, summary, code = VERBS[verb]
+        writes = verb in (CREATE, UPDATE, PARTIAL_UPDATE)
+        responses: dict[int, str | None] = {code: f"{schema}Response" if code != 204 else None}
+        params: tuple[Param, ...] = READ_PARAMS if verb == READ else ()
+        if verb == LIST:
+            responses = {200: f"Paginated{schema}ResponseList"}
+            params = (*PAGE_PARAMS, *(p for f in resource.filters for p in f.params()))
+        elif verb in resource.tasks:
+            responses = {202: TASK_RESPONSE}
+        out.append(
+            Operation(
+                f"{kind.operation}_{verb}",
+                method,
+                item if on_item else collection,
+                item_doc if on_item else collection_doc,
+                view(resource, verb),
+                summary.format(title=kind.title).replace("ys", "ies"),
+                params=params,
+                path_param=kind.href_param if on_item else collection_param,
+                load=load_item if on_item else load_collection,
+                body=resource.fields if writes else None,
+                partial=verb == PARTIAL_UPDATE,
+                model=resource.model if writes else None,
+                check=resource.check if writes else None,
+                responses=responses,
+            )
+        )
     return out

@@ -21,12 +21,34 @@ class BadHref(ValueError):
 
 @dataclass(frozen=True)
 class Kind:
+    """A kind of object; the names Pulp gives its operations, parameters and schemas follow."""
+
     label: str  # as messages and task references name it
     path: str  # below API_ROOT
-    operation: str  # the prefix of its operationIds
-    href_param: str  # the API document's name for an href of this kind
-    schema: str  # the API document's schema name
-    title: str  # for summaries: "python repository"
+    name: str  # "Repository", "PackageContent"
+    plugin: bool = True  # the python plugin's (python_python_..._href), or core's (task_href)
+    core_schema: bool = False  # its schema is core's (RepositoryVersion, Task)
+
+    @property
+    def operation(self) -> str:
+        """The prefix of its operationIds: `repositories_python_python`."""
+        return self.path.strip("/").replace("/", "_")
+
+    @property
+    def href_param(self) -> str:
+        """The API document's name for an href: `python_python_repository_href`."""
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
+        return f"python_python_{snake}_href" if self.plugin else f"{snake}_href"
+
+    @property
+    def schema(self) -> str:
+        return self.name if self.core_schema or not self.plugin else f"python.Python{self.name}"
+
+    @property
+    def title(self) -> str:
+        """For summaries: "python repository"."""
+        words = re.sub(r"(?<!^)(?=[A-Z])", " ", self.name).lower().replace(" content", "")
+        return f"python {words}" if self.plugin and not self.core_schema else words
 
     @property
     def list_href(self) -> str:
@@ -46,54 +68,14 @@ class Kind:
         return match.group(1)
 
 
-REPOSITORY = Kind(
-    "repository",
-    "repositories/python/python/",
-    "repositories_python_python",
-    "python_python_repository_href",
-    "python.PythonRepository",
-    "python repository",
-)
-REMOTE = Kind(
-    "remote",
-    "remotes/python/python/",
-    "remotes_python_python",
-    "python_python_remote_href",
-    "python.PythonRemote",
-    "python remote",
-)
-DISTRIBUTION = Kind(
-    "distribution",
-    "distributions/python/pypi/",
-    "distributions_python_pypi",
-    "python_python_distribution_href",
-    "python.PythonDistribution",
-    "python distribution",
-)
-PUBLICATION = Kind(
-    "publication",
-    "publications/python/pypi/",
-    "publications_python_pypi",
-    "python_python_publication_href",
-    "python.PythonPublication",
-    "python publication",
-)
-CONTENT = Kind(
-    "content",
-    "content/python/packages/",
-    "content_python_packages",
-    "python_python_package_content_href",
-    "python.PythonPackageContent",
-    "python package",
-)
-TASK = Kind("task", "tasks/", "tasks", "task_href", "Task", "task")
+REPOSITORY = Kind("repository", "repositories/python/python/", "Repository")
+REMOTE = Kind("remote", "remotes/python/python/", "Remote")
+DISTRIBUTION = Kind("distribution", "distributions/python/pypi/", "Distribution")
+PUBLICATION = Kind("publication", "publications/python/pypi/", "Publication")
+CONTENT = Kind("content", "content/python/packages/", "PackageContent")
+TASK = Kind("task", "tasks/", "Task", plugin=False)
 VERSION = Kind(
-    "repository_version",
-    REPOSITORY.path,
-    f"{REPOSITORY.operation}_versions",
-    "python_python_repository_version_href",
-    "RepositoryVersion",
-    "repository version",
+    "repository_version", f"{REPOSITORY.path}versions/", "RepositoryVersion", core_schema=True
 )
 KINDS = {k.label: k for k in (REPOSITORY, REMOTE, DISTRIBUTION, PUBLICATION, CONTENT, TASK)}
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/versions/(\\d+)/")

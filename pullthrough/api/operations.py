@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, g, json, request
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.kinds import (
@@ -214,8 +214,8 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
             elif declared.href and value is not None:
                 value = resolve(session, declared.href, value, declared.name)
             if declared.unique and op.model is not None:
-                column = getattr(op.model, declared.name)
-                existing = session.scalar(select(op.model.id).where(column == value))  # type: ignore[attr-defined]
+                key, column = inspect(op.model).primary_key[0], getattr(op.model, declared.name)
+                existing = session.scalar(select(key).where(column == value))
                 if existing is not None and (row is None or existing != row.id):
                     raise ValueError("This field must be unique.")
         except ValidationError as exc:

@@ -1,8 +1,8 @@
-"""The REST API's resources, each declared once: its kind, model, fields, JSON shape, filters,
-ordering, which standard verbs it has and which of them answer with a task. The operations are
-generated from this table (api.crud); only what is not CRUD is written by hand (api.actions).
-
-Remotes' and distributions' own settings come from their declarations in config.
+"""The REST API's resources, each declared once: its kind, model, fields (which are also its JSON
+shape), filters, ordering, which standard verbs it has and which of them answer with a task.
+The operations are generated from this table (api.crud); only what is not CRUD is written by
+hand (api.actions). Remotes' and distributions' own settings come from their declarations in
+config.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, RemoteSetting
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES
 
-LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = (
+LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = CRUD = (
     "list",
     "create",
     "read",
@@ -44,8 +44,7 @@ LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = (
     "partial_update",
     "delete",
 )
-CRUD = (LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE)
-WRITES = (CREATE, UPDATE, PARTIAL_UPDATE, DELETE)
+Value = Callable[[Any, "Render"], Any]
 
 
 @dataclass(frozen=True)
@@ -54,21 +53,6 @@ class Render:
 
     session: Session
     content_root: str  # this server's URL as the client reached it (`http://host/`)
-
-
-def _labels(value: dict[str, Any]) -> dict[str, Any]:
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError("Labels are strings to strings.")
-    return value
-
-
-COMMON = (
-    Field("pulp_href", "string", read_only=True),
-    Field("pulp_created", "string", read_only=True),
-    Field("pulp_last_updated", "string", read_only=True),
-    Field("pulp_labels", "object", help="Labels (string to string).", clean=_labels),
-)
-NAME = Field("name", "string", required=True, unique=True, help="A unique name.")
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -80,17 +64,32 @@ def stamp(value: datetime | None) -> str | None:
     return value.isoformat() + "Z"
 
 
-def _common(row: Any, kind: Kind) -> dict[str, Any]:
-    out: dict[str, Any] = {"pulp_href": kind.href(row.id), "pulp_created": stamp(row.pulp_created)}
-    if hasattr(row, "pulp_last_updated"):
-        out["pulp_last_updated"] = stamp(row.pulp_last_updated)
-    if hasattr(row, "pulp_labels"):
-        out["pulp_labels"] = row.pulp_labels or {}
-    return out
+def ro(*names: str, type: str = "string", nullable: bool = False) -> tuple[Field, ...]:
+    """Read-only fields."""
+    return tuple(Field(n, type, read_only=True, nullable=nullable) for n in names)
 
 
-def _href(kind: Kind, id: str | None) -> str | None:
-    return kind.href(id) if id else None
+def _labels(value: dict[str, Any]) -> dict[str, Any]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("Labels are strings to strings.")
+    return value
+
+
+HREF_AND_CREATED = ro("pulp_href", "pulp_created")
+COMMON = (
+    *ro("pulp_href", "pulp_created", "pulp_last_updated"),
+    Field("pulp_labels", "object", help="Labels (string to string).", clean=_labels),
+)
+NAME = Field("name", "string", required=True, unique=True, help="A unique name.")
+
+
+def _reference(row: Any, declared: Field) -> str | None:
+    """A reference's href, from `<name>_id` (or, for a version, the related object)."""
+    if declared.href == kinds.VERSION.label:
+        version = getattr(row, declared.name)
+        return version_href(version.repository_id, version.number) if version else None
+    target = getattr(row, f"{declared.name}_id")
+    return kinds.KINDS[str(declared.href)].href(target) if target else None
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,8 @@ class Resource:
     kind: Kind
     model: type[Base]
     fields: tuple[Field, ...]
-    to_json: Callable[[Any, Render], dict[str, Any]]
+    computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
+    shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
     verbs: tuple[str, ...] = (LIST, READ)
     tasks: tuple[str, ...] = ()  # verbs answered 202 with a (completed) task
     filters: tuple[Filter, ...] = ()
@@ -111,6 +111,25 @@ class Resource:
     before_delete: Callable[[Session, Any], None] | None = None
     parent: Resource | None = None  # repository versions: below a repository, by `number`
     create_defaults: Mapping[str, Any] = field(default_factory=dict)  # where the API's differ
+
+    def to_json(self, row: Any, render: Render) -> dict[str, Any]:
+        """Every readable field: computed, a reference's href, or the row's attribute."""
+        if self.shape is not None:
+            return self.shape(row, render)
+        out = {}
+        for f in self.fields:
+            if f.write_only:
+                continue
+            if (value := self.computed.get(f.name)) is not None:
+                out[f.name] = value(row, render)
+            elif f.name == "pulp_href":
+                out[f.name] = self.kind.href(row.id)
+            elif f.href:
+                out[f.name] = _reference(row, f)
+            else:
+                found = getattr(row, f.name)
+                out[f.name] = stamp(found) if isinstance(found, datetime) else found
+        return out
 
     def write_values(self, row: Any, values: Mapping[str, Any]) -> None:
         """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`."""
@@ -125,29 +144,12 @@ class Resource:
                 setattr(row, key, value)
 
 
-# ---- repositories ---------------------------------------------------------------------------
-
-
-def _repository_json(row: Repository, _: Render) -> dict[str, Any]:
-    own = kinds.REPOSITORY.href(row.id)
-    return {
-        **_common(row, kinds.REPOSITORY),
-        "versions_href": own + "versions/",
-        "latest_version_href": version_href(row.id, row.latest_number),
-        "name": row.name,
-        "description": row.description,
-        "retain_repo_versions": row.retain_repo_versions,
-        "remote": _href(kinds.REMOTE, row.remote_id),
-        "autopublish": row.autopublish,
-    }
+def _name_filter(model: Any) -> Filter:
+    return Filter("name", model.name, TEXT_LOOKUPS)
 
 
 def _forget_memberships(session: Session, row: Repository) -> None:
     session.execute(delete(RepositoryContent).where(RepositoryContent.repository_id == row.id))
-
-
-def _name_filter(model: Any) -> Filter:
-    return Filter("name", model.name, TEXT_LOOKUPS)
 
 
 REPOSITORIES = Resource(
@@ -156,14 +158,16 @@ REPOSITORIES = Resource(
     (
         *COMMON,
         NAME,
+        *ro("versions_href", "latest_version_href"),
         Field("description", "string", nullable=True),
         Field("retain_repo_versions", "integer", nullable=True, minimum=1),
         Field("remote", "string", nullable=True, href="remote", help="The remote to sync from."),
         Field("autopublish", "boolean", default=False, help="Publish each new version."),
-        Field("versions_href", "string", read_only=True),
-        Field("latest_version_href", "string", read_only=True),
     ),
-    _repository_json,
+    computed={
+        "versions_href": lambda row, _: kinds.REPOSITORY.href(row.id) + "versions/",
+        "latest_version_href": lambda row, _: version_href(row.id, row.latest_number),
+    },
     verbs=CRUD,
     tasks=(UPDATE, PARTIAL_UPDATE, DELETE),
     filters=(_name_filter(Repository),),
@@ -173,46 +177,37 @@ REPOSITORIES = Resource(
 )
 
 
-# ---- repository versions --------------------------------------------------------------------
-
-
-def _version_json(row: RepositoryVersion, render: Render) -> dict[str, Any]:
+def _content_summary(row: RepositoryVersion, render: Render) -> dict[str, Any]:
     own = version_href(row.repository_id, row.number)
     counts = content_counts(render.session, row.repository_id, row.number)
-
-    def summary(key: str, query: str) -> dict[str, Any]:
-        if not counts[key]:
-            return {}
-        href = f"{kinds.CONTENT.list_href}?{query}={own}"
-        return {"python.python": {"count": counts[key], "href": href}}
-
-    base = row.base_number
-    return {
-        "pulp_href": own,
-        "pulp_created": stamp(row.pulp_created),
-        "number": row.number,
-        "repository": kinds.REPOSITORY.href(row.repository_id),
-        "base_version": version_href(row.repository_id, base) if base is not None else None,
-        "content_summary": {
-            "added": summary("added", "repository_version_added"),
-            "removed": summary("removed", "repository_version_removed"),
-            "present": summary("present", "repository_version"),
-        },
-    }
+    summary: dict[str, Any] = {}
+    for key, query in (("added", "_added"), ("removed", "_removed"), ("present", "")):
+        href = f"{kinds.CONTENT.list_href}?repository_version{query}={own}"
+        summary[key] = (
+            {"python.python": {"count": counts[key], "href": href}} if counts[key] else {}
+        )
+    return summary
 
 
 VERSIONS = Resource(
     kinds.VERSION,
     RepositoryVersion,
     (
-        Field("pulp_href", "string", read_only=True),
-        Field("pulp_created", "string", read_only=True),
-        Field("number", "integer", read_only=True),
-        Field("repository", "string", read_only=True),
-        Field("base_version", "string", read_only=True, nullable=True),
-        Field("content_summary", "object", read_only=True),
+        *ro("pulp_href", "pulp_created", "repository"),
+        *ro("base_version", nullable=True),
+        *ro("number", type="integer"),
+        *ro("content_summary", type="object"),
     ),
-    _version_json,
+    computed={
+        "pulp_href": lambda row, _: version_href(row.repository_id, row.number),
+        "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_id),
+        "base_version": lambda row, _: (
+            version_href(row.repository_id, row.base_number)
+            if row.base_number is not None
+            else None
+        ),
+        "content_summary": _content_summary,
+    },
     filters=(Filter("number", RepositoryVersion.number, type="integer"),),
     ordering={"number": RepositoryVersion.number, "pulp_created": RepositoryVersion.pulp_created},
     default_order="-number",
@@ -220,39 +215,37 @@ VERSIONS = Resource(
 )
 
 
-# ---- remotes --------------------------------------------------------------------------------
-
-
 def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
     """Secrets are write-only: their names and whether they are set, never their values."""
     settings = RemoteSettings.from_values(row.name, row.settings or {})
-    shown = {f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only}
-    hidden = [
-        {"name": f.name, "is_set": bool(getattr(settings, f.name))}
-        for f in REMOTE_FIELDS
-        if f.write_only
-    ]
-    return {**_common(row, kinds.REMOTE), "name": row.name, **shown, "hidden_fields": hidden}
+    return {
+        "pulp_href": kinds.REMOTE.href(row.id),
+        "pulp_created": stamp(row.pulp_created),
+        "pulp_last_updated": stamp(row.pulp_last_updated),
+        "pulp_labels": row.pulp_labels or {},
+        "name": row.name,
+        **{f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only},
+        "hidden_fields": [
+            {"name": f.name, "is_set": bool(getattr(settings, f.name))}
+            for f in REMOTE_FIELDS
+            if f.write_only
+        ],
+    }
 
 
 def _write_remote(row: Remote, values: dict[str, Any]) -> None:
-    if "name" in values:
-        row.name = values.pop("name")
-    if "pulp_labels" in values:
-        row.pulp_labels = values.pop("pulp_labels")
-    row.settings = {**(row.settings or {}), **values}  # a new object: the change is seen
+    """The name and labels are columns; the settings one JSON object (a new one: the change is
+    seen)."""
+    row.name = values.pop("name", row.name)
+    row.pulp_labels = values.pop("pulp_labels", row.pulp_labels)
+    row.settings = {**(row.settings or {}), **values}
 
 
 REMOTES = Resource(
     kinds.REMOTE,
     Remote,
-    (
-        *COMMON,
-        NAME,
-        *REMOTE_FIELDS,
-        Field("hidden_fields", "array", items="object", read_only=True),
-    ),
-    _remote_json,
+    (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array")),
+    shape=_remote_json,
     verbs=CRUD,
     tasks=(UPDATE, PARTIAL_UPDATE, DELETE),
     filters=(_name_filter(Remote),),
@@ -263,30 +256,7 @@ REMOTES = Resource(
     create_defaults={"prereleases": False},
 )
 
-
-# ---- distributions --------------------------------------------------------------------------
-
 SERVED = ("repository", "repository_version", "publication")  # at most one
-
-
-def _distribution_json(row: Distribution, render: Render) -> dict[str, Any]:
-    version = row.repository_version
-    return {
-        **_common(row, kinds.DISTRIBUTION),
-        "name": row.name,
-        "base_path": row.base_path,
-        "base_url": f"{render.content_root}pypi/{row.base_path}/",
-        "content_guard": None,
-        "hidden": row.hidden,
-        "repository": _href(kinds.REPOSITORY, row.repository_id),
-        "repository_version": (
-            version_href(version.repository_id, version.number) if version is not None else None
-        ),
-        "publication": _href(kinds.PUBLICATION, row.publication_id),
-        "allow_uploads": row.allow_uploads,
-        "remote": _href(kinds.REMOTE, row.remote_id),
-        "merge_remote": row.merge_remote,
-    }
 
 
 def _distribution_rules(session: Session, values: dict[str, Any], row: Any) -> None:
@@ -310,15 +280,18 @@ DISTRIBUTIONS = Resource(
         *COMMON,
         NAME,
         *DISTRIBUTION_FIELDS,
-        Field("base_url", "string", read_only=True),
+        *ro("base_url"),
         Field("content_guard", "string", nullable=True, help="Not supported: must be null."),
         Field("repository", "string", nullable=True, href="repository", help="Its latest version."),
         Field("repository_version", "string", nullable=True, href="repository_version"),
         Field("publication", "string", nullable=True, href="publication"),
     ),
-    _distribution_json,
+    computed={
+        "base_url": lambda row, render: f"{render.content_root}pypi/{row.base_path}/",
+        "content_guard": lambda row, _: None,
+    },
     verbs=CRUD,
-    tasks=WRITES,
+    tasks=(CREATE, UPDATE, PARTIAL_UPDATE, DELETE),
     filters=(
         _name_filter(Distribution),
         Filter("base_path", Distribution.base_path, ("", "contains")),
@@ -330,23 +303,6 @@ DISTRIBUTIONS = Resource(
     },
     check=_distribution_rules,
 )
-
-
-# ---- publications ---------------------------------------------------------------------------
-
-
-def _publication_json(row: Publication, render: Render) -> dict[str, Any]:
-    version = row.repository_version
-    served_by = render.session.scalars(
-        select(Distribution.id).where(Distribution.publication_id == row.id)
-    )
-    return {
-        "pulp_href": kinds.PUBLICATION.href(row.id),
-        "pulp_created": stamp(row.pulp_created),
-        "repository_version": version_href(version.repository_id, version.number),
-        "repository": kinds.REPOSITORY.href(version.repository_id),
-        "distributions": [kinds.DISTRIBUTION.href(d) for d in served_by],
-    }
 
 
 def _publish(session: Session, values: dict[str, Any]) -> Publication:
@@ -370,24 +326,21 @@ def _one_version(session: Session, values: dict[str, Any], row: Any) -> None:
         )
 
 
-def _in_versions(condition: Callable[[str], Any]) -> Callable[[str], Any]:
-    return lambda value: Publication.repository_version_id.in_(
-        select(RepositoryVersion.id).where(condition(value))
-    )
+def _versions_where(name: str, condition: Callable[[str], Any]) -> Filter:
+    """Publications of the repository versions that match."""
 
+    def of_versions(value: str) -> Any:
+        try:
+            where = condition(value)
+        except kinds.BadHref as exc:
+            raise invalid(name, str(exc)) from None
+        return Publication.repository_version_id.in_(select(RepositoryVersion.id).where(where))
 
-def _of_repository(value: str) -> Any:
-    try:
-        return RepositoryVersion.repository_id == kinds.REPOSITORY.parse(value)
-    except kinds.BadHref as exc:
-        raise invalid("repository", str(exc)) from None
+    return Filter(name, condition=of_versions)
 
 
 def _is_version(value: str) -> Any:
-    try:
-        repository_id, number = kinds.parse_version(value)
-    except kinds.BadHref as exc:
-        raise invalid("repository_version", str(exc)) from None
+    repository_id, number = kinds.parse_version(value)
     return (RepositoryVersion.repository_id == repository_id) & (RepositoryVersion.number == number)
 
 
@@ -395,60 +348,34 @@ PUBLICATIONS = Resource(
     kinds.PUBLICATION,
     Publication,
     (
-        Field("pulp_href", "string", read_only=True),
-        Field("pulp_created", "string", read_only=True),
-        Field(
-            "repository_version",
-            "string",
-            nullable=True,
-            href="repository_version",
-            help="A version href.",
-        ),
-        Field("repository", "string", nullable=True, href="repository", help="Its latest version."),
-        Field("distributions", "array", read_only=True),
+        *HREF_AND_CREATED,
+        Field("repository_version", "string", nullable=True, href="repository_version"),
+        Field("repository", "string", nullable=True, href="repository", help="Its latest."),
+        *ro("distributions", type="array"),
     ),
-    _publication_json,
+    computed={
+        "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_version.repository_id),
+        "distributions": lambda row, render: [
+            kinds.DISTRIBUTION.href(d)
+            for d in render.session.scalars(
+                select(Distribution.id).where(Distribution.publication_id == row.id)
+            )
+        ],
+    },
     verbs=(LIST, CREATE, READ, DELETE),
     tasks=(CREATE,),
     filters=(
-        Filter("repository", condition=_in_versions(_of_repository)),
-        Filter("repository_version", condition=_in_versions(_is_version)),
+        _versions_where(
+            "repository",
+            lambda value: RepositoryVersion.repository_id == kinds.REPOSITORY.parse(value),
+        ),
+        _versions_where("repository_version", _is_version),
     ),
     ordering={"pulp_created": Publication.pulp_created},
     default_order="-pulp_created",
     check=_one_version,
     build=_publish,
 )
-
-
-# ---- content --------------------------------------------------------------------------------
-
-
-def _content_json(row: Package, _: Render) -> dict[str, Any]:
-    meta = row.metadata_json or {}
-    return {
-        "pulp_href": kinds.CONTENT.href(row.id),
-        "pulp_created": stamp(row.pulp_created),
-        "artifact": None,
-        "filename": row.filename,
-        "relative_path": row.filename,
-        "packagetype": row.packagetype,
-        "name": meta.get("name") or row.name,
-        "version": row.version,
-        "sha256": row.sha256,
-        "size": row.size,
-        "requires_python": row.requires_python,
-        "python_version": row.python_version,
-        "metadata_sha256": row.metadata_sha256,
-        "summary": meta.get("summary"),
-        "author": meta.get("author"),
-        "license": meta.get("license"),
-        "requires_dist": list(meta.get("requires_dist") or []),
-        "yanked": row.yanked,
-        "yanked_reason": row.yanked_reason,
-        "upload_time": stamp(row.upload_time),
-        "origin": row.origin,
-    }
 
 
 def _in_version(column: Any) -> Callable[[str], Any]:
@@ -470,40 +397,38 @@ def _in_version(column: Any) -> Callable[[str], Any]:
     return condition
 
 
+def _metadata(key: str) -> Value:
+    return lambda row, _: (row.metadata_json or {}).get(key)
+
+
 CONTENT = Resource(
     kinds.CONTENT,
     Package,
     (
-        Field("pulp_href", "string", read_only=True),
-        Field("pulp_created", "string", read_only=True),
-        Field("artifact", "string", read_only=True, nullable=True),
-        Field("filename", "string", read_only=True),
+        *ro("pulp_href", "pulp_created", "filename", "packagetype", "name", "version", "sha256"),
+        *ro("python_version", "upload_time"),
+        *ro("artifact", "requires_python", "metadata_sha256", "summary", "author", nullable=True),
+        *ro("license", "yanked_reason", nullable=True),
+        *ro("size", type="integer"),
+        *ro("requires_dist", type="array"),
+        *ro("yanked", type="boolean"),
+        Field("origin", "string", read_only=True, help="upload, cache or sync"),
         Field("relative_path", "string", help="The file's name."),
         Field("repository", "string", nullable=True, href="repository", write_only=True),
         Field("file", "string", write_only=True, help="The distribution file."),
-        Field("packagetype", "string", read_only=True),
-        Field("name", "string", read_only=True),
-        Field("version", "string", read_only=True),
-        Field("sha256", "string", read_only=True),
-        Field("size", "integer", read_only=True),
-        Field("requires_python", "string", read_only=True, nullable=True),
-        Field("python_version", "string", read_only=True),
-        Field("metadata_sha256", "string", read_only=True, nullable=True),
-        Field("summary", "string", read_only=True, nullable=True),
-        Field("author", "string", read_only=True, nullable=True),
-        Field("license", "string", read_only=True, nullable=True),
-        Field("requires_dist", "array", read_only=True),
-        Field("yanked", "boolean", read_only=True),
-        Field("yanked_reason", "string", read_only=True, nullable=True),
-        Field("upload_time", "string", read_only=True),
-        Field("origin", "string", read_only=True, help="upload, cache or sync"),
     ),
-    _content_json,
+    computed={
+        "artifact": lambda row, _: None,
+        "relative_path": lambda row, _: row.filename,
+        "name": lambda row, _: (row.metadata_json or {}).get("name") or row.name,
+        "summary": _metadata("summary"),
+        "author": _metadata("author"),
+        "license": _metadata("license"),
+        "requires_dist": lambda row, _: list((row.metadata_json or {}).get("requires_dist") or []),
+    },
     filters=(
         _name_filter(Package),
-        Filter("filename", Package.filename),
-        Filter("sha256", Package.sha256),
-        Filter("version", Package.version),
+        *(Filter(name, getattr(Package, name)) for name in ("filename", "sha256", "version")),
         Filter("packagetype", Package.packagetype, ("", IN), choices=tuple(sorted(PACKAGE_TYPES))),
         Filter("origin", Package.origin),
         Filter("repository_version", condition=_in_version(None)),
@@ -512,60 +437,31 @@ CONTENT = Resource(
             "repository_version_removed", condition=_in_version(RepositoryContent.version_removed)
         ),
     ),
-    ordering={
-        "name": Package.name,
-        "filename": Package.filename,
-        "version": Package.version,
-        "pulp_created": Package.pulp_created,
-    },
+    ordering={name: getattr(Package, name) for name in ("name", "filename", "version")}
+    | {"pulp_created": Package.pulp_created},
     default_order="filename",
 )
-
-
-# ---- tasks ----------------------------------------------------------------------------------
-
-
-def _task_json(row: Task, _: Render) -> dict[str, Any]:
-    return {
-        "pulp_href": kinds.TASK.href(row.id),
-        "pulp_created": stamp(row.pulp_created),
-        "state": row.state,
-        "name": row.name,
-        "logging_cid": row.logging_cid,
-        "created_by": None,
-        "started_at": stamp(row.started_at),
-        "finished_at": stamp(row.finished_at),
-        "error": row.error,
-        "worker": row.worker,
-        "parent_task": None,
-        "child_tasks": [],
-        "task_group": None,
-        "progress_reports": row.progress_reports or [],
-        "created_resources": [ref_href(ref) for ref in row.created_resources or []],
-        "reserved_resources_record": row.reserved_resources or [],
-        "result": row.result,
-    }
-
 
 TASKS = Resource(
     kinds.TASK,
     Task,
     (
-        Field("pulp_href", "string", read_only=True),
-        Field("pulp_created", "string", read_only=True),
+        *ro("pulp_href", "pulp_created", "name", "logging_cid"),
         Field("state", "string", choices=TASK_STATES),
-        Field("name", "string", read_only=True),
-        Field("logging_cid", "string", read_only=True),
-        Field("started_at", "string", read_only=True, nullable=True),
-        Field("finished_at", "string", read_only=True, nullable=True),
-        Field("error", "object", read_only=True, nullable=True),
-        Field("worker", "string", read_only=True, nullable=True),
-        Field("progress_reports", "array", items="object", read_only=True),
-        Field("created_resources", "array", read_only=True),
-        Field("reserved_resources_record", "array", read_only=True),
-        Field("result", "object", read_only=True, nullable=True),
+        *ro("started_at", "finished_at", "worker", "created_by", "parent_task", nullable=True),
+        *ro("task_group", nullable=True),
+        *ro("error", "result", type="object", nullable=True),
+        *ro("progress_reports", "created_resources", "reserved_resources_record", type="array"),
+        *ro("child_tasks", type="array"),
     ),
-    _task_json,
+    computed={
+        "created_by": lambda row, _: None,
+        "parent_task": lambda row, _: None,
+        "task_group": lambda row, _: None,
+        "child_tasks": lambda row, _: [],
+        "created_resources": lambda row, _: [ref_href(r) for r in row.created_resources or []],
+        "reserved_resources_record": lambda row, _: row.reserved_resources or [],
+    },
     filters=(Filter("state", Task.state, ("", IN), choices=TASK_STATES), Filter("name", Task.name)),
     ordering={"pulp_created": Task.pulp_created, "name": Task.name, "state": Task.state},
     default_order="-pulp_created",

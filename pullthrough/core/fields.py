@@ -89,7 +89,7 @@ class Field:
             raise ValueError(
                 f'"{value}" is not a valid choice; choose from {", ".join(self.choices)}.'
             )
-        if self.minimum is not None and value < self.minimum:  # type: ignore[operator]
+        if self.minimum is not None and isinstance(value, int | float) and value < self.minimum:
             raise ValueError(f"Ensure this value is greater than or equal to {self.minimum:g}.")
         if self.type == "array":
             assert isinstance(value, list | tuple)

@@ -131,9 +131,9 @@ class Distribution:
             page = _merge(local, page)
         elif remote is None:
             raise missing
-        elif not page.files and remote.files:  # type: ignore[union-attr]
-            raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
         assert page is not None
+        if local is None and not page.files and remote is not None and remote.files:
+            raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
         return PageView(
             page,
             self._expiry(cached.fetched_at, cached.stale),

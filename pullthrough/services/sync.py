@@ -88,8 +88,8 @@ class Syncer:
         except UpstreamError as exc:
             self.errors.append(f"{name}: {exc}")
             return None
-        if fetched.status == 304 and cached is not None:
-            return cached.value  # type: ignore[return-value]
+        if fetched.status == 304 and cached is not None and isinstance(cached.value, ProjectPage):
+            return cached.value
         if fetched.status != 200:
             self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
             return None

@@ -18,7 +18,7 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import CacheLedger
-from pullthrough.storage.store import ArtifactStore, HashMismatch
+from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Uploads:
 class _Writing:
     """A file-like `write` for shutil.copyfileobj that hashes as it goes."""
 
-    def __init__(self, writer) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, writer: ArtifactWriter) -> None:
         self.writer = writer
 
     def write(self, data: bytes) -> None:

@@ -9,7 +9,7 @@ falls through to the Flask app unchanged, which renders the memo this path then 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from pullthrough.services.registry import Registry
 from pullthrough.web.common import etag_matches
@@ -51,4 +51,4 @@ class WarmPages:
         fmt = choose_format(environ.get("HTTP_ACCEPT"))
         if dist is None or fmt is None or (view := dist.fresh_view(project)) is None:
             return None
-        return view.renders.get(fmt)  # type: ignore[return-value]
+        return cast(Rendered | None, view.renders.get(fmt))

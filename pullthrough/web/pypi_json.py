@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, json, redirect, request, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.catalog.models import Package
 from pullthrough.core.filenames import InvalidFilename, parse_filename
@@ -63,14 +64,14 @@ def _metadata(filenames: list[str]) -> PackageMetadata | None:
 
 @bp.get("/pypi/<path:base_path>/pypi/<project>/json")
 @bp.get("/pypi/<path:base_path>/pypi/<project>/<version>/json")
-def project_json(base_path: str, project: str, version: str | None = None) -> Response:
+def project_json(base_path: str, project: str, version: str | None = None) -> BaseResponse:
     dist = distribution(base_path)
     name = normalize_project(project)
     if name != project:
         endpoint = ".project_json"
         return redirect(
             url_for(endpoint, base_path=dist.base_path, project=name, version=version), 301
-        )  # type: ignore[return-value]
+        )
     view = dist.project(name)
     files = _release_files(view, name, f"{request.host_url}pulp/content/{dist.base_path}/")
     root = f"{request.host_url}pypi/{dist.base_path}/pypi"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flask import Blueprint, Response, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import project_versions
@@ -66,7 +68,7 @@ def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
         else:
             body = simple_html.render_project_page(view.page, prefix)
         done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
-    return done  # type: ignore[return-value]
+    return cast(Rendered, done)
 
 
 def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
@@ -76,7 +78,7 @@ def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
         else:
             body = simple_html.render_project_list(view.names, "")
         done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
-    return done  # type: ignore[return-value]
+    return cast(Rendered, done)
 
 
 def _ttl(dist: Distribution) -> float:
@@ -93,14 +95,14 @@ def project_list(base_path: str) -> Response:
 
 
 @bp.get("/pypi/<path:base_path>/simple/<project>/")
-def project_page(base_path: str, project: str) -> Response:
+def project_page(base_path: str, project: str) -> BaseResponse:
     dist = distribution(base_path)
     name = normalize_project(project)
     if name != project:
         target = url_for(".project_page", base_path=dist.base_path, project=name)
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")
-        return redirect(target, 301)  # type: ignore[return-value]
+        return redirect(target, 301)
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)

@@ -48,7 +48,8 @@ class Api:
         """A 2xx answer's JSON (a task's `{"task": href}` is returned as is)."""
         resp = self.request(method, path, **kwargs)
         assert resp.status_code < 300, (method, path, resp.status_code, resp.text)
-        return resp.json()
+        body: dict[str, Any] = resp.json()
+        return body
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self.call("GET", path, params=params)
@@ -57,7 +58,8 @@ class Api:
         """Send a request answered 202 with a task; return the task href."""
         resp = self.request(method, path, **kwargs)
         assert resp.status_code == 202, (method, path, resp.status_code, resp.text)
-        return resp.json()["task"]
+        href: str = resp.json()["task"]
+        return href
 
     def wait(self, task_href: str, timeout: float = 30.0) -> dict[str, Any]:
         """Poll the task (every 0.1 s, at most `timeout` s) until it is in a final state."""
@@ -80,7 +82,8 @@ class Api:
         resp = self.request("POST", collection, json=body)
         assert resp.status_code in (201, 202), (collection, resp.status_code, resp.text)
         if resp.status_code == 201:
-            return resp.json()
+            created: dict[str, Any] = resp.json()
+            return created
         task = self.wait(resp.json()["task"])
         assert task["state"] == "completed", task
         return self.get(task["created_resources"][0])
@@ -88,12 +91,14 @@ class Api:
     def one(self, path: str, **params: Any) -> dict[str, Any]:
         found = self.get(path, **params)
         assert found["count"] == 1, found
-        return found["results"][0]
+        result: dict[str, Any] = found["results"][0]
+        return result
 
     def all(self, path: str, **params: Any) -> list[dict[str, Any]]:
         found = self.get(path, limit=1000, **params)
         assert found["count"] == len(found["results"]), found
-        return found["results"]
+        results: list[dict[str, Any]] = found["results"]
+        return results
 
     # ---- python content
 
@@ -106,7 +111,9 @@ class Api:
     def distribution(self, name: str, **fields: Any) -> dict[str, Any]:
         return self.create("distributions/python/pypi/", name=name, base_path=name, **fields)
 
-    def sync(self, repository: dict[str, Any], remote: dict[str, Any], **body: Any) -> dict:
+    def sync(
+        self, repository: dict[str, Any], remote: dict[str, Any], **body: Any
+    ) -> dict[str, Any]:
         """Start a sync, wait for it to end (in any final state); return the task."""
         href = self.start(
             "POST", repository["pulp_href"] + "sync/", json={"remote": remote["pulp_href"], **body}
@@ -114,7 +121,8 @@ class Api:
         return self.wait(href)
 
     def latest(self, repository: dict[str, Any]) -> str:
-        return self.get(repository["pulp_href"])["latest_version_href"]
+        href: str = self.get(repository["pulp_href"])["latest_version_href"]
+        return href
 
     def packages(self, **params: Any) -> list[dict[str, Any]]:
         return self.all("content/python/packages/", **params)
@@ -141,4 +149,5 @@ def report(task: dict[str, Any], code: str) -> dict[str, Any]:
     """A task's progress report with this code."""
     found = [r for r in task["progress_reports"] if r["code"] == code]
     assert len(found) == 1, (code, task["progress_reports"])
-    return found[0]
+    result: dict[str, Any] = found[0]
+    return result
