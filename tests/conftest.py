@@ -169,3 +169,22 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         thread.join(timeout=10)
         server.server_close()
         app.extensions["pullthrough"].close()
+
+
+SERVER_FIXTURES = {"gunicorn_server", "live_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests are named and marked alike: exactly the tests of `test_e2e_*.py` files
+    carry the `e2e` mark, and every test that starts a server of ours is one of them."""
+    wrong = []
+    for item in items:
+        named = item.path.name.startswith("test_e2e_")
+        marked = item.get_closest_marker("e2e") is not None
+        serves = bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if named != marked or (serves and not named):
+            wrong.append(item.nodeid)
+    if wrong:
+        raise pytest.UsageError(
+            "end-to-end tests live in test_e2e_*.py files marked e2e: " + ", ".join(wrong)
+        )

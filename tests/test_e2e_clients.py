@@ -62,6 +62,7 @@ def test_pip_install_resolves_dependencies_through_the_proxy(
     assert len(wanted) == 2 and wanted <= stored
 
 
+@pytest.mark.slow
 def test_pip_download_and_sdist_install_then_served_from_cache_with_upstream_down(
     upstream: Upstream,
     wheelhouse: Wheelhouse,

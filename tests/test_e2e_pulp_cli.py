@@ -67,6 +67,7 @@ def api_get(url: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.slow
 def test_seed_workflow_with_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -163,6 +164,7 @@ def test_seed_workflow_with_pulp_cli(
     )
 
 
+@pytest.mark.slow
 def test_error_paths_through_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:

@@ -103,6 +103,7 @@ def installed_version(venv: Path, index: str, requirement: str) -> str:
     ).stdout.strip()
 
 
+@pytest.mark.slow
 def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     # a repository, and a distribution serving its latest version
     repo = cli.ok("repository", "create", "--name", "foo")
@@ -272,6 +273,7 @@ def test_help_lists_the_verbs() -> None:
     assert len(commands) > 30
 
 
+@pytest.mark.slow
 def test_sync_publish_and_orphan_cleanup_from_the_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:

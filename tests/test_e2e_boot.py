@@ -23,6 +23,8 @@ from pullthrough.services.container import build_services
 from support.servers import Server, config_text, free_port
 from support.tools import clean_env
 
+pytestmark = pytest.mark.e2e
+
 PROCESSES = 6
 TIMEOUT = 120  # seconds for every process of a round
 
@@ -119,7 +121,7 @@ def test_a_busy_catalog_at_start_is_waited_for(tmp_path: Path) -> None:
     assert repository_names(config) == {f"boot-{i}" for i in range(4)}
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_with_four_workers_on_a_new_data_folder_starts_every_worker(
     gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:

@@ -22,6 +22,8 @@ from support.packages import build_sdist, build_wheel, sha256_of
 from support.servers import Server, config_text
 from support.upstream import Upstream
 
+pytestmark = pytest.mark.e2e
+
 V3 = "/pulp/api/v3/"
 REPOS = V3 + "repositories/python/python/"
 DISTS = V3 + "distributions/python/pypi/"

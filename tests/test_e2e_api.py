@@ -18,6 +18,8 @@ from support.packages import build_wheel
 from support.servers import Server, config_text
 from support.upstream import Upstream
 
+pytestmark = pytest.mark.e2e
+
 V3 = "/pulp/api/v3/"
 REPOS = V3 + "repositories/python/python/"
 REMOTES = V3 + "remotes/python/python/"
