@@ -6,6 +6,8 @@ core <- config, storage, upstream, catalog <- services <- api, web <- app (the f
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pullthrough"
@@ -159,3 +161,13 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
         "pullthrough.services.container -> pullthrough.services.tasks"
         " -> pullthrough.services.container"
     ]
+
+
+def test_the_cli_starts_without_the_server_stack() -> None:
+    """The REST verbs need the kinds and the declarations, not Flask or the catalog: importing
+    those would cost the CLI about a second on every command."""
+    probe = "import sys, pullthrough.cli.main; print(sorted({'flask', 'sqlalchemy'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds
+from pullthrough.api.bindings import CONTENT, TASKS, Render
 from pullthrough.api.crud import TASK_RESPONSE
 from pullthrough.api.operations import (
     Call,
@@ -21,9 +22,7 @@ from pullthrough.api.operations import (
     resolve,
     task_answer,
 )
-from pullthrough.api.resources import CONTENT, TASKS, Render
 from pullthrough.catalog.models import (
-    FINAL_TASK_STATES,
     Package,
     Repository,
     RepositoryContent,
@@ -32,6 +31,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.versions import new_version, present_in
 from pullthrough.core.fields import Field
+from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.container import ORPHAN_CLEANUP, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused

@@ -10,17 +10,18 @@ from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pullthrough.api.listing import PAGE_PARAMS, READ_PARAMS, page, pick
+from pullthrough.api.bindings import Binding, Render
+from pullthrough.api.listing import apply_filters, page, pick
 from pullthrough.api.operations import (
     Call,
     Loader,
     Operation,
-    Param,
     View,
     by_id,
     json_response,
     task_answer,
 )
+from pullthrough.api.params import PAGE_PARAMS, READ_PARAMS, Param
 from pullthrough.api.resources import (
     CREATE,
     DELETE,
@@ -28,10 +29,8 @@ from pullthrough.api.resources import (
     PARTIAL_UPDATE,
     READ,
     UPDATE,
-    Render,
-    Resource,
 )
-from pullthrough.catalog.models import RepositoryVersion
+from pullthrough.catalog.models import Repository, RepositoryVersion
 from pullthrough.services.tasks import Ref, TaskOutcome
 
 TASK_RESPONSE = "AsyncOperationResponse"
@@ -42,9 +41,10 @@ def render(call: Call) -> Render:
     return Render(call.session, request.host_url)
 
 
-def written(call: Call, resource: Resource, verb: str, work: Work, status: int) -> Response:
+def written(call: Call, binding: Binding, verb: str, work: Work, status: int) -> Response:
     """A write done in the request's transaction: answered with the object (`status`), or for
     the verbs the resource runs as tasks, 202 with a completed task recording it."""
+    resource = binding.resource
     if verb in resource.tasks:
         task_verb = "update" if verb == PARTIAL_UPDATE else verb
         return task_answer(call, f"pullthrough.tasks.{resource.kind.label}.{task_verb}", work)
@@ -56,80 +56,76 @@ def written(call: Call, resource: Resource, verb: str, work: Work, status: int) 
     return json_response(outcome.result, status)
 
 
-def _list(resource: Resource, verb: str) -> View:
+def _list(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
-        query = select(resource.model)
-        if resource.parent is not None:
+        query = select(binding.model)
+        if binding.resource.parent is not None:
             query = query.where(RepositoryVersion.repository_id == call.row.id)
-        for declared in resource.filters:
-            query = declared.apply(query)
         out = render(call)
-        return json_response(
-            page(
-                call.session,
-                query,
-                lambda row: resource.to_json(row, out),
-                resource.ordering,
-                resource.default_order,
-            )
+        body = page(
+            call.session,
+            apply_filters(query, binding),
+            lambda row: binding.to_json(row, out),
+            binding,
         )
+        return json_response(body)
 
     return view
 
 
-def _read(resource: Resource, verb: str) -> View:
-    return lambda call: json_response(pick(resource.to_json(call.row, render(call))))
+def _read(binding: Binding, verb: str) -> View:
+    return lambda call: json_response(pick(binding.to_json(call.row, render(call))))
 
 
-def _create(resource: Resource, verb: str) -> View:
+def _create(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
         def work(session: Session, outcome: TaskOutcome) -> None:
-            values = {**resource.create_defaults, **call.values}
-            if resource.build is not None:
-                row = resource.build(session, values)
+            values = {**binding.resource.create_defaults, **call.values}
+            if binding.build is not None:
+                row = binding.build(session, values)
             else:
-                row = resource.model()
-                resource.write_values(row, values)
+                row = binding.model()
+                binding.write_values(row, values)
             session.add(row)
             session.flush()
-            if resource.after_create is not None:
-                resource.after_create(session, row)
+            if binding.after_create is not None:
+                binding.after_create(session, row)
             session.refresh(row)
-            outcome.created.append(Ref(resource.kind.label, row.id))
-            outcome.result = resource.to_json(row, render(call))
+            outcome.created.append(Ref(binding.resource.kind.label, row.id))
+            outcome.result = binding.to_json(row, render(call))
 
-        return written(call, resource, verb, work, 201)
+        return written(call, binding, verb, work, 201)
 
     return view
 
 
-def _update(resource: Resource, verb: str) -> View:
+def _update(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
         def work(session: Session, outcome: TaskOutcome) -> None:
-            resource.write_values(call.row, call.values)
+            binding.write_values(call.row, call.values)
             session.flush()
             session.refresh(call.row)
-            outcome.result = resource.to_json(call.row, render(call))
+            outcome.result = binding.to_json(call.row, render(call))
 
-        return written(call, resource, verb, work, 200)
+        return written(call, binding, verb, work, 200)
 
     return view
 
 
-def _delete(resource: Resource, verb: str) -> View:
+def _delete(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
         def work(session: Session, outcome: TaskOutcome) -> None:
-            if resource.before_delete is not None:
-                resource.before_delete(session, call.row)
+            if binding.before_delete is not None:
+                binding.before_delete(session, call.row)
             session.delete(call.row)
 
-        return written(call, resource, verb, work, 204)
+        return written(call, binding, verb, work, 204)
 
     return view
 
 
 # verb: its view, method, whether it acts on one object, its summary, its code when not a task
-VERBS: dict[str, tuple[Callable[[Resource, str], View], str, bool, str, int]] = {
+VERBS: dict[str, tuple[Callable[[Binding, str], View], str, bool, str, int]] = {
     LIST: (_list, "GET", False, "List {title}s", 200),
     CREATE: (_create, "POST", False, "Create a {title}", 201),
     READ: (_read, "GET", True, "Inspect a {title}", 200),
@@ -146,12 +142,13 @@ def _version(session: Session, path: Mapping[str, Any]) -> Any:
     return session.scalar(query)
 
 
-def operations(resource: Resource) -> list[Operation]:
+def operations(binding: Binding) -> list[Operation]:
     """The resource's standard operations, as Pulp names, places and answers them."""
+    resource = binding.resource
     kind, schema = resource.kind, resource.kind.schema
     collection, collection_doc = kind.list_href, kind.list_href
     item, item_doc = collection + "<id>/", "{" + kind.href_param + "}"
-    load_item: Loader = by_id(resource.model)
+    load_item: Loader = by_id(binding.model)
     load_collection: Loader | None = None
     collection_param = None
     if resource.parent is not None:  # repository versions: <repository href>versions/<n>/
@@ -159,7 +156,7 @@ def operations(resource: Resource) -> list[Operation]:
         collection = resource.parent.kind.list_href + "<id>/versions/"
         collection_doc = "{" + collection_param + "}versions/"
         item = collection + "<int:number>/"
-        load_collection, load_item = by_id(resource.parent.model), _version
+        load_collection, load_item = by_id(Repository), _version
     out = []
     for verb in resource.verbs:
         view, method, on_item, summary, code = VERBS[verb]
@@ -177,15 +174,15 @@ def operations(resource: Resource) -> list[Operation]:
                 method,
                 item if on_item else collection,
                 item_doc if on_item else collection_doc,
-                view(resource, verb),
+                view(binding, verb),
                 summary.format(title=kind.title).replace("ys", "ies"),
                 params=params,
                 path_param=kind.href_param if on_item else collection_param,
                 load=load_item if on_item else load_collection,
                 body=resource.fields if writes else None,
                 partial=verb == PARTIAL_UPDATE,
-                model=resource.model if writes else None,
-                check=resource.check if writes else None,
+                model=binding.model if writes else None,
+                check=binding.check if writes else None,
                 responses=responses,
             )
         )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,81 +10,51 @@ from flask import request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from pullthrough.api.operations import Param, ValidationError, invalid
+from pullthrough.api.bindings import Binding
+from pullthrough.api.operations import ValidationError, invalid
+from pullthrough.api.params import CONTAINS, EXACT, ICONTAINS, IN, STARTSWITH, Filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # beyond any real list; larger numbers overflow the database's integers
-EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
-TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
-
-READ_PARAMS = (
-    Param("fields", array=True, description="A list of fields to include in the response."),
-    Param("exclude_fields", array=True, description="A list of fields to exclude."),
-)
-PAGE_PARAMS = (
-    Param("offset", "integer", description="The initial index from which to return the results."),
-    Param("limit", "integer", description="Number of results to return per page."),
-    Param("ordering", array=True, explode=False, description="Order by these fields."),
-    *READ_PARAMS,
-)
 
 
-@dataclass(frozen=True)
-class Filter:
-    """A list's query parameters: lookups on a column (`name`, `name__in`, `name__contains`,
-    ...), or one parameter with a condition of its own (`condition(value)`)."""
-
-    name: str
-    column: Any = None
-    lookups: tuple[str, ...] = (EXACT,)
-    condition: Callable[[str], Any] | None = None
-    type: str = "string"
-    choices: tuple[str, ...] | None = None
-
-    def key(self, lookup: str) -> str:
-        return f"{self.name}__{lookup}" if lookup else self.name
-
-    def params(self) -> tuple[Param, ...]:
-        return tuple(
-            Param(self.key(lookup), self.type, lookup == IN, lookup != IN, choices=self.choices)
-            for lookup in self.lookups
-        )
-
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        if self.condition is not None:
-            if value := request.args.get(self.name):
-                query = query.where(self.condition(value))
-            return query
-        column = self.column
-        for lookup in self.lookups:
-            key = self.key(lookup)
+def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
+    """The request's filters of the binding's resource: lookups on a column of the model, or
+    the binding's own condition for a filter that takes an href."""
+    for declared in binding.resource.filters:
+        if declared.href is not None:
+            if value := request.args.get(declared.name):
+                query = query.where(binding.conditions[declared.name](value))
+            continue
+        column = getattr(binding.model, declared.name)
+        for lookup in declared.lookups:
+            key = declared.key(lookup)
             if lookup == IN:
                 if values := _many(key):
-                    query = query.where(column.in_([self._coerce(v) for v in values]))
+                    query = query.where(column.in_([_coerce(declared, v) for v in values]))
                 continue
             value = request.args.get(key)
             if value is None:
                 continue
             if lookup == EXACT:
-                query = query.where(column == self._coerce(value))
+                query = query.where(column == _coerce(declared, value))
             elif lookup == CONTAINS:
                 query = query.where(column.contains(value, autoescape=True))
             elif lookup == ICONTAINS:
                 query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
             elif lookup == STARTSWITH:
                 query = query.where(column.startswith(value, autoescape=True))
-        return query
+    return query
 
-    def _coerce(self, value: str) -> object:
-        if self.type == "integer":
-            try:
-                return int(value)
-            except ValueError:
-                raise invalid(self.name, "A valid integer is required.") from None
-        if self.type == "boolean":
-            return value.lower() in ("1", "true", "yes")
-        return value
+
+def _coerce(declared: Filter, value: str) -> object:
+    if declared.type == "integer":
+        try:
+            return int(value)
+        except ValueError:
+            raise invalid(declared.name, "A valid integer is required.") from None
+    return value
 
 
 def _int_arg(name: str, default: int, maximum: int) -> int:
@@ -112,20 +81,20 @@ def page(
     session: Session,
     query: Select[Any],
     serialize: Callable[[Any], dict[str, Any]],
-    orderable: Mapping[str, Any],
-    default_order: str,
+    binding: Binding,
 ) -> dict[str, Any]:
-    """One page of `query`, serialized, with absolute `next`/`previous` links."""
+    """One page of `query`, ordered as asked among the resource's orderings, serialized, with
+    absolute `next`/`previous` links."""
     offset = _int_arg("offset", 0, MAX_OFFSET)
     limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
-    order = _many("ordering") or [default_order]
-    for key in order:
-        column = orderable.get(key.lstrip("-"))
-        if column is None:
+    orderable = binding.resource.ordering
+    for key in _many("ordering") or [binding.resource.default_order]:
+        if key.lstrip("-") not in orderable:
             choices = ", ".join(sorted(orderable))
             raise ValidationError(
                 {"ordering": [f"Cannot order by {key!r}; choose from {choices}."]}
             )
+        column = getattr(binding.model, key.lstrip("-"))
         query = query.order_by(column.desc() if key.startswith("-") else column.asc())
     count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = session.scalars(query.offset(offset).limit(limit)).all()

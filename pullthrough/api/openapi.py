@@ -15,7 +15,8 @@ from flask import Response, json
 
 from pullthrough import __version__
 from pullthrough.api.kinds import API_ROOT
-from pullthrough.api.operations import JSON_TYPE, Call, Operation, Param
+from pullthrough.api.operations import JSON_TYPE, Call, Operation
+from pullthrough.api.params import Param
 from pullthrough.api.resources import RESOURCES
 from pullthrough.core.fields import Field
 

@@ -30,6 +30,7 @@ from pullthrough.api.kinds import (
     Kind,
     parse_version,
 )
+from pullthrough.api.params import Param
 from pullthrough.catalog.models import (
     Base,
     Package,
@@ -56,16 +57,6 @@ class ValidationError(Exception):
 
 def invalid(field: str, message: str) -> ValidationError:
     return ValidationError({field: [message]})
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    type: str = "string"
-    array: bool = False
-    explode: bool = True  # False: comma-joined (name__in=a,b)
-    description: str = ""
-    choices: tuple[str, ...] | None = None
 
 
 @dataclass

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Blueprint
 
 from pullthrough.api import actions, crud, openapi, operations, status
-from pullthrough.api.resources import RESOURCES
+from pullthrough.api.bindings import BINDINGS
 
 
 def all_operations() -> list[operations.Operation]:
-    listed = [op for resource in RESOURCES for op in crud.operations(resource)]
+    listed = [op for binding in BINDINGS for op in crud.operations(binding)]
     listed += [*actions.OPERATIONS, status.STATUS]
     return [*listed, openapi.document_operation(listed)]
 

@@ -184,10 +184,6 @@ class Worker(Base):
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
-TASK_STATES = ("waiting", "skipped", "running", "completed", "failed", "canceled", "canceling")
-FINAL_TASK_STATES = ("completed", "failed", "canceled", "skipped")
-
-
 class Task(Base):
     """A Pulp-shaped task. `created_resources` holds references
     (`{"kind": "repository_version", "id": <repository id>, "number": 1}`), not hrefs: the API

@@ -26,7 +26,7 @@ from pullthrough.api.kinds import (
     Kind,
     is_version_href,
 )
-from pullthrough.catalog.models import FINAL_TASK_STATES, TASK_STATES
+from pullthrough.core.tasks import FINAL_TASK_STATES, TASK_STATES
 
 DEFAULT_BASE_URL = "http://127.0.0.1:24817"
 REQUEST_TIMEOUT = (10.0, 120.0)  # connect, read (seconds) for each request

@@ -15,7 +15,7 @@ from typing import Any
 
 from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
-from pullthrough.api.listing import EXACT, IN, Filter
+from pullthrough.api.params import EXACT, IN, Filter
 from pullthrough.api.resources import (
     CONTENT,
     DISTRIBUTIONS,
@@ -126,7 +126,7 @@ def add_list_options(
         "--ordering", action="append", metavar="F", help="order by F (-F: descending; repeatable)"
     )
     for declared in filters:
-        if declared.condition is not None:
+        if declared.href is not None:  # the noun names it its own way (--repository NAME)
             continue
         for lookup in declared.lookups:
             key = declared.key(lookup)
@@ -147,7 +147,7 @@ def _dest(key: str) -> str:
 def list_params(args: argparse.Namespace, filters: Sequence[Filter]) -> dict[str, Any]:
     params: dict[str, Any] = {"offset": args.offset, "limit": args.limit}
     for declared in filters:
-        for lookup in declared.lookups if declared.condition is None else ():
+        for lookup in declared.lookups if declared.href is None else ():
             key = declared.key(lookup)
             value = getattr(args, _dest(key), None)
             if value is not None:

@@ -1,4 +1,7 @@
-"""The server process commands: `serve` (gunicorn) and `worker` (background tasks)."""
+"""The server process commands: `serve` (gunicorn) and `worker` (background tasks).
+
+They import the server's stack when they run, not when the CLI starts: the REST verbs stay
+fast to start."""
 
 from __future__ import annotations
 
@@ -12,8 +15,6 @@ from typing import Any
 
 from pullthrough import __version__
 from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
-from pullthrough.services.auth import PASSWORD_FILE
-from pullthrough.services.container import build_services, prepare_data
 
 
 def _settings(config: str | None) -> Settings | None:
@@ -42,6 +43,9 @@ def serve(args: argparse.Namespace) -> int:
     env["PULLTHROUGH_BIND"] = args.bind or settings.server.bind
     env["PULLTHROUGH_WORKERS"] = str(args.workers or settings.server.workers)
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
+    from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
+    from pullthrough.services.container import prepare_data
+
     password, generated = prepare_data(settings)  # before any worker starts
     if generated:
         print(
@@ -67,6 +71,8 @@ def worker(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if settings is None:
         return 2
+    from pullthrough.services.container import build_services
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     services = build_services(settings)
     task_worker = services.new_worker()

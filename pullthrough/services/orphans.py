@@ -46,19 +46,5 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     for sha in files - still_used:
         if svc.ledger.files.get(sha) is None:  # not a pull-through cache file
             removed += svc.store.delete(sha) > 0
-    ctx.report(
-        "clean-up.content",
-        "Clean up orphan Content",
-        done=len(orphans),
-        total=len(orphans),
-        state="completed",
-        force=True,
-    )
-    ctx.report(
-        "clean-up.artifacts",
-        "Clean up orphan Artifacts",
-        done=removed,
-        total=removed,
-        state="completed",
-        force=True,
-    )
+    ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
+    ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)

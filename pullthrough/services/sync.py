@@ -117,13 +117,7 @@ class Syncer:
                     continue
                 page = keep_latest(self.filters.filter_page(page), self.remote.keep_latest_packages)
                 out += [Wanted(canonicalize_name(page.name), f) for f in page.files]
-        self.ctx.report(
-            "sync.downloading.metadata",
-            "Downloading Metadata",
-            done=total,
-            total=total,
-            state="completed",
-        )
+        self.ctx.completed("sync.downloading.metadata", "Downloading Metadata", total)
         self.ctx.check_canceled()
         return out
 
@@ -220,13 +214,7 @@ def sync(ctx: TaskContext) -> None:
                 )
                 if done % 20 == 0:
                     ctx.check_canceled()
-        ctx.report(
-            "sync.downloading.artifacts",
-            "Downloading Artifacts",
-            done=total,
-            total=total,
-            state="completed",
-        )
+        ctx.completed("sync.downloading.artifacts", "Downloading Artifacts", total)
         for w in wanted:
             if w.file.filename not in existing and w.file.filename not in new and w.file.sha256:
                 new[w.file.filename] = syncer.on_demand(w)
@@ -253,21 +241,12 @@ def sync(ctx: TaskContext) -> None:
             if version is not None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
         # Reports write to the catalog: never from inside the transaction above.
-        ctx.report(
-            "sync.associating.content",
-            "Associating Content",
-            done=len(ids),
-            total=len(ids),
-            state="completed",
-            force=True,
-        )
-        ctx.report(
+        ctx.completed("sync.associating.content", "Associating Content", len(ids))
+        ctx.completed(
             "sync.changed_projects",
             "Projects changed since the last sync",
-            done=syncer.changed,
-            total=len(names),
-            state="completed",
-            force=True,
+            syncer.changed,
+            len(names),
         )
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:

@@ -130,6 +130,11 @@ class TaskContext:
                 if task is not None:
                     task.progress_reports = list(self._reports.values())
 
+    def completed(self, code: str, message: str, done: int, total: int | None = None) -> None:
+        """A finished step's report, written now."""
+        total = done if total is None else total
+        self.report(code, message, done=done, total=total, state="completed", force=True)
+
     def check_canceled(self) -> None:
         with self.services.catalog.session() as session:
             if session.scalar(select(Task.state).where(Task.id == self.task_id)) == "canceling":

@@ -1,0 +1,319 @@
+"""How each resource of the table maps to the catalog: its model, the values that are not read
+off a row, what checks the fields cannot make alone, and the filters that are not a column's.
+
+A field is the row's attribute of its name, a reference's href (`x` from the column `x_id`), or
+a computed value; a filter is its column's lookups, or a condition of its own; a list may be
+ordered by the columns of the names its resource gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from pullthrough.api import kinds, resources
+from pullthrough.api.kinds import ref_href, version_href
+from pullthrough.api.operations import Check, ValidationError, invalid
+from pullthrough.api.resources import SERVED, Resource
+from pullthrough.catalog.models import (
+    Base,
+    Distribution,
+    Package,
+    Publication,
+    Remote,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+    Task,
+)
+from pullthrough.catalog.versions import content_counts, initial_version, present_in
+from pullthrough.config import REMOTE_FIELDS, RemoteSettings
+from pullthrough.core.fields import Field
+
+Value = Callable[[Any, "Render"], Any]
+
+
+@dataclass(frozen=True)
+class Render:
+    """What a JSON shape may need besides its row."""
+
+    session: Session
+    content_root: str  # this server's URL as the client reached it (`http://host/`)
+
+
+def stamp(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z` (SQLite returns naive datetimes; they are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def _reference(row: Any, declared: Field) -> str | None:
+    """A reference's href, from `<name>_id` (or, for a version, the related object)."""
+    if declared.href == kinds.VERSION.label:
+        version = getattr(row, declared.name)
+        return version_href(version.repository_id, version.number) if version else None
+    target = getattr(row, f"{declared.name}_id")
+    return kinds.KINDS[str(declared.href)].href(target) if target else None
+
+
+@dataclass(frozen=True)
+class Binding:
+    resource: Resource
+    model: type[Base]
+    computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
+    shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
+    conditions: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)  # href filters
+    check: Check | None = None  # cross-field rules on create and update
+    build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
+    write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
+    after_create: Callable[[Session, Any], None] | None = None
+    before_delete: Callable[[Session, Any], None] | None = None
+
+    def to_json(self, row: Any, render: Render) -> dict[str, Any]:
+        """Every readable field: computed, a reference's href, or the row's attribute."""
+        if self.shape is not None:
+            return self.shape(row, render)
+        out = {}
+        for f in self.resource.fields:
+            if f.write_only:
+                continue
+            if (value := self.computed.get(f.name)) is not None:
+                out[f.name] = value(row, render)
+            elif f.name == "pulp_href":
+                out[f.name] = self.resource.kind.href(row.id)
+            elif f.href:
+                out[f.name] = _reference(row, f)
+            else:
+                found = getattr(row, f.name)
+                out[f.name] = stamp(found) if isinstance(found, datetime) else found
+        return out
+
+    def write_values(self, row: Any, values: Mapping[str, Any]) -> None:
+        """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`."""
+        if self.write is not None:
+            self.write(row, dict(values))
+            return
+        refs = {f.name for f in self.resource.fields if f.href}
+        for key, value in values.items():
+            if key in refs:
+                setattr(row, f"{key}_id", value.id if value is not None else None)
+            else:
+                setattr(row, key, value)
+
+
+def _forget_memberships(session: Session, row: Repository) -> None:
+    session.execute(delete(RepositoryContent).where(RepositoryContent.repository_id == row.id))
+
+
+REPOSITORIES = Binding(
+    resources.REPOSITORIES,
+    Repository,
+    computed={
+        "versions_href": lambda row, _: kinds.REPOSITORY.href(row.id) + "versions/",
+        "latest_version_href": lambda row, _: version_href(row.id, row.latest_number),
+    },
+    after_create=initial_version,
+    before_delete=_forget_memberships,
+)
+
+
+def _content_summary(row: RepositoryVersion, render: Render) -> dict[str, Any]:
+    own = version_href(row.repository_id, row.number)
+    counts = content_counts(render.session, row.repository_id, row.number)
+    summary: dict[str, Any] = {}
+    for key, query in (("added", "_added"), ("removed", "_removed"), ("present", "")):
+        href = f"{kinds.CONTENT.list_href}?repository_version{query}={own}"
+        summary[key] = (
+            {"python.python": {"count": counts[key], "href": href}} if counts[key] else {}
+        )
+    return summary
+
+
+VERSIONS = Binding(
+    resources.VERSIONS,
+    RepositoryVersion,
+    computed={
+        "pulp_href": lambda row, _: version_href(row.repository_id, row.number),
+        "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_id),
+        "base_version": lambda row, _: (
+            version_href(row.repository_id, row.base_number)
+            if row.base_number is not None
+            else None
+        ),
+        "content_summary": _content_summary,
+    },
+)
+
+
+def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
+    """Secrets are write-only: their names and whether they are set, never their values."""
+    settings = RemoteSettings.from_values(row.name, row.settings or {})
+    return {
+        "pulp_href": kinds.REMOTE.href(row.id),
+        "pulp_created": stamp(row.pulp_created),
+        "pulp_last_updated": stamp(row.pulp_last_updated),
+        "pulp_labels": row.pulp_labels or {},
+        "name": row.name,
+        **{f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only},
+        "hidden_fields": [
+            {"name": f.name, "is_set": bool(getattr(settings, f.name))}
+            for f in REMOTE_FIELDS
+            if f.write_only
+        ],
+    }
+
+
+def _write_remote(row: Remote, values: dict[str, Any]) -> None:
+    """The name and labels are columns; the settings one JSON object (a new one: the change is
+    seen)."""
+    row.name = values.pop("name", row.name)
+    row.pulp_labels = values.pop("pulp_labels", row.pulp_labels)
+    row.settings = {**(row.settings or {}), **values}
+
+
+REMOTES = Binding(resources.REMOTES, Remote, shape=_remote_json, write=_write_remote)
+
+
+def _serves_one(session: Session, values: dict[str, Any], row: Any) -> None:
+    """At most one of a repository (its latest version), a repository version or a
+    publication; setting one clears the others."""
+    if values.pop("content_guard", None) is not None:
+        raise invalid("content_guard", "Content guards are not supported.")
+    chosen = [key for key in SERVED if values.get(key) is not None]
+    if len(chosen) > 1:
+        raise ValidationError(
+            {"non_field_errors": ["Only one of repository, repository_version and publication."]}
+        )
+    if chosen:
+        values.update({key: None for key in SERVED if key != chosen[0]})
+
+
+DISTRIBUTIONS = Binding(
+    resources.DISTRIBUTIONS,
+    Distribution,
+    computed={
+        "base_url": lambda row, render: f"{render.content_root}pypi/{row.base_path}/",
+        "content_guard": lambda row, _: None,
+    },
+    check=_serves_one,
+)
+
+
+def _publish(session: Session, values: dict[str, Any]) -> Publication:
+    """A publication of the version given, or of the repository's latest."""
+    version: RepositoryVersion | None = values.get("repository_version")
+    if version is None:
+        repo: Repository = values["repository"]
+        version = session.scalars(
+            select(RepositoryVersion).where(
+                RepositoryVersion.repository_id == repo.id,
+                RepositoryVersion.number == repo.latest_number,
+            )
+        ).one()
+    return Publication(repository_version_id=version.id)
+
+
+def _one_version(session: Session, values: dict[str, Any], row: Any) -> None:
+    if values.get("repository_version") is None and values.get("repository") is None:
+        raise ValidationError(
+            {"non_field_errors": ["Either repository or repository_version is required."]}
+        )
+
+
+def _version_where(href: str, name: str) -> Any:
+    """The versions an href names: one version, or every version of a repository."""
+    try:
+        if name == "repository":
+            return RepositoryVersion.repository_id == kinds.REPOSITORY.parse(href)
+        repository_id, number = kinds.parse_version(href)
+    except kinds.BadHref as exc:
+        raise invalid(name, str(exc)) from None
+    return (RepositoryVersion.repository_id == repository_id) & (RepositoryVersion.number == number)
+
+
+def _published(name: str) -> Callable[[str], Any]:
+    return lambda href: Publication.repository_version_id.in_(
+        select(RepositoryVersion.id).where(_version_where(href, name))
+    )
+
+
+PUBLICATIONS = Binding(
+    resources.PUBLICATIONS,
+    Publication,
+    computed={
+        "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_version.repository_id),
+        "distributions": lambda row, render: [
+            kinds.DISTRIBUTION.href(d)
+            for d in render.session.scalars(
+                select(Distribution.id).where(Distribution.publication_id == row.id)
+            )
+        ],
+    },
+    conditions={name: _published(name) for name in ("repository", "repository_version")},
+    check=_one_version,
+    build=_publish,
+)
+
+
+def _in_version(column: Any) -> Callable[[str], Any]:
+    """Packages present in (column None), added in or removed in a repository version."""
+
+    def condition(value: str) -> Any:
+        try:
+            repository_id, number = kinds.parse_version(value)
+        except kinds.BadHref as exc:
+            raise invalid("repository_version", str(exc)) from None
+        rc = RepositoryContent
+        where = (
+            present_in(repository_id, number)
+            if column is None
+            else (rc.repository_id == repository_id) & (column == number)
+        )
+        return Package.id.in_(select(rc.package_id).where(where))
+
+    return condition
+
+
+def _metadata(key: str) -> Value:
+    return lambda row, _: (row.metadata_json or {}).get(key)
+
+
+CONTENT = Binding(
+    resources.CONTENT,
+    Package,
+    computed={
+        "artifact": lambda row, _: None,
+        "relative_path": lambda row, _: row.filename,
+        "name": lambda row, _: (row.metadata_json or {}).get("name") or row.name,
+        "summary": _metadata("summary"),
+        "author": _metadata("author"),
+        "license": _metadata("license"),
+        "requires_dist": lambda row, _: list((row.metadata_json or {}).get("requires_dist") or []),
+    },
+    conditions={
+        "repository_version": _in_version(None),
+        "repository_version_added": _in_version(RepositoryContent.version_added),
+        "repository_version_removed": _in_version(RepositoryContent.version_removed),
+    },
+)
+TASKS = Binding(
+    resources.TASKS,
+    Task,
+    computed={
+        "created_by": lambda row, _: None,
+        "parent_task": lambda row, _: None,
+        "task_group": lambda row, _: None,
+        "child_tasks": lambda row, _: [],
+        "created_resources": lambda row, _: [ref_href(r) for r in row.created_resources or []],
+        "reserved_resources_record": lambda row, _: row.reserved_resources or [],
+    },
+)
+BINDINGS = (REPOSITORIES, VERSIONS, REMOTES, DISTRIBUTIONS, PUBLICATIONS, CONTENT, TASKS)

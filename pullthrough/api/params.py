@@ -1,0 +1,52 @@
+"""Query parameters of the REST API's operations, and the filters of its lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
+TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "string"
+    array: bool = False
+    explode: bool = True  # False: comma-joined (name__in=a,b)
+    description: str = ""
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A list's filter: lookups on the column of its name (`name`, `name__in`,
+    `name__contains`, ...), or, with `href`, one parameter naming an object of that kind (its
+    condition is the binding's)."""
+
+    name: str
+    lookups: tuple[str, ...] = (EXACT,)
+    type: str = "string"
+    choices: tuple[str, ...] | None = None
+    href: str | None = None
+
+    def key(self, lookup: str) -> str:
+        return f"{self.name}__{lookup}" if lookup else self.name
+
+    def params(self) -> tuple[Param, ...]:
+        return tuple(
+            Param(self.key(lookup), self.type, lookup == IN, lookup != IN, choices=self.choices)
+            for lookup in self.lookups
+        )
+
+
+READ_PARAMS = (
+    Param("fields", array=True, description="A list of fields to include in the response."),
+    Param("exclude_fields", array=True, description="A list of fields to exclude."),
+)
+PAGE_PARAMS = (
+    Param("offset", "integer", description="The initial index from which to return the results."),
+    Param("limit", "integer", description="Number of results to return per page."),
+    Param("ordering", array=True, explode=False, description="Order by these fields."),
+    *READ_PARAMS,
+)

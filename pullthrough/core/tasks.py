@@ -1,0 +1,4 @@
+"""Task states, as Pulp names them."""
+
+TASK_STATES = ("waiting", "skipped", "running", "completed", "failed", "canceled", "canceling")
+FINAL_TASK_STATES = ("completed", "failed", "canceled", "skipped")
