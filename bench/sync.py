@@ -119,8 +119,9 @@ def main() -> int:
 
     print_sync_report(res, n_versions, reps, time.monotonic() - t_start)
     failed = [c for c in res.cases if c.state != "completed"]
-    if res.many.first is None or res.many.first.state != "completed":
-        failed.append(res.many.first or Case("(2)", "on_demand", None))
+    for many in (res.many.first, res.many.again):  # the first sync and the re-sync of (2)/(3)
+        if many is None or many.state != "completed":
+            failed.append(many or Case("(2)", "on_demand", None))
     return rc or (1 if failed else 0)
 
 

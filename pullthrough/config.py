@@ -26,7 +26,7 @@ from pullthrough.core.filters import FilterSpec, parse_rule
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
-POLICIES = ("immediate", "on_demand", "streamed")  # a remote's sync policy, as Pulp's
+POLICIES = IMMEDIATE, ON_DEMAND, STREAMED = ("immediate", "on_demand", "streamed")  # Pulp's
 
 
 class ConfigError(ValueError):
@@ -215,7 +215,7 @@ class RemoteSettings:
         0, minimum=0, help="Sync: only the newest K versions of each project (0: all)."
     )
     policy: str = setting(
-        "on_demand",
+        ON_DEMAND,
         choices=POLICIES,
         help="Sync: immediate (download everything), on_demand (when first asked), streamed (sent, not kept).",
     )

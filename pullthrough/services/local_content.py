@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Package
 from pullthrough.catalog.versions import version_packages
+from pullthrough.config import STREAMED
 from pullthrough.core.models import DistFile, ProjectPage
 from pullthrough.upstream.client import UpstreamClient
 
@@ -64,7 +65,7 @@ class LocalContent:
         if (found := self._origins.get(filename)) is None:
             return None
         client = self.clients(found[0])
-        return Origin(client, keep=found[1] != "streamed") if client is not None else None
+        return Origin(client, keep=found[1] != STREAMED) if client is not None else None
 
     def names(self) -> list[str]:
         query = version_packages(self.repository_id, self.number).with_only_columns(Package.name)

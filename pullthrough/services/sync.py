@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.versions import new_version, present_in
-from pullthrough.config import RemoteSettings
+from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
@@ -193,7 +193,7 @@ def sync(ctx: TaskContext) -> None:
                 )
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
-        immediate = settings.policy == "immediate"
+        immediate = settings.policy == IMMEDIATE
         fetch = [
             w
             for w in wanted
