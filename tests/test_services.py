@@ -275,3 +275,67 @@ def test_the_app_answers_pages_and_the_api_in_process(upstream: Upstream, tmp_pa
         assert created.get_json()["latest_version_href"].endswith("/versions/0/")
     finally:
         app.extensions["pullthrough"].close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "status", "content_range", "part"),
+    [
+        ("bytes=-10", 206, "bytes {tail}-{last}/{size}", slice(-10, None)),
+        ("bytes=-100000000", 206, "bytes 0-{last}/{size}", slice(None)),  # longer: all of it
+        ("bytes=0-3", 206, "bytes 0-3/{size}", slice(0, 4)),
+        ("bytes=100000000-", 416, "bytes */{size}", slice(0, 0)),
+    ],
+)
+def test_ranges_of_a_cached_file_follow_rfc_9110(
+    upstream: Upstream, tmp_path: Path, asked: str, status: int, content_range: str, part: slice
+) -> None:
+    app = create_app(settings_for(upstream, tmp_path))
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{WHL_02}"
+        with client.get(url) as first:
+            whole = first.get_data()  # cached now
+        with client.get(url, headers={"Range": asked}) as answer:
+            assert answer.status_code == status
+            size = len(whole)
+            expected = content_range.format(tail=size - 10, last=size - 1, size=size)
+            assert answer.headers["Content-Range"] == expected
+            if status == 206:
+                assert answer.get_data() == whole[part]
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+def test_hostile_api_requests_are_400s(upstream: Upstream, tmp_path: Path) -> None:
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        password = (settings.server.data_dir / "admin-password").read_text().strip()
+        auth = ("admin", password)
+        repos = "/pulp/api/v3/repositories/python/python/"
+        remotes = "/pulp/api/v3/remotes/python/python/"
+        deep = "[" * 100_000 + "]" * 100_000
+        answers = [
+            client.post(repos, data=deep, content_type="application/json", auth=auth),
+            client.get(repos, query_string={"offset": str(10**30)}, auth=auth),
+            client.get(repos, query_string={"limit": "-1"}, auth=auth),
+            client.post(
+                remotes,
+                json={
+                    "name": "r",
+                    "url": "http://127.0.0.1:9/",
+                    "headers": [{"X-A": "1\r\nX-B: 2"}],
+                },
+                auth=auth,
+            ),
+            client.post(
+                remotes,
+                json={"name": "r", "url": "http://127.0.0.1:9/", "headers": [{"Bad Name": "x"}]},
+                auth=auth,
+            ),
+        ]
+        assert [a.status_code for a in answers] == [400] * len(answers)
+        assert all(a.is_json and a.get_json() for a in answers)
+    finally:
+        app.extensions["pullthrough"].close()

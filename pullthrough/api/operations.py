@@ -169,7 +169,10 @@ def resolve(session: Session, kind: str, value: object, field: str) -> Any:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not an object we could use
+        data = "too deeply nested JSON"
     if not isinstance(data, dict):
         kind = "nothing" if data is None else type(data).__name__
         raise ValidationError(

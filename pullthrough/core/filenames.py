@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from packaging.utils import (
@@ -118,16 +119,32 @@ def _legacy(filename: str, stem: str, kind: str, project: str | None) -> FileInf
     return FileInfo(wanted, parse_version(version_text), kind, platforms)
 
 
+MAX_CANDIDATES = 3  # project pages one file request may look at: a bound on its upstream work
+
+
 def project_candidates(filename: str) -> list[NormalizedName]:
-    """Project names a file request may belong to, most likely first."""
+    """Project names a file request may belong to, most likely first: the name a wheel or
+    sdist filename gives, else (legacy and odd names) a valid project name followed by a part
+    that starts like a version - at most MAX_CANDIDATES, however many dashes the name has."""
     if filename.endswith((".whl", ".tar.gz", ".zip")):
         try:
-            return [parse_filename(filename).name]
+            parsed = parse_filename(filename).name
+            return [parsed] if _VALID_NAME.fullmatch(parsed) else []
         except InvalidFilename:
             pass
     stem = filename.rsplit(".", 1)[0].removesuffix(".tar")
     parts = stem.split("-")
-    return [canonicalize_name("-".join(parts[:cut])) for cut in range(len(parts) - 1, 0, -1)]
+    found: list[NormalizedName] = []
+    for cut in range(len(parts) - 1, 0, -1):
+        name = "-".join(parts[:cut])
+        if parts[cut][:1].isdigit() and _VALID_NAME.fullmatch(name):
+            found.append(canonicalize_name(name))
+            if len(found) == MAX_CANDIDATES:
+                break
+    return found
+
+
+_VALID_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def python_version(filename: str, packagetype: str) -> str:

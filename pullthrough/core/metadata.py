@@ -61,6 +61,7 @@ class PackageMetadata:
     requires_python: str | None = None
     provides_extra: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
+    dynamic: tuple[str, ...] = ()  # fields the sdist's build may still change (PEP 643)
     raw: bytes = b""  # the METADATA / PKG-INFO file itself (served as PEP 658 metadata)
 
     @property
@@ -109,8 +110,31 @@ def parse_metadata(raw: bytes) -> PackageMetadata:
         requires_python=fields.get("requires_python"),
         provides_extra=tuple(fields.get("provides_extra", ())),
         platforms=tuple(fields.get("platforms", ())),
+        dynamic=tuple(fields.get("dynamic", ())),
         raw=raw,
     )
+
+
+# What pip and uv resolve with: a build that may change one of these makes the sdist's PKG-INFO
+# unfit to stand for the built distribution's metadata.
+DEPENDENCY_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
+
+
+def serves_as_pep658(meta: PackageMetadata, packagetype: str) -> bool:
+    """Whether a file's core metadata may be offered as its PEP 658 metadata, which installers
+    trust instead of building: a wheel's always; an sdist's only from Metadata-Version 2.2 on
+    (PEP 643: fields not declared Dynamic are final) and when no dependency field is Dynamic.
+    An older PKG-INFO may simply leave its dependencies out."""
+    if packagetype == "bdist_wheel":
+        return True
+    if packagetype != "sdist" or meta.metadata_version is None:
+        return False
+    try:
+        if Version(meta.metadata_version) < Version("2.2"):
+            return False
+    except InvalidVersion:
+        return False
+    return not {field.lower() for field in meta.dynamic} & DEPENDENCY_FIELDS
 
 
 def read_metadata(path: Path, filename: str) -> PackageMetadata:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from pullthrough.catalog.models import Package
 from pullthrough.core.filenames import parse_filename, python_version
-from pullthrough.core.metadata import InvalidDistribution, check_filename_matches, read_metadata
+from pullthrough.core.metadata import (
+    InvalidDistribution,
+    check_filename_matches,
+    read_metadata,
+    serves_as_pep658,
+)
 from pullthrough.core.models import DistFile
 
 
@@ -30,9 +35,10 @@ def package_from_file(
     filename: str,
     *,
     sha256: str | None = None,
-) -> tuple[Package, bytes]:
-    """The package (not yet added to a session) and its METADATA file's bytes; storing those
-    for PEP 658 is the caller's choice (`metadata_sha256` stays None until then).
+) -> tuple[Package, bytes | None]:
+    """The package (not yet added to a session) and its METADATA file's bytes when they may be
+    served as PEP 658 metadata (None for an sdist whose PKG-INFO may not tell its dependencies);
+    storing those is the caller's choice (`metadata_sha256` stays None until then).
 
     Raises InvalidFilename or InvalidDistribution with a message fit for the uploader.
     """
@@ -60,4 +66,4 @@ def package_from_file(
         requires_python=meta.requires_python,
         metadata_json=metadata,
     )
-    return package, meta.raw
+    return package, meta.raw if serves_as_pep658(meta, info.packagetype) else None

@@ -135,7 +135,8 @@ class Syncer:
         except (UpstreamError, HashMismatch, InvalidDistribution, InvalidFilename) as exc:
             self.errors.append(f"{entry.filename}: {exc}")
             return None
-        package.metadata_sha256 = self.svc.store.put_bytes(metadata)
+        if metadata is not None:
+            package.metadata_sha256 = self.svc.store.put_bytes(metadata)
         package.origin = "sync"
         apply_index_fields(package, entry)
         return package

@@ -85,7 +85,8 @@ class Uploads:
                         " a filename can only be used once; upload a new version instead"
                     )
                 if existing is None:
-                    package.metadata_sha256 = self.store.put_bytes(metadata)
+                    if metadata is not None:
+                        package.metadata_sha256 = self.store.put_bytes(metadata)
                     session.add(package)
                     session.flush()
                 else:

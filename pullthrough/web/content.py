@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
 from pullthrough.services.pullthrough import StoredFile, StreamedFile
@@ -12,6 +13,17 @@ bp = Blueprint("content", __name__)
 
 # Distribution files never change under one name: clients and proxies may keep them.
 _IMMUTABLE = "max-age=31536000, immutable"
+
+
+def suffix_range_in_bounds(header: str | None, size: int) -> str | None:
+    """RFC 9110 14.1.2: a suffix range longer than the representation selects all of it
+    (werkzeug answers 416 instead), so `bytes=-N` with N >= size becomes `bytes=0-`."""
+    if header is None or size == 0:
+        return header
+    unit, _, spec = header.partition("=")
+    spec = spec.strip()
+    suffix = unit.strip().lower() == "bytes" and spec.startswith("-") and spec[1:].isdigit()
+    return "bytes=0-" if suffix and int(spec[1:]) >= size else header
 
 
 def _stored_response(stored: StoredFile) -> Response:
@@ -26,7 +38,13 @@ def _stored_response(stored: StoredFile) -> Response:
     resp.headers["Cache-Control"] = _IMMUTABLE
     if stored.stale:
         resp.headers[STALE_HEADER] = "true"
-    resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+    if (asked := request.environ.get("HTTP_RANGE")) is not None:
+        request.environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
+    try:
+        resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+    except RequestedRangeNotSatisfiable:
+        stored.file.close()  # the 416 carries no body: the file must not wait for the collector
+        raise
     return resp  # make_conditional changed it in place (its annotation says werkzeug's type)
 
 
