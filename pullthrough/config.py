@@ -252,6 +252,20 @@ class RemoteSettings:
     proxy_username: str | None = setting(None, write_only=True, help="The proxy's user.")
     proxy_password: str | None = setting(None, write_only=True, help="The proxy's password.")
     tls_validation: bool = setting(True, help="Check the upstream's TLS certificate.")
+    allow_private_addresses: bool = setting(
+        False,
+        help="Fetch files from loopback, link-local or private addresses even when the index is"
+        " not at one (off: only addresses of the kinds the index itself is at).",
+    )
+    allow_unhashed: bool = setting(
+        False, help="Fetch files the index lists without a sha256 (their bytes go unchecked)."
+    )
+    max_page_size: int = setting(
+        100 * 10**6, minimum=1, coerce=parse_size, help="Bytes; a larger upstream page is refused."
+    )
+    max_page_files: int = setting(
+        200_000, minimum=1, help="A project page listing more files is refused."
+    )
     ca_cert: str | None = setting(
         None, coerce=_pem, help="PEM CA certificates (in a file: its path)."
     )

@@ -20,7 +20,13 @@ from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import FileLock, LockDir, LockTimeout
 from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
-from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, describe_url
+from pullthrough.upstream.client import (
+    UpstreamClient,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamTimeout,
+    describe_url,
+)
 
 log = logging.getLogger(__name__)
 HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
@@ -127,6 +133,12 @@ class PullThrough:
         if client is None or not url:
             raise NotFound(
                 f"{describe_url(url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"
+            )
+        metadata = entry.filename.endswith(".metadata")  # vouched for by the page itself
+        if not entry.sha256 and not metadata and not client.remote.allow_unhashed:
+            raise UpstreamRefused(
+                f"refused: the upstream lists {entry.filename!r} without a sha256, so its bytes"
+                " cannot be checked; set the remote's allow_unhashed to fetch it"
             )
         lock = self.locks.lock(url)
         if not lock.acquire(timeout=0, blocking=False):

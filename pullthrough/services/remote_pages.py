@@ -15,7 +15,13 @@ import diskcache
 
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import ProjectList, ProjectPage
-from pullthrough.upstream.client import Fetched, UpstreamClient, UpstreamError, describe_url
+from pullthrough.upstream.client import (
+    Fetched,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamRefused,
+    describe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +37,17 @@ class Cached:
     stale: bool = False
 
 
-def parse_page(fetched: Fetched, name: str) -> ProjectPage:
-    if "json" in fetched.content_type:
+def parse_page(fetched: Fetched, name: str, max_files: int) -> ProjectPage:
+    """The project page, refused before parsing when it lists more than `max_files` files (a
+    count of file entries in the bytes: parsing a million costs gigabytes)."""
+    json = "json" in fetched.content_type
+    entries = fetched.body.count(b'"filename"') if json else fetched.body.lower().count(b"<a ")
+    if entries > max_files:
+        raise UpstreamRefused(
+            f"refused: the upstream page {describe_url(fetched.url)} lists about {entries} files,"
+            f" more than {max_files} (the remote's max_page_files)"
+        )
+    if json:
         return simple_json.parse_project_page(fetched.body, fetched.url, name)
     return simple_html.parse_project_page(fetched.body, fetched.url, name)
 
@@ -60,7 +75,8 @@ class RemotePages:
 
     def project(self, name: str) -> Cached:
         url = self.client.project_url(name)
-        return self._get(url, lambda fetched: parse_page(fetched, name))
+        limit = self.client.remote.max_page_files
+        return self._get(url, lambda fetched: parse_page(fetched, name, limit))
 
     def project_list(self) -> Cached:
         return self._get(self.client.root, parse_list)

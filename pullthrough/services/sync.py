@@ -94,8 +94,8 @@ class Syncer:
             self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
             return None
         try:
-            page = parse_page(fetched, name)
-        except ValueError as exc:
+            page = parse_page(fetched, name, self.remote.max_page_files)
+        except (ValueError, UpstreamError) as exc:
             self.errors.append(f"{name}: unreadable page: {exc}")
             return None
         self.changed += 1
@@ -116,7 +116,11 @@ class Syncer:
                 if page is None or not self.filters.allows_project(canonicalize_name(page.name)):
                     continue
                 page = keep_latest(self.filters.filter_page(page), self.remote.keep_latest_packages)
-                out += [Wanted(canonicalize_name(page.name), f) for f in page.files]
+                out += [
+                    Wanted(canonicalize_name(page.name), f)
+                    for f in page.files
+                    if f.sha256 or self.remote.allow_unhashed  # unchecked bytes: not unless asked
+                ]
         self.ctx.completed("sync.downloading.metadata", "Downloading Metadata", total)
         self.ctx.check_canceled()
         return out

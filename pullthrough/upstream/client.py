@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,6 +22,7 @@ from urllib3.util.retry import Retry
 
 from pullthrough import __version__
 from pullthrough.config import RemoteSettings
+from pullthrough.core.addresses import kind_of, may_fetch
 
 USER_AGENT = f"pullthrough/{__version__}"
 PAGE_ACCEPT = (
@@ -28,6 +30,7 @@ PAGE_ACCEPT = (
     "text/html;q=0.1"
 )
 CHUNK = 256 * 1024
+MAX_REDIRECTS = 10
 
 
 class UpstreamError(Exception):
@@ -38,6 +41,34 @@ class UpstreamError(Exception):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+
+
+class UpstreamRefused(UpstreamError):
+    """The upstream pointed at something this server will not fetch (its own network, a page
+    too big); 502, as the upstream's fault."""
+
+
+class _Addresses:
+    """Host name -> its addresses, looked up at most once a minute per host."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._seen: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, host: str) -> tuple[str, ...]:
+        with self._lock:
+            seen = self._seen.get(host)
+        if seen is not None and time.monotonic() - seen[0] < self.ttl:
+            return seen[1]
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            found = tuple(sorted({str(info[4][0]) for info in infos}))
+        except (OSError, UnicodeError):
+            found = ()
+        with self._lock:
+            self._seen[host] = (time.monotonic(), found)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +95,6 @@ def _with_credentials(url: str, username: str | None, password: str | None) -> s
     return urlunsplit(
         parts._replace(netloc=f"{creds}@{parts.hostname}:{parts.port or ''}".rstrip(":"))
     )
-
-
-class _Session(requests.Session):
-    """A session that drops the remote's private headers on a redirect to another host, as
-    requests itself does for Authorization."""
-
-    private_headers: frozenset[str] = frozenset()
-
-    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-        old, new = response.request.url, prepared_request.url
-        if self.should_strip_auth(old, new):  # type: ignore[no-untyped-call]
-            for name in self.private_headers:
-                prepared_request.headers.pop(name, None)
 
 
 def pem_file(pem: str | None, tls_dir: Path) -> str | None:
@@ -108,7 +125,7 @@ class UpstreamClient:
         self._origin = urlsplit(self.root)[:2]
         connect = remote.sock_connect_timeout or remote.connect_timeout
         self.timeout = (connect, remote.sock_read_timeout)
-        self.session = session or _Session()
+        self.session = session or requests.Session()
         # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
         # sets its own; it is read once per host here, not on every request as trust_env does.
         self.session.trust_env = False
@@ -125,8 +142,7 @@ class UpstreamClient:
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self._headers = remote.header_map  # like credentials: for the index's own host only
-        if isinstance(self.session, _Session):
-            self.session.private_headers = frozenset(self._headers)
+        self._addresses = _Addresses()
         if remote.proxy_url:
             proxy = _with_credentials(
                 remote.proxy_url, remote.proxy_username, remote.proxy_password
@@ -159,22 +175,48 @@ class UpstreamClient:
         """Credentials go only to the index's own origin, never to a separate file host."""
         return self._auth if urlsplit(url)[:2] == self._origin else None
 
+    def _check_address(self, url: str) -> None:
+        """Refuse a URL off the index's origin at an address the index may not send us to
+        (core.addresses); a host that does not resolve here is left to the request (or to the
+        proxy, which resolves it itself)."""
+        if urlsplit(url)[:2] == self._origin or self.remote.allow_private_addresses:
+            return
+        found = self._addresses.of(urlsplit(url).hostname or "")
+        index = self._addresses.of(urlsplit(self.root).hostname or "")
+        if found and not may_fetch(found, index):
+            kinds = ", ".join(sorted({kind_of(a) for a in found} - {"public"}))
+            raise UpstreamRefused(
+                f"refused: the upstream names a file at a {kinds} address ({describe_url(url)});"
+                " set the remote's allow_private_addresses to fetch it"
+            )
+
     def _request(
         self, url: str, headers: dict[str, str], *, method: str = "GET"
     ) -> requests.Response:
-        try:
+        """One request, following redirects here (at most MAX_REDIRECTS), so that every hop's
+        address is checked and credentials and private headers go to the index's origin only."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_address(url)
             own = urlsplit(url)[:2] == self._origin
-            return self.session.request(
-                method,
-                url,
-                headers={**self._headers, **headers} if own else headers,
-                auth=self._auth_for(url),
-                proxies=self._proxies_for(*urlsplit(url)[:2]),
-                timeout=self.timeout,
-                stream=True,
-            )
-        except requests.RequestException as exc:
-            raise _failure("upstream unreachable", url, exc) from None
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers={**self._headers, **headers} if own else headers,
+                    auth=self._auth_for(url),
+                    proxies=self._proxies_for(*urlsplit(url)[:2]),
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise _failure("upstream unreachable", url, exc) from None
+            if not resp.is_redirect:
+                return resp
+            url = urljoin(url, resp.headers["Location"])
+            method = "GET" if resp.status_code == 303 else method
+            resp.close()
+        raise UpstreamError(f"more than {MAX_REDIRECTS} redirects: {describe_url(url)}")
 
     def get_page(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
@@ -192,7 +234,7 @@ class UpstreamClient:
                 return Fetched(304 if resp.status_code == 304 else 404, resp.url)
             if resp.status_code != 200:
                 raise UpstreamError(f"upstream answered {resp.status_code}: {describe_url(url)}")
-            body = b"".join(self.iter_body(resp, url, started))
+            body = self._page_body(resp, url, started)
             return Fetched(
                 200,
                 resp.url,
@@ -201,6 +243,26 @@ class UpstreamClient:
                 resp.headers.get("ETag"),
                 resp.headers.get("Last-Modified"),
             )
+
+    def _page_body(self, resp: requests.Response, url: str, started: float) -> bytes:
+        """A page's bytes, refused past the remote's max_page_size (before the bytes arrive
+        when the length is announced)."""
+        limit = self.remote.max_page_size
+        announced = resp.headers.get("Content-Length", "")
+        chunks, size = [], int(announced) if announced.isdigit() else 0
+        if size <= limit:
+            size = 0
+            for chunk in self.iter_body(resp, url, started):
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        if size > limit:
+            raise UpstreamRefused(
+                f"refused: the upstream page {describe_url(url)} is larger than"
+                f" {limit} bytes (the remote's max_page_size)"
+            )
+        return b"".join(chunks)
 
     def open_file(self, url: str) -> requests.Response:
         """Start a file download; the caller iterates `iter_body` and closes the response."""
