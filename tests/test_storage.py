@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
-from pullthrough.storage.locks import LockDir, LockTimeout
+from pullthrough.storage.locks import KeyedLocks, LockDir, LockTimeout
 from pullthrough.storage.store import ArtifactStore, HashMismatch
 
 
@@ -82,6 +82,73 @@ def test_lock_is_exclusive_across_threads(tmp_path: Path) -> None:
     second.release()
 
 
+def test_keys_never_wait_for_each_other_and_leave_no_lock_files(tmp_path: Path) -> None:
+    """Every key has a lock of its own (shared stripes made a small file wait behind another's
+    slow download); released locks leave nothing behind."""
+    locks = LockDir(tmp_path)
+    held = [locks.lock(f"https://files.example/{n}.whl") for n in range(5000)]
+    assert all(lock.acquire(timeout=0, blocking=False) for lock in held)
+    for lock in held:
+        lock.release()
+    assert list(locks.keys.iterdir()) == []
+
+
+def test_a_key_stays_exclusive_while_its_file_comes_and_goes(tmp_path: Path) -> None:
+    """Holders remove the key's file on release; waiters that locked a removed file retry, so at
+    no time do two threads hold one key."""
+    locks = LockDir(tmp_path)
+    inside, most, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                lock = locks.lock("one-url")
+                lock.acquire(timeout=30)
+                with guard:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                time.sleep(0.0005)
+                with guard:
+                    inside[0] -= 1
+                lock.release()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and most[0] == 1
+    assert list(locks.keys.iterdir()) == []
+
+
+def test_keyed_locks_serialize_one_key_only() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+    entered = threading.Event()
+
+    def slow() -> None:
+        with locks.holding("stalled-page") as waited:
+            assert not waited
+            entered.set()
+            time.sleep(0.3)
+            order.append("stalled done")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert entered.wait(5)
+    started = time.monotonic()
+    with locks.holding("other-page") as waited:  # an unrelated page: no wait
+        assert not waited and time.monotonic() - started < 0.1
+        order.append("other")
+    with locks.holding("stalled-page") as waited:  # the same page: waits, then sees it done
+        assert waited and order == ["other", "stalled done"]
+    thread.join(timeout=5)
+    assert len(locks) == 0
+
+
 @pytest.mark.parametrize("name", ["/etc/passwd", "../" * 3 + "x" * 55, "A" * 64, "a" * 65])
 def test_store_paths_come_only_from_sha256_digests(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not a sha256"):
@@ -101,3 +168,20 @@ def test_generated_admin_password_is_never_empty_under_concurrent_starts(tmp_pat
     assert sum(generated for _, generated in results) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["admin-password"]
     assert not Authenticator("admin", "").allows("Basic YWRtaW46")  # admin with no password
+
+
+def test_temporary_files_of_gone_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "a")
+    live = store.writer()
+    live.write(b"being written")
+    gone = store.tmp / "killed-download.partial"  # no process holds it: its writer was killed
+    gone.write_bytes(b"half a file")
+    old = time.time() - 3600
+    for path in (gone, live.tmp_path):
+        os.utime(path, (old, old))
+    fresh = store.tmp / "just-created.partial"  # its writer may not have locked it yet
+    fresh.write_bytes(b"")
+    assert store.remove_abandoned() == 1
+    assert not gone.exists() and live.tmp_path.exists() and fresh.exists()
+    live.write(b", still")
+    assert len(live.commit()) == 64

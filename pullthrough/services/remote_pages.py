@@ -6,7 +6,6 @@ When the upstream fails, the last good copy is served, however old, marked stale
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ import diskcache
 
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import ProjectList, ProjectPage
+from pullthrough.storage.locks import KeyedLocks
 from pullthrough.upstream.client import (
     Fetched,
     UpstreamClient,
@@ -71,7 +71,7 @@ class RemotePages:
         self.cache = cache
         self.ttl = ttl
         self.clock = clock
-        self._locks = [threading.Lock() for _ in range(64)]
+        self._locks = KeyedLocks()
 
     def project(self, name: str) -> Cached:
         url = self.client.project_url(name)
@@ -86,12 +86,9 @@ class RemotePages:
         cached: Cached | None = self.cache.get(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
-        # One fetch per page per process; the others wait and take its result.
-        lock = self._locks[hash(url) % len(self._locks)]
-        waited = not lock.acquire(blocking=False)
-        if waited:
-            lock.acquire()
-        try:
+        # One fetch per page per process; the others wait for it (and only they) and take its
+        # result.
+        with self._locks.holding(url) as waited:
             if waited:
                 cached = self.cache.get(key)
                 if cached is not None and self.clock() - cached.fetched_at < self.ttl:
@@ -105,8 +102,6 @@ class RemotePages:
                 return replace(cached, stale=True)
             self.cache.set(key, fresh)
             return fresh
-        finally:
-            lock.release()
 
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]

@@ -1,8 +1,11 @@
-"""Cross-process, cross-thread exclusive locks on striped lock files (fcntl.flock).
+"""Exclusive locks: across processes on lock files (fcntl.flock), and within one process by key.
 
-flock locks belong to an open file description, so two opens of the same file conflict whether they
-come from two threads or two gunicorn workers. A fixed number of stripes keeps the lock directory
-bounded; two keys sharing a stripe only wait for each other, never deadlock (one lock per holder).
+flock locks belong to an open file description, so two opens of the same file conflict whether
+they come from two threads or two gunicorn workers. Every key has a lock file of its own: a
+download never waits for an unrelated one (a fixed set of shared stripes made a small file wait
+14 s behind another's slow download). A key's file is removed when its lock is released, so the
+directory holds only the locks in use; a waiter that locked a file removed meanwhile sees that
+and opens the new one.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-STRIPES = 4096
 _POLL_SECONDS = 0.02
 
 
@@ -24,33 +27,44 @@ class LockTimeout(TimeoutError):
 
 
 class FileLock:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, remove_when_released: bool = False) -> None:
         self.path = path
+        self.remove_when_released = remove_when_released
         self._fd: int | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
         """Take the lock; False if not blocking and it is held; LockTimeout after `timeout` s."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout
         while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._fd = fd
-                return True
             except BlockingIOError:
+                os.close(fd)
                 if not blocking:
-                    os.close(fd)
                     return False
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     raise LockTimeout(
                         f"lock {self.path.name} held for over {timeout:.0f}s"
                     ) from None
                 time.sleep(_POLL_SECONDS)
+                continue
+            if self._is_current(fd):
+                self._fd = fd
+                return True
+            os.close(fd)  # its holder removed it on release: take the one at the path now
+
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            if self.remove_when_released:
+                self.path.unlink(missing_ok=True)  # still ours: nobody else holds it now
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
@@ -67,15 +81,50 @@ class FileLock:
 class LockDir:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self.keys = directory / "keys"
+        self.keys.mkdir(parents=True, exist_ok=True)
 
     def lock(self, key: str) -> FileLock:
-        """The lock of one of many keys (a download's URL): striped over a bounded set of files."""
-        stripe = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % STRIPES
-        return FileLock(self.directory / f"{stripe:04x}.lock")
+        """The lock of one of many keys (a download's URL), in a file of its own."""
+        name = hashlib.sha256(key.encode()).hexdigest()[:40]
+        return FileLock(self.keys / f"{name}.lock", remove_when_released=True)
 
     def named(self, name: str) -> FileLock:
-        """A lock of its own for one job (setup, eviction): never shared with a download's."""
+        """A lock of its own for one job (setup, eviction), kept in place."""
         if not name.isidentifier():
             raise ValueError(f"a lock name must be an identifier, got {name!r}")
         return FileLock(self.directory / f"{name}.lock")
+
+
+class KeyedLocks:
+    """One in-process lock per key, made when first wanted and dropped when nobody holds or
+    waits for it: a stalled page blocks only the requests for that page."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def holding(self, key: str) -> Iterator[bool]:
+        """Hold the key's lock for the block; yields whether another holder had to be waited
+        for (then its result may be there already)."""
+        with self._guard:
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        waited = not lock.acquire(blocking=False)
+        if waited:
+            lock.acquire()
+        try:
+            yield waited
+        finally:
+            lock.release()
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)

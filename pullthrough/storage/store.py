@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import os
@@ -35,22 +36,36 @@ class HashMismatch(ValueError):
 class ArtifactStore:
     """`root/ab/cd/<sha256>`; temporary files in `root/.tmp` on the same filesystem."""
 
-    def __init__(self, root: Path, *, partial_max_age: float = 86400.0) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / ".tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
-        self._remove_abandoned(partial_max_age)
+        self.remove_abandoned()
 
-    def _remove_abandoned(self, max_age: float) -> None:
-        """Temporary files a killed process left behind (never visible; only disk space).
-        Only old ones: another worker may be writing a fresh one right now."""
-        cutoff = time.time() - max_age
+    def remove_abandoned(self, *, grace: float = 60.0) -> int:
+        """Remove the temporary files of writers that are gone (a killed process leaves its
+        download behind: never visible, only disk space). A writer holds a lock on its file
+        while it writes, so a file whose lock can be taken has no writer; files younger than
+        `grace` seconds are left alone (a writer may be between creating and locking it).
+        Returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - grace
         for path in self.tmp.glob("*.partial"):
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                if path.stat().st_mtime > cutoff:
+                    continue
+                fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
-                pass
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being written
+            finally:
+                os.close(fd)
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def path(self, sha256: str) -> Path:
         if not is_hex_digest(sha256):  # never a path of someone's choosing
@@ -99,6 +114,7 @@ class ArtifactWriter:
         self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
         self.hashers.setdefault("sha256", hashlib.sha256())
         fd, name = tempfile.mkstemp(dir=store.tmp, suffix=".partial")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # ours while it is open (see remove_abandoned)
         self.file = os.fdopen(fd, "wb")
         self.tmp_path = Path(name)
         self.size = 0
