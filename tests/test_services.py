@@ -18,7 +18,7 @@ from sqlalchemy import select
 from pullthrough.app import create_app
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
 from pullthrough.catalog.versions import create_repository
-from pullthrough.config import Settings, load_settings
+from pullthrough.config import RemoteSettings, Settings, load_settings
 from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import StoredFile, StreamedFile
@@ -337,5 +337,48 @@ def test_hostile_api_requests_are_400s(upstream: Upstream, tmp_path: Path) -> No
         ]
         assert [a.status_code for a in answers] == [400] * len(answers)
         assert all(a.is_json and a.get_json() for a in answers)
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+def test_secrets_inside_urls_and_header_values_are_write_only(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+        body = {
+            "name": "private",
+            "url": "https://reader:url-pw-51c@index.example/simple/",
+            "proxy_url": "http://proxy-user:proxy-pw-7d2@proxy.example:3128/",
+            "headers": [{"X-Api-Key": "key-93f0"}, {"X-Team": "infra"}],
+        }
+        created = client.post("/pulp/api/v3/remotes/python/python/", json=body, auth=auth)
+        assert created.status_code == 201, created.get_data(as_text=True)
+        shown = created.get_json()
+        assert shown["url"] == "https://********@index.example/simple/"
+        assert shown["proxy_url"] == "http://********@proxy.example:3128/"
+        assert shown["headers"] == [{"X-Api-Key": "********"}, {"X-Team": "********"}]
+        href = shown["pulp_href"]
+
+        # Written back as shown (a GET, edited, PUT back): the secrets stay.
+        edited = {**shown, "headers": [*shown["headers"], {"X-New": "new-value"}]}
+        assert client.put(href, json=edited, auth=auth).status_code == 202
+        read = client.get(href, auth=auth).get_data(as_text=True)
+        for secret in ("url-pw-51c", "reader", "proxy-pw-7d2", "key-93f0", "new-value"):
+            assert secret not in read
+        with app.extensions["pullthrough"].catalog.session() as session:
+            row = session.scalars(select(Remote).where(Remote.name == "private")).one()
+            kept = RemoteSettings.from_values(row.name, row.settings)
+        assert kept.url == body["url"] and kept.proxy_url == body["proxy_url"]
+        assert kept.header_map == {"X-Api-Key": "key-93f0", "X-Team": "infra", "X-New": "new-value"}
+
+        # A new value replaces the old one.
+        client.patch(href, json={"url": "https://other@index.example/simple/"}, auth=auth)
+        with app.extensions["pullthrough"].catalog.session() as session:
+            row = session.scalars(select(Remote).where(Remote.name == "private")).one()
+            assert row.settings["url"] == "https://other@index.example/simple/"
     finally:
         app.extensions["pullthrough"].close()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -153,16 +154,39 @@ VERSIONS = Binding(
 )
 
 
+HIDDEN = "********"  # a secret's place in a value shown: credentials in URLs, header values
+URL_FIELDS = ("url", "proxy_url")
+
+
+def _hide_userinfo(url: str | None) -> str | None:
+    if not url or "@" not in (netloc := urlsplit(url).netloc):
+        return url
+    return urlunsplit(urlsplit(url)._replace(netloc=f"{HIDDEN}@{netloc.rsplit('@', 1)[1]}"))
+
+
+def _keep_userinfo(new: str | None, old: str | None) -> str | None:
+    """A URL written back as shown (its credentials HIDDEN) keeps the stored credentials."""
+    if not new or not old or urlsplit(new).netloc.rsplit("@", 1)[0] != HIDDEN:
+        return new
+    userinfo = urlsplit(old).netloc.rsplit("@", 1)[0] if "@" in urlsplit(old).netloc else ""
+    host = urlsplit(new).netloc.rsplit("@", 1)[1]
+    return urlunsplit(urlsplit(new)._replace(netloc=f"{userinfo}@{host}" if userinfo else host))
+
+
 def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
-    """Secrets are write-only: their names and whether they are set, never their values."""
+    """Secrets are write-only: the secret fields' names and whether they are set, never their
+    values; credentials inside URLs and every header's value as HIDDEN."""
     settings = RemoteSettings.from_values(row.name, row.settings or {})
+    shown = {f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only}
+    shown.update({name: _hide_userinfo(shown[name]) for name in URL_FIELDS})
+    shown["headers"] = [{k: HIDDEN for k in item} for item in settings.headers]
     return {
         "pulp_href": kinds.REMOTE.href(row.id),
         "pulp_created": stamp(row.pulp_created),
         "pulp_last_updated": stamp(row.pulp_last_updated),
         "pulp_labels": row.pulp_labels or {},
         "name": row.name,
-        **{f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only},
+        **shown,
         "hidden_fields": [
             {"name": f.name, "is_set": bool(getattr(settings, f.name))}
             for f in REMOTE_FIELDS
@@ -173,10 +197,20 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
 
 def _write_remote(row: Remote, values: dict[str, Any]) -> None:
     """The name and labels are columns; the settings one JSON object (a new one: the change is
-    seen)."""
+    seen). Secrets written back as shown (HIDDEN) keep their stored values."""
     row.name = values.pop("name", row.name)
     row.pulp_labels = values.pop("pulp_labels", row.pulp_labels)
-    row.settings = {**(row.settings or {}), **values}
+    old = row.settings or {}
+    for name in URL_FIELDS:
+        if name in values:
+            values[name] = _keep_userinfo(values[name], old.get(name))
+    if "headers" in values:
+        stored = {k: v for item in old.get("headers") or [] for k, v in item.items()}
+        values["headers"] = [
+            {k: stored.get(k, v) if v == HIDDEN else v for k, v in item.items()}
+            for item in values["headers"]
+        ]
+    row.settings = {**old, **values}
 
 
 REMOTES = Binding(resources.REMOTES, Remote, shape=_remote_json, write=_write_remote)
