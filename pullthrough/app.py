@@ -3,10 +3,12 @@ index's blueprints; the only entry point, for gunicorn and for tests."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 
 from flask import Flask, Response
+from sqlalchemy.exc import OperationalError
 
 from pullthrough.api import routes
 from pullthrough.config import Settings, load_settings
@@ -15,6 +17,7 @@ from pullthrough.services.auth import Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.uploads import UploadRefused
+from pullthrough.storage.store import StorageFull
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, pypi_json, simple, upload
 from pullthrough.web.fastpath import WarmPages
@@ -52,6 +55,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         response = _text("Authentication required", 401)
         response.headers["WWW-Authenticate"] = 'Basic realm="pullthrough"'
         return response
+
+    @app.errorhandler(StorageFull)
+    def storage_full(exc: StorageFull) -> Response:
+        log.error("no space left: %s", exc)
+        return _text("Insufficient storage: the server's disk is full; try again later", 507)
+
+    @app.errorhandler(OperationalError)
+    def catalog_failed(exc: OperationalError) -> Response:
+        if "full" in str(exc.orig):  # SQLite: "database or disk is full"
+            return storage_full(StorageFull(errno.ENOSPC, "the catalog's disk is full"))
+        raise exc
 
     @app.errorhandler(UpstreamError)
     def upstream_failed(exc: UpstreamError) -> Response:

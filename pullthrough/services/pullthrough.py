@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
@@ -19,7 +20,7 @@ from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import FileLock, LockDir, LockTimeout
-from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
+from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch, StorageFull
 from pullthrough.upstream.client import (
     UpstreamClient,
     UpstreamError,
@@ -106,7 +107,10 @@ class PullThrough:
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
         if sha256 is None or (fh := self.store.open(sha256)) is None:
             return None
-        self.ledger.touch(sha256)
+        try:
+            self.ledger.touch(sha256)
+        except (OSError, sqlite3.Error) as exc:  # a full disk: the hit is served all the same
+            log.warning("could not record a use of %s: %s", sha256, exc)
         return StoredFile(fh, _size(fh), sha256, stale)
 
     def _known_sha(self, entry: DistFile) -> str | None:
@@ -196,7 +200,9 @@ class PullThrough:
             reader.close()
             if isinstance(error, HashMismatch):
                 raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
-            raise error if isinstance(error, UpstreamError) else UpstreamError(str(error))
+            if isinstance(error, UpstreamError | StorageFull):
+                raise error
+            raise UpstreamError(str(error))
         return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
 
     def _fetch(
@@ -218,15 +224,13 @@ class PullThrough:
             with resp, writer:
                 for chunk in client.iter_body(resp, url):
                     writer.write(chunk)
-                    writer.file.flush()
+                    writer.flush()
                     progress.update(written=writer.size)
                 if not keep:  # the streamed policy: verified, sent, not kept
                     writer.verify()
                 else:
                     sha = writer.commit()
-                    self.ledger.record(sha, writer.size)
-                    if "sha256" not in entry.hashes:
-                        self.ledger.remember_url(url, sha)
+                    self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
                     log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
             progress.finish()
         except Exception as exc:
@@ -235,6 +239,17 @@ class PullThrough:
         finally:
             lock.release()  # visible (or given up): waiting requests go on
         return sha
+
+    def _account(self, sha: str, size: int, url: str | None) -> None:
+        """Enter a new file in the LRU ledger (and, for an index without hashes, its URL). The
+        file is complete and verified already: a ledger that cannot write (a full disk) costs
+        only its eviction, never the download."""
+        try:
+            self.ledger.record(sha, size)
+            if url is not None:
+                self.ledger.remember_url(url, sha)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
 
     def _after_caching(self, entry: DistFile, sha: str, url: str) -> None:
         """Catalog the new file as orphaned content, then keep the cache within its limit."""

@@ -6,6 +6,7 @@ When the upstream fails, the last good copy is served, however old, marked stale
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -100,7 +101,10 @@ class RemotePages:
                     raise
                 log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
                 return replace(cached, stale=True)
-            self.cache.set(key, fresh)
+            try:
+                self.cache.set(key, fresh)
+            except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
+                log.warning("could not keep the page %s: %s", describe_url(url), exc)
             return fresh
 
     def _fetch(

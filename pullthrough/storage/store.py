@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -31,6 +33,21 @@ _ALGORITHMS: dict[str, Callable[[], Hasher]] = {
 
 class HashMismatch(ValueError):
     """Downloaded bytes do not match the digest the index promised."""
+
+
+class StorageFull(OSError):
+    """No room left for a file (507 for our clients); nothing partial is kept."""
+
+
+@contextmanager
+def _room() -> Iterator[None]:
+    """A full disk (or quota) as StorageFull; other I/O errors as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, StorageFull):
+            raise StorageFull(exc.errno, "no space left for the file store") from exc
+        raise
 
 
 class ArtifactStore:
@@ -121,10 +138,16 @@ class ArtifactWriter:
         self.sha256: str | None = None
 
     def write(self, chunk: bytes) -> None:
-        self.file.write(chunk)
+        with _room():
+            self.file.write(chunk)
         for h in self.hashers.values():
             h.update(chunk)
         self.size += len(chunk)
+
+    def flush(self) -> None:
+        """Written through to the file (readers tail it); StorageFull when the disk is."""
+        with _room():
+            self.file.flush()
 
     def verify(self) -> None:
         """Raise HashMismatch unless every promised digest matches what was written."""
@@ -132,17 +155,19 @@ class ArtifactWriter:
             actual = self.hashers[algo].hexdigest()
             if actual != value:
                 raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
-        self.file.flush()
+        self.flush()
 
     def commit(self) -> str:
         """Verify every promised digest, then move the file into place; returns its sha256."""
+        self.flush()
         self.verify()
         sha256 = self.hashers["sha256"].hexdigest()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        final = self.store.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.tmp_path, final)
+        with _room():
+            os.fsync(self.file.fileno())
+            self.file.close()
+            final = self.store.path(sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp_path, final)
         self.sha256 = sha256
         return sha256
 
