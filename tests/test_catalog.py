@@ -30,6 +30,8 @@ from pullthrough.catalog.versions import (
     version_packages,
 )
 from pullthrough.config import RemoteSettings
+from pullthrough.services.cached_content import CachedContent
+from pullthrough.storage.store import ArtifactStore
 
 WRITERS = 8
 THREAD_TIMEOUT = 60  # seconds: a deadlock fails the test instead of hanging it
@@ -434,3 +436,71 @@ def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -
 
     assert sorted(numbers) == list(range(1, WRITERS + 1))
     assert files_in(catalog, repo_id, WRITERS) == {whl(n) for n in names}
+
+
+# ---- eviction against promotion -------------------------------------------------------------
+
+
+def test_eviction_and_promotion_never_leave_a_repository_without_its_file(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """A cached file being evicted while a `modify` adds its package to a repository: the
+    promotion cannot commit between eviction's check and its removal of the file."""
+    store = ArtifactStore(tmp_path / "artifacts")
+    sha = store.put_bytes(b"a cached wheel's bytes")
+    with catalog.session() as session:
+        package = Package(
+            filename=whl("cached"),
+            name="cached",
+            version="1.0",
+            packagetype="bdist_wheel",
+            sha256=sha,
+            size=22,
+            origin="cache",
+        )
+        session.add(package)
+    repo_id = make_repository(catalog)
+    promotion: list[BaseException | None] = []
+
+    def promote() -> None:
+        try:
+            with catalog.session() as session:
+                new_version(session, repo_id, add=[package.id])
+            promotion.append(None)
+        except Exception as exc:
+            promotion.append(exc)
+
+    promoter = threading.Thread(target=promote)
+
+    def remove_file() -> int:
+        promoter.start()  # the promotion tries to commit right now ...
+        promoter.join(timeout=0.5)  # ... and cannot while eviction holds the package
+        assert promoter.is_alive() and promotion == []
+        return store.delete(sha)
+
+    assert CachedContent(catalog, store).evict(sha, remove_file)
+    promoter.join(timeout=THREAD_TIMEOUT)
+    assert len(promotion) == 1 and promotion[0] is not None  # it failed: the package is gone
+    assert files_in(catalog, repo_id, latest_number(catalog, repo_id)) == set()
+    assert not store.has(sha)
+
+
+def test_a_promoted_file_is_not_evicted(catalog: Catalog, tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    sha = store.put_bytes(b"promoted bytes")
+    with catalog.session() as session:
+        package = Package(
+            filename=whl("promoted"),
+            name="promoted",
+            version="1.0",
+            packagetype="bdist_wheel",
+            sha256=sha,
+            size=14,
+            origin="cache",
+        )
+        session.add(package)
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[package.id])
+    assert not CachedContent(catalog, store).evict(sha, lambda: store.delete(sha))
+    assert store.has(sha)

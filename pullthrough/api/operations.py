@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, g, json, request
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pullthrough.api.kinds import (
@@ -272,6 +273,13 @@ def blueprint(operations: list[Operation]) -> Blueprint:
     @bp.errorhandler(ValidationError)
     def refused(exc: ValidationError) -> Response:
         return json_response(exc.errors, 400)
+
+    @bp.errorhandler(IntegrityError)
+    def conflict(exc: IntegrityError) -> Response:
+        """What the request checked changed before it committed (a package evicted while
+        being added, a name taken at the same moment): nothing was written; try again."""
+        detail = "Conflict: the catalog changed while this request ran; nothing was changed."
+        return json_response({"detail": detail}, 409)
 
     for op in operations:
         bp.add_url_rule(op.rule, op.id, _checked(op), methods=[op.method])

@@ -4,6 +4,7 @@ promoted into a repository), protected from eviction once a repository holds the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -45,12 +46,17 @@ class CachedContent:
         except IntegrityError:
             pass  # another worker recorded it first
 
-    def is_protected(self, sha256: str) -> bool:
+    def evict(self, sha256: str, remove: Callable[[], object]) -> bool:
+        """Remove a cached file and its orphaned packages - unless a repository holds it by now.
+        The check and the removal happen in one transaction that locks the file's packages
+        (SQLite's write lock; FOR UPDATE on PostgreSQL): a promotion (`modify`) cannot commit
+        in between and leave a repository with a package whose file is gone. Returns whether
+        the file was removed."""
         with self.catalog.session() as session:
-            return is_in_any_repository(session, sha256)
-
-    def evicted(self, sha256: str) -> None:
-        """The file is gone: its orphaned packages go with it."""
-        with self.catalog.session() as session:
-            if not is_in_any_repository(session, sha256):
-                session.execute(delete(Package).where(Package.sha256 == sha256))
+            locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
+            session.execute(locked).all()
+            if is_in_any_repository(session, sha256):
+                return False
+            remove()
+            session.execute(delete(Package).where(Package.sha256 == sha256))
+        return True

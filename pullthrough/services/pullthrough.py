@@ -84,8 +84,7 @@ class CacheEvents(Protocol):
     """What the catalog wants to know about the cache (see services.cached_content)."""
 
     def cached(self, entry: DistFile, sha256: str) -> None: ...
-    def is_protected(self, sha256: str) -> bool: ...
-    def evicted(self, sha256: str) -> None: ...
+    def evict(self, sha256: str, remove: Callable[[], object]) -> bool: ...
 
 
 class PullThrough:
@@ -335,16 +334,14 @@ class PullThrough:
         if not lock.acquire(timeout=0, blocking=False):
             return 0
         try:
-            victims = self.ledger.victims()
-            for victim in victims:
-                self.ledger.forget(victim.sha256)
-                if self.events.is_protected(victim.sha256):
-                    continue  # promoted into a repository meanwhile: no longer cache
-                self.store.delete(victim.sha256)
-                self.events.evicted(victim.sha256)
-            if victims:
-                log.info("evicted %d cached files", len(victims))
-            return len(victims)
+            evicted = 0
+            for victim in self.ledger.victims():
+                self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
+                remove = functools.partial(self.store.delete, victim.sha256)
+                evicted += self.events.evict(victim.sha256, remove)
+            if evicted:
+                log.info("evicted %d cached files", evicted)
+            return evicted
         finally:
             lock.release()
 
