@@ -400,8 +400,14 @@ class Upstream:
         ``slow_files * ceil(size / chunk_size)`` seconds (use to make concurrent downloads
         overlap).
 
-    ``reset_files``, ``corrupt_files`` and ``slow_files`` apply to GETs of distribution files
-    and ``.metadata`` files alike; they can be combined.
+    ``overlong_files: int``
+        File GETs announce a ``Content-Length`` this many bytes short of the file, then send the
+        whole file: the upstream sends more bytes than it announced (an HTTP client reading the
+        announced length gets a truncated file, whose sha256 does not match the index's).
+        0 (the default) announces the true length. HEAD is unaffected.
+
+    ``reset_files``, ``corrupt_files``, ``slow_files`` and ``overlong_files`` apply to GETs of
+    distribution files and ``.metadata`` files alike; they can be combined.
 
     Other attributes:
 
@@ -434,6 +440,7 @@ class Upstream:
         self.reset_files = False
         self.corrupt_files = False
         self.slow_files = 0.0
+        self.overlong_files = 0
         #: Exceptions raised by the fake itself while answering (should stay empty).
         self.errors: list[BaseException] = []
 
@@ -508,6 +515,7 @@ class Upstream:
         self.reset_files = False
         self.corrupt_files = False
         self.slow_files = 0.0
+        self.overlong_files = 0
 
     # ---------------------------------------------------------------- URLs
 
@@ -735,6 +743,9 @@ class Upstream:
         if request.method == "HEAD":
             # body None: werkzeug would otherwise reset Content-Length to 0
             return Response(None, status=200, mimetype=mimetype, headers=headers)
+        overlong = self.overlong_files
+        if overlong > 0:  # announce fewer bytes than the body below sends
+            headers["Content-Length"] = str(max(0, len(data) - overlong))
         body = self._file_body(
             environ,
             data,
