@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +29,15 @@ TIMEOUT = 120  # seconds for every process of a round
 
 BOOT = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pullthrough.catalog.models import Repository
     from pullthrough.config import load_settings
     from pullthrough.services.container import build_services
 
-    config, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    config, ready, name = sys.argv[1], sys.argv[2], sys.argv[3]
     settings = load_settings(config, environ={})
-    while time.time() < start:  # all processes open the catalog at the same moment
+    open(f"{ready}/{name}.ready", "w").close()  # imported: waiting for the others
+    while not os.path.exists(f"{ready}/go"):  # then all open the catalog at once
         time.sleep(0.001)
     services = build_services(settings)
     with services.catalog.session() as session:
@@ -47,11 +47,16 @@ BOOT = textwrap.dedent(
 )
 
 
-def boot_together(config: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
-    start = f"{time.time() + 1.5:.3f}"  # after every interpreter has imported the package
+def boot_together(
+    config: Path, count: int, meanwhile: Callable[[], None] = lambda: None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start `count` processes, let them open the catalog at the same moment once all have
+    imported the package, then run `meanwhile` while they start up; their results."""
+    ready = config.parent / f"{config.stem}-ready"
+    ready.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", BOOT, str(config), start, f"boot-{i}"],
+            [sys.executable, "-c", BOOT, str(config), str(ready), f"boot-{i}"],
             env=clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -59,6 +64,13 @@ def boot_together(config: Path, count: int) -> list[subprocess.CompletedProcess[
         )
         for i in range(count)
     ]
+    deadline = time.monotonic() + TIMEOUT
+    while len(list(ready.glob("*.ready"))) < count and time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            break  # one died before it was ready: its error is reported below
+        time.sleep(0.01)
+    (ready / "go").touch()
+    meanwhile()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -106,12 +118,14 @@ def test_a_busy_catalog_at_start_is_waited_for(tmp_path: Path) -> None:
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("CREATE TABLE backup_marker (x)")
-    release = threading.Timer(3.0, lambda: writer.execute("COMMIT"))
-    release.start()
+
+    def write_for_a_while() -> None:  # the processes are starting now
+        time.sleep(2.0)
+        writer.execute("COMMIT")
+
     try:
-        results = boot_together(config, 4)
+        results = boot_together(config, 4, write_for_a_while)
     finally:
-        release.join()
         writer.close()
     failed = [r.stderr[-2000:] for r in results if r.returncode != 0]
     assert failed == []
