@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import tomllib
@@ -38,24 +39,36 @@ _SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_SIZE = 2**62  # bytes: beyond any disk, within every integer type we store sizes in
+MAX_DURATION = 10 * 365 * 86400.0  # seconds: ten years, within every timeout a socket takes
+
+
 def parse_size(value: object) -> int:
     """`20GB`, `512MiB`, `1000` (bytes) -> bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"expected a size like '20GB' or '512MiB', got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    size = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if size is None:
+        m = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*([a-zA-Z]*)\s*", str(value)[:100])
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise ValueError(f"expected a size like '20GB' or '512MiB', got {value!r}")
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    if not 0 <= size <= MAX_SIZE:
+        raise ValueError(f"expected a size from 0 to {MAX_SIZE} bytes, got {value!r}")
+    return size
 
 
 def parse_duration(value: object) -> float:
     """`10m`, `30s`, `500ms`, `1.5` (seconds) -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*", str(value))
-    if not m:
-        raise ValueError(f"expected a duration like '10m', '30s' or '500ms', got {value!r}")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    seconds = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value) if abs(value) <= MAX_DURATION else math.inf
+    else:
+        m = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*(ms|s|m|h|d|)\s*", str(value)[:100])
+        if not m:
+            raise ValueError(f"expected a duration like '10m', '30s' or '500ms', got {value!r}")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if not 0 <= seconds <= MAX_DURATION:  # also NaN and infinity
+        raise ValueError(f"expected a duration from 0 to ten years, got {value!r}")
+    return seconds
 
 
 def parse_base_path(value: object) -> str:
@@ -101,7 +114,10 @@ def _headers(value: object) -> list[dict[str, str]]:
     """A table of header names and values (a file), JSON text (the environment), or Pulp's
     list of one-entry objects (the API): as Pulp's list."""
     if isinstance(value, str):
-        value = json.loads(value)
+        try:
+            value = json.loads(value)
+        except RecursionError:
+            raise ValueError("expected a table of header names and values") from None
     if isinstance(value, dict):
         value = [{k: v} for k, v in value.items()]
     if not isinstance(value, list):
@@ -132,6 +148,11 @@ def _pem(value: object) -> str:
         raise ValueError(f"expected PEM text or a readable file, got {text!r} ({exc})") from None
 
 
+def duration(default: float | None, *, help: str) -> Any:
+    """A setting in seconds: `10m`, `30s`, `500ms` or a number, at most ten years."""
+    return setting(default, minimum=0, maximum=MAX_DURATION, coerce=parse_duration, help=help)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     bind: str = setting(DEFAULT_BIND, clean=parse_bind, help="HOST:PORT to listen on.")
@@ -156,9 +177,7 @@ class CacheSettings:
     max_size: int = setting(
         20 * 10**9, coerce=parse_size, help="Bytes of pull-through (orphaned) files; LRU beyond."
     )
-    index_ttl: float = setting(
-        600.0, coerce=parse_duration, help="Seconds an upstream page is used before revalidation."
-    )
+    index_ttl: float = duration(600.0, help="Seconds an upstream page is used before revalidation.")
 
 
 @dataclass(frozen=True)
@@ -174,12 +193,9 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class TaskSettings:
-    heartbeat: float = setting(
-        5.0, coerce=parse_duration, help="Seconds between a task worker's heartbeats."
-    )
-    worker_timeout: float = setting(
+    heartbeat: float = duration(5.0, help="Seconds between a task worker's heartbeats.")
+    worker_timeout: float = duration(
         30.0,
-        coerce=parse_duration,
         help="A worker silent this long is presumed dead and its running task failed.",
     )
 
@@ -220,21 +236,15 @@ class RemoteSettings:
         help="Sync: immediate (download everything), on_demand (when first asked), streamed (sent, not kept).",
     )
     download_concurrency: int | None = setting(
-        None, minimum=1, help="Sync: parallel downloads (default 4)."
+        None, minimum=1, maximum=100, help="Sync: parallel downloads (default 4)."
     )
-    connect_timeout: float = setting(
-        10.0, minimum=0, coerce=parse_duration, help="Seconds to connect to the upstream."
+    connect_timeout: float = duration(10.0, help="Seconds to connect to the upstream.")
+    sock_connect_timeout: float | None = duration(None, help="Pulp's name for the connect timeout.")
+    sock_read_timeout: float = duration(60.0, help="Seconds without a byte from the upstream.")
+    total_timeout: float | None = duration(None, help="Seconds for a whole page or file.")
+    max_retries: int = setting(
+        3, minimum=0, maximum=100, help="Retries of a failed or 5xx request."
     )
-    sock_connect_timeout: float | None = setting(
-        None, minimum=0, coerce=parse_duration, help="Pulp's name for the connect timeout."
-    )
-    sock_read_timeout: float = setting(
-        60.0, minimum=0, coerce=parse_duration, help="Seconds without a byte from the upstream."
-    )
-    total_timeout: float | None = setting(
-        None, minimum=0, coerce=parse_duration, help="Seconds for a whole page or file."
-    )
-    max_retries: int = setting(3, minimum=0, help="Retries of a failed or 5xx request.")
     rate_limit: int | None = setting(
         None, minimum=0, help="Accepted as in Pulp; not enforced by pullthrough."
     )
@@ -370,7 +380,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         path = var[len(ENV_PREFIX) :].lower().split("__")
         if path[0] in ("remotes", "distributions") and len(path) == 3:
-            items = data.setdefault(path[0], [])
+            items = _tables(data.setdefault(path[0], []), path[0])
             wanted = path[1].replace("_", "-")
             for item in items:
                 if str(item.get("name", "")).lower().replace("_", "-") == wanted:
@@ -379,9 +389,19 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             else:
                 raise ConfigError(f"{var}: no {path[0][:-1]} named {path[1].lower()!r} to override")
         elif len(path) == 2 and path[0] in SECTIONS:
-            data.setdefault(path[0], {})[path[1]] = value
+            section = data.setdefault(path[0], {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{path[0]}: expected a table")
+            section[path[1]] = value
         else:
             raise ConfigError(f"{var}: expected PULLTHROUGH_<SECTION>__<KEY>")
+
+
+def _tables(value: object, where: str) -> list[dict[str, Any]]:
+    """`[[remotes]]` and `[[distributions]]`: a list of tables."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"{where}: expected a list of tables ([[{where}]])")
+    return value
 
 
 def load_settings(
@@ -422,12 +442,12 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
             raise ConfigError(f"{key}: expected a table")
         sections[key] = cls(**_parse(fields_of(cls), raw, key))
     remotes = []
-    for i, raw in enumerate(data.get("remotes", [])):
+    for i, raw in enumerate(_tables(data.get("remotes", []), "remotes")):
         name, values = _named(raw, f"remotes[{i}]")
         parsed = _parse(REMOTE_FIELDS, values, f"remotes[{i}]")
         remotes.append(RemoteSettings(name=name, given=frozenset(parsed), **parsed))
     dists = []
-    for i, raw in enumerate(data.get("distributions", [])):
+    for i, raw in enumerate(_tables(data.get("distributions", []), "distributions")):
         name, values = _named(raw, f"distributions[{i}]")
         parsed = _parse(DISTRIBUTION_FIELDS, values, f"distributions[{i}]")
         dists.append(DistributionSettings(name=name, given=frozenset(parsed), **parsed))

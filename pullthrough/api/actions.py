@@ -145,7 +145,14 @@ def cancel(call: Call) -> Response:
 # ---- orphans --------------------------------------------------------------------------------
 
 ORPHANS = (
-    Field("orphan_protection_time", "integer", nullable=True, minimum=0, help="Minutes."),
+    Field(
+        "orphan_protection_time",
+        "integer",
+        nullable=True,
+        minimum=0,
+        maximum=10**8,  # minutes: 190 years (more would reach before the year 1)
+        help="Minutes.",
+    ),
     Field("content_hrefs", "array", href="content", help="Limit to these orphans."),
 )
 

@@ -31,6 +31,7 @@ from pullthrough.api.resources import (
     UPDATE,
 )
 from pullthrough.catalog.models import Repository, RepositoryVersion
+from pullthrough.core.fields import INT_MAX
 from pullthrough.services.tasks import Ref, TaskOutcome
 
 TASK_RESPONSE = "AsyncOperationResponse"
@@ -136,6 +137,8 @@ VERBS: dict[str, tuple[Callable[[Binding, str], View], str, bool, str, int]] = {
 
 
 def _version(session: Session, path: Mapping[str, Any]) -> Any:
+    if path["number"] > INT_MAX:  # no such version, and beyond what the database compares
+        return None
     query = select(RepositoryVersion).where(
         RepositoryVersion.repository_id == path["id"], RepositoryVersion.number == path["number"]
     )

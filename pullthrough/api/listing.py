@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from pullthrough.api.bindings import Binding
 from pullthrough.api.operations import ValidationError, invalid
 from pullthrough.api.params import CONTAINS, EXACT, ICONTAINS, IN, STARTSWITH, Filter
+from pullthrough.core.fields import INT_MAX
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_OFFSET = 2**31 - 1  # beyond any real list; larger numbers overflow the database's integers
+MAX_OFFSET = INT_MAX  # beyond any real list; larger numbers overflow the database's integers
 
 
 def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
@@ -51,9 +52,12 @@ def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
 def _coerce(declared: Filter, value: str) -> object:
     if declared.type == "integer":
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise invalid(declared.name, "A valid integer is required.") from None
+        if abs(number) > INT_MAX:
+            raise invalid(declared.name, f"Ensure this value is at most {INT_MAX} in size.")
+        return number
     return value
 
 

@@ -28,6 +28,9 @@ _DESCRIPTIONS = {
     201: "Created",
     202: "Accepted: the work runs as the task named in the body",
     204: "No content",
+    400: "Invalid: the body or a parameter, with a message for each",
+    401: "Credentials needed",
+    404: "Not found",
     409: "Conflict",
 }
 
@@ -66,7 +69,17 @@ def _components() -> dict[str, Any]:
     schemas["AsyncOperationResponse"] = {
         "type": "object",
         "required": ["task"],
-        "properties": {"task": {"type": "string", "format": "uri"}},
+        "properties": {"task": {"type": "string", "format": "uri-reference"}},
+    }
+    schemas["ValidationErrorResponse"] = {
+        "type": "object",
+        "description": "Field name (or non_field_errors) to messages.",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    }
+    schemas["NotFoundResponse"] = {
+        "type": "object",
+        "required": ["detail"],
+        "properties": {"detail": {"type": "string"}},
     }
     schemas["StatusResponse"] = {"type": "object", "additionalProperties": True}
     return {
@@ -79,6 +92,10 @@ def _parameter(param: Param) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": param.type}
     if param.choices:
         schema["enum"] = list(param.choices)
+    if param.minimum is not None:
+        schema["minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = param.maximum
     if param.array:
         schema = {"type": "array", "items": schema}
     out: dict[str, Any] = {"name": param.name, "in": "query", "schema": schema}
@@ -111,7 +128,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             content = {JSON_TYPE: {"schema": body}}
         out["requestBody"] = {"content": content, "required": op.method in ("POST", "PUT")}
     responses: dict[str, Any] = {}
-    for code, name in op.responses.items():
+    for code, name in (op.responses | _errors(op)).items():
         entry: dict[str, Any] = {"description": _DESCRIPTIONS.get(code, "Response")}
         if name is not None:
             entry["content"] = {JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}}
@@ -120,6 +137,18 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.auth:
         out["security"] = SECURITY
     return out
+
+
+def _errors(op: Operation) -> dict[int, str | None]:
+    """The refusals an operation may answer with besides its own codes."""
+    errors: dict[int, str | None] = {}
+    if op.body is not None or op.params:
+        errors[400] = "ValidationErrorResponse"
+    if op.auth:
+        errors[401] = None  # text/plain, with a Basic challenge
+    if op.load is not None:
+        errors[404] = "NotFoundResponse"
+    return errors
 
 
 def document(operations: Sequence[Operation]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pullthrough.core.fields import INT_MAX
+
 EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
 TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
 
@@ -16,6 +18,8 @@ class Param:
     explode: bool = True  # False: comma-joined (name__in=a,b)
     description: str = ""
     choices: tuple[str, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,14 @@ READ_PARAMS = (
     Param("exclude_fields", array=True, description="A list of fields to exclude."),
 )
 PAGE_PARAMS = (
-    Param("offset", "integer", description="The initial index from which to return the results."),
-    Param("limit", "integer", description="Number of results to return per page."),
+    Param(
+        "offset",
+        "integer",
+        description="The initial index from which to return the results.",
+        minimum=0,
+        maximum=INT_MAX,
+    ),
+    Param("limit", "integer", description="Number of results to return per page.", minimum=0),
     Param("ordering", array=True, explode=False, description="Order by these fields."),
     *READ_PARAMS,
 )

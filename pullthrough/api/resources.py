@@ -45,9 +45,11 @@ class Resource:
     parent: Resource | None = None  # repository versions: below a repository, by `number`
 
 
-def ro(*names: str, type: str = "string", nullable: bool = False) -> tuple[Field, ...]:
+def ro(
+    *names: str, type: str = "string", nullable: bool = False, items: str | None = None
+) -> tuple[Field, ...]:
     """Read-only fields."""
-    return tuple(Field(n, type, read_only=True, nullable=nullable) for n in names)
+    return tuple(Field(n, type, read_only=True, nullable=nullable, items=items) for n in names)
 
 
 def _labels(value: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +95,7 @@ VERSIONS = Resource(
 )
 REMOTES = Resource(
     kinds.REMOTE,
-    (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array")),
+    (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array", items="object")),
     verbs=CRUD,
     tasks=WRITES,
     filters=NAMED,
@@ -174,7 +176,8 @@ TASKS = Resource(
         *ro("started_at", "finished_at", "worker", "created_by", "parent_task", nullable=True),
         *ro("task_group", nullable=True),
         *ro("error", "result", type="object", nullable=True),
-        *ro("progress_reports", "created_resources", "reserved_resources_record", type="array"),
+        *ro("progress_reports", type="array", items="object"),
+        *ro("created_resources", "reserved_resources_record", type="array"),
         *ro("child_tasks", type="array"),
     ),
     filters=(Filter("state", ("", IN), choices=TASK_STATES), Filter("name")),

@@ -25,6 +25,7 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list, tuple),
     "object": (dict,),
 }
+INT_MAX = 2**31 - 1  # the catalog's integer columns are 32-bit on PostgreSQL
 _PYTHON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "string"}
 _META = "pullthrough.field"
 
@@ -43,6 +44,7 @@ class Field:
     items: str | None = None  # an array's item type
     item_choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None  # integers: at most INT_MAX unless said otherwise
     href: str | None = None  # a reference to a resource of this kind (a name in files and CLI)
     unique: bool = False
     clean: Callable[[Any], Any] | None = None  # checks a well-typed value; may normalize it
@@ -54,7 +56,7 @@ class Field:
         if self.nullable:
             out["nullable"] = True
         if self.href:
-            out["format"] = "uri"
+            out["format"] = "uri-reference"  # an href: /pulp/api/v3/...
         if self.choices:
             out["enum"] = list(self.choices)
         if self.type == "array":
@@ -68,6 +70,8 @@ class Field:
             out["additionalProperties"] = True
         if self.minimum is not None:
             out["minimum"] = self.minimum
+        if (maximum := self.most) is not None:
+            out["maximum"] = maximum
         if self.help:
             out["description"] = self.help
         if self.read_only:
@@ -75,6 +79,13 @@ class Field:
         if self.write_only:
             out["writeOnly"] = True
         return out
+
+    @property
+    def most(self) -> float | None:
+        """The largest value allowed: `maximum`, and for integers never more than INT_MAX."""
+        if self.type == "integer":
+            return min(self.maximum, INT_MAX) if self.maximum is not None else INT_MAX
+        return self.maximum
 
     def validate(self, value: object) -> Any:
         """The value, checked (and normalized by `clean`); ValueError says what is wrong."""
@@ -91,6 +102,11 @@ class Field:
             )
         if self.minimum is not None and isinstance(value, int | float) and value < self.minimum:
             raise ValueError(f"Ensure this value is greater than or equal to {self.minimum:g}.")
+        if self.type == "integer" and isinstance(value, int) and value < -INT_MAX - 1:
+            raise ValueError(f"Ensure this value is greater than or equal to {-INT_MAX - 1}.")
+        most = self.most
+        if most is not None and isinstance(value, int | float) and not value <= most:
+            raise ValueError(f"Ensure this value is less than or equal to {most:g}.")
         if self.type == "array":
             assert isinstance(value, list | tuple)
             for item in value:
@@ -125,7 +141,7 @@ class Field:
                 raise ValueError(f"expected a {self.type}, got {text!r}") from None
         try:  # arrays and objects: JSON, or one item
             return json.loads(text) if text.strip()[:1] in ("[", "{") else [text]
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"expected a JSON {self.type} ({exc})") from None
 
 

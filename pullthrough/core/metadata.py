@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 import stat
 import tarfile
 import zipfile
@@ -28,9 +29,11 @@ _ZIP_ERRORS = (
     UnicodeDecodeError,  # entry name flagged UTF-8 but is not
     EOFError,
     zlib.error,
+    lzma.LZMAError,  # a corrupt LZMA-compressed entry
     OSError,
 )
-_TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+# ValueError: tarfile's parsing of damaged pax headers (GNU.sparse.map=a,b) fails in int().
+_TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
 
 
 class InvalidDistribution(ValueError):

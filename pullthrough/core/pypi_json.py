@@ -203,8 +203,8 @@ def _times(stored: str | None) -> tuple[str | None, str | None]:
         return None, None
     try:
         when = datetime.fromisoformat(stored)
-    except ValueError:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one that leaves the calendar in UTC
         return None, stored
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    iso = when.replace(tzinfo=None).isoformat() + "Z"
-    return when.strftime("%Y-%m-%dT%H:%M:%S"), iso
+    naive = when.replace(tzinfo=None)
+    return naive.isoformat(timespec="seconds"), naive.isoformat() + "Z"

@@ -18,9 +18,13 @@ class InvalidPage(ValueError):
     """An upstream page we cannot read."""
 
 
+# PEP 503 pages are UTF-8; without this lxml reads bytes with no <meta charset> as Latin-1.
+_PARSER = lxml.html.HTMLParser(encoding="utf-8")
+
+
 def _root(body: bytes) -> lxml.html.HtmlElement:
     try:
-        return lxml.html.document_fromstring(body)
+        return lxml.html.document_fromstring(body, parser=_PARSER)
     except (etree.ParserError, ValueError) as exc:
         raise InvalidPage(f"unreadable HTML index page: {exc}") from None
 
@@ -46,6 +50,13 @@ def _metadata_attr(value: str | None) -> bool | dict[str, str]:
 
 
 def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
+    try:
+        return _parse_project_page(body, page_url, name)
+    except ValueError as exc:  # urljoin of a broken URL ("http://[::1")
+        raise InvalidPage(f"unreadable HTML index page: {exc}") from None
+
+
+def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     root = _root(body)
     base = _base_url(root, page_url)
     files = []

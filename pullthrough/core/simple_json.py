@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urldefrag, urljoin
@@ -11,17 +12,26 @@ from pullthrough.core.models import DistFile, ProjectList, ProjectPage, clean_ha
 from pullthrough.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 API_VERSION = "1.1"
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidPage(f"unreadable JSON index page: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidPage("unreadable JSON index page: not an object")
     return data
+
+
+def _text(value: object) -> str | None:
+    """A string field as text that can be written out again (a lone surrogate, which JSON can
+    carry and UTF-8 cannot, becomes U+FFFD); anything not a string: None."""
+    if not isinstance(value, str):
+        return None
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def _metadata(value: object) -> bool | dict[str, str]:
@@ -31,22 +41,28 @@ def _metadata(value: object) -> bool | dict[str, str]:
 
 
 def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
-    url, _ = urldefrag(urljoin(page_url, str(entry["url"])))
+    """A file entry; a field of the wrong type counts as absent (an upstream's `3` where
+    requires-python should be a string must not reach our renderers)."""
+    filename, link = _text(entry["filename"]), _text(entry["url"])
+    if not filename or link is None:
+        raise TypeError("a file entry needs a filename and a url that are strings")
+    url, _ = urldefrag(urljoin(page_url, link))
     yanked = entry.get("yanked", False)
     metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")
     gpg = entry.get("gpg-sig")
+    hashes = entry.get("hashes")
     return DistFile(
-        filename=str(entry["filename"]),
+        filename=filename,
         url=url,
-        hashes=clean_hashes(entry.get("hashes") or {}),
-        requires_python=entry.get("requires-python") or None,
-        yanked=yanked if isinstance(yanked, str) and yanked else bool(yanked),
+        hashes=clean_hashes(hashes) if isinstance(hashes, Mapping) else {},
+        requires_python=_text(entry.get("requires-python")) or None,
+        yanked=_text(yanked) or True if isinstance(yanked, str) and yanked else bool(yanked),
         core_metadata=_metadata(metadata),
-        size=size if isinstance(size, int) and size >= 0 else None,
-        upload_time=entry.get("upload-time") or None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        upload_time=_text(entry.get("upload-time")) or None,
         gpg_sig=None if gpg is None else bool(gpg),
-        provenance=entry.get("provenance") or None,
+        provenance=_text(entry.get("provenance")) or None,
     )
 
 
@@ -54,25 +70,30 @@ def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     data = _load(body)
     try:
         files = tuple(_file(entry, page_url) for entry in data.get("files", []))
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ValueError: urljoin
         raise InvalidPage(f"unreadable JSON index page: bad file entry ({exc})") from None
     versions = data.get("versions")
     meta = data.get("meta") or {}
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
     return ProjectPage(
-        name=str(data.get("name") or name),
+        name=_text(data.get("name")) or name,
         files=files,
-        versions=tuple(str(v) for v in versions) if isinstance(versions, list) else None,
-        last_serial=serial if isinstance(serial, int) else None,
+        versions=(
+            tuple(v for v in map(_text, versions) if v is not None)
+            if isinstance(versions, list)
+            else None
+        ),
+        last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
     )
 
 
 def parse_project_list(body: bytes) -> ProjectList:
     data = _load(body)
     try:
-        return ProjectList(tuple(str(p["name"]) for p in data.get("projects", [])))
+        names = [_text(p["name"]) for p in data.get("projects", [])]
     except (KeyError, TypeError) as exc:
         raise InvalidPage(f"unreadable JSON project list: {exc}") from None
+    return ProjectList(tuple(n for n in names if n))
 
 
 def _file_json(f: DistFile, url_prefix: str) -> dict[str, Any]:
