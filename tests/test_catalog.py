@@ -441,24 +441,31 @@ def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -
 # ---- eviction against promotion -------------------------------------------------------------
 
 
+def cached_package(catalog: Catalog, store: ArtifactStore, name: str) -> Package:
+    """A file the cache fetched: stored, and an orphaned package in the catalog."""
+    data = f"{name}'s bytes".encode()
+    package = Package(
+        filename=whl(name),
+        name=name,
+        version="1.0",
+        packagetype="bdist_wheel",
+        sha256=store.put_bytes(data),
+        size=len(data),
+        origin="cache",
+    )
+    with catalog.session() as session:
+        session.add(package)
+    return package
+
+
 def test_eviction_and_promotion_never_leave_a_repository_without_its_file(
     catalog: Catalog, tmp_path: Path
 ) -> None:
     """A cached file being evicted while a `modify` adds its package to a repository: the
     promotion cannot commit between eviction's check and its removal of the file."""
     store = ArtifactStore(tmp_path / "artifacts")
-    sha = store.put_bytes(b"a cached wheel's bytes")
-    with catalog.session() as session:
-        package = Package(
-            filename=whl("cached"),
-            name="cached",
-            version="1.0",
-            packagetype="bdist_wheel",
-            sha256=sha,
-            size=22,
-            origin="cache",
-        )
-        session.add(package)
+    package = cached_package(catalog, store, "cached")
+    sha = package.sha256
     repo_id = make_repository(catalog)
     promotion: list[BaseException | None] = []
 
@@ -487,18 +494,8 @@ def test_eviction_and_promotion_never_leave_a_repository_without_its_file(
 
 def test_a_promoted_file_is_not_evicted(catalog: Catalog, tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "artifacts")
-    sha = store.put_bytes(b"promoted bytes")
-    with catalog.session() as session:
-        package = Package(
-            filename=whl("promoted"),
-            name="promoted",
-            version="1.0",
-            packagetype="bdist_wheel",
-            sha256=sha,
-            size=14,
-            origin="cache",
-        )
-        session.add(package)
+    package = cached_package(catalog, store, "promoted")
+    sha = package.sha256
     repo_id = make_repository(catalog)
     with catalog.session() as session:
         new_version(session, repo_id, add=[package.id])

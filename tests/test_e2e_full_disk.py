@@ -59,6 +59,18 @@ def fill(disk: Path, leave: int) -> Path:
     return filler
 
 
+def post(server: Server, path: Path) -> requests.Response:
+    """Upload through the REST API."""
+    with path.open("rb") as fh:
+        return requests.post(
+            f"{server.url}/pulp/api/v3/content/python/packages/",
+            data={"relative_path": path.name},
+            files={"file": (path.name, fh)},
+            auth=("admin", PASSWORD),
+            timeout=TIMEOUT,
+        )
+
+
 def test_a_full_disk_answers_507_and_keeps_serving_what_it_has(
     upstream: Upstream, live_server: Callable[..., Server], small_disk: Path, tmp_path: Path
 ) -> None:
@@ -107,14 +119,7 @@ def test_a_full_disk_answers_507_and_keeps_serving_what_it_has(
     assert repo.status_code in (201, 507), repo.text
     with zipfile.ZipFile(upload, "a") as wheel:  # bigger than the space left
         wheel.writestr("uploaded_lib/blob.bin", os.urandom(512 * 1024))
-    with upload.open("rb") as fh:
-        answer = requests.post(
-            f"{server.url}/pulp/api/v3/content/python/packages/",
-            data={"relative_path": upload.name},
-            files={"file": (upload.name, fh)},
-            auth=auth,
-            timeout=TIMEOUT,
-        )
+    answer = post(server, upload)
     assert answer.status_code == 507, answer.text
     listed = requests.get(
         f"{server.url}/pulp/api/v3/content/python/packages/",
@@ -127,13 +132,6 @@ def test_a_full_disk_answers_507_and_keeps_serving_what_it_has(
     # space freed: everything works again, and every stored file is whole
     filler.unlink()
     assert content(big.name).content == big.read_bytes()
-    with upload.open("rb") as fh:
-        answer = requests.post(
-            f"{server.url}/pulp/api/v3/content/python/packages/",
-            data={"relative_path": upload.name},
-            files={"file": (upload.name, fh)},
-            auth=auth,
-            timeout=TIMEOUT,
-        )
+    answer = post(server, upload)
     assert answer.status_code == 202, answer.text
     assert list((data / "artifacts" / ".tmp").glob("*.partial")) == []
