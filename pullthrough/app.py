@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
+from datetime import UTC, datetime
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
 
 from pullthrough.api import routes
@@ -15,7 +17,8 @@ from pullthrough.config import Settings, load_settings
 from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
-from pullthrough.services.distribution import NotFound
+from pullthrough.services.counters import HELD
+from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.store import StorageFull
 from pullthrough.upstream.client import UpstreamError
@@ -41,6 +44,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> Response:
         return _text(str(exc), 404)
+
+    @app.errorhandler(Held)
+    def held(exc: Held) -> Response:
+        if base_path := (request.view_args or {}).get("base_path"):
+            services.counters.add(base_path.strip("/"), HELD)
+        response = _text(str(exc), 403)
+        if exc.hold.until is not None:
+            wait = (exc.hold.until - datetime.now(UTC)).total_seconds()
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
 
     @app.errorhandler(InvalidProjectName)
     def bad_name(exc: InvalidProjectName) -> Response:

@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
+from pullthrough.core.policy import ENFORCE, POLICY_MODES, Policy
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
@@ -56,11 +58,24 @@ def parse_size(value: object) -> int:
     return size
 
 
+_ISO_DURATION = re.compile(
+    r"P(?:(\d{1,9})W)?(?:(\d{1,9})D)?(?:T(?:(\d{1,9})H)?(?:(\d{1,9})M)?(?:(\d{1,9}(?:\.\d{1,9})?)S)?)?"
+)
+
+
 def parse_duration(value: object) -> float:
-    """`10m`, `30s`, `500ms`, `1.5` (seconds) -> seconds."""
-    seconds = None
+    """`10m`, `30s`, `500ms`, `7d`, `1.5` (seconds), ISO 8601 `P7D`, `PT12H` -> seconds."""
+    text = str(value).strip().upper()
+    iso = (
+        _ISO_DURATION.fullmatch(text)
+        if isinstance(value, str) and text not in ("P", "PT")
+        else None
+    )
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value) if abs(value) <= MAX_DURATION else math.inf
+    elif iso is not None:
+        weeks, days, hours, minutes, secs = (float(part or 0) for part in iso.groups())
+        seconds = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
     else:
         m = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*(ms|s|m|h|d|)\s*", str(value)[:100])
         if not m:
@@ -99,6 +114,29 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"expected an http(s) URL, got {value!r}")
     return text
+
+
+def _duration_text(value: str) -> str:
+    """A duration kept as written (`7d`, `P7D`), once it reads as one."""
+    parse_duration(value)
+    return value.strip()
+
+
+def _moment(value: str) -> str:
+    """An RFC 3339 time, kept in UTC ISO 8601 form (a time without a zone is UTC)."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"expected an RFC 3339 time like 2026-01-31T00:00:00Z, got {value!r}"
+        ) from None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def _text_of(value: object) -> str:
+    """A TOML number or date given where the setting's text is (`min_age = 3600`)."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _rules(values: list[str]) -> list[str]:
@@ -262,6 +300,31 @@ class RemoteSettings:
     proxy_username: str | None = setting(None, write_only=True, help="The proxy's user.")
     proxy_password: str | None = setting(None, write_only=True, help="The proxy's password.")
     tls_validation: bool = setting(True, help="Check the upstream's TLS certificate.")
+    min_age: str | None = setting(
+        None,
+        coerce=_text_of,
+        clean=_duration_text,
+        help="Hold files younger than this on the upstream (by its upload time): 7d, 12h, P7D.",
+    )
+    exclude_newer: str | None = setting(
+        None,
+        coerce=_text_of,
+        clean=_moment,
+        help="Hold files uploaded after this RFC 3339 time: the upstream frozen as of then.",
+    )
+    policy_exempt: list[str] = setting(
+        default_factory=list,
+        clean=_rules,
+        help="Names, patterns or requirement strings the holds spare (acme-*, django==5.2.9).",
+    )
+    policy_mode: str = setting(
+        ENFORCE,
+        choices=POLICY_MODES,
+        help="enforce: held files are hidden and refused; audit: served, and logged as held.",
+    )
+    hold_unknown_upload_time: bool = setting(
+        True, help="Under min_age or exclude_newer, hold files the upstream gives no upload time."
+    )
     allow_private_addresses: bool = setting(
         False,
         help="Fetch files from loopback, link-local or private addresses even when the index is"
@@ -293,6 +356,19 @@ class RemoteSettings:
             prereleases=self.prereleases,
             package_types=self.package_types,
             exclude_platforms=self.exclude_platforms,
+        )
+
+    @functools.cached_property
+    def holds(self) -> Policy:
+        """What the remote holds back (core.policy)."""
+        return Policy(
+            min_age=timedelta(seconds=parse_duration(self.min_age)) if self.min_age else None,
+            exclude_newer=datetime.fromisoformat(self.exclude_newer)
+            if self.exclude_newer
+            else None,
+            exempt=tuple(parse_rule(text) for text in self.policy_exempt),
+            mode=self.policy_mode,
+            hold_unknown=self.hold_unknown_upload_time,
         )
 
     @property

@@ -34,6 +34,7 @@ def _reachable(client: UpstreamClient) -> tuple[bool, float]:
 
 def status(call: Call) -> Response:
     svc = call.services
+    shown = [b for b, d in svc.registry.all().items() if not d.hidden]
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
     for client in svc.registry.clients():
@@ -70,7 +71,8 @@ def status(call: Call) -> Response:
             "files": svc.ledger.count(),
         },
         "remotes": remotes,
-        "distributions": sorted(b for b, d in svc.registry.all().items() if not d.hidden),
+        "distributions": sorted(shown),
+        "refused": {base_path: svc.counters.of(base_path) for base_path in sorted(shown)},
     }
     return json_response(body)
 

@@ -24,6 +24,7 @@ from pullthrough.config import Settings
 from pullthrough.services import orphans, sync
 from pullthrough.services.auth import Authenticator, admin_password
 from pullthrough.services.cached_content import CachedContent
+from pullthrough.services.counters import Counters
 from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker
@@ -50,6 +51,7 @@ class Services:
     pullthrough: PullThrough
     uploads: Uploads
     auth: Authenticator
+    counters: Counters
     workers: list[TaskWorker] = field(default_factory=list)  # run in this process
 
     def wake_workers(self) -> None:
@@ -78,6 +80,7 @@ class Services:
         for client in self.registry.clients():
             client.close()
         self.pages_cache.close()
+        self.counters.close()
         self.ledger.close()
         self.catalog.close()
         self.registry.generation.close()
@@ -174,4 +177,5 @@ def build_services(settings: Settings) -> Services:
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog, store)),
         uploads=Uploads(catalog, store, ledger),
         auth=Authenticator(settings.auth.admin_username, password, settings.auth.admin_token),
+        counters=Counters(data / "counters"),
     )

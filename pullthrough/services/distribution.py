@@ -6,11 +6,13 @@ dictionary lookup; the web layer memoizes its renderings on the view itself.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cachetools import LRUCache
 from packaging.utils import NormalizedName, canonicalize_name
@@ -18,10 +20,12 @@ from packaging.utils import NormalizedName, canonicalize_name
 from pullthrough.core.filenames import project_candidates
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage
+from pullthrough.core.policy import AUDIT, NO_POLICY, Hold, Policy, screen
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 
+log = logging.getLogger(__name__)
 STALE_RETRY_SECONDS = 10.0  # how soon to try the upstream again after serving a stale copy
 # Local pages are rebuilt whenever the catalog changes (the registry drops this object); the
 # expiry only bounds how long a page of another process's change could be missed.
@@ -32,13 +36,22 @@ class NotFound(LookupError):
     """No such project or file here; the message says which."""
 
 
+class Held(LookupError):
+    """A file the remote's policy holds back (403); says why and until when."""
+
+    def __init__(self, filename: str, hold: Hold) -> None:
+        super().__init__(hold.message(filename))
+        self.hold = hold
+
+
 @dataclass(eq=False)
 class PageView:
-    page: ProjectPage  # filtered
+    page: ProjectPage  # filtered, and screened by the remote's policy
     expires_at: float
     stale: bool
     files: dict[str, DistFile]
     renders: dict[object, object] = field(default_factory=dict)  # the web layer's memo
+    held: dict[str, Hold] = field(default_factory=dict)  # filename -> why the policy holds it
 
 
 @dataclass(eq=False)
@@ -59,6 +72,7 @@ class Distribution:
         *,
         filters: FilterSpec,
         pages: RemotePages | None,
+        policy: Policy = NO_POLICY,
         local: LocalContent | None = None,
         merge_remote: bool = False,
         allow_uploads: bool = False,
@@ -70,6 +84,7 @@ class Distribution:
         self.name = name
         self.base_path = base_path
         self.filters = filters
+        self.policy = policy
         self.pages = pages
         self.local = local
         self.merge_remote = merge_remote
@@ -127,19 +142,26 @@ class Distribution:
             return PageView(local, self.clock() + STALE_RETRY_SECONDS, True, _by_filename(local))
         remote = cached.value if isinstance(cached.value, ProjectPage) else None
         page = self.filters.filter_page(remote) if remote is not None else None
+        expires = self._expiry(cached.fetched_at, cached.stale)
+        held: dict[str, Hold] = {}
+        if page is not None and self.policy.active:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            screened = screen(self.policy, page, now)
+            if screened.held and self.policy.mode == AUDIT:
+                for filename, hold in screened.held.items():
+                    log.info("audit: %s would be held: %s", filename, hold.reason)
+            page = screened.page
+            held = {} if self.policy.mode == AUDIT else screened.held
+            if screened.matures_at is not None:  # the page changes then: not a moment later
+                expires = min(expires, screened.matures_at.timestamp())
         if local is not None:
             page = _merge(local, page)
         elif remote is None:
             raise missing
         assert page is not None
-        if local is None and not page.files and remote is not None and remote.files:
+        if local is None and not page.files and remote is not None and remote.files and not held:
             raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
-        return PageView(
-            page,
-            self._expiry(cached.fetched_at, cached.stale),
-            cached.stale,
-            _by_filename(page),
-        )
+        return PageView(page, expires, cached.stale, _by_filename(page), held=held)
 
     def projects(self) -> ListView:
         view = self._list
@@ -171,6 +193,8 @@ class Distribution:
                 continue
             if (entry := view.files.get(filename)) is not None:
                 return entry, view
+            if (hold := view.held.get(filename)) is not None:
+                raise Held(filename, hold)
         raise NotFound(f"File {filename!r} not found in distribution {self.base_path!r}")
 
 

@@ -16,6 +16,7 @@ from pullthrough.catalog.models import Distribution as DistributionRow
 from pullthrough.catalog.models import Publication, Remote
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
+from pullthrough.core.policy import NO_POLICY
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
@@ -94,11 +95,11 @@ class Registry:
         with self.catalog.session() as session:
             for row in session.scalars(query):
                 pages = None
-                filters = FilterSpec()
+                filters, policy = FilterSpec(), NO_POLICY
                 if row.remote is not None:
                     client = self._client(row.remote)
                     pages = RemotePages(client, self.pages_cache, ttl=self.ttl)
-                    filters = client.remote.filters
+                    filters, policy = client.remote.filters, client.remote.holds
                 local = None
                 upload_repo = None
                 pinned = row.publication.repository_version if row.publication else None
@@ -114,6 +115,7 @@ class Registry:
                     row.name,
                     row.base_path,
                     filters=filters,
+                    policy=policy,
                     pages=pages,
                     local=local,
                     merge_remote=row.merge_remote,

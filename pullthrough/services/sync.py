@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from packaging.utils import canonicalize_name
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename, python_v
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
+from pullthrough.core.policy import AUDIT, screen
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import Cached, parse_list, parse_page
 from pullthrough.services.tasks import Ref, TaskContext
@@ -64,6 +66,7 @@ class Syncer:
         self.concurrency = self.remote.download_concurrency or DEFAULT_CONCURRENCY
         self.errors: list[str] = []
         self.changed = 0
+        self.now = datetime.now(UTC)  # the policy's clock, one for the whole sync
 
     def project_names(self) -> list[str]:
         names = self.filters.listed_names()
@@ -115,7 +118,11 @@ class Syncer:
                 )
                 if page is None or not self.filters.allows_project(canonicalize_name(page.name)):
                     continue
-                page = keep_latest(self.filters.filter_page(page), self.remote.keep_latest_packages)
+                screened = screen(self.remote.holds, self.filters.filter_page(page), self.now)
+                if self.remote.holds.mode == AUDIT:
+                    for filename, hold in screened.held.items():
+                        log.info("audit: sync would hold %s: %s", filename, hold.reason)
+                page = keep_latest(screened.page, self.remote.keep_latest_packages)
                 out += [
                     Wanted(canonicalize_name(page.name), f)
                     for f in page.files

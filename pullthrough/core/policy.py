@@ -1,0 +1,122 @@
+"""What a remote's policy holds back: files younger than a minimum age (a cooldown), files
+uploaded after a freeze date, and - unless told otherwise - files whose upload time nobody knows.
+
+Pure decisions of (file, policy, now). Only the upstream's upload time counts, never the time
+this server first saw a file: a file that was on PyPI for a week is not new because it is new
+here. A page filtered by a policy lives no longer than until its first held file matures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from pullthrough.core.filenames import parse_version
+from pullthrough.core.filters import Rule
+from pullthrough.core.models import DistFile, ProjectPage, file_versions
+
+ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_age: timedelta | None = None  # a file must be this old (its upstream upload time)
+    exclude_newer: datetime | None = None  # files uploaded after this are held (a freeze)
+    exempt: tuple[Rule, ...] = ()  # names, patterns, requirement strings the holds spare
+    mode: str = ENFORCE  # AUDIT: hold nothing, report what would have been held
+    hold_unknown: bool = True  # a file with no (readable) upload time is held
+
+    @property
+    def active(self) -> bool:
+        return self.min_age is not None or self.exclude_newer is not None
+
+
+NO_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a file is held, and from when it is available (None: not by waiting)."""
+
+    reason: str
+    until: datetime | None = None
+
+    def message(self, filename: str) -> str:
+        when = f"; it becomes available at {stamp(self.until)}" if self.until else ""
+        return f"{filename} is held by the remote's policy: {self.reason}{when}."
+
+
+def stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def upload_time_of(entry: DistFile) -> datetime | None:
+    """The upstream's upload time, aware (a naive one is UTC); None when absent or unreadable."""
+    if not entry.upload_time:
+        return None
+    try:
+        when = datetime.fromisoformat(entry.upload_time)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def hold_of(
+    policy: Policy, name: NormalizedName, version: Version | None, entry: DistFile, now: datetime
+) -> Hold | None:
+    """The hold on one file (whatever the mode), or None."""
+    if not policy.active:
+        return None
+    if any(r.matches_name(name) and r.matches_version(version) for r in policy.exempt):
+        return None
+    uploaded = upload_time_of(entry)
+    if uploaded is None:
+        return Hold("its upload time is unknown") if policy.hold_unknown else None
+    if policy.exclude_newer is not None and uploaded > policy.exclude_newer:
+        return Hold(
+            f"uploaded {stamp(uploaded)}, after the freeze at {stamp(policy.exclude_newer)}"
+        )
+    if policy.min_age is not None and uploaded + policy.min_age > now:
+        days = policy.min_age / timedelta(days=1)
+        return Hold(
+            f"uploaded {stamp(uploaded)}, younger than the minimum age of {days:g} days",
+            uploaded + policy.min_age,
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A page as the policy lets it through."""
+
+    page: ProjectPage
+    held: dict[str, Hold]  # filename -> hold (in audit mode: what would have been held)
+    matures_at: datetime | None  # the first held file's availability: the page expires then
+
+
+def screen(policy: Policy, page: ProjectPage, now: datetime) -> Screened:
+    """Held files leave the page (not in audit mode), and so does a PEP 700 version none of
+    whose files is left; `matures_at` says when the screening will change."""
+    if not policy.active:
+        return Screened(page, {}, None)
+    name = canonicalize_name(page.name)
+    versions = file_versions(page)
+    held = {}
+    for entry in page.files:
+        if (hold := hold_of(policy, name, versions.get(entry.filename), entry, now)) is not None:
+            held[entry.filename] = hold
+    untils = [h.until for h in held.values() if h.until is not None]
+    matures_at = min(untils) if untils else None
+    if not held or policy.mode == AUDIT:
+        return Screened(page, held, matures_at)
+    files = tuple(f for f in page.files if f.filename not in held)
+    kept_versions = page.versions
+    if kept_versions is not None:
+        emptied = {versions[f] for f in held if f in versions} - {
+            versions[f.filename] for f in files if f.filename in versions
+        }
+        kept_versions = tuple(v for v in kept_versions if parse_version(v) not in emptied)
+    return Screened(replace(page, files=files, versions=kept_versions), held, matures_at)

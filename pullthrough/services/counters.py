@@ -1,0 +1,31 @@
+"""Counts every process shares (diskcache in the data folder): what each distribution refused
+and why, for the status endpoint."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import diskcache
+
+log = logging.getLogger(__name__)
+HELD = "held"  # answers refused by a remote's policy (403)
+KINDS = (HELD,)
+
+
+class Counters:
+    def __init__(self, directory: Path) -> None:
+        self.cache = diskcache.Cache(str(directory), eviction_policy="none", statistics=False)
+
+    def add(self, base_path: str, what: str, count: int = 1) -> None:
+        try:
+            self.cache.incr(("count", base_path, what), count)
+        except (OSError, sqlite3.Error) as exc:  # a count is not worth failing an answer for
+            log.warning("could not count %s for %s: %s", what, base_path, exc)
+
+    def of(self, base_path: str) -> dict[str, int]:
+        return {what: int(self.cache.get(("count", base_path, what), 0)) for what in KINDS}
+
+    def close(self) -> None:
+        self.cache.close()

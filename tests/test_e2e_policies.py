@@ -1,0 +1,175 @@
+"""Policies end to end: an upstream project with versions uploaded 30 days, 3 days and an hour
+ago, through distributions whose remotes hold back what is younger than 7 days (enforced,
+audited, exempted) or newer than a freeze. Real pip and uv, with no client flag."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from support.packages import build_wheel
+from support.servers import Server
+from support.tools import clean_env, make_venv, run_pip
+from support.upstream import Upstream
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 60
+NOW = datetime.now(UTC)
+
+
+def ago(**delta: float) -> str:
+    return (NOW - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def remote(name: str, upstream: Upstream, **settings: object) -> str:
+    lines = [f'name = "{name}"', f'url = "{upstream.index_url}"', "max_retries = 0"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "[[remotes]]\n" + "\n".join(lines) + "\n"
+
+
+def distribution(name: str, remote_name: str) -> str:
+    return f'[[distributions]]\nname = "{name}"\nbase_path = "{name}"\nremote = "{remote_name}"\n'
+
+
+@pytest.fixture
+def server(upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path) -> Server:
+    for version, uploaded in (("1.0", ago(days=30)), ("2.0", ago(days=3)), ("3.0", ago(hours=1))):
+        wheel = build_wheel(tmp_path / "wheels", "cool-lib", version)
+        upstream.add_file("cool-lib", wheel, upload_time=uploaded)
+    freeze = (NOW - timedelta(days=2)).isoformat()
+    config = (
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        + remote("week", upstream, min_age="7d")
+        + remote("audit", upstream, min_age="7d", policy_mode="audit")
+        + remote("exempt", upstream, min_age="P7D", policy_exempt=["cool-*"])
+        + remote("frozen", upstream, exclude_newer=freeze)
+        + "".join(distribution(n, n) for n in ("week", "audit", "exempt", "frozen"))
+    )
+    return live_server(config)
+
+
+def installed(server: Server, base_path: str, venv: Path, *, uv: bool = False) -> str:
+    python = make_venv(venv)
+    index = f"{server.url}/pypi/{base_path}/simple/"
+    if uv:
+        cmd = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python)]
+        cmd += ["--index-url", index, "--cache-dir", str(venv / "uvcache"), "cool-lib"]
+        subprocess.run(cmd, env=clean_env(), check=True, timeout=TIMEOUT, capture_output=True)
+    else:
+        run_pip(["install", "--index-url", index, "cool-lib"], python=python, timeout=TIMEOUT)
+    code = "import cool_lib; print(cool_lib.__version__)"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def files(server: Server, base_path: str, project: str = "cool-lib") -> set[str]:
+    page = requests.get(
+        f"{server.url}/pypi/{base_path}/simple/{project}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    )
+    assert page.status_code == 200, page.text
+    return {f["filename"] for f in page.json()["files"]}
+
+
+def test_a_cooldown_is_enforced_for_every_client(server: Server, tmp_path: Path) -> None:
+    assert installed(server, "week", tmp_path / "pip") == "1.0"
+    assert installed(server, "week", tmp_path / "uv", uv=True) == "1.0"
+
+    # uv lock, no client flag: the lock file pins the old version too
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0"\nrequires-python = ">=3.8"\n'
+        'dependencies = ["cool-lib"]\n'
+    )
+    lock = [sys.executable, "-m", "uv", "lock", "--directory", str(project)]
+    lock += ["--default-index", f"{server.url}/pypi/week/simple/"]
+    lock += ["--cache-dir", str(tmp_path / "uvcache")]
+    subprocess.run(lock, env=clean_env(), check=True, timeout=TIMEOUT, capture_output=True)
+    assert 'name = "cool-lib"\nversion = "1.0"' in (project / "uv.lock").read_text()
+
+    # both formats and the JSON API agree; the newest file is refused, with the reason
+    assert files(server, "week") == {"cool_lib-1.0-py3-none-any.whl"}
+    html = requests.get(f"{server.url}/pypi/week/simple/cool-lib/", timeout=TIMEOUT).text
+    assert "cool_lib-1.0" in html and "cool_lib-2.0" not in html and "cool_lib-3.0" not in html
+    api = requests.get(f"{server.url}/pypi/week/pypi/cool-lib/json", timeout=TIMEOUT).json()
+    assert set(api["releases"]) == {"1.0"} and api["info"]["version"] == "1.0"
+    for held in ("cool_lib-3.0-py3-none-any.whl", "cool_lib-3.0-py3-none-any.whl.metadata"):
+        refused = requests.get(f"{server.url}/pulp/content/week/{held}", timeout=TIMEOUT)
+        assert refused.status_code == 403, refused.text
+        assert "held by the remote's policy" in refused.text
+        assert "minimum age of 7 days" in refused.text and "becomes available at" in refused.text
+        wait = int(refused.headers["Retry-After"])
+        assert 6 * 86400 < wait <= 7 * 86400
+    status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
+    assert status["refused"]["week"]["held"] == 2
+
+
+def test_audit_mode_and_exemptions_let_the_newest_through(server: Server, tmp_path: Path) -> None:
+    assert installed(server, "audit", tmp_path / "audit") == "3.0"
+    assert installed(server, "exempt", tmp_path / "exempt") == "3.0"
+
+
+def test_a_freeze_gives_exactly_the_upstream_as_of_then(server: Server) -> None:
+    assert files(server, "frozen") == {
+        "cool_lib-1.0-py3-none-any.whl",
+        "cool_lib-2.0-py3-none-any.whl",
+    }
+
+
+def test_a_cached_file_is_refused_while_held(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A file cached through a distribution without the policy is still refused through one
+    with it: the page decides, not the store."""
+    wheel = build_wheel(tmp_path / "wheels", "new-lib", "1.0")
+    upstream.add_file("new-lib", wheel, upload_time=ago(hours=1))
+    server = live_server(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        + remote("open", upstream)
+        + remote("week", upstream, min_age="7d")
+        + distribution("open", "open")
+        + distribution("week", "week")
+    )
+    url = f"{server.url}/pulp/content/{{}}/{wheel.name}"
+    assert requests.get(url.format("open"), timeout=TIMEOUT).content == wheel.read_bytes()
+    assert requests.get(url.format("week"), timeout=TIMEOUT).status_code == 403
+
+
+def test_a_page_shows_a_held_file_once_it_matures(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The page is cached for ten minutes, but not past the moment its held file matures."""
+    wheel = build_wheel(tmp_path / "wheels", "ripe-lib", "1.0")
+    uploaded = datetime.now(UTC)
+    upstream.add_file("ripe-lib", wheel, upload_time=uploaded.isoformat().replace("+00:00", "Z"))
+    server = live_server(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n[cache]\nindex_ttl = "10m"\n'
+        + remote("soon", upstream, min_age="3s")
+        + distribution("soon", "soon")
+    )
+    first = requests.get(
+        f"{server.url}/pypi/soon/simple/ripe-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    )
+    assert first.json()["files"] == []
+    time.sleep(max(0.0, (uploaded + timedelta(seconds=3.2) - datetime.now(UTC)).total_seconds()))
+    assert files(server, "soon", "ripe-lib") == {wheel.name}
+    again = requests.get(
+        f"{server.url}/pypi/soon/simple/ripe-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    )
+    assert again.headers["ETag"] != first.headers["ETag"]
+    pages = upstream.requests_for("/simple/ripe-lib/", server="index", method="GET")
+    assert len(pages) == 1  # from the page cache: only the screening was redone

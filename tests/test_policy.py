@@ -1,0 +1,130 @@
+"""The policy decisions, as pure functions of (file, policy, now): cooldowns, freezes,
+exemptions, audit mode, unknown upload times, and what a screened page keeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pullthrough.config import RemoteSettings
+from pullthrough.core.filters import parse_rule
+from pullthrough.core.models import DistFile, ProjectPage
+from pullthrough.core.policy import AUDIT, Policy, screen
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def ago(**delta: float) -> str:
+    return (NOW - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def wheel(version: str, uploaded: str | None) -> DistFile:
+    return DistFile(f"lib-{version}-py3-none-any.whl", "u", upload_time=uploaded)
+
+
+PAGE = ProjectPage(
+    "lib",
+    (
+        wheel("1.0", ago(days=30)),
+        DistFile("lib-1.0.tar.gz", "u", upload_time=ago(days=30)),
+        wheel("2.0", ago(days=3)),
+        wheel("3.0", ago(hours=1)),
+        wheel("4.0", None),
+        wheel("5.0", "not a time"),
+    ),
+    versions=("1.0", "2.0", "3.0", "4.0", "5.0", "6.0"),  # 6.0: listed without files
+)
+WEEK = Policy(min_age=timedelta(days=7))
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [
+        (Policy(), {"1.0", "2.0", "3.0", "4.0", "5.0"}),
+        (WEEK, {"1.0"}),
+        (Policy(min_age=timedelta(days=2)), {"1.0", "2.0"}),
+        (Policy(min_age=timedelta(days=7), hold_unknown=False), {"1.0", "4.0", "5.0"}),
+        (Policy(exclude_newer=NOW - timedelta(days=10)), {"1.0"}),
+        (Policy(exclude_newer=NOW - timedelta(hours=2)), {"1.0", "2.0"}),
+        (
+            Policy(min_age=timedelta(days=7), exempt=(parse_rule("lib"),)),
+            {"1.0", "2.0", "3.0", "4.0", "5.0"},
+        ),
+        (Policy(min_age=timedelta(days=7), exempt=(parse_rule("lib==3.0"),)), {"1.0", "3.0"}),
+        (
+            Policy(min_age=timedelta(days=7), exempt=(parse_rule("li*"),)),
+            {"1.0", "2.0", "3.0", "4.0", "5.0"},
+        ),
+        (Policy(min_age=timedelta(days=7), exempt=(parse_rule("other"),)), {"1.0"}),
+        (Policy(min_age=timedelta(days=7), mode=AUDIT), {"1.0", "2.0", "3.0", "4.0", "5.0"}),
+    ],
+)
+def test_what_a_page_keeps(policy: Policy, kept: set[str]) -> None:
+    screened = screen(policy, PAGE, NOW)
+    assert {f.filename.split("-")[1].removesuffix(".tar.gz") for f in screened.page.files} == kept
+
+
+def test_held_files_say_why_and_until_when() -> None:
+    screened = screen(WEEK, PAGE, NOW)
+    two, three = (
+        screened.held["lib-2.0-py3-none-any.whl"],
+        screened.held["lib-3.0-py3-none-any.whl"],
+    )
+    assert two.until == NOW - timedelta(days=3) + timedelta(days=7)
+    assert "minimum age of 7 days" in two.reason
+    assert screened.matures_at == two.until  # the page expires when the first held file matures
+    assert three.until is not None and three.until > two.until
+    unknown = screened.held["lib-4.0-py3-none-any.whl"]
+    assert unknown.until is None and "unknown" in unknown.reason
+    message = two.message("lib-2.0-py3-none-any.whl")
+    assert "held by the remote's policy" in message and "2026-12-06T12:00:00Z" in message
+
+
+def test_a_version_whose_files_are_all_held_leaves_versions() -> None:
+    screened = screen(WEEK, PAGE, NOW)
+    assert screened.page.versions == ("1.0", "6.0")  # 6.0 had no files to hold
+    audit = screen(Policy(min_age=timedelta(days=7), mode=AUDIT), PAGE, NOW)
+    assert audit.page == PAGE and len(audit.held) == 4  # served as is, reported
+
+
+def test_a_freeze_holds_for_good() -> None:
+    frozen = screen(Policy(exclude_newer=NOW - timedelta(days=10)), PAGE, NOW)
+    assert all(h.until is None for h in frozen.held.values())
+    assert frozen.matures_at is None
+
+
+def test_only_the_upstream_upload_time_counts() -> None:
+    """No upload time means held, however long ago this server first saw the file."""
+    page = ProjectPage("lib", (wheel("1.0", None),))
+    assert screen(WEEK, page, NOW + timedelta(days=365)).page.files == ()
+
+
+@pytest.mark.parametrize(
+    ("settings", "min_age", "freeze"),
+    [
+        ({"min_age": "7d"}, timedelta(days=7), None),
+        ({"min_age": "P7D"}, timedelta(days=7), None),
+        ({"min_age": "PT12H"}, timedelta(hours=12), None),
+        ({"exclude_newer": "2026-01-31T00:00:00Z"}, None, datetime(2026, 1, 31, tzinfo=UTC)),
+        ({"exclude_newer": "2026-01-31T01:00:00+01:00"}, None, datetime(2026, 1, 31, tzinfo=UTC)),
+    ],
+)
+def test_remote_settings_make_the_policy(
+    settings: dict[str, str], min_age: timedelta | None, freeze: datetime | None
+) -> None:
+    from pullthrough.config import REMOTE_FIELDS
+
+    declared = {f.name: f for f in REMOTE_FIELDS}
+    values = {key: declared[key].parse(value) for key, value in settings.items()}
+    holds = RemoteSettings(name="up", url="https://pypi.org/", **values).holds
+    assert (holds.min_age, holds.exclude_newer) == (min_age, freeze)
+
+
+@pytest.mark.parametrize(("key", "value"), [("min_age", "soon"), ("exclude_newer", "tomorrow")])
+def test_bad_policy_settings_are_refused(key: str, value: str) -> None:
+    from pullthrough.config import REMOTE_FIELDS
+
+    declared = {f.name: f for f in REMOTE_FIELDS}
+    with pytest.raises(ValueError):
+        declared[key].parse(value)
