@@ -17,7 +17,6 @@ from pullthrough.config import Settings, load_settings
 from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
-from pullthrough.services.counters import HELD
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.store import StorageFull
@@ -48,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(Held)
     def held(exc: Held) -> Response:
         if base_path := (request.view_args or {}).get("base_path"):
-            services.counters.add(base_path.strip("/"), HELD)
+            services.counters.add(base_path.strip("/"), exc.hold.kind)
         response = _text(str(exc), 403)
         if exc.hold.until is not None:
             wait = (exc.hold.until - datetime.now(UTC)).total_seconds()

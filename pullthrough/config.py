@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
-from pullthrough.core.policy import ENFORCE, POLICY_MODES, Policy
+from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
@@ -137,6 +137,11 @@ def _moment(value: str) -> str:
 def _text_of(value: object) -> str:
     """A TOML number or date given where the setting's text is (`min_age = 3600`)."""
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _blocklist(values: list[str]) -> list[str]:
+    Blocklist.parse(values)  # raises ValueError naming the entry
+    return values
 
 
 def _rules(values: list[str]) -> list[str]:
@@ -402,6 +407,12 @@ class DistributionSettings:
         False, help="Serve the remote's files of a project held locally too (off: shadowed)."
     )
     hidden: bool = setting(False, help="Leave it out of the status page's list.")
+    blocklist: list[str] = setting(
+        default_factory=list,
+        clean=_blocklist,
+        help="Refused whatever their source: names, name patterns, requirement strings"
+        " (lib==1.2) and filenames.",
+    )
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.api import PASSWORD, Api, with_auth
 from support.packages import build_wheel
 from support.servers import Server
 from support.tools import clean_env, make_venv, run_pip
@@ -173,3 +174,65 @@ def test_a_page_shows_a_held_file_once_it_matures(
     assert again.headers["ETag"] != first.headers["ETag"]
     pages = upstream.requests_for("/simple/ripe-lib/", server="index", method="GET")
     assert len(pages) == 1  # from the page cache: only the screening was redone
+
+
+def legacy_upload(server: Server, base_path: str, path: Path) -> requests.Response:
+    """What twine sends (the file; its digests are optional)."""
+    with path.open("rb") as fh:
+        return requests.post(
+            f"{server.url}/pypi/{base_path}/legacy/",
+            data={":action": "file_upload"},
+            files={"content": (path.name, fh)},
+            auth=("admin", PASSWORD),
+            timeout=TIMEOUT,
+        )
+
+
+def test_a_blocklist_hides_and_refuses_whatever_the_source(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    for version in ("1.0", "2.0", "3.0"):
+        upstream.add_file(
+            "cool-lib", build_wheel(wheels, "cool-lib", version), upload_time=ago(days=30)
+        )
+    server = live_server(
+        with_auth(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            + remote("up", upstream)
+            + distribution("corp", "up")
+        )
+    )
+    api = Api(server.url)
+    repo = api.repository("corp")
+    dist = api.one("distributions/python/pypi/", name="corp")
+    api.run(
+        "PATCH", dist["pulp_href"], json={"repository": repo["pulp_href"], "merge_remote": True}
+    )
+    ours = build_wheel(tmp_path / "ours", "our-lib", "1.0")
+    assert legacy_upload(server, "corp", ours).status_code == 200
+
+    entries = ["cool-lib==3.0", "cool_lib-1.0-py3-none-any.whl", "our-*"]
+    refused = api.request("PATCH", dist["pulp_href"], json={"blocklist": ["cool-lib=="]})
+    assert refused.status_code == 400 and "blocklist" in refused.json()
+    api.run("PATCH", dist["pulp_href"], json={"blocklist": entries})
+
+    assert files(server, "corp") == {"cool_lib-2.0-py3-none-any.whl"}
+    page = requests.get(
+        f"{server.url}/pypi/corp/simple/our-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    )
+    assert page.json()["files"] == []  # the repository's own file is blocked too
+    for name, entry in (
+        ("cool_lib-3.0-py3-none-any.whl", "cool-lib==3.0"),
+        ("cool_lib-1.0-py3-none-any.whl", "cool_lib-1.0-py3-none-any.whl"),
+        (ours.name, "our-*"),
+    ):
+        answer = requests.get(f"{server.url}/pulp/content/corp/{name}", timeout=TIMEOUT)
+        assert answer.status_code == 403 and f"blocklist entry '{entry}'" in answer.text
+    again = build_wheel(tmp_path / "again", "our-lib", "2.0")
+    upload = legacy_upload(server, "corp", again)
+    assert upload.status_code == 403 and "our-*" in upload.text
+    status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
+    assert status["refused"]["corp"]["blocked"] == 4

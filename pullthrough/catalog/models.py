@@ -152,6 +152,7 @@ class Distribution(Timestamped, Base):
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     # False: a project present locally shadows the remote's (dependency-confusion guard).
     merge_remote: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocklist: Mapped[list[str]] = mapped_column(JSON, default=list)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     repository: Mapped[Repository | None] = relationship()

@@ -30,6 +30,7 @@ _LEGACY_SUFFIXES = (
     (".dmg", "bdist_dmg"),
 )
 PACKAGE_TYPES = frozenset({"sdist", "bdist_wheel", *(kind for _, kind in _LEGACY_SUFFIXES)})
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", *(suffix for suffix, _ in _LEGACY_SUFFIXES))
 PLATFORMS = frozenset({"windows", "macos", "linux", "freebsd"})
 
 

@@ -1,5 +1,6 @@
-"""What a remote's policy holds back: files younger than a minimum age (a cooldown), files
-uploaded after a freeze date, and - unless told otherwise - files whose upload time nobody knows.
+"""What enters: a remote's policy holds back files younger than a minimum age (a cooldown),
+files uploaded after a freeze date and - unless told otherwise - files whose upload time nobody
+knows; a distribution's blocklist refuses what it names, whatever its source.
 
 Pure decisions of (file, policy, now). Only the upstream's upload time counts, never the time
 this server first saw a file: a file that was on PyPI for a week is not new because it is new
@@ -8,17 +9,19 @@ here. A page filtered by a policy lives no longer than until its first held file
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from pullthrough.core.filenames import parse_version
-from pullthrough.core.filters import Rule
+from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
+from pullthrough.core.filters import Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
 
 ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
+HELD, BLOCKED = "held", "blocked"  # what refused a file (the status endpoint counts each)
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,15 @@ NO_POLICY = Policy()
 
 @dataclass(frozen=True)
 class Hold:
-    """Why a file is held, and from when it is available (None: not by waiting)."""
+    """Why a file is refused, and from when it is available (None: not by waiting)."""
 
-    reason: str
+    reason: str  # "held by the remote's policy: ...", "blocked by ..."
     until: datetime | None = None
+    kind: str = HELD
 
     def message(self, filename: str) -> str:
         when = f"; it becomes available at {stamp(self.until)}" if self.until else ""
-        return f"{filename} is held by the remote's policy: {self.reason}{when}."
+        return f"{filename} is {self.reason}{when}."
 
 
 def stamp(when: datetime) -> str:
@@ -73,16 +77,16 @@ def hold_of(
     if any(r.matches_name(name) and r.matches_version(version) for r in policy.exempt):
         return None
     uploaded = upload_time_of(entry)
+    held = "held by the remote's policy: "
     if uploaded is None:
-        return Hold("its upload time is unknown") if policy.hold_unknown else None
+        return Hold(held + "its upload time is unknown") if policy.hold_unknown else None
     if policy.exclude_newer is not None and uploaded > policy.exclude_newer:
-        return Hold(
-            f"uploaded {stamp(uploaded)}, after the freeze at {stamp(policy.exclude_newer)}"
-        )
+        freeze = stamp(policy.exclude_newer)
+        return Hold(held + f"uploaded {stamp(uploaded)}, after the freeze at {freeze}")
     if policy.min_age is not None and uploaded + policy.min_age > now:
         days = policy.min_age / timedelta(days=1)
         return Hold(
-            f"uploaded {stamp(uploaded)}, younger than the minimum age of {days:g} days",
+            held + f"uploaded {stamp(uploaded)}, younger than the minimum age of {days:g} days",
             uploaded + policy.min_age,
         )
     return None
@@ -112,11 +116,70 @@ def screen(policy: Policy, page: ProjectPage, now: datetime) -> Screened:
     matures_at = min(untils) if untils else None
     if not held or policy.mode == AUDIT:
         return Screened(page, held, matures_at)
-    files = tuple(f for f in page.files if f.filename not in held)
+    return Screened(without(page, held), held, matures_at)
+
+
+def without(page: ProjectPage, refused: Mapping[str, object]) -> ProjectPage:
+    """The page without the refused files, and without a PEP 700 version none of whose files
+    is left (a version listed with no files stays)."""
+    if not refused:
+        return page
+    versions = file_versions(page)
+    files = tuple(f for f in page.files if f.filename not in refused)
     kept_versions = page.versions
     if kept_versions is not None:
-        emptied = {versions[f] for f in held if f in versions} - {
+        emptied = {versions[f] for f in refused if f in versions} - {
             versions[f.filename] for f in files if f.filename in versions
         }
         kept_versions = tuple(v for v in kept_versions if parse_version(v) not in emptied)
-    return Screened(replace(page, files=files, versions=kept_versions), held, matures_at)
+    return replace(page, files=files, versions=kept_versions)
+
+
+@dataclass(frozen=True)
+class Blocklist:
+    """A distribution's blocklist: requirement strings (`evil`, `lib==1.2`, `lib<2`), name
+    patterns (`evil-*`) and filenames (`lib-1.2-py3-none-any.whl`)."""
+
+    rules: tuple[Rule, ...] = ()
+    filenames: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Blocklist:
+        """Raises ValueError naming an entry that is neither a filename nor a requirement."""
+        rules, filenames = [], set()
+        for entry in entries:
+            if entry.endswith(DIST_SUFFIXES):
+                parse_filename(entry)  # InvalidFilename (a ValueError) names it
+                filenames.add(entry)
+            else:
+                rules.append(parse_rule(entry))
+        return cls(tuple(rules), frozenset(filenames))
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.filenames)
+
+    def entry_for(self, name: NormalizedName, version: Version | None, filename: str) -> str | None:
+        """The entry that blocks this file, or None."""
+        if filename in self.filenames:
+            return filename
+        for rule in self.rules:
+            if rule.matches_name(name) and rule.matches_version(version):
+                return rule.text
+        return None
+
+    def refused(self, page: ProjectPage) -> dict[str, Hold]:
+        """The page's blocked files, each with the entry that blocks it."""
+        if not self:
+            return {}
+        name = canonicalize_name(page.name)
+        versions = file_versions(page)
+        out = {}
+        for entry in page.files:
+            if found := self.entry_for(name, versions.get(entry.filename), entry.filename):
+                out[entry.filename] = Hold(
+                    f"blocked by the blocklist entry {found!r}", kind=BLOCKED
+                )
+        return out
+
+
+NO_BLOCKLIST = Blocklist()

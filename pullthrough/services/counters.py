@@ -9,9 +9,10 @@ from pathlib import Path
 
 import diskcache
 
+from pullthrough.core.policy import BLOCKED, HELD
+
 log = logging.getLogger(__name__)
-HELD = "held"  # answers refused by a remote's policy (403)
-KINDS = (HELD,)
+KINDS = (HELD, BLOCKED)  # answers refused (403) by a remote's policy, by a blocklist
 
 
 class Counters:

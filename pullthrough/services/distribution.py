@@ -20,7 +20,16 @@ from packaging.utils import NormalizedName, canonicalize_name
 from pullthrough.core.filenames import project_candidates
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage
-from pullthrough.core.policy import AUDIT, NO_POLICY, Hold, Policy, screen
+from pullthrough.core.policy import (
+    AUDIT,
+    NO_BLOCKLIST,
+    NO_POLICY,
+    Blocklist,
+    Hold,
+    Policy,
+    screen,
+    without,
+)
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
@@ -73,6 +82,7 @@ class Distribution:
         filters: FilterSpec,
         pages: RemotePages | None,
         policy: Policy = NO_POLICY,
+        blocklist: Blocklist = NO_BLOCKLIST,
         local: LocalContent | None = None,
         merge_remote: bool = False,
         allow_uploads: bool = False,
@@ -85,6 +95,7 @@ class Distribution:
         self.base_path = base_path
         self.filters = filters
         self.policy = policy
+        self.blocklist = blocklist
         self.pages = pages
         self.local = local
         self.merge_remote = merge_remote
@@ -124,6 +135,10 @@ class Distribution:
             view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
         else:
             view = self._remote_view(name, local)
+        if refused := self.blocklist.refused(view.page):  # whatever the files' source
+            page = without(view.page, refused)
+            held = {**view.held, **refused}
+            view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=held)
         with self._lock:
             self._views[name] = view
         return view

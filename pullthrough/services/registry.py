@@ -16,7 +16,7 @@ from pullthrough.catalog.models import Distribution as DistributionRow
 from pullthrough.catalog.models import Publication, Remote
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
-from pullthrough.core.policy import NO_POLICY
+from pullthrough.core.policy import NO_POLICY, Blocklist
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
@@ -116,6 +116,7 @@ class Registry:
                     row.base_path,
                     filters=filters,
                     policy=policy,
+                    blocklist=Blocklist.parse(row.blocklist or ()),
                     pages=pages,
                     local=local,
                     merge_remote=row.merge_remote,
