@@ -18,7 +18,7 @@ from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
-from pullthrough.services.uploads import UploadRefused
+from pullthrough.services.uploads import UploadForbidden, UploadRefused
 from pullthrough.storage.store import StorageFull
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, pypi_json, simple, upload
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(UploadRefused)
     def upload_refused(exc: UploadRefused) -> Response:
-        return _text(str(exc), 400)
+        return _text(str(exc), 403 if isinstance(exc, UploadForbidden) else 400)
 
     @app.errorhandler(Unauthorized)
     def unauthorized(exc: Unauthorized) -> Response:

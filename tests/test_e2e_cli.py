@@ -145,6 +145,18 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     assert v3["number"] == 3
     assert v3["content_summary"]["present"]["python.python"]["count"] == 3
 
+    # an archived project (PEP 792) takes no more uploads until its status is removed
+    status = cli.ok(
+        "project-status", "create", "--name", "Acme_Tools", "--repository", "foo",
+        "--status", "archived", "--reason", "superseded",
+    )  # fmt: skip
+    assert (status["name"], status["repository"]) == ("acme-tools", repo["pulp_href"])
+    late = build_wheel(tmp_path / "late", "acme-tools", "3.1")
+    refused = cli.fails("content", "upload", "--file", str(late), "--repository", "foo")
+    assert "archived: superseded" in refused
+    assert cli.ok("project-status", "destroy", "--name", "acme-tools") is None
+    assert cli.ok("project-status", "list") == []
+
     # ... and taking it out again, version 4
     v4 = cli.ok(
         "repository", "content", "modify", "--repository", "foo",

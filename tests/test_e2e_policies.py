@@ -236,3 +236,80 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
     assert upload.status_code == 403 and "our-*" in upload.text
     status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
     assert status["refused"]["corp"]["blocked"] == 4
+
+
+def test_an_upstream_quarantine_leaves_no_file_served(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PEP 792: a quarantined project offers no files; cached copies are refused from the moment
+    the page is revalidated."""
+    wheel = build_wheel(tmp_path / "wheels", "bad-lib", "1.0")
+    upstream.add_file("bad-lib", wheel, upload_time=ago(days=30))
+    server = live_server(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n[cache]\nindex_ttl = "1s"\n'
+        + remote("up", upstream)
+        + distribution("main", "up")
+    )
+    url = f"{server.url}/pulp/content/main/{wheel.name}"
+    assert requests.get(url, timeout=TIMEOUT).content == wheel.read_bytes()  # cached now
+
+    upstream.statuses["bad-lib"] = ("quarantined", "malware found")
+    time.sleep(1.2)  # the page's TTL
+    page = requests.get(
+        f"{server.url}/pypi/main/simple/bad-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    ).json()
+    assert page["files"] == []
+    assert page["project-status"] == {"status": "quarantined", "reason": "malware found"}
+    assert page["meta"]["api-version"] == "1.4"
+    html = requests.get(f"{server.url}/pypi/main/simple/bad-lib/", timeout=TIMEOUT).text
+    assert '<meta name="pypi:project-status" content="quarantined">' in html
+    refused = requests.get(url, timeout=TIMEOUT)
+    assert refused.status_code == 403 and "quarantined: malware found" in refused.text
+    status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
+    assert status["refused"]["main"]["quarantined"] == 1
+
+
+def test_local_projects_archived_then_quarantined(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = live_server(
+        with_auth(f'[server]\ndata_dir = "{tmp_path / "data"}"\n' + remote("up", upstream))
+    )
+    api = Api(server.url)
+    repo = api.repository("corp")
+    api.distribution("corp", repository=repo["pulp_href"])
+    first = build_wheel(tmp_path / "w1", "acme-lib", "1.0")
+    assert legacy_upload(server, "corp", first).status_code == 200
+    statuses = "projects/python/statuses/"
+    status = api.create(
+        statuses, name="Acme_Lib", repository=repo["pulp_href"], status="archived", reason="done"
+    )
+    assert (status["name"], status["status"]) == ("acme-lib", "archived")
+    twice = api.request(
+        "POST",
+        statuses,
+        json={"name": "acme-lib", "repository": repo["pulp_href"], "status": "archived"},
+    )
+    assert twice.status_code == 400
+
+    # archived: served, marked, and closed to uploads
+    page = requests.get(
+        f"{server.url}/pypi/corp/simple/acme-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    ).json()
+    assert page["project-status"] == {"status": "archived", "reason": "done"}
+    assert [f["filename"] for f in page["files"]] == [first.name]
+    refused = legacy_upload(server, "corp", build_wheel(tmp_path / "w2", "acme-lib", "2.0"))
+    assert refused.status_code == 403 and "archived" in refused.text
+
+    # quarantined: nothing offered, the stored file refused
+    api.call("PATCH", status["pulp_href"], json={"status": "quarantined", "reason": "malware"})
+    assert files(server, "corp", "acme-lib") == set()
+    answer = requests.get(f"{server.url}/pulp/content/corp/{first.name}", timeout=TIMEOUT)
+    assert answer.status_code == 403 and "quarantined: malware" in answer.text
+
+    assert api.request("DELETE", status["pulp_href"]).status_code == 204
+    assert files(server, "corp", "acme-lib") == {first.name}

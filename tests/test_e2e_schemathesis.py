@@ -117,7 +117,15 @@ class Objects:
                 json={"repository": self.hrefs["python_python_repository_href"]},
             )
             return str(task["created_resources"][0])
+        if parameter == "python_python_project_status_href":
+            return str(
+                self.api.create("projects/python/statuses/", **self._status(name))["pulp_href"]
+            )
         return self.hrefs[parameter]
+
+    def _status(self, name: str) -> dict[str, str]:
+        repository = self.hrefs["python_python_repository_href"]
+        return {"name": name, "repository": repository, "status": "archived"}
 
 
 @pytest.fixture
@@ -134,9 +142,16 @@ def objects(
     publication = api.run(
         "POST", "publications/python/pypi/", json={"repository": repository["pulp_href"]}
     )
+    status = api.create(
+        "projects/python/statuses/",
+        name="other-lib",
+        repository=repository["pulp_href"],
+        status="deprecated",
+    )
     yield Objects(
         api,
         {
+            "python_python_project_status_href": status["pulp_href"],
             "python_python_repository_href": repository["pulp_href"],
             "python_python_repository_version_href": repository["latest_version_href"],
             "python_python_remote_href": api.one("remotes/python/python/")["pulp_href"],

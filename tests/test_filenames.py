@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from pullthrough.core.filenames import InvalidFilename, parse_filename, project_candidates
+from pullthrough.core.filenames import (
+    InvalidFilename,
+    offerable,
+    parse_filename,
+    project_candidates,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +71,19 @@ def test_project_candidates() -> None:
     assert project_candidates("x%3Fy-1.0.tar.gz") == []
     assert project_candidates("x?y-1.0.tar.gz") == []
     assert project_candidates("x#y-1.0-py3-none-any.whl") == []
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("demo-1.0.tar.gz", True),
+        ("d\u00e9mo-1.0.tar.gz", True),  # not a valid name, but one a page can carry
+        ("", False),
+        ("demo-1.0.tar.gz ", False),
+        ("sub/demo-1.0.tar.gz", False),
+        ("demo\x00.whl", False),
+        ("demo\x7f.whl", False),
+    ],
+)
+def test_offerable(filename: str, expected: bool) -> None:
+    assert offerable(filename) is expected

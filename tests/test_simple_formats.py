@@ -116,7 +116,31 @@ def test_render_then_parse_keeps_every_field(fmt: str) -> None:
         parsed = simple_json.parse_project_page(body, PAGE_URL, "lib")
         assert list(parsed.files) == [_local(FULL, prefix), _local(PLAIN, prefix)]
         assert parsed.versions == ("0.9", "1.0")
-        assert json.loads(body)["meta"] == {"api-version": "1.1"}
+        assert json.loads(body)["meta"] == {"api-version": "1.3"}  # provenance is a 1.3 field
+
+
+@pytest.mark.parametrize(
+    ("page", "version"),
+    [
+        (ProjectPage("lib", (PLAIN,)), "1.1"),
+        (PAGE, "1.3"),
+        (ProjectPage("lib", (PLAIN,), status="archived"), "1.4"),
+        (ProjectPage("lib", (), status="quarantined", status_reason="malware <found>"), "1.4"),
+    ],
+)
+def test_pages_declare_the_api_version_their_fields_need_and_keep_the_status(
+    page: ProjectPage, version: str
+) -> None:
+    """PEP 792 (1.4): `project-status` in JSON, `pypi:project-status(-reason)` in HTML."""
+    body = simple_json.render_project_page(page, "../", [])
+    assert json.loads(body)["meta"]["api-version"] == version
+    html = simple_html.render_project_page(page, "../")
+    assert f'<meta name="pypi:repository-version" content="{version}">' in html.decode()
+    for parsed in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        assert (parsed.status, parsed.status_reason) == (page.status, page.status_reason)
 
 
 def test_html_escapes_attributes_and_quotes_urls() -> None:

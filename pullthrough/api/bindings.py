@@ -25,6 +25,7 @@ from pullthrough.catalog.models import (
     Base,
     Distribution,
     Package,
+    ProjectStatus,
     Publication,
     Remote,
     Repository,
@@ -350,4 +351,27 @@ TASKS = Binding(
         "reserved_resources_record": lambda row, _: row.reserved_resources or [],
     },
 )
-BINDINGS = (REPOSITORIES, VERSIONS, REMOTES, DISTRIBUTIONS, PUBLICATIONS, CONTENT, TASKS)
+
+
+def _one_status_per_project(session: Session, values: dict[str, Any], row: Any) -> None:
+    repository = values["repository"].id if "repository" in values else row.repository_id
+    name = values.get("name", row.name if row is not None else None)
+    query = select(ProjectStatus.id).where(
+        ProjectStatus.repository_id == repository, ProjectStatus.name == name
+    )
+    existing = session.scalar(query)
+    if existing is not None and (row is None or existing != row.id):
+        raise invalid("name", "This project has a status in this repository already.")
+
+
+PROJECT_STATUSES = Binding(resources.PROJECT_STATUSES, ProjectStatus, check=_one_status_per_project)
+BINDINGS = (
+    REPOSITORIES,
+    VERSIONS,
+    REMOTES,
+    DISTRIBUTIONS,
+    PUBLICATIONS,
+    CONTENT,
+    TASKS,
+    PROJECT_STATUSES,
+)

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
 from pullthrough.api.params import IN, TEXT_LOOKUPS, Filter
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES
+from pullthrough.core.models import PROJECT_STATUSES as PROJECT_STATUSES_PEP792
 from pullthrough.core.tasks import TASK_STATES
 
 LIST, CREATE, READ, UPDATE, PARTIAL_UPDATE, DELETE = CRUD = (
@@ -184,4 +187,43 @@ TASKS = Resource(
     ordering=("pulp_created", "name", "state"),
     default_order="-pulp_created",
 )
-RESOURCES = (REPOSITORIES, VERSIONS, REMOTES, DISTRIBUTIONS, PUBLICATIONS, CONTENT, TASKS)
+
+
+def _project_name(value: str) -> str:
+    return str(canonicalize_name(value, validate=True))
+
+
+PROJECT_STATUSES = Resource(
+    kinds.PROJECT_STATUS,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated"),
+        Field(
+            "name",
+            "string",
+            required=True,
+            clean=_project_name,
+            help="The project (normalized when stored).",
+        ),
+        Field("repository", "string", required=True, href="repository", help="Where it lives."),
+        Field(
+            "status",
+            "string",
+            required=True,
+            choices=PROJECT_STATUSES_PEP792,
+            help="PEP 792: archived refuses uploads; quarantined also offers no files.",
+        ),
+        Field("reason", "string", nullable=True, help="Shown to clients with the status."),
+    ),
+    verbs=CRUD,
+    filters=(*NAMED, Filter("status", choices=PROJECT_STATUSES_PEP792)),
+)
+RESOURCES = (
+    REPOSITORIES,
+    VERSIONS,
+    REMOTES,
+    DISTRIBUTIONS,
+    PUBLICATIONS,
+    CONTENT,
+    TASKS,
+    PROJECT_STATUSES,
+)

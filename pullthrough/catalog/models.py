@@ -161,6 +161,20 @@ class Distribution(Timestamped, Base):
     publication: Mapped[Publication | None] = relationship()
 
 
+class ProjectStatus(Timestamped, Base):
+    """A local project's status (PEP 792) in one repository: archived refuses uploads,
+    quarantined offers nothing."""
+
+    __tablename__ = "project_statuses"
+    __table_args__ = (UniqueConstraint("repository_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))  # normalized
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class Publication(Base):
     """A frozen index of one repository version (versions are immutable, so it is served from the
     version's content as it was)."""

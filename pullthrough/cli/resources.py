@@ -19,6 +19,7 @@ from pullthrough.api.params import EXACT, IN, Filter
 from pullthrough.api.resources import (
     CONTENT,
     DISTRIBUTIONS,
+    PROJECT_STATUSES,
     REMOTES,
     REPOSITORIES,
     TASKS,
@@ -79,7 +80,8 @@ def add_field_options(
         help = f.help + (" (never shown)" if f.write_only else "")
         if f.href:
             help += f' (a {f.href} name; "": none)'
-            parser.add_argument(_option(f.name), metavar="NAME", help=help)
+            required = creating and f.required
+            parser.add_argument(_option(f.name), metavar="NAME", required=required, help=help)
         elif f.type == "boolean":
             flag(parser, f.name.replace("_", "-"), help)
         else:
@@ -190,18 +192,18 @@ def standard_verbs(
         return client.update(kind, current["pulp_href"], request_body(client, args, current))
 
     writes = {
-        "create": (create, f"create a {kind.label}"),
-        "update": (update, f"change a {kind.label}"),
+        "create": (create, f"create a {kind.title}"),
+        "update": (update, f"change a {kind.title}"),
     }
     for verb, (handler, help) in writes.items():
         if verb in resource.verbs:
             parser = tree.verb(verb, help, handler)
-            parser.add_argument("--name", required=True, help=f"the {kind.label}'s name")
+            parser.add_argument("--name", required=True, help=f"the {kind.title}'s name")
             add_field_options(parser, fields, creating=verb == "create")
             if options is not None:
                 options(parser, verb == "create")
     show = tree.verb(
-        "show", f"show a {kind.label}", lambda client, args: client.find(kind, args.name)
+        "show", f"show a {kind.title}", lambda client, args: client.find(kind, args.name)
     )
     show.add_argument("--name", required=True)
     parser = tree.verb(
@@ -212,7 +214,7 @@ def standard_verbs(
     add_list_options(parser, resource.filters, renamed or {})
     destroy = tree.verb(
         "destroy",
-        f"delete a {kind.label}",
+        f"delete a {kind.title}",
         lambda client, args: client.destroy(kind, client.find(kind, args.name)["pulp_href"]),
     )
     destroy.add_argument("--name", required=True)
@@ -451,6 +453,10 @@ def add_commands(tree: Tree) -> None:
     _add_content(tree)
     _add_task(tree)
     _add_publication(tree)
+    statuses = tree.group(
+        "project-status", "local projects' status (PEP 792): archived, quarantined, deprecated"
+    )
+    standard_verbs(statuses, PROJECT_STATUSES, "project statuses")
     orphans = tree.group("orphans", "content in no repository version")
     cleanup = orphans.verb("cleanup", "remove orphaned packages and their files", orphans_cleanup)
     cleanup.add_argument(

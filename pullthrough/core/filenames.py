@@ -46,6 +46,16 @@ class FileInfo:
     platforms: frozenset[str]  # empty: platform independent (or unknown)
 
 
+_UNOFFERABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def offerable(filename: str) -> bool:
+    """A name a page may offer a file under: not empty, no path separator, control character or
+    surrounding space (an upstream's `<a href="\x01">` names no file, and HTML could not carry
+    such a name back unchanged)."""
+    return filename == filename.strip() != "" and _UNOFFERABLE.search(filename) is None
+
+
 def platform_of_tag(platform_tag: str) -> str | None:
     """Map a wheel or egg platform tag to windows/macos/linux/freebsd (None for 'any' and others)."""
     tag = platform_tag.lower()

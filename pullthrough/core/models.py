@@ -62,12 +62,30 @@ class DistFile:
         return replace(self, url=url)
 
 
+PROJECT_STATUSES = ACTIVE, ARCHIVED, QUARANTINED, DEPRECATED = (
+    "active",
+    "archived",
+    "quarantined",
+    "deprecated",
+)  # PEP 792
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectPage:
     name: str
     files: tuple[DistFile, ...]
     versions: tuple[str, ...] | None = None  # PEP 700; None when the upstream did not say
     last_serial: int | None = None
+    status: str | None = None  # PEP 792; None: not said (active)
+    status_reason: str | None = None
+
+
+def api_version(page: ProjectPage) -> str:
+    """The simple API version a page's fields need: 1.4 for a status (PEP 792), 1.3 for
+    provenance (PEP 740), else 1.1 (size, upload-time, versions)."""
+    if page.status is not None:
+        return "1.4"
+    return "1.3" if any(f.provenance for f in page.files) else "1.1"
 
 
 @dataclass(frozen=True, slots=True)

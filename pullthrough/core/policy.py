@@ -18,10 +18,11 @@ from packaging.version import Version
 
 from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
 from pullthrough.core.filters import Rule, parse_rule
-from pullthrough.core.models import DistFile, ProjectPage, file_versions
+from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 
 ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
-HELD, BLOCKED = "held", "blocked"  # what refused a file (the status endpoint counts each)
+# What refused a file (the status endpoint counts each).
+HELD, BLOCKED, QUARANTINE = "held", "blocked", "quarantined"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,15 @@ def without(page: ProjectPage, refused: Mapping[str, object]) -> ProjectPage:
         }
         kept_versions = tuple(v for v in kept_versions if parse_version(v) not in emptied)
     return replace(page, files=files, versions=kept_versions)
+
+
+def quarantined(page: ProjectPage) -> dict[str, Hold]:
+    """A quarantined project (PEP 792) offers no file at all, cached or not."""
+    if page.status != QUARANTINED:
+        return {}
+    why = f": {page.status_reason}" if page.status_reason else ""
+    hold = Hold(f"refused: the project is quarantined{why}", kind=QUARANTINE)
+    return dict.fromkeys((f.filename for f in page.files), hold)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import lxml.html
 from lxml import etree
 from packaging.utils import canonicalize_name
 
-from pullthrough.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
+from pullthrough.core.filenames import offerable
+from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -66,6 +67,8 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
             continue
         url, fragment = urldefrag(urljoin(base, href))
         filename = (anchor.text or "").strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if not offerable(filename):
+            continue
         yanked: bool | str = False
         if (reason := anchor.get("data-yanked")) is not None:
             yanked = reason or True
@@ -84,7 +87,19 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
                 upload_time=anchor.get("data-upload-time") or None,
             )
         )
-    return ProjectPage(name=name, files=tuple(files))
+    return ProjectPage(
+        name=name,
+        files=tuple(files),
+        status=_meta(root, "pypi:project-status"),
+        status_reason=_meta(root, "pypi:project-status-reason"),
+    )
+
+
+def _meta(root: lxml.html.HtmlElement, name: str) -> str | None:
+    for meta in root.iter("meta"):
+        if meta.get("name") == name and (content := meta.get("content")):
+            return str(content)
+    return None
 
 
 def parse_project_list(body: bytes) -> ProjectList:
@@ -102,9 +117,14 @@ def _hash_attr(hashes: object) -> str:
 def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
     """Render a page whose file links are `url_prefix + filename`."""
     name = escape(page.name)
+    head = f'    <meta name="pypi:repository-version" content="{api_version(page)}">\n'
+    if page.status is not None:
+        head += f'    <meta name="pypi:project-status" content="{escape(page.status)}">\n'
+    if page.status_reason:
+        reason = escape(page.status_reason)
+        head += f'    <meta name="pypi:project-status-reason" content="{reason}">\n'
     out = [
-        "<!DOCTYPE html>\n<html>\n  <head>\n"
-        '    <meta name="pypi:repository-version" content="1.1">\n'
+        f"<!DOCTYPE html>\n<html>\n  <head>\n{head}"
         f"    <title>Links for {name}</title>\n  </head>\n  <body>\n"
         f"    <h1>Links for {name}</h1>\n"
     ]

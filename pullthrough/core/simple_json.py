@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urldefrag, urljoin
 
-from pullthrough.core.models import DistFile, ProjectList, ProjectPage, clean_hashes
+from pullthrough.core.filenames import offerable
+from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 from pullthrough.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -69,10 +70,16 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
 def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     data = _load(body)
     try:
-        files = tuple(_file(entry, page_url) for entry in data.get("files", []))
+        files = tuple(
+            f
+            for f in (_file(entry, page_url) for entry in data.get("files", []))
+            if offerable(f.filename)
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ValueError: urljoin
         raise InvalidPage(f"unreadable JSON index page: bad file entry ({exc})") from None
     versions = data.get("versions")
+    status = data.get("project-status")
+    status = status if isinstance(status, Mapping) else {}
     meta = data.get("meta") or {}
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
     return ProjectPage(
@@ -84,6 +91,8 @@ def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
             else None
         ),
         last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
+        status=_text(status.get("status")) or None,
+        status_reason=_text(status.get("reason")) or None,
     )
 
 
@@ -117,12 +126,16 @@ def _file_json(f: DistFile, url_prefix: str) -> dict[str, Any]:
 
 
 def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str]) -> bytes:
-    data = {
-        "meta": {"api-version": API_VERSION},
+    data: dict[str, Any] = {
+        "meta": {"api-version": api_version(page)},
         "name": page.name,
         "files": [_file_json(f, url_prefix) for f in page.files],
         "versions": versions,
     }
+    if page.status is not None:
+        data["project-status"] = {"status": page.status}
+        if page.status_reason:
+            data["project-status"]["reason"] = page.status_reason
     return json.dumps(data, separators=(",", ":")).encode()
 
 

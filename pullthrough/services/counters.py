@@ -9,10 +9,10 @@ from pathlib import Path
 
 import diskcache
 
-from pullthrough.core.policy import BLOCKED, HELD
+from pullthrough.core.policy import BLOCKED, HELD, QUARANTINE
 
 log = logging.getLogger(__name__)
-KINDS = (HELD, BLOCKED)  # answers refused (403) by a remote's policy, by a blocklist
+KINDS = (HELD, BLOCKED, QUARANTINE)  # answers refused (403): policy, blocklist, quarantine
 
 
 class Counters:

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from cachetools import LRUCache
@@ -27,6 +27,7 @@ from pullthrough.core.policy import (
     Blocklist,
     Hold,
     Policy,
+    quarantined,
     screen,
     without,
 )
@@ -135,7 +136,7 @@ class Distribution:
             view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
         else:
             view = self._remote_view(name, local)
-        if refused := self.blocklist.refused(view.page):  # whatever the files' source
+        if refused := {**self.blocklist.refused(view.page), **quarantined(view.page)}:
             page = without(view.page, refused)
             held = {**view.held, **refused}
             view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=held)
@@ -169,6 +170,8 @@ class Distribution:
             held = {} if self.policy.mode == AUDIT else screened.held
             if screened.matures_at is not None:  # the page changes then: not a moment later
                 expires = min(expires, screened.matures_at.timestamp())
+        if page is not None and (refused := quarantined(page)):  # upstream's files only
+            page, held = without(page, refused), {**held, **refused}
         if local is not None:
             page = _merge(local, page)
         elif remote is None:
@@ -223,7 +226,7 @@ def _merge(local: ProjectPage, remote: ProjectPage | None) -> ProjectPage:
         return local
     have = {f.filename for f in local.files}
     files = local.files + tuple(f for f in remote.files if f.filename not in have)
-    return ProjectPage(local.name, files)
+    return replace(local, files=files)  # the local project's status governs
 
 
 def _union(local: list[str], upstream: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Package
+from pullthrough.catalog.models import Package, ProjectStatus
 from pullthrough.catalog.versions import version_packages
 from pullthrough.config import STREAMED
 from pullthrough.core.models import DistFile, ProjectPage
@@ -52,13 +54,23 @@ class LocalContent:
         query = version_packages(self.repository_id, self.number).where(Package.name == name)
         with self.catalog.session() as session:
             packages = session.scalars(query.order_by(Package.filename)).all()
+            status = session.scalar(
+                select(ProjectStatus).where(
+                    ProjectStatus.repository_id == self.repository_id, ProjectStatus.name == name
+                )
+            )
         if not packages:
             return None
         for p in packages:
             if p.remote_id and p.remote_url:
                 self._origins[p.filename] = (p.remote_id, p.policy)
         display = packages[-1].metadata_json.get("name") or name
-        return ProjectPage(display, tuple(package_file(p) for p in packages))
+        return ProjectPage(
+            display,
+            tuple(package_file(p) for p in packages),
+            status=status.status if status is not None else None,
+            status_reason=status.reason if status is not None else None,
+        )
 
     def origin(self, filename: str) -> Origin | None:
         """For on-demand or streamed content of a page seen before: its remote's client."""

@@ -23,7 +23,7 @@ from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
-from pullthrough.core.models import DistFile, ProjectPage, file_versions
+from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import Cached, parse_list, parse_page
@@ -117,6 +117,9 @@ class Syncer:
                     "sync.downloading.metadata", "Downloading Metadata", done=done, total=total
                 )
                 if page is None or not self.filters.allows_project(canonicalize_name(page.name)):
+                    continue
+                if page.status == QUARANTINED:  # PEP 792: none of its files is offered
+                    log.warning("sync: %s is quarantined upstream; nothing taken", page.name)
                     continue
                 screened = screen(self.remote.holds, self.filters.filter_page(page), self.now)
                 if self.remote.holds.mode == AUDIT:

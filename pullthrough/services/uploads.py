@@ -10,12 +10,14 @@ from typing import IO
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Package, RepositoryContent
+from pullthrough.catalog.models import Package, ProjectStatus, RepositoryContent
 from pullthrough.catalog.versions import new_version
 from pullthrough.core.filenames import InvalidFilename, parse_filename
 from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
@@ -25,6 +27,11 @@ log = logging.getLogger(__name__)
 
 class UploadRefused(ValueError):
     """The upload is not acceptable; the message says why (400 for the client)."""
+
+
+class UploadForbidden(UploadRefused):
+    """The upload is well formed but not allowed here (403): an archived or quarantined
+    project (PEP 792)."""
 
 
 class Uploads:
@@ -64,6 +71,8 @@ class Uploads:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
             with self.catalog.session() as session:
+                if repository_id is not None:
+                    _check_status(session, repository_id, package.name)
                 existing = session.scalar(select(Package).where(Package.filename == filename))
                 if (
                     existing is not None
@@ -108,6 +117,17 @@ class _Writing:
 
     def write(self, data: bytes) -> None:
         self.writer.write(data)
+
+
+def _check_status(session: Session, repository_id: str, name: str) -> None:
+    status = session.scalar(
+        select(ProjectStatus).where(
+            ProjectStatus.repository_id == repository_id, ProjectStatus.name == name
+        )
+    )
+    if status is not None and status.status in (ARCHIVED, QUARANTINED):
+        why = f": {status.reason}" if status.reason else ""
+        raise UploadForbidden(f"Project {name!r} is {status.status}{why}; it takes no uploads")
 
 
 def _check_declared(package: Package, name: str | None, version: str | None) -> None:

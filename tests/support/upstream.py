@@ -413,6 +413,9 @@ class Upstream:
 
     ``page_headers: dict[str, str]``
         Extra headers added to every index page (e.g. ``{"Cache-Control": "max-age=600"}``).
+    ``statuses: dict[str, tuple[str, str]]``
+        PEP 792 project status markers by normalized name, ``(status, reason)``: JSON
+        ``project-status`` and HTML ``pypi:project-status(-reason)`` metas (api-version 1.4).
     ``chunk_size: int``
         Chunk size for ``slow_files`` (not touched by :meth:`reset_faults`).
     ``errors: list[BaseException]``
@@ -432,6 +435,8 @@ class Upstream:
         self.json_enabled = json_enabled
         self.relative_urls = relative_urls
         self.page_headers: dict[str, str] = {}
+        #: PEP 792 project status markers by normalized name: (status, reason).
+        self.statuses: dict[str, tuple[str, str]] = {}
         self.chunk_size = 1024
         self.fail_status: int | None = None
         self.fail_times: int | None = None
@@ -869,6 +874,9 @@ class Upstream:
                 "files": entries,
                 "versions": _sort_versions(f.version for f in files),
             }
+            if (status := self.statuses.get(name)) is not None:
+                doc["meta"] = {"api-version": "1.4"}
+                doc["project-status"] = {"status": status[0], "reason": status[1]}
             return json.dumps(doc, indent=1).encode("utf-8")
         links = []
         for f in files:
@@ -882,15 +890,23 @@ class Upstream:
                 attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
                 attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
             links.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
-        return _html_doc(f"Links for {name}", f"Links for {name}", links)
+        head = []
+        if (status := self.statuses.get(name)) is not None:
+            head.append(f'    <meta name="pypi:project-status" content="{status[0]}">')
+            head.append(
+                f'    <meta name="pypi:project-status-reason" content="{html.escape(status[1])}">'
+            )
+        return _html_doc(f"Links for {name}", f"Links for {name}", links, head)
 
 
-def _html_doc(title: str, heading: str, links: list[str]) -> bytes:
+def _html_doc(title: str, heading: str, links: list[str], head: list[str] | None = None) -> bytes:
+    version = "1.4" if head else API_VERSION
     lines = [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+        f'    <meta name="pypi:repository-version" content="{version}">',
+        *(head or []),
         f"    <title>{html.escape(title)}</title>",
         "  </head>",
         "  <body>",
