@@ -16,8 +16,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, MetaData, Table, func, inspect, select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
@@ -32,33 +31,17 @@ from pullthrough.catalog.versions import (
 from pullthrough.config import RemoteSettings
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.storage.store import ArtifactStore
+from support.postgres import private_database
 
 WRITERS = 8
 THREAD_TIMEOUT = 60  # seconds: a deadlock fails the test instead of hanging it
-
-
-@contextmanager
-def private_postgres_database(server_url: str) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
-    name = f"catalog_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on an empty database, SQLite or PostgreSQL."""
     with (
-        private_postgres_database(request.getfixturevalue("postgres_url"))
+        private_database(request.getfixturevalue("postgres_url"))
         if request.param == "postgresql"
         else _sqlite(tmp_path)
     ) as url:

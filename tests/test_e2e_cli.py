@@ -157,6 +157,22 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("project-status", "destroy", "--name", "acme-tools") is None
     assert cli.ok("project-status", "list") == []
 
+    # a release yanked (PEP 592) and un-yanked
+    release = ("--name", "acme-tools", "--repository", "foo", "--version", "2.0")
+    yank = cli.ok("yank", "add", *release, "--reason", "broken")
+    assert (yank["version"], yank["reason"], yank["repository"]) == (
+        "2.0",
+        "broken",
+        repo["pulp_href"],
+    )
+    assert [y["pulp_href"] for y in cli.ok("yank", "list", "--repository", "foo")] == [
+        yank["pulp_href"]
+    ]
+    assert cli.ok("yank", "list", "--distribution", "foo") == []
+    assert "one of them" in cli.fails("yank", "add", "--name", "acme-tools", "--version", "2.0")
+    assert cli.ok("yank", "remove", *release) is None
+    assert cli.fails("yank", "remove", *release).startswith("Error: Could not find the yank")
+
     # ... and taking it out again, version 4
     v4 = cli.ok(
         "repository", "content", "modify", "--repository", "foo",

@@ -313,3 +313,85 @@ def test_local_projects_archived_then_quarantined(
 
     assert api.request("DELETE", status["pulp_href"]).status_code == 204
     assert files(server, "corp", "acme-lib") == {first.name}
+
+
+def pip_installs(server: Server, base_path: str, requirement: str, venv: Path) -> str:
+    """The version pip installs from the distribution (no client flag)."""
+    python = make_venv(venv)
+    index = f"{server.url}/pypi/{base_path}/simple/"
+    run_pip(["install", "--index-url", index, requirement], python=python, timeout=TIMEOUT)
+    module = requirement.split("=")[0].replace("-", "_")
+    code = f"import {module}; print({module}.__version__)"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_local_yanks_are_skipped_by_pip_unless_pinned(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    for version in ("1.0", "2.0"):
+        upstream.add_file("cool-lib", build_wheel(tmp_path / "up", "cool-lib", version))
+    server = live_server(
+        with_auth(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            + remote("up", upstream)
+            + distribution("main", "up")
+        )
+    )
+    api = Api(server.url)
+    repo = api.repository("corp")
+    corp = api.distribution("corp", repository=repo["pulp_href"])
+    main = api.one("distributions/python/pypi/", name="main")["pulp_href"]
+    for version in ("1.0", "2.0"):
+        wheel = build_wheel(tmp_path / "corp", "acme-lib", version)
+        assert legacy_upload(server, "corp", wheel).status_code == 200
+    yanks = "projects/python/yanks/"
+
+    # a release of a repository: listed as yanked with the reason, skipped unless pinned
+    yank = api.create(
+        yanks, name="Acme.Lib", repository=repo["pulp_href"], version="2.0", reason="broken"
+    )
+    assert (yank["name"], yank["version"], yank["distribution"]) == ("acme-lib", "2.0", None)
+    page = requests.get(
+        f"{server.url}/pypi/corp/simple/acme-lib/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    ).json()
+    assert {f["filename"]: f["yanked"] for f in page["files"]} == {
+        "acme_lib-1.0-py3-none-any.whl": False,
+        "acme_lib-2.0-py3-none-any.whl": "broken",
+    }
+    assert pip_installs(server, "corp", "acme-lib", tmp_path / "v1") == "1.0"
+    assert pip_installs(server, "corp", "acme-lib==2.0", tmp_path / "v2") == "2.0"
+
+    # an upstream release, on one distribution only
+    cool = "cool_lib-2.0-py3-none-any.whl"
+    api.create(
+        yanks,
+        name="cool-lib",
+        distribution=main,
+        filename=cool,
+    )
+    assert pip_installs(server, "main", "cool-lib", tmp_path / "v3") == "1.0"
+    info = requests.get(f"{server.url}/pypi/main/pypi/cool-lib/2.0/json", timeout=TIMEOUT).json()
+    assert info["urls"][0]["yanked"] is True and info["info"]["yanked"] is True
+
+    # un-yanked: the newest again
+    assert api.request("DELETE", yank["pulp_href"]).status_code == 204
+    assert pip_installs(server, "corp", "acme-lib", tmp_path / "v4") == "2.0"
+    assert api.get(yanks, distribution=corp["pulp_href"])["count"] == 0
+    assert api.get(yanks)["count"] == 1
+
+    # what a yank must say, once
+    in_corp = {"name": "acme-lib", "repository": repo["pulp_href"]}
+    for body, field in (
+        ({"name": "acme-lib", "version": "1.0"}, "repository"),
+        ({**in_corp, "distribution": corp["pulp_href"], "version": "1.0"}, "repository"),
+        (in_corp, "version"),
+        ({**in_corp, "version": "one"}, "version"),
+        ({**in_corp, "filename": "other-1.0.tar.gz"}, "filename"),
+        ({"name": "cool-lib", "distribution": main, "filename": cool}, "name"),  # twice
+    ):
+        answer = api.request("POST", yanks, json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert field in answer.json(), (body, answer.text)

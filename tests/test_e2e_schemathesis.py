@@ -121,6 +121,10 @@ class Objects:
             return str(
                 self.api.create("projects/python/statuses/", **self._status(name))["pulp_href"]
             )
+        if parameter == "python_python_yank_href":
+            repository = self.hrefs["python_python_repository_href"]
+            body = {"name": name, "repository": repository, "version": "1"}
+            return str(self.api.create("projects/python/yanks/", **body)["pulp_href"])
         return self.hrefs[parameter]
 
     def _status(self, name: str) -> dict[str, str]:
@@ -148,9 +152,13 @@ def objects(
         repository=repository["pulp_href"],
         status="deprecated",
     )
+    yank = api.create(
+        "projects/python/yanks/", name="other-lib", repository=repository["pulp_href"], version="1"
+    )
     yield Objects(
         api,
         {
+            "python_python_yank_href": yank["pulp_href"],
             "python_python_project_status_href": status["pulp_href"],
             "python_python_repository_href": repository["pulp_href"],
             "python_python_repository_version_href": repository["latest_version_href"],

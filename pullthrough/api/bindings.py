@@ -32,10 +32,12 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Yank,
 )
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
 from pullthrough.core.fields import Field
+from pullthrough.core.filenames import parse_filename
 
 Value = Callable[[Any, "Render"], Any]
 
@@ -365,6 +367,50 @@ def _one_status_per_project(session: Session, values: dict[str, Any], row: Any) 
 
 
 PROJECT_STATUSES = Binding(resources.PROJECT_STATUSES, ProjectStatus, check=_one_status_per_project)
+
+
+def _one_yank(session: Session, values: dict[str, Any], row: Any) -> None:
+    """A yank names one target (a repository or a distribution) and one subject (a version or
+    a file of the project), once."""
+    if row is not None:
+        return  # yanks are not changed, only removed
+    if (values.get("repository") is None) == (values.get("distribution") is None):
+        raise invalid("repository", "Give a repository or a distribution (one of them).")
+    version, filename = values.get("version"), values.get("filename")
+    if (version is None) == (filename is None):
+        raise invalid("version", "Give a version or a filename (one of them).")
+    if filename is not None and parse_filename(filename).name != values["name"]:
+        raise invalid("filename", f"{filename!r} is not a file of project {values['name']!r}.")
+    target = values.get("repository") or values["distribution"]
+    column = Yank.repository_id if values.get("repository") is not None else Yank.distribution_id
+    query = select(Yank.id).where(
+        column == target.id,
+        Yank.name == values["name"],
+        Yank.version == version if version is not None else Yank.filename == filename,
+    )
+    if session.scalar(query) is not None:
+        raise invalid("name", "This is yanked there already.")
+
+
+def _yanked_in(kind: kinds.Kind, column: Any) -> Callable[[str], Any]:
+    def condition(href: str) -> Any:
+        try:
+            return column == kind.parse(href)
+        except kinds.BadHref as exc:
+            raise invalid(kind.label, str(exc)) from None
+
+    return condition
+
+
+YANKS = Binding(
+    resources.YANKS,
+    Yank,
+    conditions={
+        "repository": _yanked_in(kinds.REPOSITORY, Yank.repository_id),
+        "distribution": _yanked_in(kinds.DISTRIBUTION, Yank.distribution_id),
+    },
+    check=_one_yank,
+)
 BINDINGS = (
     REPOSITORIES,
     VERSIONS,
@@ -374,4 +420,5 @@ BINDINGS = (
     CONTENT,
     TASKS,
     PROJECT_STATUSES,
+    YANKS,
 )

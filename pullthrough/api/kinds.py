@@ -75,12 +75,13 @@ PUBLICATION = Kind("publication", "publications/python/pypi/", "Publication")
 CONTENT = Kind("content", "content/python/packages/", "PackageContent")
 TASK = Kind("task", "tasks/", "Task", plugin=False)
 PROJECT_STATUS = Kind("project_status", "projects/python/statuses/", "ProjectStatus")
+YANK = Kind("yank", "projects/python/yanks/", "Yank")
 VERSION = Kind(
     "repository_version", f"{REPOSITORY.path}versions/", "RepositoryVersion", core_schema=True
 )
 KINDS = {
     k.label: k
-    for k in (REPOSITORY, REMOTE, DISTRIBUTION, PUBLICATION, CONTENT, TASK, PROJECT_STATUS)
+    for k in (REPOSITORY, REMOTE, DISTRIBUTION, PUBLICATION, CONTENT, TASK, PROJECT_STATUS, YANK)
 }
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/versions/(\\d+)/")
 

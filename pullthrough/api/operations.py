@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api.kinds import (
     CONTENT,
+    DISTRIBUTION,
     PUBLICATION,
     REMOTE,
     REPOSITORY,
@@ -34,6 +35,7 @@ from pullthrough.api.kinds import (
 from pullthrough.api.params import Param
 from pullthrough.catalog.models import (
     Base,
+    Distribution,
     Package,
     Publication,
     Remote,
@@ -149,6 +151,7 @@ def _getter(model: type[Base], kind: Kind) -> Callable[[Session, object], Any]:
 RESOLVERS: dict[str, Callable[[Session, object], Any]] = {
     REPOSITORY.label: _getter(Repository, REPOSITORY),
     REMOTE.label: _getter(Remote, REMOTE),
+    DISTRIBUTION.label: _getter(Distribution, DISTRIBUTION),
     PUBLICATION.label: _getter(Publication, PUBLICATION),
     CONTENT.label: _getter(Package, CONTENT),
     VERSION.label: _version,

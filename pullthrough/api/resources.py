@@ -20,7 +20,7 @@ from pullthrough.api.kinds import Kind
 from pullthrough.api.params import IN, TEXT_LOOKUPS, Filter
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS
 from pullthrough.core.fields import Field
-from pullthrough.core.filenames import PACKAGE_TYPES
+from pullthrough.core.filenames import PACKAGE_TYPES, parse_filename, parse_version
 from pullthrough.core.models import PROJECT_STATUSES as PROJECT_STATUSES_PEP792
 from pullthrough.core.tasks import TASK_STATES
 
@@ -217,6 +217,57 @@ PROJECT_STATUSES = Resource(
     verbs=CRUD,
     filters=(*NAMED, Filter("status", choices=PROJECT_STATUSES_PEP792)),
 )
+
+
+def _version(value: str) -> str:
+    if (version := parse_version(value)) is None:
+        raise ValueError(f"{value!r} is not a valid version (PEP 440)")
+    return str(version)
+
+
+def _filename(value: str) -> str:
+    parse_filename(value)  # InvalidFilename (a ValueError) says what is wrong
+    return value
+
+
+YANKS = Resource(
+    kinds.YANK,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated"),
+        Field(
+            "name",
+            "string",
+            required=True,
+            clean=_project_name,
+            help="The project (normalized when stored).",
+        ),
+        Field(
+            "repository",
+            "string",
+            nullable=True,
+            href="repository",
+            help="Yanked in this repository (every version of it); or give a distribution.",
+        ),
+        Field(
+            "distribution",
+            "string",
+            nullable=True,
+            href="distribution",
+            help="Yanked on this distribution, whatever its source (an upstream release too).",
+        ),
+        Field("version", "string", nullable=True, clean=_version, help="The release; or a file."),
+        Field("filename", "string", nullable=True, clean=_filename, help="One file of it."),
+        Field("reason", "string", nullable=True, help="Shown to clients (PEP 592)."),
+    ),
+    verbs=(LIST, CREATE, READ, DELETE),
+    filters=(
+        *NAMED,
+        Filter("version"),
+        Filter("filename"),
+        Filter("repository", href="repository"),
+        Filter("distribution", href="distribution"),
+    ),
+)
 RESOURCES = (
     REPOSITORIES,
     VERSIONS,
@@ -226,4 +277,5 @@ RESOURCES = (
     CONTENT,
     TASKS,
     PROJECT_STATUSES,
+    YANKS,
 )

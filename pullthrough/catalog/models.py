@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -220,3 +221,30 @@ class Task(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Yank(Timestamped, Base):
+    """A release or file marked yanked (PEP 592) in a repository (every version of it) or on a
+    distribution (whatever it serves, the upstream's files included)."""
+
+    __tablename__ = "yanks"
+    __table_args__ = (
+        CheckConstraint(
+            "(repository_id IS NULL) <> (distribution_id IS NULL)", name="yank_one_target"
+        ),
+        CheckConstraint("(version IS NULL) <> (filename IS NULL)", name="yank_one_subject"),
+        Index("ix_yanks_repository_name", "repository_id", "name"),
+        Index("ix_yanks_distribution", "distribution_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True
+    )
+    distribution_id: Mapped[str | None] = mapped_column(
+        ForeignKey("distributions.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(255))  # normalized
+    version: Mapped[str | None] = mapped_column(String(255), nullable=True)  # normalized
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)

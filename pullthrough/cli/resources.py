@@ -24,6 +24,7 @@ from pullthrough.api.resources import (
     REPOSITORIES,
     TASKS,
     VERSIONS,
+    YANKS,
     Resource,
 )
 from pullthrough.cli.client import Client, CliError
@@ -441,6 +442,64 @@ def _add_task(tree: Tree) -> None:
     add_list_options(parser, TASKS.filters, {})
 
 
+# ---- yanks ---------------------------------------------------------------------------------
+
+
+def _yank_target(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    if (args.repository is None) == (args.distribution is None):
+        raise CliError("Give --repository or --distribution (one of them).")
+    if args.repository is not None:
+        return {"repository": client.href_of(kinds.REPOSITORY, args.repository)}
+    return {"distribution": client.href_of(kinds.DISTRIBUTION, args.distribution)}
+
+
+def _yank_subject(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.version is None) == (args.filename is None):
+        raise CliError("Give --version or --filename (one of them).")
+    return {"version": args.version} if args.version is not None else {"filename": args.filename}
+
+
+def yank_add(client: Client, args: argparse.Namespace) -> Any:
+    body = {"name": args.name, **_yank_target(client, args), **_yank_subject(args)}
+    return client.create(kinds.YANK, {**body, "reason": args.reason})
+
+
+def yank_remove(client: Client, args: argparse.Namespace) -> Any:
+    params = {"name": args.name, **_yank_target(client, args), **_yank_subject(args)}
+    found = client.page(kinds.YANK, {**params, "offset": 0, "limit": 2})
+    if len(found) != 1:
+        raise CliError(
+            f"Could not find the yank of {args.version or args.filename} of {args.name!r}."
+        )
+    return client.destroy(kinds.YANK, found[0]["pulp_href"])
+
+
+def yank_list(client: Client, args: argparse.Namespace) -> Any:
+    params = list_params(args, YANKS.filters)
+    if args.repository or args.distribution:
+        params.update(_yank_target(client, args))
+    return client.page(kinds.YANK, params)
+
+
+def _add_yank(tree: Tree) -> None:
+    yank = tree.group(
+        "yank", "yank releases or files (PEP 592): pip and uv skip them unless pinned (==)"
+    )
+    add = yank.verb("add", "yank a release or one file", yank_add)
+    remove = yank.verb("remove", "un-yank it (an upstream's own yank stays)", yank_remove)
+    for parser in (add, remove):
+        parser.add_argument("--name", required=True, help="the project")
+        parser.add_argument("--version", help="the release")
+        parser.add_argument("--filename", help="or one file of it")
+    add.add_argument("--reason", help="shown to clients")
+    listing = yank.verb("list", "list the yanks", yank_list)
+    add_list_options(listing, YANKS.filters, {})
+    for parser in (add, remove, listing):
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--repository", metavar="NAME", help="in this repository")
+        where.add_argument("--distribution", metavar="NAME", help="on this distribution")
+
+
 def orphans_cleanup(client: Client, args: argparse.Namespace) -> Any:
     return client.orphans_cleanup(args.protection_time)
 
@@ -457,6 +516,7 @@ def add_commands(tree: Tree) -> None:
         "project-status", "local projects' status (PEP 792): archived, quarantined, deprecated"
     )
     standard_verbs(statuses, PROJECT_STATUSES, "project statuses")
+    _add_yank(tree)
     orphans = tree.group("orphans", "content in no repository version")
     cleanup = orphans.verb("cleanup", "remove orphaned packages and their files", orphans_cleanup)
     cleanup.add_argument(

@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from pullthrough.core.policy import (
     screen,
     without,
 )
+from pullthrough.core.yanks import Yank, apply_yanks
 from pullthrough.services.local_content import LocalContent
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
@@ -89,6 +90,7 @@ class Distribution:
         allow_uploads: bool = False,
         repository_id: str | None = None,  # where uploads go (None: pinned or no repository)
         hidden: bool = False,
+        yanks: Mapping[str, Sequence[Yank]] | None = None,  # project -> this base path's yanks
         clock: Callable[[], float] = time.time,
         memory_pages: int = 4096,
     ) -> None:
@@ -103,6 +105,7 @@ class Distribution:
         self.allow_uploads = allow_uploads
         self.repository_id = repository_id
         self.hidden = hidden
+        self.yanks = yanks or {}
         self.clock = clock
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
         self._list: ListView | None = None
@@ -140,6 +143,9 @@ class Distribution:
             page = without(view.page, refused)
             held = {**view.held, **refused}
             view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=held)
+        if yanks := self.yanks.get(name):
+            page = apply_yanks(view.page, yanks)
+            view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=view.held)
         with self._lock:
             self._views[name] = view
         return view

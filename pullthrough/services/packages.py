@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from datetime import datetime
+from datetime import UTC
 from pathlib import Path
 
 from pullthrough.catalog.models import Package
@@ -17,6 +17,7 @@ from pullthrough.core.metadata import (
     serves_as_pep658,
 )
 from pullthrough.core.models import DistFile
+from pullthrough.core.policy import upload_time_of
 
 
 def apply_index_fields(package: Package, entry: DistFile) -> None:
@@ -25,9 +26,12 @@ def apply_index_fields(package: Package, entry: DistFile) -> None:
     package.yanked = bool(entry.yanked)
     package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
     package.requires_python = entry.requires_python or package.requires_python
-    if entry.upload_time:
-        with contextlib.suppress(ValueError):  # an odd value: keep our own time
-            package.upload_time = datetime.fromisoformat(entry.upload_time)
+    uploaded = upload_time_of(entry)  # None for an odd value: keep our own time
+    if uploaded is not None:
+        # In UTC: SQLite keeps a time's digits and drops its offset, so a time given at +02:00
+        # would come back two hours late.
+        with contextlib.suppress(OverflowError):  # a time that leaves the calendar in UTC
+            package.upload_time = uploaded.astimezone(UTC)
 
 
 def package_from_file(

@@ -14,11 +14,13 @@ from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.generation import Generation
 from pullthrough.catalog.models import Distribution as DistributionRow
 from pullthrough.catalog.models import Publication, Remote
+from pullthrough.catalog.models import Yank as YankRow
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.policy import NO_POLICY, Blocklist
+from pullthrough.core.yanks import Yank
 from pullthrough.services.distribution import Distribution
-from pullthrough.services.local_content import LocalContent
+from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient
 
@@ -93,6 +95,13 @@ class Registry:
         )
         found: dict[str, Distribution] = {}
         with self.catalog.session() as session:
+            yanks: dict[str, dict[str, list[Yank]]] = {}
+            for yank in session.scalars(
+                select(YankRow).where(YankRow.distribution_id.is_not(None))
+            ):
+                assert yank.distribution_id is not None
+                by_name = yanks.setdefault(yank.distribution_id, {})
+                by_name.setdefault(yank.name, []).append(yank_of(yank))
             for row in session.scalars(query):
                 pages = None
                 filters, policy = FilterSpec(), NO_POLICY
@@ -123,5 +132,6 @@ class Registry:
                     allow_uploads=row.allow_uploads,
                     repository_id=upload_repo,
                     hidden=row.hidden,
+                    yanks=yanks.get(row.id, {}),
                 )
         return found

@@ -17,9 +17,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
 
 from support.servers import free_port
 
@@ -195,3 +198,23 @@ def postgres_server(tmp_dir: Path) -> Iterator[str]:
             _stop(bin_dir, data, base)
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def private_database(server_url: str, *, timezone: str | None = None) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL server (its sessions in `timezone` if given:
+    a server set to local time), dropped afterwards; yields its URL."""
+    name = f"db_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            if timezone is not None:
+                conn.execute(text(f"ALTER DATABASE \"{name}\" SET timezone TO '{timezone}'"))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
