@@ -413,6 +413,13 @@ class DistributionSettings:
         help="Refused whatever their source: names, name patterns, requirement strings"
         " (lib==1.2) and filenames.",
     )
+    block_malicious: bool = setting(
+        True,
+        help="Block the versions that imported malicious-package advisories (OSV MAL-) name.",
+    )
+    hold_advisories: bool = setting(
+        False, help="Hold the versions that an imported advisory (OSV) says are vulnerable."
+    )
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 

@@ -53,6 +53,15 @@ def test_legacy_version_that_is_not_pep440_is_unknown() -> None:
     assert (info.name, info.version, info.packagetype) == ("foo", None, "sdist")
 
 
+HUGE = "1" * 5000  # past int()'s digit limit: packaging raises a plain ValueError
+
+
+def test_a_version_too_long_for_int_is_no_version() -> None:
+    with pytest.raises(InvalidFilename):
+        parse_filename(f"demo-{HUGE}-py3-none-any.whl")
+    assert parse_filename(f"demo-{HUGE}.tar.gz").version is None
+
+
 @pytest.mark.parametrize(
     "filename", ["", "..", "a/b-1.0.tar.gz", "README.txt", "foo.whl", "foo-1.0-bad.whl"]
 )

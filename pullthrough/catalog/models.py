@@ -154,6 +154,8 @@ class Distribution(Timestamped, Base):
     # False: a project present locally shadows the remote's (dependency-confusion guard).
     merge_remote: Mapped[bool] = mapped_column(Boolean, default=False)
     blocklist: Mapped[list[str]] = mapped_column(JSON, default=list)
+    block_malicious: Mapped[bool] = mapped_column(Boolean, default=True)
+    hold_advisories: Mapped[bool] = mapped_column(Boolean, default=False)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     repository: Mapped[Repository | None] = relationship()
@@ -248,3 +250,28 @@ class Yank(Timestamped, Base):
     version: Mapped[str | None] = mapped_column(String(255), nullable=True)  # normalized
     filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AdvisoryRecord(Base):
+    """An imported OSV record, as published (parsed again when used); `withdrawn` ones stay
+    so that a re-import of the same record changes nothing."""
+
+    __tablename__ = "advisories"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # the OSV id
+    modified: Mapped[str] = mapped_column(String(64))
+    withdrawn: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record: Mapped[str] = mapped_column(Text)  # the record file's JSON text
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class AdvisoryProject(Base):
+    """Which projects (normalized names) a record names: how a page finds its advisories."""
+
+    __tablename__ = "advisory_projects"
+    __table_args__ = (Index("ix_advisory_projects_name", "name"),)
+
+    advisory_id: Mapped[str] = mapped_column(
+        ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)

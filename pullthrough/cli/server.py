@@ -87,6 +87,28 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def advisories_import(args: argparse.Namespace) -> int:
+    """Load OSV records into the catalog; every process screens pages with them at once."""
+    settings = _settings(args.config)
+    if settings is None:
+        return 2
+    from pullthrough.services.container import build_services
+
+    services = build_services(settings)
+    try:
+        report = services.advisories.import_path(Path(args.path))
+    except OSError as exc:
+        print(f"pullthrough: cannot read {args.path}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services.registry.changed()
+        services.close()
+    for problem in report.invalid:
+        print(f"pullthrough: skipped an invalid record: {problem}", file=sys.stderr)
+    print(f"advisories from {args.path}: {report.summary()}")
+    return 1 if report.invalid else 0
+
+
 def add_commands(sub: Any) -> None:
     parser = sub.add_parser("serve", help="run the server under gunicorn")
     parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
@@ -96,3 +118,17 @@ def add_commands(sub: Any) -> None:
     parser = sub.add_parser("worker", help="run background tasks (sync, orphan cleanup)")
     parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
     parser.set_defaults(func=worker, api=False)
+    advisories = sub.add_parser("advisories", help="security advisories (OSV), offline")
+    verbs = advisories.add_subparsers(dest="verb", required=True, metavar="VERB")
+    parser = verbs.add_parser(
+        "import",
+        help="load OSV records: a .json file, a directory of them, or a zip as OSV publishes",
+        description="Malicious-package records (MAL-) block the versions they name on every"
+        " distribution (block_malicious); the others show in the JSON API's `vulnerabilities`"
+        " and hold versions where hold_advisories is on. Importing again is idempotent; a"
+        " record withdrawn since lifts what it blocked. Exit status 1 when a record was invalid"
+        " (the valid ones are loaded).",
+    )
+    parser.add_argument("path", metavar="PATH")
+    parser.add_argument("--config", help="the server's TOML configuration file")
+    parser.set_defaults(func=advisories_import, api=False)

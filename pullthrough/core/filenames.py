@@ -6,14 +6,12 @@ import re
 from dataclasses import dataclass
 
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 # Legacy distribution formats PyPI still lists, by suffix (longest first), with Pulp's packagetype.
 _LEGACY_SUFFIXES = (
@@ -74,7 +72,7 @@ def parse_version(text: str) -> Version | None:
     """The PEP 440 version, or None for a legacy version string."""
     try:
         return Version(text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or digits past int()'s limit (4300)
         return None
 
 
@@ -85,7 +83,7 @@ def parse_filename(filename: str, project: str | None = None) -> FileInfo:
     if filename.endswith(".whl"):
         try:
             name, version, _build, tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion) as exc:
+        except ValueError as exc:  # InvalidWheelFilename, InvalidVersion, int() limit
             raise InvalidFilename(str(exc)) from None
         platforms = frozenset(p for p in (platform_of_tag(t.platform) for t in tags) if p)
         return FileInfo(name, version, "bdist_wheel", platforms)
@@ -93,7 +91,7 @@ def parse_filename(filename: str, project: str | None = None) -> FileInfo:
         try:
             name, version = parse_sdist_filename(filename)
             return FileInfo(name, version, "sdist", frozenset())
-        except (InvalidSdistFilename, InvalidVersion):
+        except ValueError:  # InvalidSdistFilename, InvalidVersion, int() limit
             stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
             return _legacy(filename, stem, "sdist", project)
     for suffix, kind in _LEGACY_SUFFIXES:

@@ -14,7 +14,7 @@ from typing import IO
 
 from packaging.metadata import parse_email
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 
@@ -89,7 +89,7 @@ def parse_metadata(raw: bytes) -> PackageMetadata:
         raise InvalidDistribution(f"Invalid metadata: {problem} Version field")
     try:
         Version(version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or digits past int()'s limit
         raise InvalidDistribution(f"Invalid metadata: invalid Version {version!r}") from None
     keywords = fields.get("keywords")
     return PackageMetadata(
@@ -135,7 +135,7 @@ def serves_as_pep658(meta: PackageMetadata, packagetype: str) -> bool:
     try:
         if Version(meta.metadata_version) < Version("2.2"):
             return False
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or digits past int()'s limit
         return False
     return not {field.lower() for field in meta.dynamic} & DEPENDENCY_FIELDS
 

@@ -168,14 +168,14 @@ class Blocklist:
     def __bool__(self) -> bool:
         return bool(self.rules or self.filenames)
 
-    def entry_for(self, name: NormalizedName, version: Version | None, filename: str) -> str | None:
-        """The entry that blocks this file, or None."""
-        if filename in self.filenames:
-            return filename
-        for rule in self.rules:
+    def hold_for(self, name: NormalizedName, version: Version | None, filename: str) -> Hold | None:
+        """The hold naming the entry that blocks this file, or None."""
+        found = filename if filename in self.filenames else None
+        for rule in self.rules if found is None else ():
             if rule.matches_name(name) and rule.matches_version(version):
-                return rule.text
-        return None
+                found = rule.text
+                break
+        return Hold(f"blocked by the blocklist entry {found!r}", kind=BLOCKED) if found else None
 
     def refused(self, page: ProjectPage) -> dict[str, Hold]:
         """The page's blocked files, each with the entry that blocks it."""
@@ -185,10 +185,8 @@ class Blocklist:
         versions = file_versions(page)
         out = {}
         for entry in page.files:
-            if found := self.entry_for(name, versions.get(entry.filename), entry.filename):
-                out[entry.filename] = Hold(
-                    f"blocked by the blocklist entry {found!r}", kind=BLOCKED
-                )
+            if hold := self.hold_for(name, versions.get(entry.filename), entry.filename):
+                out[entry.filename] = hold
         return out
 
 

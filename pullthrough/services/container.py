@@ -22,6 +22,7 @@ from pullthrough.catalog.generation import Generation
 from pullthrough.catalog.models import Distribution, Remote
 from pullthrough.config import Settings
 from pullthrough.services import orphans, sync
+from pullthrough.services.advisories import Advisories
 from pullthrough.services.auth import Authenticator, admin_password
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.counters import Counters
@@ -47,6 +48,7 @@ class Services:
     locks: LockDir
     catalog: Catalog
     registry: Registry
+    advisories: Advisories
     pages_cache: diskcache.Cache
     pullthrough: PullThrough
     uploads: Uploads
@@ -163,8 +165,14 @@ def build_services(settings: Settings) -> Services:
     pages_cache = diskcache.Cache(
         str(data / "pages"), eviction_policy="least-recently-used", size_limit=2 * 2**30
     )
+    advisories = Advisories(catalog)
     registry = Registry(
-        catalog, generation, pages_cache, ttl=settings.cache.index_ttl, tls_dir=data / "tls"
+        catalog,
+        generation,
+        pages_cache,
+        ttl=settings.cache.index_ttl,
+        tls_dir=data / "tls",
+        advisories=advisories,
     )
     return Services(
         settings=settings,
@@ -173,6 +181,7 @@ def build_services(settings: Settings) -> Services:
         locks=locks,
         catalog=catalog,
         registry=registry,
+        advisories=advisories,
         pages_cache=pages_cache,
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog, store)),
         uploads=Uploads(catalog, store, ledger),

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from cachetools import LRUCache
 from packaging.utils import NormalizedName, canonicalize_name
 
-from pullthrough.core.filenames import project_candidates
+from pullthrough.core.advisories import Advisory, refusals
+from pullthrough.core.filenames import parse_filename, project_candidates
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage
 from pullthrough.core.policy import (
@@ -91,6 +92,9 @@ class Distribution:
         repository_id: str | None = None,  # where uploads go (None: pinned or no repository)
         hidden: bool = False,
         yanks: Mapping[str, Sequence[Yank]] | None = None,  # project -> this base path's yanks
+        advisories: Callable[[NormalizedName], Sequence[Advisory]] = lambda _: (),
+        block_malicious: bool = True,
+        hold_advisories: bool = False,
         clock: Callable[[], float] = time.time,
         memory_pages: int = 4096,
     ) -> None:
@@ -106,6 +110,9 @@ class Distribution:
         self.repository_id = repository_id
         self.hidden = hidden
         self.yanks = yanks or {}
+        self.advisories = advisories
+        self.block_malicious = block_malicious
+        self.hold_advisories = hold_advisories
         self.clock = clock
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
         self._list: ListView | None = None
@@ -139,7 +146,15 @@ class Distribution:
             view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
         else:
             view = self._remote_view(name, local)
-        if refused := {**self.blocklist.refused(view.page), **quarantined(view.page)}:
+        refused = refusals(
+            view.page,
+            self.advisories(name),
+            block_malicious=self.block_malicious,
+            hold_advisories=self.hold_advisories,
+        )
+        refused.update(self.blocklist.refused(view.page))
+        refused.update(quarantined(view.page))
+        if refused:
             page = without(view.page, refused)
             held = {**view.held, **refused}
             view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=held)
@@ -206,6 +221,21 @@ class Distribution:
             view = ListView(_union(local, upstream), expires, cached.stale)
         self._list = view
         return view
+
+    def upload_refusal(self, filename: str) -> Hold | None:
+        """Why an upload of this file is refused here (blocklist, malicious-package advisory),
+        or None. Raises InvalidFilename."""
+        info = parse_filename(filename)
+        if hold := self.blocklist.hold_for(info.name, info.version, filename):
+            return hold
+        page = ProjectPage(info.name, (DistFile(filename, ""),))
+        found = refusals(
+            page,
+            self.advisories(info.name),
+            block_malicious=self.block_malicious,
+            hold_advisories=False,
+        )
+        return found.get(filename)
 
     def find_file(self, filename: str) -> tuple[DistFile, PageView]:
         """The file's entry on its project's (filtered) page: a file the page would not list

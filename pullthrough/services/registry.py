@@ -19,6 +19,7 @@ from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.policy import NO_POLICY, Blocklist
 from pullthrough.core.yanks import Yank
+from pullthrough.services.advisories import Advisories
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
@@ -36,12 +37,14 @@ class Registry:
         *,
         ttl: float,
         tls_dir: Path,
+        advisories: Advisories,
     ) -> None:
         self.catalog = catalog
         self.generation = generation
         self.pages_cache = pages_cache
         self.ttl = ttl
         self.tls_dir = tls_dir
+        self.advisories = advisories
         self._token = b""
         self._distributions: dict[str, Distribution] = {}
         self._clients: dict[tuple[str, object], UpstreamClient] = {}
@@ -133,5 +136,8 @@ class Registry:
                     repository_id=upload_repo,
                     hidden=row.hidden,
                     yanks=yanks.get(row.id, {}),
+                    advisories=self.advisories.for_project,
+                    block_malicious=row.block_malicious,
+                    hold_advisories=row.hold_advisories,
                 )
         return found

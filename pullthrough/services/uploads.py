@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import IO
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -139,7 +139,7 @@ def _check_declared(package: Package, name: str | None, version: str | None) -> 
     if version:
         try:
             same = Version(version) == Version(package.version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or digits past int()'s limit
             same = False
         if not same:
             raise UploadRefused(

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.catalog.models import Package
-from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.advisories import vulnerabilities
+from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.metadata import PackageMetadata
 from pullthrough.core.names import normalize_project
 from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
@@ -85,4 +86,6 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
         )
     except UnknownVersion:
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
+    if (release := parse_version(wanted or "")) is not None:  # the release the answer is about
+        body["vulnerabilities"] = vulnerabilities(dist.advisories(name), name, release)
     return Response(json.dumps(body), mimetype="application/json")

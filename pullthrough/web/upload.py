@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from pullthrough.core.filenames import InvalidFilename, parse_filename
-from pullthrough.core.policy import BLOCKED
+from pullthrough.core.filenames import InvalidFilename
 from pullthrough.web.common import distribution, services
 
 bp = Blueprint("upload", __name__)
@@ -34,15 +33,14 @@ def legacy_upload(base_path: str) -> Response:
     upload = request.files.get("content")
     if upload is None or not upload.filename:
         return _text("No file in the form field 'content'", 400)
-    if dist.blocklist:
-        try:
-            info = parse_filename(upload.filename)
-        except InvalidFilename as exc:
-            return _text(str(exc), 400)
-        if entry := dist.blocklist.entry_for(info.name, info.version, upload.filename):
-            svc.counters.add(dist.base_path, BLOCKED)
-            message = f"{upload.filename} is blocked by the blocklist entry {entry!r}"
-            return _text(f"{message} of distribution {dist.base_path!r}", 403)
+    try:
+        refusal = dist.upload_refusal(upload.filename)
+    except InvalidFilename as exc:
+        return _text(str(exc), 400)
+    if refusal is not None:
+        svc.counters.add(dist.base_path, refusal.kind)
+        message = refusal.message(upload.filename).rstrip(".")
+        return _text(f"{message} (distribution {dist.base_path!r})", 403)
     digests = {
         "sha256": form.get("sha256_digest", ""),
         "md5": form.get("md5_digest", ""),

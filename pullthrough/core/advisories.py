@@ -1,0 +1,309 @@
+"""What advisories refuse: OSV records (https://ossf.github.io/osv-schema/) of the PyPI ecosystem
+decide which files a malicious-package advisory (MAL-) blocks, which files a vulnerability holds,
+and what the JSON API's `vulnerabilities` field says of a release.
+
+Pure: records come in as JSON values or bytes, decisions go out as values. A withdrawn record
+refuses nothing. A MAL- record that bounds no version (introduced "0" and nothing after it, or
+no ranges and no versions) blocks every file of its project, even one whose version is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from pullthrough.core.filenames import parse_version
+from pullthrough.core.models import ProjectPage, file_versions
+from pullthrough.core.policy import BLOCKED, HELD, Hold
+
+EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
+# A range's event: (kind, version); ("introduced", None) is "0", before the very first version.
+Event = tuple[str, Version | None]
+EVERY_VERSION: tuple[Event, ...] = (("introduced", None),)
+
+
+class InvalidAdvisory(ValueError):
+    """Data that is not an OSV record; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Affected:
+    """One PyPI package's affected versions in a record: its explicit versions and its
+    ECOSYSTEM ranges (GIT and SEMVER ranges say nothing about PyPI versions)."""
+
+    name: NormalizedName
+    versions: frozenset[Version]
+    ranges: tuple[tuple[Event, ...], ...]
+
+    def affects(self, version: Version) -> bool:
+        """OSV's evaluation: listed in `versions`, or within one of the ranges."""
+        return version in self.versions or any(_in_range(version, r) for r in self.ranges)
+
+    @property
+    def unbounded(self) -> bool:
+        """Nothing narrows it to some versions (what makes a MAL- record block them all)."""
+        return EVERY_VERSION in self.ranges or not (self.versions or self.ranges)
+
+    @property
+    def fixed_in(self) -> list[str]:
+        return _by_version(str(v) for r in self.ranges for kind, v in r if kind == "fixed" and v)
+
+
+def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
+    """OSV's IncludedInRanges for one range: below one of its limits, if it has any; then the
+    events in order, each one `version` has reached (is at or past; past, for last_affected)
+    opening the range (introduced) or closing it (fixed, last_affected)."""
+    limits = [at for kind, at in events if kind == "limit" and at is not None]
+    if limits and not any(version < at for at in limits):
+        return False
+    affected = False
+    for kind, at in sorted(events, key=_event_order):
+        reached = at is None or version > at or (version == at and kind != "last_affected")
+        if reached and kind != "limit":
+            affected = kind == "introduced"
+    return affected
+
+
+def _event_order(event: Event) -> tuple[bool, Version, bool]:
+    """By version, "0" first; at equal versions `introduced` first, so that introduced 1.0 with
+    fixed 1.0 is an empty range whatever order the record lists them in."""
+    kind, at = event
+    return at is not None, Version("0") if at is None else at, kind != "introduced"
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """One OSV record, reduced to what a PyPI index shows and decides."""
+
+    id: str
+    modified: str
+    withdrawn: str | None
+    summary: str
+    details: str
+    aliases: tuple[str, ...]
+    link: str  # the first ADVISORY reference, else the first WEB one, else the osv.dev page
+    affected: tuple[Affected, ...]  # the PyPI entries only
+
+    @property
+    def malicious(self) -> bool:
+        return self.id.startswith("MAL-")
+
+    def affects(self, name: NormalizedName, version: Version | None) -> bool:
+        """A file of `name` at `version` (None: unknown) is affected; never when withdrawn."""
+        if self.withdrawn is not None:
+            return False
+        for entry in self.affected:
+            if entry.name != name:
+                continue
+            if self.malicious and entry.unbounded:
+                return True
+            if version is not None and entry.affects(version):
+                return True
+        return False
+
+    def fixed_in(self, name: NormalizedName) -> list[str]:
+        return _by_version(v for e in self.affected if e.name == name for v in e.fixed_in)
+
+
+def _by_version(versions: Iterable[str]) -> list[str]:
+    return sorted(set(versions), key=Version)
+
+
+def parse_record(data: object) -> Advisory:
+    """An OSV record (a decoded JSON value) as an Advisory; raises InvalidAdvisory for anything
+    else. Optional fields may be absent or null; versions that are not PEP 440 are left out."""
+    record = _object(data, "")
+    ident = _required(record, "id")
+    entries = (_affected(e, f"affected[{i}]") for i, e in enumerate(_list(record, "affected")))
+    return Advisory(
+        id=ident,
+        modified=_required(record, "modified"),
+        withdrawn=_optional(record, "withdrawn") or None,
+        summary=_optional(record, "summary") or "",
+        details=_optional(record, "details") or "",
+        aliases=tuple(_strings(record, "aliases")),
+        link=_link(ident, record),
+        affected=tuple(e for e in entries if e is not None),
+    )
+
+
+def _link(ident: str, record: dict[str, object]) -> str:
+    """The first ADVISORY reference, else the first WEB one, else the record on osv.dev."""
+    references = []
+    for i, data in enumerate(_list(record, "references")):
+        where = f"references[{i}]"
+        reference = _object(data, where)
+        references.append((_optional(reference, "type", where), _required(reference, "url", where)))
+    for wanted in ("ADVISORY", "WEB"):
+        for kind, url in references:
+            if kind == wanted:
+                return url
+    return f"https://osv.dev/vulnerability/{ident}"
+
+
+def _affected(data: object, where: str) -> Affected | None:
+    """A PyPI entry; None for another ecosystem's, and for one with versions or ranges of which
+    nothing usable is left (which must not read as "no bounds", every version)."""
+    entry = _object(data, where)
+    if entry.get("package") is None:
+        return None  # an entry of GIT ranges only (OSV 1.3+): no ecosystem, so not PyPI's
+    package = _object(entry["package"], f"{where}.package")
+    name = _required(package, "name", f"{where}.package")
+    if _optional(package, "ecosystem", f"{where}.package") != "PyPI":
+        return None
+    listed = _strings(entry, "versions", where)
+    versions = {v for v in map(parse_version, listed) if v is not None}
+    raw_ranges = _list(entry, "ranges", where)
+    ranges = []
+    for i, raw in enumerate(raw_ranges):
+        at = f"{where}.ranges[{i}]"
+        found = _object(raw, at)
+        if _optional(found, "type", at) == "ECOSYSTEM" and (events := _events(found, at)):
+            ranges.append(events)
+    if (listed or raw_ranges) and not (versions or ranges):
+        return None
+    return Affected(canonicalize_name(name), frozenset(versions), tuple(ranges))
+
+
+def _events(data: dict[str, object], where: str) -> tuple[Event, ...]:
+    """An ECOSYSTEM range's events, without those whose version is not PEP 440; a limit "*" is
+    infinity, which lifts every limit of the range."""
+    events: list[Event] = []
+    unlimited = False
+    for i, raw in enumerate(_list(data, "events", where)):
+        for kind, text in _object(raw, f"{where}.events[{i}]").items():
+            if kind not in EVENT_KINDS:
+                continue
+            if not isinstance(text, str):
+                raise InvalidAdvisory(f"{_at(f'{where}.events[{i}]', kind)} must be a string")
+            if kind == "introduced" and text == "0":
+                events.append((kind, None))
+            elif kind == "limit" and "*" in text:
+                unlimited = True
+            elif (version := parse_version(text)) is not None:
+                events.append((kind, version))
+    return tuple(e for e in events if not (unlimited and e[0] == "limit"))
+
+
+# Typed access to a decoded JSON object; each error names the field by its path, for an operator.
+
+
+def _at(where: str, key: str = "") -> str:
+    """A field as a message names it: 'affected[0].package.name'."""
+    return repr(".".join(part for part in (where, key) if part))
+
+
+def _object(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise InvalidAdvisory(f"{_at(where)} must be an object" if where else "not an object")
+    return value
+
+
+def _required(data: dict[str, object], key: str, where: str = "") -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        raise InvalidAdvisory(f"{_at(where)} has no {key!r}" if where else f"no {key!r}")
+    if not isinstance(value, str):
+        raise InvalidAdvisory(f"{_at(where, key)} must be a string")
+    return value
+
+
+def _optional(data: dict[str, object], key: str, where: str = "") -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidAdvisory(f"{_at(where, key)} must be a string")
+    return value
+
+
+def _list(data: dict[str, object], key: str, where: str = "") -> list[object]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidAdvisory(f"{_at(where, key)} must be a list")
+    return value
+
+
+def _strings(data: dict[str, object], key: str, where: str = "") -> list[str]:
+    values = _list(data, key, where)
+    strings = [v for v in values if isinstance(v, str)]
+    if len(strings) != len(values):
+        raise InvalidAdvisory(f"{_at(where, key)} must be a list of strings")
+    return strings
+
+
+def parse_bytes(source: str, body: bytes) -> Advisory:
+    """A record file's bytes (UTF-8 JSON) as an Advisory; every error an InvalidAdvisory whose
+    message starts with `source`."""
+    try:
+        data = json.loads(body.decode())
+    except UnicodeDecodeError:
+        raise InvalidAdvisory(f"{source}: not UTF-8") from None
+    except RecursionError:
+        raise InvalidAdvisory(f"{source}: nested too deeply") from None
+    except ValueError as exc:  # not JSON, or an integer beyond Python's conversion limit
+        raise InvalidAdvisory(f"{source}: not JSON: {exc}") from None
+    try:
+        return parse_record(data)
+    except InvalidAdvisory as exc:
+        raise InvalidAdvisory(f"{source}: {exc}") from None
+
+
+def refusals(
+    page: ProjectPage,
+    advisories: Sequence[Advisory],
+    *,
+    block_malicious: bool,
+    hold_advisories: bool,
+) -> dict[str, Hold]:
+    """Filename -> hold, for each file of the page an advisory refuses: a malicious-package
+    advisory blocks it (when block_malicious), else any other advisory holds it (when
+    hold_advisories). A file whose version is unknown only a MAL- record without bounds blocks."""
+    wanted = [a for a in advisories if (block_malicious if a.malicious else hold_advisories)]
+    if not wanted:
+        return {}
+    wanted.sort(key=lambda a: not a.malicious)  # stable: the malicious first, in given order
+    name = canonicalize_name(page.name)
+    versions = file_versions(page)
+    out = {}
+    for entry in page.files:
+        version = versions.get(entry.filename)
+        found = next((a for a in wanted if a.affects(name, version)), None)
+        if found is not None:
+            out[entry.filename] = _hold(found, version)
+    return out
+
+
+def _hold(advisory: Advisory, version: Version | None) -> Hold:
+    if advisory.malicious:
+        why = f": {advisory.summary}" if advisory.summary else ""
+        return Hold(f"blocked by the malicious-package advisory {advisory.id}{why}", kind=BLOCKED)
+    also = f" ({', '.join(advisory.aliases)})" if advisory.aliases else ""
+    return Hold(
+        f"held: version {version} is affected by the advisory {advisory.id}{also}", kind=HELD
+    )
+
+
+def vulnerabilities(
+    advisories: Sequence[Advisory], name: NormalizedName, version: Version
+) -> list[dict[str, object]]:
+    """The JSON API's `vulnerabilities` of one release (pypi.org's shape), sorted by id; a
+    malicious-package advisory is not a vulnerability, and a withdrawn one affects nothing."""
+    found = [a for a in advisories if not a.malicious and a.affects(name, version)]
+    return [
+        {
+            "aliases": list(a.aliases),
+            "details": a.details,
+            "fixed_in": a.fixed_in(name),
+            "id": a.id,
+            "link": a.link,
+            "source": "osv",
+            "summary": a.summary,
+            "withdrawn": None,
+        }
+        for a in sorted(found, key=lambda a: a.id)
+    ]
