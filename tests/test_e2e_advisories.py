@@ -71,16 +71,6 @@ def import_advisories(config: Path, path: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def files(server: Server, base_path: str, project: str) -> set[str]:
-    page = requests.get(
-        f"{server.url}/pypi/{base_path}/simple/{project}/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    )
-    assert page.status_code == 200, page.text
-    return {f["filename"] for f in page.json()["files"]}
-
-
 def download(server: Server, base_path: str, filename: str) -> requests.Response:
     return requests.get(f"{server.url}/pulp/content/{base_path}/{filename}", timeout=TIMEOUT)
 
@@ -116,7 +106,7 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
     )
     server = live_server(config.read_text())
     evil_new = "evil_lib-1.0.1-py3-none-any.whl"
-    assert evil_new in files(server, "main", "evil-lib")  # nothing imported yet
+    assert evil_new in server.page_files("main", "evil-lib")  # nothing imported yet
 
     # a zip as OSV publishes it; a record of another ecosystem is not stored
     archive = tmp_path / "all.zip"
@@ -129,7 +119,7 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
 
     # a malicious-package advisory: gone from the page, refused, skipped by pip, on every
     # distribution that blocks malware (the default)
-    assert files(server, "main", "evil-lib") == {"evil_lib-1.0-py3-none-any.whl"}
+    assert server.page_files("main", "evil-lib") == {"evil_lib-1.0-py3-none-any.whl"}
     refused = download(server, "main", evil_new)
     assert refused.status_code == 403
     assert "malicious-package advisory MAL-2026-101: Malicious code in evil-lib" in refused.text
@@ -144,7 +134,7 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
         check=True,
     )
     assert shown.stdout.strip() == "1.0"
-    assert evil_new in files(server, "open", "evil-lib")  # block_malicious = false
+    assert evil_new in server.page_files("open", "evil-lib")  # block_malicious = false
 
     # ... and not taken as an upload either
     api = Api(server.url)
@@ -175,11 +165,11 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
     }
     assert vulnerabilities(server, "main", "old-lib", "1.0") == [expected]
     assert vulnerabilities(server, "main", "old-lib", "2.0") == []
-    assert files(server, "main", "old-lib") == {
+    assert server.page_files("main", "old-lib") == {
         "old_lib-1.0-py3-none-any.whl",
         "old_lib-2.0-py3-none-any.whl",
     }
-    assert files(server, "strict", "old-lib") == {"old_lib-2.0-py3-none-any.whl"}
+    assert server.page_files("strict", "old-lib") == {"old_lib-2.0-py3-none-any.whl"}
     held = download(server, "strict", "old_lib-1.0-py3-none-any.whl")
     assert held.status_code == 403
     assert "affected by the advisory PYSEC-2026-7 (CVE-2026-1234)" in held.text
@@ -202,7 +192,7 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
     assert last.returncode == 1
     assert "0 added, 1 updated, 1 unchanged (1 withdrawn), 0 not for PyPI, 1 invalid" in last.stdout
     assert "broken.json: no 'modified'" in last.stderr
-    assert evil_new in files(server, "main", "evil-lib")
+    assert evil_new in server.page_files("main", "evil-lib")
     assert download(server, "main", evil_new).status_code == 200
 
 

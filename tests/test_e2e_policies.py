@@ -71,16 +71,6 @@ def installed(server: Server, base_path: str, venv: Path, *, uv: bool = False) -
     return done.stdout.strip()
 
 
-def files(server: Server, base_path: str, project: str = "cool-lib") -> set[str]:
-    page = requests.get(
-        f"{server.url}/pypi/{base_path}/simple/{project}/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    )
-    assert page.status_code == 200, page.text
-    return {f["filename"] for f in page.json()["files"]}
-
-
 def test_a_cooldown_is_enforced_for_every_client(server: Server, tmp_path: Path) -> None:
     assert installed(server, "week", tmp_path / "pip") == "1.0"
     assert installed(server, "week", tmp_path / "uv", uv=True) == "1.0"
@@ -99,7 +89,7 @@ def test_a_cooldown_is_enforced_for_every_client(server: Server, tmp_path: Path)
     assert 'name = "cool-lib"\nversion = "1.0"' in (project / "uv.lock").read_text()
 
     # both formats and the JSON API agree; the newest file is refused, with the reason
-    assert files(server, "week") == {"cool_lib-1.0-py3-none-any.whl"}
+    assert server.page_files("week", "cool-lib") == {"cool_lib-1.0-py3-none-any.whl"}
     html = requests.get(f"{server.url}/pypi/week/simple/cool-lib/", timeout=TIMEOUT).text
     assert "cool_lib-1.0" in html and "cool_lib-2.0" not in html and "cool_lib-3.0" not in html
     api = requests.get(f"{server.url}/pypi/week/pypi/cool-lib/json", timeout=TIMEOUT).json()
@@ -121,7 +111,7 @@ def test_audit_mode_and_exemptions_let_the_newest_through(server: Server, tmp_pa
 
 
 def test_a_freeze_gives_exactly_the_upstream_as_of_then(server: Server) -> None:
-    assert files(server, "frozen") == {
+    assert server.page_files("frozen", "cool-lib") == {
         "cool_lib-1.0-py3-none-any.whl",
         "cool_lib-2.0-py3-none-any.whl",
     }
@@ -165,7 +155,7 @@ def test_a_page_shows_a_held_file_once_it_matures(
     )
     assert first.json()["files"] == []
     time.sleep(max(0.0, (uploaded + timedelta(seconds=3.2) - datetime.now(UTC)).total_seconds()))
-    assert files(server, "soon", "ripe-lib") == {wheel.name}
+    assert server.page_files("soon", "ripe-lib") == {wheel.name}
     again = requests.get(
         f"{server.url}/pypi/soon/simple/ripe-lib/",
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
@@ -217,13 +207,9 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
     assert refused.status_code == 400 and "blocklist" in refused.json()
     api.run("PATCH", dist["pulp_href"], json={"blocklist": entries})
 
-    assert files(server, "corp") == {"cool_lib-2.0-py3-none-any.whl"}
-    page = requests.get(
-        f"{server.url}/pypi/corp/simple/our-lib/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    )
-    assert page.json()["files"] == []  # the repository's own file is blocked too
+    assert server.page_files("corp", "cool-lib") == {"cool_lib-2.0-py3-none-any.whl"}
+    page = server.json_page("corp", "our-lib")
+    assert page["files"] == []  # the repository's own file is blocked too
     for name, entry in (
         ("cool_lib-3.0-py3-none-any.whl", "cool-lib==3.0"),
         ("cool_lib-1.0-py3-none-any.whl", "cool_lib-1.0-py3-none-any.whl"),
@@ -255,11 +241,7 @@ def test_an_upstream_quarantine_leaves_no_file_served(
 
     upstream.statuses["bad-lib"] = ("quarantined", "malware found")
     time.sleep(1.2)  # the page's TTL
-    page = requests.get(
-        f"{server.url}/pypi/main/simple/bad-lib/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    ).json()
+    page = server.json_page("main", "bad-lib")
     assert page["files"] == []
     assert page["project-status"] == {"status": "quarantined", "reason": "malware found"}
     assert page["meta"]["api-version"] == "1.4"
@@ -295,11 +277,7 @@ def test_local_projects_archived_then_quarantined(
     assert twice.status_code == 400
 
     # archived: served, marked, and closed to uploads
-    page = requests.get(
-        f"{server.url}/pypi/corp/simple/acme-lib/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    ).json()
+    page = server.json_page("corp", "acme-lib")
     assert page["project-status"] == {"status": "archived", "reason": "done"}
     assert [f["filename"] for f in page["files"]] == [first.name]
     refused = legacy_upload(server, "corp", build_wheel(tmp_path / "w2", "acme-lib", "2.0"))
@@ -307,12 +285,12 @@ def test_local_projects_archived_then_quarantined(
 
     # quarantined: nothing offered, the stored file refused
     api.call("PATCH", status["pulp_href"], json={"status": "quarantined", "reason": "malware"})
-    assert files(server, "corp", "acme-lib") == set()
+    assert server.page_files("corp", "acme-lib") == set()
     answer = requests.get(f"{server.url}/pulp/content/corp/{first.name}", timeout=TIMEOUT)
     assert answer.status_code == 403 and "quarantined: malware" in answer.text
 
     assert api.request("DELETE", status["pulp_href"]).status_code == 204
-    assert files(server, "corp", "acme-lib") == {first.name}
+    assert server.page_files("corp", "acme-lib") == {first.name}
 
 
 def pip_installs(server: Server, base_path: str, requirement: str, venv: Path) -> str:
@@ -352,11 +330,7 @@ def test_local_yanks_are_skipped_by_pip_unless_pinned(
         yanks, name="Acme.Lib", repository=repo["pulp_href"], version="2.0", reason="broken"
     )
     assert (yank["name"], yank["version"], yank["distribution"]) == ("acme-lib", "2.0", None)
-    page = requests.get(
-        f"{server.url}/pypi/corp/simple/acme-lib/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        timeout=TIMEOUT,
-    ).json()
+    page = server.json_page("corp", "acme-lib")
     assert {f["filename"]: f["yanked"] for f in page["files"]} == {
         "acme_lib-1.0-py3-none-any.whl": False,
         "acme_lib-2.0-py3-none-any.whl": "broken",

@@ -19,7 +19,7 @@ from support.api import Api, report, with_auth
 from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import make_venv, run_pip
-from support.upstream import JSON_V1, Upstream
+from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 
@@ -75,17 +75,6 @@ def get(url: str, **kwargs: Any) -> requests.Response:
     with requests.get(url, timeout=30, **kwargs) as resp:
         _ = resp.content
     return resp
-
-
-def json_page(proxy: Server, base_path: str, project: str) -> dict[str, Any]:
-    resp = get(f"{proxy.url}/pypi/{base_path}/simple/{project}/", headers={"Accept": JSON_V1})
-    assert resp.status_code == 200, resp.text
-    page: dict[str, Any] = resp.json()
-    return page
-
-
-def page_files(proxy: Server, base_path: str, project: str) -> set[str]:
-    return {f["filename"] for f in json_page(proxy, base_path, project)["files"]}
 
 
 def version_number(href: str) -> int:
@@ -257,7 +246,7 @@ def test_on_demand_fetches_a_file_once_then_serves_it_without_the_upstream(
     assert downloaded(upstream) == []
     assert api.filenames(api.latest(repo)) == {WHL_01, SDIST_01, WHL_02}
     api.distribution("lazy", repository=repo["pulp_href"])
-    assert page_files(proxy, "lazy", "shelf-reader") == {WHL_01, SDIST_01, WHL_02}
+    assert proxy.page_files("lazy", "shelf-reader") == {WHL_01, SDIST_01, WHL_02}
     assert downloaded(upstream) == []
     index = f"{proxy.url}/pypi/lazy/simple/"
 
@@ -285,7 +274,7 @@ def test_streamed_fetches_every_time_and_keeps_nothing(
     assert api.sync(repo, remote)["state"] == "completed"
     assert downloaded(upstream) == []
     api.distribution("streamed", repository=repo["pulp_href"])
-    assert page_files(proxy, "streamed", "shelf-reader") == {WHL_02}
+    assert proxy.page_files("streamed", "shelf-reader") == {WHL_02}
     wheel = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
 
     for _ in range(2):
@@ -408,18 +397,18 @@ def test_a_publication_serves_its_version_while_the_repository_moves_on(
     assert api.sync(repo, remote)["state"] == "completed"
     assert version_number(api.latest(repo)) == 3
 
-    assert page_files(proxy, "pinned", "shelf-reader") == {WHL_01, SDIST_01, WHL_02, WHL_03}
+    assert proxy.page_files("pinned", "shelf-reader") == {WHL_01, SDIST_01, WHL_02, WHL_03}
     assert get(f"{proxy.url}/pulp/content/pinned/{later.name}").status_code == 404
     got = get(f"{proxy.url}/pulp/content/pinned/{WHL_02}")
     assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha(
         upstream, WHL_02
     )
 
-    w03 = {f["filename"]: f for f in json_page(proxy, "pinned", "shelf-reader")["files"]}[WHL_03]
+    w03 = {f["filename"]: f for f in proxy.json_page("pinned", "shelf-reader")["files"]}[WHL_03]
     assert w03["requires-python"] == ">=3.8"
     assert w03["hashes"] == {"sha256": sha(upstream, WHL_03)}
     meta_upstream = upstream.files_for("meta-lib")[0].metadata_sha256
-    meta = json_page(proxy, "pinned", "meta-lib")["files"][0]
+    meta = proxy.json_page("pinned", "meta-lib")["files"][0]
     assert meta["core-metadata"] == {"sha256": meta_upstream}
     metadata = get(f"{proxy.url}/pulp/content/pinned/{META_WHL}.metadata")
     assert metadata.status_code == 200
@@ -434,8 +423,8 @@ def test_a_publication_serves_its_version_while_the_repository_moves_on(
 
     # Its pages carry what the live (pull-through) pages of the same files carry.
     for project in ("shelf-reader", "meta-lib"):
-        live = {f["filename"]: f for f in json_page(proxy, "main", project)["files"]}
-        pinned = {f["filename"]: f for f in json_page(proxy, "pinned", project)["files"]}
+        live = {f["filename"]: f for f in proxy.json_page("main", project)["files"]}
+        pinned = {f["filename"]: f for f in proxy.json_page("pinned", project)["files"]}
         for name, entry in pinned.items():
             mine = {k: entry.get(k) for k in COMPARED}
             assert mine == {k: live[name].get(k) for k in COMPARED}, name
@@ -470,7 +459,7 @@ def test_autopublish_and_switching_a_distribution_back_to_the_latest_version(
     assert sorted(version_number(p["repository_version"]) for p in publications) == [1, 2, 3, 4]
     assert api.all("publications/python/pypi/", repository_version=api.latest(repo))
     # The distribution still serves the first publication.
-    assert page_files(proxy, "auto", "shelf-reader") == {WHL_01, SDIST_01, WHL_02}
+    assert proxy.page_files("auto", "shelf-reader") == {WHL_01, SDIST_01, WHL_02}
 
     api.run(
         "PATCH",
@@ -479,12 +468,12 @@ def test_autopublish_and_switching_a_distribution_back_to_the_latest_version(
     )
     now_serving = api.get(dist["pulp_href"])
     assert (now_serving["publication"], now_serving["repository"]) == (None, repo["pulp_href"])
-    assert page_files(proxy, "auto", "shelf-reader") == {WHL_01, WHL_02, whl_021, extra.name}
+    assert proxy.page_files("auto", "shelf-reader") == {WHL_01, WHL_02, whl_021, extra.name}
 
     # And it follows the repository from then on.
     newer = build_wheel(tmp_path / "ours", "shelf-reader", "1.0")
     api.upload(newer, repo)
-    assert newer.name in page_files(proxy, "auto", "shelf-reader")
+    assert newer.name in proxy.page_files("auto", "shelf-reader")
 
 
 # ---- orphan cleanup -----------------------------------------------------------------------------

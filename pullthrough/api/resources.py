@@ -193,17 +193,16 @@ def _project_name(value: str) -> str:
     return str(canonicalize_name(value, validate=True))
 
 
+PROJECT = Field(
+    "name", "string", required=True, clean=_project_name, help="The project (normalized)."
+)
+
+
 PROJECT_STATUSES = Resource(
     kinds.PROJECT_STATUS,
     (
         *ro("pulp_href", "pulp_created", "pulp_last_updated"),
-        Field(
-            "name",
-            "string",
-            required=True,
-            clean=_project_name,
-            help="The project (normalized when stored).",
-        ),
+        PROJECT,
         Field("repository", "string", required=True, href="repository", help="Where it lives."),
         Field(
             "status",
@@ -234,13 +233,7 @@ YANKS = Resource(
     kinds.YANK,
     (
         *ro("pulp_href", "pulp_created", "pulp_last_updated"),
-        Field(
-            "name",
-            "string",
-            required=True,
-            clean=_project_name,
-            help="The project (normalized when stored).",
-        ),
+        PROJECT,
         Field(
             "repository",
             "string",

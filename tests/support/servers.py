@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -75,6 +76,21 @@ class Server:
 
     def index(self, base_path: str = "main") -> str:
         return f"{self.url}/pypi/{base_path}/simple/"
+
+    def json_page(self, base_path: str, project: str) -> dict[str, Any]:
+        """The project's page in PEP 691 JSON (it must be there: 200)."""
+        with requests.get(
+            f"{self.index(base_path)}{project}/",
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+            timeout=30,
+        ) as resp:
+            assert resp.status_code == 200, resp.text
+            page: dict[str, Any] = resp.json()
+        return page
+
+    def page_files(self, base_path: str, project: str) -> set[str]:
+        """The filenames the project's page offers."""
+        return {f["filename"] for f in self.json_page(base_path, project)["files"]}
 
 
 def stored_files(data_dir: Path) -> list[Path]:
