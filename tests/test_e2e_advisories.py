@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from support.api import PASSWORD, Api, with_auth
+from support.api import Api, legacy_upload, with_auth
 from support.packages import build_wheel
 from support.servers import Server
 from support.tools import clean_env, make_venv, run_pip
@@ -141,14 +141,7 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
     repo = api.repository("corp")
     api.distribution("corp", repository=repo["pulp_href"])
     wheel = build_wheel(tmp_path / "corp", "evil-lib", "1.0.1")
-    with wheel.open("rb") as fh:
-        upload = requests.post(
-            f"{server.url}/pypi/corp/legacy/",
-            data={":action": "file_upload"},
-            files={"content": (wheel.name, fh)},
-            auth=("admin", PASSWORD),
-            timeout=TIMEOUT,
-        )
+    upload = legacy_upload(server.url, "corp", wheel)
     assert upload.status_code == 403 and "MAL-2026-101" in upload.text
 
     # a vulnerability: in the JSON API of the versions it affects, everywhere; held only where

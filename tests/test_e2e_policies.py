@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.api import PASSWORD, Api, with_auth
+from support.api import Api, legacy_upload, with_auth
 from support.packages import build_wheel
 from support.servers import Server
 from support.tools import clean_env, make_venv, run_pip
@@ -166,18 +166,6 @@ def test_a_page_shows_a_held_file_once_it_matures(
     assert len(pages) == 1  # from the page cache: only the screening was redone
 
 
-def legacy_upload(server: Server, base_path: str, path: Path) -> requests.Response:
-    """What twine sends (the file; its digests are optional)."""
-    with path.open("rb") as fh:
-        return requests.post(
-            f"{server.url}/pypi/{base_path}/legacy/",
-            data={":action": "file_upload"},
-            files={"content": (path.name, fh)},
-            auth=("admin", PASSWORD),
-            timeout=TIMEOUT,
-        )
-
-
 def test_a_blocklist_hides_and_refuses_whatever_the_source(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -200,7 +188,7 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
         "PATCH", dist["pulp_href"], json={"repository": repo["pulp_href"], "merge_remote": True}
     )
     ours = build_wheel(tmp_path / "ours", "our-lib", "1.0")
-    assert legacy_upload(server, "corp", ours).status_code == 200
+    assert legacy_upload(server.url, "corp", ours).status_code == 200
 
     entries = ["cool-lib==3.0", "cool_lib-1.0-py3-none-any.whl", "our-*"]
     refused = api.request("PATCH", dist["pulp_href"], json={"blocklist": ["cool-lib=="]})
@@ -218,7 +206,7 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
         answer = requests.get(f"{server.url}/pulp/content/corp/{name}", timeout=TIMEOUT)
         assert answer.status_code == 403 and f"blocklist entry '{entry}'" in answer.text
     again = build_wheel(tmp_path / "again", "our-lib", "2.0")
-    upload = legacy_upload(server, "corp", again)
+    upload = legacy_upload(server.url, "corp", again)
     assert upload.status_code == 403 and "our-*" in upload.text
     status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
     assert status["refused"]["corp"]["blocked"] == 4
@@ -263,7 +251,7 @@ def test_local_projects_archived_then_quarantined(
     repo = api.repository("corp")
     api.distribution("corp", repository=repo["pulp_href"])
     first = build_wheel(tmp_path / "w1", "acme-lib", "1.0")
-    assert legacy_upload(server, "corp", first).status_code == 200
+    assert legacy_upload(server.url, "corp", first).status_code == 200
     statuses = "projects/python/statuses/"
     status = api.create(
         statuses, name="Acme_Lib", repository=repo["pulp_href"], status="archived", reason="done"
@@ -280,7 +268,7 @@ def test_local_projects_archived_then_quarantined(
     page = server.json_page("corp", "acme-lib")
     assert page["project-status"] == {"status": "archived", "reason": "done"}
     assert [f["filename"] for f in page["files"]] == [first.name]
-    refused = legacy_upload(server, "corp", build_wheel(tmp_path / "w2", "acme-lib", "2.0"))
+    refused = legacy_upload(server.url, "corp", build_wheel(tmp_path / "w2", "acme-lib", "2.0"))
     assert refused.status_code == 403 and "archived" in refused.text
 
     # quarantined: nothing offered, the stored file refused
@@ -322,7 +310,7 @@ def test_local_yanks_are_skipped_by_pip_unless_pinned(
     main = api.one("distributions/python/pypi/", name="main")["pulp_href"]
     for version in ("1.0", "2.0"):
         wheel = build_wheel(tmp_path / "corp", "acme-lib", version)
-        assert legacy_upload(server, "corp", wheel).status_code == 200
+        assert legacy_upload(server.url, "corp", wheel).status_code == 200
     yanks = "projects/python/yanks/"
 
     # a release of a repository: listed as yanked with the reason, skipped unless pinned

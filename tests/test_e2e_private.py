@@ -10,71 +10,28 @@ from typing import Any
 import pytest
 import requests
 
+from support.api import AUTH, Api, legacy_upload, with_auth
 from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import make_venv, run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "s3cret-admin"
-AUTH = ("admin", PASSWORD)
 API = "/pulp/api/v3/"
-
-
-def with_auth(text: str) -> str:
-    return text + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-
-
-class Api:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        resp = requests.request(method, self.url + path, auth=AUTH, timeout=30, **kwargs)
-        assert resp.status_code < 300, (resp.status_code, resp.text)
-        body: dict[str, Any] = resp.json()
-        if set(body) == {"task"}:
-            task: dict[str, Any] = requests.get(
-                self.url + body["task"], auth=AUTH, timeout=30
-            ).json()
-            assert task["state"] == "completed", task
-            return task
-        return body
-
-    def one(self, path: str, **params: str) -> dict[str, Any]:
-        found = requests.get(self.url + path, params=params, auth=AUTH, timeout=30).json()
-        assert found["count"] == 1, found
-        result: dict[str, Any] = found["results"][0]
-        return result
 
 
 def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict[str, Any]]:
     api = Api(proxy_url)
-    repo = api.call("POST", API + "repositories/python/python/", json={"name": "corp"})
-    remote = api.one(API + "remotes/python/python/", name="up")
-    api.call(
-        "POST",
-        API + "distributions/python/pypi/",
-        json={
-            "name": "corp",
-            "base_path": "corp",
-            "repository": repo["pulp_href"],
-            "remote": remote["pulp_href"],
-            "merge_remote": merge,
-        },
+    repo = api.repository("corp")
+    remote = api.one("remotes/python/python/", name="up")
+    api.distribution(
+        "corp", repository=repo["pulp_href"], remote=remote["pulp_href"], merge_remote=merge
     )
     return api, repo
 
 
 def upload(proxy_url: str, path: Path, base_path: str = "corp") -> None:
-    with open(path, "rb") as fh:
-        resp = requests.post(
-            f"{proxy_url}/pypi/{base_path}/legacy/",
-            data={":action": "file_upload"},
-            files={"content": (path.name, fh)},
-            auth=AUTH,
-            timeout=30,
-        )
+    resp = legacy_upload(proxy_url, base_path, path)
     assert resp.status_code == 200, resp.text
 
 
@@ -135,9 +92,9 @@ def test_a_promoted_pull_through_file_survives_eviction(
         proxy.url + API + "content/python/packages/", params={"filename": wheel.filename},
         auth=AUTH, timeout=10,
     ).json()["count"] == 1)  # fmt: skip
-    package = api.one(API + "content/python/packages/", filename=wheel.filename)
+    package = api.one("content/python/packages/", filename=wheel.filename)
     assert package["origin"] == "cache" and package["sha256"] == wheel.sha256
-    api.call(
+    api.run(
         "POST", repo["pulp_href"] + "modify/", json={"add_content_units": [package["pulp_href"]]}
     )
 

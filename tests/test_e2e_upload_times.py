@@ -19,7 +19,7 @@ import requests
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from support.api import PASSWORD, Api, with_auth
+from support.api import Api, legacy_upload, with_auth
 from support.packages import build_sdist, build_wheel
 from support.postgres import private_database
 from support.servers import Server, config_text, wait_until
@@ -270,14 +270,7 @@ def test_an_upload_shows_the_moment_it_arrived_wherever_it_goes(
     wheel = build_wheel(tmp_path / "ours", PROJECT, "1.0")
 
     before = datetime.now(UTC)
-    with wheel.open("rb") as fh:
-        answer = requests.post(
-            f"{server.url}/pypi/corp/legacy/",
-            data={":action": "file_upload"},
-            files={"content": (wheel.name, fh)},
-            auth=("admin", PASSWORD),
-            timeout=TIMEOUT,
-        )
+    answer = legacy_upload(server.url, "corp", wheel)
     after = datetime.now(UTC)
     assert answer.status_code == 200, answer.text
 

@@ -27,6 +27,20 @@ def with_auth(text: str) -> str:
     return text + f'[auth]\nadmin_password = "{PASSWORD}"\n'
 
 
+def legacy_upload(url: str, base_path: str, path: Path) -> requests.Response:
+    """What twine sends to /pypi/<base_path>/legacy/ (the file; its digests are optional), as
+    the admin; the answer, read."""
+    with path.open("rb") as fh:
+        resp = requests.post(
+            f"{url}/pypi/{base_path}/legacy/",
+            data={":action": "file_upload"},
+            files={"content": (path.name, fh)},
+            auth=AUTH,
+            timeout=30,
+        )
+    return resp
+
+
 class Api:
     def __init__(self, url: str) -> None:
         self.url = url  # http://127.0.0.1:PORT
