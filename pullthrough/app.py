@@ -15,13 +15,14 @@ from sqlalchemy.exc import OperationalError
 from pullthrough.api import routes
 from pullthrough.config import Settings, load_settings
 from pullthrough.core.names import InvalidProjectName
-from pullthrough.services.auth import Unauthorized
+from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadForbidden, UploadRefused
 from pullthrough.storage.store import StorageFull
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, pypi_json, simple, upload
+from pullthrough.web.common import plain_with_reason
 from pullthrough.web.fastpath import WarmPages
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,23 @@ def create_app(settings: Settings | None = None) -> Flask:
         return _text(str(exc), 400)
 
     @app.errorhandler(UploadRefused)
-    def upload_refused(exc: UploadRefused) -> Response:
-        return _text(str(exc), 403 if isinstance(exc, UploadForbidden) else 400)
+    def upload_refused(exc: UploadRefused) -> Response:  # raised by the legacy upload only
+        return plain_with_reason(str(exc), 403 if isinstance(exc, UploadForbidden) else 400)
 
     @app.errorhandler(Unauthorized)
     def unauthorized(exc: Unauthorized) -> Response:
-        response = _text("Authentication required", 401)
+        response = _text(str(exc), 401)
         response.headers["WWW-Authenticate"] = 'Basic realm="pullthrough"'
+        return response
+
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden) -> Response:
+        return _text(f"Forbidden: {exc}", 403)
+
+    @app.errorhandler(TooManyFailures)
+    def too_many(exc: TooManyFailures) -> Response:
+        response = _text(str(exc), 429)
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
 
     @app.errorhandler(StorageFull)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pullthrough.core.access import parse_base_path
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
@@ -86,13 +87,6 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def parse_base_path(value: object) -> str:
-    text = str(value).strip("/")
-    if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", text) or ".." in text.split("/"):
-        raise ValueError(f"expected a path like 'pypi' or 'team/pypi', got {value!r}")
-    return text
-
-
 def parse_bind(value: object) -> str:
     text = str(value)
     host, sep, port = text.rpartition(":")
@@ -122,7 +116,7 @@ def _duration_text(value: str) -> str:
     return value.strip()
 
 
-def _moment(value: str) -> str:
+def parse_moment(value: str) -> str:
     """An RFC 3339 time, kept in UTC ISO 8601 form (a time without a zone is UTC)."""
     try:
         when = datetime.fromisoformat(value.strip())
@@ -232,6 +226,12 @@ class AuthSettings:
     admin_token: str = setting(
         "", write_only=True, help="If set, `Authorization: Token <value>` is accepted too."
     )
+    failure_burst: int = setting(
+        10,
+        minimum=1,
+        help="Failed logins a client address may make per failure_window before answers are 429.",
+    )
+    failure_window: float = duration(60.0, help="The window failed logins are counted over.")
 
 
 @dataclass(frozen=True)
@@ -314,7 +314,7 @@ class RemoteSettings:
     exclude_newer: str | None = setting(
         None,
         coerce=_text_of,
-        clean=_moment,
+        clean=parse_moment,
         help="Hold files uploaded after this RFC 3339 time: the upstream frozen as of then.",
     )
     policy_exempt: list[str] = setting(
@@ -407,6 +407,9 @@ class DistributionSettings:
         False, help="Serve the remote's files of a project held locally too (off: shadowed)."
     )
     hidden: bool = setting(False, help="Leave it out of the status page's list.")
+    private: bool = setting(
+        False, help="Serve pages and files only to tokens with read:<base_path> (and the admin)."
+    )
     blocklist: list[str] = setting(
         default_factory=list,
         clean=_blocklist,

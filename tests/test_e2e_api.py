@@ -42,7 +42,8 @@ SECRETS = {
 
 
 def with_admin_password(text: str) -> str:
-    return text + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    # Many wrong logins on purpose (test_every_operation_requires_the_admin): no 429s here.
+    return text + f'[auth]\nadmin_password = "{PASSWORD}"\nfailure_burst = 10000\n'
 
 
 @dataclass

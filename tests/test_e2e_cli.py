@@ -8,10 +8,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from pullthrough.cli import build_parser
 from support.packages import build_sdist, build_wheel
@@ -147,9 +149,17 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
 
     # an archived project (PEP 792) takes no more uploads until its status is removed
     status = cli.ok(
-        "project-status", "create", "--name", "Acme_Tools", "--repository", "foo",
-        "--status", "archived", "--reason", "superseded",
-    )  # fmt: skip
+        "project-status",
+        "create",
+        "--name",
+        "Acme_Tools",
+        "--repository",
+        "foo",
+        "--status",
+        "archived",
+        "--reason",
+        "superseded",
+    )
     assert (status["name"], status["repository"]) == ("acme-tools", repo["pulp_href"])
     late = build_wheel(tmp_path / "late", "acme-tools", "3.1")
     refused = cli.fails("content", "upload", "--file", str(late), "--repository", "foo")
@@ -175,9 +185,14 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
 
     # ... and taking it out again, version 4
     v4 = cli.ok(
-        "repository", "content", "modify", "--repository", "foo",
-        "--remove-content", uploaded["pulp_href"],
-    )  # fmt: skip
+        "repository",
+        "content",
+        "modify",
+        "--repository",
+        "foo",
+        "--remove-content",
+        uploaded["pulp_href"],
+    )
     assert v4["number"] == 4
     assert v4["content_summary"]["removed"]["python.python"]["count"] == 1
     names = cli.ok("content", "list", "--repository", "foo", "--field", "filename")
@@ -185,9 +200,19 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
 
     # a remote: includes as a JSON list; its password is never shown
     proc = cli.run(
-        "remote", "create", "--name", "shelf", "--url", "http://127.0.0.1:9/",
-        "--includes", '["shelf-reader"]', "--username", "reader", "--password", REMOTE_PASSWORD,
-    )  # fmt: skip
+        "remote",
+        "create",
+        "--name",
+        "shelf",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--includes",
+        '["shelf-reader"]',
+        "--username",
+        "reader",
+        "--password",
+        REMOTE_PASSWORD,
+    )
     assert proc.returncode == 0, proc.stderr
     assert REMOTE_PASSWORD not in proc.stdout + proc.stderr
     remote = json.loads(proc.stdout)
@@ -274,6 +299,84 @@ def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) 
     assert "--includes: expected a JSON list" in proc.stderr
 
 
+def test_tokens_from_the_cli_work_for_twine_and_a_private_index(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("repository", "create", "--name", "corp")
+    cli.ok(
+        "distribution", "create", "--name", "corp", "--base-path", "corp", "--repository", "corp"
+    )
+    created = cli.ok(
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "upload:corp",
+        "--scope",
+        "read:corp",
+        "--expires",
+        "90d",
+    )
+    secret = created["token"]
+    assert created["scopes"] == ["upload:corp", "read:corp"]
+    expires = datetime.fromisoformat(created["expires_at"])
+    assert timedelta(days=89) < expires - datetime.now(UTC) <= timedelta(days=90)
+    assert cli.ok("token", "show", "--name", "ci")["token"] is None
+    assert "not a scope" in cli.fails("token", "create", "--name", "x", "--scope", "write:corp")
+    assert [t["name"] for t in cli.ok("token", "list")] == ["ci"]
+
+    # the token is a CLI password too (as __token__), and admin-only verbs refuse it
+    as_token = {"PULLTHROUGH_USERNAME": "__token__"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pullthrough.cli", "token", "list"],
+        env=_env(
+            XDG_CONFIG_HOME=str(cli.config_home),
+            PULLTHROUGH_URL=cli.url,
+            PULLTHROUGH_PASSWORD=secret,
+            **as_token,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 1 and "not authorized" in proc.stderr.lower(), proc.stderr
+
+    wheel = build_wheel(tmp_path / "dist", "acme-utils", "1.0")
+    cmd = [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--repository-url",
+        f"{cli.url}/pypi/corp/legacy/",
+    ]
+    cmd += ["-u", "__token__", "-p", secret, "--non-interactive", "--disable-progress-bar"]
+    proc = subprocess.run(
+        [*cmd, str(wheel)], env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    cli.ok("distribution", "update", "--name", "corp", "--private")
+    index = f"{cli.url}/pypi/corp/simple/acme-utils/"
+    with requests.get(index, timeout=TIMEOUT) as resp:
+        assert resp.status_code == 401
+    with requests.get(index, auth=("__token__", secret), timeout=TIMEOUT) as resp:
+        assert resp.status_code == 200 and wheel.name in resp.text
+
+    revoked = cli.ok("token", "revoke", "--name", "ci")
+    assert revoked["revoked_at"] is not None
+    with requests.get(index, auth=("__token__", secret), timeout=TIMEOUT) as resp:
+        assert resp.status_code == 401
+    events = cli.ok("audit", "list", "--actor", "token:ci")
+    assert [(e["action"], e["subject"]) for e in events] == [("upload", wheel.name)]
+    actions = [e["action"] for e in cli.ok("audit", "list", "--actor", "admin", "--limit", "3")]
+    assert actions == [
+        "tokens_revoke",
+        "distributions_python_pypi_partial_update",
+        "tokens_create",
+    ]
+
+
 def test_help_lists_the_verbs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pullthrough.cli", "--help"],
@@ -324,11 +427,17 @@ def test_sync_publish_and_orphan_cleanup_from_the_cli(
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pullthrough.cli", "repository", "sync", "--name", "foo"],
-            env=_env(XDG_CONFIG_HOME=str(cli.config_home), PULLTHROUGH_URL=cli.url,
-                     PULLTHROUGH_PASSWORD=PASSWORD),
-            stdout=subprocess.PIPE, stderr=secondary, stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT, check=False,
-        )  # fmt: skip
+            env=_env(
+                XDG_CONFIG_HOME=str(cli.config_home),
+                PULLTHROUGH_URL=cli.url,
+                PULLTHROUGH_PASSWORD=PASSWORD,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT,
+            check=False,
+        )
         os.close(secondary)
         drawn = b""
         while True:

@@ -155,9 +155,12 @@ def objects(
     yank = api.create(
         "projects/python/yanks/", name="other-lib", repository=repository["pulp_href"], version="1"
     )
+    token = api.create("tokens/", name="conformance", scopes=["read:main"])
     yield Objects(
         api,
         {
+            "token_href": token["pulp_href"],
+            "audit_event_href": api.get("audit/", limit=1)["results"][0]["pulp_href"],
             "python_python_yank_href": yank["pulp_href"],
             "python_python_project_status_href": status["pulp_href"],
             "python_python_repository_href": repository["pulp_href"],

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from packaging.utils import NormalizedName
 from sqlalchemy import select
@@ -84,7 +85,7 @@ def test_uploaded_sdists_offer_their_metadata_only_when_it_is_final(
         repo_id = create_repository(session, name="local").id
     for path in files:
         with path.open("rb") as fh:
-            services.uploads.upload(repo_id, fh, path.name)
+            services.uploads.upload(repo_id, fh, path.name, actor="admin")
     with services.catalog.session() as session:
         session.add(Distribution(name="local", base_path="local", repository_id=repo_id))
     services.registry.changed()
@@ -108,12 +109,16 @@ def test_the_upgrade_withdraws_what_older_releases_offered(
         repo_id = create_repository(session, name="old").id
     for path in (build_wheel(tmp_path, "lib", "1.0"), sdist(tmp_path, "2.0", "2.2")):
         with path.open("rb") as fh:
-            services.uploads.upload(repo_id, fh, path.name)
+            services.uploads.upload(repo_id, fh, path.name, actor="admin")
     config = alembic_config(services.catalog.engine)
     command.downgrade(config, "0003")
-    with services.catalog.session() as session:
-        for package in session.scalars(select(Package)):
-            package.metadata_sha256 = package.metadata_sha256 or "0" * 64  # as before 0004
+    with services.catalog.session() as session:  # the table as it was then: no ORM model
+        packages = sa.table("packages", sa.column("metadata_sha256", sa.String()))
+        session.execute(  # as before 0004
+            sa.update(packages)
+            .where(packages.c.metadata_sha256.is_(None))
+            .values(metadata_sha256="0" * 64)
+        )
     command.upgrade(config, "head")
     with services.catalog.session() as session:
         kept = {p.filename: p.metadata_sha256 is not None for p in session.scalars(select(Package))}

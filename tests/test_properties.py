@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from pullthrough import config
 from pullthrough.config import ConfigError, Settings
-from pullthrough.core import filenames, metadata, pypi_json, simple_html, simple_json
+from pullthrough.core import access, filenames, metadata, pypi_json, simple_html, simple_json
 from pullthrough.core.fields import fields_of
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.filters import FilterSpec, parse_rule
@@ -1049,9 +1049,9 @@ def test_parse_duration(value: object) -> None:
     st.text(max_size=30) | st.from_regex(r"/?[a-z.]{1,5}(/[a-z._-]{0,5}){0,3}/?", fullmatch=True)
 )
 def test_parse_base_path(value: str) -> None:
-    path = attempt(ValueError, lambda: config.parse_base_path(value))
+    path = attempt(ValueError, lambda: access.parse_base_path(value))
     if path is not None:
-        assert config.parse_base_path(path) == path
+        assert access.parse_base_path(path) == path
         assert all(part not in ("", "..") for part in path.split("/"))
         assert not path.startswith("/") and not path.endswith("/")
 

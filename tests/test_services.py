@@ -59,7 +59,7 @@ def local_repository(svc: Services, tmp_path: Path, project: str, version: str) 
         repo_id = create_repository(session, name=f"local-{project}").id
     wheel = build_wheel(tmp_path / "local", project, version)
     with wheel.open("rb") as fh:
-        svc.uploads.upload(repo_id, fh, wheel.name)
+        svc.uploads.upload(repo_id, fh, wheel.name, actor="admin")
     return repo_id
 
 

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds
-from pullthrough.api.bindings import CONTENT, TASKS, Render
+from pullthrough.api.bindings import CONTENT, TASKS, TOKENS, Render
 from pullthrough.api.crud import TASK_RESPONSE
 from pullthrough.api.operations import (
     Call,
     Operation,
     View,
+    address,
     by_id,
     invalid,
     json_response,
@@ -23,11 +24,13 @@ from pullthrough.api.operations import (
     task_answer,
 )
 from pullthrough.catalog.models import (
+    ApiToken,
     Package,
     Repository,
     RepositoryContent,
     RepositoryVersion,
     Task,
+    now,
 )
 from pullthrough.catalog.versions import new_version, present_in
 from pullthrough.core.fields import Field
@@ -191,6 +194,8 @@ def upload(call: Call) -> Response:
             file.stream,
             filename,
             digests={"sha256": call.values.get("sha256", "")},
+            actor=call.actor,
+            address=address(),
         )
     except UploadRefused as exc:
         raise invalid("file", str(exc)) from None
@@ -223,6 +228,15 @@ def _repository_action(name: str, view: View, summary: str, **declared: Any) -> 
     )
 
 
+def revoke(call: Call) -> Response:
+    """A token stops working at once, and stays listed (with when it was revoked)."""
+    call.subject = kinds.TOKEN.href(call.row.id)
+    if call.row.revoked_at is None:
+        call.row.revoked_at = now()
+    call.session.flush()
+    return json_response(TOKENS.to_json(call.row, Render(call.session, request.host_url)))
+
+
 OPERATIONS = [
     _repository_action("modify", modify, "Add and remove content", body=MODIFY, check=_modify),
     _repository_action("sync", sync, "Sync from a remote", body=SYNC_FIELDS),
@@ -248,6 +262,17 @@ OPERATIONS = [
         body=ORPHANS,
         partial=True,
         responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        f"{kinds.TOKEN.operation}_revoke",
+        "POST",
+        kinds.TOKEN.list_href + "<id>/revoke/",
+        f"{{{kinds.TOKEN.href_param}}}revoke/",
+        revoke,
+        "Revoke a token",
+        path_param=kinds.TOKEN.href_param,
+        load=by_id(ApiToken),
+        responses={200: f"{kinds.TOKEN.schema}Response"},
     ),
     Operation(
         f"{kinds.CONTENT.operation}_create",

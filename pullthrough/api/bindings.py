@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import ref_href, version_href
-from pullthrough.api.operations import Check, ValidationError, invalid
+from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid
 from pullthrough.api.resources import SERVED, Resource
 from pullthrough.catalog.models import (
+    ApiToken,
+    AuditEvent,
     Base,
     Distribution,
     Package,
@@ -38,6 +40,7 @@ from pullthrough.catalog.versions import content_counts, initial_version, presen
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
+from pullthrough.services.auth import new_token
 
 Value = Callable[[Any, "Render"], Any]
 
@@ -80,6 +83,7 @@ class Binding:
     write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
     after_create: Callable[[Session, Any], None] | None = None
     before_delete: Callable[[Session, Any], None] | None = None
+    redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # body values to show
 
     def to_json(self, row: Any, render: Render) -> dict[str, Any]:
         """Every readable field: computed, a reference's href, or the row's attribute."""
@@ -157,7 +161,6 @@ VERSIONS = Binding(
 )
 
 
-HIDDEN = "********"  # a secret's place in a value shown: credentials in URLs, header values
 URL_FIELDS = ("url", "proxy_url")
 
 
@@ -198,6 +201,19 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
     }
 
 
+def _remote_detail(values: dict[str, Any]) -> dict[str, Any]:
+    """A remote's body as the audit trail shows it: as a remote is shown."""
+    out: dict[str, Any] = {
+        k: _hide_userinfo(v) if k in URL_FIELDS else v for k, v in values.items()
+    }
+    if isinstance(out.get("headers"), list):
+        out["headers"] = [
+            {k: HIDDEN for k in item} if isinstance(item, dict) else HIDDEN
+            for item in out["headers"]
+        ]
+    return out
+
+
 def _write_remote(row: Remote, values: dict[str, Any]) -> None:
     """The name and labels are columns; the settings one JSON object (a new one: the change is
     seen). Secrets written back as shown (HIDDEN) keep their stored values."""
@@ -216,7 +232,9 @@ def _write_remote(row: Remote, values: dict[str, Any]) -> None:
     row.settings = {**old, **values}
 
 
-REMOTES = Binding(resources.REMOTES, Remote, shape=_remote_json, write=_write_remote)
+REMOTES = Binding(
+    resources.REMOTES, Remote, shape=_remote_json, write=_write_remote, redact=_remote_detail
+)
 
 
 def _serves_one(session: Session, values: dict[str, Any], row: Any) -> None:
@@ -411,6 +429,38 @@ YANKS = Binding(
     },
     check=_one_yank,
 )
+
+
+def _new_token(session: Session, values: dict[str, Any]) -> ApiToken:
+    """A token with a fresh secret: only its digest is stored; the secret rides along on the
+    object for the answer to create, and is gone with it."""
+    token, key, digest = new_token()
+    expires = values.get("expires_at")
+    row = ApiToken(
+        name=values["name"],
+        key=key,
+        digest=digest,
+        scopes=values["scopes"],
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+    )
+    row.secret = token  # type: ignore[attr-defined]
+    return row
+
+
+def _expires_later(session: Session, values: dict[str, Any], row: Any) -> None:
+    expires = values.get("expires_at")
+    if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
+        raise invalid("expires_at", "A token must expire in the future.")
+
+
+TOKENS = Binding(
+    resources.TOKENS,
+    ApiToken,
+    computed={"token": lambda row, _: getattr(row, "secret", None)},
+    build=_new_token,
+    check=_expires_later,
+)
+AUDIT_EVENTS = Binding(resources.AUDIT_EVENTS, AuditEvent)
 BINDINGS = (
     REPOSITORIES,
     VERSIONS,
@@ -421,4 +471,6 @@ BINDINGS = (
     TASKS,
     PROJECT_STATUSES,
     YANKS,
+    TOKENS,
+    AUDIT_EVENTS,
 )

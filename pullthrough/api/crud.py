@@ -92,6 +92,7 @@ def _create(binding: Binding, verb: str) -> View:
             if binding.after_create is not None:
                 binding.after_create(session, row)
             session.refresh(row)
+            call.subject = binding.resource.kind.href(row.id)
             outcome.created.append(Ref(binding.resource.kind.label, row.id))
             outcome.result = binding.to_json(row, render(call))
 
@@ -187,6 +188,7 @@ def operations(binding: Binding) -> list[Operation]:
                 model=binding.model if writes else None,
                 check=binding.check if writes else None,
                 responses=responses,
+                redact=binding.redact,
             )
         )
     return out

@@ -76,12 +76,25 @@ CONTENT = Kind("content", "content/python/packages/", "PackageContent")
 TASK = Kind("task", "tasks/", "Task", plugin=False)
 PROJECT_STATUS = Kind("project_status", "projects/python/statuses/", "ProjectStatus")
 YANK = Kind("yank", "projects/python/yanks/", "Yank")
+TOKEN = Kind("token", "tokens/", "Token", plugin=False)
+AUDIT_EVENT = Kind("audit_event", "audit/", "AuditEvent", plugin=False)
 VERSION = Kind(
     "repository_version", f"{REPOSITORY.path}versions/", "RepositoryVersion", core_schema=True
 )
 KINDS = {
     k.label: k
-    for k in (REPOSITORY, REMOTE, DISTRIBUTION, PUBLICATION, CONTENT, TASK, PROJECT_STATUS, YANK)
+    for k in (
+        REPOSITORY,
+        REMOTE,
+        DISTRIBUTION,
+        PUBLICATION,
+        CONTENT,
+        TASK,
+        PROJECT_STATUS,
+        YANK,
+        TOKEN,
+        AUDIT_EVENT,
+    )
 }
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/versions/(\\d+)/")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
 from pullthrough.api.operations import ValidationError, invalid
-from pullthrough.api.params import CONTAINS, EXACT, ICONTAINS, IN, STARTSWITH, Filter
+from pullthrough.api.params import CONTAINS, EXACT, GTE, ICONTAINS, IN, LT, STARTSWITH, Filter
+from pullthrough.catalog.models import utc
 from pullthrough.core.fields import INT_MAX
 
 DEFAULT_LIMIT = 100
@@ -46,7 +48,19 @@ def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
                 query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
             elif lookup == STARTSWITH:
                 query = query.where(column.startswith(value, autoescape=True))
+            elif lookup == GTE:
+                query = query.where(column >= _moment(key, value))
+            elif lookup == LT:
+                query = query.where(column < _moment(key, value))
     return query
+
+
+def _moment(key: str, value: str) -> datetime:
+    """A time to compare with: RFC 3339; one without a zone is UTC."""
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise invalid(key, "Enter a valid date/time (RFC 3339).") from None
 
 
 def _coerce(declared: Filter, value: str) -> object:

@@ -42,11 +42,14 @@ from pullthrough.catalog.models import (
     Repository,
     RepositoryVersion,
 )
+from pullthrough.core.access import Principal
 from pullthrough.core.fields import Field
+from pullthrough.services import audit
 from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.tasks import TaskOutcome, record_completed
 
 JSON_TYPE = "application/json"
+HIDDEN = "********"  # a secret's place in a value shown: credentials in URLs, header values
 NOT_FOUND = {"detail": "Not found."}
 
 
@@ -72,6 +75,12 @@ class Call:
     values: dict[str, Any]  # the body's fields, validated; hrefs replaced by their objects
     cid: str  # the correlation id
     after: list[Callable[[], None]] = field(default_factory=list)  # once committed
+    principal: Principal | None = None  # who asks (None: an operation open to anyone)
+    subject: str = ""  # what a write changed, for the audit trail (default: the path's object)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor if self.principal is not None else "anonymous"
 
     @property
     def session(self) -> Session:
@@ -109,7 +118,8 @@ class Operation:
     # open sessions of their own (SQLite would make a second one wait for the first).
     transaction: bool = True
     responses: dict[int, str | None] = field(default_factory=dict)  # code -> schema name
-    auth: bool = True
+    auth: bool = True  # for the admin (or a token with the admin scope) only
+    redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # secrets in given values
 
 
 def json_response(body: object, status: int = 200) -> Response:
@@ -235,12 +245,13 @@ def _checked(op: Operation) -> Callable[..., Response]:
 
     def view(**path: Any) -> Response:
         svc = services()
+        principal = None
         if op.auth:
-            svc.auth.require(request.headers.get("Authorization"))
+            principal = svc.auth.require_admin(request.headers.get("Authorization"), address())
         body = None
         if op.body is not None:
             body = _multipart() if op.multipart else _body()
-        call = Call(svc, None, None, {}, g.get("correlation_id", ""))
+        call = Call(svc, None, None, {}, g.get("correlation_id", ""), principal=principal)
         if op.transaction or op.load is not None or body is not None:
             with svc.catalog.session() as session:
                 if op.load is not None and (row := op.load(session, path)) is None:
@@ -251,6 +262,8 @@ def _checked(op: Operation) -> Callable[..., Response]:
                 if op.transaction:
                     call.transaction = session
                     response = op.view(call)
+                    if op.method != "GET" and response.status_code < 400:
+                        _audit(session, op, call, body or {})
         if not op.transaction:
             response = op.view(call)
         for then in call.after:
@@ -259,6 +272,27 @@ def _checked(op: Operation) -> Callable[..., Response]:
 
     view.__name__ = op.id
     return view
+
+
+def address() -> str:
+    """The client's address (behind the nginx front: the one it saw)."""
+    return services().auth.client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For")
+    )
+
+
+def _audit(session: Session, op: Operation, call: Call, body: Mapping[str, Any]) -> None:
+    """Record a write in the write's own transaction (they stand or fall together): the
+    operation, what it changed, and the fields the request gave (secrets shown as HIDDEN)."""
+    detail = {
+        f.name: HIDDEN if f.write_only else body[f.name]
+        for f in op.body or ()
+        if f.name in body and not f.read_only and not (op.multipart and f.name == "file")
+    }
+    if op.redact is not None:
+        detail = op.redact(detail)
+    subject = call.subject or (request.path if op.load is not None else "")
+    audit.record(session, call.actor, op.id, subject, address=address(), detail=detail)
 
 
 def blueprint(operations: list[Operation]) -> Blueprint:

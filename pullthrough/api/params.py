@@ -8,6 +8,7 @@ from pullthrough.core.fields import INT_MAX
 
 EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
 TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
+GTE, LT = "gte", "lt"  # times: from (inclusive), until (exclusive)
 
 
 @dataclass(frozen=True)

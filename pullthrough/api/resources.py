@@ -17,8 +17,9 @@ from packaging.utils import canonicalize_name
 
 from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
-from pullthrough.api.params import IN, TEXT_LOOKUPS, Filter
-from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS
+from pullthrough.api.params import CONTAINS, EXACT, GTE, IN, LT, TEXT_LOOKUPS, Filter
+from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, parse_moment
+from pullthrough.core.access import SCOPE_HELP, parse_scopes
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES, parse_filename, parse_version
 from pullthrough.core.models import PROJECT_STATUSES as PROJECT_STATUSES_PEP792
@@ -152,6 +153,13 @@ CONTENT = Resource(
         *ro("requires_dist", type="array"),
         *ro("yanked", type="boolean"),
         Field("origin", "string", read_only=True, help="upload, cache or sync"),
+        Field(
+            "uploaded_by",
+            "string",
+            read_only=True,
+            nullable=True,
+            help="Who uploaded it: the admin, or token:<name>.",
+        ),
         Field("relative_path", "string", help="The file's name."),
         Field("repository", "string", nullable=True, href="repository", write_only=True),
         Field("file", "string", write_only=True, help="The distribution file."),
@@ -261,6 +269,55 @@ YANKS = Resource(
         Filter("distribution", href="distribution"),
     ),
 )
+TOKENS = Resource(
+    kinds.TOKEN,
+    (
+        *ro("pulp_href", "pulp_created"),
+        NAME,
+        Field(
+            "scopes",
+            "array",
+            items="string",
+            required=True,
+            clean=parse_scopes,
+            help=f"What it may do: {SCOPE_HELP} (repeatable).",
+        ),
+        Field(
+            "expires_at",
+            "string",
+            nullable=True,
+            clean=parse_moment,
+            help="When it stops working (RFC 3339); null: never.",
+        ),
+        Field("key", "string", read_only=True, help="The token's public start, to recognize it."),
+        *ro("revoked_at", nullable=True),
+        Field(
+            "token",
+            "string",
+            read_only=True,
+            nullable=True,
+            help="The secret, in the answer to create only: the password of user __token__,"
+            " or `Authorization: Bearer <token>`.",
+        ),
+    ),
+    verbs=(LIST, CREATE, READ),
+    filters=NAMED,
+)
+AUDIT_EVENTS = Resource(
+    kinds.AUDIT_EVENT,
+    (
+        *ro("pulp_href", "pulp_created", "actor", "action", "subject", "address"),
+        *ro("detail", type="object"),
+    ),
+    filters=(
+        Filter("actor", (EXACT, IN)),
+        Filter("action", (EXACT, IN, CONTAINS)),
+        Filter("subject", (EXACT, CONTAINS)),
+        Filter("pulp_created", (GTE, LT)),
+    ),
+    ordering=("pulp_created", "actor", "action"),
+    default_order="-pulp_created",
+)
 RESOURCES = (
     REPOSITORIES,
     VERSIONS,
@@ -271,4 +328,6 @@ RESOURCES = (
     TASKS,
     PROJECT_STATUSES,
     YANKS,
+    TOKENS,
+    AUDIT_EVENTS,
 )

@@ -30,6 +30,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc(value: datetime) -> datetime:
+    """A stored time, aware and in UTC (SQLite gives naive UTC; PostgreSQL the session's zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -106,6 +111,7 @@ class Package(Base):
     yanked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     upload_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     origin: Mapped[str] = mapped_column(String(16), default="upload")  # upload, cache, sync
+    uploaded_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # an actor
     pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     # Synced with the on_demand or streamed policy: fetched from here when a client asks.
     remote_url: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -156,6 +162,7 @@ class Distribution(Timestamped, Base):
     blocklist: Mapped[list[str]] = mapped_column(JSON, default=list)
     block_malicious: Mapped[bool] = mapped_column(Boolean, default=True)
     hold_advisories: Mapped[bool] = mapped_column(Boolean, default=False)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     repository: Mapped[Repository | None] = relationship()
@@ -275,3 +282,34 @@ class AdvisoryProject(Base):
         ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class ApiToken(Base):
+    """An API token: its public key (the start of the token, shown) and the sha256 of the whole
+    token; the secret itself is shown once, at creation, and never stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class AuditEvent(Base):
+    """One write: who (an actor), what (an action: an API operation id, `upload`, ...), to what
+    (an href or a name), when, from where, and the non-secret details."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,23 @@ from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
 from pullthrough.api.params import EXACT, IN, Filter
 from pullthrough.api.resources import (
+    AUDIT_EVENTS,
     CONTENT,
+    DELETE,
     DISTRIBUTIONS,
     PROJECT_STATUSES,
     REMOTES,
     REPOSITORIES,
     TASKS,
+    TOKENS,
     VERSIONS,
     YANKS,
     Resource,
 )
 from pullthrough.cli.client import Client, CliError
 from pullthrough.cli.tree import Handler, Tree, flag, non_negative
+from pullthrough.config import parse_duration, parse_moment
+from pullthrough.core.access import SCOPE_HELP
 from pullthrough.core.fields import Field
 
 METAVARS = {"string": "TEXT", "integer": "N", "number": "NUMBER", "array": "JSON"}
@@ -213,12 +219,13 @@ def standard_verbs(
         lambda client, args: client.page(kind, list_params(args, resource.filters)),
     )
     add_list_options(parser, resource.filters, renamed or {})
-    destroy = tree.verb(
-        "destroy",
-        f"delete a {kind.title}",
-        lambda client, args: client.destroy(kind, client.find(kind, args.name)["pulp_href"]),
-    )
-    destroy.add_argument("--name", required=True)
+    if DELETE in resource.verbs:
+        destroy = tree.verb(
+            "destroy",
+            f"delete a {kind.title}",
+            lambda client, args: client.destroy(kind, client.find(kind, args.name)["pulp_href"]),
+        )
+        destroy.add_argument("--name", required=True)
 
 
 # ---- repositories -------------------------------------------------------------------------
@@ -500,6 +507,74 @@ def _add_yank(tree: Tree) -> None:
         where.add_argument("--distribution", metavar="NAME", help="on this distribution")
 
 
+# ---- tokens and the audit trail -----------------------------------------------------------
+
+
+def _token_options(parser: argparse.ArgumentParser, creating: bool) -> None:
+    parser.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        metavar="SCOPE",
+        help=f"{SCOPE_HELP} (repeatable)",
+    )
+    parser.add_argument(
+        "--expires",
+        type=_expiry,
+        metavar="WHEN",
+        help="when it stops working: a duration from now (90d, 12h) or an RFC 3339 time",
+    )
+
+
+def _expiry(text: str) -> str:
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        try:
+            return parse_moment(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a duration (90d, 12h) or an RFC 3339 time, got {text!r}"
+            ) from None
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _token_body(
+    client: Client, args: argparse.Namespace, current: dict[str, Any]
+) -> dict[str, Any]:
+    return {"scopes": args.scope, "expires_at": args.expires}
+
+
+def token_revoke(client: Client, args: argparse.Namespace) -> Any:
+    href = client.find(kinds.TOKEN, args.name)["pulp_href"]
+    return client.call("POST", href + "revoke/", f"{kinds.TOKEN.operation}_revoke")
+
+
+def _add_token(tree: Tree) -> None:
+    tokens = tree.group(
+        "token", "API tokens: the password of user __token__ (twine, pip, uv), or Bearer"
+    )
+    standard_verbs(
+        tokens,
+        TOKENS,
+        "tokens",
+        skip=("scopes", "expires_at"),
+        options=_token_options,
+        body=_token_body,
+    )
+    revoke = tokens.verb("revoke", "stop a token working (it stays listed)", token_revoke)
+    revoke.add_argument("--name", required=True)
+    audit = tree.group("audit", "the audit trail: every write, who made it, and when")
+    listing = audit.verb(
+        "list",
+        "list events, newest first",
+        lambda client, args: client.page(
+            kinds.AUDIT_EVENT, list_params(args, AUDIT_EVENTS.filters)
+        ),
+    )
+    add_list_options(listing, AUDIT_EVENTS.filters, {})
+
+
 def orphans_cleanup(client: Client, args: argparse.Namespace) -> Any:
     return client.orphans_cleanup(args.protection_time)
 
@@ -517,6 +592,7 @@ def add_commands(tree: Tree) -> None:
     )
     standard_verbs(statuses, PROJECT_STATUSES, "project statuses")
     _add_yank(tree)
+    _add_token(tree)
     orphans = tree.group("orphans", "content in no repository version")
     cleanup = orphans.verb("cleanup", "remove orphaned packages and their files", orphans_cleanup)
     cleanup.add_argument(

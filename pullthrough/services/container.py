@@ -21,9 +21,10 @@ from pullthrough.catalog.db import (
 from pullthrough.catalog.generation import Generation
 from pullthrough.catalog.models import Distribution, Remote
 from pullthrough.config import Settings
-from pullthrough.services import orphans, sync
+from pullthrough.services import audit, orphans, sync
 from pullthrough.services.advisories import Advisories
-from pullthrough.services.auth import Authenticator, admin_password
+from pullthrough.services.audit import CONFIG_ACTOR
+from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.counters import Counters
 from pullthrough.services.pullthrough import PullThrough
@@ -101,10 +102,15 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             if row is None:
                 row = Remote(name=declared.name, settings=given)
                 session.add(row)
-                changed = True
             elif (merged := {**row.settings, **given}) != row.settings:
                 row.settings = merged
-                changed = True
+            else:
+                remotes[declared.name] = row
+                continue
+            changed = True
+            audit.record(
+                session, CONFIG_ACTOR, "remote_configured", declared.name, detail=keys(given)
+            )
             remotes[declared.name] = row
         session.flush()
         for declared_dist in settings.distributions:
@@ -118,12 +124,22 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             )
             if dist is None:
                 session.add(Distribution(name=declared_dist.name, **wanted))
-                changed = True
             elif any(getattr(dist, k) != v for k, v in wanted.items()):
                 for key, value in wanted.items():
                     setattr(dist, key, value)
-                changed = True
+            else:
+                continue
+            changed = True
+            name = declared_dist.name
+            audit.record(
+                session, CONFIG_ACTOR, "distribution_configured", name, detail=keys(wanted)
+            )
     return changed
+
+
+def keys(given: dict[str, Any]) -> dict[str, Any]:
+    """What an audit event says of settings written: their names (values may be secrets)."""
+    return {"settings": sorted(given)}
 
 
 def prepare_data(settings: Settings) -> tuple[str, bool]:
@@ -185,6 +201,12 @@ def build_services(settings: Settings) -> Services:
         pages_cache=pages_cache,
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog, store)),
         uploads=Uploads(catalog, store, ledger),
-        auth=Authenticator(settings.auth.admin_username, password, settings.auth.admin_token),
+        auth=Authenticator(
+            catalog,
+            settings.auth.admin_username,
+            password,
+            settings.auth.admin_token,
+            FailureLimit(settings.auth.failure_burst, settings.auth.failure_window),
+        ),
         counters=Counters(data / "counters"),
     )

@@ -95,6 +95,7 @@ class Distribution:
         advisories: Callable[[NormalizedName], Sequence[Advisory]] = lambda _: (),
         block_malicious: bool = True,
         hold_advisories: bool = False,
+        private: bool = False,
         clock: Callable[[], float] = time.time,
         memory_pages: int = 4096,
     ) -> None:
@@ -113,6 +114,7 @@ class Distribution:
         self.advisories = advisories
         self.block_malicious = block_malicious
         self.hold_advisories = hold_advisories
+        self.private = private
         self.clock = clock
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
         self._list: ListView | None = None

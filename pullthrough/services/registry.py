@@ -139,5 +139,6 @@ class Registry:
                     advisories=self.advisories.for_project,
                     block_malicious=row.block_malicious,
                     hold_advisories=row.hold_advisories,
+                    private=row.private,
                 )
         return found

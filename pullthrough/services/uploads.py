@@ -18,6 +18,7 @@ from pullthrough.catalog.versions import new_version
 from pullthrough.core.filenames import InvalidFilename, parse_filename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
+from pullthrough.services import audit
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
@@ -49,9 +50,14 @@ class Uploads:
         digests: Mapping[str, str] = {},
         name: str | None = None,
         version: str | None = None,
+        actor: str,
+        address: str = "",
+        where: str = "",
     ) -> tuple[Package, int | None]:
         """Store one file and add it to the repository (if any); returns the package and the new
-        version number (None when nothing changed: re-uploading the same file is idempotent)."""
+        version number (None when nothing changed: re-uploading the same file is idempotent).
+        `actor` uploaded it (from `address`, to the distribution at `where`): the audit trail
+        records it in the same transaction, and a new package keeps it as `uploaded_by`."""
         try:
             parse_filename(filename)
         except InvalidFilename as exc:
@@ -96,6 +102,7 @@ class Uploads:
                 if existing is None:
                     if metadata is not None:
                         package.metadata_sha256 = self.store.put_bytes(metadata)
+                    package.uploaded_by = actor
                     session.add(package)
                     session.flush()
                 else:
@@ -104,6 +111,12 @@ class Uploads:
                 created = (
                     new_version(session, repository_id, add=[package.id]) if repository_id else None
                 )
+                detail = {"filename": filename, "sha256": package.sha256, "new": existing is None}
+                if where:
+                    detail["distribution"] = where
+                if created is not None:
+                    detail["repository_version"] = created.number
+                audit.record(session, actor, "upload", filename, address=address, detail=detail)
         self.ledger.forget(package.sha256)  # a repository's file is never evicted
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None

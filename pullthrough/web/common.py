@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.distribution import Distribution, NotFound
@@ -17,11 +17,35 @@ def services() -> Services:
     return cast(Services, current_app.extensions[EXTENSION])
 
 
-def distribution(base_path: str) -> Distribution:
-    dist = services().registry.get(base_path.strip("/"))
+def distribution(base_path: str, *, reading: bool = True) -> Distribution:
+    """The distribution at `base_path`; a private one only to its readers (401/403)."""
+    svc = services()
+    dist = svc.registry.get(base_path.strip("/"))
     if dist is None:
         raise NotFound(f"No distribution with base path {base_path!r}")
+    if reading and dist.private:
+        svc.auth.require_reader(authorization(), address(), dist.base_path)
     return dist
+
+
+def authorization() -> str | None:
+    return request.headers.get("Authorization")
+
+
+def address() -> str:
+    """The client's address (behind the nginx front: the one it saw)."""
+    return services().auth.client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For")
+    )
+
+
+def plain_with_reason(message: str, status: int) -> Response:
+    """A text answer whose status line carries the message too, as PyPI's upload endpoint
+    answers: twine shows only the status line unless run with --verbose."""
+    phrase = "".join(c if " " <= c <= "~" else "?" for c in message.splitlines()[0])[:300]
+    response = Response(message + "\n", mimetype="text/plain")
+    response.status = f"{status} {phrase}"
+    return response
 
 
 def etag_of(body: bytes) -> str:

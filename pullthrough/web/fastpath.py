@@ -49,6 +49,8 @@ class WarmPages:
             return None
         dist = self.registry.get(base_path)
         fmt = choose_format(environ.get("HTTP_ACCEPT"))
-        if dist is None or fmt is None or (view := dist.fresh_view(project)) is None:
+        if dist is None or dist.private or fmt is None:  # private: Flask checks the reader
+            return None
+        if (view := dist.fresh_view(project)) is None:
             return None
         return cast(Rendered | None, view.renders.get(fmt))

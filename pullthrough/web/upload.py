@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from pullthrough.core.filenames import InvalidFilename
-from pullthrough.web.common import distribution, services
+from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.web.common import (
+    address,
+    authorization,
+    distribution,
+    plain_with_reason,
+    services,
+)
 
 bp = Blueprint("upload", __name__)
 
 
 def _text(message: str, status: int) -> Response:
-    return Response(message + "\n", status=status, mimetype="text/plain")
+    return plain_with_reason(message, status)
 
 
 @bp.post("/pypi/<path:base_path>/legacy/")
 def legacy_upload(base_path: str) -> Response:
     svc = services()
-    svc.auth.require(request.headers.get("Authorization"))
-    dist = distribution(base_path)
+    principal = svc.auth.require(authorization(), address())
+    dist = distribution(base_path, reading=False)
+    if (why := principal.upload_refusal(dist.base_path)) is not None:  # before reading the file
+        return _text(f"Forbidden: {why}", 403)
     if not dist.allow_uploads:
         return _text(f"Uploads are not allowed to distribution {dist.base_path!r}", 403)
     if dist.repository_id is None:
@@ -34,9 +42,12 @@ def legacy_upload(base_path: str) -> Response:
     if upload is None or not upload.filename:
         return _text("No file in the form field 'content'", 400)
     try:
+        project = parse_filename(upload.filename).name
         refusal = dist.upload_refusal(upload.filename)
     except InvalidFilename as exc:
         return _text(str(exc), 400)
+    if (why := principal.upload_refusal(dist.base_path, project)) is not None:
+        return _text(f"Forbidden: {why}", 403)
     if refusal is not None:
         svc.counters.add(dist.base_path, refusal.kind)
         message = refusal.message(upload.filename).rstrip(".")
@@ -53,6 +64,9 @@ def legacy_upload(base_path: str) -> Response:
         digests=digests,
         name=form.get("name"),
         version=form.get("version"),
+        actor=principal.actor,
+        address=address(),
+        where=dist.base_path,
     )
     if number is not None:
         svc.registry.changed()
