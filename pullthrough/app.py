@@ -19,7 +19,7 @@ from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadForbidden, UploadRefused
-from pullthrough.storage.store import StorageFull
+from pullthrough.storage.store import StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, pypi_json, simple, upload
 from pullthrough.web.common import plain_with_reason
@@ -83,6 +83,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     def storage_full(exc: StorageFull) -> Response:
         log.error("no space left: %s", exc)
         return _text("Insufficient storage: the server's disk is full; try again later", 507)
+
+    @app.errorhandler(StorageUnavailable)
+    def storage_unavailable(exc: StorageUnavailable) -> Response:
+        log.error("%s", exc)
+        response = _text("Service unavailable: the file store cannot be reached; try again", 503)
+        response.headers["Retry-After"] = "10"
+        return response
 
     @app.errorhandler(OperationalError)
     def catalog_failed(exc: OperationalError) -> Response:

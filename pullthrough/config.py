@@ -185,6 +185,11 @@ def _pem(value: object) -> str:
         raise ValueError(f"expected PEM text or a readable file, got {text!r} ({exc})") from None
 
 
+def size(default: int, *, help: str, minimum: int = 0) -> Any:
+    """A setting in bytes: `20GB`, `512MiB` or a number, up to MAX_SIZE (not INT_MAX)."""
+    return setting(default, minimum=minimum, maximum=MAX_SIZE, coerce=parse_size, help=help)
+
+
 def duration(default: float | None, *, help: str) -> Any:
     """A setting in seconds: `10m`, `30s`, `500ms` or a number, at most ten years."""
     return setting(default, minimum=0, maximum=MAX_DURATION, coerce=parse_duration, help=help)
@@ -203,18 +208,45 @@ class ServerSettings:
         0, minimum=0, help="gunicorn worker processes (0: one per core, at least 2)."
     )
     threads: int = setting(32, minimum=1, help="Threads per worker (requests wait on I/O).")
-    max_upload_size: int = setting(
-        2 * 2**30, coerce=parse_size, help="Bytes; larger uploads get 413."
-    )
+    max_upload_size: int = size(2 * 2**30, help="Bytes; larger uploads get 413.")
     embedded_worker: bool = setting(True, help="Run background tasks in the server processes.")
 
 
 @dataclass(frozen=True)
 class CacheSettings:
-    max_size: int = setting(
-        20 * 10**9, coerce=parse_size, help="Bytes of pull-through (orphaned) files; LRU beyond."
-    )
+    max_size: int = size(20 * 10**9, help="Bytes of pull-through (orphaned) files; LRU beyond.")
     index_ttl: float = duration(600.0, help="Seconds an upstream page is used before revalidation.")
+
+
+STORAGE_BACKENDS = ("local", "s3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where files live: the data folder (one host), or S3-compatible object storage."""
+
+    backend: str = setting(
+        "local", choices=STORAGE_BACKENDS, help="local (data_dir/artifacts) or s3."
+    )
+    s3_endpoint_url: str = setting(
+        "", help="The S3 endpoint (http://seaweedfs:8333, https://minio...); empty: AWS."
+    )
+    s3_bucket: str = setting("", help="The bucket (it must exist).")
+    s3_region: str = setting("us-east-1", help="The bucket's region.")
+    s3_prefix: str = setting("", help="Keys start with this (several servers in one bucket).")
+    s3_access_key_id: str = setting(
+        "", write_only=True, help="Empty: boto3's own lookup (environment, instance role)."
+    )
+    s3_secret_access_key: str = setting("", write_only=True, help="The access key's secret.")
+    s3_addressing_style: str = setting(
+        "auto", choices=ADDRESSING_STYLES, help="path for most S3-compatible servers."
+    )
+    s3_redirect: float = duration(
+        0.0,
+        help="0: files stream through the server; else clients are redirected to presigned"
+        " URLs valid this long.",
+    )
 
 
 @dataclass(frozen=True)
@@ -338,8 +370,8 @@ class RemoteSettings:
     allow_unhashed: bool = setting(
         False, help="Fetch files the index lists without a sha256 (their bytes go unchecked)."
     )
-    max_page_size: int = setting(
-        100 * 10**6, minimum=1, coerce=parse_size, help="Bytes; a larger upstream page is refused."
+    max_page_size: int = size(
+        100 * 10**6, minimum=1, help="Bytes; a larger upstream page is refused."
     )
     max_page_files: int = setting(
         200_000, minimum=1, help="A project page listing more files is refused."
@@ -433,6 +465,7 @@ SECTIONS: dict[str, type] = {
     "cache": CacheSettings,
     "auth": AuthSettings,
     "tasks": TaskSettings,
+    "storage": StorageSettings,
 }
 
 
@@ -442,6 +475,7 @@ class Settings:
     cache: CacheSettings = CacheSettings()
     auth: AuthSettings = AuthSettings()
     tasks: TaskSettings = TaskSettings()
+    storage: StorageSettings = StorageSettings()
     remotes: tuple[RemoteSettings, ...] = ()
     distributions: tuple[DistributionSettings, ...] = ()
 
@@ -538,6 +572,8 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         if not isinstance(raw, dict):
             raise ConfigError(f"{key}: expected a table")
         sections[key] = cls(**_parse(fields_of(cls), raw, key))
+    if sections["storage"].backend == "s3" and not sections["storage"].s3_bucket:
+        raise ConfigError("storage.s3_bucket: required with backend = 's3'")
     remotes = []
     for i, raw in enumerate(_tables(data.get("remotes", []), "remotes")):
         name, values = _named(raw, f"remotes[{i}]")

@@ -20,6 +20,7 @@ from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
 from support.packages import build_sdist, build_wheel
 from support.postgres import postgres_available, postgres_server
+from support.seaweed import S3Server, seaweed_available, seaweed_server
 from support.servers import Server, free_port, wait_ready
 from support.tools import clean_env
 from support.upstream import Upstream
@@ -94,6 +95,20 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server (SeaweedFS, support.seaweed) started for this session, one per xdist worker;
+    tests share it, so each uses buckets of its own. Skipped where `weed` is missing, except on
+    CI (CI set), where that fails."""
+    reason = seaweed_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test against an S3 server: {reason}")
+        pytest.skip(reason)
+    with seaweed_server(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
+
+
 @pytest.fixture
 def upstream(wheelhouse: Wheelhouse) -> Iterator[Upstream]:
     with Upstream() as up:
@@ -133,7 +148,7 @@ def gunicorn_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url + "/pulp/api/v3/status/", proc)
         data_dir = Path(load_settings(config, environ={}).server.data_dir)
-        return Server(url, data_dir)
+        return Server(url, data_dir, proc.pid)
 
     yield start
     for proc in procs:

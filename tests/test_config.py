@@ -106,6 +106,18 @@ def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
 
 
+def test_sizes_past_two_gigabytes_are_settings_too() -> None:
+    """Sizes are 64-bit: a 200 GB cache and 8 GiB uploads, not the 32-bit catalog limit."""
+    settings = load_settings(
+        environ={
+            "PULLTHROUGH_CACHE__MAX_SIZE": "200GB",
+            "PULLTHROUGH_SERVER__MAX_UPLOAD_SIZE": "8GiB",
+        }
+    )
+    assert settings.cache.max_size == 200 * 10**9
+    assert settings.server.max_upload_size == 8 * 2**30
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("500ms", 0.5), ("2h", 7200), (3, 3)])
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -20,7 +20,8 @@ def test_store_commits_only_verified_bytes(tmp_path: Path) -> None:
     assert store.put_bytes(data, {"sha256": sha}) == sha
     opened = store.open(sha)
     assert opened is not None
-    with opened as fh:
+    assert opened.size == len(data)
+    with opened.file as fh:
         assert fh.read() == data
     with pytest.raises(HashMismatch):
         store.put_bytes(b"other bytes", {"sha256": sha[::-1]})

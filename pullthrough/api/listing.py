@@ -114,8 +114,17 @@ def page(
             )
         column = getattr(binding.model, key.lstrip("-"))
         query = query.order_by(column.desc() if key.startswith("-") else column.asc())
-    count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(query.offset(offset).limit(limit)).all()
+    # The count comes with the page, from one statement: under READ COMMITTED two statements
+    # could disagree (rows added between them), a count past the results on the same page.
+    counted = session.execute(
+        query.add_columns(func.count().over()).offset(offset).limit(limit)
+    ).all()
+    rows = [row[0] for row in counted]
+    if counted:
+        count = int(counted[0][1])
+    else:  # past the end (or nothing): the count alone
+        total = select(func.count()).select_from(query.order_by(None).subquery())
+        count = session.scalar(total) or 0
     return {
         "count": count,
         "next": _link(offset + limit, limit) if offset + limit < count else None,

@@ -5,7 +5,7 @@ an upload through one worker is visible through all at once. Each process keeps 
 reads the token with one pread (the hot path pays a single syscall); a change rewrites it in place
 with a token of the same length. A read racing a write can at worst see a mix of both tokens:
 that only causes one extra rebuild, never a missed change.
-Across hosts (PostgreSQL scale-out) this file would need to be shared or replaced by polling.
+Across hosts (PostgreSQL) a row takes its place: services.coordination.SharedGeneration.
 """
 
 from __future__ import annotations
@@ -13,8 +13,17 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 TOKEN_BYTES = 32
+
+
+class ChangeSignal(Protocol):
+    """This host's Generation, or every node's (services.coordination.SharedGeneration)."""
+
+    def read(self) -> bytes: ...
+    def bump(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class Generation:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -313,3 +314,33 @@ class AuditEvent(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CacheEntry(Base):
+    """A pull-through file in the cache (orphaned content), its size and last use: the LRU
+    ledger shared by every node (PostgreSQL; one host keeps its own in the data folder)."""
+
+    __tablename__ = "cache_entries"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_used: Mapped[float] = mapped_column(Float, index=True)
+
+
+class CacheUrl(Base):
+    """For indexes that give no sha256: which stored file a URL was downloaded into."""
+
+    __tablename__ = "cache_urls"
+
+    url_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class CatalogGeneration(Base):
+    """One row whose token changes with every catalog change (nodes poll it)."""
+
+    __tablename__ = "catalog_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))

@@ -82,9 +82,10 @@ class Field:
 
     @property
     def most(self) -> float | None:
-        """The largest value allowed: `maximum`, and for integers never more than INT_MAX."""
-        if self.type == "integer":
-            return min(self.maximum, INT_MAX) if self.maximum is not None else INT_MAX
+        """The largest value allowed: `maximum`; an integer without one at most INT_MAX (the
+        catalog's columns), one that says more (a size, kept in 64 bits) up to it."""
+        if self.type == "integer" and self.maximum is None:
+            return INT_MAX
         return self.maximum
 
     def validate(self, value: object) -> Any:

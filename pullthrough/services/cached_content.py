@@ -16,13 +16,13 @@ from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import DistFile
 from pullthrough.services.packages import apply_index_fields, package_from_file
-from pullthrough.storage.store import ArtifactStore
+from pullthrough.storage.store import BlobStore
 
 log = logging.getLogger(__name__)
 
 
 class CachedContent:
-    def __init__(self, catalog: Catalog, store: ArtifactStore) -> None:
+    def __init__(self, catalog: Catalog, store: BlobStore) -> None:
         self.catalog = catalog
         self.store = store
 
@@ -32,8 +32,9 @@ class CachedContent:
             return
         try:
             # The METADATA is not kept separately: a cached wheel's is read on demand.
-            package, _ = package_from_file(self.store.path(sha256), entry.filename, sha256=sha256)
-        except (InvalidDistribution, InvalidFilename) as exc:
+            with self.store.local_path(sha256) as path:
+                package, _ = package_from_file(path, entry.filename, sha256=sha256)
+        except (InvalidDistribution, InvalidFilename, FileNotFoundError) as exc:
             log.info("cached %s without a catalog entry: %s", entry.filename, exc)
             return
         package.origin = "cache"

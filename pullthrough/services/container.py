@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import diskcache
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from pullthrough.catalog.db import (
     Catalog,
@@ -18,22 +19,23 @@ from pullthrough.catalog.db import (
     prepare,
     retry_busy,
 )
-from pullthrough.catalog.generation import Generation
+from pullthrough.catalog.generation import ChangeSignal, Generation
 from pullthrough.catalog.models import Distribution, Remote
-from pullthrough.config import Settings
+from pullthrough.config import Settings, StorageSettings
 from pullthrough.services import audit, orphans, sync
 from pullthrough.services.advisories import Advisories
 from pullthrough.services.audit import CONFIG_ACTOR
 from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
 from pullthrough.services.cached_content import CachedContent
+from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.services.counters import Counters
 from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker
 from pullthrough.services.uploads import Uploads
-from pullthrough.storage.ledger import CacheLedger
-from pullthrough.storage.locks import LockDir
-from pullthrough.storage.store import ArtifactStore
+from pullthrough.storage.ledger import CacheLedger, Ledger
+from pullthrough.storage.locks import LockDir, Locks
+from pullthrough.storage.store import ArtifactStore, BlobStore
 
 SYNC = "pullthrough.tasks.sync"
 ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
@@ -44,9 +46,9 @@ EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 @dataclass
 class Services:
     settings: Settings
-    store: ArtifactStore
-    ledger: CacheLedger
-    locks: LockDir
+    store: BlobStore
+    ledger: Ledger
+    locks: Locks
     catalog: Catalog
     registry: Registry
     advisories: Advisories
@@ -85,8 +87,48 @@ class Services:
         self.pages_cache.close()
         self.counters.close()
         self.ledger.close()
+        self.locks.close()
         self.catalog.close()
         self.registry.generation.close()
+
+
+def _shared(engine: Engine) -> bool:
+    """Several nodes may share this catalog (PostgreSQL): they coordinate through it."""
+    return engine.dialect.name == "postgresql"
+
+
+def cache_coordination(engine: Engine, data: Path, max_size: int) -> tuple[Ledger, Locks]:
+    """The cache ledger and the download locks: in the data folder for one host, in
+    PostgreSQL for every node of a cluster."""
+    if _shared(engine):
+        return SharedLedger(engine, max_size=max_size), AdvisoryLocks(engine.url)
+    return CacheLedger(data / "ledger", max_size=max_size), LockDir(data / "locks")
+
+
+def change_signal(engine: Engine, data: Path) -> ChangeSignal:
+    if _shared(engine):
+        return SharedGeneration(engine)
+    return Generation(data / "catalog.generation")
+
+
+def make_store(storage: StorageSettings, data: Path) -> BlobStore:
+    """The file store the settings name: the data folder's, or an S3 bucket (temporary files
+    stay in the data folder either way)."""
+    if storage.backend != "s3":
+        return ArtifactStore(data / "artifacts")
+    from pullthrough.storage.s3 import S3Location, S3Store  # boto3: only when used
+
+    location = S3Location(
+        endpoint_url=storage.s3_endpoint_url or None,
+        bucket=storage.s3_bucket,
+        region=storage.s3_region,
+        prefix=storage.s3_prefix,
+        access_key_id=storage.s3_access_key_id,
+        secret_access_key=storage.s3_secret_access_key,
+        addressing_style=storage.s3_addressing_style,
+        redirect_seconds=storage.s3_redirect,
+    )
+    return S3Store(location, data / "artifacts" / ".tmp")
 
 
 def sync_config(catalog: Catalog, settings: Settings) -> bool:
@@ -153,7 +195,7 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
     locks = LockDir(data / "locks")
     engine = make_engine(database_url(settings.server.database_url, data))
     catalog = Catalog(engine)
-    generation = Generation(data / "catalog.generation")
+    generation = change_signal(engine, data)
 
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
@@ -172,11 +214,10 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
 def build_services(settings: Settings) -> Services:
     password, _ = prepare_data(settings)
     data = settings.server.data_dir
-    store = ArtifactStore(data / "artifacts")
-    ledger = CacheLedger(data / "ledger", max_size=settings.cache.max_size)
-    locks = LockDir(data / "locks")
+    store = make_store(settings.storage, data)
     catalog = Catalog(make_engine(database_url(settings.server.database_url, data)))
-    generation = Generation(data / "catalog.generation")
+    ledger, locks = cache_coordination(catalog.engine, data, settings.cache.max_size)
+    generation = change_signal(catalog.engine, data)
     # Parsed upstream pages; diskcache keeps large values (PyPI's project list) in files.
     pages_cache = diskcache.Cache(
         str(data / "pages"), eviction_policy="least-recently-used", size_limit=2 * 2**30

@@ -44,7 +44,7 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         )
     removed = 0
     for sha in files - still_used:
-        if svc.ledger.files.get(sha) is None:  # not a pull-through cache file
+        if not svc.ledger.tracks(sha):  # not a pull-through cache file
             removed += svc.store.delete(sha) > 0
     ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)

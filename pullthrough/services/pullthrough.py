@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -18,9 +17,15 @@ import requests
 from pullthrough.core.metadata import InvalidDistribution, read_metadata
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
-from pullthrough.storage.ledger import CacheLedger
-from pullthrough.storage.locks import FileLock, LockDir, LockTimeout
-from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch, StorageFull
+from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.locks import Lock, Locks, LockTimeout
+from pullthrough.storage.store import (
+    ArtifactWriter,
+    BlobStore,
+    HashMismatch,
+    StorageFull,
+    StorageUnavailable,
+)
 from pullthrough.upstream.client import (
     UpstreamClient,
     UpstreamError,
@@ -90,9 +95,9 @@ class CacheEvents(Protocol):
 class PullThrough:
     def __init__(
         self,
-        store: ArtifactStore,
-        ledger: CacheLedger,
-        locks: LockDir,
+        store: BlobStore,
+        ledger: Ledger,
+        locks: Locks,
         events: CacheEvents,
         *,
         wait_timeout: float = 900.0,  # how long a request waits for another's download
@@ -104,13 +109,13 @@ class PullThrough:
         self.wait_timeout = wait_timeout
 
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
-        if sha256 is None or (fh := self.store.open(sha256)) is None:
+        if sha256 is None or (opened := self.store.open(sha256)) is None:
             return None
         try:
             self.ledger.touch(sha256)
         except (OSError, sqlite3.Error) as exc:  # a full disk: the hit is served all the same
             log.warning("could not record a use of %s: %s", sha256, exc)
-        return StoredFile(fh, _size(fh), sha256, stale)
+        return StoredFile(opened.file, opened.size, sha256, stale)
 
     def _known_sha(self, entry: DistFile) -> str | None:
         """The stored name of a listed file: its sha256, or the one found when fetching it."""
@@ -199,7 +204,7 @@ class PullThrough:
             reader.close()
             if isinstance(error, HashMismatch):
                 raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
-            if isinstance(error, UpstreamError | StorageFull):
+            if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
                 raise error
             raise UpstreamError(str(error))
         return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
@@ -211,7 +216,7 @@ class PullThrough:
         writer: ArtifactWriter,
         entry: DistFile,
         url: str,
-        lock: FileLock,
+        lock: Lock,
         keep: bool,
         progress: _Progress,
     ) -> str | None:
@@ -317,7 +322,10 @@ class PullThrough:
             wheel = self.ensure(dist, entry, view)
             wheel.file.close()
             try:  # size-capped and link-refusing, like every metadata read
-                return read_metadata(self.store.path(wheel.sha256), filename).raw, view.stale
+                with self.store.local_path(wheel.sha256) as path:
+                    return read_metadata(path, filename).raw, view.stale
+            except FileNotFoundError:  # evicted meanwhile
+                raise UpstreamError(f"{filename!r} left the cache while being read") from None
             except InvalidDistribution as exc:
                 raise NotFound(f"No metadata for {filename!r}: {exc}") from None
         else:
@@ -349,7 +357,3 @@ class PullThrough:
 def _moved_past(progress: _Progress, sent: int) -> bool:
     """The download ended, or has more than the held-back tail beyond what was sent."""
     return progress.done or progress.written - HOLD_BACK > sent
-
-
-def _size(fh: BinaryIO) -> int:
-    return os.fstat(fh.fileno()).st_size

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.generation import Generation
+from pullthrough.catalog.generation import ChangeSignal
 from pullthrough.catalog.models import Distribution as DistributionRow
 from pullthrough.catalog.models import Publication, Remote
 from pullthrough.catalog.models import Yank as YankRow
@@ -32,7 +32,7 @@ class Registry:
     def __init__(
         self,
         catalog: Catalog,
-        generation: Generation,
+        generation: ChangeSignal,
         pages_cache: diskcache.Cache,
         *,
         ttl: float,

@@ -20,8 +20,8 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.services import audit
 from pullthrough.services.packages import package_from_file
-from pullthrough.storage.ledger import CacheLedger
-from pullthrough.storage.store import ArtifactStore, ArtifactWriter, HashMismatch
+from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class UploadForbidden(UploadRefused):
 
 
 class Uploads:
-    def __init__(self, catalog: Catalog, store: ArtifactStore, ledger: CacheLedger) -> None:
+    def __init__(self, catalog: Catalog, store: BlobStore, ledger: Ledger) -> None:
         self.catalog = catalog
         self.store = store
         self.ledger = ledger

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import diskcache
 from cachetools import TTLCache
@@ -39,6 +40,25 @@ def choose_evictions(entries: Iterable[Entry], total: int, limit: int, target: i
         victims.append(entry)
         total -= entry.size
     return victims
+
+
+class Ledger(Protocol):
+    """Which stored files are cache, their sizes and last use: this host's (CacheLedger), or
+    every node's (services.coordination.SharedLedger)."""
+
+    max_size: int
+
+    def close(self) -> None: ...
+    def record(self, sha256: str, size: int) -> None: ...
+    def touch(self, sha256: str) -> None: ...
+    def forget(self, sha256: str) -> None: ...
+    def tracks(self, sha256: str) -> bool: ...
+    def total(self) -> int: ...
+    def count(self) -> int: ...
+    def over_limit(self) -> bool: ...
+    def victims(self) -> list[Entry]: ...
+    def remember_url(self, url: str, sha256: str) -> None: ...
+    def sha_for_url(self, url: str) -> str | None: ...
 
 
 class CacheLedger:
@@ -83,6 +103,9 @@ class CacheLedger:
         with self.files.transact():
             if (record := self.files.pop(sha256, default=None)) is not None:
                 self.files.decr(_TOTAL, record[0])
+
+    def tracks(self, sha256: str) -> bool:
+        return self.files.get(sha256) is not None
 
     def total(self) -> int:
         return int(self.files.get(_TOTAL, 0))

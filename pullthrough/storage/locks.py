@@ -15,9 +15,11 @@ import hashlib
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 _POLL_SECONDS = 0.02
 
@@ -26,14 +28,39 @@ class LockTimeout(TimeoutError):
     pass
 
 
-class FileLock:
+class Lock(ABC):
+    @abstractmethod
+    def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
+        """Take the lock; False if not blocking and it is held; LockTimeout after `timeout` s."""
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    @contextmanager
+    def held(self, timeout: float) -> Iterator[None]:
+        """`with lock.held(timeout):` - acquired for the block, released after it."""
+        self.acquire(timeout=timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class Locks(Protocol):
+    """Locks by key: this host's (LockDir), or every node's (coordination.AdvisoryLocks)."""
+
+    def lock(self, key: str) -> Lock: ...
+    def named(self, name: str) -> Lock: ...
+    def close(self) -> None: ...
+
+
+class FileLock(Lock):
     def __init__(self, path: Path, *, remove_when_released: bool = False) -> None:
         self.path = path
         self.remove_when_released = remove_when_released
         self._fd: int | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
-        """Take the lock; False if not blocking and it is held; LockTimeout after `timeout` s."""
         deadline = time.monotonic() + timeout
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -68,15 +95,6 @@ class FileLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    @contextmanager
-    def held(self, timeout: float) -> Iterator[None]:
-        """`with lock.held(timeout):` - acquired for the block, released after it."""
-        self.acquire(timeout=timeout)
-        try:
-            yield
-        finally:
-            self.release()
-
 
 class LockDir:
     def __init__(self, directory: Path) -> None:
@@ -94,6 +112,9 @@ class LockDir:
         if not name.isidentifier():
             raise ValueError(f"a lock name must be an identifier, got {name!r}")
         return FileLock(self.directory / f"{name}.lock")
+
+    def close(self) -> None:
+        pass  # nothing held open
 
 
 class KeyedLocks:

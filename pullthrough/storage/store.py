@@ -1,4 +1,9 @@
-"""Content-addressed artifact store: files named by sha256, written atomically, hash-verified."""
+"""Content-addressed artifact stores: files named by sha256, written atomically, hash-verified.
+
+Every store writes through a local temporary file (hashed as it grows, so a download can be
+tailed while it arrives) and publishes it under its sha256 only once verified: on local disk by
+a rename, on S3 (storage.s3) by an upload, which an object store makes visible only complete.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import hashlib
 import os
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -39,6 +46,18 @@ class StorageFull(OSError):
     """No room left for a file (507 for our clients); nothing partial is kept."""
 
 
+class StorageUnavailable(OSError):
+    """The object store cannot be reached or fails (503 for our clients); nothing is lost."""
+
+
+@dataclass
+class Opened:
+    """A stored file, open for reading (seekable: Range requests), and its size."""
+
+    file: BinaryIO
+    size: int
+
+
 @contextmanager
 def _room() -> Iterator[None]:
     """A full disk (or quota) as StorageFull; other I/O errors as they are."""
@@ -50,14 +69,44 @@ def _room() -> Iterator[None]:
         raise
 
 
-class ArtifactStore:
-    """`root/ab/cd/<sha256>`; temporary files in `root/.tmp` on the same filesystem."""
+def shard(sha256: str) -> str:
+    """`ab/cd/<sha256>`: where a file lives below a store's root."""
+    if not is_hex_digest(sha256):  # never a path or key of someone's choosing
+        raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tmp = root / ".tmp"
+
+class BlobStore(ABC):
+    """What every backend offers; temporary files in `tmp`, on local disk."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.remove_abandoned()
+
+    @abstractmethod
+    def open(self, sha256: str) -> Opened | None:
+        """The file, open, or None. Once open, it stays readable even if evicted meanwhile."""
+
+    @abstractmethod
+    def has(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, sha256: str) -> int:
+        """Remove a file; returns the bytes freed (0 if it was not there)."""
+
+    @abstractmethod
+    def local_path(self, sha256: str) -> AbstractContextManager[Path]:
+        """A local path of the file for the length of the block (for reading archives);
+        FileNotFoundError if it is not stored."""
+
+    @abstractmethod
+    def publish(self, tmp_path: Path, sha256: str) -> None:
+        """Make a complete, verified temporary file visible under its sha256 (it is consumed)."""
+
+    def redirect_url(self, sha256: str, filename: str) -> str | None:
+        """A URL clients may fetch the file from directly, or None to stream it ourselves."""
+        return None
 
     def remove_abandoned(self, *, grace: float = 60.0) -> int:
         """Remove the temporary files of writers that are gone (a killed process leaves its
@@ -84,17 +133,44 @@ class ArtifactStore:
             removed += 1
         return removed
 
-    def path(self, sha256: str) -> Path:
-        if not is_hex_digest(sha256):  # never a path of someone's choosing
-            raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+    def writer(self, expected: Mapping[str, str] | None = None) -> ArtifactWriter:
+        return ArtifactWriter(self, expected or {})
 
-    def open(self, sha256: str) -> BinaryIO | None:
-        """An open file, or None. Once open, the bytes stay readable even if evicted meanwhile."""
+    def put_bytes(self, data: bytes, expected: Mapping[str, str] | None = None) -> str:
+        with self.writer(expected) as w:
+            w.write(data)
+            return w.commit()
+
+
+class ArtifactStore(BlobStore):
+    """Local disk: `root/ab/cd/<sha256>`; temporary files in `root/.tmp` (the same filesystem,
+    so publishing is a rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        super().__init__(root / ".tmp")
+
+    def path(self, sha256: str) -> Path:
+        return self.root / shard(sha256)
+
+    def open(self, sha256: str) -> Opened | None:
         try:
-            return open(self.path(sha256), "rb")
+            fh = open(self.path(sha256), "rb")  # noqa: SIM115 - the caller's to close
         except FileNotFoundError:
             return None
+        return Opened(fh, os.fstat(fh.fileno()).st_size)
+
+    def local_path(self, sha256: str) -> AbstractContextManager[Path]:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise FileNotFoundError(f"{sha256} is not stored")
+        return nullcontext(path)
+
+    def publish(self, tmp_path: Path, sha256: str) -> None:
+        with _room():
+            final = self.path(sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, final)
 
     def has(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
@@ -109,14 +185,6 @@ class ArtifactStore:
             return 0
         return size
 
-    def writer(self, expected: Mapping[str, str] | None = None) -> ArtifactWriter:
-        return ArtifactWriter(self, expected or {})
-
-    def put_bytes(self, data: bytes, expected: Mapping[str, str] | None = None) -> str:
-        with self.writer(expected) as w:
-            w.write(data)
-            return w.commit()
-
 
 class ArtifactWriter:
     """Write to a temporary file while hashing; `commit()` verifies and renames into place.
@@ -125,7 +193,7 @@ class ArtifactWriter:
     unverified is ever visible under its sha256 name.
     """
 
-    def __init__(self, store: ArtifactStore, expected: Mapping[str, str]) -> None:
+    def __init__(self, store: BlobStore, expected: Mapping[str, str]) -> None:
         self.store = store
         self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
         self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
@@ -165,9 +233,7 @@ class ArtifactWriter:
         with _room():
             os.fsync(self.file.fileno())
             self.file.close()
-            final = self.store.path(sha256)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp_path, final)
+        self.store.publish(self.tmp_path, sha256)
         self.sha256 = sha256
         return sha256
 

@@ -75,6 +75,9 @@ def content(base_path: str, filename: str) -> Response:
         return _head(pullthrough.peek(dist, filename))
     opened = pullthrough.open(dist, filename)
     if isinstance(opened, StoredFile):
+        if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
+            opened.file.close()  # the object store sends it (Range included)
+            return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
         return _stored_response(opened)
     return _streamed_response(opened)
 

@@ -73,6 +73,7 @@ def config_text(upstream_url: str, data_dir: Path, **overrides: object) -> str:
 class Server:
     url: str  # http://127.0.0.1:PORT
     data_dir: Path
+    pid: int | None = None  # gunicorn's master process (None: in this process)
 
     def index(self, base_path: str = "main") -> str:
         return f"{self.url}/pypi/{base_path}/simple/"

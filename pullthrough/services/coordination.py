@@ -1,0 +1,234 @@
+"""Coordination of several nodes through PostgreSQL: what one host does in its data folder
+(storage.locks, storage.ledger, catalog.generation), shared by every node of a cluster.
+
+- Locks are session advisory locks, each on a connection of its own: a node that dies loses its
+  connection, and PostgreSQL releases its locks with it.
+- The cache ledger is two tables; a process records the use of a file at most once per
+  `touch_interval`, and writes the uses it saw in batches, not one per request.
+- The change signal is a row, polled at most every `poll_seconds` by each process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from cachetools import TTLCache
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.pool import NullPool
+
+from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
+from pullthrough.storage.ledger import Entry, choose_evictions
+from pullthrough.storage.locks import Lock, LockTimeout
+
+_POLL_SECONDS = 0.05
+_FLUSH_SECONDS = 1.0
+
+
+def _key(kind: str, name: str) -> int:
+    """A 64-bit advisory lock key (signed, as PostgreSQL's bigint)."""
+    digest = hashlib.sha256(f"pullthrough:{kind}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class AdvisoryLock(Lock):
+    """One advisory lock, held on a connection of its own while it is held."""
+
+    def __init__(self, engine: Engine, key: int, name: str) -> None:
+        self.engine, self.key, self.name = engine, key, name
+        self._conn: Connection | None = None
+
+    def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
+        deadline = time.monotonic() + timeout
+        conn = self.engine.connect()
+        try:
+            while True:
+                taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
+                conn.commit()
+                if taken.scalar():
+                    self._conn = conn
+                    return True
+                if not blocking:
+                    conn.close()
+                    return False
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    raise LockTimeout(f"lock {self.name} held for over {timeout:.0f}s")
+                time.sleep(_POLL_SECONDS)
+        except BaseException:
+            if self._conn is None:
+                conn.close()
+            raise
+
+    def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                conn.commit()
+            finally:
+                conn.close()  # a failed unlock still ends with the session
+
+
+class AdvisoryLocks:
+    """Locks by key across every node (LockDir's interface)."""
+
+    def __init__(self, url: URL) -> None:
+        # Connections of their own, not the catalog's pool: a download holds one meanwhile.
+        self.engine = create_engine(url, poolclass=NullPool)
+
+    def lock(self, key: str) -> AdvisoryLock:
+        return AdvisoryLock(self.engine, _key("key", key), key[:80])
+
+    def named(self, name: str) -> AdvisoryLock:
+        return AdvisoryLock(self.engine, _key("named", name), name)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SharedLedger:
+    """The cache ledger in PostgreSQL (CacheLedger's interface), one for every node."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_size: int,
+        clock: Callable[[], float] = time.time,
+        touch_interval: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.max_size = max_size
+        self.clock = clock
+        self._recent: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=touch_interval, timer=clock)
+        self._pending: dict[str, float] = {}
+        self._flushed = time.monotonic()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.flush()
+
+    def record(self, sha256: str, size: int) -> None:
+        values = {"sha256": sha256, "size": size, "last_used": self.clock()}
+        statement = insert(CacheEntry).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[CacheEntry.sha256], set_={"last_used": values["last_used"]}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    def touch(self, sha256: str) -> None:
+        with self._lock:
+            if sha256 in self._recent:
+                return
+            self._recent[sha256] = True
+            self._pending[sha256] = self.clock()
+            due = time.monotonic() - self._flushed >= _FLUSH_SECONDS or len(self._pending) > 500
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the uses seen since the last flush, in one transaction."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._flushed = time.monotonic()
+        if not pending:
+            return
+        with self.engine.begin() as conn:
+            for sha256, used in sorted(pending.items()):  # one order: no deadlocks between nodes
+                conn.execute(
+                    update(CacheEntry)
+                    .where(CacheEntry.sha256 == sha256, CacheEntry.last_used < used)
+                    .values(last_used=used)
+                )
+
+    def forget(self, sha256: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(CacheEntry).where(CacheEntry.sha256 == sha256))
+
+    def tracks(self, sha256: str) -> bool:
+        with self.engine.connect() as conn:
+            query = select(CacheEntry.sha256).where(CacheEntry.sha256 == sha256)
+            return conn.execute(query).first() is not None
+
+    def total(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.sum(CacheEntry.size), 0))).scalar() or 0
+            )
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(CacheEntry)).scalar() or 0)
+
+    def entries(self) -> Iterable[Entry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CacheEntry.sha256, CacheEntry.size, CacheEntry.last_used))
+            return [Entry(sha, int(size), float(used)) for sha, size, used in rows]
+
+    def over_limit(self) -> bool:
+        return self.total() > self.max_size
+
+    def victims(self) -> list[Entry]:
+        self.flush()  # this node's recent uses count
+        target = int(self.max_size * 0.9)
+        return choose_evictions(self.entries(), self.total(), self.max_size, target)
+
+    def remember_url(self, url: str, sha256: str) -> None:
+        key = hashlib.sha256(url.encode()).hexdigest()
+        statement = insert(CacheUrl).values(url_sha256=key, url=url, sha256=sha256)
+        statement = statement.on_conflict_do_update(
+            index_elements=[CacheUrl.url_sha256], set_={"sha256": sha256}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    def sha_for_url(self, url: str) -> str | None:
+        key = hashlib.sha256(url.encode()).hexdigest()
+        with self.engine.connect() as conn:
+            found = conn.execute(select(CacheUrl.sha256).where(CacheUrl.url_sha256 == key))
+            return found.scalar()
+
+
+class SharedGeneration:
+    """The catalog change signal as a row (Generation's interface): a change on one node is
+    seen by every node within `poll_seconds`."""
+
+    def __init__(self, engine: Engine, poll_seconds: float = 0.5) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._token = b""
+        self._read_at = -float("inf")
+        self._lock = threading.Lock()
+
+    def read(self) -> bytes:
+        now = time.monotonic()
+        if now - self._read_at < self.poll_seconds:
+            return self._token
+        with self._lock:
+            if now - self._read_at >= self.poll_seconds:
+                with self.engine.connect() as conn:
+                    query = select(CatalogGeneration.token).where(CatalogGeneration.id == 1)
+                    token = conn.execute(query).scalar()
+                self._token = (token or "").encode()
+                self._read_at = time.monotonic()
+        return self._token
+
+    def bump(self) -> None:
+        token = uuid.uuid4().hex
+        statement = insert(CatalogGeneration).values(id=1, token=token)
+        statement = statement.on_conflict_do_update(
+            index_elements=[CatalogGeneration.id], set_={"token": token}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+        with self._lock:
+            self._read_at = -float("inf")  # this process sees its own change at once
+
+    def close(self) -> None:
+        pass

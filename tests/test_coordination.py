@@ -1,0 +1,127 @@
+"""Coordination of nodes through PostgreSQL (a real server): download locks that die with their
+session, one cache ledger with batched uses, and a change signal seen within a second."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from pullthrough.catalog.db import make_engine, prepare
+from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
+from pullthrough.storage.locks import LockTimeout
+from support.postgres import private_database
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    with private_database(postgres_url) as url:
+        engine = make_engine(url)
+        prepare(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def test_a_download_lock_is_held_by_one_node_at_a_time(engine: Engine) -> None:
+    node_a, node_b = AdvisoryLocks(engine.url), AdvisoryLocks(engine.url)
+    try:
+        held = node_a.lock("https://files.example/lib-1.0.whl")
+        assert held.acquire(timeout=1)
+        other = node_b.lock("https://files.example/lib-1.0.whl")
+        assert not other.acquire(timeout=0, blocking=False)
+        assert node_b.lock("https://files.example/lib-2.0.whl").acquire(timeout=0, blocking=False)
+        with pytest.raises(LockTimeout):
+            other.acquire(timeout=0.2)
+
+        got: list[float] = []
+
+        def wait() -> None:
+            other.acquire(timeout=10)
+            got.append(time.monotonic())
+            other.release()
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.3)
+        released = time.monotonic()
+        held.release()
+        waiter.join(timeout=10)
+        assert got and got[0] >= released  # it waited for the release, then went on
+    finally:
+        node_a.close()
+        node_b.close()
+
+
+def test_a_dead_nodes_locks_are_released_with_its_session(engine: Engine) -> None:
+    node_a, node_b = AdvisoryLocks(engine.url), AdvisoryLocks(engine.url)
+    try:
+        held = node_a.lock("evict-me")
+        assert held.acquire(timeout=1)
+        assert held._conn is not None
+        pid = held._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        held._conn.commit()
+        with engine.connect() as admin:  # the node's connection ends, as with kill -9
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+        assert node_b.lock("evict-me").acquire(timeout=5)
+    finally:
+        node_b.close()
+        node_a.close()
+
+
+def test_one_ledger_for_every_node(engine: Engine) -> None:
+    now = [1000.0]
+    node_a = SharedLedger(engine, max_size=250, clock=lambda: now[0], touch_interval=60)
+    node_b = SharedLedger(engine, max_size=250, clock=lambda: now[0], touch_interval=60)
+    for i, sha in enumerate(("a" * 64, "b" * 64, "c" * 64)):
+        now[0] += 1
+        (node_a if i % 2 else node_b).record(sha, 100)
+    assert node_a.total() == node_b.total() == 300 and node_b.count() == 3
+    assert node_a.over_limit() and node_b.tracks("b" * 64) and not node_b.tracks("d" * 64)
+
+    now[0] += 10
+    node_b.touch("a" * 64)  # the oldest, used again on another node
+    # uses are batched: written at node b's next flush, not at once
+    assert [v.sha256 for v in node_a.victims()] == ["a" * 64]
+    node_b.flush()
+    assert {e.sha256: e.last_used for e in node_a.entries()}["a" * 64] == now[0]
+    assert [v.sha256 for v in node_a.victims()] == ["b" * 64]
+    node_a.forget("b" * 64)
+    assert node_b.total() == 200 and not node_b.over_limit()
+
+    node_a.remember_url("https://files.example/x.whl", "c" * 64)
+    assert node_b.sha_for_url("https://files.example/x.whl") == "c" * 64
+    assert node_b.sha_for_url("https://files.example/y.whl") is None
+
+
+def test_uses_are_written_in_batches(engine: Engine) -> None:
+    ledger = SharedLedger(engine, max_size=10**9, touch_interval=60)
+    ledger.record("e" * 64, 1)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(1000):
+            ledger.touch("e" * 64)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len([s for s in statements if "UPDATE" in s]) <= 1
+
+
+def test_a_catalog_change_is_seen_by_every_node_within_a_second(engine: Engine) -> None:
+    node_a, node_b = SharedGeneration(engine), SharedGeneration(engine, poll_seconds=0.5)
+    before = node_b.read()
+    node_a.bump()
+    assert node_a.read() != before  # its own change at once
+    deadline = time.monotonic() + 1.0
+    while node_b.read() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node_b.read() == node_a.read() != before

@@ -1,0 +1,241 @@
+"""Files in S3-compatible storage: a real S3 server (SeaweedFS, on loopback) under the cache,
+uploads, metadata, sync, orphan cleanup and eviction; objects visible only when verified;
+Range, HEAD and presigned redirects; an outage answered 503 and survived."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from support.api import Api, legacy_upload, with_auth
+from support.packages import build_wheel
+from support.seaweed import S3Server
+from support.servers import Server, config_text, stored_files, wait_until
+from support.tools import make_venv, run_pip
+from support.upstream import Upstream
+
+pytestmark = pytest.mark.e2e
+
+WHEEL = "shelf_reader-0.2-py3-none-any.whl"
+_buckets = itertools.count()
+
+
+def s3_config(upstream: Upstream, data_dir: Path, s3: S3Server, bucket: str, **extra: Any) -> str:
+    storage = {
+        "backend": "s3",
+        "s3_endpoint_url": s3.endpoint_url,
+        "s3_bucket": bucket,
+        "s3_region": s3.region,
+        "s3_prefix": "files/",
+        "s3_access_key_id": s3.access_key,
+        "s3_secret_access_key": s3.secret_key,
+        "s3_addressing_style": "path",
+        **{k: v for k, v in extra.items() if k.startswith("s3_")},
+    }
+    cache = {k: v for k, v in extra.items() if k.startswith("cache_")}
+    text = config_text(upstream.index_url, data_dir, **cache)
+    text += "[storage]\n" + "".join(f'{k} = "{v}"\n' for k, v in storage.items())
+    return with_auth(text)
+
+
+def objects(s3: S3Server, bucket: str) -> dict[str, int]:
+    """Every object in the bucket: key -> size."""
+    listed = s3.client().list_objects_v2(Bucket=bucket)
+    return {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
+
+
+def key(sha256: str) -> str:
+    return f"files/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def get(url: str, timeout: float = 30, **kwargs: Any) -> requests.Response:
+    with requests.get(url, timeout=timeout, **kwargs) as resp:
+        _ = resp.content
+    return resp
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    return s3_server.bucket(f"pullthrough-{next(_buckets)}")
+
+
+@pytest.fixture
+def on_s3(
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    live_server: Callable[..., Server],
+    tmp_path: Path,
+) -> Callable[..., Server]:
+    """Start a server (in this process) whose files are in `bucket`; `extra` settings."""
+    return lambda **extra: live_server(
+        s3_config(upstream, tmp_path / "d", s3_server, bucket, **extra)
+    )
+
+
+def test_pip_installs_through_a_cache_in_s3(
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
+    server = gunicorn_server(s3_config(upstream, tmp_path / "d", s3_server, bucket))
+    python = make_venv(tmp_path / "venv")
+    run_pip(["install", "--index-url", server.index(), "app-with-dep"], python=python, timeout=120)
+    wanted = {
+        upstream.files_for(name)[-1].sha256: upstream.files_for(name)[-1].size
+        for name in ("app-with-dep",)
+    }
+    stored = objects(s3_server, bucket)
+    for sha, size in wanted.items():
+        assert stored[key(sha)] == size
+    shelf = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    assert stored[key(shelf.sha256)] == shelf.size
+    assert stored_files(server.data_dir) == []  # nothing kept on local disk
+    assert len(upstream.requests_for(WHEEL, server="files")) == 1
+
+    # served from the bucket now: whole, by Range, and HEAD
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    body = get(url).content
+    assert hashlib.sha256(body).hexdigest() == shelf.sha256
+    part = get(url, headers={"Range": "bytes=10-99"})
+    assert part.status_code == 206 and part.content == body[10:100]
+    assert part.headers["Content-Range"] == f"bytes 10-99/{len(body)}"
+    tail = get(url, headers={"Range": "bytes=-20"})
+    assert tail.status_code == 206 and tail.content == body[-20:]
+    with requests.head(url, timeout=30) as head:
+        assert int(head.headers["Content-Length"]) == len(body)
+        assert head.headers["Accept-Ranges"] == "bytes"
+    assert len(upstream.requests_for(WHEEL, server="files")) == 1
+
+    # PEP 658 metadata read out of the wheel in the bucket
+    metadata = get(f"{url}.metadata")
+    assert metadata.status_code == 200 and b"Name: shelf-reader" in metadata.content
+
+
+def test_uploads_sync_cleanup_and_eviction_in_s3(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server = on_s3(cache_max_size=3000)
+    api = Api(server.url)
+    repo = api.repository("corp")
+    api.distribution("corp", repository=repo["pulp_href"])
+    wheel = build_wheel(tmp_path / "w", "corp-lib", "1.0")
+    assert legacy_upload(server.url, "corp", wheel).status_code == 200
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert objects(s3_server, bucket)[key(sha)] == wheel.stat().st_size
+    served = get(f"{server.url}/pulp/content/corp/{wheel.name}")
+    assert served.content == wheel.read_bytes()
+    assert b"Name: corp-lib" in get(f"{server.url}/pulp/content/corp/{wheel.name}.metadata").content
+
+    # sync a remote into a repository: its files land in the bucket
+    remote = api.remote(
+        "up-sync",
+        upstream.index_url,
+        includes=["shelf-reader"],
+        policy="immediate",
+        prereleases=True,
+    )
+    mirror = api.repository("mirror", remote=remote["pulp_href"])
+    assert api.sync(mirror, remote)["state"] == "completed"
+    synced = {f.sha256 for f in upstream.files_for("shelf-reader")}
+    assert {key(s) for s in synced} <= set(objects(s3_server, bucket))
+
+    # eviction keeps the cached (orphaned) files within cache.max_size, across the bucket
+    cached: list[str] = []
+    for name in ("meta-lib", "winonly", "app-with-dep"):
+        for f in upstream.files_for(name):
+            assert get(f"{server.url}/pulp/content/main/{f.filename}").status_code == 200
+            cached.append(key(f.sha256))
+    in_bucket = objects(s3_server, bucket)
+    kept = [k for k in cached if k in in_bucket]
+    assert kept and len(kept) < len(cached)
+    assert sum(in_bucket[k] for k in kept) <= 3000
+    assert key(sha) in in_bucket  # a repository's file is never evicted
+
+    # orphan cleanup: a package in no repository (version) goes, with its object; the
+    # cache's files are the LRU's business, the synced ones are in a repository
+    api.run("DELETE", repo["pulp_href"])
+    api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+    after = objects(s3_server, bucket)
+    assert key(sha) not in after
+    assert all(k in after for k in kept) and {key(s) for s in synced} <= set(after)
+
+
+def test_bad_bytes_never_become_an_object(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server = on_s3()
+    upstream.corrupt_files = True
+    resp = get(f"{server.url}/pulp/content/main/{WHEEL}")
+    assert resp.status_code == 502, resp.status_code
+    assert objects(s3_server, bucket) == {}
+    upstream.corrupt_files = False
+    assert get(f"{server.url}/pulp/content/main/{WHEEL}").status_code == 200
+    assert len(objects(s3_server, bucket)) == 1
+
+
+def test_files_by_presigned_redirect(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server = on_s3(s3_redirect="5m")
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    first = get(url)  # cold: streamed while it is fetched
+    assert first.status_code == 200
+    second = get(url, allow_redirects=False)
+    assert second.status_code == 302
+    location = second.headers["Location"]
+    assert location.startswith(s3_server.endpoint_url) and "X-Amz-Signature" in location
+    direct = get(location)
+    assert direct.content == first.content
+    ranged = get(location, headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.content == first.content[:10]
+
+
+def test_an_s3_outage_is_a_clear_503_and_service_resumes(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server = on_s3()
+    api = Api(server.url)
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    body = get(url).content
+
+    def catalogued() -> set[str]:
+        return {p["filename"] for p in api.get("content/python/packages/")["results"]}
+
+    assert wait_until(lambda: catalogued() == {WHEEL})  # recorded once the client had it all
+    with s3_server.stopped():
+        down = get(url, timeout=60)
+        assert down.status_code == 503, down.text
+        assert "file store cannot be reached" in down.text
+        assert down.headers["Retry-After"]
+        cold = get(f"{server.url}/pulp/content/main/meta_lib-2.0-py3-none-any.whl", timeout=60)
+        assert cold.status_code == 503, cold.status_code  # fetched and verified, not storable
+    assert get(url).content == body
+    assert catalogued() == {WHEEL}  # the refused download left nothing behind
+    cold = get(f"{server.url}/pulp/content/main/meta_lib-2.0-py3-none-any.whl")
+    assert cold.status_code == 200
+    assert wait_until(lambda: catalogued() == {WHEEL, "meta_lib-2.0-py3-none-any.whl"})

@@ -1,0 +1,251 @@
+"""Two nodes, one cluster: two gunicorn servers with their own data folders, one PostgreSQL
+catalog and one S3 bucket (SeaweedFS). Cold downloads are fetched once whatever node is asked,
+an upload through one node is served by the other within a second, eviction keeps the bucket
+under the cache limit across both, and a node killed mid-download leaves nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from support.api import PASSWORD, with_auth
+from support.packages import build_wheel
+from support.postgres import private_database
+from support.seaweed import S3Server
+from support.servers import Server, config_text, wait_until
+from support.tools import clean_env, run_pip
+from support.upstream import Upstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WHEEL = "shelf_reader-0.2-py3-none-any.whl"
+
+
+@dataclass
+class Cluster:
+    a: Server
+    b: Server
+    s3: S3Server
+    bucket: str
+
+    def objects(self) -> dict[str, int]:
+        listed = self.s3.client().list_objects_v2(Bucket=self.bucket)
+        return {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
+
+
+def node_config(
+    upstream: Upstream, data_dir: Path, database: str, s3: S3Server, bucket: str, max_size: int
+) -> str:
+    text = config_text(upstream.index_url, data_dir, cache_max_size=max_size)
+    text = text.replace("[server]\n", f'[server]\ndatabase_url = "{database}"\n', 1)
+    storage = {
+        "backend": "s3",
+        "s3_endpoint_url": s3.endpoint_url,
+        "s3_bucket": bucket,
+        "s3_access_key_id": s3.access_key,
+        "s3_secret_access_key": s3.secret_key,
+        "s3_addressing_style": "path",
+    }
+    text += "[storage]\n" + "".join(f'{k} = "{v}"\n' for k, v in storage.items())
+    return with_auth(text)
+
+
+@pytest.fixture
+def cluster_of(
+    upstream: Upstream,
+    postgres_url: str,
+    s3_server: S3Server,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> Iterator[Callable[[int], Cluster]]:
+    with private_database(postgres_url) as database:
+
+        def start(max_size: int = 10**9) -> Cluster:
+            bucket = s3_server.bucket(f"cluster-{uuid.uuid4().hex[:12]}")
+            nodes = [
+                gunicorn_server(
+                    node_config(upstream, tmp_path / name, database, s3_server, bucket, max_size)
+                )
+                for name in ("a", "b")
+            ]
+            return Cluster(nodes[0], nodes[1], s3_server, bucket)
+
+        yield start
+
+
+def get(url: str, timeout: float = 60, **kwargs: Any) -> requests.Response:
+    with requests.get(url, timeout=timeout, **kwargs) as resp:
+        _ = resp.content
+    return resp
+
+
+def test_cold_requests_on_both_nodes_fetch_the_file_once(
+    cluster_of: Callable[..., Cluster], upstream: Upstream
+) -> None:
+    cluster = cluster_of()
+    upstream.slow_files = 0.4  # the download lasts while every request arrives
+    wanted = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    urls = [f"{node.url}/pulp/content/main/{WHEEL}" for node in (cluster.a, cluster.b)] * 10
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(get, urls))
+    assert [r.status_code for r in answers] == [200] * 20
+    assert {hashlib.sha256(r.content).hexdigest() for r in answers} == {wanted.sha256}
+    assert len(upstream.requests_for(WHEEL, server="files", method="GET")) == 1
+    key = f"{wanted.sha256[:2]}/{wanted.sha256[2:4]}/{wanted.sha256}"
+    assert cluster.objects() == {key: wanted.size}
+
+
+def test_an_upload_through_one_node_installs_through_the_other(
+    cluster_of: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    cluster = cluster_of()
+    for node in (cluster.a, cluster.b):  # both have the distribution's page memo warm
+        assert get(node.index() + "corp-tool/").status_code == 404
+    requests.post(
+        f"{cluster.a.url}/pulp/api/v3/repositories/python/python/",
+        json={"name": "corp"},
+        auth=("admin", PASSWORD),
+        timeout=30,
+    ).raise_for_status()
+    wheel = build_wheel(tmp_path / "dist", "corp-tool", "1.0")
+    repo = get(
+        f"{cluster.a.url}/pulp/api/v3/repositories/python/python/?name=corp",
+        auth=("admin", PASSWORD),
+    ).json()["results"][0]
+    requests.post(
+        f"{cluster.a.url}/pulp/api/v3/distributions/python/pypi/",
+        json={"name": "corp", "base_path": "corp", "repository": repo["pulp_href"]},
+        auth=("admin", PASSWORD),
+        timeout=30,
+    ).raise_for_status()
+    assert wait_until(lambda: get(cluster.b.index("corp")).status_code == 200, timeout=5)
+    cmd = [sys.executable, "-m", "twine", "upload", "--non-interactive"]
+    cmd += ["--repository-url", f"{cluster.a.url}/pypi/corp/legacy/"]
+    cmd += ["-u", "admin", "-p", PASSWORD, str(wheel)]
+    proc = subprocess.run(
+        cmd, env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    uploaded = time.monotonic()
+    page = cluster.b.index("corp") + "corp-tool/"
+    assert wait_until(lambda: wheel.name in get(page).text, timeout=1.0, interval=0.05)
+    seen = time.monotonic() - uploaded
+    assert seen <= 1.0, seen
+
+    dest = tmp_path / "dl"
+    run_pip(["download", "--no-deps", "-d", str(dest), "-i", cluster.b.index("corp"), "corp-tool"])
+    assert (dest / wheel.name).read_bytes() == wheel.read_bytes()
+
+
+def test_eviction_keeps_the_bucket_under_the_limit_across_nodes(
+    cluster_of: Callable[..., Cluster], upstream: Upstream
+) -> None:
+    names = ("shelf-reader", "meta-lib", "winonly", "app-with-dep")
+    files = [f for name in names for f in upstream.files_for(name) if f.filename.endswith(".whl")]
+    limit = 3 * max(f.size for f in files)  # room for a few, not for all
+    assert sum(f.size for f in files) > limit
+    cluster = cluster_of(limit)
+    for i, f in enumerate(files):
+        node = (cluster.a, cluster.b)[i % 2]
+        assert get(f"{node.url}/pulp/content/main/{f.filename}").status_code == 200
+
+    def within() -> bool:
+        return sum(cluster.objects().values()) <= limit
+
+    assert wait_until(within, timeout=10), cluster.objects()
+    kept = cluster.objects()
+    last = files[-1]  # the most recent stays
+    assert f"{last.sha256[:2]}/{last.sha256[2:4]}/{last.sha256}" in kept, kept
+
+
+def _descendants(pid: int) -> list[int]:
+    """A process's children, grandchildren...: from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def test_a_node_killed_mid_download_leaves_nothing_and_the_other_serves(
+    cluster_of: Callable[..., Cluster], upstream: Upstream
+) -> None:
+    cluster = cluster_of()
+    wanted = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    upstream.chunk_size = 64
+    upstream.slow_files = 0.2  # several seconds for the whole file
+    started = threading.Event()
+
+    def download_on_a() -> None:
+        try:
+            with requests.get(
+                f"{cluster.a.url}/pulp/content/main/{WHEEL}", stream=True, timeout=30
+            ) as resp:
+                started.set()
+                for _ in resp.iter_content(64):
+                    pass
+        except requests.RequestException:
+            pass  # cut off by the kill
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=download_on_a)
+    thread.start()
+    assert wait_until(
+        lambda: upstream.requests_for(WHEEL, server="files", method="GET"), timeout=10
+    )
+    time.sleep(0.5)
+    assert cluster.a.pid is not None
+    for pid in [cluster.a.pid, *_descendants(cluster.a.pid)]:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=30)
+    assert cluster.objects() == {}  # nothing partial is visible
+
+    upstream.slow_files = 0.0
+    body = get(f"{cluster.b.url}/pulp/content/main/{WHEEL}", timeout=30).content
+    assert hashlib.sha256(body).hexdigest() == wanted.sha256
+    assert list(cluster.objects().values()) == [wanted.size]
+
+
+def test_an_s3_outage_is_a_503_on_every_node_and_both_resume(
+    cluster_of: Callable[..., Cluster], upstream: Upstream
+) -> None:
+    cluster = cluster_of()
+    urls = [f"{node.url}/pulp/content/main/{WHEEL}" for node in (cluster.a, cluster.b)]
+    body = get(urls[0]).content
+    auth = ("admin", PASSWORD)
+    content = f"{cluster.b.url}/pulp/api/v3/content/python/packages/"
+    assert wait_until(lambda: get(content, auth=auth).json()["count"] == 1)
+    with cluster.s3.stopped():
+        for url in urls:
+            down = get(url)
+            assert down.status_code == 503 and "file store" in down.text, down.text
+        cold = get(f"{cluster.b.url}/pulp/content/main/meta_lib-2.0-py3-none-any.whl")
+        assert cold.status_code == 503
+    assert [get(url).content for url in urls] == [body, body]
+    assert get(content, auth=auth).json()["count"] == 1  # the catalog is as it was
