@@ -178,7 +178,6 @@ def test_bad_bytes_never_become_an_object(
     upstream: Upstream,
     s3_server: S3Server,
     bucket: str,
-    tmp_path: Path,
 ) -> None:
     server = on_s3()
     upstream.corrupt_files = True
@@ -192,10 +191,7 @@ def test_bad_bytes_never_become_an_object(
 
 def test_files_by_presigned_redirect(
     on_s3: Callable[..., Server],
-    upstream: Upstream,
     s3_server: S3Server,
-    bucket: str,
-    tmp_path: Path,
 ) -> None:
     server = on_s3(s3_redirect="5m")
     url = f"{server.url}/pulp/content/main/{WHEEL}"
@@ -213,10 +209,7 @@ def test_files_by_presigned_redirect(
 
 def test_an_s3_outage_is_a_clear_503_and_service_resumes(
     on_s3: Callable[..., Server],
-    upstream: Upstream,
     s3_server: S3Server,
-    bucket: str,
-    tmp_path: Path,
 ) -> None:
     server = on_s3()
     api = Api(server.url)
