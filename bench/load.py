@@ -1,7 +1,7 @@
 """Load generation and its measurements: wrk or a Python loop, rounds of runs, pip download timing.
 
-A run's CPU figures come from /proc: the server's process tree, and "other", the rest of the
-machine but the load generator.
+A run's CPU figures come from /proc: the server's process tree, the processes it relies on (the
+S3 server under pullthrough's files), and "other", the rest of the machine but the load generator.
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ class Counts(NamedTuple):
 
 
 class Target(NamedTuple):
-    """What one case loads: a URL, its request headers, and the server's (root) pid."""
+    """What one case loads: a URL, its request headers, and the server's (root) pid; `backing`:
+    the root pids of what the server relies on (the S3 server), whose CPU is not "other"."""
 
     url: str
     headers: dict[str, str]
     pid: int
+    backing: tuple[int, ...] = ()
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Load:
     p99_ms: float
     cpu_s: float  # the server's process tree
     other_cpu_s: float  # everything else on the machine but the load generator
+    backing_cpu_s: float = 0.0  # the process trees the server relies on (Target.backing)
     other_detail: str = ""  # who that was, when it was a lot
     top_worker_share: float = 0.0  # the busiest worker process's share of the workers' CPU
 
@@ -118,6 +121,10 @@ class Series:
     @property
     def other_pct(self) -> float:
         return sum(r.other_cpu_s for r in self.runs) / self.seconds * 100 if self.seconds else 0.0
+
+    @property
+    def backing_pct(self) -> float:
+        return sum(r.backing_cpu_s for r in self.runs) / self.seconds * 100 if self.seconds else 0.0
 
     def spread(self, attr: str) -> str:
         values = [float(getattr(r, attr)) for r in self.runs]
@@ -249,20 +256,29 @@ class Loader:
         return run_pyload(url, headers, conns, seconds)
 
     def run(
-        self, url: str, headers: dict[str, str], conns: int, seconds: float, server_pid: int
+        self,
+        url: str,
+        headers: dict[str, str],
+        conns: int,
+        seconds: float,
+        server_pid: int,
+        backing: tuple[int, ...] = (),
     ) -> Load:
-        """One run, with the CPU the server tree and the rest of the machine used meanwhile."""
+        """One run, with the CPU the server tree, what it relies on (`backing`: root pids) and
+        the rest of the machine used meanwhile."""
         procs0 = all_cpu_ticks()
         cpu0, sys0, own0 = tree_cpu_seconds(server_pid), system_busy_seconds(), own_cpu_seconds()
+        back0 = sum(tree_cpu_seconds(pid) for pid in backing)
         n, nbytes, secs, errors, p50, p99 = self.once(url, headers, conns, seconds)
         cpu = tree_cpu_seconds(server_pid) - cpu0
-        other = system_busy_seconds() - sys0 - (own_cpu_seconds() - own0) - cpu
+        back = sum(tree_cpu_seconds(pid) for pid in backing) - back0
+        other = system_busy_seconds() - sys0 - (own_cpu_seconds() - own0) - cpu - back
         # The kernel's network threads work for the benchmark's own traffic: not "other".
         procs1 = all_cpu_ticks()
         for pid, (comm, ticks) in procs1.items():
             if comm.startswith("ksoftirqd"):
                 other -= (ticks - procs0.get(pid, (comm, 0))[1]) / CLK_TCK
-        load = Load(n, nbytes, secs, errors, p50, p99, cpu, max(0.0, other))
+        load = Load(n, nbytes, secs, errors, p50, p99, cpu, max(0.0, other), back)
         # How the work spread over the server's worker processes (all but the master).
         workers = [
             procs1[pid][1] - procs0.get(pid, ("", 0))[1]
@@ -272,7 +288,8 @@ class Loader:
         if len(workers) >= 2 and sum(workers) > 0:
             load.top_worker_share = max(workers) / sum(workers)
         if secs and other / secs > 0.10:  # say who else was busy
-            skip = set(tree_pids(server_pid)) | {os.getpid()}
+            skip = {os.getpid(), *tree_pids(server_pid)}
+            skip.update(p for root in backing for p in tree_pids(root))
             busy = []
             for pid, (comm, ticks) in procs1.items():
                 delta = (ticks - procs0.get(pid, (comm, 0))[1]) / CLK_TCK
@@ -303,18 +320,20 @@ def measure(
     cases: (server, case name) -> what to load; the series go to out, trouble to notes.
     """
     live = dict(cases)
-    for key, (url, headers, _pid) in list(live.items()):
-        log(f"{label} warm-up {key[0]} {key[1]}: {url}")
+    for key, target in list(live.items()):
+        log(f"{label} warm-up {key[0]} {key[1]}: {target.url}")
         try:
-            loader.once(url, headers, conns, warmup)
+            loader.once(target.url, target.headers, conns, warmup)
         except (BenchError, subprocess.SubprocessError) as exc:
             notes.append(f"{label} {key[0]} {key[1]}: {exc}")
             del live[key]
     for rnd in range(rounds):
-        for key, (url, headers, pid) in list(live.items()):
+        for key, target in list(live.items()):
             log(f"{label} round {rnd + 1}/{rounds} {key[0]} {key[1]}")
             try:
-                load = loader.run(url, headers, conns, seconds, pid)
+                load = loader.run(
+                    target.url, target.headers, conns, seconds, target.pid, target.backing
+                )
             except (BenchError, subprocess.SubprocessError) as exc:
                 notes.append(f"{label} {key[0]} {key[1]}: {exc}")
                 del live[key]

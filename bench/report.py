@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 
+from bench.load import Series
 from bench.results import Case, RunResults, SyncResults
 from bench.sync_api import THREADS, WORKERS, sync_worker_pid
 from bench.upstream import BIG_SIZE, N_PROJECTS, PAGE_PROJECT, PAGE_PROJECT_VERSIONS
@@ -134,12 +135,14 @@ def print_run_report(
         )  # fmt: skip
     if rows:
         print(table(["index", "best s", "all runs s", "vs upstream"], rows))
+    print_s3_section(res, pip_reps)
     print()
     print(
         "CPU % = the server's process tree (100 = one core); other % = the rest of the machine "
         "except the load generator (should be ~0)."
     )
-    busiest = max((se.other_pct for se in [*res.pages.values(), *res.files.values()]), default=0)
+    loads = [*res.pages.values(), *res.files.values(), *([res.s3.warm] if res.s3.warm else [])]
+    busiest = max((se.other_pct for se in loads), default=0)
     if busiest > 15:
         print(
             f"WARNING: other processes took up to {busiest:.0f}% CPU during the load runs "
@@ -179,6 +182,90 @@ def print_run_report(
     print_notes(res.notes)
     print()
     print(f"total {total:.0f}s")
+
+
+def print_s3_section(res: RunResults, pip_reps: int) -> None:
+    """(d): pullthrough's files on S3 against local disk; local and nginx rows are (b)'s, (c)'s."""
+    s3 = res.s3
+    print()
+    print(
+        "(d) files on S3 (SeaweedFS `weed server` on 127.0.0.1, path-style, files streamed "
+        "through pullthrough) vs local disk"
+    )
+    if s3.skipped:
+        print(f"  skipped: {s3.skipped}")
+        return
+    local = res.files.get(("pullthrough", "file"))
+    ng = res.files.get(("nginx-static", "file"))
+    print(
+        f"warm download of the {BIG_SIZE / 2**20:.0f} MiB wheel, 4 keep-alive connections, "
+        "in (b)'s rounds (local disk and nginx: (b)'s rows)"
+    )
+    rows = []
+    warm: list[tuple[str, Series | None]] = [
+        ("pullthrough, local disk", local),
+        ("pullthrough, S3", s3.warm),
+        ("nginx-static", ng),
+    ]
+    for name, se in warm:
+        if se is None:
+            continue
+        rows.append(
+            [name, fmt(se.mbps), se.spread("mbps"), fmt(se.rps, ".1f"), fmt(se.cpu_pct),
+             fmt(se.backing_pct) if se is s3.warm else "-", fmt(se.other_pct),
+             fmt(ratio(se.mbps, local.mbps if local else None), ".3f"),
+             fmt(ratio(se.mbps, ng.mbps if ng else None), ".3f"), str(se.errors)]
+        )  # fmt: skip
+    if rows:
+        print(
+            table(
+                ["server", "MB/s", "spread", "files/s", "CPU %", "S3 server CPU %", "other %",
+                 "vs local", "vs nginx", "errors"],
+                rows,
+            )
+        )  # fmt: skip
+    print()
+    print(
+        f"cold: freshly started servers (empty data dir, new empty bucket), best of {pip_reps}; "
+        "the upstream straight for comparison"
+    )
+    cases = [
+        (
+            f"first fetch of the {BIG_SIZE / 2**20:.0f} MiB wheel",
+            s3.first_fetch.get("upstream (nginx)"),
+            s3.first_fetch.get("local disk"),
+            s3.first_fetch.get("S3"),
+        ),
+        (
+            f"pip download, {N_PROJECTS} projects",
+            res.pip.get("upstream (nginx)"),
+            res.pip.get("pullthrough (cold)"),
+            s3.pip.get("cold"),
+        ),
+        (
+            "the same pip again (warm, ref.)",
+            res.pip.get("upstream (nginx)"),
+            res.pip.get("pullthrough (warm, ref.)"),
+            s3.pip.get("warm"),
+        ),
+    ]
+    rows = []
+    for name, up_runs, local_runs, s3_runs in cases:
+        up_s, local_s, s3_s = (min(r) if r else None for r in (up_runs, local_runs, s3_runs))
+        rows.append(
+            [name, fmt(up_s, ".3f"), fmt(local_s, ".3f"), fmt(s3_s, ".3f"),
+             fmt(ratio(s3_s, local_s), ".2f"), fmt(ratio(local_s, up_s), ".2f"),
+             fmt(ratio(s3_s, up_s), ".2f"),
+             " ".join(f"{t:.2f}" for t in local_runs or []) or "-",
+             " ".join(f"{t:.2f}" for t in s3_runs or []) or "-"]
+        )  # fmt: skip
+    print(
+        table(
+            ["case (seconds)", "upstream", "local", "S3", "S3/local", "local vs up",
+             "S3 vs up", "local runs", "S3 runs"],
+            rows,
+        )
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- bench/sync.py

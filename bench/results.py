@@ -10,11 +10,25 @@ from bench.load import Series
 
 
 @dataclass
+class S3Results:
+    """(d): pullthrough with its files on S3. The local-disk and nginx figures it is compared
+    with are (b)'s and (c)'s, measured in the same rounds and reps."""
+
+    skipped: str = ""  # why (d) did not run
+    warm: Series | None = None  # the big file's download, 4 connections (within (b)'s rounds)
+    # the big file's first fetch through a fresh server, seconds per rep: "upstream (nginx)"
+    # (straight), "local disk", "S3"
+    first_fetch: dict[str, list[float]] = field(default_factory=dict)
+    pip: dict[str, list[float]] = field(default_factory=dict)  # "cold", "warm" (fresh S3 server)
+
+
+@dataclass
 class RunResults:
     pages: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, format)
     page_sizes: dict[str, int] = field(default_factory=dict)
     files: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, "file")
     pip: dict[str, list[float]] = field(default_factory=dict)
+    s3: S3Results = field(default_factory=S3Results)
     notes: list[str] = field(default_factory=list)
 
 

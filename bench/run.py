@@ -9,7 +9,10 @@ in one run:
       (wrk), for pullthrough, proxpi and nginx serving the same page bytes as a static file;
   (b) warm file download MB/s with 4 connections, pullthrough vs nginx serving the same bytes;
   (c) a cold `pip download --no-deps` of 25 projects through a freshly started pullthrough
-      (empty data dir) vs straight from the upstream (and, for reference, a fresh proxpi).
+      (empty data dir) vs straight from the upstream (and, for reference, a fresh proxpi);
+  (d) files on S3 (SeaweedFS, started here) vs local disk: (b)'s warm download and (c)'s cold
+      pip download with pullthrough's files in a bucket, and the big file's first fetch through
+      a fresh server on each (`--no-s3` skips it; skipped if `weed` is missing).
 
 Everything listens on 127.0.0.1 only; every loop is bounded in count and time; all processes
 it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
@@ -25,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from bench.common import BenchError, find_link, http_get, log
 from bench.load import Loader, Target, measure, pip_download
 from bench.report import print_run_report
 from bench.results import RunResults
+from bench.s3 import Seaweed, seaweed_available, start_seaweed
 from bench.servers import (
     BASE_PATH,
     Procs,
@@ -44,7 +50,7 @@ from bench.servers import (
     start_pullthrough,
 )
 from bench.tools import ensure_proxpi, ensure_tools, pullthrough_available
-from bench.upstream import BIG_PROJECT, PAGE_PROJECT, Upstream, build_upstream
+from bench.upstream import BIG_PROJECT, BIG_SIZE, PAGE_PROJECT, Upstream, build_upstream
 
 ACCEPT_HTML = "text/html"
 # What pip (>= 22.2) sends: JSON preferred, HTML accepted.
@@ -53,6 +59,7 @@ ACCEPT_PIP = (
     "text/html; q=0.01"
 )
 FORMATS = {"html": ACCEPT_HTML, "json(pip)": ACCEPT_PIP}  # the formats of (a)
+S3_WARM = "pullthrough-s3"  # (d)'s warm server, a case of (b)'s rounds
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Plan:
     wrk_files: bool  # (b) with wrk too
     pullthrough: bool
     proxpi_bin: Path | None
+    s3: bool  # (d)
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,6 +90,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=32, help="threads per worker (both proxies)")
     ap.add_argument("--no-pullthrough", action="store_true", help="skip pullthrough's rows")
     ap.add_argument("--no-proxpi", action="store_true", help="skip proxpi's rows")
+    ap.add_argument("--no-s3", action="store_true", help="skip (d), files on S3 vs local disk")
     ap.add_argument("--python-load", action="store_true", help="use the Python loop, not wrk")
     ap.add_argument("--wrk-files", action="store_true", help="(b) with wrk, not the Python loop")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -98,6 +107,14 @@ def main() -> int:
     have_pt, why = (False, "--no-pullthrough") if args.no_pullthrough else pullthrough_available()
     if not have_pt:
         log(f"pullthrough unavailable: {why}")
+    if args.no_s3:
+        s3_why = "--no-s3"
+    elif not have_pt:
+        s3_why = f"pullthrough unavailable ({why})"
+    else:
+        s3_why = seaweed_available() or ""
+    if s3_why:
+        log(f"(d) files on S3 skipped: {s3_why}")
     plan = Plan(
         seconds=args.seconds or (1.0 if args.quick else 4.0),
         rounds=args.rounds or (2 if args.quick else 3),
@@ -109,18 +126,21 @@ def main() -> int:
         wrk_files=args.wrk_files,
         pullthrough=have_pt,
         proxpi_bin=proxpi_bin,
+        s3=not s3_why,
     )
 
     work = Path(tempfile.mkdtemp(prefix="pullthrough-bench-"))
     res = RunResults()
+    res.s3.skipped = s3_why
     if not have_pt:
         res.notes.append(f"pullthrough not measured: {why}")
     if proxpi_bin is None:
         res.notes.append("proxpi not measured: not installed")
     rc = 0
     try:
-        with Procs() as procs:
-            run_all(procs, nginx, work, plan, res)
+        # `later` holds SeaweedFS, started after (a); both stop it all on exit or SIGTERM.
+        with Procs() as procs, ExitStack() as later:
+            run_all(procs, later, nginx, work, plan, res)
     except BenchError as exc:
         log(f"FAILED: {exc}")
         res.notes.append(f"run aborted: {exc}")
@@ -144,8 +164,13 @@ def main() -> int:
     return rc
 
 
-def run_all(procs: Procs, nginx: str, work: Path, plan: Plan, res: RunResults) -> None:
-    """(a), (b) and (c), in that order, against one upstream."""
+def run_all(
+    procs: Procs, later: ExitStack, nginx: str, work: Path, plan: Plan, res: RunResults
+) -> None:
+    """(a), (b) and (c), in that order, against one upstream; (d) within (b) and (c).
+
+    later: where SeaweedFS is started for (d), after (a).
+    """
     log(f"building the upstream in {work}")
     up = build_upstream(work / "upstream")
     upstream = start_nginx(procs, nginx, "nginx-upstream", up.root, work, 1)
@@ -195,27 +220,45 @@ def run_all(procs: Procs, nginx: str, work: Path, plan: Plan, res: RunResults) -
     loader = Loader(plan.wrk, work)
     measure(res.notes, "(a)", res.pages, loader, cases, 8, plan.seconds, plan.warmup, plan.rounds)
 
-    # ---- (b) warm file download, 4 connections
-    file_targets: dict[str, tuple[str, int]] = {}
+    # ---- (b) warm file download, 4 connections; (d)'s server with files on S3 in its rounds
+    seaweed = start_s3(later, work, res) if plan.s3 else None
+    file_targets: dict[str, Target] = {}
     if pt is not None:
         try:
-            file_targets["pullthrough"] = (warm_big_file(pt, up, res.notes), pt.pid)
+            url = warm_big_file(pt, up, res.notes, "(b) pullthrough's")
+            file_targets["pullthrough"] = Target(url, {}, pt.pid)
         except (BenchError, OSError) as exc:
             res.notes.append(f"(b) pullthrough failed: {exc}")
-    file_targets["nginx-static"] = (f"{static.url}/{up.big_file}", static.pid)
-    cases = {(srv, "file"): Target(url, {}, pid) for srv, (url, pid) in file_targets.items()}
+    if seaweed is not None:
+        try:
+            s3pt = start_pullthrough(
+                procs,
+                work,
+                "pullthrough-s3-warm",
+                upstream_url,
+                plan.workers,
+                plan.threads,
+                seaweed.storage_config("warm"),
+            )
+            url = warm_big_file(s3pt, up, res.notes, "(d) pullthrough on S3:")
+            file_targets[S3_WARM] = Target(url, {}, s3pt.pid, (seaweed.pid,))
+        except (BenchError, OSError) as exc:
+            res.notes.append(f"(d) pullthrough on S3 (warm) failed: {exc}")
+    file_targets["nginx-static"] = Target(f"{static.url}/{up.big_file}", {}, static.pid)
+    cases = {(srv, "file"): target for srv, target in file_targets.items()}
     # wrk reads 8 KiB at a time and would cap both servers alike: a Python client that
     # reads 1 MiB at a time gets more out of the two shared CPUs.
     file_loader = Loader(None if not plan.wrk_files else plan.wrk, work)
     measure(
         res.notes, "(b)", res.files, file_loader, cases, 4, plan.seconds, plan.warmup, plan.rounds
     )
+    res.s3.warm = res.files.pop((S3_WARM, "file"), None)
 
     # The warm servers are done: stop them so they do not share the CPU with (c).
-    procs.stop_named("pullthrough-warm", "proxpi-warm", "nginx-static")
+    procs.stop_named("pullthrough-warm", "pullthrough-s3-warm", "proxpi-warm", "nginx-static")
 
-    # ---- (c) cold pip download of the 25 projects
-    cold_pip_downloads(procs, work, up, upstream_url, plan, pt is not None, res)
+    # ---- (c) cold pip download of the 25 projects; (d)'s cold runs in the same reps
+    cold_runs(procs, work, up, upstream_url, plan, pt is not None, seaweed, res)
 
 
 def get_page(name: str, url: str, page_bytes: dict[str, bytes]) -> None:
@@ -254,68 +297,139 @@ def start_static(
     return server, {f: next(static.glob(f"page-{f[:4]}.*")).name for f in FORMATS}
 
 
-def warm_big_file(pt: Server, up: Upstream, notes: list[str]) -> str:
-    """Fetch the big file once through pullthrough (checked, timed in a note); its URL."""
-    big_digest = hashlib.sha256(up.files[up.big_file].read_bytes()).hexdigest()
-    page_url = f"{pt.url}/pypi/{BASE_PATH}/simple/{BIG_PROJECT}/"
+def start_s3(later: ExitStack, work: Path, res: RunResults) -> Seaweed | None:
+    """SeaweedFS for (d), stopped when `later` closes; None (and why, in res) if it failed."""
+    try:
+        return start_seaweed(later, work)
+    except BenchError as exc:
+        log(str(exc))
+        res.s3.skipped = f"SeaweedFS failed: {exc}"
+        res.notes.append(f"(d) not measured: {exc}")
+        return None
+
+
+def big_file_url(index_url: str, up: Upstream) -> str:
+    """The big file's URL, from its project page under index_url (a simple index root)."""
+    page_url = f"{index_url}{BIG_PROJECT}/"
     status, _, page = http_get(page_url, {"Accept": ACCEPT_HTML})
     if status != 200:
         raise BenchError(f"{page_url}: HTTP {status}")
-    file_url = find_link(page, page_url, up.big_file)
-    log(f"(b) warming {file_url}")
+    return find_link(page, page_url, up.big_file)
+
+
+def timed_fetch(url: str, digest: str) -> float:
+    """Seconds a GET of url takes on a new connection; its bytes checked against digest."""
     t0 = time.perf_counter()
-    status, _, body = http_get(file_url, timeout=120)
-    cold = time.perf_counter() - t0
-    if status != 200 or hashlib.sha256(body).hexdigest() != big_digest:
-        raise BenchError(f"{file_url}: HTTP {status}, {len(body)} B, wrong bytes")
+    status, _, body = http_get(url, timeout=120)
+    elapsed = time.perf_counter() - t0
+    if status != 200 or hashlib.sha256(body).hexdigest() != digest:
+        raise BenchError(f"{url}: HTTP {status}, {len(body)} B, wrong bytes")
+    return elapsed
+
+
+def big_digest(up: Upstream) -> str:
+    return hashlib.sha256(up.files[up.big_file].read_bytes()).hexdigest()
+
+
+def warm_big_file(pt: Server, up: Upstream, notes: list[str], who: str) -> str:
+    """Fetch the big file once through pullthrough (checked, timed in a note); its URL."""
+    file_url = big_file_url(f"{pt.url}/pypi/{BASE_PATH}/simple/", up)
+    log(f"warming {file_url}")
+    cold = timed_fetch(file_url, big_digest(up))
     notes.append(
-        f"(b) pullthrough's first (cold) fetch of the big file: "
-        f"{cold:.2f}s, {len(body) / 1e6 / cold:.0f} MB/s"
+        f"{who} first (cold) fetch of the big file: {cold:.2f}s, {BIG_SIZE / 1e6 / cold:.0f} MB/s"
     )
     return file_url
 
 
-def cold_pip_downloads(
+def fresh_pip(
+    procs: Procs,
+    work: Path,
+    name: str,
+    upstream_url: str,
+    up: Upstream,
+    plan: Plan,
+    extra_config: str = "",
+) -> tuple[float, float]:
+    """A freshly started pullthrough (empty data dir): pip download cold, then again (warm)."""
+    server = start_pullthrough(
+        procs, work, name, upstream_url, plan.workers, plan.threads, extra_config
+    )
+    try:
+        index = f"{server.url}/pypi/{BASE_PATH}/simple/"
+        cold = pip_download(index, up.projects, work / f"pip-{name}")
+        # For reference: the same again, now that this instance has it all.
+        warm = pip_download(index, up.projects, work / f"pip-{name}-warm")
+    finally:
+        procs.stop_one(server.proc)
+    return cold, warm
+
+
+def first_fetch(
+    procs: Procs,
+    work: Path,
+    name: str,
+    upstream_url: str,
+    up: Upstream,
+    plan: Plan,
+    extra_config: str = "",
+) -> float:
+    """Seconds of the big file's first GET through a freshly started pullthrough (empty data
+    dir; its project page is fetched first, untimed)."""
+    digest = big_digest(up)
+    server = start_pullthrough(
+        procs, work, name, upstream_url, plan.workers, plan.threads, extra_config
+    )
+    try:
+        return timed_fetch(big_file_url(f"{server.url}/pypi/{BASE_PATH}/simple/", up), digest)
+    finally:
+        procs.stop_one(server.proc)
+
+
+def cold_runs(
     procs: Procs,
     work: Path,
     up: Upstream,
     upstream_url: str,
     plan: Plan,
     with_pullthrough: bool,
+    seaweed: Seaweed | None,
     res: RunResults,
 ) -> None:
-    """(c): pip from the upstream, a fresh pullthrough (then warm) and a fresh proxpi, per rep."""
+    """(c) and (d)'s cold half, per rep: pip from the upstream, a fresh pullthrough (then warm),
+    a fresh pullthrough on S3 (then warm) and a fresh proxpi; then the big file's first fetch
+    through a fresh pullthrough on local disk and on S3, and straight from the upstream."""
     log("(c) pip warm-up run (imports, page cache)")
     pip_download(upstream_url, up.projects[:1], work / "pip-warmup")
-    for rep in range(plan.pip_reps):
-        log(f"(c) rep {rep + 1}/{plan.pip_reps}: upstream")
+    reps = plan.pip_reps
+    for rep in range(reps):
+        log(f"(c) rep {rep + 1}/{reps}: upstream")
         res.pip.setdefault("upstream (nginx)", []).append(
             pip_download(upstream_url, up.projects, work / f"pip-up-{rep}")
         )
         if with_pullthrough:
-            log(f"(c) rep {rep + 1}/{plan.pip_reps}: fresh pullthrough")
+            log(f"(c) rep {rep + 1}/{reps}: fresh pullthrough")
             try:
-                server = start_pullthrough(
-                    procs,
-                    work,
-                    f"pullthrough-cold-{rep}",
-                    upstream_url,
-                    plan.workers,
-                    plan.threads,
+                cold, warm = fresh_pip(
+                    procs, work, f"pullthrough-cold-{rep}", upstream_url, up, plan
                 )
-                index = f"{server.url}/pypi/{BASE_PATH}/simple/"
-                res.pip.setdefault("pullthrough (cold)", []).append(
-                    pip_download(index, up.projects, work / f"pip-pt-{rep}")
-                )
-                # For reference: the same again, now that this instance has it all.
-                res.pip.setdefault("pullthrough (warm, ref.)", []).append(
-                    pip_download(index, up.projects, work / f"pip-ptw-{rep}")
-                )
-                procs.stop_one(server.proc)
+                res.pip.setdefault("pullthrough (cold)", []).append(cold)
+                res.pip.setdefault("pullthrough (warm, ref.)", []).append(warm)
             except (BenchError, subprocess.SubprocessError) as exc:
                 res.notes.append(f"(c) pullthrough rep {rep + 1}: {exc}")
+        if seaweed is not None:
+            log(f"(d) rep {rep + 1}/{reps}: fresh pullthrough on S3 (new bucket)")
+            try:
+                storage = seaweed.storage_config(f"cold-pip-{rep}")
+                cold, warm = fresh_pip(
+                    procs, work, f"pullthrough-s3-cold-{rep}", upstream_url, up, plan, storage
+                )
+                res.s3.pip.setdefault("cold", []).append(cold)
+                res.s3.pip.setdefault("warm", []).append(warm)
+            except (BenchError, subprocess.SubprocessError) as exc:
+                res.notes.append(f"(d) pip, pullthrough on S3, rep {rep + 1}: {exc}")
         if plan.proxpi_bin:
-            log(f"(c) rep {rep + 1}/{plan.pip_reps}: fresh proxpi")
+            log(f"(c) rep {rep + 1}/{reps}: fresh proxpi")
             try:
                 server = start_proxpi(
                     procs,
@@ -332,6 +446,43 @@ def cold_pip_downloads(
                 procs.stop_one(server.proc)
             except (BenchError, subprocess.SubprocessError) as exc:
                 res.notes.append(f"(c) proxpi rep {rep + 1}: {exc}")
+        if seaweed is not None:
+            first_fetches(procs, work, up, upstream_url, plan, seaweed, rep, res)
+
+
+def first_fetches(
+    procs: Procs,
+    work: Path,
+    up: Upstream,
+    upstream_url: str,
+    plan: Plan,
+    seaweed: Seaweed,
+    rep: int,
+    res: RunResults,
+) -> None:
+    """(d): one rep of the big file's first fetch: straight from the upstream, and through a
+    fresh pullthrough on local disk and on S3 (a new bucket)."""
+    log(f"(d) rep {rep + 1}/{plan.pip_reps}: the big file's first fetch, upstream, local, S3")
+    runs: dict[str, Callable[[], float]] = {
+        "upstream (nginx)": lambda: timed_fetch(big_file_url(upstream_url, up), big_digest(up)),
+        "local disk": lambda: first_fetch(
+            procs, work, f"pullthrough-first-{rep}", upstream_url, up, plan
+        ),
+        "S3": lambda: first_fetch(
+            procs,
+            work,
+            f"pullthrough-s3-first-{rep}",
+            upstream_url,
+            up,
+            plan,
+            seaweed.storage_config(f"cold-file-{rep}"),
+        ),
+    }
+    for name, run in runs.items():
+        try:
+            res.s3.first_fetch.setdefault(name, []).append(run())
+        except (BenchError, OSError) as exc:
+            res.notes.append(f"(d) first fetch, {name}, rep {rep + 1}: {exc}")
 
 
 if __name__ == "__main__":
