@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import zipfile
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
+from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files
 from support.upstream import Upstream
 
@@ -36,7 +38,7 @@ def test_negotiation_content_types_and_vary(proxy: Server) -> None:
     html = get(page)
     assert html.status_code == 200
     assert html.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert html.headers["Vary"] == "Accept"
+    assert html.headers["Vary"] == "Accept, Accept-Encoding"
     data = get(page, Accept=f"{JSON}, text/html;q=0.1")
     assert data.headers["Content-Type"] == JSON
     assert data.json()["name"] == "shelf-reader"
@@ -68,6 +70,43 @@ def test_etag_and_conditional_requests(proxy: Server) -> None:
     assert again.status_code == 304 and again.content == b""
     html = get(page, **{"If-None-Match": etag})  # another representation, another tag
     assert html.status_code == 200 and html.headers["ETag"] != etag
+
+
+def test_pages_and_json_api_are_sent_gzipped_to_who_takes_it(
+    proxy: Server, upstream: Upstream, tmp_path: Path
+) -> None:
+    for i in range(30):  # a page big enough to be worth compressing
+        upstream.add_file("many-files", build_wheel(tmp_path / "w", "many-files", f"1.{i}"))
+    urls = {
+        "html": (proxy.index() + "many-files/", "text/html"),
+        "json": (proxy.index() + "many-files/", JSON),
+        "json api": (f"{proxy.url}/pypi/main/pypi/many-files/json", "application/json"),
+    }
+    for what, (url, accept) in urls.items():
+        plain = requests.get(
+            url, headers={"Accept": accept, "Accept-Encoding": "identity"}, timeout=10
+        )
+        assert plain.status_code == 200 and "Content-Encoding" not in plain.headers, what
+        for _ in range(2):  # rendered, then from the memo (below Flask for pages)
+            raw = requests.get(
+                url, headers={"Accept": accept, "Accept-Encoding": "gzip"}, stream=True, timeout=10
+            )
+            assert raw.headers["Content-Encoding"] == "gzip", what
+            assert "Accept-Encoding" in raw.headers["Vary"], what
+            wire = raw.raw.read(decode_content=False)
+            assert int(raw.headers["Content-Length"]) == len(wire) < len(plain.content) / 3
+            assert gzip.decompress(wire) == plain.content, what
+            assert raw.headers["ETag"] != plain.headers["ETag"]
+        again = get(
+            url, Accept=accept, **{"Accept-Encoding": "gzip", "If-None-Match": raw.headers["ETag"]}
+        )
+        assert again.status_code == 304 and again.headers["ETag"] == raw.headers["ETag"], what
+        other = get(
+            url,
+            Accept=accept,
+            **{"Accept-Encoding": "identity", "If-None-Match": raw.headers["ETag"]},
+        )
+        assert other.status_code == 200 and other.content == plain.content, what
 
 
 def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy: Server) -> None:

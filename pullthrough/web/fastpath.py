@@ -14,7 +14,7 @@ from typing import Any, cast
 from pullthrough.services.registry import Registry
 from pullthrough.web.common import etag_matches
 from pullthrough.web.negotiation import choose_format
-from pullthrough.web.simple import Rendered
+from pullthrough.web.rendered import Rendered, accepts_gzip
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -27,7 +27,8 @@ class WarmPages:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        if (rendered := self._lookup(environ)) is not None:
+        if (found := self._lookup(environ)) is not None:
+            rendered = found.encoded(accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")))
             if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), rendered.etag):
                 start_response("304 Not Modified", list(rendered.headers_304))
                 return []

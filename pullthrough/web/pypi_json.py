@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, json, redirect, request, url_for
+from flask import Blueprint, json, redirect, request, url_for
+from packaging.utils import NormalizedName
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -15,8 +16,9 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_ve
 from pullthrough.core.metadata import PackageMetadata
 from pullthrough.core.names import normalize_project
 from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
-from pullthrough.services.distribution import NotFound, PageView
+from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.web.common import distribution, services
+from pullthrough.web.rendered import Rendered, rendered, respond
 
 bp = Blueprint("pypi_json", __name__)
 _FIELDS = {f.name for f in dataclasses.fields(PackageMetadata)}
@@ -74,6 +76,15 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
             url_for(endpoint, base_path=dist.base_path, project=name, version=version), 301
         )
     view = dist.project(name)
+    key = ("pypi-json", request.host_url, version)  # its URLs name the host asked
+    if (done := view.renders.get(key)) is None:
+        done = view.renders[key] = _render(dist, view, name, version)
+    return respond(cast(Rendered, done))
+
+
+def _render(
+    dist: Distribution, view: PageView, name: NormalizedName, version: str | None
+) -> Rendered:
     files = _release_files(view, name, f"{request.host_url}pulp/content/{dist.base_path}/")
     root = f"{request.host_url}pypi/{dist.base_path}/pypi"
     versions = view.page.versions
@@ -88,4 +99,7 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
     if (release := parse_version(wanted or "")) is not None:  # the release the answer is about
         body["vulnerabilities"] = vulnerabilities(dist.advisories(name), name, release)
-    return Response(json.dumps(body), mimetype="application/json")
+    max_age = dist.pages.ttl if dist.pages else 0
+    return rendered(
+        json.dumps(body).encode(), "application/json", stale=view.stale, max_age=max_age
+    )

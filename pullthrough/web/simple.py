@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
 from flask import Blueprint, Response, redirect, request, url_for
@@ -12,8 +11,9 @@ from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import project_versions
 from pullthrough.core.names import normalize_project
 from pullthrough.services.distribution import Distribution, ListView, PageView
-from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified
+from pullthrough.web.common import distribution
 from pullthrough.web.negotiation import ACCEPTABLE, CONTENT_TYPES, Format, choose_format
+from pullthrough.web.rendered import Rendered, rendered, respond
 
 bp = Blueprint("simple", __name__)
 
@@ -34,29 +34,8 @@ def _content_prefix(dist: Distribution) -> str:
     return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """A page as sent: body and complete headers, built once per view and format."""
-
-    body: bytes
-    etag: str
-    headers: tuple[tuple[str, str], ...]  # for a 200
-    headers_304: tuple[tuple[str, str], ...]
-
-
 def _rendered(body: bytes, fmt: Format, stale: bool, ttl: float) -> Rendered:
-    etag = etag_of(body)
-    common = [("ETag", etag), ("Vary", "Accept"), ("Cache-Control", f"max-age={int(ttl)}, public")]
-    if stale:
-        common.append((STALE_HEADER, "true"))
-    full = [("Content-Type", CONTENT_TYPES[fmt]), ("Content-Length", str(len(body))), *common]
-    return Rendered(body, etag, tuple(full), tuple(common))
-
-
-def _respond(rendered: Rendered) -> Response:
-    if not_modified(rendered.etag):
-        return Response(status=304, headers=list(rendered.headers_304))
-    return Response(rendered.body, headers=list(rendered.headers))
+    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=ttl)
 
 
 def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
@@ -91,7 +70,7 @@ def project_list(base_path: str) -> Response:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.projects()
-    return _respond(_render_list(view, dist, fmt))
+    return respond(_render_list(view, dist, fmt))
 
 
 @bp.get("/pypi/<path:base_path>/simple/<project>/")
@@ -106,4 +85,4 @@ def project_page(base_path: str, project: str) -> BaseResponse:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)
-    return _respond(render_page(view, dist, fmt))
+    return respond(render_page(view, dist, fmt))

@@ -1,0 +1,89 @@
+"""Answers built once and sent many times: a page's body and headers, and its gzip form.
+
+A rendering is memoized on its page view; the gzip form is made from it the first time a client
+that accepts gzip asks (pip and uv always do), then kept with it: pages are compressed once per
+rendering, never per request. Both forms carry `Vary: Accept, Accept-Encoding` and their own
+ETag, so caches and conditional requests (304) keep them apart.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from flask import Response, request
+
+from pullthrough.web.common import STALE_HEADER, etag_matches, etag_of
+
+GZIP_MIN_BYTES = 1024  # below this, gzip saves less than its own header and the CPU it costs
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An answer as sent: body and complete headers."""
+
+    body: bytes
+    etag: str
+    headers: tuple[tuple[str, str], ...]  # for a 200
+    headers_304: tuple[tuple[str, str], ...]
+    variants: dict[str, Rendered] = field(default_factory=dict, compare=False)
+
+    def encoded(self, gzip_ok: bool) -> Rendered:
+        """The form to send: gzip-encoded (made once, then kept) if the client takes it."""
+        if not gzip_ok or len(self.body) < GZIP_MIN_BYTES:
+            return self
+        if (done := self.variants.get("gzip")) is None:
+            body = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+            etag = self.etag[:-1] + '-gzip"'
+            common = [(k, etag if k == "ETag" else v) for k, v in self.headers_304]
+            full = [
+                *((k, v) for k, v in self.headers if k == "Content-Type"),
+                ("Content-Length", str(len(body))),
+                ("Content-Encoding", "gzip"),
+                *common,
+            ]
+            done = self.variants["gzip"] = Rendered(body, etag, tuple(full), tuple(common))
+        return done
+
+
+def rendered(body: bytes, content_type: str, *, stale: bool, max_age: float) -> Rendered:
+    etag = etag_of(body)
+    common = [
+        ("ETag", etag),
+        ("Vary", "Accept, Accept-Encoding"),
+        ("Cache-Control", f"max-age={int(max_age)}, public"),
+    ]
+    if stale:
+        common.append((STALE_HEADER, "true"))
+    full = [("Content-Type", content_type), ("Content-Length", str(len(body))), *common]
+    return Rendered(body, etag, tuple(full), tuple(common))
+
+
+@lru_cache(maxsize=256)  # clients send few distinct headers
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (`gzip`, `*`; not with q=0)."""
+    for part in (accept_encoding or "").split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def respond(done: Rendered) -> Response:
+    """The Flask answer: the form the client takes, or 304 when it has that form already."""
+    sent = done.encoded(accepts_gzip(request.headers.get("Accept-Encoding")))
+    if etag_matches(request.headers.get("If-None-Match"), sent.etag):
+        return Response(status=304, headers=list(sent.headers_304))
+    response = Response(sent.body, headers=list(sent.headers))
+    response.direct_passthrough = True  # the headers are complete: no recomputation
+    return response
