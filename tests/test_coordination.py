@@ -116,6 +116,13 @@ def test_uses_are_written_in_batches(engine: Engine) -> None:
     assert len([s for s in statements if "UPDATE" in s]) <= 1
 
 
+def test_the_change_signal_has_a_token_from_the_start(engine: Engine) -> None:
+    """A catalog upgraded to shared coordination has no signal row yet: a node must still
+    load its distributions (a token equal to "none read yet" would skip that)."""
+    first = SharedGeneration(engine).read()
+    assert first and SharedGeneration(engine).read() == first
+
+
 def test_a_catalog_change_is_seen_by_every_node_within_a_second(engine: Engine) -> None:
     node_a, node_b = SharedGeneration(engine), SharedGeneration(engine, poll_seconds=0.5)
     before = node_b.read()

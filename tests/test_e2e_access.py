@@ -110,6 +110,12 @@ def test_a_private_distribution_answers_only_its_readers(server: Server) -> None
             assert status(url, who, headers) == code, (what, who)
     reader = get(urls["file"], auth=("__token__", tokens["reader"]))
     assert reader.content == get(urls["file"], auth=AUTH).content
+    for what in ("page", "json api"):  # no shared cache may keep what only readers may see
+        answer = get(urls[what], auth=("__token__", tokens["reader"]))
+        assert answer.headers["Cache-Control"].endswith(", private"), what
+        assert "Authorization" in answer.headers["Vary"], what
+    public = get(server.index("main") + "meta-lib/")
+    assert public.headers["Cache-Control"].endswith(", public")
 
     # the status page, open to anyone, does not name private distributions
     listed = get(f"{server.url}/pulp/api/v3/status/").json()

@@ -195,18 +195,20 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
     locks = LockDir(data / "locks")
     engine = make_engine(database_url(settings.server.database_url, data))
     catalog = Catalog(engine)
-    generation = change_signal(engine, data)
 
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
             prepare(engine)
-            if sync_config(catalog, settings):
-                generation.bump()
+            generation = change_signal(engine, data)  # after the migrations: its table
+            try:
+                if sync_config(catalog, settings):
+                    generation.bump()
+            finally:
+                generation.close()
 
     try:
         retry_busy(setup)
     finally:
-        generation.close()
         catalog.close()
     return admin_password(settings.auth, data)
 

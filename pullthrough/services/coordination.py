@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -19,13 +20,16 @@ from collections.abc import Callable, Iterable
 from cachetools import TTLCache
 from sqlalchemy import URL, Connection, Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
 from pullthrough.storage.ledger import Entry, choose_evictions
 from pullthrough.storage.locks import Lock, LockTimeout
 
+log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.05
+_MAX_POLL_SECONDS = 0.5
 _FLUSH_SECONDS = 1.0
 
 
@@ -44,6 +48,7 @@ class AdvisoryLock(Lock):
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
         deadline = time.monotonic() + timeout
+        pause = _POLL_SECONDS
         conn = self.engine.connect()
         try:
             while True:
@@ -58,7 +63,8 @@ class AdvisoryLock(Lock):
                 if time.monotonic() >= deadline:
                     conn.close()
                     raise LockTimeout(f"lock {self.name} held for over {timeout:.0f}s")
-                time.sleep(_POLL_SECONDS)
+                time.sleep(pause)
+                pause = min(pause * 2, _MAX_POLL_SECONDS)  # a long download: ask less often
         except BaseException:
             if self._conn is None:
                 conn.close()
@@ -70,8 +76,10 @@ class AdvisoryLock(Lock):
             try:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                 conn.commit()
+            except SQLAlchemyError as exc:  # the session is gone (a restart): so is the lock
+                log.warning("releasing lock %s: %s", self.name, exc)
             finally:
-                conn.close()  # a failed unlock still ends with the session
+                conn.close()
 
 
 class AdvisoryLocks:
@@ -205,6 +213,9 @@ class SharedGeneration:
         self._token = b""
         self._read_at = -float("inf")
         self._lock = threading.Lock()
+        with engine.begin() as conn:  # the row exists from the start (the migration makes none)
+            row = insert(CatalogGeneration).values(id=1, token=uuid.uuid4().hex)
+            conn.execute(row.on_conflict_do_nothing(index_elements=[CatalogGeneration.id]))
 
     def read(self) -> bytes:
         now = time.monotonic()
@@ -212,10 +223,12 @@ class SharedGeneration:
             return self._token
         with self._lock:
             if now - self._read_at >= self.poll_seconds:
-                with self.engine.connect() as conn:
-                    query = select(CatalogGeneration.token).where(CatalogGeneration.id == 1)
-                    token = conn.execute(query).scalar()
-                self._token = (token or "").encode()
+                try:
+                    with self.engine.connect() as conn:
+                        query = select(CatalogGeneration.token).where(CatalogGeneration.id == 1)
+                        self._token = (conn.execute(query).scalar() or "").encode()
+                except SQLAlchemyError as exc:  # the catalog is away: go on as we are, ask later
+                    log.warning("could not read the catalog's change signal: %s", exc)
                 self._read_at = time.monotonic()
         return self._token
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 import requests
+from sqlalchemy.exc import SQLAlchemyError
 
 from pullthrough.core.metadata import InvalidDistribution, read_metadata
 from pullthrough.core.models import DistFile
@@ -113,7 +114,7 @@ class PullThrough:
             return None
         try:
             self.ledger.touch(sha256)
-        except (OSError, sqlite3.Error) as exc:  # a full disk: the hit is served all the same
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:  # served all the same
             log.warning("could not record a use of %s: %s", sha256, exc)
         return StoredFile(opened.file, opened.size, sha256, stale)
 
@@ -252,7 +253,7 @@ class PullThrough:
             self.ledger.record(sha, size)
             if url is not None:
                 self.ledger.remember_url(url, sha)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
 
     def _after_caching(self, entry: DistFile, sha: str, url: str) -> None:
@@ -346,7 +347,12 @@ class PullThrough:
             for victim in self.ledger.victims():
                 self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
                 remove = functools.partial(self.store.delete, victim.sha256)
-                evicted += self.events.evict(victim.sha256, remove)
+                try:
+                    evicted += self.events.evict(victim.sha256, remove)
+                except StorageUnavailable as exc:  # still there: tracked again, evicted later
+                    self.ledger.record(victim.sha256, victim.size)
+                    log.warning("eviction paused: %s", exc)
+                    break
             if evicted:
                 log.info("evicted %d cached files", evicted)
             return evicted

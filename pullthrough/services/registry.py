@@ -45,7 +45,7 @@ class Registry:
         self.ttl = ttl
         self.tls_dir = tls_dir
         self.advisories = advisories
-        self._token = b""
+        self._token: bytes | None = None  # none read yet: the first request loads
         self._distributions: dict[str, Distribution] = {}
         self._clients: dict[tuple[str, object], UpstreamClient] = {}
         self._lock = threading.Lock()

@@ -92,11 +92,12 @@ class S3Store(BlobStore):
         return int(head["ContentLength"])
 
     def open(self, sha256: str) -> Opened | None:
-        reader = S3Reader(self, self.key(sha256))
-        try:
-            size = reader.start(0)
-        except FileNotFoundError:
+        """A HEAD now; the GET when the bytes are read, from where they are wanted (a HEAD
+        request, a redirect or a 304 never start one; a Range starts at its first byte)."""
+        size = self._head(sha256)
+        if size is None:
             return None
+        reader = S3Reader(self, self.key(sha256), size)
         return Opened(cast(BinaryIO, io.BufferedReader(reader, _CHUNK)), size)
 
     def has(self, sha256: str) -> bool:
@@ -161,16 +162,17 @@ class S3Store(BlobStore):
 
 
 class S3Reader(io.RawIOBase):
-    """An object, read as a seekable file: a GET from the position, again after each seek."""
+    """An object of known size, read as a seekable file: a GET from the position when bytes
+    are first wanted, again after a seek."""
 
-    def __init__(self, store: S3Store, key: str) -> None:
+    def __init__(self, store: S3Store, key: str, size: int) -> None:
         self.store, self.key = store, key
-        self.size = 0
+        self.size = size
         self.position = 0
         self.body: Any = None
 
-    def start(self, position: int) -> int:
-        """GET from `position` on; returns the object's size. FileNotFoundError if absent."""
+    def start(self, position: int) -> None:
+        """GET from `position` on; FileNotFoundError if the object is gone (evicted)."""
         self._drop()
         args: dict[str, Any] = {"Bucket": self.store.bucket, "Key": self.key}
         if position:
@@ -180,18 +182,11 @@ class S3Reader(io.RawIOBase):
         except ClientError as exc:
             if _missing(exc):
                 raise FileNotFoundError(self.key) from None
-            if str(exc.response.get("Error", {}).get("Code")) == "InvalidRange":
-                self.position = position  # at or past the end: nothing to read
-                return self.size
             raise _unavailable(exc) from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         self.body = reply["Body"]
-        content_range = reply.get("ContentRange") or ""
-        total = content_range.rpartition("/")[2]
-        self.size = int(total) if total.isdigit() else int(reply["ContentLength"])
         self.position = position
-        return self.size
 
     def _drop(self) -> None:
         if self.body is not None:
@@ -210,12 +205,9 @@ class S3Reader(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
         target = max(0, base + offset)
-        if target != self.position or self.body is None:
-            if target >= self.size:
-                self._drop()
-                self.position = target
-            else:
-                self.start(target)
+        if target != self.position:
+            self._drop()  # the next read starts a GET from there
+            self.position = target
         return self.position
 
     def readinto(self, buffer: Any) -> int:

@@ -50,12 +50,13 @@ def _release_files(view: PageView, name: str, file_root: str) -> list[ReleaseFil
     return files
 
 
-def _metadata(filenames: list[str]) -> PackageMetadata | None:
-    """The core metadata we hold for one of these files (uploaded, synced or cached)."""
-    if not filenames:
+def _metadata(sha256s: list[str]) -> PackageMetadata | None:
+    """The core metadata we hold for one of these files (uploaded, synced or cached), found by
+    content: a file of another index under the same name is not this one."""
+    if not sha256s:
         return None
     with services().catalog.session() as session:
-        package = session.scalar(select(Package).where(Package.filename.in_(filenames)).limit(1))
+        package = session.scalar(select(Package).where(Package.sha256.in_(sha256s)).limit(1))
     if package is None or not package.metadata_json.get("name"):
         return None
     values: dict[str, Any] = {k: v for k, v in package.metadata_json.items() if k in _FIELDS}
@@ -78,20 +79,29 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
     view = dist.project(name)
     key = ("pypi-json", request.host_url, version)  # its URLs name the host asked
     if (done := view.renders.get(key)) is None:
-        done = view.renders[key] = _render(dist, view, name, version)
+        done, complete = _render(dist, view, name, version)
+        # Kept with the page only when it cannot change before the page does (the metadata of
+        # a file cached meanwhile would), and for a few hosts and versions (both are the
+        # client's to choose: an unbounded memo would be theirs to fill).
+        kept = sum(1 for k in view.renders if isinstance(k, tuple) and k[0] == "pypi-json")
+        if complete and kept < MEMO_ANSWERS:
+            view.renders[key] = done
     return respond(cast(Rendered, done))
+
+
+MEMO_ANSWERS = 8  # JSON API answers kept per page view
 
 
 def _render(
     dist: Distribution, view: PageView, name: NormalizedName, version: str | None
-) -> Rendered:
+) -> tuple[Rendered, bool]:
     files = _release_files(view, name, f"{request.host_url}pulp/content/{dist.base_path}/")
     root = f"{request.host_url}pypi/{dist.base_path}/pypi"
     versions = view.page.versions
     try:
         shown = render_project(view.page.name, files, None, version=version, versions=versions)
         wanted = shown["info"]["version"]
-        metadata = _metadata([f.filename for f in files if f.version == wanted])
+        metadata = _metadata([f.sha256 for f in files if f.version == wanted and f.sha256])
         body = render_project(
             view.page.name, files, metadata, version=version, versions=versions, base_url=root
         )
@@ -100,6 +110,11 @@ def _render(
     if (release := parse_version(wanted or "")) is not None:  # the release the answer is about
         body["vulnerabilities"] = vulnerabilities(dist.advisories(name), name, release)
     max_age = dist.pages.ttl if dist.pages else 0
-    return rendered(
-        json.dumps(body).encode(), "application/json", stale=view.stale, max_age=max_age
+    answer = rendered(
+        json.dumps(body).encode(),
+        "application/json",
+        stale=view.stale,
+        max_age=max_age,
+        private=dist.private,
     )
+    return answer, metadata is not None

@@ -48,12 +48,16 @@ class Rendered:
         return done
 
 
-def rendered(body: bytes, content_type: str, *, stale: bool, max_age: float) -> Rendered:
+def rendered(
+    body: bytes, content_type: str, *, stale: bool, max_age: float, private: bool = False
+) -> Rendered:
+    """`private`: for its readers only - no shared cache may keep it (RFC 9111 3.5)."""
     etag = etag_of(body)
+    vary = "Accept, Accept-Encoding, Authorization" if private else "Accept, Accept-Encoding"
     common = [
         ("ETag", etag),
-        ("Vary", "Accept, Accept-Encoding"),
-        ("Cache-Control", f"max-age={int(max_age)}, public"),
+        ("Vary", vary),
+        ("Cache-Control", f"max-age={int(max_age)}, {'private' if private else 'public'}"),
     ]
     if stale:
         common.append((STALE_HEADER, "true"))

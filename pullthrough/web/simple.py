@@ -34,8 +34,9 @@ def _content_prefix(dist: Distribution) -> str:
     return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
 
 
-def _rendered(body: bytes, fmt: Format, stale: bool, ttl: float) -> Rendered:
-    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=ttl)
+def _rendered(body: bytes, fmt: Format, stale: bool, dist: Distribution) -> Rendered:
+    ttl = dist.pages.ttl if dist.pages else 0
+    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=ttl, private=dist.private)
 
 
 def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
@@ -46,7 +47,7 @@ def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
             body = simple_json.render_project_page(view.page, prefix, project_versions(view.page))
         else:
             body = simple_html.render_project_page(view.page, prefix)
-        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist)
     return cast(Rendered, done)
 
 
@@ -56,12 +57,8 @@ def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
             body = simple_json.render_project_list(view.names)
         else:
             body = simple_html.render_project_list(view.names, "")
-        done = view.renders[fmt] = _rendered(body, fmt, view.stale, _ttl(dist))
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist)
     return cast(Rendered, done)
-
-
-def _ttl(dist: Distribution) -> float:
-    return dist.pages.ttl if dist.pages else 0
 
 
 @bp.get("/pypi/<path:base_path>/simple/")
