@@ -10,7 +10,9 @@ import pytest
 
 from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
 from pullthrough.storage.locks import KeyedLocks, LockDir, LockTimeout
+from pullthrough.storage.s3 import S3Location, S3Store
 from pullthrough.storage.store import ArtifactStore, HashMismatch
+from support.seaweed import S3Server
 
 
 def test_store_commits_only_verified_bytes(tmp_path: Path) -> None:
@@ -185,3 +187,23 @@ def test_temporary_files_of_gone_writers_are_removed_and_live_ones_kept(tmp_path
     assert not gone.exists() and live.tmp_path.exists() and fresh.exists()
     live.write(b", still")
     assert len(live.commit()) == 64
+
+
+def test_s3_local_copies_are_locked_while_used_and_removed_after(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket("local-copies")
+    location = S3Location(
+        s3_server.endpoint_url, bucket, s3_server.region, "", s3_server.access_key,
+        s3_server.secret_key, "path", 0,
+    )  # fmt: skip
+    store = S3Store(location, tmp_path / "tmp")
+    sha = store.put_bytes(b"wheel bytes")
+    with store.local_path(sha) as path:
+        assert path.read_bytes() == b"wheel bytes"
+        assert store.remove_abandoned(grace=0) == 0  # in use: locked, kept
+        assert path.exists()
+    assert list(store.tmp.iterdir()) == []
+    with pytest.raises(FileNotFoundError), store.local_path("0" * 64):
+        pass
+    assert list(store.tmp.iterdir()) == []

@@ -8,8 +8,10 @@ stream from the object store; a seek (a Range request) starts a ranged GET.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,19 +117,27 @@ class S3Store(BlobStore):
 
     @contextmanager
     def local_path(self, sha256: str) -> Iterator[Path]:
-        with tempfile.NamedTemporaryFile(dir=self.tmp, suffix=".copy") as fh:
-            try:
-                self.client.download_fileobj(
-                    self.bucket, self.key(sha256), fh, Config=self.transfer
-                )
-            except ClientError as exc:
-                if _missing(exc):
-                    raise FileNotFoundError(f"{sha256} is not stored") from None
-                raise _unavailable(exc) from exc
-            except BotoCoreError as exc:
-                raise _unavailable(exc) from exc
-            fh.flush()
-            yield Path(fh.name)
+        """A copy in the temporary folder, locked while in use like a writer's file (a killed
+        process's copy is removed as an abandoned download is)."""
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".partial")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w+b") as fh:
+                try:
+                    self.client.download_fileobj(
+                        self.bucket, self.key(sha256), fh, Config=self.transfer
+                    )
+                except ClientError as exc:
+                    if _missing(exc):
+                        raise FileNotFoundError(f"{sha256} is not stored") from None
+                    raise _unavailable(exc) from exc
+                except BotoCoreError as exc:
+                    raise _unavailable(exc) from exc
+                fh.flush()
+                yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def publish(self, tmp_path: Path, sha256: str) -> None:
         try:
