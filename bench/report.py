@@ -8,12 +8,13 @@ import statistics
 from bench.load import Series
 from bench.results import Case, RunResults, SyncResults
 from bench.sync_api import THREADS, WORKERS, sync_worker_pid
-from bench.upstream import BIG_SIZE, N_PROJECTS, PAGE_PROJECT, PAGE_PROJECT_VERSIONS
+from bench.upstream import BIG_SIZE, HUGE_PROJECT, N_PROJECTS, PAGE_PROJECT, PAGE_PROJECT_VERSIONS
 
 GOAL_RPS_VS_PROXPI = 3.0
 GOAL_CPU_US = 250.0
 GOAL_MBS_VS_NGINX = 0.90
 GOAL_PIP_VS_UPSTREAM = 1.2
+GOAL_BIG_PAGE_VS_UPSTREAM = 1.5
 
 
 def fmt(x: float | None, spec: str = ".0f") -> str:
@@ -136,6 +137,7 @@ def print_run_report(
     if rows:
         print(table(["index", "best s", "all runs s", "vs upstream"], rows))
     print_s3_section(res, pip_reps)
+    print_big_page_section(res, pip_reps)
     print()
     print(
         "CPU % = the server's process tree (100 = one core); other % = the rest of the machine "
@@ -178,6 +180,18 @@ def print_run_report(
         f"(c) cold pip download <= {GOAL_PIP_VS_UPSTREAM:g}x straight upstream",
         None if r is None else r <= GOAL_PIP_VS_UPSTREAM,
         f"x{fmt(r, '.2f')}",
+    )
+    big_ratios = {
+        fmt_name: ratio(min(runs), min(res.big.upstream.get(fmt_name) or [float("nan")]))
+        for fmt_name, runs in res.big.cold.items()
+    }
+    worst = max((r for r in big_ratios.values() if r is not None), default=None)
+    goal(
+        f"(e) cold big page <= {GOAL_BIG_PAGE_VS_UPSTREAM:g}x upstream",
+        None
+        if worst is None or None in big_ratios.values()
+        else worst <= GOAL_BIG_PAGE_VS_UPSTREAM,
+        ", ".join(f"{k} x{fmt(r, '.2f')}" for k, r in big_ratios.items()) or "x n/a",
     )
     print_notes(res.notes)
     print()
@@ -263,6 +277,57 @@ def print_s3_section(res: RunResults, pip_reps: int) -> None:
         table(
             ["case (seconds)", "upstream", "local", "S3", "S3/local", "local vs up",
              "S3 vs up", "local runs", "S3 runs"],
+            rows,
+        )
+    )  # fmt: skip
+
+
+def print_big_page_section(res: RunResults, reps: int) -> None:
+    """(e): the big project page, cold against the upstream, and warm with and without gzip."""
+    big = res.big
+    print()
+    sizes = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in big.upstream_sizes.items())
+    print(
+        f"(e) big project page '{HUGE_PROJECT}' ({big.files} files; upstream's page {sizes or 'n/a'})"
+    )
+    if big.skipped:
+        print(f"  skipped: {big.skipped}")
+        return
+    print(
+        "cold: first GET through a freshly started pullthrough (empty data dir), new connection, "
+        f"best of {reps}; upstream: the page straight from nginx, best of a few GETs per rep"
+    )
+    rows = []
+    for fmt_name, cold in big.cold.items():
+        up = big.upstream.get(fmt_name)
+        up_s = min(up) if up else None
+        rows.append(
+            [fmt_name, fmt(up_s and up_s * 1e3, ".1f"), fmt(min(cold) * 1e3, ".1f"),
+             fmt(ratio(min(cold), up_s), ".2f"), " ".join(f"{t * 1e3:.0f}" for t in cold)]
+        )  # fmt: skip
+    if rows:
+        print(table(["format", "upstream ms", "pullthrough cold ms", "ratio", "all runs ms"], rows))
+    if not big.sizes:
+        return
+    print()
+    print(
+        f"warm, one keep-alive connection: bytes as sent and the median of {big.warm_requests} "
+        "GETs per encoding (alternating); first gzip = the first gzip GET, which compresses"
+    )
+    rows = []
+    for fmt_name in big.first_gzip:
+        plain, packed = big.sizes.get((fmt_name, "identity")), big.sizes.get((fmt_name, "gzip"))
+        t_plain, t_packed = big.warm.get((fmt_name, "identity")), big.warm.get((fmt_name, "gzip"))
+        rows.append(
+            [fmt_name, fmt(plain, ",d") if plain else "n/a", fmt(packed, ",d") if packed else "n/a",
+             fmt(ratio(packed, plain), ".3f"), fmt(t_plain and t_plain * 1e3, ".2f"),
+             fmt(t_packed and t_packed * 1e3, ".2f"), fmt(ratio(t_packed, t_plain), ".2f"),
+             fmt(big.first_gzip[fmt_name] * 1e3, ".1f")]
+        )  # fmt: skip
+    print(
+        table(
+            ["format", "identity B", "gzip B", "gzip/identity", "identity ms", "gzip ms",
+             "time gzip/identity", "first gzip ms"],
             rows,
         )
     )  # fmt: skip

@@ -23,12 +23,32 @@ class S3Results:
 
 
 @dataclass
+class BigPageResults:
+    """(e): the big project page (HUGE_PROJECT), per format ("html", "json(pip)")."""
+
+    skipped: str = ""  # why (e) did not run
+    files: int = 0  # files on the page
+    upstream_sizes: dict[str, int] = field(default_factory=dict)  # the upstream's page, bytes
+    # seconds per rep: the upstream's page straight (best of a few GETs, new connections), and
+    # the first GET through a freshly started pullthrough (empty data dir), new connection
+    upstream: dict[str, list[float]] = field(default_factory=dict)
+    cold: dict[str, list[float]] = field(default_factory=dict)
+    # warm, one keep-alive connection: (format, "identity" | "gzip") -> body bytes as sent,
+    # and the median seconds of a GET
+    sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    warm: dict[tuple[str, str], float] = field(default_factory=dict)
+    first_gzip: dict[str, float] = field(default_factory=dict)  # seconds: it compresses
+    warm_requests: int = 0  # timed GETs per (format, encoding)
+
+
+@dataclass
 class RunResults:
     pages: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, format)
     page_sizes: dict[str, int] = field(default_factory=dict)
     files: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, "file")
     pip: dict[str, list[float]] = field(default_factory=dict)
     s3: S3Results = field(default_factory=S3Results)
+    big: BigPageResults = field(default_factory=BigPageResults)
     notes: list[str] = field(default_factory=list)
 
 

@@ -12,7 +12,10 @@ in one run:
       (empty data dir) vs straight from the upstream (and, for reference, a fresh proxpi);
   (d) files on S3 (SeaweedFS, started here) vs local disk: (b)'s warm download and (c)'s cold
       pip download with pullthrough's files in a bucket, and the big file's first fetch through
-      a fresh server on each (`--no-s3` skips it; skipped if `weed` is missing).
+      a fresh server on each (`--no-s3` skips it; skipped if `weed` is missing);
+  (e) a big project page (4,000 files, 2.5 MB as PEP 691 JSON): its first GET through a freshly
+      started pullthrough vs straight from the upstream, HTML and JSON; and warm, its bytes and
+      time with and without gzip.
 
 Everything listens on 127.0.0.1 only; every loop is bounded in count and time; all processes
 it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
@@ -21,9 +24,13 @@ it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import http.client
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # to import the `bench` package
 
-from bench.common import BenchError, find_link, http_get, log
+from bench.common import BenchError, find_link, http_get, log, split_url
 from bench.load import Loader, Target, measure, pip_download
 from bench.report import print_run_report
 from bench.results import RunResults
@@ -50,7 +57,14 @@ from bench.servers import (
     start_pullthrough,
 )
 from bench.tools import ensure_proxpi, ensure_tools, pullthrough_available
-from bench.upstream import BIG_PROJECT, BIG_SIZE, PAGE_PROJECT, Upstream, build_upstream
+from bench.upstream import (
+    BIG_PROJECT,
+    BIG_SIZE,
+    HUGE_PROJECT,
+    PAGE_PROJECT,
+    Upstream,
+    build_upstream,
+)
 
 ACCEPT_HTML = "text/html"
 # What pip (>= 22.2) sends: JSON preferred, HTML accepted.
@@ -60,6 +74,8 @@ ACCEPT_PIP = (
 )
 FORMATS = {"html": ACCEPT_HTML, "json(pip)": ACCEPT_PIP}  # the formats of (a)
 S3_WARM = "pullthrough-s3"  # (d)'s warm server, a case of (b)'s rounds
+BIG_PAGE_UPSTREAM_GETS = 5  # (e): the upstream's time is the best of these, per rep and format
+BIG_PAGE_WARM_GETS = 20  # (e): timed warm GETs per format and encoding (quick: 10)
 
 
 @dataclass
@@ -69,7 +85,8 @@ class Plan:
     seconds: float  # per load run
     rounds: int
     warmup: float
-    pip_reps: int
+    pip_reps: int  # also (e)'s reps
+    warm_gets: int  # (e)
     workers: int  # gunicorn's, both proxies
     threads: int
     wrk: str | None  # None: the Python load loop
@@ -120,6 +137,7 @@ def main() -> int:
         rounds=args.rounds or (2 if args.quick else 3),
         warmup=1.0,
         pip_reps=1 if args.quick else 3,
+        warm_gets=BIG_PAGE_WARM_GETS // 2 if args.quick else BIG_PAGE_WARM_GETS,
         workers=args.workers,
         threads=args.threads,
         wrk=wrk,
@@ -132,6 +150,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pullthrough-bench-"))
     res = RunResults()
     res.s3.skipped = s3_why
+    res.big.skipped = "" if have_pt else f"pullthrough unavailable ({why})"
     if not have_pt:
         res.notes.append(f"pullthrough not measured: {why}")
     if proxpi_bin is None:
@@ -167,7 +186,7 @@ def main() -> int:
 def run_all(
     procs: Procs, later: ExitStack, nginx: str, work: Path, plan: Plan, res: RunResults
 ) -> None:
-    """(a), (b) and (c), in that order, against one upstream; (d) within (b) and (c).
+    """(a), (b), (c) and (e), in that order, against one upstream; (d) within (b) and (c).
 
     later: where SeaweedFS is started for (d), after (a).
     """
@@ -259,6 +278,10 @@ def run_all(
 
     # ---- (c) cold pip download of the 25 projects; (d)'s cold runs in the same reps
     cold_runs(procs, work, up, upstream_url, plan, pt is not None, seaweed, res)
+
+    # ---- (e) the big project page: cold through fresh servers, then warm with and without gzip
+    if plan.pullthrough:
+        big_page_runs(procs, work, up, upstream_url, plan, res)
 
 
 def get_page(name: str, url: str, page_bytes: dict[str, bytes]) -> None:
@@ -483,6 +506,112 @@ def first_fetches(
             res.s3.first_fetch.setdefault(name, []).append(run())
         except (BenchError, OSError) as exc:
             res.notes.append(f"(d) first fetch, {name}, rep {rep + 1}: {exc}")
+
+
+# --------------------------------------------------------------------------- (e)
+
+
+def page_files(body: bytes) -> int:
+    """The number of files a project page lists (PEP 691 JSON or HTML)."""
+    if body.lstrip()[:1] == b"{":
+        return len(json.loads(body)["files"])
+    return body.count(b"</a>")
+
+
+def timed_page(url: str, headers: dict[str, str], files: int) -> tuple[float, bytes]:
+    """Seconds a GET of a project page takes on a new connection, and its body (checked: 200,
+    the expected format and number of files)."""
+    t0 = time.perf_counter()
+    status, got, body = http_get(url, headers, timeout=120)
+    elapsed = time.perf_counter() - t0
+    want_json = "json" in headers["Accept"]
+    if status != 200 or ("json" in got.get("content-type", "")) != want_json:
+        raise BenchError(f"{url}: HTTP {status}, {got.get('content-type')}: {body[:200]!r}")
+    if page_files(body) != files:
+        raise BenchError(f"{url}: {page_files(body)} files listed, not {files}")
+    return elapsed, body
+
+
+def big_page_runs(
+    procs: Procs, work: Path, up: Upstream, upstream_url: str, plan: Plan, res: RunResults
+) -> None:
+    """(e): per rep and format, the upstream's big page straight (best of a few GETs), then its
+    first GET through a freshly started pullthrough; on the last of those servers, warm GETs
+    with and without gzip (`warm_encodings`)."""
+    big = res.big
+    big.files = up.huge_files
+    up_url = f"{upstream_url}{HUGE_PROJECT}/"
+    for rep in range(plan.pip_reps):
+        for n, (fmt_name, accept) in enumerate(FORMATS.items()):
+            headers = {"Accept": accept}
+            log(f"(e) rep {rep + 1}/{plan.pip_reps}: the big page ({fmt_name}), upstream, cold")
+            try:
+                runs = [
+                    timed_page(up_url, headers, big.files) for _ in range(BIG_PAGE_UPSTREAM_GETS)
+                ]
+                big.upstream.setdefault(fmt_name, []).append(min(t for t, _ in runs))
+                big.upstream_sizes[fmt_name] = len(runs[0][1])
+                server = start_pullthrough(
+                    procs,
+                    work,
+                    f"pullthrough-bigpage-{rep}-{n}",
+                    upstream_url,
+                    plan.workers,
+                    plan.threads,
+                )
+                try:
+                    url = f"{server.url}/pypi/{BASE_PATH}/simple/{HUGE_PROJECT}/"
+                    big.cold.setdefault(fmt_name, []).append(timed_page(url, headers, big.files)[0])
+                    if rep == plan.pip_reps - 1 and n == len(FORMATS) - 1:
+                        warm_encodings(url, plan.warm_gets, res)
+                finally:
+                    procs.stop_one(server.proc)
+            except (BenchError, OSError, ValueError) as exc:
+                res.notes.append(f"(e) {fmt_name}, rep {rep + 1}: {exc}")
+
+
+def keepalive_get(
+    conn: http.client.HTTPConnection, path: str, accept: str, encoding: str
+) -> tuple[float, bytes]:
+    """Seconds of a GET on an open connection, and the body as sent (checked: 200, encoded as
+    asked)."""
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers={"Accept": accept, "Accept-Encoding": encoding})
+    resp = conn.getresponse()
+    body = resp.read()
+    elapsed = time.perf_counter() - t0
+    sent = resp.getheader("Content-Encoding", "identity")
+    if resp.status != 200 or sent != encoding:
+        raise BenchError(f"{path} ({accept}, {encoding}): HTTP {resp.status}, {sent}")
+    return elapsed, body
+
+
+def warm_encodings(url: str, gets: int, res: RunResults) -> None:
+    """(e), warm: per format, on one keep-alive connection (so one worker, which has rendered
+    the page after the warm-up GETs): the first gzip GET (it compresses), then `gets` GETs with
+    and without `Accept-Encoding: gzip`, alternating; the bodies' sizes as sent."""
+    big = res.big
+    big.warm_requests = gets
+    host, port, path = split_url(url)
+    for fmt_name, accept in FORMATS.items():
+        log(f"(e) warm {fmt_name}: identity vs gzip, {gets} GETs each")
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            # warm-up: the page rendered in this connection's worker
+            plain = [keepalive_get(conn, path, accept, "identity") for _ in range(3)][-1][1]
+            big.first_gzip[fmt_name], packed = keepalive_get(conn, path, accept, "gzip")
+            if gzip.decompress(packed) != plain:
+                raise BenchError(f"{url} ({fmt_name}): the gzip body is not the page")
+            times: dict[str, list[float]] = {"identity": [], "gzip": []}
+            for _ in range(gets):
+                for encoding, spent in times.items():
+                    spent.append(keepalive_get(conn, path, accept, encoding)[0])
+            for encoding, spent in times.items():
+                big.warm[(fmt_name, encoding)] = statistics.median(spent)
+            big.sizes[(fmt_name, "identity")] = len(plain)
+            big.sizes[(fmt_name, "gzip")] = len(packed)
+        finally:
+            conn.close()
 
 
 if __name__ == "__main__":

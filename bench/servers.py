@@ -207,10 +207,15 @@ http {{
         application/octet-stream whl;
     }}
     default_type application/octet-stream;
+    # PEP 691: a folder's index.json (where there is one) to a client whose Accept names it
+    map $http_accept $index_ext {{
+        default html;
+        "~application/vnd[.]pypi[.]simple[.]v1[+]json" json;
+    }}
     server {{
         listen {host}:{port};
         root {root};
-        index index.html;
+        index index.$index_ext index.html;
     }}
 }}
 """

@@ -1,6 +1,8 @@
 """The upstreams nginx serves: generated valid wheels, as static PEP 503 pages with #sha256= links.
 
-root/files/<wheel> and root/simple/index.html, root/simple/<project>/index.html.
+root/files/<wheel> and root/simple/index.html, root/simple/<project>/index.html; bench/run.py's
+big project also has root/simple/ptbench-huge/index.json (PEP 691, which nginx answers to an
+Accept header that names it) and PyPI-like file paths, root/packages/<h>/<h>/<h>/<wheel>.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import os
 import random
 import zipfile
@@ -21,6 +24,18 @@ PAGE_PROJECT_VERSIONS = 40
 BIG_PROJECT = "ptbench-big"
 BIG_SIZE = 32 * 2**20
 SMALL_PAYLOAD = 48 * 1024  # incompressible bytes inside each small wheel
+# (e)'s big page, sized like boto3's or sqlalchemy's on PyPI: 200 versions x 20 wheels (5 CPython
+# versions x 4 platforms), each a distinct tiny valid wheel with its .metadata file
+HUGE_PROJECT = "ptbench-huge"
+HUGE_VERSIONS = 200
+HUGE_PYTHONS = ("cp39", "cp310", "cp311", "cp312", "cp313")
+HUGE_PLATFORMS = (
+    "manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "manylinux_2_17_aarch64.manylinux2014_aarch64",
+    "macosx_11_0_arm64",
+    "win_amd64",
+)
+HUGE_YANKED_EVERY = 50  # every 50th version yanked, with a reason
 
 _DATE = (2024, 1, 1, 0, 0, 0)  # every zip entry's timestamp
 
@@ -38,14 +53,18 @@ def sha256_file(path: Path) -> str:
 
 
 def write_wheel(
-    dest: Path, project: str, version: str, entries: list[tuple[str, bytes, int]]
+    dest: Path,
+    project: str,
+    version: str,
+    entries: list[tuple[str, bytes, int]],
+    tag: str = "py3-none-any",
 ) -> Path:
-    """dest/<dist>-<version>-py3-none-any.whl of entries (name, data, compression) + RECORD."""
+    """dest/<dist>-<version>-<tag>.whl of entries (name, data, compression) + RECORD."""
     dist = project.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d, _ in entries)
     record += f"{info}/RECORD,,\n"
-    path = dest / f"{dist}-{version}-py3-none-any.whl"
+    path = dest / f"{dist}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for p, data, compress in entries:
             zf.writestr(zipfile.ZipInfo(p, _DATE), data, compress_type=compress)
@@ -99,10 +118,13 @@ def tiny_wheel(dest: Path, project: str) -> Path:
 # --------------------------------------------------------------------------- pages
 
 
-def write_simple(root: Path, pages: dict[str, list[tuple[str, str]]]) -> None:
+def write_simple(
+    root: Path, pages: dict[str, list[tuple[str, str]]], also_listed: tuple[str, ...] = ()
+) -> None:
     """root/simple/index.html and root/simple/<project>/index.html; links to ../../files/.
 
-    pages: project -> [(filename, sha256 hex digest)].
+    pages: project -> [(filename, sha256 hex digest)]; also_listed: more projects in the index
+    (their pages written apart).
     """
     simple = root / "simple"
     simple.mkdir(parents=True)
@@ -121,6 +143,7 @@ def write_simple(root: Path, pages: dict[str, list[tuple[str, str]]]) -> None:
             f"    <h1>Links for {project}</h1>\n{links}\n  </body>\n</html>\n"
         )
         index_links.append(f'    <a href="{project}/">{project}</a><br/>')
+    index_links += [f'    <a href="{p}/">{p}</a><br/>' for p in also_listed]
     (simple / "index.html").write_text(
         "<!DOCTYPE html>\n<html><head><title>Simple index</title></head><body>\n"
         + "\n".join(index_links)
@@ -137,6 +160,8 @@ class Upstream:
     projects: list[str] = field(default_factory=list)  # normalized names, pip's targets
     files: dict[str, Path] = field(default_factory=dict)  # filename -> path
     big_file: str = ""
+    huge_files: int = 0  # files on HUGE_PROJECT's page
+    huge_sizes: dict[str, int] = field(default_factory=dict)  # "html", "json" -> page bytes
 
 
 def build_upstream(root: Path) -> Upstream:
@@ -167,8 +192,104 @@ def build_upstream(root: Path) -> Upstream:
             project: [(fn, sha256_file(up.files[fn])) for fn in names]
             for project, names in by_project.items()
         },
+        also_listed=(HUGE_PROJECT,),
     )
+    up.huge_files, up.huge_sizes = build_huge(root)
     return up
+
+
+def build_huge(root: Path) -> tuple[int, dict[str, int]]:
+    """HUGE_PROJECT: its wheels under root/packages/ (PyPI's path layout), each with its
+    .metadata, and its page as root/simple/<project>/index.html and index.json, with what
+    PyPI's pages carry (requires-python, core-metadata, yanked; in JSON size and upload-time).
+
+    Returns the number of files and the pages' sizes in bytes ("html", "json").
+    """
+    dist = HUGE_PROJECT.replace("-", "_")
+    meta_dir = root / "metadata"
+    meta_dir.mkdir()
+    entries: list[dict[str, object]] = []
+    links: list[str] = []
+    versions: list[str] = []
+    for v in range(HUGE_VERSIONS):
+        version = f"{1 + v // 100}.{v // 10 % 10}.{v % 10}"
+        versions.append(version)
+        metadata = (
+            f"Metadata-Version: 2.1\nName: {HUGE_PROJECT}\nVersion: {version}\n"
+            "Summary: pullthrough benchmark package (a big page)\nRequires-Python: >=3.8\n"
+        ).encode()
+        meta_path = meta_dir / f"{version}.METADATA"
+        meta_path.write_bytes(metadata)
+        meta_sha = hashlib.sha256(metadata).hexdigest()
+        yanked: str | bool = "broken build" if v % HUGE_YANKED_EVERY == 7 else False
+        for i, (py, plat) in enumerate(
+            (py, plat) for py in HUGE_PYTHONS for plat in HUGE_PLATFORMS
+        ):
+            tag = f"{py}-{py}-{plat}"
+            blake = hashlib.blake2b(f"{dist}{version}{tag}".encode(), digest_size=32).hexdigest()
+            rel = f"packages/{blake[:2]}/{blake[2:4]}/{blake[4:]}"
+            folder = root / rel
+            folder.mkdir(parents=True)
+            wheel = write_wheel(
+                folder,
+                HUGE_PROJECT,
+                version,
+                [
+                    (f"{dist}/__init__.py", f'__version__ = "{version}"\n'.encode(), 0),
+                    (f"{dist}-{version}.dist-info/METADATA", metadata, 0),
+                    (
+                        f"{dist}-{version}.dist-info/WHEEL",
+                        f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode(),
+                        0,
+                    ),
+                ],
+                tag,
+            )
+            os.link(meta_path, folder / f"{wheel.name}.metadata")
+            wheel_bytes = wheel.read_bytes()
+            sha = hashlib.sha256(wheel_bytes).hexdigest()
+            uploaded = f"20{15 + v // 25}-{1 + v % 12:02d}-{1 + v % 28:02d}T{i:02d}:17:42.{v:06d}Z"
+            entries.append(
+                {
+                    "core-metadata": {"sha256": meta_sha},
+                    "data-dist-info-metadata": {"sha256": meta_sha},
+                    "filename": wheel.name,
+                    "hashes": {"sha256": sha},
+                    "provenance": None,
+                    "requires-python": ">=3.8",
+                    "size": len(wheel_bytes),
+                    "upload-time": uploaded,
+                    "url": f"../../{rel}/{wheel.name}",
+                    "yanked": yanked,
+                }
+            )
+            attrs = (
+                f'data-requires-python="{html.escape(">=3.8")}" '
+                f'data-dist-info-metadata="sha256={meta_sha}" '
+                f'data-core-metadata="sha256={meta_sha}"'
+            )
+            if yanked:
+                attrs += f' data-yanked="{html.escape(str(yanked))}"'
+            links.append(f'    <a href="../../{rel}/{wheel.name}#sha256={sha}" {attrs}>'
+                         f"{wheel.name}</a><br />")  # fmt: skip
+    page_dir = root / "simple" / HUGE_PROJECT
+    page_dir.mkdir()
+    page = (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        '    <meta name="pypi:repository-version" content="1.1">\n'
+        f"    <title>Links for {HUGE_PROJECT}</title>\n  </head>\n  <body>\n"
+        f"    <h1>Links for {HUGE_PROJECT}</h1>\n" + "\n".join(links) + "\n  </body>\n</html>\n"
+    ).encode()
+    doc = {
+        "meta": {"_last-serial": 24242424, "api-version": "1.1"},
+        "name": HUGE_PROJECT,
+        "files": entries,
+        "versions": versions,
+    }
+    page_json = json.dumps(doc, separators=(",", ":")).encode()
+    (page_dir / "index.html").write_bytes(page)
+    (page_dir / "index.json").write_bytes(page_json)
+    return len(entries), {"html": len(page), "json": len(page_json)}
 
 
 # --------------------------------------------------------------------------- bench/sync.py
