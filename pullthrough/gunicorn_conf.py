@@ -6,6 +6,7 @@ PULLTHROUGH_WORKERS / PULLTHROUGH_THREADS / PULLTHROUGH_BIND are set by the CLI 
 
 import multiprocessing
 import os
+from typing import Any
 
 bind = [os.environ.get("PULLTHROUGH_BIND", "127.0.0.1:24817")]
 worker_class = "gthread"
@@ -19,3 +20,12 @@ errorlog = "-"
 loglevel = os.environ.get("PULLTHROUGH_LOG_LEVEL", "info")
 control_socket_disable = True  # several servers may run side by side (tests, benchmarks)
 wsgi_app = "pullthrough.app:create_app()"
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (downloads in flight) stop counting; its counters stay
+    in the sum (prometheus_client's multiprocess mode, set up by `pullthrough serve`)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

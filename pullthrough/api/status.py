@@ -35,7 +35,7 @@ def _reachable(client: UpstreamClient) -> tuple[bool, float]:
 def status(call: Call) -> Response:
     svc = call.services
     # Anyone may read this: private distributions are left out, as hidden ones.
-    shown = [b for b, d in svc.registry.all().items() if not (d.hidden or d.private)]
+    shown = svc.registry.shown()
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
     for client in svc.registry.clients():

@@ -45,8 +45,11 @@ def serve(args: argparse.Namespace) -> int:
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
     from pullthrough.services.container import prepare_data
+    from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
     password, generated = prepare_data(settings)  # before any worker starts
+    # Every worker counts into the same folder, emptied now: /metrics sums them all.
+    env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(settings.server.data_dir.resolve()))
     if generated:
         print(
             f"pullthrough: generated the admin password (user {settings.auth.admin_username!r}):"

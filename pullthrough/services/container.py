@@ -29,6 +29,7 @@ from pullthrough.services.auth import Authenticator, FailureLimit, admin_passwor
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.services.counters import Counters
+from pullthrough.services.metrics import CacheCollector, Metrics, RefusalCollector, from_environment
 from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker
@@ -57,6 +58,7 @@ class Services:
     uploads: Uploads
     auth: Authenticator
     counters: Counters
+    metrics: Metrics
     workers: list[TaskWorker] = field(default_factory=list)  # run in this process
 
     def wake_workers(self) -> None:
@@ -225,6 +227,7 @@ def build_services(settings: Settings) -> Services:
         str(data / "pages"), eviction_policy="least-recently-used", size_limit=2 * 2**30
     )
     advisories = Advisories(catalog)
+    metrics = from_environment()
     registry = Registry(
         catalog,
         generation,
@@ -232,7 +235,11 @@ def build_services(settings: Settings) -> Services:
         ttl=settings.cache.index_ttl,
         tls_dir=data / "tls",
         advisories=advisories,
+        on_upstream_error=metrics.upstream_error,
     )
+    counters = Counters(data / "counters")
+    metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
+    metrics.read_at_scrape(RefusalCollector(counters, registry.shown))
     return Services(
         settings=settings,
         store=store,
@@ -242,7 +249,9 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         advisories=advisories,
         pages_cache=pages_cache,
-        pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog, store)),
+        pullthrough=PullThrough(
+            store, ledger, locks, CachedContent(catalog, store), metrics=metrics
+        ),
         uploads=Uploads(catalog, store, ledger),
         auth=Authenticator(
             catalog,
@@ -251,5 +260,6 @@ def build_services(settings: Settings) -> Services:
             settings.auth.admin_token,
             FailureLimit(settings.auth.failure_burst, settings.auth.failure_window),
         ),
-        counters=Counters(data / "counters"),
+        counters=counters,
+        metrics=metrics,
     )

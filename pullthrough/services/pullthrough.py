@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pullthrough.core.metadata import InvalidDistribution, read_metadata
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
+from pullthrough.services.metrics import Metrics
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import Lock, Locks, LockTimeout
 from pullthrough.storage.store import (
@@ -102,7 +103,9 @@ class PullThrough:
         events: CacheEvents,
         *,
         wait_timeout: float = 900.0,  # how long a request waits for another's download
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.store = store
         self.ledger = ledger
         self.locks = locks
@@ -135,7 +138,16 @@ class PullThrough:
     def _open(
         self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
+        opened = self._open_uncounted(dist, entry, view)
+        if view.stale:
+            self.metrics.cache_stale.inc()
+        return opened
+
+    def _open_uncounted(
+        self, dist: Distribution, entry: DistFile, view: PageView
+    ) -> StoredFile | StreamedFile:
         if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+            self.metrics.cache_hits.inc()
             return stored
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = dist.origin(entry)
@@ -160,7 +172,9 @@ class PullThrough:
                 ) from None
             if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
                 lock.release()
+                self.metrics.cache_hits.inc()  # fetched by another request meanwhile
                 return stored
+        self.metrics.cache_misses.inc()
         try:
             resp = client.open_file(url)
         except BaseException:
@@ -225,6 +239,7 @@ class PullThrough:
         verify, and move it into the store (or, for the streamed policy, let it go). Returns the
         sha256 of a file newly stored."""
         sha = None
+        self.metrics.downloads.inc()
         try:
             with resp, writer:
                 for chunk in client.iter_body(resp, url):
@@ -243,6 +258,7 @@ class PullThrough:
             progress.finish(exc)
         finally:
             lock.release()  # visible (or given up): waiting requests go on
+            self.metrics.downloads.dec()
         return sha
 
     def _account(self, sha: str, size: int, url: str | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import diskcache
@@ -23,7 +24,7 @@ from pullthrough.services.advisories import Advisories
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
-from pullthrough.upstream.client import UpstreamClient
+from pullthrough.upstream.client import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ class Registry:
         ttl: float,
         tls_dir: Path,
         advisories: Advisories,
+        on_upstream_error: Callable[[str, UpstreamError], None] | None = None,  # metrics
     ) -> None:
         self.catalog = catalog
+        self.on_upstream_error = on_upstream_error
         self.generation = generation
         self.pages_cache = pages_cache
         self.ttl = ttl
@@ -62,6 +65,10 @@ class Registry:
                     self._token = token
         return self._distributions
 
+    def shown(self) -> list[str]:
+        """The base paths anyone may learn of (status, metrics): neither hidden nor private."""
+        return [b for b, d in self.all().items() if not (d.hidden or d.private)]
+
     def changed(self) -> None:
         """Call after committing a catalog change: every process reloads on its next request."""
         self.generation.bump()
@@ -77,7 +84,9 @@ class Registry:
             for old in [k for k in self._clients if k[0] == remote.id]:
                 self._clients.pop(old).close()
             settings = RemoteSettings.from_values(remote.name, remote.settings)
-            client = self._clients[key] = UpstreamClient(settings, tls_dir=self.tls_dir)
+            client = self._clients[key] = UpstreamClient(
+                settings, tls_dir=self.tls_dir, on_error=self.on_upstream_error
+            )
         return client
 
     def _local(self, repository_id: str, number: int) -> LocalContent:

@@ -9,7 +9,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -37,6 +37,7 @@ class UpstreamError(Exception):
     """The upstream could not give an answer (502 for our clients)."""
 
     status = 502
+    reported = False  # to the client's error hook, once
 
 
 class UpstreamTimeout(UpstreamError):
@@ -119,8 +120,10 @@ class UpstreamClient:
         session: requests.Session | None = None,
         *,
         tls_dir: Path | None = None,  # where PEM files for requests go (certificates, keys)
+        on_error: Callable[[str, UpstreamError], None] | None = None,  # (remote name, error)
     ) -> None:
         self.remote = remote
+        self._on_error = on_error
         self.root = simple_root(remote.url)
         self._origin = urlsplit(self.root)[:2]
         connect = remote.sock_connect_timeout or remote.connect_timeout
@@ -218,10 +221,23 @@ class UpstreamClient:
             resp.close()
         raise UpstreamError(f"more than {MAX_REDIRECTS} redirects: {describe_url(url)}")
 
+    def _failed(self, exc: UpstreamError) -> UpstreamError:
+        """Tell the error hook (metrics) about a failed request; returns the error to raise."""
+        if self._on_error is not None and not exc.reported:
+            exc.reported = True
+            self._on_error(self.remote.name, exc)
+        return exc
+
     def get_page(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> Fetched:
         """GET an index page, conditionally when validators are known."""
+        try:
+            return self._get_page(url, etag, last_modified)
+        except UpstreamError as exc:
+            raise self._failed(exc) from None
+
+    def _get_page(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers = {"Accept": PAGE_ACCEPT}
         if etag:
             headers["If-None-Match"] = etag
@@ -266,6 +282,12 @@ class UpstreamClient:
 
     def open_file(self, url: str) -> requests.Response:
         """Start a file download; the caller iterates `iter_body` and closes the response."""
+        try:
+            return self._open_file(url)
+        except UpstreamError as exc:
+            raise self._failed(exc) from None
+
+    def _open_file(self, url: str) -> requests.Response:
         resp = self._request(url, {"Accept-Encoding": "identity"})
         if resp.status_code != 200:
             resp.close()
@@ -285,12 +307,14 @@ class UpstreamClient:
         try:
             for chunk in resp.raw.stream(CHUNK, decode_content=False):
                 if total is not None and time.monotonic() - started > total:
-                    raise UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")
+                    raise self._failed(
+                        UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")
+                    )
                 yield chunk
         except UpstreamError:
             raise
         except Exception as exc:  # requests and urllib3 errors: protocol, timeout, short read
-            raise _failure("upstream broke off", url, exc) from None
+            raise self._failed(_failure("upstream broke off", url, exc)) from None
 
     def reachable(self) -> bool:
         try:

@@ -4,6 +4,7 @@ A page this process has rendered and still holds fresh is sent straight from its
 Flask's request context, routing and response objects (about 60 us of CPU per request). Anything
 else - a cold or expired page, a query string, a non-normalized name, an unknown base path -
 falls through to the Flask app unchanged, which renders the memo this path then serves.
+Each answer here costs one counter increment (pullthrough_http_requests_total, kind page).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+from pullthrough.services.metrics import PAGE, Metrics
 from pullthrough.services.registry import Registry
 from pullthrough.web.common import etag_matches
 from pullthrough.web.negotiation import choose_format
@@ -20,9 +22,11 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class WarmPages:
-    def __init__(self, app: WSGIApp, registry: Registry) -> None:
+    def __init__(self, app: WSGIApp, registry: Registry, metrics: Metrics) -> None:
         self.app = app
         self.registry = registry
+        self._counted_200 = metrics.requests.labels(PAGE, "200")  # bound once: one inc each
+        self._counted_304 = metrics.requests.labels(PAGE, "304")
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -31,8 +35,10 @@ class WarmPages:
             rendered = found.encoded(accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")))
             if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), rendered.etag):
                 start_response("304 Not Modified", list(rendered.headers_304))
+                self._counted_304.inc()
                 return []
             start_response("200 OK", list(rendered.headers))
+            self._counted_200.inc()
             return [rendered.body]
         return self.app(environ, start_response)
 
