@@ -82,15 +82,20 @@ def fill(upstream: Upstream, wheelhouse: Wheelhouse) -> Upstream:
     return upstream
 
 
+def _required(what: str, missing: str | None) -> None:
+    """Skip a test whose program is missing (`missing` says why) - except on CI (CI set), where
+    that fails: CI installs everything the tests need."""
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test against {what}: {missing}")
+        pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLAlchemy URL to an empty database on a PostgreSQL server started for this session.
     Skipped where the server binaries are missing, except on CI (CI set), where that fails."""
-    reason = postgres_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must test against PostgreSQL: {reason}")
-        pytest.skip(reason)
+    _required("PostgreSQL", postgres_available())
     with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
         yield url
 
@@ -100,11 +105,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """An S3 server (SeaweedFS, support.seaweed) started for this session, one per xdist worker;
     tests share it, so each uses buckets of its own. Skipped where `weed` is missing, except on
     CI (CI set), where that fails."""
-    reason = seaweed_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must test against an S3 server: {reason}")
-        pytest.skip(reason)
+    _required("an S3 server", seaweed_available())
     with seaweed_server(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
 

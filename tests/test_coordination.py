@@ -100,20 +100,33 @@ def test_one_ledger_for_every_node(engine: Engine) -> None:
 
 
 def test_uses_are_written_in_batches(engine: Engine) -> None:
-    ledger = SharedLedger(engine, max_size=10**9, touch_interval=60)
-    ledger.record("e" * 64, 1)
-    statements: list[str] = []
+    """Requests for cached files write nothing themselves: the uses they record go to the
+    catalog together at the next flush (about once a second), each file at most once."""
+    now = [1000.0]
+    files = [f"{i:064x}" for i in range(50)]
+    other = SharedLedger(engine, max_size=10**9, clock=lambda: now[0])
+    for sha in files:  # cached by another process
+        other.record(sha, 1)
+    now[0] += 10
+    ledger = SharedLedger(engine, max_size=10**9, clock=lambda: now[0], touch_interval=60)
+    writes: list[str] = []
 
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
+    def seen(*args: object) -> None:
+        if "UPDATE" in str(args[2]):
+            writes.append(str(args[2]))
 
-    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "before_cursor_execute", seen)
     try:
-        for _ in range(1000):
-            ledger.touch("e" * 64)
+        for _ in range(20):  # 1,000 requests over 50 files
+            for sha in files:
+                ledger.touch(sha)
+        assert writes == []  # none per request
+        assert {e.last_used for e in ledger.entries()} == {1000.0}
+        ledger.flush()
     finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert len([s for s in statements if "UPDATE" in s]) <= 1
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(writes) == len(files)  # one per file, not one per request
+    assert {e.last_used for e in ledger.entries()} == {1010.0}
 
 
 def test_the_change_signal_has_a_token_from_the_start(engine: Engine) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 from flask import Response, json
 
 from pullthrough import __version__
+from pullthrough.api.bindings import BINDINGS
 from pullthrough.api.kinds import API_ROOT
 from pullthrough.api.operations import JSON_TYPE, Call, Operation
 from pullthrough.api.params import Param
-from pullthrough.api.resources import RESOURCES
 from pullthrough.core.fields import Field
 
 # The Pulp API this server follows (pulp-cli gates features on these), and our own version.
@@ -49,7 +49,7 @@ def _object(fields: Sequence[Field], *, request: bool, partial: bool = False) ->
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for resource in RESOURCES:
+    for resource in (binding.resource for binding in BINDINGS):  # every resource has one
         name = resource.kind.schema
         schemas[name] = _object(resource.fields, request=True)
         schemas[f"{name}Response"] = _object(resource.fields, request=False)

@@ -318,16 +318,3 @@ AUDIT_EVENTS = Resource(
     ordering=("pulp_created", "actor", "action"),
     default_order="-pulp_created",
 )
-RESOURCES = (
-    REPOSITORIES,
-    VERSIONS,
-    REMOTES,
-    DISTRIBUTIONS,
-    PUBLICATIONS,
-    CONTENT,
-    TASKS,
-    PROJECT_STATUSES,
-    YANKS,
-    TOKENS,
-    AUDIT_EVENTS,
-)

@@ -361,14 +361,13 @@ class PullThrough:
         try:
             evicted = 0
             for victim in self.ledger.victims():
-                self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
                 remove = functools.partial(self.store.delete, victim.sha256)
                 try:
                     evicted += self.events.evict(victim.sha256, remove)
-                except StorageUnavailable as exc:  # still there: tracked again, evicted later
-                    self.ledger.record(victim.sha256, victim.size)
+                except StorageUnavailable as exc:  # still there and tracked: evicted later
                     log.warning("eviction paused: %s", exc)
                     break
+                self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
             if evicted:
                 log.info("evicted %d cached files", evicted)
             return evicted

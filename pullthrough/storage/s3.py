@@ -8,11 +8,8 @@ stream from the object store; a seek (a Range request) starts a ranged GET.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +21,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pullthrough.storage.store import BlobStore, Opened, StorageUnavailable, shard
+from pullthrough.storage.store import (
+    BlobStore,
+    Opened,
+    StorageUnavailable,
+    locked_temporary,
+    shard,
+)
 
 log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -119,11 +122,9 @@ class S3Store(BlobStore):
     def local_path(self, sha256: str) -> Iterator[Path]:
         """A copy in the temporary folder, locked while in use like a writer's file (a killed
         process's copy is removed as an abandoned download is)."""
-        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".partial")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = Path(name)
+        fh, path = locked_temporary(self.tmp, "w+b")
         try:
-            with os.fdopen(fd, "w+b") as fh:
+            with fh:
                 try:
                     self.client.download_fileobj(
                         self.bucket, self.key(sha256), fh, Config=self.transfer

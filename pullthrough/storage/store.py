@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from pullthrough.core.models import is_hex_digest
 
@@ -67,6 +67,15 @@ def _room() -> Iterator[None]:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, StorageFull):
             raise StorageFull(exc.errno, "no space left for the file store") from exc
         raise
+
+
+def locked_temporary(directory: Path, mode: str = "wb") -> tuple[BinaryIO, Path]:
+    """A new temporary file, locked while it is open: `remove_abandoned` takes only files
+    whose lock it can get, so a file in use is never removed, and one left by a dead process
+    is."""
+    fd, name = tempfile.mkstemp(dir=directory, suffix=".partial")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return cast(BinaryIO, os.fdopen(fd, mode)), Path(name)
 
 
 def shard(sha256: str) -> str:
@@ -198,10 +207,7 @@ class ArtifactWriter:
         self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
         self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
         self.hashers.setdefault("sha256", hashlib.sha256())
-        fd, name = tempfile.mkstemp(dir=store.tmp, suffix=".partial")
-        fcntl.flock(fd, fcntl.LOCK_EX)  # ours while it is open (see remove_abandoned)
-        self.file = os.fdopen(fd, "wb")
-        self.tmp_path = Path(name)
+        self.file, self.tmp_path = locked_temporary(store.tmp)
         self.size = 0
         self.sha256: str | None = None
 

@@ -16,8 +16,7 @@ from pullthrough.web.common import (
 bp = Blueprint("upload", __name__)
 
 
-def _text(message: str, status: int) -> Response:
-    return plain_with_reason(message, status)
+_text = plain_with_reason  # twine prints only the status line: the reason goes there too
 
 
 @bp.post("/pypi/<path:base_path>/legacy/")
