@@ -133,6 +133,12 @@ def _text_of(value: object) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _distinct(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("A remote may be listed once.")
+    return names
+
+
 def _blocklist(values: list[str]) -> list[str]:
     Blocklist.parse(values)  # raises ValueError naming the entry
     return values
@@ -434,6 +440,13 @@ class DistributionSettings:
     remote: str | None = setting(
         None, href="remote", help="The remote whose projects it serves (pull-through)."
     )
+    remotes: list[str] = setting(
+        default_factory=list,
+        clean=_distinct,
+        href="remote",
+        help="Its remotes in order: a project comes from the first that has it, the project"
+        " list is their union; `remote` is the first (setting it alone keeps the others).",
+    )
     allow_uploads: bool = setting(True, help="Accept uploads into the repository it serves.")
     merge_remote: bool = setting(
         False, help="Serve the remote's files of a project held locally too (off: shadowed)."
@@ -589,8 +602,16 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
     _unique([d.base_path for d in dists], "distributions", "base_path")
     remote_names = {r.name for r in remotes}
     for i, dist in enumerate(dists):
-        if dist.remote is not None and dist.remote not in remote_names:
-            raise ConfigError(f"distributions[{i}].remote: no remote named {dist.remote!r}")
+        for key, named in (
+            ("remote", [dist.remote] if dist.remote else []),
+            ("remotes", dist.remotes),
+        ):
+            for missing in [n for n in named if n not in remote_names]:
+                raise ConfigError(f"distributions[{i}].{key}: no remote named {missing!r}")
+        if dist.remote and dist.remotes and dist.remotes[0] != dist.remote:
+            raise ConfigError(
+                f"distributions[{i}]: remote {dist.remote!r} must be the first of remotes"
+            )
     return Settings(**sections, remotes=tuple(remotes), distributions=tuple(dists))
 
 

@@ -228,6 +228,17 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     assert updated["remote"] == remote["pulp_href"]
     assert updated["repository"] == repo["pulp_href"]
     assert cli.ok("distribution", "show", "--name", "foo")["remote"] == remote["pulp_href"]
+    # several remotes, in order (`--remotes` repeated)
+    second = cli.ok("remote", "create", "--name", "second", "--url", "http://127.0.0.1:9/")
+    both = cli.ok("distribution", "update", "--name", "foo", "--remotes", "second",
+                  "--remotes", "shelf")  # fmt: skip
+    assert both["remotes"] == [second["pulp_href"], remote["pulp_href"]]
+    assert both["remote"] == second["pulp_href"]
+    assert cli.fails("distribution", "update", "--name", "foo", "--remotes", "nope") == (
+        "Error: Could not find remote with name 'nope'."
+    )
+    cli.ok("remote", "destroy", "--name", "second")  # the next one becomes the first
+    assert cli.ok("distribution", "show", "--name", "foo")["remotes"] == [remote["pulp_href"]]
     # in the background: the task, which `task show` finds again
     task = cli.ok("-b", "distribution", "update", "--name", "foo", "--remote", "")
     assert task["state"] == "completed"

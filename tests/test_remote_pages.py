@@ -13,7 +13,10 @@ import requests
 import responses
 
 from pullthrough.config import RemoteSettings
+from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import ProjectPage
+from pullthrough.core.policy import NO_POLICY
+from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
@@ -165,17 +168,15 @@ def test_credentials_in_the_remote_url_stay_out_of_error_messages() -> None:
 
 @responses.activate
 def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages: RemotePages) -> None:
-    from pullthrough.core.filters import FilterSpec
-    from pullthrough.services.distribution import Distribution
-
+    source = Source(pages, FilterSpec(), NO_POLICY)
     names = [f"project-{i}" for i in range(100_000)]
     body = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]})
     responses.get(ROOT, body=body, content_type=JSON)
-    dist = Distribution("d", "d", filters=FilterSpec(), pages=pages, clock=pages.clock)
+    dist = Distribution("d", "d", remotes=[source], clock=pages.clock)
     first = dist.projects()
     assert first.names == tuple(names)
     assert dist.projects() is first  # the same parsed view (and its renderings) until the TTL
-    other_worker = Distribution("d", "d", filters=FilterSpec(), pages=pages, clock=pages.clock)
+    other_worker = Distribution("d", "d", remotes=[source], clock=pages.clock)
     assert other_worker.projects().names == first.names  # read from the shared disk cache
     assert len(responses.calls) == 1
 

@@ -62,8 +62,11 @@ def stamp(value: datetime | None) -> str | None:
     return value.isoformat() + "Z"
 
 
-def _reference(row: Any, declared: Field) -> str | None:
-    """A reference's href, from `<name>_id` (or, for a version, the related object)."""
+def _reference(row: Any, declared: Field) -> str | list[str] | None:
+    """A reference's href, from `<name>_id` (or, for a version, the related object); a list of
+    references, from the related objects."""
+    if declared.type == "array":
+        return [kinds.KINDS[str(declared.href)].href(o.id) for o in getattr(row, declared.name)]
     if declared.href == kinds.VERSION.label:
         version = getattr(row, declared.name)
         return version_href(version.repository_id, version.number) if version else None
@@ -105,13 +108,14 @@ class Binding:
         return out
 
     def write_values(self, row: Any, values: Mapping[str, Any]) -> None:
-        """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`."""
+        """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`; a list
+        of references is set as the related objects."""
         if self.write is not None:
             self.write(row, dict(values))
             return
         refs = {f.name for f in self.resource.fields if f.href}
         for key, value in values.items():
-            if key in refs:
+            if key in refs and not isinstance(value, list):
                 setattr(row, f"{key}_id", value.id if value is not None else None)
             else:
                 setattr(row, key, value)
@@ -237,7 +241,28 @@ REMOTES = Binding(
 )
 
 
-def _serves_one(session: Session, values: dict[str, Any], row: Any) -> None:
+def _distribution_check(session: Session, values: dict[str, Any], row: Any) -> None:
+    _serves_one(values)
+    _ordered_remotes(values, row)
+
+
+def _ordered_remotes(values: dict[str, Any], row: Distribution | None) -> None:
+    """`remotes` sets the list; `remote` alone replaces the first (pulp-cli's way); both must
+    agree on the first."""
+    if "remote" not in values:
+        return
+    remote = values.pop("remote")
+    if "remotes" in values:
+        first = values["remotes"][0].id if values["remotes"] else None
+        if first != (remote.id if remote is not None else None):
+            raise invalid("remote", "The remote must be the first of remotes.")
+    elif row is not None:
+        values["remotes"] = row.with_first_remote(remote)
+    else:
+        values["remotes"] = [remote] if remote is not None else []
+
+
+def _serves_one(values: dict[str, Any]) -> None:
     """At most one of a repository (its latest version), a repository version or a
     publication; setting one clears the others."""
     if values.pop("content_guard", None) is not None:
@@ -257,8 +282,10 @@ DISTRIBUTIONS = Binding(
     computed={
         "base_url": lambda row, render: f"{render.content_root}pypi/{row.base_path}/",
         "content_guard": lambda row, _: None,
+        # the first of `remotes` (after the first was deleted, the next one)
+        "remote": lambda row, _: kinds.REMOTE.href(row.remotes[0].id) if row.remotes else None,
     },
-    check=_serves_one,
+    check=_distribution_check,
 )
 
 

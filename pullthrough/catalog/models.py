@@ -138,6 +138,22 @@ class RepositoryContent(Base):
     version_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class DistributionRemote(Base):
+    """A distribution's remotes after the first, in order (the first is `remote_id`: Pulp's
+    `remote`)."""
+
+    __tablename__ = "distribution_remotes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    distribution_id: Mapped[str] = mapped_column(
+        ForeignKey("distributions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    remote_id: Mapped[str] = mapped_column(ForeignKey("remotes.id", ondelete="CASCADE"))
+
+    remote: Mapped[Remote] = relationship()
+
+
 class Distribution(Timestamped, Base):
     __tablename__ = "distributions"
 
@@ -170,6 +186,29 @@ class Distribution(Timestamped, Base):
     repository_version: Mapped[RepositoryVersion | None] = relationship()
     remote: Mapped[Remote | None] = relationship()
     publication: Mapped[Publication | None] = relationship()
+    later_remotes: Mapped[list[DistributionRemote]] = relationship(
+        order_by=DistributionRemote.position, cascade="all, delete-orphan"
+    )
+
+    @property
+    def remotes(self) -> list[Remote]:
+        """Every remote, in order: `remote`, then the later ones."""
+        first = [self.remote] if self.remote is not None else []
+        return first + [link.remote for link in self.later_remotes]
+
+    @remotes.setter
+    def remotes(self, remotes: list[Remote]) -> None:
+        self.remote = remotes[0] if remotes else None
+        self.later_remotes = [
+            DistributionRemote(position=i, remote=r) for i, r in enumerate(remotes[1:], 1)
+        ]
+
+    def with_first_remote(self, remote: Remote | None) -> list[Remote]:
+        """The remotes after `remote` alone is set (as pulp-cli does): it replaces the first and
+        the later ones stay after it; None clears them all."""
+        if remote is None:
+            return []
+        return [remote] + [r for r in self.remotes[1:] if r.id != remote.id]
 
 
 class ProjectStatus(Timestamped, Base):

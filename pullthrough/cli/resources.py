@@ -85,7 +85,10 @@ def add_field_options(
 ) -> None:
     for f in fields:
         help = f.help + (" (never shown)" if f.write_only else "")
-        if f.href:
+        if f.href and f.type == "array":
+            help += f' (a {f.href} name, repeatable, in order; "": none)'
+            parser.add_argument(_option(f.name), action="append", metavar="NAME", help=help)
+        elif f.href:
             help += f' (a {f.href} name; "": none)'
             required = creating and f.required
             parser.add_argument(_option(f.name), metavar="NAME", required=required, help=help)
@@ -110,7 +113,10 @@ def body_of(client: Client, args: argparse.Namespace, fields: Sequence[Field]) -
         value = getattr(args, f.name, None)
         if value is None:
             continue
-        body[f.name] = client.href_of(kinds.KINDS[f.href], value) if f.href else value
+        if f.href and isinstance(value, list):
+            body[f.name] = [client.href_of(kinds.KINDS[f.href], v) for v in value if v]
+        else:
+            body[f.name] = client.href_of(kinds.KINDS[f.href], value) if f.href else value
     return body
 
 

@@ -158,21 +158,25 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             remotes[declared.name] = row
         session.flush()
         for declared_dist in settings.distributions:
+            named = declared_dist.given
             wanted: dict[str, Any] = {
-                k: getattr(declared_dist, k) for k in declared_dist.given if k != "remote"
+                k: getattr(declared_dist, k) for k in named if k not in ("remote", "remotes")
             }
-            if declared_dist.remote is not None:
-                wanted["remote_id"] = remotes[declared_dist.remote].id
             dist = session.scalar(
                 select(Distribution).where(Distribution.name == declared_dist.name)
             )
+            if "remotes" in named:
+                wanted["remotes"] = [remotes[n] for n in declared_dist.remotes]
+            elif "remote" in named:
+                first = remotes[declared_dist.remote] if declared_dist.remote else None
+                wanted["remotes"] = (dist or Distribution()).with_first_remote(first)
             if dist is None:
-                session.add(Distribution(name=declared_dist.name, **wanted))
-            elif any(getattr(dist, k) != v for k, v in wanted.items()):
-                for key, value in wanted.items():
-                    setattr(dist, key, value)
-            else:
+                dist = Distribution(name=declared_dist.name)
+                session.add(dist)
+            elif all(getattr(dist, k) == v for k, v in wanted.items()):
                 continue
+            for key, value in wanted.items():
+                setattr(dist, key, value)
             changed = True
             name = declared_dist.name
             audit.record(

@@ -1,4 +1,6 @@
-"""What one distribution (a base path) shows: its remote's pages through the remote's filters.
+"""What one distribution (a base path) shows: its repository's content, then its remotes' pages,
+each through that remote's filters and policy. With several remotes, a project comes from the
+first that has it (index priority, as uv's `first-index`): a later remote cannot shadow it.
 
 Resolved pages are kept in memory per process until their TTL runs out, so a warm request costs a
 dictionary lookup; the web layer memoizes its renderings on the view itself.
@@ -24,7 +26,6 @@ from pullthrough.core.models import DistFile, ProjectList, ProjectPage
 from pullthrough.core.policy import (
     AUDIT,
     NO_BLOCKLIST,
-    NO_POLICY,
     Blocklist,
     Hold,
     Policy,
@@ -34,7 +35,7 @@ from pullthrough.core.policy import (
 )
 from pullthrough.core.yanks import Yank, apply_yanks
 from pullthrough.services.local_content import LocalContent
-from pullthrough.services.remote_pages import RemotePages
+from pullthrough.services.remote_pages import Cached, RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,19 @@ class Held(LookupError):
         self.hold = hold
 
 
+@dataclass(frozen=True, eq=False)
+class Source:
+    """One of a distribution's remotes: its cached pages, its filters and its policy."""
+
+    pages: RemotePages
+    filters: FilterSpec
+    policy: Policy
+
+    @property
+    def client(self) -> UpstreamClient:
+        return self.pages.client
+
+
 @dataclass(eq=False)
 class PageView:
     page: ProjectPage  # filtered, and screened by the remote's policy
@@ -64,6 +78,7 @@ class PageView:
     files: dict[str, DistFile]
     renders: dict[object, object] = field(default_factory=dict)  # the web layer's memo
     held: dict[str, Hold] = field(default_factory=dict)  # filename -> why the policy holds it
+    source: Source | None = None  # the remote whose files the page lists (None: local only)
 
 
 @dataclass(eq=False)
@@ -82,9 +97,7 @@ class Distribution:
         name: str,
         base_path: str,
         *,
-        filters: FilterSpec,
-        pages: RemotePages | None,
-        policy: Policy = NO_POLICY,
+        remotes: Sequence[Source] = (),
         blocklist: Blocklist = NO_BLOCKLIST,
         local: LocalContent | None = None,
         merge_remote: bool = False,
@@ -101,10 +114,8 @@ class Distribution:
     ) -> None:
         self.name = name
         self.base_path = base_path
-        self.filters = filters
-        self.policy = policy
+        self.remotes = tuple(remotes)
         self.blocklist = blocklist
-        self.pages = pages
         self.local = local
         self.merge_remote = merge_remote
         self.allow_uploads = allow_uploads
@@ -120,17 +131,23 @@ class Distribution:
         self._list: ListView | None = None
         self._lock = threading.Lock()
 
-    def origin(self, entry: DistFile) -> tuple[UpstreamClient | None, bool]:
+    @property
+    def ttl(self) -> float:
+        """How long clients may keep its pages: its remotes' shortest TTL (0: no remote)."""
+        return min((r.pages.ttl for r in self.remotes), default=0)
+
+    def origin(self, entry: DistFile, view: PageView) -> tuple[UpstreamClient | None, bool]:
         """Where to fetch a file this distribution lists but the store lacks, and whether to
-        keep it: on-demand repository content from its remote, else the distribution's remote."""
+        keep it: on-demand repository content from its remote, else the remote whose page
+        lists it."""
         if self.local is not None and (origin := self.local.origin(entry.filename)) is not None:
             return origin.client, origin.keep
-        return (self.pages.client if self.pages else None), True
+        return (view.source.client if view.source else None), True
 
-    def _expiry(self, fetched_at: float, stale: bool) -> float:
+    def _expiry(self, source: Source, fetched_at: float, stale: bool) -> float:
         if stale:
             return self.clock() + STALE_RETRY_SECONDS
-        return fetched_at + (self.pages.ttl if self.pages else math.inf)
+        return fetched_at + source.pages.ttl
 
     def fresh_view(self, name: str) -> PageView | None:
         """The project's view if this process holds a fresh one; never any I/O (the hot path)."""
@@ -143,7 +160,7 @@ class Distribution:
         if (view := self.fresh_view(name)) is not None:
             return view
         local = self.local.project(name) if self.local else None
-        if local is not None and not (self.merge_remote and self.pages):
+        if local is not None and not (self.merge_remote and self.remotes):
             # A project we hold shadows the upstream's (dependency-confusion guard).
             view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
         else:
@@ -159,69 +176,89 @@ class Distribution:
         if refused:
             page = without(view.page, refused)
             held = {**view.held, **refused}
-            view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=held)
+            view = replace(view, page=page, files=_by_filename(page), held=held, renders={})
         if yanks := self.yanks.get(name):
             page = apply_yanks(view.page, yanks)
-            view = PageView(page, view.expires_at, view.stale, _by_filename(page), held=view.held)
+            view = replace(view, page=page, files=_by_filename(page), renders={})
         with self._lock:
             self._views[name] = view
         return view
 
     def _remote_view(self, name: NormalizedName, local: ProjectPage | None) -> PageView:
-        missing = NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
-        if self.pages is None or not self.filters.allows_project(name):
-            if local is not None:
-                return PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
-            raise missing
-        try:
-            cached = self.pages.project(name)
-        except UpstreamError:
-            if local is None:
-                raise
-            return PageView(local, self.clock() + STALE_RETRY_SECONDS, True, _by_filename(local))
-        remote = cached.value if isinstance(cached.value, ProjectPage) else None
-        page = self.filters.filter_page(remote) if remote is not None else None
-        expires = self._expiry(cached.fetched_at, cached.stale)
+        """The first remote's page that has the project (its filters allow the name and its
+        upstream knows it), merged under the local page if there is one."""
+        for source in self.remotes:
+            if not source.filters.allows_project(name):
+                continue
+            try:
+                cached = source.pages.project(name)
+            except UpstreamError:
+                # Unknown whether this remote has it: a later one must not answer instead.
+                if local is None:
+                    raise
+                return PageView(
+                    local, self.clock() + STALE_RETRY_SECONDS, True, _by_filename(local)
+                )
+            if isinstance(cached.value, ProjectPage):
+                return self._screened(source, cached, cached.value, name, local)
+        if local is not None:
+            return PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
+        raise NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
+
+    def _screened(
+        self,
+        source: Source,
+        cached: Cached,
+        remote: ProjectPage,
+        name: NormalizedName,
+        local: ProjectPage | None,
+    ) -> PageView:
+        """A remote's page through that remote's filters and policy."""
+        page = source.filters.filter_page(remote)
+        expires = self._expiry(source, cached.fetched_at, cached.stale)
         held: dict[str, Hold] = {}
-        if page is not None and self.policy.active:
+        policy = source.policy
+        if policy.active:
             now = datetime.fromtimestamp(self.clock(), UTC)
-            screened = screen(self.policy, page, now)
-            if screened.held and self.policy.mode == AUDIT:
+            screened = screen(policy, page, now)
+            if screened.held and policy.mode == AUDIT:
                 for filename, hold in screened.held.items():
                     log.info("audit: %s would be held: %s", filename, hold.reason)
             page = screened.page
-            held = {} if self.policy.mode == AUDIT else screened.held
+            held = {} if policy.mode == AUDIT else screened.held
             if screened.matures_at is not None:  # the page changes then: not a moment later
                 expires = min(expires, screened.matures_at.timestamp())
-        if page is not None and (refused := quarantined(page)):  # upstream's files only
+        if refused := quarantined(page):  # upstream's files only
             page, held = without(page, refused), {**held, **refused}
         if local is not None:
             page = _merge(local, page)
-        elif remote is None:
-            raise missing
-        assert page is not None
-        if local is None and not page.files and remote is not None and remote.files and not held:
+        elif not page.files and remote.files and not held:
             raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
-        return PageView(page, expires, cached.stale, _by_filename(page), held=held)
+        files = _by_filename(page)
+        return PageView(page, expires, cached.stale, files, held=held, source=source)
 
     def projects(self) -> ListView:
+        """Every remote's projects (each through its filters), then its repository's."""
         view = self._list
         if view is not None and self.clock() < view.expires_at:
             return view
-        local = self.local.names() if self.local else []
-        names = self.filters.listed_names()
-        if names is not None:
-            view = ListView(_union(local, names), math.inf, False)
-        elif self.pages is None:
-            view = ListView(tuple(local), math.inf, False)
-        else:
-            cached = self.pages.project_list()
+        names: tuple[str, ...] = ()
+        expires, stale = math.inf, False
+        for source in self.remotes:
+            listed = source.filters.listed_names()
+            if listed is not None:  # an allow-list: no need to ask the upstream
+                names = _union(names, listed)
+                continue
+            cached = source.pages.project_list()
             upstream = cached.value.names if isinstance(cached.value, ProjectList) else ()
-            if not self.filters.is_trivial:
-                upstream = tuple(self.filters.filter_names(upstream))
-            expires = self._expiry(cached.fetched_at, cached.stale)
-            view = ListView(_union(local, upstream), expires, cached.stale)
-        self._list = view
+            if not source.filters.is_trivial:
+                upstream = tuple(source.filters.filter_names(upstream))
+            names = _union(names, upstream)
+            expires = min(expires, self._expiry(source, cached.fetched_at, cached.stale))
+            stale = stale or cached.stale
+        if self.local is not None:
+            names = _union(names, self.local.names())
+        view = self._list = ListView(names, expires, stale)
         return view
 
     def upload_refusal(self, filename: str) -> Hold | None:
@@ -267,8 +304,9 @@ def _merge(local: ProjectPage, remote: ProjectPage | None) -> ProjectPage:
     return replace(local, files=files)  # the local project's status governs
 
 
-def _union(local: list[str], upstream: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    if not local:
-        return tuple(upstream)
-    seen = {canonicalize_name(n) for n in upstream}
-    return tuple(upstream) + tuple(n for n in local if n not in seen)
+def _union(first: Sequence[str], then: Sequence[str]) -> tuple[str, ...]:
+    """The names of `first`, then those of `then` that `first` lacks (by normalized name)."""
+    if not first or not then:
+        return tuple(first or then)
+    seen = {canonicalize_name(n) for n in first}
+    return tuple(first) + tuple(n for n in then if canonicalize_name(n) not in seen)

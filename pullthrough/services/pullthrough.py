@@ -150,7 +150,7 @@ class PullThrough:
             self.metrics.cache_hits.inc()
             return stored
         url, expected, size = entry.url, dict(entry.hashes), entry.size
-        client, keep = dist.origin(entry)
+        client, keep = dist.origin(entry, view)
         if client is None or not url:
             raise NotFound(
                 f"{describe_url(url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"

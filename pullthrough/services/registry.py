@@ -14,14 +14,13 @@ from sqlalchemy.orm import selectinload
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.generation import ChangeSignal
 from pullthrough.catalog.models import Distribution as DistributionRow
-from pullthrough.catalog.models import Publication, Remote
+from pullthrough.catalog.models import DistributionRemote, Publication, Remote
 from pullthrough.catalog.models import Yank as YankRow
 from pullthrough.config import RemoteSettings
-from pullthrough.core.filters import FilterSpec
-from pullthrough.core.policy import NO_POLICY, Blocklist
+from pullthrough.core.policy import Blocklist
 from pullthrough.core.yanks import Yank
 from pullthrough.services.advisories import Advisories
-from pullthrough.services.distribution import Distribution
+from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
@@ -101,6 +100,7 @@ class Registry:
     def _load(self) -> dict[str, Distribution]:
         query = select(DistributionRow).options(
             selectinload(DistributionRow.remote),
+            selectinload(DistributionRow.later_remotes).selectinload(DistributionRemote.remote),
             selectinload(DistributionRow.repository),
             selectinload(DistributionRow.repository_version),
             selectinload(DistributionRow.publication).selectinload(Publication.repository_version),
@@ -115,12 +115,11 @@ class Registry:
                 by_name = yanks.setdefault(yank.distribution_id, {})
                 by_name.setdefault(yank.name, []).append(yank_of(yank))
             for row in session.scalars(query):
-                pages = None
-                filters, policy = FilterSpec(), NO_POLICY
-                if row.remote is not None:
-                    client = self._client(row.remote)
+                sources = []
+                for remote in row.remotes:
+                    client = self._client(remote)
                     pages = RemotePages(client, self.pages_cache, ttl=self.ttl)
-                    filters, policy = client.remote.filters, client.remote.holds
+                    sources.append(Source(pages, client.remote.filters, client.remote.holds))
                 local = None
                 upload_repo = None
                 pinned = row.publication.repository_version if row.publication else None
@@ -135,10 +134,8 @@ class Registry:
                 found[row.base_path] = Distribution(
                     row.name,
                     row.base_path,
-                    filters=filters,
-                    policy=policy,
+                    remotes=sources,
                     blocklist=Blocklist.parse(row.blocklist or ()),
-                    pages=pages,
                     local=local,
                     merge_remote=row.merge_remote,
                     allow_uploads=row.allow_uploads,

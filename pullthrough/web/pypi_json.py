@@ -109,7 +109,7 @@ def _render(
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
     if (release := parse_version(wanted or "")) is not None:  # the release the answer is about
         body["vulnerabilities"] = vulnerabilities(dist.advisories(name), name, release)
-    max_age = dist.pages.ttl if dist.pages else 0
+    max_age = dist.ttl
     answer = rendered(
         json.dumps(body).encode(),
         "application/json",

@@ -35,7 +35,7 @@ def _content_prefix(dist: Distribution) -> str:
 
 
 def _rendered(body: bytes, fmt: Format, stale: bool, dist: Distribution) -> Rendered:
-    ttl = dist.pages.ttl if dist.pages else 0
+    ttl = dist.ttl
     return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=ttl, private=dist.private)
 
 
