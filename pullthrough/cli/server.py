@@ -18,6 +18,9 @@ from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
 
 
 def _settings(config: str | None) -> Settings | None:
+    """The settings of `--config`, else of the file PULLTHROUGH_CONFIG names (as the workers
+    read it), else the embedded defaults; each with the environment's overrides."""
+    config = config or os.environ.get("PULLTHROUGH_CONFIG") or None
     try:
         return load_settings(str(Path(config).resolve()) if config else None)
     except ConfigError as exc:
@@ -112,14 +115,17 @@ def advisories_import(args: argparse.Namespace) -> int:
     return 1 if report.invalid else 0
 
 
+CONFIG_HELP = "TOML configuration file (default: $PULLTHROUGH_CONFIG, else embedded defaults)"
+
+
 def add_commands(sub: Any) -> None:
     parser = sub.add_parser("serve", help="run the server under gunicorn")
-    parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--bind", help="HOST:PORT to listen on (default: from config)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default: auto)")
     parser.set_defaults(func=serve, api=False)
     parser = sub.add_parser("worker", help="run background tasks (sync, orphan cleanup)")
-    parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.set_defaults(func=worker, api=False)
     advisories = sub.add_parser("advisories", help="security advisories (OSV), offline")
     verbs = advisories.add_subparsers(dest="verb", required=True, metavar="VERB")
