@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pullthrough import __version__
-from pullthrough.cli import resources, server
+from pullthrough.cli import bundles, resources, server
 from pullthrough.cli.client import DEFAULT_BASE_URL, Client, CliError
 from pullthrough.cli.tree import Tree, formatter, positive_float
 
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.add_commands(sub)
+    bundles.add_commands(sub)
     resources.add_commands(Tree(sub))
     return parser
 

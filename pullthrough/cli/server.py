@@ -17,7 +17,7 @@ from pullthrough import __version__
 from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
 
 
-def _settings(config: str | None) -> Settings | None:
+def server_settings(config: str | None) -> Settings | None:
     """The settings of `--config`, else of the file PULLTHROUGH_CONFIG names (as the workers
     read it), else the embedded defaults; each with the environment's overrides."""
     config = config or os.environ.get("PULLTHROUGH_CONFIG") or None
@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
             return 2
-    settings = _settings(args.config)
+    settings = server_settings(args.config)
     if settings is None:
         return 2
     env = dict(os.environ)
@@ -74,7 +74,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """A task worker beside (or instead of) the ones embedded in the server processes."""
-    settings = _settings(args.config)
+    settings = server_settings(args.config)
     if settings is None:
         return 2
     from pullthrough.services.container import build_services
@@ -95,7 +95,7 @@ def worker(args: argparse.Namespace) -> int:
 
 def advisories_import(args: argparse.Namespace) -> int:
     """Load OSV records into the catalog; every process screens pages with them at once."""
-    settings = _settings(args.config)
+    settings = server_settings(args.config)
     if settings is None:
         return 2
     from pullthrough.services.container import build_services

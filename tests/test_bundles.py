@@ -1,0 +1,561 @@
+"""Offline bundles: the manifest (built, read back, and every way it can be wrong), the archive's
+members against it (path traversal names, missing and extra files, sizes), and export/import
+between two catalogs in-process (SQLite and local disk, no server): what is copied, what an
+import refuses with nothing changed, and that importing again changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from pullthrough.catalog.models import (
+    AuditEvent,
+    Package,
+    ProjectStatus,
+    Repository,
+    RepositoryVersion,
+    Yank,
+)
+from pullthrough.catalog.versions import create_repository, version_packages
+from pullthrough.config import load_settings
+from pullthrough.core.bundles import (
+    MANIFEST,
+    BundleFile,
+    InvalidBundle,
+    Manifest,
+    Member,
+    PackageEntry,
+    StatusEntry,
+    YankEntry,
+    digest_problem,
+    manifest_bytes,
+    member_problems,
+    parse_manifest,
+)
+from pullthrough.services.bundles import BundleError, Bundles
+from pullthrough.services.container import Services, build_services
+from pullthrough.services.local_content import LocalContent
+from support.packages import build_sdist, build_wheel
+from support.postgres import private_database
+from support.seaweed import S3Server
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+WHEEL = "acme_lib-1.0-py3-none-any.whl"
+WHEN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
+
+
+def entry(**fields: Any) -> PackageEntry:
+    values: dict[str, Any] = {
+        "filename": WHEEL,
+        "name": "acme-lib",
+        "version": "1.0",
+        "sha256": SHA_A,
+        "size": 10,
+        "upload_time": WHEN,
+        "metadata": BundleFile(f"metadata/{WHEEL}.metadata", SHA_B, 3),
+    }
+    return PackageEntry(**{**values, **fields})
+
+
+def manifest(*packages: PackageEntry, **fields: Any) -> Manifest:
+    values: dict[str, Any] = {
+        "repository": "corp",
+        "version": 3,
+        "created": WHEN,
+        "packages": packages or (entry(),),
+    }
+    return Manifest(**{**values, **fields})
+
+
+def document(**changes: Any) -> dict[str, Any]:
+    """A valid manifest as JSON, with top-level keys changed."""
+    doc: dict[str, Any] = json.loads(manifest_bytes(manifest()))
+    doc.update(changes)
+    return doc
+
+
+def package_doc(**changes: Any) -> dict[str, Any]:
+    doc = document()
+    package: dict[str, Any] = {**doc["packages"][0], **changes}
+    return document(packages=[package])
+
+
+# ---- the manifest ----------------------------------------------------------------------------
+
+
+def test_a_manifest_reads_back_as_written() -> None:
+    written = manifest(
+        entry(requires_python=">=3.9", yanked=True, yanked_reason="old", uploaded_by="ann"),
+        entry(
+            filename="acme_lib-2.0.tar.gz",
+            version="2.0",
+            metadata=None,
+            origin="sync",
+            upload_time=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        yanks=(YankEntry("acme-lib", version="2.0", reason="broken"),),
+        statuses=(StatusEntry("acme-lib", "deprecated", "use acme"),),
+        generator="pullthrough 1.0",
+    )
+    read = parse_manifest(manifest_bytes(written))
+    assert read == written
+    doc = json.loads(manifest_bytes(written))
+    first = doc["packages"][0]
+    assert first["upload_time"] == "2026-05-04T03:02:01.123456Z"  # as the pages show it
+    assert first["path"] == f"files/{WHEEL}"
+    assert first["metadata"] == {"path": f"metadata/{WHEEL}.metadata", "sha256": SHA_B, "size": 3}
+    assert read.files() == {
+        f"files/{WHEEL}": BundleFile(f"files/{WHEEL}", SHA_A, 10),
+        f"metadata/{WHEEL}.metadata": BundleFile(f"metadata/{WHEEL}.metadata", SHA_B, 3),
+        "files/acme_lib-2.0.tar.gz": BundleFile("files/acme_lib-2.0.tar.gz", SHA_A, 10),
+    }
+    assert read.total_size() == 23
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "must be a JSON object"),
+        (json.dumps(document(format="zip")).encode(), "not a pullthrough bundle"),
+        (json.dumps(document(format_version=2)).encode(), "format version 2 is not supported"),
+        (json.dumps(document(repository="corp")).encode(), "repository must be a JSON object"),
+        (json.dumps(document(repository={"name": "corp"})).encode(), "whole number"),
+        (json.dumps(document(repository={"name": "", "version": 1})).encode(), "not a repo"),
+        (json.dumps(document(packages={})).encode(), "packages must be a list"),
+        (json.dumps(document(packages=[1])).encode(), "packages[0] must be a JSON object"),
+        (json.dumps(document(created="yesterday")).encode(), "not an ISO 8601 time"),
+        (json.dumps(document(created="2026-01-01T00:00:00")).encode(), "no time zone"),
+        (json.dumps(package_doc(filename="../x.whl")).encode(), "not a filename"),
+        (json.dumps(package_doc(filename="a/b-1.0.tar.gz")).encode(), "not a filename"),
+        (json.dumps(package_doc(filename=".hidden-1.0.tar.gz")).encode(), "not a filename"),
+        (json.dumps(package_doc(filename="acme_lib-1.0.egg")).encode(), "only wheels and sdists"),
+        (json.dumps(package_doc(filename="acme.whl")).encode(), "Invalid"),
+        (json.dumps(package_doc(name="other")).encode(), "is not the filename's"),
+        (json.dumps(package_doc(path="../../etc/passwd")).encode(), "path must be"),
+        (json.dumps(package_doc(sha256="A" * 64)).encode(), "64 lowercase hex"),
+        (json.dumps(package_doc(sha256="abc")).encode(), "64 lowercase hex"),
+        (json.dumps(package_doc(size=-1)).encode(), "whole number of bytes"),
+        (json.dumps(package_doc(size=True)).encode(), "whole number of bytes"),
+        (json.dumps(package_doc(size="10")).encode(), "whole number of bytes"),
+        (json.dumps(package_doc(version=1)).encode(), "version must be a string"),
+        (json.dumps(package_doc(yanked="no")).encode(), "yanked must be true or false"),
+        (json.dumps(package_doc(yanked_reason=1)).encode(), "string or null"),
+        (json.dumps(package_doc(upload_time=None)).encode(), "upload_time must be a string"),
+        (json.dumps(package_doc(origin="elsewhere")).encode(), "origin must be"),
+        (
+            json.dumps(package_doc(metadata={"path": "metadata/x", "sha256": SHA_B, "size": 1})),
+            "metadata.path must be",
+        ),
+        (json.dumps(package_doc(metadata={"path": "x", "size": 1})).encode(), "sha256 must"),
+        (
+            json.dumps(document(packages=[package_doc()["packages"][0]] * 2)).encode(),
+            "listed twice",
+        ),
+        (
+            json.dumps(document(yanks=[{"name": "acme-lib", "version": "1", "filename": WHEEL}])),
+            "one of them",
+        ),
+        (json.dumps(document(yanks=[{"name": "acme-lib"}])).encode(), "one of them"),
+        (json.dumps(document(yanks=[{"name": "Acme", "version": "1"}])).encode(), "normalized"),
+        (json.dumps(document(yanks=[{"name": "acme", "version": "one"}])).encode(), "PEP 440"),
+        (
+            json.dumps(document(yanks=[{"name": "other", "filename": WHEEL}])).encode(),
+            "is not a file of",
+        ),
+        (
+            json.dumps(document(project_statuses=[{"name": "acme", "status": "gone"}])),
+            "status must be one of",
+        ),
+    ],
+)
+def test_a_malformed_manifest_is_refused_saying_what_is_wrong(
+    raw: bytes | str, message: str
+) -> None:
+    with pytest.raises(InvalidBundle, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_manifest(raw.encode() if isinstance(raw, str) else raw)
+
+
+def test_a_yanks_version_is_normalized() -> None:
+    doc = document(yanks=[{"name": "acme-lib", "version": "2.0.0a1", "reason": None}])
+    assert parse_manifest(json.dumps(doc).encode()).yanks == (YankEntry("acme-lib", "2.0.0a1"),)
+    doc = document(yanks=[{"name": "acme-lib", "version": "2.0.0-alpha1"}])
+    assert parse_manifest(json.dumps(doc).encode()).yanks[0].version == "2.0.0a1"
+
+
+# ---- the members against the manifest --------------------------------------------------------
+
+
+GOOD = [
+    Member(MANIFEST, True, 100),
+    Member(f"files/{WHEEL}", True, 10),
+    Member(f"metadata/{WHEEL}.metadata", True, 3),
+]
+
+
+def test_members_that_match_the_manifest_have_no_problems() -> None:
+    assert member_problems(GOOD, manifest()) == []
+    assert member_problems(reversed(GOOD), manifest()) == []
+
+
+@pytest.mark.parametrize(
+    ("members", "problem"),
+    [
+        (GOOD[:2], f"'metadata/{WHEEL}.metadata' is missing"),
+        (GOOD[1:], "holds 0 manifest.json members"),
+        ([*GOOD, GOOD[0]], "holds 2 manifest.json members"),
+        ([*GOOD, Member("../x", True, 1)], "'../x' is not listed in the manifest"),
+        ([*GOOD, Member(f"files/../{WHEEL}", True, 10)], "is not listed in the manifest"),
+        ([*GOOD, Member(f"./files/{WHEEL}", True, 10)], "is not listed in the manifest"),
+        ([*GOOD, Member("/etc/passwd", True, 1)], "'/etc/passwd' is not listed"),
+        ([*GOOD, GOOD[1]], "is in the archive twice"),
+        ([GOOD[0], Member(f"files/{WHEEL}", True, 11), GOOD[2]], "has 11 bytes, the manifest"),
+        ([GOOD[0], Member(f"files/{WHEEL}", False, 10), GOOD[2]], "is not a plain file"),
+    ],
+)
+def test_members_that_do_not_match_are_named(members: list[Member], problem: str) -> None:
+    problems = member_problems(members, manifest())
+    assert any(problem in p for p in problems), problems
+
+
+def test_digest_problems_name_the_file() -> None:
+    wanted = BundleFile("files/x.whl", SHA_A, 10)
+    assert digest_problem(wanted, SHA_A, 10) is None
+    assert digest_problem(wanted, SHA_B, 10) == (
+        f"'files/x.whl' has sha256 {SHA_B}, the manifest says {SHA_A}"
+    )
+    assert digest_problem(wanted, SHA_A, 9) == "'files/x.whl' has 9 bytes, the manifest says 10"
+
+
+# ---- export and import, in-process -----------------------------------------------------------
+
+
+def services_in(folder: Path) -> Services:
+    config = folder.with_suffix(".toml")
+    config.write_text(f'remotes = []\ndistributions = []\n[server]\ndata_dir = "{folder}"\n')
+    return build_services(load_settings(config, environ={}))
+
+
+def bundles(svc: Services) -> Bundles:
+    return Bundles(svc.catalog, svc.store, svc.ledger, svc.registry.changed)
+
+
+@pytest.fixture
+def site_a(tmp_path: Path) -> Iterator[Services]:
+    """A catalog with repository `corp`: a wheel and an sdist of acme-lib, a wheel of
+    acme-tools; 2.0 yanked, acme-tools deprecated."""
+    svc = services_in(tmp_path / "a")
+    with svc.catalog.session() as session:
+        repo_id = create_repository(session, name="corp").id
+    built = [
+        build_wheel(tmp_path / "dist", "acme-lib", "1.0"),
+        build_wheel(tmp_path / "dist", "acme-lib", "2.0"),
+        build_sdist(tmp_path / "dist", "acme-lib", "2.0"),
+        build_wheel(tmp_path / "dist", "acme-tools", "0.1"),
+    ]
+    for path in built:
+        with path.open("rb") as fh:
+            svc.uploads.upload(repo_id, fh, path.name, actor="ann")
+    with svc.catalog.session() as session:
+        session.add(Yank(repository_id=repo_id, name="acme-lib", version="2.0", reason="broken"))
+        session.add(ProjectStatus(repository_id=repo_id, name="acme-tools", status="deprecated"))
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def site_b(tmp_path: Path) -> Iterator[Services]:
+    svc = services_in(tmp_path / "b")
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def catalog_state(svc: Services) -> dict[str, Any]:
+    """What an import may change: repositories and their versions, packages, yanks, statuses,
+    stored files."""
+    with svc.catalog.session() as session:
+        state = {
+            "repositories": sorted(
+                (r.name, r.latest_number) for r in session.scalars(select(Repository))
+            ),
+            "versions": session.scalar(select(func.count()).select_from(RepositoryVersion)),
+            "packages": sorted(session.scalars(select(Package.filename))),
+            "yanks": session.scalar(select(func.count()).select_from(Yank)),
+            "statuses": session.scalar(select(func.count()).select_from(ProjectStatus)),
+        }
+    root = svc.settings.server.data_dir / "artifacts"
+    state["files"] = sorted(p.name for p in root.glob("??/??/*"))
+    return state
+
+
+def repository_files(svc: Services, name: str, number: int | None = None) -> dict[str, Package]:
+    with svc.catalog.session() as session:
+        repo = session.scalars(select(Repository).where(Repository.name == name)).one()
+        number = repo.latest_number if number is None else number
+        query = version_packages(repo.id, number)
+        return {p.filename: p for p in session.scalars(query)}
+
+
+def test_a_bundle_carries_a_repository_version_to_another_catalog(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    exported = bundles(site_a).export("corp", None, bundle, generator="pullthrough test")
+    assert (exported.repository, exported.version, exported.packages) == ("corp", 4, 4)
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        raw = tar.extractfile(MANIFEST).read()  # type: ignore[union-attr]
+    assert names[0] == MANIFEST
+    doc = json.loads(raw)
+    assert doc["repository"] == {"name": "corp", "version": 4}
+    assert doc["yanks"] == [
+        {"name": "acme-lib", "version": "2.0", "filename": None, "reason": "broken"}
+    ]
+    assert {p["filename"]: p["uploaded_by"] for p in doc["packages"]} == dict.fromkeys(
+        repository_files(site_a, "corp"), "ann"
+    )
+    sdist = next(p for p in doc["packages"] if p["filename"].endswith(".tar.gz"))
+    wheel = next(p for p in doc["packages"] if p["filename"] == "acme_lib-2.0-py3-none-any.whl")
+    assert wheel["metadata"]["sha256"] and f"metadata/{wheel['filename']}.metadata" in names
+    assert sdist["metadata"] is None or sdist["metadata"]["path"] in names
+
+    report = bundles(site_b).import_bundle(bundle, actor="cli:test")
+    assert (report.repository, report.version, report.created) == ("corp", 1, True)
+    assert (report.repository_created, report.packages, report.new_packages) == (True, 4, 4)
+    mine, theirs = repository_files(site_b, "corp"), repository_files(site_a, "corp")
+    assert set(mine) == set(theirs)
+    for filename, package in mine.items():
+        original = theirs[filename]
+        for column in ("sha256", "size", "version", "requires_python", "metadata_sha256"):
+            assert getattr(package, column) == getattr(original, column), (filename, column)
+        assert package.upload_time.replace(tzinfo=None) == original.upload_time.replace(tzinfo=None)
+        assert package.uploaded_by == "ann"
+        opened = site_b.store.open(package.sha256)
+        assert opened is not None
+        with opened.file, site_a.store.local_path(package.sha256) as path:
+            assert opened.file.read() == path.read_bytes()
+        if package.metadata_sha256:
+            assert site_b.store.has(package.metadata_sha256)
+    with site_b.catalog.session() as session:
+        yank = session.scalars(select(Yank)).one()
+        assert (yank.name, yank.version, yank.reason) == ("acme-lib", "2.0", "broken")
+        status = session.scalars(select(ProjectStatus)).one()
+        assert (status.name, status.status) == ("acme-tools", "deprecated")
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "bundle_import")
+        ).one()
+        assert (event.actor, event.subject) == ("cli:test", "corp")
+        assert event.detail["repository_version"] == 1 and event.detail["packages"] == 4
+
+    # The server's view: the page shows the files, the yank and the upload times.
+    with site_b.catalog.session() as session:
+        repo = session.scalars(select(Repository)).one()
+    page = LocalContent(site_b.catalog, repo.id, repo.latest_number).project("acme-lib")
+    assert page is not None
+    yanked = {f.filename: f.yanked for f in page.files}
+    assert yanked["acme_lib-2.0-py3-none-any.whl"] == "broken"
+    assert yanked["acme_lib-1.0-py3-none-any.whl"] is False
+
+    # Again: nothing changes, no version is made.
+    before = catalog_state(site_b)
+    again = bundles(site_b).import_bundle(bundle, actor="cli:test")
+    assert (again.version, again.created, again.new_packages, again.stored_files) == (
+        1,
+        False,
+        0,
+        0,
+    )
+    assert catalog_state(site_b) == before
+
+
+def test_an_older_version_is_exported_and_an_import_makes_the_new_version_exactly_it(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundles(site_a).export("corp", 1, tmp_path / "v1.tar")
+    bundles(site_a).export("corp", None, tmp_path / "v4.tar")
+    assert bundles(site_b).import_bundle(tmp_path / "v4.tar", "mirror", actor="t").version == 1
+    report = bundles(site_b).import_bundle(tmp_path / "v1.tar", "mirror", actor="t")
+    assert (report.version, report.created, report.removed, report.new_packages) == (2, True, 3, 0)
+    assert set(repository_files(site_b, "mirror")) == {"acme_lib-1.0-py3-none-any.whl"}
+    assert len(repository_files(site_b, "mirror", 1)) == 4  # the old version is as it was
+    # --add: the bundle's packages besides what is there
+    report = bundles(site_b).import_bundle(tmp_path / "v4.tar", "mirror", add_only=True, actor="t")
+    assert (report.version, report.created) == (3, True)
+    assert len(repository_files(site_b, "mirror")) == 4
+    with pytest.raises(BundleError, match="has no version 9"):
+        bundles(site_a).export("corp", 9, tmp_path / "v9.tar")
+    with pytest.raises(BundleError, match="no repository named 'nope'"):
+        bundles(site_a).export("nope", None, tmp_path / "nope.tar")
+    assert not (tmp_path / "v9.tar").exists() and not (tmp_path / "nope.tar").exists()
+
+
+def rewrite(bundle: Path, out: Path, change: Any) -> Path:
+    """A copy of the bundle with `change(name, data)` applied to every member: the new
+    (name, data), or None to leave the member out; `extra` members are appended."""
+    with tarfile.open(bundle) as src, tarfile.open(out, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            changed = change(member.name, data)
+            if changed is None:
+                continue
+            name, data = changed
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return out
+
+
+def flip_one_byte(bundle: Path, out: Path, member_name: str) -> Path:
+    """The bundle with one byte of a member's data changed in place (sizes stay)."""
+    with tarfile.open(bundle) as tar:
+        offset = tar.getmember(member_name).offset_data
+    data = bytearray(bundle.read_bytes())
+    data[offset + 100] ^= 0x01
+    out.write_bytes(bytes(data))
+    return out
+
+
+def refused(svc: Services, bundle: Path, match: str, repository: str | None = None) -> None:
+    before = catalog_state(svc)
+    with pytest.raises((InvalidBundle, BundleError), match=match):
+        bundles(svc).import_bundle(bundle, repository, actor="t")
+    assert catalog_state(svc) == before
+
+
+def test_a_bad_bundle_is_refused_whole_with_nothing_changed(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.tar"
+    bundles(site_a).export("corp", None, good)
+    # Something there already, to see that nothing of it changes either.
+    bundles(site_b).import_bundle(good, "before", actor="t")
+    wheel = "files/acme_lib-2.0-py3-none-any.whl"
+    tools = "files/acme_tools-0.1-py3-none-any.whl"
+
+    refused(site_b, flip_one_byte(good, tmp_path / "flip.tar", wheel), "has sha256", "x")
+    # the last file damaged: the others, checked first, are not stored either
+    refused(site_b, flip_one_byte(good, tmp_path / "flip2.tar", tools), "has sha256", "x")
+    refused(
+        site_b,
+        rewrite(good, tmp_path / "trav.tar", lambda n, d: ("../x" if n == wheel else n, d)),
+        "'../x' is not listed in the manifest",
+    )
+    refused(
+        site_b,
+        rewrite(good, tmp_path / "miss.tar", lambda n, d: None if n == tools else (n, d)),
+        f"'{tools}' is missing",
+    )
+    refused(
+        site_b,
+        rewrite(good, tmp_path / "short.tar", lambda n, d: (n, d[:-1] if n == wheel else d)),
+        "bytes, the manifest says",
+    )
+
+    def bad_manifest(name: str, data: bytes) -> tuple[str, bytes]:
+        return name, (data[:-5] if name == MANIFEST else data)
+
+    refused(site_b, rewrite(good, tmp_path / "m.tar", bad_manifest), "manifest is not JSON")
+    refused(
+        site_b,
+        rewrite(good, tmp_path / "nom.tar", lambda n, d: None if n == MANIFEST else (n, d)),
+        "no manifest.json",
+    )
+    (tmp_path / "junk.tar").write_bytes(b"not a tar file at all" * 100)
+    refused(site_b, tmp_path / "junk.tar", "is not a bundle")
+
+    # A file that is not the distribution the manifest says: right hash, wrong content.
+    def lie(name: str, data: bytes) -> tuple[str, bytes]:
+        if name != MANIFEST:
+            return name, data
+        doc = json.loads(data)
+        doc["packages"][0]["version"] = "7.0"
+        return name, json.dumps(doc).encode()
+
+    new_site = services_in(tmp_path / "c")
+    try:
+        refused(new_site, rewrite(good, tmp_path / "lie.tar", lie), "the manifest says acme-lib 7")
+    finally:
+        new_site.close()
+
+
+def test_a_bundle_file_that_differs_from_ours_of_the_same_name_is_refused(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    with site_b.catalog.session() as session:
+        repo_id = create_repository(session, name="mine").id
+    other = build_wheel(tmp_path / "other", "acme-tools", "0.1", requires_python=">=3.8")
+    with other.open("rb") as fh:
+        site_b.uploads.upload(repo_id, fh, other.name, actor="bob")
+    refused(site_b, bundle, "already holds a different 'acme_tools-0.1-py3-none-any.whl'")
+
+
+def test_export_refuses_content_that_is_not_stored(site_a: Services, tmp_path: Path) -> None:
+    files = repository_files(site_a, "corp")
+    site_a.store.delete(files["acme_lib-1.0-py3-none-any.whl"].sha256)
+    with pytest.raises(BundleError, match=r"1 file.* not stored here.*acme_lib-1\.0-py3"):
+        bundles(site_a).export("corp", None, tmp_path / "corp.tar")
+    assert list(tmp_path.glob("*.tar*")) == []
+
+
+def test_a_bundle_goes_into_postgresql_and_s3_and_comes_back_out_the_same(
+    site_a: Services, tmp_path: Path, postgres_url: str, s3_server: S3Server
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    bucket = s3_server.bucket(f"bundles-{uuid.uuid4().hex[:8]}")
+
+    def objects() -> list[str]:
+        listed = s3_server.client().list_objects_v2(Bucket=bucket)
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    # A session time zone that is not UTC: upload times must not move.
+    with private_database(postgres_url, timezone="Europe/Berlin") as url:
+        config = tmp_path / "pg.toml"
+        config.write_text(
+            f'remotes = []\ndistributions = []\n[server]\ndata_dir = "{tmp_path / "pg"}"\n'
+            f'database_url = "{url}"\n[storage]\nbackend = "s3"\n'
+            f's3_endpoint_url = "{s3_server.endpoint_url}"\ns3_bucket = "{bucket}"\n'
+            f's3_region = "{s3_server.region}"\ns3_access_key_id = "{s3_server.access_key}"\n'
+            f's3_secret_access_key = "{s3_server.secret_key}"\ns3_addressing_style = "path"\n'
+        )
+        svc = build_services(load_settings(config, environ={}))
+        try:
+            wheel = "files/acme_tools-0.1-py3-none-any.whl"
+            refused(svc, flip_one_byte(bundle, tmp_path / "flip.tar", wheel), "has sha256")
+            assert objects() == []
+            report = bundles(svc).import_bundle(bundle, actor="t")
+            assert (report.version, report.created, report.stored_files) == (1, True, 7)
+            assert len(objects()) == 7  # four files, three PEP 658 metadata files
+            again = bundles(svc).import_bundle(bundle, actor="t")
+            assert (again.version, again.created, again.stored_files) == (1, False, 0)
+            bundles(svc).export("corp", None, tmp_path / "back.tar")
+        finally:
+            svc.close()
+    with tarfile.open(bundle) as first, tarfile.open(tmp_path / "back.tar") as back:
+        there = parse_manifest(first.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+        back_again = parse_manifest(back.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+        for name in first.getnames():
+            if name != MANIFEST:
+                one, two = first.extractfile(name), back.extractfile(name)
+                assert one is not None and two is not None
+                assert one.read() == two.read(), name
+    assert back_again.packages == there.packages
+    assert (back_again.yanks, back_again.statuses) == (there.yanks, there.statuses)
+    assert back_again.version == 1 and there.version == 4
