@@ -12,6 +12,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.api import Api, with_auth
 from support.servers import Server, config_text
 from support.upstream import Upstream
 
@@ -97,6 +98,10 @@ def test_counts_add_up_over_the_workers(
     assert value(samples, "pullthrough_cache_size_bytes") == size
     assert value(samples, "pullthrough_cache_files") == 1
     assert value(samples, "pullthrough_cache_limit_bytes") == 20 * 10**9
+    seconds = "pullthrough_upstream_request_seconds_count"
+    assert value(samples, seconds, remote="up", kind="file") == 1  # the one cold download
+    # shelf-reader's page, the project list and no-such-project's 404: each fetched once
+    assert value(samples, seconds, remote="up", kind="page") == 3
     for reason in ("held", "blocked", "quarantined"):
         key = (
             "pullthrough_policy_refusals_total",
@@ -112,10 +117,18 @@ def test_metrics_in_one_process(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     """Without gunicorn (no multiprocess folder) the counts are the process's own."""
-    server = live_server(config_text(upstream.index_url, tmp_path / "data"))
+    # a cache limit of one byte: every file is evicted once it is stored
+    server = live_server(
+        with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1))
+    )
     page = server.index() + "shelf-reader/"
     for _ in range(3):  # the first through Flask, then the warm path
         assert requests.get(page, timeout=10).status_code == 200
+    for filename in ("shelf_reader-0.1-py3-none-any.whl", "shelf_reader-0.2-py3-none-any.whl"):
+        answer = requests.get(f"{server.url}/pulp/content/main/{filename}", timeout=10)
+        assert answer.status_code == 200
+    api = Api(server.url)
+    api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
     upstream.fail_status = 500
     assert requests.get(server.index() + "winonly/", timeout=10).status_code == 502
     samples = scrape(server)
@@ -123,3 +136,6 @@ def test_metrics_in_one_process(
     assert value(samples, "pullthrough_http_requests_total", kind="page", code="502") == 1
     assert value(samples, "pullthrough_upstream_errors_total", remote="up", kind="error") == 1
     assert value(samples, "pullthrough_cache_files") == 0
+    assert value(samples, "pullthrough_cache_evictions_total") == 2
+    assert value(samples, "pullthrough_tasks", state="completed") == 1
+    assert value(samples, "pullthrough_tasks", state="running") == 0

@@ -3,6 +3,7 @@ layout and which background tasks exist."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,16 @@ from pullthrough.services.auth import Authenticator, FailureLimit, admin_passwor
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.services.counters import Counters
-from pullthrough.services.metrics import CacheCollector, Metrics, RefusalCollector, from_environment
+from pullthrough.services.metrics import (
+    CacheCollector,
+    Metrics,
+    RefusalCollector,
+    TaskCollector,
+    from_environment,
+)
 from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
-from pullthrough.services.tasks import Handler, TaskWorker
+from pullthrough.services.tasks import Handler, TaskWorker, count_by_state
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.ledger import CacheLedger, Ledger
 from pullthrough.storage.locks import LockDir, Locks
@@ -239,11 +246,12 @@ def build_services(settings: Settings) -> Services:
         ttl=settings.cache.index_ttl,
         tls_dir=data / "tls",
         advisories=advisories,
-        on_upstream_error=metrics.upstream_error,
+        observer=metrics,
     )
     counters = Counters(data / "counters")
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
     metrics.read_at_scrape(RefusalCollector(counters, registry.shown))
+    metrics.read_at_scrape(TaskCollector(functools.partial(count_by_state, catalog)))
     return Services(
         settings=settings,
         store=store,

@@ -13,16 +13,17 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from pullthrough.core.tasks import TASK_STATES
 from pullthrough.services.counters import KINDS, Counters
 from pullthrough.storage.ledger import Ledger
 from pullthrough.upstream.client import UpstreamError, UpstreamRefused, UpstreamTimeout
@@ -89,7 +90,23 @@ class Metrics:
             ["remote", "kind"],
             registry=own,
         )
+        self.upstream_seconds = Histogram(
+            "pullthrough_upstream_request_seconds",
+            "Upstream requests answered, by remote and kind: a page fetched whole, or a file"
+            " until its headers",
+            ["remote", "kind"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=own,
+        )
+        self.evictions = Counter(
+            "pullthrough_cache_evictions",
+            "Cached files evicted (least recently used, over cache.max_size)",
+            registry=own,
+        )
         self._at_scrape: list[Collector] = []
+
+    def upstream_answered(self, remote: str, kind: str, seconds: float) -> None:
+        self.upstream_seconds.labels(remote, kind).observe(seconds)
 
     def upstream_error(self, remote: str, exc: UpstreamError) -> None:
         kind = (
@@ -163,4 +180,24 @@ class RefusalCollector(Collector):
             counts = self.counters.of(base_path)
             for reason in KINDS:
                 family.add_metric([base_path, reason], counts[reason])
+        yield family
+
+
+class TaskCollector(Collector):
+    """Tasks by state, counted in the catalog (shared by every worker and node)."""
+
+    def __init__(self, count: Callable[[], Mapping[str, int]]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts = self.count()
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
+            log.warning("metrics: could not count tasks: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "pullthrough_tasks", "Tasks in the catalog, by state", labels=["state"]
+        )
+        for state in TASK_STATES:
+            family.add_metric([state], counts.get(state, 0))
         yield family

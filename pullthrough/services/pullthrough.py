@@ -369,6 +369,7 @@ class PullThrough:
                     break
                 self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
             if evicted:
+                self.metrics.evictions.inc(evicted)
                 log.info("evicted %d cached files", evicted)
             return evicted
         finally:

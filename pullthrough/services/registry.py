@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import diskcache
@@ -23,7 +22,7 @@ from pullthrough.services.advisories import Advisories
 from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
-from pullthrough.upstream.client import UpstreamClient, UpstreamError
+from pullthrough.upstream.client import Observer, UpstreamClient
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,10 @@ class Registry:
         ttl: float,
         tls_dir: Path,
         advisories: Advisories,
-        on_upstream_error: Callable[[str, UpstreamError], None] | None = None,  # metrics
+        observer: Observer | None = None,  # metrics of upstream requests
     ) -> None:
         self.catalog = catalog
-        self.on_upstream_error = on_upstream_error
+        self.observer = observer
         self.generation = generation
         self.pages_cache = pages_cache
         self.ttl = ttl
@@ -84,7 +83,7 @@ class Registry:
                 self._clients.pop(old).close()
             settings = RemoteSettings.from_values(remote.name, remote.settings)
             client = self._clients[key] = UpstreamClient(
-                settings, tls_dir=self.tls_dir, on_error=self.on_upstream_error
+                settings, tls_dir=self.tls_dir, observer=self.observer
             )
         return client
 

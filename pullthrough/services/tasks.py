@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Task, Worker, now
 
 if TYPE_CHECKING:
@@ -142,6 +143,12 @@ class TaskContext:
 
 
 Handler = Callable[[TaskContext], None]
+
+
+def count_by_state(catalog: Catalog) -> dict[str, int]:
+    with catalog.session() as session:
+        rows = session.execute(select(Task.state, func.count()).group_by(Task.state))
+        return {state: count for state, count in rows}
 
 
 def enqueue(session: Session, name: str, args: dict[str, Any], *, cid: str = "") -> str:

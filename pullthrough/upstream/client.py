@@ -9,9 +9,10 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -113,6 +114,15 @@ def pem_file(pem: str | None, tls_dir: Path) -> str | None:
     return str(path)
 
 
+class Observer(Protocol):
+    """Told of every upstream request's outcome (the metrics)."""
+
+    def upstream_error(self, remote: str, exc: UpstreamError) -> None: ...
+
+    def upstream_answered(self, remote: str, kind: str, seconds: float) -> None:
+        """A page fetched whole (`page`), or a file's headers received (`file`)."""
+
+
 class UpstreamClient:
     def __init__(
         self,
@@ -120,10 +130,10 @@ class UpstreamClient:
         session: requests.Session | None = None,
         *,
         tls_dir: Path | None = None,  # where PEM files for requests go (certificates, keys)
-        on_error: Callable[[str, UpstreamError], None] | None = None,  # (remote name, error)
+        observer: Observer | None = None,  # metrics
     ) -> None:
         self.remote = remote
-        self._on_error = on_error
+        self._observer = observer
         self.root = simple_root(remote.url)
         self._origin = urlsplit(self.root)[:2]
         connect = remote.sock_connect_timeout or remote.connect_timeout
@@ -222,20 +232,27 @@ class UpstreamClient:
         raise UpstreamError(f"more than {MAX_REDIRECTS} redirects: {describe_url(url)}")
 
     def _failed(self, exc: UpstreamError) -> UpstreamError:
-        """Tell the error hook (metrics) about a failed request; returns the error to raise."""
-        if self._on_error is not None and not exc.reported:
+        """Tell the observer (metrics) about a failed request; returns the error to raise."""
+        if self._observer is not None and not exc.reported:
             exc.reported = True
-            self._on_error(self.remote.name, exc)
+            self._observer.upstream_error(self.remote.name, exc)
         return exc
+
+    def _answered(self, kind: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer.upstream_answered(self.remote.name, kind, time.monotonic() - started)
 
     def get_page(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> Fetched:
         """GET an index page, conditionally when validators are known."""
+        started = time.monotonic()
         try:
-            return self._get_page(url, etag, last_modified)
+            fetched = self._get_page(url, etag, last_modified)
         except UpstreamError as exc:
             raise self._failed(exc) from None
+        self._answered("page", started)
+        return fetched
 
     def _get_page(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers = {"Accept": PAGE_ACCEPT}
@@ -282,10 +299,13 @@ class UpstreamClient:
 
     def open_file(self, url: str) -> requests.Response:
         """Start a file download; the caller iterates `iter_body` and closes the response."""
+        started = time.monotonic()
         try:
-            return self._open_file(url)
+            resp = self._open_file(url)
         except UpstreamError as exc:
             raise self._failed(exc) from None
+        self._answered("file", started)  # until the headers: the body runs at its own pace
+        return resp
 
     def _open_file(self, url: str) -> requests.Response:
         resp = self._request(url, {"Accept-Encoding": "identity"})
