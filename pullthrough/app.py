@@ -21,7 +21,7 @@ from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadForbidden, UploadRefused
 from pullthrough.storage.store import StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
-from pullthrough.web import content, metrics, pypi_json, simple, upload
+from pullthrough.web import content, metrics, pages, pypi_json, simple, upload
 from pullthrough.web.common import plain_with_reason
 from pullthrough.web.fastpath import WarmPages
 
@@ -39,7 +39,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         services.start_worker()
     warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics)
     app.wsgi_app = warm_pages  # type: ignore[method-assign]
-    blueprints = (simple.bp, content.bp, upload.bp, pypi_json.bp, metrics.bp, routes.blueprint())
+    blueprints = (
+        simple.bp,
+        content.bp,
+        upload.bp,
+        pypi_json.bp,
+        metrics.bp,
+        pages.bp,
+        routes.blueprint(),
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
+from support.browser import chromium_missing
 from support.packages import build_sdist, build_wheel
 from support.postgres import postgres_available, postgres_server
 from support.seaweed import S3Server, seaweed_available, seaweed_server
@@ -98,6 +99,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _required("PostgreSQL", postgres_available())
     with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> None:
+    """Headless Chromium (support.browser) is installed. Skipped where it is missing, except on
+    CI (CI set), where that fails."""
+    _required("Chromium", chromium_missing())
 
 
 @pytest.fixture(scope="session")

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 
 from flask import Response, request
-from sqlalchemy import select
 
 from pullthrough.api.kinds import API_ROOT
 from pullthrough.api.openapi import APP_VERSIONS
 from pullthrough.api.operations import Call, Operation, json_response
-from pullthrough.catalog.models import Worker
-from pullthrough.services.tasks import online_since
-from pullthrough.upstream.client import UpstreamClient, describe_url
-
-_REACHABILITY_SECONDS = 30.0  # a status poll must not become a load on the upstream
-_checked: dict[str, tuple[float, bool]] = {}
-_lock = threading.Lock()
-
-
-def _reachable(client: UpstreamClient) -> tuple[bool, float]:
-    now = time.time()
-    with _lock:
-        seen = _checked.get(client.root)
-    if seen is None or now - seen[0] > _REACHABILITY_SECONDS:
-        seen = (now, client.reachable())
-        with _lock:
-            _checked[client.root] = seen
-    return seen[1], seen[0]
+from pullthrough.services.health import online_workers, reachable
+from pullthrough.upstream.client import describe_url
 
 
 def status(call: Call) -> Response:
@@ -40,12 +22,12 @@ def status(call: Call) -> Response:
     remotes = []
     for client in svc.registry.clients():
         name = client.remote.name
-        reachable, checked = _reachable(client)
+        ok, checked = reachable(client)  # asked at most every 30 s (services.health)
         remotes.append(
             {
                 "name": name,
                 "url": describe_url(client.root),
-                "reachable": reachable,
+                "reachable": ok,
                 "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checked)),
             }
         )
@@ -79,10 +61,9 @@ def status(call: Call) -> Response:
 
 
 def _online_workers(call: Call) -> list[dict[str, object]]:
-    alive = online_since(call.services.settings.tasks.worker_timeout)
-    with call.services.catalog.session() as session:
-        rows = session.scalars(select(Worker).where(Worker.last_heartbeat >= alive)).all()
-        return [{"name": w.name, "last_heartbeat": w.last_heartbeat.isoformat()} for w in rows]
+    svc = call.services
+    workers = online_workers(svc.catalog, svc.settings.tasks.worker_timeout)
+    return [{"name": w.name, "last_heartbeat": w.last_heartbeat.isoformat()} for w in workers]
 
 
 STATUS = Operation(
