@@ -63,6 +63,13 @@ class Client:
     def __repr__(self) -> str:  # never the password
         return f"Client({self.base_url!r})"
 
+    def new_session(self) -> requests.Session:
+        """A session with the same credentials, for requests outside the API (index pages,
+        files), e.g. one per thread."""
+        session = requests.Session()
+        session.auth = self._auth
+        return session
+
     # ---- HTTP ---------------------------------------------------------------------------
 
     def call(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pullthrough import __version__
-from pullthrough.cli import bundles, resources, server
+from pullthrough.cli import bundles, resources, server, warm
 from pullthrough.cli.client import DEFAULT_BASE_URL, Client, CliError
 from pullthrough.cli.tree import Tree, formatter, positive_float
 
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_commands(sub)
     bundles.add_commands(sub)
     resources.add_commands(Tree(sub))
+    warm.add_commands(Tree(sub))
     return parser
 
 
