@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
 from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
+from pullthrough.core.remotes import ordered
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
@@ -390,6 +391,7 @@ class RemoteSettings:
         None, write_only=True, coerce=_pem, help="PEM key of the client certificate."
     )
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    embedded: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @functools.cached_property
     def filters(self) -> FilterSpec:
@@ -469,6 +471,9 @@ class DistributionSettings:
         False, help="Hold the versions that an imported advisory (OSV) says are vulnerable."
     )
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # The keys the embedded defaults gave (no file, no environment variable): applied when the
+    # object is created, never over what the API or CLI set since.
+    embedded: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 REMOTE_FIELDS: tuple[Field, ...] = fields_of(RemoteSettings)
@@ -563,14 +568,31 @@ def load_settings(
             raise ConfigError(f"{where}: file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: invalid TOML: {exc}") from None
-    if "remotes" not in data and "distributions" not in data:
+    embedded = "remotes" not in data and "distributions" not in data
+    if embedded:
         data["remotes"] = [dict(r) for r in DEFAULT_REMOTES]
         data["distributions"] = [dict(d) for d in DEFAULT_DISTRIBUTIONS]
     _apply_env(data, environ)
     try:
-        return build_settings(data)
+        settings = build_settings(data)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    return _mark_embedded(settings) if embedded else settings
+
+
+def _mark_embedded(settings: Settings) -> Settings:
+    """Note which keys of the default remote and distribution still hold the embedded values."""
+
+    def marked(declared: Any, defaults: list[dict[str, str]]) -> Any:
+        (default,) = [d for d in defaults if d["name"] == declared.name] or [{}]
+        same = {k for k, v in default.items() if k != "name" and getattr(declared, k) == v}
+        return replace(declared, embedded=frozenset(same))
+
+    return replace(
+        settings,
+        remotes=tuple(marked(r, DEFAULT_REMOTES) for r in settings.remotes),
+        distributions=tuple(marked(d, DEFAULT_DISTRIBUTIONS) for d in settings.distributions),
+    )
 
 
 def build_settings(data: Mapping[str, Any]) -> Settings:
@@ -608,10 +630,11 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         ):
             for missing in [n for n in named if n not in remote_names]:
                 raise ConfigError(f"distributions[{i}].{key}: no remote named {missing!r}")
-        if dist.remote and dist.remotes and dist.remotes[0] != dist.remote:
-            raise ConfigError(
-                f"distributions[{i}]: remote {dist.remote!r} must be the first of remotes"
-            )
+        if {"remote", "remotes"} <= dist.given:
+            try:
+                ordered([], dist.remote, dist.remotes)
+            except ValueError as exc:
+                raise ConfigError(f"distributions[{i}].remote: {exc}") from None
     return Settings(**sections, remotes=tuple(remotes), distributions=tuple(dists))
 
 

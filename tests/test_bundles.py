@@ -11,6 +11,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -491,6 +492,42 @@ def test_a_bad_bundle_is_refused_whole_with_nothing_changed(
         refused(new_site, rewrite(good, tmp_path / "lie.tar", lie), "the manifest says acme-lib 7")
     finally:
         new_site.close()
+
+
+def test_a_bundle_cannot_lend_a_file_other_metadata_or_requirements(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.tar"
+    bundles(site_a).export("corp", None, good)
+    fake = b"Metadata-Version: 2.1\nName: acme-lib\nVersion: 2.0\nRequires-Dist: evil-package\n"
+
+    def other_metadata(name: str, data: bytes) -> tuple[str, bytes]:
+        if name == MANIFEST:
+            doc = json.loads(data)
+            for package in doc["packages"]:
+                if package["metadata"] and package["filename"].startswith("acme_lib-2.0"):
+                    package["metadata"].update(sha256=sha256(fake).hexdigest(), size=len(fake))
+            return name, json.dumps(doc).encode()
+        return name, fake if name == "metadata/acme_lib-2.0-py3-none-any.whl.metadata" else data
+
+    tampered = rewrite(good, tmp_path / "meta.tar", other_metadata)
+    refused(site_b, tampered, "is not the metadata inside 'files/acme_lib-2.0-py3-none-any.whl'")
+
+    def other_requirement(name: str, data: bytes) -> tuple[str, bytes]:
+        if name != MANIFEST:
+            return name, data
+        doc = json.loads(data)
+        for package in doc["packages"]:
+            package["requires_python"] = "<3"
+        return name, json.dumps(doc).encode()
+
+    bundles(site_b).import_bundle(
+        rewrite(good, tmp_path / "req.tar", other_requirement), "x", actor="t"
+    )
+    # the files' own requires-python, not the manifest's
+    assert {p.requires_python for p in repository_files(site_b, "x").values()} == {
+        p.requires_python for p in repository_files(site_a, "corp").values()
+    }
 
 
 def test_a_bundle_file_that_differs_from_ours_of_the_same_name_is_refused(

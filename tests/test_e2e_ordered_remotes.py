@@ -38,11 +38,15 @@ def test_the_api_keeps_remotes_in_order_and_remote_as_the_first(
         api.run("PATCH", dist["pulp_href"], json=body)
         return api.get(dist["pulp_href"])
 
-    # pulp-cli sets `remote` alone: it replaces the first, the later ones stay
-    assert patched(remote=c)["remotes"] == [c, b]
-    assert patched(remote=b)["remotes"] == [b]  # moved to the front, not listed twice
+    # pulp-cli sets `remote` alone: it comes first, the others stay after it
+    assert patched(remote=c)["remotes"] == [c, a, b]
+    assert patched(remote=b)["remotes"] == [b, c, a]  # moved to the front, not listed twice
     reordered = patched(remotes=[b, a])
     assert (reordered["remote"], reordered["remotes"]) == (b, [b, a])
+    # a full update (PUT) that gives only `remote` is the same write
+    whole = {k: v for k, v in api.get(dist["pulp_href"]).items() if k not in ("remotes",)}
+    api.run("PUT", dist["pulp_href"], json={**whole, "remote": a})
+    assert api.get(dist["pulp_href"])["remotes"] == [a, b]
 
     for body, field, message in (
         ({"remote": a, "remotes": [b]}, "remote", "must be the first of remotes"),
@@ -53,6 +57,9 @@ def test_the_api_keeps_remotes_in_order_and_remote_as_the_first(
         assert resp.status_code == 400, resp.text
         assert message in " ".join(resp.json()[field])
 
+    api.run("PATCH", dist["pulp_href"], json={"remotes": [b, c, a]})
+    api.request("DELETE", c)  # one in the middle: the others keep their order
+    assert api.get(dist["pulp_href"])["remotes"] == [b, a]
     api.request("DELETE", b)  # the first: the next takes its place
     shown = api.get(dist["pulp_href"])
     assert (shown["remote"], shown["remotes"]) == (a, [a])

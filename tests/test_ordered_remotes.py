@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import NormalizedName
+from sqlalchemy import select
 
+from pullthrough.catalog.models import Distribution as DistributionRow
+from pullthrough.catalog.models import Remote
 from pullthrough.config import load_settings
+from pullthrough.core.remotes import ordered
 from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import Distribution, NotFound
 from pullthrough.services.pullthrough import StoredFile, StreamedFile
@@ -133,3 +137,64 @@ def test_an_unreachable_first_remote_fails_rather_than_fall_through(
         assert not upstream.requests_for("app-with-dep")
     finally:
         svc.close()
+
+
+def test_one_rule_orders_remotes_for_the_file_the_api_and_the_cli() -> None:
+    assert ordered(["a", "b"]) == ["a", "b"]  # neither given: unchanged
+    assert ordered(["a", "b"], remote="c") == ["c", "a", "b"]
+    assert ordered(["a", "b"], remote="b") == ["b", "a"]  # moved, not listed twice
+    assert ordered(["a", "b"], remote=None) == []
+    assert ordered(["a"], remotes=["b", "c"]) == ["b", "c"]
+    assert ordered([], remote="b", remotes=["b", "c"]) == ["b", "c"]
+    assert ordered([], remote=None, remotes=[]) == []
+    for remote, remotes in (("a", ["b", "a"]), ("a", []), (None, ["a"])):
+        with pytest.raises(ValueError, match="first of remotes"):
+            ordered([], remote=remote, remotes=remotes)
+
+
+def test_a_failing_remote_leaves_the_project_list_to_the_others(
+    tmp_path: Path, corp: Upstream, upstream: Upstream
+) -> None:
+    svc = start(tmp_path, corp, upstream)
+    try:
+        corp.fail_status = upstream.fail_status = 503
+        with pytest.raises(UpstreamError):  # nothing to list at all
+            main(svc).projects()
+        upstream.fail_status = None
+        listed = main(svc).projects()
+        assert "app-with-dep" in listed.names and "corp-only" not in listed.names
+        assert listed.stale  # asked for again soon
+    finally:
+        svc.close()
+
+
+def remote_names(svc: Services, distribution: str) -> list[str]:
+    with svc.catalog.session() as session:
+        row = session.scalars(select(DistributionRow).where(DistributionRow.name == distribution))
+        return [r.name for r in row.one().remotes]
+
+
+def test_a_restart_keeps_the_order_the_api_set(tmp_path: Path) -> None:
+    """The config sync at start: the embedded default's `remote` never undoes the API's list;
+    a file that names `remote` puts it first and keeps the others."""
+    data = tmp_path / "data"
+    env = {"PULLTHROUGH_SERVER__DATA_DIR": str(data)}
+    svc = build_services(load_settings(None, environ=env))
+    with svc.catalog.session() as session:
+        corp = Remote(name="corp", settings={"url": "http://127.0.0.1:9/simple/"})
+        session.add(corp)
+        dist = session.scalars(select(DistributionRow).where(DistributionRow.name == "pypi")).one()
+        dist.remotes = [corp, *dist.remotes]
+    svc.close()
+    assert remote_names(svc, "pypi") == ["corp", "pypi"]
+    build_services(load_settings(None, environ=env)).close()  # the default config again
+    assert remote_names(svc, "pypi") == ["corp", "pypi"]
+
+    config = tmp_path / "pullthrough.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{data}"\n'
+        '[[remotes]]\nname = "pypi"\nurl = "https://pypi.org/"\n'
+        '[[distributions]]\nname = "pypi"\nbase_path = "pypi"\nremote = "pypi"\n'
+    )
+    build_services(load_settings(config, environ={})).close()
+    assert remote_names(svc, "pypi") == ["pypi", "corp"]  # the file's first, nothing lost

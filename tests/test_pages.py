@@ -190,7 +190,10 @@ def test_counters_are_read_from_the_exposition() -> None:
 # ---- the pages, in process --------------------------------------------------------------------
 
 EXTRA = (
-    '[[distributions]]\nname = "corp-index"\nbase_path = "corp"\nremote = "up"\nprivate = true\n'
+    # a remote that only the private distribution uses: its name and address stay unsaid
+    '[[remotes]]\nname = "corp-mirror"\nurl = "http://10.1.2.3:9/internal/simple/"\n'
+    '[[distributions]]\nname = "corp-index"\nbase_path = "corp"\nremotes = ["corp-mirror", "up"]\n'
+    "private = true\n"
     '[[distributions]]\nname = "secret"\nbase_path = "team/secret"\nremote = "up"\nhidden = true\n'
 )
 
@@ -287,6 +290,7 @@ def test_status_page(client: FlaskClient) -> None:
     (task,) = doc.xpath("//table[@class='tasks']/tbody/tr")
     assert task.xpath("td")[0].text == ORPHAN_CLEANUP
     assert b"team/secret" not in answer.data and b"corp" not in answer.data
+    assert b"10.1.2.3" not in answer.data and b"internal" not in answer.data
     assert "under 0.1% of the limit" in with_class(doc, "td", "cache-size")[0].text
 
 
@@ -307,3 +311,8 @@ def test_text_from_upstreams_is_escaped(tmp_path: Path) -> None:
 class _Dist:
     name = "main"
     base_path = "main"
+
+
+def test_the_upload_url_is_not_a_page(client: FlaskClient) -> None:
+    answer = client.get("/pypi/main/legacy/")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"

@@ -40,6 +40,7 @@ from pullthrough.catalog.versions import content_counts, initial_version, presen
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
+from pullthrough.core.remotes import UNSET, ordered
 from pullthrough.services.auth import new_token
 
 Value = Callable[[Any, "Render"], Any]
@@ -247,19 +248,17 @@ def _distribution_check(session: Session, values: dict[str, Any], row: Any) -> N
 
 
 def _ordered_remotes(values: dict[str, Any], row: Distribution | None) -> None:
-    """`remotes` sets the list; `remote` alone replaces the first (pulp-cli's way); both must
-    agree on the first."""
-    if "remote" not in values:
+    """`remote` and `remotes` become the one list `remotes` (core.remotes.ordered)."""
+    if "remote" not in values and "remotes" not in values:
         return
-    remote = values.pop("remote")
-    if "remotes" in values:
-        first = values["remotes"][0].id if values["remotes"] else None
-        if first != (remote.id if remote is not None else None):
-            raise invalid("remote", "The remote must be the first of remotes.")
-    elif row is not None:
-        values["remotes"] = row.with_first_remote(remote)
-    else:
-        values["remotes"] = [remote] if remote is not None else []
+    try:
+        values["remotes"] = ordered(
+            row.remotes if row is not None else [],
+            values.pop("remote", UNSET),
+            values.get("remotes", UNSET),
+        )
+    except ValueError as exc:
+        raise invalid("remote", str(exc)) from None
 
 
 def _serves_one(values: dict[str, Any]) -> None:

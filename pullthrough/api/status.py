@@ -20,7 +20,7 @@ def status(call: Call) -> Response:
     shown = svc.registry.shown()
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
-    for client in svc.registry.clients():
+    for client in svc.registry.shown_clients():
         name = client.remote.name
         ok, checked = reachable(client)  # asked at most every 30 s (services.health)
         remotes.append(

@@ -203,13 +203,6 @@ class Distribution(Timestamped, Base):
             DistributionRemote(position=i, remote=r) for i, r in enumerate(remotes[1:], 1)
         ]
 
-    def with_first_remote(self, remote: Remote | None) -> list[Remote]:
-        """The remotes after `remote` alone is set (as pulp-cli does): it replaces the first and
-        the later ones stay after it; None clears them all."""
-        if remote is None:
-            return []
-        return [remote] + [r for r in self.remotes[1:] if r.id != remote.id]
-
 
 class ProjectStatus(Timestamped, Base):
     """A local project's status (PEP 792) in one repository: archived refuses uploads,

@@ -515,9 +515,11 @@ def _digest(fh: IO[bytes]) -> tuple[str, int]:
 
 def _validated(path: Path, entry: PackageEntry) -> Package:
     """The catalog entry of a bundle's file: a real distribution of the name and version the
-    manifest gives, with the index fields the manifest carries."""
+    manifest gives, whose PEP 658 metadata (if the bundle has it) is the file's own; the file
+    says what it requires (requires-python), the manifest only what an index adds (upload
+    time, yanks, who uploaded)."""
     try:
-        package, _ = package_from_file(path, entry.filename, sha256=entry.sha256)
+        package, metadata = package_from_file(path, entry.filename, sha256=entry.sha256)
     except (InvalidDistribution, InvalidFilename) as exc:
         raise InvalidBundle(f"{entry.file.path!r}: {exc}") from None
     if (package.name, package.version) != (entry.name, entry.version):
@@ -525,8 +527,13 @@ def _validated(path: Path, entry: PackageEntry) -> Package:
             f"{entry.file.path!r} is {package.name} {package.version}, the manifest says"
             f" {entry.name} {entry.version}"
         )
+    if entry.metadata is not None and (
+        metadata is None or hashlib.sha256(metadata).hexdigest() != entry.metadata.sha256
+    ):
+        raise InvalidBundle(
+            f"{entry.metadata.path!r} is not the metadata inside {entry.file.path!r}"
+        )
     package.upload_time = entry.upload_time
-    package.requires_python = entry.requires_python
     package.yanked = entry.yanked
     package.yanked_reason = entry.yanked_reason
     package.uploaded_by = entry.uploaded_by

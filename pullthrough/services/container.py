@@ -23,6 +23,7 @@ from pullthrough.catalog.db import (
 from pullthrough.catalog.generation import ChangeSignal, Generation
 from pullthrough.catalog.models import Distribution, Remote
 from pullthrough.config import Settings, StorageSettings
+from pullthrough.core.remotes import UNSET, Unset, ordered
 from pullthrough.services import audit, orphans, sync
 from pullthrough.services.advisories import Advisories
 from pullthrough.services.audit import CONFIG_ACTOR
@@ -149,7 +150,8 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
         remotes: dict[str, Remote] = {}
         for declared in settings.remotes:
             row = session.scalar(select(Remote).where(Remote.name == declared.name))
-            given = {k: v for k, v in declared.values().items() if k in declared.given}
+            named = declared.given - (declared.embedded if row is not None else frozenset())
+            given = {k: v for k, v in declared.values().items() if k in named}
             if row is None:
                 row = Remote(name=declared.name, settings=given)
                 session.add(row)
@@ -165,18 +167,19 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             remotes[declared.name] = row
         session.flush()
         for declared_dist in settings.distributions:
-            named = declared_dist.given
-            wanted: dict[str, Any] = {
-                k: getattr(declared_dist, k) for k in named if k not in ("remote", "remotes")
-            }
             dist = session.scalar(
                 select(Distribution).where(Distribution.name == declared_dist.name)
             )
-            if "remotes" in named:
-                wanted["remotes"] = [remotes[n] for n in declared_dist.remotes]
-            elif "remote" in named:
+            named = declared_dist.given - (declared_dist.embedded if dist else frozenset())
+            wanted: dict[str, Any] = {
+                k: getattr(declared_dist, k) for k in named if k not in ("remote", "remotes")
+            }
+            first: Remote | Unset | None = UNSET
+            if "remote" in named:
                 first = remotes[declared_dist.remote] if declared_dist.remote else None
-                wanted["remotes"] = (dist or Distribution()).with_first_remote(first)
+            listed = [remotes[n] for n in declared_dist.remotes] if "remotes" in named else UNSET
+            if named & {"remote", "remotes"}:
+                wanted["remotes"] = ordered(dist.remotes if dist else [], first, listed)
             if dist is None:
                 dist = Distribution(name=declared_dist.name)
                 session.add(dist)

@@ -244,18 +244,31 @@ class Distribution:
             return view
         names: tuple[str, ...] = ()
         expires, stale = math.inf, False
+        failed: list[UpstreamError] = []
         for source in self.remotes:
             listed = source.filters.listed_names()
             if listed is not None:  # an allow-list: no need to ask the upstream
                 names = _union(names, listed)
                 continue
-            cached = source.pages.project_list()
+            try:
+                cached = source.pages.project_list()
+            except UpstreamError as exc:
+                # The other lists still help (the list only points at pages, which decide
+                # what is served); this one is asked for again soon.
+                failed.append(exc)
+                log.warning(
+                    "project list of remote %r left out: %s", source.client.remote.name, exc
+                )
+                expires, stale = min(expires, self.clock() + STALE_RETRY_SECONDS), True
+                continue
             upstream = cached.value.names if isinstance(cached.value, ProjectList) else ()
             if not source.filters.is_trivial:
                 upstream = tuple(source.filters.filter_names(upstream))
             names = _union(names, upstream)
             expires = min(expires, self._expiry(source, cached.fetched_at, cached.stale))
             stale = stale or cached.stale
+        if failed and len(failed) == len(self.remotes) and self.local is None:
+            raise failed[-1]
         if self.local is not None:
             names = _union(names, self.local.names())
         view = self._list = ListView(names, expires, stale)
@@ -295,10 +308,8 @@ def _by_filename(page: ProjectPage) -> dict[str, DistFile]:
     return {f.filename: f for f in page.files}
 
 
-def _merge(local: ProjectPage, remote: ProjectPage | None) -> ProjectPage:
+def _merge(local: ProjectPage, remote: ProjectPage) -> ProjectPage:
     """Local files, then the remote's files of other names (local wins on a filename)."""
-    if remote is None:
-        return local
     have = {f.filename for f in local.files}
     files = local.files + tuple(f for f in remote.files if f.filename not in have)
     return replace(local, files=files)  # the local project's status governs

@@ -75,6 +75,16 @@ class Registry:
         self.all()
         return list(self._clients.values())
 
+    def shown_clients(self) -> list[UpstreamClient]:
+        """The remotes of the distributions anyone may learn of, by name: a remote only a
+        private or hidden distribution uses is not named to everyone (status)."""
+        found = {
+            source.client.remote.name: source.client
+            for base_path in self.shown()
+            for source in self.all()[base_path].remotes
+        }
+        return [found[name] for name in sorted(found)]
+
     def _client(self, remote: Remote) -> UpstreamClient:
         # One client (and connection pool) per remote and configuration.
         key = (remote.id, remote.pulp_last_updated)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -54,6 +54,9 @@ def home() -> Response:
 
 @bp.get("/pypi/<path:base_path>/")
 def distribution_page(base_path: str) -> Response:
+    upload_url = base_path.endswith("/legacy")
+    if upload_url and services().registry.get(base_path.removesuffix("/legacy")) is not None:
+        abort(405, valid_methods=["POST"])  # twine's upload URL (web.upload), not a page
     dist = distribution(base_path)
     query = request.args.get("q", "").strip()[:200]
     matches: list[tuple[str, str]] = []  # (name, normalized: the link)
@@ -118,7 +121,7 @@ def status() -> Response:
     )
     errors = pm.upstream_errors(counters)
     remotes = []
-    for client in sorted(svc.registry.clients(), key=lambda c: c.remote.name):
+    for client in svc.registry.shown_clients():
         ok, checked = reachable(client)
         remotes.append(
             pm.RemoteHealth(
