@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urldefrag, urljoin
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -444,6 +444,31 @@ def test_lone_surrogates_from_a_json_upstream_become_replacement_characters() ->
     simple_json.render_project_page(page, PREFIX, list(page.versions or ()))
     listed = json.dumps({"projects": [{"name": "\udc80abc"}, {"name": ""}]}).encode()
     assert simple_json.parse_project_list(listed) == ProjectList(("\ufffdabc",))
+
+
+URL_PIECES = st.sampled_from(
+    [*"abz09/.?;#=&%:@!$'()*+,-_~ \\", "//", "..", "./", "%2e", "\t", "\u00e9", "[::1]"]
+)
+
+
+@settings(BASE, max_examples=2000)
+@given(
+    st.sampled_from(["https://", "http://", "https://files.example", "http://h:8080", "HTTPS://h"]),
+    st.lists(URL_PIECES, max_size=14),
+)
+@example("https://files.example", ["/", "a", "/", ".", "/", "b"])
+@example("https://", [])
+@example("https://h", ["?"])
+def test_a_file_url_is_read_as_urljoin_would_resolve_it(prefix: str, pieces: list[str]) -> None:
+    """The JSON parser skips urljoin for plain absolute links (a big page's parse time): the
+    URL it keeps is always the one urljoin and urldefrag give."""
+    link = prefix + "".join(pieces)
+    body = json.dumps({"files": [{"filename": "a-1.0.tar.gz", "url": link}]}).encode()
+    try:
+        page = simple_json.parse_project_page(body, PAGE_URL, "a")
+    except InvalidPage:
+        return  # a link urljoin cannot read either
+    assert page.files[0].url == urldefrag(urljoin(PAGE_URL, link))[0]
 
 
 # ---- simple pages: whatever an upstream sends --------------------------------------------------

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urldefrag, urljoin
 
+from pullthrough.core import jsontext
 from pullthrough.core.filenames import offerable
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 from pullthrough.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~%!$&'()*+,=:@/-]*")
 API_VERSION = "1.1"
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidPage(f"unreadable JSON index page: {exc}") from None
     if not isinstance(data, dict):
@@ -32,13 +33,19 @@ def _text(value: object) -> str | None:
     carry and UTF-8 cannot, becomes U+FFFD); anything not a string: None."""
     if not isinstance(value, str):
         return None
-    return _SURROGATE.sub("\ufffd", value)
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
 
 
 def _metadata(value: object) -> bool | dict[str, str]:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return clean_hashes(value) or True
     return bool(value)
+
+
+def _plain_absolute(link: str) -> bool:
+    """An absolute http(s) URL that urljoin would return unchanged (PyPI's links: a host, a
+    path, no query, fragment or dot segment): most of a big page's parse time, saved."""
+    return _PLAIN_ABSOLUTE.fullmatch(link) is not None and "/." not in link
 
 
 def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
@@ -47,7 +54,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
     filename, link = _text(entry["filename"]), _text(entry["url"])
     if not filename or link is None:
         raise TypeError("a file entry needs a filename and a url that are strings")
-    url, _ = urldefrag(urljoin(page_url, link))
+    url = link if _plain_absolute(link) else urldefrag(urljoin(page_url, link))[0]
     yanked = entry.get("yanked", False)
     metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")
@@ -56,7 +63,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
     return DistFile(
         filename=filename,
         url=url,
-        hashes=clean_hashes(hashes) if isinstance(hashes, Mapping) else {},
+        hashes=clean_hashes(hashes) if isinstance(hashes, dict) else {},
         requires_python=_text(entry.get("requires-python")) or None,
         yanked=_text(yanked) or True if isinstance(yanked, str) and yanked else bool(yanked),
         core_metadata=_metadata(metadata),
@@ -136,9 +143,9 @@ def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str])
         data["project-status"] = {"status": page.status}
         if page.status_reason:
             data["project-status"]["reason"] = page.status_reason
-    return json.dumps(data, separators=(",", ":")).encode()
+    return jsontext.dumps(data)
 
 
 def render_project_list(names: list[str] | tuple[str, ...]) -> bytes:
     data = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
-    return json.dumps(data, separators=(",", ":")).encode()
+    return jsontext.dumps(data)

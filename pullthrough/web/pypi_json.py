@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-from flask import Blueprint, json, redirect, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from packaging.utils import NormalizedName
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.catalog.models import Package
+from pullthrough.core import jsontext
 from pullthrough.core.advisories import vulnerabilities
 from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.metadata import PackageMetadata
@@ -109,12 +110,11 @@ def _render(
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
     if (release := parse_version(wanted or "")) is not None:  # the release the answer is about
         body["vulnerabilities"] = vulnerabilities(dist.advisories(name), name, release)
-    max_age = dist.ttl
     answer = rendered(
-        json.dumps(body).encode(),
+        jsontext.dumps(body),
         "application/json",
         stale=view.stale,
-        max_age=max_age,
+        max_age=dist.ttl,
         private=dist.private,
     )
     return answer, metadata is not None

@@ -17,7 +17,7 @@ from flask import Response, request
 from pullthrough.web.common import STALE_HEADER, etag_matches, etag_of
 
 GZIP_MIN_BYTES = 1024  # below this, gzip saves less than its own header and the CPU it costs
-GZIP_LEVEL = 6
+GZIP_LEVEL = 3  # a 2 MB page: 14 ms and 10% more bytes than level 6 (35 ms); small pages alike
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,7 @@ def _content_prefix(dist: Distribution) -> str:
 
 
 def _rendered(body: bytes, fmt: Format, stale: bool, dist: Distribution) -> Rendered:
-    ttl = dist.ttl
-    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=ttl, private=dist.private)
+    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=dist.ttl, private=dist.private)
 
 
 def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:

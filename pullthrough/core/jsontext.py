@@ -1,0 +1,26 @@
+"""JSON for index pages: orjson (about 1.5x faster reading and 8x faster writing a PyPI-sized
+page than the stdlib), with the stdlib for what orjson refuses but JSON allows - a lone
+surrogate escape (`"\\ud800"`) in a page we read, an integer beyond 64 bits in one we write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def loads(body: bytes) -> Any:
+    """Raises ValueError (json.JSONDecodeError) for text that is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)  # lone surrogates; or the stdlib's error, which names the spot
+
+
+def dumps(data: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    try:
+        return orjson.dumps(data)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
