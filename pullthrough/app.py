@@ -22,8 +22,9 @@ from pullthrough.services.uploads import UploadForbidden, UploadRefused
 from pullthrough.storage.store import StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, metrics, pages, pypi_json, simple, upload
-from pullthrough.web.common import plain_with_reason
+from pullthrough.web.common import SHARED, plain_with_reason
 from pullthrough.web.fastpath import WarmPages
+from pullthrough.web.shared import SharedRenders
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
-    warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics)
+    shared = app.extensions[SHARED] = SharedRenders(services.renders_cache)
+    warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics, shared)
     app.wsgi_app = warm_pages  # type: ignore[method-assign]
     blueprints = (
         simple.bp,

@@ -139,3 +139,27 @@ def test_metrics_in_one_process(
     assert value(samples, "pullthrough_cache_evictions_total") == 2
     assert value(samples, "pullthrough_tasks", state="completed") == 1
     assert value(samples, "pullthrough_tasks", state="running") == 0
+
+
+def test_every_worker_sends_a_page_another_rendered(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A page is rendered once, by one worker; the other sends that rendering from its first
+    request for it (web.shared), whichever worker each connection reaches."""
+    server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"), workers=2)
+    page = server.index() + "shelf-reader/"
+    first = fresh_get(page, Accept=JSON, **{"Accept-Encoding": "gzip"})
+    assert first.status_code == 200
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(10):  # batches until both workers have answered some
+            answers = list(
+                pool.map(
+                    lambda _: fresh_get(page, Accept=JSON, **{"Accept-Encoding": "gzip"}),
+                    range(40),
+                )
+            )
+            assert all(a.content == first.content for a in answers)
+            if sum(1 for count in pages_per_worker(server.data_dir) if count) >= 2:
+                break
+    assert sum(1 for count in pages_per_worker(server.data_dir) if count) == 2
+    assert value(scrape(server), "pullthrough_page_renders_total") == 1

@@ -62,6 +62,7 @@ class Services:
     registry: Registry
     advisories: Advisories
     pages_cache: diskcache.Cache
+    renders_cache: diskcache.Cache  # rendered pages every worker may send (web.shared)
     pullthrough: PullThrough
     uploads: Uploads
     auth: Authenticator
@@ -95,6 +96,7 @@ class Services:
         for client in self.registry.clients():
             client.close()
         self.pages_cache.close()
+        self.renders_cache.close()
         self.counters.close()
         self.ledger.close()
         self.locks.close()
@@ -264,6 +266,9 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         advisories=advisories,
         pages_cache=pages_cache,
+        renders_cache=diskcache.Cache(
+            str(data / "renders"), eviction_policy="least-recently-used", size_limit=2**30
+        ),
         pullthrough=PullThrough(
             store, ledger, locks, CachedContent(catalog, store), metrics=metrics
         ),

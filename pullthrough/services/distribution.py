@@ -127,6 +127,7 @@ class Distribution:
         self.hold_advisories = hold_advisories
         self.private = private
         self.clock = clock
+        self.generation: bytes | None = None  # the catalog's, when the registry built it
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
         self._list: ListView | None = None
         self._lock = threading.Lock()

@@ -98,6 +98,11 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=own,
         )
+        self.renders = Counter(
+            "pullthrough_page_renders",
+            "Project pages rendered (then sent from memory, by every worker, until they expire)",
+            registry=own,
+        )
         self.evictions = Counter(
             "pullthrough_cache_evictions",
             "Cached files evicted (least recently used, over cache.max_size)",

@@ -60,6 +60,8 @@ class Registry:
             with self._lock:
                 if token != self._token:
                     self._distributions = self._load()
+                    for dist in self._distributions.values():
+                        dist.generation = token
                     self._token = token
         return self._distributions
 

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Response, current_app, request
 
 from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.distribution import Distribution, NotFound
 
+if TYPE_CHECKING:
+    from pullthrough.web.shared import SharedRenders  # which imports this module
+
 STALE_HEADER = "X-Pullthrough-Stale"  # set when the upstream failed and a cached copy is served
+
+
+SHARED = "pullthrough.shared_renders"
 
 
 def services() -> Services:
     return cast(Services, current_app.extensions[EXTENSION])
+
+
+def shared_renders() -> SharedRenders:
+    return cast("SharedRenders", current_app.extensions[SHARED])
 
 
 def distribution(base_path: str, *, reading: bool = True) -> Distribution:

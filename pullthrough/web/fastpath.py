@@ -1,8 +1,9 @@
 """The hot path: warm simple project pages answered below Flask.
 
 A page this process has rendered and still holds fresh is sent straight from its memo, skipping
-Flask's request context, routing and response objects (about 60 us of CPU per request). Anything
-else - a cold or expired page, a query string, a non-normalized name, an unknown base path -
+Flask's request context, routing and response objects (about 6 us of the app's CPU per request;
+gunicorn's own work is most of the rest); so is a page another worker rendered (web.shared).
+Anything else - a cold or expired page, a query string, a non-normalized name, an unknown base path -
 falls through to the Flask app unchanged, which renders the memo this path then serves.
 Each answer here costs one counter increment (pullthrough_http_requests_total, kind page).
 """
@@ -17,14 +18,18 @@ from pullthrough.services.registry import Registry
 from pullthrough.web.common import etag_matches
 from pullthrough.web.negotiation import choose_format
 from pullthrough.web.rendered import Rendered, accepts_gzip
+from pullthrough.web.shared import SharedRenders
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class WarmPages:
-    def __init__(self, app: WSGIApp, registry: Registry, metrics: Metrics) -> None:
+    def __init__(
+        self, app: WSGIApp, registry: Registry, metrics: Metrics, shared: SharedRenders
+    ) -> None:
         self.app = app
         self.registry = registry
+        self.shared = shared
         self._counted_200 = metrics.requests.labels(PAGE, "200")  # bound once: one inc each
         self._counted_304 = metrics.requests.labels(PAGE, "304")
 
@@ -59,5 +64,5 @@ class WarmPages:
         if dist is None or dist.private or fmt is None:  # private: Flask checks the reader
             return None
         if (view := dist.fresh_view(project)) is None:
-            return None
+            return self.shared.get(dist, project, fmt)  # another worker's rendering
         return cast(Rendered | None, view.renders.get(fmt))

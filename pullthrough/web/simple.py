@@ -11,7 +11,7 @@ from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import project_versions
 from pullthrough.core.names import normalize_project
 from pullthrough.services.distribution import Distribution, ListView, PageView
-from pullthrough.web.common import distribution
+from pullthrough.web.common import distribution, services, shared_renders
 from pullthrough.web.negotiation import ACCEPTABLE, CONTENT_TYPES, Format, choose_format
 from pullthrough.web.rendered import Rendered, rendered, respond
 
@@ -38,8 +38,9 @@ def _rendered(body: bytes, fmt: Format, stale: bool, dist: Distribution) -> Rend
     return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=dist.ttl, private=dist.private)
 
 
-def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
-    """The page in `fmt`, rendered once per view (memoized on it)."""
+def render_page(view: PageView, dist: Distribution, fmt: Format, project: str) -> Rendered:
+    """The page in `fmt`, rendered once per view (memoized on it, and shared with the other
+    workers)."""
     if (done := view.renders.get(fmt)) is None:
         prefix = _content_prefix(dist)
         if fmt is Format.V1_JSON:
@@ -47,6 +48,8 @@ def render_page(view: PageView, dist: Distribution, fmt: Format) -> Rendered:
         else:
             body = simple_html.render_project_page(view.page, prefix)
         done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist)
+        services().metrics.renders.inc()
+        shared_renders().put(dist, project, fmt, view.expires_at, done)
     return cast(Rendered, done)
 
 
@@ -81,4 +84,4 @@ def project_page(base_path: str, project: str) -> BaseResponse:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)
-    return respond(render_page(view, dist, fmt))
+    return respond(render_page(view, dist, fmt, name))
