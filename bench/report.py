@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable, Sequence
 
 from bench.load import Series
 from bench.results import Case, RunResults, SyncResults
@@ -74,7 +75,9 @@ def print_run_report(
     wrk_files: bool,
     total: float,
     pip_reps: int,
+    extra: Sequence[tuple[Callable[[], None], Callable[[], None]]] = (),
 ) -> None:
+    """extra: more sections, each (print its tables, print its goal lines)."""
     tool = "wrk -t2" if used_wrk else "python load loop"
     print()
     print(
@@ -138,6 +141,8 @@ def print_run_report(
         print(table(["index", "best s", "all runs s", "vs upstream"], rows))
     print_s3_section(res, pip_reps)
     print_big_page_section(res, pip_reps)
+    for section, _ in extra:
+        section()
     print()
     print(
         "CPU % = the server's process tree (100 = one core); other % = the rest of the machine "
@@ -193,6 +198,8 @@ def print_run_report(
         else worst <= GOAL_BIG_PAGE_VS_UPSTREAM,
         ", ".join(f"{k} x{fmt(r, '.2f')}" for k, r in big_ratios.items()) or "x n/a",
     )
+    for _, goals in extra:
+        goals()
     print_notes(res.notes)
     print()
     print(f"total {total:.0f}s")

@@ -6,7 +6,8 @@ Run from the repository root:  .venv/bin/python bench/run.py [--quick]
 It builds a PEP 503 upstream index of small generated wheels (served by nginx), then measures
 in one run:
   (a) warm project page: requests/s and server CPU per request, 8 keep-alive connections
-      (wrk), for pullthrough, proxpi and nginx serving the same page bytes as a static file;
+      (wrk), for pullthrough, proxpi and nginx serving the same page bytes as a static file,
+      and for pullthrough behind the nginx front users deploy (deploy/nginx.conf, its cache);
   (b) warm file download MB/s with 4 connections, pullthrough vs nginx serving the same bytes;
   (c) a cold `pip download --no-deps` of 25 projects through a freshly started pullthrough
       (empty data dir) vs straight from the upstream (and, for reference, a fresh proxpi);
@@ -16,6 +17,9 @@ in one run:
   (e) a big project page (4,000 files, 2.5 MB as PEP 691 JSON): its first GET through a freshly
       started pullthrough vs straight from the upstream, HTML and JSON; and warm, its bytes and
       time with and without gzip.
+  (f) memory (bench/memory.py): the workers' RSS after 100,000 warm requests and after 1,000
+      cold projects (quick: 20,000 and 300), and what a 700,000-name project list costs each
+      worker (`--no-memory` skips it, `--memory-only` runs it alone).
 
 Everything listens on 127.0.0.1 only; every loop is bounded in count and time; all processes
 it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
@@ -43,7 +47,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # to import the `bench` package
 
 from bench.common import BenchError, find_link, http_get, log, split_url
+from bench.front import front_cases, print_front_goals, print_front_section, start_front
 from bench.load import Loader, Target, measure, pip_download
+from bench.memory import (
+    MemoryResults,
+    memory_plan,
+    print_memory_goals,
+    print_memory_report,
+    print_memory_section,
+    run_safely,
+)
 from bench.report import print_run_report
 from bench.results import RunResults
 from bench.s3 import Seaweed, seaweed_available, start_seaweed
@@ -110,6 +123,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--no-s3", action="store_true", help="skip (d), files on S3 vs local disk")
     ap.add_argument("--python-load", action="store_true", help="use the Python loop, not wrk")
     ap.add_argument("--wrk-files", action="store_true", help="(b) with wrk, not the Python loop")
+    ap.add_argument("--no-memory", action="store_true", help="skip (f), worker memory")
+    ap.add_argument("--memory-only", action="store_true", help="run (f) alone (~1 min)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return ap.parse_args()
 
@@ -120,7 +135,7 @@ def main() -> int:
     nginx, wrk = ensure_tools(want_wrk=True)
     if args.python_load:
         wrk = None
-    proxpi_bin = None if args.no_proxpi else ensure_proxpi()
+    proxpi_bin = None if args.no_proxpi or args.memory_only else ensure_proxpi()
     have_pt, why = (False, "--no-pullthrough") if args.no_pullthrough else pullthrough_available()
     if not have_pt:
         log(f"pullthrough unavailable: {why}")
@@ -149,6 +164,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pullthrough-bench-"))
     res = RunResults()
+    mem = MemoryResults(
+        skipped="--no-memory" if args.no_memory else ("" if have_pt else f"pullthrough: {why}")
+    )
     res.s3.skipped = s3_why
     res.big.skipped = "" if have_pt else f"pullthrough unavailable ({why})"
     if not have_pt:
@@ -159,7 +177,11 @@ def main() -> int:
     try:
         # `later` holds SeaweedFS, started after (a); both stop it all on exit or SIGTERM.
         with Procs() as procs, ExitStack() as later:
-            run_all(procs, later, nginx, work, plan, res)
+            if not args.memory_only:
+                run_all(procs, later, nginx, work, plan, res)
+            if not args.no_memory and have_pt:  # (f), its own upstream and servers
+                mem_plan = memory_plan(args.quick, plan.workers, plan.threads, wrk)
+                run_safely(procs, nginx, work, mem_plan, mem)
     except BenchError as exc:
         log(f"FAILED: {exc}")
         res.notes.append(f"run aborted: {exc}")
@@ -171,6 +193,10 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    if args.memory_only:
+        mem.notes += res.notes
+        print_memory_report(mem, time.monotonic() - t_start)
+        return rc
     print_run_report(
         res,
         plan.seconds,
@@ -179,6 +205,10 @@ def main() -> int:
         bool(wrk and args.wrk_files),
         time.monotonic() - t_start,
         plan.pip_reps,
+        [
+            (lambda: print_front_section(res), lambda: print_front_goals(res)),
+            (lambda: print_memory_section(mem), lambda: print_memory_goals(mem)),
+        ],
     )
     return rc
 
@@ -236,8 +266,17 @@ def run_all(
             cases[(server, fmt_name)] = Target(url, {"Accept": accept}, pid)
         static_url = f"{static.url}/{static_pages[fmt_name]}"
         cases[("nginx-static", fmt_name)] = Target(static_url, {"Accept": accept}, static.pid)
+    front = None
+    if pt is not None:  # the same page through deploy/nginx.conf (issue 12, goal 6)
+        try:
+            front = start_front(later, nginx, work, pt)
+            cases.update(front_cases(front, pt, page_targets["pullthrough"][0], FORMATS))
+        except BenchError as exc:
+            res.notes.append(f"(a) nginx front: {exc}")
     loader = Loader(plan.wrk, work)
     measure(res.notes, "(a)", res.pages, loader, cases, 8, plan.seconds, plan.warmup, plan.rounds)
+    if front is not None:
+        front.stop()
 
     # ---- (b) warm file download, 4 connections; (d)'s server with files on S3 in its rounds
     seaweed = start_s3(later, work, res) if plan.s3 else None

@@ -96,6 +96,13 @@ def parse_bind(value: object) -> str:
     return text
 
 
+def _uri_prefix(value: object) -> str:
+    text = str(value)
+    if text and not re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", text):
+        raise ValueError(f"expected empty or a path such as /_pullthrough/files/, got {value!r}")
+    return text
+
+
 def _name(value: object) -> str:
     text = str(value)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
@@ -217,6 +224,14 @@ class ServerSettings:
     threads: int = setting(32, minimum=1, help="Threads per worker (requests wait on I/O).")
     max_upload_size: int = size(2 * 2**30, help="Bytes; larger uploads get 413.")
     embedded_worker: bool = setting(True, help="Run background tasks in the server processes.")
+    accel_redirect: str = setting(
+        "",
+        clean=_uri_prefix,
+        help="Empty: stored files are sent by the server. Else the prefix of the nginx front's"
+        " internal location for data_dir/artifacts (deploy/nginx.conf: /_pullthrough/files/):"
+        " a stored file, once its access is checked, is answered with X-Accel-Redirect and"
+        " nginx sends it (local storage only).",
+    )
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,14 @@ every directive but the addresses and paths (tests/test_e2e_slow_clients.py runs
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from pullthrough import gunicorn_conf
 from pullthrough.config import ServerSettings
+from pullthrough.web.rendered import accepts_gzip, rendered
 from support.nginx import DEPLOY_SITE, Directive, find, parse, render_site
 from support.upstream import HTML_V1, JSON_V1
 
@@ -97,3 +101,117 @@ def test_the_tests_rendering_changes_only_addresses_and_paths() -> None:
     assert kept([d for d in SITE if d.name == "upstream"]) == kept(
         [d for d in rendered if d.name == "upstream"]
     )
+
+
+# ---- the page cache
+
+
+def map_value(variable: str, value: str) -> str:
+    """What the site's `map ... $variable` gives for `value` (nginx: exact strings first, then
+    the regexes in order, `~*` ignoring case; else the default)."""
+    found = [d for d in SITE if d.name == "map" and d.args[1] == variable]
+    assert len(found) == 1 and found[0].block is not None, variable
+    entries = [(d.name.strip("\"'"), d.args[0].strip("\"'")) for d in found[0].block]
+    default = dict(entries).get("default", "")
+    for pattern, result in entries:
+        if pattern == value and not pattern.startswith("~"):
+            return result
+    for pattern, result in entries:
+        if pattern.startswith("~"):
+            flags = re.IGNORECASE if pattern.startswith("~*") else 0
+            if re.search(pattern.lstrip("~*"), value, flags):
+                return result
+    return default
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "gzip", "gzip, deflate", "gzip, deflate, br", "br, gzip", "deflate", "identity",
+     "GZIP", "x-gzip", "gzip;q=0", "gzip; q=0.0, deflate", "deflate, gzip;q=0.5", "br;q=1, gzip",
+     "gzipped", "*", "gzip;q=1.0"],
+)  # fmt: skip
+def test_the_cache_keys_gzip_as_the_app_decides_it(header: str) -> None:
+    """The key's encoding (also what the app is sent) never says gzip where the app would not
+    compress; `*` alone is sent as identity, which such a client takes too."""
+    mapped = map_value("$pullthrough_gzip", header)
+    assert mapped in ("", "gzip")
+    assert (mapped == "gzip") == (accepts_gzip(header) and header != "*"), header
+    if mapped == "gzip":
+        assert accepts_gzip(mapped)
+
+
+def test_only_public_reusable_answers_are_stored() -> None:
+    def stored(cache_control: str) -> bool:
+        return map_value("$pullthrough_no_store", cache_control) == "0"
+
+    public = rendered(b"x", "text/html", stale=False, max_age=600)
+    private = rendered(b"x", "text/html", stale=False, max_age=600, private=True)
+    repository = rendered(b"x", "text/html", stale=False, max_age=0)
+    assert stored(dict(public.headers)["Cache-Control"])
+    assert not stored(dict(private.headers)["Cache-Control"])
+    assert not stored(dict(repository.headers)["Cache-Control"])
+    for other in (
+        "",
+        "no-cache",
+        "private, no-cache",
+        "no-store",
+        "public, no-cache",
+        "max-age=31536000, immutable",
+        "max-age=00, public",
+        "PRIVATE, max-age=9",
+    ):
+        assert not stored(other), other
+    assert stored("public, max-age=1") and stored("max-age=10, public")
+
+
+def test_the_page_cache_leaves_freshness_and_access_to_the_app() -> None:
+    locations = find(SITE, "location")
+    cached = [d for d in locations if any(c.name == "proxy_cache" for c in d.block or [])]
+    assert len(cached) == 1 and cached[0].block is not None
+    block = cached[0].block
+    pattern = re.compile(cached[0].args[-1])
+    for path in (
+        "/pypi/main/simple/",
+        "/pypi/main/simple/demo/",
+        "/pypi/a/b/simple/demo/",
+        "/pypi/main/pypi/demo/json",
+        "/pypi/main/pypi/demo/1.0/json",
+    ):
+        assert pattern.search(path), path
+    for path in (
+        "/pypi/main/",
+        "/pypi/main/legacy/",
+        "/pulp/content/main/demo-1.0.tar.gz",
+        "/pulp/api/v3/status/",
+        "/pypi/main/simple/demo/x/",
+        "/metrics",
+    ):
+        assert not pattern.search(path), path
+    assert one("proxy_cache_valid", block) == ["200", "1s"]  # the documented bound: 2 s
+    assert set(one("proxy_ignore_headers", block)) == {"Cache-Control", "Expires", "Vary"}
+    assert one("proxy_no_cache", block) == ["$pullthrough_no_store"]
+    assert one("proxy_cache_bypass", block) == ["$http_authorization"]
+    assert one("proxy_cache_revalidate", block) == ["on"]
+    assert one("proxy_cache_lock", block) == ["off"]
+    assert not find(block, "proxy_cache_use_stale")
+    key = one("proxy_cache_key", block)[0]
+    for part in ("$scheme", "$http_host", "$request_uri", "$http_accept", "$pullthrough_gzip"):
+        assert part in key, part
+    headers = {d.args[0]: d.args[1] for d in find(SITE, "proxy_set_header")}
+    assert headers["Accept-Encoding"] == "$pullthrough_gzip"  # the app is asked what is keyed
+
+
+def test_the_tests_rendering_moves_the_page_cache() -> None:
+    rendered_site = parse(
+        render_site(DEPLOY_SITE.read_text(), port=1, upstream_port=2, logs=Path("/t/logs"))
+    )
+    original, moved = one("proxy_cache_path"), one("proxy_cache_path", rendered_site)
+    assert moved == ["/t/cache", *original[1:]]
+
+
+def test_stored_files_come_from_an_internal_location_only() -> None:
+    files = [d for d in find(SITE, "location") if d.args == ["/_pullthrough/files/"]]
+    assert len(files) == 1 and files[0].block is not None
+    assert one("internal", files[0].block) == []  # X-Accel-Redirect only, never a client
+    assert one("alias", files[0].block)[0].endswith("/artifacts/")  # data_dir/artifacts
+    assert ServerSettings().accel_redirect == ""  # off unless set to that prefix

@@ -100,8 +100,10 @@ def test_counts_add_up_over_the_workers(
     assert value(samples, "pullthrough_cache_limit_bytes") == 20 * 10**9
     seconds = "pullthrough_upstream_request_seconds_count"
     assert value(samples, seconds, remote="up", kind="file") == 1  # the one cold download
-    # shelf-reader's page, the project list and no-such-project's 404: each fetched once
-    assert value(samples, seconds, remote="up", kind="page") == 3
+    # shelf-reader's page (once per worker at most), the project list, no-such-project's 404
+    pages_fetched = len([r for r in upstream.log if r.server == "index" and r.method == "GET"])
+    assert 3 <= pages_fetched <= 4, [(r.method, r.path, r.status) for r in upstream.log]
+    assert value(samples, seconds, remote="up", kind="page") == pages_fetched
     for reason in ("held", "blocked", "quarantined"):
         key = (
             "pullthrough_policy_refusals_total",

@@ -23,6 +23,7 @@ from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import StoredFile, StreamedFile
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
+from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
 from support.servers import config_text
 from support.upstream import Upstream
@@ -126,6 +127,25 @@ def test_a_file_is_fetched_once_then_served_from_the_store(
     with services.catalog.session() as session:
         cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
         assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
+
+
+def test_metadata_of_a_cached_wheel_is_served_while_the_upstream_is_down(
+    services: Services, upstream: Upstream
+) -> None:
+    """The page names a `.metadata` file; it was never fetched, but the wheel was: with the
+    upstream gone, the wheel's own METADATA answers, once it matches the page's hash."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    wheel = "app_with_dep-1.0-py3-none-any.whl"
+    (expected,) = [f for f in upstream.files_for("app-with-dep") if f.filename == wheel]
+    with closing(services.pullthrough.ensure(dist, *dist.find_file(wheel)).file):
+        pass
+    upstream.fail_status = 503
+    data, _ = services.pullthrough.metadata(dist, wheel)
+    assert data == expected.metadata
+    assert upstream.requests_for(wheel + ".metadata")  # it was asked first, and failed
+    with pytest.raises(UpstreamError):  # not cached: nothing to answer from
+        services.pullthrough.metadata(dist, "meta_lib-2.0-py3-none-any.whl")
 
 
 def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(

@@ -4,7 +4,9 @@ streamed to the first client, hash-checked, then made visible and recorded as or
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -65,6 +67,28 @@ class StreamedFile:
         self.chunks.close()  # the download itself goes on in its own thread
 
 
+@dataclass
+class RangedFile:
+    """Part of a file not stored yet, as the upstream sends it (206): bytes `start` to `end`
+    (inclusive) of `total`. A part cannot be checked against the file's digest; the whole file
+    is fetched into the cache alongside, verified as always. Iterate it, and close it."""
+
+    chunks: Generator[bytes, None, None]
+    start: int
+    end: int
+    total: int | None
+    stale: bool = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.chunks.close()
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
 class _Progress:
     """A download's state, shared by the thread that fetches it and the client that tails it."""
 
@@ -111,6 +135,8 @@ class PullThrough:
         self.locks = locks
         self.events = events
         self.wait_timeout = wait_timeout
+        self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
+        self._prefetch_lock = threading.Lock()
 
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
         if sha256 is None or (opened := self.store.open(sha256)) is None:
@@ -150,17 +176,7 @@ class PullThrough:
             self.metrics.cache_hits.inc()
             return stored
         url, expected, size = entry.url, dict(entry.hashes), entry.size
-        client, keep = dist.origin(entry, view)
-        if client is None or not url:
-            raise NotFound(
-                f"{describe_url(url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"
-            )
-        metadata = entry.filename.endswith(".metadata")  # vouched for by the page itself
-        if not entry.sha256 and not metadata and not client.remote.allow_unhashed:
-            raise UpstreamRefused(
-                f"refused: the upstream lists {entry.filename!r} without a sha256, so its bytes"
-                " cannot be checked; set the remote's allow_unhashed to fetch it"
-            )
+        client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
         if not lock.acquire(timeout=0, blocking=False):
             # Another thread or worker is downloading it: wait, then serve its result.
@@ -223,6 +239,81 @@ class PullThrough:
                 raise error
             raise UpstreamError(str(error))
         return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
+
+    def _source(
+        self, dist: Distribution, entry: DistFile, view: PageView
+    ) -> tuple[UpstreamClient, bool]:
+        """The client to fetch a listed file with, and whether to keep it; NotFound without a
+        remote, UpstreamRefused for bytes that could not be checked."""
+        client, keep = dist.origin(entry, view)
+        if client is None or not entry.url:
+            raise NotFound(
+                f"{describe_url(entry.url) or entry.filename!r} is not stored and distribution {dist.base_path!r} has no remote"
+            )
+        metadata = entry.filename.endswith(".metadata")  # vouched for by the page itself
+        if not entry.sha256 and not metadata and not client.remote.allow_unhashed:
+            raise UpstreamRefused(
+                f"refused: the upstream lists {entry.filename!r} without a sha256, so its bytes"
+                " cannot be checked; set the remote's allow_unhashed to fetch it"
+            )
+        return client, keep
+
+    def open_range(
+        self, dist: Distribution, filename: str, byte_range: str
+    ) -> StoredFile | RangedFile | None:
+        """A Range request (one range): the stored file (the caller cuts the range), or, for a
+        file not stored yet, that range from the upstream at its pace while the whole file is
+        fetched into the cache alongside (single-flight, as `open`); None when the upstream
+        does not answer with that range (the caller sends the whole file instead)."""
+        entry, view = dist.find_file(filename)
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+            self.metrics.cache_hits.inc()
+            return stored
+        client, _ = self._source(dist, entry, view)
+        self._prefetch(dist, entry, view)
+        resp = client.open_range(entry.url, byte_range)
+        found = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if resp.status_code != 206 or found is None:
+            resp.close()
+            return None
+        start, end = int(found[1]), int(found[2])
+        total = None if found[3] == "*" else int(found[3])
+        if end < start or (total is not None and entry.size is not None and total != entry.size):
+            resp.close()  # not the file the page describes
+            return None
+
+        def chunks() -> Generator[bytes, None, None]:
+            with resp:
+                sent = 0
+                for chunk in client.iter_body(resp, entry.url):
+                    chunk = chunk[: end - start + 1 - sent]  # never more than the range
+                    sent += len(chunk)
+                    yield chunk
+                    if sent > end - start:
+                        break
+            if sent <= end - start:
+                raise UpstreamError(f"upstream cut a range short: {describe_url(entry.url)}")
+
+        return RangedFile(chunks(), start, end, total, view.stale)
+
+    def _prefetch(self, dist: Distribution, entry: DistFile, view: PageView) -> None:
+        """Fetch the whole file into the cache in the background (once per process at a time;
+        across processes the download lock keeps it to one)."""
+        with self._prefetch_lock:
+            if entry.url in self._prefetching:
+                return
+            self._prefetching.add(entry.url)
+
+        def fetch() -> None:
+            try:
+                self.ensure(dist, entry, view).file.close()
+            except Exception as exc:
+                log.warning("fetching %s for the cache failed: %s", describe_url(entry.url), exc)
+            finally:
+                with self._prefetch_lock:
+                    self._prefetching.discard(entry.url)
+
+        threading.Thread(target=fetch, name="pullthrough-prefetch", daemon=True).start()
 
     def _fetch(
         self,
@@ -327,28 +418,52 @@ class PullThrough:
         return stored
 
     def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
-        """PEP 658 metadata of a listed file: the upstream's `.metadata` file when it has one,
-        else the METADATA of the wheel (fetched into the cache if need be)."""
+        """PEP 658 metadata of a listed file: the upstream's `.metadata` file when it has one
+        (or, when that cannot be fetched, the same bytes from the wheel if it is cached), else
+        the METADATA of the wheel (fetched into the cache if need be)."""
         entry, view = dist.find_file(filename)
         if entry.core_metadata:
             hashes = entry.core_metadata if isinstance(entry.core_metadata, Mapping) else {}
             url = entry.url + ".metadata" if entry.url else ""
             metadata_entry = DistFile(entry.filename + ".metadata", url, hashes)
-            stored = self.ensure(dist, metadata_entry, view)
-        elif filename.endswith(".whl"):
-            wheel = self.ensure(dist, entry, view)
-            wheel.file.close()
-            try:  # size-capped and link-refusing, like every metadata read
-                with self.store.local_path(wheel.sha256) as path:
-                    return read_metadata(path, filename).raw, view.stale
-            except FileNotFoundError:  # evicted meanwhile
-                raise UpstreamError(f"{filename!r} left the cache while being read") from None
-            except InvalidDistribution as exc:
-                raise NotFound(f"No metadata for {filename!r}: {exc}") from None
-        else:
+            try:
+                stored = self.ensure(dist, metadata_entry, view)
+            except UpstreamError:
+                if (inside := self._cached_metadata(entry, view, hashes)) is None:
+                    raise
+                return inside, view.stale
+            with stored.file:
+                return stored.file.read(), view.stale
+        if not filename.endswith(".whl"):
             raise NotFound(f"No metadata file for {filename!r}")
-        with stored.file:
-            return stored.file.read(), view.stale
+        wheel = self.ensure(dist, entry, view)
+        wheel.file.close()
+        try:
+            return self._read_metadata(wheel.sha256, filename), view.stale
+        except FileNotFoundError:  # evicted meanwhile
+            raise UpstreamError(f"{filename!r} left the cache while being read") from None
+        except InvalidDistribution as exc:
+            raise NotFound(f"No metadata for {filename!r}: {exc}") from None
+
+    def _read_metadata(self, sha256: str, filename: str) -> bytes:
+        with self.store.local_path(sha256) as path:  # size-capped and link-refusing
+            return read_metadata(path, filename).raw
+
+    def _cached_metadata(
+        self, entry: DistFile, view: PageView, hashes: Mapping[str, str]
+    ) -> bytes | None:
+        """The METADATA of a cached wheel, if it is the very file the page's metadata hash
+        names (the upstream is failing: a wheel fetched earlier still answers)."""
+        if not entry.filename.endswith(".whl") or "sha256" not in hashes:
+            return None
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+            return None
+        stored.file.close()
+        try:
+            raw = self._read_metadata(stored.sha256, entry.filename)
+        except (OSError, InvalidDistribution):
+            return None
+        return raw if hashlib.sha256(raw).hexdigest() == hashes["sha256"] else None
 
     def evict_if_needed(self) -> int:
         """Evict least recently used orphaned files while over the size limit (one worker at a

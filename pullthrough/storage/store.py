@@ -179,6 +179,9 @@ class ArtifactStore(BlobStore):
         with _room():
             final = self.path(sha256)
             final.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by the server's group too (mkstemp's 0600 is its user's alone): an nginx
+            # front in that group sends files itself (server.accel_redirect).
+            os.chmod(tmp_path, 0o640)
             os.replace(tmp_path, final)
 
     def has(self, sha256: str) -> bool:

@@ -307,6 +307,23 @@ class UpstreamClient:
         self._answered("file", started)  # until the headers: the body runs at its own pace
         return resp
 
+    def open_range(self, url: str, byte_range: str) -> requests.Response:
+        """Start a GET of part of a file (`byte_range`: a Range header's value). The answer may
+        be a 206, or a 200 from an upstream that ignores ranges (the caller decides); errors
+        and a 416 raise."""
+        started = time.monotonic()
+        try:
+            resp = self._request(url, {"Accept-Encoding": "identity", "Range": byte_range})
+            if resp.status_code not in (200, 206):
+                resp.close()
+                raise UpstreamError(
+                    f"upstream answered {resp.status_code} to a range: {describe_url(url)}"
+                )
+        except UpstreamError as exc:
+            raise self._failed(exc) from None
+        self._answered("file", started)
+        return resp
+
     def _open_file(self, url: str) -> requests.Response:
         resp = self._request(url, {"Accept-Encoding": "identity"})
         if resp.status_code != 200:

@@ -7,9 +7,11 @@ from typing import BinaryIO
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from pullthrough.services.pullthrough import StoredFile, StreamedFile
+from pullthrough.services.pullthrough import RangedFile, StoredFile, StreamedFile
+from pullthrough.storage.store import ArtifactStore, shard
 from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified, services
 
 bp = Blueprint("content", __name__)
@@ -51,6 +53,25 @@ def _stored_response(stored: StoredFile) -> Response:
     return resp  # make_conditional changed it in place (its annotation says werkzeug's type)
 
 
+def _accelerated(stored: StoredFile) -> Response | None:
+    """With `server.accel_redirect` and files on local disk: the answer that has the nginx front
+    send the stored file itself (Range and HEAD included), or None to send it here. Access has
+    been checked and the use recorded by then."""
+    svc = services()
+    prefix = svc.settings.server.accel_redirect
+    if not prefix or not isinstance(svc.store, ArtifactStore):
+        return None
+    stored.file.close()
+    resp = Response(mimetype="application/octet-stream")
+    resp.headers["X-Accel-Redirect"] = prefix + shard(stored.sha256)
+    resp.headers["Cache-Control"] = _IMMUTABLE
+    if stored.stale:
+        resp.headers[STALE_HEADER] = "true"
+    if request.method == "GET" and request.environ.get("HTTP_RANGE") is None:
+        svc.metrics.file_bytes.inc(stored.size)  # ranges nginx sends are not counted
+    return resp
+
+
 def _body(file: BinaryIO) -> Iterable[bytes]:
     """A local file through the server's file wrapper (gunicorn's sends it with sendfile); an
     object store's stream through werkzeug's, which can seek - a Range then starts its GET at
@@ -63,14 +84,30 @@ def _body(file: BinaryIO) -> Iterable[bytes]:
     return wrap_file(request.environ, file)
 
 
-def _streamed_response(streamed: StreamedFile) -> Response:
+def _streamed_response(streamed: StreamedFile | RangedFile) -> Response:
     resp = Response(streamed, mimetype="application/octet-stream", direct_passthrough=True)
-    if streamed.size is not None:
+    if isinstance(streamed, RangedFile):
+        resp.status_code = 206
+        total = "*" if streamed.total is None else str(streamed.total)
+        resp.headers["Content-Range"] = f"bytes {streamed.start}-{streamed.end}/{total}"
+        resp.content_length = streamed.end - streamed.start + 1
+    elif streamed.size is not None:
         resp.content_length = streamed.size
+    resp.headers["Accept-Ranges"] = "bytes"
     resp.headers["Cache-Control"] = _IMMUTABLE
     if streamed.stale:
         resp.headers[STALE_HEADER] = "true"
     return resp
+
+
+def _one_range() -> str | None:
+    """The Range header of a GET asking for one range of bytes (and no If-Range, which only a
+    stored file's ETag could satisfy), else None: the whole file is sent."""
+    asked = request.headers.get("Range")
+    if request.method != "GET" or asked is None or "If-Range" in request.headers:
+        return None
+    parsed = parse_range_header(asked)
+    return asked if parsed is not None and len(parsed.ranges) == 1 else None
 
 
 @bp.route("/pulp/content/<path:base_path>/<filename>", methods=["GET", "HEAD"])
@@ -88,20 +125,24 @@ def content(base_path: str, filename: str) -> Response:
         return Response(data, mimetype="application/octet-stream", headers=headers)
     if request.method == "HEAD":
         return _head(pullthrough.peek(dist, filename))
-    opened = pullthrough.open(dist, filename)
+    opened: StoredFile | StreamedFile | RangedFile | None = None
+    if (byte_range := _one_range()) is not None:  # e.g. a locker reading a wheel's index
+        opened = pullthrough.open_range(dist, filename, byte_range)
+    opened = opened or pullthrough.open(dist, filename)
     if isinstance(opened, StoredFile):
         if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
             opened.file.close()  # the object store sends it (Range included)
             return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-        return _stored_response(opened)
+        return _accelerated(opened) or _stored_response(opened)
     return _streamed_response(opened)
 
 
 def _head(found: StoredFile | int | None) -> Response:
     """HEAD answers from the store or the index entry; it never starts a download."""
     if isinstance(found, StoredFile):
-        return _stored_response(found)
+        return _accelerated(found) or _stored_response(found)
     resp = Response(mimetype="application/octet-stream")
     if found is not None:
         resp.content_length = found
+    resp.headers["Accept-Ranges"] = "bytes"  # a range of it is answered before it is stored
     return resp

@@ -9,7 +9,8 @@ sites-enabled/*). The front wraps it in the same frame (worker_connections 768, 
 tcp_nopush) with this test's pid, log and temp paths under `prefix`, and renders it with
 :func:`render_site`: every directive as written except the listening address (127.0.0.1 and a
 free port, plain HTTP: the `ssl*` directives go), the upstream address (the test's gunicorn),
-the log paths (under `prefix`), and the server blocks that proxy nothing (the port-80 redirect).
+the log and page cache paths (under `prefix`), the stored files' folder (the test server's,
+when given), and the server blocks that proxy nothing (the port-80 redirect).
 """
 
 from __future__ import annotations
@@ -207,10 +208,25 @@ def find(directives: list[Directive], name: str) -> list[Directive]:
     return found
 
 
-def render_site(text: str, *, port: int, upstream_port: int, logs: Path) -> str:
+def render_site(
+    text: str,
+    *,
+    port: int,
+    upstream_port: int,
+    logs: Path,
+    cache: Path | None = None,
+    artifacts: Path | None = None,
+) -> str:
     """The deploy site for a test: listening on HOST:port (plain HTTP), proxying to
-    HOST:upstream_port, logging under `logs`; every other directive unchanged."""
+    HOST:upstream_port, logging under `logs`, its page cache in `cache` (default: `cache` next
+    to `logs`), the files of X-Accel-Redirect from `artifacts` (the test server's
+    data_dir/artifacts; None: unchanged); every other directive unchanged."""
     site = parse(text)
+    for cache_path in find(site, "proxy_cache_path"):
+        cache_path.args[0] = str(cache or logs.parent / "cache")
+    if artifacts is not None:
+        for alias in find(site, "alias"):
+            alias.args[0] = f"{artifacts}/"
     upstreams = {d.args[0]: d for d in site if d.name == "upstream" and d.block is not None}
     fronts = [d for d in site if d.name == "server" and find(d.block or [], "proxy_pass")]
     if len(fronts) != 1:
@@ -267,12 +283,18 @@ class NginxFront:
     HOST:upstream_port, in `prefix`; stopped (and waited for) on exit."""
 
     def __init__(
-        self, nginx: str, prefix: Path, upstream_port: int, site: Path = DEPLOY_SITE
+        self,
+        nginx: str,
+        prefix: Path,
+        upstream_port: int,
+        site: Path = DEPLOY_SITE,
+        artifacts: Path | None = None,
     ) -> None:
         self.nginx = nginx
         self.prefix = prefix
         self.upstream_port = upstream_port
         self.site = site
+        self.artifacts = artifacts  # the server's data_dir/artifacts, for X-Accel-Redirect
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -299,6 +321,7 @@ class NginxFront:
                 port=self.port,
                 upstream_port=self.upstream_port,
                 logs=self.prefix / "logs",
+                artifacts=self.artifacts,
             )
         )
         conf = self.prefix / "nginx.conf"

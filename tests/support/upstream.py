@@ -418,6 +418,9 @@ class Upstream:
         ``project-status`` and HTML ``pypi:project-status(-reason)`` metas (api-version 1.4).
     ``chunk_size: int``
         Chunk size for ``slow_files`` (not touched by :meth:`reset_faults`).
+    ``ranges: bool`` (default True)
+        Answer a file GET with one ``Range`` with 206 and those bytes (416 when unsatisfiable),
+        as PyPI's CDN does; False: ignore Range (200, the whole file).
     ``errors: list[BaseException]``
         Exceptions raised inside the fake itself (answered 500); should stay empty.
 
@@ -438,6 +441,7 @@ class Upstream:
         #: PEP 792 project status markers by normalized name: (status, reason).
         self.statuses: dict[str, tuple[str, str]] = {}
         self.chunk_size = 1024
+        self.ranges = True
         self.fail_status: int | None = None
         self.fail_times: int | None = None
         self.delay = 0.0
@@ -748,6 +752,8 @@ class Upstream:
         if request.method == "HEAD":
             # body None: werkzeug would otherwise reset Content-Length to 0
             return Response(None, status=200, mimetype=mimetype, headers=headers)
+        if self.ranges and (ranged := _ranged(request, data, headers)) is not None:
+            return ranged
         overlong = self.overlong_files
         if overlong > 0:  # announce fewer bytes than the body below sends
             headers["Content-Length"] = str(max(0, len(data) - overlong))
@@ -938,3 +944,20 @@ def _not_found() -> Response:
 
 def _redirect(location: str) -> Response:
     return Response("", status=301, headers={"Location": location})
+
+
+def _ranged(request: Request, data: bytes, headers: dict[str, str]) -> Response | None:
+    """The 206 (or 416) answer to a Range of one range, or None to send the whole file."""
+    asked = request.range
+    if asked is None or len(asked.ranges) != 1:
+        return None
+    found = asked.range_for_length(len(data))
+    if found is None:
+        return Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
+    start, stop = found
+    part = {
+        **headers,
+        "Content-Length": str(stop - start),
+        "Content-Range": f"bytes {start}-{stop - 1}/{len(data)}",
+    }
+    return Response(data[start:stop], status=206, mimetype="application/octet-stream", headers=part)
