@@ -64,14 +64,14 @@ def test_pip_needs_trusted_host_only_for_plain_http_elsewhere(root: str, trusted
 
 def test_search_ranks_exact_then_prefix_then_substring_and_is_bounded() -> None:
     names = ["django-rest", "Django", "my_django", "flask", "django.utils", "pydjango"]
-    found, total = pm.search(names, " DJANGO ")
+    found, total = pm.search(pm.search_index(names), " DJANGO ")
     assert found == ["Django", "django-rest", "django.utils", "my_django", "pydjango"]
     assert total == 5
-    found, total = pm.search([f"pkg-{i:03}" for i in range(500)], "pkg", limit=7)
+    found, total = pm.search(pm.search_index(f"pkg-{i:03}" for i in range(500)), "pkg", limit=7)
     assert found == [f"pkg-{i:03}" for i in range(7)] and total == 500
-    assert pm.search(names, "Django_Rest")[0] == ["django-rest"]
-    assert pm.search(names, "   ") == ([], 0)
-    assert pm.search(names, "nothing") == ([], 0)
+    assert pm.search(pm.search_index(names), "Django_Rest")[0] == ["django-rest"]
+    assert pm.search(pm.search_index(names), "   ") == ([], 0)
+    assert pm.search(pm.search_index(names), "nothing") == ([], 0)
 
 
 @pytest.mark.parametrize(

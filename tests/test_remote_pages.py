@@ -11,6 +11,7 @@ import diskcache
 import pytest
 import requests
 import responses
+from packaging.utils import NormalizedName
 
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
@@ -198,3 +199,20 @@ def test_extra_headers_go_to_the_index_only_even_across_redirects() -> None:
     client.get_page(ROOT + "moved/")
     assert "PRIVATE-TOKEN" not in responses.calls[-1].request.headers
     client.close()
+
+
+@responses.activate
+def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(pages: RemotePages) -> None:
+    responses.get(ROOT + "small/", body=page_body("small-1.0.tar.gz"), content_type=JSON)
+    big = [f"big-1.{i}.tar.gz" for i in range(40)]  # about 132 KiB by the estimate
+    responses.get(ROOT + "big/", body=page_body(*big), content_type=JSON)
+    source = Source(pages, FilterSpec(), NO_POLICY)
+    dist = Distribution("d", "d", remotes=[source], clock=pages.clock, memory=100 * 2**10)
+    dist.project(NormalizedName("small"))
+    assert dist.fresh_view("small") is not None
+    assert len(dist.project(NormalizedName("big")).page.files) == 40  # served...
+    assert dist.fresh_view("big") is None  # ...but larger than the memo: not kept
+    for n in range(10):  # small pages: the least recently used go once the memo is full
+        responses.get(ROOT + f"p{n}/", body=page_body(f"p{n}-1.0.tar.gz"), content_type=JSON)
+        dist.project(NormalizedName(f"p{n}"))
+    assert dist.fresh_view("small") is None and dist.fresh_view("p9") is not None

@@ -8,6 +8,7 @@ dictionary lookup; the web layer memoizes its renderings on the view itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -110,7 +111,7 @@ class Distribution:
         hold_advisories: bool = False,
         private: bool = False,
         clock: Callable[[], float] = time.time,
-        memory_pages: int = 4096,
+        memory: int = 64 * 2**20,  # bytes (estimated) of page views kept in memory
     ) -> None:
         self.name = name
         self.base_path = base_path
@@ -128,7 +129,7 @@ class Distribution:
         self.private = private
         self.clock = clock
         self.generation: bytes | None = None  # the catalog's, when the registry built it
-        self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory_pages)
+        self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory, getsizeof=_footprint)
         self._list: ListView | None = None
         self._lock = threading.Lock()
 
@@ -181,7 +182,7 @@ class Distribution:
         if yanks := self.yanks.get(name):
             page = apply_yanks(view.page, yanks)
             view = replace(view, page=page, files=_by_filename(page), renders={})
-        with self._lock:
+        with self._lock, contextlib.suppress(ValueError):  # one larger than the memo: not kept
             self._views[name] = view
         return view
 
@@ -303,6 +304,13 @@ class Distribution:
             if (hold := view.held.get(filename)) is not None:
                 raise Held(filename, hold)
         raise NotFound(f"File {filename!r} not found in distribution {self.base_path!r}")
+
+
+def _footprint(view: PageView) -> int:
+    """About what a page view holds in memory once rendered in both formats and gzipped:
+    measured at 11 MiB for 4,000 files (parsed entries, HTML, JSON and gzip forms); at least
+    12 KiB, so that the memo keeps at most about 5,000 small pages."""
+    return 12 * 2**10 + 3 * 2**10 * len(view.page.files)
 
 
 def _by_filename(page: ProjectPage) -> dict[str, DistFile]:

@@ -61,7 +61,15 @@ def client_setup(root_url: str, base_path: str, name: str) -> ClientSetup:
     )
 
 
-def search(names: Iterable[str], query: str, limit: int = SEARCH_LIMIT) -> tuple[list[str], int]:
+def search_index(names: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Each name with its normalized form, for `search` (made once per project list: PyPI's
+    700,000 names take about 0.3 s to normalize)."""
+    return tuple((canonicalize_name(name), name) for name in names)
+
+
+def search(
+    index: Iterable[tuple[str, str]], query: str, limit: int = SEARCH_LIMIT
+) -> tuple[list[str], int]:
     """The names matching `query` (normalized, as a substring): the exact name first, then
     names starting with it, then the rest, each alphabetically; at most `limit` of them, and
     how many matched in all."""
@@ -69,8 +77,7 @@ def search(names: Iterable[str], query: str, limit: int = SEARCH_LIMIT) -> tuple
     if not wanted:
         return [], 0
     ranked: list[tuple[int, str, str]] = []
-    for name in names:
-        normal = canonicalize_name(name)
+    for normal, name in index:
         if wanted not in normal:
             continue
         rank = 0 if normal == wanted else 1 if normal.startswith(wanted) else 2

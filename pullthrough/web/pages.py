@@ -10,6 +10,7 @@ simple pages do. The view models are built in web/page_models.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from packaging.utils import canonicalize_name
@@ -62,7 +63,10 @@ def distribution_page(base_path: str) -> Response:
     matches: list[tuple[str, str]] = []  # (name, normalized: the link)
     total = 0
     if query:
-        found, total = pm.search(dist.projects().names, query)
+        listed = dist.projects()
+        if (index := listed.renders.get(pm.search_index)) is None:  # once per project list
+            index = listed.renders[pm.search_index] = pm.search_index(listed.names)
+        found, total = pm.search(cast(tuple[tuple[str, str], ...], index), query)
         matches = [(name, canonicalize_name(name)) for name in found]
     body = render_template(
         "pages/distribution.html",
