@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urldefrag, urljoin
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
@@ -26,7 +27,15 @@ from packaging.version import InvalidVersion, Version
 
 from pullthrough import config
 from pullthrough.config import ConfigError, Settings
-from pullthrough.core import access, filenames, metadata, pypi_json, simple_html, simple_json
+from pullthrough.core import (
+    access,
+    filenames,
+    links,
+    metadata,
+    pypi_json,
+    simple_html,
+    simple_json,
+)
 from pullthrough.core.fields import fields_of
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.filters import FilterSpec, parse_rule
@@ -453,22 +462,30 @@ URL_PIECES = st.sampled_from(
 
 @settings(BASE, max_examples=2000)
 @given(
-    st.sampled_from(["https://", "http://", "https://files.example", "http://h:8080", "HTTPS://h"]),
-    st.lists(URL_PIECES, max_size=14),
+    st.sampled_from(
+        ["https://", "http://", "https://files.example", "http://h:8080", "HTTPS://h"]
+        + ["", "../", "../../", "../../../../../", "./", "a/", "/"]
+    ),
+    st.lists(URL_PIECES | st.just("#sha256=ab"), max_size=14),
 )
 @example("https://files.example", ["/", "a", "/", ".", "/", "b"])
 @example("https://", [])
 @example("https://h", ["?"])
-def test_a_file_url_is_read_as_urljoin_would_resolve_it(prefix: str, pieces: list[str]) -> None:
-    """The JSON parser skips urljoin for plain absolute links (a big page's parse time): the
-    URL it keeps is always the one urljoin and urldefrag give."""
+@example("", ["a", ":"])  # a scheme, not a relative path
+@example("../../", ["a", "/", "..", "/", "b"])
+def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: list[str]) -> None:
+    """The page parsers skip urljoin for plain links (a big page's parse time): the URL and
+    fragment they keep are always the ones urljoin and urldefrag give, against page URLs of
+    every depth."""
     link = prefix + "".join(pieces)
-    body = json.dumps({"files": [{"filename": "a-1.0.tar.gz", "url": link}]}).encode()
-    try:
-        page = simple_json.parse_project_page(body, PAGE_URL, "a")
-    except InvalidPage:
-        return  # a link urljoin cannot read either
-    assert page.files[0].url == urldefrag(urljoin(PAGE_URL, link))[0]
+    for base in (PAGE_URL, "https://h/", "http://h:1/a/b/c/d/", "https://h/x/page.html"):
+        try:
+            expected = urldefrag(urljoin(base, link))
+        except ValueError:
+            with pytest.raises(ValueError):  # a link urljoin cannot read: the parsers refuse it
+                links.resolve(base, link)
+            continue
+        assert links.resolve(base, link) == tuple(expected), (base, link)
 
 
 # ---- simple pages: whatever an upstream sends --------------------------------------------------

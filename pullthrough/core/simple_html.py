@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 from packaging.utils import canonicalize_name
 
 from pullthrough.core.filenames import offerable
+from pullthrough.core.links import resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -65,7 +66,7 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
         href = anchor.get("href")
         if not href:
             continue
-        url, fragment = urldefrag(urljoin(base, href))
+        url, fragment = resolve(base, href)
         filename = (anchor.text or "").strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         if not offerable(filename):
             continue

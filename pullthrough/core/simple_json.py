@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urldefrag, urljoin
+from urllib.parse import quote
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import offerable
+from pullthrough.core.links import resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 from pullthrough.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~%!$&'()*+,=:@/-]*")
 API_VERSION = "1.1"
 
 
@@ -42,19 +42,13 @@ def _metadata(value: object) -> bool | dict[str, str]:
     return bool(value)
 
 
-def _plain_absolute(link: str) -> bool:
-    """An absolute http(s) URL that urljoin would return unchanged (PyPI's links: a host, a
-    path, no query, fragment or dot segment): most of a big page's parse time, saved."""
-    return _PLAIN_ABSOLUTE.fullmatch(link) is not None and "/." not in link
-
-
 def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
     """A file entry; a field of the wrong type counts as absent (an upstream's `3` where
     requires-python should be a string must not reach our renderers)."""
     filename, link = _text(entry["filename"]), _text(entry["url"])
     if not filename or link is None:
         raise TypeError("a file entry needs a filename and a url that are strings")
-    url = link if _plain_absolute(link) else urldefrag(urljoin(page_url, link))[0]
+    url, _ = resolve(page_url, link)
     yanked = entry.get("yanked", False)
     metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")

@@ -1,0 +1,50 @@
+"""Links on an upstream's pages, resolved against the page's URL."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from urllib.parse import urldefrag, urljoin
+
+# URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
+# queries or characters it would remove; and relative paths of that kind after `../`s.
+_PATH = r"[A-Za-z0-9._~%!$&'()*+,=:@-]+(?:/[A-Za-z0-9._~%!$&'()*+,=:@-]+)*/?"
+_ABSOLUTE = re.compile(rf"(https?://[A-Za-z0-9.-]+(?::[0-9]+)?)(/(?:{_PATH})?)")
+_RELATIVE = re.compile(rf"((?:\.\./)*)({_PATH})")
+_UNSAFE = re.compile("[\t\r\n]")  # urlsplit drops these wherever they are
+
+
+def resolve(base: str, link: str) -> tuple[str, str]:
+    """`urldefrag(urljoin(base, link))`: the absolute URL and the fragment, without urljoin
+    for the plain links nearly every index writes (half of a 4,000-file page's parse time)."""
+    url, _, fragment = link.partition("#")
+    if _UNSAFE.search(fragment) is None:
+        if _ABSOLUTE.fullmatch(url) is not None and _plain(url):
+            return url, fragment
+        found = _RELATIVE.fullmatch(url)
+        if (
+            found is not None
+            and _plain(found[2])
+            and (found[1] or ":" not in found[2].partition("/")[0])  # else `a:` is a scheme
+            and (directory := _directory(base))
+        ):
+            origin, segments = directory
+            kept = segments[: max(0, len(segments) - len(found[1]) // 3)]  # one per `../`
+            return origin + "/" + "".join(s + "/" for s in kept) + found[2], fragment
+    joined, fragment = urldefrag(urljoin(base, link))
+    return joined, fragment
+
+
+def _plain(path: str) -> bool:
+    """No `.` or `..` segment for urljoin to remove."""
+    return not any(segment in (".", "..") for segment in path.split("/"))
+
+
+@lru_cache(maxsize=64)
+def _directory(base: str) -> tuple[str, tuple[str, ...]] | None:
+    """A plain page URL's origin and the segments of its directory; None for any other."""
+    url, _, _ = base.partition("#")
+    found = _ABSOLUTE.fullmatch(url)
+    if found is None or not _plain(found[2]):
+        return None
+    return found[1], tuple(found[2].split("/")[1:-1])
