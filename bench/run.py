@@ -20,6 +20,9 @@ in one run:
   (f) memory (bench/memory.py): the workers' RSS after 100,000 warm requests and after 1,000
       cold projects (quick: 20,000 and 300), and what a 700,000-name project list costs each
       worker (`--no-memory` skips it, `--memory-only` runs it alone).
+  (g) lockers (bench/lockers.py): a cold `poetry lock` that reads big wheels by range, and a cold
+      `uv pip install --no-cache` of 10 projects with big pages, straight vs through a fresh
+      pullthrough (`--no-lockers` skips it, `--lockers-only` runs it alone).
 
 Everything listens on 127.0.0.1 only; every loop is bounded in count and time; all processes
 it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
@@ -49,6 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # to import the `b
 from bench.common import BenchError, find_link, http_get, log, split_url
 from bench.front import front_cases, print_front_goals, print_front_section, start_front
 from bench.load import Loader, Target, measure, pip_download
+from bench.lockers import (
+    LockerResults,
+    print_lockers_goals,
+    print_lockers_report,
+    print_lockers_section,
+    run_lockers_safely,
+)
 from bench.memory import (
     MemoryResults,
     memory_plan,
@@ -125,6 +135,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--wrk-files", action="store_true", help="(b) with wrk, not the Python loop")
     ap.add_argument("--no-memory", action="store_true", help="skip (f), worker memory")
     ap.add_argument("--memory-only", action="store_true", help="run (f) alone (~1 min)")
+    ap.add_argument("--no-lockers", action="store_true", help="skip (g), poetry and uv")
+    ap.add_argument("--lockers-only", action="store_true", help="run (g) alone")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return ap.parse_args()
 
@@ -135,7 +147,8 @@ def main() -> int:
     nginx, wrk = ensure_tools(want_wrk=True)
     if args.python_load:
         wrk = None
-    proxpi_bin = None if args.no_proxpi or args.memory_only else ensure_proxpi()
+    alone = args.memory_only or args.lockers_only
+    proxpi_bin = None if args.no_proxpi or alone else ensure_proxpi()
     have_pt, why = (False, "--no-pullthrough") if args.no_pullthrough else pullthrough_available()
     if not have_pt:
         log(f"pullthrough unavailable: {why}")
@@ -167,21 +180,28 @@ def main() -> int:
     mem = MemoryResults(
         skipped="--no-memory" if args.no_memory else ("" if have_pt else f"pullthrough: {why}")
     )
+    lockers = LockerResults(
+        skipped="--no-lockers" if args.no_lockers else ("" if have_pt else f"pullthrough: {why}")
+    )
     res.s3.skipped = s3_why
     res.big.skipped = "" if have_pt else f"pullthrough unavailable ({why})"
     if not have_pt:
         res.notes.append(f"pullthrough not measured: {why}")
-    if proxpi_bin is None:
+    if proxpi_bin is None and not alone:
         res.notes.append("proxpi not measured: not installed")
     rc = 0
     try:
         # `later` holds SeaweedFS, started after (a); both stop it all on exit or SIGTERM.
         with Procs() as procs, ExitStack() as later:
-            if not args.memory_only:
+            if not alone:
                 run_all(procs, later, nginx, work, plan, res)
-            if not args.no_memory and have_pt:  # (f), its own upstream and servers
+            if not args.no_memory and not args.lockers_only and have_pt:  # (f), its own upstream
                 mem_plan = memory_plan(args.quick, plan.workers, plan.threads, wrk)
                 run_safely(procs, nginx, work, mem_plan, mem)
+            if not args.no_lockers and not args.memory_only and have_pt:  # (g), its own upstream
+                run_lockers_safely(
+                    procs, nginx, work, args.quick, plan.workers, plan.threads, lockers
+                )
     except BenchError as exc:
         log(f"FAILED: {exc}")
         res.notes.append(f"run aborted: {exc}")
@@ -197,6 +217,10 @@ def main() -> int:
         mem.notes += res.notes
         print_memory_report(mem, time.monotonic() - t_start)
         return rc
+    if args.lockers_only:
+        lockers.notes += res.notes
+        print_lockers_report(lockers, time.monotonic() - t_start)
+        return rc
     print_run_report(
         res,
         plan.seconds,
@@ -208,6 +232,7 @@ def main() -> int:
         [
             (lambda: print_front_section(res), lambda: print_front_goals(res)),
             (lambda: print_memory_section(mem), lambda: print_memory_goals(mem)),
+            (lambda: print_lockers_section(lockers), lambda: print_lockers_goals(lockers)),
         ],
     )
     return rc
