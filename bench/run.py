@@ -75,6 +75,7 @@ from bench.servers import (
     Procs,
     Server,
     server_log_notes,
+    start_gunicorn_constant,
     start_nginx,
     start_proxpi,
     start_pullthrough,
@@ -291,6 +292,17 @@ def run_all(
             cases[(server, fmt_name)] = Target(url, {"Accept": accept}, pid)
         static_url = f"{static.url}/{static_pages[fmt_name]}"
         cases[("nginx-static", fmt_name)] = Target(static_url, {"Accept": accept}, static.pid)
+    try:  # gunicorn's own cost per request: the same bytes from a constant WSGI app
+        pages = {fmt[:4]: work / "static" / static_pages[fmt] for fmt in FORMATS}
+        floor = start_gunicorn_constant(
+            procs, work, "gunicorn-constant", pages, plan.workers, plan.threads
+        )
+        for fmt_name, accept in FORMATS.items():
+            cases[("gunicorn-constant", fmt_name)] = Target(
+                floor.url, {"Accept": accept}, floor.pid
+            )
+    except BenchError as exc:
+        res.notes.append(f"(a) gunicorn-constant: {exc}")
     front = None
     if pt is not None:  # the same page through deploy/nginx.conf (issue 12, goal 6)
         try:
@@ -338,7 +350,13 @@ def run_all(
     res.s3.warm = res.files.pop((S3_WARM, "file"), None)
 
     # The warm servers are done: stop them so they do not share the CPU with (c).
-    procs.stop_named("pullthrough-warm", "pullthrough-s3-warm", "proxpi-warm", "nginx-static")
+    procs.stop_named(
+        "pullthrough-warm",
+        "pullthrough-s3-warm",
+        "proxpi-warm",
+        "nginx-static",
+        "gunicorn-constant",
+    )
 
     # ---- (c) cold pip download of the 25 projects; (d)'s cold runs in the same reps
     cold_runs(procs, work, up, upstream_url, plan, pt is not None, seaweed, res)

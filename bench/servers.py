@@ -407,3 +407,41 @@ def start_proxpi(
     wait_http(f"http://{HOST}:{port}/health", proc, logfile)
     wait_idle(proc.pid)
     return Server(name, port, proc, home, logfile)
+
+
+CONSTANT_APP = """\
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PAGES = {{fmt: (HERE / name).read_bytes() for fmt, name in {pages!r}.items()}}
+
+
+def app(environ, start_response):
+    fmt = "json" if "json" in environ.get("HTTP_ACCEPT", "") else "html"
+    body = PAGES[fmt]
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def start_gunicorn_constant(
+    procs: Procs, work: Path, name: str, pages: dict[str, Path], workers: int, threads: int
+) -> Server:
+    """gunicorn with pullthrough's worker settings (gthread, threads, keep-alive) serving the
+    very page bytes from memory with a five-line WSGI app: the floor of any app under it.
+    `pages`: "html" / "json" -> the file whose bytes it sends."""
+    home = work / name
+    home.mkdir()
+    for fmt, path in pages.items():
+        os.link(path, home / f"{fmt}.page")
+    names = {fmt: f"{fmt}.page" for fmt in pages}
+    (home / "constant_app.py").write_text(CONSTANT_APP.format(pages=names))
+    port = free_port()
+    logfile = home / "server.log"
+    argv = [str(PULLTHROUGH.parent / "gunicorn"), "--bind", f"{HOST}:{port}"]
+    argv += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
+    argv += ["--keep-alive", "30", "--no-control-socket", "constant_app:app"]
+    proc = procs.start(name, argv, logfile, cwd=home, env=child_env("PULLTHROUGH_"))
+    wait_http(f"http://{HOST}:{port}/", proc, logfile)
+    wait_idle(proc.pid)
+    return Server(name, port, proc, home, logfile)
