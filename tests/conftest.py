@@ -19,6 +19,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
 from support.browser import chromium_missing
+from support.nginx import NginxUnavailable, ensure_nginx
 from support.packages import build_sdist, build_wheel
 from support.postgres import postgres_available, postgres_server
 from support.seaweed import S3Server, seaweed_available, seaweed_server
@@ -99,6 +100,16 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _required("PostgreSQL", postgres_available())
     with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    """Debian's nginx (support.nginx installs it when missing, as root): its path."""
+    try:
+        return ensure_nginx()
+    except NginxUnavailable as exc:
+        _required("nginx", str(exc))
+        raise
 
 
 @pytest.fixture(scope="session")

@@ -249,7 +249,7 @@ def services_in(folder: Path) -> Services:
 
 
 def bundles(svc: Services) -> Bundles:
-    return Bundles(svc.catalog, svc.store, svc.ledger, svc.registry.changed)
+    return Bundles.of(svc)
 
 
 @pytest.fixture

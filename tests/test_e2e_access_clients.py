@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,12 +32,11 @@ import requests
 from support.api import AUTH, PASSWORD, Api, with_auth
 from support.packages import build_sdist, build_wheel, sha256_of
 from support.servers import PROXY_UA, Server, config_text, free_port
-from support.tools import clean_env, make_venv, run_pip
+from support.tools import clean_env, make_venv, ok, run, run_pip
 from support.upstream import Upstream, UpstreamFile
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 60  # seconds, for every subprocess
 TOKEN_USER = "__token__"
 CHALLENGE = 'Basic realm="pullthrough"'
 # pip never prompts nor asks a keyring (the one in this venv would be asked otherwise)
@@ -182,26 +181,6 @@ def corp(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Corp:
     return start_corp(gunicorn_server, upstream, tmp_path, monkeypatch)
-
-
-def run(
-    cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(cmd),
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"{proc.args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:

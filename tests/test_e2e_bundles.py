@@ -19,7 +19,7 @@ import requests
 from support.api import PASSWORD, Api, with_auth
 from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, stored_files
-from support.tools import clean_env, make_venv, run_pip
+from support.tools import clean_env, make_venv, run, run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -28,21 +28,8 @@ WHEEL_1 = "acme_lib-1.0-py3-none-any.whl"
 WHEEL_2 = "acme_lib-2.0-py3-none-any.whl"
 
 
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd,
-        env=clean_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
 def pullthrough(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "pullthrough.cli", *args], tmp_path)
+    return run([sys.executable, "-m", "pullthrough.cli", *args], clean_env(), tmp_path, TIMEOUT)
 
 
 def twine(server: Server, base_path: str, files: list[Path], home: Path) -> None:

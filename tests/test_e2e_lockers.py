@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +33,11 @@ import pytest
 from support.api import Api, with_auth
 from support.packages import build_wheel, sha256_of
 from support.servers import PROXY_UA, Server, config_text, free_port, stored_files
-from support.tools import clean_env
+from support.tools import clean_env, ok, run
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 120  # seconds, for every subprocess
 TOKEN_USER = "__token__"
 # what the project below resolves to on the upstream (0.3 is yanked, 0.4rc1 a prerelease)
 DEPENDENCIES = ["app-with-dep", "meta-lib"]
@@ -123,26 +122,6 @@ def bench(
     dist = api.distribution("corp", repository=repo["pulp_href"], remote=remote["pulp_href"])
     assert dist["allow_uploads"] is True and dist["private"] is False, dist
     return Bench(server, api, upstream, tmp_path, f"http://127.0.0.1:{free_port()}")
-
-
-def run(
-    cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(cmd),
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"{proc.args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def digest(value: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import pytest
 import requests
 
 from support.api import AUTH, Api, legacy_upload, with_auth
-from support.nginx import NginxFront, NginxUnavailable, ensure_nginx
+from support.nginx import NginxFront
 from support.packages import build_wheel
 from support.servers import PROXY_UA, Server, config_text, stored_files
 from support.tools import run_pip
@@ -38,18 +37,6 @@ MARGIN = 1.0  # for the revalidating request itself and this machine's schedulin
 PAGE = "/pypi/main/simple/shelf-reader/"
 PRIVATE_PAGE = "/pypi/corp/simple/shelf-reader/"
 PAGE_COUNTER = re.compile(r'^pullthrough_http_requests_total\{[^}]*kind="page"[^}]*\} (\S+)$', re.M)
-
-
-@pytest.fixture
-def nginx() -> str:
-    """Debian's nginx (installed now if missing, as root); missing: a failure on CI, else a
-    skip."""
-    try:
-        return ensure_nginx()
-    except NginxUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the nginx front tests: {exc}")
-        pytest.skip(str(exc))
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
-import os
 import socket
 import statistics
 import threading
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from support.nginx import NginxFront, NginxUnavailable, ensure_nginx
+from support.nginx import NginxFront
 from support.servers import Server, config_text, wait_until
 from support.upstream import JSON_V1, Upstream
 
@@ -237,18 +236,6 @@ def sample(port: int, normal: Sequence[Normal], rounds: int, interval: float) ->
 
 
 # ------------------------------------------------------------------------------ the front
-
-
-@pytest.fixture
-def nginx() -> str:
-    """Debian's nginx (installed now if missing, as root); missing: a failure on CI, else a
-    skip."""
-    try:
-        return ensure_nginx()
-    except NginxUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the slow-client tests through nginx: {exc}")
-        pytest.skip(str(exc))
 
 
 @dataclass

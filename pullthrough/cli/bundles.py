@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pullthrough import __version__
-from pullthrough.cli.server import server_settings
+from pullthrough.cli.server import CONFIG_HELP, server_settings
 
 
 def _actor() -> str:
@@ -36,10 +36,7 @@ def export(args: argparse.Namespace) -> int:
         return 2
     services = build_services(settings)
     try:
-        bundles = Bundles(
-            services.catalog, services.store, services.ledger, services.registry.changed
-        )
-        report = bundles.export(
+        report = Bundles.of(services).export(
             args.repository, args.version, target, generator=f"pullthrough {__version__}"
         )
     except BundleError as exc:
@@ -69,10 +66,9 @@ def import_(args: argparse.Namespace) -> int:
         return 2
     services = build_services(settings)
     try:
-        bundles = Bundles(
-            services.catalog, services.store, services.ledger, services.registry.changed
+        report = Bundles.of(services).import_bundle(
+            source, args.repository, add_only=args.add, actor=_actor()
         )
-        report = bundles.import_bundle(source, args.repository, add_only=args.add, actor=_actor())
     except InvalidBundle as exc:
         print(f"pullthrough: refused {source}, nothing imported: {exc}", file=sys.stderr)
         return 1
@@ -112,7 +108,7 @@ def add_commands(sub: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="the bundle to write (replaced if there)")
     parser.add_argument("--repository", required=True, help="the repository's name")
     parser.add_argument("--version", type=_version, help="the version number (default: the latest)")
-    parser.add_argument("--config", help="the server's TOML configuration file")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.set_defaults(func=export, api=False)
     parser = sub.add_parser(
         "import",
@@ -135,5 +131,5 @@ def add_commands(sub: Any) -> None:
         help="add the bundle's packages to what the repository holds (default: the new"
         " version holds exactly the bundle's, and its yanks and statuses are the bundle's)",
     )
-    parser.add_argument("--config", help="the server's TOML configuration file")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.set_defaults(func=import_, api=False)

@@ -139,5 +139,5 @@ def add_commands(sub: Any) -> None:
         " (the valid ones are loaded).",
     )
     parser.add_argument("path", metavar="PATH")
-    parser.add_argument("--config", help="the server's TOML configuration file")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.set_defaults(func=advisories_import, api=False)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 BATCH = 500  # filenames per query
 IMPORT_ACTION = "bundle_import"
+
+
+if TYPE_CHECKING:
+    from pullthrough.services.container import Services  # which builds the services
 
 
 class BundleError(Exception):
@@ -132,6 +136,10 @@ class Bundles:
         self.store = store
         self.ledger = ledger
         self.on_change = on_change  # every process reloads its view (Registry.changed)
+
+    @classmethod
+    def of(cls, services: Services) -> Bundles:
+        return cls(services.catalog, services.store, services.ledger, services.registry.changed)
 
     # Export
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["clean_env", "make_venv", "run_pip"]
+__all__ = ["clean_env", "make_venv", "ok", "run", "run_pip"]
 
 _DROP_PREFIXES = ("PIP_", "UV_")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -91,3 +91,25 @@ def make_venv(path: Path, *, timeout: float = 60) -> Path:
     scripts = "Scripts" if os.name == "nt" else "bin"
     exe = "python.exe" if os.name == "nt" else "python"
     return path / scripts / exe
+
+
+def run(
+    cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A client's command line, its output captured, no input; it may fail (see `ok`)."""
+    return subprocess.run(
+        list(cmd),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """The finished command, which must have succeeded (else its output is the message)."""
+    assert proc.returncode == 0, f"{proc.args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
