@@ -10,7 +10,7 @@ stored as published, keyed by its id: importing the same record again changes no
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,24 @@ def _read(path: Path) -> bytes | None:
 class Advisories:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+
+    def lookup(self) -> Callable[[NormalizedName], tuple[Advisory, ...]]:
+        """`for_project`, asked only for the projects some advisory in force names (read now,
+        once per catalog generation by the registry): any other project costs no query - a
+        query per cold page was a fifth of its time."""
+        query = (
+            select(AdvisoryProject.name)
+            .join(AdvisoryRecord, AdvisoryProject.advisory_id == AdvisoryRecord.id)
+            .where(AdvisoryRecord.withdrawn.is_(None))
+            .distinct()
+        )
+        with self.catalog.session() as session:
+            named = frozenset(session.scalars(query))
+
+        def lookup(name: NormalizedName) -> tuple[Advisory, ...]:
+            return self.for_project(name) if name in named else ()
+
+        return lookup
 
     def for_project(self, name: NormalizedName) -> tuple[Advisory, ...]:
         """The project's advisories that are in force (not withdrawn)."""

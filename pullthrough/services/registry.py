@@ -117,6 +117,7 @@ class Registry:
             selectinload(DistributionRow.publication).selectinload(Publication.repository_version),
         )
         found: dict[str, Distribution] = {}
+        advisories = self.advisories.lookup()  # imports bump the generation too
         with self.catalog.session() as session:
             yanks: dict[str, dict[str, list[Yank]]] = {}
             for yank in session.scalars(
@@ -153,7 +154,7 @@ class Registry:
                     repository_id=upload_repo,
                     hidden=row.hidden,
                     yanks=yanks.get(row.id, {}),
-                    advisories=self.advisories.for_project,
+                    advisories=advisories,
                     block_malicious=row.block_malicious,
                     hold_advisories=row.hold_advisories,
                     private=row.private,
