@@ -32,7 +32,7 @@ import requests
 from support.api import AUTH, PASSWORD, Api, with_auth
 from support.packages import build_sdist, build_wheel, sha256_of
 from support.servers import PROXY_UA, Server, config_text, free_port
-from support.tools import clean_env, make_venv, ok, run, run_pip
+from support.tools import clean_env, make_venv, ok, poetry_settings, run, run_pip
 from support.upstream import Upstream, UpstreamFile
 
 pytestmark = pytest.mark.e2e
@@ -432,18 +432,7 @@ class Poetry:
 
     def env(self) -> dict[str, str]:
         root = self.corp.tmp / self.home
-        return self.corp.env(
-            self.home,
-            POETRY_CONFIG_DIR=str(root / "poetry-config"),
-            POETRY_CACHE_DIR=str(root / "poetry-cache"),
-            POETRY_DATA_DIR=str(root / "poetry-data"),
-            POETRY_KEYRING_ENABLED="false",
-            POETRY_NO_INTERACTION="1",
-            POETRY_VIRTUALENVS_USE_POETRY_PYTHON="true",  # this venv's python, no other
-            POETRY_REQUESTS_TIMEOUT="20",
-            POETRY_VIRTUALENVS_IN_PROJECT="true",
-            **self.extra,
-        )
+        return self.corp.env(self.home, **poetry_settings(root), **self.extra)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "poetry", "--no-interaction", "--no-ansi", *args]

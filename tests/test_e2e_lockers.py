@@ -33,7 +33,7 @@ import pytest
 from support.api import Api, with_auth
 from support.packages import build_wheel, sha256_of
 from support.servers import PROXY_UA, Server, config_text, free_port, stored_files
-from support.tools import clean_env, ok, run
+from support.tools import clean_env, ok, poetry_settings, run
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -280,18 +280,7 @@ def test_uv_locks_syncs_publishes_and_adds_through_the_proxy(bench: Bench) -> No
 
 
 def poetry(bench: Bench, home: str, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    root = bench.tmp / home
-    env = bench.env(
-        home,
-        POETRY_CONFIG_DIR=str(root / "poetry-config"),
-        POETRY_CACHE_DIR=str(root / "poetry-cache"),
-        POETRY_DATA_DIR=str(root / "poetry-data"),
-        POETRY_KEYRING_ENABLED="false",
-        POETRY_NO_INTERACTION="1",
-        POETRY_VIRTUALENVS_USE_POETRY_PYTHON="true",  # this venv's python, no other
-        POETRY_VIRTUALENVS_IN_PROJECT="true",
-        POETRY_REQUESTS_TIMEOUT="20",
-    )
+    env = bench.env(home, **poetry_settings(bench.tmp / home))
     cmd = [sys.executable, "-m", "poetry", "--no-interaction", "--no-ansi", *args]
     return run(cmd, env, cwd=project)
 

@@ -110,6 +110,7 @@ class Distribution:
         block_malicious: bool = True,
         hold_advisories: bool = False,
         private: bool = False,
+        generation: bytes | None = None,  # the catalog's, when the registry built it
         clock: Callable[[], float] = time.time,
         memory: int = 64 * 2**20,  # bytes (estimated) of page views kept in memory
     ) -> None:
@@ -128,7 +129,7 @@ class Distribution:
         self.hold_advisories = hold_advisories
         self.private = private
         self.clock = clock
-        self.generation: bytes | None = None  # the catalog's, when the registry built it
+        self.generation = generation
         self._views: LRUCache[str, PageView] = LRUCache(maxsize=memory, getsizeof=_footprint)
         self._list: ListView | None = None
         self._lock = threading.Lock()

@@ -59,9 +59,7 @@ class Registry:
         if token != self._token:
             with self._lock:
                 if token != self._token:
-                    self._distributions = self._load()
-                    for dist in self._distributions.values():
-                        dist.generation = token
+                    self._distributions = self._load(token)
                     self._token = token
         return self._distributions
 
@@ -108,7 +106,7 @@ class Registry:
             remote = session.get(Remote, remote_id)
             return self._client(remote) if remote is not None else None
 
-    def _load(self) -> dict[str, Distribution]:
+    def _load(self, generation: bytes) -> dict[str, Distribution]:
         query = select(DistributionRow).options(
             selectinload(DistributionRow.remote),
             selectinload(DistributionRow.later_remotes).selectinload(DistributionRemote.remote),
@@ -158,5 +156,6 @@ class Registry:
                     block_malicious=row.block_malicious,
                     hold_advisories=row.hold_advisories,
                     private=row.private,
+                    generation=generation,
                 )
         return found

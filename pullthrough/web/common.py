@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.distribution import Distribution, NotFound
@@ -72,3 +73,11 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 def not_modified(etag: str) -> bool:
     return etag_matches(request.headers.get("If-None-Match"), etag)
+
+
+def moved_to(endpoint: str, **values: Any) -> BaseResponse:
+    """301 to the URL of `endpoint` (a project's normalized name, PEP 503), query kept."""
+    target = url_for(endpoint, **values)
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, 301)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, request
 from packaging.utils import canonicalize_name
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -22,7 +22,7 @@ from pullthrough.services.distribution import Distribution
 from pullthrough.services.health import online_workers, reachable, recent_tasks
 from pullthrough.upstream.client import describe_url
 from pullthrough.web import page_models as pm
-from pullthrough.web.common import address, authorization, distribution, services
+from pullthrough.web.common import address, authorization, distribution, moved_to, services
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 
@@ -85,10 +85,7 @@ def project_page(base_path: str, name: str) -> BaseResponse:
     dist = distribution(base_path)
     normal = normalize_project(name)
     if normal != name:
-        target = url_for(".project_page", base_path=dist.base_path, name=normal)
-        if request.query_string:
-            target += "?" + request.query_string.decode("latin-1")
-        return redirect(target, 301)
+        return moved_to(".project_page", base_path=dist.base_path, name=normal)
     view = dist.project(normal)
     local = dist.local.project(normal) if dist.local is not None else None
     in_repository = {f.filename for f in local.files} if local is not None else set()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import project_versions
 from pullthrough.core.names import normalize_project
 from pullthrough.services.distribution import Distribution, ListView, PageView
-from pullthrough.web.common import distribution, services, shared_renders
+from pullthrough.web.common import distribution, moved_to, services, shared_renders
 from pullthrough.web.negotiation import ACCEPTABLE, CONTENT_TYPES, Format, choose_format
 from pullthrough.web.rendered import Rendered, rendered, respond
 
@@ -77,10 +77,7 @@ def project_page(base_path: str, project: str) -> BaseResponse:
     dist = distribution(base_path)
     name = normalize_project(project)
     if name != project:
-        target = url_for(".project_page", base_path=dist.base_path, project=name)
-        if request.query_string:
-            target += "?" + request.query_string.decode("latin-1")
-        return redirect(target, 301)
+        return moved_to(".project_page", base_path=dist.base_path, project=name)
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["clean_env", "make_venv", "ok", "run", "run_pip"]
+__all__ = ["clean_env", "make_venv", "ok", "poetry_settings", "run", "run_pip"]
 
 _DROP_PREFIXES = ("PIP_", "UV_")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -113,3 +113,18 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     """The finished command, which must have succeeded (else its output is the message)."""
     assert proc.returncode == 0, f"{proc.args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def poetry_settings(root: Path) -> dict[str, str]:
+    """poetry's environment, kept in `root`: its config, cache and data there, no keyring, no
+    questions, this venv's python, the project's venv in the project."""
+    return {
+        "POETRY_CONFIG_DIR": str(root / "poetry-config"),
+        "POETRY_CACHE_DIR": str(root / "poetry-cache"),
+        "POETRY_DATA_DIR": str(root / "poetry-data"),
+        "POETRY_KEYRING_ENABLED": "false",
+        "POETRY_NO_INTERACTION": "1",
+        "POETRY_VIRTUALENVS_USE_POETRY_PYTHON": "true",  # this venv's python, no other
+        "POETRY_VIRTUALENVS_IN_PROJECT": "true",
+        "POETRY_REQUESTS_TIMEOUT": "20",
+    }
