@@ -33,6 +33,10 @@ class BigPageResults:
     # the first GET through a freshly started pullthrough (empty data dir), new connection
     upstream: dict[str, list[float]] = field(default_factory=dict)
     cold: dict[str, list[float]] = field(default_factory=dict)
+    # for reference, the same first GET, each through its own freshly started server: the
+    # relay floor (gunicorn + requests, the upstream's bytes relayed whole) and proxpi
+    relay: dict[str, list[float]] = field(default_factory=dict)
+    proxpi: dict[str, list[float]] = field(default_factory=dict)
     # warm, one keep-alive connection: (format, "identity" | "gzip") -> body bytes as sent,
     # and the median seconds of a GET
     sizes: dict[tuple[str, str], int] = field(default_factory=dict)

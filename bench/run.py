@@ -15,7 +15,8 @@ in one run:
       pip download with pullthrough's files in a bucket, and the big file's first fetch through
       a fresh server on each (`--no-s3` skips it; skipped if `weed` is missing);
   (e) a big project page (4,000 files, 2.5 MB as PEP 691 JSON): its first GET through a freshly
-      started pullthrough vs straight from the upstream, HTML and JSON; and warm, its bytes and
+      started pullthrough vs straight from the upstream, HTML and JSON (for reference, also
+      through a bare relay of the upstream's bytes and a fresh proxpi); and warm, its bytes and
       time with and without gzip.
   (f) memory (bench/memory.py): the workers' RSS after 100,000 warm requests and after 1,000
       cold projects (quick: 20,000 and 300), and what a 700,000-name project list costs each
@@ -79,6 +80,7 @@ from bench.servers import (
     start_nginx,
     start_proxpi,
     start_pullthrough,
+    start_relay_floor,
 )
 from bench.tools import ensure_proxpi, ensure_tools, pullthrough_available
 from bench.upstream import (
@@ -600,15 +602,20 @@ def page_files(body: bytes) -> int:
     return body.count(b"</a>")
 
 
+class WrongFormat(BenchError):
+    """A server answered a page in a format other than the one asked for (HTML for JSON)."""
+
+
 def timed_page(url: str, headers: dict[str, str], files: int) -> tuple[float, bytes]:
     """Seconds a GET of a project page takes on a new connection, and its body (checked: 200,
     the expected format and number of files)."""
     t0 = time.perf_counter()
     status, got, body = http_get(url, headers, timeout=120)
     elapsed = time.perf_counter() - t0
-    want_json = "json" in headers["Accept"]
-    if status != 200 or ("json" in got.get("content-type", "")) != want_json:
+    if status != 200:
         raise BenchError(f"{url}: HTTP {status}, {got.get('content-type')}: {body[:200]!r}")
+    if ("json" in got.get("content-type", "")) != ("json" in headers["Accept"]):
+        raise WrongFormat(f"{url}: {got.get('content-type')} to Accept: {headers['Accept']}")
     if page_files(body) != files:
         raise BenchError(f"{url}: {page_files(body)} files listed, not {files}")
     return elapsed, body
@@ -618,11 +625,13 @@ def big_page_runs(
     procs: Procs, work: Path, up: Upstream, upstream_url: str, plan: Plan, res: RunResults
 ) -> None:
     """(e): per rep and format, the upstream's big page straight (best of a few GETs), then its
-    first GET through a freshly started pullthrough; on the last of those servers, warm GETs
-    with and without gzip (`warm_encodings`)."""
+    first GET through a freshly started pullthrough, and for reference through a fresh relay
+    floor and proxpi (`cold_references`); on the last pullthrough, warm GETs with and without
+    gzip (`warm_encodings`)."""
     big = res.big
     big.files = up.huge_files
     up_url = f"{upstream_url}{HUGE_PROJECT}/"
+    no_proxpi: set[str] = set()  # the formats proxpi answers in the other format
     for rep in range(plan.pip_reps):
         for n, (fmt_name, accept) in enumerate(FORMATS.items()):
             headers = {"Accept": accept}
@@ -650,6 +659,69 @@ def big_page_runs(
                     procs.stop_one(server.proc)
             except (BenchError, OSError, ValueError) as exc:
                 res.notes.append(f"(e) {fmt_name}, rep {rep + 1}: {exc}")
+            cold_references(procs, work, upstream_url, plan, rep, n, no_proxpi, res)
+
+
+def first_page_get(
+    procs: Procs, server: Server, url: str, headers: dict[str, str], files: int
+) -> float:
+    """Seconds of the first GET of a page (`timed_page`) through a freshly started server,
+    which is stopped after it (also when the GET fails)."""
+    try:
+        return timed_page(url, headers, files)[0]
+    finally:
+        procs.stop_one(server.proc)
+
+
+def cold_references(
+    procs: Procs,
+    work: Path,
+    upstream_url: str,
+    plan: Plan,
+    rep: int,
+    n: int,  # the format's index in FORMATS
+    no_proxpi: set[str],
+    res: RunResults,
+) -> None:
+    """(e), for reference: the big page's first GET in one format, timed as pullthrough's,
+    through a freshly started relay floor (it keeps nothing, but gets a new server per rep and
+    format all the same, as pullthrough does, so that no upstream connection an earlier GET left
+    open is reused) and through a freshly started proxpi (unless not installed). A format proxpi answers in the other format
+    is noted once and left out from then on (added to no_proxpi)."""
+    fmt_name, accept = list(FORMATS.items())[n]
+    big, headers = res.big, {"Accept": accept}
+    log(f"(e) rep {rep + 1}/{plan.pip_reps}: the big page ({fmt_name}), relay-floor and proxpi")
+    try:
+        relay = start_relay_floor(
+            procs, work, f"relay-floor-{rep}-{n}", upstream_url, plan.workers, plan.threads
+        )
+        url = f"{relay.url}/{HUGE_PROJECT}/"
+        big.relay.setdefault(fmt_name, []).append(
+            first_page_get(procs, relay, url, headers, big.files)
+        )
+    except (BenchError, OSError, ValueError) as exc:
+        res.notes.append(f"(e) relay-floor {fmt_name}, rep {rep + 1}: {exc}")
+    if plan.proxpi_bin is None or fmt_name in no_proxpi:
+        return
+    try:
+        px = start_proxpi(
+            procs,
+            plan.proxpi_bin,
+            work,
+            f"proxpi-bigpage-{rep}-{n}",
+            upstream_url,
+            plan.workers,
+            plan.threads,
+        )
+        url = f"{px.url}/index/{HUGE_PROJECT}/"
+        big.proxpi.setdefault(fmt_name, []).append(
+            first_page_get(procs, px, url, headers, big.files)
+        )
+    except WrongFormat as exc:
+        no_proxpi.add(fmt_name)
+        res.notes.append(f"(e) proxpi does not serve {fmt_name}, left out: {exc}")
+    except (BenchError, OSError, ValueError) as exc:
+        res.notes.append(f"(e) proxpi {fmt_name}, rep {rep + 1}: {exc}")
 
 
 def keepalive_get(

@@ -1,4 +1,5 @@
-"""Starting and stopping the servers: nginx, pullthrough (`pullthrough serve`) and proxpi.
+"""Starting and stopping the servers: nginx, pullthrough (`pullthrough serve`), proxpi, and
+gunicorn running the reference apps (`gunicorn-constant`, `relay-floor`).
 
 Every process runs in its own process group, on a free port of 127.0.0.1, and is waited for
 (bounded) until it answers HTTP; Procs stops them all on exit, error, Ctrl-C or SIGTERM.
@@ -436,12 +437,66 @@ def start_gunicorn_constant(
         os.link(path, home / f"{fmt}.page")
     names = {fmt: f"{fmt}.page" for fmt in pages}
     (home / "constant_app.py").write_text(CONSTANT_APP.format(pages=names))
+    return start_gunicorn_app(procs, home, name, "constant_app:app", "/", workers, threads)
+
+
+RELAY_APP = """\
+import requests
+
+UPSTREAM = {upstream!r}  # a simple index root; the request's path is appended to it
+SESSION = requests.Session()  # one per worker (imported after the fork), as pullthrough's
+SESSION.trust_env = False  # as pullthrough's client: no proxy settings from the environment
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/health":  # readiness, answered here: the upstream is not contacted
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+    accept = environ.get("HTTP_ACCEPT")
+    headers = {{"Accept": accept}} if accept else {{}}
+    url = UPSTREAM + path.lstrip("/")
+    with SESSION.get(url, headers=headers, timeout=120, stream=True) as resp:
+        # the whole page before answering, read as pullthrough reads it (256 KiB at a time;
+        # requests' `.content` reads 10 KiB at a time, which takes twice as long)
+        body = b"".join(resp.raw.stream(256 * 1024, decode_content=False))
+    sent = [("Content-Type", resp.headers.get("Content-Type", "application/octet-stream"))]
+    if "Content-Encoding" in resp.headers:  # the bytes as they came (nginx here sends no gzip)
+        sent.append(("Content-Encoding", resp.headers["Content-Encoding"]))
+    sent.append(("Content-Length", str(len(body))))
+    start_response(f"{{resp.status_code}} {{resp.reason}}", sent)
+    return [body]
+"""
+
+
+def start_relay_floor(
+    procs: Procs, work: Path, name: str, upstream_url: str, workers: int, threads: int
+) -> Server:
+    """gunicorn with pullthrough's worker settings running a WSGI app that, per request, GETs
+    the same path under upstream_url (a simple index root) with `requests` (one Session per
+    worker, the client's Accept header passed on), reads the whole body and answers those bytes
+    with the upstream's Content-Type: the floor of any Python proxy that fetches a page whole
+    before answering. It keeps nothing, so every GET is cold; its readiness path (`/health`)
+    does not touch the upstream, so its connection pool starts empty. Its URL for a project
+    page is `<url>/<project>/`."""
+    home = work / name
+    home.mkdir()
+    (home / "relay_app.py").write_text(RELAY_APP.format(upstream=upstream_url))
+    return start_gunicorn_app(procs, home, name, "relay_app:app", "/health", workers, threads)
+
+
+def start_gunicorn_app(
+    procs: Procs, home: Path, name: str, app: str, ready_path: str, workers: int, threads: int
+) -> Server:
+    """The venv's gunicorn with pullthrough's worker settings (gthread, `threads` per worker,
+    keep-alive 30 s) running `app` (module:callable) from home; ready once ready_path answers
+    and its workers have booted."""
     port = free_port()
     logfile = home / "server.log"
     argv = [str(PULLTHROUGH.parent / "gunicorn"), "--bind", f"{HOST}:{port}"]
     argv += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
-    argv += ["--keep-alive", "30", "--no-control-socket", "constant_app:app"]
+    argv += ["--keep-alive", "30", "--no-control-socket", app]
     proc = procs.start(name, argv, logfile, cwd=home, env=child_env("PULLTHROUGH_"))
-    wait_http(f"http://{HOST}:{port}/", proc, logfile)
+    wait_http(f"http://{HOST}:{port}{ready_path}", proc, logfile)
     wait_idle(proc.pid)
     return Server(name, port, proc, home, logfile)
