@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
-    shared = app.extensions[SHARED] = SharedRenders(services.renders_cache)
+    shared = SharedRenders(services.renders_cache, later=services.later)
+    app.extensions[SHARED] = shared
     warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics, shared)
     app.wsgi_app = warm_pages  # type: ignore[method-assign]
     blueprints = (

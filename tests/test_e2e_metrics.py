@@ -7,13 +7,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import diskcache
 import pytest
 import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.api import Api, with_auth
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -152,6 +153,8 @@ def test_every_worker_sends_a_page_another_rendered(
     page = server.index() + "shelf-reader/"
     first = fresh_get(page, Accept=JSON, **{"Accept-Encoding": "gzip"})
     assert first.status_code == 200
+    with diskcache.Cache(str(server.data_dir / "renders")) as shared:  # written after the answer
+        assert wait_until(lambda: len(shared) > 0, timeout=10)
     with ThreadPoolExecutor(8) as pool:
         for _ in range(10):  # batches until both workers have answered some
             answers = list(

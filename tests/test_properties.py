@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urldefrag, urljoin
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -182,6 +183,43 @@ json_file_entries = st.one_of(
             for key in FILE_KEYS[2:]
         },
     ),
+)
+# Entries as real indexes write them, each field of its PEP's type, with the values the typed
+# reading must clean as the tolerant one does (empty strings, hashes to clean, relative and
+# dotted links); and entries it must decline (another type, a lone surrogate, PEP 714's old key).
+typed_texts = st.sampled_from(["", ">=3.8", "2024-01-01T00:00:00Z", "r\u00e9ason"])
+typed_digests = (
+    st.builds(lambda d: {d[0]: d[1]}, digests())
+    | st.dictionaries(st.sampled_from([*DIGEST_LENGTHS, "SHA256"]), any_text, max_size=2)
+    | st.builds(lambda d: {"sha256": d[1].upper()}, digests())
+)
+typed_fields = {
+    "hashes": typed_digests,
+    "requires-python": typed_texts | st.none(),
+    "yanked": st.booleans() | typed_texts,
+    "core-metadata": st.booleans() | typed_digests,
+    "size": st.none() | st.integers(0, 2**40),
+    "upload-time": typed_texts | st.none(),
+    "gpg-sig": st.none() | st.booleans(),
+    "provenance": typed_texts | st.none(),
+    "extra": json_values,
+}
+declined_fields = {
+    "requires-python": st.integers(0, 3),
+    "dist-info-metadata": st.booleans() | typed_digests,
+    "size": st.integers(-2, -1) | st.booleans(),
+    "gpg-sig": typed_texts,
+    "provenance": st.just("\ud800"),
+}
+typed_entry_names = {
+    "filename": st.sampled_from(["a-1.0.tar.gz", "a-1.0-py3-none-any.whl", "", " a", "a/b"]),
+    "url": st.sampled_from(
+        ["https://f.example.org/p/a-1.0.tar.gz", "../../p/a.whl#x", "./a.whl", "/x/./y", "a:b"]
+    ),
+}
+typed_file_entries = st.fixed_dictionaries(typed_entry_names, optional=typed_fields)
+declined_file_entries = st.fixed_dictionaries(
+    typed_entry_names, optional={**typed_fields, **declined_fields}
 )
 json_project_pages = st.fixed_dictionaries(
     {},
@@ -398,7 +436,7 @@ def _expected_html(f: DistFile) -> DistFile:
     core: bool | Mapping[str, str] = f.core_metadata
     if isinstance(core, Mapping):
         core = one(core)
-    return replace(f, url="", hashes=one(f.hashes), core_metadata=core, size=None)
+    return msgspec.structs.replace(f, url="", hashes=one(f.hashes), core_metadata=core, size=None)
 
 
 @few(80)
@@ -488,6 +526,13 @@ def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: lis
         assert links.resolve(base, link) == tuple(expected), (base, link)
 
 
+@given(st.text() | st.from_regex("[A-Za-z0-9_.~+-]+", fullmatch=True))
+@example("a-1.0+local.whl")
+@example("a-1.0.whl\n")
+def test_our_file_links_quote_as_quote_does(filename: str) -> None:
+    assert links.quoted(filename) == quote(filename)
+
+
 # ---- simple pages: whatever an upstream sends --------------------------------------------------
 
 
@@ -516,6 +561,49 @@ def test_json_page_from_upstream(body: bytes) -> None:
     page = attempt(InvalidPage, lambda: simple_json.parse_project_page(body, PAGE_URL, "demo"))
     if page is not None:
         _serve_both(page)
+
+
+@few(300)
+@given(
+    st.fixed_dictionaries(
+        {"files": st.lists(typed_file_entries, max_size=4) | st.lists(declined_file_entries)},
+        optional={"name": json_values, "versions": json_values, "meta": json_values},
+    ).map(json.dumps)
+    | json_project_pages.map(json.dumps)
+)
+def test_a_json_page_reads_the_same_typed_or_tolerantly(text: str) -> None:
+    """The typed reading (msgspec, for speed) gives what the tolerant one gives, or declines."""
+    body = text.encode()
+
+    def read(typed: bool) -> ProjectPage | None:
+        return attempt(
+            InvalidPage, lambda: simple_json.parse_project_page(body, PAGE_URL, "d", typed=typed)
+        )
+
+    assert read(True) == read(False)
+
+
+def test_a_pypi_shaped_page_is_read_typed() -> None:
+    """PyPI's pages take the fast reading (a regression would only show as time)."""
+    digest = "ab" * 32
+    entry = {
+        "filename": "a-1.0-py3-none-any.whl",
+        "url": f"https://files.example.org/packages/ab/ab/{digest}/a-1.0-py3-none-any.whl",
+        "hashes": {"sha256": digest},
+        "requires-python": ">=3.9",
+        "core-metadata": {"sha256": digest},
+        "data-dist-info-metadata": {"sha256": digest},
+        "dist-info-metadata": {"sha256": digest},
+        "yanked": False,
+        "size": 612,
+        "upload-time": "2024-01-01T00:00:00.000000Z",
+        "provenance": None,
+    }
+    page = {"meta": {"api-version": "1.4", "_last-serial": 7}, "name": "a", "files": [entry]}
+    body = json.dumps({**page, "versions": ["1.0"], "project-status": {"status": "active"}})
+    read = simple_json._typed(body.encode(), PAGE_URL)
+    assert read is not None
+    assert read[0][0].core_metadata == {"sha256": digest}
 
 
 @few(200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import ProjectPage
 from pullthrough.core.policy import NO_POLICY
 from pullthrough.services.distribution import Distribution, Source
+from pullthrough.services.later import BACKLOG, Later
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
@@ -216,3 +218,57 @@ def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(pages: RemotePage
         responses.get(ROOT + f"p{n}/", body=page_body(f"p{n}-1.0.tar.gz"), content_type=JSON)
         dist.project(NormalizedName(f"p{n}"))
     assert dist.fresh_view("small") is None and dist.fresh_view("p9") is not None
+
+
+@responses.activate
+def test_a_page_is_written_to_the_cache_after_its_answer(tmp_path: Path) -> None:
+    """Writing the page for the other workers waits on the background thread (services.later);
+    meanwhile this process answers from the copy it has, without asking the upstream again."""
+    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    later = Later()
+    busy, release = threading.Event(), threading.Event()
+
+    def other_work() -> None:
+        busy.set()
+        release.wait(10)
+
+    later.run(other_work)  # the thread is busy with other work
+    assert busy.wait(10)
+    client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
+    with diskcache.Cache(str(tmp_path / "pages")) as cache:
+        pages = RemotePages(client, cache, ttl=60, later=later)
+        first = pages.project("lib")
+        assert pages.project("lib") is first  # not written yet: the copy in memory
+        assert len(cache) == 0 and len(responses.calls) == 1
+        release.set()
+        assert later.wait()
+        assert len(cache) == 1
+        again = RemotePages(client, cache, ttl=60)  # another worker
+        assert again.project("lib").value == first.value
+        assert len(responses.calls) == 1
+    client.close()
+
+
+def test_later_runs_jobs_in_order_and_logs_their_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    later, seen = Later(), []
+    later.run(lambda: seen.append(threading.current_thread().name))
+    later.run(lambda: 1 / 0)  # logged; the next job still runs
+    later.run(lambda: seen.append("after"))
+    assert later.wait()
+    assert seen == ["pullthrough-later", "after"]
+    assert "background work failed" in caplog.text
+
+
+def test_later_runs_a_job_in_the_callers_thread_when_the_backlog_is_full() -> None:
+    later = Later()
+    release = threading.Event()
+    later.run(lambda: release.wait(10))
+    for _ in range(BACKLOG):
+        later.run(lambda: None)
+    ran_in: list[str] = []
+    later.run(lambda: ran_in.append(threading.current_thread().name))
+    assert ran_in == [threading.current_thread().name]
+    release.set()
+    assert later.wait()

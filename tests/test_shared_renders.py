@@ -39,8 +39,13 @@ def workers(upstream: Upstream, tmp_path: Path) -> Iterator[tuple[Flask, Flask]]
             app.extensions[EXTENSION].close()
 
 
-def renders(app: Flask) -> float:
+def services_of(app: Flask) -> Services:
     services: Services = app.extensions[EXTENSION]
+    return services
+
+
+def renders(app: Flask) -> float:
+    services = services_of(app)
     return services.metrics.registry.get_sample_value("pullthrough_page_renders_total") or 0.0
 
 
@@ -58,6 +63,7 @@ def test_a_page_one_worker_rendered_is_sent_by_the_others_as_it_is(
     assert rendered[0] == 200 and rendered[2] == "gzip"
     plain = get(one)
     assert renders(first) == 1 and renders(second) == 0
+    assert services_of(first).later.wait()  # shared once its client has it
 
     upstream.clear_log()
     for _ in range(3):
@@ -94,4 +100,5 @@ def test_a_private_page_is_never_shared(workers: tuple[Flask, Flask]) -> None:
     assert get(client)[0] == 401
     assert get(client, Authorization=ADMIN)[0] == 200  # rendered for the admin...
     assert renders(first) == 1
+    assert services.later.wait()
     assert len(services.renders_cache) == 0  # ...and kept from the other workers

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import msgspec
 from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
@@ -29,7 +31,7 @@ def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
     return _DIGEST_LENGTHS.get(algorithm) == len(value) and _HEX.fullmatch(value) is not None
 
 
-def clean_hashes(raw: Mapping[object, object]) -> dict[str, str]:
+def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:
     """An upstream's hashes, keeping only known algorithms with well-formed hex digests: a digest
     names a file in our store, so it must never be able to name anything else."""
     if len(raw) == 1 and isinstance(value := raw.get("sha256"), str) and is_hex_digest(value):
@@ -42,19 +44,24 @@ def clean_hashes(raw: Mapping[object, object]) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class DistFile:
-    """One file on a project page, with every field PEP 503/592/658/691/700/714/740 can carry."""
+class DistFile(msgspec.Struct, frozen=True, gc=False):
+    """One file on a project page, with every field PEP 503/592/658/691/700/714/740 can carry.
+
+    A msgspec struct: a PEP 691 page decodes straight into these (its field names are the JSON
+    keys), and one is built, pickled and read back several times faster than a frozen dataclass
+    (a 4,000-file page). `gc=False`: it holds only strings, numbers and a dict of strings.
+    """
 
     filename: str
     url: str  # absolute, without the hash fragment
-    hashes: Mapping[str, str] = field(default_factory=dict)
-    requires_python: str | None = None
+    hashes: Mapping[str, str] = {}
+    requires_python: str | None = msgspec.field(default=None, name="requires-python")
     yanked: bool | str = False  # a string is the yank reason (PEP 592)
-    core_metadata: bool | Mapping[str, str] = False  # PEP 658/714: True or the metadata's hashes
-    size: int | None = None
-    upload_time: str | None = None  # ISO 8601 as the upstream gave it
-    gpg_sig: bool | None = None
+    # PEP 658/714: True or the metadata's hashes
+    core_metadata: bool | Mapping[str, str] = msgspec.field(default=False, name="core-metadata")
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    upload_time: str | None = msgspec.field(default=None, name="upload-time")  # ISO 8601, as given
+    gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
     provenance: str | None = None  # PEP 740 provenance URL
 
     @property
@@ -62,23 +69,7 @@ class DistFile:
         return self.hashes.get("sha256")
 
     def with_url(self, url: str) -> DistFile:
-        return replace(self, url=url)
-
-    def __reduce__(self) -> tuple[type[DistFile], tuple[object, ...]]:
-        # Pickled by position: the page cache stores big pages (4,000 files), and the generated
-        # slots pickling looks the fields up for every file (a third of the store's time).
-        return DistFile, (
-            self.filename,
-            self.url,
-            self.hashes,
-            self.requires_python,
-            self.yanked,
-            self.core_metadata,
-            self.size,
-            self.upload_time,
-            self.gpg_sig,
-            self.provenance,
-        )
+        return msgspec.structs.replace(self, url=url)
 
 
 PROJECT_STATUSES = ACTIVE, ARCHIVED, QUARANTINED, DEPRECATED = (

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 from packaging.utils import canonicalize_name
 
 from pullthrough.core.filenames import offerable
-from pullthrough.core.links import resolve
+from pullthrough.core.links import quoted, resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -130,7 +130,7 @@ def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
         f"    <h1>Links for {name}</h1>\n"
     ]
     for f in page.files:
-        href = url_prefix + quote(f.filename)
+        href = url_prefix + quoted(f.filename)
         if f.sha256:
             href += "#sha256=" + f.sha256
         elif f.hashes:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+
+import msgspec
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import offerable
-from pullthrough.core.links import resolve
-from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
+from pullthrough.core.links import quoted, resolve
+from pullthrough.core.models import (
+    DistFile,
+    ProjectList,
+    ProjectPage,
+    api_version,
+    clean_hashes,
+    is_hex_digest,
+)
 from pullthrough.core.simple_html import InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -68,23 +76,47 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
     )
 
 
-def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
-    data = _load(body)
-    try:
-        files = tuple(
-            f
-            for f in (_file(entry, page_url) for entry in data.get("files", []))
-            if offerable(f.filename)
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ValueError: urljoin
-        raise InvalidPage(f"unreadable JSON index page: bad file entry ({exc})") from None
-    versions = data.get("versions")
-    status = data.get("project-status")
+class _TypedPage(msgspec.Struct):
+    """A PEP 691 project page as msgspec decodes it when every file entry has its PEP's types:
+    the entries straight into DistFile (its field names are the JSON keys); the page's own
+    fields as they are, read by the same code as in the tolerant reading."""
+
+    files: list[DistFile] = []
+    name: Any = None
+    versions: Any = None
+    meta: Any = None
+    project_status: Any = msgspec.field(default=None, name="project-status")
+
+
+_TYPED = msgspec.json.Decoder(_TypedPage)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_project_page(body: bytes, page_url: str, name: str, *, typed: bool = True) -> ProjectPage:
+    """An upstream's PEP 691 page. Nearly every page decodes typed (msgspec: a 4,000-file page
+    in ~15 ms instead of ~50); a page it cannot (a field of another type, a lone surrogate, an
+    index of before PEP 714) is read the tolerant way, entry by entry, with the same result.
+    `typed=False` reads it the tolerant way (the tests compare the two)."""
+    fields: Mapping[str, Any]
+    if not typed or (read := _typed(body, page_url)) is None:
+        fields = _load(body)
+        try:
+            files = tuple(
+                f
+                for f in (_file(entry, page_url) for entry in fields.get("files", []))
+                if offerable(f.filename)
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ValueError: urljoin
+            raise InvalidPage(f"unreadable JSON index page: bad file entry ({exc})") from None
+    else:
+        files, fields = read
+    versions = fields.get("versions")
+    status = fields.get("project-status")
     status = status if isinstance(status, Mapping) else {}
-    meta = data.get("meta") or {}
+    meta = fields.get("meta") or {}
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
     return ProjectPage(
-        name=_text(data.get("name")) or name,
+        name=_text(fields.get("name")) or name,
         files=files,
         versions=(
             tuple(v for v in map(_text, versions) if v is not None)
@@ -97,6 +129,62 @@ def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     )
 
 
+def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, Any]] | None:
+    """The files and the page's fields, or None where only the tolerant reading can say: a
+    field of another type (msgspec refuses the page), a surrogate escape (which `_text` turns
+    into U+FFFD), a `dist-info-metadata` without its `core-metadata` (PEP 714's old name), an
+    entry without a filename or with a link urljoin refuses (the tolerant reading refuses the
+    page, saying why)."""
+    if _SURROGATE_ESCAPE.search(body) is not None or body.count(
+        b'"dist-info-metadata"'
+    ) > body.count(b'"core-metadata"'):
+        return None
+    try:
+        data = _TYPED.decode(body)
+    except msgspec.DecodeError:  # ValidationError too
+        return None
+    files = []
+    try:
+        for f in data.files:
+            if not f.filename:
+                return None
+            if offerable(f.filename):
+                files.append(_cleaned(f, page_url))
+    except ValueError:  # a link urljoin refuses
+        return None
+    fields = {"name": data.name, "versions": data.versions, "meta": data.meta}
+    fields["project-status"] = data.project_status
+    return tuple(files), fields
+
+
+def _cleaned(f: DistFile, page_url: str) -> DistFile:
+    """A typed entry as `_file` reads it: its link resolved, its hashes cleaned, empty strings
+    as absent. Nearly every entry is left as it is."""
+    url, _ = resolve(page_url, f.url)
+    changes: dict[str, Any] = {} if url == f.url else {"url": url}
+    if not _one_sha256(f.hashes) and (hashes := clean_hashes(f.hashes)) != f.hashes:
+        changes["hashes"] = hashes
+    metadata = f.core_metadata
+    if (
+        isinstance(metadata, Mapping)
+        and not _one_sha256(metadata)
+        and (cleaned := clean_hashes(metadata) or True) != metadata
+    ):
+        changes["core_metadata"] = cleaned
+    if "" in (f.requires_python, f.upload_time, f.provenance, f.yanked):
+        for key in ("requires_python", "upload_time", "provenance"):
+            if getattr(f, key) == "":
+                changes[key] = None
+        if f.yanked == "":
+            changes["yanked"] = False
+    return msgspec.structs.replace(f, **changes) if changes else f
+
+
+def _one_sha256(hashes: Mapping[str, str]) -> bool:
+    """PyPI's every entry: `{"sha256": <hex>}`, which cleaning leaves as it is."""
+    return len(hashes) == 1 and is_hex_digest(hashes.get("sha256", ""))
+
+
 def parse_project_list(body: bytes) -> ProjectList:
     data = _load(body)
     try:
@@ -107,7 +195,7 @@ def parse_project_list(body: bytes) -> ProjectList:
 
 
 def _file_json(f: DistFile, url_prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"filename": f.filename, "url": url_prefix + quote(f.filename)}
+    out: dict[str, Any] = {"filename": f.filename, "url": url_prefix + quoted(f.filename)}
     out["hashes"] = dict(f.hashes)
     if f.requires_python:
         out["requires-python"] = f.requires_python

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import msgspec
 from packaging.version import Version
 
 from pullthrough.core.models import ProjectPage, file_versions
@@ -37,5 +38,7 @@ def apply_yanks(page: ProjectPage, yanks: Sequence[Yank]) -> ProjectPage:
     files = []
     for f in page.files:
         found = next((y for y in yanks if y.covers(f.filename, versions.get(f.filename))), None)
-        files.append(f if found is None else replace(f, yanked=found.reason or True))
+        files.append(
+            f if found is None else msgspec.structs.replace(f, yanked=found.reason or True)
+        )
     return replace(page, files=tuple(files))

@@ -31,6 +31,7 @@ from pullthrough.services.auth import Authenticator, FailureLimit, admin_passwor
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.services.counters import Counters
+from pullthrough.services.later import Later
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -68,6 +69,7 @@ class Services:
     auth: Authenticator
     counters: Counters
     metrics: Metrics
+    later: Later  # copies kept for the other workers, written after the answer
     workers: list[TaskWorker] = field(default_factory=list)  # run in this process
 
     def wake_workers(self) -> None:
@@ -244,6 +246,7 @@ def build_services(settings: Settings) -> Services:
     )
     advisories = Advisories(catalog)
     metrics = from_environment()
+    later = Later()
     registry = Registry(
         catalog,
         generation,
@@ -252,6 +255,7 @@ def build_services(settings: Settings) -> Services:
         tls_dir=data / "tls",
         advisories=advisories,
         observer=metrics,
+        later=later,
     )
     counters = Counters(data / "counters")
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
@@ -282,4 +286,5 @@ def build_services(settings: Settings) -> Services:
         ),
         counters=counters,
         metrics=metrics,
+        later=later,
     )

@@ -12,6 +12,7 @@ disk read per process and expiry.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ import diskcache
 from cachetools import LRUCache
 
 from pullthrough.services.distribution import Distribution
+from pullthrough.services.later import Later
 from pullthrough.web.negotiation import Format
 from pullthrough.web.rendered import Rendered
 
@@ -37,9 +39,11 @@ class SharedRenders:
         *,
         clock: Callable[[], float] = time.time,
         memory: int = 64 * 2**20,  # bytes of renderings read kept per process
+        later: Later | None = None,  # where renderings are written (default: at once)
     ) -> None:
         self.cache = cache
         self.clock = clock
+        self.later = later or Later(background=False)
         self._read: LRUCache[str, Entry] = LRUCache(maxsize=memory, getsizeof=_size)
         self._lock = threading.Lock()
 
@@ -65,12 +69,17 @@ class SharedRenders:
     def put(
         self, dist: Distribution, project: str, fmt: Format, expires_at: float, done: Rendered
     ) -> None:
-        """Share a page this worker rendered (its gzip form made now, for the others)."""
-        if dist.private or (seconds := expires_at - self.clock()) <= 0:
+        """Share a page this worker rendered, with its gzip form, once its client has it."""
+        if not dist.private and expires_at > self.clock():
+            entry = (dist.generation, expires_at, done)
+            self.later.run(functools.partial(self._write, _key(dist, project, fmt), entry))
+
+    def _write(self, key: str, entry: Entry) -> None:
+        if (seconds := entry[1] - self.clock()) <= 0:
             return
-        done.encoded(gzip_ok=True)
+        entry[2].encoded(gzip_ok=True)
         try:
-            self.cache.set(_key(dist, project, fmt), (dist.generation, expires_at, done), seconds)
+            self.cache.set(key, entry, seconds)
         except (OSError, sqlite3.Error) as exc:  # a full disk: the others render it themselves
             log.warning("could not share a rendering: %s", exc)
 
