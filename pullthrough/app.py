@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime
 
 from flask import Flask, Response, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pullthrough.api import routes
 from pullthrough.config import Settings, load_settings
@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
+    try:  # the distributions, read now rather than in this worker's first request (~10 ms)
+        services.registry.all()
+    except (SQLAlchemyError, OSError) as exc:  # read again at the first request
+        log.warning("could not read the distributions yet: %s", exc)
     shared = SharedRenders(services.renders_cache, later=services.later)
     app.extensions[SHARED] = shared
     warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics, shared)

@@ -5,6 +5,7 @@ invariants). Deterministic: derandomized, no example database, bounded example c
 from __future__ import annotations
 
 import functools
+import html
 import io
 import json
 import math
@@ -531,6 +532,12 @@ def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: lis
 @example("a-1.0.whl\n")
 def test_our_file_links_quote_as_quote_does(filename: str) -> None:
     assert links.quoted(filename) == quote(filename)
+
+
+@given(st.text())
+@example("a&b<c>\"d'")
+def test_html_attributes_escape_as_html_escape_does(text: str) -> None:
+    assert simple_html._escaped(text) == html.escape(text)
 
 
 # ---- simple pages: whatever an upstream sends --------------------------------------------------

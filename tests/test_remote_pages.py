@@ -19,7 +19,7 @@ from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import ProjectPage
 from pullthrough.core.policy import NO_POLICY
 from pullthrough.services.distribution import Distribution, Source
-from pullthrough.services.later import BACKLOG, Later
+from pullthrough.services.later import BACKLOG, Later, WriteBehind
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
@@ -223,7 +223,8 @@ def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(pages: RemotePage
 @responses.activate
 def test_a_page_is_written_to_the_cache_after_its_answer(tmp_path: Path) -> None:
     """Writing the page for the other workers waits on the background thread (services.later);
-    meanwhile this process answers from the copy it has, without asking the upstream again."""
+    meanwhile this process answers from the copy it has (in this RemotePages or a new one, as
+    the registry builds when the catalog changes), without asking the upstream again."""
     responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
     later = Later()
     busy, release = threading.Event(), threading.Event()
@@ -236,9 +237,9 @@ def test_a_page_is_written_to_the_cache_after_its_answer(tmp_path: Path) -> None
     assert busy.wait(10)
     client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
     with diskcache.Cache(str(tmp_path / "pages")) as cache:
-        pages = RemotePages(client, cache, ttl=60, later=later)
-        first = pages.project("lib")
-        assert pages.project("lib") is first  # not written yet: the copy in memory
+        behind = WriteBehind(cache, later)
+        first = RemotePages(client, behind, ttl=60).project("lib")
+        assert RemotePages(client, behind, ttl=60).project("lib") is first  # the copy in memory
         assert len(cache) == 0 and len(responses.calls) == 1
         release.set()
         assert later.wait()
@@ -272,3 +273,21 @@ def test_later_runs_a_job_in_the_callers_thread_when_the_backlog_is_full() -> No
     assert ran_in == [threading.current_thread().name]
     release.set()
     assert later.wait()
+
+
+def test_a_write_that_fails_is_logged_and_the_copy_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk: the value was served from memory, is not kept, and is not held forever."""
+    later = Later()
+    with diskcache.Cache(str(tmp_path / "pages")) as cache:
+
+        def full(*_: object, **__: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(cache, "set", full)
+        behind = WriteBehind(cache, later)
+        behind.set("k", "v")
+        assert later.wait()
+        assert behind.get("k") is None
+        assert "could not keep 'k': [Errno 28] No space left on device" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -14,6 +15,8 @@ from pullthrough.core.links import quoted, resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
+
+_SPECIAL = re.compile("[&<>\"']")  # what html.escape replaces
 
 
 class InvalidPage(ValueError):
@@ -115,6 +118,11 @@ def _hash_attr(hashes: object) -> str:
     return "true"
 
 
+def _escaped(text: str) -> str:
+    """`escape(text)`, without its five passes for the text nearly every attribute has."""
+    return escape(text) if _SPECIAL.search(text) is not None else text
+
+
 def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
     """Render a page whose file links are `url_prefix + filename`."""
     name = escape(page.name)
@@ -136,22 +144,22 @@ def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
         elif f.hashes:
             algo, value = next(iter(f.hashes.items()))
             href += f"#{algo}={value}"
-        attrs = [f'href="{escape(href)}"']
+        attrs = [f'href="{_escaped(href)}"']
         if f.requires_python:
-            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+            attrs.append(f'data-requires-python="{_escaped(f.requires_python)}"')
         if f.core_metadata:
-            value = escape(_hash_attr(f.core_metadata))
+            value = _escaped(_hash_attr(f.core_metadata))
             attrs.append(f'data-dist-info-metadata="{value}" data-core-metadata="{value}"')
         if f.gpg_sig is not None:
             attrs.append(f'data-gpg-sig="{"true" if f.gpg_sig else "false"}"')
         if f.yanked is not False:
             reason = f.yanked if isinstance(f.yanked, str) else ""
-            attrs.append(f'data-yanked="{escape(reason)}"')
+            attrs.append(f'data-yanked="{_escaped(reason)}"')
         if f.provenance:
-            attrs.append(f'data-provenance="{escape(f.provenance)}"')
+            attrs.append(f'data-provenance="{_escaped(f.provenance)}"')
         if f.upload_time:
-            attrs.append(f'data-upload-time="{escape(f.upload_time)}"')
-        out.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
+            attrs.append(f'data-upload-time="{_escaped(f.upload_time)}"')
+        out.append(f"    <a {' '.join(attrs)}>{_escaped(f.filename)}</a><br />\n")
     out.append("  </body>\n</html>\n")
     return "".join(out).encode()
 

@@ -31,7 +31,7 @@ from pullthrough.services.auth import Authenticator, FailureLimit, admin_passwor
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.services.counters import Counters
-from pullthrough.services.later import Later
+from pullthrough.services.later import Later, WriteBehind
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -250,12 +250,11 @@ def build_services(settings: Settings) -> Services:
     registry = Registry(
         catalog,
         generation,
-        pages_cache,
+        WriteBehind(pages_cache, later),  # written once the page's answer is on its way
         ttl=settings.cache.index_ttl,
         tls_dir=data / "tls",
         advisories=advisories,
         observer=metrics,
-        later=later,
     )
     counters = Counters(data / "counters")
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))

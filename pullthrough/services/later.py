@@ -9,11 +9,16 @@ instead, so memory stays bounded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import diskcache
 
 log = logging.getLogger(__name__)
 BACKLOG = 64  # jobs waiting at most; each may hold a big page
@@ -73,3 +78,37 @@ def _guarded(job: Callable[[], object]) -> None:
         job()
     except Exception:
         log.exception("background work failed")
+
+
+class WriteBehind:
+    """A diskcache written on the `later` thread: `set` returns at once, and until the value is
+    written this process reads its own copy (so a page fetched here is not fetched again, by
+    this registry or the next one). A write that fails (a full disk) is logged: served, not
+    kept."""
+
+    def __init__(self, cache: diskcache.Cache, later: Later) -> None:
+        self.cache = cache
+        self.later = later
+        self._unwritten: dict[Hashable, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key in self._unwritten:
+                return self._unwritten[key]
+        return self.cache.get(key)
+
+    def set(self, key: Hashable, value: object) -> None:
+        with self._lock:
+            self._unwritten[key] = value
+        self.later.run(functools.partial(self._write, key, value))
+
+    def _write(self, key: Hashable, value: object) -> None:
+        try:
+            self.cache.set(key, value)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("could not keep %r: %s", key, exc)
+        finally:
+            with self._lock:
+                if self._unwritten.get(key) is value:
+                    del self._unwritten[key]

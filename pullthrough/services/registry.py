@@ -20,7 +20,7 @@ from pullthrough.core.policy import Blocklist
 from pullthrough.core.yanks import Yank
 from pullthrough.services.advisories import Advisories
 from pullthrough.services.distribution import Distribution, Source
-from pullthrough.services.later import Later
+from pullthrough.services.later import WriteBehind
 from pullthrough.services.local_content import LocalContent, yank_of
 from pullthrough.services.remote_pages import RemotePages
 from pullthrough.upstream.client import Observer, UpstreamClient
@@ -33,16 +33,14 @@ class Registry:
         self,
         catalog: Catalog,
         generation: ChangeSignal,
-        pages_cache: diskcache.Cache,
+        pages_cache: diskcache.Cache | WriteBehind,  # parsed upstream pages
         *,
         ttl: float,
         tls_dir: Path,
         advisories: Advisories,
         observer: Observer | None = None,  # metrics of upstream requests
-        later: Later | None = None,  # where fetched pages are written to the cache
     ) -> None:
         self.catalog = catalog
-        self.later = later
         self.observer = observer
         self.generation = generation
         self.pages_cache = pages_cache
@@ -131,7 +129,7 @@ class Registry:
                 sources = []
                 for remote in row.remotes:
                     client = self._client(remote)
-                    pages = RemotePages(client, self.pages_cache, ttl=self.ttl, later=self.later)
+                    pages = RemotePages(client, self.pages_cache, ttl=self.ttl)
                     sources.append(Source(pages, client.remote.filters, client.remote.holds))
                 local = None
                 upload_repo = None

@@ -5,20 +5,17 @@ When the upstream fails, the last good copy is served, however old, marked stale
 
 from __future__ import annotations
 
-import functools
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import cast
 
 import diskcache
 
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import ProjectList, ProjectPage
-from pullthrough.services.later import Later
+from pullthrough.services.later import WriteBehind
 from pullthrough.storage.locks import KeyedLocks
 from pullthrough.upstream.client import (
     Fetched,
@@ -67,20 +64,16 @@ class RemotePages:
     def __init__(
         self,
         client: UpstreamClient,
-        cache: diskcache.Cache,
+        cache: diskcache.Cache | WriteBehind,
         *,
         ttl: float,
         clock: Callable[[], float] = time.time,
-        later: Later | None = None,  # where pages are written to the cache (default: at once)
     ) -> None:
         self.client = client
         self.cache = cache
         self.ttl = ttl
         self.clock = clock
-        self.later = later or Later(background=False)
         self._locks = KeyedLocks()
-        self._unwritten: dict[tuple[str, str], Cached] = {}  # fetched, not in the cache yet
-        self._unwritten_lock = threading.Lock()
 
     def project(self, name: str) -> Cached:
         url = self.client.project_url(name)
@@ -92,14 +85,14 @@ class RemotePages:
 
     def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
         key = ("page", url)
-        cached = self._read(key)
+        cached: Cached | None = self.cache.get(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
         # One fetch per page per process; the others wait for it (and only they) and take its
         # result.
         with self._locks.holding(url) as waited:
             if waited:
-                cached = self._read(key)
+                cached = self.cache.get(key)
                 if cached is not None and self.clock() - cached.fetched_at < self.ttl:
                     return cached
             try:
@@ -109,27 +102,11 @@ class RemotePages:
                     raise
                 log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
                 return replace(cached, stale=True)
-            with self._unwritten_lock:
-                self._unwritten[key] = fresh
-            self.later.run(functools.partial(self._write, key, fresh))
+            try:
+                self.cache.set(key, fresh)
+            except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
+                log.warning("could not keep the page %s: %s", describe_url(url), exc)
             return fresh
-
-    def _read(self, key: tuple[str, str]) -> Cached | None:
-        with self._unwritten_lock:
-            if (fresh := self._unwritten.get(key)) is not None:
-                return fresh
-        return cast(Cached | None, self.cache.get(key))
-
-    def _write(self, key: tuple[str, str], fresh: Cached) -> None:
-        """Keep a page for every worker (pickled: a 4,000-file page ~1.5 MB, a few ms)."""
-        try:
-            self.cache.set(key, fresh)
-        except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
-            log.warning("could not keep the page %s: %s", describe_url(key[1]), exc)
-        finally:
-            with self._unwritten_lock:
-                if self._unwritten.get(key) is fresh:
-                    del self._unwritten[key]
 
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]
