@@ -636,11 +636,16 @@ def test_html_page_from_upstream(body: bytes) -> None:
         )
         .map(json.dumps)
         .map(str.encode),
+        st.lists(st.builds(dict, name=typed_texts | st.sampled_from(["a", "B.c"])))
+        .map(lambda projects: json.dumps({"projects": projects}))
+        .map(str.encode),
     )
 )
 @example(b'{"projects": [{"name": "\\ud800"}]}')
 @example(b'{"projects": ' + b"[" * 100_000 + b"}")
 def test_project_lists_from_upstream(body: bytes) -> None:
+    typed = attempt(InvalidPage, lambda: simple_json.parse_project_list(body))
+    assert typed == attempt(InvalidPage, lambda: simple_json.parse_project_list(body, typed=False))
     for parse in (simple_json.parse_project_list, simple_html.parse_project_list):
         listed = attempt(InvalidPage, functools.partial(parse, body))
         if listed is None:

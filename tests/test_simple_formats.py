@@ -191,3 +191,16 @@ def test_digests_that_are_not_hex_of_the_right_length_are_dropped(digest: str) -
 def test_project_list_escapes_names_in_links() -> None:
     html = simple_html.render_project_list(['x"><script>alert(1)</script>'], "").decode()
     assert "<script>" not in html and "&quot;&gt;&lt;script&gt;" in html
+
+
+def test_a_project_list_longer_than_a_rendering_chunk_is_whole_and_in_order() -> None:
+    """Lists are rendered LIST_CHUNK names at a time (PyPI's has 700,000): nothing lost,
+    doubled or reordered at the seams, and the JSON is what one piece would have been."""
+    names = [f"Proj_{i}" for i in range(2 * simple_json.LIST_CHUNK + 3)] + ["a&b", "\u00fc-x"]
+    body = simple_json.render_project_list(names)
+    whole = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}
+    assert json.loads(body) == whole
+    assert simple_json.parse_project_list(body).names == tuple(names)
+    html = simple_html.render_project_list(names, "")
+    assert simple_html.parse_project_list(html).names == tuple(names)
+    assert simple_json.render_project_list([]) == b'{"meta":{"api-version":"1.1"},"projects":[]}'

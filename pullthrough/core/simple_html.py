@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -17,6 +18,7 @@ from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_vers
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 
 _SPECIAL = re.compile("[&<>\"']")  # what html.escape replaces
+LIST_CHUNK = 10_000  # names of a project list rendered at a time
 
 
 class InvalidPage(ValueError):
@@ -164,14 +166,20 @@ def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
     return "".join(out).encode()
 
 
-def render_project_list(names: list[str] | tuple[str, ...], project_url_prefix: str) -> bytes:
-    head = (
-        "<!DOCTYPE html>\n<html>\n  <head>\n"
-        '    <meta name="pypi:repository-version" content="1.1">\n'
-        "    <title>Simple index</title>\n  </head>\n  <body>\n"
-    )
-    rows = [
-        f'    <a href="{escape(project_url_prefix + canonicalize_name(n))}/">{escape(n)}</a><br />\n'
-        for n in names
+def render_project_list(names: Sequence[str], project_url_prefix: str) -> bytes:
+    """Written LIST_CHUNK names at a time: PyPI's 700,000 rows never exist as strings all at
+    once beside the page."""
+    parts = [
+        b"<!DOCTYPE html>\n<html>\n  <head>\n"
+        b'    <meta name="pypi:repository-version" content="1.1">\n'
+        b"    <title>Simple index</title>\n  </head>\n  <body>\n"
     ]
-    return (head + "".join(rows) + "  </body>\n</html>\n").encode()
+    for start in range(0, len(names), LIST_CHUNK):
+        rows = (
+            f'    <a href="{_escaped(project_url_prefix + canonicalize_name(n))}/">'
+            f"{_escaped(n)}</a><br />\n"
+            for n in names[start : start + LIST_CHUNK]
+        )
+        parts.append("".join(rows).encode())
+    parts.append(b"  </body>\n</html>\n")
+    return b"".join(parts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from pullthrough.core.simple_html import InvalidPage
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 API_VERSION = "1.1"
+LIST_CHUNK = 10_000  # names of a project list rendered at a time
 
 
 def _load(body: bytes) -> dict[str, Any]:
@@ -185,7 +186,28 @@ def _one_sha256(hashes: Mapping[str, str]) -> bool:
     return len(hashes) == 1 and is_hex_digest(hashes.get("sha256", ""))
 
 
-def parse_project_list(body: bytes) -> ProjectList:
+class _Listed(msgspec.Struct, gc=False):
+    name: str
+
+
+class _TypedList(msgspec.Struct):
+    projects: list[_Listed] = []
+
+
+_TYPED_LIST = msgspec.json.Decoder(_TypedList)
+
+
+def parse_project_list(body: bytes, *, typed: bool = True) -> ProjectList:
+    """An upstream's PEP 691 project list. PyPI's (700,000 names, 34 MB) decodes typed: only
+    the names are built, not a dict per project (a third of the memory and time); any other
+    list is read the tolerant way, with the same result (`typed=False`: that way only)."""
+    if typed and _SURROGATE_ESCAPE.search(body) is None:
+        try:
+            listed = _TYPED_LIST.decode(body).projects
+        except msgspec.DecodeError:
+            pass
+        else:
+            return ProjectList(tuple(p.name for p in listed if p.name))
     data = _load(body)
     try:
         names = [_text(p["name"]) for p in data.get("projects", [])]
@@ -235,6 +257,14 @@ def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str])
     return jsontext.dumps(data)
 
 
-def render_project_list(names: list[str] | tuple[str, ...]) -> bytes:
-    data = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
-    return jsontext.dumps(data)
+def render_project_list(names: Sequence[str]) -> bytes:
+    """`{"meta": ..., "projects": [{"name": ...}, ...]}`, written LIST_CHUNK names at a time:
+    PyPI's 700,000 never exist as dicts all at once (~160 MB)."""
+    parts: list[bytes | memoryview] = [
+        b'{"meta":{"api-version":"' + API_VERSION.encode() + b'"},"projects":['
+    ]
+    for start in range(0, len(names), LIST_CHUNK):
+        chunk = jsontext.dumps([{"name": n} for n in names[start : start + LIST_CHUNK]])
+        parts += (b"," if start else b"", memoryview(chunk)[1:-1])
+    parts.append(b"]}")
+    return b"".join(parts)
