@@ -69,7 +69,8 @@ class SharedRenders:
     def put(
         self, dist: Distribution, project: str, fmt: Format, expires_at: float, done: Rendered
     ) -> None:
-        """Share a page this worker rendered, with its gzip form, once its client has it."""
+        """Share a page this worker rendered, with its gzip form, compressed and written on the
+        background thread (services.later), not in the time of the request that rendered it."""
         if not dist.private and expires_at > self.clock():
             entry = (dist.generation, expires_at, done)
             self.later.run(functools.partial(self._write, _key(dist, project, fmt), entry))
