@@ -95,7 +95,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 def parse_project_page(body: bytes, page_url: str, name: str, *, typed: bool = True) -> ProjectPage:
     """An upstream's PEP 691 page. Nearly every page decodes typed (msgspec: a 4,000-file page
-    in ~15 ms instead of ~50); a page it cannot (a field of another type, a lone surrogate, an
+    in ~20 ms instead of ~50); a page it cannot (a field of another type, a lone surrogate, an
     index of before PEP 714) is read the tolerant way, entry by entry, with the same result.
     `typed=False` reads it the tolerant way (the tests compare the two)."""
     fields: Mapping[str, Any]
