@@ -686,8 +686,8 @@ def cold_references(
     """(e), for reference: the big page's first GET in one format, timed as pullthrough's,
     through a freshly started relay floor (it keeps nothing, but gets a new server per rep and
     format all the same, as pullthrough does, so that no upstream connection an earlier GET left
-    open is reused) and through a freshly started proxpi (unless not installed). A format proxpi answers in the other format
-    is noted once and left out from then on (added to no_proxpi)."""
+    open is reused) and through a freshly started proxpi (unless not installed). A format
+    proxpi answers in the other format is noted once and left out from then on (no_proxpi)."""
     fmt_name, accept = list(FORMATS.items())[n]
     big, headers = res.big, {"Accept": accept}
     log(f"(e) rep {rep + 1}/{plan.pip_reps}: the big page ({fmt_name}), relay-floor and proxpi")

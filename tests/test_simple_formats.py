@@ -196,7 +196,7 @@ def test_project_list_escapes_names_in_links() -> None:
 def test_a_project_list_longer_than_a_rendering_chunk_is_whole_and_in_order() -> None:
     """Lists are rendered LIST_CHUNK names at a time (PyPI's has 700,000): nothing lost,
     doubled or reordered at the seams, and the JSON is what one piece would have been."""
-    names = [f"Proj_{i}" for i in range(2 * simple_json.LIST_CHUNK + 3)] + ["a&b", "\u00fc-x"]
+    names = [f"Proj_{i}" for i in range(2 * simple_html.LIST_CHUNK + 3)] + ["a&b", "\u00fc-x"]
     body = simple_json.render_project_list(names)
     whole = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}
     assert json.loads(body) == whole

@@ -31,11 +31,16 @@ def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
     return _DIGEST_LENGTHS.get(algorithm) == len(value) and _HEX.fullmatch(value) is not None
 
 
+def one_sha256(raw: Mapping[Any, object]) -> bool:
+    """PyPI's every entry: `{"sha256": <well-formed hex>}`, which cleaning leaves as it is."""
+    return len(raw) == 1 and isinstance(value := raw.get("sha256"), str) and is_hex_digest(value)
+
+
 def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:
     """An upstream's hashes, keeping only known algorithms with well-formed hex digests: a digest
     names a file in our store, so it must never be able to name anything else."""
-    if len(raw) == 1 and isinstance(value := raw.get("sha256"), str) and is_hex_digest(value):
-        return {"sha256": value}  # PyPI's every entry: the fast path of a big page
+    if one_sha256(raw):
+        return {"sha256": str(raw["sha256"])}  # the fast path of a big page
     out = {}
     for algo, value in raw.items():
         algo, value = str(algo).lower(), str(value).lower()

@@ -17,14 +17,13 @@ from pullthrough.core.models import (
     ProjectPage,
     api_version,
     clean_hashes,
-    is_hex_digest,
+    one_sha256,
 )
-from pullthrough.core.simple_html import InvalidPage
+from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 API_VERSION = "1.1"
-LIST_CHUNK = 10_000  # names of a project list rendered at a time
 
 
 def _load(body: bytes) -> dict[str, Any]:
@@ -163,12 +162,12 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
     as absent. Nearly every entry is left as it is."""
     url, _ = resolve(page_url, f.url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
-    if not _one_sha256(f.hashes) and (hashes := clean_hashes(f.hashes)) != f.hashes:
+    if not one_sha256(f.hashes) and (hashes := clean_hashes(f.hashes)) != f.hashes:
         changes["hashes"] = hashes
     metadata = f.core_metadata
     if (
         not isinstance(metadata, bool)
-        and not _one_sha256(metadata)
+        and not one_sha256(metadata)
         and (cleaned := clean_hashes(metadata) or True) != metadata
     ):
         changes["core_metadata"] = cleaned
@@ -179,11 +178,6 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         if f.yanked == "":
             changes["yanked"] = False
     return msgspec.structs.replace(f, **changes) if changes else f
-
-
-def _one_sha256(hashes: Mapping[str, str]) -> bool:
-    """PyPI's every entry: `{"sha256": <hex>}`, which cleaning leaves as it is."""
-    return len(hashes) == 1 and is_hex_digest(hashes.get("sha256", ""))
 
 
 class _Listed(msgspec.Struct, gc=False):

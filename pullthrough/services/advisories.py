@@ -13,9 +13,10 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import AdvisoryProject, AdvisoryRecord
@@ -63,6 +64,16 @@ def _read(path: Path) -> bytes | None:
     return path.read_bytes() if path.stat().st_size <= MAX_RECORD_BYTES else None
 
 
+def _in_force(*columns: Any) -> Select[Any]:
+    """`columns` of the (advisory, project it names) pairs whose advisory is not withdrawn."""
+    return (
+        select(*columns)
+        .select_from(AdvisoryRecord)
+        .join(AdvisoryProject, AdvisoryProject.advisory_id == AdvisoryRecord.id)
+        .where(AdvisoryRecord.withdrawn.is_(None))
+    )
+
+
 class Advisories:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -71,14 +82,8 @@ class Advisories:
         """`for_project`, asked only for the projects some advisory in force names (read now,
         once per catalog generation by the registry): any other project costs no query - a
         query per cold page was a fifth of its time."""
-        query = (
-            select(AdvisoryProject.name)
-            .join(AdvisoryRecord, AdvisoryProject.advisory_id == AdvisoryRecord.id)
-            .where(AdvisoryRecord.withdrawn.is_(None))
-            .distinct()
-        )
         with self.catalog.session() as session:
-            named = frozenset(session.scalars(query))
+            named = frozenset(session.scalars(_in_force(AdvisoryProject.name).distinct()))
 
         def lookup(name: NormalizedName) -> tuple[Advisory, ...]:
             return self.for_project(name) if name in named else ()
@@ -88,9 +93,8 @@ class Advisories:
     def for_project(self, name: NormalizedName) -> tuple[Advisory, ...]:
         """The project's advisories that are in force (not withdrawn)."""
         query = (
-            select(AdvisoryRecord.id, AdvisoryRecord.record)
-            .join(AdvisoryProject, AdvisoryProject.advisory_id == AdvisoryRecord.id)
-            .where(AdvisoryProject.name == name, AdvisoryRecord.withdrawn.is_(None))
+            _in_force(AdvisoryRecord.id, AdvisoryRecord.record)
+            .where(AdvisoryProject.name == name)
             .order_by(AdvisoryRecord.id)
         )
         with self.catalog.session() as session:
