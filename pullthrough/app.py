@@ -22,6 +22,7 @@ from pullthrough.services.uploads import UploadForbidden, UploadRefused
 from pullthrough.storage.store import StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, metrics, pages, pypi_json, simple, upload
+from pullthrough.web.afterwards import Afterwards
 from pullthrough.web.common import SHARED, plain_with_reason
 from pullthrough.web.fastpath import WarmPages
 from pullthrough.web.shared import SharedRenders
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("could not read the distributions yet: %s", exc)
     shared = SharedRenders(services.renders_cache, later=services.later)
     app.extensions[SHARED] = shared
-    warm_pages = WarmPages(app.wsgi_app, services.registry, services.metrics, shared)
+    later_jobs = Afterwards(app.wsgi_app, services.later)  # after the answer is sent
+    warm_pages = WarmPages(later_jobs, services.registry, services.metrics, shared)
     app.wsgi_app = warm_pages  # type: ignore[method-assign]
     blueprints = (
         simple.bp,

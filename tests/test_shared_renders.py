@@ -50,8 +50,9 @@ def renders(app: Flask) -> float:
 
 
 def get(client: FlaskClient, **headers: str) -> tuple[int, bytes, str]:
-    answer = client.get(PAGE, headers={"Accept": JSON, **headers})
-    return answer.status_code, answer.data, answer.headers.get("Content-Encoding", "identity")
+    """A GET read to its end and closed, as a WSGI server does (its background work starts)."""
+    with client.get(PAGE, headers={"Accept": JSON, **headers}) as answer:
+        return answer.status_code, answer.data, answer.headers.get("Content-Encoding", "identity")
 
 
 def test_a_page_one_worker_rendered_is_sent_by_the_others_as_it_is(

@@ -2,9 +2,11 @@
 (the page cache, the shared renderings), done on one background thread per process, in order.
 
 A cold 4,000-file page spends ~15 ms pickling, compressing and writing those copies; its client
-does not wait for them. A process that dies first loses only copies (fetched or rendered again
-later). When the backlog is long (a storm of cold pages), a job runs in the caller's thread
-instead, so memory stays bounded.
+does not wait for them. Nor does it share the interpreter with them: the jobs a request gives
+are held until its answer is sent (`hold`, `take`; web.afterwards), since pickling a big page
+holds the GIL for ~8 ms that the request's own rendering would otherwise wait for. A process
+that dies first loses only copies (fetched or rendered again later). When the backlog is long
+(a storm of cold pages), a job runs in the caller's thread instead, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ class Later:
         self._jobs: queue.Queue[Callable[[], object]] = queue.Queue(maxsize=BACKLOG)
         self._lock = threading.Lock()
         self._pid: int | None = None  # the process whose thread runs the jobs (gunicorn forks)
+        self._held = threading.local()  # .jobs: this thread's, while it holds them
 
     def run(self, job: Callable[[], object]) -> None:
-        """Do `job` soon, on the background thread; its exceptions are logged, not raised."""
+        """Do `job` soon, on the background thread (if this thread holds its jobs, once they
+        are taken and given again); its exceptions are logged, not raised."""
         if self.background:
+            if (held := getattr(self._held, "jobs", None)) is not None:
+                held.append(job)
+                return
             self._start()
             try:
                 self._jobs.put_nowait(job)
@@ -42,6 +49,20 @@ class Later:
             except queue.Full:
                 pass
         _guarded(job)
+
+    def hold(self) -> None:
+        """Keep the jobs this thread gives from now on, for `take` (a request: until its answer
+        is sent). Jobs a previous hold left untaken are handed over now."""
+        for job in self.take():
+            self.run(job)
+        if self.background:
+            self._held.jobs = []
+
+    def take(self) -> list[Callable[[], object]]:
+        """Stop holding this thread's jobs; the jobs held, for `run` once the answer is sent."""
+        jobs: list[Callable[[], object]] = getattr(self._held, "jobs", None) or []
+        self._held.jobs = None
+        return jobs
 
     def wait(self, timeout: float = 10.0) -> bool:
         """Whether every job given so far is done within `timeout` seconds (tests)."""

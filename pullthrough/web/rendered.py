@@ -8,16 +8,18 @@ ETag, so caches and conditional requests (304) keep them apart.
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from flask import Response, request
+from isal import igzip
 
 from pullthrough.web.common import STALE_HEADER, etag_matches, etag_of
 
 GZIP_MIN_BYTES = 1024  # below this, gzip saves less than its own header and the CPU it costs
-GZIP_LEVEL = 3  # a 2 MB page: 14 ms and 10% more bytes than level 6 (35 ms); small pages alike
+# ISA-L's level 1: a 2.5 MB JSON page in 1.2 ms and 233 KB, where zlib's level 3 takes 7 ms
+# for 256 KB (level 6: 19 ms, 231 KB); PyPI's 16 MB project list in 12 ms (zlib: 113 ms).
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,7 @@ class Rendered:
         if not gzip_ok or len(self.body) < GZIP_MIN_BYTES:
             return self
         if (done := self.variants.get("gzip")) is None:
-            body = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+            body = igzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
             etag = self.etag[:-1] + '-gzip"'
             common = [(k, etag if k == "ETag" else v) for k, v in self.headers_304]
             full = [
