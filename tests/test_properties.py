@@ -216,6 +216,7 @@ typed_entry_names = {
     "filename": st.sampled_from(["a-1.0.tar.gz", "a-1.0-py3-none-any.whl", "", " a", "a/b"]),
     "url": st.sampled_from(
         ["https://f.example.org/p/a-1.0.tar.gz", "../../p/a.whl#x", "./a.whl", "/x/./y", "a:b"]
+        + ["https://f.example.org/p/../a.whl", "http://h:8/a.whl#sha256=ab", "https://h/./a"]
     ),
 }
 typed_file_entries = st.fixed_dictionaries(typed_entry_names, optional=typed_fields)
@@ -525,6 +526,8 @@ def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: lis
                 links.resolve(base, link)
             continue
         assert links.resolve(base, link) == tuple(expected), (base, link)
+        if links.PLAIN_ABSOLUTE.fullmatch(link) is not None:  # taken as it is, without a look
+            assert tuple(expected) == (link, ""), (base, link)
 
 
 @given(st.text() | st.from_regex("[A-Za-z0-9_.~+-]+", fullmatch=True))

@@ -24,6 +24,7 @@ _DIGEST_LENGTHS = {
     "blake2s": 64,
 }
 _HEX = re.compile("[0-9a-f]+")
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
 def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
@@ -33,7 +34,11 @@ def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
 
 def one_sha256(raw: Mapping[Any, object]) -> bool:
     """PyPI's every entry: `{"sha256": <well-formed hex>}`, which cleaning leaves as it is."""
-    return len(raw) == 1 and isinstance(value := raw.get("sha256"), str) and is_hex_digest(value)
+    return (
+        len(raw) == 1
+        and isinstance(value := raw.get("sha256"), str)
+        and _SHA256.fullmatch(value) is not None
+    )
 
 
 def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:

@@ -10,7 +10,7 @@ import msgspec
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import offerable
-from pullthrough.core.links import quoted, resolve
+from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve
 from pullthrough.core.models import (
     DistFile,
     ProjectList,
@@ -159,12 +159,20 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
 
 def _cleaned(f: DistFile, page_url: str) -> DistFile:
     """A typed entry as `_file` reads it: its link resolved, its hashes cleaned, empty strings
-    as absent. Nearly every entry is left as it is."""
+    as absent. Nearly every entry is left as it is, and PyPI's every entry is seen to be so at
+    once (a plain absolute link, sha256 digests, no empty string)."""
+    metadata = f.core_metadata
+    if (
+        PLAIN_ABSOLUTE.fullmatch(f.url) is not None
+        and one_sha256(f.hashes)
+        and (metadata is True or metadata is False or one_sha256(metadata))
+        and "" not in (f.requires_python, f.upload_time, f.provenance, f.yanked)
+    ):
+        return f
     url, _ = resolve(page_url, f.url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
     if not one_sha256(f.hashes) and (hashes := clean_hashes(f.hashes)) != f.hashes:
         changes["hashes"] = hashes
-    metadata = f.core_metadata
     if (
         not isinstance(metadata, bool)
         and not one_sha256(metadata)
