@@ -9,6 +9,7 @@ import html
 import io
 import json
 import math
+import pickle
 import re
 import tarfile
 import tempfile
@@ -462,6 +463,23 @@ def test_json_page_round_trip(page: ProjectPage, page_versions: list[str]) -> No
         urljoin(PAGE_URL, PREFIX + quote(f.filename)) for f in page.files
     ]
     assert same_but_url(parsed) == same_but_url(replace(page, versions=tuple(page_versions)))
+
+
+@few(80)
+@given(
+    project_pages,
+    st.none() | st.lists(page_text, max_size=3).map(tuple),
+    st.none() | st.integers(0, 2**62),
+    st.none() | page_text,
+)
+@example(ProjectPage("a", (DistFile("a-\ud800.whl", "https://h/a-\ud800.whl"),)), None, None, None)
+def test_a_page_comes_back_from_the_page_cache_as_it_was(
+    page: ProjectPage, versions: tuple[str, ...] | None, serial: int | None, status: str | None
+) -> None:
+    """Pickled for the page cache (its files packed as msgpack; a lone surrogate, which msgpack
+    cannot carry, the old way) and read back by another worker: the very same page."""
+    page = replace(page, versions=versions, last_serial=serial, status=status, status_reason=status)
+    assert pickle.loads(pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)) == page
 
 
 @BASE
