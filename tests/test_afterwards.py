@@ -51,6 +51,26 @@ def test_a_request_that_gives_no_jobs_keeps_its_body_as_it_is() -> None:
     assert later.wait() and seen == [1]
 
 
+def test_a_file_the_server_sends_itself_keeps_its_wrapper() -> None:
+    """A stored file whose request fetched a page: gunicorn's sendfile is kept (the body is
+    its `wsgi.file_wrapper`), and the page's job is handed over at once."""
+    later, ran = Later(), threading.Event()
+
+    class FileWrapper(list[bytes]):
+        pass
+
+    sent = FileWrapper([b"file"])
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        later.run(ran.set)
+        start_response("200 OK", [])
+        return sent
+
+    environ = {"wsgi.file_wrapper": FileWrapper}
+    assert Afterwards(app, later)(environ, start_response) is sent
+    assert later.wait() and ran.is_set()
+
+
 def test_jobs_left_held_are_handed_over_at_the_next_hold() -> None:
     """A thread that never took its jobs (a request that died oddly) loses none of them."""
     later, ran = Later(), threading.Event()

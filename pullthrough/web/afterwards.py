@@ -1,8 +1,9 @@
 """Work after the answer: the background jobs (services.later) a request to the Flask app gives
 start once its answer is sent, so that they do not share the interpreter with its rendering.
 
-The memo's fast path (web.fastpath) gives no jobs and is not wrapped; a request that gave none
-returns its body untouched (a file keeps gunicorn's sendfile).
+The memo's fast path (web.fastpath) gives no jobs and is not wrapped; a request that gave none,
+or whose body is the server's file wrapper (a stored file, after a page fetch), returns its body
+untouched, so a file keeps gunicorn's sendfile.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ class Afterwards:
             jobs = self.later.take()
         if not jobs:
             return body
-        return ClosingIterator(body, functools.partial(self._hand_over, jobs))
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None and isinstance(body, wrapper):
+            self._hand_over(jobs)  # sent by sendfile: not worth losing it to wait
+        else:
+            body = ClosingIterator(body, functools.partial(self._hand_over, jobs))
+        return body
 
     def _hand_over(self, jobs: list[Callable[[], object]]) -> None:
         for job in jobs:
