@@ -473,11 +473,15 @@ def test_json_page_round_trip(page: ProjectPage, page_versions: list[str]) -> No
     st.none() | page_text,
 )
 @example(ProjectPage("a", (DistFile("a-\ud800.whl", "https://h/a-\ud800.whl"),)), None, None, None)
+@example(
+    ProjectPage("a", (DistFile("a-1.whl", "https://h/a-1.whl", size=2**64),)), None, None, None
+)
 def test_a_page_comes_back_from_the_page_cache_as_it_was(
     page: ProjectPage, versions: tuple[str, ...] | None, serial: int | None, status: str | None
 ) -> None:
-    """Pickled for the page cache (its files packed as msgpack; a lone surrogate, which msgpack
-    cannot carry, the old way) and read back by another worker: the very same page."""
+    """Pickled for the page cache (its files packed as msgpack; a lone surrogate or a size past
+    64 bits, which msgpack cannot carry, the old way) and read back by another worker: the
+    very same page."""
     page = replace(page, versions=versions, last_serial=serial, status=status, status_reason=status)
     assert pickle.loads(pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)) == page
 

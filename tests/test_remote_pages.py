@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import diskcache
 import pytest
@@ -107,6 +107,31 @@ def test_upstream_failure_serves_the_stale_copy(
     stale = pages.project("lib")
     assert stale.stale and stale.value == good.value
     assert pages.cache.get(("page", ROOT + "lib/")).value == good.value  # the good copy is kept
+
+
+class WrittenByAnotherVersion:
+    """A pickle that cannot be read back here: it names a function this version lacks."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return getattr, (int, "_packed_page")
+
+
+@responses.activate
+def test_a_copy_this_version_cannot_read_is_fetched_again(
+    pages: RemotePages, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rollback (or on a damaged entry) the page is fetched and the copy replaced,
+    instead of every request for the project failing."""
+    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    cache = cast(diskcache.Cache, pages.cache)
+    cache.set(("page", ROOT + "lib/"), WrittenByAnotherVersion())
+    got = pages.project("lib")
+    assert isinstance(got.value, ProjectPage)
+    assert [f.filename for f in got.value.files] == ["lib-1.0.tar.gz"]
+    assert cache.get(("page", ROOT + "lib/")).value == got.value
+    assert (
+        "unreadable copy of https://upstream.example/simple/lib/ in the page cache" in caplog.text
+    )
 
 
 @responses.activate

@@ -102,11 +102,11 @@ class ProjectPage:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled (the page cache) with its files as one msgpack blob: a 4,000-file page in
         ~1 ms instead of ~9, read back in ~2.5 ms instead of ~5-8. Files msgpack cannot carry
-        (a lone surrogate) are pickled one by one, as before."""
+        (a lone surrogate, a size of 2**64 or more) are pickled one by one, as before."""
         rest = (self.versions, self.last_serial, self.status, self.status_reason)
         try:
             return _packed_page, (self.name, _FILES_OUT.encode(self.files), *rest)
-        except UnicodeEncodeError:
+        except (UnicodeEncodeError, OverflowError):
             return ProjectPage, (self.name, self.files, *rest)
 
 

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
 import diskcache
 
@@ -85,14 +86,14 @@ class RemotePages:
 
     def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
         key = ("page", url)
-        cached: Cached | None = self.cache.get(key)
+        cached = self._kept(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
         # One fetch per page per process; the others wait for it (and only they) and take its
         # result.
         with self._locks.holding(url) as waited:
             if waited:
-                cached = self.cache.get(key)
+                cached = self._kept(key)
                 if cached is not None and self.clock() - cached.fetched_at < self.ttl:
                     return cached
             try:
@@ -107,6 +108,17 @@ class RemotePages:
             except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
                 log.warning("could not keep the page %s: %s", describe_url(url), exc)
             return fresh
+
+    def _kept(self, key: tuple[str, str]) -> Cached | None:
+        """The copy kept under `key`, if this version can read it: one another version wrote
+        (after a rollback) or a damaged one is no copy; it is fetched again and replaced."""
+        try:
+            return cast(Cached | None, self.cache.get(key))
+        except (OSError, sqlite3.Error):
+            raise
+        except Exception as exc:  # unpickling runs the pickle's own code: any error may come
+            log.warning("unreadable copy of %s in the page cache: %r", describe_url(key[1]), exc)
+            return None
 
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]

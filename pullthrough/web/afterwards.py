@@ -1,21 +1,24 @@
 """Work after the answer: the background jobs (services.later) a request to the Flask app gives
-start once its answer is sent, so that they do not share the interpreter with its rendering.
+start once its answer is on its way, so that they do not share the interpreter with its
+rendering.
 
-The memo's fast path (web.fastpath) gives no jobs and is not wrapped; a request that gave none,
-or whose body is the server's file wrapper (a stored file, after a page fetch), returns its body
-untouched, so a file keeps gunicorn's sendfile.
+The jobs are handed over when the server asks for the body's second chunk or closes it,
+whichever comes first: a page (one chunk) is sent whole by then, and a streamed download does
+not keep a page it fetched from the other workers until its last byte. A request that fails
+hands its jobs over at once. The memo's fast path (web.fastpath) gives no jobs and is not
+wrapped; a request that gave none, or whose body is the server's file wrapper (a stored file,
+after a page fetch), returns its body untouched, so a file keeps gunicorn's sendfile.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-
-from werkzeug.wsgi import ClosingIterator
 
 from pullthrough.services.later import Later
 from pullthrough.web.fastpath import WSGIApp
+
+Job = Callable[[], object]
 
 
 class Afterwards:
@@ -29,17 +32,50 @@ class Afterwards:
         self.later.hold()
         try:
             body = self.app(environ, start_response)
-        finally:
-            jobs = self.later.take()
+        except BaseException:
+            _hand_over(self.later, self.later.take())
+            raise
+        jobs = self.later.take()
         if not jobs:
             return body
         wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None and isinstance(body, wrapper):
-            self._hand_over(jobs)  # sent by sendfile: not worth losing it to wait
-        else:
-            body = ClosingIterator(body, functools.partial(self._hand_over, jobs))
-        return body
+        if isinstance(wrapper, type) and isinstance(body, wrapper):
+            _hand_over(self.later, jobs)  # sent by sendfile: not worth losing it to wait
+            return body
+        return _ThenHandOver(body, self.later, jobs)
 
-    def _hand_over(self, jobs: list[Callable[[], object]]) -> None:
-        for job in jobs:
-            self.later.run(job)
+
+class _ThenHandOver:
+    """`body` as it is, then `jobs` to `later`: at the second chunk asked for, or at close."""
+
+    def __init__(self, body: Iterable[bytes], later: Later, jobs: list[Job]) -> None:
+        self._body = body
+        self._chunks: Iterator[bytes] = iter(body)
+        self._later = later
+        self._jobs: list[Job] | None = jobs
+        self._asked = 0
+
+    def __iter__(self) -> _ThenHandOver:
+        return self
+
+    def __next__(self) -> bytes:
+        self._asked += 1
+        if self._asked == 2:
+            self._release()
+        return next(self._chunks)
+
+    def close(self) -> None:
+        try:
+            if (close := getattr(self._body, "close", None)) is not None:
+                close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        jobs, self._jobs = self._jobs, None
+        _hand_over(self._later, jobs or [])
+
+
+def _hand_over(later: Later, jobs: list[Job]) -> None:
+    for job in jobs:
+        later.run(job)
