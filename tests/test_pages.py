@@ -17,12 +17,13 @@ from pullthrough.config import load_settings
 from pullthrough.core.models import DistFile, ProjectPage
 from pullthrough.core.policy import BLOCKED, Hold
 from pullthrough.services.container import ORPHAN_CLEANUP
+from pullthrough.services.health import online_workers
 from pullthrough.services.metrics import Metrics
 from pullthrough.services.tasks import enqueue
 from pullthrough.web import page_models as pm
 from support.api import PASSWORD, with_auth
 from support.browser import with_class
-from support.servers import config_text
+from support.servers import config_text, wait_until
 from support.upstream import Upstream
 
 # ---- view models ----------------------------------------------------------------------------
@@ -278,6 +279,8 @@ def test_status_page(client: FlaskClient) -> None:
     svc = client.application.extensions["pullthrough"]
     with svc.catalog.session() as session:
         enqueue(session, ORPHAN_CLEANUP, {})
+    # the app's embedded worker says it is alive from its own thread, soon after start-up
+    assert wait_until(lambda: online_workers(svc.catalog, svc.settings.tasks.worker_timeout))
     answer = client.get("/status/")
     assert answer.status_code == 200
     doc = _doc(answer.data)

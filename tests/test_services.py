@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -19,10 +19,14 @@ from pullthrough.app import create_app
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import RemoteSettings, Settings, load_settings
+from pullthrough.core.models import DistFile
 from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import NotFound
-from pullthrough.services.pullthrough import StoredFile, StreamedFile
+from pullthrough.services.pullthrough import PullThrough, StoredFile, StreamedFile
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
+from pullthrough.storage.ledger import CacheLedger
+from pullthrough.storage.locks import LockDir
+from pullthrough.storage.store import ArtifactStore
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
 from support.servers import config_text
@@ -127,6 +131,46 @@ def test_a_file_is_fetched_once_then_served_from_the_store(
     with services.catalog.session() as session:
         cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
         assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
+
+
+class EvictingEvents:
+    """The catalog's side of eviction, reduced to deleting; `meanwhile` runs once, during the
+    first eviction (another worker caching a file while this one evicts)."""
+
+    def __init__(self, meanwhile: Callable[[], object]) -> None:
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def cached(self, entry: DistFile, sha256: str) -> None:
+        pass
+
+    def evict(self, sha256: str, remove: Callable[[], object]) -> bool:
+        remove()
+        if (then := self.meanwhile) is not None:
+            self.meanwhile = None
+            then()
+        return True
+
+
+def test_a_file_recorded_during_an_eviction_pass_is_evicted_too(tmp_path: Path) -> None:
+    """The other worker skips eviction while this one holds its lock, so this one looks again
+    after its pass: the cache does not stay over its limit until the next new file."""
+    clock = [0.0]
+    store = ArtifactStore(tmp_path / "files")
+    ledger = CacheLedger(tmp_path / "ledger", max_size=250, clock=lambda: clock[0])
+
+    def cache(n: int) -> None:
+        clock[0] += 1
+        ledger.record(store.put_bytes(bytes([n]) * 100), 100)
+
+    for n in range(3):
+        cache(n)
+    assert ledger.over_limit()
+    pullthrough = PullThrough(
+        store, ledger, LockDir(tmp_path / "locks"), EvictingEvents(lambda: cache(3))
+    )
+    assert pullthrough.evict_if_needed() == 2
+    assert ledger.total() == 200 and ledger.count() == 2
+    ledger.close()
 
 
 def test_metadata_of_a_cached_wheel_is_served_while_the_upstream_is_down(

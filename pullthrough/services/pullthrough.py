@@ -41,6 +41,7 @@ from pullthrough.upstream.client import (
 log = logging.getLogger(__name__)
 HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
 STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
+EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -467,28 +468,42 @@ class PullThrough:
 
     def evict_if_needed(self) -> int:
         """Evict least recently used orphaned files while over the size limit (one worker at a
-        time; the others skip). Open files stay readable, so a download in progress is safe."""
-        if not self.ledger.over_limit():
-            return 0
-        lock = self.locks.named("evict")
-        if not lock.acquire(timeout=0, blocking=False):
-            return 0
-        try:
-            evicted = 0
-            for victim in self.ledger.victims():
-                remove = functools.partial(self.store.delete, victim.sha256)
-                try:
-                    evicted += self.events.evict(victim.sha256, remove)
-                except StorageUnavailable as exc:  # still there and tracked: evicted later
-                    log.warning("eviction paused: %s", exc)
-                    break
-                self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
-            if evicted:
-                self.metrics.evictions.inc(evicted)
-                log.info("evicted %d cached files", evicted)
-            return evicted
-        finally:
-            lock.release()
+        time; the others skip). Open files stay readable, so a download in progress is safe.
+
+        A file another worker recorded during a pass (it skipped: the lock was held) was not
+        among that pass's victims, so the holder looks again once it has let the lock go;
+        without that, the cache stayed over its limit until the next new file."""
+        evicted = 0
+        for _ in range(EVICTION_PASSES):
+            if not self.ledger.over_limit():
+                break
+            lock = self.locks.named("evict")
+            if not lock.acquire(timeout=0, blocking=False):
+                break  # the holder looks again after its pass
+            try:
+                done, paused = self._evict_pass()
+            finally:
+                lock.release()
+            evicted += done
+            if paused:
+                break
+        if evicted:
+            self.metrics.evictions.inc(evicted)
+            log.info("evicted %d cached files", evicted)
+        return evicted
+
+    def _evict_pass(self) -> tuple[int, bool]:
+        """Files evicted down to the ledger's target, and whether the store stopped it."""
+        evicted = 0
+        for victim in self.ledger.victims():
+            remove = functools.partial(self.store.delete, victim.sha256)
+            try:
+                evicted += self.events.evict(victim.sha256, remove)
+            except StorageUnavailable as exc:  # still there and tracked: evicted later
+                log.warning("eviction paused: %s", exc)
+                return evicted, True
+            self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
+        return evicted, False
 
 
 def _moved_past(progress: _Progress, sent: int) -> bool:
