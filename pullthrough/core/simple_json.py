@@ -171,13 +171,9 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         return f
     url, _ = resolve(page_url, f.url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
-    if not one_sha256(f.hashes) and (hashes := clean_hashes(f.hashes)) != f.hashes:
+    if (hashes := clean_hashes(f.hashes)) != f.hashes:
         changes["hashes"] = hashes
-    if (
-        not isinstance(metadata, bool)
-        and not one_sha256(metadata)
-        and (cleaned := clean_hashes(metadata) or True) != metadata
-    ):
+    if not isinstance(metadata, bool) and (cleaned := clean_hashes(metadata) or True) != metadata:
         changes["core_metadata"] = cleaned
     if "" in (f.requires_python, f.upload_time, f.provenance, f.yanked):
         for key in ("requires_python", "upload_time", "provenance"):

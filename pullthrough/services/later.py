@@ -3,7 +3,7 @@
 
 A cold 4,000-file page spends ~15 ms pickling, compressing and writing those copies; its client
 does not wait for them. Nor does it share the interpreter with them: the jobs a request gives
-are held until its answer is sent (`hold`, `take`; web.afterwards), since pickling a big page
+are held until its answer is sent (`held`; web.afterwards), since pickling a big page
 holds the GIL for ~8 ms that the request's own rendering would otherwise wait for. A process
 that dies first loses only copies (fetched or rendered again later). When the backlog is long
 (a storm of cold pages), a job runs in the caller's thread instead, so memory stays bounded.
@@ -17,27 +17,29 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import diskcache
 
 log = logging.getLogger(__name__)
 BACKLOG = 64  # jobs waiting at most; each may hold a big page
+Job = Callable[[], object]
 
 
 class Later:
     def __init__(self, *, background: bool = True) -> None:
         """`background=False`: every job runs at once, in the caller's thread (tests, tools)."""
         self.background = background
-        self._jobs: queue.Queue[Callable[[], object]] = queue.Queue(maxsize=BACKLOG)
+        self._jobs: queue.Queue[Job] = queue.Queue(maxsize=BACKLOG)
         self._lock = threading.Lock()
         self._pid: int | None = None  # the process whose thread runs the jobs (gunicorn forks)
         self._held = threading.local()  # .jobs: this thread's, while it holds them
 
-    def run(self, job: Callable[[], object]) -> None:
-        """Do `job` soon, on the background thread (if this thread holds its jobs, once they
-        are taken and given again); its exceptions are logged, not raised."""
+    def run(self, job: Job) -> None:
+        """Do `job` soon, on the background thread (inside `held`, once given again); its
+        exceptions are logged, not raised."""
         if self.background:
             if (held := getattr(self._held, "jobs", None)) is not None:
                 held.append(job)
@@ -50,19 +52,27 @@ class Later:
                 pass
         _guarded(job)
 
-    def hold(self) -> None:
-        """Keep the jobs this thread gives from now on, for `take` (a request: until its answer
-        is sent). Jobs a previous hold left untaken are handed over now."""
-        for job in self.take():
-            self.run(job)
+    @contextmanager
+    def held(self) -> Iterator[list[Job]]:
+        """The jobs this thread gives inside the block are kept in the list it yields, not run
+        (a request's: until its answer is sent); the caller gives them to `run_all` then. A
+        block that raises hands them over at once. Without a background thread, jobs run at
+        once as always."""
+        jobs: list[Job] = []
         if self.background:
-            self._held.jobs = []
+            self._held.jobs = jobs
+        try:
+            yield jobs
+        except BaseException:
+            self._held.jobs = None
+            self.run_all(jobs)
+            raise
+        finally:
+            self._held.jobs = None
 
-    def take(self) -> list[Callable[[], object]]:
-        """Stop holding this thread's jobs; the jobs held, for `run` once the answer is sent."""
-        jobs: list[Callable[[], object]] = getattr(self._held, "jobs", None) or []
-        self._held.jobs = None
-        return jobs
+    def run_all(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.run(job)
 
     def wait(self, timeout: float = 10.0) -> bool:
         """Whether every job given so far is done within `timeout` seconds (tests)."""
@@ -89,12 +99,12 @@ class Later:
                 self._pid = os.getpid()
 
     @staticmethod
-    def _work(jobs: queue.Queue[Callable[[], object]]) -> None:
+    def _work(jobs: queue.Queue[Job]) -> None:
         while True:
             _guarded(jobs.get())
 
 
-def _guarded(job: Callable[[], object]) -> None:
+def _guarded(job: Job) -> None:
     try:
         job()
     except Exception:

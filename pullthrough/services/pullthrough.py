@@ -473,11 +473,10 @@ class PullThrough:
         A file another worker recorded during a pass (it skipped: the lock was held) was not
         among that pass's victims, so the holder looks again once it has let the lock go;
         without that, the cache stayed over its limit until the next new file."""
-        evicted = 0
+        evicted, lock = 0, self.locks.named("evict")
         for _ in range(EVICTION_PASSES):
             if not self.ledger.over_limit():
                 break
-            lock = self.locks.named("evict")
             if not lock.acquire(timeout=0, blocking=False):
                 break  # the holder looks again after its pass
             try:

@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pullthrough.services.later import Later
+from pullthrough.services.later import Job, Later
 from pullthrough.web.fastpath import WSGIApp
-
-Job = Callable[[], object]
 
 
 class Afterwards:
@@ -29,18 +27,13 @@ class Afterwards:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        self.later.hold()
-        try:
+        with self.later.held() as jobs:
             body = self.app(environ, start_response)
-        except BaseException:
-            _hand_over(self.later, self.later.take())
-            raise
-        jobs = self.later.take()
         if not jobs:
             return body
         wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(wrapper, type) and isinstance(body, wrapper):
-            _hand_over(self.later, jobs)  # sent by sendfile: not worth losing it to wait
+            self.later.run_all(jobs)  # sent by sendfile: not worth losing it to wait
             return body
         return _ThenHandOver(body, self.later, jobs)
 
@@ -52,7 +45,7 @@ class _ThenHandOver:
         self._body = body
         self._chunks: Iterator[bytes] = iter(body)
         self._later = later
-        self._jobs: list[Job] | None = jobs
+        self._jobs = jobs
         self._asked = 0
 
     def __iter__(self) -> _ThenHandOver:
@@ -72,10 +65,5 @@ class _ThenHandOver:
             self._release()
 
     def _release(self) -> None:
-        jobs, self._jobs = self._jobs, None
-        _hand_over(self._later, jobs or [])
-
-
-def _hand_over(later: Later, jobs: list[Job]) -> None:
-    for job in jobs:
-        later.run(job)
+        jobs, self._jobs = self._jobs, []
+        self._later.run_all(jobs)
