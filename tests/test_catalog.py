@@ -468,7 +468,7 @@ def test_eviction_and_promotion_never_leave_a_repository_without_its_file(
         assert promoter.is_alive() and promotion == []
         return store.delete(sha)
 
-    assert CachedContent(catalog, store).evict(sha, remove_file)
+    assert CachedContent(catalog).evict(sha, remove_file)
     promoter.join(timeout=THREAD_TIMEOUT)
     assert len(promotion) == 1 and promotion[0] is not None  # it failed: the package is gone
     assert files_in(catalog, repo_id, latest_number(catalog, repo_id)) == set()
@@ -482,5 +482,5 @@ def test_a_promoted_file_is_not_evicted(catalog: Catalog, tmp_path: Path) -> Non
     repo_id = make_repository(catalog)
     with catalog.session() as session:
         new_version(session, repo_id, add=[package.id])
-    assert not CachedContent(catalog, store).evict(sha, lambda: store.delete(sha))
+    assert not CachedContent(catalog).evict(sha, lambda: store.delete(sha))
     assert store.has(sha)

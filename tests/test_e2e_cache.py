@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import requests
@@ -42,16 +43,25 @@ def test_least_recently_used_files_are_evicted_over_the_limit(
     def get(name: str) -> bytes:
         return requests.get(url(name), timeout=10).content
 
-    assert get("aaa") == wheels["aaa"].read_bytes()
-    assert get("bbb") == wheels["bbb"].read_bytes()
-    get("aaa")  # a cache hit: "aaa" is now more recently used than "bbb"
-    get("ccc")  # 300 KB > 250 KB: evict down to 225 KB
-
     def stored() -> set[str]:
         return {p.name for p in stored_files(proxy.data_dir)}
 
+    def status() -> dict[str, Any]:
+        return cast(
+            dict[str, Any], requests.get(f"{proxy.url}/pulp/api/v3/status/", timeout=10).json()
+        )
+
+    assert get("aaa") == wheels["aaa"].read_bytes()
+    assert get("bbb") == wheels["bbb"].read_bytes()
+    # A file is stored, and its use recorded, just after its client has the last byte.
+    assert wait_until(lambda: status()["cache"]["files"] == 2)
+    get("aaa")  # a cache hit: "aaa" is now more recently used than "bbb"
+    get("ccc")  # 300 KB > 250 KB: evict down to 225 KB
+
     # Bookkeeping and eviction run once the client has its last byte.
-    assert wait_until(lambda: stored() == {sha("aaa"), sha("ccc")}), stored()
+    assert wait_until(lambda: stored() == {sha("aaa"), sha("ccc")}), {
+        n: sha(n) in stored() for n in wheels
+    }
 
     # Uses are recorded at most once a minute per file, so "aaa" is now the oldest; a slow
     # reader holds it open while the next download evicts it.
@@ -63,8 +73,7 @@ def test_least_recently_used_files_are_evicted_over_the_limit(
     reader.close()
     assert first + rest == wheels["aaa"].read_bytes()  # the transfer in flight was not cut
 
-    status = requests.get(proxy.url + "/pulp/api/v3/status/", timeout=10).json()
-    assert status["cache"] == {"size": 200_000, "max_size": 250_000, "files": 2}
+    assert status()["cache"] == {"size": 200_000, "max_size": 250_000, "files": 2}
     # An evicted file is simply fetched again.
     assert requests.get(url("aaa"), timeout=10).content == wheels["aaa"].read_bytes()
     assert len(upstream.requests_for(wheels["aaa"].name, server="files", method="GET")) == 2

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from support.packages import sha256_of
-from support.servers import PROXY_UA, Server, config_text, stored_files
+from support.servers import PROXY_UA, Server, config_text, settle, stored_files
 from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
 
@@ -52,6 +52,7 @@ def test_pip_install_resolves_dependencies_through_the_proxy(
     assert_only_the_proxy_reached_upstream(upstream)
     assert upstream.requests_for("shelf_reader-0.2-py3-none-any.whl", server="files")
     assert upstream.requests_for("app_with_dep-1.0-py3-none-any.whl.metadata", server="files")
+    assert settle(server.data_dir)  # the last file is stored just after pip has it
     stored = {p.name for p in stored_files(server.data_dir)}
     wanted = {
         sha256_of(path)

@@ -44,7 +44,7 @@ from support.faults import (
     worker_holding,
     workers,
 )
-from support.servers import Server, config_text, wait_until
+from support.servers import Server, config_text, settle, temporary_files, wait_until
 from support.tools import clean_env
 from support.upstream import JSON_V1, Upstream, UpstreamFile
 
@@ -95,10 +95,6 @@ def catalog_sha(api: Api, filename: str) -> list[str]:
     return [p["sha256"] for p in api.packages(filename=filename)]
 
 
-def tmp_partials(data_dir: Path) -> list[str]:
-    return sorted(p.name for p in (data_dir / "artifacts" / ".tmp").glob("*"))
-
-
 def start_proxy(
     gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, **overrides: object
 ) -> tuple[str, Server, Api]:
@@ -126,7 +122,7 @@ def expect_healed(proxy: Server, api: Api, wanted: UpstreamFile, base_path: str 
     """The next request gets the right bytes, stored once, complete, and catalogued."""
     status, body = fetch(content_url(proxy, wanted.filename, base_path))
     assert status == 200 and body == wanted.data, (status, len(body), wanted.size)
-    assert wanted.sha256 in sound_store(proxy.data_dir)
+    assert settle(proxy.data_dir) and wanted.sha256 in sound_store(proxy.data_dir)
     assert wait_until(lambda: catalog_sha(api, wanted.filename) == [wanted.sha256], timeout=10)
 
 
@@ -218,7 +214,7 @@ def test_a_killed_worker_keeps_nothing_of_the_upload_it_was_receiving(
     assert answer == b"", answer[:200]  # no answer at all, certainly no success
     assert catalog_sha(api, wheel.name) == []
     assert api.latest(repo).endswith("/versions/0/")
-    assert sound_store(proxy.data_dir) == set() and tmp_partials(proxy.data_dir) == []
+    assert sound_store(proxy.data_dir) == set() and temporary_files(proxy.data_dir) == []
 
     # a re-upload (twine, as users do) then works
     assert wait_until(lambda: len(workers(master)) == 2 and victim not in workers(master), 15)
@@ -311,7 +307,7 @@ def test_a_trickling_upstream_gives_the_right_bytes(
     status, body = fetch(content_url(proxy, wanted.filename), timeout=60)
     assert status == 200 and body == wanted.data, (status, len(body), wanted.size)
     assert time.monotonic() - started > 1.0  # it did trickle
-    assert sound_store(proxy.data_dir) == {wanted.sha256}
+    assert settle(proxy.data_dir) and sound_store(proxy.data_dir) == {wanted.sha256}
     assert file_gets(upstream, wanted) == 1
     upstream.slow_files = 0
     expect_healed(proxy, api, wanted)  # now from the store
@@ -347,7 +343,7 @@ def test_an_upstream_sending_other_bytes_than_promised_is_a_clean_error(
         assert len(body) < wanted.size
     assert sound_store(proxy.data_dir) == set()
     assert catalog_sha(api, wanted.filename) == []
-    assert tmp_partials(proxy.data_dir) == []  # a failed download removes its temporary file
+    assert temporary_files(proxy.data_dir) == []  # a failed download removes its temporary file
 
     upstream.reset_faults()  # the upstream is fixed
     expect_healed(proxy, api, wanted)
@@ -377,7 +373,7 @@ def test_fifty_concurrent_cold_requests_make_one_upstream_download(
     assert [status for status, _ in results] == [200] * clients
     assert sum(body == wanted.data for _, body in results) == clients
     assert file_gets(upstream, wanted) == 1
-    assert sound_store(proxy.data_dir) == {wanted.sha256}
+    assert settle(proxy.data_dir) and sound_store(proxy.data_dir) == {wanted.sha256}
     assert wait_until(lambda: catalog_sha(api, wanted.filename) == [wanted.sha256], timeout=10)
 
 

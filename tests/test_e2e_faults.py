@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.servers import Server, config_text, stored_files
+from support.servers import Server, config_text, settle, stored_files, temporary_files
 from support.upstream import Upstream, UpstreamFile
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +32,6 @@ def fetch(url: str) -> tuple[int | None, bytes]:
             return resp.status_code, resp.content
     except requests.RequestException:
         return None, b""
-
-
-def tmp_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "artifacts" / ".tmp").iterdir()]
 
 
 def test_upstream_timeout_is_a_504(
@@ -76,11 +72,12 @@ def test_broken_download_leaves_nothing_and_the_next_request_heals(
     status, body = fetch(url)
     assert body != wheel.data  # the client never receives a complete, bad file
     assert status in (None, 200, 502)
-    assert stored_files(proxy.data_dir) == [] and tmp_files(proxy.data_dir) == []
+    assert stored_files(proxy.data_dir) == [] and temporary_files(proxy.data_dir) == []
 
     setattr(upstream, fault, False)
     status, body = fetch(url)
     assert status == 200 and body == wheel.data
+    assert settle(proxy.data_dir)
     assert [p.name for p in stored_files(proxy.data_dir)] == [wheel.sha256]
 
 

@@ -32,7 +32,7 @@ import pytest
 
 from support.api import Api, with_auth
 from support.packages import build_wheel, sha256_of
-from support.servers import PROXY_UA, Server, config_text, free_port, stored_files
+from support.servers import PROXY_UA, Server, config_text, free_port, settle, stored_files
 from support.tools import clean_env, ok, poetry_settings, run
 from support.upstream import Upstream
 
@@ -181,6 +181,7 @@ def assert_came_through(bench: Bench, agent: str, filenames: Iterable[str]) -> N
     """The upstream saw only us, our store holds the upstream's files for RESOLVED, and the
     tool fetched each of `filenames` from our server."""
     assert_only_the_proxy_reached_upstream(bench.upstream)
+    assert settle(bench.server.data_dir)  # the last file is stored just after the tool has it
     stored = {p.name for p in stored_files(bench.server.data_dir)}
     wanted = {h for _, hashes in upstream_locked(bench.upstream).values() for h in hashes}
     assert wanted <= stored, wanted - stored

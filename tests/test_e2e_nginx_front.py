@@ -25,7 +25,7 @@ import requests
 from support.api import AUTH, Api, legacy_upload, with_auth
 from support.nginx import NginxFront
 from support.packages import build_wheel
-from support.servers import PROXY_UA, Server, config_text, stored_files
+from support.servers import PROXY_UA, Server, config_text, settle, stored_files
 from support.tools import run_pip
 from support.upstream import JSON_V1, Upstream
 
@@ -98,7 +98,7 @@ def test_pip_installs_through_the_front_and_pages_come_from_its_cache(
     agents = {rec.header("user-agent") or "" for rec in upstream.log}
     assert agents and all(a.startswith(PROXY_UA) for a in agents), agents
     assert upstream.requests_for("shelf_reader-0.2-py3-none-any.whl", server="files")
-    assert len(stored_files(front.app.data_dir)) == 1
+    assert settle(front.app.data_dir) and len(stored_files(front.app.data_dir)) == 1
 
     # The page is in nginx's cache now (pip's Accept and gzip): asked again and again within a
     # second or two, nginx answers, not the app, which is asked again only once the entry is
@@ -308,6 +308,7 @@ def test_stored_files_are_sent_by_nginx_once_the_app_allows_them(
     index = front.url + "/pypi/main/simple/"
     run_pip(["download", "--no-deps", "-d", str(tmp_path / "cold"), "-i", index,
              "shelf-reader==0.2"])  # fmt: skip
+    assert settle(front.app.data_dir)
     (stored,) = stored_files(front.app.data_dir)
     wheel = upstream.files_for("shelf-reader")
     (wanted,) = [f for f in wheel if f.filename == "shelf_reader-0.2-py3-none-any.whl"]

@@ -11,7 +11,7 @@ import pytest
 
 from support.api import Api, with_auth
 from support.packages import build_wheel
-from support.servers import PROXY_UA, Server, config_text, free_port, stored_files
+from support.servers import PROXY_UA, Server, config_text, free_port, settle, stored_files
 from support.tools import make_venv, run_pip
 from support.upstream import Upstream
 
@@ -98,5 +98,6 @@ def test_pip_installs_through_ordered_remotes_and_a_chained_pullthrough(
     assert corp.requests_for("shelf_reader-5.0-py3-none-any.whl", server="files")
     (app,) = [f.sha256 for f in upstream.files_for("app-with-dep") if f.filename.endswith(".whl")]
     (ours,) = [f.sha256 for f in corp.files_for("shelf-reader")]
+    assert settle(first_hop.data_dir) and settle(edge.data_dir)
     assert app in {p.name for p in stored_files(first_hop.data_dir)}
     assert {app, ours} <= {p.name for p in stored_files(edge.data_dir)}

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from support.packages import build_wheel
-from support.servers import Server, config_text, stored_files
+from support.servers import Server, config_text, settle, stored_files, wait_until
 from support.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ def test_head_and_range_on_cached_files(proxy: Server, upstream: Upstream) -> No
     assert not upstream.requests_for(wheel.filename, server="files")  # HEAD fetches nothing
     full = get(url)
     assert full.content == wheel.data
+    assert settle(proxy.data_dir)  # stored just after the client has its last byte
     part = get(url, Range="bytes=10-19")
     assert part.status_code == 206 and part.content == wheel.data[10:20]
     assert part.headers["Content-Range"] == f"bytes 10-19/{wheel.size}"
@@ -236,6 +237,8 @@ def test_head_and_range_on_cached_files(proxy: Server, upstream: Upstream) -> No
 def test_status_reports_storage_cache_and_upstream(proxy: Server, upstream: Upstream) -> None:
     wheel = upstream.files_for("meta-lib")[0]
     get(f"{proxy.url}/pulp/content/main/{wheel.filename}")
+    assert settle(proxy.data_dir)  # stored, and counted, just after the client has it
+    assert wait_until(lambda: get(proxy.url + "/pulp/api/v3/status/").json()["cache"]["files"])
     status = get(proxy.url + "/pulp/api/v3/status/").json()
     assert status["cache"]["size"] == wheel.size and status["cache"]["files"] == 1
     assert status["remotes"] == [

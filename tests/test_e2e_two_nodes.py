@@ -229,7 +229,8 @@ def test_a_node_killed_mid_download_leaves_nothing_and_the_other_serves(
     upstream.slow_files = 0.0
     body = get(f"{cluster.b.url}/pulp/content/main/{WHEEL}", timeout=30).content
     assert hashlib.sha256(body).hexdigest() == wanted.sha256
-    assert list(cluster.objects().values()) == [wanted.size]
+    # stored just after the client has its last byte
+    assert wait_until(lambda: list(cluster.objects().values()) == [wanted.size])
 
 
 def test_an_s3_outage_is_a_503_on_every_node_and_both_resume(

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from support.packages import build_sdist, build_wheel, sha256_of
-from support.servers import Server, config_text
+from support.servers import Server, config_text, temporary_files
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +39,6 @@ ActionForm = TypedDict("ActionForm", {":action": str})  # a form field that is n
 def store_files(data_dir: Path) -> set[str]:
     """Every file visible in the artifact store."""
     return {p.name for p in (data_dir / "artifacts").glob("??/??/*") if p.is_file()}
-
-
-def tmp_files(data_dir: Path) -> list[str]:
-    return sorted(p.name for p in (data_dir / "artifacts" / ".tmp").iterdir())
 
 
 @dataclass
@@ -175,7 +171,7 @@ class Unchanged:
 
     def check(self, what: object = "") -> None:
         data_dir = self.index.server.data_dir
-        assert tmp_files(data_dir) == [], what
+        assert temporary_files(data_dir) == [], what
         assert store_files(data_dir) == self.stored, what
         assert self.index.latest_number() == self.latest, what
         assert self.index.api("GET", CONTENT)["count"] == self.content, what
@@ -194,7 +190,7 @@ def test_an_upload_lands_in_a_new_version_and_is_served(index: Index, dists: Pat
     assert index.files("up-lib") == sorted([wheel.name, sdist.name])
 
     assert sha256_of(wheel) in store_files(index.server.data_dir)
-    assert tmp_files(index.server.data_dir) == []
+    assert temporary_files(index.server.data_dir) == []
     served = index.http.get(index.url(f"/pulp/content/{BASE}/{wheel.name}"), timeout=TIMEOUT)
     assert served.status_code == 200 and served.content == wheel.read_bytes()
     (content,) = index.api("GET", CONTENT + f"?filename={wheel.name}")["results"]
@@ -378,7 +374,7 @@ def test_concurrent_uploads_land_in_distinct_versions(index: Index, dists: Path)
         assert present.get("python.python", {}).get("count", 0) == v["number"]
     for i, wheel in enumerate(wheels):
         assert index.files(f"par{i}-lib") == [wheel.name]
-    assert tmp_files(index.server.data_dir) == []
+    assert temporary_files(index.server.data_dir) == []
 
 
 def test_uploads_over_max_upload_size_are_413(

@@ -4,6 +4,7 @@ task worker. The upstream is a real index on loopback; timings are injected, not
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +22,13 @@ from pullthrough.catalog.versions import create_repository
 from pullthrough.config import RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
 from pullthrough.services.container import Services, build_services
+from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import PullThrough, StoredFile, StreamedFile
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
-from pullthrough.storage.store import ArtifactStore
+from pullthrough.storage.store import ArtifactStore, StorageFull
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
 from support.servers import config_text
@@ -133,6 +135,96 @@ def test_a_file_is_fetched_once_then_served_from_the_store(
         assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
 
 
+def streamed(svc: Services, dist: ServedDistribution, filename: str) -> StreamedFile:
+    opened = svc.pullthrough.open(dist, filename)
+    assert isinstance(opened, StreamedFile)  # not stored: fetched from the upstream
+    return opened
+
+
+def lock_is_free(svc: Services, dist: ServedDistribution, filename: str) -> bool:
+    """Whether no download holds the file's single-flight lock (taken and let go at once)."""
+    lock = svc.pullthrough.locks.lock(dist.find_file(filename)[0].url)
+    if not lock.acquire(timeout=0, blocking=False):
+        return False
+    lock.release()
+    return True
+
+
+def test_a_small_file_is_sent_verified_then_stored(services: Services, upstream: Upstream) -> None:
+    """The client's last byte does not wait for the fsync and the rename: the file is stored
+    (and its lock let go) when the answer closes, as a WSGI server closes it after sending."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    first = streamed(services, dist, WHL_02)
+    assert b"".join(first) == expected.data
+    assert not services.store.has(expected.sha256)  # sent before it was stored...
+    assert not lock_is_free(services, dist, WHL_02)  # ...while other requests wait for it
+    first.close()
+    assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
+    assert services.ledger.total() == len(expected.data)
+
+
+def test_a_small_file_closed_unread_is_stored_all_the_same(
+    services: Services, upstream: Upstream
+) -> None:
+    """A client that goes away before the body (the server closes an answer it never sent)."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    streamed(services, dist, WHL_02).close()
+    assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
+    again = services.pullthrough.open(dist, WHL_02)
+    assert isinstance(again, StoredFile)
+    again.file.close()
+    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
+
+
+def test_a_small_file_that_cannot_be_stored_is_still_sent_whole(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills between the check and the rename: the client has the verified bytes, the
+    store has nothing (not even a temporary file), and the next request fetches it again."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+
+    def full(tmp_path: Path, sha256: str) -> None:
+        raise StorageFull(errno.ENOSPC, "no space left for the file store")
+
+    monkeypatch.setattr(services.store, "publish", full)
+    with closing(streamed(services, dist, WHL_02)) as first:
+        assert b"".join(first) == expected.data
+    assert not services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
+    assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
+    monkeypatch.undo()
+    with closing(streamed(services, dist, WHL_02)) as second:
+        assert b"".join(second) == expected.data
+    assert services.store.has(expected.sha256)
+    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 2
+
+
+def test_a_file_the_catalog_cannot_read_is_cached_all_the_same(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a file for its catalog entry fails in a way nobody foresaw: that is logged and
+    costs the entry, not the download or the cache."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+
+    def broken(entry: DistFile, sha256: str, path: Path) -> Package | None:
+        raise RuntimeError("a bug in reading metadata")
+
+    monkeypatch.setattr(services.pullthrough.events, "describe", broken)
+    with closing(streamed(services, dist, WHL_02)) as first:
+        assert b"".join(first) == expected.data
+    assert services.store.has(expected.sha256)
+    assert services.ledger.total() == len(expected.data)
+    with services.catalog.session() as session:
+        assert session.scalar(select(Package).where(Package.filename == WHL_02)) is None
+
+
 class EvictingEvents:
     """The catalog's side of eviction, reduced to deleting; `meanwhile` runs once, during the
     first eviction (another worker caching a file while this one evicts)."""
@@ -140,7 +232,10 @@ class EvictingEvents:
     def __init__(self, meanwhile: Callable[[], object]) -> None:
         self.meanwhile: Callable[[], object] | None = meanwhile
 
-    def cached(self, entry: DistFile, sha256: str) -> None:
+    def describe(self, entry: DistFile, sha256: str, path: Path) -> Package | None:
+        return None
+
+    def cached(self, package: Package) -> None:
         pass
 
     def evict(self, sha256: str, remove: Callable[[], object]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -16,32 +17,34 @@ from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import DistFile
 from pullthrough.services.packages import apply_index_fields, package_from_file
-from pullthrough.storage.store import BlobStore
 
 log = logging.getLogger(__name__)
 
 
 class CachedContent:
-    def __init__(self, catalog: Catalog, store: BlobStore) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.store = store
 
-    def cached(self, entry: DistFile, sha256: str) -> None:
-        """A file just entered the cache: record it as an orphaned package."""
+    def describe(self, entry: DistFile, sha256: str, path: Path) -> Package | None:
+        """The orphaned package a verified file becomes, read from its bytes at `path` before
+        they are stored (an object store would otherwise be read back); None for a file the
+        catalog does not list (a `.metadata` file, or one whose metadata cannot be read)."""
         if entry.filename.endswith(".metadata"):
-            return
+            return None  # the METADATA is not kept separately: a cached wheel's is read on demand
         try:
-            # The METADATA is not kept separately: a cached wheel's is read on demand.
-            with self.store.local_path(sha256) as path:
-                package, _ = package_from_file(path, entry.filename, sha256=sha256)
+            package, _ = package_from_file(path, entry.filename, sha256=sha256)
         except (InvalidDistribution, InvalidFilename, FileNotFoundError) as exc:
             log.info("cached %s without a catalog entry: %s", entry.filename, exc)
-            return
+            return None
         package.origin = "cache"
         apply_index_fields(package, entry)
+        return package
+
+    def cached(self, package: Package) -> None:
+        """A described file is now stored: record it as an orphaned package."""
         try:
             with self.catalog.session() as session:
-                if session.scalar(select(Package.id).where(Package.filename == entry.filename)):
+                if session.scalar(select(Package.id).where(Package.filename == package.filename)):
                     return
                 session.add(package)
         except IntegrityError:

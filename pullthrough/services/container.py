@@ -272,9 +272,7 @@ def build_services(settings: Settings) -> Services:
         renders_cache=diskcache.Cache(
             str(data / "renders"), eviction_policy="least-recently-used", size_limit=2**30
         ),
-        pullthrough=PullThrough(
-            store, ledger, locks, CachedContent(catalog, store), metrics=metrics
-        ),
+        pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog), metrics=metrics),
         uploads=Uploads(catalog, store, ledger),
         auth=Authenticator(
             catalog,

@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from pathlib import Path
+from typing import BinaryIO, NamedTuple, Protocol
 
 import requests
 from sqlalchemy.exc import SQLAlchemyError
 
+from pullthrough.catalog.models import Package
 from pullthrough.core.metadata import InvalidDistribution, read_metadata
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
@@ -60,12 +62,17 @@ class StreamedFile:
     chunks: Generator[bytes, None, None]
     size: int | None
     stale: bool = False
+    # Run once at close, sent or not: a small file is stored then (PullThrough._keep_small)
+    finish: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
-        self.chunks.close()  # the download itself goes on in its own thread
+        self.chunks.close()  # a big file's download goes on in its own thread
+        finish, self.finish = self.finish, None
+        if finish is not None:
+            finish()
 
 
 @dataclass
@@ -85,6 +92,13 @@ class RangedFile:
 
     def close(self) -> None:
         self.chunks.close()
+
+
+class Kept(NamedTuple):
+    """A file newly stored, and its catalog entry (None for a file the catalog does not list)."""
+
+    sha256: str
+    package: Package | None
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -115,7 +129,8 @@ class _Progress:
 class CacheEvents(Protocol):
     """What the catalog wants to know about the cache (see services.cached_content)."""
 
-    def cached(self, entry: DistFile, sha256: str) -> None: ...
+    def describe(self, entry: DistFile, sha256: str, path: Path) -> Package | None: ...
+    def cached(self, package: Package) -> None: ...
     def evict(self, sha256: str, remove: Callable[[], object]) -> bool: ...
 
 
@@ -207,19 +222,18 @@ class PullThrough:
             lock.release()
             raise
         progress = _Progress()
-        fetch = (client, resp, writer, entry, url, lock, keep, progress)
-        after: Callable[[], None] | None = None
+        keep_small: Callable[[], None] | None = None
         if size is not None and size <= HOLD_BACK:
-            # Sent only once complete anyway: fetched right here, sparing a thread's start-up;
-            # the bookkeeping waits until the client has every byte.
-            sha = self._fetch(*fetch)
-            if sha is not None:
-                after = functools.partial(self._after_caching, entry, sha, url)
+            # Sent only once complete and verified anyway: fetched right here, sparing a
+            # thread's start-up; storing it waits until the client has every byte.
+            if self._receive_small(client, resp, writer, url, lock, progress):
+                keep_small = functools.partial(self._keep_small, writer, entry, url, lock, keep)
         else:
+            fetch = (client, resp, writer, entry, url, lock, keep, progress)
 
             def fetch_then_record() -> None:
-                if (sha := self._fetch(*fetch)) is not None:
-                    self._after_caching(entry, sha, url)
+                if (kept := self._fetch(*fetch)) is not None:
+                    self._after_caching(url, *kept)
 
             threading.Thread(
                 target=fetch_then_record, name="pullthrough-download", daemon=True
@@ -239,7 +253,13 @@ class PullThrough:
             if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
                 raise error
             raise UpstreamError(str(error))
-        return StreamedFile(self._tail(reader, progress, url, after), size, view.stale)
+
+        def finish() -> None:
+            reader.close()  # the tail's own, unless it never started
+            if keep_small is not None:
+                keep_small()
+
+        return StreamedFile(self._tail(reader, progress, url), size, view.stale, finish)
 
     def _source(
         self, dist: Distribution, entry: DistFile, view: PageView
@@ -326,24 +346,17 @@ class PullThrough:
         lock: Lock,
         keep: bool,
         progress: _Progress,
-    ) -> str | None:
+    ) -> Kept | None:
         """Download at the upstream's pace (never a client's) into the temporary file; then
-        verify, and move it into the store (or, for the streamed policy, let it go). Returns the
-        sha256 of a file newly stored."""
-        sha = None
+        verify, and move it into the store (or, for the streamed policy, let it go). Returns
+        what a file newly stored is."""
+        kept = None
         self.metrics.downloads.inc()
         try:
-            with resp, writer:
-                for chunk in client.iter_body(resp, url):
-                    writer.write(chunk)
-                    writer.flush()
-                    progress.update(written=writer.size)
-                if not keep:  # the streamed policy: verified, sent, not kept
-                    writer.verify()
-                else:
-                    sha = writer.commit()
-                    self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
-                    log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
+            with writer:
+                self._receive(client, resp, writer, url, progress)
+                if keep:
+                    kept = self._keep(writer, entry, url)
             progress.finish()
         except Exception as exc:
             log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
@@ -351,7 +364,84 @@ class PullThrough:
         finally:
             lock.release()  # visible (or given up): waiting requests go on
             self.metrics.downloads.dec()
-        return sha
+        return kept
+
+    def _receive(
+        self,
+        client: UpstreamClient,
+        resp: requests.Response,
+        writer: ArtifactWriter,
+        url: str,
+        progress: _Progress,
+    ) -> None:
+        """The upstream's bytes into the temporary file, then checked against every digest the
+        index gives (HashMismatch)."""
+        with resp:
+            for chunk in client.iter_body(resp, url):
+                writer.write(chunk)
+                writer.flush()
+                progress.update(written=writer.size)
+        writer.verify()
+
+    def _keep(self, writer: ArtifactWriter, entry: DistFile, url: str) -> Kept:
+        """Make a received, verified file visible in the store (fsync, then rename or upload)
+        and record it in the ledger; its catalog entry is read from the local bytes first."""
+        try:
+            package = self.events.describe(entry, writer.digest(), writer.tmp_path)
+        except Exception:  # the catalog's loss only: the file is cached all the same
+            log.exception("could not read %s for the catalog", describe_url(url))
+            package = None
+        sha = writer.commit()
+        self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
+        log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
+        return Kept(sha, package)
+
+    def _receive_small(
+        self,
+        client: UpstreamClient,
+        resp: requests.Response,
+        writer: ArtifactWriter,
+        url: str,
+        lock: Lock,
+        progress: _Progress,
+    ) -> bool:
+        """A small file received and verified in the request's thread; whether it was (on a
+        failure nothing is kept, the lock is released and `progress` holds the error)."""
+        self.metrics.downloads.inc()
+        error: Exception | None = None
+        received = False
+        try:
+            self._receive(client, resp, writer, url, progress)
+            received = True
+        except Exception as exc:
+            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
+            error = exc
+        finally:
+            if not received:
+                writer.abort()
+                lock.release()
+                self.metrics.downloads.dec()
+        progress.finish(error)
+        return received
+
+    def _keep_small(
+        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
+    ) -> None:
+        """After a small file's verified bytes went to the client: store it (the fsync and the
+        rename are off the client's wait), let waiting requests go on, then the bookkeeping.
+        A file that cannot be stored now is only not cached; the client has its bytes."""
+        kept = None
+        try:
+            with writer:
+                if keep:
+                    kept = self._keep(writer, entry, url)
+        except Exception as exc:
+            log.error("sent %s, but could not store it: %s", describe_url(url), exc)
+        finally:
+            lock.release()  # visible (or given up): waiting requests go on
+            self.metrics.downloads.dec()
+        if kept is not None:
+            self._after_caching(url, *kept)
 
     def _account(self, sha: str, size: int, url: str | None) -> None:
         """Enter a new file in the LRU ledger (and, for an index without hashes, its URL). The
@@ -364,20 +454,17 @@ class PullThrough:
         except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
 
-    def _after_caching(self, entry: DistFile, sha: str, url: str) -> None:
+    def _after_caching(self, url: str, sha: str, package: Package | None) -> None:
         """Catalog the new file as orphaned content, then keep the cache within its limit."""
         try:
-            self.events.cached(entry, sha)
+            if package is not None:
+                self.events.cached(package)
             self.evict_if_needed()
         except Exception:
-            log.exception("bookkeeping after caching %s failed", describe_url(url))
+            log.exception("bookkeeping after caching %s (%s) failed", describe_url(url), sha)
 
     def _tail(
-        self,
-        reader: BinaryIO,
-        progress: _Progress,
-        url: str,
-        after: Callable[[], None] | None = None,
+        self, reader: BinaryIO, progress: _Progress, url: str
     ) -> Generator[bytes, None, None]:
         """Send the temporary file as it grows. The last HOLD_BACK bytes wait for the digest, so
         a client never receives a complete body with bad bytes (on a failure the response is cut
@@ -403,8 +490,6 @@ class PullThrough:
                     yield data
                 if done:
                     break
-        if after is not None:
-            after()
 
     def ensure(self, dist: Distribution, entry: DistFile, view: PageView) -> StoredFile:
         """The file, downloading it first if needed (for PEP 658 metadata)."""

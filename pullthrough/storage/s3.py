@@ -142,9 +142,13 @@ class S3Store(BlobStore):
 
     def publish(self, tmp_path: Path, sha256: str) -> None:
         try:
-            self.client.upload_file(
-                str(tmp_path), self.bucket, self.key(sha256), Config=self.transfer
-            )
+            if tmp_path.stat().st_size < self.transfer.multipart_threshold:
+                with tmp_path.open("rb") as body:  # one PUT, without the transfer manager
+                    self.client.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=body)
+            else:
+                self.client.upload_file(
+                    str(tmp_path), self.bucket, self.key(sha256), Config=self.transfer
+                )
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable(exc) from exc
         finally:

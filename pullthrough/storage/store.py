@@ -234,11 +234,15 @@ class ArtifactWriter:
                 raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
         self.flush()
 
+    def digest(self) -> str:
+        """The sha256 of what was written so far."""
+        return self.hashers["sha256"].hexdigest()
+
     def commit(self) -> str:
         """Verify every promised digest, then move the file into place; returns its sha256."""
         self.flush()
         self.verify()
-        sha256 = self.hashers["sha256"].hexdigest()
+        sha256 = self.digest()
         with _room():
             os.fsync(self.file.fileno())
             self.file.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import socket
 import subprocess
 import time
@@ -98,6 +100,35 @@ def stored_files(data_dir: Path) -> list[Path]:
     """Files visible in the artifact store (not temporary ones)."""
     root = data_dir / "artifacts"
     return sorted(p for p in root.glob("??/??/*") if p.is_file())
+
+
+def temporary_files(data_dir: Path) -> list[str]:
+    """Files being downloaded or stored right now: the store's temporary folder (local disk
+    and S3 alike)."""
+    return sorted(p.name for p in (data_dir / "artifacts" / ".tmp").glob("*"))
+
+
+def _being_written(path: Path) -> bool:
+    """Whether a process holds the temporary file's lock (the store locks its temporary files
+    while they are open; a dead process's are left unlocked, for clean-up)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the lock, if taken
+    return False
+
+
+def settle(data_dir: Path, timeout: float = 10.0) -> bool:
+    """Wait until no file is being stored: a small file is stored just after its first client
+    has every byte, so a test looking at the store right after a download waits for this."""
+    tmp = data_dir / "artifacts" / ".tmp"
+    return wait_until(lambda: not any(_being_written(p) for p in tmp.glob("*")), timeout)
 
 
 def wait_until(
