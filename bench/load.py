@@ -29,6 +29,8 @@ from bench.procfs import (
     tree_pids,
 )
 
+PARALLEL_FILES = 10  # (c)'s reference bursts: cold files asked for at once, as uv downloads
+
 
 class Counts(NamedTuple):
     """What the load generator saw in one run."""

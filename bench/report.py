@@ -6,7 +6,7 @@ import os
 import statistics
 from collections.abc import Callable, Sequence
 
-from bench.load import Series
+from bench.load import PARALLEL_FILES, Series
 from bench.results import Case, RunResults, SyncResults
 from bench.sync_api import THREADS, WORKERS, sync_worker_pid
 from bench.upstream import BIG_SIZE, HUGE_PROJECT, N_PROJECTS, PAGE_PROJECT, PAGE_PROJECT_VERSIONS
@@ -139,6 +139,7 @@ def print_run_report(
         )  # fmt: skip
     if rows:
         print(table(["index", "best s", "all runs s", "vs upstream"], rows))
+    print_parallel_section(res)
     print_s3_section(res, pip_reps)
     print_big_page_section(res, pip_reps)
     for section, _ in extra:
@@ -207,6 +208,22 @@ def print_run_report(
     print_notes(res.notes)
     print()
     print(f"total {total:.0f}s")
+
+
+def print_parallel_section(res: RunResults) -> None:
+    """(c)'s reference line: bursts of parallel cold files (no goal of its own)."""
+    if not res.parallel:
+        return
+    print()
+    print(f"(c) the small projects' files, {PARALLEL_FILES} GETs at once: median ms per burst")
+    straight = res.parallel.get("upstream (nginx)")
+    best_straight = min(straight) if straight else None
+    rows = [
+        [source, fmt(min(runs) * 1000, ".1f"), " ".join(f"{t * 1000:.1f}" for t in runs),
+         fmt(ratio(min(runs), best_straight), ".2f")]
+        for source, runs in res.parallel.items()
+    ]  # fmt: skip
+    print(table(["source", "best ms", "all runs ms", "vs upstream"], rows))
 
 
 def print_s3_section(res: RunResults, pip_reps: int) -> None:

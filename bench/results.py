@@ -51,6 +51,8 @@ class RunResults:
     page_sizes: dict[str, int] = field(default_factory=dict)
     files: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, "file")
     pip: dict[str, list[float]] = field(default_factory=dict)
+    # (c), for reference: median seconds of a burst of parallel cold files, per source and rep
+    parallel: dict[str, list[float]] = field(default_factory=dict)
     s3: S3Results = field(default_factory=S3Results)
     big: BigPageResults = field(default_factory=BigPageResults)
     notes: list[str] = field(default_factory=list)

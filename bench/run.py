@@ -11,6 +11,7 @@ in one run:
   (b) warm file download MB/s with 4 connections, pullthrough vs nginx serving the same bytes;
   (c) a cold `pip download --no-deps` of 25 projects through a freshly started pullthrough
       (empty data dir) vs straight from the upstream (and, for reference, a fresh proxpi);
+      for reference too, the same projects' files in bursts of 10 GETs at once, cold and warm;
   (d) files on S3 (SeaweedFS, started here) vs local disk: (b)'s warm download and (c)'s cold
       pip download with pullthrough's files in a bucket, and the big file's first fetch through
       a fresh server on each (`--no-s3` skips it; skipped if `weed` is missing);
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # to import the `b
 
 from bench.common import BenchError, find_link, http_get, log, split_url
 from bench.front import front_cases, print_front_goals, print_front_section, start_front
-from bench.load import Loader, Target, measure, pip_download
+from bench.load import PARALLEL_FILES, Loader, Target, measure, pip_download
 from bench.lockers import (
     LockerResults,
     print_lockers_goals,
@@ -472,6 +474,41 @@ def fresh_pip(
     return cold, warm
 
 
+def parallel_files(
+    procs: Procs, work: Path, name: str, upstream_url: str, up: Upstream, plan: Plan
+) -> dict[str, float]:
+    """(c), for reference: the small projects' files in bursts of PARALLEL_FILES GETs at once (new
+    connections), straight from the upstream, then through a freshly started pullthrough
+    (pages fetched first, untimed): cold, then warm. Median seconds of a burst, per source."""
+    names = sorted(fn for fn in up.files if fn != up.big_file)
+    digests = {fn: hashlib.sha256(up.files[fn].read_bytes()).hexdigest() for fn in names}
+    files_root = upstream_url.removesuffix("simple/") + "files/"
+
+    def bursts(url_of: Callable[[str], str]) -> float:
+        walls = []
+        with ThreadPoolExecutor(PARALLEL_FILES) as pool:
+            for start in range(0, len(names), PARALLEL_FILES):
+                group = names[start : start + PARALLEL_FILES]
+                t0 = time.perf_counter()
+                list(pool.map(lambda fn: timed_fetch(url_of(fn), digests[fn]), group))
+                walls.append(time.perf_counter() - t0)
+        return statistics.median(walls)
+
+    measured = {"upstream (nginx)": bursts(lambda fn: files_root + fn)}
+    server = start_pullthrough(procs, work, name, upstream_url, plan.workers, plan.threads)
+    try:
+        for project in up.projects:
+            status, _, _ = http_get(f"{server.url}/pypi/{BASE_PATH}/simple/{project}/")
+            if status != 200:
+                raise BenchError(f"{project}'s page through pullthrough: HTTP {status}")
+        content = f"{server.url}/pulp/content/{BASE_PATH}/"
+        measured["pullthrough (cold)"] = bursts(lambda fn: content + fn)
+        measured["pullthrough (warm, ref.)"] = bursts(lambda fn: content + fn)
+    finally:
+        procs.stop_one(server.proc)
+    return measured
+
+
 def first_fetch(
     procs: Procs,
     work: Path,
@@ -524,6 +561,17 @@ def cold_runs(
                 res.pip.setdefault("pullthrough (warm, ref.)", []).append(warm)
             except (BenchError, subprocess.SubprocessError) as exc:
                 res.notes.append(f"(c) pullthrough rep {rep + 1}: {exc}")
+            log(
+                f"(c) rep {rep + 1}/{reps}: {PARALLEL_FILES} files at once, upstream and fresh pullthrough"
+            )
+            try:
+                found = parallel_files(
+                    procs, work, f"pullthrough-parallel-{rep}", upstream_url, up, plan
+                )
+                for source, seconds in found.items():
+                    res.parallel.setdefault(source, []).append(seconds)
+            except (BenchError, OSError) as exc:
+                res.notes.append(f"(c) {PARALLEL_FILES} files at once, rep {rep + 1}: {exc}")
         if seaweed is not None:
             log(f"(d) rep {rep + 1}/{reps}: fresh pullthrough on S3 (new bucket)")
             try:
