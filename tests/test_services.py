@@ -31,7 +31,7 @@ from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore, StorageFull
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
-from support.servers import config_text
+from support.servers import config_text, settle
 from support.upstream import Upstream
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
@@ -150,19 +150,27 @@ def lock_is_free(svc: Services, dist: ServedDistribution, filename: str) -> bool
     return True
 
 
-def test_a_small_file_is_sent_verified_then_stored(services: Services, upstream: Upstream) -> None:
-    """The client's last byte does not wait for the fsync and the rename: the file is stored
-    (and its lock let go) when the answer closes, as a WSGI server closes it after sending."""
+def stored_soon(opened: StreamedFile) -> None:
+    """Wait for a small file's storing, which runs alongside its answer."""
+    assert opened.stored is not None  # a small file: received whole, then stored
+    opened.stored.result(timeout=10)
+
+
+def test_a_client_that_reads_nothing_holds_up_nobody(
+    services: Services, upstream: Upstream
+) -> None:
+    """A small file is stored once verified, whatever its first client does: the lock other
+    requests wait on is let go without that client reading a byte, or its answer closing."""
     dist = services.registry.get("main")
     assert dist is not None
     expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
     first = streamed(services, dist, WHL_02)
-    assert b"".join(first) == expected.data
-    assert not services.store.has(expected.sha256)  # sent before it was stored...
-    assert not lock_is_free(services, dist, WHL_02)  # ...while other requests wait for it
-    first.close()
+    stored_soon(first)
     assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
     assert services.ledger.total() == len(expected.data)
+    with closing(first):
+        assert b"".join(first) == expected.data  # its bytes are still there for it
+    assert list(services.store.tmp.iterdir()) == []
 
 
 def test_a_small_file_closed_unread_is_stored_all_the_same(
@@ -172,7 +180,9 @@ def test_a_small_file_closed_unread_is_stored_all_the_same(
     dist = services.registry.get("main")
     assert dist is not None
     expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
-    streamed(services, dist, WHL_02).close()
+    first = streamed(services, dist, WHL_02)
+    first.close()
+    stored_soon(first)
     assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
     again = services.pullthrough.open(dist, WHL_02)
     assert isinstance(again, StoredFile)
@@ -195,11 +205,13 @@ def test_a_small_file_that_cannot_be_stored_is_still_sent_whole(
     monkeypatch.setattr(services.store, "publish", full)
     with closing(streamed(services, dist, WHL_02)) as first:
         assert b"".join(first) == expected.data
+    stored_soon(first)
     assert not services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
     assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
     monkeypatch.undo()
     with closing(streamed(services, dist, WHL_02)) as second:
         assert b"".join(second) == expected.data
+    stored_soon(second)
     assert services.store.has(expected.sha256)
     assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 2
 
@@ -219,6 +231,7 @@ def test_a_file_the_catalog_cannot_read_is_cached_all_the_same(
     monkeypatch.setattr(services.pullthrough.events, "describe", broken)
     with closing(streamed(services, dist, WHL_02)) as first:
         assert b"".join(first) == expected.data
+    stored_soon(first)
     assert services.store.has(expected.sha256)
     assert services.ledger.total() == len(expected.data)
     with services.catalog.session() as session:
@@ -453,7 +466,8 @@ def test_ranges_of_a_cached_file_follow_rfc_9110(
         client = app.test_client()
         url = f"/pulp/content/main/{WHL_02}"
         with client.get(url) as first:
-            whole = first.get_data()  # cached now
+            whole = first.get_data()
+        assert settle(tmp_path / "data")  # stored alongside the answer: cached now
         with client.get(url, headers={"Range": asked}) as answer:
             assert answer.status_code == status
             size = len(whole)

@@ -95,6 +95,7 @@ class Services:
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
+        self.pullthrough.close()
         for client in self.registry.clients():
             client.close()
         self.pages_cache.close()

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
 STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
 EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
+STORING_THREADS = 4  # small files stored at once, per process, while they are sent
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -62,17 +64,17 @@ class StreamedFile:
     chunks: Generator[bytes, None, None]
     size: int | None
     stale: bool = False
-    # Run once at close, sent or not: a small file is stored then (PullThrough._keep_small)
-    finish: Callable[[], None] | None = None
+    reader: BinaryIO | None = None  # what the chunks come from, closed with them
+    # A small file's storing, under way since its bytes were verified (PullThrough._keep_small)
+    stored: Future[None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
-        self.chunks.close()  # a big file's download goes on in its own thread
-        finish, self.finish = self.finish, None
-        if finish is not None:
-            finish()
+        self.chunks.close()  # a download or a storing goes on in its own thread
+        if self.reader is not None:
+            self.reader.close()  # the chunks' own, unless they never started
 
 
 @dataclass
@@ -153,6 +155,11 @@ class PullThrough:
         self.wait_timeout = wait_timeout
         self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
         self._prefetch_lock = threading.Lock()
+        self._storing = ThreadPoolExecutor(STORING_THREADS, thread_name_prefix="pullthrough-store")
+
+    def close(self) -> None:
+        """Finish storing the small files received (their downloads' locks are held till then)."""
+        self._storing.shutdown(wait=True)
 
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
         if sha256 is None or (opened := self.store.open(sha256)) is None:
@@ -222,12 +229,13 @@ class PullThrough:
             lock.release()
             raise
         progress = _Progress()
-        keep_small: Callable[[], None] | None = None
+        storing: Future[None] | None = None
         if size is not None and size <= HOLD_BACK:
             # Sent only once complete and verified anyway: fetched right here, sparing a
-            # thread's start-up; storing it waits until the client has every byte.
+            # thread's start-up; stored alongside the answer, the client waiting for neither
+            # the disk nor the other (a slow client holds up no request for it).
             if self._receive_small(client, resp, writer, url, lock, progress):
-                keep_small = functools.partial(self._keep_small, writer, entry, url, lock, keep)
+                storing = self._storing.submit(self._keep_small, writer, entry, url, lock, keep)
         else:
             fetch = (client, resp, writer, entry, url, lock, keep, progress)
 
@@ -253,13 +261,7 @@ class PullThrough:
             if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
                 raise error
             raise UpstreamError(str(error))
-
-        def finish() -> None:
-            reader.close()  # the tail's own, unless it never started
-            if keep_small is not None:
-                keep_small()
-
-        return StreamedFile(self._tail(reader, progress, url), size, view.stale, finish)
+        return StreamedFile(self._tail(reader, progress, url), size, view.stale, reader, storing)
 
     def _source(
         self, dist: Distribution, entry: DistFile, view: PageView
@@ -427,9 +429,9 @@ class PullThrough:
     def _keep_small(
         self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
     ) -> None:
-        """After a small file's verified bytes went to the client: store it (the fsync and the
-        rename are off the client's wait), let waiting requests go on, then the bookkeeping.
-        A file that cannot be stored now is only not cached; the client has its bytes."""
+        """Store a small file received and verified (on the storing threads, while its bytes
+        go to the client), let waiting requests go on, then the bookkeeping. A file that cannot
+        be stored is only not cached; the client has its bytes all the same."""
         kept = None
         try:
             with writer:
@@ -499,6 +501,8 @@ class PullThrough:
         with closing(opened):
             for _ in opened:
                 pass
+        if opened.stored is not None:
+            opened.stored.result(timeout=self.wait_timeout)
         if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored

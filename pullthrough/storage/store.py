@@ -245,8 +245,9 @@ class ArtifactWriter:
         sha256 = self.digest()
         with _room():
             os.fsync(self.file.fileno())
-            self.file.close()
+        # Published while still open, so still locked: never taken for an abandoned file.
         self.store.publish(self.tmp_path, sha256)
+        self.file.close()
         self.sha256 = sha256
         return sha256
 
