@@ -24,14 +24,19 @@ from pullthrough.core.models import DistFile
 from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
-from pullthrough.services.pullthrough import PullThrough, StoredFile, StreamedFile
+from pullthrough.services.pullthrough import (
+    STORING_THREADS,
+    PullThrough,
+    StoredFile,
+    StreamedFile,
+)
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
-from pullthrough.storage.store import ArtifactStore, StorageFull
+from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
-from support.servers import config_text, settle
+from support.servers import config_text
 from support.upstream import Upstream
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
@@ -187,6 +192,85 @@ def test_a_small_file_closed_unread_is_stored_all_the_same(
     again = services.pullthrough.open(dist, WHL_02)
     assert isinstance(again, StoredFile)
     again.file.close()
+    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
+
+
+def wheels_of_their_own(upstream: Upstream, tmp_path: Path, count: int) -> dict[str, str]:
+    """`count` small wheels, each the one file of a project of its own: filename -> sha256."""
+    made = {}
+    for n in range(count):
+        path = build_wheel(tmp_path / "own", f"own-{n}", "1.0")
+        made[path.name] = upstream.add_file(f"own-{n}", path).sha256
+    return made
+
+
+def test_with_every_storing_thread_busy_a_small_file_is_stored_before_its_answer(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No queue of files waiting for a storing thread (each would hold its lock and temporary
+    file): with all of them held up by a slow store, the next file is stored right away."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    *slow, last = wheels_of_their_own(upstream, tmp_path, STORING_THREADS + 1).items()
+    go_on = threading.Event()
+    real = services.store.publish
+
+    def publish(tmp: Path, sha256: str) -> None:
+        if sha256 != last[1]:
+            assert go_on.wait(10)  # an object store that takes its time
+        real(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", publish)
+    held = [streamed(services, dist, filename) for filename, _ in slow]
+    quick = streamed(services, dist, last[0])
+    assert quick.stored is None  # stored before its answer, not queued
+    assert services.store.has(last[1]) and lock_is_free(services, dist, last[0])
+    quick.close()
+    go_on.set()
+    for opened in held:
+        opened.close()
+        stored_soon(opened)
+    assert all(services.store.has(sha) for _, sha in slow)
+
+
+def test_a_stopping_process_stores_a_small_file_before_its_answer(
+    services: Services, upstream: Upstream
+) -> None:
+    """At a worker's exit the storing threads are gone: the file is stored in the request's
+    own thread, and nothing (lock, temporary file) is left behind."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    services.pullthrough.close()
+    with closing(streamed(services, dist, WHL_02)) as first:
+        assert first.stored is None
+        assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
+        assert b"".join(first) == expected.data
+    assert list(services.store.tmp.iterdir()) == []
+
+
+def test_the_next_request_for_a_file_being_stored_is_served_from_the_store(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's next request for a file it has just received, while that file is still being
+    stored, and whose look in the store (an object store's HEAD) misses just before the store
+    ends: it waits, or finds it on a second look once it has the lock; one upstream GET."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    real_open = services.store.open
+
+    def slow_miss(sha256: str) -> Opened | None:
+        if (found := real_open(sha256)) is None:
+            time.sleep(0.05)  # the round trip of a HEAD that found nothing
+        return found
+
+    monkeypatch.setattr(services.store, "open", slow_miss)
+    with closing(streamed(services, dist, WHL_02)) as first:
+        whole = b"".join(first)
+    again = services.pullthrough.open(dist, WHL_02)
+    assert isinstance(again, StoredFile)
+    with again.file:
+        assert again.file.read() == whole
     assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
 
 
@@ -466,8 +550,7 @@ def test_ranges_of_a_cached_file_follow_rfc_9110(
         client = app.test_client()
         url = f"/pulp/content/main/{WHL_02}"
         with client.get(url) as first:
-            whole = first.get_data()
-        assert settle(tmp_path / "data")  # stored alongside the answer: cached now
+            whole = first.get_data()  # and stored alongside: the range comes from the store
         with client.get(url, headers={"Range": asked}) as answer:
             assert answer.status_code == status
             size = len(whole)
@@ -475,6 +558,7 @@ def test_ranges_of_a_cached_file_follow_rfc_9110(
             assert answer.headers["Content-Range"] == expected
             if status == 206:
                 assert answer.get_data() == whole[part]
+        assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
     finally:
         app.extensions["pullthrough"].close()
 

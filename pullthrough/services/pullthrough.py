@@ -155,7 +155,10 @@ class PullThrough:
         self.wait_timeout = wait_timeout
         self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
         self._prefetch_lock = threading.Lock()
+        # Never more small files waiting to be stored than threads storing them: each holds its
+        # download's lock (a file, or a database connection) and a temporary file.
         self._storing = ThreadPoolExecutor(STORING_THREADS, thread_name_prefix="pullthrough-store")
+        self._storers = threading.BoundedSemaphore(STORING_THREADS)
 
     def close(self) -> None:
         """Finish storing the small files received (their downloads' locks are held till then)."""
@@ -201,18 +204,13 @@ class PullThrough:
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
-        if not lock.acquire(timeout=0, blocking=False):
-            # Another thread or worker is downloading it: wait, then serve its result.
-            try:
-                lock.acquire(timeout=self.wait_timeout)
-            except LockTimeout:
-                raise UpstreamTimeout(
-                    f"waited too long for a download of {describe_url(url)}"
-                ) from None
-            if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
-                lock.release()
-                self.metrics.cache_hits.inc()  # fetched by another request meanwhile
-                return stored
+        self._take(lock, url)
+        # Stored by another request meanwhile: one we waited for, or one that let the lock go
+        # between our look in the store and our taking it.
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+            lock.release()
+            self.metrics.cache_hits.inc()
+            return stored
         self.metrics.cache_misses.inc()
         try:
             resp = client.open_file(url)
@@ -235,7 +233,7 @@ class PullThrough:
             # thread's start-up; stored alongside the answer, the client waiting for neither
             # the disk nor the other (a slow client holds up no request for it).
             if self._receive_small(client, resp, writer, url, lock, progress):
-                storing = self._storing.submit(self._keep_small, writer, entry, url, lock, keep)
+                storing = self._store_small(writer, entry, url, lock, keep)
         else:
             fetch = (client, resp, writer, entry, url, lock, keep, progress)
 
@@ -262,6 +260,42 @@ class PullThrough:
                 raise error
             raise UpstreamError(str(error))
         return StreamedFile(self._tail(reader, progress, url), size, view.stale, reader, storing)
+
+    def _take(self, lock: Lock, url: str) -> None:
+        """Take a download's lock, waiting while another request (in any worker) fetches or
+        stores the file."""
+        if lock.acquire(timeout=0, blocking=False):
+            return
+        try:
+            lock.acquire(timeout=self.wait_timeout)
+        except LockTimeout:
+            raise UpstreamTimeout(
+                f"waited too long for a download of {describe_url(url)}"
+            ) from None
+
+    def _store_small(
+        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
+    ) -> Future[None] | None:
+        """Store a small file received and verified: on a free storing thread, while its
+        bytes go out; here and now, before they do, when every storing thread is busy (or the
+        process is stopping). The Future of a storing under way, or None once stored here."""
+        if self._storers.acquire(blocking=False):
+            try:
+                return self._storing.submit(
+                    self._keep_small_then_free, writer, entry, url, lock, keep
+                )
+            except RuntimeError:  # the pool is shut down: the process is stopping
+                self._storers.release()
+        self._keep_small(writer, entry, url, lock, keep)
+        return None
+
+    def _keep_small_then_free(
+        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
+    ) -> None:
+        try:
+            self._keep_small(writer, entry, url, lock, keep)
+        finally:
+            self._storers.release()
 
     def _source(
         self, dist: Distribution, entry: DistFile, view: PageView
@@ -293,6 +327,15 @@ class PullThrough:
             self.metrics.cache_hits.inc()
             return stored
         client, _ = self._source(dist, entry, view)
+        if entry.size is not None and entry.size <= HOLD_BACK:
+            # A small file being fetched or stored right now (a client asking for a range of
+            # what it has just downloaded): a moment's wait, and it comes from the store.
+            lock = self.locks.lock(entry.url)
+            self._take(lock, entry.url)
+            lock.release()
+            if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+                self.metrics.cache_hits.inc()
+                return stored
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
         found = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
@@ -502,7 +545,10 @@ class PullThrough:
             for _ in opened:
                 pass
         if opened.stored is not None:
-            opened.stored.result(timeout=self.wait_timeout)
+            try:
+                opened.stored.result(timeout=self.wait_timeout)
+            except TimeoutError:
+                raise UpstreamTimeout(f"storing {describe_url(entry.url)} took too long") from None
         if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
