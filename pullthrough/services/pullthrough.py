@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
 STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
 EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
-STORING_THREADS = 4  # small files stored at once, per process, while they are sent
+STORING_THREADS = 8  # small files stored at once, per process, while they are sent
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -159,10 +159,15 @@ class PullThrough:
         # download's lock (a file, or a database connection) and a temporary file.
         self._storing = ThreadPoolExecutor(STORING_THREADS, thread_name_prefix="pullthrough-store")
         self._storers = threading.BoundedSemaphore(STORING_THREADS)
+        # The catalog entries and eviction after a small file is stored hold nothing: they may
+        # queue, one at a time per process (fewer waits for the catalog's write lock).
+        self._bookkeeping = ThreadPoolExecutor(1, thread_name_prefix="pullthrough-bookkeeping")
 
     def close(self) -> None:
-        """Finish storing the small files received (their downloads' locks are held till then)."""
+        """Finish storing the small files received (their downloads' locks are held till then),
+        and their bookkeeping."""
         self._storing.shutdown(wait=True)
+        self._bookkeeping.shutdown(wait=True)
 
     def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
         if sha256 is None or (opened := self.store.open(sha256)) is None:
@@ -486,7 +491,10 @@ class PullThrough:
             lock.release()  # visible (or given up): waiting requests go on
             self.metrics.downloads.dec()
         if kept is not None:
-            self._after_caching(url, *kept)
+            try:
+                self._bookkeeping.submit(self._after_caching, url, *kept)
+            except RuntimeError:  # the pool is shut down: the process is stopping
+                self._after_caching(url, *kept)
 
     def _account(self, sha: str, size: int, url: str | None) -> None:
         """Enter a new file in the LRU ledger (and, for an index without hashes, its URL). The
