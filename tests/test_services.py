@@ -37,7 +37,7 @@ from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
 from support.servers import config_text
-from support.upstream import Upstream
+from support.upstream import Upstream, UpstreamFile
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
 WHL_02 = "shelf_reader-0.2-py3-none-any.whl"
@@ -120,9 +120,7 @@ def test_the_remote_filters_apply_to_pages_and_direct_requests(
 def test_a_file_is_fetched_once_then_served_from_the_store(
     services: Services, upstream: Upstream
 ) -> None:
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
 
     first = services.pullthrough.open(dist, WHL_02)
     assert isinstance(first, StreamedFile)
@@ -138,6 +136,13 @@ def test_a_file_is_fetched_once_then_served_from_the_store(
     with services.catalog.session() as session:
         cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
         assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
+
+
+def main_and_wheel(svc: Services, upstream: Upstream) -> tuple[ServedDistribution, UpstreamFile]:
+    """The `main` distribution, and the upstream's shelf-reader 0.2 wheel (a small file)."""
+    dist = svc.registry.get("main")
+    assert dist is not None
+    return dist, next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
 
 
 def streamed(svc: Services, dist: ServedDistribution, filename: str) -> StreamedFile:
@@ -166,9 +171,7 @@ def test_a_client_that_reads_nothing_holds_up_nobody(
 ) -> None:
     """A small file is stored once verified, whatever its first client does: the lock other
     requests wait on is let go without that client reading a byte, or its answer closing."""
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
     first = streamed(services, dist, WHL_02)
     stored_soon(first)
     assert services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
@@ -182,9 +185,7 @@ def test_a_small_file_closed_unread_is_stored_all_the_same(
     services: Services, upstream: Upstream
 ) -> None:
     """A client that goes away before the body (the server closes an answer it never sent)."""
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
     first = streamed(services, dist, WHL_02)
     first.close()
     stored_soon(first)
@@ -238,9 +239,7 @@ def test_a_stopping_process_stores_a_small_file_before_its_answer(
 ) -> None:
     """At a worker's exit the storing threads are gone: the file is stored in the request's
     own thread, and nothing (lock, temporary file) is left behind."""
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
     services.pullthrough.close()
     with closing(streamed(services, dist, WHL_02)) as first:
         assert first.stored is None
@@ -279,9 +278,7 @@ def test_a_small_file_that_cannot_be_stored_is_still_sent_whole(
 ) -> None:
     """The disk fills between the check and the rename: the client has the verified bytes, the
     store has nothing (not even a temporary file), and the next request fetches it again."""
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
 
     def full(tmp_path: Path, sha256: str) -> None:
         raise StorageFull(errno.ENOSPC, "no space left for the file store")
@@ -305,9 +302,7 @@ def test_a_file_the_catalog_cannot_read_is_cached_all_the_same(
 ) -> None:
     """Reading a file for its catalog entry fails in a way nobody foresaw: that is logged and
     costs the entry, not the download or the cache."""
-    dist = services.registry.get("main")
-    assert dist is not None
-    expected = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+    dist, expected = main_and_wheel(services, upstream)
 
     def broken(entry: DistFile, sha256: str, path: Path) -> Package | None:
         raise RuntimeError("a bug in reading metadata")
