@@ -210,11 +210,8 @@ class PullThrough:
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
         self._take(lock, url)
-        # Stored by another request meanwhile: one we waited for, or one that let the lock go
-        # between our look in the store and our taking it.
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+        if (stored := self._stored_meanwhile(entry, view)) is not None:
             lock.release()
-            self.metrics.cache_hits.inc()
             return stored
         self.metrics.cache_misses.inc()
         try:
@@ -244,7 +241,7 @@ class PullThrough:
 
             def fetch_then_record() -> None:
                 if (kept := self._fetch(*fetch)) is not None:
-                    self._after_caching(url, *kept)
+                    self._after_caching(url, kept)
 
             threading.Thread(
                 target=fetch_then_record, name="pullthrough-download", daemon=True
@@ -277,6 +274,17 @@ class PullThrough:
             raise UpstreamTimeout(
                 f"waited too long for a download of {describe_url(url)}"
             ) from None
+
+    def _stored_meanwhile(self, entry: DistFile, view: PageView) -> StoredFile | None:
+        """A second look, once a download's lock was free: the file stored by another request
+        meanwhile (one waited for, or one that let the lock go between the first look and the
+        taking). Only a file the ledger has just recorded is looked up: on S3 a look is a HEAD."""
+        sha = self._known_sha(entry)
+        if sha is None or not self.ledger.tracks(sha):
+            return None
+        if (stored := self._stored(sha, view.stale)) is not None:
+            self.metrics.cache_hits.inc()
+        return stored
 
     def _store_small(
         self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
@@ -338,8 +346,7 @@ class PullThrough:
             lock = self.locks.lock(entry.url)
             self._take(lock, entry.url)
             lock.release()
-            if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
-                self.metrics.cache_hits.inc()
+            if (stored := self._stored_meanwhile(entry, view)) is not None:
                 return stored
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
@@ -492,9 +499,9 @@ class PullThrough:
             self.metrics.downloads.dec()
         if kept is not None:
             try:
-                self._bookkeeping.submit(self._after_caching, url, *kept)
+                self._bookkeeping.submit(self._after_caching, url, kept)
             except RuntimeError:  # the pool is shut down: the process is stopping
-                self._after_caching(url, *kept)
+                self._after_caching(url, kept)
 
     def _account(self, sha: str, size: int, url: str | None) -> None:
         """Enter a new file in the LRU ledger (and, for an index without hashes, its URL). The
@@ -507,14 +514,16 @@ class PullThrough:
         except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
 
-    def _after_caching(self, url: str, sha: str, package: Package | None) -> None:
+    def _after_caching(self, url: str, kept: Kept) -> None:
         """Catalog the new file as orphaned content, then keep the cache within its limit."""
         try:
-            if package is not None:
-                self.events.cached(package)
+            if kept.package is not None:
+                self.events.cached(kept.package)
             self.evict_if_needed()
         except Exception:
-            log.exception("bookkeeping after caching %s (%s) failed", describe_url(url), sha)
+            log.exception(
+                "bookkeeping after caching %s (%s) failed", describe_url(url), kept.sha256
+            )
 
     def _tail(
         self, reader: BinaryIO, progress: _Progress, url: str
