@@ -87,6 +87,37 @@ def test_pages_are_cached_for_the_ttl_then_revalidated(
     assert again.value == first.value and again.fetched_at == clock[0] and not again.stale
 
 
+class MissesOnce:
+    """A page cache whose first read misses: as a request sees it that looked just before
+    another request kept the page and let go of its lock."""
+
+    def __init__(self, cache: diskcache.Cache) -> None:
+        self.cache = cache
+        self.missed = False
+
+    def get(self, key: object) -> object:
+        if not self.missed:
+            self.missed = True
+            return None
+        return self.cache.get(key)
+
+    def set(self, key: object, value: object) -> None:
+        self.cache.set(key, value)
+
+
+@responses.activate
+def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
+    pages: RemotePages,
+) -> None:
+    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    first = pages.project("lib")
+    late = RemotePages(
+        pages.client, cast(diskcache.Cache, MissesOnce(pages.cache)), ttl=60, clock=pages.clock
+    )
+    assert late.project("lib").value == first.value
+    assert len(responses.calls) == 1
+
+
 @responses.activate
 @pytest.mark.parametrize(
     "fault",

@@ -36,7 +36,7 @@ from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
 from pullthrough.upstream.client import UpstreamError
 from support.packages import build_wheel
-from support.servers import config_text
+from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
@@ -112,6 +112,30 @@ def test_the_remote_filters_apply_to_pages_and_direct_requests(
         assert not upstream.requests_for(WHL_01, server="files")
     finally:
         svc.close()
+
+
+def test_a_page_being_fetched_is_not_fetched_again_by_reloaded_distributions(
+    services: Services, upstream: Upstream
+) -> None:
+    """One upstream fetch per page per process, also for the distributions of a reload that
+    happens meanwhile, and for another distribution on the same remote."""
+    upstream.delay, upstream.fault_scope = 0.5, "index"
+    pages: list[set[str]] = []
+
+    def page_of(base_path: str) -> None:
+        pages.append(filenames(services, base_path, "shelf-reader"))
+
+    first = threading.Thread(target=page_of, args=("main",))
+    first.start()
+    assert wait_until(lambda: upstream.requests_for("shelf-reader", server="index"), 5)
+    add_distribution(services, "second")  # a reload, while the page is being fetched
+    others = [threading.Thread(target=page_of, args=(name,)) for name in ("main", "second")]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(timeout=10)
+    assert len(pages) == 3 and pages[0] == pages[1] == pages[2] and {WHL_01, WHL_02} <= pages[0]
+    assert len(upstream.requests_for("shelf-reader", server="index")) == 1
 
 
 # ---- pull-through ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class Registry:
         self._token: bytes | None = None  # none read yet: the first request loads
         self._distributions: dict[str, Distribution] = {}
         self._clients: dict[tuple[str, object], UpstreamClient] = {}
+        self._pages: dict[tuple[str, object], RemotePages] = {}
         self._lock = threading.Lock()
 
     def get(self, base_path: str) -> Distribution | None:
@@ -92,11 +93,21 @@ class Registry:
         if (client := self._clients.get(key)) is None:
             for old in [k for k in self._clients if k[0] == remote.id]:
                 self._clients.pop(old).close()
+                self._pages.pop(old, None)
             settings = RemoteSettings.from_values(remote.name, remote.settings)
             client = self._clients[key] = UpstreamClient(
                 settings, tls_dir=self.tls_dir, observer=self.observer
             )
         return client
+
+    def _remote_pages(self, remote: Remote) -> RemotePages:
+        # One per client too, kept across reloads: a page being fetched when the distributions
+        # are reloaded is not fetched again by the reloaded ones.
+        client = self._client(remote)
+        key = (remote.id, remote.pulp_last_updated)
+        if (pages := self._pages.get(key)) is None:
+            pages = self._pages[key] = RemotePages(client, self.pages_cache, ttl=self.ttl)
+        return pages
 
     def _local(self, repository_id: str, number: int) -> LocalContent:
         return LocalContent(self.catalog, repository_id, number, self._client_by_id)
@@ -128,9 +139,9 @@ class Registry:
             for row in session.scalars(query):
                 sources = []
                 for remote in row.remotes:
-                    client = self._client(remote)
-                    pages = RemotePages(client, self.pages_cache, ttl=self.ttl)
-                    sources.append(Source(pages, client.remote.filters, client.remote.holds))
+                    pages = self._remote_pages(remote)
+                    settings = pages.client.remote
+                    sources.append(Source(pages, settings.filters, settings.holds))
                 local = None
                 upload_repo = None
                 pinned = row.publication.repository_version if row.publication else None

@@ -90,12 +90,12 @@ class RemotePages:
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
         # One fetch per page per process; the others wait for it (and only they) and take its
-        # result.
-        with self._locks.holding(url) as waited:
-            if waited:
-                cached = self._kept(key)
-                if cached is not None and self.clock() - cached.fetched_at < self.ttl:
-                    return cached
+        # result. The copy is looked at again once the lock is held, waited for or not: a fetch
+        # may have been kept and let go of the lock since the first look.
+        with self._locks.holding(url):
+            cached = self._kept(key)
+            if cached is not None and self.clock() - cached.fetched_at < self.ttl:
+                return cached
             try:
                 fresh = self._fetch(url, cached, parse)
             except UpstreamError as exc:

@@ -126,17 +126,14 @@ class KeyedLocks:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def holding(self, key: str) -> Iterator[bool]:
-        """Hold the key's lock for the block; yields whether another holder had to be waited
-        for (then its result may be there already)."""
+    def holding(self, key: str) -> Iterator[None]:
+        """Hold the key's lock for the block."""
         with self._guard:
             lock, users = self._locks.get(key) or (threading.Lock(), 0)
             self._locks[key] = (lock, users + 1)
-        waited = not lock.acquire(blocking=False)
-        if waited:
-            lock.acquire()
+        lock.acquire()
         try:
-            yield waited
+            yield
         finally:
             lock.release()
             with self._guard:
