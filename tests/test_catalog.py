@@ -224,6 +224,19 @@ def test_0003_moves_remote_settings_into_json_and_task_hrefs_into_references(
 # ---- repositories and versions --------------------------------------------------------------
 
 
+def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:
+    repo_id = make_repository(catalog, description="as created")
+    with catalog.reading() as session:
+        assert session.get(Repository, repo_id).description == "as created"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="read-only"), catalog.reading() as session:
+        session.get(Repository, repo_id).description = "changed"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="read-only"), catalog.reading() as session:
+        session.add(Remote(name="r"))
+    with catalog.session() as session:
+        assert session.get(Repository, repo_id).description == "as created"  # type: ignore[union-attr]
+        assert session.scalar(select(func.count()).select_from(Remote)) == 0
+
+
 def test_create_repository_starts_at_an_empty_version_0(catalog: Catalog) -> None:
     repo_id = make_repository(catalog, description="d")
     assert latest_number(catalog, repo_id) == 0

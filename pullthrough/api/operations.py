@@ -253,7 +253,9 @@ def _checked(op: Operation) -> Callable[..., Response]:
             body = _multipart() if op.multipart else _body()
         call = Call(svc, None, None, {}, g.get("correlation_id", ""), principal=principal)
         if op.transaction or op.load is not None or body is not None:
-            with svc.catalog.session() as session:
+            # A GET reads: it does not wait for a writer (a sync's commit), nor hold one up.
+            begin = svc.catalog.reading if op.method == "GET" else svc.catalog.session
+            with begin() as session:
                 if op.load is not None and (row := op.load(session, path)) is None:
                     abort(json_response(NOT_FOUND, 404))
                 call.row = row if op.load is not None else None

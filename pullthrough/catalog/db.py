@@ -1,7 +1,9 @@
 """Engine and sessions: SQLite in the data folder by default, or a PostgreSQL URL.
 
-SQLite runs in WAL mode and every transaction starts with BEGIN IMMEDIATE: writers from several
-gunicorn workers queue on the busy timeout instead of failing on a lock upgrade.
+SQLite runs in WAL mode. A transaction that may write starts with BEGIN IMMEDIATE: writers from
+several gunicorn workers queue on the busy timeout instead of failing on a lock upgrade. A
+read-only one (`Catalog.reading`) starts with a plain BEGIN and takes no write lock: it reads the
+last committed state while a writer works (a sync's big commit), and holds up no writer.
 
 One-time setup (`prepare`: the journal mode, the migrations) runs once, under a lock, before a
 process uses the catalog. Switching a database into WAL mode needs a lock that SQLite's busy
@@ -33,6 +35,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 60_000  # how long a statement waits for another process's write lock
 BOOT_RETRY_SECONDS = 120.0  # how long start-up keeps retrying a catalog that stays busy
 T = TypeVar("T")
+READ_ONLY = "pullthrough_read_only"  # the execution option of `Catalog.reading`'s connections
 
 
 def database_url(configured: str, data_dir: Path) -> str:
@@ -56,8 +59,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            reading = conn.get_execution_options().get(READ_ONLY)
+            conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -134,6 +138,9 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        readers = engine.execution_options(**{READ_ONLY: True})
+        self._readers = sessionmaker(readers, expire_on_commit=False)
+        event.listen(self._readers, "before_flush", _refuse_writes)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -141,5 +148,17 @@ class Catalog:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction, for what requests read: on SQLite it neither waits for a
+        writer nor holds one up. A change made in it is refused (RuntimeError)."""
+        with self._readers() as session, session.begin():
+            yield session
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a change in a read-only catalog transaction (Catalog.reading)")

@@ -82,7 +82,7 @@ class Advisories:
         """`for_project`, asked only for the projects some advisory in force names (read now,
         once per catalog generation by the registry): any other project costs no query - a
         query per cold page was a fifth of its time."""
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             named = frozenset(session.scalars(_in_force(AdvisoryProject.name).distinct()))
 
         def lookup(name: NormalizedName) -> tuple[Advisory, ...]:
@@ -97,7 +97,7 @@ class Advisories:
             .where(AdvisoryProject.name == name)
             .order_by(AdvisoryRecord.id)
         )
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             records = session.execute(query).all()
         return tuple(parse_bytes(ident, record.encode()) for ident, record in records)
 

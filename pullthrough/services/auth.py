@@ -214,7 +214,7 @@ class Authenticator:
         key = token.partition(".")[0]
         if not key.startswith(TOKEN_PREFIX) or len(key) != _KEY_LENGTH:
             return None
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             row = session.scalar(select(ApiToken).where(ApiToken.key == key))
             if row is None or not hmac.compare_digest(row.digest, token_digest(token)):
                 return None

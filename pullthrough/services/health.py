@@ -52,7 +52,7 @@ class TaskInfo:
 
 def online_workers(catalog: Catalog, worker_timeout: float) -> list[WorkerInfo]:
     alive = online_since(worker_timeout)
-    with catalog.session() as session:
+    with catalog.reading() as session:
         rows = session.scalars(
             select(Worker).where(Worker.last_heartbeat >= alive).order_by(Worker.name)
         ).all()
@@ -60,7 +60,7 @@ def online_workers(catalog: Catalog, worker_timeout: float) -> list[WorkerInfo]:
 
 
 def recent_tasks(catalog: Catalog, limit: int = 10) -> list[TaskInfo]:
-    with catalog.session() as session:
+    with catalog.reading() as session:
         rows = session.scalars(select(Task).order_by(Task.pulp_created.desc()).limit(limit)).all()
         return [
             TaskInfo(t.name, t.state, t.pulp_created, t.started_at, t.finished_at, t.worker)

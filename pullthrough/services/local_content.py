@@ -63,7 +63,7 @@ class LocalContent:
 
     def project(self, name: str) -> ProjectPage | None:
         query = version_packages(self.repository_id, self.number).where(Package.name == name)
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             packages = session.scalars(query.order_by(Package.filename)).all()
             status = session.scalar(
                 select(ProjectStatus).where(
@@ -98,5 +98,5 @@ class LocalContent:
 
     def names(self) -> list[str]:
         query = version_packages(self.repository_id, self.number).with_only_columns(Package.name)
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             return sorted(set(session.scalars(query)))

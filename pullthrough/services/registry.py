@@ -114,7 +114,7 @@ class Registry:
 
     def _client_by_id(self, remote_id: str) -> UpstreamClient | None:
         """The client for on-demand content synced from this remote."""
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             remote = session.get(Remote, remote_id)
             return self._client(remote) if remote is not None else None
 
@@ -128,7 +128,7 @@ class Registry:
         )
         found: dict[str, Distribution] = {}
         advisories = self.advisories.lookup()  # imports bump the generation too
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             yanks: dict[str, dict[str, list[Yank]]] = {}
             for yank in session.scalars(
                 select(YankRow).where(YankRow.distribution_id.is_not(None))

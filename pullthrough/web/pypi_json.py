@@ -56,7 +56,7 @@ def _metadata(sha256s: list[str]) -> PackageMetadata | None:
     content: a file of another index under the same name is not this one."""
     if not sha256s:
         return None
-    with services().catalog.session() as session:
+    with services().catalog.reading() as session:
         package = session.scalar(select(Package).where(Package.sha256.in_(sha256s)).limit(1))
     if package is None or not package.metadata_json.get("name"):
         return None
