@@ -82,3 +82,21 @@ def test_without_ranges_upstream_the_whole_file_is_sent(
     url = f"{server.url}/pulp/content/main/{WHEEL}"
     many = requests.get(url, headers={"Range": "bytes=0-1,5-6"}, timeout=10)
     assert (many.status_code, many.content) == (200, data_of(upstream, WHEEL))
+
+
+def test_a_range_beyond_a_file_not_cached_is_416_with_its_size(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"))
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    size = len(data_of(upstream, WHEEL))
+    beyond = requests.get(url, headers={"Range": f"bytes={size + 10}-"}, timeout=10)
+    assert beyond.status_code == 416, beyond.text[:300]
+    assert beyond.headers["Content-Range"] == f"bytes */{size}"
+    # the upstream was asked for that range (its answer decides), not for a whole file first
+    ranged = [r for r in upstream.requests_for(WHEEL, server="files") if r.header("range")]
+    assert [r.header("range") for r in ranged] == [f"bytes={size + 10}-"]
+    # stored meanwhile or not, the same range gets the same answer
+    assert wait_until(lambda: len(stored_files(server.data_dir)) == 1, timeout=10)
+    again = requests.get(url, headers={"Range": f"bytes={size + 10}-"}, timeout=10)
+    assert (again.status_code, again.headers["Content-Range"]) == (416, f"bytes */{size}")

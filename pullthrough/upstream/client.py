@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -31,6 +32,7 @@ PAGE_ACCEPT = (
     "text/html;q=0.1"
 )
 CHUNK = 256 * 1024
+_UNSATISFIED = re.compile(r"bytes \*/(\d+)")  # a 416's Content-Range
 MAX_REDIRECTS = 10
 
 
@@ -48,6 +50,15 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamRefused(UpstreamError):
     """The upstream pointed at something this server will not fetch (its own network, a page
     too big); 502, as the upstream's fault."""
+
+
+class RangeNotSatisfiable(Exception):
+    """The upstream answered a Range with 416: the range lies beyond the file (`total` bytes,
+    if it said). Not a failure of the upstream's: the client gets the 416."""
+
+    def __init__(self, url: str, total: int | None) -> None:
+        super().__init__(f"the range lies beyond the file: {describe_url(url)}")
+        self.total = total
 
 
 class _Addresses:
@@ -309,11 +320,16 @@ class UpstreamClient:
 
     def open_range(self, url: str, byte_range: str) -> requests.Response:
         """Start a GET of part of a file (`byte_range`: a Range header's value). The answer may
-        be a 206, or a 200 from an upstream that ignores ranges (the caller decides); errors
-        and a 416 raise."""
+        be a 206, or a 200 from an upstream that ignores ranges (the caller decides); a 416
+        raises RangeNotSatisfiable, errors UpstreamError."""
         started = time.monotonic()
         try:
             resp = self._request(url, {"Accept-Encoding": "identity", "Range": byte_range})
+            if resp.status_code == 416:
+                resp.close()
+                self._answered("file", started)
+                found = _UNSATISFIED.fullmatch(resp.headers.get("Content-Range", "").strip())
+                raise RangeNotSatisfiable(url, int(found[1]) if found else None)
             if resp.status_code not in (200, 206):
                 resp.close()
                 raise UpstreamError(

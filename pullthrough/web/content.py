@@ -12,6 +12,7 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 
 from pullthrough.services.pullthrough import RangedFile, StoredFile, StreamedFile
 from pullthrough.storage.store import ArtifactStore, shard
+from pullthrough.upstream.client import RangeNotSatisfiable
 from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified, services
 
 bp = Blueprint("content", __name__)
@@ -127,7 +128,10 @@ def content(base_path: str, filename: str) -> Response:
         return _head(pullthrough.peek(dist, filename))
     opened: StoredFile | StreamedFile | RangedFile | None = None
     if (byte_range := _one_range()) is not None:  # e.g. a locker reading a wheel's index
-        opened = pullthrough.open_range(dist, filename, byte_range)
+        try:
+            opened = pullthrough.open_range(dist, filename, byte_range)
+        except RangeNotSatisfiable as exc:  # the upstream's 416, for a file not stored yet
+            raise RequestedRangeNotSatisfiable(length=exc.total) from None
     opened = opened or pullthrough.open(dist, filename)
     if isinstance(opened, StoredFile):
         if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
