@@ -162,7 +162,7 @@ def test_a_killed_worker_cuts_its_cold_download_off_and_leaves_nothing(
     assert waiter.status == 200 and waiter.ended == "complete", (waiter.status, waiter.ended)
     assert bytes(waiter.body) == big.data
     assert file_gets(upstream, big) == 2  # the killed worker's, then the waiter's
-    assert sound_store(proxy.data_dir) == {big.sha256}
+    assert wait_until(lambda: sound_store(proxy.data_dir) == {big.sha256}, 10)  # stored alongside
     # the master replaces the worker; the next request is served the file from the store
     assert wait_until(lambda: len(workers(master)) == 2 and victim not in workers(master), 15)
     expect_healed(proxy, api, big)

@@ -5,8 +5,10 @@ task worker. The upstream is a real index on loopback; timings are injected, not
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -25,6 +27,7 @@ from pullthrough.services.container import Services, build_services
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import (
+    HOLD_BACK,
     STORING_THREADS,
     PullThrough,
     StoredFile,
@@ -185,9 +188,17 @@ def lock_is_free(svc: Services, dist: ServedDistribution, filename: str) -> bool
 
 
 def stored_soon(opened: StreamedFile) -> None:
-    """Wait for a small file's storing, which runs alongside its answer."""
-    assert opened.stored is not None  # a small file: received whole, then stored
+    """Wait for a file's storing, which runs alongside its answer."""
+    assert opened.stored is not None  # not stored before its answer
     opened.stored.result(timeout=10)
+
+
+def big_wheel(upstream: Upstream, tmp_path: Path) -> UpstreamFile:
+    """A wheel bigger than the held-back tail: sent as it arrives, from a thread of its own."""
+    path = build_wheel(tmp_path / "big", "big-lib", "1.0")
+    with zipfile.ZipFile(path, "a") as wheel:
+        wheel.writestr("big_lib/blob.bin", os.urandom(2 * HOLD_BACK))
+    return upstream.add_file("big-lib", path)
 
 
 def test_a_client_that_reads_nothing_holds_up_nobody(
@@ -319,6 +330,49 @@ def test_a_small_file_that_cannot_be_stored_is_still_sent_whole(
     stored_soon(second)
     assert services.store.has(expected.sha256)
     assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 2
+
+
+def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held-back tail waits for the digest, not for the disk or the object store (a big
+    upload): the client has every byte while the file is still being stored."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    big = big_wheel(upstream, tmp_path)
+    go_on = threading.Event()
+    real = services.store.publish
+
+    def publish(tmp: Path, sha256: str) -> None:
+        assert go_on.wait(5)  # an object store that takes its time
+        real(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", publish)
+    with closing(streamed(services, dist, big.filename)) as first:
+        assert b"".join(first) == big.data
+        assert not services.store.has(big.sha256) and not lock_is_free(services, dist, big.filename)
+    go_on.set()
+    stored_soon(first)
+    assert services.store.has(big.sha256) and lock_is_free(services, dist, big.filename)
+    assert services.ledger.total() == len(big.data)
+
+
+def test_a_big_file_that_cannot_be_stored_is_still_sent_whole(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = services.registry.get("main")
+    assert dist is not None
+    big = big_wheel(upstream, tmp_path)
+
+    def full(tmp_path: Path, sha256: str) -> None:
+        raise StorageFull(errno.ENOSPC, "no space left for the file store")
+
+    monkeypatch.setattr(services.store, "publish", full)
+    with closing(streamed(services, dist, big.filename)) as first:
+        assert b"".join(first) == big.data
+    stored_soon(first)
+    assert not services.store.has(big.sha256) and lock_is_free(services, dist, big.filename)
+    assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
 
 
 def test_a_file_the_catalog_cannot_read_is_cached_all_the_same(

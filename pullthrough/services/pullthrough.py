@@ -65,7 +65,8 @@ class StreamedFile:
     size: int | None
     stale: bool = False
     reader: BinaryIO | None = None  # what the chunks come from, closed with them
-    # A small file's storing, under way since its bytes were verified (PullThrough._keep_small)
+    # The file's storing, done once its bytes are verified (PullThrough._store_received);
+    # None when it was done before the answer
     stored: Future[None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -155,17 +156,17 @@ class PullThrough:
         self.wait_timeout = wait_timeout
         self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
         self._prefetch_lock = threading.Lock()
-        # Never more small files waiting to be stored than threads storing them: each holds its
+        # Never more files waiting to be stored than threads storing them: each holds its
         # download's lock (a file, or a database connection) and a temporary file.
         self._storing = ThreadPoolExecutor(STORING_THREADS, thread_name_prefix="pullthrough-store")
         self._storers = threading.BoundedSemaphore(STORING_THREADS)
-        # The catalog entries and eviction after a small file is stored hold nothing: they may
+        # The catalog entries and eviction after a file is stored hold nothing: they may
         # queue, one at a time per process (fewer waits for the catalog's write lock).
         self._bookkeeping = ThreadPoolExecutor(1, thread_name_prefix="pullthrough-bookkeeping")
 
     def close(self) -> None:
-        """Finish storing the small files received (their downloads' locks are held till then),
-        and their bookkeeping."""
+        """Finish storing the files received (their downloads' locks are held till then), and
+        their bookkeeping."""
         self._storing.shutdown(wait=True)
         self._bookkeeping.shutdown(wait=True)
 
@@ -234,17 +235,28 @@ class PullThrough:
             # Sent only once complete and verified anyway: fetched right here, sparing a
             # thread's start-up; stored alongside the answer, the client waiting for neither
             # the disk nor the other (a slow client holds up no request for it).
-            if self._receive_small(client, resp, writer, url, lock, progress):
-                storing = self._store_small(writer, entry, url, lock, keep)
+            if self._receive_counted(client, resp, writer, url, lock, progress):
+                storing = self._store_alongside(writer, entry, url, lock, keep)
         else:
-            fetch = (client, resp, writer, entry, url, lock, keep, progress)
+            # Fetched at the upstream's pace on a thread of its own, the client tailing it;
+            # stored once verified, while the held-back tail goes out.
+            storing = Future()
+            fetch = (client, resp, writer, url, lock, progress)
+            store = (writer, entry, url, lock, keep)
 
-            def fetch_then_record() -> None:
-                if (kept := self._fetch(*fetch)) is not None:
-                    self._after_caching(url, kept)
+            def fetch_then_store() -> None:
+                chained = False
+                try:
+                    received = self._receive_counted(*fetch)
+                    if received and (alongside := self._store_alongside(*store)) is not None:
+                        alongside.add_done_callback(lambda _: storing.set_result(None))
+                        chained = True
+                finally:
+                    if not chained:
+                        storing.set_result(None)
 
             threading.Thread(
-                target=fetch_then_record, name="pullthrough-download", daemon=True
+                target=fetch_then_store, name="pullthrough-download", daemon=True
             ).start()
         # Answer once more than the held-back tail has arrived, or the download has ended: a
         # small file is then wholly fetched and verified (a failure is a clean 502).
@@ -286,29 +298,23 @@ class PullThrough:
             self.metrics.cache_hits.inc()
         return stored
 
-    def _store_small(
+    def _store_alongside(
         self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
     ) -> Future[None] | None:
-        """Store a small file received and verified: on a free storing thread, while its
-        bytes go out; here and now, before they do, when every storing thread is busy (or the
-        process is stopping). The Future of a storing under way, or None once stored here."""
+        """Store a file received and verified on a free storing thread, while its (last) bytes
+        go out; a stopping process finishes that work. When every storing thread is busy, or
+        the process is stopping: here and now (a small file's, before its answer). The Future
+        of a storing under way, or None once stored here."""
         if self._storers.acquire(blocking=False):
             try:
-                return self._storing.submit(
-                    self._keep_small_then_free, writer, entry, url, lock, keep
-                )
+                storing = self._storing.submit(self._store_received, writer, entry, url, lock, keep)
             except RuntimeError:  # the pool is shut down: the process is stopping
                 self._storers.release()
-        self._keep_small(writer, entry, url, lock, keep)
+            else:
+                storing.add_done_callback(lambda _: self._storers.release())
+                return storing
+        self._store_received(writer, entry, url, lock, keep)
         return None
-
-    def _keep_small_then_free(
-        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
-    ) -> None:
-        try:
-            self._keep_small(writer, entry, url, lock, keep)
-        finally:
-            self._storers.release()
 
     def _source(
         self, dist: Distribution, entry: DistFile, view: PageView
@@ -393,36 +399,6 @@ class PullThrough:
 
         threading.Thread(target=fetch, name="pullthrough-prefetch", daemon=True).start()
 
-    def _fetch(
-        self,
-        client: UpstreamClient,
-        resp: requests.Response,
-        writer: ArtifactWriter,
-        entry: DistFile,
-        url: str,
-        lock: Lock,
-        keep: bool,
-        progress: _Progress,
-    ) -> Kept | None:
-        """Download at the upstream's pace (never a client's) into the temporary file; then
-        verify, and move it into the store (or, for the streamed policy, let it go). Returns
-        what a file newly stored is."""
-        kept = None
-        self.metrics.downloads.inc()
-        try:
-            with writer:
-                self._receive(client, resp, writer, url, progress)
-                if keep:
-                    kept = self._keep(writer, entry, url)
-            progress.finish()
-        except Exception as exc:
-            log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
-            progress.finish(exc)
-        finally:
-            lock.release()  # visible (or given up): waiting requests go on
-            self.metrics.downloads.dec()
-        return kept
-
     def _receive(
         self,
         client: UpstreamClient,
@@ -453,7 +429,7 @@ class PullThrough:
         log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
         return Kept(sha, package)
 
-    def _receive_small(
+    def _receive_counted(
         self,
         client: UpstreamClient,
         resp: requests.Response,
@@ -462,8 +438,9 @@ class PullThrough:
         lock: Lock,
         progress: _Progress,
     ) -> bool:
-        """A small file received and verified in the request's thread; whether it was (on a
-        failure nothing is kept, the lock is released and `progress` holds the error)."""
+        """A file received and verified, counted as a download in flight until it is stored;
+        whether it was. On a failure nothing is kept, the lock is released and `progress`
+        holds the error."""
         self.metrics.downloads.inc()
         error: Exception | None = None
         received = False
@@ -481,12 +458,12 @@ class PullThrough:
         progress.finish(error)
         return received
 
-    def _keep_small(
+    def _store_received(
         self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
     ) -> None:
-        """Store a small file received and verified (on the storing threads, while its bytes
-        go to the client), let waiting requests go on, then the bookkeeping. A file that cannot
-        be stored is only not cached; the client has its bytes all the same."""
+        """Store a file received and verified (while its last bytes go to the client), let
+        waiting requests go on, then the bookkeeping, on its own thread. A file that cannot be
+        stored is only not cached; the client has its bytes all the same."""
         kept = None
         try:
             with writer:
