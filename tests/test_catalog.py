@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, func, inspect, select
+from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
@@ -232,6 +232,8 @@ def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> 
         session.get(Repository, repo_id).description = "changed"  # type: ignore[union-attr]
     with pytest.raises(RuntimeError, match="read-only"), catalog.reading() as session:
         session.add(Remote(name="r"))
+    with pytest.raises(RuntimeError, match="read-only"), catalog.reading() as session:
+        session.execute(update(Repository).values(description="changed"))
     with catalog.session() as session:
         assert session.get(Repository, repo_id).description == "as created"  # type: ignore[union-attr]
         assert session.scalar(select(func.count()).select_from(Remote)) == 0

@@ -357,6 +357,36 @@ def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
     assert services.ledger.total() == len(big.data)
 
 
+def test_with_every_storing_thread_busy_a_big_file_is_stored_before_its_last_bytes(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored in its download's own thread then, which a stopping worker does not wait for once
+    the answer is complete: the answer waits for the storing instead."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    slow = wheels_of_their_own(upstream, tmp_path, STORING_THREADS)
+    big = big_wheel(upstream, tmp_path)
+    go_on = threading.Event()
+    real = services.store.publish
+
+    def publish(tmp: Path, sha256: str) -> None:
+        if sha256 == big.sha256:
+            time.sleep(0.3)  # a big file's upload
+        else:
+            assert go_on.wait(10)  # an object store that takes its time
+        real(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", publish)
+    held = [streamed(services, dist, filename) for filename in slow]
+    with closing(streamed(services, dist, big.filename)) as first:
+        assert b"".join(first) == big.data
+        assert services.store.has(big.sha256) and lock_is_free(services, dist, big.filename)
+    go_on.set()
+    for opened in held:
+        opened.close()
+        stored_soon(opened)
+
+
 def test_a_big_file_that_cannot_be_stored_is_still_sent_whole(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

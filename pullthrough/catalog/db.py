@@ -28,7 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -140,7 +140,8 @@ class Catalog:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         readers = engine.execution_options(**{READ_ONLY: True})
         self._readers = sessionmaker(readers, expire_on_commit=False)
-        event.listen(self._readers, "before_flush", _refuse_writes)
+        event.listen(self._readers, "before_flush", _refuse_changes)
+        event.listen(self._readers, "do_orm_execute", _refuse_statements)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -159,6 +160,11 @@ class Catalog:
         self.engine.dispose()
 
 
-def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+def _refuse_changes(session: Session, _context: Any, _instances: Any) -> None:
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("a change in a read-only catalog transaction (Catalog.reading)")
+
+
+def _refuse_statements(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise RuntimeError("a write in a read-only catalog transaction (Catalog.reading)")

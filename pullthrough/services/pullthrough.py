@@ -247,10 +247,17 @@ class PullThrough:
             def fetch_then_store() -> None:
                 chained = False
                 try:
-                    received = self._receive_counted(*fetch)
-                    if received and (alongside := self._store_alongside(*store)) is not None:
-                        alongside.add_done_callback(lambda _: storing.set_result(None))
-                        chained = True
+                    if self._receive_counted(*fetch, finish=False):
+                        # The tail goes out once the file is handed to a storing thread (a
+                        # stopping process finishes those) or, with all busy, stored here: a
+                        # daemon thread's storing must not outlive its answer.
+                        try:
+                            alongside = self._store_alongside(*store)
+                        finally:
+                            progress.finish()
+                        if alongside is not None:
+                            alongside.add_done_callback(lambda _: storing.set_result(None))
+                            chained = True
                 finally:
                     if not chained:
                         storing.set_result(None)
@@ -437,10 +444,13 @@ class PullThrough:
         url: str,
         lock: Lock,
         progress: _Progress,
+        *,
+        finish: bool = True,
     ) -> bool:
         """A file received and verified, counted as a download in flight until it is stored;
         whether it was. On a failure nothing is kept, the lock is released and `progress`
-        holds the error."""
+        holds the error; on success `progress` is finished unless `finish` is False (the
+        caller finishes it)."""
         self.metrics.downloads.inc()
         error: Exception | None = None
         received = False
@@ -455,7 +465,8 @@ class PullThrough:
                 writer.abort()
                 lock.release()
                 self.metrics.downloads.dec()
-        progress.finish(error)
+        if finish or not received:
+            progress.finish(error)
         return received
 
     def _store_received(

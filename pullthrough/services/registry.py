@@ -52,6 +52,7 @@ class Registry:
         self._clients: dict[tuple[str, object], UpstreamClient] = {}
         self._pages: dict[tuple[str, object], RemotePages] = {}
         self._lock = threading.Lock()
+        self._clients_lock = threading.Lock()  # _client runs in requests too (on-demand files)
 
     def get(self, base_path: str) -> Distribution | None:
         return self.all().get(base_path)
@@ -75,7 +76,8 @@ class Registry:
 
     def clients(self) -> list[UpstreamClient]:
         self.all()
-        return list(self._clients.values())
+        with self._clients_lock:
+            return list(self._clients.values())
 
     def shown_clients(self) -> list[UpstreamClient]:
         """The remotes of the distributions anyone may learn of, by name: a remote only a
@@ -90,14 +92,15 @@ class Registry:
     def _client(self, remote: Remote) -> UpstreamClient:
         # One client (and connection pool) per remote and configuration.
         key = (remote.id, remote.pulp_last_updated)
-        if (client := self._clients.get(key)) is None:
-            for old in [k for k in self._clients if k[0] == remote.id]:
-                self._clients.pop(old).close()
-                self._pages.pop(old, None)
-            settings = RemoteSettings.from_values(remote.name, remote.settings)
-            client = self._clients[key] = UpstreamClient(
-                settings, tls_dir=self.tls_dir, observer=self.observer
-            )
+        with self._clients_lock:
+            if (client := self._clients.get(key)) is None:
+                for old in [k for k in self._clients if k[0] == remote.id]:
+                    self._clients.pop(old).close()
+                    self._pages.pop(old, None)
+                settings = RemoteSettings.from_values(remote.name, remote.settings)
+                client = self._clients[key] = UpstreamClient(
+                    settings, tls_dir=self.tls_dir, observer=self.observer
+                )
         return client
 
     def _remote_pages(self, remote: Remote) -> RemotePages:
@@ -105,8 +108,9 @@ class Registry:
         # are reloaded is not fetched again by the reloaded ones.
         client = self._client(remote)
         key = (remote.id, remote.pulp_last_updated)
-        if (pages := self._pages.get(key)) is None:
-            pages = self._pages[key] = RemotePages(client, self.pages_cache, ttl=self.ttl)
+        with self._clients_lock:
+            if (pages := self._pages.get(key)) is None or pages.client is not client:
+                pages = self._pages[key] = RemotePages(client, self.pages_cache, ttl=self.ttl)
         return pages
 
     def _local(self, repository_id: str, number: int) -> LocalContent:
