@@ -405,6 +405,29 @@ def test_a_big_file_that_cannot_be_stored_is_still_sent_whole(
     assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
 
 
+def test_upstream_metadata_is_answered_without_waiting_for_its_storing(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `.metadata` file's bytes are checked before they come: the answer does not wait for
+    the disk or the object store (as a wheel's does not)."""
+    dist = services.registry.get("main")
+    assert dist is not None
+    wheel = upstream.add_file("meta-fast", build_wheel(tmp_path, "meta-fast", "1.0"), metadata=True)
+    go_on = threading.Event()
+    real = services.store.publish
+
+    def publish(tmp: Path, sha256: str) -> None:
+        assert go_on.wait(5)  # an object store that takes its time
+        real(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", publish)
+    started = time.monotonic()
+    data, stale = services.pullthrough.metadata(dist, wheel.filename)
+    assert time.monotonic() - started < 4 and (data, stale) == (wheel.metadata, False)
+    go_on.set()
+    assert wait_until(lambda: services.store.has(wheel.metadata_sha256 or ""), 10)
+
+
 def test_a_file_the_catalog_cannot_read_is_cached_all_the_same(
     services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

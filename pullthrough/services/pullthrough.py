@@ -558,6 +558,16 @@ class PullThrough:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
 
+    def _whole(self, dist: Distribution, entry: DistFile, view: PageView) -> bytes:
+        """A listed file's bytes, verified, fetched into the cache if need be; a file being
+        fetched does not wait for its storing (its bytes are checked before they come)."""
+        opened = self._open(dist, entry, view)
+        if isinstance(opened, StoredFile):
+            with opened.file:
+                return opened.file.read()
+        with closing(opened):
+            return b"".join(opened)
+
     def metadata(self, dist: Distribution, filename: str) -> tuple[bytes, bool]:
         """PEP 658 metadata of a listed file: the upstream's `.metadata` file when it has one
         (or, when that cannot be fetched, the same bytes from the wheel if it is cached), else
@@ -568,13 +578,11 @@ class PullThrough:
             url = entry.url + ".metadata" if entry.url else ""
             metadata_entry = DistFile(entry.filename + ".metadata", url, hashes)
             try:
-                stored = self.ensure(dist, metadata_entry, view)
+                return self._whole(dist, metadata_entry, view), view.stale
             except UpstreamError:
                 if (inside := self._cached_metadata(entry, view, hashes)) is None:
                     raise
                 return inside, view.stale
-            with stored.file:
-                return stored.file.read(), view.stale
         if not filename.endswith(".whl"):
             raise NotFound(f"No metadata file for {filename!r}")
         wheel = self.ensure(dist, entry, view)
