@@ -240,6 +240,23 @@ def wheels_of_their_own(upstream: Upstream, tmp_path: Path, count: int) -> dict[
     return made
 
 
+def hold_publishing(
+    services: Services, monkeypatch: pytest.MonkeyPatch, held: Callable[[str], bool] = bool
+) -> threading.Event:
+    """The store's publish made to wait (an object store that takes its time), for the files
+    whose sha256 `held` picks, until the event returned is set (10 s at most)."""
+    go_on = threading.Event()
+    real = services.store.publish
+
+    def publish(tmp: Path, sha256: str) -> None:
+        if held(sha256):
+            assert go_on.wait(10)
+        real(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", publish)
+    return go_on
+
+
 def test_with_every_storing_thread_busy_a_small_file_is_stored_before_its_answer(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,15 +265,7 @@ def test_with_every_storing_thread_busy_a_small_file_is_stored_before_its_answer
     dist = services.registry.get("main")
     assert dist is not None
     *slow, last = wheels_of_their_own(upstream, tmp_path, STORING_THREADS + 1).items()
-    go_on = threading.Event()
-    real = services.store.publish
-
-    def publish(tmp: Path, sha256: str) -> None:
-        if sha256 != last[1]:
-            assert go_on.wait(10)  # an object store that takes its time
-        real(tmp, sha256)
-
-    monkeypatch.setattr(services.store, "publish", publish)
+    go_on = hold_publishing(services, monkeypatch, lambda sha256: sha256 != last[1])
     held = [streamed(services, dist, filename) for filename, _ in slow]
     quick = streamed(services, dist, last[0])
     assert quick.stored is None  # stored before its answer, not queued
@@ -340,14 +349,7 @@ def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
     dist = services.registry.get("main")
     assert dist is not None
     big = big_wheel(upstream, tmp_path)
-    go_on = threading.Event()
-    real = services.store.publish
-
-    def publish(tmp: Path, sha256: str) -> None:
-        assert go_on.wait(5)  # an object store that takes its time
-        real(tmp, sha256)
-
-    monkeypatch.setattr(services.store, "publish", publish)
+    go_on = hold_publishing(services, monkeypatch)
     with closing(streamed(services, dist, big.filename)) as first:
         assert b"".join(first) == big.data
         assert not services.store.has(big.sha256) and not lock_is_free(services, dist, big.filename)
@@ -413,14 +415,7 @@ def test_upstream_metadata_is_answered_without_waiting_for_its_storing(
     dist = services.registry.get("main")
     assert dist is not None
     wheel = upstream.add_file("meta-fast", build_wheel(tmp_path, "meta-fast", "1.0"), metadata=True)
-    go_on = threading.Event()
-    real = services.store.publish
-
-    def publish(tmp: Path, sha256: str) -> None:
-        assert go_on.wait(5)  # an object store that takes its time
-        real(tmp, sha256)
-
-    monkeypatch.setattr(services.store, "publish", publish)
+    go_on = hold_publishing(services, monkeypatch)
     started = time.monotonic()
     data, stale = services.pullthrough.metadata(dist, wheel.filename)
     assert time.monotonic() - started < 4 and (data, stale) == (wheel.metadata, False)
