@@ -317,28 +317,36 @@ def test_the_next_request_for_a_file_being_stored_is_served_from_the_store(
     assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
 
 
-def test_a_small_file_that_cannot_be_stored_is_still_sent_whole(
-    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
+def test_a_file_that_cannot_be_stored_is_still_sent_whole(
+    services: Services,
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    big: bool,
 ) -> None:
     """The disk fills between the check and the rename: the client has the verified bytes, the
     store has nothing (not even a temporary file), and the next request fetches it again."""
     dist, expected = main_and_wheel(services, upstream)
+    if big:
+        expected = big_wheel(upstream, tmp_path)
+    name = expected.filename
 
     def full(tmp_path: Path, sha256: str) -> None:
         raise StorageFull(errno.ENOSPC, "no space left for the file store")
 
     monkeypatch.setattr(services.store, "publish", full)
-    with closing(streamed(services, dist, WHL_02)) as first:
+    with closing(streamed(services, dist, name)) as first:
         assert b"".join(first) == expected.data
     stored_soon(first)
-    assert not services.store.has(expected.sha256) and lock_is_free(services, dist, WHL_02)
+    assert not services.store.has(expected.sha256) and lock_is_free(services, dist, name)
     assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
     monkeypatch.undo()
-    with closing(streamed(services, dist, WHL_02)) as second:
+    with closing(streamed(services, dist, name)) as second:
         assert b"".join(second) == expected.data
     stored_soon(second)
     assert services.store.has(expected.sha256)
-    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 2
+    assert len(upstream.requests_for(name, server="files", method="GET")) == 2
 
 
 def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
@@ -387,24 +395,6 @@ def test_with_every_storing_thread_busy_a_big_file_is_stored_before_its_last_byt
     for opened in held:
         opened.close()
         stored_soon(opened)
-
-
-def test_a_big_file_that_cannot_be_stored_is_still_sent_whole(
-    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dist = services.registry.get("main")
-    assert dist is not None
-    big = big_wheel(upstream, tmp_path)
-
-    def full(tmp_path: Path, sha256: str) -> None:
-        raise StorageFull(errno.ENOSPC, "no space left for the file store")
-
-    monkeypatch.setattr(services.store, "publish", full)
-    with closing(streamed(services, dist, big.filename)) as first:
-        assert b"".join(first) == big.data
-    stored_soon(first)
-    assert not services.store.has(big.sha256) and lock_is_free(services, dist, big.filename)
-    assert list(services.store.tmp.iterdir()) == [] and services.ledger.total() == 0
 
 
 def test_upstream_metadata_is_answered_without_waiting_for_its_storing(

@@ -66,7 +66,7 @@ class StreamedFile:
     stale: bool = False
     reader: BinaryIO | None = None  # what the chunks come from, closed with them
     # The file's storing, done once its bytes are verified (PullThrough._store_received);
-    # None when it was done before the answer
+    # None when it was done before the answer (or nothing is kept)
     stored: Future[None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -230,37 +230,29 @@ class PullThrough:
             lock.release()
             raise
         progress = _Progress()
-        storing: Future[None] | None = None
+        storing: Future[None] | None
         if size is not None and size <= HOLD_BACK:
             # Sent only once complete and verified anyway: fetched right here, sparing a
             # thread's start-up; stored alongside the answer, the client waiting for neither
             # the disk nor the other (a slow client holds up no request for it).
-            if self._receive_counted(client, resp, writer, url, lock, progress):
-                storing = self._store_alongside(writer, entry, url, lock, keep)
+            storing = self._receive_then_store(
+                client, resp, writer, entry, url, lock, keep, progress
+            )
         else:
             # Fetched at the upstream's pace on a thread of its own, the client tailing it;
             # stored once verified, while the held-back tail goes out.
             storing = Future()
-            fetch = (client, resp, writer, url, lock, progress)
-            store = (writer, entry, url, lock, keep)
+            fetch = (client, resp, writer, entry, url, lock, keep, progress)
 
             def fetch_then_store() -> None:
-                chained = False
+                alongside = None
                 try:
-                    if self._receive_counted(*fetch, finish=False):
-                        # The tail goes out once the file is handed to a storing thread (a
-                        # stopping process finishes those) or, with all busy, stored here: a
-                        # daemon thread's storing must not outlive its answer.
-                        try:
-                            alongside = self._store_alongside(*store)
-                        finally:
-                            progress.finish()
-                        if alongside is not None:
-                            alongside.add_done_callback(lambda _: storing.set_result(None))
-                            chained = True
-                finally:
-                    if not chained:
+                    alongside = self._receive_then_store(*fetch)
+                finally:  # a storing under way is done when its storing thread is
+                    if alongside is None:
                         storing.set_result(None)
+                    else:
+                        alongside.add_done_callback(lambda _: storing.set_result(None))
 
             threading.Thread(
                 target=fetch_then_store, name="pullthrough-download", daemon=True
@@ -436,21 +428,21 @@ class PullThrough:
         log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
         return Kept(sha, package)
 
-    def _receive_counted(
+    def _receive_then_store(
         self,
         client: UpstreamClient,
         resp: requests.Response,
         writer: ArtifactWriter,
+        entry: DistFile,
         url: str,
         lock: Lock,
+        keep: bool,
         progress: _Progress,
-        *,
-        finish: bool = True,
-    ) -> bool:
-        """A file received and verified, counted as a download in flight until it is stored;
-        whether it was. On a failure nothing is kept, the lock is released and `progress`
-        holds the error; on success `progress` is finished unless `finish` is False (the
-        caller finishes it)."""
+    ) -> Future[None] | None:
+        """Receive and verify a file (a download in flight until it is stored), hand it to a
+        storing thread or store it here, then let its answer go on: a storing done in a daemon
+        download thread never outlives its answer. The Future of a storing under way, or None
+        (stored here, or a failure: nothing kept, the lock released, the error in `progress`)."""
         self.metrics.downloads.inc()
         error: Exception | None = None
         received = False
@@ -465,9 +457,13 @@ class PullThrough:
                 writer.abort()
                 lock.release()
                 self.metrics.downloads.dec()
-        if finish or not received:
-            progress.finish(error)
-        return received
+                progress.finish(error)
+        if not received:
+            return None
+        try:
+            return self._store_alongside(writer, entry, url, lock, keep)
+        finally:
+            progress.finish()
 
     def _store_received(
         self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool

@@ -49,10 +49,10 @@ class Registry:
         self.advisories = advisories
         self._token: bytes | None = None  # none read yet: the first request loads
         self._distributions: dict[str, Distribution] = {}
-        self._clients: dict[tuple[str, object], UpstreamClient] = {}
-        self._pages: dict[tuple[str, object], RemotePages] = {}
+        # Per remote and configuration: its pages, with its client (and connection pool).
+        self._remotes: dict[tuple[str, object], RemotePages] = {}
         self._lock = threading.Lock()
-        self._clients_lock = threading.Lock()  # _client runs in requests too (on-demand files)
+        self._remotes_lock = threading.Lock()  # used by requests too (on-demand files)
 
     def get(self, base_path: str) -> Distribution | None:
         return self.all().get(base_path)
@@ -76,8 +76,8 @@ class Registry:
 
     def clients(self) -> list[UpstreamClient]:
         self.all()
-        with self._clients_lock:
-            return list(self._clients.values())
+        with self._remotes_lock:
+            return [pages.client for pages in self._remotes.values()]
 
     def shown_clients(self) -> list[UpstreamClient]:
         """The remotes of the distributions anyone may learn of, by name: a remote only a
@@ -89,28 +89,18 @@ class Registry:
         }
         return [found[name] for name in sorted(found)]
 
-    def _client(self, remote: Remote) -> UpstreamClient:
-        # One client (and connection pool) per remote and configuration.
-        key = (remote.id, remote.pulp_last_updated)
-        with self._clients_lock:
-            if (client := self._clients.get(key)) is None:
-                for old in [k for k in self._clients if k[0] == remote.id]:
-                    self._clients.pop(old).close()
-                    self._pages.pop(old, None)
-                settings = RemoteSettings.from_values(remote.name, remote.settings)
-                client = self._clients[key] = UpstreamClient(
-                    settings, tls_dir=self.tls_dir, observer=self.observer
-                )
-        return client
-
     def _remote_pages(self, remote: Remote) -> RemotePages:
-        # One per client too, kept across reloads: a page being fetched when the distributions
-        # are reloaded is not fetched again by the reloaded ones.
-        client = self._client(remote)
+        """One per remote and configuration, kept across reloads (a page being fetched when the
+        distributions are reloaded is not fetched again by the reloaded ones); an older
+        configuration's client is closed."""
         key = (remote.id, remote.pulp_last_updated)
-        with self._clients_lock:
-            if (pages := self._pages.get(key)) is None or pages.client is not client:
-                pages = self._pages[key] = RemotePages(client, self.pages_cache, ttl=self.ttl)
+        with self._remotes_lock:
+            if (pages := self._remotes.get(key)) is None:
+                for old in [k for k in self._remotes if k[0] == remote.id]:
+                    self._remotes.pop(old).client.close()
+                settings = RemoteSettings.from_values(remote.name, remote.settings)
+                client = UpstreamClient(settings, tls_dir=self.tls_dir, observer=self.observer)
+                pages = self._remotes[key] = RemotePages(client, self.pages_cache, ttl=self.ttl)
         return pages
 
     def _local(self, repository_id: str, number: int) -> LocalContent:
@@ -120,7 +110,7 @@ class Registry:
         """The client for on-demand content synced from this remote."""
         with self.catalog.reading() as session:
             remote = session.get(Remote, remote_id)
-            return self._client(remote) if remote is not None else None
+            return self._remote_pages(remote).client if remote is not None else None
 
     def _load(self, generation: bytes) -> dict[str, Distribution]:
         query = select(DistributionRow).options(
