@@ -535,6 +535,8 @@ URL_PIECES = st.sampled_from(
 @example("https://h", ["?"])
 @example("", ["a", ":"])  # a scheme, not a relative path
 @example("../../", ["a", "/", "..", "/", "b"])
+@example("../", ["a", ":", "/", "b", "#sha256=ab"])  # a colon after `../`: still a path
+@example("../../../../../", ["a", "/", "b"])  # above the root
 def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: list[str]) -> None:
     """The page parsers skip urljoin for plain links (a big page's parse time): the URL and
     fragment they keep are always the ones urljoin and urldefrag give, against page URLs of

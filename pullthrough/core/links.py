@@ -17,6 +17,11 @@ _RELATIVE = re.compile(rf"((?:\.\./)*)({_PATH})")
 # (one match instead of `resolve`'s four steps).
 _SEGMENT = rf"(?!\.\.?(?:/|$)){_CHARS}"  # neither `.` nor `..`
 PLAIN_ABSOLUTE = re.compile(rf"{_ORIGIN}/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
+# And the relative one of the indexes that write those (`../../packages/...`), in one match: its
+# first segment has no `:` (`a:` would be a scheme).
+_PLAIN_RELATIVE = re.compile(
+    rf"((?:\.\./)*)((?!\.\.?(?:/|$))[A-Za-z0-9._~%!$&'()*+,=@-]+(?:/{_SEGMENT})*/?)"
+)
 _UNSAFE = re.compile("[\t\r\n]")  # urlsplit drops these wherever they are
 _UNRESERVED = re.compile("[A-Za-z0-9_.~-]+")  # what `quote` leaves as it is (RFC 3986)
 
@@ -26,6 +31,10 @@ def resolve(base: str, link: str) -> tuple[str, str]:
     for the plain links nearly every index writes (half of a 4,000-file page's parse time)."""
     url, _, fragment = link.partition("#")
     if _UNSAFE.search(fragment) is None:
+        if (found := _PLAIN_RELATIVE.fullmatch(url)) is not None and (
+            prefix := _prefix(base, len(found[1]) // 3)
+        ) is not None:
+            return prefix + found[2], fragment
         if _ABSOLUTE.fullmatch(url) is not None and _plain(url):
             return url, fragment
         found = _RELATIVE.fullmatch(url)
@@ -33,11 +42,9 @@ def resolve(base: str, link: str) -> tuple[str, str]:
             found is not None
             and _plain(found[2])
             and (found[1] or ":" not in found[2].partition("/")[0])  # else `a:` is a scheme
-            and (directory := _directory(base))
+            and (prefix := _prefix(base, len(found[1]) // 3)) is not None
         ):
-            origin, segments = directory
-            kept = segments[: max(0, len(segments) - len(found[1]) // 3)]  # one per `../`
-            return origin + "/" + "".join(s + "/" for s in kept) + found[2], fragment
+            return prefix + found[2], fragment
     joined, fragment = urldefrag(urljoin(base, link))
     return joined, fragment
 
@@ -48,14 +55,17 @@ def _plain(path: str) -> bool:
     return "/./" not in bounded and "/../" not in bounded
 
 
-@lru_cache(maxsize=64)
-def _directory(base: str) -> tuple[str, tuple[str, ...]] | None:
-    """A plain page URL's origin and the segments of its directory; None for any other."""
+@lru_cache(maxsize=256)
+def _prefix(base: str, ups: int) -> str | None:
+    """What a plain relative link `ups` directories up from a plain page URL starts with: the
+    origin and the directories kept (one dropped per `../`, none above the root); None for
+    another page URL."""
     url, _, _ = base.partition("#")
     found = _ABSOLUTE.fullmatch(url)
     if found is None or not _plain(found[2]):
         return None
-    return found[1], tuple(found[2].split("/")[1:-1])
+    segments = found[2].split("/")[1:-1]
+    return found[1] + "/" + "".join(s + "/" for s in segments[: max(0, len(segments) - ups)])
 
 
 def quoted(filename: str) -> str:

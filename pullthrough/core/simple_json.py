@@ -159,17 +159,17 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
 
 def _cleaned(f: DistFile, page_url: str) -> DistFile:
     """A typed entry as `_file` reads it: its link resolved, its hashes cleaned, empty strings
-    as absent. Nearly every entry is left as it is, and PyPI's every entry is seen to be so at
-    once (a plain absolute link, sha256 digests, no empty string)."""
+    as absent. Nearly every entry is left as it is, or gets only its link resolved: PyPI's
+    every entry is seen to be so at once (a plain absolute link, sha256 digests, no empty
+    string), and so is a `../../packages/...` link's."""
     metadata = f.core_metadata
+    url = f.url if PLAIN_ABSOLUTE.fullmatch(f.url) is not None else resolve(page_url, f.url)[0]
     if (
-        PLAIN_ABSOLUTE.fullmatch(f.url) is not None
-        and one_sha256(f.hashes)
+        one_sha256(f.hashes)
         and (metadata is True or metadata is False or one_sha256(metadata))
         and "" not in (f.requires_python, f.upload_time, f.provenance, f.yanked)
     ):
-        return f
-    url, _ = resolve(page_url, f.url)
+        return f if url == f.url else msgspec.structs.replace(f, url=url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
     if (hashes := clean_hashes(f.hashes)) != f.hashes:
         changes["hashes"] = hashes
