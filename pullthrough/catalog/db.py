@@ -162,7 +162,8 @@ class Catalog:
         """Insert a new object's row in one statement unless a unique column already holds one
         of its values (a row another worker added): about 0.3 ms, where looking first and
         adding through the ORM takes about 1 (once per file a cold request fetches). The
-        object itself stays outside any session; columns it leaves unset get their defaults."""
+        object itself stays outside any session; columns it leaves unset or None get their
+        defaults."""
         values = {
             attr.columns[0].key: value
             for attr in inspect(type(row)).column_attrs

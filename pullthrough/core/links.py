@@ -7,20 +7,21 @@ from functools import lru_cache
 from urllib.parse import quote, urldefrag, urljoin
 
 # URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
-# queries or characters it would remove; and relative paths of that kind after `../`s.
+# queries or characters it would remove.
 _CHARS = r"[A-Za-z0-9._~%!$&'()*+,=:@-]+"
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?"
 _PATH = rf"{_CHARS}(?:/{_CHARS})*/?"
 _ABSOLUTE = re.compile(rf"({_ORIGIN})(/(?:{_PATH})?)")
-_RELATIVE = re.compile(rf"((?:\.\./)*)({_PATH})")
 # A link `resolve` returns as it is, without a fragment: the absolute one nearly every file has
 # (one match instead of `resolve`'s four steps).
 _SEGMENT = rf"(?!\.\.?(?:/|$)){_CHARS}"  # neither `.` nor `..`
 PLAIN_ABSOLUTE = re.compile(rf"{_ORIGIN}/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
-# And the relative one of the indexes that write those (`../../packages/...`), in one match: its
-# first segment has no `:` (`a:` would be a scheme).
+# And the relative one of the indexes that write those (`../../packages/...`), in one match: a
+# path without dot segments, after `../`s; without a `../`, no `:` in its first segment (`a:`
+# would be a scheme).
 _PLAIN_RELATIVE = re.compile(
-    rf"((?:\.\./)*)((?!\.\.?(?:/|$))[A-Za-z0-9._~%!$&'()*+,=@-]+(?:/{_SEGMENT})*/?)"
+    rf"((?:\.\./)*)((?:(?<=/){_SEGMENT}|(?!\.\.?(?:/|$))[A-Za-z0-9._~%!$&'()*+,=@-]+)"
+    rf"(?:/{_SEGMENT})*/?)"
 )
 _UNSAFE = re.compile("[\t\r\n]")  # urlsplit drops these wherever they are
 _UNRESERVED = re.compile("[A-Za-z0-9_.~-]+")  # what `quote` leaves as it is (RFC 3986)
@@ -37,14 +38,6 @@ def resolve(base: str, link: str) -> tuple[str, str]:
             return prefix + found[2], fragment
         if _ABSOLUTE.fullmatch(url) is not None and _plain(url):
             return url, fragment
-        found = _RELATIVE.fullmatch(url)
-        if (
-            found is not None
-            and _plain(found[2])
-            and (found[1] or ":" not in found[2].partition("/")[0])  # else `a:` is a scheme
-            and (prefix := _prefix(base, len(found[1]) // 3)) is not None
-        ):
-            return prefix + found[2], fragment
     joined, fragment = urldefrag(urljoin(base, link))
     return joined, fragment
 

@@ -126,9 +126,10 @@ def _escaped(text: str) -> str:
 
 
 def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
-    """Render a page whose file links are `url_prefix + filename`. A 4,000-file page is written
-    in a few ms: its values are escaped only where one has a character to escape (one look at
-    a file's usual values together), and its few requires-python values once each."""
+    """Render a page whose file links are `url_prefix + filename`. A file's values are escaped
+    only where one has a character to escape (one look at its usual values together), and a
+    page's few requires-python values once each: a 4,000-file page in half the time of five
+    looks per file."""
     name = escape(page.name)
     head = f'    <meta name="pypi:repository-version" content="{api_version(page)}">\n'
     if page.status is not None:

@@ -92,6 +92,7 @@ class Syncer:
             self.errors.append(f"{name}: {exc}")
             return None
         if fetched.status == 304 and cached is not None and isinstance(cached.value, ProjectPage):
+            self.svc.pages_cache.set(key, cached)  # in use: the cache evicts the oldest stored
             return cached.value
         if fetched.status != 200:
             self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
