@@ -58,7 +58,9 @@ def package_from_file(
     if sha256 is None:
         with open(path, "rb") as fh:
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-    metadata = {k: v for k, v in dataclasses.asdict(meta).items() if k != "raw"}
+    # Its fields as they are (strings, tuples of strings, a dict of strings): asdict's deep
+    # copy was a third of the time a cold file's catalog entry takes to read.
+    metadata = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta) if f.name != "raw"}
     package = Package(
         filename=filename,
         name=info.name,
