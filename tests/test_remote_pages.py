@@ -135,9 +135,28 @@ def test_upstream_failure_serves_the_stale_copy(
     good = pages.project("lib")
     clock[0] += 120
     responses.replace(responses.GET, ROOT + "lib/", **fault)
+    stored: list[object] = []
+    pages.cache = Recording(pages.cache, stored)
     stale = pages.project("lib")
     assert stale.stale and stale.value == good.value
-    assert pages.cache.get(("page", ROOT + "lib/")).value == good.value  # the good copy is kept
+    kept = pages.cache.get(("page", ROOT + "lib/"))
+    assert kept.value == good.value and kept.fetched_at == 1000.0  # the good copy, still due
+    # ...stored again all the same: in use, it is not the oldest stored for the eviction
+    assert stored == [("page", ROOT + "lib/")]
+
+
+class Recording:
+    """A cache that notes the keys stored through it."""
+
+    def __init__(self, cache: Any, stored: list[Any]) -> None:
+        self.cache, self.stored = cache, stored
+
+    def get(self, key: Any) -> Any:
+        return self.cache.get(key)
+
+    def set(self, key: Any, value: Any) -> None:
+        self.stored.append(key)
+        self.cache.set(key, value)
 
 
 class WrittenByAnotherVersion:

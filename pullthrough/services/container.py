@@ -235,8 +235,8 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
 
 
 # The pages and renderings the workers share go oldest-stored first: a page in use is stored
-# again at each expiry anyway (a sync's copy at each sync, also on a 304; a stale copy served
-# while the upstream fails is not, and ages), and a read is then a plain SELECT (12 us here),
+# again at each expiry anyway (also on a 304, or when the upstream fails and it is served
+# stale; a sync's copy at each sync), and a read is then a plain SELECT (12 us here),
 # where least-recently-used makes every read a write transaction (94 us, and behind other
 # workers' writes).
 SHARED_EVICTION = "least-recently-stored"

@@ -102,12 +102,16 @@ class RemotePages:
                 if cached is None:
                     raise
                 log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
+                self._keep(key, cached)  # in use: the cache evicts the oldest stored first
                 return replace(cached, stale=True)
-            try:
-                self.cache.set(key, fresh)
-            except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
-                log.warning("could not keep the page %s: %s", describe_url(url), exc)
+            self._keep(key, fresh)
             return fresh
+
+    def _keep(self, key: tuple[str, str], copy: Cached) -> None:
+        try:
+            self.cache.set(key, copy)
+        except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
+            log.warning("could not keep the page %s: %s", describe_url(key[1]), exc)
 
     def _kept(self, key: tuple[str, str]) -> Cached | None:
         """The copy kept under `key`, if this version can read it: one another version wrote
