@@ -87,21 +87,23 @@ def test_pages_are_cached_for_the_ttl_then_revalidated(
     assert again.value == first.value and again.fetched_at == clock[0] and not again.stale
 
 
-class MissesOnce:
-    """A page cache whose first read misses: as a request sees it that looked just before
-    another request kept the page and let go of its lock."""
+class Observed:
+    """A page cache seen through: its first `misses` reads miss (as a request sees it that
+    looked just before another request kept the page and let go of its lock), and the keys
+    stored through it are noted in `stored`."""
 
-    def __init__(self, cache: diskcache.Cache) -> None:
-        self.cache = cache
-        self.missed = False
+    def __init__(self, cache: Any, misses: int = 0) -> None:
+        self.cache, self.misses = cache, misses
+        self.stored: list[object] = []
 
-    def get(self, key: object) -> object:
-        if not self.missed:
-            self.missed = True
+    def get(self, key: object) -> Any:
+        if self.misses:
+            self.misses -= 1
             return None
         return self.cache.get(key)
 
     def set(self, key: object, value: object) -> None:
+        self.stored.append(key)
         self.cache.set(key, value)
 
 
@@ -112,7 +114,10 @@ def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
     responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
     first = pages.project("lib")
     late = RemotePages(
-        pages.client, cast(diskcache.Cache, MissesOnce(pages.cache)), ttl=60, clock=pages.clock
+        pages.client,
+        cast(diskcache.Cache, Observed(pages.cache, misses=1)),
+        ttl=60,
+        clock=pages.clock,
     )
     assert late.project("lib").value == first.value
     assert len(responses.calls) == 1
@@ -135,28 +140,14 @@ def test_upstream_failure_serves_the_stale_copy(
     good = pages.project("lib")
     clock[0] += 120
     responses.replace(responses.GET, ROOT + "lib/", **fault)
-    stored: list[object] = []
-    pages.cache = Recording(pages.cache, stored)
+    observed = Observed(pages.cache)
+    pages.cache = cast(diskcache.Cache, observed)
     stale = pages.project("lib")
     assert stale.stale and stale.value == good.value
     kept = pages.cache.get(("page", ROOT + "lib/"))
     assert kept.value == good.value and kept.fetched_at == 1000.0  # the good copy, still due
     # ...stored again all the same: in use, it is not the oldest stored for the eviction
-    assert stored == [("page", ROOT + "lib/")]
-
-
-class Recording:
-    """A cache that notes the keys stored through it."""
-
-    def __init__(self, cache: Any, stored: list[Any]) -> None:
-        self.cache, self.stored = cache, stored
-
-    def get(self, key: Any) -> Any:
-        return self.cache.get(key)
-
-    def set(self, key: Any, value: Any) -> None:
-        self.stored.append(key)
-        self.cache.set(key, value)
+    assert observed.stored == [("page", ROOT + "lib/")]
 
 
 class WrittenByAnotherVersion:

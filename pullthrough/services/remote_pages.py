@@ -61,6 +61,16 @@ def parse_list(fetched: Fetched) -> ProjectList:
     return simple_html.parse_project_list(fetched.body)
 
 
+def keep_copy(cache: diskcache.Cache | WriteBehind, key: tuple[str, ...], copy: Cached) -> None:
+    """Store a page's copy under `key` (its last item the page's URL), fetched or stored again
+    because in use (the cache evicts the oldest stored first). A full disk leaves it unkept: the
+    page is served all the same."""
+    try:
+        cache.set(key, copy)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("could not keep the page %s: %s", describe_url(key[-1]), exc)
+
+
 class RemotePages:
     def __init__(
         self,
@@ -102,16 +112,10 @@ class RemotePages:
                 if cached is None:
                     raise
                 log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
-                self._keep(key, cached)  # in use: the cache evicts the oldest stored first
+                keep_copy(self.cache, key, cached)  # in use: not the oldest stored
                 return replace(cached, stale=True)
-            self._keep(key, fresh)
+            keep_copy(self.cache, key, fresh)
             return fresh
-
-    def _keep(self, key: tuple[str, str], copy: Cached) -> None:
-        try:
-            self.cache.set(key, copy)
-        except (OSError, sqlite3.Error) as exc:  # a full disk: served, not kept
-            log.warning("could not keep the page %s: %s", describe_url(key[1]), exc)
 
     def _kept(self, key: tuple[str, str]) -> Cached | None:
         """The copy kept under `key`, if this version can read it: one another version wrote

@@ -26,7 +26,7 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.services.packages import apply_index_fields, package_from_file
-from pullthrough.services.remote_pages import Cached, parse_list, parse_page
+from pullthrough.services.remote_pages import Cached, keep_copy, parse_list, parse_page
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.store import HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
@@ -92,7 +92,7 @@ class Syncer:
             self.errors.append(f"{name}: {exc}")
             return None
         if fetched.status == 304 and cached is not None and isinstance(cached.value, ProjectPage):
-            self.svc.pages_cache.set(key, cached)  # in use: the cache evicts the oldest stored
+            keep_copy(self.svc.pages_cache, key, cached)  # in use: not the oldest stored
             return cached.value
         if fetched.status != 200:
             self.errors.append(f"{name}: not found on the remote ({describe_url(url)})")
