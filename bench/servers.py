@@ -428,7 +428,7 @@ def app(environ, start_response):
 def start_gunicorn_constant(
     procs: Procs, work: Path, name: str, pages: dict[str, Path], workers: int, threads: int
 ) -> Server:
-    """gunicorn with pullthrough's worker settings (gthread, threads, keep-alive) serving the
+    """gunicorn with pullthrough's gunicorn settings (worker class, threads, keep-alive) serving the
     very page bytes from memory with a five-line WSGI app: the floor of any app under it.
     `pages`: "html" / "json" -> the file whose bytes it sends."""
     home = work / name
@@ -488,14 +488,13 @@ def start_relay_floor(
 def start_gunicorn_app(
     procs: Procs, home: Path, name: str, app: str, ready_path: str, workers: int, threads: int
 ) -> Server:
-    """The venv's gunicorn with pullthrough's worker settings (gthread, `threads` per worker,
-    keep-alive 30 s) running `app` (module:callable) from home; ready once ready_path answers
-    and its workers have booted."""
+    """The venv's gunicorn with pullthrough's own settings (its config module: worker class,
+    keep-alive 30 s, no control socket), `workers` x `threads`, running `app` (module:callable)
+    from home; ready once ready_path answers and its workers have booted."""
     port = free_port()
     logfile = home / "server.log"
-    argv = [str(PULLTHROUGH.parent / "gunicorn"), "--bind", f"{HOST}:{port}"]
-    argv += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
-    argv += ["--keep-alive", "30", "--no-control-socket", app]
+    argv = [str(PULLTHROUGH.parent / "gunicorn"), "-c", "python:pullthrough.gunicorn_conf"]
+    argv += ["--bind", f"{HOST}:{port}", "--workers", str(workers), "--threads", str(threads), app]
     proc = procs.start(name, argv, logfile, cwd=home, env=child_env("PULLTHROUGH_"))
     wait_http(f"http://{HOST}:{port}{ready_path}", proc, logfile)
     wait_idle(proc.pid)

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 bind = [os.environ.get("PULLTHROUGH_BIND", "127.0.0.1:24817")]
-worker_class = "gthread"
+worker_class = "pullthrough.gunicorn_worker.KeepAliveWorker"
 workers = int(os.environ.get("PULLTHROUGH_WORKERS", "0")) or max(2, multiprocessing.cpu_count())
 threads = int(os.environ.get("PULLTHROUGH_THREADS", "32"))
 keepalive = 30  # pip and uv reuse connections across a resolve

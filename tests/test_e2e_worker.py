@@ -1,0 +1,158 @@
+"""The gunicorn worker `pullthrough serve` runs (pullthrough.gunicorn_worker.KeepAliveWorker):
+requests on a kept-alive connection, back to back, pipelined or after a pause, are answered in
+order on that connection; a thread waiting for its connection's next request never keeps a new
+connection waiting; a stop answers the last request with `Connection: close`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pullthrough.gunicorn_worker import NEXT_REQUEST_WAIT, may_wait
+from support.servers import Server, config_text
+from support.upstream import Upstream
+
+pytestmark = pytest.mark.e2e
+
+STATUS = "/pulp/api/v3/status/"
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection, read by hand: answers are parsed by Content-Length, so
+    pipelined answers and a closed connection show as they are."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.buf = b""
+
+    def send(self, *paths: str) -> None:
+        self.sock.sendall(
+            b"".join(f"GET {p} HTTP/1.1\r\nHost: test\r\n\r\n".encode() for p in paths)
+        )
+
+    def answer(self) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        length = int(headers["content-length"])
+        while len(self.buf) < length:
+            self._more()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return int(status_line.split()[1]), headers, body
+
+    def closed(self) -> bool:
+        """Whether the server closed the connection (and sent nothing more)."""
+        return not self.buf and self.sock.recv(1) == b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def serve(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, threads: int
+) -> Server:
+    text = config_text(upstream.index_url, tmp_path / "data").replace(
+        "[server]\n", f"[server]\nthreads = {threads}\n"
+    )
+    return gunicorn_server(text, workers=1)
+
+
+def test_requests_back_to_back_pipelined_and_after_a_pause_are_answered_in_order(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    server = serve(gunicorn_server, upstream, tmp_path, threads=4)
+    page = "/pypi/main/simple/shelf-reader/"
+    conn = Connection(server.url)
+    try:
+        conn.send(page)
+        status, _, first = conn.answer()
+        assert status == 200 and b"<a " in first
+        for _ in range(200):  # back to back: each sent as soon as the one before is read
+            conn.send(STATUS)
+            status, headers, body = conn.answer()
+            assert status == 200 and headers.get("connection") != "close", body
+        conn.send(page, STATUS, "/pypi/main/simple/not-a-project/")  # pipelined, one write
+        assert [conn.answer()[0] for _ in range(3)] == [200, 200, 404]
+        time.sleep(NEXT_REQUEST_WAIT * 50)  # past the wait: the connection is back in the poller
+        conn.send(page)
+        assert conn.answer()[2] == first
+    finally:
+        conn.close()
+    log = (tmp_path / "server-0.log").read_text()
+    assert "Using worker: pullthrough.gunicorn_worker.KeepAliveWorker" in log
+
+
+def test_a_thread_waiting_for_its_next_request_keeps_no_connection_waiting(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """Two threads: connections that were just answered and stay open do not hold them."""
+    server = serve(gunicorn_server, upstream, tmp_path, threads=2)
+    idle = [Connection(server.url) for _ in range(4)]
+    try:
+        for conn in idle:
+            conn.send(STATUS)
+            assert conn.answer()[0] == 200
+        worst = 0.0
+        for _ in range(20):
+            fresh = Connection(server.url)
+            started = time.monotonic()
+            fresh.send(STATUS)
+            assert fresh.answer()[0] == 200
+            worst = max(worst, time.monotonic() - started)
+            fresh.close()
+        assert worst < 0.5, f"a new connection waited {worst:.3f} s"
+        for conn in idle:  # still kept alive, and answered
+            conn.send(STATUS)
+            assert conn.answer()[0] == 200
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+def test_a_stop_closes_a_busy_connection_after_its_answer(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    server = serve(gunicorn_server, upstream, tmp_path, threads=4)
+    assert server.pid is not None
+    conn = Connection(server.url)
+    try:
+        conn.send(STATUS)
+        assert conn.answer()[0] == 200
+        deadline = time.monotonic() + 20
+        stopped_at = None
+        headers: dict[str, str] = {}
+        while time.monotonic() < deadline:  # back to back until the server says close
+            conn.send(STATUS)
+            status, headers, _ = conn.answer()
+            assert status == 200
+            if headers.get("connection") == "close":
+                break
+            if stopped_at is None:
+                stopped_at = time.monotonic()
+                os.kill(server.pid, signal.SIGTERM)
+        assert headers.get("connection") == "close"
+        assert stopped_at is not None and time.monotonic() - stopped_at < 5
+        assert conn.closed()
+    finally:
+        conn.close()
+
+
+def test_a_thread_waits_only_while_half_the_pool_is_free() -> None:
+    assert may_wait(1, 32) and may_wait(16, 32)
+    assert not may_wait(17, 32)
+    assert may_wait(1, 2) and not may_wait(2, 2)
+    assert not may_wait(1, 1)  # one thread never waits: the next connection would
