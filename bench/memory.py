@@ -32,7 +32,7 @@ from bench.common import BenchError, find_link, http_get, log, split_url
 from bench.load import WRK_LUA, run_wrk
 from bench.procfs import status_kib, tree_cpu_seconds, tree_pids
 from bench.report import fmt, goal, table
-from bench.servers import BASE_PATH, Procs, Server, start_nginx, start_pullthrough
+from bench.servers import BASE_PATH, Procs, Server, start_nginx, start_pullthrough, wait_idle
 from bench.upstream import build_wheel, tiny_wheel, write_simple
 
 GOAL_RSS_GROWTH = 0.10  # worker RSS within 10% of its value after the warm-up
@@ -402,6 +402,9 @@ def list_phase(
             log(f"(f) the {LIST_NAMES:,}-name list, new connection {attempt + 1}")
             conn = http.client.HTTPConnection(host, port, timeout=180)
             try:
+                # The last GET's background work (storing the rendering for the other workers)
+                # done first: the worker that answers is the one whose CPU moves most.
+                wait_idle(server.proc.pid)
                 cpu0 = worker_cpu(server)
                 first, body = list_get(conn, path, ACCEPT_HTML)
                 cpu1 = worker_cpu(server)
