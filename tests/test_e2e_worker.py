@@ -1,13 +1,15 @@
 """The gunicorn worker `pullthrough serve` runs (pullthrough.gunicorn_worker.KeepAliveWorker):
 requests on a kept-alive connection, back to back, pipelined or after a pause, are answered in
-order on that connection; a thread waiting for its connection's next request never keeps a new
-connection waiting; a stop answers the last request with `Connection: close`."""
+order on that connection; neither a thread waiting for its connection's next request nor clients
+that always pipeline keep a new connection waiting; a stop answers the last request with
+`Connection: close`."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pullthrough.gunicorn_worker import NEXT_REQUEST_WAIT, may_wait
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -121,6 +123,58 @@ def test_a_thread_waiting_for_its_next_request_keeps_no_connection_waiting(
     finally:
         for conn in idle:
             conn.close()
+
+
+def test_clients_that_pipeline_without_pause_keep_no_connection_waiting(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """Two threads, two clients that always have requests sent ahead: a thread whose parser
+    holds the next request's bytes still leaves the pool to others past half of it."""
+    server = serve(gunicorn_server, upstream, tmp_path, threads=2)
+    stop = threading.Event()
+    answered = [0, 0]
+
+    def pipeline(i: int) -> None:
+        conn = Connection(server.url)
+        sent = 0
+        deadline = time.monotonic() + 30
+
+        def read() -> None:
+            while (not stop.is_set() or answered[i] < sent) and time.monotonic() < deadline:
+                assert conn.answer()[0] == 200
+                answered[i] += 1
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                if sent - answered[i] < 200:
+                    conn.send(*[STATUS] * 50)  # 49 bytes each: reads rarely end between two
+                    sent += 50
+                else:
+                    time.sleep(0.001)
+            reader.join(timeout=15)
+        finally:
+            conn.close()
+
+    clients = [threading.Thread(target=pipeline, args=(i,), daemon=True) for i in (0, 1)]
+    for client in clients:
+        client.start()
+    try:
+        assert wait_until(lambda: min(answered) >= 100, timeout=10), answered
+        fresh = Connection(server.url)
+        try:
+            started = time.monotonic()
+            fresh.send(STATUS)
+            assert fresh.answer()[0] == 200  # a socket timeout (10 s) if it never comes
+            waited = time.monotonic() - started
+        finally:
+            fresh.close()
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=20)
+    assert waited < 1.0, f"a new connection waited {waited:.3f} s"
 
 
 def test_a_stop_closes_a_busy_connection_after_its_answer(
