@@ -151,7 +151,8 @@ def wait_http(
 
 
 def wait_idle(root: int, timeout: float = 6.0) -> None:
-    """Wait (bounded) until a freshly started server tree stops burning CPU (workers booted)."""
+    """Wait (bounded) until a server tree stops burning CPU: its workers booted, or the
+    background work of its last request done."""
     deadline = time.monotonic() + timeout
     last = tree_cpu_seconds(root)
     while time.monotonic() < deadline:

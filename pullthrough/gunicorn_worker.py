@@ -13,10 +13,10 @@ back in the poller, as before.
 
 The wait holds a thread, so a thread waits, or goes on with pipelined bytes already read, only
 while at most half of the pool is taken; past that, connections go back to gthread's queue at
-once. With TLS configured (the socket's buffered bytes are not visible to `poll`) and in a
-stopping worker there is no wait. Everything else (parsing, keep-alive limits, graceful stop,
-slow clients, HTTP/2) is gthread's own `handle`. gunicorn >= 27: its `finish_request` queues a
-connection again at once when its next request's bytes are already read.
+once. With TLS configured in gunicorn, and in a stopping worker, there is no wait. Everything
+else (parsing, keep-alive limits, graceful stop, slow clients, HTTP/2) is gthread's own
+`handle`. gunicorn >= 27: its `finish_request` queues a connection again at once when its next
+request's bytes are already read.
 """
 
 from __future__ import annotations
@@ -53,12 +53,14 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]
         self._taken_lock = threading.Lock()
 
     def handle(self, conn: TConn) -> Any:
+        if self.cfg.is_ssl:  # TLS keeps read bytes in its own buffer, where poll cannot see them
+            return super().handle(conn)
         with self._taken_lock:
             self._taken += 1
         try:
             while True:
                 result = super().handle(conn)
-                if result is not True or not self.alive or self.cfg.is_ssl:
+                if result is not True or not self.alive:
                     return result
                 if not may_wait(self._taken, self.cfg.threads):
                     return result  # gthread queues it again at once if its next bytes are read
