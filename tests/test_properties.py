@@ -35,6 +35,7 @@ from pullthrough.core import (
     filenames,
     links,
     metadata,
+    models,
     pypi_json,
     simple_html,
     simple_json,
@@ -554,6 +555,63 @@ def test_a_link_is_resolved_as_urljoin_would_resolve_it(prefix: str, pieces: lis
             assert tuple(expected) == (link, ""), (base, link)
 
 
+@settings(BASE, max_examples=1000)
+@given(
+    st.sampled_from(["https://f.example", "http://h:8", "", "../", "../../", "../../../../"]),
+    st.lists(st.lists(URL_PIECES | st.just("\n"), max_size=8).map("".join), max_size=4),
+)
+@example("https://f.example", ["/p/a.whl", "/p/b/"])
+@example("../../", ["packages/a/b.whl", "packages/c.whl"])
+@example("../../", ["packages/a.whl\n../../packages/b.whl"])  # a newline in a link
+@example("", ["a.whl", "../b.whl"])  # not as many `../` each
+@example("../", ["a/..", "b"])
+@example("../", ["a/[::1]"])
+def test_a_pages_links_resolve_at_once_as_one_by_one(prefix: str, paths: list[str]) -> None:
+    """`resolve_all` (a page's links in two matches) gives what `resolve` gives for each, or
+    leaves the page to it."""
+    page_links = [prefix + path for path in paths]
+    for base in (PAGE_URL, "https://h/", "http://h:1/a/b/c/d/", "https://h/x/page.html"):
+        try:
+            expected: list[str] | None = [links.resolve(base, link)[0] for link in page_links]
+        except ValueError:
+            expected = None
+        at_once = links.resolve_all(base, page_links)
+        assert at_once is None or at_once == expected, (base, page_links)
+
+
+def test_pypi_and_pypiserver_links_resolve_at_once() -> None:
+    """The two shapes nearly every page has take the fast way (a regression shows only as
+    time)."""
+    absolute = [f"https://files.example/packages/ab/cd/{n}/a-{n}.whl" for n in range(3)]
+    assert links.resolve_all(PAGE_URL, absolute) == absolute
+    relative = [f"../../packages/ab/a-{n}.whl" for n in range(3)]
+    expected = [f"https://index.example/packages/ab/a-{n}.whl" for n in range(3)]
+    assert links.resolve_all(PAGE_URL, relative) == expected
+
+
+@given(st.lists(st.text(max_size=6) | st.sampled_from(["a-1.0.whl", "a b", "\u00e9"]), max_size=4))
+@example(["a.whl\nb.whl"])
+@example(["a\x85"])  # whitespace str.strip strips, no control character of ours
+@example(["a", ""])
+@example([])
+def test_names_are_offerable_at_once_as_one_by_one(names: list[str]) -> None:
+    assert filenames.all_offerable(names) is all(map(filenames.offerable, names))
+
+
+@given(
+    st.lists(
+        st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda d: {"sha256": d})
+        | st.dictionaries(st.sampled_from(["sha256", "md5", "SHA256"]), any_text | st.integers()),
+        max_size=4,
+    )
+)
+@example([{"sha256": "a" * 64 + "\n" + "b" * 64}])  # two digests' lines in one value
+@example([{"sha256": "a" * 64}, {}])
+@example([])
+def test_hashes_are_one_sha256_at_once_as_one_by_one(raws: list[dict[str, Any]]) -> None:
+    assert models.all_one_sha256(raws) is all(map(models.one_sha256, raws))
+
+
 @given(st.text() | st.from_regex("[A-Za-z0-9_.~+-]+", fullmatch=True))
 @example("a-1.0+local.whl")
 @example("a-1.0.whl\n")
@@ -617,12 +675,20 @@ def test_a_json_page_reads_the_same_typed_or_tolerantly(text: str) -> None:
     assert read(True) == read(False)
 
 
-def test_a_pypi_shaped_page_is_read_typed() -> None:
-    """PyPI's pages take the fast reading (a regression would only show as time)."""
+@pytest.mark.parametrize(
+    "link",
+    [
+        f"https://files.example.org/packages/ab/ab/{'ab' * 30}/a-1.0-py3-none-any.whl",
+        "../../packages/ab/a-1.0-py3-none-any.whl",  # pypiserver's
+    ],
+)
+def test_pypi_shaped_pages_are_read_typed_and_at_once(link: str) -> None:
+    """PyPI's and pypiserver's pages take the fast readings, typed and a whole page at a time (a
+    regression would only show as time), with the result of the reading entry by entry."""
     digest = "ab" * 32
     entry = {
         "filename": "a-1.0-py3-none-any.whl",
-        "url": f"https://files.example.org/packages/ab/ab/{digest}/a-1.0-py3-none-any.whl",
+        "url": link,
         "hashes": {"sha256": digest},
         "requires-python": ">=3.9",
         "core-metadata": {"sha256": digest},
@@ -633,11 +699,22 @@ def test_a_pypi_shaped_page_is_read_typed() -> None:
         "upload-time": "2024-01-01T00:00:00.000000Z",
         "provenance": None,
     }
-    page = {"meta": {"api-version": "1.4", "_last-serial": 7}, "name": "a", "files": [entry]}
+    other: dict[str, Any] = {"filename": "a-1.1.tar.gz", "yanked": "broken"}
+    other |= {"url": link.replace("1.0-py3-none-any.whl", "1.1.tar.gz")}
+    other["hashes"] = {"sha256": "cd" * 32}
+    page: dict[str, Any] = {"meta": {"api-version": "1.4", "_last-serial": 7}, "name": "a"}
+    page["files"] = [entry, other]
     body = json.dumps({**page, "versions": ["1.0"], "project-status": {"status": "active"}})
     read = simple_json._typed(body.encode(), PAGE_URL)
     assert read is not None
     assert read[0][0].core_metadata == {"sha256": digest}
+    assert read[0][1].url == urljoin(PAGE_URL, other["url"])
+    decoded = simple_json._TYPED.decode(body.encode()).files
+    at_once = simple_json._plain_files(decoded, PAGE_URL)
+    assert at_once == tuple(simple_json._cleaned(f, PAGE_URL) for f in decoded)
+    assert (
+        simple_json.parse_project_page(body.encode(), PAGE_URL, "a", typed=False).files == (read[0])
+    )
 
 
 @few(200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.utils import (
@@ -12,6 +13,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
+
+from pullthrough.core.lines import as_lines
 
 # Legacy distribution formats PyPI still lists, by suffix (longest first), with Pulp's packagetype.
 _LEGACY_SUFFIXES = (
@@ -45,6 +48,11 @@ class FileInfo:
 
 
 _UNOFFERABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
+# Lines of offerable names: no character above, nor whitespace (`\s` is what `str.strip`
+# strips) first or last.
+_OFFERABLE_LINES = re.compile(
+    r"(?:[^\s\x00-\x1f\x7f/\\](?:[^\x00-\x1f\x7f/\\]*[^\s\x00-\x1f\x7f/\\])?\n)*"
+)
 
 
 def offerable(filename: str) -> bool:
@@ -52,6 +60,12 @@ def offerable(filename: str) -> bool:
     surrounding space (an upstream's `<a href="\x01">` names no file, and HTML could not carry
     such a name back unchanged)."""
     return filename == filename.strip() != "" and _UNOFFERABLE.search(filename) is None
+
+
+def all_offerable(filenames: Iterable[str]) -> bool:
+    """`all(map(offerable, filenames))`, in one match (a big page's 4,000 names)."""
+    lines = as_lines(filenames)
+    return lines is not None and _OFFERABLE_LINES.fullmatch(lines) is not None
 
 
 def platform_of_tag(platform_tag: str) -> str | None:

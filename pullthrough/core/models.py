@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ import msgspec
 from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.lines import as_lines
 
 # hashlib algorithms an index may name, with their hex digest lengths.
 _DIGEST_LENGTHS = {
@@ -25,6 +26,7 @@ _DIGEST_LENGTHS = {
 }
 _HEX = re.compile("[0-9a-f]+")
 _SHA256 = re.compile("[0-9a-f]{64}")
+_SHA256_LINES = re.compile("(?:[0-9a-f]{64}\n)*")
 
 
 def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
@@ -39,6 +41,14 @@ def one_sha256(raw: Mapping[Any, object]) -> bool:
         and isinstance(value := raw.get("sha256"), str)
         and _SHA256.fullmatch(value) is not None
     )
+
+
+def all_one_sha256(raws: Sequence[Mapping[Any, object]]) -> bool:
+    """`all(map(one_sha256, raws))`, in one match for the digests (a big page's 4,000)."""
+    if any(n != 1 for n in set(map(len, raws))):
+        return False
+    lines = as_lines([raw.get("sha256") for raw in raws])  # None (another algorithm): no lines
+    return lines is not None and _SHA256_LINES.fullmatch(lines) is not None
 
 
 def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:

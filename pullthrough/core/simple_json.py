@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from pullthrough.core import jsontext
-from pullthrough.core.filenames import offerable
-from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve
+from pullthrough.core.filenames import all_offerable, offerable
+from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve, resolve_all
 from pullthrough.core.models import (
     DistFile,
     ProjectList,
     ProjectPage,
+    all_one_sha256,
     api_version,
     clean_hashes,
     one_sha256,
@@ -143,18 +145,51 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
         data = _TYPED.decode(body)
     except msgspec.DecodeError:  # ValidationError too
         return None
-    files = []
-    try:
-        for f in data.files:
-            if not f.filename:
-                return None
-            if offerable(f.filename):
-                files.append(_cleaned(f, page_url))
-    except ValueError:  # a link urljoin refuses
-        return None
+    files = _plain_files(data.files, page_url)
+    if files is None:
+        kept = []
+        try:
+            for f in data.files:
+                if not f.filename:
+                    return None
+                if offerable(f.filename):
+                    kept.append(_cleaned(f, page_url))
+        except ValueError:  # a link urljoin refuses
+            return None
+        files = tuple(kept)
     fields = {"name": data.name, "versions": data.versions, "meta": data.meta}
     fields["project-status"] = data.project_status
-    return tuple(files), fields
+    return files, fields
+
+
+_FILENAME, _URL, _HASHES, _METADATA = (
+    attrgetter(a) for a in ("filename", "url", "hashes", "core_metadata")
+)
+_MAY_BE_EMPTY = tuple(
+    attrgetter(a) for a in ("requires_python", "upload_time", "provenance", "yanked")
+)
+
+
+def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] | None:
+    """`_cleaned` for a page whose every entry it would keep as it is but for the link: PyPI's
+    and pypiserver's (offerable names, one well-formed sha256 and the metadata's, no empty
+    string, links `resolve_all` resolves). A few passes over the whole page instead of a
+    dozen calls per entry: a 4,000-file page in half the time. None for any other page."""
+    metadata = [m for m in map(_METADATA, files) if m is not True and m is not False]
+    if not (
+        all_offerable(map(_FILENAME, files))
+        and all_one_sha256(list(map(_HASHES, files)))
+        and all_one_sha256(metadata)
+        and not any("" in set(map(field, files)) for field in _MAY_BE_EMPTY)
+    ):
+        return None
+    urls = resolve_all(page_url, list(map(_URL, files)))
+    if urls is None:
+        return None
+    replace = msgspec.structs.replace
+    return tuple(
+        f if url == f.url else replace(f, url=url) for f, url in zip(files, urls, strict=True)
+    )
 
 
 def _cleaned(f: DistFile, page_url: str) -> DistFile:
