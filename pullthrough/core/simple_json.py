@@ -137,9 +137,10 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
     into U+FFFD), a `dist-info-metadata` without its `core-metadata` (PEP 714's old name), an
     entry without a filename or with a link urljoin refuses (the tolerant reading refuses the
     page, saying why)."""
-    if _SURROGATE_ESCAPE.search(body) is not None or body.count(
-        b'"dist-info-metadata"'
-    ) > body.count(b'"core-metadata"'):
+    if _SURROGATE_ESCAPE.search(body) is not None or (
+        b'"dist-info-metadata"' in body  # one scan of the page where PEP 714's old key is absent
+        and body.count(b'"dist-info-metadata"') > body.count(b'"core-metadata"')
+    ):
         return None
     try:
         data = _TYPED.decode(body)
