@@ -12,6 +12,7 @@ from pullthrough.core.lines import as_lines
 # URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
 # queries or characters it would remove.
 _CHARS = r"[A-Za-z0-9._~%!$&'()*+,=:@-]+"
+_CHARS_BUT_COLON = r"[A-Za-z0-9._~%!$&'()*+,=@-]+"  # a relative first segment's: `a:` is a scheme
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?"
 _PATH = rf"{_CHARS}(?:/{_CHARS})*/?"
 _ABSOLUTE = re.compile(rf"({_ORIGIN})(/(?:{_PATH})?)")
@@ -23,7 +24,7 @@ PLAIN_ABSOLUTE = re.compile(rf"{_ORIGIN}/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
 # path without dot segments, after `../`s; without a `../`, no `:` in its first segment (`a:`
 # would be a scheme).
 _PLAIN_RELATIVE = re.compile(
-    rf"((?:\.\./)*)((?:(?<=/){_SEGMENT}|(?!\.\.?(?:/|$))[A-Za-z0-9._~%!$&'()*+,=@-]+)"
+    rf"((?:\.\./)*)((?:(?<=/){_SEGMENT}|(?!\.\.?(?:/|$)){_CHARS_BUT_COLON})"
     rf"(?:/{_SEGMENT})*/?)"
 )
 # The same two kinds, a page's links at once (`lines.as_lines`): a segment ends at `/` or at its
@@ -75,7 +76,7 @@ def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:
 @lru_cache(maxsize=8)
 def _plain_relative_lines(ups: int) -> re.Pattern[str]:
     """Lines of `_PLAIN_RELATIVE` links with `ups` `../` each."""
-    first = _SEGMENT_IN_LINE if ups else r"(?!\.\.?[/\n])[A-Za-z0-9._~%!$&'()*+,=@-]+"
+    first = _SEGMENT_IN_LINE if ups else rf"(?!\.\.?[/\n]){_CHARS_BUT_COLON}"
     return re.compile(rf"(?:(?:\.\./){{{ups}}}{first}(?:/{_SEGMENT_IN_LINE})*/?\n)*")
 
 
