@@ -51,7 +51,7 @@ _UNOFFERABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
 # Lines of offerable names: no character above, nor whitespace (`\s` is what `str.strip`
 # strips) first or last.
 _OFFERABLE_LINES = re.compile(
-    r"(?:[^\s\x00-\x1f\x7f/\\](?:[^\x00-\x1f\x7f/\\]*[^\s\x00-\x1f\x7f/\\])?\n)*"
+    r"(?:[^\s\x00-\x1f\x7f/\\](?:[^\x00-\x1f\x7f/\\]*[^\s\x00-\x1f\x7f/\\])?\n)*+"
 )
 
 

@@ -31,9 +31,8 @@ _PLAIN_RELATIVE = re.compile(
 # line's end, and a relative link has as many `../` as the page's first.
 _SEGMENT_IN_LINE = rf"(?!\.\.?[/\n]){_CHARS}"
 _PLAIN_ABSOLUTE_LINES = re.compile(
-    rf"(?:{_ORIGIN}/(?:{_SEGMENT_IN_LINE}(?:/{_SEGMENT_IN_LINE})*/?)?\n)*"
+    rf"(?:{_ORIGIN}/(?:{_SEGMENT_IN_LINE}(?:/{_SEGMENT_IN_LINE})*/?)?\n)*+"
 )
-_UPS = re.compile(r"(?:\.\./)*")
 _UNSAFE = re.compile("[\t\r\n]")  # urlsplit drops these wherever they are
 _UNRESERVED = re.compile("[A-Za-z0-9_.~-]+")  # what `quote` leaves as it is (RFC 3986)
 
@@ -64,7 +63,9 @@ def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:
         return None
     if _PLAIN_ABSOLUTE_LINES.fullmatch(lines) is not None:
         return list(links)
-    ups = found.end() // 3 if (found := _UPS.match(links[0])) else 0
+    ups = 0
+    while links[0].startswith("../", 3 * ups):
+        ups += 1
     if (
         _plain_relative_lines(ups).fullmatch(lines) is None
         or (prefix := _prefix(base, ups)) is None
@@ -77,7 +78,7 @@ def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:
 def _plain_relative_lines(ups: int) -> re.Pattern[str]:
     """Lines of `_PLAIN_RELATIVE` links with `ups` `../` each."""
     first = _SEGMENT_IN_LINE if ups else rf"(?!\.\.?[/\n]){_CHARS_BUT_COLON}"
-    return re.compile(rf"(?:(?:\.\./){{{ups}}}{first}(?:/{_SEGMENT_IN_LINE})*/?\n)*")
+    return re.compile(rf"(?:(?:\.\./){{{ups}}}{first}(?:/{_SEGMENT_IN_LINE})*/?\n)*+")
 
 
 def _plain(path: str) -> bool:

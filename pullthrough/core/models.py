@@ -26,7 +26,7 @@ _DIGEST_LENGTHS = {
 }
 _HEX = re.compile("[0-9a-f]+")
 _SHA256 = re.compile("[0-9a-f]{64}")
-_SHA256_LINES = re.compile("(?:[0-9a-f]{64}\n)*")
+_SHA256_LINES = re.compile("(?:[0-9a-f]{64}\n)*+")
 
 
 def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
