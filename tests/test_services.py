@@ -33,11 +33,12 @@ from pullthrough.services.pullthrough import (
     StoredFile,
     StreamedFile,
 )
+from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
-from pullthrough.upstream.client import UpstreamError
+from pullthrough.upstream.client import UpstreamClient, UpstreamError
 from support.packages import build_wheel
 from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
@@ -750,3 +751,32 @@ def test_secrets_inside_urls_and_header_values_are_write_only(
             assert row.settings["url"] == "https://other@index.example/simple/"
     finally:
         app.extensions["pullthrough"].close()
+
+
+def test_a_sync_that_cannot_keep_a_page_copy_still_reads_the_page(
+    services: Services,
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk: the copy a sync keeps for its next revalidation is only not kept; the
+    page fetched is read all the same (as a 304's copy, and as a request's page)."""
+    wheel = upstream.add_file("kept-lib", build_wheel(tmp_path, "kept-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(services.pages_cache, "set", full)
+    client = UpstreamClient(settings, tls_dir=tmp_path / "tls")
+    try:
+        syncer = Syncer(TaskContext(services, "task", {}), remote.id, client)
+        page = syncer.page("kept-lib")
+    finally:
+        client.close()
+    assert page is not None and [f.filename for f in page.files] == [wheel.filename]
+    assert syncer.errors == [] and syncer.changed == 1
+    assert "could not keep the page" in caplog.text and "No space left" in caplog.text

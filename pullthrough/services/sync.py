@@ -103,7 +103,8 @@ class Syncer:
             self.errors.append(f"{name}: unreadable page: {exc}")
             return None
         self.changed += 1
-        self.svc.pages_cache.set(key, Cached(page, 0, fetched.etag, fetched.last_modified))
+        # The next sync's validators; a full disk costs only that (the sync goes on)
+        keep_copy(self.svc.pages_cache, key, Cached(page, 0, fetched.etag, fetched.last_modified))
         return page
 
     def wanted(self, names: list[str]) -> list[Wanted]:
