@@ -579,16 +579,6 @@ def test_a_pages_links_resolve_at_once_as_one_by_one(prefix: str, paths: list[st
         assert at_once is None or at_once == expected, (base, page_links)
 
 
-def test_pypi_and_pypiserver_links_resolve_at_once() -> None:
-    """The two shapes nearly every page has take the fast way (a regression shows only as
-    time)."""
-    absolute = [f"https://files.example/packages/ab/cd/{n}/a-{n}.whl" for n in range(3)]
-    assert links.resolve_all(PAGE_URL, absolute) == absolute
-    relative = [f"../../packages/ab/a-{n}.whl" for n in range(3)]
-    expected = [f"https://index.example/packages/ab/a-{n}.whl" for n in range(3)]
-    assert links.resolve_all(PAGE_URL, relative) == expected
-
-
 @given(st.lists(st.text(max_size=6) | st.sampled_from(["a-1.0.whl", "a b", "\u00e9"]), max_size=4))
 @example(["a.whl\nb.whl"])
 @example(["a\x85"])  # whitespace str.strip strips, no control character of ours

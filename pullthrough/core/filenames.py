@@ -14,7 +14,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from pullthrough.core.lines import as_lines
+from pullthrough.core.lines import every_line, lines_pattern
 
 # Legacy distribution formats PyPI still lists, by suffix (longest first), with Pulp's packagetype.
 _LEGACY_SUFFIXES = (
@@ -47,11 +47,12 @@ class FileInfo:
     platforms: frozenset[str]  # empty: platform independent (or unknown)
 
 
-_UNOFFERABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
-# Lines of offerable names: no character above, nor whitespace (`\s` is what `str.strip`
-# strips) first or last.
-_OFFERABLE_LINES = re.compile(
-    r"(?:[^\s\x00-\x1f\x7f/\\](?:[^\x00-\x1f\x7f/\\]*[^\s\x00-\x1f\x7f/\\])?\n)*+"
+_NOT_IN_NAMES = r"\x00-\x1f\x7f/\\"  # control characters and path separators
+_UNOFFERABLE = re.compile(f"[{_NOT_IN_NAMES}]")
+# Lines of offerable names: none of those, nor whitespace (`\s` is what `str.strip` strips)
+# first or last.
+_OFFERABLE_LINES = lines_pattern(
+    rf"[^\s{_NOT_IN_NAMES}](?:[^{_NOT_IN_NAMES}]*[^\s{_NOT_IN_NAMES}])?"
 )
 
 
@@ -64,8 +65,7 @@ def offerable(filename: str) -> bool:
 
 def all_offerable(filenames: Iterable[str]) -> bool:
     """`all(map(offerable, filenames))`, in one match (a big page's 4,000 names)."""
-    lines = as_lines(filenames)
-    return lines is not None and _OFFERABLE_LINES.fullmatch(lines) is not None
+    return every_line(_OFFERABLE_LINES, filenames)
 
 
 def platform_of_tag(platform_tag: str) -> str | None:

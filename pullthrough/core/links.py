@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from urllib.parse import quote, urldefrag, urljoin
 
-from pullthrough.core.lines import as_lines
+from pullthrough.core.lines import as_lines, lines_pattern
 
 # URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
 # queries or characters it would remove.
 _CHARS = r"[A-Za-z0-9._~%!$&'()*+,=:@-]+"
-_CHARS_BUT_COLON = r"[A-Za-z0-9._~%!$&'()*+,=@-]+"  # a relative first segment's: `a:` is a scheme
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?"
 _PATH = rf"{_CHARS}(?:/{_CHARS})*/?"
 _ABSOLUTE = re.compile(rf"({_ORIGIN})(/(?:{_PATH})?)")
@@ -23,16 +22,13 @@ PLAIN_ABSOLUTE = re.compile(rf"{_ORIGIN}/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
 # And the relative one of the indexes that write those (`../../packages/...`), in one match: a
 # path without dot segments, after `../`s; without a `../`, no `:` in its first segment (`a:`
 # would be a scheme).
+_FIRST_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~%!$&'()*+,=@-]+"  # of a link without `../`
 _PLAIN_RELATIVE = re.compile(
-    rf"((?:\.\./)*)((?:(?<=/){_SEGMENT}|(?!\.\.?(?:/|$)){_CHARS_BUT_COLON})"
-    rf"(?:/{_SEGMENT})*/?)"
+    rf"((?:\.\./)*)((?:(?<=/){_SEGMENT}|{_FIRST_SEGMENT})(?:/{_SEGMENT})*/?)"
 )
-# The same two kinds, a page's links at once (`lines.as_lines`): a segment ends at `/` or at its
-# line's end, and a relative link has as many `../` as the page's first.
-_SEGMENT_IN_LINE = rf"(?!\.\.?[/\n]){_CHARS}"
-_PLAIN_ABSOLUTE_LINES = re.compile(
-    rf"(?:{_ORIGIN}/(?:{_SEGMENT_IN_LINE}(?:/{_SEGMENT_IN_LINE})*/?)?\n)*+"
-)
+# The same two kinds, a page's links at once (`resolve_all`); a relative link with as many `../`
+# as the page's first.
+_PLAIN_ABSOLUTE_LINES = lines_pattern(PLAIN_ABSOLUTE.pattern)
 _UNSAFE = re.compile("[\t\r\n]")  # urlsplit drops these wherever they are
 _UNRESERVED = re.compile("[A-Za-z0-9_.~-]+")  # what `quote` leaves as it is (RFC 3986)
 
@@ -77,8 +73,8 @@ def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:
 @lru_cache(maxsize=8)
 def _plain_relative_lines(ups: int) -> re.Pattern[str]:
     """Lines of `_PLAIN_RELATIVE` links with `ups` `../` each."""
-    first = _SEGMENT_IN_LINE if ups else rf"(?!\.\.?[/\n]){_CHARS_BUT_COLON}"
-    return re.compile(rf"(?:(?:\.\./){{{ups}}}{first}(?:/{_SEGMENT_IN_LINE})*/?\n)*+")
+    first = _SEGMENT if ups else _FIRST_SEGMENT
+    return lines_pattern(rf"(?:\.\./){{{ups}}}{first}(?:/{_SEGMENT})*/?")
 
 
 def _plain(path: str) -> bool:

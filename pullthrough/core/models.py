@@ -11,7 +11,7 @@ import msgspec
 from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
-from pullthrough.core.lines import as_lines
+from pullthrough.core.lines import every_line, lines_pattern
 
 # hashlib algorithms an index may name, with their hex digest lengths.
 _DIGEST_LENGTHS = {
@@ -26,7 +26,7 @@ _DIGEST_LENGTHS = {
 }
 _HEX = re.compile("[0-9a-f]+")
 _SHA256 = re.compile("[0-9a-f]{64}")
-_SHA256_LINES = re.compile("(?:[0-9a-f]{64}\n)*+")
+_SHA256_LINES = lines_pattern(_SHA256.pattern)
 
 
 def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
@@ -45,10 +45,9 @@ def one_sha256(raw: Mapping[Any, object]) -> bool:
 
 def all_one_sha256(raws: Sequence[Mapping[Any, object]]) -> bool:
     """`all(map(one_sha256, raws))`, in one match for the digests (a big page's 4,000)."""
-    if any(n != 1 for n in set(map(len, raws))):
+    if set(map(len, raws)) - {1}:
         return False
-    lines = as_lines([raw.get("sha256") for raw in raws])  # None (another algorithm): no lines
-    return lines is not None and _SHA256_LINES.fullmatch(lines) is not None
+    return every_line(_SHA256_LINES, [raw.get("sha256") for raw in raws])  # None: no line
 
 
 def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:
