@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
-from pullthrough.storage.locks import KeyedLocks, LockDir, LockTimeout
+from pullthrough.storage.locks import OFD_LOCKS, KeyedLocks, LockDir, LockTimeout
 from pullthrough.storage.s3 import S3Location, S3Store
 from pullthrough.storage.store import ArtifactStore, HashMismatch
 from support.seaweed import S3Server
@@ -72,8 +74,25 @@ def test_ledger_tracks_size_and_recency(tmp_path: Path) -> None:
         ledger.close()
 
 
-def test_lock_is_exclusive_across_threads(tmp_path: Path) -> None:
-    locks = LockDir(tmp_path)
+# Both kinds of a key's lock: a byte of a shared file (OFD locks, Linux), a file of its own.
+LOCK_KINDS = [
+    pytest.param(
+        True,
+        id="byte-locks",
+        marks=pytest.mark.skipif(not OFD_LOCKS, reason="no open file description locks here"),
+    ),
+    pytest.param(False, id="lock-files"),
+]
+
+
+def lock_files_left(locks: LockDir) -> list[Path]:
+    """Files a key's lock left: none of its own (the byte locks' shared file is no key's)."""
+    return [p for p in locks.directory.rglob("*") if p.is_file() and p.name != "keys.lock"]
+
+
+@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
+def test_lock_is_exclusive_across_threads(tmp_path: Path, byte_locks: bool) -> None:
+    locks = LockDir(tmp_path, byte_locks=byte_locks)
     first = locks.lock("file-url")
     assert first.acquire(timeout=1)
     second = locks.lock("file-url")
@@ -85,21 +104,61 @@ def test_lock_is_exclusive_across_threads(tmp_path: Path) -> None:
     second.release()
 
 
-def test_keys_never_wait_for_each_other_and_leave_no_lock_files(tmp_path: Path) -> None:
-    """Every key has a lock of its own (shared stripes made a small file wait behind another's
-    slow download); released locks leave nothing behind."""
-    locks = LockDir(tmp_path)
+@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
+def test_a_lock_held_by_another_process_waits_until_that_process_dies(
+    tmp_path: Path, byte_locks: bool
+) -> None:
+    """Two gunicorn workers: the key another process holds is taken once that process is
+    killed (nothing to clean up); other keys never wait for it."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            " from pullthrough.storage.locks import LockDir;"
+            f" lock = LockDir(Path(sys.argv[1]), byte_locks={byte_locks}).lock('file-url');"
+            " assert lock.acquire(timeout=5); print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        locks = LockDir(tmp_path, byte_locks=byte_locks)
+        held = locks.lock("file-url")
+        assert not held.acquire(timeout=0, blocking=False)
+        other = locks.lock("other-url")
+        assert other.acquire(timeout=0, blocking=False)
+        other.release()
+    finally:
+        child.kill()
+        child.communicate(timeout=10)
+    assert held.acquire(timeout=5)
+    held.release()
+
+
+@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
+def test_keys_never_wait_for_each_other_and_leave_no_lock_files(
+    tmp_path: Path, byte_locks: bool
+) -> None:
+    """Every key has a lock of its own (shared stripes made a small file wait 14 s behind
+    another's slow download); released locks leave nothing behind."""
+    locks = LockDir(tmp_path, byte_locks=byte_locks)
     held = [locks.lock(f"https://files.example/{n}.whl") for n in range(5000)]
     assert all(lock.acquire(timeout=0, blocking=False) for lock in held)
     for lock in held:
         lock.release()
-    assert list(locks.keys.iterdir()) == []
+    assert lock_files_left(locks) == []
 
 
-def test_a_key_stays_exclusive_while_its_file_comes_and_goes(tmp_path: Path) -> None:
-    """Holders remove the key's file on release; waiters that locked a removed file retry, so at
-    no time do two threads hold one key."""
-    locks = LockDir(tmp_path)
+@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
+def test_a_key_stays_exclusive_while_its_file_comes_and_goes(
+    tmp_path: Path, byte_locks: bool
+) -> None:
+    """At no time do two threads hold one key (lock files: holders remove the key's file on
+    release, and waiters that locked a removed file retry)."""
+    locks = LockDir(tmp_path, byte_locks=byte_locks)
     inside, most, errors = [0], [0], []
     guard = threading.Lock()
 
@@ -124,7 +183,7 @@ def test_a_key_stays_exclusive_while_its_file_comes_and_goes(tmp_path: Path) -> 
     for thread in threads:
         thread.join(timeout=60)
     assert errors == [] and most[0] == 1
-    assert list(locks.keys.iterdir()) == []
+    assert lock_files_left(locks) == []
 
 
 def test_keyed_locks_serialize_one_key_only() -> None:
