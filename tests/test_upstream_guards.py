@@ -4,7 +4,10 @@ size. The upstream is injected with `responses`; the address checks work on lite
 
 from __future__ import annotations
 
+import gzip
 import json
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,53 @@ def test_pages_over_the_size_limit_are_refused(mocked: responses.RequestsMock) -
         small.get_page(PUBLIC_INDEX + "big/")
     mocked.get(PUBLIC_INDEX + "fits/", body=b"x" * 1000, content_type=JSON)
     assert small.get_page(PUBLIC_INDEX + "fits/").body == b"x" * 1000
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_page_is_read_decoded(mocked: responses.RequestsMock, encoding: str) -> None:
+    """PyPI's CDN gzips pages for a client that accepts it (we do); the page is parsed as it
+    reads, never as compressed bytes."""
+    body = page(files(3)).encode()
+    sent = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+    headers = {"Content-Encoding": encoding}
+    mocked.get(PUBLIC_INDEX + "lib/", body=sent, content_type=JSON, headers=headers)
+    assert client(PUBLIC_INDEX).get_page(PUBLIC_INDEX + "lib/").body == body
+    accepted = mocked.calls[0].request.headers["Accept-Encoding"]
+    assert "gzip" in accepted and "identity" not in accepted
+
+
+def test_a_compressed_page_over_the_size_limit_is_refused_without_inflating_it(
+    mocked: responses.RequestsMock,
+) -> None:
+    """A 50 MB page in 50 KB of gzip: counted against max_page_size as it is decoded, a chunk
+    at a time, and refused with little memory used."""
+    bomb = gzip.compress(b" " * 50_000_000)
+    mocked.get(
+        PUBLIC_INDEX + "lib/", body=bomb, content_type=JSON, headers={"Content-Encoding": "gzip"}
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(UpstreamRefused, match="max_page_size"):
+            client(PUBLIC_INDEX, max_page_size=1_000_000).get_page(PUBLIC_INDEX + "lib/")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(bomb) < 100_000 and peak < 10_000_000
+
+
+def test_files_are_asked_for_and_kept_as_sent(mocked: responses.RequestsMock) -> None:
+    """A file is fetched without content coding, and its bytes are never decoded: a gzip'd
+    tarball stays the bytes its digest names."""
+    tarball = gzip.compress(b"tar bytes")
+    mocked.get(
+        "http://151.101.0.223/files/lib-1.0.tar.gz",
+        body=tarball,
+        headers={"Content-Encoding": "gzip"},
+    )
+    up = client(PUBLIC_INDEX)
+    resp = up.open_file("http://151.101.0.223/files/lib-1.0.tar.gz")
+    assert b"".join(up.iter_body(resp, resp.url)) == tarball
+    assert mocked.calls[0].request.headers["Accept-Encoding"] == "identity"
 
 
 def page(files: list[dict[str, object]]) -> str:

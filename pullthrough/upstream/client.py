@@ -289,14 +289,15 @@ class UpstreamClient:
             )
 
     def _page_body(self, resp: requests.Response, url: str, started: float) -> bytes:
-        """A page's bytes, refused past the remote's max_page_size (before the bytes arrive
-        when the length is announced)."""
+        """A page's bytes, decoded (an index's CDN gzips pages: PyPI's does), refused past the
+        remote's max_page_size (before the bytes arrive when the length is announced, and as
+        they are decoded, CHUNK bytes at a time: a small gzip bomb is refused, not inflated)."""
         limit = self.remote.max_page_size
         announced = resp.headers.get("Content-Length", "")
         chunks, size = [], int(announced) if announced.isdigit() else 0
         if size <= limit:
             size = 0
-            for chunk in self.iter_body(resp, url, started):
+            for chunk in self.iter_body(resp, url, started, decoded=True):
                 size += len(chunk)
                 if size > limit:
                     break
@@ -352,13 +353,19 @@ class UpstreamClient:
         return resp
 
     def iter_body(
-        self, resp: requests.Response, url: str, started: float | None = None
+        self,
+        resp: requests.Response,
+        url: str,
+        started: float | None = None,
+        *,
+        decoded: bool = False,
     ) -> Iterator[bytes]:
-        """The body in chunks, as sent (no content decoding), within the total timeout."""
+        """The body in chunks of at most CHUNK bytes, within the total timeout: as sent (a
+        file's bytes), or `decoded` from its Content-Encoding (a page's)."""
         total = self.remote.total_timeout
         started = time.monotonic() if started is None else started
         try:
-            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+            for chunk in resp.raw.stream(CHUNK, decode_content=decoded):
                 if total is not None and time.monotonic() - started > total:
                     raise self._failed(
                         UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")

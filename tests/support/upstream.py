@@ -20,7 +20,8 @@ Content negotiation (index pages): the Accept header's q-values decide between
 ``text/html`` (``...simple.latest+json/html`` are aliases of v1). Ties, a missing Accept header,
 ``*/*`` or nothing acceptable all give ``text/html`` (as PyPI does). ``?format=<media type>``
 overrides the header. Pages carry ``ETag`` and ``Vary: Accept`` and answer ``If-None-Match``
-with 304. Project names that are not normalized (``/simple/Foo.Bar/``) and URLs missing the
+with 304. Like PyPI's CDN, pages are sent gzip-encoded to a client that accepts gzip
+(``gzip_pages``). Project names that are not normalized (``/simple/Foo.Bar/``) and URLs missing the
 trailing slash redirect 301 to ``/simple/foo-bar/``; unknown projects give 404.
 
 Fault knobs are plain attributes, read once at the start of each request, so they can be
@@ -30,6 +31,7 @@ flipped from the test thread at any time (see :class:`Upstream`).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import html
 import io
@@ -413,6 +415,9 @@ class Upstream:
 
     ``page_headers: dict[str, str]``
         Extra headers added to every index page (e.g. ``{"Cache-Control": "max-age=600"}``).
+    ``gzip_pages: bool`` (default True)
+        Index pages (project pages and the project list) go gzip-encoded to a request whose
+        ``Accept-Encoding`` accepts gzip, as PyPI's CDN sends them; False: always as they are.
     ``statuses: dict[str, tuple[str, str]]``
         PEP 792 project status markers by normalized name, ``(status, reason)``: JSON
         ``project-status`` and HTML ``pypi:project-status(-reason)`` metas (api-version 1.4).
@@ -438,6 +443,7 @@ class Upstream:
         self.json_enabled = json_enabled
         self.relative_urls = relative_urls
         self.page_headers: dict[str, str] = {}
+        self.gzip_pages = True
         #: PEP 792 project status markers by normalized name: (status, reason).
         self.statuses: dict[str, tuple[str, str]] = {}
         self.chunk_size = 1024
@@ -828,9 +834,12 @@ class Upstream:
     def _page(self, request: Request, body: bytes, media: str) -> Response:
         content_type = f"{media}; charset=utf-8" if media == TEXT_HTML else media
         etag = '"' + hashlib.sha256(content_type.encode() + b"\0" + body).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Vary": "Accept", **self.page_headers}
+        headers = {"ETag": etag, "Vary": "Accept, Accept-Encoding", **self.page_headers}
         if _etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status=304, headers=headers)
+        if self.gzip_pages and request.accept_encodings.quality("gzip") > 0:
+            body = gzip.compress(body, mtime=0)
+            headers["Content-Encoding"] = "gzip"
         response = Response(body, status=200, headers=headers)
         response.headers["Content-Type"] = content_type
         return response
