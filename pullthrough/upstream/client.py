@@ -18,6 +18,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_ACCEPT_ENCODING
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
@@ -27,6 +28,14 @@ from pullthrough.config import RemoteSettings
 from pullthrough.core.addresses import kind_of, may_fetch
 
 USER_AGENT = f"pullthrough/{__version__}"
+# What every request says (what a requests Session would), unless the request says otherwise:
+# pages may come compressed in any coding urllib3 decodes; files ask for `identity`.
+BASE_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept-Encoding": DEFAULT_ACCEPT_ENCODING,
+    "Accept": "*/*",
+    "Connection": "keep-alive",
+}
 PAGE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
     "text/html;q=0.1"
@@ -138,7 +147,6 @@ class UpstreamClient:
     def __init__(
         self,
         remote: RemoteSettings,
-        session: requests.Session | None = None,
         *,
         tls_dir: Path | None = None,  # where PEM files for requests go (certificates, keys)
         observer: Observer | None = None,  # metrics
@@ -149,10 +157,6 @@ class UpstreamClient:
         self._origin = urlsplit(self.root)[:2]
         connect = remote.sock_connect_timeout or remote.connect_timeout
         self.timeout = (connect, remote.sock_read_timeout)
-        self.session = session or requests.Session()
-        # The environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) applies unless the remote
-        # sets its own; it is read once per host here, not on every request as trust_env does.
-        self.session.trust_env = False
         retry = Retry(
             total=remote.max_retries,
             backoff_factor=0.2,
@@ -161,10 +165,11 @@ class UpstreamClient:
             raise_on_status=False,
             respect_retry_after_header=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=64)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
+        # requests' transport without a Session: this client follows redirects itself, keeps
+        # no cookies (one upstream's cookies are no client's), and reads the environment
+        # (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE) once per host, unless the remote sets its
+        # own; the Session's merging of all that took a fifth of a request's CPU.
+        self._adapter = HTTPAdapter(max_retries=retry, pool_maxsize=64)
         self._headers = remote.header_map  # like credentials: for the index's own host only
         self._addresses = _Addresses()
         if remote.proxy_url:
@@ -177,14 +182,15 @@ class UpstreamClient:
         tls = tls_dir or Path(tempfile.gettempdir()) / f"pullthrough-tls-{os.getuid()}"
         env_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         ca_file = pem_file(remote.ca_cert, tls)
-        self.session.verify = ca_file or (remote.tls_validation and (env_bundle or True))
+        self.verify: bool | str = ca_file or (remote.tls_validation and (env_bundle or True))
+        self.cert: str | tuple[str, str] | None = None
         if cert := pem_file(remote.client_cert, tls):
             key = pem_file(remote.client_key, tls)
-            self.session.cert = (cert, key) if key else cert
+            self.cert = (cert, key) if key else cert
         self._auth = (remote.username, remote.password or "") if remote.username else None
 
     def close(self) -> None:
-        self.session.close()
+        self._adapter.close()
 
     def project_url(self, name: str) -> str:
         return f"{self.root}{name}/"
@@ -222,16 +228,23 @@ class UpstreamClient:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_address(url)
             own = urlsplit(url)[:2] == self._origin
+            prepared = requests.PreparedRequest()
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers={**self._headers, **headers} if own else headers,
+                prepared.prepare(
+                    method=method,
+                    url=url,
+                    headers={**BASE_HEADERS, **self._headers, **headers}
+                    if own
+                    else {**BASE_HEADERS, **headers},
                     auth=self._auth_for(url),
-                    proxies=self._proxies_for(*urlsplit(url)[:2]),
-                    timeout=self.timeout,
+                )
+                resp = self._adapter.send(
+                    prepared,
                     stream=True,
-                    allow_redirects=False,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    cert=self.cert,
+                    proxies=self._proxies_for(*urlsplit(url)[:2]),
                 )
             except requests.RequestException as exc:
                 raise _failure("upstream unreachable", url, exc) from None
@@ -394,16 +407,17 @@ def describe_url(url: str) -> str:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception, its causes and contexts, and urllib3's `reason`, outermost first."""
+    """The exception, its causes and contexts, and urllib3's `reason`, outermost first (an
+    SSL error's `reason` is a string: not followed)."""
     chain: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
+    todo: list[object] = [exc]
     while todo and len(chain) < 20:
         current = todo.pop(0)
-        if current is None or current in chain:
+        if not isinstance(current, BaseException) or current in chain:
             continue
         chain.append(current)
         todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        todo += [a for a in current.args if isinstance(a, BaseException)]
+        todo += current.args
     return chain
 
 

@@ -1,0 +1,200 @@
+"""How the upstream client reaches an index: over TLS with the remote's CA and client
+certificate, through the remote's HTTP proxy with its credentials, and with the headers every
+request carries. Real servers on 127.0.0.1: an HTTPS index (certificates from trustme) and a
+forwarding proxy."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import trustme
+from urllib3.exceptions import InsecureRequestWarning
+
+from pullthrough.config import RemoteSettings
+from pullthrough.upstream.client import USER_AGENT, UpstreamClient, UpstreamError
+
+PAGE = b'<html><body><a href="/files/lib-1.0-py3-none-any.whl#sha256=' + b"a" * 64 + b'">x</a>'
+
+
+class Index(BaseHTTPRequestHandler):
+    """Answers every GET with PAGE (gzip'd when asked, as PyPI's CDN does), noting headers."""
+
+    seen: list[dict[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append({"path": self.path, **dict(self.headers.items())})
+        body = PAGE
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(PAGE)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Proxy(BaseHTTPRequestHandler):
+    """A forwarding HTTP proxy: an absolute-form GET is fetched from its origin and relayed."""
+
+    seen: list[tuple[str, str | None]]
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Proxy-Authorization")))
+        target = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+        headers = {k: v for k, v in self.headers.items() if not k.lower().startswith("proxy-")}
+        upstream.request("GET", target.path, headers=headers)
+        answer = upstream.getresponse()
+        body = answer.read()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        upstream.close()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Any:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def index_seen() -> Iterator[list[dict[str, str]]]:
+    seen: list[dict[str, str]] = []
+    Index.seen = seen
+    yield seen
+
+
+def https_index(ca: trustme.CA, *, client_ca: trustme.CA | None = None) -> Any:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    if client_ca is not None:
+        client_ca.configure_trust(tls)
+        tls.verify_mode = ssl.CERT_REQUIRED
+    return serve(Index, tls)
+
+
+def client(url: str, tmp_path: Path, **settings: Any) -> UpstreamClient:
+    remote = RemoteSettings(name="up", url=url, max_retries=0, **settings)
+    return UpstreamClient(remote, tls_dir=tmp_path / "tls")
+
+
+def test_an_https_index_is_trusted_through_the_remotes_ca_only(
+    ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    server = https_index(ca)
+    try:
+        url = f"https://127.0.0.1:{server.server_port}/simple/"
+        trusted = client(url, tmp_path, ca_cert=ca.cert_pem.bytes().decode())
+        assert trusted.get_page(url + "lib/").body == PAGE
+        with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
+            client(url, tmp_path).get_page(url + "lib/")
+        unchecked = client(url, tmp_path, tls_validation=False)
+        with pytest.warns(InsecureRequestWarning):  # urllib3's, as the remote asked for
+            assert unchecked.get_page(url + "lib/").body == PAGE
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_index_that_asks_for_a_client_certificate_gets_the_remotes(
+    ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    client_ca = trustme.CA()
+    ours = client_ca.issue_cert("pullthrough.example")
+    server = https_index(ca, client_ca=client_ca)
+    try:
+        url = f"https://127.0.0.1:{server.server_port}/simple/"
+        pem = ca.cert_pem.bytes().decode()
+        with_cert = client(
+            url,
+            tmp_path,
+            ca_cert=pem,
+            client_cert=ours.cert_chain_pems[0].bytes().decode(),
+            client_key=ours.private_key_pem.bytes().decode(),
+        )
+        assert with_cert.get_page(url + "lib/").body == PAGE
+        with pytest.raises(UpstreamError):
+            client(url, tmp_path, ca_cert=pem).get_page(url + "lib/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_remotes_proxy_carries_every_request_with_its_credentials(
+    index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    proxied: list[tuple[str, str | None]] = []
+    Proxy.seen = proxied
+    index, proxy = serve(Index), serve(Proxy)
+    try:
+        url = f"http://127.0.0.1:{index.server_port}/simple/"
+        via = client(
+            url,
+            tmp_path,
+            proxy_url=f"http://127.0.0.1:{proxy.server_port}/",
+            proxy_username="egress",
+            proxy_password="s3cret:pw",
+        )
+        assert via.get_page(url + "lib/").body == PAGE
+        credentials = "Basic " + base64.b64encode(b"egress:s3cret:pw").decode()
+        assert proxied == [(url + "lib/", credentials)]
+        assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
+        assert "Proxy-Authorization" not in index_seen[0]
+    finally:
+        for server in (index, proxy):
+            server.shutdown()
+            server.server_close()
+
+
+def test_every_request_says_who_asks_and_what_it_takes(
+    index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """Pages may come compressed (and are decoded); files are asked for as they are; the
+    remote's own headers and credentials go with every request to its index."""
+    index = serve(Index)
+    try:
+        url = f"http://127.0.0.1:{index.server_port}/simple/"
+        up = client(url, tmp_path, headers=[{"X-Team": "builds"}], username="ci", password="pw")
+        assert up.get_page(url + "lib/").body == PAGE
+        with up.open_file(url + "lib-1.0-py3-none-any.whl") as resp:
+            assert b"".join(up.iter_body(resp, resp.url)) == PAGE
+        page, file = index_seen
+        for seen in (page, file):
+            assert seen["User-Agent"] == USER_AGENT
+            assert seen["X-Team"] == "builds"
+            assert seen["Authorization"] == "Basic " + base64.b64encode(b"ci:pw").decode()
+        assert "gzip" in page["Accept-Encoding"]
+        assert "application/vnd.pypi.simple.v1+json" in page["Accept"]
+        assert file["Accept-Encoding"] == "identity"
+    finally:
+        index.shutdown()
+        index.server_close()
