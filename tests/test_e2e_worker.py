@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from gunicorn.workers.gthread import ThreadWorker
 
-from pullthrough.gunicorn_worker import NEXT_REQUEST_WAIT, may_wait
+from pullthrough import gunicorn_worker
+from pullthrough.gunicorn_worker import GIL_SWITCH_INTERVAL, NEXT_REQUEST_WAIT, may_wait
 from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
@@ -210,3 +213,22 @@ def test_a_thread_waits_only_while_half_the_pool_is_free() -> None:
     assert not may_wait(17, 32)
     assert may_wait(1, 2) and not may_wait(2, 2)
     assert not may_wait(1, 1)  # one thread never waits: the next connection would
+
+
+def test_a_worker_hands_the_gil_on_sooner_than_pythons_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Set before gthread's own start-up runs the worker (its loop is stood in for here)."""
+    seen: list[float] = []
+    monkeypatch.setattr(
+        ThreadWorker,
+        "init_process",
+        lambda self: seen.append(sys.getswitchinterval()),
+    )
+    default = sys.getswitchinterval()
+    worker = object.__new__(gunicorn_worker.KeepAliveWorker)
+    try:
+        worker.init_process()
+    finally:
+        sys.setswitchinterval(default)
+    assert seen == [GIL_SWITCH_INTERVAL] and default > GIL_SWITCH_INTERVAL
