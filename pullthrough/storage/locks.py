@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -63,6 +63,19 @@ class Locks(Protocol):
     def close(self) -> None: ...
 
 
+def _poll(attempt: Callable[[], bool], *, timeout: float, blocking: bool, name: str) -> bool:
+    """Call `attempt` until it takes a lock: once, unless blocking; LockTimeout after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not attempt():
+        if not blocking:
+            return False
+        if time.monotonic() >= deadline:
+            raise LockTimeout(f"lock {name} held for over {timeout:.0f}s")
+        time.sleep(_POLL_SECONDS)
+    return True
+
+
 class FileLock(Lock):
     def __init__(self, path: Path, *, remove_when_released: bool = False) -> None:
         self.path = path
@@ -70,21 +83,16 @@ class FileLock(Lock):
         self._fd: int | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
-        deadline = time.monotonic() + timeout
+        return _poll(self._take, timeout=timeout, blocking=blocking, name=self.path.name)
+
+    def _take(self) -> bool:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                if not blocking:
-                    return False
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"lock {self.path.name} held for over {timeout:.0f}s"
-                    ) from None
-                time.sleep(_POLL_SECONDS)
-                continue
+                return False
             if self._is_current(fd):
                 self._fd = fd
                 return True
@@ -111,31 +119,29 @@ class ByteLock(Lock):
     def __init__(self, path: Path, offset: int) -> None:
         self.path = path
         self.offset = offset
+        self._request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
         self._fd: int | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
-        deadline = time.monotonic() + timeout
-        request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, self.offset, 1, 0)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        name = f"{self.offset:x} of {self.path.name}"
         try:
-            while True:
-                try:
-                    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, request)
-                except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held
-                    if not blocking:
-                        os.close(fd)
-                        return False
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"lock {self.offset:x} of {self.path.name} held for over {timeout:.0f}s"
-                        ) from None
-                    time.sleep(_POLL_SECONDS)
-                    continue
-                self._fd = fd
-                return True
+            taken = _poll(lambda: self._take(fd), timeout=timeout, blocking=blocking, name=name)
         except BaseException:
             os.close(fd)
             raise
+        if taken:
+            self._fd = fd
+        else:
+            os.close(fd)
+        return taken
+
+    def _take(self, fd: int) -> bool:
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, self._request)
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held
+            return False
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
