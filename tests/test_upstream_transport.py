@@ -11,6 +11,7 @@ import http.client
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,20 @@ class Proxy(BaseHTTPRequestHandler):
         pass
 
 
-def serve(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Any:
+@contextmanager
+def serving(
+    handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """A server on 127.0.0.1 for the block: its URL (https:// with `tls`)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -93,13 +102,15 @@ def index_seen() -> Iterator[list[dict[str, str]]]:
     yield seen
 
 
-def https_index(ca: trustme.CA, *, client_ca: trustme.CA | None = None) -> Any:
+def https_index(
+    ca: trustme.CA, *, client_ca: trustme.CA | None = None
+) -> AbstractContextManager[str]:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(tls)
     if client_ca is not None:
         client_ca.configure_trust(tls)
         tls.verify_mode = ssl.CERT_REQUIRED
-    return serve(Index, tls)
+    return serving(Index, tls)
 
 
 def client(url: str, tmp_path: Path, **settings: Any) -> UpstreamClient:
@@ -110,9 +121,8 @@ def client(url: str, tmp_path: Path, **settings: Any) -> UpstreamClient:
 def test_an_https_index_is_trusted_through_the_remotes_ca_only(
     ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
 ) -> None:
-    server = https_index(ca)
-    try:
-        url = f"https://127.0.0.1:{server.server_port}/simple/"
+    with https_index(ca) as origin:
+        url = f"{origin}/simple/"
         trusted = client(url, tmp_path, ca_cert=ca.cert_pem.bytes().decode())
         assert trusted.get_page(url + "lib/").body == PAGE
         with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -120,9 +130,6 @@ def test_an_https_index_is_trusted_through_the_remotes_ca_only(
         unchecked = client(url, tmp_path, tls_validation=False)
         with pytest.warns(InsecureRequestWarning):  # urllib3's, as the remote asked for
             assert unchecked.get_page(url + "lib/").body == PAGE
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_an_index_that_asks_for_a_client_certificate_gets_the_remotes(
@@ -130,9 +137,8 @@ def test_an_index_that_asks_for_a_client_certificate_gets_the_remotes(
 ) -> None:
     client_ca = trustme.CA()
     ours = client_ca.issue_cert("pullthrough.example")
-    server = https_index(ca, client_ca=client_ca)
-    try:
-        url = f"https://127.0.0.1:{server.server_port}/simple/"
+    with https_index(ca, client_ca=client_ca) as origin:
+        url = f"{origin}/simple/"
         pem = ca.cert_pem.bytes().decode()
         with_cert = client(
             url,
@@ -144,9 +150,6 @@ def test_an_index_that_asks_for_a_client_certificate_gets_the_remotes(
         assert with_cert.get_page(url + "lib/").body == PAGE
         with pytest.raises(UpstreamError):
             client(url, tmp_path, ca_cert=pem).get_page(url + "lib/")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_remotes_proxy_carries_every_request_with_its_credentials(
@@ -154,25 +157,20 @@ def test_the_remotes_proxy_carries_every_request_with_its_credentials(
 ) -> None:
     proxied: list[tuple[str, str | None]] = []
     Proxy.seen = proxied
-    index, proxy = serve(Index), serve(Proxy)
-    try:
-        url = f"http://127.0.0.1:{index.server_port}/simple/"
+    with serving(Index) as origin, serving(Proxy) as proxy:
+        url = f"{origin}/simple/"
         via = client(
             url,
             tmp_path,
-            proxy_url=f"http://127.0.0.1:{proxy.server_port}/",
+            proxy_url=f"{proxy}/",
             proxy_username="egress",
             proxy_password="s3cret:pw",
         )
         assert via.get_page(url + "lib/").body == PAGE
-        credentials = "Basic " + base64.b64encode(b"egress:s3cret:pw").decode()
-        assert proxied == [(url + "lib/", credentials)]
-        assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
-        assert "Proxy-Authorization" not in index_seen[0]
-    finally:
-        for server in (index, proxy):
-            server.shutdown()
-            server.server_close()
+    credentials = "Basic " + base64.b64encode(b"egress:s3cret:pw").decode()
+    assert proxied == [(url + "lib/", credentials)]
+    assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
+    assert "Proxy-Authorization" not in index_seen[0]
 
 
 def test_every_request_says_who_asks_and_what_it_takes(
@@ -180,21 +178,17 @@ def test_every_request_says_who_asks_and_what_it_takes(
 ) -> None:
     """Pages may come compressed (and are decoded); files are asked for as they are; the
     remote's own headers and credentials go with every request to its index."""
-    index = serve(Index)
-    try:
-        url = f"http://127.0.0.1:{index.server_port}/simple/"
+    with serving(Index) as origin:
+        url = f"{origin}/simple/"
         up = client(url, tmp_path, headers=[{"X-Team": "builds"}], username="ci", password="pw")
         assert up.get_page(url + "lib/").body == PAGE
         with up.open_file(url + "lib-1.0-py3-none-any.whl") as resp:
             assert b"".join(up.iter_body(resp, resp.url)) == PAGE
-        page, file = index_seen
-        for seen in (page, file):
-            assert seen["User-Agent"] == USER_AGENT
-            assert seen["X-Team"] == "builds"
-            assert seen["Authorization"] == "Basic " + base64.b64encode(b"ci:pw").decode()
-        assert "gzip" in page["Accept-Encoding"]
-        assert "application/vnd.pypi.simple.v1+json" in page["Accept"]
-        assert file["Accept-Encoding"] == "identity"
-    finally:
-        index.shutdown()
-        index.server_close()
+    page, file = index_seen
+    for seen in (page, file):
+        assert seen["User-Agent"] == USER_AGENT
+        assert seen["X-Team"] == "builds"
+        assert seen["Authorization"] == "Basic " + base64.b64encode(b"ci:pw").decode()
+    assert "gzip" in page["Accept-Encoding"]
+    assert "application/vnd.pypi.simple.v1+json" in page["Accept"]
+    assert file["Accept-Encoding"] == "identity"

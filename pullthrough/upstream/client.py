@@ -182,11 +182,11 @@ class UpstreamClient:
         tls = tls_dir or Path(tempfile.gettempdir()) / f"pullthrough-tls-{os.getuid()}"
         env_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         ca_file = pem_file(remote.ca_cert, tls)
-        self.verify: bool | str = ca_file or (remote.tls_validation and (env_bundle or True))
-        self.cert: str | tuple[str, str] | None = None
+        self._verify: bool | str = ca_file or (remote.tls_validation and (env_bundle or True))
+        self._cert: str | tuple[str, str] | None = None
         if cert := pem_file(remote.client_cert, tls):
             key = pem_file(remote.client_key, tls)
-            self.cert = (cert, key) if key else cert
+            self._cert = (cert, key) if key else cert
         self._auth = (remote.username, remote.password or "") if remote.username else None
 
     def close(self) -> None:
@@ -233,17 +233,15 @@ class UpstreamClient:
                 prepared.prepare(
                     method=method,
                     url=url,
-                    headers={**BASE_HEADERS, **self._headers, **headers}
-                    if own
-                    else {**BASE_HEADERS, **headers},
+                    headers={**BASE_HEADERS, **(self._headers if own else {}), **headers},
                     auth=self._auth_for(url),
                 )
                 resp = self._adapter.send(
                     prepared,
                     stream=True,
                     timeout=self.timeout,
-                    verify=self.verify,
-                    cert=self.cert,
+                    verify=self._verify,
+                    cert=self._cert,
                     proxies=self._proxies_for(*urlsplit(url)[:2]),
                 )
             except requests.RequestException as exc:
