@@ -1,7 +1,7 @@
 """How the upstream client reaches an index: over TLS with the remote's CA and client
-certificate, through the remote's HTTP proxy with its credentials, and with the headers every
-request carries. Real servers on 127.0.0.1: an HTTPS index (certificates from trustme) and a
-forwarding proxy."""
+certificate, through the remote's HTTP proxy with its credentials (else the environment's proxy
+and CA bundle apply), and with the headers every request carries. Real servers on 127.0.0.1: an
+HTTPS index (certificates from trustme) and a forwarding proxy."""
 
 from __future__ import annotations
 
@@ -171,6 +171,45 @@ def test_the_remotes_proxy_carries_every_request_with_its_credentials(
     assert proxied == [(url + "lib/", credentials)]
     assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
     assert "Proxy-Authorization" not in index_seen[0]
+
+
+def test_without_a_proxy_of_its_own_a_remote_takes_the_environments(
+    index_seen: list[dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corporate machine's HTTP_PROXY and NO_PROXY, as pip and curl read them."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    proxied: list[tuple[str, str | None]] = []
+    Proxy.seen = proxied
+    with serving(Index) as origin, serving(Proxy) as proxy:
+        url = f"{origin}/simple/"
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        assert client(url, tmp_path).get_page(url + "lib/").body == PAGE
+        assert proxied == [(url + "lib/", None)]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert client(url, tmp_path).get_page(url + "lib/").body == PAGE
+    assert len(proxied) == 1  # the second went to the index itself
+    assert [seen["path"] for seen in index_seen] == ["/simple/lib/"] * 2
+
+
+def test_without_a_ca_of_its_own_a_remote_trusts_the_environments_bundle(
+    ca: trustme.CA,
+    index_seen: list[dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """REQUESTS_CA_BUNDLE, where a company puts the CA of its TLS-inspecting egress."""
+    bundle = tmp_path / "company-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with https_index(ca) as origin:
+        url = f"{origin}/simple/"
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        assert client(url, tmp_path).get_page(url + "lib/").body == PAGE
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
+            client(url, tmp_path).get_page(url + "lib/")
 
 
 def test_every_request_says_who_asks_and_what_it_takes(
