@@ -6,6 +6,7 @@ that always pipeline keep a new connection waiting; a stop answers the last requ
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -232,3 +233,23 @@ def test_a_worker_hands_the_gil_on_sooner_than_pythons_default(
     finally:
         sys.setswitchinterval(default)
     assert seen == [GIL_SWITCH_INTERVAL] and default > GIL_SWITCH_INTERVAL
+
+
+def test_a_worker_keeps_what_its_loaded_app_holds_out_of_the_collectors_walks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Everything alive once the app is loaded is frozen (gc.freeze): a full collection during
+    a request walks none of it. The app's loading is stood in for here."""
+    held: list[list[object]] = []
+    monkeypatch.setattr(
+        ThreadWorker, "load_wsgi", lambda self: held.extend([[]] for _ in range(5000))
+    )
+    worker = object.__new__(gunicorn_worker.KeepAliveWorker)
+    frozen = gc.get_freeze_count()
+    try:
+        worker.load_wsgi()
+        assert gc.get_freeze_count() >= frozen + len(held)
+        walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+        assert not any(id(h) in walked for h in held)
+    finally:
+        gc.unfreeze()
