@@ -25,11 +25,12 @@ projects through a fresh server, medians of 8-10 alternating runs, three times: 
 0.92 -> 0.86 and 0.93 -> 0.87 s; warm pages' requests/s and CPU per request were within this
 machine's noise (4 alternating rounds).
 
-Once its app is loaded, a worker freezes the objects it holds (`gc.freeze`): some 150,000
+Once its app is loaded, a worker freezes the objects it holds (`gc.freeze`): 125,000-150,000
 (imports, settings, the catalog's engine), alive as long as the worker. A full collection of the
-cyclic garbage collector walked them all, about 100 ms here, in the middle of whichever request
-crossed its threshold (the second cold big page of a fresh server, in-process: 130-160 ms
-instead of 40). Frozen, they are never walked again; garbage the app makes later still is.
+cyclic garbage collector walked them all, 80-100 ms here, in the middle of whichever request
+crossed its threshold (the second cold big page of a fresh app, in-process: 130-160 ms instead
+of 40; under gunicorn, 3 of 50 cold big pages over 100 ms, none once frozen). Frozen, they are
+never walked again; garbage the app makes later still is.
 """
 
 from __future__ import annotations
