@@ -2,14 +2,15 @@
 requests on a kept-alive connection, back to back, pipelined or after a pause, are answered in
 order on that connection; neither a thread waiting for its connection's next request nor clients
 that always pipeline keep a new connection waiting; a stop answers the last request with
-`Connection: close`."""
+`Connection: close`; its threads wait less for the GIL, and what its app holds once loaded is
+out of the garbage collector's walks."""
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -17,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gunicorn.workers.gthread import ThreadWorker
+import requests
 
-from pullthrough import gunicorn_worker
 from pullthrough.gunicorn_worker import GIL_SWITCH_INTERVAL, NEXT_REQUEST_WAIT, may_wait
-from support.servers import Server, config_text, wait_until
+from support.servers import Server, config_text, free_port, wait_ready, wait_until
+from support.tools import clean_env
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -216,40 +217,39 @@ def test_a_thread_waits_only_while_half_the_pool_is_free() -> None:
     assert not may_wait(1, 1)  # one thread never waits: the next connection would
 
 
-def test_a_worker_hands_the_gil_on_sooner_than_pythons_default(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Set before gthread's own start-up runs the worker (its loop is stood in for here)."""
-    seen: list[float] = []
-    monkeypatch.setattr(
-        ThreadWorker,
-        "init_process",
-        lambda self: seen.append(sys.getswitchinterval()),
-    )
-    default = sys.getswitchinterval()
-    worker = object.__new__(gunicorn_worker.KeepAliveWorker)
-    try:
-        worker.init_process()
-    finally:
-        sys.setswitchinterval(default)
-    assert seen == [GIL_SWITCH_INTERVAL] and default > GIL_SWITCH_INTERVAL
+# A stand-in for pullthrough's app: what it holds from its loading on, and what the worker it
+# runs in says of the GIL and of those objects.
+PROBE_APP = """
+import gc, sys
+
+HELD = [[] for _ in range(5000)]
 
 
-def test_a_worker_keeps_what_its_loaded_app_holds_out_of_the_collectors_walks(
-    monkeypatch: pytest.MonkeyPatch,
+def app(environ, start_response):
+    walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{sys.getswitchinterval()} {sum(id(h) in walked for h in HELD)}".encode()]
+"""
+
+
+def test_a_worker_hands_the_gil_on_sooner_and_keeps_its_app_out_of_the_collectors_walks(
+    tmp_path: Path,
 ) -> None:
-    """Everything alive once the app is loaded is frozen (gc.freeze): a full collection during
-    a request walks none of it. The app's loading is stood in for here."""
-    held: list[list[object]] = []
-    monkeypatch.setattr(
-        ThreadWorker, "load_wsgi", lambda self: held.extend([[]] for _ in range(5000))
-    )
-    worker = object.__new__(gunicorn_worker.KeepAliveWorker)
-    frozen = gc.get_freeze_count()
+    """gunicorn with `pullthrough serve`'s settings and worker, running a probe app: its
+    threads wait at most GIL_SWITCH_INTERVAL for the GIL (Python's default is longer), and what
+    the app holds once loaded is frozen, so no full collection during a request walks it."""
+    (tmp_path / "probe.py").write_text(PROBE_APP)
+    port = free_port()
+    env = clean_env(PULLTHROUGH_BIND=f"127.0.0.1:{port}", PULLTHROUGH_WORKERS="1")
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        proc = subprocess.Popen([*command, "probe:app"], cwd=tmp_path, env=env, stderr=log)
     try:
-        worker.load_wsgi()
-        assert gc.get_freeze_count() >= frozen + len(held)
-        walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
-        assert not any(id(h) in walked for h in held)
+        url = f"http://127.0.0.1:{port}/"
+        wait_ready(url, proc)
+        interval, walked = requests.get(url, timeout=10).text.split()
     finally:
-        gc.unfreeze()
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert float(interval) == GIL_SWITCH_INTERVAL < sys.getswitchinterval()
+    assert walked == "0"

@@ -74,15 +74,20 @@ def test_ledger_tracks_size_and_recency(tmp_path: Path) -> None:
         ledger.close()
 
 
-# Both kinds of a key's lock: a byte of a shared file (OFD locks, Linux), a file of its own.
-LOCK_KINDS = [
-    pytest.param(
-        True,
-        id="byte-locks",
-        marks=pytest.mark.skipif(not OFD_LOCKS, reason="no open file description locks here"),
-    ),
-    pytest.param(False, id="lock-files"),
-]
+@pytest.fixture(
+    params=[
+        pytest.param(
+            True,
+            id="byte-locks",
+            marks=pytest.mark.skipif(not OFD_LOCKS, reason="no open file description locks"),
+        ),
+        pytest.param(False, id="lock-files"),
+    ]
+)
+def locks(request: pytest.FixtureRequest, tmp_path: Path) -> LockDir:
+    """Each kind of a key's lock: a byte of a shared file (OFD locks, Linux), a file of its
+    own."""
+    return LockDir(tmp_path, byte_locks=request.param)
 
 
 def lock_files_left(locks: LockDir) -> list[Path]:
@@ -90,9 +95,7 @@ def lock_files_left(locks: LockDir) -> list[Path]:
     return [p for p in locks.directory.rglob("*") if p.is_file() and p.name != "keys.lock"]
 
 
-@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
-def test_lock_is_exclusive_across_threads(tmp_path: Path, byte_locks: bool) -> None:
-    locks = LockDir(tmp_path, byte_locks=byte_locks)
+def test_lock_is_exclusive_across_threads(locks: LockDir) -> None:
     first = locks.lock("file-url")
     assert first.acquire(timeout=1)
     second = locks.lock("file-url")
@@ -104,10 +107,7 @@ def test_lock_is_exclusive_across_threads(tmp_path: Path, byte_locks: bool) -> N
     second.release()
 
 
-@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
-def test_a_lock_held_by_another_process_waits_until_that_process_dies(
-    tmp_path: Path, byte_locks: bool
-) -> None:
+def test_a_lock_held_by_another_process_waits_until_that_process_dies(locks: LockDir) -> None:
     """Two gunicorn workers: the key another process holds is taken once that process is
     killed (nothing to clean up); other keys never wait for it."""
     child = subprocess.Popen(
@@ -116,16 +116,15 @@ def test_a_lock_held_by_another_process_waits_until_that_process_dies(
             "-c",
             "import sys, time; from pathlib import Path;"
             " from pullthrough.storage.locks import LockDir;"
-            f" lock = LockDir(Path(sys.argv[1]), byte_locks={byte_locks}).lock('file-url');"
+            f" lock = LockDir(Path(sys.argv[1]), byte_locks={locks.byte_locks}).lock('file-url');"
             " assert lock.acquire(timeout=5); print('held', flush=True); time.sleep(60)",
-            str(tmp_path),
+            str(locks.directory),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert child.stdout is not None and child.stdout.readline() == "held\n"
-        locks = LockDir(tmp_path, byte_locks=byte_locks)
         held = locks.lock("file-url")
         assert not held.acquire(timeout=0, blocking=False)
         other = locks.lock("other-url")
@@ -138,13 +137,9 @@ def test_a_lock_held_by_another_process_waits_until_that_process_dies(
     held.release()
 
 
-@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
-def test_keys_never_wait_for_each_other_and_leave_no_lock_files(
-    tmp_path: Path, byte_locks: bool
-) -> None:
+def test_keys_never_wait_for_each_other_and_leave_no_lock_files(locks: LockDir) -> None:
     """Every key has a lock of its own (shared stripes made a small file wait 14 s behind
     another's slow download); released locks leave nothing behind."""
-    locks = LockDir(tmp_path, byte_locks=byte_locks)
     held = [locks.lock(f"https://files.example/{n}.whl") for n in range(5000)]
     assert all(lock.acquire(timeout=0, blocking=False) for lock in held)
     for lock in held:
@@ -152,13 +147,9 @@ def test_keys_never_wait_for_each_other_and_leave_no_lock_files(
     assert lock_files_left(locks) == []
 
 
-@pytest.mark.parametrize("byte_locks", LOCK_KINDS)
-def test_a_key_stays_exclusive_while_its_file_comes_and_goes(
-    tmp_path: Path, byte_locks: bool
-) -> None:
+def test_a_key_stays_exclusive_while_its_file_comes_and_goes(locks: LockDir) -> None:
     """At no time do two threads hold one key (lock files: holders remove the key's file on
     release, and waiters that locked a removed file retry)."""
-    locks = LockDir(tmp_path, byte_locks=byte_locks)
     inside, most, errors = [0], [0], []
     guard = threading.Lock()
 

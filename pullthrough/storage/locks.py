@@ -152,9 +152,9 @@ class ByteLock(Lock):
 class LockDir:
     def __init__(self, directory: Path, *, byte_locks: bool = OFD_LOCKS) -> None:
         self.directory = directory
-        self.keys = directory / "keys"  # the keys' lock files, without byte locks
         self.byte_locks = byte_locks
-        (directory if byte_locks else self.keys).mkdir(parents=True, exist_ok=True)
+        self._keys = directory / "keys"  # the keys' lock files, without byte locks
+        (directory if byte_locks else self._keys).mkdir(parents=True, exist_ok=True)
 
     def lock(self, key: str) -> Lock:
         """The lock of one of many keys (a download's URL): a byte of its own in `keys.lock`,
@@ -162,7 +162,7 @@ class LockDir:
         digest = hashlib.sha256(key.encode()).digest()
         if self.byte_locks:
             return ByteLock(self.directory / "keys.lock", int.from_bytes(digest[:8]) >> 2)
-        return FileLock(self.keys / f"{digest.hex()[:40]}.lock", remove_when_released=True)
+        return FileLock(self._keys / f"{digest.hex()[:40]}.lock", remove_when_released=True)
 
     def named(self, name: str) -> FileLock:
         """A lock of its own for one job (setup, eviction), kept in place."""
