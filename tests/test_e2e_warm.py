@@ -13,13 +13,16 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from pullthrough.services.pullthrough import PullThrough, StoredFile
 from support.api import PASSWORD, Api, with_auth
 from support.packages import build_wheel
 from support.servers import PROXY_UA, Server, config_text, wait_until
@@ -304,6 +307,47 @@ def test_an_interrupted_run_run_again_fetches_only_the_rest(warm: Warm, tmp_path
     # each file (and metadata file) once: the rest fetched now
     assert sorted(first + again) == with_metadata(upstream, wanted)
     assert warm.ok(str(requirements)) == (0, len(wanted))  # done: a third run fetches nothing
+    assert warm.fetched_upstream() == first + again
+
+
+def test_a_file_stored_while_its_last_bytes_went_out_counts_as_cached(
+    upstream: Upstream,
+    live_server: Callable[..., Server],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fetched file is stored while its last bytes go out. A run started right after may
+    find it not stored yet (its HEAD), then gets it from the store (its GET waits for the
+    storing), not from the upstream: already cached, as the summary says."""
+    wanted = {f: s for f, s in files_of(upstream, "shelf-reader").items() if "-0.1" in f}
+    assert len(wanted) == 2  # a wheel and an sdist
+    release, heads = threading.Event(), []
+    keep, peek = PullThrough._keep, PullThrough.peek
+
+    def slow_keep(self: PullThrough, *args: Any) -> Any:
+        release.wait(timeout=30)  # a slow disk: the first run's answers go out before
+        return keep(self, *args)
+
+    def peek_and_go_on(self: PullThrough, dist: Any, filename: str) -> Any:
+        found = peek(self, dist, filename)
+        heads.append(isinstance(found, StoredFile))
+        if len(heads) == 2 * len(wanted):
+            release.set()  # the second run has found them not stored: the storing goes on
+        return found
+
+    monkeypatch.setattr(PullThrough, "_keep", slow_keep)
+    monkeypatch.setattr(PullThrough, "peek", peek_and_go_on)
+    server = live_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    warm = Warm(server, upstream, tmp_path)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("shelf-reader==0.1\n")
+    try:
+        assert warm.ok(str(requirements)) == (len(wanted), 0)
+        assert warm.ok(str(requirements)) == (0, len(wanted))
+    finally:
+        release.set()
+    assert heads == [False] * 2 * len(wanted)
+    assert sorted(warm.fetched_upstream()) == with_metadata(upstream, wanted)  # each once
 
 
 def test_into_repository_promotes_what_was_fetched(warm: Warm, tmp_path: Path) -> None:

@@ -169,13 +169,16 @@ class Fetcher:
             with self.session.head(
                 chosen.file.url, timeout=REQUEST_TIMEOUT, allow_redirects=False
             ) as resp:
-                etag = resp.headers.get("ETag", "").removeprefix("W/").strip('"')
+                etag = _etag(resp)
         except requests.RequestException:
             return False  # the GET will say what is wrong
         return resp.status_code == 200 and bool(etag) and etag == (expected or etag)
 
-    def fetch(self, chosen: Chosen) -> int:
-        """GET the file, hash what arrives; its size. Raises CliError naming the file."""
+    def fetch(self, chosen: Chosen) -> tuple[int, bool]:
+        """GET the file, hash what arrives; its size, and whether the server sent it from its
+        store (a stored file's answer carries its sha256 as the ETag, a download's none): a
+        file another run has just fetched is stored while its last bytes go out, so the HEAD
+        before may have missed it. Raises CliError naming the file."""
         f = chosen.file
         digest, size = hashlib.sha256(), 0
         try:
@@ -187,6 +190,7 @@ class Fetcher:
                         raise CliError(f"{f.filename}: interrupted")
                     digest.update(block)
                     size += len(block)
+                etag = _etag(resp)
         except requests.RequestException as exc:
             raise CliError(f"{f.filename}: download failed ({type(exc).__name__})") from None
         got = digest.hexdigest()
@@ -195,7 +199,7 @@ class Fetcher:
                 raise CliError(
                     f"{f.filename}: sha256 {got} of the bytes received is not {whose} {expected}"
                 )
-        return size
+        return size, etag == got
 
     def metadata(self, chosen: Chosen) -> None:
         """GET the file's PEP 658 metadata when the page offers it: pip and uv read it before
@@ -215,6 +219,10 @@ class Fetcher:
         hashes = f.core_metadata if isinstance(f.core_metadata, Mapping) else {}
         if hashes.get("sha256") and got != hashes["sha256"]:
             raise CliError(f"{name}: sha256 {got} is not the index's {hashes['sha256']}")
+
+
+def _etag(resp: requests.Response) -> str:
+    return resp.headers.get("ETag", "").removeprefix("W/").strip('"')
 
 
 def _count(n: int, noun: str) -> str:
@@ -277,7 +285,11 @@ def warm(client: Client, args: argparse.Namespace) -> None:
     tally.draw()
 
     def one(c: Chosen) -> tuple[str, int]:
-        outcome, size = ("cached", 0) if fetcher.held(c) else ("fetched", fetcher.fetch(c))
+        outcome, size = "cached", 0
+        if not fetcher.held(c):
+            got, from_store = fetcher.fetch(c)
+            if not from_store:
+                outcome, size = "fetched", got
         fetcher.metadata(c)
         return outcome, size
 
