@@ -18,8 +18,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from pullthrough.app import create_app
 from pullthrough.config import Settings, load_settings
-from support.browser import chromium_missing
-from support.nginx import NginxUnavailable, ensure_nginx
+from support.browser import ensure_chromium
+from support.debian import Unavailable
+from support.nginx import ensure_nginx
 from support.packages import build_sdist, build_wheel
 from support.postgres import postgres_available, postgres_server
 from support.seaweed import S3Server, seaweed_available, seaweed_server
@@ -96,27 +97,33 @@ def _required(what: str, missing: str | None) -> None:
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLAlchemy URL to an empty database on a PostgreSQL server started for this session.
-    Skipped where the server binaries are missing, except on CI (CI set), where that fails."""
+    Its server binaries are installed when missing (support.debian); skipped where that cannot
+    be done, except on CI (CI set), where that fails."""
     _required("PostgreSQL", postgres_available())
     with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
-def nginx() -> str:
-    """Debian's nginx (support.nginx installs it when missing, as root): its path."""
+def _program(what: str, ensure: Callable[[], str]) -> str:
+    """A program from Debian's packages, its path (support.debian installs it when missing, as
+    root); skipped where it cannot be had, except on CI (CI set), where that fails."""
     try:
-        return ensure_nginx()
-    except NginxUnavailable as exc:
-        _required("nginx", str(exc))
+        return ensure()
+    except Unavailable as exc:
+        _required(what, str(exc))
         raise
 
 
 @pytest.fixture(scope="session")
-def chromium() -> None:
-    """Headless Chromium (support.browser) is installed. Skipped where it is missing, except on
-    CI (CI set), where that fails."""
-    _required("Chromium", chromium_missing())
+def nginx() -> str:
+    """Debian's nginx: its path."""
+    return _program("nginx", ensure_nginx)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium (support.browser): its path."""
+    return _program("Chromium", ensure_chromium)
 
 
 @pytest.fixture(scope="session")

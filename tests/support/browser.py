@@ -13,6 +13,8 @@ from pathlib import Path
 
 from lxml import html
 
+from support.debian import ensure
+
 TIMEOUT = 60.0  # one page load, including the browser's start (about 2 s)
 _FLAGS = [
     "--headless",
@@ -32,14 +34,14 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def chromium_missing() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    return None if chromium_path() else "chromium is not installed (Debian: apt install chromium)"
+def ensure_chromium() -> str:
+    """The browser; the Debian package is installed when missing (support.debian). Raises
+    support.debian.Unavailable with the reason otherwise."""
+    return ensure("chromium", chromium_path)
 
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-    browser = chromium_path()
-    assert browser is not None, chromium_missing()
+    browser = ensure_chromium()
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         proc = subprocess.run(
             [browser, *_FLAGS, f"--user-data-dir={profile}", *args],

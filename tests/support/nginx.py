@@ -16,26 +16,22 @@ when given), and the server blocks that proxy nothing (the port-80 redirect).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from support.debian import ensure
 from support.servers import free_port, wait_ready
 
 __all__ = [
     "DEPLOY_SITE",
     "Directive",
     "NginxFront",
-    "NginxUnavailable",
     "dump",
     "ensure_nginx",
     "find",
@@ -46,13 +42,7 @@ __all__ = [
 
 DEPLOY_SITE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 HOST = "127.0.0.1"
-APT_TIMEOUT = 240  # seconds, for each apt-get run (the test's own timeout is 300)
-LOCK_TIMEOUT = 600  # seconds to wait for another test process's apt-get
 STOP_TIMEOUT = 10
-
-
-class NginxUnavailable(RuntimeError):
-    """nginx is not installed here and could not be installed (the message says why)."""
 
 
 # ------------------------------------------------------------------------------ the program
@@ -66,74 +56,10 @@ def find_nginx() -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """One apt-get at a time across this machine's test processes (pytest-xdist)."""
-    path = Path(tempfile.gettempdir()) / "pullthrough-tests-apt-get.lock"
-    with open(path, "w") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise NginxUnavailable(
-                        f"another process held {path} for {LOCK_TIMEOUT} s (apt-get install nginx)"
-                    ) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    try:
-        return subprocess.run(
-            ["apt-get", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=APT_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        return subprocess.CompletedProcess(exc.cmd, -1, "", f"timed out after {APT_TIMEOUT} s")
-
-
-def _apt_install_nginx() -> str | None:
-    """apt-get install nginx, with apt-get update first only if that fails; None or why not."""
-    install = ("install", "-y", "-q", "--no-install-recommends", "nginx")
-    done = _apt_get(*install)
-    if done.returncode != 0:
-        _apt_get("update", "-q")  # package lists missing (a fresh container) or stale
-        done = _apt_get(*install)
-    if done.returncode == 0:
-        return None
-    return f"`apt-get {' '.join(install)}` failed ({done.returncode}): {done.stderr.strip()[-500:]}"
-
-
 def ensure_nginx() -> str:
-    """The nginx binary; as root with apt-get (Debian, CI), the `nginx` package is installed
-    when it is missing. Raises :class:`NginxUnavailable` with the reason otherwise."""
-    found = find_nginx()
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise NginxUnavailable(
-            "nginx is not installed (/usr/sbin/nginx, PATH) and cannot be installed here "
-            "(that needs root and apt-get): install the Debian package `nginx` (.ci/run does)"
-        )
-    with _install_lock():
-        found = find_nginx()  # another test process may have installed it meanwhile
-        reason = None if found else _apt_install_nginx()
-    found = find_nginx()
-    if found:
-        return found
-    raise NginxUnavailable(reason or "apt-get installed nginx, but no nginx binary is there")
+    """The nginx binary; the Debian package is installed when missing (support.debian).
+    Raises support.debian.Unavailable with the reason otherwise."""
+    return ensure("nginx", find_nginx)
 
 
 # ------------------------------------------------------------------------------ the config

@@ -1,5 +1,5 @@
 """A throwaway PostgreSQL server for tests, run with the machine's server binaries (the Debian
-`postgresql` package; `.ci/run` installs it).
+`postgresql` package, installed when missing: support.debian).
 
     with postgres_server(tmp_path) as url:  # postgresql+psycopg://postgres@127.0.0.1:PORT/pullthrough_test
         ...
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
+from support.debian import Unavailable, ensure
 from support.servers import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -71,12 +72,13 @@ def _as_root() -> bool:
 
 
 def postgres_available() -> str | None:
-    """None if `postgres_server` can run here, else why not."""
-    if _bin_dir() is None:
-        return (
-            f"no PostgreSQL server binaries (initdb, pg_ctl) under {PG_ROOT}/*/bin: "
-            "install the Debian package `postgresql` (.ci/run does)"
-        )
+    """None if `postgres_server` can run here, else why not. The server binaries (initdb,
+    pg_ctl under /usr/lib/postgresql/*/bin) come from the Debian package, installed when missing
+    (support.debian)."""
+    try:
+        ensure("postgresql", _bin_dir)
+    except Unavailable as exc:
+        return str(exc)
     if _as_root():
         try:
             pwd.getpwnam(SERVER_USER)
