@@ -20,7 +20,7 @@ from pullthrough.core.models import ProjectPage
 from pullthrough.core.policy import NO_POLICY
 from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.later import BACKLOG, Later, WriteBehind
-from pullthrough.services.remote_pages import RemotePages
+from pullthrough.services.remote_pages import RemotePages, copy_key
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
 ROOT = "https://upstream.example/simple/"
@@ -144,10 +144,10 @@ def test_upstream_failure_serves_the_stale_copy(
     pages.cache = cast(diskcache.Cache, observed)
     stale = pages.project("lib")
     assert stale.stale and stale.value == good.value
-    kept = pages.cache.get(("page", ROOT + "lib/"))
+    kept = pages.cache.get(copy_key("page", ROOT + "lib/"))
     assert kept.value == good.value and kept.fetched_at == 1000.0  # the good copy, still due
     # ...stored again all the same: in use, it is not the oldest stored for the eviction
-    assert observed.stored == [("page", ROOT + "lib/")]
+    assert observed.stored == [copy_key("page", ROOT + "lib/")]
 
 
 class WrittenByAnotherVersion:
@@ -165,11 +165,11 @@ def test_a_copy_this_version_cannot_read_is_fetched_again(
     instead of every request for the project failing."""
     responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
     cache = cast(diskcache.Cache, pages.cache)
-    cache.set(("page", ROOT + "lib/"), WrittenByAnotherVersion())
+    cache.set(copy_key("page", ROOT + "lib/"), WrittenByAnotherVersion())
     got = pages.project("lib")
     assert isinstance(got.value, ProjectPage)
     assert [f.filename for f in got.value.files] == ["lib-1.0.tar.gz"]
-    assert cache.get(("page", ROOT + "lib/")).value == got.value
+    assert cache.get(copy_key("page", ROOT + "lib/")).value == got.value
     assert (
         "unreadable copy of https://upstream.example/simple/lib/ in the page cache" in caplog.text
     )

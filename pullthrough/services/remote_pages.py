@@ -61,14 +61,21 @@ def parse_list(fetched: Fetched) -> ProjectList:
     return simple_html.parse_project_list(fetched.body)
 
 
-def keep_copy(cache: diskcache.Cache | WriteBehind, key: tuple[str, ...], copy: Cached) -> None:
-    """Store a page's copy under `key` (its last item the page's URL), fetched or stored again
-    because in use (the cache evicts the oldest stored first). A full disk leaves it unkept: the
-    page is served all the same."""
+def copy_key(*parts: str) -> str:
+    """The key of a page's copy in the page cache, its last part the page's URL: text, which
+    diskcache stores as it is (a tuple key is pickled, and the pickle optimized, at every look:
+    ~50 us)."""
+    return "\0".join(parts)
+
+
+def keep_copy(cache: diskcache.Cache | WriteBehind, key: str, copy: Cached) -> None:
+    """Store a page's copy under `key` (copy_key), fetched or stored again because in use (the
+    cache evicts the oldest stored first). A full disk leaves it unkept: the page is served all
+    the same."""
     try:
         cache.set(key, copy)
     except (OSError, sqlite3.Error) as exc:
-        log.warning("could not keep the page %s: %s", describe_url(key[-1]), exc)
+        log.warning("could not keep the page %s: %s", describe_url(key.rpartition("\0")[2]), exc)
 
 
 class RemotePages:
@@ -95,7 +102,7 @@ class RemotePages:
         return self._get(self.client.root, parse_list)
 
     def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
-        key = ("page", url)
+        key = copy_key("page", url)
         cached = self._kept(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
@@ -117,7 +124,7 @@ class RemotePages:
             keep_copy(self.cache, key, fresh)
             return fresh
 
-    def _kept(self, key: tuple[str, str]) -> Cached | None:
+    def _kept(self, key: str) -> Cached | None:
         """The copy kept under `key`, if this version can read it: one another version wrote
         (after a rollback) or a damaged one is no copy; it is fetched again and replaced."""
         try:
@@ -125,7 +132,11 @@ class RemotePages:
         except (OSError, sqlite3.Error):
             raise
         except Exception as exc:  # unpickling runs the pickle's own code: any error may come
-            log.warning("unreadable copy of %s in the page cache: %r", describe_url(key[1]), exc)
+            log.warning(
+                "unreadable copy of %s in the page cache: %r",
+                describe_url(key.rpartition("\0")[2]),
+                exc,
+            )
             return None
 
     def _fetch(

@@ -26,7 +26,13 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.services.packages import apply_index_fields, package_from_file
-from pullthrough.services.remote_pages import Cached, keep_copy, parse_list, parse_page
+from pullthrough.services.remote_pages import (
+    Cached,
+    copy_key,
+    keep_copy,
+    parse_list,
+    parse_page,
+)
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.store import HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
@@ -80,7 +86,7 @@ class Syncer:
     def page(self, name: str) -> ProjectPage | None:
         """Revalidate against the last sync's copy: a 304 costs no parsing."""
         url = self.client.project_url(canonicalize_name(name))
-        key = ("sync", self.remote_id, url)
+        key = copy_key("sync", self.remote_id, url)
         cached: Cached | None = self.svc.pages_cache.get(key)
         try:
             fetched = self.client.get_page(
