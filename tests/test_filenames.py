@@ -71,15 +71,15 @@ def test_invalid_filenames(filename: str) -> None:
 
 
 def test_project_candidates() -> None:
-    assert project_candidates("Shelf_Reader-0.1-py3-none-any.whl") == ["shelf-reader"]
-    assert project_candidates("foo-bar-1.0-py2.7.egg") == ["foo-bar"]
+    assert project_candidates("Shelf_Reader-0.1-py3-none-any.whl") == ("shelf-reader",)
+    assert project_candidates("foo-bar-1.0-py2.7.egg") == ("foo-bar",)
     # bounded whatever the name: each candidate may cost an upstream page
-    assert project_candidates("a-" * 1000 + "1.0.egg") == ["a-" * 999 + "a"]
+    assert project_candidates("a-" * 1000 + "1.0.egg") == ("a-" * 999 + "a",)
     assert len(project_candidates("a-1-" * 500 + "1.0.egg")) == 3
     # nothing that is not a project name reaches an upstream URL
-    assert project_candidates("x%3Fy-1.0.tar.gz") == []
-    assert project_candidates("x?y-1.0.tar.gz") == []
-    assert project_candidates("x#y-1.0-py3-none-any.whl") == []
+    assert project_candidates("x%3Fy-1.0.tar.gz") == ()
+    assert project_candidates("x?y-1.0.tar.gz") == ()
+    assert project_candidates("x#y-1.0-py3-none-any.whl") == ()
 
 
 @pytest.mark.parametrize(

@@ -366,7 +366,7 @@ def test_wheel_and_sdist_filenames_round_trip(
     )
     expected_platform = filenames.platform_of_tag(platform)
     assert info.platforms == ({expected_platform} if expected_platform else set())
-    assert filenames.project_candidates(wheel) == [canonicalize_name(name)]
+    assert filenames.project_candidates(wheel) == (canonicalize_name(name),)
     assert filenames.python_version(wheel, "bdist_wheel") == python
     for suffix in (".tar.gz", ".zip"):
         sdist = f"{name}-{version}{suffix}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -145,14 +146,15 @@ def _legacy(filename: str, stem: str, kind: str, project: str | None) -> FileInf
 MAX_CANDIDATES = 3  # project pages one file request may look at: a bound on its upstream work
 
 
-def project_candidates(filename: str) -> list[NormalizedName]:
+@functools.lru_cache(maxsize=1024)  # asked at every file request; packaging's parse: ~20 us
+def project_candidates(filename: str) -> tuple[NormalizedName, ...]:
     """Project names a file request may belong to, most likely first: the name a wheel or
     sdist filename gives, else (legacy and odd names) a valid project name followed by a part
     that starts like a version - at most MAX_CANDIDATES, however many dashes the name has."""
     if filename.endswith((".whl", ".tar.gz", ".zip")):
         try:
             parsed = parse_filename(filename).name
-            return [parsed] if _VALID_NAME.fullmatch(parsed) else []
+            return (parsed,) if _VALID_NAME.fullmatch(parsed) else ()
         except InvalidFilename:
             pass
     stem = filename.rsplit(".", 1)[0].removesuffix(".tar")
@@ -164,7 +166,7 @@ def project_candidates(filename: str) -> list[NormalizedName]:
             found.append(canonicalize_name(name))
             if len(found) == MAX_CANDIDATES:
                 break
-    return found
+    return tuple(found)
 
 
 _VALID_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")

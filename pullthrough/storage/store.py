@@ -157,14 +157,15 @@ class ArtifactStore(BlobStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_text = str(root)
         super().__init__(root / ".tmp")
 
     def path(self, sha256: str) -> Path:
         return self.root / shard(sha256)
 
     def open(self, sha256: str) -> Opened | None:
-        try:
-            fh = open(self.path(sha256), "rb")  # noqa: SIM115 - the caller's to close
+        try:  # a text path: a Path built per request cost a tenth of a warm file's CPU
+            fh = open(f"{self._root_text}/{shard(sha256)}", "rb")  # noqa: SIM115 - the caller's to close
         except FileNotFoundError:
             return None
         return Opened(fh, os.fstat(fh.fileno()).st_size)

@@ -19,6 +19,15 @@ bp = Blueprint("content", __name__)
 
 # Distribution files never change under one name: clients and proxies may keep them.
 _IMMUTABLE = "max-age=31536000, immutable"
+# What a request may make a stored file's answer partial (206, 416) or empty (304, 412) with
+_CONDITIONS = (
+    "HTTP_RANGE",
+    "HTTP_IF_RANGE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
 
 
 def suffix_range_in_bounds(header: str | None, size: int) -> str | None:
@@ -40,10 +49,12 @@ def _stored_response(stored: StoredFile) -> Response:
     )
     resp.content_length = stored.size
     resp.set_etag(stored.sha256)
-    resp.cache_control.public = True
     resp.headers["Cache-Control"] = _IMMUTABLE
     if stored.stale:
         resp.headers[STALE_HEADER] = "true"
+    if not any(header in request.environ for header in _CONDITIONS):
+        resp.accept_ranges = "bytes"  # all make_conditional would add (gunicorn sends Date)
+        return resp
     if (asked := request.environ.get("HTTP_RANGE")) is not None:
         request.environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
     try:
