@@ -19,12 +19,12 @@ from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadForbidden, UploadRefused
-from pullthrough.storage.store import StorageFull, StorageUnavailable
+from pullthrough.storage.store import ArtifactStore, StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, metrics, pages, pypi_json, simple, upload
 from pullthrough.web.afterwards import Afterwards
 from pullthrough.web.common import SHARED, plain_with_reason
-from pullthrough.web.fastpath import WarmPages
+from pullthrough.web.fastpath import WarmFiles, WarmPages
 from pullthrough.web.shared import SharedRenders
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     later_jobs = Afterwards(app.wsgi_app, services.later)  # after the answer is sent
     warm_pages = WarmPages(later_jobs, services.registry, services.metrics, shared)
     app.wsgi_app = warm_pages  # type: ignore[method-assign]
+    if isinstance(services.store, ArtifactStore) and not settings.server.accel_redirect:
+        warm_files = WarmFiles(
+            warm_pages, services.registry, services.metrics, services.pullthrough
+        )
+        app.wsgi_app = warm_files  # type: ignore[method-assign]
     blueprints = (
         simple.bp,
         content.bp,

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
+from flask import request
 
+from pullthrough.app import create_app
+from pullthrough.config import load_settings
 from support.packages import build_wheel
 from support.servers import Server, config_text, settle, stored_files, wait_until
 from support.upstream import Upstream
@@ -60,6 +63,61 @@ def test_warm_answers_match_the_first_rendering(proxy: Server) -> None:
         assert {k: v for k, v in warm.headers.items() if k not in drop} == {
             k: v for k, v in first.headers.items() if k not in drop
         }
+
+
+def test_a_stored_file_is_sent_below_flask_with_the_same_answer(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Once a file is stored and its page held fresh, a whole GET of it is answered below Flask
+    (web.fastpath) with the headers and bytes Flask gives it, and counted as there; anything
+    else about it still goes through Flask."""
+    config = tmp_path / "pullthrough.toml"
+    config.write_text(config_text(upstream.index_url, tmp_path / "data"))
+    app = create_app(load_settings(config, environ={}))
+    through_flask: list[str] = []
+    app.before_request(lambda: through_flask.append(request.method + " " + request.full_path))
+    client = app.test_client()
+
+    def answer(method: str, url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        with client.open(url, method=method, headers=headers) as resp:
+            return resp.status_code, dict(resp.headers), resp.get_data()
+
+    def counted() -> dict[str, float]:
+        text = answer("GET", "/metrics")[2].decode()
+        samples = (
+            'pullthrough_http_requests_total{code="200",kind="file"}',
+            "pullthrough_file_bytes_served_total",
+            "pullthrough_cache_hits_total",
+        )
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
+        return {s: float(lines[s]) for s in samples}
+
+    try:
+        url = "/pulp/content/main/shelf_reader-0.2-py3-none-any.whl"
+        first = answer("GET", url)  # the page fetched, the file downloaded: Flask
+        assert first[0] == 200
+        assert wait_until(lambda: "ETag" in answer("HEAD", url)[1])  # stored just after
+        _, stored_headers, _ = answer("HEAD", url)  # Flask's answer for the stored file
+        seen, before = len(through_flask), counted()
+
+        status, headers, body = answer("GET", url)
+        assert through_flask[seen:] == ["GET /metrics?"]  # not the file: below Flask
+        assert status == 200 and body == first[2]
+        assert headers == stored_headers and headers["Content-Length"] == str(len(body))
+        assert headers["ETag"] == f'"{hashlib.sha256(body).hexdigest()}"'
+        after = counted()
+        assert [after[k] - before[k] for k in before] == [1, len(body), 1]
+
+        # the rest goes through Flask, as before
+        seen = len(through_flask)
+        part = answer("GET", url, Range="bytes=0-9")
+        assert part[0] == 206 and part[2] == body[:10]
+        assert answer("GET", url, **{"If-None-Match": headers["ETag"]})[0] == 304
+        assert answer("GET", url + ".metadata")[0] == 200
+        assert answer("GET", "/pulp/content/main/shelf_reader-9.9-py3-none-any.whl")[0] == 404
+        assert len(through_flask) == seen + 4
+    finally:
+        app.extensions["pullthrough"].close()
 
 
 def test_etag_and_conditional_requests(proxy: Server) -> None:

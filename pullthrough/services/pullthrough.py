@@ -193,6 +193,17 @@ class PullThrough:
         stored = self._stored(self._known_sha(entry), view.stale)
         return stored if stored is not None else entry.size
 
+    def open_stored(self, entry: DistFile, view: PageView) -> StoredFile | None:
+        """A listed file if it is stored (counted as a hit); never a download, nor a wait."""
+        if (stored := self._hit(entry, view)) is not None and view.stale:
+            self.metrics.cache_stale.inc()
+        return stored
+
+    def _hit(self, entry: DistFile, view: PageView) -> StoredFile | None:
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+            self.metrics.cache_hits.inc()
+        return stored
+
     def _open(
         self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
@@ -204,8 +215,7 @@ class PullThrough:
     def _open_uncounted(
         self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
-            self.metrics.cache_hits.inc()
+        if (stored := self._hit(entry, view)) is not None:
             return stored
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
@@ -41,20 +41,30 @@ def suffix_range_in_bounds(header: str | None, size: int) -> str | None:
     return "bytes=0-" if suffix and int(spec[1:]) >= size else header
 
 
-def _stored_response(stored: StoredFile) -> Response:
-    resp = Response(
-        _body(stored.file),
-        mimetype="application/octet-stream",
-        direct_passthrough=True,
-    )
-    resp.content_length = stored.size
-    resp.set_etag(stored.sha256)
-    resp.headers["Cache-Control"] = _IMMUTABLE
+def stored_headers(stored: StoredFile) -> list[tuple[str, str]]:
+    """The headers of a stored file's whole answer; its sha256 is the ETag (HEAD answers it so:
+    `pullthrough warm` tells a stored file by it)."""
+    headers = [
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(stored.size)),
+        ("ETag", f'"{stored.sha256}"'),
+        ("Cache-Control", _IMMUTABLE),
+        ("Accept-Ranges", "bytes"),
+    ]
     if stored.stale:
-        resp.headers[STALE_HEADER] = "true"
-    if not any(header in request.environ for header in _CONDITIONS):
-        resp.accept_ranges = "bytes"  # all make_conditional would add (gunicorn sends Date)
-        return resp
+        headers.append((STALE_HEADER, "true"))
+    return headers
+
+
+def unconditional(environ: dict[str, Any]) -> bool:
+    """Whether a request asks for the whole file whatever it is (no Range, no If-*)."""
+    return not any(header in environ for header in _CONDITIONS)
+
+
+def _stored_response(stored: StoredFile) -> Response:
+    resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
+    if unconditional(request.environ):
+        return resp  # all make_conditional would add is a Date, which gunicorn sends
     if (asked := request.environ.get("HTTP_RANGE")) is not None:
         request.environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
     try:
