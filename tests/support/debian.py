@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from support.tools import run
+
 APT_TIMEOUT = 240  # seconds, for each apt-get run
 LOCK_TIMEOUT = 600  # seconds to wait for another test process's apt-get
 T = TypeVar("T")
@@ -87,14 +89,6 @@ def _apt_install(package: str) -> str | None:
 def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
-        return subprocess.run(
-            ["apt-get", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=APT_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        return run(["apt-get", *args], env, timeout=APT_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         return subprocess.CompletedProcess(exc.cmd, -1, "", f"timed out after {APT_TIMEOUT} s")
