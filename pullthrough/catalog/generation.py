@@ -2,10 +2,10 @@
 
 Workers compare it on each request and rebuild their view of distributions when it differs, so
 an upload through one worker is visible through all at once. Each process keeps the file mapped
-and reads the token from memory (the hot path pays no syscall: a pread per request cost ~5% of a
-warm file's CPU, the GIL let go and taken again); a change rewrites it in place with a token of the
-same length, which every process's shared mapping shows at once. A read racing a write can at worst see a mix of both tokens:
-that only causes one extra rebuild, never a missed change.
+and reads the token from memory (no syscall: a pread per request cost ~5% of a warm file's CPU,
+the GIL let go and taken again around it); a change rewrites it in place with a token of the
+same length, which every process's shared mapping shows at once. A read racing a write can at
+worst see a mix of both tokens: that only causes one extra rebuild, never a missed change.
 Across hosts (PostgreSQL) a row takes its place: services.coordination.SharedGeneration.
 """
 

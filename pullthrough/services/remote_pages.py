@@ -68,6 +68,10 @@ def copy_key(*parts: str) -> str:
     return "\0".join(parts)
 
 
+def _url_of(key: str) -> str:
+    return describe_url(key.rpartition("\0")[2])
+
+
 def keep_copy(cache: diskcache.Cache | WriteBehind, key: str, copy: Cached) -> None:
     """Store a page's copy under `key` (copy_key), fetched or stored again because in use (the
     cache evicts the oldest stored first). A full disk leaves it unkept: the page is served all
@@ -75,7 +79,7 @@ def keep_copy(cache: diskcache.Cache | WriteBehind, key: str, copy: Cached) -> N
     try:
         cache.set(key, copy)
     except (OSError, sqlite3.Error) as exc:
-        log.warning("could not keep the page %s: %s", describe_url(key.rpartition("\0")[2]), exc)
+        log.warning("could not keep the page %s: %s", _url_of(key), exc)
 
 
 class RemotePages:
@@ -132,11 +136,7 @@ class RemotePages:
         except (OSError, sqlite3.Error):
             raise
         except Exception as exc:  # unpickling runs the pickle's own code: any error may come
-            log.warning(
-                "unreadable copy of %s in the page cache: %r",
-                describe_url(key.rpartition("\0")[2]),
-                exc,
-            )
+            log.warning("unreadable copy of %s in the page cache: %r", _url_of(key), exc)
             return None
 
     def _fetch(
