@@ -195,28 +195,28 @@ class PullThrough:
 
     def open_stored(self, entry: DistFile, view: PageView) -> StoredFile | None:
         """A listed file if it is stored (counted as a hit); never a download, nor a wait."""
-        if (stored := self._hit(entry, view)) is not None and view.stale:
+        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+            return None
+        self.metrics.cache_hits.inc()
+        if view.stale:
             self.metrics.cache_stale.inc()
-        return stored
-
-    def _hit(self, entry: DistFile, view: PageView) -> StoredFile | None:
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
-            self.metrics.cache_hits.inc()
         return stored
 
     def _open(
         self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
-        opened = self._open_uncounted(dist, entry, view)
+        if (stored := self.open_stored(entry, view)) is not None:
+            return stored
+        opened = self._download(dist, entry, view)
         if view.stale:
             self.metrics.cache_stale.inc()
         return opened
 
-    def _open_uncounted(
+    def _download(
         self, dist: Distribution, entry: DistFile, view: PageView
     ) -> StoredFile | StreamedFile:
-        if (stored := self._hit(entry, view)) is not None:
-            return stored
+        """A file not stored at the first look: fetched here, or stored meanwhile by the
+        download this one waited for."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
