@@ -14,6 +14,7 @@ from typing import TypedDict
 
 import pytest
 from flask import Flask
+from pytest_httpserver import HTTPServer
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from pullthrough.app import create_app
@@ -134,6 +135,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     _required("an S3 server", seaweed_available())
     with seaweed_server(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+
+
+@pytest.fixture
+def scripted() -> Iterator[HTTPServer]:
+    """An index on 127.0.0.1 that answers as the test says (pytest-httpserver), and notes what
+    it was asked (`log`). It is also a forward proxy: a remote whose proxy_url it is sends every
+    request to it, so that URLs at literal or made-up addresses reach it, and only it."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()
 
 
 @pytest.fixture

@@ -1,18 +1,20 @@
-"""The page cache against injected upstream faults (responses): TTL, revalidation, stale copies."""
+"""The page cache against upstream faults: TTL, revalidation, stale copies. The upstream is the
+`scripted` index on 127.0.0.1, the remote's proxy: every URL of these tests reaches it."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import diskcache
 import pytest
-import requests
-import responses
 from packaging.utils import NormalizedName
+from pytest_httpserver import HTTPServer, RequestHandler
+from werkzeug import Request, Response
 
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
@@ -23,8 +25,9 @@ from pullthrough.services.later import BACKLOG, Later, WriteBehind
 from pullthrough.services.remote_pages import RemotePages, copy_key
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 
-ROOT = "https://upstream.example/simple/"
+ROOT = "http://upstream.example/simple/"
 JSON = "application/vnd.pypi.simple.v1+json"
+READ_TIMEOUT = 0.5  # seconds: the remotes' here, so that a slow answer is a timeout soon
 
 
 def page_body(*filenames: str) -> bytes:
@@ -40,9 +43,49 @@ def clock() -> list[float]:
     return [1000.0]
 
 
+def remote(scripted: HTTPServer, url: str = ROOT, **settings: Any) -> UpstreamClient:
+    """A client of the remote at `url`, through the scripted index as its proxy."""
+    return UpstreamClient(
+        RemoteSettings(
+            name="up",
+            url=url,
+            max_retries=0,
+            sock_read_timeout=READ_TIMEOUT,
+            proxy_url=scripted.url_for("/"),
+            **settings,
+        )
+    )
+
+
+def _expect(scripted: HTTPServer, url: str) -> RequestHandler:
+    """The answer to GETs of `url`'s path from now on (any earlier one for it is forgotten)."""
+    path = "/" + url.split("://", 1)[1].partition("/")[2]
+    scripted.handlers[:] = [h for h in scripted.handlers if h.matcher.uri != path]
+    return scripted.expect_request(path)
+
+
+def answer(scripted: HTTPServer, url: str, body: bytes | str = b"", **how: Any) -> None:
+    """GETs of `url`'s path are answered so (`status`, `headers`, `content_type`)."""
+    _expect(scripted, url).respond_with_data(body, **how)
+
+
+def answer_late(scripted: HTTPServer, url: str) -> None:
+    """GETs of `url`'s path are answered after the remote's read timeout."""
+
+    def late(_: Request) -> Response:
+        time.sleep(READ_TIMEOUT * 2)
+        return Response(page_body(), content_type=JSON)
+
+    _expect(scripted, url).respond_with_handler(late)
+
+
+def asked(scripted: HTTPServer) -> list[Request]:
+    return [request for request, _ in scripted.log]
+
+
 @pytest.fixture
-def pages(tmp_path: Path, clock: list[float]) -> Iterator[RemotePages]:
-    client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
+def pages(tmp_path: Path, clock: list[float], scripted: HTTPServer) -> Iterator[RemotePages]:
+    client = remote(scripted)
     cache = diskcache.Cache(str(tmp_path / "pages"))
     yield RemotePages(client, cache, ttl=60, clock=lambda: clock[0])
     cache.close()
@@ -63,13 +106,13 @@ def test_remote_url_may_be_root_or_simple(url: str, root: str) -> None:
     assert simple_root(url) == root
 
 
-@responses.activate
 def test_pages_are_cached_for_the_ttl_then_revalidated(
-    pages: RemotePages, clock: list[float]
+    pages: RemotePages, clock: list[float], scripted: HTTPServer
 ) -> None:
-    responses.get(
+    answer(
+        scripted,
         ROOT + "lib/",
-        body=page_body("lib-1.0.tar.gz"),
+        page_body("lib-1.0.tar.gz"),
         content_type=JSON,
         headers={"ETag": '"v1"'},
     )
@@ -78,12 +121,12 @@ def test_pages_are_cached_for_the_ttl_then_revalidated(
     assert [f.filename for f in first.value.files] == ["lib-1.0.tar.gz"]
     clock[0] += 30
     assert pages.project("lib").value == first.value
-    assert len(responses.calls) == 1  # within the TTL: no upstream request
+    assert len(asked(scripted)) == 1  # within the TTL: no upstream request
 
     clock[0] += 31
-    responses.replace(responses.GET, ROOT + "lib/", status=304)
+    answer(scripted, ROOT + "lib/", status=304)
     again = pages.project("lib")
-    assert responses.calls[-1].request.headers["If-None-Match"] == '"v1"'
+    assert asked(scripted)[-1].headers["If-None-Match"] == '"v1"'
     assert again.value == first.value and again.fetched_at == clock[0] and not again.stale
 
 
@@ -107,11 +150,10 @@ class Observed:
         self.cache.set(key, value)
 
 
-@responses.activate
 def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
-    pages: RemotePages,
+    pages: RemotePages, scripted: HTTPServer
 ) -> None:
-    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
     first = pages.project("lib")
     late = RemotePages(
         pages.client,
@@ -120,26 +162,24 @@ def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
         clock=pages.clock,
     )
     assert late.project("lib").value == first.value
-    assert len(responses.calls) == 1
+    assert len(asked(scripted)) == 1
 
 
-@responses.activate
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"status": 500},
-        {"body": requests.ConnectionError("connection refused")},
-        {"body": requests.ReadTimeout("read timed out")},
-        {"body": b"{not json", "content_type": JSON},
-    ],
-)
+@pytest.mark.parametrize("fault", ["500", "gone", "late", "not json"])
 def test_upstream_failure_serves_the_stale_copy(
-    pages: RemotePages, clock: list[float], fault: dict[str, Any]
+    pages: RemotePages, clock: list[float], scripted: HTTPServer, fault: str
 ) -> None:
-    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
     good = pages.project("lib")
     clock[0] += 120
-    responses.replace(responses.GET, ROOT + "lib/", **fault)
+    if fault == "500":
+        answer(scripted, ROOT + "lib/", status=500)
+    elif fault == "gone":  # the connection refused
+        scripted.stop()
+    elif fault == "late":
+        answer_late(scripted, ROOT + "lib/")
+    else:
+        answer(scripted, ROOT + "lib/", b"{not json", content_type=JSON)
     observed = Observed(pages.cache)
     pages.cache = cast(diskcache.Cache, observed)
     stale = pages.project("lib")
@@ -157,77 +197,67 @@ class WrittenByAnotherVersion:
         return getattr, (int, "_packed_page")
 
 
-@responses.activate
 def test_a_copy_this_version_cannot_read_is_fetched_again(
-    pages: RemotePages, caplog: pytest.LogCaptureFixture
+    pages: RemotePages, scripted: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """After a rollback (or on a damaged entry) the page is fetched and the copy replaced,
     instead of every request for the project failing."""
-    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
     cache = cast(diskcache.Cache, pages.cache)
     cache.set(copy_key("page", ROOT + "lib/"), WrittenByAnotherVersion())
     got = pages.project("lib")
     assert isinstance(got.value, ProjectPage)
     assert [f.filename for f in got.value.files] == ["lib-1.0.tar.gz"]
     assert cache.get(copy_key("page", ROOT + "lib/")).value == got.value
-    assert (
-        "unreadable copy of https://upstream.example/simple/lib/ in the page cache" in caplog.text
-    )
+    assert "unreadable copy of http://upstream.example/simple/lib/ in the page cache" in caplog.text
 
 
-@responses.activate
-def test_upstream_failure_without_a_copy_is_an_error(pages: RemotePages) -> None:
-    responses.get(ROOT + "lib/", body=requests.ConnectTimeout("timed out"))
+def test_upstream_failure_without_a_copy_is_an_error(
+    pages: RemotePages, scripted: HTTPServer
+) -> None:
+    answer_late(scripted, ROOT + "lib/")
     with pytest.raises(UpstreamTimeout):
         pages.project("lib")
-    responses.replace(responses.GET, ROOT + "lib/", status=503)
+    answer(scripted, ROOT + "lib/", status=503)
     with pytest.raises(UpstreamError, match="503"):
         pages.project("lib")
 
 
-@responses.activate
-def test_upstream_404_is_remembered_as_missing(pages: RemotePages) -> None:
-    responses.get(ROOT + "nope/", status=404)
+def test_upstream_404_is_remembered_as_missing(pages: RemotePages, scripted: HTTPServer) -> None:
+    answer(scripted, ROOT + "nope/", status=404)
     assert pages.project("nope").value is None
 
 
-@responses.activate
-def test_html_fallback_resolves_relative_links(pages: RemotePages) -> None:
-    responses.get(
+def test_html_fallback_resolves_relative_links(pages: RemotePages, scripted: HTTPServer) -> None:
+    answer(
+        scripted,
         ROOT + "lib/",
-        body=f'<a href="../../files/lib-1.0.tar.gz#sha256={"ab" * 32}">lib-1.0.tar.gz</a>'.encode(),
+        f'<a href="../../files/lib-1.0.tar.gz#sha256={"ab" * 32}">lib-1.0.tar.gz</a>',
         content_type="text/html",
     )
     page = pages.project("lib").value
     assert isinstance(page, ProjectPage)
     (f,) = page.files
-    assert f.url == "https://upstream.example/files/lib-1.0.tar.gz"
+    assert f.url == "http://upstream.example/files/lib-1.0.tar.gz"
     assert f.hashes == {"sha256": "ab" * 32}
-    sent = responses.calls[0].request.headers["Accept"]
+    sent = asked(scripted)[0].headers["Accept"]
     assert sent.startswith("application/vnd.pypi.simple.v1+json")
 
 
-@responses.activate
-def test_credentials_go_to_the_index_only_and_never_into_errors() -> None:
-    remote = RemoteSettings(name="up", url=ROOT, username="bob", password="s3cret", max_retries=0)
-    client = UpstreamClient(remote)
-    responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)
-    responses.get("https://files.example/lib-1.0.tar.gz", body=b"x")
+def test_credentials_go_to_the_index_only_and_never_into_errors(scripted: HTTPServer) -> None:
+    client = remote(scripted, username="bob", password="s3cret")
+    answer(scripted, ROOT + "lib/", page_body(), content_type=JSON)
+    answer(scripted, "http://files.example/lib-1.0.tar.gz", b"x")
     client.get_page(ROOT + "lib/")
-    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
-    client.open_file("https://files.example/lib-1.0.tar.gz").close()
-    assert "Authorization" not in responses.calls[1].request.headers
+    assert asked(scripted)[0].headers["Authorization"].startswith("Basic ")
+    client.open_file("http://files.example/lib-1.0.tar.gz").close()
+    assert "Authorization" not in asked(scripted)[1].headers
     client.close()
 
 
-@responses.activate
-def test_credentials_in_the_remote_url_stay_out_of_error_messages() -> None:
-    client = UpstreamClient(
-        RemoteSettings(name="up", url="https://bob:s3cret@upstream.example/simple/", max_retries=0)
-    )
-    responses.get(
-        "https://bob:s3cret@upstream.example/simple/lib/", body=requests.ConnectionError("refused")
-    )
+def test_credentials_in_the_remote_url_stay_out_of_error_messages(scripted: HTTPServer) -> None:
+    client = remote(scripted, "http://bob:s3cret@upstream.example/simple/")
+    scripted.stop()  # the connection refused
     with pytest.raises(UpstreamError) as err:
         client.get_page(client.project_url("lib"))
     assert "upstream.example/simple/lib/" in str(err.value)
@@ -235,45 +265,45 @@ def test_credentials_in_the_remote_url_stay_out_of_error_messages() -> None:
     client.close()
 
 
-@responses.activate
-def test_a_large_project_list_is_parsed_once_and_kept_per_process(pages: RemotePages) -> None:
+def test_a_large_project_list_is_parsed_once_and_kept_per_process(
+    pages: RemotePages, scripted: HTTPServer
+) -> None:
     source = Source(pages, FilterSpec(), NO_POLICY)
     names = [f"project-{i}" for i in range(100_000)]
     body = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]})
-    responses.get(ROOT, body=body, content_type=JSON)
+    answer(scripted, ROOT, body, content_type=JSON)
     dist = Distribution("d", "d", remotes=[source], clock=pages.clock)
     first = dist.projects()
     assert first.names == tuple(names)
     assert dist.projects() is first  # the same parsed view (and its renderings) until the TTL
     other_worker = Distribution("d", "d", remotes=[source], clock=pages.clock)
     assert other_worker.projects().names == first.names  # read from the shared disk cache
-    assert len(responses.calls) == 1
+    assert len(asked(scripted)) == 1
 
 
-@responses.activate
-def test_extra_headers_go_to_the_index_only_even_across_redirects() -> None:
-    remote = RemoteSettings(
-        name="up", url=ROOT, headers=[{"PRIVATE-TOKEN": "glpat-x"}], max_retries=0
-    )
-    client = UpstreamClient(remote)
-    responses.get(ROOT + "lib/", body=page_body(), content_type=JSON)
-    responses.get(ROOT + "moved/", status=302, headers={"Location": "https://elsewhere.example/p/"})
-    responses.get("https://elsewhere.example/p/", body=page_body(), content_type=JSON)
-    responses.get("https://files.example/lib-1.0.tar.gz", body=b"x")
+def test_extra_headers_go_to_the_index_only_even_across_redirects(scripted: HTTPServer) -> None:
+    client = remote(scripted, headers=[{"PRIVATE-TOKEN": "glpat-x"}])
+    answer(scripted, ROOT + "lib/", page_body(), content_type=JSON)
+    moved = {"Location": "http://elsewhere.example/p/"}
+    answer(scripted, ROOT + "moved/", status=302, headers=moved)
+    answer(scripted, "http://elsewhere.example/p/", page_body(), content_type=JSON)
+    answer(scripted, "http://files.example/lib-1.0.tar.gz", b"x")
     client.get_page(ROOT + "lib/")
-    assert responses.calls[0].request.headers["PRIVATE-TOKEN"] == "glpat-x"
-    client.open_file("https://files.example/lib-1.0.tar.gz").close()
-    assert "PRIVATE-TOKEN" not in responses.calls[1].request.headers
+    assert asked(scripted)[0].headers["PRIVATE-TOKEN"] == "glpat-x"
+    client.open_file("http://files.example/lib-1.0.tar.gz").close()
+    assert "PRIVATE-TOKEN" not in asked(scripted)[1].headers
     client.get_page(ROOT + "moved/")
-    assert "PRIVATE-TOKEN" not in responses.calls[-1].request.headers
+    assert asked(scripted)[-1].url == "http://elsewhere.example/p/"
+    assert "PRIVATE-TOKEN" not in asked(scripted)[-1].headers
     client.close()
 
 
-@responses.activate
-def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(pages: RemotePages) -> None:
-    responses.get(ROOT + "small/", body=page_body("small-1.0.tar.gz"), content_type=JSON)
+def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(
+    pages: RemotePages, scripted: HTTPServer
+) -> None:
+    answer(scripted, ROOT + "small/", page_body("small-1.0.tar.gz"), content_type=JSON)
     big = [f"big-1.{i}.tar.gz" for i in range(40)]  # about 132 KiB by the estimate
-    responses.get(ROOT + "big/", body=page_body(*big), content_type=JSON)
+    answer(scripted, ROOT + "big/", page_body(*big), content_type=JSON)
     source = Source(pages, FilterSpec(), NO_POLICY)
     dist = Distribution("d", "d", remotes=[source], clock=pages.clock, memory=100 * 2**10)
     dist.project(NormalizedName("small"))
@@ -281,17 +311,18 @@ def test_the_page_memo_is_bounded_by_the_memory_its_pages_take(pages: RemotePage
     assert len(dist.project(NormalizedName("big")).page.files) == 40  # served...
     assert dist.fresh_view("big") is None  # ...but larger than the memo: not kept
     for n in range(10):  # small pages: the least recently used go once the memo is full
-        responses.get(ROOT + f"p{n}/", body=page_body(f"p{n}-1.0.tar.gz"), content_type=JSON)
+        answer(scripted, ROOT + f"p{n}/", page_body(f"p{n}-1.0.tar.gz"), content_type=JSON)
         dist.project(NormalizedName(f"p{n}"))
     assert dist.fresh_view("small") is None and dist.fresh_view("p9") is not None
 
 
-@responses.activate
-def test_a_page_is_written_to_the_cache_after_its_answer(tmp_path: Path) -> None:
+def test_a_page_is_written_to_the_cache_after_its_answer(
+    tmp_path: Path, scripted: HTTPServer
+) -> None:
     """Writing the page for the other workers waits on the background thread (services.later);
     meanwhile this process answers from the copy it has (in this RemotePages or a new one, as
     the registry builds when the catalog changes), without asking the upstream again."""
-    responses.get(ROOT + "lib/", body=page_body("lib-1.0.tar.gz"), content_type=JSON)
+    answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
     later = Later()
     busy, release = threading.Event(), threading.Event()
 
@@ -301,18 +332,18 @@ def test_a_page_is_written_to_the_cache_after_its_answer(tmp_path: Path) -> None
 
     later.run(other_work)  # the thread is busy with other work
     assert busy.wait(10)
-    client = UpstreamClient(RemoteSettings(name="up", url=ROOT, max_retries=0))
+    client = remote(scripted)
     with diskcache.Cache(str(tmp_path / "pages")) as cache:
         behind = WriteBehind(cache, later)
         first = RemotePages(client, behind, ttl=60).project("lib")
         assert RemotePages(client, behind, ttl=60).project("lib") is first  # the copy in memory
-        assert len(cache) == 0 and len(responses.calls) == 1
+        assert len(cache) == 0 and len(asked(scripted)) == 1
         release.set()
         assert later.wait()
         assert len(cache) == 1
         again = RemotePages(client, cache, ttl=60)  # another worker
         assert again.project("lib").value == first.value
-        assert len(responses.calls) == 1
+        assert len(asked(scripted)) == 1
     client.close()
 
 

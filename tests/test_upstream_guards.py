@@ -1,6 +1,7 @@
 """What an upstream cannot make this server do: fetch from its own host or network (SSRF, also
 through a redirect), hand out files whose bytes nothing can check, or swallow pages of absurd
-size. The upstream is injected with `responses`; the address checks work on literal IPs."""
+size. The address checks work on literal IPs; every request goes through a proxy on 127.0.0.1
+(the `scripted` index), which answers as each test says: nothing leaves the machine."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import gzip
 import json
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
+from pytest_httpserver import HTTPServer
 
 from pullthrough.app import create_app
 from pullthrough.config import RemoteSettings, load_settings
 from pullthrough.upstream.client import UpstreamClient, UpstreamRefused
+from support.servers import serving
 
 PUBLIC_INDEX = "http://151.101.0.223/simple/"  # an address of PyPI's CDN; nothing is sent there
 LOCAL_INDEX = "http://127.0.0.1:9/simple/"
@@ -25,14 +27,25 @@ JSON = "application/vnd.pypi.simple.v1+json"
 WHEEL = "lib-1.0-py3-none-any.whl"
 
 
-def client(url: str, **settings: Any) -> UpstreamClient:
-    return UpstreamClient(RemoteSettings(name="up", url=url, max_retries=0, **settings))
-
-
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+def proxy(scripted: HTTPServer) -> str:
+    return scripted.url_for("/")
+
+
+def client(url: str, proxy: str, **settings: Any) -> UpstreamClient:
+    remote = RemoteSettings(name="up", url=url, max_retries=0, proxy_url=proxy, **settings)
+    return UpstreamClient(remote)
+
+
+def fetched(up: UpstreamClient, url: str) -> bytes:
+    """A file's bytes as the client receives them."""
+    with up.open_file(url) as resp:
+        return b"".join(up.iter_body(resp, url))
+
+
+def asked(scripted: HTTPServer) -> list[str]:
+    """The URLs the proxy was asked for, in order."""
+    return [request.url for request, _ in scripted.log]
 
 
 @pytest.mark.parametrize(
@@ -46,95 +59,107 @@ def mocked() -> Iterator[responses.RequestsMock]:
     ],
 )
 def test_a_public_index_cannot_send_us_to_private_addresses(
-    mocked: responses.RequestsMock, file_url: str
+    scripted: HTTPServer, proxy: str, file_url: str
 ) -> None:
     with pytest.raises(UpstreamRefused, match="allow_private_addresses"):
-        client(PUBLIC_INDEX).open_file(file_url)
-    assert len(mocked.calls) == 0  # refused before any connection
+        client(PUBLIC_INDEX, proxy).open_file(file_url)
+    assert asked(scripted) == []  # refused before any connection
 
 
 def test_a_local_index_may_use_its_own_kind_of_address_only(
-    mocked: responses.RequestsMock,
+    scripted: HTTPServer, proxy: str
 ) -> None:
-    mocked.get("http://127.0.0.2:9/files/lib.whl", body=b"wheel")
-    local = client(LOCAL_INDEX)
-    assert local.open_file("http://127.0.0.2:9/files/lib.whl").content == b"wheel"
+    scripted.expect_request("/files/lib.whl").respond_with_data(b"wheel")
+    local = client(LOCAL_INDEX, proxy)
+    assert fetched(local, "http://127.0.0.2:9/files/lib.whl") == b"wheel"
     for elsewhere in ("http://169.254.169.254/x", "http://192.168.1.1/x"):
         with pytest.raises(UpstreamRefused):
             local.open_file(elsewhere)
+    assert asked(scripted) == ["http://127.0.0.2:9/files/lib.whl"]
 
 
-def test_a_redirect_is_checked_like_the_url_itself(mocked: responses.RequestsMock) -> None:
-    mocked.get(
-        "http://127.0.0.1:9/files/lib.whl",
-        status=302,
-        headers={"Location": "http://169.254.169.254/latest/meta-data/iam/"},
+def test_a_redirect_is_checked_like_the_url_itself(scripted: HTTPServer, proxy: str) -> None:
+    scripted.expect_request("/files/lib.whl").respond_with_data(
+        b"", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/iam/"}
     )
     with pytest.raises(UpstreamRefused, match="link-local"):
-        client(LOCAL_INDEX).open_file("http://127.0.0.1:9/files/lib.whl")
-    assert [c.request.url for c in mocked.calls] == ["http://127.0.0.1:9/files/lib.whl"]
+        client(LOCAL_INDEX, proxy).open_file("http://127.0.0.1:9/files/lib.whl")
+    assert asked(scripted) == ["http://127.0.0.1:9/files/lib.whl"]
 
 
-def test_a_remote_may_allow_private_addresses(mocked: responses.RequestsMock) -> None:
-    mocked.get("http://10.0.0.7/lib.whl", body=b"wheel")
-    allowed = client(PUBLIC_INDEX, allow_private_addresses=True)
-    assert allowed.open_file("http://10.0.0.7/lib.whl").content == b"wheel"
+def test_a_remote_may_allow_private_addresses(scripted: HTTPServer, proxy: str) -> None:
+    scripted.expect_request("/lib.whl").respond_with_data(b"wheel")
+    allowed = client(PUBLIC_INDEX, proxy, allow_private_addresses=True)
+    assert fetched(allowed, "http://10.0.0.7/lib.whl") == b"wheel"
+    assert asked(scripted) == ["http://10.0.0.7/lib.whl"]
 
 
-def test_pages_over_the_size_limit_are_refused(mocked: responses.RequestsMock) -> None:
-    small = client(PUBLIC_INDEX, max_page_size=1000)
-    mocked.get(PUBLIC_INDEX + "big/", body=b"x" * 2000, content_type=JSON)
+def test_pages_over_the_size_limit_are_refused(scripted: HTTPServer, proxy: str) -> None:
+    small = client(PUBLIC_INDEX, proxy, max_page_size=1000)
+    scripted.expect_request("/simple/big/").respond_with_data(b"x" * 2000, content_type=JSON)
     with pytest.raises(UpstreamRefused, match="max_page_size"):
         small.get_page(PUBLIC_INDEX + "big/")
-    mocked.get(PUBLIC_INDEX + "fits/", body=b"x" * 1000, content_type=JSON)
+    scripted.expect_request("/simple/fits/").respond_with_data(b"x" * 1000, content_type=JSON)
     assert small.get_page(PUBLIC_INDEX + "fits/").body == b"x" * 1000
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-def test_a_compressed_page_is_read_decoded(mocked: responses.RequestsMock, encoding: str) -> None:
+def test_a_compressed_page_is_read_decoded(scripted: HTTPServer, proxy: str, encoding: str) -> None:
     """PyPI's CDN gzips pages for a client that accepts it (we do); the page is parsed as it
     reads, never as compressed bytes."""
     body = page(files(3)).encode()
     sent = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
-    headers = {"Content-Encoding": encoding}
-    mocked.get(PUBLIC_INDEX + "lib/", body=sent, content_type=JSON, headers=headers)
-    assert client(PUBLIC_INDEX).get_page(PUBLIC_INDEX + "lib/").body == body
-    accepted = mocked.calls[0].request.headers["Accept-Encoding"]
+    scripted.expect_request("/simple/lib/").respond_with_data(
+        sent, content_type=JSON, headers={"Content-Encoding": encoding}
+    )
+    assert client(PUBLIC_INDEX, proxy).get_page(PUBLIC_INDEX + "lib/").body == body
+    accepted = scripted.log[0][0].headers["Accept-Encoding"]
     assert "gzip" in accepted and "identity" not in accepted
 
 
-def test_a_compressed_page_over_the_size_limit_is_refused_without_inflating_it(
-    mocked: responses.RequestsMock,
-) -> None:
-    """A 50 MB page in 50 KB of gzip: counted against max_page_size as it is decoded, a chunk
-    at a time, and refused with little memory used."""
-    bomb = gzip.compress(b" " * 50_000_000)
-    mocked.get(
-        PUBLIC_INDEX + "lib/", body=bomb, content_type=JSON, headers={"Content-Encoding": "gzip"}
-    )
-    tracemalloc.start()
-    try:
-        with pytest.raises(UpstreamRefused, match="max_page_size"):
-            client(PUBLIC_INDEX, max_page_size=1_000_000).get_page(PUBLIC_INDEX + "lib/")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert len(bomb) < 100_000 and peak < 10_000_000
+class Bomb(BaseHTTPRequestHandler):
+    """A 50 MB page in 50 KB of gzip, to every GET."""
+
+    body = gzip.compress(b" " * 50_000_000)
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        for name, value in ("Content-Type", JSON), ("Content-Encoding", "gzip"):
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
-def test_files_are_asked_for_and_kept_as_sent(mocked: responses.RequestsMock) -> None:
+def test_a_compressed_page_over_the_size_limit_is_refused_without_inflating_it() -> None:
+    """Counted against max_page_size as it is decoded, a chunk at a time, and refused with
+    little memory used. (Sent by a plain http.server: pytest-httpserver's werkzeug takes
+    megabytes per request in this process, which would count in the peak.)"""
+    with serving(Bomb) as origin:
+        up = client(PUBLIC_INDEX, origin + "/", max_page_size=1_000_000)
+        tracemalloc.start()
+        try:
+            with pytest.raises(UpstreamRefused, match="max_page_size"):
+                up.get_page(PUBLIC_INDEX + "lib/")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(Bomb.body) < 100_000 and peak < 10_000_000
+
+
+def test_files_are_asked_for_and_kept_as_sent(scripted: HTTPServer, proxy: str) -> None:
     """A file is fetched without content coding, and its bytes are never decoded: a gzip'd
     tarball stays the bytes its digest names."""
     tarball = gzip.compress(b"tar bytes")
-    mocked.get(
-        "http://151.101.0.223/files/lib-1.0.tar.gz",
-        body=tarball,
-        headers={"Content-Encoding": "gzip"},
+    scripted.expect_request("/files/lib-1.0.tar.gz").respond_with_data(
+        tarball, headers={"Content-Encoding": "gzip"}
     )
-    up = client(PUBLIC_INDEX)
-    resp = up.open_file("http://151.101.0.223/files/lib-1.0.tar.gz")
-    assert b"".join(up.iter_body(resp, resp.url)) == tarball
-    assert mocked.calls[0].request.headers["Accept-Encoding"] == "identity"
+    up = client(PUBLIC_INDEX, proxy)
+    assert fetched(up, "http://151.101.0.223/files/lib-1.0.tar.gz") == tarball
+    assert scripted.log[0][0].headers["Accept-Encoding"] == "identity"
 
 
 def page(files: list[dict[str, object]]) -> str:
@@ -148,8 +173,9 @@ def files(count: int, **fields: object) -> list[dict[str, object]]:
     ]
 
 
-def app_config(tmp_path: Path, **remote: object) -> Path:
+def app_config(tmp_path: Path, proxy: str, **remote: object) -> Path:
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in remote.items())
+    extra += f"proxy_url = {json.dumps(proxy)}\n"
     config = tmp_path / "pullthrough.toml"
     config.write_text(
         f'[server]\ndata_dir = "{tmp_path / "data"}"\nembedded_worker = false\n'
@@ -160,10 +186,11 @@ def app_config(tmp_path: Path, **remote: object) -> Path:
 
 
 def test_a_project_page_listing_too_many_files_is_refused_unparsed(
-    mocked: responses.RequestsMock, tmp_path: Path
+    scripted: HTTPServer, proxy: str, tmp_path: Path
 ) -> None:
-    mocked.get(LOCAL_INDEX + "lib/", body=page(files(50)), content_type=JSON)
-    app = create_app(load_settings(app_config(tmp_path, max_page_files=10), environ={}))
+    scripted.expect_request("/simple/lib/").respond_with_data(page(files(50)), content_type=JSON)
+    config = app_config(tmp_path, proxy, max_page_files=10)
+    app = create_app(load_settings(config, environ={}))
     try:
         answer = app.test_client().get("/pypi/main/simple/lib/")
         assert answer.status_code == 502
@@ -174,14 +201,15 @@ def test_a_project_page_listing_too_many_files_is_refused_unparsed(
 
 @pytest.mark.parametrize("allowed", [False, True])
 def test_a_file_without_a_sha256_is_fetched_only_when_allowed(
-    mocked: responses.RequestsMock, tmp_path: Path, allowed: bool
+    scripted: HTTPServer, proxy: str, tmp_path: Path, allowed: bool
 ) -> None:
     listed: list[dict[str, object]] = [
         {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {}}
     ]
-    mocked.get(LOCAL_INDEX + "lib/", body=page(listed), content_type=JSON)
-    mocked.get("http://127.0.0.1:9/files/" + WHEEL, body=b"unchecked bytes")
-    app = create_app(load_settings(app_config(tmp_path, allow_unhashed=allowed), environ={}))
+    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+    scripted.expect_request("/files/" + WHEEL).respond_with_data(b"unchecked bytes")
+    config = app_config(tmp_path, proxy, allow_unhashed=allowed)
+    app = create_app(load_settings(config, environ={}))
     try:
         with app.test_client().get(f"/pulp/content/main/{WHEEL}") as answer:
             if allowed:
@@ -189,6 +217,6 @@ def test_a_file_without_a_sha256_is_fetched_only_when_allowed(
             else:
                 assert answer.status_code == 502
                 assert "allow_unhashed" in answer.get_data(as_text=True)
-                assert not [c for c in mocked.calls if "/files/" in str(c.request.url)]
+                assert asked(scripted) == [LOCAL_INDEX + "lib/"]
     finally:
         app.extensions["pullthrough"].close()

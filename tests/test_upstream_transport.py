@@ -9,10 +9,9 @@ import base64
 import gzip
 import http.client
 import ssl
-import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from pullthrough.config import RemoteSettings
 from pullthrough.upstream.client import USER_AGENT, UpstreamClient, UpstreamError
+from support.servers import serving
 
 PAGE = b'<html><body><a href="/files/lib-1.0-py3-none-any.whl#sha256=' + b"a" * 64 + b'">x</a>'
 
@@ -72,22 +72,6 @@ class Proxy(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-@contextmanager
-def serving(
-    handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
-) -> Iterator[str]:
-    """A server on 127.0.0.1 for the block: its URL (https:// with `tls`)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -221,8 +205,9 @@ def test_every_request_says_who_asks_and_what_it_takes(
         url = f"{origin}/simple/"
         up = client(url, tmp_path, headers=[{"X-Team": "builds"}], username="ci", password="pw")
         assert up.get_page(url + "lib/").body == PAGE
-        with up.open_file(url + "lib-1.0-py3-none-any.whl") as resp:
-            assert b"".join(up.iter_body(resp, resp.url)) == PAGE
+        file_url = url + "lib-1.0-py3-none-any.whl"
+        with up.open_file(file_url) as resp:
+            assert b"".join(up.iter_body(resp, file_url)) == PAGE
     page, file = index_seen
     for seen in (page, file):
         assert seen["User-Agent"] == USER_AGENT

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
-import requests
 from sqlalchemy.exc import SQLAlchemyError
 
 from pullthrough.catalog.models import Package
@@ -34,6 +33,7 @@ from pullthrough.storage.store import (
     StorageUnavailable,
 )
 from pullthrough.upstream.client import (
+    Answer,
     UpstreamClient,
     UpstreamError,
     UpstreamRefused,
@@ -366,7 +366,7 @@ class PullThrough:
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
         found = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-        if resp.status_code != 206 or found is None:
+        if resp.status != 206 or found is None:
             resp.close()
             return None
         start, end = int(found[1]), int(found[2])
@@ -411,7 +411,7 @@ class PullThrough:
     def _receive(
         self,
         client: UpstreamClient,
-        resp: requests.Response,
+        resp: Answer,
         writer: ArtifactWriter,
         url: str,
         progress: _Progress,
@@ -441,7 +441,7 @@ class PullThrough:
     def _receive_then_store(
         self,
         client: UpstreamClient,
-        resp: requests.Response,
+        resp: Answer,
         writer: ArtifactWriter,
         entry: DistFile,
         url: str,

@@ -1,1 +1,1 @@
-"""Talking to a remote index: pages, project lists and file downloads over requests."""
+"""Talking to a remote index: pages, project lists and file downloads over urllib3."""
