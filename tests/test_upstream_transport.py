@@ -8,7 +8,10 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import select
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler
@@ -49,7 +52,9 @@ class Index(BaseHTTPRequestHandler):
 
 
 class Proxy(BaseHTTPRequestHandler):
-    """A forwarding HTTP proxy: an absolute-form GET is fetched from its origin and relayed."""
+    """A forwarding HTTP proxy: an absolute-form GET is fetched from its origin and relayed; a
+    CONNECT opens a tunnel to the host and port asked for (an https:// index), noted as
+    `CONNECT host:port`."""
 
     seen: list[tuple[str, str | None]]
 
@@ -69,6 +74,21 @@ class Proxy(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         upstream.close()
+
+    def do_CONNECT(self) -> None:
+        self.seen.append((f"CONNECT {self.path}", self.headers.get("Proxy-Authorization")))
+        host, _, port = self.path.rpartition(":")
+        self.close_connection = True
+        with socket.create_connection((host, int(port)), timeout=10) as upstream:
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            ends = {self.connection: upstream, upstream: self.connection}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until either side closes
+                for end in select.select(list(ends), [], [], 0.2)[0]:
+                    if not (data := end.recv(65536)):
+                        return
+                    ends[end].sendall(data)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -153,6 +173,31 @@ def test_the_remotes_proxy_carries_every_request_with_its_credentials(
         assert via.get_page(url + "lib/").body == PAGE
     credentials = "Basic " + base64.b64encode(b"egress:s3cret:pw").decode()
     assert proxied == [(url + "lib/", credentials)]
+    assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
+    assert "Proxy-Authorization" not in index_seen[0]
+
+
+def test_an_https_index_is_reached_through_the_proxys_tunnel(
+    ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """A company's egress: the index over HTTPS inside the proxy's CONNECT tunnel, the proxy's
+    credentials on the CONNECT only, the index's certificate checked end to end."""
+    proxied: list[tuple[str, str | None]] = []
+    Proxy.seen = proxied
+    with https_index(ca) as origin, serving(Proxy) as proxy:
+        url = f"{origin}/simple/"
+        via = client(
+            url,
+            tmp_path,
+            ca_cert=ca.cert_pem.bytes().decode(),
+            proxy_url=f"{proxy}/",
+            proxy_username="egress",
+            proxy_password="pw",
+        )
+        assert via.get_page(url + "lib/").body == PAGE
+        via.close()
+    credentials = "Basic " + base64.b64encode(b"egress:pw").decode()
+    assert proxied == [(f"CONNECT {urlsplit(origin).netloc}", credentials)]
     assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
     assert "Proxy-Authorization" not in index_seen[0]
 
