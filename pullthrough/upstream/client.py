@@ -2,7 +2,7 @@
 
 It speaks through urllib3's connection pools directly. requests' layer on top of them (the
 prepared request, the adapter, the Response and its cookie jar) took 0.4-0.7 ms of a small
-page's GET from an index on loopback (1.0-1.4 ms against 0.6-0.75), twice per cold project.
+page's GET from an index on loopback (1.0-1.6 ms against 0.6-0.76), twice per cold project.
 What this client used of requests is kept: the environment's proxy rules and CA bundle."""
 
 from __future__ import annotations
