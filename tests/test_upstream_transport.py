@@ -11,10 +11,11 @@ import http.client
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -261,3 +262,81 @@ def test_every_request_says_who_asks_and_what_it_takes(
     assert "gzip" in page["Accept-Encoding"]
     assert "application/vnd.pypi.simple.v1+json" in page["Accept"]
     assert file["Accept-Encoding"] == "identity"
+
+
+class KeptAlive(BaseHTTPRequestHandler):
+    """An index on HTTP/1.1 that keeps its connections open, noting each request's connection
+    (the client's port). Once `drop` is set it closes a connection after its answer, without a
+    `Connection: close` (an index's idle timeout, a CDN node going away)."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int]
+    drop = False
+
+    def do_GET(self) -> None:
+        self.ports.append(self.client_address[1])
+        status, body = (404, b"no such project") if "missing" in self.path else (200, PAGE)
+        if self.headers.get("If-None-Match") == '"v1"':
+            status, body = 304, b""
+        self.send_response(status)
+        self.send_header("ETag", '"v1"')
+        if status != 304:
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = self.close_connection or self.drop
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Closing(ThreadingHTTPServer):
+    """Sets `closed` each time it has closed a connection."""
+
+    daemon_threads = True
+    closed = threading.Event()
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.closed.set()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_index_is_asked_over_one_kept_alive_connection(
+    scheme: str, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """A cold project's page and file cost one connection, not one each (over TLS, not a
+    handshake each): pages, files, 404s and 304s leave it open for the next request. One the
+    index closed while it was idle is replaced, without a retry (the remote has none here)."""
+    KeptAlive.ports, KeptAlive.drop = [], False
+    server = _Closing(("127.0.0.1", 0), KeptAlive)
+    settings: dict[str, Any] = {}
+    if scheme == "https":
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        settings["ca_cert"] = ca.cert_pem.bytes().decode()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"{scheme}://127.0.0.1:{server.server_port}/simple/"
+        up = client(url, tmp_path, **settings)
+        assert up.get_page(url + "lib/").body == PAGE
+        file_url = url + "lib-1.0-py3-none-any.whl"
+        with up.open_file(file_url) as resp:
+            assert b"".join(up.iter_body(resp, file_url)) == PAGE
+        assert up.get_page(url + "missing/").status == 404
+        assert up.get_page(url + "lib/", etag='"v1"').status == 304
+        assert up.get_page(url + "lib/").body == PAGE
+        assert len(KeptAlive.ports) == 5 and len(set(KeptAlive.ports)) == 1, KeptAlive.ports
+
+        KeptAlive.drop = True
+        server.closed.clear()
+        assert up.get_page(url + "lib/").body == PAGE  # answered, then its connection closed
+        assert server.closed.wait(timeout=5)
+        KeptAlive.drop = False
+        assert up.get_page(url + "lib/").body == PAGE
+        assert len(KeptAlive.ports) == 7 and len(set(KeptAlive.ports)) == 2, KeptAlive.ports
+    finally:
+        server.shutdown()
+        server.server_close()
