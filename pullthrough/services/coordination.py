@@ -17,14 +17,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from cachetools import TTLCache
 from sqlalchemy import URL, Connection, Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
-from pullthrough.storage.ledger import Entry, choose_evictions
+from pullthrough.storage.ledger import Entry, RecentUses, choose_evictions
 from pullthrough.storage.locks import Lock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class SharedLedger:
         self.engine = engine
         self.max_size = max_size
         self.clock = clock
-        self._recent: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=touch_interval, timer=clock)
+        self._recent = RecentUses(touch_interval, clock)
         self._pending: dict[str, float] = {}
         self._flushed = time.monotonic()
         self._lock = threading.Lock()
@@ -131,10 +130,9 @@ class SharedLedger:
             conn.execute(statement)
 
     def touch(self, sha256: str) -> None:
+        if not self._recent.first(sha256):
+            return
         with self._lock:
-            if sha256 in self._recent:
-                return
-            self._recent[sha256] = True
             self._pending[sha256] = self.clock()
             due = time.monotonic() - self._flushed >= _FLUSH_SECONDS or len(self._pending) > 500
         if due:

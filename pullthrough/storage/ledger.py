@@ -26,6 +26,24 @@ class Entry:
     last_used: float
 
 
+class RecentUses:
+    """The files this process saw used in the last `interval` seconds: a use of one of them is
+    not written again, so a hot file costs one write per interval per process, not one per
+    request."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self._seen: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=interval, timer=clock)
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+
+    def first(self, sha256: str) -> bool:
+        """Whether this use is the first of its interval (to be written); notes it."""
+        with self._lock:
+            if sha256 in self._seen:
+                return False
+            self._seen[sha256] = True
+            return True
+
+
 def choose_evictions(entries: Iterable[Entry], total: int, limit: int, target: int) -> list[Entry]:
     """Least recently used first, until `total` is at most `target`; nothing while within `limit`.
 
@@ -75,8 +93,7 @@ class CacheLedger:
         self.urls = diskcache.Cache(str(directory / "urls"), **settings)
         self.max_size = max_size
         self.clock = clock
-        self._recent: TTLCache[str, bool] = TTLCache(maxsize=65536, ttl=touch_interval, timer=clock)
-        self._recent_lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._recent = RecentUses(touch_interval, clock)
 
     def close(self) -> None:
         self.files.close()
@@ -90,10 +107,8 @@ class CacheLedger:
             self.files.set(sha256, (size, self.clock()))
 
     def touch(self, sha256: str) -> None:
-        with self._recent_lock:
-            if sha256 in self._recent:
-                return
-            self._recent[sha256] = True
+        if not self._recent.first(sha256):
+            return
         with self.files.transact():
             if (record := self.files.get(sha256)) is not None:
                 self.files.set(sha256, (record[0], self.clock()))
