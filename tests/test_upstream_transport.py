@@ -26,7 +26,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from pullthrough.config import RemoteSettings
 from pullthrough.upstream.client import USER_AGENT, UpstreamClient, UpstreamError
-from support.servers import serving
+from support.servers import free_port, serving
 
 PAGE = b'<html><body><a href="/files/lib-1.0-py3-none-any.whl#sha256=' + b"a" * 64 + b'">x</a>'
 
@@ -157,35 +157,71 @@ def test_an_index_that_asks_for_a_client_certificate_gets_the_remotes(
             client(url, tmp_path, ca_cert=pem).get_page(url + "lib/")
 
 
+def proxy_at(scheme: str, ca: trustme.CA) -> AbstractContextManager[str]:
+    """The forwarding proxy, reached over TLS (a certificate from `ca`) for `https`."""
+    if scheme == "http":
+        return serving(Proxy)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    return serving(Proxy, tls)
+
+
+@pytest.mark.parametrize("proxy_scheme", ["http", "https"])
 def test_the_remotes_proxy_carries_every_request_with_its_credentials(
-    index_seen: list[dict[str, str]], tmp_path: Path
+    proxy_scheme: str, ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
 ) -> None:
+    """A proxy URL of either scheme: an https:// one is reached over TLS, checked against the
+    remote's CA."""
     proxied: list[tuple[str, str | None]] = []
     Proxy.seen = proxied
-    with serving(Index) as origin, serving(Proxy) as proxy:
+    with serving(Index) as origin, proxy_at(proxy_scheme, ca) as proxy:
         url = f"{origin}/simple/"
         via = client(
             url,
             tmp_path,
+            ca_cert=ca.cert_pem.bytes().decode(),
             proxy_url=f"{proxy}/",
             proxy_username="egress",
             proxy_password="s3cret:pw",
         )
         assert via.get_page(url + "lib/").body == PAGE
+        via.close()
     credentials = "Basic " + base64.b64encode(b"egress:s3cret:pw").decode()
     assert proxied == [(url + "lib/", credentials)]
     assert [seen["path"] for seen in index_seen] == ["/simple/lib/"]
     assert "Proxy-Authorization" not in index_seen[0]
 
 
-def test_an_https_index_is_reached_through_the_proxys_tunnel(
-    ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
+def test_a_proxy_that_fails_is_named_in_the_error_without_its_credentials(
+    ca: trustme.CA, tmp_path: Path
 ) -> None:
-    """A company's egress: the index over HTTPS inside the proxy's CONNECT tunnel, the proxy's
-    credentials on the CONNECT only, the index's certificate checked end to end."""
+    """A refused proxy, or one whose certificate is not trusted, is not the index's fault:
+    the error names both (a plain http index here, so TLS can only be the proxy's)."""
+    with serving(Index) as origin, proxy_at("https", ca) as untrusted:
+        url = f"{origin}/simple/"
+        closed = f"http://127.0.0.1:{free_port()}/"
+        for proxy, reason in ((closed, "refused"), (untrusted + "/", "CERTIFICATE_VERIFY_FAILED")):
+            via = client(
+                url, tmp_path, proxy_url=proxy, proxy_username="egress", proxy_password="s3cret"
+            )
+            with pytest.raises(UpstreamError) as failed:
+                via.get_page(url + "lib/")
+            message = str(failed.value)
+            assert f"{url}lib/ through the proxy {proxy}" in message, message
+            assert reason in message, message
+            assert "s3cret" not in message and "egress" not in message, message
+
+
+@pytest.mark.parametrize("proxy_scheme", ["http", "https"])
+def test_an_https_index_is_reached_through_the_proxys_tunnel(
+    proxy_scheme: str, ca: trustme.CA, index_seen: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """A company's egress: the index over HTTPS inside the proxy's CONNECT tunnel (itself over
+    TLS for an https:// proxy URL: TLS in TLS), the proxy's credentials on the CONNECT only,
+    the index's certificate checked end to end."""
     proxied: list[tuple[str, str | None]] = []
     Proxy.seen = proxied
-    with https_index(ca) as origin, serving(Proxy) as proxy:
+    with https_index(ca) as origin, proxy_at(proxy_scheme, ca) as proxy:
         url = f"{origin}/simple/"
         via = client(
             url,

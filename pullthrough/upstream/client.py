@@ -262,8 +262,9 @@ class UpstreamClient:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_address(url)
             own = urlsplit(url)[:2] == self._origin
+            pools = self._pools_for(url)
             try:
-                resp = self._pools_for(url).urlopen(
+                resp = pools.urlopen(
                     method,
                     url,
                     headers={**BASE_HEADERS, **(self._own_headers if own else {}), **headers},
@@ -275,7 +276,8 @@ class UpstreamClient:
                 )
             # ValueError: a URL or header urllib3 refuses; HTTPException: http.client's own
             except (TransportError, OSError, ValueError, http.client.HTTPException) as exc:
-                raise _failure("upstream unreachable", url, exc) from None
+                via = str(pools.proxy) if isinstance(pools, urllib3.ProxyManager) else None
+                raise _failure("upstream unreachable", url, exc, via) from None
             location = resp.headers.get("Location")
             if resp.status not in _REDIRECTS or not location:
                 return resp, url
@@ -457,15 +459,17 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _failure(what: str, url: str, exc: BaseException) -> UpstreamError:
+def _failure(what: str, url: str, exc: BaseException, via: str | None = None) -> UpstreamError:
     """UpstreamTimeout when any cause is a timeout (urllib3 reports one under retries as a
-    MaxRetryError whose reason it is), else UpstreamError."""
+    MaxRetryError whose reason it is), else UpstreamError. `via`: the proxy the request went
+    to, named too (a refused or untrusted proxy is not the index's fault)."""
     causes = _causes(exc)
     timeouts = (TimeoutError, Urllib3Timeout)
     refused = any(isinstance(c, NewConnectionError) for c in causes)  # a "timeout" subclass
+    where = describe_url(url) + (f" through the proxy {describe_url(via)}" if via else "")
     if not refused and any(isinstance(c, timeouts) for c in causes):
-        return UpstreamTimeout(f"upstream timed out: {describe_url(url)}: {_reason(causes[-1])}")
-    return UpstreamError(f"{what}: {describe_url(url)}: {_reason(causes[-1])}")
+        return UpstreamTimeout(f"upstream timed out: {where}: {_reason(causes[-1])}")
+    return UpstreamError(f"{what}: {where}: {_reason(causes[-1])}")
 
 
 def _reason(exc: BaseException) -> str:
