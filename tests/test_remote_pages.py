@@ -69,14 +69,18 @@ def answer(scripted: HTTPServer, url: str, body: bytes | str = b"", **how: Any) 
     _expect(scripted, url).respond_with_data(body, **how)
 
 
-def answer_late(scripted: HTTPServer, url: str) -> None:
-    """GETs of `url`'s path are answered after the remote's read timeout."""
+def answer_late(scripted: HTTPServer, url: str) -> threading.Event:
+    """GETs of `url`'s path are answered after the remote's read timeout. The scripted index
+    answers one request at a time: the event is set when it is free for the next one."""
+    done = threading.Event()
 
     def late(_: Request) -> Response:
         time.sleep(READ_TIMEOUT * 2)
+        done.set()
         return Response(page_body(), content_type=JSON)
 
     _expect(scripted, url).respond_with_handler(late)
+    return done
 
 
 def asked(scripted: HTTPServer) -> list[Request]:
@@ -215,9 +219,10 @@ def test_a_copy_this_version_cannot_read_is_fetched_again(
 def test_upstream_failure_without_a_copy_is_an_error(
     pages: RemotePages, scripted: HTTPServer
 ) -> None:
-    answer_late(scripted, ROOT + "lib/")
+    late = answer_late(scripted, ROOT + "lib/")
     with pytest.raises(UpstreamTimeout):
         pages.project("lib")
+    assert late.wait(READ_TIMEOUT * 10)
     answer(scripted, ROOT + "lib/", status=503)
     with pytest.raises(UpstreamError, match="503"):
         pages.project("lib")
