@@ -3,14 +3,18 @@ exemptions, audit mode, unknown upload times, and what a screened page keeps."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from pullthrough.config import RemoteSettings
+from pullthrough.core import filenames
 from pullthrough.core.filters import parse_rule
-from pullthrough.core.models import DistFile, ProjectPage
-from pullthrough.core.policy import AUDIT, Policy, screen
+from pullthrough.core.models import DistFile, ProjectPage, project_versions
+from pullthrough.core.policy import AUDIT, Blocklist, Policy, screen, without
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -128,3 +132,31 @@ def test_bad_policy_settings_are_refused(key: str, value: str) -> None:
     declared = {f.name: f for f in REMOTE_FIELDS}
     with pytest.raises(ValueError):
         declared[key].parse(value)
+
+
+def test_a_page_s_filenames_are_parsed_once_for_policy_blocklist_and_versions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The screening, the blocklist and the PEP 700 versions each read every filename of the
+    page. packaging parses each once: ~20 us per wheel name, and a boto3-sized page of 2,800
+    names took 280 ms of CPU when each step parsed them again."""
+    parsed: Counter[str] = Counter()
+
+    def counted(name: str) -> Any:
+        parsed[name] += 1
+        return parse_wheel_filename(name)
+
+    monkeypatch.setattr(filenames, "parse_wheel_filename", counted)
+    filenames.parse_filename.cache_clear()
+    page = ProjectPage(
+        "once",
+        tuple(
+            DistFile(f"once-1.{i}-py3-none-any.whl", "u", upload_time=ago(days=i))
+            for i in range(20)
+        ),
+    )
+    screened = screen(WEEK, page, NOW)  # holds 1.0 to 1.6
+    blocked = Blocklist.parse(["once==1.9"]).refused(screened.page)
+    versions = project_versions(without(screened.page, blocked))
+    assert versions == [f"1.{i}" for i in range(7, 20) if i != 9]
+    assert len(parsed) == 20 and set(parsed.values()) == {1}
