@@ -1,9 +1,16 @@
 from __future__ import annotations
 
-import pytest
-from packaging.utils import NormalizedName
+from collections import Counter
+from typing import Any
 
-from pullthrough.core.filters import FilterSpec, parse_rule
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.utils import NormalizedName
+from packaging.utils import canonicalize_name as canon
+from packaging.version import Version
+
+from pullthrough.core.filters import FilterSpec, Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage
 
 
@@ -60,6 +67,7 @@ def test_includes_limit_projects() -> None:
     assert spec.allows_project(NormalizedName("shelf-reader"))
     assert not spec.allows_project(NormalizedName("django"))
     assert spec.listed_names() == ["shelf-reader"]
+    assert kept(spec, DJANGO) == [] and spec.filter_page(DJANGO).versions == ()
 
 
 def test_name_patterns() -> None:
@@ -112,3 +120,72 @@ def test_unknown_package_type_and_platform() -> None:
         FilterSpec.build(package_types=["wheel"])
     with pytest.raises(ValueError, match="platforms"):
         FilterSpec.build(exclude_platforms=["beos"])
+
+
+NAMES = st.sampled_from(["acme", "acme-utils", "acme-x", "Acme_Utils", "six", "sixty", "a-b-c"])
+RULES = st.one_of(
+    NAMES,
+    st.sampled_from(["acme-*", "acme?utils", "*x*", "a-?-c", "s*"]),
+    st.tuples(NAMES, st.sampled_from(["<2", ">=1.5", "==2.0", "!=1.0,<3"])).map("".join),
+)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=200)
+@given(
+    includes=st.lists(RULES, max_size=4),
+    excludes=st.lists(RULES, max_size=4),
+    prereleases=st.booleans(),
+    names=st.lists(NAMES, max_size=8),
+    versions=st.lists(st.sampled_from(["1.0", "1.5", "2.0", "2.1rc1", "3.0"]), max_size=6),
+)
+def test_the_bulk_filters_agree_with_the_one_at_a_time_answers(
+    includes: list[str],
+    excludes: list[str],
+    prereleases: bool,
+    names: list[str],
+    versions: list[str],
+) -> None:
+    """filter_names and filter_page match the rules once per list or page (a set, a regex, a
+    memo per version); they answer as allows_project and allows_file do for each name and
+    file."""
+    spec = FilterSpec.build(includes=includes, excludes=excludes, prereleases=prereleases)
+    assert spec.filter_names(names) == [n for n in names if spec.allows_project(canon(n))]
+    for name in set(names):
+        wheel = name.replace("-", "_")  # as a wheel's name escapes it
+        files = [f"{name}-{v}.tar.gz" for v in versions]
+        files += [f"{wheel}-{v}-py3-none-any.whl" for v in versions]
+        filtered = spec.filter_page(page(name, *files, versions=tuple(versions)))
+        assert [f.filename for f in filtered.files] == [
+            f for f in files if spec.allows_file(canon(name), f)
+        ]
+        assert filtered.versions == tuple(
+            v for v in versions if spec.allows_version(canon(name), Version(v))
+        )
+
+
+def test_an_allow_list_is_matched_to_a_page_once_and_to_each_version_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A curated mirror's allow-list of 520 names cost 338 ms on a 2,800-file page when each
+    file was matched against every rule; a project list of 100,000 names, 6.8 s."""
+    calls: Counter[str] = Counter()
+    matches_name, matches_version = Rule.matches_name, Rule.matches_version
+
+    def name_counted(self: Rule, name: Any) -> bool:
+        calls[f"{self.text} name"] += 1
+        return matches_name(self, name)
+
+    def version_counted(self: Rule, version: Any) -> bool:
+        calls[f"{self.text} {version}"] += 1
+        return matches_version(self, version)
+
+    monkeypatch.setattr(Rule, "matches_name", name_counted)
+    monkeypatch.setattr(Rule, "matches_version", version_counted)
+    spec = FilterSpec.build(includes=[*(f"allowed-{i}" for i in range(50)), "django>=2"])
+    assert kept(spec, DJANGO) == [f.filename for f in DJANGO.files[1:]]
+    assert calls == Counter(
+        {**{f"allowed-{i} name": 1 for i in range(50)}, "django>=2 name": 1}
+    ) + Counter(f"django>=2 {v}" for v in ("1.11", "2.0", "2.0.1", "2.0.2", "2.1rc1", "3.0"))
+    calls.clear()
+    assert spec.filter_names(["Django", "allowed-7", "flask"]) == ["Django", "allowed-7"]
+    assert not calls  # a set and a regex, not the rules one by one

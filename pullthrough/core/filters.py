@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -63,6 +64,20 @@ def parse_rule(text: str) -> Rule:
     return Rule(text, canonicalize_name(req.name), False, specifier)
 
 
+def _any_name(rules: Iterable[Rule]) -> Callable[[str], bool]:
+    """Whether any of the rules names a project: their exact names in a set, their patterns in
+    one regex (fnmatchcase's own translation), whatever the number of rules."""
+    rules = list(rules)
+    exact = frozenset(r.name for r in rules if not r.is_pattern)
+    patterns = [fnmatch.translate(r.name) for r in rules if r.is_pattern]
+    regex = re.compile("|".join(patterns)) if patterns else None
+
+    def matches(name: str) -> bool:
+        return name in exact or (regex is not None and regex.match(name) is not None)
+
+    return matches
+
+
 @dataclass(frozen=True, slots=True)
 class FilterSpec:
     includes: tuple[Rule, ...] = ()
@@ -103,15 +118,27 @@ class FilterSpec:
         return not any(r.matches_name(name) and r.specifier is None for r in self.excludes)
 
     def allows_version(self, name: NormalizedName, version: Version | None) -> bool:
-        if version is not None and version.is_prerelease and not self.prereleases:
-            return False
-        if self.includes and not any(
-            r.matches_name(name) and r.matches_version(version) for r in self.includes
-        ):
-            return False
-        return not any(r.matches_name(name) and r.matches_version(version) for r in self.excludes)
+        return self._versions_of(name)(version)
 
-    def allows_file(self, name: NormalizedName, filename: str) -> bool:
+    def _versions_of(self, name: NormalizedName) -> Callable[[Version | None], bool]:
+        """`allows_version` for one project: the rules naming it are found once, so that a
+        page's versions are not each matched against an allow-list of hundreds of names."""
+        includes = [r for r in self.includes if r.matches_name(name)]
+        excludes = [r for r in self.excludes if r.matches_name(name)]
+        gated = bool(self.includes)  # an include list that names no version of it: none pass
+
+        def allows(version: Version | None) -> bool:
+            if version is not None and version.is_prerelease and not self.prereleases:
+                return False
+            if gated and not any(r.matches_version(version) for r in includes):
+                return False
+            return not any(r.matches_version(version) for r in excludes)
+
+        return allows
+
+    def _allows_file(
+        self, name: NormalizedName, filename: str, allows: Callable[[Version | None], bool]
+    ) -> bool:
         try:
             info = parse_filename(filename, name)
         except InvalidFilename:
@@ -122,7 +149,10 @@ class FilterSpec:
             return False
         if info.platforms and info.platforms <= self.exclude_platforms:
             return False
-        return self.allows_version(name, info.version)
+        return allows(info.version)
+
+    def allows_file(self, name: NormalizedName, filename: str) -> bool:
+        return self._allows_file(name, filename, self._versions_of(name))
 
     @property
     def is_trivial(self) -> bool:
@@ -133,14 +163,24 @@ class FilterSpec:
         if self.is_trivial:
             return page
         name = canonicalize_name(page.name)
-        files = tuple(f for f in page.files if self.allows_file(name, f.filename))
+        allows = functools.lru_cache(maxsize=None)(self._versions_of(name))  # once per version
+        files = tuple(f for f in page.files if self._allows_file(name, f.filename, allows))
         versions = page.versions
         if versions is not None:
-            versions = tuple(v for v in versions if self.allows_version(name, parse_version(v)))
+            versions = tuple(v for v in versions if allows(parse_version(v)))
         return replace(page, files=files, versions=versions)
 
     def filter_names(self, names: Iterable[str]) -> list[str]:
-        return [n for n in names if self.allows_project(canonicalize_name(n))]
+        """`allows_project` over a whole project list (PyPI's 700,000 names): the rules'
+        exact names looked up in a set and their patterns in one regex, not each in turn."""
+        included = _any_name(self.includes)
+        excluded = _any_name(r for r in self.excludes if r.specifier is None)
+        allowed = []
+        for n in names:
+            name = canonicalize_name(n)
+            if (not self.includes or included(name)) and not excluded(name):
+                allowed.append(n)
+        return allowed
 
     def listed_names(self) -> list[str] | None:
         """The project list implied by includes alone, or None when it needs the upstream's list."""
