@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from pullthrough.config import RemoteSettings
 from pullthrough.core import filenames
 from pullthrough.core.filters import Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage, project_versions
 from pullthrough.core.policy import AUDIT, Blocklist, Policy, screen, without
+from support.calls import counted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -140,13 +139,7 @@ def test_a_page_s_filenames_are_parsed_once_for_policy_blocklist_and_versions(
     """The screening, the blocklist and the PEP 700 versions each read every filename of the
     page. packaging parses each once: ~20 us per wheel name, and a boto3-sized page of 2,800
     names took 280 ms of CPU when each step parsed them again."""
-    parsed: Counter[str] = Counter()
-
-    def counted(name: str) -> Any:
-        parsed[name] += 1
-        return parse_wheel_filename(name)
-
-    monkeypatch.setattr(filenames, "parse_wheel_filename", counted)
+    parsed = counted(monkeypatch, filenames, "parse_wheel_filename", str)
     filenames.parse_filename.cache_clear()
     page = ProjectPage(
         "once",
@@ -167,20 +160,8 @@ def test_a_blocklist_reads_a_page_s_name_once_and_each_version_once(
 ) -> None:
     """A blocklist of 1,000 known-bad names took 418 ms on a 2,800-file page when every rule
     was matched against every file; the page's name is one, and its versions are few."""
-    names: Counter[str] = Counter()
-    versions: Counter[str] = Counter()
-    matches_name, matches_version = Rule.matches_name, Rule.matches_version
-
-    def name_counted(self: Rule, name: Any) -> bool:
-        names[self.text] += 1
-        return matches_name(self, name)
-
-    def version_counted(self: Rule, version: Any) -> bool:
-        versions[f"{self.text} {version}"] += 1
-        return matches_version(self, version)
-
-    monkeypatch.setattr(Rule, "matches_name", name_counted)
-    monkeypatch.setattr(Rule, "matches_version", version_counted)
+    names = counted(monkeypatch, Rule, "matches_name", lambda rule, _: rule.text)
+    versions = counted(monkeypatch, Rule, "matches_version", lambda rule, v: f"{rule.text} {v}")
     blocklist = Blocklist.parse([*(f"evil-{i}" for i in range(50)), "lib<2", "lib==3.0"])
     tags = ("py3-none-any", "cp312-cp312-win_amd64", "cp313-cp313-win_amd64")
     page = ProjectPage(
@@ -200,14 +181,7 @@ def test_a_blocklist_reads_a_page_s_name_once_and_each_version_once(
 def test_exemptions_are_matched_to_a_page_s_name_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A long exemption list (a company's own projects) is matched against the page's name,
     not against every file of it: 100 names on a 2,800-file page cost 33 ms file by file."""
-    names: Counter[str] = Counter()
-    matches_name = Rule.matches_name
-
-    def counted(self: Rule, name: Any) -> bool:
-        names[self.text] += 1
-        return matches_name(self, name)
-
-    monkeypatch.setattr(Rule, "matches_name", counted)
+    names = counted(monkeypatch, Rule, "matches_name", lambda rule, _: rule.text)
     exempt = (*(parse_rule(f"internal-{i}") for i in range(20)), parse_rule("lib==3.0"))
     screened = screen(Policy(min_age=timedelta(days=7), exempt=exempt), PAGE, NOW)
     assert {f.filename for f in screened.page.files} == {

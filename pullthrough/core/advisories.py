@@ -9,6 +9,7 @@ no ranges and no versions) blocks every file of its project, even one whose vers
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -272,13 +273,15 @@ def refusals(
     wanted.sort(key=lambda a: not a.malicious)  # stable: the malicious first, in given order
     name = canonicalize_name(page.name)
     versions = file_versions(page)
-    by_version: dict[Version | None, Advisory | None] = {}
+
+    @functools.cache  # once per version
+    def first_affecting(version: Version | None) -> Advisory | None:
+        return next((a for a in wanted if a.affects(name, version)), None)
+
     out = {}
     for entry in page.files:
         version = versions.get(entry.filename)
-        if version not in by_version:
-            by_version[version] = next((a for a in wanted if a.affects(name, version)), None)
-        if (found := by_version[version]) is not None:
+        if (found := first_affecting(version)) is not None:
             out[entry.filename] = _hold(found, version)  # its own spelling: 1.0.0 is 1.0
     return out
 

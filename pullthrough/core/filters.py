@@ -6,7 +6,7 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -64,18 +64,32 @@ def parse_rule(text: str) -> Rule:
     return Rule(text, canonicalize_name(req.name), False, specifier)
 
 
-def _any_name(rules: Iterable[Rule]) -> Callable[[str], bool]:
-    """Whether any of the rules names a project: their exact names in a set, their patterns in
-    one regex (fnmatchcase's own translation), whatever the number of rules."""
-    rules = list(rules)
-    exact = frozenset(r.name for r in rules if not r.is_pattern)
-    patterns = [fnmatch.translate(r.name) for r in rules if r.is_pattern]
-    regex = re.compile("|".join(patterns)) if patterns else None
+def naming(rules: Iterable[Rule], name: NormalizedName) -> tuple[Rule, ...]:
+    """The rules that name this project: matched once per page, so that a page's files and
+    versions are not each matched against a list of hundreds of names."""
+    return tuple(r for r in rules if r.matches_name(name))
 
-    def matches(name: str) -> bool:
-        return name in exact or (regex is not None and regex.match(name) is not None)
 
-    return matches
+@dataclass(frozen=True, slots=True)
+class NameSet:
+    """Whether any of some rules names a project: their exact names in a set, their patterns
+    in one regex (fnmatchcase's own translation), whatever the number of rules (PyPI's
+    700,000 names against an allow-list of 500: 48 s rule by rule)."""
+
+    exact: frozenset[str]
+    patterns: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> NameSet:
+        rules = list(rules)
+        patterns = [fnmatch.translate(r.name) for r in rules if r.is_pattern]
+        return cls(
+            frozenset(r.name for r in rules if not r.is_pattern),
+            re.compile("|".join(patterns)) if patterns else None,
+        )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.exact or (self.patterns is not None and bool(self.patterns.match(name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,14 @@ class FilterSpec:
     prereleases: bool = True
     package_types: frozenset[str] = frozenset()  # empty: every type
     exclude_platforms: frozenset[str] = frozenset()
+    # Derived from includes and excludes (whole-project ones), for allows_project.
+    _included: NameSet = field(init=False, repr=False, compare=False)
+    _excluded: NameSet = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_included", NameSet.of(self.includes))
+        whole = (r for r in self.excludes if r.specifier is None)
+        object.__setattr__(self, "_excluded", NameSet.of(whole))
 
     @classmethod
     def build(
@@ -113,9 +135,7 @@ class FilterSpec:
 
     def allows_project(self, name: NormalizedName) -> bool:
         """False when no version of the project can pass (not included, or excluded whole)."""
-        if self.includes and not any(r.matches_name(name) for r in self.includes):
-            return False
-        return not any(r.matches_name(name) and r.specifier is None for r in self.excludes)
+        return (not self.includes or name in self._included) and name not in self._excluded
 
     def allows_version(self, name: NormalizedName, version: Version | None) -> bool:
         return self._versions_of(name)(version)
@@ -123,8 +143,7 @@ class FilterSpec:
     def _versions_of(self, name: NormalizedName) -> Callable[[Version | None], bool]:
         """`allows_version` for one project: the rules naming it are found once, so that a
         page's versions are not each matched against an allow-list of hundreds of names."""
-        includes = [r for r in self.includes if r.matches_name(name)]
-        excludes = [r for r in self.excludes if r.matches_name(name)]
+        includes, excludes = naming(self.includes, name), naming(self.excludes, name)
         gated = bool(self.includes)  # an include list that names no version of it: none pass
 
         def allows(version: Version | None) -> bool:
@@ -163,7 +182,7 @@ class FilterSpec:
         if self.is_trivial:
             return page
         name = canonicalize_name(page.name)
-        allows = functools.lru_cache(maxsize=None)(self._versions_of(name))  # once per version
+        allows = functools.cache(self._versions_of(name))  # once per version
         files = tuple(f for f in page.files if self._allows_file(name, f.filename, allows))
         versions = page.versions
         if versions is not None:
@@ -171,16 +190,7 @@ class FilterSpec:
         return replace(page, files=files, versions=versions)
 
     def filter_names(self, names: Iterable[str]) -> list[str]:
-        """`allows_project` over a whole project list (PyPI's 700,000 names): the rules'
-        exact names looked up in a set and their patterns in one regex, not each in turn."""
-        included = _any_name(self.includes)
-        excluded = _any_name(r for r in self.excludes if r.specifier is None)
-        allowed = []
-        for n in names:
-            name = canonicalize_name(n)
-            if (not self.includes or included(name)) and not excluded(name):
-                allowed.append(n)
-        return allowed
+        return [n for n in names if self.allows_project(canonicalize_name(n))]
 
     def listed_names(self) -> list[str] | None:
         """The project list implied by includes alone, or None when it needs the upstream's list."""
