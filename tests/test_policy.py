@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pullthrough.config import RemoteSettings
-from pullthrough.core import filenames
 from pullthrough.core.filters import Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage, project_versions
 from pullthrough.core.policy import AUDIT, Blocklist, Policy, screen, without
-from support.calls import counted
+from support.calls import counted, counted_parses
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -139,8 +138,7 @@ def test_a_page_s_filenames_are_parsed_once_for_policy_blocklist_and_versions(
     """The screening, the blocklist and the PEP 700 versions each read every filename of the
     page. packaging parses each once: ~20 us per wheel name, and a boto3-sized page of 2,800
     names took 280 ms of CPU when each step parsed them again."""
-    parsed = counted(monkeypatch, filenames, "parse_wheel_filename", str)
-    filenames.parse_filename.cache_clear()
+    parsed, _ = counted_parses(monkeypatch)
     page = ProjectPage(
         "once",
         tuple(

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pullthrough.core import filenames
+
 
 def counted(
     monkeypatch: pytest.MonkeyPatch, owner: object, attribute: str, key: Callable[..., str]
@@ -24,3 +26,14 @@ def counted(
 
     monkeypatch.setattr(owner, attribute, counting)
     return calls
+
+
+def counted_parses(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], Counter[str]]:
+    """packaging's parses of wheel names and of tag sets as pullthrough calls them, counted by
+    their argument, from forgotten memos (parse_filename's and its parts')."""
+    for memo in (filenames.parse_filename, filenames._wheel_stem, filenames._wheel_platforms):
+        memo.cache_clear()
+    return (
+        counted(monkeypatch, filenames, "parse_wheel_filename", str),
+        counted(monkeypatch, filenames, "parse_tag", str),
+    )
