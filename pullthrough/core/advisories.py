@@ -9,7 +9,7 @@ no ranges and no versions) blocks every file of its project, even one whose vers
 
 from __future__ import annotations
 
-import functools
+import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +44,20 @@ class Affected:
         """OSV's evaluation: listed in `versions`, or within one of the ranges."""
         return version in self.versions or any(_in_range(version, r) for r in self.ranges)
 
+    def among(self, ordered: Sequence[Version], present: frozenset[Version]) -> set[Version]:
+        """`affects` for a page's versions at once (`ordered`: sorted, distinct; `present`: the
+        same as a set): each range is evaluated only between its bounds (`_bounds`), so that
+        a project's hundreds of advisories are not each evaluated at each of its versions."""
+        found = set(self.versions & present)
+        for events in self.ranges:
+            if (bounds := _bounds(events)) is None:
+                continue
+            low, high = bounds
+            start = 0 if low is None else bisect.bisect_left(ordered, low)
+            stop = len(ordered) if high is None else bisect.bisect_right(ordered, high)
+            found.update(v for v in ordered[start:stop] if _in_range(v, events))
+        return found
+
     @property
     def unbounded(self) -> bool:
         """Nothing narrows it to some versions (what makes a MAL- record block them all)."""
@@ -67,6 +81,21 @@ def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
         if reached and kind != "limit":
             affected = kind == "introduced"
     return affected
+
+
+def _bounds(events: tuple[Event, ...]) -> tuple[Version | None, Version | None] | None:
+    """Versions a range cannot take in: below the first bound or above the second (None: no
+    such bound); None for a range that takes in none (no `introduced`). Below every
+    `introduced` none is reached; past every event's version each is, and the last one in
+    order decides."""
+    opened = [at for kind, at in events if kind == "introduced"]
+    if not opened:
+        return None
+    low = None if None in opened else min(v for v in opened if v is not None)
+    moves = [(kind, at) for kind, at in events if kind != "limit"]
+    if moves[-1][0] == "introduced":
+        return low, None
+    return low, max(at for _, at in moves if at is not None)
 
 
 def _event_order(event: Event) -> tuple[bool, Version, bool]:
@@ -105,6 +134,21 @@ class Advisory:
             if version is not None and entry.affects(version):
                 return True
         return False
+
+    def affected_among(
+        self, name: NormalizedName, ordered: Sequence[Version], present: frozenset[Version]
+    ) -> set[Version]:
+        """`affects` for a page's versions at once (see `Affected.among`)."""
+        if self.withdrawn is not None:
+            return set()
+        found: set[Version] = set()
+        for entry in self.affected:
+            if entry.name != name:
+                continue
+            if self.malicious and entry.unbounded:
+                return set(present)
+            found |= entry.among(ordered, present)
+        return found
 
     def fixed_in(self, name: NormalizedName) -> list[str]:
         return _by_version(v for e in self.affected if e.name == name for v in e.fixed_in)
@@ -265,23 +309,26 @@ def refusals(
     """Filename -> hold, for each file of the page an advisory refuses: a malicious-package
     advisory blocks it (when block_malicious), else any other advisory holds it (when
     hold_advisories). A file whose version is unknown only a MAL- record without bounds blocks.
-    Each version is looked up once, not each file (80 advisories on a 2,400-file page: 730 ms
-    file by file)."""
+    The advisories are evaluated over the page's versions at once, each range only between
+    its bounds: not file by file (80 advisories on a 2,400-file page: 730 ms), nor at every
+    version (80 on a 200-version page: 61 ms, now 16)."""
     wanted = [a for a in advisories if (block_malicious if a.malicious else hold_advisories)]
     if not wanted:
         return {}
     wanted.sort(key=lambda a: not a.malicious)  # stable: the malicious first, in given order
     name = canonicalize_name(page.name)
     versions = file_versions(page)
-
-    @functools.cache  # once per version
-    def first_affecting(version: Version | None) -> Advisory | None:
-        return next((a for a in wanted if a.affects(name, version)), None)
-
+    present = frozenset(versions.values())
+    ordered = sorted(present)
+    first: dict[Version, Advisory] = {}
+    for advisory in wanted:  # the first to affect a version refuses it
+        for affected in advisory.affected_among(name, ordered, present):
+            first.setdefault(affected, advisory)
+    unknown = next((a for a in wanted if a.affects(name, None)), None)  # a version not PEP 440
     out = {}
     for entry in page.files:
         version = versions.get(entry.filename)
-        if (found := first_affecting(version)) is not None:
+        if (found := unknown if version is None else first.get(version)) is not None:
             out[entry.filename] = _hold(found, version)  # its own spelling: 1.0.0 is 1.0
     return out
 
