@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import http.client
+import json
 import os
 import re
 import sys
@@ -71,3 +72,32 @@ def find_link(page: bytes, page_url: str, filename: str) -> str:
         if urlsplit(url).path.rsplit("/", 1)[-1] == filename:
             return url.split("#", 1)[0]
     raise BenchError(f"{page_url}: no link to {filename}")
+
+
+def listed(body: bytes, key: str = "files") -> int:
+    """The entries a simple page lists: its PEP 691 JSON's `key` list ("files" on a project
+    page, "projects" on the project list), or its HTML's links."""
+    if body.lstrip()[:1] == b"{":
+        return len(json.loads(body)[key])
+    return body.count(b"</a>")
+
+
+class WrongFormat(BenchError):
+    """A server answered a page in a format other than the one asked for (HTML for JSON)."""
+
+
+def timed_page(
+    url: str, headers: dict[str, str], entries: int, key: str = "files"
+) -> tuple[float, bytes]:
+    """Seconds a GET of a simple page takes on a new connection, and its body (checked: 200,
+    the format asked for, `entries` entries listed)."""
+    t0 = time.perf_counter()
+    status, got, body = http_get(url, headers, timeout=120)
+    elapsed = time.perf_counter() - t0
+    if status != 200:
+        raise BenchError(f"{url}: HTTP {status}, {got.get('content-type')}: {body[:200]!r}")
+    if ("json" in got.get("content-type", "")) != ("json" in headers["Accept"]):
+        raise WrongFormat(f"{url}: {got.get('content-type')} to Accept: {headers['Accept']}")
+    if (found := listed(body, key)) != entries:
+        raise BenchError(f"{url}: {found:,} entries listed, not {entries:,}")
+    return elapsed, body

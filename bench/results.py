@@ -46,6 +46,17 @@ class BigPageResults:
 
 
 @dataclass
+class EgressResults:
+    """(h), bench/egress.py: per setup ("plain", "egress") what it offers, and first GETs."""
+
+    skipped: str = ""  # why (h) did not run
+    big_files: dict[str, int] = field(default_factory=dict)  # setup -> files its page lists
+    list_names: dict[str, int] = field(default_factory=dict)  # setup -> names on its list
+    # (setup, page, format) -> seconds of the first GET, per rep; page: "big page" | "list"
+    cold: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+
+
+@dataclass
 class RunResults:
     pages: dict[tuple[str, str], Series] = field(default_factory=dict)  # (server, format)
     page_sizes: dict[str, int] = field(default_factory=dict)
@@ -55,6 +66,7 @@ class RunResults:
     parallel: dict[str, list[float]] = field(default_factory=dict)
     s3: S3Results = field(default_factory=S3Results)
     big: BigPageResults = field(default_factory=BigPageResults)
+    egress: EgressResults = field(default_factory=EgressResults)
     notes: list[str] = field(default_factory=list)
 
 

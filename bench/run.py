@@ -25,6 +25,10 @@ in one run:
   (g) lockers (bench/lockers.py): a cold `poetry lock` that reads big wheels by range, and a cold
       `uv pip install --no-cache` of 10 projects with big pages, straight vs through a fresh
       pullthrough (`--no-lockers` skips it, `--lockers-only` runs it alone).
+  (h) egress screening (bench/egress.py): the big page's and a 100,000-name project list's first
+      GETs through a fresh server with no screening and through one with an allow-list, a
+      freeze, a 1,000-entry blocklist and OSV advisories (`--no-egress` skips it,
+      `--egress-only` runs it alone).
 
 Everything listens on 127.0.0.1 only; every loop is bounded in count and time; all processes
 it starts are stopped on exit, also on error or Ctrl-C. See bench/README.md.
@@ -36,7 +40,6 @@ import argparse
 import gzip
 import hashlib
 import http.client
-import json
 import os
 import shutil
 import statistics
@@ -52,7 +55,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # to import the `bench` package
 
-from bench.common import BenchError, find_link, http_get, log, split_url
+from bench.common import BenchError, WrongFormat, find_link, http_get, log, split_url, timed_page
+from bench.egress import print_egress_section, run_egress
 from bench.front import front_cases, print_front_goals, print_front_section, start_front
 from bench.load import PARALLEL_FILES, Loader, Target, measure, pip_download
 from bench.lockers import (
@@ -70,7 +74,7 @@ from bench.memory import (
     print_memory_section,
     run_safely,
 )
-from bench.report import print_run_report
+from bench.report import print_notes, print_run_report
 from bench.results import RunResults
 from bench.s3 import Seaweed, seaweed_available, start_seaweed
 from bench.servers import (
@@ -122,6 +126,7 @@ class Plan:
     pullthrough: bool
     proxpi_bin: Path | None
     s3: bool  # (d)
+    egress: bool  # (h)
 
 
 def parse_args() -> argparse.Namespace:
@@ -142,6 +147,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--memory-only", action="store_true", help="run (f) alone (~1 min)")
     ap.add_argument("--no-lockers", action="store_true", help="skip (g), poetry and uv")
     ap.add_argument("--lockers-only", action="store_true", help="run (g) alone")
+    ap.add_argument("--no-egress", action="store_true", help="skip (h), egress screening")
+    ap.add_argument("--egress-only", action="store_true", help="run (h) alone (~2 min)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return ap.parse_args()
 
@@ -152,7 +159,7 @@ def main() -> int:
     nginx, wrk = ensure_tools(want_wrk=True)
     if args.python_load:
         wrk = None
-    alone = args.memory_only or args.lockers_only
+    alone = args.memory_only or args.lockers_only or args.egress_only
     proxpi_bin = None if args.no_proxpi or alone else ensure_proxpi()
     have_pt, why = (False, "--no-pullthrough") if args.no_pullthrough else pullthrough_available()
     if not have_pt:
@@ -178,6 +185,7 @@ def main() -> int:
         pullthrough=have_pt,
         proxpi_bin=proxpi_bin,
         s3=not s3_why,
+        egress=not args.no_egress and have_pt,
     )
 
     work = Path(tempfile.mkdtemp(prefix="pullthrough-bench-"))
@@ -190,6 +198,9 @@ def main() -> int:
     )
     res.s3.skipped = s3_why
     res.big.skipped = "" if have_pt else f"pullthrough unavailable ({why})"
+    res.egress.skipped = (
+        "--no-egress" if args.no_egress else "" if have_pt else f"pullthrough unavailable ({why})"
+    )
     if not have_pt:
         res.notes.append(f"pullthrough not measured: {why}")
     if proxpi_bin is None and not alone:
@@ -200,10 +211,16 @@ def main() -> int:
         with Procs() as procs, ExitStack() as later:
             if not alone:
                 run_all(procs, later, nginx, work, plan, res)
-            if not args.no_memory and not args.lockers_only and have_pt:  # (f), its own upstream
+            elif args.egress_only and plan.egress:
+                up, upstream = start_upstream(procs, nginx, work)
+                run_egress(
+                    procs, work, up, upstream.url, FORMATS, plan.pip_reps, plan.workers,
+                    plan.threads, res,
+                )  # fmt: skip
+            if not args.no_memory and (not alone or args.memory_only) and have_pt:  # (f)
                 mem_plan = memory_plan(args.quick, plan.workers, plan.threads, wrk)
                 run_safely(procs, nginx, work, mem_plan, mem)
-            if not args.no_lockers and not args.memory_only and have_pt:  # (g), its own upstream
+            if not args.no_lockers and (not alone or args.lockers_only) and have_pt:  # (g)
                 run_lockers_safely(
                     procs, nginx, work, args.quick, plan.workers, plan.threads, lockers
                 )
@@ -226,6 +243,10 @@ def main() -> int:
         lockers.notes += res.notes
         print_lockers_report(lockers, time.monotonic() - t_start)
         return rc
+    if args.egress_only:
+        print_egress_section(res)
+        print_notes(res.notes)
+        return rc
     print_run_report(
         res,
         plan.seconds,
@@ -238,6 +259,7 @@ def main() -> int:
             (lambda: print_front_section(res), lambda: print_front_goals(res)),
             (lambda: print_memory_section(mem), lambda: print_memory_goals(mem)),
             (lambda: print_lockers_section(lockers), lambda: print_lockers_goals(lockers)),
+            (lambda: print_egress_section(res), lambda: None),  # no goal: figures to compare
         ],
     )
     return rc
@@ -250,9 +272,7 @@ def run_all(
 
     later: where SeaweedFS is started for (d), after (a).
     """
-    log(f"building the upstream in {work}")
-    up = build_upstream(work / "upstream")
-    upstream = start_nginx(procs, nginx, "nginx-upstream", up.root, work, 1)
+    up, upstream = start_upstream(procs, nginx, work)
     upstream_url = f"{upstream.url}/simple/"
 
     # ---- servers for (a) and (b)
@@ -368,6 +388,19 @@ def run_all(
     # ---- (e) the big project page: cold through fresh servers, then warm with and without gzip
     if plan.pullthrough:
         big_page_runs(procs, work, up, upstream_url, plan, res)
+
+    # ---- (h) the big page and a big project list with and without the egress screening
+    if plan.egress:
+        run_egress(
+            procs, work, up, upstream.url, FORMATS, plan.pip_reps, plan.workers, plan.threads, res
+        )
+
+
+def start_upstream(procs: Procs, nginx: str, work: Path) -> tuple[Upstream, Server]:
+    """The upstream of (a)-(e) and (h), built in work/upstream, served by one nginx worker."""
+    log(f"building the upstream in {work}")
+    up = build_upstream(work / "upstream")
+    return up, start_nginx(procs, nginx, "nginx-upstream", up.root, work, 1)
 
 
 def get_page(name: str, url: str, page_bytes: dict[str, bytes]) -> None:
@@ -641,32 +674,6 @@ def first_fetches(
 
 
 # --------------------------------------------------------------------------- (e)
-
-
-def page_files(body: bytes) -> int:
-    """The number of files a project page lists (PEP 691 JSON or HTML)."""
-    if body.lstrip()[:1] == b"{":
-        return len(json.loads(body)["files"])
-    return body.count(b"</a>")
-
-
-class WrongFormat(BenchError):
-    """A server answered a page in a format other than the one asked for (HTML for JSON)."""
-
-
-def timed_page(url: str, headers: dict[str, str], files: int) -> tuple[float, bytes]:
-    """Seconds a GET of a project page takes on a new connection, and its body (checked: 200,
-    the expected format and number of files)."""
-    t0 = time.perf_counter()
-    status, got, body = http_get(url, headers, timeout=120)
-    elapsed = time.perf_counter() - t0
-    if status != 200:
-        raise BenchError(f"{url}: HTTP {status}, {got.get('content-type')}: {body[:200]!r}")
-    if ("json" in got.get("content-type", "")) != ("json" in headers["Accept"]):
-        raise WrongFormat(f"{url}: {got.get('content-type')} to Accept: {headers['Accept']}")
-    if page_files(body) != files:
-        raise BenchError(f"{url}: {page_files(body)} files listed, not {files}")
-    return elapsed, body
 
 
 def big_page_runs(

@@ -314,8 +314,12 @@ def start_pullthrough(
     workers: int,
     threads: int,
     extra_config: str = "",
+    *,
+    remote_config: str = "",
 ) -> Server:
-    """`pullthrough serve` with an empty data dir in work/<name>, the upstream at BASE_PATH."""
+    """`pullthrough serve` with an empty data dir in work/<name>, the upstream at BASE_PATH.
+    extra_config is appended after the distribution's keys (its own keys, then more tables);
+    remote_config goes in the remote's table (its keys)."""
     home = work / name
     home.mkdir()
     port = free_port()
@@ -333,7 +337,7 @@ index_ttl = "10m"
 [[remotes]]
 name = "up"
 url = "{upstream_url}"
-
+{remote_config}
 [[distributions]]
 name = "bench"
 base_path = "{BASE_PATH}"
