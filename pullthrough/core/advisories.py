@@ -124,31 +124,27 @@ class Advisory:
 
     def affects(self, name: NormalizedName, version: Version | None) -> bool:
         """A file of `name` at `version` (None: unknown) is affected; never when withdrawn."""
-        if self.withdrawn is not None:
-            return False
-        for entry in self.affected:
-            if entry.name != name:
-                continue
-            if self.malicious and entry.unbounded:
-                return True
-            if version is not None and entry.affects(version):
-                return True
-        return False
+        entries = self._naming(name)
+        if self._blocks_whole(entries):
+            return True
+        return version is not None and any(e.affects(version) for e in entries)
 
     def affected_among(
         self, name: NormalizedName, ordered: Sequence[Version], present: frozenset[Version]
     ) -> set[Version]:
         """`affects` for a page's versions at once (see `Affected.among`)."""
-        if self.withdrawn is not None:
-            return set()
-        found: set[Version] = set()
-        for entry in self.affected:
-            if entry.name != name:
-                continue
-            if self.malicious and entry.unbounded:
-                return set(present)
-            found |= entry.among(ordered, present)
-        return found
+        entries = self._naming(name)
+        if self._blocks_whole(entries):
+            return set(present)
+        return set().union(*(e.among(ordered, present) for e in entries))
+
+    def _naming(self, name: NormalizedName) -> list[Affected]:
+        """Its entries for this project; none when it is withdrawn."""
+        return [] if self.withdrawn is not None else [e for e in self.affected if e.name == name]
+
+    def _blocks_whole(self, entries: Iterable[Affected]) -> bool:
+        """A malicious-package record that bounds no version of the project blocks it all."""
+        return self.malicious and any(e.unbounded for e in entries)
 
     def fixed_in(self, name: NormalizedName) -> list[str]:
         return _by_version(v for e in self.affected if e.name == name for v in e.fixed_in)

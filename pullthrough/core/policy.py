@@ -10,7 +10,7 @@ here. A page filtered by a policy lives no longer than until its first held file
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -172,10 +172,7 @@ class Blocklist:
 
     def hold_for(self, name: NormalizedName, version: Version | None, filename: str) -> Hold | None:
         """The hold naming the entry that blocks this file, or None."""
-        if filename in self.filenames:
-            return _blocked(filename)
-        found = _first_match(naming(self.rules, name), version)
-        return _blocked(found) if found else None
+        return self._holds(naming(self.rules, name))(filename, version)
 
     def refused(self, page: ProjectPage) -> dict[str, Hold]:
         """The page's blocked files, each with the entry that blocks it. The rules are matched
@@ -185,14 +182,25 @@ class Blocklist:
             return {}
         rules = naming(self.rules, canonicalize_name(page.name))
         versions = file_versions(page) if rules else {}
-        first_match = functools.cache(functools.partial(_first_match, rules))  # once per version
+        hold = self._holds(rules)
         out = {}
         for entry in page.files:
-            if entry.filename in self.filenames:
-                out[entry.filename] = _blocked(entry.filename)
-            elif found := first_match(versions.get(entry.filename)):
-                out[entry.filename] = _blocked(found)
+            if found := hold(entry.filename, versions.get(entry.filename)):
+                out[entry.filename] = found
         return out
+
+    def _holds(self, rules: tuple[Rule, ...]) -> Callable[[str, Version | None], Hold | None]:
+        """`hold_for` for one project, given the rules that name it: each version is matched
+        once."""
+        first_match = functools.cache(functools.partial(_first_match, rules))
+
+        def hold(filename: str, version: Version | None) -> Hold | None:
+            if filename in self.filenames:
+                return _blocked(filename)
+            found = first_match(version)
+            return _blocked(found) if found else None
+
+        return hold
 
 
 def _first_match(rules: Iterable[Rule], version: Version | None) -> str | None:
