@@ -25,6 +25,7 @@ REPOS = V3 + "repositories/python/python/"
 REMOTES = V3 + "remotes/python/python/"
 DISTS = V3 + "distributions/python/pypi/"
 CONTENT = V3 + "content/python/packages/"
+PUBLICATIONS = V3 + "publications/python/pypi/"
 TASKS = V3 + "tasks/"
 PASSWORD = "secret"
 AUTH = ("admin", PASSWORD)
@@ -252,6 +253,18 @@ def test_validation_errors_are_400_with_field_messages(api: Api) -> None:
     assert "repository_version" in error(
         api.post(DISTS, {**dist, "repository_version": repo["versions_href"] + "7/"})
     )
+    # a version number past the catalog's integers names nothing: 400, not the database's error
+    huge = repo["versions_href"] + f"{2**70}/"
+    for body in ({**dist, "repository_version": huge}, {"repository_version": huge}):
+        collection = DISTS if "name" in body else PUBLICATIONS
+        assert error(api.post(collection, body)) == {
+            "repository_version": [f"Invalid hyperlink - Object does not exist: {huge}"]
+        }
+    for key in ("repository_version", "repository_version_added", "repository_version_removed"):
+        assert list(error(api.get(CONTENT, params={key: huge}))) == [key]
+    assert list(error(api.post(repo["pulp_href"] + "modify/", {"base_version": huge}))) == [
+        "base_version"
+    ]
     assert "base_path" in error(api.post(DISTS, {**dist, "base_path": "../etc"}))
     assert error(api.post(DISTS, {**dist, "base_path": "main"})) == {
         "base_path": ["This field must be unique."]
@@ -264,6 +277,14 @@ def test_validation_errors_are_400_with_field_messages(api: Api) -> None:
     assert "add_content_units" in error(
         api.post(repo["pulp_href"] + "modify/", {"add_content_units": [repo["pulp_href"]]})
     )
+
+    # a content upload whose `file` is a form's text field (curl -F file=abc), not a file part
+    text_file = api.request(
+        "POST", CONTENT, data={"file": "abc", "relative_path": "x_lib-1.0-py3-none-any.whl"}
+    )
+    assert error(text_file) == {
+        "file": ["The submitted data was not a file. Check the encoding type on the form."]
+    }
 
     # a partial update is validated too, and changes nothing when refused
     assert "retain_repo_versions" in error(

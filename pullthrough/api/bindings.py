@@ -344,14 +344,15 @@ PUBLICATIONS = Binding(
 )
 
 
-def _in_version(column: Any) -> Callable[[str], Any]:
-    """Packages present in (column None), added in or removed in a repository version."""
+def _in_version(name: str, column: Any) -> Callable[[str], Any]:
+    """Packages present in (column None), added in or removed in a repository version; a bad
+    href is an error of the filter `name`."""
 
     def condition(value: str) -> Any:
         try:
             repository_id, number = kinds.parse_version(value)
         except kinds.BadHref as exc:
-            raise invalid("repository_version", str(exc)) from None
+            raise invalid(name, str(exc)) from None
         rc = RepositoryContent
         where = (
             present_in(repository_id, number)
@@ -380,9 +381,12 @@ CONTENT = Binding(
         "requires_dist": lambda row, _: list((row.metadata_json or {}).get("requires_dist") or []),
     },
     conditions={
-        "repository_version": _in_version(None),
-        "repository_version_added": _in_version(RepositoryContent.version_added),
-        "repository_version_removed": _in_version(RepositoryContent.version_removed),
+        name: _in_version(name, column)
+        for name, column in (
+            ("repository_version", None),
+            ("repository_version_added", RepositoryContent.version_added),
+            ("repository_version_removed", RepositoryContent.version_removed),
+        )
     },
 )
 TASKS = Binding(

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pullthrough.core.fields import INT_MAX
+
 API_ROOT = "/pulp/api/v3/"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -108,11 +110,14 @@ def is_version_href(href: str) -> bool:
 
 
 def parse_version(value: object) -> tuple[str, int]:
-    """(repository id, number) of a repository version href; BadHref otherwise."""
+    """(repository id, number) of a repository version href; BadHref otherwise, also for a
+    number past the catalog's integers (no version has it, and the database cannot compare it)."""
     match = _VERSION_HREF.fullmatch(str(value))
     if not match:
         raise BadHref(f"Invalid hyperlink - expected a repository version href, got {value!r}.")
-    return match.group(1), int(match.group(2))
+    if (number := int(match.group(2))) > INT_MAX:
+        raise BadHref(f"Invalid hyperlink - Object does not exist: {value}")
+    return match.group(1), number
 
 
 def ref_href(ref: Mapping[str, Any]) -> str:

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, abort, current_app, g, json, request
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
 
 from pullthrough.api.kinds import (
     CONTENT,
@@ -51,6 +52,7 @@ from pullthrough.services.tasks import TaskOutcome, record_completed
 JSON_TYPE = "application/json"
 HIDDEN = "********"  # a secret's place in a value shown: credentials in URLs, header values
 NOT_FOUND = {"detail": "Not found."}
+NOT_A_FILE = "The submitted data was not a file. Check the encoding type on the form."  # DRF's
 
 
 class ValidationError(Exception):
@@ -217,6 +219,8 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
         try:
             if not (op.multipart and declared.name == "file"):
                 value = declared.validate(value)
+            elif not isinstance(value, FileStorage):  # a form's text field, not a file part
+                raise ValueError(NOT_A_FILE)
             if declared.href and isinstance(value, list):
                 value = [resolve(session, declared.href, v, declared.name) for v in value]
             elif declared.href and value is not None:
