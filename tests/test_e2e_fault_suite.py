@@ -349,6 +349,47 @@ def test_an_upstream_sending_other_bytes_than_promised_is_a_clean_error(
     expect_healed(proxy, api, wanted)
 
 
+@pytest.mark.parametrize("size", [0, 1 * MIB], ids=["small", "large"])
+def test_no_range_of_a_corrupt_cold_file_makes_it_whole(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, size: int
+) -> None:
+    """An upstream whose bytes fail the index's sha256, whole and by range alike. A download
+    cut short, then resumed from where it stopped (pip, `curl -C -`), must not end up whole:
+    the resumed range takes in the held-back bytes, so it waits for the verification and fails,
+    as do the whole file by range and the held-back tail. A range short of them still comes
+    straight from the upstream (a part no digest can check), so lockers read wheels' ends at
+    the upstream's pace."""
+    wanted = add_big(upstream, tmp_path, size) if size else small_wheel(upstream)
+    _, proxy, api = start_proxy(gunicorn_server, upstream, tmp_path)
+    url = content_url(proxy, wanted.filename)
+    if size > HOLD_BACK:  # at a pace that has the proxy answer (200) before the end
+        upstream.chunk_size, upstream.slow_files = 64 * KIB, 0.05
+    upstream.corrupt_files = True
+    bad = bytes(b ^ 0xFF for b in wanted.data)
+
+    with Download(url) as download:
+        download.read_all()
+    got = bytes(download.body) if download.status == 200 else b""
+    assert len(got) < wanted.size and bad.startswith(got)
+    for asked in (f"bytes={len(got)}-", "bytes=0-", f"bytes=-{HOLD_BACK}"):
+        rest = requests.get(url, headers={"Range": asked}, timeout=60)
+        assert rest.status_code == 502, (asked, rest.status_code, len(rest.content))
+        assert wanted.sha256.encode() in rest.content, rest.content  # the digest it fails
+    if size > HOLD_BACK:
+        upstream.slow_files = 0.0
+        head = requests.get(url, headers={"Range": "bytes=0-99"}, timeout=10)
+        assert (head.status_code, head.content) == (206, bad[:100])
+        ranged = [
+            r.header("range") for r in upstream.requests_for(wanted.filename) if r.header("range")
+        ]
+        assert ranged == ["bytes=0-99"]  # asked of the upstream: the others were not relayed
+    assert settle(proxy.data_dir) and sound_store(proxy.data_dir) == set()
+    assert catalog_sha(api, wanted.filename) == []
+
+    upstream.reset_faults()  # the upstream is fixed
+    expect_healed(proxy, api, wanted)
+
+
 # ---- crowds ----------------------------------------------------------------------------------
 
 

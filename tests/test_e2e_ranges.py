@@ -4,13 +4,17 @@ into the cache alongside (one download); HEAD and 200s say `Accept-Ranges: bytes
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
+from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
+from support.tools import clean_env, make_venv
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -93,10 +97,37 @@ def test_a_range_beyond_a_file_not_cached_is_416_with_its_size(
     beyond = requests.get(url, headers={"Range": f"bytes={size + 10}-"}, timeout=10)
     assert beyond.status_code == 416, beyond.text[:300]
     assert beyond.headers["Content-Range"] == f"bytes */{size}"
-    # the upstream was asked for that range (its answer decides), not for a whole file first
-    ranged = [r for r in upstream.requests_for(WHEEL, server="files") if r.header("range")]
-    assert [r.header("range") for r in ranged] == [f"bytes={size + 10}-"]
-    # stored meanwhile or not, the same range gets the same answer
+    # not a range that could be relayed: the file was fetched and verified, the store answered
+    assert not [r for r in upstream.requests_for(WHEEL, server="files") if r.header("range")]
+    assert full_gets(upstream, WHEEL) == 1
+    # stored now, the same range gets the same answer
     assert wait_until(lambda: len(stored_files(server.data_dir)) == 1, timeout=10)
     again = requests.get(url, headers={"Range": f"bytes={size + 10}-"}, timeout=10)
     assert (again.status_code, again.headers["Content-Range"]) == (416, f"bytes */{size}")
+
+
+def test_uv_installs_a_cold_wheel_an_html_index_gives_no_size_of(
+    gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """An index without PEP 700 sizes (HTML only) nor PEP 658 metadata: uv asks HEAD for the
+    wheel's length to read its end by range. A file not stored yet has no known length: HEAD
+    leaves Content-Length out (RFC 9110 8.6) rather than saying 0, which uv read as an empty
+    zip ("unable to locate the end of central directory record")."""
+    with Upstream(json_enabled=False) as html_only:
+        wanted = html_only.add_file("cold-lib", build_wheel(tmp_path / "wheels", "cold-lib", "1.0"))
+        server = gunicorn_server(config_text(html_only.index_url, tmp_path / "data"))
+        url = f"{server.url}/pulp/content/main/{wanted.filename}"
+        head = requests.head(url, timeout=10)
+        assert head.status_code == 200 and head.headers["Accept-Ranges"] == "bytes"
+        assert "Content-Length" not in head.headers, head.headers
+        assert not html_only.requests_for(wanted.filename, server="files")  # still not fetched
+
+        python = make_venv(tmp_path / "venv")
+        uv = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python)]
+        uv += ["--index-url", server.index(), "--cache-dir", str(tmp_path / "uvcache"), "cold-lib"]
+        done = subprocess.run(uv, env=clean_env(), timeout=60, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert list(python.parent.parent.glob("lib/python3*/site-packages/cold_lib-1.0.dist-info"))
+        assert html_only.requests_for(wanted.filename, server="files")  # through the proxy
+        stored = requests.head(url, timeout=10)
+        assert int(stored.headers["Content-Length"]) == wanted.size  # known once stored

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 from sqlalchemy import select
+from werkzeug.datastructures import Range
 
 from pullthrough.app import create_app
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
@@ -32,6 +33,7 @@ from pullthrough.services.pullthrough import (
     PullThrough,
     StoredFile,
     StreamedFile,
+    relayable,
 )
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
@@ -673,6 +675,39 @@ def test_ranges_of_a_cached_file_follow_rfc_9110(
         assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
     finally:
         app.extensions["pullthrough"].close()
+
+
+def span_of(start: int, stop: int | None) -> Callable[[int], tuple[int, int] | None]:
+    """A range as werkzeug reads it (`bytes=-N`: (-N, None); `bytes=N-`: (N, None); `bytes=a-b`:
+    (a, b + 1)), and the bytes it takes of a file of a given size."""
+    return lambda size: Range("bytes", [(start, stop)]).range_for_length(size)
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "size", "relayed"),
+    [
+        (-10_000, None, 10 * MIB, True),  # a locker reading a wheel's central directory
+        (0, 100, 10 * MIB, True),  # its head
+        (0, 10 * MIB - HOLD_BACK, 10 * MIB, True),  # everything before the guard byte
+        (0, 10 * MIB - HOLD_BACK + 1, 10 * MIB, False),  # ... and the guard byte
+        (10 * MIB - HOLD_BACK + 1, None, 10 * MIB, True),  # everything after it
+        (0, None, 10 * MIB, False),  # the whole file
+        (-HOLD_BACK, None, 10 * MIB, False),  # the held-back tail
+        (4 * MIB, None, 10 * MIB, False),  # resuming a GET cut short, from any byte before it
+        (-22, None, 1000, True),  # a small file's end record
+        (0, 10, 1000, False),  # a small file is held back whole: its guard is its first byte
+        (-1000, None, 1000, False),
+        (2000, None, 1000, False),  # not satisfiable: from the store, which says why
+    ],
+)
+def test_a_cold_range_is_relayed_only_without_the_guard_byte(
+    start: int, stop: int | None, size: int, relayed: bool
+) -> None:
+    assert relayable(span_of(start, stop), size) is relayed
+    assert relayable(span_of(start, stop), None) is False  # no size on the index: no guard known
 
 
 def test_hostile_api_requests_are_400s(upstream: Upstream, tmp_path: Path) -> None:

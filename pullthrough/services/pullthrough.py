@@ -49,6 +49,24 @@ STORING_THREADS = 8  # small files stored at once, per process, while they are s
 CHUNK_SIZE = 1024 * 1024
 
 
+Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
+
+
+def relayable(span: Span, size: int | None) -> bool:
+    """Whether a range of a file not stored yet may come straight from the upstream, whose
+    bytes no digest checks. A whole GET holds back the file's last HOLD_BACK bytes until the
+    file is verified (all of a small one); a relayed range must leave out the first of them,
+    the guard byte, so that no mix of ranges and cut-short GETs ever makes up the whole file
+    unchecked (a client resuming a download cut short at the guard waits for the verified
+    file). A file whose size the index does not give has no known guard: never relayed; nor
+    is a range that is not satisfiable as such."""
+    if size is None or (taken := span(size)) is None:
+        return False
+    guard = max(0, size - HOLD_BACK)
+    start, stop = taken
+    return not start <= guard < stop
+
+
 @dataclass
 class StoredFile:
     file: BinaryIO
@@ -344,17 +362,22 @@ class PullThrough:
         return client, keep
 
     def open_range(
-        self, dist: Distribution, filename: str, byte_range: str
+        self, dist: Distribution, filename: str, byte_range: str, span: Span
     ) -> StoredFile | RangedFile | None:
-        """A Range request (one range): the stored file (the caller cuts the range), or, for a
-        file not stored yet, that range from the upstream at its pace while the whole file is
-        fetched into the cache alongside (single-flight, as `open`); None when the upstream
-        does not answer with that range (the caller sends the whole file instead)."""
+        """A Range request (one range; `span` says which bytes it takes of a file of a given
+        size): the stored file (the caller cuts the range), or, for a file not stored yet,
+        that range from the upstream at its pace while the whole file is fetched into the
+        cache alongside (single-flight, as `open`) - unless the range takes in the file's
+        guard byte (`relayable`): then the file is fetched and verified first, and the range
+        cut from the store. None when the upstream does not answer with that range (the caller
+        sends the whole file instead)."""
         entry, view = dist.find_file(filename)
         if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
             self.metrics.cache_hits.inc()
             return stored
         client, _ = self._source(dist, entry, view)
+        if not relayable(span, entry.size):
+            return self.ensure(dist, entry, view)
         if entry.size is not None and entry.size <= HOLD_BACK:
             # A small file being fetched or stored right now (a client asking for a range of
             # what it has just downloaded): a moment's wait, and it comes from the store.

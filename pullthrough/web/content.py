@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from pullthrough.services.pullthrough import RangedFile, StoredFile, StreamedFile
+from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
 from pullthrough.storage.store import ArtifactStore, shard
 from pullthrough.upstream.client import RangeNotSatisfiable
 from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified, services
@@ -122,14 +122,22 @@ def _streamed_response(streamed: StreamedFile | RangedFile) -> Response:
     return resp
 
 
-def _one_range() -> str | None:
+def _one_range() -> tuple[str, Span] | None:
     """The Range header of a GET asking for one range of bytes (and no If-Range, which only a
-    stored file's ETag could satisfy), else None: the whole file is sent."""
+    stored file's ETag could satisfy), with the bytes it takes of a file of a given size; else
+    None: the whole file is sent."""
     asked = request.headers.get("Range")
     if request.method != "GET" or asked is None or "If-Range" in request.headers:
         return None
     parsed = parse_range_header(asked)
-    return asked if parsed is not None and len(parsed.ranges) == 1 else None
+    if parsed is None or len(parsed.ranges) != 1:
+        return None
+
+    def span(size: int) -> tuple[int, int] | None:
+        in_bounds = parse_range_header(suffix_range_in_bounds(asked, size))
+        return None if in_bounds is None else in_bounds.range_for_length(size)
+
+    return asked, span
 
 
 @bp.route("/pulp/content/<path:base_path>/<filename>", methods=["GET", "HEAD"])
@@ -148,9 +156,9 @@ def content(base_path: str, filename: str) -> Response:
     if request.method == "HEAD":
         return _head(pullthrough.peek(dist, filename))
     opened: StoredFile | StreamedFile | RangedFile | None = None
-    if (byte_range := _one_range()) is not None:  # e.g. a locker reading a wheel's index
+    if (asked := _one_range()) is not None:  # e.g. a locker reading a wheel's index
         try:
-            opened = pullthrough.open_range(dist, filename, byte_range)
+            opened = pullthrough.open_range(dist, filename, *asked)
         except RangeNotSatisfiable as exc:  # the upstream's 416, for a file not stored yet
             raise RequestedRangeNotSatisfiable(length=exc.total) from None
     opened = opened or pullthrough.open(dist, filename)
@@ -167,7 +175,9 @@ def _head(found: StoredFile | int | None) -> Response:
     if isinstance(found, StoredFile):
         return _accelerated(found) or _stored_response(found)
     resp = Response(mimetype="application/octet-stream")
-    if found is not None:
+    if found is None:  # no size on the index: no length (RFC 9110 8.6), rather than werkzeug's 0
+        resp.automatically_set_content_length = False
+    else:
         resp.content_length = found
     resp.headers["Accept-Ranges"] = "bytes"  # a range of it is answered before it is stored
     return resp

@@ -394,8 +394,8 @@ class Upstream:
         of the bytes, then the server closes the connection (requests raises
         ``ChunkedEncodingError``: "IncompleteRead"). HEAD is unaffected.
     ``corrupt_files: bool``
-        File GETs send the advertised length but different bytes (each byte XOR 0xFF), so the
-        sha256 does not match the one advertised in the index.
+        File GETs (whole, or a range) send the advertised length but different bytes (each byte
+        XOR 0xFF), so the sha256 does not match the one advertised in the index.
     ``slow_files: float``
         File GETs send headers at once, then the body in ``chunk_size``-byte chunks (default
         1024), sleeping this many seconds before each chunk: a download takes about
@@ -758,7 +758,8 @@ class Upstream:
         if request.method == "HEAD":
             # body None: werkzeug would otherwise reset Content-Length to 0
             return Response(None, status=200, mimetype=mimetype, headers=headers)
-        if self.ranges and (ranged := _ranged(request, data, headers)) is not None:
+        sent = data.translate(_FLIP) if self.corrupt_files else data
+        if self.ranges and (ranged := _ranged(request, sent, headers)) is not None:
             return ranged
         overlong = self.overlong_files
         if overlong > 0:  # announce fewer bytes than the body below sends
