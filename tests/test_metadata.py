@@ -377,6 +377,9 @@ def test_matching_filenames(filename: str) -> None:
         "shelf_reader-one.tar.gz",
         "other-1.0-py2.7.egg",
         "shelf_reader.whl",
+        # read as project `shelf` wherever the name alone is read (the page, an upload token's
+        # scope): split after the metadata's name, it passed, and `shelf` listed it
+        "shelf-reader-1.0-x.tar.gz",
     ],
 )
 def test_mismatching_filenames(filename: str) -> None:

@@ -168,13 +168,16 @@ def read_metadata(path: Path, filename: str) -> PackageMetadata:
 
 
 def check_filename_matches(meta: PackageMetadata, filename: str) -> None:
-    """Require the filename's project and version to be the metadata's."""
+    """Require the filename's project and version, as every reader takes them from the name
+    alone (the page, the store, an upload token's scope), to be the metadata's: a name that
+    only splits right with the metadata's help (`other-tool-5.0-x.tar.gz`, read elsewhere as
+    project `other`) would be listed under a project its metadata does not name."""
     mismatch = InvalidDistribution(
         f"Filename {filename!r} does not match the metadata "
         f"(name {meta.name!r}, version {meta.version!r})"
     )
     try:
-        info = parse_filename(filename, meta.name)
+        info = parse_filename(filename)
     except InvalidFilename:
         raise mismatch from None
     if info.name != meta.normalized_name or info.version != Version(meta.version):
