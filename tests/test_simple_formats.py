@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,20 @@ def test_html_upstream_page_with_every_attribute() -> None:
     assert third.hashes == {"md5": "0123" * 8} and third.yanked == "security issue"
 
 
+def test_html_links_to_no_distribution_file_are_not_files() -> None:
+    """PEP 503 pages may carry other HTML: a link back to the index or to help is no file (it
+    was offered as one, named "Back to index", a 404 at our end). A link whose text is not its
+    file's name is named by its URL, as pip names it."""
+    body = b"""<html><body>
+    <a href="../">Back to index</a>
+    <a href="https://help.example/">Help</a>
+    <a href="https://files.example/lib-1.0-py3-none-any.whl#sha256=%s">lib-1.0-py3-none-any.whl</a>
+    <a href="https://files.example/lib-0.9.tar.gz">Download 0.9</a>
+    </body></html>""" % (b"a" * 64)
+    page = simple_html.parse_project_page(body, PAGE_URL, "lib")
+    assert [f.filename for f in page.files] == ["lib-1.0-py3-none-any.whl", "lib-0.9.tar.gz"]
+
+
 def test_json_upstream_page() -> None:
     body = json.dumps(
         {
@@ -77,6 +92,26 @@ def test_json_upstream_page() -> None:
         10,
     )
     assert (page.name, page.versions, page.last_serial) == ("Lib", ("1.0",), 42)
+
+
+def test_pep_714_old_and_new_metadata_keys_on_one_page_each_count() -> None:
+    """An index in the middle of PEP 714's move: one entry with the old key alone, one with the
+    new. As many of each on the page, the fast reading took it, and lost the old key's."""
+    old = {"sha256": "b" * 64}
+    new = {"sha256": "c" * 64}
+    entries: list[dict[str, Any]] = [
+        {"filename": "lib-1.0-py3-none-any.whl", "url": "a.whl", "dist-info-metadata": old},
+        {"filename": "lib-1.1-py3-none-any.whl", "url": "b.whl", "core-metadata": new},
+        {"filename": "lib-1.2-py3-none-any.whl", "url": "c.whl", "core-metadata": False}
+        | {"dist-info-metadata": old},  # the new key says what it means
+    ]
+    for files in (entries, entries[:1], entries[1:]):
+        body = json.dumps({"name": "lib", "files": files}).encode()
+        page = simple_json.parse_project_page(body, PAGE_URL, "lib")
+        expected = [{"a.whl": old, "b.whl": new, "c.whl": False}[f["url"]] for f in files]
+        assert [f.core_metadata for f in page.files] == expected
+        tolerant = simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False)
+        assert tolerant.files == page.files
 
 
 @pytest.mark.parametrize("body", [b"{", b"[]", b'{"files": [{"url": "x"}]}'])
@@ -117,6 +152,11 @@ def test_render_then_parse_keeps_every_field(fmt: str) -> None:
         assert list(parsed.files) == [_local(FULL, prefix), _local(PLAIN, prefix)]
         assert parsed.versions == ("0.9", "1.0")
         assert json.loads(body)["meta"] == {"api-version": "1.3"}  # provenance is a 1.3 field
+        # PEP 691: the normalized name, whatever the page's own spelling (an upload's METADATA)
+        named = ProjectPage("Acme_Utils.Core", (PLAIN,))
+        assert json.loads(simple_json.render_project_page(named, prefix, []))["name"] == (
+            "acme-utils-core"
+        )
 
 
 @pytest.mark.parametrize(

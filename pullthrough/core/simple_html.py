@@ -11,7 +11,7 @@ import lxml.html
 from lxml import etree
 from packaging.utils import canonicalize_name
 
-from pullthrough.core.filenames import offerable
+from pullthrough.core.filenames import DIST_SUFFIXES, offerable
 from pullthrough.core.links import quoted, resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 
@@ -72,9 +72,11 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
         if not href:
             continue
         url, fragment = resolve(base, href)
-        filename = (anchor.text or "").strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        if not offerable(filename):
-            continue
+        filename = (anchor.text or "").strip()
+        if not filename.endswith(DIST_SUFFIXES):  # PEP 503: the text is the link's file name
+            filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if not filename.endswith(DIST_SUFFIXES) or not offerable(filename):
+            continue  # a link to no distribution file ("Back to index"), as pip skips it
         yanked: bool | str = False
         if (reason := anchor.get("data-yanked")) is not None:
             yanked = reason or True

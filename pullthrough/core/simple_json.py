@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
+from packaging.utils import canonicalize_name
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import all_offerable, offerable
@@ -91,6 +92,32 @@ class _TypedPage(msgspec.Struct):
 
 
 _TYPED = msgspec.json.Decoder(_TypedPage)
+
+
+class _MetadataKeys(msgspec.Struct, gc=False):
+    """Which of PEP 714's two keys an entry has (UNSET: absent), whatever their values."""
+
+    new: object = msgspec.field(default=msgspec.UNSET, name="core-metadata")
+    old: object = msgspec.field(default=msgspec.UNSET, name="dist-info-metadata")
+
+
+class _MetadataKeysPage(msgspec.Struct):
+    files: list[_MetadataKeys]
+
+
+_METADATA_KEYS = msgspec.json.Decoder(_MetadataKeysPage)
+
+
+def _old_key_alone(body: bytes) -> bool:
+    """Whether an entry has `dist-info-metadata` without `core-metadata` (which then says what
+    it means: PEP 714); True where the page does not even read so."""
+    try:
+        entries = _METADATA_KEYS.decode(body).files
+    except msgspec.DecodeError:
+        return True
+    return any(e.old is not msgspec.UNSET and e.new is msgspec.UNSET for e in entries)
+
+
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -134,12 +161,12 @@ def parse_project_page(body: bytes, page_url: str, name: str, *, typed: bool = T
 def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, Any]] | None:
     """The files and the page's fields, or None where only the tolerant reading can say: a
     field of another type (msgspec refuses the page), a surrogate escape (which `_text` turns
-    into U+FFFD), a `dist-info-metadata` without its `core-metadata` (PEP 714's old name), an
-    entry without a filename or with a link urljoin refuses (the tolerant reading refuses the
-    page, saying why)."""
+    into U+FFFD), an entry with `dist-info-metadata` (PEP 714's old name) but no
+    `core-metadata` (the typed reading knows only the new name), an entry without a filename
+    or with a link urljoin refuses (the tolerant reading refuses the page, saying why)."""
     if _SURROGATE_ESCAPE.search(body) is not None or (
         b'"dist-info-metadata"' in body  # one scan of the page where PEP 714's old key is absent
-        and body.count(b'"dist-info-metadata"') > body.count(b'"core-metadata"')
+        and _old_key_alone(body)
     ):
         return None
     try:
@@ -299,7 +326,7 @@ def _file_out(f: DistFile, url_prefix: str) -> _FileOut:
 def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str]) -> bytes:
     data: dict[str, Any] = {
         "meta": {"api-version": api_version(page)},
-        "name": page.name,
+        "name": canonicalize_name(page.name),  # PEP 691: normalized (an upload's is as written)
         "files": [_file_out(f, url_prefix) for f in page.files],
         "versions": versions,
     }
