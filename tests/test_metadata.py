@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pullthrough.core import metadata
 from pullthrough.core.metadata import (
     MAX_METADATA_SIZE,
     InvalidDistribution,
@@ -389,3 +390,38 @@ def test_mismatching_filenames(filename: str) -> None:
     assert str(caught.value) == (
         f"Filename {filename!r} does not match the metadata (name 'Shelf.Reader', version '1.0')"
     )
+
+
+def _sdist_with(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "shelf_reader-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_sdist_that_inflates_past_its_limit_is_refused_before_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tar.gz is walked whole; a member of zeros 1,000 times its compressed size (a gzip
+    bomb, here 4 MiB in ~4 KiB) is refused on its header, before it is inflated, wherever it
+    is in the archive."""
+    monkeypatch.setattr(metadata, "EXPANDED_FLOOR", 1024 * 1024)  # 50 x the file's size: less
+    pkg_info = b"Metadata-Version: 2.1\nName: shelf-reader\nVersion: 1.0\n"
+    zeros = bytes(4 * 1024 * 1024)
+    fine = _sdist_with(tmp_path, {"shelf_reader-1.0/PKG-INFO": pkg_info})
+    assert read_metadata(fine, fine.name).version == "1.0"
+    for members in (
+        {"shelf_reader-1.0/zeros.bin": zeros, "shelf_reader-1.0/PKG-INFO": pkg_info},
+        {"shelf_reader-1.0/PKG-INFO": pkg_info, "shelf_reader-1.0/zeros.bin": zeros},
+    ):
+        bomb = _sdist_with(tmp_path, members)
+        assert bomb.stat().st_size < 50_000
+        with pytest.raises(InvalidDistribution) as refused:
+            read_metadata(bomb, bomb.name)
+        assert str(refused.value) == (
+            "Invalid distribution 'shelf_reader-1.0.tar.gz': it expands to more than 1048576"
+            " bytes (50 times its size), as a decompression bomb does"
+        )
