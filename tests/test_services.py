@@ -5,6 +5,7 @@ task worker. The upstream is a real index on loopback; timings are injected, not
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
+from pullthrough.web.content import PRECONDITION_FAILED
 from support.packages import build_wheel
 from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
@@ -673,6 +675,46 @@ def test_ranges_of_a_cached_file_follow_rfc_9110(
             if status == 206:
                 assert answer.get_data() == whole[part]
         assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+def test_a_cached_files_conditions_come_before_its_range(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """RFC 9110 13.2.2: If-Match, then If-None-Match, then Range; a Range is for GET only, and
+    one of another unit or several ranges is ignored (the whole file), not a 416. A 412 says
+    why, without the file."""
+    app = create_app(settings_for(upstream, tmp_path))
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{WHL_02}"
+        with client.get(url) as first:
+            whole = first.get_data()  # and stored alongside: what follows is the store's
+        etag = f'"{hashlib.sha256(whole).hexdigest()}"'
+        cases: list[tuple[str, dict[str, str], int, bytes]] = [
+            ("GET", {"If-None-Match": etag, "Range": "bytes=0-9"}, 304, b""),
+            ("GET", {"If-None-Match": f"W/{etag}"}, 304, b""),
+            ("GET", {"If-None-Match": '"other"', "Range": "bytes=0-9"}, 206, whole[:10]),
+            (
+                "GET",
+                {"If-Match": '"other"', "Range": "bytes=0-9"},
+                412,
+                PRECONDITION_FAILED.encode(),
+            ),
+            ("GET", {"If-Match": f"{etag}", "Range": "bytes=0-9"}, 206, whole[:10]),
+            ("GET", {"If-Match": "*"}, 200, whole),
+            ("GET", {"Range": "items=0-1"}, 200, whole),
+            ("GET", {"Range": "bytes=0-1,5-6"}, 200, whole),
+            ("HEAD", {"Range": "bytes=0-9"}, 200, b""),
+        ]
+        for method, headers, status, body in cases:
+            with client.open(url, method=method, headers=headers) as answer:
+                assert answer.status_code == status, (method, headers)
+                assert answer.get_data() == body, (method, headers)
+                assert answer.headers["ETag"] == etag
+                if method == "HEAD":
+                    assert answer.headers["Content-Length"] == str(len(whole))
     finally:
         app.extensions["pullthrough"].close()
 

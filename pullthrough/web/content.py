@@ -7,13 +7,20 @@ from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_range_header
+from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
 from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
 from pullthrough.storage.store import ArtifactStore, shard
 from pullthrough.upstream.client import RangeNotSatisfiable
-from pullthrough.web.common import STALE_HEADER, distribution, etag_of, not_modified, services
+from pullthrough.web.common import (
+    STALE_HEADER,
+    distribution,
+    etag_matches,
+    etag_of,
+    not_modified,
+    services,
+)
 
 bp = Blueprint("content", __name__)
 
@@ -61,12 +68,50 @@ def unconditional(environ: dict[str, Any]) -> bool:
     return not any(header in environ for header in _CONDITIONS)
 
 
+PRECONDITION_FAILED = "Precondition Failed: If-Match names another ETag than this file's\n"
+
+
+def _precondition(environ: dict[str, Any], etag: str) -> int | None:
+    """RFC 9110 13.2.2 for a stored file (a strong ETag, no Last-Modified), before any Range:
+    If-Match naming another ETag is a 412, then If-None-Match naming it a 304; else None."""
+    if (if_match := environ.get("HTTP_IF_MATCH")) is not None and not parse_etags(
+        if_match
+    ).contains(etag):
+        return 412
+    return 304 if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), f'"{etag}"') else None
+
+
+def _usable_range(environ: dict[str, Any]) -> str | None:
+    """The Range header a stored file's answer heeds: GET's only, and one range of bytes; a
+    server ignores others (RFC 9110 14.2: an unknown unit; several ranges, which we do not send
+    as multipart) and answers the whole file, rather than werkzeug's 416."""
+    asked = environ.get("HTTP_RANGE")
+    if asked is None or environ["REQUEST_METHOD"] != "GET":
+        return None
+    parsed = parse_range_header(asked)
+    usable = parsed is not None and parsed.units == "bytes" and len(parsed.ranges) == 1
+    return asked if usable else None
+
+
 def _stored_response(stored: StoredFile) -> Response:
+    environ = request.environ
+    if unconditional(environ):  # all make_conditional would add is a Date, which gunicorn sends
+        return Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
+    if (status := _precondition(environ, stored.sha256)) is not None:
+        stored.file.close()  # neither answer carries the file
+        resp = Response(status=304)
+        if status == 412:
+            resp = Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
+        resp.headers["ETag"] = f'"{stored.sha256}"'
+        resp.headers["Cache-Control"] = _IMMUTABLE
+        return resp
+    for header in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH"):  # decided: left to werkzeug, they
+        environ.pop(header, None)  # would come after the Range, against RFC 9110's order
+    if (asked := _usable_range(environ)) is None:
+        environ.pop("HTTP_RANGE", None)
+    else:
+        environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
     resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
-    if unconditional(request.environ):
-        return resp  # all make_conditional would add is a Date, which gunicorn sends
-    if (asked := request.environ.get("HTTP_RANGE")) is not None:
-        request.environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
     try:
         resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
     except RequestedRangeNotSatisfiable:
@@ -126,11 +171,7 @@ def _one_range() -> tuple[str, Span] | None:
     """The Range header of a GET asking for one range of bytes (and no If-Range, which only a
     stored file's ETag could satisfy), with the bytes it takes of a file of a given size; else
     None: the whole file is sent."""
-    asked = request.headers.get("Range")
-    if request.method != "GET" or asked is None or "If-Range" in request.headers:
-        return None
-    parsed = parse_range_header(asked)
-    if parsed is None or len(parsed.ranges) != 1:
+    if "If-Range" in request.headers or (asked := _usable_range(request.environ)) is None:
         return None
 
     def span(size: int) -> tuple[int, int] | None:
