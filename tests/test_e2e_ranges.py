@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.faults import big_wheel
 from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import clean_env, make_venv
@@ -131,3 +132,30 @@ def test_uv_installs_a_cold_wheel_an_html_index_gives_no_size_of(
         assert html_only.requests_for(wanted.filename, server="files")  # through the proxy
         stored = requests.head(url, timeout=10)
         assert int(stored.headers["Content-Length"]) == wanted.size  # known once stored
+
+
+def test_without_a_size_on_the_index_the_upstreams_total_places_the_guard(
+    gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """An HTML-only index gives no sizes: a locker's read of a wheel's end still comes straight
+    from the upstream, placed by the total its 206 states; the whole file by range waits for
+    the verified file and comes from the store."""
+    with Upstream(json_enabled=False) as html_only:
+        big = html_only.add_file("big-lib", big_wheel(tmp_path / "big", "big-lib", "1.0", 2**20))
+        server = gunicorn_server(config_text(html_only.index_url, tmp_path / "data"))
+        url = f"{server.url}/pulp/content/main/{big.filename}"
+
+        tail = requests.get(url, headers={"Range": "bytes=-10000"}, timeout=10)
+        assert (tail.status_code, tail.content) == (206, big.data[-10000:])
+        asked = [
+            r.header("range") for r in html_only.requests_for(big.filename) if r.header("range")
+        ]
+        assert asked == ["bytes=-10000"]
+
+        whole = requests.get(url, headers={"Range": "bytes=0-"}, timeout=30)
+        assert (whole.status_code, whole.content) == (206, big.data)
+        asked = [
+            r.header("range") for r in html_only.requests_for(big.filename) if r.header("range")
+        ]
+        assert asked == ["bytes=-10000", "bytes=0-"]  # asked, then left for the verified file
+        assert wait_until(lambda: len(stored_files(server.data_dir)) == 1, timeout=10)

@@ -58,8 +58,8 @@ def relayable(span: Span, size: int | None) -> bool:
     file is verified (all of a small one); a relayed range must leave out the first of them,
     the guard byte, so that no mix of ranges and cut-short GETs ever makes up the whole file
     unchecked (a client resuming a download cut short at the guard waits for the verified
-    file). A file whose size the index does not give has no known guard: never relayed; nor
-    is a range that is not satisfiable as such."""
+    file). `size` is the index's, or where it gives none the total the upstream's 206 states
+    (None: never relayed); a range that is not satisfiable as such is not relayed either."""
     if size is None or (taken := span(size)) is None:
         return False
     guard = max(0, size - HOLD_BACK)
@@ -376,7 +376,7 @@ class PullThrough:
             self.metrics.cache_hits.inc()
             return stored
         client, _ = self._source(dist, entry, view)
-        if not relayable(span, entry.size):
+        if entry.size is not None and not relayable(span, entry.size):
             return self.ensure(dist, entry, view)
         if entry.size is not None and entry.size <= HOLD_BACK:
             # A small file being fetched or stored right now (a client asking for a range of
@@ -397,6 +397,9 @@ class PullThrough:
         if end < start or (total is not None and entry.size is not None and total != entry.size):
             resp.close()  # not the file the page describes
             return None
+        if entry.size is None and not relayable(span, total):
+            resp.close()  # no size on the index: the upstream's total places the guard
+            return self.ensure(dist, entry, view)
 
         def chunks() -> Generator[bytes, None, None]:
             with resp:
