@@ -160,20 +160,26 @@ def test_render_then_parse_keeps_every_field(fmt: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "version"),
+    ("page", "version", "in_json"),
     [
-        (ProjectPage("lib", (PLAIN,)), "1.1"),
-        (PAGE, "1.3"),
-        (ProjectPage("lib", (PLAIN,), status="archived"), "1.4"),
-        (ProjectPage("lib", (), status="quarantined", status_reason="malware <found>"), "1.4"),
+        (ProjectPage("lib", (DistFile(PLAIN.filename, PLAIN.url, size=10),)), "1.1", "1.1"),
+        # PEP 700: no size (an HTML upstream's file), no 1.1 in JSON; HTML has no size at all
+        (ProjectPage("lib", (PLAIN,)), "1.1", "1.0"),
+        (PAGE, "1.3", "1.3"),
+        (ProjectPage("lib", (PLAIN,), status="archived"), "1.4", "1.4"),
+        (
+            ProjectPage("lib", (), status="quarantined", status_reason="malware <found>"),
+            "1.4",
+            "1.4",
+        ),
     ],
 )
 def test_pages_declare_the_api_version_their_fields_need_and_keep_the_status(
-    page: ProjectPage, version: str
+    page: ProjectPage, version: str, in_json: str
 ) -> None:
     """PEP 792 (1.4): `project-status` in JSON, `pypi:project-status(-reason)` in HTML."""
     body = simple_json.render_project_page(page, "../", [])
-    assert json.loads(body)["meta"]["api-version"] == version
+    assert json.loads(body)["meta"]["api-version"] == in_json
     html = simple_html.render_project_page(page, "../")
     assert f'<meta name="pypi:repository-version" content="{version}">' in html.decode()
     for parsed in (

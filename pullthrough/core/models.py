@@ -127,12 +127,16 @@ def _packed_page(name: str, files: bytes, *rest: Any) -> ProjectPage:
     return ProjectPage(name, _FILES_IN.decode(files), *rest)
 
 
-def api_version(page: ProjectPage) -> str:
+def api_version(page: ProjectPage, *, json: bool = False) -> str:
     """The simple API version a page's fields need: 1.4 for a status (PEP 792), 1.3 for
-    provenance (PEP 740), else 1.1 (size, upload-time, versions)."""
+    provenance (PEP 740), else 1.1 (size, upload-time, versions). PEP 700 makes each file's
+    size mandatory in JSON from 1.1: a JSON page with a file of unknown size (an HTML-only
+    upstream's) says 1.0, its other keys being ones a 1.0 client ignores."""
     if page.status is not None:
         return "1.4"
-    return "1.3" if any(f.provenance for f in page.files) else "1.1"
+    if any(f.provenance for f in page.files):
+        return "1.3"
+    return "1.0" if json and any(f.size is None for f in page.files) else "1.1"
 
 
 @dataclass(frozen=True, slots=True)

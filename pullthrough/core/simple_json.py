@@ -325,7 +325,7 @@ def _file_out(f: DistFile, url_prefix: str) -> _FileOut:
 
 def render_project_page(page: ProjectPage, url_prefix: str, versions: list[str]) -> bytes:
     data: dict[str, Any] = {
-        "meta": {"api-version": api_version(page)},
+        "meta": {"api-version": api_version(page, json=True)},
         "name": canonicalize_name(page.name),  # PEP 691: normalized (an upload's is as written)
         "files": [_file_out(f, url_prefix) for f in page.files],
         "versions": versions,
