@@ -515,6 +515,24 @@ def test_writes_answer_with_completed_tasks(api: Api, tmp_path: Path) -> None:
     v3 = api.ok(api.get(own + "versions/3/"))
     assert v3["base_version"] == own + "versions/1/"
     assert v3["content_summary"]["present"]["python.python"]["count"] == 1
+    # Pulp removes first, then adds: "replace the content with these" keeps what is added
+    other_href = api.upload_content(build_wheel(tmp_path, "task-other", "1.0"))
+    other_href = other_href["created_resources"][0]
+    api.task(api.post(own + "modify/", {"add_content_units": [other_href]}))  # version 4
+    replaced = api.task(
+        api.post(
+            own + "modify/", {"remove_content_units": ["*"], "add_content_units": [content_href]}
+        )
+    )
+    assert replaced["created_resources"] == [own + "versions/5/"]
+    v5 = api.ok(api.get(own + "versions/5/"))
+    assert v5["content_summary"]["present"]["python.python"]["count"] == 1
+    assert v5["content_summary"]["removed"]["python.python"]["count"] == 1  # task-other
+    both = {"remove_content_units": [content_href], "add_content_units": [content_href]}
+    assert api.task(api.post(own + "modify/", both))["created_resources"] == []  # no change
+    based = api.task(api.post(own + "modify/", {**both, "base_version": own + "versions/4/"}))
+    v6 = api.ok(api.get(based["created_resources"][0]))
+    assert v6["content_summary"]["present"]["python.python"]["count"] == 2  # v4's two
 
     tasks = api.ok(api.get(TASKS, params={"state": "completed"}))
     assert tasks["count"] >= 8

@@ -82,7 +82,8 @@ def _modify(session: Session, values: dict[str, object], repo: Repository) -> No
 def modify(call: Call) -> Response:
     repo: Repository = call.row
     add = {p.id for p in call.values.get("add_content_units") or []}
-    remove = {p.id for p in call.values["remove_content_units"]}
+    # Pulp removes first, then adds: a unit in both lists (remove ["*"], add [X]) stays
+    remove = {p.id for p in call.values["remove_content_units"]} - add
     base: RepositoryVersion | None = call.values.get("base_version")
 
     def work(session: Session, outcome: TaskOutcome) -> None:
@@ -92,7 +93,7 @@ def modify(call: Call) -> Response:
             members = select(RepositoryContent.package_id)
             then = set(session.scalars(members.where(present_in(repo.id, base.number))))
             now = set(session.scalars(members.where(present_in(repo.id, repo.latest_number))))
-            wanted = (then | add) - remove
+            wanted = (then - remove) | add
             version = new_version(
                 session, repo.id, add=wanted - now, remove=now - wanted, base=base.number
             )
