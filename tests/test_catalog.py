@@ -368,15 +368,23 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
     assert files_in(catalog, repo_id, 3) == {whl("b")}
     with catalog.session() as session:
         assert content_counts(session, repo_id, 4) == {"added": 2, "removed": 0, "present": 3}
+        # the oldest kept version, as Pulp squashes the deleted ones into it: it adds what it
+        # holds, removes nothing, and names no deleted base
+        assert content_counts(session, repo_id, 3) == {"added": 1, "removed": 0, "present": 1}
+        based = new_version(session, repo_id, add=[a], base=3)  # 5, based on 3 (kept)
+        assert based is not None
+        new_version(session, repo_id, remove=[a])  # 6: 5 and 6 kept, 3 (5's base) deleted
+        base_of_5 = select(RepositoryVersion.base_number).where(RepositoryVersion.id == based.id)
+        assert session.scalar(base_of_5) is None
 
     with catalog.session() as session:  # retain 1: only the latest version is left
         repo = session.get(Repository, repo_id)
         assert repo is not None
         repo.retain_repo_versions = 1
     with catalog.session() as session:
-        new_version(session, repo_id, remove=[d])  # 5
-    assert version_numbers(catalog, repo_id) == [5]
-    assert files_in(catalog, repo_id, 5) == {whl("b"), whl("c")}
+        new_version(session, repo_id, remove=[d])  # 7
+    assert version_numbers(catalog, repo_id) == [7]
+    assert files_in(catalog, repo_id, 7) == {whl("b"), whl("c")}
 
     unlimited = make_repository(catalog, "unlimited")
     with catalog.session() as session:

@@ -121,6 +121,24 @@ def _retain(session: Session, repo: Repository) -> None:
             RepositoryContent.version_removed <= oldest_kept,
         )
     )
+    # As Pulp squashes a deleted version into the next: the oldest kept version now adds what
+    # it holds, and names no deleted version as its base.
+    session.execute(
+        update(RepositoryContent)
+        .where(
+            RepositoryContent.repository_id == repo.id,
+            RepositoryContent.version_added < oldest_kept,
+        )
+        .values(version_added=oldest_kept)
+    )
+    session.execute(
+        update(RepositoryVersion)
+        .where(
+            RepositoryVersion.repository_id == repo.id,
+            RepositoryVersion.base_number < oldest_kept,
+        )
+        .values(base_number=None)
+    )
 
 
 def content_counts(session: Session, repository_id: str, number: int) -> dict[str, int]:
