@@ -16,6 +16,9 @@ keepalive = 30  # pip and uv reuse connections across a resolve
 timeout = 120  # a worker silent this long is restarted; downloads keep it busy, not silent
 graceful_timeout = 30
 accesslog = os.environ.get("PULLTHROUGH_ACCESS_LOG") or None
+# gunicorn's default with "-" for its %(u)s, the user of a Basic header: a client may send a
+# token there (pip's http://TOKEN@host/ form), and secrets are never logged.
+access_log_format = '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("PULLTHROUGH_LOG_LEVEL", "info")
 control_socket_disable = True  # several servers may run side by side (tests, benchmarks)

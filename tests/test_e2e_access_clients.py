@@ -553,6 +553,9 @@ def test_refusals_revocations_and_privacy_keep_secrets_out_of_log_and_audit(corp
         resp = corp.get(page, auth=auth, headers=headers)
         assert resp.status_code == 200 and app.name in resp.text, (auth, resp.status_code)
     assert corp.get(page, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+    # a token as the user name (pip's http://TOKEN@host/ form): refused, and out of the log,
+    # whose default format would have printed the Basic header's user
+    assert corp.get(page, auth=(reader, "")).status_code == 401
     json_api = corp.get("/pypi/corp/pypi/acme-app/json", auth=(TOKEN_USER, reader))
     assert json_api.status_code == 200 and json_api.json()["info"]["version"] == "1.0"
     assert corp.get("/pypi/corp/pypi/acme-app/json").status_code == 401

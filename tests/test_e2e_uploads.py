@@ -350,6 +350,7 @@ def test_a_different_file_under_a_taken_filename_is_refused(index: Index, dists:
     resp = index.upload(impostor)
     assert resp.status_code == 400, resp.text
     assert "already exists" in resp.text
+    assert sha256_of(wheel) not in resp.text  # the file there may be one the uploader cannot read
     before.check()
     served = index.http.get(index.url(f"/pulp/content/{BASE}/{wheel.name}"), timeout=TIMEOUT)
     assert served.content == wheel.read_bytes()

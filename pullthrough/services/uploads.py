@@ -95,9 +95,10 @@ class Uploads:
                     session.flush()
                     existing = None
                 if existing is not None and existing.sha256 != package.sha256:
+                    # Not its digest: the file may be in a private index the uploader cannot read
                     raise UploadRefused(
-                        f"File already exists ({filename!r}, with sha256 hash {existing.sha256!r}):"
-                        " a filename can only be used once; upload a new version instead"
+                        f"File already exists ({filename!r}): a filename can only be used once;"
+                        " upload a new version instead"
                     )
                 if existing is None:
                     if metadata is not None:
