@@ -13,7 +13,8 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.api import Api, with_auth
+from support.api import AUTH, Api, with_auth
+from support.packages import build_wheel
 from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
@@ -120,6 +121,27 @@ def test_counts_add_up_over_the_workers(
 
     # A scrape is not counted in itself; the next one sees them all.
     assert value(scrape(server), requests_total, kind="other", code="200") == len(scrapes)
+
+
+def test_a_remote_only_a_private_distribution_uses_is_not_named(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """/metrics answers anyone: like the status page, it names no remote that only a private
+    distribution uses (its requests are counted all the same, and shown to nobody)."""
+    with Upstream() as internal:
+        internal.add_file("corp-lib", build_wheel(tmp_path / "wheels", "corp-lib", "1.0"))
+        text = config_text(upstream.index_url, tmp_path / "data")
+        text += f'[[remotes]]\nname = "corp-mirror"\nurl = "{internal.index_url}"\n'
+        text += '[[distributions]]\nname = "corp"\nbase_path = "corp"\nremote = "corp-mirror"\n'
+        server = gunicorn_server(with_auth(text + "private = true\n"))
+        corp = server.url + "/pypi/corp/simple/corp-lib/"
+        assert requests.get(corp, auth=AUTH, timeout=10).status_code == 200
+        assert internal.requests_for("corp-lib")  # through corp-mirror
+        assert fresh_get(server.index() + "shelf-reader/").status_code == 200  # through up
+        named = {dict(labels).get("remote") for _, labels in scrape(server)} - {None}
+        assert named == {"up"}
+        status = requests.get(server.url + "/pulp/api/v3/status/", timeout=10).json()
+        assert "corp-mirror" not in json.dumps(status)  # as the status page, which never did
 
 
 def test_metrics_in_one_process(

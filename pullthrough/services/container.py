@@ -268,6 +268,7 @@ def build_services(settings: Settings) -> Services:
     counters = Counters(data / "counters")
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
     metrics.read_at_scrape(RefusalCollector(counters, registry.shown))
+    metrics.shown_remotes = lambda: [client.remote.name for client in registry.shown_clients()]
     metrics.read_at_scrape(TaskCollector(functools.partial(count_by_state, catalog)))
     return Services(
         settings=settings,

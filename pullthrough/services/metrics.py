@@ -9,6 +9,7 @@ read when scraped, from the ledger and the refusal counters every process shares
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -109,6 +110,7 @@ class Metrics:
             registry=own,
         )
         self._at_scrape: list[Collector] = []
+        self.shown_remotes: Callable[[], Iterable[str]] | None = None  # None: every remote
 
     def upstream_answered(self, remote: str, kind: str, seconds: float) -> None:
         self.upstream_seconds.labels(remote, kind).observe(seconds)
@@ -130,13 +132,34 @@ class Metrics:
             self.registry.register(collector)
 
     def exposition(self) -> bytes:
+        """The scrape, naming no remote but the `shown_remotes` (those of the distributions
+        anyone may learn of: a remote only a private or hidden one uses is not named)."""
         if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        for collector in self._at_scrape:
-            registry.register(collector)
-        return generate_latest(registry)
+            registry = self.registry
+        else:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            for collector in self._at_scrape:
+                registry.register(collector)
+        if self.shown_remotes is None:
+            return generate_latest(registry)
+        return generate_latest(_OnlyRemotes(registry, set(self.shown_remotes())))
+
+
+class _OnlyRemotes:
+    """A registry's metrics without the samples labelled with a remote not in `shown`."""
+
+    def __init__(self, registry: CollectorRegistry, shown: set[str]) -> None:
+        self.registry = registry
+        self.shown = shown | {""}  # "": a sample of no remote
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.registry.collect():
+            kept = [s for s in metric.samples if s.labels.get("remote", "") in self.shown]
+            if len(kept) != len(metric.samples):
+                metric = copy.copy(metric)
+                metric.samples = kept
+            yield metric
 
 
 def from_environment() -> Metrics:
