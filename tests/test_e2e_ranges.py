@@ -139,23 +139,26 @@ def test_without_a_size_on_the_index_the_upstreams_total_places_the_guard(
 ) -> None:
     """An HTML-only index gives no sizes: a locker's read of a wheel's end still comes straight
     from the upstream, placed by the total its 206 states; the whole file by range waits for
-    the verified file and comes from the store."""
+    the verified file. An upstream whose bytes fail the hash shows which is which: the end
+    comes as it sent it (no part can be checked), the whole file is a 502."""
     with Upstream(json_enabled=False) as html_only:
         big = html_only.add_file("big-lib", big_wheel(tmp_path / "big", "big-lib", "1.0", 2**20))
         server = gunicorn_server(config_text(html_only.index_url, tmp_path / "data"))
         url = f"{server.url}/pulp/content/main/{big.filename}"
+        html_only.corrupt_files = True
+        bad = bytes(b ^ 0xFF for b in big.data)
 
         tail = requests.get(url, headers={"Range": "bytes=-10000"}, timeout=10)
-        assert (tail.status_code, tail.content) == (206, big.data[-10000:])
+        assert (tail.status_code, tail.content) == (206, bad[-10000:])
         asked = [
             r.header("range") for r in html_only.requests_for(big.filename) if r.header("range")
         ]
         assert asked == ["bytes=-10000"]
+        whole = requests.get(url, headers={"Range": "bytes=0-"}, timeout=30)
+        assert whole.status_code == 502 and big.sha256 in whole.text, whole.text[:300]
+        assert stored_files(server.data_dir) == []
 
+        html_only.reset_faults()
         whole = requests.get(url, headers={"Range": "bytes=0-"}, timeout=30)
         assert (whole.status_code, whole.content) == (206, big.data)
-        asked = [
-            r.header("range") for r in html_only.requests_for(big.filename) if r.header("range")
-        ]
-        assert asked == ["bytes=-10000", "bytes=0-"]  # asked, then left for the verified file
         assert wait_until(lambda: len(stored_files(server.data_dir)) == 1, timeout=10)

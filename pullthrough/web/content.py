@@ -95,23 +95,26 @@ def _usable_range(environ: dict[str, Any]) -> str | None:
 
 def _stored_response(stored: StoredFile) -> Response:
     environ = request.environ
-    if unconditional(environ):  # all make_conditional would add is a Date, which gunicorn sends
-        return Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
-    if (status := _precondition(environ, stored.sha256)) is not None:
+    conditional = not unconditional(environ)
+    if conditional and (status := _precondition(environ, stored.sha256)) is not None:
         stored.file.close()  # neither answer carries the file
-        resp = Response(status=304)
-        if status == 412:
-            resp = Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
+        resp = (
+            Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
+            if status == 412
+            else Response(status=304)
+        )
         resp.headers["ETag"] = f'"{stored.sha256}"'
         resp.headers["Cache-Control"] = _IMMUTABLE
         return resp
+    resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
+    if not conditional:
+        return resp  # all make_conditional would add is a Date, which gunicorn sends
     for header in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH"):  # decided: left to werkzeug, they
         environ.pop(header, None)  # would come after the Range, against RFC 9110's order
     if (asked := _usable_range(environ)) is None:
         environ.pop("HTTP_RANGE", None)
     else:
         environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
-    resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
     try:
         resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
     except RequestedRangeNotSatisfiable:
