@@ -356,6 +356,23 @@ def test_a_different_file_under_a_taken_filename_is_refused(index: Index, dists:
     assert served.content == wheel.read_bytes()
 
 
+def test_the_same_file_under_another_name_is_refused(index: Index, dists: Path) -> None:
+    """As PyPI: one file, one name. The same wheel as 1.0, 1.0.0 and 0!1.0 (one version, spelt
+    three ways) would be three entries with one digest on the page, for pip to choose from."""
+    wheel = build_wheel(dists, "alias-lib", "1.0")
+    assert index.upload(wheel).status_code == 200
+    before = Unchanged(index)
+    for alias in ("alias_lib-1.0.0-py3-none-any.whl", "alias_lib-0!1.0-py3-none-any.whl"):
+        renamed = dists / "renamed" / alias
+        renamed.parent.mkdir(exist_ok=True)
+        shutil.copyfile(wheel, renamed)
+        resp = index.upload(renamed)
+        assert resp.status_code == 400, resp.text
+        assert "already exists" in resp.text and "another name" in resp.text
+    before.check()
+    assert index.files("alias-lib") == [wheel.name]
+
+
 def test_concurrent_uploads_land_in_distinct_versions(index: Index, dists: Path) -> None:
     wheels = [build_wheel(dists, f"par{i}-lib", "1.0") for i in range(2)]
     start = threading.Barrier(len(wheels), timeout=TIMEOUT)

@@ -100,6 +100,13 @@ class Uploads:
                         f"File already exists ({filename!r}): a filename can only be used once;"
                         " upload a new version instead"
                     )
+                if existing is None and session.scalar(
+                    select(Package.id).where(Package.sha256 == package.sha256).limit(1)
+                ):  # as PyPI: one file, one name (not `x-1.0-...`, `x-1.0.0-...` and `x-0!1.0-...`)
+                    raise UploadRefused(
+                        f"File already exists ({filename!r}): these bytes were uploaded under"
+                        " another name; a file can only be uploaded once"
+                    )
                 if existing is None:
                     if metadata is not None:
                         package.metadata_sha256 = self.store.put_bytes(metadata)
