@@ -46,7 +46,7 @@ from support.faults import (
 )
 from support.servers import Server, config_text, settle, temporary_files, wait_until
 from support.tools import clean_env
-from support.upstream import JSON_V1, Upstream, UpstreamFile
+from support.upstream import JSON_V1, Upstream, UpstreamFile, corrupted
 
 pytestmark = pytest.mark.e2e
 
@@ -365,7 +365,7 @@ def test_no_range_of_a_corrupt_cold_file_makes_it_whole(
     if size > HOLD_BACK:  # at a pace that has the proxy answer (200) before the end
         upstream.chunk_size, upstream.slow_files = 64 * KIB, 0.05
     upstream.corrupt_files = True
-    bad = bytes(b ^ 0xFF for b in wanted.data)
+    bad = corrupted(wanted.data)
 
     with Download(url) as download:
         download.read_all()

@@ -16,7 +16,7 @@ from support.faults import big_wheel
 from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
 from support.tools import clean_env, make_venv
-from support.upstream import Upstream
+from support.upstream import Upstream, corrupted
 
 pytestmark = pytest.mark.e2e
 WHEEL = "shelf_reader-0.2-py3-none-any.whl"
@@ -146,7 +146,7 @@ def test_without_a_size_on_the_index_the_upstreams_total_places_the_guard(
         server = gunicorn_server(config_text(html_only.index_url, tmp_path / "data"))
         url = f"{server.url}/pulp/content/main/{big.filename}"
         html_only.corrupt_files = True
-        bad = bytes(b ^ 0xFF for b in big.data)
+        bad = corrupted(big.data)
 
         tail = requests.get(url, headers={"Range": "bytes=-10000"}, timeout=10)
         assert (tail.status_code, tail.content) == (206, bad[-10000:])

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 from sqlalchemy import select
-from werkzeug.datastructures import Range
 
 from pullthrough.app import create_app
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
@@ -42,7 +41,7 @@ from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
 from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
-from pullthrough.web.content import PRECONDITION_FAILED
+from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
 from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
@@ -719,37 +718,33 @@ def test_a_cached_files_conditions_come_before_its_range(
         app.extensions["pullthrough"].close()
 
 
-def span_of(start: int, stop: int | None) -> Callable[[int], tuple[int, int] | None]:
-    """A range as werkzeug reads it (`bytes=-N`: (-N, None); `bytes=N-`: (N, None); `bytes=a-b`:
-    (a, b + 1)), and the bytes it takes of a file of a given size."""
-    return lambda size: Range("bytes", [(start, stop)]).range_for_length(size)
-
-
 MIB = 1024 * 1024
+GUARD = 10 * MIB - HOLD_BACK  # the guard byte of a 10 MiB file
 
 
 @pytest.mark.parametrize(
-    ("start", "stop", "size", "relayed"),
+    ("asked", "size", "relayed"),
     [
-        (-10_000, None, 10 * MIB, True),  # a locker reading a wheel's central directory
-        (0, 100, 10 * MIB, True),  # its head
-        (0, 10 * MIB - HOLD_BACK, 10 * MIB, True),  # everything before the guard byte
-        (0, 10 * MIB - HOLD_BACK + 1, 10 * MIB, False),  # ... and the guard byte
-        (10 * MIB - HOLD_BACK + 1, None, 10 * MIB, True),  # everything after it
-        (0, None, 10 * MIB, False),  # the whole file
-        (-HOLD_BACK, None, 10 * MIB, False),  # the held-back tail
-        (4 * MIB, None, 10 * MIB, False),  # resuming a GET cut short, from any byte before it
-        (-22, None, 1000, True),  # a small file's end record
-        (0, 10, 1000, False),  # a small file is held back whole: its guard is its first byte
-        (-1000, None, 1000, False),
-        (2000, None, 1000, False),  # not satisfiable: from the store, which says why
+        ("bytes=-10000", 10 * MIB, True),  # a locker reading a wheel's central directory
+        ("bytes=0-99", 10 * MIB, True),  # its head
+        (f"bytes=0-{GUARD - 1}", 10 * MIB, True),  # everything before the guard byte
+        (f"bytes=0-{GUARD}", 10 * MIB, False),  # ... and the guard byte
+        (f"bytes={GUARD + 1}-", 10 * MIB, True),  # everything after it
+        ("bytes=0-", 10 * MIB, False),  # the whole file
+        (f"bytes=-{HOLD_BACK}", 10 * MIB, False),  # the held-back tail
+        (f"bytes={4 * MIB}-", 10 * MIB, False),  # resuming a GET cut short, from before the guard
+        ("bytes=-22", 1000, True),  # a small file's end record
+        ("bytes=0-9", 1000, False),  # a small file is held back whole: its guard is its first byte
+        ("bytes=-1000", 1000, False),
+        ("bytes=-5000", 1000, False),  # a suffix longer than the file takes all of it
+        ("bytes=2000-", 1000, False),  # not satisfiable: from the store, which says why
     ],
 )
 def test_a_cold_range_is_relayed_only_without_the_guard_byte(
-    start: int, stop: int | None, size: int, relayed: bool
+    asked: str, size: int, relayed: bool
 ) -> None:
-    assert relayable(span_of(start, stop), size) is relayed
-    assert relayable(span_of(start, stop), None) is False  # no size on the index: no guard known
+    assert relayable(range_span(asked), size) is relayed
+    assert relayable(range_span(asked), None) is False  # no size on the index: no guard known
 
 
 def test_hostile_api_requests_are_400s(upstream: Upstream, tmp_path: Path) -> None:

@@ -48,13 +48,17 @@ def suffix_range_in_bounds(header: str | None, size: int) -> str | None:
     return "bytes=0-" if suffix and int(spec[1:]) >= size else header
 
 
+def _etag(stored: StoredFile) -> str:
+    return f'"{stored.sha256}"'
+
+
 def stored_headers(stored: StoredFile) -> list[tuple[str, str]]:
     """The headers of a stored file's whole answer; its sha256 is the ETag (HEAD answers it so:
     `pullthrough warm` tells a stored file by it)."""
     headers = [
         ("Content-Type", "application/octet-stream"),
         ("Content-Length", str(stored.size)),
-        ("ETag", f'"{stored.sha256}"'),
+        ("ETag", _etag(stored)),
         ("Cache-Control", _IMMUTABLE),
         ("Accept-Ranges", "bytes"),
     ]
@@ -71,14 +75,14 @@ def unconditional(environ: dict[str, Any]) -> bool:
 PRECONDITION_FAILED = "Precondition Failed: If-Match names another ETag than this file's\n"
 
 
-def _precondition(environ: dict[str, Any], etag: str) -> int | None:
+def _precondition(environ: dict[str, Any], stored: StoredFile) -> int | None:
     """RFC 9110 13.2.2 for a stored file (a strong ETag, no Last-Modified), before any Range:
     If-Match naming another ETag is a 412, then If-None-Match naming it a 304; else None."""
     if (if_match := environ.get("HTTP_IF_MATCH")) is not None and not parse_etags(
         if_match
-    ).contains(etag):
+    ).contains(stored.sha256):
         return 412
-    return 304 if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), f'"{etag}"') else None
+    return 304 if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), _etag(stored)) else None
 
 
 def _usable_range(environ: dict[str, Any]) -> str | None:
@@ -96,14 +100,14 @@ def _usable_range(environ: dict[str, Any]) -> str | None:
 def _stored_response(stored: StoredFile) -> Response:
     environ = request.environ
     conditional = not unconditional(environ)
-    if conditional and (status := _precondition(environ, stored.sha256)) is not None:
+    if conditional and (status := _precondition(environ, stored)) is not None:
         stored.file.close()  # neither answer carries the file
         resp = (
             Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
             if status == 412
             else Response(status=304)
         )
-        resp.headers["ETag"] = f'"{stored.sha256}"'
+        resp.headers["ETag"] = _etag(stored)
         resp.headers["Cache-Control"] = _IMMUTABLE
         return resp
     resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
@@ -170,18 +174,25 @@ def _streamed_response(streamed: StreamedFile | RangedFile) -> Response:
     return resp
 
 
+def range_span(asked: str) -> Span:
+    """The bytes (start, stop) a Range header takes of a file of a given size, as a stored
+    file's answer would cut them (a suffix longer than the file: all of it); None when it takes
+    none."""
+
+    def span(size: int) -> tuple[int, int] | None:
+        in_bounds = parse_range_header(suffix_range_in_bounds(asked, size))
+        return None if in_bounds is None else in_bounds.range_for_length(size)
+
+    return span
+
+
 def _one_range() -> tuple[str, Span] | None:
     """The Range header of a GET asking for one range of bytes (and no If-Range, which only a
     stored file's ETag could satisfy), with the bytes it takes of a file of a given size; else
     None: the whole file is sent."""
     if "If-Range" in request.headers or (asked := _usable_range(request.environ)) is None:
         return None
-
-    def span(size: int) -> tuple[int, int] | None:
-        in_bounds = parse_range_header(suffix_range_in_bounds(asked, size))
-        return None if in_bounds is None else in_bounds.range_for_length(size)
-
-    return asked, span
+    return asked, range_span(asked)
 
 
 @bp.route("/pulp/content/<path:base_path>/<filename>", methods=["GET", "HEAD"])

@@ -79,6 +79,13 @@ API_VERSION = "1.1"
 
 _HOST = "127.0.0.1"
 _FLIP = bytes(255 - i for i in range(256))  # XOR 0xFF: same length, every byte differs
+
+
+def corrupted(data: bytes) -> bytes:
+    """What a file's GETs send under ``corrupt_files``: every byte XOR 0xFF."""
+    return data.translate(_FLIP)
+
+
 _JOIN_TIMEOUT = 5.0
 
 # Linux lets us keep a bound, non-listening "placeholder" socket on each port for the whole
@@ -758,7 +765,7 @@ class Upstream:
         if request.method == "HEAD":
             # body None: werkzeug would otherwise reset Content-Length to 0
             return Response(None, status=200, mimetype=mimetype, headers=headers)
-        sent = data.translate(_FLIP) if self.corrupt_files else data
+        sent = corrupted(data) if self.corrupt_files else data
         if self.ranges and (ranged := _ranged(request, sent, headers)) is not None:
             return ranged
         overlong = self.overlong_files
@@ -766,8 +773,7 @@ class Upstream:
             headers["Content-Length"] = str(max(0, len(data) - overlong))
         body = self._file_body(
             environ,
-            data,
-            corrupt=self.corrupt_files,
+            sent,
             reset=self.reset_files,
             slow=self.slow_files,
             chunk_size=max(1, self.chunk_size),
@@ -779,13 +785,10 @@ class Upstream:
         environ: dict[str, Any],
         data: bytes,
         *,
-        corrupt: bool,
         reset: bool,
         slow: float,
         chunk_size: int,
     ) -> Iterator[bytes]:
-        if corrupt:
-            data = data.translate(_FLIP)
         send = data[: len(data) // 2] if reset else data
         step = chunk_size if slow > 0 else max(1, len(send))
         yield b""  # makes werkzeug send the status line and headers now
