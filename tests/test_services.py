@@ -792,14 +792,14 @@ def test_secrets_inside_urls_and_header_values_are_write_only(
         auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
         body = {
             "name": "private",
-            "url": "https://reader:url-pw-51c@index.example/simple/",
+            "url": "https://reader:url-pw-51c@index.example/simple/?token=tok-3e1&flat",
             "proxy_url": "http://proxy-user:proxy-pw-7d2@proxy.example:3128/",
             "headers": [{"X-Api-Key": "key-93f0"}, {"X-Team": "infra"}],
         }
         created = client.post("/pulp/api/v3/remotes/python/python/", json=body, auth=auth)
         assert created.status_code == 201, created.get_data(as_text=True)
         shown = created.get_json()
-        assert shown["url"] == "https://********@index.example/simple/"
+        assert shown["url"] == "https://********@index.example/simple/?token=********&flat"
         assert shown["proxy_url"] == "http://********@proxy.example:3128/"
         assert shown["headers"] == [{"X-Api-Key": "********"}, {"X-Team": "********"}]
         href = shown["pulp_href"]
@@ -808,7 +808,8 @@ def test_secrets_inside_urls_and_header_values_are_write_only(
         edited = {**shown, "headers": [*shown["headers"], {"X-New": "new-value"}]}
         assert client.put(href, json=edited, auth=auth).status_code == 202
         read = client.get(href, auth=auth).get_data(as_text=True)
-        for secret in ("url-pw-51c", "reader", "proxy-pw-7d2", "key-93f0", "new-value"):
+        secrets = ("url-pw-51c", "reader", "tok-3e1", "proxy-pw-7d2", "key-93f0", "new-value")
+        for secret in secrets:
             assert secret not in read
         with app.extensions["pullthrough"].catalog.session() as session:
             row = session.scalars(select(Remote).where(Remote.name == "private")).one()
@@ -816,11 +817,17 @@ def test_secrets_inside_urls_and_header_values_are_write_only(
         assert kept.url == body["url"] and kept.proxy_url == body["proxy_url"]
         assert kept.header_map == {"X-Api-Key": "key-93f0", "X-Team": "infra", "X-New": "new-value"}
 
-        # A new value replaces the old one.
-        client.patch(href, json={"url": "https://other@index.example/simple/"}, auth=auth)
+        # A new value replaces the old one; a parameter shown HIDDEN keeps its stored value.
+        url = "https://other@index.example/simple/?token=********&user=new"
+        client.patch(href, json={"url": url}, auth=auth)
         with app.extensions["pullthrough"].catalog.session() as session:
             row = session.scalars(select(Remote).where(Remote.name == "private")).one()
-            assert row.settings["url"] == "https://other@index.example/simple/"
+            assert (
+                row.settings["url"] == "https://other@index.example/simple/?token=tok-3e1&user=new"
+            )
+        audit = client.get("/pulp/api/v3/audit/", auth=auth)
+        assert audit.status_code == 200 and "index.example" in audit.get_data(as_text=True)
+        assert "tok-3e1" not in audit.get_data(as_text=True)
     finally:
         app.extensions["pullthrough"].close()
 

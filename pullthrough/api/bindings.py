@@ -169,19 +169,43 @@ VERSIONS = Binding(
 URL_FIELDS = ("url", "proxy_url")
 
 
-def _hide_userinfo(url: str | None) -> str | None:
-    if not url or "@" not in (netloc := urlsplit(url).netloc):
+def _hide_secrets(url: str | None) -> str | None:
+    """A URL as shown: its credentials and every query parameter's value as HIDDEN (an index's
+    `?token=...`), the parameters' names kept."""
+    if not url:
         return url
-    return urlunsplit(urlsplit(url)._replace(netloc=f"{HIDDEN}@{netloc.rsplit('@', 1)[1]}"))
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc:
+        netloc = f"{HIDDEN}@{netloc.rsplit('@', 1)[1]}"
+    if query:
+        query = "&".join(
+            f"{key}={HIDDEN}" if sep and value else item
+            for item in query.split("&")
+            for key, sep, value in [item.partition("=")]
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def _keep_userinfo(new: str | None, old: str | None) -> str | None:
-    """A URL written back as shown (its credentials HIDDEN) keeps the stored credentials."""
-    if not new or not old or urlsplit(new).netloc.rsplit("@", 1)[0] != HIDDEN:
+def _keep_secrets(new: str | None, old: str | None) -> str | None:
+    """A URL written back as shown keeps the stored secrets: credentials shown as HIDDEN, and a
+    query parameter shown as HIDDEN, get their stored values (by the parameter's name)."""
+    if not new or not old or HIDDEN not in new:
         return new
-    userinfo = urlsplit(old).netloc.rsplit("@", 1)[0] if "@" in urlsplit(old).netloc else ""
-    host = urlsplit(new).netloc.rsplit("@", 1)[1]
-    return urlunsplit(urlsplit(new)._replace(netloc=f"{userinfo}@{host}" if userinfo else host))
+    parts, stored = urlsplit(new), urlsplit(old)
+    netloc = parts.netloc
+    if netloc.rsplit("@", 1)[0] == HIDDEN:
+        host = netloc.rsplit("@", 1)[1]
+        userinfo = stored.netloc.rsplit("@", 1)[0] if "@" in stored.netloc else ""
+        netloc = f"{userinfo}@{host}" if userinfo else host
+    values: dict[str, str] = {}
+    for item in stored.query.split("&"):
+        values.setdefault(item.partition("=")[0], item)
+    query = "&".join(
+        values.get(item.partition("=")[0], item) if item.partition("=")[2] == HIDDEN else item
+        for item in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
@@ -189,7 +213,7 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
     values; credentials inside URLs and every header's value as HIDDEN."""
     settings = RemoteSettings.from_values(row.name, row.settings or {})
     shown = {f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only}
-    shown.update({name: _hide_userinfo(shown[name]) for name in URL_FIELDS})
+    shown.update({name: _hide_secrets(shown[name]) for name in URL_FIELDS})
     shown["headers"] = [{k: HIDDEN for k in item} for item in settings.headers]
     return {
         "pulp_href": kinds.REMOTE.href(row.id),
@@ -208,9 +232,7 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
 
 def _remote_detail(values: dict[str, Any]) -> dict[str, Any]:
     """A remote's body as the audit trail shows it: as a remote is shown."""
-    out: dict[str, Any] = {
-        k: _hide_userinfo(v) if k in URL_FIELDS else v for k, v in values.items()
-    }
+    out: dict[str, Any] = {k: _hide_secrets(v) if k in URL_FIELDS else v for k, v in values.items()}
     if isinstance(out.get("headers"), list):
         out["headers"] = [
             {k: HIDDEN for k in item} if isinstance(item, dict) else HIDDEN
@@ -227,7 +249,7 @@ def _write_remote(row: Remote, values: dict[str, Any]) -> None:
     old = row.settings or {}
     for name in URL_FIELDS:
         if name in values:
-            values[name] = _keep_userinfo(values[name], old.get(name))
+            values[name] = _keep_secrets(values[name], old.get(name))
     if "headers" in values:
         stored = {k: v for item in old.get("headers") or [] for k, v in item.items()}
         values["headers"] = [
