@@ -373,6 +373,25 @@ def test_the_same_file_under_another_name_is_refused(index: Index, dists: Path) 
     assert index.files("alias-lib") == [wheel.name]
 
 
+def test_a_second_sdist_of_a_release_is_refused(index: Index, dists: Path) -> None:
+    """As PyPI: one sdist per release. 1.0.0 is the release 1.0 under another spelling; two
+    different sources for it would leave pip to pick one. Wheels of it and other releases'
+    sdists are accepted, and the same sdist again is no change."""
+    first = build_sdist(dists / "a", "one-sdist", "1.0")
+    assert index.upload(first).status_code == 200
+    before = Unchanged(index)
+    second = build_sdist(dists / "b", "one-sdist", "1.0.0")
+    resp = index.upload(second)
+    assert resp.status_code == 400, resp.text
+    assert "Only one sdist" in resp.text and first.name in resp.text
+    before.check()
+    assert index.upload(first).status_code == 200
+    wheel = build_wheel(dists / "c", "one-sdist", "1.0.0")
+    later = build_sdist(dists / "c", "one-sdist", "1.1")
+    assert [index.upload(f).status_code for f in (wheel, later)] == [200, 200]
+    assert sorted(index.files("one-sdist")) == sorted([first.name, wheel.name, later.name])
+
+
 def test_concurrent_uploads_land_in_distinct_versions(index: Index, dists: Path) -> None:
     wheels = [build_wheel(dists, f"par{i}-lib", "1.0") for i in range(2)]
     start = threading.Barrier(len(wheels), timeout=TIMEOUT)

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import IO
 
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Package, ProjectStatus, RepositoryContent
-from pullthrough.catalog.versions import new_version
+from pullthrough.catalog.models import Package, ProjectStatus, Repository, RepositoryContent
+from pullthrough.catalog.versions import new_version, version_packages
 from pullthrough.core.filenames import InvalidFilename, parse_filename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
@@ -107,6 +107,8 @@ class Uploads:
                         f"File already exists ({filename!r}): these bytes were uploaded under"
                         " another name; a file can only be uploaded once"
                     )
+                if repository_id is not None and package.packagetype == "sdist":
+                    _check_one_sdist(session, repository_id, existing or package)
                 if existing is None:
                     if metadata is not None:
                         package.metadata_sha256 = self.store.put_bytes(metadata)
@@ -149,6 +151,31 @@ def _check_status(session: Session, repository_id: str, name: str) -> None:
     if status is not None and status.status in (ARCHIVED, QUARANTINED):
         why = f": {status.reason}" if status.reason else ""
         raise UploadForbidden(f"Project {name!r} is {status.status}{why}; it takes no uploads")
+
+
+def _check_one_sdist(session: Session, repository_id: str, package: Package) -> None:
+    """As PyPI: one sdist per release. Another sdist of the same version in the repository's
+    latest version (`x-1.0.tar.gz` beside `x-1.0.0.tar.gz` or `x-1.0.zip`) would leave
+    installers to pick one of two different sources."""
+    latest = session.get(Repository, repository_id)
+    others = session.scalars(
+        version_packages(repository_id, latest.latest_number if latest else 0).where(
+            Package.name == package.name,
+            Package.packagetype == "sdist",
+            Package.sha256 != package.sha256,
+        )
+    )
+    version = Version(package.version)
+    for other in others:
+        try:
+            same = Version(other.version) == version
+        except InvalidVersion:
+            continue
+        if same:
+            raise UploadRefused(
+                f"Only one sdist may be uploaded per release: {other.filename!r} is"
+                f" {package.name} {other.version} in this repository already"
+            )
 
 
 def _check_declared(package: Package, name: str | None, version: str | None) -> None:
