@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.utils import NormalizedName
@@ -859,3 +860,60 @@ def test_a_sync_that_cannot_keep_a_page_copy_still_reads_the_page(
     assert page is not None and [f.filename for f in page.files] == [wheel.filename]
     assert syncer.errors == [] and syncer.changed == 1
     assert "could not keep the page" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_setting_the_config_file_no_longer_gives_goes_back_to_its_default(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """An exemption or audit mode tried once, then deleted from the file, must not stay in force
+    after the restart; a value the API changed since is the API's and stays."""
+    config = tmp_path / "pullthrough.toml"
+
+    def start(remote: str, distribution: str) -> dict[str, Any]:
+        config.write_text(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[[remotes]]\nname = "up"\nurl = "{upstream.index_url}"\n{remote}\n'
+            f'[[distributions]]\nname = "main"\nbase_path = "main"\nremote = "up"\n{distribution}\n'
+        )
+        svc = build_services(load_settings(config, environ={}))
+        try:
+            with svc.catalog.session() as session:
+                row = session.scalars(select(Remote).where(Remote.name == "up")).one()
+                dist = session.scalars(
+                    select(Distribution).where(Distribution.name == "main")
+                ).one()
+                return {
+                    "remote": RemoteSettings.from_values(row.name, row.settings),
+                    "block_malicious": dist.block_malicious,
+                    "hidden": dist.hidden,
+                    "blocklist": dist.blocklist,
+                }
+        finally:
+            svc.close()
+
+    first = start(
+        'min_age = "7d"\npolicy_exempt = ["hot"]\npolicy_mode = "audit"\n'
+        'exclude_newer = "2026-11-01T00:00:00+00:00"\nprereleases = false',
+        'block_malicious = false\nhidden = true\nblocklist = ["evil"]',
+    )
+    assert first["remote"].policy_mode == "audit" and first["remote"].policy_exempt == ["hot"]
+    assert not first["block_malicious"] and first["hidden"]
+    # The API changes two of them (as a PATCH writes them).
+    svc = build_services(load_settings(config, environ={}))
+    try:
+        with svc.catalog.session() as session:
+            row = session.scalars(select(Remote).where(Remote.name == "up")).one()
+            row.settings = {**row.settings, "policy_exempt": ["warm"]}
+            dist = session.scalars(select(Distribution).where(Distribution.name == "main")).one()
+            dist.blocklist = ["evil", "worse"]
+    finally:
+        svc.close()
+
+    later = start('min_age = "7d"', "")
+    defaults = RemoteSettings(name="up", url=upstream.index_url)
+    assert later["remote"].policy_mode == defaults.policy_mode == "enforce"
+    assert later["remote"].exclude_newer is defaults.exclude_newer is None
+    assert later["remote"].prereleases == defaults.prereleases
+    assert later["block_malicious"] and not later["hidden"]
+    assert later["remote"].min_age == "7d"  # still given
+    assert later["remote"].policy_exempt == ["warm"] and later["blocklist"] == ["evil", "worse"]

@@ -57,6 +57,8 @@ class Remote(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # What the config file set at its last reading, key -> fingerprint (core.fields.withdrawn)
+    configured: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class Repository(Timestamped, Base):
@@ -181,6 +183,8 @@ class Distribution(Timestamped, Base):
     hold_advisories: Mapped[bool] = mapped_column(Boolean, default=False)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # What the config file set at its last reading, key -> fingerprint (core.fields.withdrawn)
+    configured: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     repository: Mapped[Repository | None] = relationship()
     repository_version: Mapped[RepositoryVersion | None] = relationship()

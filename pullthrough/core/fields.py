@@ -9,6 +9,7 @@ the JSON type (`float | None` is a nullable number), `fields_of(cls)` the declar
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import types
 import typing
@@ -237,3 +238,27 @@ def parse_section(fields: Sequence[Field], raw: Mapping[str, object], where: str
         if field.required and field.name not in values:
             raise ValueError(f"{where}.{field.name}: required")
     return values
+
+
+def fingerprint(value: object) -> str:
+    """A short digest of a setting's value, to tell later whether it is still that value
+    without keeping it (it may be a secret)."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprints(values: Mapping[str, object]) -> dict[str, str]:
+    return {key: fingerprint(value) for key, value in values.items()}
+
+
+def withdrawn(
+    before: Mapping[str, str], given: frozenset[str], current: Mapping[str, object]
+) -> set[str]:
+    """The settings a config file set (`before`: their fingerprints at its last reading) and
+    no longer gives, that still hold the file's value: they go back to their defaults. One
+    changed since (by the API or CLI) keeps its value."""
+    return {
+        key
+        for key, mark in before.items()
+        if key not in given and key in current and fingerprint(current[key]) == mark
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from pullthrough.catalog.db import (
 )
 from pullthrough.catalog.generation import ChangeSignal, Generation
 from pullthrough.catalog.models import Distribution, Remote
-from pullthrough.config import Settings, StorageSettings
+from pullthrough.config import DISTRIBUTION_FIELDS, Settings, StorageSettings
+from pullthrough.core.fields import fingerprints, withdrawn
 from pullthrough.core.remotes import UNSET, Unset, ordered
 from pullthrough.services import audit, orphans, sync
 from pullthrough.services.advisories import Advisories
@@ -146,29 +148,40 @@ def make_store(storage: StorageSettings, data: Path) -> BlobStore:
     return S3Store(location, data / "artifacts" / ".tmp")
 
 
+# A distribution's settings that are its own columns (its remotes are links to rows)
+_DIST_SETTINGS = tuple(f for f in DISTRIBUTION_FIELDS if f.name not in ("remote", "remotes"))
+
+
 def sync_config(catalog: Catalog, settings: Settings) -> bool:
     """Create or update the remotes and distributions the config file declares (by name), with
-    the settings the file gives; what it does not give keeps what the API set. Returns whether
-    anything changed."""
+    the settings the file gives; what it does not give keeps what the API set, and what it gave
+    at its last reading and gives no more goes back to its default unless the API changed it
+    since (`withdrawn`). Returns whether anything changed."""
     changed = False
     with catalog.session() as session:
         remotes: dict[str, Remote] = {}
         for declared in settings.remotes:
             row = session.scalar(select(Remote).where(Remote.name == declared.name))
+            values = declared.values()
+            read = fingerprints({k: v for k, v in values.items() if k in declared.given})
             named = declared.given - (declared.embedded if row is not None else frozenset())
-            given = {k: v for k, v in declared.values().items() if k in named}
+            given = {k: v for k, v in values.items() if k in named}
+            dropped: set[str] = set()
             if row is None:
-                row = Remote(name=declared.name, settings=given)
+                row = Remote(name=declared.name, settings=given, configured=read)
                 session.add(row)
-            elif (merged := {**row.settings, **given}) != row.settings:
-                row.settings = merged
             else:
-                remotes[declared.name] = row
-                continue
+                dropped = withdrawn(row.configured or {}, declared.given, row.settings)
+                merged = {k: v for k, v in {**row.settings, **given}.items() if k not in dropped}
+                if row.configured != read:
+                    row.configured = read
+                if merged == row.settings:
+                    remotes[declared.name] = row
+                    continue
+                row.settings = merged
             changed = True
-            audit.record(
-                session, CONFIG_ACTOR, "remote_configured", declared.name, detail=keys(given)
-            )
+            detail = {**keys(given), **({"defaults": sorted(dropped)} if dropped else {})}
+            audit.record(session, CONFIG_ACTOR, "remote_configured", declared.name, detail=detail)
             remotes[declared.name] = row
         session.flush()
         for declared_dist in settings.distributions:
@@ -185,11 +198,26 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             listed = [remotes[n] for n in declared_dist.remotes] if "remotes" in named else UNSET
             if named & {"remote", "remotes"}:
                 wanted["remotes"] = ordered(dist.remotes if dist else [], first, listed)
+            read = fingerprints(
+                {
+                    f.name: getattr(declared_dist, f.name)
+                    for f in _DIST_SETTINGS
+                    if f.name in declared_dist.given
+                }
+            )
             if dist is None:
-                dist = Distribution(name=declared_dist.name)
+                dist = Distribution(name=declared_dist.name, configured=read)
                 session.add(dist)
-            elif all(getattr(dist, k) == v for k, v in wanted.items()):
-                continue
+            else:
+                current = {f.name: getattr(dist, f.name) for f in _DIST_SETTINGS}
+                dropped = withdrawn(dist.configured or {}, declared_dist.given, current)
+                wanted.update(
+                    {f.name: copy(f.default) for f in _DIST_SETTINGS if f.name in dropped}
+                )
+                if dist.configured != read:
+                    dist.configured = read
+                if all(getattr(dist, k) == v for k, v in wanted.items()):
+                    continue
             for key, value in wanted.items():
                 setattr(dist, key, value)
             changed = True
