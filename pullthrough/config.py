@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from pullthrough.core.access import parse_base_path
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
@@ -114,7 +117,35 @@ def _http_url(value: str) -> str:
     text = value.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
+        raise ValueError(f"expected an http(s) URL, got {without_userinfo(text)!r}")
+    return text
+
+
+def without_userinfo(url: str) -> str:
+    """A URL, or text meant as one, fit for a message: what stands before its host's `@` (a
+    user and password, in whatever form it was mistyped) as ********."""
+    return re.sub(r"^([^/@]*//)?[^/?#]*@", r"\1********@", url)
+
+
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+
+
+def _database_url(value: str) -> str:
+    """A catalog URL of a driver pullthrough ships (`postgresql://` means psycopg 3's)."""
+    text = value.strip()
+    if not text:
+        return text
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ValueError(f"expected a database URL, got {without_userinfo(text)!r}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if url.drivername not in DATABASE_DRIVERS:
+        raise ValueError(
+            f"expected a URL of SQLite or PostgreSQL (postgresql+psycopg://user@host/db),"
+            f" got one of {url.drivername!r}"
+        )
     return text
 
 
@@ -172,7 +203,8 @@ def _headers(value: object) -> list[dict[str, str]]:
     if isinstance(value, dict):
         value = [{k: v} for k, v in value.items()]
     if not isinstance(value, list):
-        raise ValueError(f"expected a table of header names and values, got {value!r}")
+        # not shown: header values are secrets
+        raise ValueError(f"expected a table of header names and values, got {type(value).__name__}")
     return value
 
 
@@ -195,8 +227,11 @@ def _pem(value: object) -> str:
         return text
     try:
         return Path(text).read_text()
-    except OSError as exc:
-        raise ValueError(f"expected PEM text or a readable file, got {text!r} ({exc})") from None
+    except (OSError, ValueError) as exc:  # the text is not shown: it may be a key
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(
+            f"expected PEM text (-----BEGIN ...) or the path of a readable file ({why})"
+        ) from None
 
 
 def size(default: int, *, help: str, minimum: int = 0) -> Any:
@@ -217,7 +252,9 @@ class ServerSettings:
         clean=Path,
         help="Files, the catalog (SQLite), the page cache, cache bookkeeping and locks.",
     )
-    database_url: str = setting("", help="Empty: SQLite in data_dir; or postgresql+psycopg://...")
+    database_url: str = setting(
+        "", clean=_database_url, help="Empty: SQLite in data_dir; or postgresql+psycopg://..."
+    )
     workers: int = setting(
         0, minimum=0, help="gunicorn worker processes (0: one per core, at least 2)."
     )
@@ -252,7 +289,9 @@ class StorageSettings:
         "local", choices=STORAGE_BACKENDS, help="local (data_dir/artifacts) or s3."
     )
     s3_endpoint_url: str = setting(
-        "", help="The S3 endpoint (http://seaweedfs:8333, https://minio...); empty: AWS."
+        "",
+        clean=lambda text: _http_url(text) if text.strip() else "",
+        help="The S3 endpoint (http://seaweedfs:8333, https://minio...); empty: AWS.",
     )
     s3_bucket: str = setting("", help="The bucket (it must exist).")
     s3_region: str = setting("us-east-1", help="The bucket's region.")
@@ -578,9 +617,13 @@ def load_settings(
     if path is not None:
         where = str(path)
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{where}: file not found") from None
+        except OSError as exc:  # a folder, no permission
+            raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     embedded = "remotes" not in data and "distributions" not in data

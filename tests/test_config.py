@@ -85,6 +85,9 @@ def test_remote_override_from_environment() -> None:
         ("[[distributions]]\nname = 'd'\nbase_path = '../etc'", "base_path"),
         ("[caches]\n", "caches: unknown section"),
         ("this is = not toml =", "invalid TOML"),
+        ("[server]\ndatabase_url = 'not a url'", "server.database_url: expected a database URL"),
+        ("[server]\ndatabase_url = 'mysql://u@h/db'", "got one of 'mysql'"),
+        ("[storage]\ns3_endpoint_url = 'not a url'", "storage.s3_endpoint_url: expected an http"),
     ],
 )
 def test_invalid_configuration_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -121,3 +124,40 @@ def test_sizes_past_two_gigabytes_are_settings_too() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("500ms", 0.5), ("2h", 7200), (3, 3)])
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_a_config_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read it: Is a directory"):
+        load_settings(tmp_path, environ={})
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("[server]\nbind = '\xe9'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(latin, environ={})
+
+
+def test_database_urls_of_postgresql_mean_psycopg_3(tmp_path: Path) -> None:
+    for given in (
+        "postgresql://u:p%40ss@db.example/pt",
+        "postgresql+psycopg://u:p%40ss@db.example/pt",
+    ):
+        settings = load_settings(write(tmp_path, f"[server]\ndatabase_url = '{given}'"), environ={})
+        assert settings.server.database_url == "postgresql+psycopg://u:p%40ss@db.example/pt"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("url = 'htps://deploy:TOPSECRET@index.example/simple/'", "TOPSECRET"),
+        ("url = 'http://x/'\nproxy_url = 'deploy:TOPSECRET@proxy.example:3128'", "TOPSECRET"),
+        ("url = 'http://x/'\nclient_key = 'TOPSECRETbase64keywithoutheader'", "TOPSECRET"),
+        ("url = 'http://x/'\nheaders = '\"TOPSECRET\"'", "TOPSECRET"),
+    ],
+)
+def test_a_refused_value_that_may_hold_a_secret_is_not_repeated(
+    tmp_path: Path, text: str, secret: str
+) -> None:
+    """Errors at start go to journald or docker logs: a mistyped URL's password, a key that is
+    not PEM, header values are not shown."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, f"[[remotes]]\nname = 'a'\n{text}"), environ={})
+    assert "remotes[0]." in str(raised.value) and secret not in str(raised.value)

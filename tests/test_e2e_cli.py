@@ -486,3 +486,33 @@ def test_sync_publish_and_orphan_cleanup_from_the_cli(
     assert task["state"] == "completed"
     assert cli.ok("content", "list", "--name", "lonely") == []
     assert len(cli.ok("content", "list", "--repository", "foo")) == len(synced)
+
+
+@pytest.mark.parametrize("command", [["serve", "--bind", "127.0.0.1:9"], ["worker"]])
+def test_a_server_that_cannot_start_says_why_in_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Settings that read well but cannot be used (the data folder is a file; the catalog's
+    PostgreSQL does not answer): a line that says so and exit 1, not a traceback."""
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    closed = free_port()
+    for text in (
+        f'[server]\ndata_dir = "{taken}"\n',
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'database_url = "postgresql://u:db-secret@127.0.0.1:{closed}/pt"\n',
+    ):
+        config = tmp_path / "pullthrough.toml"
+        config.write_text(text)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pullthrough.cli", *command, "--config", str(config)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+        said = [line for line in proc.stderr.splitlines() if line.startswith("pullthrough:")]
+        assert len(said) == 1 and said[0].startswith("pullthrough: cannot start: "), proc.stderr
+        assert "Traceback" not in proc.stderr and "db-secret" not in proc.stderr

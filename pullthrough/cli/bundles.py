@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pullthrough import __version__
-from pullthrough.cli.server import CONFIG_HELP, server_settings
+from pullthrough.cli.server import CONFIG_HELP, open_services, server_settings
 
 
 def _actor() -> str:
@@ -27,14 +27,15 @@ def export(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from pullthrough.services.bundles import BundleError, Bundles
-    from pullthrough.services.container import build_services
     from pullthrough.storage.store import StorageUnavailable
 
     target = Path(args.file)
     if not target.parent.is_dir():
         print(f"pullthrough: no folder {target.parent} to write the bundle in", file=sys.stderr)
         return 2
-    services = build_services(settings)
+    services = open_services(settings)
+    if services is None:
+        return 1
     try:
         report = Bundles.of(services).export(
             args.repository, args.version, target, generator=f"pullthrough {__version__}"
@@ -57,14 +58,15 @@ def import_(args: argparse.Namespace) -> int:
         return 2
     from pullthrough.core.bundles import InvalidBundle
     from pullthrough.services.bundles import BundleError, Bundles
-    from pullthrough.services.container import build_services
     from pullthrough.storage.store import StorageFull, StorageUnavailable
 
     source = Path(args.file)
     if not source.is_file():
         print(f"pullthrough: cannot read {source}: no such file", file=sys.stderr)
         return 2
-    services = build_services(settings)
+    services = open_services(settings)
+    if services is None:
+        return 1
     try:
         report = Bundles.of(services).import_bundle(
             source, args.repository, add_only=args.add, actor=_actor()

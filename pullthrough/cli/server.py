@@ -11,10 +11,13 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pullthrough import __version__
 from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
+
+if TYPE_CHECKING:
+    from pullthrough.services.container import Services
 
 
 def server_settings(config: str | None) -> Settings | None:
@@ -25,6 +28,29 @@ def server_settings(config: str | None) -> Settings | None:
         return load_settings(str(Path(config).resolve()) if config else None)
     except ConfigError as exc:
         print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def cannot_start(exc: Exception) -> str:
+    """One line on why the data folder or the catalog cannot be used (a folder that is a file,
+    no permission, a database that does not answer)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's: the driver's own error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def open_services(settings: Settings) -> Services | None:
+    """The services, or None once stderr says why they cannot start."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pullthrough.services.container import build_services
+
+    try:
+        return build_services(settings)
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return None
 
 
@@ -46,11 +72,17 @@ def serve(args: argparse.Namespace) -> int:
     env["PULLTHROUGH_BIND"] = args.bind or settings.server.bind
     env["PULLTHROUGH_WORKERS"] = str(args.workers or settings.server.workers)
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
+    from sqlalchemy.exc import SQLAlchemyError
+
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
     from pullthrough.services.container import prepare_data
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
-    password, generated = prepare_data(settings)  # before any worker starts
+    try:
+        password, generated = prepare_data(settings)  # before any worker starts
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
+        return 1
     # Every worker counts into the same folder, emptied now: /metrics sums them all.
     env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(settings.server.data_dir.resolve()))
     if generated:
@@ -77,10 +109,10 @@ def worker(args: argparse.Namespace) -> int:
     settings = server_settings(args.config)
     if settings is None:
         return 2
-    from pullthrough.services.container import build_services
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    services = build_services(settings)
+    services = open_services(settings)
+    if services is None:
+        return 1
     task_worker = services.new_worker()
     signal.signal(signal.SIGTERM, lambda *_: task_worker.stop(timeout=0))
     print(f"pullthrough worker {task_worker.name}: waiting for tasks", file=sys.stderr, flush=True)
@@ -98,9 +130,9 @@ def advisories_import(args: argparse.Namespace) -> int:
     settings = server_settings(args.config)
     if settings is None:
         return 2
-    from pullthrough.services.container import build_services
-
-    services = build_services(settings)
+    services = open_services(settings)
+    if services is None:
+        return 1
     try:
         report = services.advisories.import_path(Path(args.path))
     except OSError as exc:
