@@ -23,6 +23,9 @@ from pullthrough.core.addresses import kind_of, may_fetch
         ("192.168.0.1", "private"),
         ("172.16.0.1", "private"),
         ("fd00::1", "private"),
+        ("100.100.100.200", "private"),  # carrier-grade NAT: a cloud's metadata service here
+        ("100.64.0.1", "private"),
+        ("192.0.2.1", "private"),  # documentation, never routed
         ("224.0.0.1", "reserved"),
     ],
 )
@@ -37,6 +40,7 @@ def test_kinds(address: str, kind: str) -> None:
         (["127.0.0.1"], ["151.101.64.223"], False),  # a public index naming this host
         (["169.254.169.254"], ["151.101.64.223"], False),  # ... or the cloud's metadata
         (["10.0.0.5"], ["151.101.64.223"], False),  # ... or the LAN
+        (["100.100.100.200"], ["151.101.64.223"], False),  # ... or a 100.64/10 service
         (["10.0.0.5"], ["10.0.0.4"], True),  # a LAN mirror's files on the LAN
         (["127.0.0.1"], ["127.0.0.1"], True),  # a local index's files on this host
         (["169.254.169.254"], ["127.0.0.1"], False),  # but not the metadata service

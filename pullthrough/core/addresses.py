@@ -25,8 +25,8 @@ def kind_of(address: str) -> str:
         return "link-local"
     if ip.is_multicast or ip.is_reserved:
         return "reserved"
-    if ip.is_private:
-        return "private"
+    if ip.is_private or not ip.is_global:  # not global: 100.64.0.0/10 (carrier NAT, Tailscale,
+        return "private"  # a cloud's metadata service at 100.100.100.200), documentation ranges
     return PUBLIC
 
 
