@@ -194,6 +194,41 @@ def test_upstream_failure_serves_the_stale_copy(
     assert observed.stored == [copy_key("page", ROOT + "lib/")]
 
 
+def test_an_upstream_that_does_not_answer_has_the_copies_served_soon(
+    tmp_path: Path, clock: list[float], scripted: HTTPServer
+) -> None:
+    """pip gives up on a request after 15 s, the upstream's read timeout is a minute per try:
+    a kept copy is served once its revalidation has taken `stale_wait`, and the remote's other
+    pages are served from their copies without asking, until the upstream is tried again."""
+    client = remote(scripted)
+    cache = diskcache.Cache(str(tmp_path / "pages"))
+    pages = RemotePages(client, cache, ttl=60, clock=lambda: clock[0], stale_wait=0.1)
+    try:
+        for name in ("lib", "other"):
+            answer(scripted, f"{ROOT}{name}/", page_body(f"{name}-1.0.tar.gz"), content_type=JSON)
+            assert not pages.project(name).stale
+        clock[0] += 61
+        late = answer_late(scripted, ROOT + "lib/")
+        started = time.monotonic()
+        stale = pages.project("lib")
+        assert stale.stale and time.monotonic() - started < READ_TIMEOUT
+        other = pages.project("other")
+        assert other.stale and time.monotonic() - started < READ_TIMEOUT
+        assert late.wait(READ_TIMEOUT * 10)
+        assert [r.path for r in asked(scripted)][2:] == ["/simple/lib/"]  # not other's
+        clock[0] += 11  # tried again 10 s later, and answered
+        answer(scripted, ROOT + "lib/", page_body("lib-2.0.tar.gz"), content_type=JSON)
+        deadline = time.monotonic() + 10
+        while (fresh := pages.project("lib")).stale and time.monotonic() < deadline:
+            clock[0] += 11  # the revalidation of before may still be under way
+            time.sleep(0.05)
+        assert isinstance(fresh.value, ProjectPage)
+        assert [f.filename for f in fresh.value.files] == ["lib-2.0.tar.gz"]
+    finally:
+        cache.close()
+        client.close()
+
+
 class WrittenByAnotherVersion:
     """A pickle that cannot be read back here: it names a function this version lacks."""
 

@@ -36,11 +36,10 @@ from pullthrough.core.policy import (
 )
 from pullthrough.core.yanks import Yank, apply_yanks
 from pullthrough.services.local_content import LocalContent
-from pullthrough.services.remote_pages import Cached, RemotePages
+from pullthrough.services.remote_pages import STALE_RETRY_SECONDS, Cached, RemotePages
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
-STALE_RETRY_SECONDS = 10.0  # how soon to try the upstream again after serving a stale copy
 # Local pages are rebuilt whenever the catalog changes (the registry drops this object); the
 # expiry only bounds how long a page of another process's change could be missed.
 LOCAL_SECONDS = 300.0

@@ -1,14 +1,20 @@
 """A remote's index pages, cached on disk for every worker, revalidated after the TTL.
 
-When the upstream fails, the last good copy is served, however old, marked stale.
+When the upstream fails, the last good copy is served, however old, marked stale; when it does
+not answer, the copy is served after `STALE_WAIT_SECONDS` while the revalidation goes on behind
+(pip and uv give up on a request after 15 and 30 seconds: an upstream that accepts connections
+and never answers costs a minute per try and retry).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -23,10 +29,15 @@ from pullthrough.upstream.client import (
     UpstreamClient,
     UpstreamError,
     UpstreamRefused,
+    UpstreamTimeout,
     describe_url,
 )
 
 log = logging.getLogger(__name__)
+
+STALE_RETRY_SECONDS = 10.0  # how soon to try the upstream again after serving a stale copy
+STALE_WAIT_SECONDS = 5.0  # how long a request with a kept copy waits for its revalidation
+MAX_REVALIDATIONS = 8  # revalidations going on behind at once, per remote and process
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +101,17 @@ class RemotePages:
         *,
         ttl: float,
         clock: Callable[[], float] = time.time,
+        stale_wait: float = STALE_WAIT_SECONDS,
     ) -> None:
         self.client = client
         self.cache = cache
         self.ttl = ttl
         self.clock = clock
+        self.stale_wait = stale_wait
         self._locks = KeyedLocks()
+        self._behind: dict[str, Future[Cached]] = {}  # revalidations going on, by URL
+        self._behind_lock = threading.Lock()
+        self._quiet_until = 0.0  # the upstream did not answer: copies are served until then
 
     def project(self, name: str) -> Cached:
         url = self.client.project_url(name)
@@ -110,6 +126,53 @@ class RemotePages:
         cached = self._kept(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
+        if cached is None:
+            return self._revalidate(url, key, parse)  # nothing else to give: it is waited for
+        if self.clock() < self._quiet_until:
+            return replace(cached, stale=True)  # the upstream did not answer another page
+        revalidation = self._behind_of(url, key, parse)
+        if revalidation is not None:
+            try:
+                return revalidation.result(timeout=self.stale_wait)
+            except FutureTimeout:
+                pass
+        self._quiet_until = self.clock() + STALE_RETRY_SECONDS
+        log.warning(
+            "serving a stale copy of %s: the upstream has not answered in %.0fs",
+            describe_url(url),
+            self.stale_wait,
+        )
+        return replace(cached, stale=True)
+
+    def _behind_of(
+        self, url: str, key: str, parse: Callable[[Fetched], ProjectPage | ProjectList]
+    ) -> Future[Cached] | None:
+        """The revalidation of `url` going on, or one started now in a thread of its own
+        (None when `MAX_REVALIDATIONS` are going on): a request waits for it only so long,
+        the copy is kept when it ends."""
+        with self._behind_lock:
+            if (going := self._behind.get(url)) is not None:
+                return going
+            if len(self._behind) >= MAX_REVALIDATIONS:
+                return None
+            future: Future[Cached] = Future()
+            self._behind[url] = future
+
+        def run() -> None:
+            try:
+                future.set_result(self._revalidate(url, key, parse))
+            except BaseException as exc:  # for whoever waits
+                future.set_exception(exc)
+            finally:
+                with self._behind_lock:
+                    del self._behind[url]
+
+        threading.Thread(target=run, name="pullthrough-revalidate", daemon=True).start()
+        return future
+
+    def _revalidate(
+        self, url: str, key: str, parse: Callable[[Fetched], ProjectPage | ProjectList]
+    ) -> Cached:
         # One fetch per page per process; the others wait for it (and only they) and take its
         # result. The copy is looked at again once the lock is held, waited for or not: a fetch
         # may have been kept and let go of the lock since the first look.
@@ -122,6 +185,8 @@ class RemotePages:
             except UpstreamError as exc:
                 if cached is None:
                     raise
+                if isinstance(exc, UpstreamTimeout):
+                    self._quiet_until = self.clock() + STALE_RETRY_SECONDS
                 log.warning("serving a stale copy of %s: %s", describe_url(url), exc)
                 keep_copy(self.cache, key, cached)  # in use: not the oldest stored
                 return replace(cached, stale=True)
