@@ -48,17 +48,19 @@ class WarmPages:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         if (found := self._lookup(environ)) is not None:
-            rendered = found.encoded(accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")))
+            done, expires_at = found
+            rendered = done.encoded(accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")))
             if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), rendered.etag):
-                start_response("304 Not Modified", list(rendered.headers_304))
+                start_response("304 Not Modified", rendered.until(expires_at, not_modified=True))
                 self._counted_304.inc()
                 return []
-            start_response("200 OK", list(rendered.headers))
+            start_response("200 OK", rendered.until(expires_at))
             self._counted_200.inc()
             return [rendered.body]
         return self.app(environ, start_response)
 
-    def _lookup(self, environ: dict[str, Any]) -> Rendered | None:
+    def _lookup(self, environ: dict[str, Any]) -> tuple[Rendered, float] | None:
+        """The page's rendering and when its time here ends."""
         path: str = environ.get("PATH_INFO", "")
         if (
             environ.get("REQUEST_METHOD") != "GET"
@@ -76,7 +78,8 @@ class WarmPages:
             return None
         if (view := dist.fresh_view(project)) is None:
             return self.shared.get(dist, project, fmt)  # another worker's rendering
-        return cast(Rendered | None, view.renders.get(fmt))
+        done = view.renders.get(fmt)
+        return None if done is None else (cast(Rendered, done), view.expires_at)
 
 
 CONTENT = "/pulp/content/"

@@ -87,7 +87,7 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
         kept = sum(1 for k in view.renders if isinstance(k, tuple) and k[0] == "pypi-json")
         if complete and kept < MEMO_ANSWERS:
             view.renders[key] = done
-    return respond(cast(Rendered, done))
+    return respond(cast(Rendered, done), view.expires_at)
 
 
 MEMO_ANSWERS = 8  # JSON API answers kept per page view

@@ -8,6 +8,7 @@ ETag, so caches and conditional requests (304) keep them apart.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +50,21 @@ class Rendered:
             done = self.variants["gzip"] = Rendered(body, etag, tuple(full), tuple(common))
         return done
 
+    def until(self, expires_at: float, *, not_modified: bool = False) -> list[tuple[str, str]]:
+        """The headers to send now: Cache-Control's max-age at most what is left of the page's
+        time here (until its revalidation, or a file's maturity), so no client or cache keeps
+        the page longer than this server does."""
+        headers = list(self.headers_304 if not_modified else self.headers)
+        left = max(0, int(expires_at - time.time()))
+        for i in range(len(headers) - 1, -1, -1):  # among the last: `rendered` puts it there
+            name, value = headers[i]
+            if name == "Cache-Control":
+                given, _, rest = value.partition(", ")  # max-age=N, public
+                if int(given[8:]) > left:
+                    headers[i] = (name, f"max-age={left}, {rest}")
+                break
+        return headers
+
 
 def rendered(
     body: bytes, content_type: str, *, stale: bool, max_age: float, private: bool = False
@@ -85,11 +101,12 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-def respond(done: Rendered) -> Response:
-    """The Flask answer: the form the client takes, or 304 when it has that form already."""
+def respond(done: Rendered, expires_at: float) -> Response:
+    """The Flask answer: the form the client takes, or 304 when it has that form already; fresh
+    for what is left of the page's time (`expires_at`)."""
     sent = done.encoded(accepts_gzip(request.headers.get("Accept-Encoding")))
     if etag_matches(request.headers.get("If-None-Match"), sent.etag):
-        return Response(status=304, headers=list(sent.headers_304))
-    response = Response(sent.body, headers=list(sent.headers))
+        return Response(status=304, headers=sent.until(expires_at, not_modified=True))
+    response = Response(sent.body, headers=sent.until(expires_at))
     response.direct_passthrough = True  # the headers are complete: no recomputation
     return response

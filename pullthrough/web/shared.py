@@ -47,8 +47,9 @@ class SharedRenders:
         self._read: LRUCache[str, Entry] = LRUCache(maxsize=memory, getsizeof=_size)
         self._lock = threading.Lock()
 
-    def get(self, dist: Distribution, project: str, fmt: Format) -> Rendered | None:
-        """Another worker's rendering of the page, if still valid; never for a private one."""
+    def get(self, dist: Distribution, project: str, fmt: Format) -> tuple[Rendered, float] | None:
+        """Another worker's rendering of the page, if still valid, and when it expires; never
+        for a private one."""
         if dist.private:
             return None
         key = _key(dist, project, fmt)
@@ -64,7 +65,7 @@ class SharedRenders:
                 return None
             with self._lock, contextlib.suppress(ValueError):  # larger than the memo: not kept
                 self._read[key] = entry
-        return entry[2]
+        return entry[2], entry[1]
 
     def put(
         self, dist: Distribution, project: str, fmt: Format, expires_at: float, done: Rendered

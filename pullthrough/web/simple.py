@@ -69,7 +69,7 @@ def project_list(base_path: str) -> Response:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.projects()
-    return respond(_render_list(view, dist, fmt))
+    return respond(_render_list(view, dist, fmt), view.expires_at)
 
 
 @bp.get("/pypi/<path:base_path>/simple/<project>/")
@@ -81,4 +81,4 @@ def project_page(base_path: str, project: str) -> BaseResponse:
     if (fmt := _format()) is None:
         return _not_acceptable()
     view = dist.project(name)
-    return respond(render_page(view, dist, fmt, name))
+    return respond(render_page(view, dist, fmt, name), view.expires_at)
