@@ -204,6 +204,13 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
     assert server.page_files("corp", "cool-lib") == {"cool_lib-2.0-py3-none-any.whl"}
     page = server.json_page("corp", "our-lib")
     assert page["files"] == []  # the repository's own file is blocked too
+    listed = requests.get(
+        f"{server.url}/pypi/corp/simple/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=TIMEOUT,
+    ).json()["projects"]
+    names = {p["name"] for p in listed}
+    assert "cool-lib" in names and "our-lib" not in names  # blocked whole: not even named
     for name, entry in (
         ("cool_lib-3.0-py3-none-any.whl", "cool-lib==3.0"),
         ("cool_lib-1.0-py3-none-any.whl", "cool_lib-1.0-py3-none-any.whl"),

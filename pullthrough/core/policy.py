@@ -18,7 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
-from pullthrough.core.filters import Rule, naming, parse_rule
+from pullthrough.core.filters import NameSet, Rule, naming, parse_rule
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 
 ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
@@ -169,6 +169,18 @@ class Blocklist:
 
     def __bool__(self) -> bool:
         return bool(self.rules or self.filenames)
+
+    @functools.cached_property
+    def _whole(self) -> NameSet:
+        return NameSet.of(r for r in self.rules if r.specifier is None)
+
+    def unlisted(self, names: Iterable[str]) -> tuple[str, ...]:
+        """The project list without the projects it blocks whole (`evil`, `evil-*`): their
+        pages offer nothing, and their names are not shown either."""
+        if not any(r.specifier is None for r in self.rules):
+            return tuple(names)
+        whole = self._whole
+        return tuple(n for n in names if canonicalize_name(n) not in whole)
 
     def hold_for(self, name: NormalizedName, version: Version | None, filename: str) -> Hold | None:
         """The hold naming the entry that blocks this file, or None."""

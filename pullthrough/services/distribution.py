@@ -273,7 +273,7 @@ class Distribution:
             raise failed[-1]
         if self.local is not None:
             names = _union(names, self.local.names())
-        view = self._list = ListView(names, expires, stale)
+        view = self._list = ListView(self.blocklist.unlisted(names), expires, stale)
         return view
 
     def upload_refusal(self, filename: str) -> Hold | None:
