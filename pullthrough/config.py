@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from pullthrough.core.access import parse_base_path
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
+from pullthrough.core.links import without_userinfo
 from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
 from pullthrough.core.remotes import ordered
 
@@ -121,17 +119,14 @@ def _http_url(value: str) -> str:
     return text
 
 
-def without_userinfo(url: str) -> str:
-    """A URL, or text meant as one, fit for a message: what stands before its host's `@` (a
-    user and password, in whatever form it was mistyped) as ********."""
-    return re.sub(r"^([^/@]*//)?[^/?#]*@", r"\1********@", url)
-
-
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 
 def _database_url(value: str) -> str:
     """A catalog URL of a driver pullthrough ships (`postgresql://` means psycopg 3's)."""
+    from sqlalchemy.engine import make_url  # here: the CLI's REST verbs start without it
+    from sqlalchemy.exc import ArgumentError
+
     text = value.strip()
     if not text:
         return text

@@ -154,7 +154,7 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
         "--name",
         "Acme_Tools",
         "--repository",
-        "foo",
+        repo["pulp_href"],  # an href, as the README writes it, or a name
         "--status",
         "archived",
         "--reason",
@@ -304,6 +304,9 @@ def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) 
     assert f"Could not connect to {closed[1]}/" in proc.stderr
     assert f"Could not connect to {closed[0]}/" in cli.fails("status")
     assert f"Could not connect to {closed[2]}/" in cli.fails("--base-url", closed[2], "status")
+    with_password = closed[2].replace("http://", "http://admin:url-secret@")
+    error = cli.fails("--base-url", with_password, "status")
+    assert "url-secret" not in error and "Could not connect to http://********@127.0.0.1" in error
     # a bad JSON list is a usage error (2), before anything is sent
     proc = cli.run("remote", "create", "--name", "r", "--url", "http://x/", "--includes", "[1")
     assert proc.returncode == 2

@@ -380,3 +380,13 @@ def test_the_command_follows_includes_once_and_names_missing_files(tmp_path: Pat
     assert notes == [f"{tmp_path / 'sub' / 'more.txt'}:3: skipped an editable requirement (.)"]
     with pytest.raises(CliError, match=r"Could not read .*missing\.lock: No such file"):
         read_wanted([str(tmp_path / "base.txt"), str(tmp_path / "missing.lock")], None)
+
+
+def test_includes_written_as_pip_takes_them_and_a_bom_are_read(tmp_path: Path) -> None:
+    """`-rmore.txt` (no space) is an include to pip; Notepad saves UTF-8 with a BOM."""
+    (tmp_path / "base.txt").write_bytes("\ufeff-rmore.txt\nshelf-reader==0.2\n".encode())
+    (tmp_path / "more.txt").write_text("--requirement=last.txt\nmeta-lib\n")
+    (tmp_path / "last.txt").write_text("winonly\n")
+    wanted, notes = read_wanted([str(tmp_path / "base.txt")], None)
+    assert sorted(w.project for w in wanted) == ["meta-lib", "shelf-reader", "winonly"]
+    assert notes == []

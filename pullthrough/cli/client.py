@@ -26,6 +26,7 @@ from pullthrough.api.kinds import (
     Kind,
     is_version_href,
 )
+from pullthrough.core.links import without_userinfo
 from pullthrough.core.tasks import FINAL_TASK_STATES, TASK_STATES
 
 DEFAULT_BASE_URL = "http://127.0.0.1:24817"
@@ -50,7 +51,8 @@ class Client:
         background: bool = False,
     ) -> None:
         if not re.match(r"https?://[^/]", base_url):
-            raise CliError(f"The base URL must start with http:// or https://, got {base_url!r}.")
+            shown = without_userinfo(base_url)
+            raise CliError(f"The base URL must start with http:// or https://, got {shown!r}.")
         self.base_url = base_url.rstrip("/")
         self.task_timeout = task_timeout
         self.background = background
@@ -61,7 +63,7 @@ class Client:
         self._auth = (username, password) if password is not None else None
 
     def __repr__(self) -> str:  # never the password
-        return f"Client({self.base_url!r})"
+        return f"Client({without_userinfo(self.base_url)!r})"
 
     def new_session(self) -> requests.Session:
         """A session with the same credentials, for requests outside the API (index pages,
@@ -99,10 +101,11 @@ class Client:
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise CliError(f"No answer from {url} (timed out).") from None
+            raise CliError(f"No answer from {without_userinfo(url)} (timed out).") from None
         except requests.RequestException as exc:
-            raise CliError(f"Could not connect to {url} ({_reason(exc)}).") from None
-        return _decode(response, operation, url)
+            shown = without_userinfo(url)
+            raise CliError(f"Could not connect to {shown} ({_reason(exc)}).") from None
+        return _decode(response, operation, without_userinfo(url))
 
     def get(self, href: str, operation: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.call("GET", href, operation, params=params)
@@ -110,7 +113,9 @@ class Client:
     # ---- lookups and lists --------------------------------------------------------------
 
     def find(self, kind: Kind, name: str) -> dict[str, Any]:
-        """The entity of `kind` named `name`, as pulp-cli looks it up."""
+        """The entity of `kind` named `name`, as pulp-cli looks it up; or at `name`, an href."""
+        if name.startswith(kind.list_href):
+            return self.show(kind, name)
         page = self.get(
             kind.list_href, f"{kind.operation}_list", {"name": name, "offset": 0, "limit": 1}
         )

@@ -29,6 +29,7 @@ from pullthrough import __version__
 from pullthrough.api import kinds
 from pullthrough.cli.client import REQUEST_TIMEOUT, Client, CliError
 from pullthrough.cli.tree import Tree
+from pullthrough.core.links import without_userinfo
 from pullthrough.core.lockfiles import FORMATS, Chosen, LockFileError, Wanted, choose, parse
 from pullthrough.core.models import DistFile
 
@@ -53,7 +54,7 @@ def read_wanted(paths: Sequence[str], fmt: str | None) -> tuple[list[Wanted], li
             return
         seen.add(resolved)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad) is not text
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise CliError(f"Could not read {path}: {reason}.") from None
@@ -154,10 +155,12 @@ class Fetcher:
                 url, headers={"Accept": CONTENT_TYPE}, timeout=REQUEST_TIMEOUT
             ) as resp:
                 if resp.status_code != 200:
-                    raise CliError(f"{project}: the index answered {_status(resp)} for {url}")
+                    shown = without_userinfo(url)
+                    raise CliError(f"{project}: the index answered {_status(resp)} for {shown}")
                 return parse_project_page(resp.content, resp.url, project).files
         except requests.RequestException as exc:
-            raise CliError(f"{project}: could not get {url} ({type(exc).__name__})") from None
+            shown = without_userinfo(url)
+            raise CliError(f"{project}: could not get {shown} ({type(exc).__name__})") from None
         except InvalidPage as exc:
             raise CliError(f"{project}: {exc}") from None
 

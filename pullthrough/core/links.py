@@ -100,3 +100,9 @@ def quoted(filename: str) -> str:
     """`quote(filename)`, without its work for the names nearly every file has (a third of a
     big page's rendering)."""
     return filename if _UNRESERVED.fullmatch(filename) else quote(filename)
+
+
+def without_userinfo(url: str) -> str:
+    """A URL, or text meant as one, fit for a message: what stands before its host's `@` (a
+    user and password, in whatever form it was mistyped) as ********."""
+    return re.sub(r"^([^/@]*//)?[^/?#]*@", r"\1********@", url)

@@ -141,8 +141,11 @@ def parse_requirements(text: str, origin: str) -> Parsed:
         where = f"{origin}:{number}"
         tokens = line.split()
         if tokens[0].startswith("-"):
-            option, _, value = tokens[0].partition("=")
-            value = value or (tokens[1] if len(tokens) > 1 else "")
+            if tokens[0][1] != "-" and len(tokens[0]) > 2:  # -rfile.txt, as pip reads it too
+                option, value = tokens[0][:2], tokens[0][2:]
+            else:
+                option, _, value = tokens[0].partition("=")
+                value = value or (tokens[1] if len(tokens) > 1 else "")
             if option in _INCLUDE_OPTIONS and value:
                 parsed.includes.append(value)
             elif option in _SKIPPED_OPTIONS:
