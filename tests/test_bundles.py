@@ -138,6 +138,15 @@ def test_a_manifest_reads_back_as_written() -> None:
         (json.dumps(document(packages=[1])).encode(), "packages[0] must be a JSON object"),
         (json.dumps(document(created="yesterday")).encode(), "not an ISO 8601 time"),
         (json.dumps(document(created="2026-01-01T00:00:00")).encode(), "no time zone"),
+        (
+            json.dumps(package_doc(upload_time="0001-01-01T00:00:00+14:00")).encode(),
+            "upload_time '0001-01-01T00:00:00\\+14:00' is out of range in UTC",
+        ),
+        (
+            json.dumps(package_doc(upload_time="9999-12-31T23:00:00-10:00")).encode(),
+            "upload_time '9999-12-31T23:00:00-10:00' is out of range in UTC",
+        ),
+        (json.dumps(document(created="9999-12-31T23:59:59-00:01")).encode(), "out of range"),
         (json.dumps(package_doc(filename="../x.whl")).encode(), "not a filename"),
         (json.dumps(package_doc(filename="a/b-1.0.tar.gz")).encode(), "not a filename"),
         (json.dumps(package_doc(filename=".hidden-1.0.tar.gz")).encode(), "not a filename"),
@@ -186,6 +195,15 @@ def test_a_malformed_manifest_is_refused_saying_what_is_wrong(
 ) -> None:
     with pytest.raises(InvalidBundle, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_manifest(raw.encode() if isinstance(raw, str) else raw)
+
+
+def test_the_first_and_last_times_there_are_read_back_as_written() -> None:
+    first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    written = manifest(entry(upload_time=first), created=last)
+    assert json.loads(manifest_bytes(written))["packages"][0]["upload_time"] == (
+        "0001-01-01T00:00:00.000000Z"
+    )
+    assert parse_manifest(manifest_bytes(written)) == written
 
 
 def test_a_yanks_version_is_normalized() -> None:

@@ -117,9 +117,10 @@ class Manifest:
 
 
 def utc_text(value: datetime) -> str:
-    """A time as the pages render it (microseconds, `Z`)."""
+    """A time as the pages render it (microseconds, `Z`), the year always in four digits
+    (strftime's `%Y` writes year 1 as `1`, which fromisoformat cannot read back)."""
     aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{aware.year:04d}" + aware.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
@@ -353,7 +354,10 @@ def _time(item: Mapping[str, Any], key: str, where: str) -> datetime:
         raise InvalidBundle(f"{where}: {key} {text!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
         raise InvalidBundle(f"{where}: {key} {text!r} has no time zone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first UTC time there is
+        raise InvalidBundle(f"{where}: {key} {text!r} is out of range in UTC") from None
 
 
 # The archive against its manifest.
