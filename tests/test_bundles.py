@@ -188,6 +188,40 @@ def test_a_manifest_reads_back_as_written() -> None:
             json.dumps(document(project_statuses=[{"name": "acme", "status": "gone"}])),
             "status must be one of",
         ),
+        (
+            json.dumps(
+                document(
+                    yanks=[
+                        {"name": "acme-lib", "version": "1.0", "reason": "broken"},
+                        {"name": "acme-lib", "version": "1.0", "reason": "again"},
+                    ]
+                )
+            ),
+            "yanks[1]: acme-lib 1.0 is yanked twice",
+        ),
+        (
+            json.dumps(
+                document(
+                    yanks=[
+                        {"name": "acme-lib", "filename": WHEEL},
+                        {"name": "acme-lib", "version": "1.0"},
+                        {"name": "acme-lib", "filename": WHEEL, "reason": "again"},
+                    ]
+                )
+            ),
+            f"yanks[2]: acme-lib {WHEEL} is yanked twice",
+        ),
+        (
+            json.dumps(
+                document(
+                    yanks=[
+                        {"name": "acme-lib", "version": "2.0.0a1"},
+                        {"name": "acme-lib", "version": "2.0.0-alpha1"},  # normalized: the same
+                    ]
+                )
+            ),
+            "yanks[1]: acme-lib 2.0.0a1 is yanked twice",
+        ),
     ],
 )
 def test_a_malformed_manifest_is_refused_saying_what_is_wrong(
@@ -559,6 +593,24 @@ def test_a_bundle_file_that_differs_from_ours_of_the_same_name_is_refused(
     with other.open("rb") as fh:
         site_b.uploads.upload(repo_id, fh, other.name, actor="bob")
     refused(site_b, bundle, "already holds a different 'acme_tools-0.1-py3-none-any.whl'")
+
+
+def test_an_import_removes_a_yank_an_earlier_import_left_twice(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    bundles(site_b).import_bundle(bundle, actor="t")
+    with site_b.catalog.session() as session:  # as a manifest naming it twice used to leave it
+        repo = session.scalars(select(Repository)).one()
+        session.add(Yank(repository_id=repo.id, name="acme-lib", version="2.0", reason="broken"))
+    report = bundles(site_b).import_bundle(bundle, actor="t")
+    assert report.changed == ["duplicate yank acme-lib 2.0 removed"]
+    with site_b.catalog.session() as session:
+        assert [(y.name, y.version) for y in session.scalars(select(Yank))] == [("acme-lib", "2.0")]
+    before = catalog_state(site_b)
+    assert bundles(site_b).import_bundle(bundle, actor="t").changed == []
+    assert catalog_state(site_b) == before
 
 
 def test_export_refuses_content_that_is_not_stored(site_a: Services, tmp_path: Path) -> None:

@@ -203,6 +203,11 @@ def parse_manifest(raw: bytes) -> Manifest:
         _yank(_object(item, f"yanks[{i}]"), f"yanks[{i}]")
         for i, item in enumerate(_list(doc, "yanks"))
     )
+    yanked: set[tuple[str, str | None, str | None]] = set()
+    for i, y in enumerate(yanks):  # as the API: a version (normalized) or a file, yanked once
+        if (y.name, y.version, y.filename) in yanked:
+            raise InvalidBundle(f"yanks[{i}]: {y.name} {y.version or y.filename} is yanked twice")
+        yanked.add((y.name, y.version, y.filename))
     statuses = tuple(
         _status(_object(item, f"project_statuses[{i}]"), f"project_statuses[{i}]")
         for i, item in enumerate(_list(doc, "project_statuses"))

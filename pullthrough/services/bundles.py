@@ -562,11 +562,15 @@ def _set_yanks(
 ) -> list[str]:
     """The repository's yanks made the bundle's (with add_only: the bundle's added); returns
     what changed."""
-    rows = {
-        (y.name, y.version, y.filename): y
-        for y in session.scalars(select(YankRow).where(YankRow.repository_id == repository_id))
-    }
+    rows: dict[tuple[str, str | None, str | None], YankRow] = {}
     changed = []
+    for found in session.scalars(select(YankRow).where(YankRow.repository_id == repository_id)):
+        key = (found.name, found.version, found.filename)
+        if key in rows:  # left twice by an import before manifests were refused for that
+            session.delete(found)
+            changed.append(f"duplicate yank {key[0]} {key[1] or key[2]} removed")
+        else:
+            rows[key] = found
     for y in yanks:
         key = (y.name, y.version, y.filename)
         what = f"yank {y.name} {y.version or y.filename}"
