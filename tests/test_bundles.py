@@ -165,6 +165,28 @@ def test_a_manifest_reads_back_as_written() -> None:
         (json.dumps(package_doc(upload_time=None)).encode(), "upload_time must be a string"),
         (json.dumps(package_doc(origin="elsewhere")).encode(), "origin must be"),
         (
+            json.dumps(package_doc(uploaded_by="x" * 256)).encode(),
+            "uploaded_by is longer than 255 characters",
+        ),
+        (
+            json.dumps(document(yanks=[{"name": "a" * 256, "version": "1"}])).encode(),
+            "yanks[0]: name is longer than 255",
+        ),
+        (
+            json.dumps(document(yanks=[{"name": "a", "version": "1" + ".0" * 128}])).encode(),
+            "yanks[0]: version is longer than 255",
+        ),
+        (
+            json.dumps(
+                document(yanks=[{"name": "a", "filename": f"a-1.0-{'x' * 250}-none-any.whl"}])
+            ).encode(),
+            "yanks[0]: filename is longer than 255",
+        ),
+        (
+            json.dumps(document(project_statuses=[{"name": "a" * 256, "status": "archived"}])),
+            "project_statuses[0]: name is longer than 255",
+        ),
+        (
             json.dumps(package_doc(metadata={"path": "metadata/x", "sha256": SHA_B, "size": 1})),
             "metadata.path must be",
         ),
@@ -229,6 +251,16 @@ def test_a_malformed_manifest_is_refused_saying_what_is_wrong(
 ) -> None:
     with pytest.raises(InvalidBundle, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_manifest(raw.encode() if isinstance(raw, str) else raw)
+
+
+def test_names_of_255_characters_are_read_back_as_written() -> None:
+    name = "a" * 255
+    written = manifest(
+        entry(uploaded_by="u" * 255),
+        yanks=(YankEntry(name, version="1" + ".0" * 127), YankEntry("acme-lib", filename=WHEEL)),
+        statuses=(StatusEntry(name, "archived"),),
+    )
+    assert parse_manifest(manifest_bytes(written)) == written
 
 
 def test_the_first_and_last_times_there_are_read_back_as_written() -> None:
@@ -611,6 +643,15 @@ def test_an_import_removes_a_yank_an_earlier_import_left_twice(
     before = catalog_state(site_b)
     assert bundles(site_b).import_bundle(bundle, actor="t").changed == []
     assert catalog_state(site_b) == before
+
+
+def test_an_import_refuses_a_repository_name_the_catalog_cannot_hold(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    refused(site_b, bundle, "name is 1 to 255 characters, not 256", repository="x" * 256)
+    refused(site_b, bundle, "name is 1 to 255 characters, not 1", repository=" ")
 
 
 def test_export_refuses_content_that_is_not_stored(site_a: Services, tmp_path: Path) -> None:

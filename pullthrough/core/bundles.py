@@ -269,23 +269,23 @@ def _package(item: Mapping[str, Any], where: str) -> PackageEntry:
         yanked=yanked,
         yanked_reason=_optional_text(item, "yanked_reason", where),
         metadata=metadata,
-        uploaded_by=_optional_text(item, "uploaded_by", where),
+        uploaded_by=_optional_text(item, "uploaded_by", where, limit=MAX_NAME),
         origin=origin,
     )
 
 
 def _yank(item: Mapping[str, Any], where: str) -> YankEntry:
-    name = _text(item, "name", where)
-    if canonicalize_name(name) != name or not name:
-        raise InvalidBundle(f"{where}: {name!r} is not a normalized project name")
+    name = _project(item, where)
     version = _optional_text(item, "version", where)
-    filename = _optional_text(item, "filename", where)
+    filename = _optional_text(item, "filename", where, limit=MAX_NAME)
     if (version is None) == (filename is None):
         raise InvalidBundle(f"{where}: give a version or a filename (one of them)")
     if version is not None:
         if (parsed := parse_version(version)) is None:
             raise InvalidBundle(f"{where}: {version!r} is not a version (PEP 440)")
         version = str(parsed)  # normalized, as the catalog keeps a yank's version
+        if len(version) > MAX_NAME:
+            raise InvalidBundle(f"{where}: version is longer than {MAX_NAME} characters")
     if filename is not None:
         try:
             owner = parse_filename(filename).name
@@ -297,13 +297,20 @@ def _yank(item: Mapping[str, Any], where: str) -> YankEntry:
 
 
 def _status(item: Mapping[str, Any], where: str) -> StatusEntry:
-    name = _text(item, "name", where)
-    if canonicalize_name(name) != name or not name:
-        raise InvalidBundle(f"{where}: {name!r} is not a normalized project name")
+    name = _project(item, where)
     status = _text(item, "status", where)
     if status not in PROJECT_STATUSES:
         raise InvalidBundle(f"{where}: status must be one of {', '.join(PROJECT_STATUSES)}")
     return StatusEntry(name, status, _optional_text(item, "reason", where))
+
+
+def _project(item: Mapping[str, Any], where: str) -> str:
+    name = _text(item, "name", where)
+    if len(name) > MAX_NAME:
+        raise InvalidBundle(f"{where}: name is longer than {MAX_NAME} characters")
+    if canonicalize_name(name) != name or not name:
+        raise InvalidBundle(f"{where}: {name!r} is not a normalized project name")
+    return name
 
 
 def _object(value: object, where: str) -> Mapping[str, Any]:
@@ -326,10 +333,15 @@ def _text(item: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:
+def _optional_text(
+    item: Mapping[str, Any], key: str, where: str, *, limit: int | None = None
+) -> str | None:
+    """A string or None; with `limit`, of at most that many characters (the catalog's column)."""
     value = item.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidBundle(f"{where}: {key} must be a string or null")
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidBundle(f"{where}: {key} is longer than {limit} characters")
     return value
 
 

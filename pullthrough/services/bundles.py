@@ -42,6 +42,7 @@ from pullthrough.catalog.versions import (
 from pullthrough.core.bundles import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    MAX_NAME,
     BundleFile,
     InvalidBundle,
     Manifest,
@@ -272,6 +273,10 @@ class Bundles:
         `add_only`, its packages besides those there already). InvalidBundle for a bundle that
         is not right, BundleError when it does not fit this catalog; nothing changed either way.
         """
+        if repository is not None and (not repository.strip() or len(repository) > MAX_NAME):
+            raise BundleError(
+                f"a repository's name is 1 to {MAX_NAME} characters, not {len(repository)}"
+            )
         try:
             tar = tarfile.open(source, "r:*")  # noqa: SIM115 - closed by the `with` below
         except tarfile.TarError as exc:
