@@ -51,6 +51,7 @@ from support.seaweed import S3Server
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
+SHA_C = "c" * 64
 WHEEL = "acme_lib-1.0-py3-none-any.whl"
 WHEN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
 
@@ -100,6 +101,7 @@ def test_a_manifest_reads_back_as_written() -> None:
         entry(
             filename="acme_lib-2.0.tar.gz",
             version="2.0",
+            sha256=SHA_C,
             metadata=None,
             origin="sync",
             upload_time=datetime(2026, 1, 1, tzinfo=UTC),
@@ -118,7 +120,7 @@ def test_a_manifest_reads_back_as_written() -> None:
     assert read.files() == {
         f"files/{WHEEL}": BundleFile(f"files/{WHEEL}", SHA_A, 10),
         f"metadata/{WHEEL}.metadata": BundleFile(f"metadata/{WHEEL}.metadata", SHA_B, 3),
-        "files/acme_lib-2.0.tar.gz": BundleFile("files/acme_lib-2.0.tar.gz", SHA_A, 10),
+        "files/acme_lib-2.0.tar.gz": BundleFile("files/acme_lib-2.0.tar.gz", SHA_C, 10),
     }
     assert read.total_size() == 23
 
@@ -194,6 +196,37 @@ def test_a_manifest_reads_back_as_written() -> None:
         (
             json.dumps(document(packages=[package_doc()["packages"][0]] * 2)).encode(),
             "listed twice",
+        ),
+        (
+            manifest_bytes(
+                manifest(
+                    entry(), entry(filename="acme_lib-1.0-py2.py3-none-any.whl", metadata=None)
+                )
+            ),
+            f"'{WHEEL}' and 'acme_lib-1.0-py2.py3-none-any.whl' are the same file",
+        ),
+        (
+            manifest_bytes(
+                manifest(
+                    entry(filename="acme_lib-1.0.tar.gz", metadata=None),
+                    entry(
+                        filename="acme_lib-1.0.0.tar.gz",
+                        version="1.0.0",
+                        sha256=SHA_B,
+                        metadata=None,
+                    ),
+                )
+            ),
+            "'acme_lib-1.0.tar.gz' and 'acme_lib-1.0.0.tar.gz' are two sdists of acme-lib 1.0.0",
+        ),
+        (
+            manifest_bytes(
+                manifest(
+                    entry(filename="acme_lib-1.0.zip", metadata=None),
+                    entry(filename="acme_lib-1.0.tar.gz", sha256=SHA_B, metadata=None),
+                )
+            ),
+            "two sdists of acme-lib 1.0; a release has one",
         ),
         (
             json.dumps(document(yanks=[{"name": "acme-lib", "version": "1", "filename": WHEEL}])),
@@ -652,6 +685,65 @@ def test_an_import_refuses_a_repository_name_the_catalog_cannot_hold(
     bundles(site_a).export("corp", None, bundle)
     refused(site_b, bundle, "name is 1 to 255 characters, not 256", repository="x" * 256)
     refused(site_b, bundle, "name is 1 to 255 characters, not 1", repository=" ")
+
+
+def renamed(bundle: Path, out: Path, old: str, new: str, replacement: Path | None = None) -> Path:
+    """The bundle with package `old` called `new` (and its bytes replaced by `replacement`'s)."""
+    data = replacement.read_bytes() if replacement is not None else None
+
+    def change(name: str, content: bytes) -> tuple[str, bytes] | None:
+        if name == MANIFEST:
+            doc = json.loads(content)
+            for package in doc["packages"]:
+                if package["filename"] == old:
+                    package.update(filename=new, path=f"files/{new}", metadata=None)
+                    if data is not None:
+                        package.update(sha256=sha256(data).hexdigest(), size=len(data))
+                        package["version"] = new.removeprefix("acme_lib-").removesuffix(".tar.gz")
+            return name, json.dumps(doc).encode()
+        if name == f"metadata/{old}.metadata":
+            return None
+        if name == f"files/{old}":
+            return f"files/{new}", content if data is None else data
+        return name, content
+
+    return rewrite(bundle, out, change)
+
+
+def test_a_bundle_file_that_is_ours_under_another_name_is_refused(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    bundles(site_b).import_bundle(bundle, actor="t")
+    wheel = "acme_tools-0.1-py3-none-any.whl"
+    other = renamed(bundle, tmp_path / "other.tar", wheel, "acme_tools-0.1-py2.py3-none-any.whl")
+    refused(
+        site_b,
+        other,
+        f"already holds the bundle's 'acme_tools-0.1-py2.py3-none-any.whl' as '{wheel}'",
+        repository="elsewhere",
+    )
+
+
+def test_an_added_bundle_may_not_give_a_release_a_second_sdist(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    bundles(site_b).import_bundle(bundle, actor="t")
+    sdist = build_sdist(tmp_path / "new", "acme-lib", "2.0.0")
+    second = renamed(bundle, tmp_path / "second.tar", "acme_lib-2.0.tar.gz", sdist.name, sdist)
+    before = catalog_state(site_b)
+    with pytest.raises(BundleError, match="are two sdists of acme-lib 2"):
+        bundles(site_b).import_bundle(second, add_only=True, actor="t")
+    assert catalog_state(site_b) == before
+    # Without --add the new version holds the bundle's sdist only: one per release.
+    bundles(site_b).import_bundle(second, actor="t")
+    assert {f for f in repository_files(site_b, "corp") if f.startswith("acme_lib-2")} == {
+        "acme_lib-2.0-py3-none-any.whl",
+        "acme_lib-2.0.0.tar.gz",
+    }
 
 
 def test_export_refuses_content_that_is_not_stored(site_a: Services, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, offerable, parse_filename, parse_version
 from pullthrough.core.models import PROJECT_STATUSES, is_hex_digest
@@ -72,6 +73,10 @@ class PackageEntry:
     @property
     def file(self) -> BundleFile:
         return BundleFile(file_path(self.filename), self.sha256, self.size)
+
+    @property
+    def is_sdist(self) -> bool:
+        return parse_filename(self.filename).packagetype == "sdist"
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,8 @@ def parse_manifest(raw: bytes) -> Manifest:
         if p.filename in seen:
             raise InvalidBundle(f"{p.filename!r} is listed twice")
         seen.add(p.filename)
+    if problem := one_name_per_file(packages) or one_sdist_per_release(packages):
+        raise InvalidBundle(problem)
     yanks = tuple(
         _yank(_object(item, f"yanks[{i}]"), f"yanks[{i}]")
         for i, item in enumerate(_list(doc, "yanks"))
@@ -223,6 +230,32 @@ def parse_manifest(raw: bytes) -> Manifest:
         statuses=statuses,
         generator=_optional_text(doc, "generator", "the manifest") or "",
     )
+
+
+def one_name_per_file(packages: Iterable[PackageEntry]) -> str | None:
+    """As uploads (and PyPI): the same bytes under two filenames (`x-1.0-...` and
+    `x-1.0.0-...`) is one file too many; says which, or None."""
+    named: dict[str, str] = {}
+    for p in packages:
+        if (other := named.setdefault(p.sha256, p.filename)) != p.filename:
+            return f"{other!r} and {p.filename!r} are the same file (sha256 {p.sha256})"
+    return None
+
+
+def one_sdist_per_release(packages: Iterable[PackageEntry]) -> str | None:
+    """As uploads (and PyPI): one sdist per release (`x-1.0.tar.gz` beside `x-1.0.0.tar.gz`
+    or `x-1.0.zip` leaves installers two sources to pick from); says which, or None."""
+    releases: dict[tuple[str, Version | str], PackageEntry] = {}
+    for p in packages:
+        if not p.is_sdist:
+            continue
+        key = (p.name, parse_version(p.version) or p.version)
+        if (other := releases.setdefault(key, p)) is not p and other.sha256 != p.sha256:
+            return (
+                f"{other.filename!r} and {p.filename!r} are two sdists of {p.name} {p.version};"
+                " a release has one"
+            )
+    return None
 
 
 def _package(item: Mapping[str, Any], where: str) -> PackageEntry:

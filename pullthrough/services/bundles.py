@@ -54,6 +54,7 @@ from pullthrough.core.bundles import (
     manifest_bytes,
     member_problems,
     metadata_path,
+    one_sdist_per_release,
     parse_manifest,
 )
 from pullthrough.core.filenames import InvalidFilename
@@ -299,7 +300,7 @@ class Bundles:
             if problems:
                 raise InvalidBundle(_listed(problems))
             target = repository or manifest.repository
-            self._check_conflicts(manifest)
+            self._check_conflicts(manifest, target, add_only=add_only)
             published: list[str] = []
             try:
                 new = self._store_files(tar, members, manifest, published)
@@ -327,8 +328,10 @@ class Bundles:
                 found.update((filename, sha256) for filename, sha256 in session.execute(query))
         return found
 
-    def _check_conflicts(self, manifest: Manifest) -> None:
-        """A filename names one file: refuse a bundle whose file differs from ours of that name."""
+    def _check_conflicts(self, manifest: Manifest, target: str, *, add_only: bool) -> None:
+        """A filename names one file and a file has one name, as for uploads: refuse a bundle
+        whose file differs from ours of that name, or is ours under another name. With
+        add_only, the target's sdists count as the bundle's (one sdist per release)."""
         known = self._known(manifest)
         with self.catalog.session() as session:
             for p in manifest.packages:
@@ -341,6 +344,32 @@ class Bundles:
                         f" {known[p.filename]}, the bundle's is {p.sha256}); a filename names"
                         " one file"
                     )
+            new = {
+                p.sha256: p.filename for p in manifest.packages if known.get(p.filename) != p.sha256
+            }
+            for start in range(0, len(new), BATCH):
+                query = select(Package.filename, Package.sha256).where(
+                    Package.sha256.in_(list(new)[start : start + BATCH])
+                )
+                for filename, sha256 in session.execute(query):
+                    if filename != new[sha256]:
+                        raise BundleError(
+                            f"the catalog already holds the bundle's {new[sha256]!r} as"
+                            f" {filename!r} (sha256 {sha256}); a file has one name"
+                        )
+            repo = session.scalar(select(Repository).where(Repository.name == target))
+            if add_only and repo is not None:
+                there = session.scalars(
+                    version_packages(repo.id, repo.latest_number).where(
+                        Package.packagetype == "sdist"
+                    )
+                )
+                held = [
+                    PackageEntry(p.filename, p.name, p.version, p.sha256, p.size, p.upload_time)
+                    for p in there
+                ]
+                if problem := one_sdist_per_release([*held, *manifest.packages]):
+                    raise BundleError(f"repository {target!r}: {problem}")
 
     def _store_files(
         self,
@@ -428,6 +457,13 @@ class Bundles:
                     package = new.get(entry.filename)
                     if package is None:  # appeared and went meanwhile: try again
                         raise BundleError(f"{entry.filename!r} changed in the catalog; try again")
+                    if session.scalar(
+                        select(Package.id).where(Package.sha256 == entry.sha256).limit(1)
+                    ):  # uploaded meanwhile under another name
+                        raise BundleError(
+                            f"the catalog already holds the bundle's {entry.filename!r} under"
+                            " another name; a file has one name"
+                        )
                     session.add(package)
                     session.flush()
                 ids.append(package.id)
