@@ -5,8 +5,11 @@ import refuses with nothing changed, and that importing again changes nothing.""
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
+import lzma
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -37,6 +40,7 @@ from pullthrough.core.bundles import (
     PackageEntry,
     StatusEntry,
     YankEntry,
+    compression,
     digest_problem,
     manifest_bytes,
     member_problems,
@@ -347,6 +351,22 @@ def test_members_that_do_not_match_are_named(members: list[Member], problem: str
     assert any(problem in p for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (gzip.compress(b"x", mtime=0), "gzip"),
+        (bz2.compress(b"x"), "bzip2"),
+        (lzma.compress(b"x"), "xz"),
+        (b"\x28\xb5\x2f\xfd\x00", "zstd"),
+        (b"PK\x03\x04rest", "zip"),
+        (b"manifest.json\x00\x00\x00", None),  # a tar begins with its first member's name
+        (b"", None),
+    ],
+)
+def test_a_compressed_file_is_recognized(data: bytes, expected: str | None) -> None:
+    assert compression(data[:6]) == expected
+
+
 def test_digest_problems_name_the_file() -> None:
     wanted = BundleFile("files/x.whl", SHA_A, 10)
     assert digest_problem(wanted, SHA_A, 10) is None
@@ -609,6 +629,43 @@ def test_a_bad_bundle_is_refused_whole_with_nothing_changed(
         refused(new_site, rewrite(good, tmp_path / "lie.tar", lie), "the manifest says acme-lib 7")
     finally:
         new_site.close()
+
+
+def test_only_a_plain_tar_is_read_and_never_a_sparse_member(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.tar"
+    bundles(site_a).export("corp", None, good)
+    bundles(site_b).import_bundle(good, "before", actor="t")
+    for kind, compress in (("gzip", gzip.compress), ("bzip2", bz2.compress), ("xz", lzma.compress)):
+        packed = tmp_path / f"good.tar.{kind}"
+        packed.write_bytes(compress(good.read_bytes()))
+        refused(site_b, packed, f"is {kind}-compressed: a bundle is a plain tar", "x")
+    (tmp_path / "junk.tar").write_bytes(b"not a tar file at all" * 100)
+    with pytest.raises(InvalidBundle) as caught:
+        bundles(site_b).import_bundle(tmp_path / "junk.tar", actor="t")
+    assert str(caught.value) == f"{tmp_path / 'junk.tar'} is not a bundle (a plain tar file):" + (
+        " invalid header"
+    )
+
+    # A sparse member: its holes are bytes the archive does not hold (a 1 GiB file of zeros in
+    # a few KB), so it is refused even when whole (a map of one block, no hole).
+    wheel = "files/acme_tools-0.1-py3-none-any.whl"
+    sparse = tmp_path / "sparse.tar"
+    with tarfile.open(good) as src, tarfile.open(sparse, "w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            if member.name == wheel:
+                info.pax_headers = {
+                    "GNU.sparse.map": f"0,{len(data)}",
+                    "GNU.sparse.size": str(len(data)),
+                }
+            dst.addfile(info, io.BytesIO(data))
+    with tarfile.open(sparse) as tar:
+        assert tar.getmember(wheel).issparse()
+    refused(site_b, sparse, f"'{wheel}' is not a plain file", "x")
 
 
 def test_a_bundle_cannot_lend_a_file_other_metadata_or_requirements(

@@ -412,13 +412,27 @@ def _time(item: Mapping[str, Any], key: str, where: str) -> datetime:
 
 # The archive against its manifest.
 
+COMPRESSIONS = {  # how a compressed file begins; a bundle is never compressed
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
+
+
+def compression(head: bytes) -> str | None:
+    """The compression a file beginning with `head` (6 bytes) uses, or None: a bundle is a plain
+    tar, read as stored, so a small file never stands for gigabytes."""
+    return next((kind for magic, kind in COMPRESSIONS.items() if head.startswith(magic)), None)
+
 
 @dataclass(frozen=True)
 class Member:
     """What the archive's index says of one member."""
 
     name: str
-    regular: bool  # a plain file (not a link, folder or device)
+    regular: bool  # a plain file: not a link, folder or device, nor sparse (holes not held)
     size: int
 
 

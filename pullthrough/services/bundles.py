@@ -50,6 +50,7 @@ from pullthrough.core.bundles import (
     PackageEntry,
     StatusEntry,
     YankEntry,
+    compression,
     digest_problem,
     manifest_bytes,
     member_problems,
@@ -278,14 +279,23 @@ class Bundles:
             raise BundleError(
                 f"a repository's name is 1 to {MAX_NAME} characters, not {len(repository)}"
             )
-        try:
-            tar = tarfile.open(source, "r:*")  # noqa: SIM115 - closed by the `with` below
+        with source.open("rb") as fh:
+            head = fh.read(6)
+        if (kind := compression(head)) is not None:
+            raise InvalidBundle(
+                f"{source} is {kind}-compressed: a bundle is a plain tar, as `pullthrough"
+                " export` writes it"
+            )
+        try:  # plain tar only ("r:"): never decompressed, every byte read is a byte of the file
+            tar = tarfile.open(source, "r:")  # noqa: SIM115 - closed by the `with` below
         except tarfile.TarError as exc:
-            raise InvalidBundle(f"{source} is not a bundle (a tar file): {exc}") from None
+            raise InvalidBundle(f"{source} is not a bundle (a plain tar file): {exc}") from None
         with tar:
             try:
                 members = {m.name: m for m in tar.getmembers()}
-                listing = [Member(m.name, m.isreg(), m.size) for m in tar.getmembers()]
+                listing = [
+                    Member(m.name, m.isreg() and not m.issparse(), m.size) for m in tar.getmembers()
+                ]
             except (tarfile.TarError, EOFError) as exc:
                 raise InvalidBundle(f"{source} is damaged: {exc}") from None
             manifest = _read_manifest(tar, members.get(MANIFEST))
@@ -538,7 +548,7 @@ def _info(name: str, size: int, when: datetime) -> tarfile.TarInfo:
 def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> Manifest:
     if member is None:
         raise InvalidBundle(f"the archive holds no {MANIFEST}: not a pullthrough bundle")
-    if not member.isreg() or member.size > MAX_MANIFEST_BYTES:
+    if not member.isreg() or member.issparse() or member.size > MAX_MANIFEST_BYTES:
         raise InvalidBundle(f"{MANIFEST} is not a plain file of at most {MAX_MANIFEST_BYTES} bytes")
     return parse_manifest(_open_member(tar, member).read())
 
