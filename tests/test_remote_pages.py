@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -36,6 +37,11 @@ def page_body(*filenames: str) -> bytes:
         for f in filenames
     ]
     return json.dumps({"meta": {"api-version": "1.1"}, "name": "lib", "files": files}).encode()
+
+
+def html_body(*filenames: str) -> bytes:
+    links = (f'<a href="https://files.example/{f}#sha256={"ab" * 32}">{f}</a>' for f in filenames)
+    return f"<!DOCTYPE html><html><body>{''.join(links)}</body></html>".encode()
 
 
 @pytest.fixture
@@ -169,7 +175,7 @@ def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
     assert len(asked(scripted)) == 1
 
 
-@pytest.mark.parametrize("fault", ["500", "gone", "late", "not json"])
+@pytest.mark.parametrize("fault", ["500", "gone", "late", "not json", "cut gzip"])
 def test_upstream_failure_serves_the_stale_copy(
     pages: RemotePages, clock: list[float], scripted: HTTPServer, fault: str
 ) -> None:
@@ -182,6 +188,15 @@ def test_upstream_failure_serves_the_stale_copy(
         scripted.stop()
     elif fault == "late":
         answer_late(scripted, ROOT + "lib/")
+    elif fault == "cut gzip":  # its Content-Length matches the bytes sent; the gzip never ends
+        cut = gzip.compress(html_body(*(f"lib-1.{n}.tar.gz" for n in range(20))))
+        answer(
+            scripted,
+            ROOT + "lib/",
+            cut[: len(cut) * 2 // 3],
+            content_type="text/html",
+            headers={"Content-Encoding": "gzip"},
+        )
     else:
         answer(scripted, ROOT + "lib/", b"{not json", content_type=JSON)
     observed = Observed(pages.cache)

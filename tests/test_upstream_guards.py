@@ -9,6 +9,7 @@ import gzip
 import json
 import tracemalloc
 import zlib
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -103,14 +104,31 @@ def test_pages_over_the_size_limit_are_refused(scripted: HTTPServer, proxy: str)
     assert small.get_page(PUBLIC_INDEX + "fits/").body == b"x" * 1000
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-def test_a_compressed_page_is_read_decoded(scripted: HTTPServer, proxy: str, encoding: str) -> None:
+def raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def two_members(data: bytes) -> bytes:
+    return gzip.compress(data[:99]) + gzip.compress(data[99:])
+
+
+CODINGS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {  # how -> its Content-Encoding
+    "gzip": ("gzip", gzip.compress),
+    "gzip in two members": ("gzip", two_members),
+    "deflate": ("deflate", zlib.compress),
+    "raw deflate": ("deflate", raw_deflate),  # without the zlib header, as some servers send it
+}
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_a_compressed_page_is_read_decoded(scripted: HTTPServer, proxy: str, coding: str) -> None:
     """PyPI's CDN gzips pages for a client that accepts it (we do); the page is parsed as it
     reads, never as compressed bytes."""
     body = page(files(3)).encode()
-    sent = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+    encoding, compress = CODINGS[coding]
     scripted.expect_request("/simple/lib/").respond_with_data(
-        sent, content_type=JSON, headers={"Content-Encoding": encoding}
+        compress(body), content_type=JSON, headers={"Content-Encoding": encoding}
     )
     assert client(PUBLIC_INDEX, proxy).get_page(PUBLIC_INDEX + "lib/").body == body
     accepted = scripted.log[0][0].headers["Accept-Encoding"]

@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,11 @@ from pullthrough.core.addresses import kind_of, may_fetch
 
 USER_AGENT = f"pullthrough/{__version__}"
 Answer = BaseHTTPResponse  # an upstream's answer whose body is still to be read
-# What every request says, unless the request says otherwise: pages may come compressed in any
-# coding urllib3 decodes; files ask for `identity`.
+# What every request says, unless the request says otherwise: pages may come compressed in the
+# codings _Inflater undoes (PyPI's CDN gzips them); files ask for `identity`.
 BASE_HEADERS = {
     "User-Agent": USER_AGENT,
-    "Accept-Encoding": make_headers(accept_encoding=True)["accept-encoding"],
+    "Accept-Encoding": "gzip, deflate",
     "Accept": "*/*",
     "Connection": "keep-alive",
 }
@@ -336,21 +337,31 @@ class UpstreamClient:
     def _page_body(self, resp: Answer, url: str, started: float) -> bytes:
         """A page's bytes, decoded (an index's CDN gzips pages: PyPI's does), refused past the
         remote's max_page_size (before the bytes arrive when the length is announced, and as
-        they are decoded, CHUNK bytes at a time: a small gzip bomb is refused, not inflated)."""
+        they are decoded, at most that many bytes at a time: a small gzip bomb is refused, not
+        inflated), and refused when its compressed stream does not end (a page cut short, even
+        under a Content-Length that matches what was sent, would lose versions)."""
         limit = self.remote.max_page_size
         announced = resp.headers.get("Content-Length", "")
-        chunks, size = [], int(announced) if announced.isdigit() else 0
-        if size <= limit:
-            size = 0
-            for chunk in self.iter_body(resp, url, started, decoded=True):
-                size += len(chunk)
-                if size > limit:
-                    break
-                chunks.append(chunk)
-        if size > limit:
-            raise UpstreamRefused(
-                f"refused: the upstream page {describe_url(url)} is larger than"
-                f" {limit} bytes (the remote's max_page_size)"
+        if announced.isdigit() and int(announced) > limit:
+            raise _too_large(url, limit)
+        coding = resp.headers.get("Content-Encoding", "").strip().lower()
+        inflater = _Inflater.for_coding(coding, url)
+        chunks, size = [], 0
+        try:
+            for sent in self.iter_body(resp, url, started):
+                for chunk in inflater.feed(sent, limit - size + 1) if inflater else (sent,):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(url, limit)
+                    chunks.append(chunk)
+        except zlib.error as exc:
+            raise UpstreamError(
+                f"upstream sent a damaged {coding} page: {describe_url(url)}: {exc}"
+            ) from None
+        if inflater is not None and not inflater.ended:
+            raise UpstreamError(
+                f"upstream sent a page cut short (its {coding} stream does not end):"
+                f" {describe_url(url)}"
             )
         return b"".join(chunks)
 
@@ -428,6 +439,59 @@ class UpstreamClient:
                 return resp.status < 500
         except UpstreamError:
             return False
+
+
+class _Inflater:
+    """A page's Content-Encoding (gzip, deflate) undone with zlib, at most `most` bytes at a
+    time, knowing whether the compressed stream ended: a gzip or deflate stream carries its own
+    end, so a page cut short shows even when its Content-Length matches the bytes sent."""
+
+    def __init__(self, wbits: int) -> None:
+        self._wbits = wbits
+        self._zlib = zlib.decompressobj(wbits)
+        self._fed = False
+
+    @classmethod
+    def for_coding(cls, coding: str, url: str) -> _Inflater | None:
+        """None for a page sent as it is; UpstreamError for a coding never asked for."""
+        if coding in ("", "identity"):
+            return None
+        if coding in ("gzip", "x-gzip"):
+            return cls(16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            return cls(zlib.MAX_WBITS)
+        raise UpstreamError(f"upstream sent a page in {coding[:40]!r}: {describe_url(url)}")
+
+    def feed(self, data: bytes, most: int) -> Iterator[bytes]:
+        """The decoded bytes of `data`, in pieces of at most `most` bytes. A gzip stream may
+        hold several members, one after the other; a `deflate` page may come without its zlib
+        header (raw deflate, as some servers send it)."""
+        while data:
+            if self._zlib.eof:  # the next gzip member
+                self._zlib = zlib.decompressobj(self._wbits)
+            try:
+                piece = self._zlib.decompress(data, most)
+            except zlib.error:
+                if self._fed or self._wbits != zlib.MAX_WBITS:
+                    raise
+                self._wbits = -zlib.MAX_WBITS
+                self._zlib = zlib.decompressobj(self._wbits)
+                continue
+            self._fed = True
+            data = self._zlib.unconsumed_tail or self._zlib.unused_data
+            if piece:
+                yield piece
+
+    @property
+    def ended(self) -> bool:
+        return self._zlib.eof
+
+
+def _too_large(url: str, limit: int) -> UpstreamRefused:
+    return UpstreamRefused(
+        f"refused: the upstream page {describe_url(url)} is larger than"
+        f" {limit} bytes (the remote's max_page_size)"
+    )
 
 
 def _basic(user: str, password: str) -> str:
