@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.later import BACKLOG, Later, WriteBehind
 from pullthrough.services.remote_pages import RemotePages, copy_key
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
+from support.servers import serving
 
 ROOT = "http://upstream.example/simple/"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -276,6 +278,41 @@ def test_upstream_failure_without_a_copy_is_an_error(
     answer(scripted, ROOT + "lib/", status=503)
     with pytest.raises(UpstreamError, match="503"):
         pages.project("lib")
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """Sends a 2,000-byte page 50 bytes every 0.05 s (2 s in all), each gap well within the
+    read timeout."""
+
+    def do_GET(self) -> None:
+        body = page_body(*(f"lib-1.{n}.tar.gz" for n in range(20)))[:2000].ljust(2000)
+        self.send_response(200)
+        self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for start in range(0, len(body), 50):
+            self.wfile.write(body[start : start + 50])
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_page_trickling_in_is_cut_off_at_the_total_timeout(tmp_path: Path) -> None:
+    """total_timeout bounds a whole page: the wait ends when it is up, not once the page has
+    all arrived."""
+    with serving(Trickle) as origin:
+        up = UpstreamClient(
+            RemoteSettings(
+                name="up", url=ROOT, max_retries=0, total_timeout=0.5, proxy_url=origin + "/"
+            )
+        )
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout, match="took over"):
+            up.get_page(ROOT + "lib/")
+        assert time.monotonic() - started < 1.0
+        up.close()
 
 
 def test_upstream_404_is_remembered_as_missing(pages: RemotePages, scripted: HTTPServer) -> None:

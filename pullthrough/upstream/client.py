@@ -348,7 +348,7 @@ class UpstreamClient:
         inflater = _Inflater.for_coding(coding, url)
         chunks, size = [], 0
         try:
-            for sent in self.iter_body(resp, url, started):
+            for sent in self._page_pieces(resp, url, started):
                 for chunk in inflater.feed(sent, limit - size + 1) if inflater else (sent,):
                     size += len(chunk)
                     if size > limit:
@@ -364,6 +364,35 @@ class UpstreamClient:
                 f" {describe_url(url)}"
             )
         return b"".join(chunks)
+
+    def _page_pieces(self, resp: Answer, url: str, started: float) -> Iterator[bytes]:
+        """A page's bytes as sent, as they arrive (what one read of the socket gives, up to
+        CHUNK), within the total timeout: each read waits at most the time left, so a page
+        trickled a few bytes at a time is cut off when its time is up, not once it is whole."""
+        total = self.remote.total_timeout
+        sock = getattr(resp.connection, "sock", None)
+        try:
+            while True:
+                if total is not None:
+                    left = total - (time.monotonic() - started)
+                    if left <= 0:
+                        raise UpstreamTimeout(
+                            f"upstream took over {total:.0f}s: {describe_url(url)}"
+                        )
+                    if sock is not None:
+                        sock.settimeout(min(left, self.remote.sock_read_timeout))
+                piece = resp.read1(CHUNK, decode_content=False)
+                if not piece:
+                    return
+                yield piece
+        except UpstreamError:
+            raise
+        except Exception as exc:  # urllib3 and http.client errors: protocol, timeout, short read
+            if total is not None and time.monotonic() - started >= total:
+                raise UpstreamTimeout(
+                    f"upstream took over {total:.0f}s: {describe_url(url)}"
+                ) from None
+            raise _failure("upstream broke off", url, exc) from None
 
     def open_file(self, url: str) -> Answer:
         """Start a file download; the caller iterates `iter_body` and closes the response."""
