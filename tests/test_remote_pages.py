@@ -315,6 +315,18 @@ def test_a_page_trickling_in_is_cut_off_at_the_total_timeout(tmp_path: Path) -> 
         up.close()
 
 
+def test_an_unasked_for_304_is_an_error_not_a_missing_project(
+    pages: RemotePages, scripted: HTTPServer
+) -> None:
+    """Nothing kept, nothing asked conditionally: a 304 says nothing of the project."""
+    answer(scripted, ROOT + "lib/", status=304)
+    with pytest.raises(UpstreamError, match="304"):
+        pages.project("lib")
+    answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
+    got = pages.project("lib")  # not remembered as missing: asked again at once
+    assert isinstance(got.value, ProjectPage) and len(got.value.files) == 1
+
+
 def test_upstream_404_is_remembered_as_missing(pages: RemotePages, scripted: HTTPServer) -> None:
     answer(scripted, ROOT + "nope/", status=404)
     assert pages.project("nope").value is None

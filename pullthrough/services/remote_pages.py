@@ -213,7 +213,11 @@ class RemotePages:
         now = self.clock()
         if fetched.status == 304 and cached is not None:
             return replace(cached, fetched_at=now, stale=False)
-        if fetched.status in (304, 404):
+        if fetched.status == 304:  # nothing was asked for conditionally: not "no such project"
+            raise UpstreamError(
+                f"upstream answered 304 to an unconditional GET: {describe_url(url)}"
+            )
+        if fetched.status == 404:
             return Cached(None, now)
         try:
             value = parse(fetched)
