@@ -177,7 +177,10 @@ def test_a_page_kept_between_the_first_look_and_the_lock_is_not_fetched_again(
     assert len(asked(scripted)) == 1
 
 
-@pytest.mark.parametrize("fault", ["500", "gone", "late", "not json", "cut gzip"])
+@pytest.mark.parametrize(
+    "fault",
+    ["500", "gone", "late", "not json", "cut gzip", "json as html", "json as text", "error page"],
+)
 def test_upstream_failure_serves_the_stale_copy(
     pages: RemotePages, clock: list[float], scripted: HTTPServer, fault: str
 ) -> None:
@@ -199,6 +202,12 @@ def test_upstream_failure_serves_the_stale_copy(
             content_type="text/html",
             headers={"Content-Encoding": "gzip"},
         )
+    elif fault in ("json as html", "json as text"):  # the same page, mislabelled, but cut
+        half = page_body("lib-1.0.tar.gz", "lib-2.0.tar.gz")[:-20]
+        answer(scripted, ROOT + "lib/", half, content_type="text/" + fault.split()[-1])
+    elif fault == "error page":  # a CDN's, answered 200
+        body = "<html><body><h1>503 Service Unavailable</h1>Try again later</body></html>"
+        answer(scripted, ROOT + "lib/", body, content_type="text/html")
     else:
         answer(scripted, ROOT + "lib/", b"{not json", content_type=JSON)
     observed = Observed(pages.cache)
@@ -251,6 +260,43 @@ class WrittenByAnotherVersion:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return getattr, (int, "_packed_page")
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "text/plain"])
+def test_a_json_page_is_read_as_json_whatever_its_content_type(
+    pages: RemotePages, scripted: HTTPServer, content_type: str
+) -> None:
+    answer(scripted, ROOT + "lib/", b"\n " + page_body("lib-1.0.tar.gz"), content_type=content_type)
+    got = pages.project("lib")
+    assert isinstance(got.value, ProjectPage) and not got.stale
+    assert [f.filename for f in got.value.files] == ["lib-1.0.tar.gz"]
+
+
+EMPTY_PEP_503 = (
+    '<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.1">'
+    "</head><body><h1>Links for lib</h1></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("kept", "body"),
+    [
+        (False, "<html><body><h1>Links for lib</h1></body></html>"),  # an old index's
+        (True, EMPTY_PEP_503),  # PyPI's, once every file of the project was deleted
+    ],
+)
+def test_an_empty_project_page_is_a_page(
+    pages: RemotePages, clock: list[float], scripted: HTTPServer, kept: bool, body: str
+) -> None:
+    """A page with no files is taken as one when nothing was kept, or when it says it is an
+    index page: only an unmarked page with no files, where files were, is refused."""
+    if kept:
+        answer(scripted, ROOT + "lib/", page_body("lib-1.0.tar.gz"), content_type=JSON)
+        pages.project("lib")
+        clock[0] += 120
+    answer(scripted, ROOT + "lib/", body, content_type="text/html")
+    got = pages.project("lib")
+    assert isinstance(got.value, ProjectPage) and not got.stale and got.value.files == ()
 
 
 def test_a_copy_this_version_cannot_read_is_fetched_again(

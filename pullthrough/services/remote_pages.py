@@ -51,10 +51,32 @@ class Cached:
     stale: bool = False
 
 
+def is_json(fetched: Fetched) -> bool:
+    """A PEP 691 page, whatever its Content-Type says: an HTML page never starts with `{`, and
+    a JSON page labelled text/html or text/plain read as HTML would be a page with no files."""
+    return "json" in fetched.content_type or fetched.body[:64].lstrip()[:1] == b"{"
+
+
+def emptied(fetched: Fetched, value: ProjectPage | ProjectList, cached: Cached | None) -> bool:
+    """An HTML project page with no files, where the kept copy had some, and that does not say
+    it is an index page (PEP 629's `pypi:repository-version` meta, which PyPI's pages carry):
+    a proxy's or CDN's error page answered 200, most likely, not a project whose every file was
+    deleted; it is not taken for one. Without a kept copy, or with the meta, it is a page."""
+    return (
+        isinstance(value, ProjectPage)
+        and not value.files
+        and cached is not None
+        and isinstance(cached.value, ProjectPage)
+        and bool(cached.value.files)
+        and not is_json(fetched)
+        and b"pypi:repository-version" not in fetched.body.lower()
+    )
+
+
 def parse_page(fetched: Fetched, name: str, max_files: int) -> ProjectPage:
     """The project page, refused before parsing when it lists more than `max_files` files (a
     count of file entries in the bytes: parsing a million costs gigabytes)."""
-    json = "json" in fetched.content_type
+    json = is_json(fetched)
     entries = fetched.body.count(b'"filename"') if json else fetched.body.lower().count(b"<a ")
     if entries > max_files:
         raise UpstreamRefused(
@@ -67,7 +89,7 @@ def parse_page(fetched: Fetched, name: str, max_files: int) -> ProjectPage:
 
 
 def parse_list(fetched: Fetched) -> ProjectList:
-    if "json" in fetched.content_type:
+    if is_json(fetched):
         return simple_json.parse_project_list(fetched.body)
     return simple_html.parse_project_list(fetched.body)
 
@@ -225,4 +247,9 @@ class RemotePages:
             raise UpstreamError(
                 f"upstream sent an unreadable page for {describe_url(url)}: {exc}"
             ) from None
+        if emptied(fetched, value, cached):
+            raise UpstreamError(
+                f"upstream sent a page with no files and no index markers for"
+                f" {describe_url(url)}, which had files: not taken for an index page"
+            )
         return Cached(value, now, fetched.etag, fetched.last_modified)
