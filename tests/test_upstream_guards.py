@@ -118,6 +118,7 @@ CODINGS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {  # how -> its Conte
     "gzip in two members": ("gzip", two_members),
     "deflate": ("deflate", zlib.compress),
     "raw deflate": ("deflate", raw_deflate),  # without the zlib header, as some servers send it
+    "gzip and padding": ("gzip", lambda data: gzip.compress(data) + b"\0" * 8),  # as urllib3 takes
 }
 
 

@@ -479,6 +479,8 @@ class _Inflater:
         self._wbits = wbits
         self._zlib = zlib.decompressobj(wbits)
         self._fed = False
+        self._ended_once = False  # a whole member was read
+        self._trailing = False  # what follows it is not another member
 
     @classmethod
     def for_coding(cls, coding: str, url: str) -> _Inflater | None:
@@ -497,16 +499,23 @@ class _Inflater:
         header (raw deflate, as some servers send it)."""
         while data:
             if self._zlib.eof:  # the next gzip member
+                if self._trailing:
+                    return
                 self._zlib = zlib.decompressobj(self._wbits)
             try:
                 piece = self._zlib.decompress(data, most)
             except zlib.error:
+                if self._ended_once:  # bytes after a whole member that are none: ignored,
+                    self._trailing = True  # as urllib3 ignores them
+                    self._zlib = _ENDED
+                    return
                 if self._fed or self._wbits != zlib.MAX_WBITS:
                     raise
                 self._wbits = -zlib.MAX_WBITS
                 self._zlib = zlib.decompressobj(self._wbits)
                 continue
             self._fed = True
+            self._ended_once = self._ended_once or self._zlib.eof
             data = self._zlib.unconsumed_tail or self._zlib.unused_data
             if piece:
                 yield piece
@@ -514,6 +523,16 @@ class _Inflater:
     @property
     def ended(self) -> bool:
         return self._zlib.eof
+
+
+def _ended_stream() -> Any:
+    """A decompressor whose stream has ended (`eof`), for a page with trailing bytes."""
+    done = zlib.decompressobj()
+    done.decompress(zlib.compress(b""))
+    return done
+
+
+_ENDED = _ended_stream()
 
 
 def _too_large(url: str, limit: int) -> UpstreamRefused:
