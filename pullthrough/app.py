@@ -119,7 +119,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     def catalog_failed(exc: OperationalError) -> Response:
         if "full" in str(exc.orig):  # SQLite: "database or disk is full"
             return storage_full(StorageFull(errno.ENOSPC, "the catalog's disk is full"))
-        raise exc
+        # The database is down, restarting, refusing connections or busy: a 503 the client
+        # (and a front's proxy_next_upstream) retries, not a 500 that looks like our bug.
+        log.error("the catalog failed: %s", exc.orig)
+        response = _text("Service unavailable: the catalog cannot be reached; try again", 503)
+        response.headers["Retry-After"] = "10"
+        return response
 
     @app.errorhandler(UpstreamError)
     def upstream_failed(exc: UpstreamError) -> Response:
