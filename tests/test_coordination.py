@@ -74,6 +74,63 @@ def test_a_dead_nodes_locks_are_released_with_its_session(engine: Engine) -> Non
         node_a.close()
 
 
+def _sessions(engine: Engine) -> int:
+    """The other sessions open on this database."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+def test_a_process_waits_for_a_lock_on_one_connection(engine: Engine) -> None:
+    """Many requests of one node waiting for one download hold one connection between them,
+    not one each (120 of them exhausted PostgreSQL's max_connections); each still takes the
+    lock in turn, alone."""
+    node_a, node_b = AdvisoryLocks(engine.url), AdvisoryLocks(engine.url)
+    url = "https://files.example/cold-1.0.whl"
+    inside, most, taken = [0], [0], []
+    guard = threading.Lock()
+
+    def wait() -> None:
+        lock = node_b.lock(url)
+        lock.acquire(timeout=30)
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        with guard:
+            inside[0] -= 1
+            taken.append(1)
+        lock.release()
+
+    try:
+        held = node_a.lock(url)
+        assert held.acquire(timeout=1)
+        before = _sessions(engine)
+        waiters = [threading.Thread(target=wait) for _ in range(20)]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)
+        try:
+            sessions = _sessions(engine) - before
+            assert not node_b.lock(url).acquire(timeout=0, blocking=False)
+            with pytest.raises(LockTimeout):
+                node_b.lock(url).acquire(timeout=0.1)
+        finally:
+            held.release()
+        assert sessions == 1  # node b's one waiter, not one per waiting thread
+        for waiter in waiters:
+            waiter.join(timeout=30)
+        assert len(taken) == 20 and most[0] == 1
+        assert len(node_b.gates) == 0  # nothing kept per key once nobody wants it
+        assert node_a.lock(url).acquire(timeout=1, blocking=False)
+    finally:
+        node_a.close()
+        node_b.close()
+
+
 def test_one_ledger_for_every_node(engine: Engine) -> None:
     now = [1000.0]
     node_a = SharedLedger(engine, max_size=250, clock=lambda: now[0], touch_interval=60)
@@ -145,3 +202,21 @@ def test_a_catalog_change_is_seen_by_every_node_within_a_second(engine: Engine) 
     while node_b.read() == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert node_b.read() == node_a.read() != before
+
+
+def test_a_use_is_written_within_about_a_second_without_another(engine: Engine) -> None:
+    """The last use of a batch is written by a timer, not left for a later use that may never
+    come (meanwhile another node would take the file for unused and evict it)."""
+    now = [1000.0]
+    SharedLedger(engine, max_size=10**9, clock=lambda: now[0]).record("a" * 64, 1)
+    now[0] += 10
+    ledger = SharedLedger(engine, max_size=10**9, clock=lambda: now[0])
+    try:
+        ledger.touch("a" * 64)  # no flush, no other use
+        assert {e.last_used for e in ledger.entries()} == {1000.0}  # batched: not at once
+        deadline = time.monotonic() + 2.5
+        while {e.last_used for e in ledger.entries()} != {1010.0}:
+            assert time.monotonic() < deadline, "the use was never written"
+            time.sleep(0.05)
+    finally:
+        ledger.close()

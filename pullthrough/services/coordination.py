@@ -2,9 +2,12 @@
 (storage.locks, storage.ledger, catalog.generation), shared by every node of a cluster.
 
 - Locks are session advisory locks, each on a connection of its own: a node that dies loses its
-  connection, and PostgreSQL releases its locks with it.
+  connection, and PostgreSQL releases its locks with it. Within a process, threads wanting one
+  key queue on an in-process lock first, so only one of them holds or waits on a connection:
+  120 requests waiting for one cold file hold one connection per process, not 120.
 - The cache ledger is two tables; a process records the use of a file at most once per
-  `touch_interval`, and writes the uses it saw in batches, not one per request.
+  `touch_interval`, and writes the uses it saw in batches, not one per request: within about
+  `_FLUSH_SECONDS` of the first use of a batch, whether or not another use follows.
 - The change signal is a row, polled at most every `poll_seconds` by each process.
 """
 
@@ -38,15 +41,68 @@ def _key(kind: str, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class AdvisoryLock(Lock):
-    """One advisory lock, held on a connection of its own while it is held."""
+class _Gates:
+    """One in-process lock per advisory key, made when first wanted and dropped when nobody
+    holds or waits for it. A plain threading.Lock: a download's lock may be released by
+    another thread than the one that took it (its storing thread)."""
 
-    def __init__(self, engine: Engine, key: int, name: str) -> None:
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._gates: dict[int, tuple[threading.Lock, int]] = {}
+
+    def enter(self, key: int) -> threading.Lock:
+        with self._guard:
+            gate, users = self._gates.get(key) or (threading.Lock(), 0)
+            self._gates[key] = (gate, users + 1)
+            return gate
+
+    def leave(self, key: int) -> None:
+        with self._guard:
+            gate, users = self._gates[key]
+            if users == 1:
+                del self._gates[key]
+            else:
+                self._gates[key] = (gate, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._gates)
+
+
+class AdvisoryLock(Lock):
+    """One advisory lock, held on a connection of its own while it is held; the process's
+    other threads wanting it wait on its in-process gate, without a connection."""
+
+    def __init__(self, engine: Engine, key: int, name: str, gates: _Gates) -> None:
         self.engine, self.key, self.name = engine, key, name
+        self.gates = gates
         self._conn: Connection | None = None
+        self._gate: threading.Lock | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
         deadline = time.monotonic() + timeout
+        gate = self.gates.enter(self.key)
+        taken = False
+        try:
+            entered = gate.acquire(timeout=max(timeout, 0)) if blocking else gate.acquire(False)
+            if not entered:
+                if blocking:
+                    raise LockTimeout(f"lock {self.name} held for over {timeout:.0f}s")
+                return False
+            try:
+                taken = self._acquire(deadline, blocking=blocking, timeout=timeout)
+            finally:
+                if not taken:
+                    gate.release()
+            return taken
+        finally:
+            if taken:
+                self._gate = gate
+            else:
+                self.gates.leave(self.key)
+
+    def _acquire(self, deadline: float, *, blocking: bool, timeout: float) -> bool:
+        """The advisory lock itself, this process's one taker of the key."""
         pause = _POLL_SECONDS
         conn = self.engine.connect()
         try:
@@ -79,6 +135,10 @@ class AdvisoryLock(Lock):
                 log.warning("releasing lock %s: %s", self.name, exc)
             finally:
                 conn.close()
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            gate.release()
+            self.gates.leave(self.key)
 
 
 class AdvisoryLocks:
@@ -87,12 +147,13 @@ class AdvisoryLocks:
     def __init__(self, url: URL) -> None:
         # Connections of their own, not the catalog's pool: a download holds one meanwhile.
         self.engine = create_engine(url, poolclass=NullPool)
+        self.gates = _Gates()
 
     def lock(self, key: str) -> AdvisoryLock:
-        return AdvisoryLock(self.engine, _key("key", key), key[:80])
+        return AdvisoryLock(self.engine, _key("key", key), key[:80], self.gates)
 
     def named(self, name: str) -> AdvisoryLock:
-        return AdvisoryLock(self.engine, _key("named", name), name)
+        return AdvisoryLock(self.engine, _key("named", name), name, self.gates)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -116,8 +177,13 @@ class SharedLedger:
         self._pending: dict[str, float] = {}
         self._flushed = time.monotonic()
         self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def close(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         self.flush()
 
     def record(self, sha256: str, size: int) -> None:
@@ -135,8 +201,24 @@ class SharedLedger:
         with self._lock:
             self._pending[sha256] = self.clock()
             due = time.monotonic() - self._flushed >= _FLUSH_SECONDS or len(self._pending) > 500
+            if not due and self._timer is None:
+                # No later use may come to write this batch: a timer does, within a second,
+                # else another node could evict a file this one has just served. (The `later`
+                # thread runs jobs at once, in order; a job sleeping there would hold up pages.)
+                self._timer = threading.Timer(_FLUSH_SECONDS, self._flush_on_timer)
+                self._timer.daemon = True
+                self._timer.name = "pullthrough-ledger-flush"
+                self._timer.start()
         if due:
             self.flush()
+
+    def _flush_on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        try:
+            self.flush()
+        except SQLAlchemyError as exc:  # uses are best-effort, as a request's own flush
+            log.warning("could not record the uses of cached files: %s", exc)
 
     def flush(self) -> None:
         """Write the uses seen since the last flush, in one transaction."""
