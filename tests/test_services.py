@@ -40,7 +40,7 @@ from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
-from pullthrough.storage.store import ArtifactStore, Opened, StorageFull
+from pullthrough.storage.store import ArtifactStore, Opened, ReadFrom, StorageFull
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
@@ -307,8 +307,8 @@ def test_the_next_request_for_a_file_being_stored_is_served_from_the_store(
     assert dist is not None
     real_open = services.store.open
 
-    def slow_miss(sha256: str) -> Opened | None:
-        if (found := real_open(sha256)) is None:
+    def slow_miss(sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+        if (found := real_open(sha256, read_from=read_from)) is None:
             time.sleep(0.05)  # the round trip of a HEAD that found nothing
         return found
 

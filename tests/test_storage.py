@@ -12,8 +12,8 @@ import pytest
 
 from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
 from pullthrough.storage.locks import OFD_LOCKS, KeyedLocks, LockDir, LockTimeout
-from pullthrough.storage.s3 import S3Location, S3Store
-from pullthrough.storage.store import ArtifactStore, HashMismatch
+from pullthrough.storage.s3 import DOWN_SECONDS, S3Location, S3Store
+from pullthrough.storage.store import ArtifactStore, HashMismatch, StorageUnavailable, from_start
 from support.seaweed import S3Server
 
 
@@ -256,3 +256,61 @@ def test_s3_local_copies_are_locked_while_used_and_removed_after(
     with pytest.raises(FileNotFoundError), store.local_path("0" * 64):
         pass
     assert list(store.tmp.iterdir()) == []
+
+
+def _s3_store(s3_server: S3Server, bucket: str, tmp: Path) -> S3Store:
+    location = S3Location(
+        s3_server.endpoint_url, s3_server.bucket(bucket), s3_server.region, "",
+        s3_server.access_key, s3_server.secret_key, "path", 0,
+    )  # fmt: skip
+    return S3Store(location, tmp)
+
+
+@pytest.mark.slow
+def test_a_hung_object_store_is_unavailable_within_seconds_then_at_once(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """An object store that accepts connections and never answers: a request's HEAD fails
+    within seconds (pip gives up after 15), and the next ones at once for a few seconds (no
+    thread waits again); service resumes by itself."""
+    store = _s3_store(s3_server, "hung", tmp_path / "tmp")
+    sha = store.put_bytes(b"wheel bytes")
+    with s3_server.paused():
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            store.open(sha)
+        assert time.monotonic() - started < 12
+        started = time.monotonic()
+        for call in (store.open, store.has, store.delete):
+            with pytest.raises(StorageUnavailable):
+                call(sha)
+        with pytest.raises(StorageUnavailable):
+            store.ping()
+        assert time.monotonic() - started < 0.5
+    time.sleep(DOWN_SECONDS)
+    opened = store.open(sha)
+    assert opened is not None and opened.file.read() == b"wheel bytes"
+
+
+def test_an_s3_file_opened_to_send_is_sent_whole_when_evicted_before_its_first_read(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """Another node evicts a file between a request's open (its 200 is then committed) and
+    its first read: the GET started in open survives the deletion, whole file or range; a file
+    evicted before the open is not stored (downloaded again), not a broken answer."""
+    store = _s3_store(s3_server, "evicted-while-sent", tmp_path / "tmp")
+    data = os.urandom(3 * 1024 * 1024)
+    sha = store.put_bytes(data)
+    whole = store.open(sha, read_from=from_start)
+    ranged = store.open(sha, read_from=lambda size: size - 1000)
+    headed = store.open(sha)  # HEAD request, redirect, 304: no GET
+    assert whole is not None and ranged is not None and headed is not None
+    assert whole.size == ranged.size == headed.size == len(data)
+    store.delete(sha)  # another node's eviction
+    assert whole.file.read() == data
+    ranged.file.seek(len(data) - 1000)  # as werkzeug cuts the range
+    assert ranged.file.read() == data[-1000:]
+    for opened in (whole, ranged, headed):
+        opened.file.close()
+    assert store.open(sha, read_from=from_start) is None
+    assert store.open(sha, read_from=lambda size: 5) is None

@@ -29,8 +29,10 @@ from pullthrough.storage.store import (
     ArtifactWriter,
     BlobStore,
     HashMismatch,
+    ReadFrom,
     StorageFull,
     StorageUnavailable,
+    from_start,
 )
 from pullthrough.upstream.client import (
     Answer,
@@ -50,6 +52,16 @@ CHUNK_SIZE = 1024 * 1024
 
 
 Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
+
+
+def _range_start(span: Span) -> ReadFrom:
+    """Where a range's bytes start in a file of a given size (None: it takes none, a 416)."""
+
+    def start(size: int) -> int | None:
+        taken = span(size)
+        return None if taken is None else taken[0]
+
+    return start
 
 
 def relayable(span: Span, size: int | None) -> bool:
@@ -188,8 +200,11 @@ class PullThrough:
         self._storing.shutdown(wait=True)
         self._bookkeeping.shutdown(wait=True)
 
-    def _stored(self, sha256: str | None, stale: bool) -> StoredFile | None:
-        if sha256 is None or (opened := self.store.open(sha256)) is None:
+    def _stored(
+        self, sha256: str | None, stale: bool, read_from: ReadFrom | None = None
+    ) -> StoredFile | None:
+        """The stored file, open (from `read_from`: see BlobStore.open), its use recorded."""
+        if sha256 is None or (opened := self.store.open(sha256, read_from=read_from)) is None:
             return None
         try:
             self.ledger.touch(sha256)
@@ -201,9 +216,12 @@ class PullThrough:
         """The stored name of a listed file: its sha256, or the one found when fetching it."""
         return entry.sha256 or self.ledger.sha_for_url(entry.url)
 
-    def open(self, dist: Distribution, filename: str) -> StoredFile | StreamedFile:
+    def open(
+        self, dist: Distribution, filename: str, *, read_from: ReadFrom | None = from_start
+    ) -> StoredFile | StreamedFile:
+        """The file to send (`read_from=None`: an answer that may send none of it)."""
         entry, view = dist.find_file(filename)
-        return self._open(dist, entry, view)
+        return self._open(dist, entry, view, read_from)
 
     def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
         """The stored file if cached, else the size the index gives (or None); no download."""
@@ -211,9 +229,11 @@ class PullThrough:
         stored = self._stored(self._known_sha(entry), view.stale)
         return stored if stored is not None else entry.size
 
-    def open_stored(self, entry: DistFile, view: PageView) -> StoredFile | None:
+    def open_stored(
+        self, entry: DistFile, view: PageView, read_from: ReadFrom | None = from_start
+    ) -> StoredFile | None:
         """A listed file if it is stored (counted as a hit); never a download, nor a wait."""
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is None:
             return None
         self.metrics.cache_hits.inc()
         if view.stale:
@@ -221,17 +241,17 @@ class PullThrough:
         return stored
 
     def _open(
-        self, dist: Distribution, entry: DistFile, view: PageView
+        self, dist: Distribution, entry: DistFile, view: PageView, read_from: ReadFrom | None
     ) -> StoredFile | StreamedFile:
-        if (stored := self.open_stored(entry, view)) is not None:
+        if (stored := self.open_stored(entry, view, read_from)) is not None:
             return stored
-        opened = self._download(dist, entry, view)
+        opened = self._download(dist, entry, view, read_from)
         if view.stale:
             self.metrics.cache_stale.inc()
         return opened
 
     def _download(
-        self, dist: Distribution, entry: DistFile, view: PageView
+        self, dist: Distribution, entry: DistFile, view: PageView, read_from: ReadFrom | None
     ) -> StoredFile | StreamedFile:
         """A file not stored at the first look: fetched here, or stored meanwhile by the
         download this one waited for."""
@@ -239,7 +259,7 @@ class PullThrough:
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
         self._take(lock, url)
-        if (stored := self._stored_meanwhile(entry, view)) is not None:
+        if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
             lock.release()
             return stored
         self.metrics.cache_misses.inc()
@@ -314,14 +334,16 @@ class PullThrough:
                 f"waited too long for a download of {describe_url(url)}"
             ) from None
 
-    def _stored_meanwhile(self, entry: DistFile, view: PageView) -> StoredFile | None:
+    def _stored_meanwhile(
+        self, entry: DistFile, view: PageView, read_from: ReadFrom | None
+    ) -> StoredFile | None:
         """A second look, once a download's lock was free: the file stored by another request
         meanwhile (one waited for, or one that let the lock go between the first look and the
         taking). Only a file the ledger has just recorded is looked up: on S3 a look is a HEAD."""
         sha = self._known_sha(entry)
         if sha is None or not self.ledger.tracks(sha):
             return None
-        if (stored := self._stored(sha, view.stale)) is not None:
+        if (stored := self._stored(sha, view.stale, read_from)) is not None:
             self.metrics.cache_hits.inc()
         return stored
 
@@ -362,7 +384,7 @@ class PullThrough:
         return client, keep
 
     def open_range(
-        self, dist: Distribution, filename: str, byte_range: str, span: Span
+        self, dist: Distribution, filename: str, byte_range: str, span: Span, *, body: bool = True
     ) -> StoredFile | RangedFile | None:
         """A Range request (one range; `span` says which bytes it takes of a file of a given
         size): the stored file (the caller cuts the range), or, for a file not stored yet,
@@ -370,21 +392,22 @@ class PullThrough:
         cache alongside (single-flight, as `open`) - unless the range takes in the file's
         guard byte (`relayable`): then the file is fetched and verified first, and the range
         cut from the store. None when the upstream does not answer with that range (the caller
-        sends the whole file instead)."""
+        sends the whole file instead). `body=False`: the answer may send none of it (a 304)."""
         entry, view = dist.find_file(filename)
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is not None:
+        read_from = _range_start(span) if body else None
+        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is not None:
             self.metrics.cache_hits.inc()
             return stored
         client, _ = self._source(dist, entry, view)
         if entry.size is not None and not relayable(span, entry.size):
-            return self.ensure(dist, entry, view)
+            return self.ensure(dist, entry, view, read_from)
         if entry.size is not None and entry.size <= HOLD_BACK:
             # A small file being fetched or stored right now (a client asking for a range of
             # what it has just downloaded): a moment's wait, and it comes from the store.
             lock = self.locks.lock(entry.url)
             self._take(lock, entry.url)
             lock.release()
-            if (stored := self._stored_meanwhile(entry, view)) is not None:
+            if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
                 return stored
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
@@ -399,7 +422,7 @@ class PullThrough:
             return None
         if entry.size is None and not relayable(span, total):
             resp.close()  # no size on the index: the upstream's total places the guard
-            return self.ensure(dist, entry, view)
+            return self.ensure(dist, entry, view, read_from)
 
         def chunks() -> Generator[bytes, None, None]:
             with resp:
@@ -425,7 +448,7 @@ class PullThrough:
 
         def fetch() -> None:
             try:
-                self.ensure(dist, entry, view).file.close()
+                self.ensure(dist, entry, view, None).file.close()
             except Exception as exc:
                 log.warning("fetching %s for the cache failed: %s", describe_url(entry.url), exc)
             finally:
@@ -573,9 +596,15 @@ class PullThrough:
                 if done:
                     break
 
-    def ensure(self, dist: Distribution, entry: DistFile, view: PageView) -> StoredFile:
-        """The file, downloading it first if needed (for PEP 658 metadata)."""
-        opened = self._open(dist, entry, view)
+    def ensure(
+        self,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        read_from: ReadFrom | None = None,
+    ) -> StoredFile:
+        """The file, downloading it first if needed (for PEP 658 metadata, a guarded range)."""
+        opened = self._open(dist, entry, view, read_from)
         if isinstance(opened, StoredFile):
             return opened
         with closing(opened):
@@ -586,14 +615,14 @@ class PullThrough:
                 opened.stored.result(timeout=self.wait_timeout)
             except TimeoutError:
                 raise UpstreamTimeout(f"storing {describe_url(entry.url)} took too long") from None
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
 
     def _whole(self, dist: Distribution, entry: DistFile, view: PageView) -> bytes:
         """A listed file's bytes, verified, fetched into the cache if need be; a file being
         fetched does not wait for its storing (its bytes are checked before they come)."""
-        opened = self._open(dist, entry, view)
+        opened = self._open(dist, entry, view, from_start)
         if isinstance(opened, StoredFile):
             with opened.file:
                 return opened.file.read()
@@ -617,7 +646,7 @@ class PullThrough:
                 return inside, view.stale
         if not filename.endswith(".whl"):
             raise NotFound(f"No metadata file for {filename!r}")
-        wheel = self.ensure(dist, entry, view)
+        wheel = self.ensure(dist, entry, view, None)  # read from a local copy
         wheel.file.close()
         try:
             return self._read_metadata(wheel.sha256, filename), view.stale

@@ -4,12 +4,18 @@ Objects are `<prefix>ab/cd/<sha256>`. A file is written to a local temporary fil
 first (storage.store); only a verified file is uploaded, and an object store shows an object
 only once its upload is complete, so no object with bad or partial bytes is ever visible. Reads
 stream from the object store; a seek (a Range request) starts a ranged GET.
+
+A request's calls (HEAD, GET, DELETE) have short timeouts and one retry, so an object store
+that hangs answers 503 within seconds, not after pip's 15 s timeout; after a timeout the store
+is taken for down for `DOWN_SECONDS`, and those calls fail at once meanwhile. Transfers (an
+upload, a local copy) keep a long read timeout: a big object's PUT may take a while to answer.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,12 +25,19 @@ from typing import Any, BinaryIO, cast
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
 
 from pullthrough.storage.store import (
     BlobStore,
     Opened,
+    ReadFrom,
     StorageUnavailable,
+    from_start,
     locked_temporary,
     shard,
 )
@@ -32,6 +45,13 @@ from pullthrough.storage.store import (
 log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _CHUNK = 1024 * 1024
+DOWN_SECONDS = 5.0  # after a timeout, calls fail at once for this long (no thread waits again)
+# A request's calls: a HEAD answers in milliseconds; two tries of 2 s + 4 s at most.
+_QUICK = {"connect_timeout": 2, "read_timeout": 4, "retries": {"total_max_attempts": 2}}
+# Uploads and local copies: a large object's PUT may be answered only after a while.
+_TRANSFER = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
+# A store that hangs (not one that refuses: that fails at once, and may be back the next moment)
+_TIMEOUTS = (ConnectTimeoutError, ReadTimeoutError)
 
 
 @dataclass(frozen=True)
@@ -60,50 +80,83 @@ class S3Store(BlobStore):
         self.location = location
         self.bucket = location.bucket
         self.prefix = location.prefix.strip("/") + "/" if location.prefix.strip("/") else ""
+        self.client: Any = self._client(_QUICK)  # HEAD, GET, DELETE: a request waits on them
+        self.transfers: Any = self._client(_TRANSFER)  # PUT, multipart upload, local copies
+        self.transfer = TransferConfig(multipart_threshold=64 * _CHUNK, use_threads=False)
+        self._down_until = 0.0
+        self.redirects = location.redirect_seconds > 0
+        super().__init__(tmp)
+
+    def _client(self, timeouts: dict[str, Any]) -> Any:
+        retries = {**timeouts["retries"], "mode": "standard"}
         config = Config(
-            s3={"addressing_style": location.addressing_style},
+            s3={"addressing_style": self.location.addressing_style},
             signature_version="s3v4",
-            connect_timeout=5,
-            read_timeout=30,
-            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=timeouts["connect_timeout"],
+            read_timeout=timeouts["read_timeout"],
+            retries=retries,
             max_pool_connections=64,
             # Objects are verified (sha256) before they are uploaded; a CRC of every read
             # (botocore's default) cost a fifth of the CPU of a warm download.
             response_checksum_validation="when_required",
         )
-        self.client: Any = boto3.session.Session().client(
+        return boto3.session.Session().client(
             "s3",
-            endpoint_url=location.endpoint_url or None,
-            region_name=location.region or None,
-            aws_access_key_id=location.access_key_id or None,
-            aws_secret_access_key=location.secret_access_key or None,
+            endpoint_url=self.location.endpoint_url or None,
+            region_name=self.location.region or None,
+            aws_access_key_id=self.location.access_key_id or None,
+            aws_secret_access_key=self.location.secret_access_key or None,
             config=config,
         )
-        self.transfer = TransferConfig(multipart_threshold=64 * _CHUNK, use_threads=False)
-        super().__init__(tmp)
+
+    def call(self, method: str, **args: Any) -> Any:
+        """A request's call on the quick client: StorageUnavailable at once while the store is
+        taken for down, and for `DOWN_SECONDS` after it times out; ClientError as it is."""
+        if time.monotonic() < self._down_until:
+            raise StorageUnavailable("the object store timed out a moment ago")
+        try:
+            return getattr(self.client, method)(**args)
+        except _TIMEOUTS as exc:
+            self.timed_out()
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def timed_out(self) -> None:
+        self._down_until = time.monotonic() + DOWN_SECONDS
 
     def key(self, sha256: str) -> str:
         return self.prefix + shard(sha256)
 
     def _head(self, sha256: str) -> int | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+            head = self.call("head_object", Bucket=self.bucket, Key=self.key(sha256))
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
         return int(head["ContentLength"])
 
-    def open(self, sha256: str) -> Opened | None:
-        """A HEAD now; the GET when the bytes are read, from where they are wanted (a HEAD
-        request, a redirect or a 304 never start one; a Range starts at its first byte)."""
-        size = self._head(sha256)
-        if size is None:
+    def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+        """The GET from where the bytes to send start, now: an object deleted (evicted by
+        another node) after this is still sent whole, as a GET under way survives it, and one
+        deleted before is None, not a broken answer. A whole file is one GET; a Range is a HEAD
+        (for the size it is placed by) and a ranged GET; without `read_from` (a HEAD request,
+        a redirect, a 304) only a HEAD, and a GET when bytes are read after all."""
+        reader = S3Reader(self, self.key(sha256), 0)
+        try:
+            if read_from is from_start:
+                reader.start(0)
+            else:
+                if (size := self._head(sha256)) is None:
+                    return None
+                reader.size = size
+                position = None if read_from is None else read_from(size)
+                if position is not None and position < size:
+                    reader.start(position)
+        except FileNotFoundError:
             return None
-        reader = S3Reader(self, self.key(sha256), size)
-        return Opened(cast(BinaryIO, io.BufferedReader(reader, _CHUNK)), size)
+        return Opened(cast(BinaryIO, io.BufferedReader(reader, _CHUNK)), reader.size)
 
     def has(self, sha256: str) -> bool:
         return self._head(sha256) is not None
@@ -113,8 +166,8 @@ class S3Store(BlobStore):
         if size is None:
             return 0
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
-        except (ClientError, BotoCoreError) as exc:
+            self.call("delete_object", Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as exc:
             raise _unavailable(exc) from exc
         return size
 
@@ -126,7 +179,7 @@ class S3Store(BlobStore):
         try:
             with fh:
                 try:
-                    self.client.download_fileobj(
+                    self.transfers.download_fileobj(
                         self.bucket, self.key(sha256), fh, Config=self.transfer
                     )
                 except ClientError as exc:
@@ -144,9 +197,9 @@ class S3Store(BlobStore):
         try:
             if tmp_path.stat().st_size < self.transfer.multipart_threshold:
                 with tmp_path.open("rb") as body:  # one PUT, without the transfer manager
-                    self.client.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=body)
+                    self.transfers.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=body)
             else:
-                self.client.upload_file(
+                self.transfers.upload_file(
                     str(tmp_path), self.bucket, self.key(sha256), Config=self.transfer
                 )
         except (ClientError, BotoCoreError) as exc:
@@ -171,8 +224,8 @@ class S3Store(BlobStore):
     def ping(self) -> None:
         """StorageUnavailable unless the bucket answers."""
         try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError) as exc:
+            self.call("head_bucket", Bucket=self.bucket)
+        except ClientError as exc:
             raise _unavailable(exc) from exc
 
 
@@ -193,15 +246,15 @@ class S3Reader(io.RawIOBase):
         if position:
             args["Range"] = f"bytes={position}-"
         try:
-            reply = self.store.client.get_object(**args)
+            reply = self.store.call("get_object", **args)
         except ClientError as exc:
             if _missing(exc):
                 raise FileNotFoundError(self.key) from None
             raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
         self.body = reply["Body"]
         self.position = position
+        if not position:  # the whole object: its size
+            self.size = int(reply["ContentLength"])
 
     def _drop(self) -> None:
         if self.body is not None:
@@ -232,6 +285,9 @@ class S3Reader(io.RawIOBase):
             self.start(self.position)
         try:
             data = self.body.read(len(buffer))
+        except _TIMEOUTS as exc:
+            self.store.timed_out()
+            raise _unavailable(exc) from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         n = len(data)

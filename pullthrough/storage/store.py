@@ -50,6 +50,15 @@ class StorageUnavailable(OSError):
     """The object store cannot be reached or fails (503 for our clients); nothing is lost."""
 
 
+# Where the bytes of a file about to be sent start, given its size (None: it sends none).
+ReadFrom = Callable[[int], int | None]
+
+
+def from_start(size: int) -> int | None:
+    """ReadFrom of a whole file."""
+    return 0
+
+
 @dataclass
 class Opened:
     """A stored file, open for reading (seekable: Range requests), and its size."""
@@ -88,14 +97,18 @@ def shard(sha256: str) -> str:
 class BlobStore(ABC):
     """What every backend offers; temporary files in `tmp`, on local disk."""
 
+    redirects = False  # whether redirect_url gives URLs (then no bytes are sent from here)
+
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.remove_abandoned()
 
     @abstractmethod
-    def open(self, sha256: str) -> Opened | None:
-        """The file, open, or None. Once open, it stays readable even if evicted meanwhile."""
+    def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+        """The file, open, or None. Once open, it stays readable even if evicted meanwhile:
+        `read_from` says where the bytes to send start (an object store starts its GET there
+        now, before the answer is committed); None when none may be sent (HEAD, a 304)."""
 
     @abstractmethod
     def has(self, sha256: str) -> bool: ...
@@ -163,7 +176,7 @@ class ArtifactStore(BlobStore):
     def path(self, sha256: str) -> Path:
         return self.root / shard(sha256)
 
-    def open(self, sha256: str) -> Opened | None:
+    def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
         try:  # a text path: a Path built per request cost a tenth of a warm file's CPU
             fh = open(f"{self._root_text}/{shard(sha256)}", "rb")  # noqa: SIM115 - the caller's to close
         except FileNotFoundError:

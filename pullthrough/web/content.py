@@ -11,7 +11,7 @@ from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
 from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
-from pullthrough.storage.store import ArtifactStore, shard
+from pullthrough.storage.store import ArtifactStore, from_start, shard
 from pullthrough.upstream.client import RangeNotSatisfiable
 from pullthrough.web.common import (
     STALE_HEADER,
@@ -210,13 +210,19 @@ def content(base_path: str, filename: str) -> Response:
         return Response(data, mimetype="application/octet-stream", headers=headers)
     if request.method == "HEAD":
         return _head(pullthrough.peek(dist, filename))
+    # A stored file's bytes are asked of an object store now, before the answer is committed
+    # (a file evicted by another node meanwhile is then still sent whole) - unless the answer
+    # may carry none: a redirect, or a 304/412 to a request naming ETags.
+    body = not services().store.redirects and not any(
+        header in request.environ for header in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH")
+    )
     opened: StoredFile | StreamedFile | RangedFile | None = None
     if (asked := _one_range()) is not None:  # e.g. a locker reading a wheel's index
         try:
-            opened = pullthrough.open_range(dist, filename, *asked)
+            opened = pullthrough.open_range(dist, filename, *asked, body=body)
         except RangeNotSatisfiable as exc:  # the upstream's 416, for a file not stored yet
             raise RequestedRangeNotSatisfiable(length=exc.total) from None
-    opened = opened or pullthrough.open(dist, filename)
+    opened = opened or pullthrough.open(dist, filename, read_from=from_start if body else None)
     if isinstance(opened, StoredFile):
         if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
             opened.file.close()  # the object store sends it (Range included)
