@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import time
 
 import pytest
 
@@ -49,3 +51,18 @@ def test_the_gzip_form_is_made_once_with_its_own_etag_and_length() -> None:
 def test_small_answers_go_as_they_are() -> None:
     small = rendered(b"x" * (GZIP_MIN_BYTES - 1), "application/json", stale=True, max_age=0)
     assert small.encoded(True) is small
+
+
+def test_max_age_is_at_most_what_is_left_of_the_pages_time() -> None:
+    done = rendered(b"x" * 2000, "text/html", stale=False, max_age=600)
+    now = time.time()
+
+    def max_age(expires_at: float, **how: bool) -> str:
+        return dict(done.until(expires_at, **how))["Cache-Control"]
+
+    assert max_age(now + 30.5) in ("max-age=30, public", "max-age=29, public")
+    assert max_age(now + 30.5, not_modified=True).endswith(", public")
+    assert max_age(now - 5) == "max-age=0, public"  # expired while it was being sent
+    assert max_age(now + 3600) == "max-age=600, public"  # never longer than rendered
+    assert max_age(math.inf) == "max-age=600, public"  # a repository's list: no end here
+    assert done.encoded(gzip_ok=True).until(now + 30.5)[-1][0] == "Cache-Control"

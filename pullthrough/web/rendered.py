@@ -55,13 +55,13 @@ class Rendered:
         time here (until its revalidation, or a file's maturity), so no client or cache keeps
         the page longer than this server does."""
         headers = list(self.headers_304 if not_modified else self.headers)
-        left = max(0, int(expires_at - time.time()))
+        left = expires_at - time.time()  # inf: a repository's list, until the catalog changes
         for i in range(len(headers) - 1, -1, -1):  # among the last: `rendered` puts it there
             name, value = headers[i]
             if name == "Cache-Control":
                 given, _, rest = value.partition(", ")  # max-age=N, public
                 if int(given[8:]) > left:
-                    headers[i] = (name, f"max-age={left}, {rest}")
+                    headers[i] = (name, f"max-age={max(0, int(left))}, {rest}")
                 break
         return headers
 
