@@ -350,6 +350,39 @@ def test_an_upstream_sending_other_bytes_than_promised_is_a_clean_error(
 
 
 @pytest.mark.parametrize("size", [0, 1 * MIB], ids=["small", "large"])
+def test_an_upstream_sending_past_the_listed_size_is_cut_off_at_once(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, size: int
+) -> None:
+    """No Content-Length, and other bytes than the file, without end: the index's size is all
+    that bounds the body. The client's Content-Length is that size, so the proxy must not send
+    the last HOLD_BACK bytes of it unverified (a complete answer of bad bytes); the download is
+    given up as soon as it goes past the size, keeping nothing and no lock."""
+    wanted = add_big(upstream, tmp_path, size) if size else small_wheel(upstream)
+    _, proxy, api = start_proxy(gunicorn_server, upstream, tmp_path)
+    if size > HOLD_BACK:  # at a pace that has the proxy answer (200) before the end
+        upstream.chunk_size, upstream.slow_files = 64 * KIB, 0.02
+    upstream.corrupt_files = upstream.endless_files = True
+
+    with Download(content_url(proxy, wanted.filename), total=20) as download:
+        download.read_all()
+    body = bytes(download.body)
+    if size <= HOLD_BACK:
+        assert download.status == 502 and download.ended == "complete", download
+        assert b"more than the" in body, body
+    else:
+        assert download.status == 200 and download.length == wanted.size, download.headers
+        assert download.ended in ("eof", "reset"), download.ended
+        assert len(body) <= wanted.size - HOLD_BACK
+    # the upstream is still sending: the proxy hung up on it and removed its temporary file
+    assert wait_until(lambda: temporary_files(proxy.data_dir) == [], timeout=5)
+    assert sound_store(proxy.data_dir) == set()
+    assert catalog_sha(api, wanted.filename) == []
+
+    upstream.reset_faults()  # the upstream is fixed; nothing waits for the endless download
+    expect_healed(proxy, api, wanted)
+
+
+@pytest.mark.parametrize("size", [0, 1 * MIB], ids=["small", "large"])
 def test_no_range_of_a_corrupt_cold_file_makes_it_whole(
     gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, size: int
 ) -> None:

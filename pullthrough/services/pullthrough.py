@@ -270,6 +270,9 @@ class PullThrough:
             raise
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
+        # Never more bytes than that (they would be a different file, or an endless body); a
+        # file of unknown size is bounded by the cache's limit, which it could never fit.
+        most = size if size is not None else self.ledger.max_size
         try:
             writer = self.store.writer(expected)
             reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
@@ -284,13 +287,13 @@ class PullThrough:
             # thread's start-up; stored alongside the answer, the client waiting for neither
             # the disk nor the other (a slow client holds up no request for it).
             storing = self._receive_then_store(
-                client, resp, writer, entry, url, lock, keep, progress
+                client, resp, writer, entry, url, lock, keep, progress, most
             )
         else:
             # Fetched at the upstream's pace on a thread of its own, the client tailing it;
             # stored once verified, while the held-back tail goes out.
             storing = Future()
-            fetch = (client, resp, writer, entry, url, lock, keep, progress)
+            fetch = (client, resp, writer, entry, url, lock, keep, progress, most)
 
             def fetch_then_store() -> None:
                 alongside = None
@@ -320,7 +323,8 @@ class PullThrough:
             if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
                 raise error
             raise UpstreamError(str(error))
-        return StreamedFile(self._tail(reader, progress, url), size, view.stale, reader, storing)
+        tail = self._tail(reader, progress, url, most)
+        return StreamedFile(tail, size, view.stale, reader, storing)
 
     def _take(self, lock: Lock, url: str) -> None:
         """Take a download's lock, waiting while another request (in any worker) fetches or
@@ -464,11 +468,17 @@ class PullThrough:
         writer: ArtifactWriter,
         url: str,
         progress: _Progress,
+        most: int,
     ) -> None:
         """The upstream's bytes into the temporary file, then checked against every digest the
-        index gives (HashMismatch)."""
+        index gives (HashMismatch). At most `most` bytes: a body that goes on past them is given
+        up at once (UpstreamError), before they are written."""
         with resp:
             for chunk in client.iter_body(resp, url):
+                if writer.size + len(chunk) > most:
+                    raise UpstreamError(
+                        f"upstream sent more than the {most} bytes expected: {describe_url(url)}"
+                    )
                 writer.write(chunk)
                 writer.flush()
                 progress.update(written=writer.size)
@@ -497,6 +507,7 @@ class PullThrough:
         lock: Lock,
         keep: bool,
         progress: _Progress,
+        most: int,
     ) -> Future[None] | None:
         """Receive and verify a file (a download in flight until it is stored), hand it to a
         storing thread or store it here, then let its answer go on: a storing done in a daemon
@@ -506,7 +517,7 @@ class PullThrough:
         error: Exception | None = None
         received = False
         try:
-            self._receive(client, resp, writer, url, progress)
+            self._receive(client, resp, writer, url, progress, most)
             received = True
         except Exception as exc:
             log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
@@ -569,24 +580,26 @@ class PullThrough:
             )
 
     def _tail(
-        self, reader: BinaryIO, progress: _Progress, url: str
+        self, reader: BinaryIO, progress: _Progress, url: str, most: int
     ) -> Generator[bytes, None, None]:
         """Send the temporary file as it grows. The last HOLD_BACK bytes wait for the digest, so
         a client never receives a complete body with bad bytes (on a failure the response is cut
-        short). A client that reads slowly or goes away does not slow the download."""
+        short): those of what has arrived, and those of the `most` bytes expected, which the
+        client's Content-Length may say. A client that reads slowly or goes away does not slow
+        the download."""
         sent = 0
         with reader:
             while True:
                 with progress.cond:
                     moved = progress.cond.wait_for(
-                        functools.partial(_moved_past, progress, sent), timeout=STALL_SECONDS
+                        functools.partial(_moved_past, progress, most, sent), timeout=STALL_SECONDS
                     )
                     written, done, error = progress.written, progress.done, progress.error
                 if not moved:  # the download thread is bounded by the upstream timeouts
                     raise UpstreamTimeout(f"the download of {describe_url(url)} stalled")
                 if error is not None:
                     raise UpstreamError(f"download of {describe_url(url)} failed: {error}")
-                limit = written if done else written - HOLD_BACK
+                limit = written if done else _unverified_limit(written, most)
                 while sent < limit:
                     data = reader.read(min(CHUNK_SIZE, limit - sent))
                     if not data:
@@ -714,6 +727,12 @@ class PullThrough:
         return evicted, False
 
 
-def _moved_past(progress: _Progress, sent: int) -> bool:
+def _unverified_limit(written: int, most: int) -> int:
+    """How much of a download not verified yet may go out: all but the last HOLD_BACK bytes of
+    what has arrived, and never the last HOLD_BACK of the most it may hold."""
+    return min(written, most) - HOLD_BACK
+
+
+def _moved_past(progress: _Progress, most: int, sent: int) -> bool:
     """The download ended, or has more than the held-back tail beyond what was sent."""
-    return progress.done or progress.written - HOLD_BACK > sent
+    return progress.done or _unverified_limit(progress.written, most) > sent

@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import html
 import io
+import itertools
 import json
 import re
 import socket
@@ -415,8 +416,13 @@ class Upstream:
         announced length gets a truncated file, whose sha256 does not match the index's).
         0 (the default) announces the true length. HEAD is unaffected.
 
-    ``reset_files``, ``corrupt_files``, ``slow_files`` and ``overlong_files`` apply to GETs of
-    distribution files and ``.metadata`` files alike; they can be combined.
+    ``endless_files: bool``
+        File GETs announce no ``Content-Length`` (the body is chunked) and, after the file's
+        bytes, send junk without end (64 KiB every 10 ms) until the client hangs up or the
+        upstream stops: a body longer than the size the index lists.
+
+    ``reset_files``, ``corrupt_files``, ``slow_files``, ``overlong_files`` and ``endless_files``
+    apply to GETs of distribution files and ``.metadata`` files alike; they can be combined.
 
     Other attributes:
 
@@ -463,6 +469,7 @@ class Upstream:
         self.corrupt_files = False
         self.slow_files = 0.0
         self.overlong_files = 0
+        self.endless_files = False
         #: Exceptions raised by the fake itself while answering (should stay empty).
         self.errors: list[BaseException] = []
 
@@ -538,6 +545,7 @@ class Upstream:
         self.corrupt_files = False
         self.slow_files = 0.0
         self.overlong_files = 0
+        self.endless_files = False
 
     # ---------------------------------------------------------------- URLs
 
@@ -778,6 +786,9 @@ class Upstream:
             slow=self.slow_files,
             chunk_size=max(1, self.chunk_size),
         )
+        if self.endless_files:
+            del headers["Content-Length"]
+            body = itertools.chain(body, self._junk())
         return Response(body, status=200, mimetype=mimetype, headers=headers)
 
     def _file_body(
@@ -803,6 +814,12 @@ class Upstream:
                     sock.shutdown(socket.SHUT_RDWR)
             # werkzeug treats ConnectionError as "client went away" and just closes.
             raise ConnectionAbortedError("upstream fault: reset_files")
+
+    def _junk(self) -> Iterator[bytes]:
+        """Bytes without end, 64 KiB every 10 ms, until the upstream stops."""
+        while not self._stopping.wait(0.01):
+            yield b"x" * 65536
+        raise ConnectionAbortedError("upstream stopping")
 
     # ---------------------------------------------------------------- index pages
 
