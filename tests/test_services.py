@@ -500,6 +500,46 @@ def test_metadata_of_a_cached_wheel_is_served_while_the_upstream_is_down(
         services.pullthrough.metadata(dist, "meta_lib-2.0-py3-none-any.whl")
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [b"<html><body><h1>502 Bad Gateway</h1></body></html>\n", b"other"],
+    ids=["an-error-page", "another-files-metadata"],
+)
+def test_metadata_without_a_hash_is_kept_only_when_it_is_the_files(
+    upstream: Upstream, tmp_path: Path, sent: bytes
+) -> None:
+    """A page may mark a file's `.metadata` available without its hash (PEP 714). What the
+    upstream answers it with (a 200) is kept only when it reads as that file's core metadata:
+    an error page, or another file's metadata, is a 502 and nothing is kept, so once the
+    upstream heals the next request asks it again and gets the metadata (then kept)."""
+    upstream.unhashed_metadata = True
+    wheel = upstream.add_file(
+        "meta-plain", build_wheel(tmp_path, "meta-plain", "1.0"), metadata=True
+    )
+    right = wheel.metadata
+    if sent == b"other":
+        sent = (
+            upstream.add_file(
+                "meta-other", build_wheel(tmp_path, "meta-other", "1.0"), metadata=True
+            ).metadata
+            or b""
+        )
+    app = create_app(settings_for(upstream, tmp_path))
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{wheel.filename}.metadata"
+        wheel.metadata = sent  # what the upstream's .metadata URL answers now, with a 200
+        failed = client.get(url)
+        assert failed.status_code == 502 and b"not the core metadata" in failed.data
+        wheel.metadata = right  # the upstream heals
+        for _ in range(2):  # asked again, then kept
+            healed = client.get(url)
+            assert (healed.status_code, healed.data) == (200, right)
+        assert len(upstream.requests_for(wheel.filename + ".metadata", method="GET")) == 2
+    finally:
+        app.extensions["pullthrough"].close()
+
+
 def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(
     services: Services, upstream: Upstream
 ) -> None:

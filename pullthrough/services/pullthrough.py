@@ -19,7 +19,13 @@ from typing import BinaryIO, NamedTuple, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from pullthrough.catalog.models import Package
-from pullthrough.core.metadata import InvalidDistribution, read_metadata
+from pullthrough.core.metadata import (
+    MAX_METADATA_SIZE,
+    InvalidDistribution,
+    check_filename_matches,
+    parse_metadata,
+    read_metadata,
+)
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.services.metrics import Metrics
@@ -518,6 +524,8 @@ class PullThrough:
         received = False
         try:
             self._receive(client, resp, writer, url, progress, most)
+            if entry.filename.endswith(".metadata") and "sha256" not in entry.hashes:
+                _check_core_metadata(writer.tmp_path, writer.size, entry.filename, url)
             received = True
         except Exception as exc:
             log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
@@ -725,6 +733,25 @@ class PullThrough:
                 return evicted, True
             self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
         return evicted, False
+
+
+def _check_core_metadata(path: Path, size: int, filename: str, url: str) -> None:
+    """PEP 658 metadata a page gives no hash for (PEP 714 allows it) is kept only when it reads
+    as the core metadata of its file: a Metadata-Version, and the file's name and version.
+    Anything else (an error page sent with a 200) is an UpstreamError: nothing is kept, and the
+    next request asks the upstream again."""
+    try:
+        if size > MAX_METADATA_SIZE:
+            raise InvalidDistribution(f"over {MAX_METADATA_SIZE} bytes")
+        meta = parse_metadata(path.read_bytes())
+        if meta.metadata_version is None:
+            raise InvalidDistribution("no Metadata-Version field")
+        check_filename_matches(meta, filename.removesuffix(".metadata"))
+    except ValueError as exc:  # InvalidDistribution, or bytes parse_email cannot take
+        raise UpstreamError(
+            f"upstream sent {describe_url(url)}, which is not the core metadata of"
+            f" {filename.removesuffix('.metadata')!r}: {exc}"
+        ) from None
 
 
 def _unverified_limit(written: int, most: int) -> int:

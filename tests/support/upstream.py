@@ -428,6 +428,9 @@ class Upstream:
 
     ``page_headers: dict[str, str]``
         Extra headers added to every index page (e.g. ``{"Cache-Control": "max-age=600"}``).
+    ``unhashed_metadata: bool`` (default False)
+        Pages mark a file's PEP 658 metadata available without its hash (JSON
+        ``"core-metadata": true``, HTML ``data-core-metadata="true"``), as PEP 714 allows.
     ``gzip_pages: bool`` (default True)
         Index pages (project pages and the project list) go gzip-encoded to a request whose
         ``Accept-Encoding`` accepts gzip, as PyPI's CDN sends them; False: always as they are.
@@ -457,6 +460,7 @@ class Upstream:
         self.relative_urls = relative_urls
         self.page_headers: dict[str, str] = {}
         self.gzip_pages = True
+        self.unhashed_metadata = False
         #: PEP 792 project status markers by normalized name: (status, reason).
         self.statuses: dict[str, tuple[str, str]] = {}
         self.chunk_size = 1024
@@ -891,6 +895,8 @@ class Upstream:
             for f in files:
                 digest = f.metadata_sha256
                 meta: dict[str, str] | bool = {"sha256": digest} if digest else False
+                if digest and self.unhashed_metadata:
+                    meta = True
                 entry: dict[str, Any] = {
                     "filename": f.filename,
                     "url": self._href(f),
@@ -923,8 +929,9 @@ class Upstream:
                 reason = "" if f.yanked is True else str(f.yanked)
                 attrs.append(f'data-yanked="{html.escape(reason)}"')
             if f.metadata_sha256:
-                attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
-                attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+                value = "true" if self.unhashed_metadata else f"sha256={f.metadata_sha256}"
+                attrs.append(f'data-core-metadata="{value}"')
+                attrs.append(f'data-dist-info-metadata="{value}"')
             links.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
         head = []
         if (status := self.statuses.get(name)) is not None:
