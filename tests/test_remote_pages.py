@@ -7,7 +7,8 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +23,7 @@ from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.models import ProjectPage
 from pullthrough.core.policy import NO_POLICY
+from pullthrough.services import remote_pages
 from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.later import BACKLOG, Later, WriteBehind
 from pullthrough.services.remote_pages import RemotePages, copy_key
@@ -250,6 +252,42 @@ def test_an_upstream_that_does_not_answer_has_the_copies_served_soon(
             time.sleep(0.05)
         assert isinstance(fresh.value, ProjectPage)
         assert [f.filename for f in fresh.value.files] == ["lib-2.0.tar.gz"]
+    finally:
+        cache.close()
+        client.close()
+
+
+def test_pages_past_the_revalidations_going_on_behind_are_revalidated_all_the_same(
+    tmp_path: Path, clock: list[float], scripted: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages fetched together expire together: past MAX_REVALIDATIONS, a request revalidates
+    its page itself; it is not served stale from an upstream that answers."""
+    monkeypatch.setattr(remote_pages, "MAX_REVALIDATIONS", 1)
+    client = remote(scripted)
+    cache = diskcache.Cache(str(tmp_path / "pages"))
+    pages = RemotePages(client, cache, ttl=60, clock=lambda: clock[0])
+    names = ("one", "two", "three")
+    try:
+        for name in names:
+            answer(scripted, f"{ROOT}{name}/", page_body(f"{name}-1.0.tar.gz"), content_type=JSON)
+            pages.project(name)
+        clock[0] += 61
+
+        def slowly(name: str) -> Callable[[Request], Response]:
+            def late(_: Request) -> Response:
+                time.sleep(0.1)
+                return Response(page_body(f"{name}-2.0.tar.gz"), content_type=JSON)
+
+            return late
+
+        for name in names:
+            _expect(scripted, f"{ROOT}{name}/").respond_with_handler(slowly(name))
+        with ThreadPoolExecutor(len(names)) as pool:
+            got = list(pool.map(pages.project, names))
+        assert [g.stale for g in got] == [False] * len(names)
+        assert [cast(ProjectPage, g.value).files[0].filename for g in got] == [
+            f"{name}-2.0.tar.gz" for name in names
+        ]
     finally:
         cache.close()
         client.close()

@@ -153,11 +153,12 @@ class RemotePages:
         if self.clock() < self._quiet_until:
             return replace(cached, stale=True)  # the upstream did not answer another page
         revalidation = self._behind_of(url, key, parse)
-        if revalidation is not None:
-            try:
-                return revalidation.result(timeout=self.stale_wait)
-            except FutureTimeout:
-                pass
+        if revalidation is None:  # as many going on as may: this one in the request's time
+            return self._revalidate(url, key, parse)
+        try:
+            return revalidation.result(timeout=self.stale_wait)
+        except FutureTimeout:
+            pass
         self._quiet_until = self.clock() + STALE_RETRY_SECONDS
         log.warning(
             "serving a stale copy of %s: the upstream has not answered in %.0fs",
@@ -213,6 +214,7 @@ class RemotePages:
                 keep_copy(self.cache, key, cached)  # in use: not the oldest stored
                 return replace(cached, stale=True)
             keep_copy(self.cache, key, fresh)
+            self._quiet_until = 0.0  # it answers: the other pages need not wait 10 s
             return fresh
 
     def _kept(self, key: str) -> Cached | None:
