@@ -40,7 +40,13 @@ from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir
-from pullthrough.storage.store import ArtifactStore, Opened, ReadFrom, StorageFull
+from pullthrough.storage.store import (
+    ArtifactStore,
+    Opened,
+    ReadFrom,
+    StorageFull,
+    StorageUnavailable,
+)
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
@@ -866,6 +872,20 @@ def test_secrets_inside_urls_and_header_values_are_write_only(
             assert (
                 row.settings["url"] == "https://other@index.example/simple/?token=tok-3e1&user=new"
             )
+        # ... but only for the host they were sent to: an API client that may not read them
+        # must not have them sent to a host of its choosing.
+        for moved in (
+            {"url": "https://evil.example/simple/?token=********"},
+            {"url": "https://********@evil.example/simple/"},
+            {"proxy_url": "http://********@evil.example:3128/"},
+            {"url": "https://evil.example/simple/", "headers": [{"X-Api-Key": "********"}]},
+        ):
+            refused = client.patch(href, json=moved, auth=auth)
+            assert refused.status_code == 400, (moved, refused.get_data(as_text=True))
+            assert "same" in refused.get_data(as_text=True)
+        with app.extensions["pullthrough"].catalog.session() as session:
+            row = session.scalars(select(Remote).where(Remote.name == "private")).one()
+            assert "evil" not in str(row.settings)
         audit = client.get("/pulp/api/v3/audit/", auth=auth)
         assert audit.status_code == 200 and "index.example" in audit.get_data(as_text=True)
         assert "tok-3e1" not in audit.get_data(as_text=True)
@@ -957,3 +977,33 @@ def test_a_setting_the_config_file_no_longer_gives_goes_back_to_its_default(
     assert later["block_malicious"] and not later["hidden"]
     assert later["remote"].min_age == "7d"  # still given
     assert later["remote"].policy_exempt == ["warm"] and later["blocklist"] == ["evil", "worse"]
+
+
+def test_a_failed_second_look_at_the_store_lets_the_download_lock_go(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look taken once a download's lock is held may fail (the object store or the catalog
+    down for a moment): that request fails, and the lock goes with it, so the next request
+    for the file does not wait out the download timeout."""
+    app = create_app(settings_for(upstream, tmp_path))
+    services = app.extensions["pullthrough"]
+    services.pullthrough.wait_timeout = 5.0
+    failures = [StorageUnavailable("the object store timed out a moment ago")]
+    second_look = PullThrough._stored_meanwhile
+
+    def failing_once(self: PullThrough, *args: Any) -> StoredFile | None:
+        if failures:
+            raise failures.pop()
+        return second_look(self, *args)
+
+    monkeypatch.setattr(PullThrough, "_stored_meanwhile", failing_once)
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{WHL_02}"
+        assert client.get(url).status_code == 503
+        started = time.monotonic()
+        with client.get(url) as answer:
+            assert answer.status_code == 200 and len(answer.get_data()) > 0
+        assert time.monotonic() - started < 4.0
+    finally:
+        services.close()

@@ -19,6 +19,7 @@ from typing import BinaryIO, NamedTuple, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from pullthrough.catalog.models import Package
+from pullthrough.config import MAX_SIZE
 from pullthrough.core.metadata import (
     MAX_METADATA_SIZE,
     InvalidDistribution,
@@ -265,11 +266,11 @@ class PullThrough:
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
         self._take(lock, url)
-        if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
-            lock.release()
-            return stored
-        self.metrics.cache_misses.inc()
-        try:
+        try:  # a look at the store (S3 down) or the catalog (down) may fail: the lock goes
+            if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
+                lock.release()
+                return stored
+            self.metrics.cache_misses.inc()
             resp = client.open_file(url)
         except BaseException:
             lock.release()
@@ -277,8 +278,9 @@ class PullThrough:
         length = resp.headers.get("Content-Length")
         size = int(length) if length and length.isdigit() else size
         # Never more bytes than that (they would be a different file, or an endless body); a
-        # file of unknown size is bounded by the cache's limit, which it could never fit.
-        most = size if size is not None else self.ledger.max_size
+        # file of unknown size is bounded by the cache's limit, which it could never fit (with
+        # cache.max_size 0, which keeps nothing cached for long, by the largest size setting).
+        most = size if size is not None else (self.ledger.max_size or MAX_SIZE)
         try:
             writer = self.store.writer(expected)
             reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator

@@ -283,11 +283,8 @@ class S3Reader(io.RawIOBase):
             return 0
         if self.body is None:
             self.start(self.position)
-        try:
+        try:  # a slow body (one throttled object) fails this answer, not the store's others
             data = self.body.read(len(buffer))
-        except _TIMEOUTS as exc:
-            self.store.timed_out()
-            raise _unavailable(exc) from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         n = len(data)
