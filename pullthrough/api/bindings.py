@@ -259,8 +259,46 @@ def _write_remote(row: Remote, values: dict[str, Any]) -> None:
     row.settings = {**old, **values}
 
 
+def _origin(url: object) -> tuple[str, str | None, int | None] | None:
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        return parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:  # a port that is no number: not the stored one's origin
+        return parts.scheme.lower(), parts.hostname, -1
+
+
+def _remote_check(session: Session, values: dict[str, Any], row: Any) -> None:
+    """A secret written back as shown (HIDDEN) is kept only where it was sent before: a URL's
+    credentials and query values for that URL's own scheme, host and port, the headers' values
+    for the index's; else an API client that may not read them could send them to a host of
+    its choosing."""
+    if row is None:
+        return
+    old = row.settings or {}
+    for name in URL_FIELDS:
+        given = values.get(name)
+        if isinstance(given, str) and HIDDEN in given and _origin(given) != _origin(old.get(name)):
+            raise invalid(
+                name, "A value shown as ******** is kept only for the same host; give it again."
+            )
+    headers = values.get("headers") or []
+    hidden = any(v == HIDDEN for item in headers if isinstance(item, dict) for v in item.values())
+    if hidden and "url" in values and _origin(values["url"]) != _origin(old.get("url")):
+        raise invalid(
+            "headers",
+            "A header value shown as ******** is kept only for the same index host; give it again.",
+        )
+
+
 REMOTES = Binding(
-    resources.REMOTES, Remote, shape=_remote_json, write=_write_remote, redact=_remote_detail
+    resources.REMOTES,
+    Remote,
+    shape=_remote_json,
+    write=_write_remote,
+    redact=_remote_detail,
+    check=_remote_check,
 )
 
 
