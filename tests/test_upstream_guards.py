@@ -119,6 +119,8 @@ CODINGS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {  # how -> its Conte
     "deflate": ("deflate", zlib.compress),
     "raw deflate": ("deflate", raw_deflate),  # without the zlib header, as some servers send it
     "gzip and padding": ("gzip", lambda data: gzip.compress(data) + b"\0" * 8),  # as urllib3 takes
+    "gzip and a newline": ("gzip", lambda data: gzip.compress(data) + b"\n"),
+    "gzip and a broken member": ("gzip", lambda data: gzip.compress(data) + b"\x1f\x8b\x08"),
 }
 
 

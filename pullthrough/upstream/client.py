@@ -473,14 +473,17 @@ class UpstreamClient:
 class _Inflater:
     """A page's Content-Encoding (gzip, deflate) undone with zlib, at most `most` bytes at a
     time, knowing whether the compressed stream ended: a gzip or deflate stream carries its own
-    end, so a page cut short shows even when its Content-Length matches the bytes sent."""
+    end, so a page cut short shows even when its Content-Length matches the bytes sent. As
+    urllib3's decoders: a gzip stream may hold several members, and bytes after a whole member
+    that give nothing more (padding, a member's broken start) are ignored; a `deflate` page may
+    come without its zlib header (raw deflate, as some servers send it)."""
 
     def __init__(self, wbits: int) -> None:
         self._wbits = wbits
-        self._zlib = zlib.decompressobj(wbits)
-        self._fed = False
-        self._ended_once = False  # a whole member was read
-        self._trailing = False  # what follows it is not another member
+        self._zlib: Any = None  # made once the first bytes say how (deflate: its header)
+        self._head = b""  # a deflate page's first byte, until the second says what it is
+        self._whole = False  # a member has ended, and nothing came after it since
+        self._ignoring = False  # what follows a whole member is no member
 
     @classmethod
     def for_coding(cls, coding: str, url: str) -> _Inflater | None:
@@ -494,45 +497,42 @@ class _Inflater:
         raise UpstreamError(f"upstream sent a page in {coding[:40]!r}: {describe_url(url)}")
 
     def feed(self, data: bytes, most: int) -> Iterator[bytes]:
-        """The decoded bytes of `data`, in pieces of at most `most` bytes. A gzip stream may
-        hold several members, one after the other; a `deflate` page may come without its zlib
-        header (raw deflate, as some servers send it)."""
-        while data:
-            if self._zlib.eof:  # the next gzip member
-                if self._trailing:
+        """The decoded bytes of `data`, in pieces of at most `most` bytes."""
+        if self._zlib is None:
+            data, self._head = self._head + data, b""
+            if self._wbits == zlib.MAX_WBITS:
+                if len(data) < 2:
+                    self._head = data
                     return
+                if not _zlib_header(data):
+                    self._wbits = -zlib.MAX_WBITS
+            self._zlib = zlib.decompressobj(self._wbits)
+        while data and not self._ignoring:
+            if self._zlib.eof:  # the next gzip member
                 self._zlib = zlib.decompressobj(self._wbits)
             try:
                 piece = self._zlib.decompress(data, most)
             except zlib.error:
-                if self._ended_once:  # bytes after a whole member that are none: ignored,
-                    self._trailing = True  # as urllib3 ignores them
-                    self._zlib = _ENDED
-                    return
-                if self._fed or self._wbits != zlib.MAX_WBITS:
+                if not self._whole:
                     raise
-                self._wbits = -zlib.MAX_WBITS
-                self._zlib = zlib.decompressobj(self._wbits)
-                continue
-            self._fed = True
-            self._ended_once = self._ended_once or self._zlib.eof
+                self._ignoring = True
+                return
             data = self._zlib.unconsumed_tail or self._zlib.unused_data
             if piece:
+                self._whole = False
                 yield piece
+            if self._zlib.eof:
+                self._whole = True
 
     @property
     def ended(self) -> bool:
-        return self._zlib.eof
+        """Whether the last member that gave bytes has ended."""
+        return self._whole
 
 
-def _ended_stream() -> Any:
-    """A decompressor whose stream has ended (`eof`), for a page with trailing bytes."""
-    done = zlib.decompressobj()
-    done.decompress(zlib.compress(b""))
-    return done
-
-
-_ENDED = _ended_stream()
+def _zlib_header(data: bytes) -> bool:
+    """Whether a deflate page starts with a zlib header (RFC 1950: deflate, and a check)."""
+    return data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _too_large(url: str, limit: int) -> UpstreamRefused:
