@@ -148,6 +148,8 @@ def test_database_urls_of_postgresql_mean_psycopg_3(tmp_path: Path) -> None:
     ("text", "secret"),
     [
         ("url = 'htps://deploy:TOPSECRET@index.example/simple/'", "TOPSECRET"),
+        ("url = 'htps://deploy:TOP/SECRET@index.example/simple/'", "SECRET"),
+        ("url = 'htps://index.example/simple/?token=TOPSECRET'", "TOPSECRET"),
         ("url = 'http://x/'\nproxy_url = 'deploy:TOPSECRET@proxy.example:3128'", "TOPSECRET"),
         ("url = 'http://x/'\nclient_key = 'TOPSECRETbase64keywithoutheader'", "TOPSECRET"),
         ("url = 'http://x/'\nheaders = '\"TOPSECRET\"'", "TOPSECRET"),

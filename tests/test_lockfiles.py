@@ -386,7 +386,7 @@ def test_includes_written_as_pip_takes_them_and_a_bom_are_read(tmp_path: Path) -
     """`-rmore.txt` (no space) is an include to pip; Notepad saves UTF-8 with a BOM."""
     (tmp_path / "base.txt").write_bytes("\ufeff-rmore.txt\nshelf-reader==0.2\n".encode())
     (tmp_path / "more.txt").write_text("--requirement=last.txt\nmeta-lib\n")
-    (tmp_path / "last.txt").write_text("winonly\n")
+    (tmp_path / "last.txt").write_text("-\nwinonly\n")  # a lone dash: an option, ignored
     wanted, notes = read_wanted([str(tmp_path / "base.txt")], None)
     assert sorted(w.project for w in wanted) == ["meta-lib", "shelf-reader", "winonly"]
     assert notes == []

@@ -23,7 +23,13 @@ from typing import Any, TypeGuard
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pullthrough.core.filenames import InvalidFilename, offerable, parse_filename, parse_version
+from pullthrough.core.filenames import (
+    InvalidFilename,
+    offerable,
+    parse_filename,
+    parse_version,
+    release_of,
+)
 from pullthrough.core.models import PROJECT_STATUSES, is_hex_digest
 
 FORMAT = "pullthrough-bundle"
@@ -249,7 +255,7 @@ def one_sdist_per_release(packages: Iterable[PackageEntry]) -> str | None:
     for p in packages:
         if not p.is_sdist:
             continue
-        key = (p.name, parse_version(p.version) or p.version)
+        key = (p.name, release_of(p.version))
         if (other := releases.setdefault(key, p)) is not p and other.sha256 != p.sha256:
             return (
                 f"{other.filename!r} and {p.filename!r} are two sdists of {p.name} {p.version};"

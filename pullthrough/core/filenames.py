@@ -92,6 +92,11 @@ def parse_version(text: str) -> Version | None:
         return None
 
 
+def release_of(version: str) -> Version | str:
+    """What names a release: its PEP 440 version (`1.0` and `1.0.0` are one), else the text."""
+    return parse_version(version) or version
+
+
 @functools.lru_cache(maxsize=8192)
 def parse_filename(filename: str, project: str | None = None) -> FileInfo:
     """Parse a distribution filename; `project` helps split legacy names like `foo-bar-1.0.egg`.

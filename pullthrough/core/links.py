@@ -103,6 +103,18 @@ def quoted(filename: str) -> str:
 
 
 def without_userinfo(url: str) -> str:
-    """A URL, or text meant as one, fit for a message: what stands before its host's `@` (a
-    user and password, in whatever form it was mistyped) as ********."""
-    return re.sub(r"^([^/@]*//)?[^/?#]*@", r"\1********@", url)
+    """A URL, or text meant as one, fit for a message: what stands before its last `@` (a user
+    and password, in whatever form it was mistyped: a `/` or `?` in a password included) and
+    every query parameter's value (an index's `?token=`) as ********."""
+    start = url.find("//") + 2 if "//" in url else 0
+    if (at := url.rfind("@", start)) >= 0:
+        url = f"{url[:start]}********{url[at:]}"
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = query.partition("#")
+    hidden = "&".join(
+        f"{key}=********" if eq and value else f"{key}{eq}{value}"
+        for key, eq, value in (item.partition("=") for item in query.split("&"))
+    )
+    return f"{head}?{hidden}{hash_sep}{fragment}"

@@ -141,7 +141,7 @@ def parse_requirements(text: str, origin: str) -> Parsed:
         where = f"{origin}:{number}"
         tokens = line.split()
         if tokens[0].startswith("-"):
-            if tokens[0][1] != "-" and len(tokens[0]) > 2:  # -rfile.txt, as pip reads it too
+            if len(tokens[0]) > 2 and tokens[0][1] != "-":  # -rfile.txt, as pip reads it too
                 option, value = tokens[0][:2], tokens[0][2:]
             else:
                 option, _, value = tokens[0].partition("=")

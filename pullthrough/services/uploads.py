@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from typing import IO
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Package, ProjectStatus, Repository, RepositoryContent
 from pullthrough.catalog.versions import new_version, version_packages
-from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.filenames import InvalidFilename, parse_filename, release_of
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.services import audit
@@ -165,13 +165,9 @@ def _check_one_sdist(session: Session, repository_id: str, package: Package) -> 
             Package.sha256 != package.sha256,
         )
     )
-    version = Version(package.version)
+    release = release_of(package.version)
     for other in others:
-        try:
-            same = Version(other.version) == version
-        except InvalidVersion:
-            continue
-        if same:
+        if release_of(other.version) == release:
             raise UploadRefused(
                 f"Only one sdist may be uploaded per release: {other.filename!r} is"
                 f" {package.name} {other.version} in this repository already"
