@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from pullthrough.app import create_app
 from pullthrough.config import RemoteSettings, load_settings
@@ -239,5 +240,35 @@ def test_a_file_without_a_sha256_is_fetched_only_when_allowed(
                 assert answer.status_code == 502
                 assert "allow_unhashed" in answer.get_data(as_text=True)
                 assert asked(scripted) == [LOCAL_INDEX + "lib/"]
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+def test_an_unhashed_file_must_have_the_size_its_index_lists(
+    scripted: HTTPServer, proxy: str, tmp_path: Path
+) -> None:
+    """With allow_unhashed, nothing but the listed size checks a file: a body that ends early,
+    without a Content-Length to say so, is a 502 and kept nowhere; the next request, the
+    upstream healed, gets the file."""
+    whole = b"unchecked bytes, all of them"
+    listed: list[dict[str, object]] = [
+        {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {}, "size": len(whole)}
+    ]
+    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+
+    def cut_short(_: Request) -> Response:  # chunked: no Content-Length says it ended early
+        return Response(iter([whole[:10]]), content_type="application/octet-stream")
+
+    scripted.expect_request("/files/" + WHEEL).respond_with_handler(cut_short)
+    app = create_app(load_settings(app_config(tmp_path, proxy, allow_unhashed=True), environ={}))
+    try:
+        client = app.test_client()
+        with client.get(f"/pulp/content/main/{WHEEL}") as answer:
+            assert answer.status_code == 502
+            assert f"its index lists {len(whole)}" in answer.get_data(as_text=True)
+        scripted.clear_all_handlers()
+        scripted.expect_request("/files/" + WHEEL).respond_with_data(whole)
+        with client.get(f"/pulp/content/main/{WHEEL}") as answer:
+            assert (answer.status_code, answer.get_data()) == (200, whole)
     finally:
         app.extensions["pullthrough"].close()

@@ -526,8 +526,10 @@ class PullThrough:
         received = False
         try:
             self._receive(client, resp, writer, url, progress, most)
-            if entry.filename.endswith(".metadata") and "sha256" not in entry.hashes:
-                _check_core_metadata(writer.tmp_path, writer.size, entry.filename, url)
+            if "sha256" not in entry.hashes:  # allow_unhashed: what the index says is all
+                _check_size(writer.size, entry.size, url)
+                if entry.filename.endswith(".metadata"):
+                    _check_core_metadata(writer.tmp_path, writer.size, entry.filename, url)
             received = True
         except Exception as exc:
             log.error("download of %s failed, nothing stored: %s", describe_url(url), exc)
@@ -735,6 +737,16 @@ class PullThrough:
                 return evicted, True
             self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
         return evicted, False
+
+
+def _check_size(received: int, listed: int | None, url: str) -> None:
+    """A file no digest checks (allow_unhashed) must at least have the size its index lists:
+    an upstream whose body ends early without a Content-Length would otherwise have a cut
+    file kept, and served for good."""
+    if listed is not None and received != listed:
+        raise UpstreamError(
+            f"upstream sent {received} bytes of {describe_url(url)}; its index lists {listed}"
+        )
 
 
 def _check_core_metadata(path: Path, size: int, filename: str, url: str) -> None:
