@@ -579,13 +579,14 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         path = var[len(ENV_PREFIX) :].lower().split("__")
         if path[0] in ("remotes", "distributions") and len(path) == 3:
             items = _tables(data.setdefault(path[0], []), path[0])
-            wanted = path[1].replace("_", "-")
-            for item in items:
-                if str(item.get("name", "")).lower().replace("_", "-") == wanted:
-                    item[path[2]] = value
-                    break
-            else:
+            # `_` in a variable's name stands for any of a name's `-`, `_` and `.`
+            found = [i for i in items if _env_name(str(i.get("name", ""))) == _env_name(path[1])]
+            if not found:
                 raise ConfigError(f"{var}: no {path[0][:-1]} named {path[1].lower()!r} to override")
+            if len(found) > 1:
+                names = ", ".join(repr(i.get("name")) for i in found)
+                raise ConfigError(f"{var}: names more than one {path[0][:-1]} ({names})")
+            found[0][path[2]] = value
         elif len(path) == 2 and path[0] in SECTIONS:
             section = data.setdefault(path[0], {})
             if not isinstance(section, dict):
@@ -593,6 +594,11 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             section[path[1]] = value
         else:
             raise ConfigError(f"{var}: expected PULLTHROUGH_<SECTION>__<KEY>")
+
+
+def _env_name(name: str) -> str:
+    """A remote's or distribution's name as an environment variable spells it."""
+    return re.sub(r"[-_.]", "_", name.lower())
 
 
 def _tables(value: object, where: str) -> list[dict[str, Any]]:

@@ -68,6 +68,20 @@ def test_remote_override_from_environment() -> None:
     assert s.remote("pypi").url == "http://127.0.0.1:9/simple/"
 
 
+def test_an_environment_variable_names_a_remote_whatever_its_separators(tmp_path: Path) -> None:
+    """A variable's name has no `.` or `-`: its `_` stands for any of them."""
+    text = (
+        "[[remotes]]\nname = 'corp.mirror-1'\nurl = 'http://x/'\n"
+        "[[remotes]]\nname = 'a-b'\nurl = 'http://x/'\n"
+        "[[remotes]]\nname = 'a.b'\nurl = 'http://x/'\n"
+    )
+    env = {"PULLTHROUGH_REMOTES__CORP_MIRROR_1__URL": "http://127.0.0.1:9/simple/"}
+    s = load_settings(write(tmp_path, text), environ=env)
+    assert s.remote("corp.mirror-1").url == "http://127.0.0.1:9/simple/"
+    with pytest.raises(ConfigError, match=r"names more than one remote \('a-b', 'a.b'\)"):
+        load_settings(write(tmp_path, text), environ={"PULLTHROUGH_REMOTES__A_B__URL": "http://y/"})
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
