@@ -178,7 +178,7 @@ def test_a_key_stays_exclusive_while_its_file_comes_and_goes(locks: LockDir) -> 
 
 
 def test_keyed_locks_serialize_one_key_only() -> None:
-    locks = KeyedLocks()
+    locks: KeyedLocks[str] = KeyedLocks()
     order: list[str] = []
     entered = threading.Event()
 

@@ -3,7 +3,7 @@
 
 - Locks are session advisory locks, each on a connection of its own: a node that dies loses its
   connection, and PostgreSQL releases its locks with it. Within a process, threads wanting one
-  key queue on an in-process lock first, so only one of them holds or waits on a connection:
+  key queue on an in-process lock first (storage.locks.KeyedLocks), so only one of them holds or waits on a connection:
   120 requests waiting for one cold file hold one connection per process, not 120.
 - The cache ledger is two tables; a process records the use of a file at most once per
   `touch_interval`, and writes the uses it saw in batches, not one per request: within about
@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
 from pullthrough.storage.ledger import Entry, RecentUses, choose_evictions
-from pullthrough.storage.locks import Lock, LockTimeout
+from pullthrough.storage.locks import KeyedLocks, Lock, LockTimeout
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.05
@@ -41,39 +41,11 @@ def _key(kind: str, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class _Gates:
-    """One in-process lock per advisory key, made when first wanted and dropped when nobody
-    holds or waits for it. A plain threading.Lock: a download's lock may be released by
-    another thread than the one that took it (its storing thread)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._gates: dict[int, tuple[threading.Lock, int]] = {}
-
-    def enter(self, key: int) -> threading.Lock:
-        with self._guard:
-            gate, users = self._gates.get(key) or (threading.Lock(), 0)
-            self._gates[key] = (gate, users + 1)
-            return gate
-
-    def leave(self, key: int) -> None:
-        with self._guard:
-            gate, users = self._gates[key]
-            if users == 1:
-                del self._gates[key]
-            else:
-                self._gates[key] = (gate, users - 1)
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._gates)
-
-
 class AdvisoryLock(Lock):
     """One advisory lock, held on a connection of its own while it is held; the process's
     other threads wanting it wait on its in-process gate, without a connection."""
 
-    def __init__(self, engine: Engine, key: int, name: str, gates: _Gates) -> None:
+    def __init__(self, engine: Engine, key: int, name: str, gates: KeyedLocks[int]) -> None:
         self.engine, self.key, self.name = engine, key, name
         self.gates = gates
         self._conn: Connection | None = None
@@ -147,7 +119,7 @@ class AdvisoryLocks:
     def __init__(self, url: URL) -> None:
         # Connections of their own, not the catalog's pool: a download holds one meanwhile.
         self.engine = create_engine(url, poolclass=NullPool)
-        self.gates = _Gates()
+        self.gates: KeyedLocks[int] = KeyedLocks()
 
     def lock(self, key: str) -> AdvisoryLock:
         return AdvisoryLock(self.engine, _key("key", key), key[:80], self.gates)

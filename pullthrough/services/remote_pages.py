@@ -130,7 +130,7 @@ class RemotePages:
         self.ttl = ttl
         self.clock = clock
         self.stale_wait = stale_wait
-        self._locks = KeyedLocks()
+        self._locks: KeyedLocks[str] = KeyedLocks()
         self._behind: dict[str, Future[Cached]] = {}  # revalidations going on, by URL
         self._behind_lock = threading.Lock()
         self._quiet_until = 0.0  # the upstream did not answer: copies are served until then

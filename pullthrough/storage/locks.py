@@ -22,10 +22,10 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 _POLL_SECONDS = 0.02
 # Open file description locks, and `struct flock`'s layout for them (64-bit Linux).
@@ -174,31 +174,44 @@ class LockDir:
         pass  # nothing held open
 
 
-class KeyedLocks:
+K = TypeVar("K", bound=Hashable)
+
+
+class KeyedLocks(Generic[K]):
     """One in-process lock per key, made when first wanted and dropped when nobody holds or
-    waits for it: a stalled page blocks only the requests for that page."""
+    waits for it: a stalled page blocks only the requests for that page. A plain
+    threading.Lock, which another thread than the taker may release (`enter`/`leave`)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._locks: dict[K, tuple[threading.Lock, int]] = {}
 
-    @contextmanager
-    def holding(self, key: str) -> Iterator[None]:
-        """Hold the key's lock for the block."""
+    def enter(self, key: K) -> threading.Lock:
+        """The key's lock, counted as wanted until `leave`; the caller takes and releases it."""
         with self._guard:
             lock, users = self._locks.get(key) or (threading.Lock(), 0)
             self._locks[key] = (lock, users + 1)
+            return lock
+
+    def leave(self, key: K) -> None:
+        """The key's lock no longer wanted by one caller: dropped once nobody wants it."""
+        with self._guard:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    @contextmanager
+    def holding(self, key: K) -> Iterator[None]:
+        """Hold the key's lock for the block."""
+        lock = self.enter(key)
         lock.acquire()
         try:
             yield
         finally:
             lock.release()
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+            self.leave(key)
 
     def __len__(self) -> int:
         with self._guard:
