@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, text
 from pullthrough.catalog.db import make_engine, prepare
 from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
 from pullthrough.storage.locks import LockTimeout
+from support.calls import Occupancy
 from support.postgres import private_database
 
 
@@ -90,19 +91,13 @@ def test_a_process_waits_for_a_lock_on_one_connection(engine: Engine) -> None:
     lock in turn, alone."""
     node_a, node_b = AdvisoryLocks(engine.url), AdvisoryLocks(engine.url)
     url = "https://files.example/cold-1.0.whl"
-    inside, most, taken = [0], [0], []
-    guard = threading.Lock()
+    occupancy = Occupancy()
 
     def wait() -> None:
         lock = node_b.lock(url)
         lock.acquire(timeout=30)
-        with guard:
-            inside[0] += 1
-            most[0] = max(most[0], inside[0])
-        time.sleep(0.01)
-        with guard:
-            inside[0] -= 1
-            taken.append(1)
+        with occupancy.stay(0.01):
+            pass
         lock.release()
 
     try:
@@ -123,7 +118,7 @@ def test_a_process_waits_for_a_lock_on_one_connection(engine: Engine) -> None:
         assert sessions == 1  # node b's one waiter, not one per waiting thread
         for waiter in waiters:
             waiter.join(timeout=30)
-        assert len(taken) == 20 and most[0] == 1
+        assert occupancy.visits == 20 and occupancy.most == 1
         assert len(node_b.gates) == 0  # nothing kept per key once nobody wants it
         assert node_a.lock(url).acquire(timeout=1, blocking=False)
     finally:

@@ -14,6 +14,7 @@ from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
 from pullthrough.storage.locks import OFD_LOCKS, KeyedLocks, LockDir, LockTimeout
 from pullthrough.storage.s3 import DOWN_SECONDS, S3Location, S3Store
 from pullthrough.storage.store import ArtifactStore, HashMismatch, StorageUnavailable, from_start
+from support.calls import Occupancy
 from support.seaweed import S3Server
 
 
@@ -150,20 +151,15 @@ def test_keys_never_wait_for_each_other_and_leave_no_lock_files(locks: LockDir) 
 def test_a_key_stays_exclusive_while_its_file_comes_and_goes(locks: LockDir) -> None:
     """At no time do two threads hold one key (lock files: holders remove the key's file on
     release, and waiters that locked a removed file retry)."""
-    inside, most, errors = [0], [0], []
-    guard = threading.Lock()
+    occupancy, errors = Occupancy(), []
 
     def work() -> None:
         try:
             for _ in range(50):
                 lock = locks.lock("one-url")
                 lock.acquire(timeout=30)
-                with guard:
-                    inside[0] += 1
-                    most[0] = max(most[0], inside[0])
-                time.sleep(0.0005)
-                with guard:
-                    inside[0] -= 1
+                with occupancy.stay(0.0005):
+                    pass
                 lock.release()
         except Exception as exc:  # reported below
             errors.append(exc)
@@ -173,7 +169,7 @@ def test_a_key_stays_exclusive_while_its_file_comes_and_goes(locks: LockDir) -> 
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert errors == [] and most[0] == 1
+    assert errors == [] and occupancy.most == 1 and occupancy.visits == 8 * 50
     assert lock_files_left(locks) == []
 
 

@@ -1,10 +1,14 @@
 """Count the calls of a function or method while letting each one through: how a test sees that
-a page's work is done once per name or version, not once per file."""
+a page's work is done once per name or version, not once per file; and count the threads
+inside a stretch of code at once (`Occupancy`): how a test sees that a lock held."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -37,3 +41,24 @@ def counted_parses(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], Count
         counted(monkeypatch, filenames, "parse_wheel_filename", str),
         counted(monkeypatch, filenames, "parse_tag", str),
     )
+
+
+class Occupancy:
+    """How many threads are inside a stretch of code at once: `most` is 1 when a lock kept
+    them out of it one from another; `visits` counts the stays."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self.inside = self.most = self.visits = 0
+
+    @contextmanager
+    def stay(self, seconds: float) -> Iterator[None]:
+        """Be inside for `seconds` (long enough for another thread to come in, if it could)."""
+        with self._guard:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        time.sleep(seconds)
+        yield
+        with self._guard:
+            self.inside -= 1
+            self.visits += 1
