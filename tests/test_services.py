@@ -487,6 +487,56 @@ def test_a_file_recorded_during_an_eviction_pass_is_evicted_too(tmp_path: Path) 
     ledger.close()
 
 
+def test_an_eviction_racing_a_new_download_of_the_same_file_leaves_them_in_step(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker (or node) downloads a file anew while this one evicts it: once the
+    eviction has removed the bytes, and before it has dropped their record. Afterwards the
+    bytes are stored, recorded in the ledger and in the catalog - not stored and catalogued but
+    no longer recorded, so never evicted (nor, the other way round, catalogued without bytes,
+    which, promoted into a repository, would be listed and answer 404)."""
+    dist, expected = main_and_wheel(services, upstream)
+    pullthrough = services.pullthrough
+    with closing(streamed(services, dist, WHL_02)) as first:
+        assert b"".join(first) == expected.data
+    stored_soon(first)
+
+    def catalogued() -> bool:
+        with services.catalog.session() as session:
+            found = select(Package).where(Package.sha256 == expected.sha256)
+            return session.scalar(found) is not None
+
+    assert wait_until(catalogued, 10)
+    other: list[threading.Thread] = []
+
+    def download_again() -> None:
+        with closing(streamed(services, dist, WHL_02)) as again:
+            assert b"".join(again) == expected.data
+        stored_soon(again)
+
+    real_evict = pullthrough.events.evict
+
+    def evict_while_downloaded(sha256: str, remove: Callable[[], object]) -> bool:
+        def remove_then_download() -> None:
+            remove()
+            services.ledger.max_size = 10**9  # this pass is the last
+            other.append(threading.Thread(target=download_again))
+            other[0].start()
+            other[0].join(timeout=1.0)  # it may wait for this eviction (it should)
+
+        return real_evict(sha256, remove_then_download)
+
+    monkeypatch.setattr(pullthrough.events, "evict", evict_while_downloaded)
+    services.ledger.max_size = 1
+    assert pullthrough.evict_if_needed() == 1
+    other[0].join(timeout=10)
+    assert not other[0].is_alive()
+    assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 2
+    assert wait_until(catalogued, 10)
+    assert services.store.has(expected.sha256)
+    assert services.ledger.tracks(expected.sha256)  # evicted in its turn, once old
+
+
 def test_metadata_of_a_cached_wheel_is_served_while_the_upstream_is_down(
     services: Services, upstream: Upstream
 ) -> None:
