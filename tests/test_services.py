@@ -596,6 +596,33 @@ def test_metadata_without_a_hash_is_kept_only_when_it_is_the_files(
         app.extensions["pullthrough"].close()
 
 
+def test_metadata_without_a_hash_falls_back_to_a_cached_wheels(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The upstream answers an unhashed `.metadata` with something else (an error page with a
+    200): a wheel cached earlier answers with its own METADATA, which that file must equal
+    (PEP 658); nothing of the upstream's answer is kept."""
+    upstream.unhashed_metadata = True
+    wheel = upstream.add_file(
+        "meta-plain", build_wheel(tmp_path, "meta-plain", "1.0"), metadata=True
+    )
+    right = wheel.metadata
+    app = create_app(settings_for(upstream, tmp_path))
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{wheel.filename}"
+        assert client.get(url).data == wheel.data
+        store = app.extensions["pullthrough"].store
+        assert wait_until(lambda: store.has(wheel.sha256), 10)  # stored alongside its answer
+        wheel.metadata = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
+        for _ in range(2):  # the upstream asked each time: its answer was not kept
+            answer = client.get(url + ".metadata")
+            assert (answer.status_code, answer.data) == (200, right)
+        assert len(upstream.requests_for(wheel.filename + ".metadata", method="GET")) == 2
+    finally:
+        app.extensions["pullthrough"].close()
+
+
 def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(
     services: Services, upstream: Upstream
 ) -> None:

@@ -691,9 +691,10 @@ class PullThrough:
     def _cached_metadata(
         self, entry: DistFile, view: PageView, hashes: Mapping[str, str]
     ) -> bytes | None:
-        """The METADATA of a cached wheel, if it is the very file the page's metadata hash
-        names (the upstream is failing: a wheel fetched earlier still answers)."""
-        if not entry.filename.endswith(".whl") or "sha256" not in hashes:
+        """The METADATA of a cached wheel (the upstream is failing, or sent something else: a
+        wheel fetched earlier still answers), if it is the very file the page's metadata hash
+        names; without that hash, the wheel's own METADATA is the metadata (PEP 658)."""
+        if not entry.filename.endswith(".whl"):
             return None
         if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
             return None
@@ -702,7 +703,9 @@ class PullThrough:
             raw = self._read_metadata(stored.sha256, entry.filename)
         except (OSError, InvalidDistribution):
             return None
-        return raw if hashlib.sha256(raw).hexdigest() == hashes["sha256"] else None
+        if "sha256" in hashes and hashlib.sha256(raw).hexdigest() != hashes["sha256"]:
+            return None
+        return raw
 
     def evict_if_needed(self) -> int:
         """Evict least recently used orphaned files while over the size limit (one worker at a
