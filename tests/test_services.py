@@ -731,6 +731,49 @@ def test_a_task_is_canceled_at_its_next_check(services: Services) -> None:
     assert task(services, task_id).state == "canceled"
 
 
+def test_a_worker_asked_to_stop_finishes_its_task_alive(services: Services) -> None:
+    """SIGTERM on `pullthrough worker` (systemd, docker stop) asks its worker to stop: it takes
+    no new task and finishes the one under way still heartbeating, so another worker does not
+    reap that task as failed meanwhile (it was, then flipped to completed, its version made)."""
+    started, go_on = threading.Event(), threading.Event()
+
+    def waits(ctx: TaskContext) -> None:
+        started.set()
+        assert go_on.wait(10)
+        ctx.outcome.result = {"done": True}
+
+    worker = TaskWorker(services, {"t.waits": waits}, heartbeat=0.05, dead_after=0.5)
+    running, next_one = queue(services, "t.waits"), queue(services, "t.waits")
+    worker.start()
+    assert started.wait(10)
+    worker.stop(timeout=0)  # what the SIGTERM handler does
+    time.sleep(1.0)  # twice the time after which a silent worker is presumed dead
+    reaper = TaskWorker(services, {}, heartbeat=0.05, dead_after=0.5)
+    assert reaper.reap() == 0
+    assert task(services, running).state == "running"
+    go_on.set()
+    worker.stop(timeout=10)
+    done = task(services, running)
+    assert (done.state, done.result) == ("completed", {"done": True})
+    assert task(services, next_one).state == "waiting"  # left for another worker
+
+
+def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
+    """A task reaped as failed (its worker was silent too long, e.g. behind a long catalog
+    write) keeps that state when its worker comes back with an outcome: pollers saw it end."""
+
+    def reaped_meanwhile(ctx: TaskContext) -> None:
+        with services.catalog.session() as session:
+            row = session.get(Task, ctx.task_id)
+            assert row is not None
+            row.state = "failed"
+
+    worker = TaskWorker(services, {"t.reaped": reaped_meanwhile}, heartbeat=0.05, dead_after=1)
+    task_id = queue(services, "t.reaped")
+    assert worker.run_once()
+    assert task(services, task_id).state == "failed"
+
+
 def test_the_task_of_a_silent_worker_is_failed(services: Services) -> None:
     with services.catalog.session() as session:
         session.add(Worker(name="ghost", last_heartbeat=now() - timedelta(seconds=5)))

@@ -146,7 +146,8 @@ Handler = Callable[[TaskContext], None]
 
 
 def count_by_state(catalog: Catalog) -> dict[str, int]:
-    with catalog.session() as session:
+    """Tasks per state, for /metrics and the status page: read without waiting for a writer."""
+    with catalog.reading() as session:
         rows = session.execute(select(Task.state, func.count()).group_by(Task.state))
         return {state: count for state, count in rows}
 
@@ -176,7 +177,8 @@ class TaskWorker:
         self.dead_after = dead_after
         self.name = name or f"{PROCESS}-{threading.get_ident() % 10000}"
         self.wakeup = threading.Event()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # take no new task
+        self._ended = threading.Event()  # the loop is over: the task under way, if any, ended
         self._thread: threading.Thread | None = None
         self._beat = 0.0
 
@@ -185,15 +187,18 @@ class TaskWorker:
         self._thread.start()
 
     def _beat_forever(self) -> None:
-        """Heartbeats on their own thread, so a long task does not look like a dead worker."""
-        while not self._stop.is_set():
+        """Heartbeats on their own thread, so a long task does not look like a dead worker -
+        until the loop is over: a worker asked to stop (SIGTERM) finishes its task alive, not
+        reaped as failed by another worker while it still runs."""
+        while not self._ended.is_set():
             try:
                 self.heartbeat()
             except Exception:
                 log.exception("task worker %s: heartbeat failed", self.name)
-            self._stop.wait(min(self.heartbeat_seconds, 1.0))
+            self._ended.wait(min(self.heartbeat_seconds, 1.0))
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Take no new task; wait up to `timeout` s for the one under way (it goes on after)."""
         self._stop.set()
         self.wakeup.set()
         if self._thread is not None:
@@ -204,15 +209,18 @@ class TaskWorker:
             target=self._beat_forever, name="pullthrough-heartbeat", daemon=True
         )
         beater.start()
-        while not self._stop.is_set():
-            try:
-                ran = self.run_once()
-            except Exception:  # the catalog may be briefly unavailable; keep the worker alive
-                log.exception("task worker %s: loop error", self.name)
-                ran = False
-            if not ran:
-                self.wakeup.wait(1.0)
-                self.wakeup.clear()
+        try:
+            while not self._stop.is_set():
+                try:
+                    ran = self.run_once()
+                except Exception:  # the catalog may be briefly unavailable; keep on
+                    log.exception("task worker %s: loop error", self.name)
+                    ran = False
+                if not ran:
+                    self.wakeup.wait(1.0)
+                    self.wakeup.clear()
+        finally:
+            self._ended.set()
 
     def heartbeat(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._beat < self.heartbeat_seconds:
@@ -299,6 +307,14 @@ class TaskWorker:
         with self.services.catalog.session() as session:
             row = session.get(Task, task_id)
             assert row is not None
+            if row.state not in ("running", "canceling"):  # reaped meanwhile: ended already
+                log.warning(
+                    "task %s ended %s, but was already recorded as %s; left so",
+                    task_id,
+                    state,
+                    row.state,
+                )
+                return
             row.state, row.finished_at, row.error = state, now(), error
             # Reports still running end as the task did.
             row.progress_reports = [
