@@ -4,6 +4,8 @@ Flask's test client (access rules, routes that must not collide, escaping)."""
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,13 +13,14 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from lxml import html
+from werkzeug.test import TestResponse
 
 from pullthrough.app import create_app
 from pullthrough.config import load_settings
 from pullthrough.core.models import DistFile, ProjectPage
 from pullthrough.core.policy import BLOCKED, Hold
 from pullthrough.services.container import ORPHAN_CLEANUP
-from pullthrough.services.health import online_workers
+from pullthrough.services.health import REACHABILITY_WAIT_SECONDS, online_workers
 from pullthrough.services.metrics import Metrics
 from pullthrough.services.tasks import enqueue
 from pullthrough.web import page_models as pm
@@ -295,6 +298,63 @@ def test_status_page(client: FlaskClient) -> None:
     assert b"team/secret" not in answer.data and b"corp" not in answer.data
     assert b"10.1.2.3" not in answer.data and b"internal" not in answer.data
     assert "under 0.1% of the limit" in with_class(doc, "td", "cache-size")[0].text
+
+
+def test_status_answers_in_time_while_an_upstream_hangs(
+    client: FlaskClient, upstream: Upstream
+) -> None:
+    """An upstream that takes connections and never answers: the status endpoint and the
+    status page (a load balancer's health check) answer within the wait and say it is not
+    reachable; the upstream is asked once, not once per status request."""
+    upstream.delay, upstream.fault_scope = 30.0, "index"
+    answers: dict[str, tuple[TestResponse, float]] = {}
+
+    def ask(path: str) -> None:
+        started = time.monotonic()
+        answer = client.application.test_client().get(path)
+        answers[path] = (answer, time.monotonic() - started)
+
+    paths = ["/pulp/api/v3/status/", "/status/", "/pulp/api/v3/status/?again"]
+    threads = [threading.Thread(target=ask, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(answers) == sorted(paths)
+    assert all(took < REACHABILITY_WAIT_SECONDS + 1.5 for _, took in answers.values())
+    api, _ = answers["/pulp/api/v3/status/"]
+    assert [r["reachable"] for r in api.get_json()["remotes"]] == [False]
+    doc = _doc(answers["/status/"][0].data)
+    assert doc.xpath("//tr[@data-remote='up']/td[@class='reachable']")[0].text == "NO"
+    assert len([r for r in upstream.log if r.method == "HEAD"]) == 1
+
+
+def test_metrics_and_the_status_page_do_not_wait_for_a_catalog_writer(
+    client: FlaskClient,
+) -> None:
+    """A long write (a sync's or an import's commit) holds SQLite's write lock: Prometheus's
+    scrape and the status page only read, so they answer meanwhile (README)."""
+    svc = client.application.extensions["pullthrough"]
+    writing, done = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with svc.catalog.session() as session:
+            enqueue(session, ORPHAN_CLEANUP, {})
+            session.flush()  # the write lock is held from here to the commit
+            writing.set()
+            done.wait(10)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        for path in ("/metrics", "/status/"):
+            started = time.monotonic()
+            assert client.get(path).status_code == 200
+            assert time.monotonic() - started < 2.0, path
+    finally:
+        done.set()
+        writer.join(timeout=10)
 
 
 def test_text_from_upstreams_is_escaped(tmp_path: Path) -> None:

@@ -16,20 +16,44 @@ from pullthrough.services.tasks import online_since
 from pullthrough.upstream.client import UpstreamClient
 
 REACHABILITY_SECONDS = 30.0  # a status poll must not become a load on the upstream
+REACHABILITY_WAIT_SECONDS = 2.0  # the most a status request waits for an upstream's answer
 _checked: dict[str, tuple[float, bool]] = {}
+_checking: dict[str, threading.Event] = {}
 _lock = threading.Lock()
 
 
 def reachable(client: UpstreamClient) -> tuple[bool, float]:
-    """Whether the remote's index answers, and when that was checked (epoch seconds)."""
-    now = time.time()
+    """Whether the remote's index answers within REACHABILITY_WAIT_SECONDS, and when that was
+    seen (epoch seconds). One check at a time per index, at most every REACHABILITY_SECONDS, on
+    a thread of its own: an index that takes connections and never answers holds up no status
+    request past the wait (a load balancer's health check would time out), and does not get
+    a check per request meanwhile."""
+    root = client.root
     with _lock:
-        seen = _checked.get(client.root)
-    if seen is None or now - seen[0] > REACHABILITY_SECONDS:
-        seen = (now, client.reachable())
-        with _lock:
-            _checked[client.root] = seen
+        seen = _checked.get(root)
+        if seen is not None and time.time() - seen[0] <= REACHABILITY_SECONDS:
+            return seen[1], seen[0]
+        if (done := _checking.get(root)) is None:
+            done = _checking[root] = threading.Event()
+            threading.Thread(
+                target=_check, args=(client, done), name="pullthrough-reachability", daemon=True
+            ).start()
+    if not done.wait(REACHABILITY_WAIT_SECONDS):
+        return False, time.time()  # no answer yet: not reachable, as far as a client can tell
+    with _lock:
+        seen = _checked[root]
     return seen[1], seen[0]
+
+
+def _check(client: UpstreamClient, done: threading.Event) -> None:
+    ok = False
+    try:
+        ok = client.reachable()
+    finally:
+        with _lock:
+            _checked[client.root] = (time.time(), ok)
+            del _checking[client.root]
+        done.set()
 
 
 @dataclass(frozen=True)
