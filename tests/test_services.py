@@ -25,7 +25,7 @@ from pullthrough.catalog.models import Distribution, Package, Remote, Task, Work
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
-from pullthrough.services.container import Services, build_services
+from pullthrough.services.container import ORPHAN_CLEANUP, Services, build_services
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import (
@@ -786,6 +786,40 @@ def test_the_task_of_a_silent_worker_is_failed(services: Services) -> None:
     assert failed.state == "failed" and failed.error is not None
     assert "ghost" in failed.error["description"]
     assert task(services, "busy").state == "running"  # heartbeat 0 s ago, within 2 s
+
+
+def test_an_orphan_cleanup_racing_an_upload_of_the_same_bytes_leaves_them_stored(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orphan cleanup deletes the orphans' packages, then their files: an upload of the same
+    bytes in between (its package recorded, its file written) keeps its file, rather than be
+    listed and answer 404."""
+    wheel = build_wheel(tmp_path / "twice", "twice", "1.0")
+
+    def upload() -> Package:
+        with wheel.open("rb") as fh:
+            return services.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+
+    first = upload()  # in no repository: an orphan
+    queue(services, ORPHAN_CLEANUP, orphan_protection_time=0)
+    uploaded: list[Package] = []
+    uploading: list[threading.Thread] = []
+    tracks = services.ledger.tracks
+
+    def tracks_while_uploading(sha256: str) -> bool:
+        if not uploading:  # the first file the cleanup is about to delete
+            uploading.append(threading.Thread(target=lambda: uploaded.append(upload())))
+            uploading[0].start()
+            uploading[0].join(timeout=1.0)  # it may wait for the cleanup (it should)
+        return tracks(sha256)
+
+    monkeypatch.setattr(services.ledger, "tracks", tracks_while_uploading)
+    assert services.new_worker().run_once()
+    uploading[0].join(timeout=10)
+    (again,) = uploaded
+    assert again.id != first.id  # the orphan was deleted, the upload made a new package
+    for sha in (again.sha256, again.metadata_sha256):
+        assert sha is not None and services.store.has(sha)
 
 
 # ---- the app, through Flask's test client ----------------------------------------------------

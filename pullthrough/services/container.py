@@ -311,7 +311,7 @@ def build_services(settings: Settings) -> Services:
             str(data / "renders"), eviction_policy=SHARED_EVICTION, size_limit=2**30
         ),
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog), metrics=metrics),
-        uploads=Uploads(catalog, store, ledger),
+        uploads=Uploads(catalog, store, ledger, locks),
         auth=Authenticator(
             catalog,
             settings.auth.admin_username,

@@ -5,11 +5,16 @@ pull-through cache files are left to the cache's own LRU limit."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.models import Package, RepositoryContent, now
 from pullthrough.services.tasks import TaskContext
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, stored_bytes
+
+if TYPE_CHECKING:
+    from pullthrough.services.container import Services
 
 DEFAULT_PROTECTION_MINUTES = 1440  # as Pulp's ORPHAN_PROTECTION_TIME
 
@@ -33,18 +38,21 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             p.metadata_sha256 for p in orphans if p.metadata_sha256
         }
         session.execute(delete(Package).where(Package.id.in_([p.id for p in orphans])))
-        still_used = set(
-            session.scalars(select(Package.sha256).where(Package.sha256.in_(files)))
-        ) | set(
-            session.scalars(
-                select(Package.metadata_sha256).where(
-                    or_(Package.metadata_sha256.in_(files), Package.sha256.in_(files))
-                )
-            )
-        )
     removed = 0
-    for sha in files - still_used:
-        if not svc.ledger.tracks(sha):  # not a pull-through cache file
-            removed += svc.store.delete(sha) > 0
+    for sha in files:
+        with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
+            if not _recorded(svc, sha):
+                removed += svc.store.delete(sha) > 0
     ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)
+
+
+def _recorded(svc: Services, sha256: str) -> bool:
+    """Whether a package (its file or its metadata) or the cache ledger records these bytes -
+    another package of the same bytes, or an upload or a download of them since the orphans
+    were deleted: checked under the bytes' lock, which those hold until they record them."""
+    if svc.ledger.tracks(sha256):  # a pull-through cache file
+        return True
+    with svc.catalog.reading() as session:
+        uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
+        return session.scalar(select(Package.id).where(uses).limit(1)) is not None

@@ -31,7 +31,13 @@ from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.services.metrics import Metrics
 from pullthrough.storage.ledger import Ledger
-from pullthrough.storage.locks import Lock, Locks, LockTimeout
+from pullthrough.storage.locks import (
+    STORED_WAIT_SECONDS,
+    Lock,
+    Locks,
+    LockTimeout,
+    stored_bytes,
+)
 from pullthrough.storage.store import (
     ArtifactWriter,
     BlobStore,
@@ -54,7 +60,6 @@ log = logging.getLogger(__name__)
 HOLD_BACK = 256 * 1024  # bytes a client waits for until the digest is verified
 STALL_SECONDS = 600.0  # a download with no progress for this long is given up by its readers
 EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
-STORED_LOCK_SECONDS = 60.0  # the most a storing waits for an eviction of the same bytes
 STORING_THREADS = 8  # small files stored at once, per process, while they are sent
 CHUNK_SIZE = 1024 * 1024
 
@@ -501,7 +506,7 @@ class PullThrough:
         except Exception:  # the catalog's loss only: the file is cached all the same
             log.exception("could not read %s for the catalog", describe_url(url))
             package = None
-        with self._stored_lock(writer.digest()).held(STORED_LOCK_SECONDS):
+        with stored_bytes(self.locks, writer.digest()).held(STORED_WAIT_SECONDS):
             sha = writer.commit()
             self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
         log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
@@ -586,7 +591,7 @@ class PullThrough:
         """Catalog the new file as orphaned content, then keep the cache within its limit."""
         try:
             if kept.package is not None:
-                with self._stored_lock(kept.sha256).held(STORED_LOCK_SECONDS):
+                with stored_bytes(self.locks, kept.sha256).held(STORED_WAIT_SECONDS):
                     if self.ledger.tracks(kept.sha256):  # else evicted since: no entry
                         self.events.cached(kept.package)
             self.evict_if_needed()
@@ -734,11 +739,14 @@ class PullThrough:
 
     def _evict_pass(self) -> tuple[int, bool]:
         """Files evicted down to the ledger's target, and whether the store stopped it. A
-        victim being stored again right now (by any worker or node) is skipped: it is in use."""
+        victim being stored again right now (by any worker or node) is skipped: it is in use.
+        A storing holds its bytes' lock while it writes and records them in the ledger, then
+        again while it adds their catalog entry (only if still recorded); an eviction while it
+        removes the bytes, their entries and their record."""
         evicted = 0
         for victim in self.ledger.victims():
             remove = functools.partial(self.store.delete, victim.sha256)
-            lock = self._stored_lock(victim.sha256)
+            lock = stored_bytes(self.locks, victim.sha256)
             if not lock.acquire(timeout=0, blocking=False):
                 continue
             try:
@@ -750,15 +758,6 @@ class PullThrough:
             finally:
                 lock.release()
         return evicted, False
-
-    def _stored_lock(self, sha256: str) -> Lock:
-        """The lock of a file's bytes in the store, whatever URL they came from. A storing holds
-        it while it writes the bytes and records them in the ledger, then again while it adds
-        their catalog entry (only if still recorded); an eviction while it removes the bytes,
-        their entries and their record. Without it, an eviction racing a new download of the
-        same bytes (another node's, with the old record) left catalog entries of missing bytes,
-        or bytes stored but no longer recorded, never evicted."""
-        return self.locks.lock(f"sha256:{sha256}")
 
 
 def _check_size(received: int, listed: int | None, url: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import IO
 
 from packaging.utils import canonicalize_name
@@ -21,6 +23,7 @@ from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.services import audit
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
 from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,11 @@ class UploadForbidden(UploadRefused):
 
 
 class Uploads:
-    def __init__(self, catalog: Catalog, store: BlobStore, ledger: Ledger) -> None:
+    def __init__(self, catalog: Catalog, store: BlobStore, ledger: Ledger, locks: Locks) -> None:
         self.catalog = catalog
         self.store = store
         self.ledger = ledger
+        self.locks = locks
 
     def upload(
         self,
@@ -76,7 +80,7 @@ class Uploads:
             except (InvalidDistribution, InvalidFilename) as exc:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
-            with self.catalog.session() as session:
+            with self._holding(package.sha256, metadata), self.catalog.session() as session:
                 if repository_id is not None:
                     _check_status(session, repository_id, package.name)
                 existing = session.scalar(select(Package).where(Package.filename == filename))
@@ -130,6 +134,17 @@ class Uploads:
         self.ledger.forget(package.sha256)  # a repository's file is never evicted
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
+
+    @contextmanager
+    def _holding(self, sha256: str, metadata: bytes | None) -> Iterator[None]:
+        """The locks of the bytes an upload stores (the file, its metadata), held until the
+        catalog records them: an orphan cleanup removing the same bytes meanwhile waits, then
+        finds them recorded and leaves them."""
+        shas = {sha256} | ({hashlib.sha256(metadata).hexdigest()} if metadata else set())
+        with ExitStack() as held:
+            for sha in sorted(shas):  # one order: no deadlock between two uploads
+                held.enter_context(stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS))
+            yield
 
 
 class _Writing:

@@ -63,6 +63,18 @@ class Locks(Protocol):
     def close(self) -> None: ...
 
 
+STORED_WAIT_SECONDS = 60.0  # the most a write of bytes waits for a removal of the same
+
+
+def stored_bytes(locks: Locks, sha256: str) -> Lock:
+    """The lock of a file's bytes in the store (named by sha256), whatever put them there or
+    takes them away. Who writes them holds it until they are recorded (the cache ledger, an
+    upload's catalog entry); who removes them (eviction, orphan cleanup) while it checks that
+    nothing records them and removes them. Without it, a removal racing a new write of the
+    same bytes left records of bytes no longer stored."""
+    return locks.lock(f"sha256:{sha256}")
+
+
 def _poll(attempt: Callable[[], bool], *, timeout: float, blocking: bool, name: str) -> bool:
     """Call `attempt` until it takes a lock: once, unless blocking; LockTimeout after
     `timeout` seconds."""
