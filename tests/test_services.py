@@ -9,6 +9,7 @@ import hashlib
 import os
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from packaging.utils import NormalizedName
 from sqlalchemy import select
+from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
@@ -50,6 +53,7 @@ from pullthrough.storage.store import (
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
+from support.seaweed import S3Server
 from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
 
@@ -884,7 +888,9 @@ def test_a_cached_files_conditions_come_before_its_range(
 ) -> None:
     """RFC 9110 13.2.2: If-Match, then If-None-Match, then Range; a Range is for GET only, and
     one of another unit or several ranges is ignored (the whole file), not a 416. A 412 says
-    why, without the file."""
+    why, without the file. With If-Range the Range holds only for the file's own ETag, strongly
+    compared (13.1.5: not a weak one, nor a date, which a file without Last-Modified never
+    matches); otherwise the whole file."""
     app = create_app(settings_for(upstream, tmp_path))
     try:
         client = app.test_client()
@@ -904,6 +910,15 @@ def test_a_cached_files_conditions_come_before_its_range(
             ),
             ("GET", {"If-Match": f"{etag}", "Range": "bytes=0-9"}, 206, whole[:10]),
             ("GET", {"If-Match": "*"}, 200, whole),
+            ("GET", {"If-Range": etag, "Range": "bytes=10-99"}, 206, whole[10:100]),
+            ("GET", {"If-Range": f"W/{etag}", "Range": "bytes=10-99"}, 200, whole),
+            ("GET", {"If-Range": '"other"', "Range": "bytes=10-99"}, 200, whole),
+            (
+                "GET",
+                {"If-Range": "Sun, 06 Nov 1994 08:49:37 GMT", "Range": "bytes=0-9"},
+                200,
+                whole,
+            ),
             ("GET", {"Range": "items=0-1"}, 200, whole),
             ("GET", {"Range": "bytes=0-1,5-6"}, 200, whole),
             ("HEAD", {"Range": "bytes=0-9"}, 200, b""),
@@ -917,6 +932,132 @@ def test_a_cached_files_conditions_come_before_its_range(
                     assert answer.headers["Content-Length"] == str(len(whole))
     finally:
         app.extensions["pullthrough"].close()
+
+
+@pytest.fixture
+def on_s3(upstream: Upstream, s3_server: S3Server, tmp_path: Path) -> Iterator[Flask]:
+    """The app, its files in a bucket of their own on the S3 server."""
+    storage = {
+        "backend": "s3",
+        "s3_endpoint_url": s3_server.endpoint_url,
+        "s3_bucket": s3_server.bucket(f"services-{uuid.uuid4().hex[:12]}"),
+        "s3_region": s3_server.region,
+        "s3_access_key_id": s3_server.access_key,
+        "s3_secret_access_key": s3_server.secret_key,
+        "s3_addressing_style": "path",
+    }
+    config = tmp_path / "pullthrough.toml"
+    config.write_text(
+        config_text(upstream.index_url, tmp_path / "data")
+        + "[storage]\n"
+        + "".join(f'{k} = "{v}"\n' for k, v in storage.items())
+    )
+    app = create_app(load_settings(config, environ={}))
+    try:
+        yield app
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+def stored_in_the_bucket(app: Flask) -> tuple[bytes, str]:
+    """WHL_02 fetched through the app, then in its bucket: its bytes and its ETag."""
+    with app.test_client().get(f"/pulp/content/main/{WHL_02}") as first:
+        whole = first.get_data()
+    sha256 = hashlib.sha256(whole).hexdigest()
+    assert wait_until(lambda: app.extensions["pullthrough"].store.has(sha256))
+    return whole, f'"{sha256}"'
+
+
+def received(app: Flask, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """What a WSGI server sends a client for a GET: the status, once the app starts its answer,
+    then the body up to its end - or up to an error while it is read, too late for another
+    status: the client is left with a body cut short."""
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        statuses.append(status)
+
+    body = bytearray()
+    chunks = app(EnvironBuilder(url, headers=list(headers.items())).get_environ(), start_response)
+    try:
+        for chunk in chunks:
+            body += chunk
+    except OSError:  # the object gone when its GET starts, at the first read
+        pass
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return int(statuses[-1].split()[0]), bytes(body)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "part"),
+    [
+        ({"If-None-Match": '"other"'}, 200, slice(None)),
+        ({"If-Match": "{etag}"}, 200, slice(None)),
+        ({"If-None-Match": '"other"', "Range": "bytes=10-99"}, 206, slice(10, 100)),
+        ({"If-Match": "{etag}", "Range": "bytes=-20"}, 206, slice(-20, None)),
+        ({"If-Range": "{etag}", "Range": "bytes=10-99"}, 206, slice(10, 100)),
+        ({"If-Range": '"other"', "Range": "bytes=10-99"}, 200, slice(None)),
+    ],
+)
+def test_an_s3_files_answer_to_a_condition_is_whole_though_another_node_evicts_it_meanwhile(
+    on_s3: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    headers: dict[str, str],
+    status: int,
+    part: slice,
+) -> None:
+    """Another node evicts a file from the bucket right after a request has opened it, before
+    the first read of its answer: an answer that sends bytes once its condition is met
+    (If-None-Match naming another ETag, If-Match naming the file's, If-Range) has its GET under
+    way by then, from where it sends, so the client gets them whole - never a cut body."""
+    whole, etag = stored_in_the_bucket(on_s3)
+    services: Services = on_s3.extensions["pullthrough"]
+    store = services.store
+    real_open = store.open
+    evictions = [etag.strip('"')]
+
+    def open_then_evicted(sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+        opened = real_open(sha256, read_from=read_from)
+        if evictions:  # another node's eviction, between this open and the answer's first read
+            store.delete(evictions.pop())
+        return opened
+
+    monkeypatch.setattr(store, "open", open_then_evicted)
+    asked = {name: value.format(etag=etag) for name, value in headers.items()}
+    url = f"/pulp/content/main/{WHL_02}"
+    assert received(on_s3, url, asked) == (status, whole[part])
+    assert not evictions and not store.has(etag.strip('"'))
+
+
+def test_an_s3_files_answers_without_its_bytes_never_get_them(
+    on_s3: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD, a 304, a 412 and a 416 send none of a file: the object store is asked for its
+    size (a HEAD), never for its bytes."""
+    whole, etag = stored_in_the_bucket(on_s3)
+    store = on_s3.extensions["pullthrough"].store
+    real_call = store.call
+    calls: list[str] = []
+
+    def noted(method: str, **args: Any) -> Any:
+        calls.append(method)
+        return real_call(method, **args)
+
+    monkeypatch.setattr(store, "call", noted)
+    client = on_s3.test_client()
+    url = f"/pulp/content/main/{WHL_02}"
+    cases: list[tuple[str, dict[str, str], int]] = [
+        ("HEAD", {"If-None-Match": '"other"', "Range": "bytes=0-9"}, 200),
+        ("GET", {"If-None-Match": etag}, 304),
+        ("GET", {"If-None-Match": etag, "If-Range": etag, "Range": "bytes=0-9"}, 304),
+        ("GET", {"If-Match": '"other"'}, 412),
+        ("GET", {"Range": f"bytes={len(whole)}-"}, 416),
+    ]
+    for method, headers, status in cases:
+        with client.open(url, method=method, headers=headers) as answer:
+            assert answer.status_code == status, (method, headers)
+    assert "head_object" in calls and "get_object" not in calls
 
 
 MIB = 1024 * 1024

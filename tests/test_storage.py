@@ -298,7 +298,7 @@ def test_an_s3_file_opened_to_send_is_sent_whole_when_evicted_before_its_first_r
     data = os.urandom(3 * 1024 * 1024)
     sha = store.put_bytes(data)
     whole = store.open(sha, read_from=from_start)
-    ranged = store.open(sha, read_from=lambda size: size - 1000)
+    ranged = store.open(sha, read_from=lambda sha256, size: size - 1000)
     headed = store.open(sha)  # HEAD request, redirect, 304: no GET
     assert whole is not None and ranged is not None and headed is not None
     assert whole.size == ranged.size == headed.size == len(data)
@@ -309,4 +309,4 @@ def test_an_s3_file_opened_to_send_is_sent_whole_when_evicted_before_its_first_r
     for opened in (whole, ranged, headed):
         opened.file.close()
     assert store.open(sha, read_from=from_start) is None
-    assert store.open(sha, read_from=lambda size: 5) is None
+    assert store.open(sha, read_from=lambda sha256, size: 5) is None

@@ -67,16 +67,6 @@ CHUNK_SIZE = 1024 * 1024
 Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
 
 
-def _range_start(span: Span) -> ReadFrom:
-    """Where a range's bytes start in a file of a given size (None: it takes none, a 416)."""
-
-    def start(size: int) -> int | None:
-        taken = span(size)
-        return None if taken is None else taken[0]
-
-    return start
-
-
 def relayable(span: Span, size: int | None) -> bool:
     """Whether a range of a file not stored yet may come straight from the upstream, whose
     bytes no digest checks. A whole GET holds back the file's last HOLD_BACK bytes until the
@@ -402,7 +392,13 @@ class PullThrough:
         return client, keep
 
     def open_range(
-        self, dist: Distribution, filename: str, byte_range: str, span: Span, *, body: bool = True
+        self,
+        dist: Distribution,
+        filename: str,
+        byte_range: str,
+        span: Span,
+        *,
+        read_from: ReadFrom | None,
     ) -> StoredFile | RangedFile | None:
         """A Range request (one range; `span` says which bytes it takes of a file of a given
         size): the stored file (the caller cuts the range), or, for a file not stored yet,
@@ -410,9 +406,9 @@ class PullThrough:
         cache alongside (single-flight, as `open`) - unless the range takes in the file's
         guard byte (`relayable`): then the file is fetched and verified first, and the range
         cut from the store. None when the upstream does not answer with that range (the caller
-        sends the whole file instead). `body=False`: the answer may send none of it (a 304)."""
+        sends the whole file instead). `read_from`: where the stored file's answer sends bytes
+        from (see BlobStore.open), None if it may send none of them."""
         entry, view = dist.find_file(filename)
-        read_from = _range_start(span) if body else None
         if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is not None:
             self.metrics.cache_hits.inc()
             return stored

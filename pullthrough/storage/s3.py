@@ -140,9 +140,11 @@ class S3Store(BlobStore):
     def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
         """The GET from where the bytes to send start, now: an object deleted (evicted by
         another node) after this is still sent whole, as a GET under way survives it, and one
-        deleted before is None, not a broken answer. A whole file is one GET; a Range is a HEAD
-        (for the size it is placed by) and a ranged GET; without `read_from` (a HEAD request,
-        a redirect, a 304) only a HEAD, and a GET when bytes are read after all."""
+        deleted before is None, not a broken answer. A whole file is one GET; anything else
+        (a Range, a condition) a HEAD, for the size it is placed by, and a GET from where
+        `read_from` says; without `read_from` (a HEAD request, a redirect), or where it says no
+        bytes are sent (a 304, a 412, a 416), only a HEAD, and a GET when bytes are read after
+        all."""
         reader = S3Reader(self, self.key(sha256), 0)
         try:
             if read_from is from_start:
@@ -151,7 +153,7 @@ class S3Store(BlobStore):
                 if (size := self._head(sha256)) is None:
                     return None
                 reader.size = size
-                position = None if read_from is None else read_from(size)
+                position = None if read_from is None else read_from(sha256, size)
                 if position is not None and position < size:
                     reader.start(position)
         except FileNotFoundError:

@@ -50,11 +50,12 @@ class StorageUnavailable(OSError):
     """The object store cannot be reached or fails (503 for our clients); nothing is lost."""
 
 
-# Where the bytes of a file about to be sent start, given its size (None: it sends none).
-ReadFrom = Callable[[int], int | None]
+# Where the bytes of a file about to be sent start, given its sha256 (its ETag, which a
+# conditional request's answer depends on) and its size (None: it sends none).
+ReadFrom = Callable[[str, int], int | None]
 
 
-def from_start(size: int) -> int | None:
+def from_start(sha256: str, size: int) -> int | None:
     """ReadFrom of a whole file."""
     return 0
 
@@ -107,8 +108,8 @@ class BlobStore(ABC):
     @abstractmethod
     def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
         """The file, open, or None. Once open, it stays readable even if evicted meanwhile:
-        `read_from` says where the bytes to send start (an object store starts its GET there
-        now, before the answer is committed); None when none may be sent (HEAD, a 304)."""
+        `read_from` says where the bytes to send start, if any (an object store starts its GET
+        there now, before the answer is committed); None when none may be sent (HEAD)."""
 
     @abstractmethod
     def has(self, sha256: str) -> bool: ...

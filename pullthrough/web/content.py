@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
@@ -11,7 +12,7 @@ from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
 from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
-from pullthrough.storage.store import ArtifactStore, from_start, shard
+from pullthrough.storage.store import ArtifactStore, ReadFrom, from_start, shard
 from pullthrough.upstream.client import RangeNotSatisfiable
 from pullthrough.web.common import (
     STALE_HEADER,
@@ -48,8 +49,8 @@ def suffix_range_in_bounds(header: str | None, size: int) -> str | None:
     return "bytes=0-" if suffix and int(spec[1:]) >= size else header
 
 
-def _etag(stored: StoredFile) -> str:
-    return f'"{stored.sha256}"'
+def _etag(sha256: str) -> str:
+    return f'"{sha256}"'
 
 
 def stored_headers(stored: StoredFile) -> list[tuple[str, str]]:
@@ -58,7 +59,7 @@ def stored_headers(stored: StoredFile) -> list[tuple[str, str]]:
     headers = [
         ("Content-Type", "application/octet-stream"),
         ("Content-Length", str(stored.size)),
-        ("ETag", _etag(stored)),
+        ("ETag", _etag(stored.sha256)),
         ("Cache-Control", _IMMUTABLE),
         ("Accept-Ranges", "bytes"),
     ]
@@ -75,14 +76,14 @@ def unconditional(environ: dict[str, Any]) -> bool:
 PRECONDITION_FAILED = "Precondition Failed: If-Match names another ETag than this file's\n"
 
 
-def _precondition(environ: dict[str, Any], stored: StoredFile) -> int | None:
+def _precondition(environ: dict[str, Any], sha256: str) -> int | None:
     """RFC 9110 13.2.2 for a stored file (a strong ETag, no Last-Modified), before any Range:
     If-Match naming another ETag is a 412, then If-None-Match naming it a 304; else None."""
     if (if_match := environ.get("HTTP_IF_MATCH")) is not None and not parse_etags(
         if_match
-    ).contains(stored.sha256):
+    ).contains(sha256):
         return 412
-    return 304 if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), _etag(stored)) else None
+    return 304 if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), _etag(sha256)) else None
 
 
 def _usable_range(environ: dict[str, Any]) -> str | None:
@@ -97,30 +98,58 @@ def _usable_range(environ: dict[str, Any]) -> str | None:
     return asked if usable else None
 
 
+def _heeded_range(environ: dict[str, Any], sha256: str) -> str | None:
+    """The usable Range of a stored file's answer, unless If-Range names anything but the
+    file's ETag (RFC 9110 13.1.5: a strong match; a date matches no file without a
+    Last-Modified): then the whole file is sent."""
+    if_range = environ.get("HTTP_IF_RANGE")
+    return _usable_range(environ) if if_range in (None, _etag(sha256)) else None
+
+
+def _sends_from(environ: dict[str, Any], sha256: str, size: int) -> int | None:
+    """Where the bytes a stored file's answer sends start: 0 for the whole file (a 200), the
+    range's start for a 206, None for an answer without them (a 412, a 304, a 416). The file's
+    open asks this once it has the file's sha256 and size, so that an object store's GET
+    starts there before the answer is committed; the answer follows the same rules."""
+    if _precondition(environ, sha256) is not None:
+        return None
+    if (asked := _heeded_range(environ, sha256)) is None:
+        return 0
+    taken = range_span(asked)(size)
+    return None if taken is None else taken[0]
+
+
+def _read_from(environ: dict[str, Any]) -> ReadFrom:
+    """Where a GET's answer sends a stored file's bytes from: its start when nothing may
+    change the answer (on an object store one GET, without a HEAD first), else as
+    `_sends_from` decides."""
+    return from_start if unconditional(environ) else functools.partial(_sends_from, environ)
+
+
 def _stored_response(stored: StoredFile) -> Response:
     environ = request.environ
     conditional = not unconditional(environ)
-    if conditional and (status := _precondition(environ, stored)) is not None:
+    if conditional and (status := _precondition(environ, stored.sha256)) is not None:
         stored.file.close()  # neither answer carries the file
         resp = (
             Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
             if status == 412
             else Response(status=304)
         )
-        resp.headers["ETag"] = _etag(stored)
+        resp.headers["ETag"] = _etag(stored.sha256)
         resp.headers["Cache-Control"] = _IMMUTABLE
         return resp
     resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
     if not conditional:
         return resp  # all make_conditional would add is a Date, which gunicorn sends
-    for header in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH"):  # decided: left to werkzeug, they
-        environ.pop(header, None)  # would come after the Range, against RFC 9110's order
-    if (asked := _usable_range(environ)) is None:
-        environ.pop("HTTP_RANGE", None)
-    else:
-        environ["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
+    # The conditions are decided here, as in _sends_from; werkzeug only cuts the range it is
+    # given (its own checks would come after the Range, against RFC 9110's order, and would
+    # take a weak If-Range for a match).
+    decided = {name: value for name, value in environ.items() if name not in _CONDITIONS}
+    if (asked := _heeded_range(environ, stored.sha256)) is not None:
+        decided["HTTP_RANGE"] = suffix_range_in_bounds(asked, stored.size)
     try:
-        resp.make_conditional(request, accept_ranges=True, complete_length=stored.size)
+        resp.make_conditional(decided, accept_ranges=True, complete_length=stored.size)
     except RequestedRangeNotSatisfiable:
         stored.file.close()  # the 416 carries no body: the file must not wait for the collector
         raise
@@ -210,19 +239,17 @@ def content(base_path: str, filename: str) -> Response:
         return Response(data, mimetype="application/octet-stream", headers=headers)
     if request.method == "HEAD":
         return _head(pullthrough.peek(dist, filename))
-    # A stored file's bytes are asked of an object store now, before the answer is committed
-    # (a file evicted by another node meanwhile is then still sent whole) - unless the answer
-    # may carry none: a redirect, or a 304/412 to a request naming ETags.
-    body = not services().store.redirects and not any(
-        header in request.environ for header in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH")
-    )
+    # A stored file's bytes are asked of an object store at its open, from where the answer
+    # sends them, before the answer is committed (a file evicted by another node meanwhile is
+    # then still sent whole) - none for a redirect.
+    read_from = None if services().store.redirects else _read_from(request.environ)
     opened: StoredFile | StreamedFile | RangedFile | None = None
     if (asked := _one_range()) is not None:  # e.g. a locker reading a wheel's index
         try:
-            opened = pullthrough.open_range(dist, filename, *asked, body=body)
+            opened = pullthrough.open_range(dist, filename, *asked, read_from=read_from)
         except RangeNotSatisfiable as exc:  # the upstream's 416, for a file not stored yet
             raise RequestedRangeNotSatisfiable(length=exc.total) from None
-    opened = opened or pullthrough.open(dist, filename, read_from=from_start if body else None)
+    opened = opened or pullthrough.open(dist, filename, read_from=read_from)
     if isinstance(opened, StoredFile):
         if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
             opened.file.close()  # the object store sends it (Range included)
