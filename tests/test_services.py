@@ -491,6 +491,31 @@ def test_a_file_recorded_during_an_eviction_pass_is_evicted_too(tmp_path: Path) 
     ledger.close()
 
 
+def test_a_file_used_during_an_eviction_pass_is_not_evicted_by_it(tmp_path: Path) -> None:
+    """A pass chooses its victims once, and may take long (an object store): a victim used
+    meanwhile is the most recent file now, and stays; the next pass takes the oldest then."""
+    clock = [0.0]
+    store = ArtifactStore(tmp_path / "files")
+    ledger = CacheLedger(tmp_path / "ledger", max_size=250, clock=lambda: clock[0])
+    shas = []
+    for n in range(4):
+        clock[0] += 1
+        shas.append(store.put_bytes(bytes([n]) * 100))
+        ledger.record(shas[-1], 100)
+
+    def use_the_second() -> None:
+        clock[0] += 1
+        ledger.touch(shas[1])
+
+    pullthrough = PullThrough(
+        store, ledger, LockDir(tmp_path / "locks"), EvictingEvents(use_the_second)
+    )
+    assert pullthrough.evict_if_needed() == 2
+    assert [store.has(sha) for sha in shas] == [False, True, False, True]
+    assert [ledger.tracks(sha) for sha in shas] == [False, True, False, True]
+    ledger.close()
+
+
 def test_an_eviction_racing_a_new_download_of_the_same_file_leaves_them_in_step(
     services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -216,6 +216,12 @@ class SharedLedger:
             query = select(CacheEntry.sha256).where(CacheEntry.sha256 == sha256)
             return conn.execute(query).first() is not None
 
+    def used_at(self, sha256: str) -> float | None:
+        with self.engine.connect() as conn:
+            query = select(CacheEntry.last_used).where(CacheEntry.sha256 == sha256)
+            used = conn.execute(query).scalar()
+            return None if used is None else float(used)
+
     def total(self) -> int:
         with self.engine.connect() as conn:
             return int(

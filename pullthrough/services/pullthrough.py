@@ -729,16 +729,17 @@ class PullThrough:
             if paused:
                 break
         if evicted:
-            self.metrics.evictions.inc(evicted)
             log.info("evicted %d cached files", evicted)
         return evicted
 
     def _evict_pass(self) -> tuple[int, bool]:
-        """Files evicted down to the ledger's target, and whether the store stopped it. A
-        victim being stored again right now (by any worker or node) is skipped: it is in use.
+        """Files evicted down to the ledger's target, and whether the store stopped it.
+
         A storing holds its bytes' lock while it writes and records them in the ledger, then
         again while it adds their catalog entry (only if still recorded); an eviction while it
-        removes the bytes, their entries and their record."""
+        removes the bytes, their entries and their record. A victim being stored right now (by
+        any worker or node) is skipped, and so is one used or stored again since the pass chose
+        its victims (a long pass on an object store would evict files in use)."""
         evicted = 0
         for victim in self.ledger.victims():
             remove = functools.partial(self.store.delete, victim.sha256)
@@ -746,7 +747,11 @@ class PullThrough:
             if not lock.acquire(timeout=0, blocking=False):
                 continue
             try:
-                evicted += self.events.evict(victim.sha256, remove)
+                if self.ledger.used_at(victim.sha256) != victim.last_used:
+                    continue  # used since, or no longer cache
+                if self.events.evict(victim.sha256, remove):
+                    evicted += 1
+                    self.metrics.evictions.inc()  # counted as they go: a pass may be long
                 self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
             except StorageUnavailable as exc:  # still there and tracked: evicted later
                 log.warning("eviction paused: %s", exc)
