@@ -20,7 +20,15 @@ from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
-from pullthrough.catalog.models import Base, Package, Remote, Repository, RepositoryVersion, Task
+from pullthrough.catalog.models import (
+    Base,
+    Package,
+    Remote,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+    Task,
+)
 from pullthrough.catalog.versions import (
     content_counts,
     create_repository,
@@ -133,6 +141,117 @@ def test_migrations_apply_cleanly_and_match_the_models(catalog: Catalog, tmp_pat
     prepare(engine)  # a second run (another worker) is a no-op
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head
+
+
+def test_an_old_catalog_keeps_every_reference_through_the_upgrade(empty_engine: Engine) -> None:
+    """A catalog early releases left at 0001 and 0002 - a remote that a repository, a
+    distribution and an on-demand package refer to, a package in a repository - upgraded to the
+    newest schema: the migrations that rebuild a table (copy, drop, rename) clear no reference
+    (on SQLite they fired ON DELETE SET NULL) and are not stopped by one (ON DELETE RESTRICT:
+    the server could not start)."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0001")
+    tables = MetaData()
+    tables.reflect(empty_engine)
+    now = datetime.now(UTC)
+    remote, repo, dist, pkg, synced = (str(uuid.uuid4()) for _ in range(5))
+    stamps = {"pulp_created": now, "pulp_last_updated": now, "pulp_labels": {}}
+    lists: dict[str, list[str]] = {
+        key: [] for key in ("includes", "excludes", "package_types", "exclude_platforms")
+    }
+    package = {
+        "name": "demo",
+        "packagetype": "sdist",
+        "python_version": "source",
+        "size": 1,
+        "metadata_json": {},
+        "yanked": False,
+        "upload_time": now,
+        "origin": "upload",
+        "pulp_created": now,
+    }
+    with empty_engine.begin() as conn:
+        for table, values in [
+            (
+                "remotes",
+                {
+                    **stamps,
+                    **lists,
+                    "id": remote,
+                    "name": "r2",
+                    "url": "http://127.0.0.1:1/simple/",
+                    "prereleases": True,
+                    "keep_latest_packages": 0,
+                    "policy": "on_demand",
+                    "tls_validation": True,
+                    "headers": [],
+                },
+            ),
+            (
+                "repositories",
+                {
+                    **stamps,
+                    "id": repo,
+                    "name": "mirror",
+                    "remote_id": remote,
+                    "autopublish": False,
+                    "latest_number": 1,
+                },
+            ),
+            (
+                "distributions",
+                {
+                    **stamps,
+                    "id": dist,
+                    "name": "proxy2",
+                    "base_path": "proxy2",
+                    "remote_id": remote,
+                    "allow_uploads": True,
+                    "hidden": False,
+                    "merge_remote": False,
+                },
+            ),
+            (
+                "packages",
+                {
+                    **package,
+                    "id": pkg,
+                    "filename": "demo-1.0.tar.gz",
+                    "version": "1.0",
+                    "sha256": "0" * 64,
+                },
+            ),
+            (
+                "repository_content",
+                {"repository_id": repo, "package_id": pkg, "version_added": 1},
+            ),
+        ]:
+            conn.execute(tables.tables[table].insert().values(**values))
+    command.upgrade(config, "0002")  # on-demand packages refer to their remote from here on
+    synced_row = {
+        **package,
+        "id": synced,
+        "filename": "demo-2.0.tar.gz",
+        "version": "2.0",
+        "sha256": "1" * 64,
+        "origin": "sync",
+        "remote_id": remote,
+        "policy": "on_demand",
+    }
+    tables = MetaData()
+    tables.reflect(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.execute(tables.tables["packages"].insert().values(**synced_row))
+    prepare(empty_engine)  # what a start of the newest release does
+    with Session(empty_engine) as session:
+        assert session.scalars(select(Repository.remote_id)).all() == [remote]
+        assert session.scalar(select(Package.remote_id).where(Package.id == synced)) == remote
+        assert session.scalar(select(func.count()).select_from(RepositoryContent)) == 1
+    distributions = MetaData()
+    distributions.reflect(empty_engine, only=["distributions"])
+    with empty_engine.connect() as conn:
+        found = conn.execute(select(distributions.tables["distributions"].c.remote_id))
+        assert found.scalars().all() == [remote]
 
 
 def test_0003_moves_remote_settings_into_json_and_task_hrefs_into_references(
