@@ -6,12 +6,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, text
 
 from pullthrough.catalog.db import make_engine, prepare
-from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
+from pullthrough.services.coordination import (
+    AdvisoryLocks,
+    SharedGeneration,
+    SharedLedger,
+    adopt_local_ledger,
+)
+from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockTimeout
 from support.calls import Occupancy
 from support.postgres import private_database
@@ -215,3 +222,27 @@ def test_a_use_is_written_within_about_a_second_without_another(engine: Engine) 
             time.sleep(0.05)
     finally:
         ledger.close()
+
+
+def test_files_cached_before_the_shared_ledger_are_adopted_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A node upgraded from a release that kept its ledger in the data folder (before the
+    shared one): the files it had cached are tracked, counted against the limit and evicted
+    in their turn, and URLs of files without a listed hash still find them."""
+    local = CacheLedger(tmp_path / "ledger", max_size=10**9, clock=lambda: 1.0)
+    local.record("a" * 64, 100)
+    local.record("b" * 64, 50)
+    local.remember_url("http://127.0.0.1:1/files/b-1.0.tar.gz", "b" * 64)
+    local.close()
+    shared = SharedLedger(engine, max_size=120, clock=lambda: 2.0)
+    shared.record("b" * 64, 50)  # recorded since: left as it is
+    try:
+        assert adopt_local_ledger(engine, tmp_path / "ledger") == 2
+        assert (shared.total(), shared.count()) == (150, 2)
+        assert shared.sha_for_url("http://127.0.0.1:1/files/b-1.0.tar.gz") == "b" * 64
+        assert [v.sha256 for v in shared.victims()] == ["a" * 64]  # the older use
+        assert adopt_local_ledger(engine, tmp_path / "ledger") == 0  # once
+        assert (tmp_path / "ledger.adopted" / "files").is_dir()
+    finally:
+        shared.close()

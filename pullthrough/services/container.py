@@ -4,6 +4,7 @@ layout and which background tasks exist."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from copy import copy
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from pullthrough.services.advisories import Advisories
 from pullthrough.services.audit import CONFIG_ACTOR
 from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
 from pullthrough.services.cached_content import CachedContent
-from pullthrough.services.coordination import AdvisoryLocks, SharedGeneration, SharedLedger
+from pullthrough.services.coordination import (
+    AdvisoryLocks,
+    SharedGeneration,
+    SharedLedger,
+    adopt_local_ledger,
+)
 from pullthrough.services.counters import Counters
 from pullthrough.services.later import Later, WriteBehind
 from pullthrough.services.metrics import (
@@ -49,6 +55,7 @@ from pullthrough.storage.ledger import CacheLedger, Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
 
+log = logging.getLogger(__name__)
 SYNC = "pullthrough.tasks.sync"
 ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
 BACKGROUND_TASKS: Mapping[str, Handler] = {SYNC: sync.sync, ORPHAN_CLEANUP: orphans.orphan_cleanup}
@@ -248,6 +255,8 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
             prepare(engine)
+            if _shared(engine) and (adopted := adopt_local_ledger(engine, data / "ledger")):
+                log.info("the shared cache ledger adopted %d files cached before", adopted)
             generation = change_signal(engine, data)  # after the migrations: its table
             try:
                 if sync_config(catalog, settings):

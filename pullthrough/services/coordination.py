@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from sqlalchemy import URL, Connection, Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -26,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
-from pullthrough.storage.ledger import Entry, RecentUses, choose_evictions
+from pullthrough.storage.ledger import CacheLedger, Entry, RecentUses, choose_evictions
 from pullthrough.storage.locks import KeyedLocks, Lock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,33 @@ class SharedLedger:
         with self.engine.connect() as conn:
             found = conn.execute(select(CacheUrl.sha256).where(CacheUrl.url_sha256 == key))
             return found.scalar()
+
+
+def adopt_local_ledger(engine: Engine, directory: Path) -> int:
+    """Enter in the shared ledger the files a release before it tracked in the data folder's
+    own (`directory`, a CacheLedger): without that, the files cached before the upgrade were
+    never evicted nor counted against the limit. The folder is renamed once read, so this
+    happens once; an entry the shared ledger has already stays as it is. Returns how many
+    files were adopted."""
+    if not (directory / "files").is_dir():
+        return 0
+    local = CacheLedger(directory, max_size=0)
+    try:
+        entries = [
+            {"sha256": e.sha256, "size": e.size, "last_used": e.last_used} for e in local.entries()
+        ]
+        urls = [
+            {"url_sha256": hashlib.sha256(url.encode()).hexdigest(), "url": url, "sha256": sha}
+            for url, sha in local.remembered_urls()
+        ]
+    finally:
+        local.close()
+    with engine.begin() as conn:
+        for table, rows in ((CacheEntry, entries), (CacheUrl, urls)):
+            if rows:
+                conn.execute(insert(table).values(rows).on_conflict_do_nothing())
+    directory.rename(directory.with_name(directory.name + ".adopted"))
+    return len(entries)
 
 
 class SharedGeneration:

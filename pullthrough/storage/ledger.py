@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -153,3 +153,9 @@ class CacheLedger:
     def sha_for_url(self, url: str) -> str | None:
         found = self.urls.get(url)
         return str(found) if found is not None else None
+
+    def remembered_urls(self) -> Iterator[tuple[str, str]]:
+        """Every URL remembered, with its stored file's sha256."""
+        for url in self.urls.iterkeys():
+            if (sha256 := self.sha_for_url(url)) is not None:
+                yield url, sha256
