@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.packages import build_wheel
+from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, wait_until
 from support.tools import clean_env
 from support.upstream import Upstream
@@ -69,6 +69,65 @@ def test_pypi_json_api_for_local_and_pull_through_projects(
     assert local["info"]["version"] == "3.1"
     assert local["info"]["requires_dist"] == ["shelf-reader>=0.1"]
     assert [f["filename"] for f in local["urls"]] == [path.name]
+
+
+def _releases(url: str) -> dict[str, list[str]]:
+    data = requests.get(url + "json", timeout=10).json()
+    return {v: [f["filename"] for f in fs] for v, fs in data["releases"].items()}
+
+
+def _urls(url: str, version: str) -> list[str]:
+    answer = requests.get(f"{url}{version}/json", timeout=10)
+    assert answer.status_code == 200, version
+    return [f["filename"] for f in answer.json()["urls"]]
+
+
+def test_pypi_json_api_keys_a_release_by_the_version_the_index_gives(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PyPI keeps old releases' versions as uploaded (setuptools 0.6c11, pytz 2004d): one
+    release, under that name, holds every file, whichever spelling a client asks for."""
+    w = tmp_path / "w"
+    sdist = build_sdist(w, "oldver", "0.6c11", requires_dist=["attrs"])
+    wheel = build_wheel(w, "oldver", "0.6rc11")
+    upstream.add_file("oldver", sdist)
+    upstream.add_file("oldver", wheel, version="0.6c11")  # PEP 700 `versions`: ["0.6c11"]
+    upstream.add_file("legacy", build_sdist(w, "legacy", "2004d"))
+    upstream.add_file("legacy", build_wheel(w, "legacy", "1.0"))
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    oldver = f"{proxy.url}/pypi/main/pypi/oldver/"
+    assert _releases(oldver) == {"0.6c11": [sdist.name, wheel.name]}
+    for asked in ("0.6c11", "0.6rc11", "0.6.0rc11"):
+        assert _urls(oldver, asked) == [sdist.name, wheel.name]
+    legacy = f"{proxy.url}/pypi/main/pypi/legacy/"
+    assert _releases(legacy) == {
+        "1.0": ["legacy-1.0-py3-none-any.whl"],
+        "2004d": ["legacy-2004d.tar.gz"],
+    }
+    assert _urls(legacy, "2004d") == ["legacy-2004d.tar.gz"]
+    assert requests.get(legacy + "json", timeout=10).json()["info"]["version"] == "1.0"
+
+    # Uploaded: the version as the files' names write it (the local page has no `versions`).
+    repo = requests.post(
+        proxy.url + V3 + "repositories/python/python/", json={"name": "r"}, auth=AUTH, timeout=10
+    ).json()
+    requests.post(
+        proxy.url + V3 + "distributions/python/pypi/",
+        json={"name": "r", "base_path": "r", "repository": repo["pulp_href"]},
+        auth=AUTH, timeout=10,
+    ).raise_for_status()  # fmt: skip
+    for path in (sdist, build_wheel(tmp_path / "up", "oldver", "0.6c11", requires_dist=["attrs"])):
+        with open(path, "rb") as fh:
+            requests.post(
+                f"{proxy.url}/pypi/r/legacy/", data={":action": "file_upload"},
+                files={"content": (path.name, fh)}, auth=AUTH, timeout=10,
+            ).raise_for_status()  # fmt: skip
+    local = f"{proxy.url}/pypi/r/pypi/oldver/"
+    both = ["oldver-0.6c11-py3-none-any.whl", sdist.name]
+    assert _releases(local) == {"0.6c11": both}
+    assert _urls(local, "0.6rc11") == both
+    info = requests.get(local + "json", timeout=10).json()["info"]
+    assert (info["version"], info["requires_dist"]) == ("0.6c11", ["attrs"])  # its metadata
 
 
 def test_token_auth_and_remote_headers(

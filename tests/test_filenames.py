@@ -48,6 +48,22 @@ def test_parse_filename(
     assert info.platforms == platforms
 
 
+@pytest.mark.parametrize(
+    ("filename", "version_text"),
+    [
+        ("setuptools-0.6c11.tar.gz", "0.6c11"),  # not the normal form, 0.6rc11
+        ("setuptools-0.6rc11-py3-none-any.whl", "0.6rc11"),
+        ("zope.interface-3.4.0.zip", "3.4.0"),
+        ("foo-bar-1.0.0.tar.gz", "1.0.0"),
+        ("pytz-2004d.tar.gz", "2004d"),  # a legacy version: no PEP 440 version, the text
+        ("foo-1.0RC1-py2.7.egg", "1.0RC1"),
+        ("foo-1.0.win32.exe", "1.0"),
+    ],
+)
+def test_the_version_as_the_filename_writes_it(filename: str, version_text: str) -> None:
+    assert parse_filename(filename).version_text == version_text
+
+
 def test_legacy_name_with_dashes_needs_the_project() -> None:
     info = parse_filename("foo-bar-1.0-py2.7.egg", "Foo.Bar")
     assert (info.name, info.version) == ("foo-bar", Version("1.0"))

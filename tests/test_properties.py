@@ -1082,6 +1082,11 @@ def test_sort_versions(values: list[str]) -> None:
     assert ordered[len(valid) :] == sorted(ordered[len(valid) :])
 
 
+_SDIST = pypi_json.ReleaseFile(
+    "demo-1.0.tar.gz", "1.0", "sdist", "", None, None, False, None, None, "u"
+)
+
+
 @few(60)
 @given(
     st.lists(release_files, max_size=5),
@@ -1124,6 +1129,15 @@ def test_sort_versions(values: list[str]) -> None:
     None,
     None,
 )
+@example(  # one release spelt two ways, and a legacy version, both listed
+    [
+        _SDIST,
+        replace(_SDIST, filename="demo-2004d.tar.gz", version="2004d"),
+        replace(_SDIST, filename="demo-1.0.0-py3-none-any.whl", version="1.0.0"),
+    ],
+    None,
+    ["1.0.0", "2004d"],
+)
 def test_render_project(
     files: list[pypi_json.ReleaseFile], version: str | None, extra: list[str] | None
 ) -> None:
@@ -1141,7 +1155,16 @@ def test_render_project(
         assert "releases" not in data
     else:
         every = [f.version for f in files] + list(extra or ())
-        assert list(data["releases"]) == pypi_json.sort_versions(every)
+        keys = list(data["releases"])
+        assert keys == pypi_json.sort_versions(keys)
+        # One key per release (a PEP 440 version however spelt, or a legacy string), each
+        # holding every file of that release.
+        releases = [filenames.release_of(v) for v in keys]
+        assert len(set(releases)) == len(keys)
+        assert set(releases) == {filenames.release_of(v) for v in every}
+        for key, release in zip(keys, releases, strict=True):
+            held = [e["filename"] for e in data["releases"][key]]
+            assert held == [f.filename for f in files if filenames.release_of(f.version) == release]
         # pypi.org's choice: the latest final release with a file not yanked, if there is one
         final = [
             Version(f.version)

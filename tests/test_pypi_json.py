@@ -235,6 +235,88 @@ def test_info_from_a_real_wheel(tmp_path: Path) -> None:
     assert data["urls"][0]["digests"] == {"sha256": sha256_of(path)}
 
 
+def releases(files: Sequence[ReleaseFile], versions: list[str] | None) -> dict[str, list[str]]:
+    data = render_project("shelf-reader", files, None, versions=versions)
+    return {v: [f["filename"] for f in fs] for v, fs in data["releases"].items()}
+
+
+@pytest.mark.parametrize(
+    ("files", "versions", "expected"),
+    [
+        # PyPI keeps old releases' versions as uploaded; a wheel's name gives the normal form.
+        (
+            [sdist("0.6c11"), wheel("0.6rc11")],
+            ["0.6c11"],
+            {"0.6c11": ["shelf_reader-0.6c11.tar.gz", "shelf_reader-0.6rc11-py3-none-any.whl"]},
+        ),
+        (
+            [wheel("0.6rc11"), sdist("0.6c11")],
+            ["0.6c11"],
+            {"0.6c11": ["shelf_reader-0.6rc11-py3-none-any.whl", "shelf_reader-0.6c11.tar.gz"]},
+        ),
+        # Without PEP 700 `versions`: the version as the first file's name writes it.
+        (
+            [wheel("1.0.0"), sdist("1.0")],
+            None,
+            {"1.0.0": ["shelf_reader-1.0.0-py3-none-any.whl", "shelf_reader-1.0.tar.gz"]},
+        ),
+        ([sdist("0.6c11")], None, {"0.6c11": ["shelf_reader-0.6c11.tar.gz"]}),
+        # A legacy version is its own text, with or without `versions`.
+        (
+            [sdist("2004d"), wheel("1.0")],
+            ["1.0", "2004d"],
+            {"1.0": ["shelf_reader-1.0-py3-none-any.whl"], "2004d": ["shelf_reader-2004d.tar.gz"]},
+        ),
+        (
+            [sdist("2004d"), sdist("2004D")],
+            None,
+            {
+                "2004D": ["shelf_reader-2004D.tar.gz"],
+                "2004d": ["shelf_reader-2004d.tar.gz"],
+            },
+        ),
+        # A listed release without files stays, under its listed name.
+        (
+            [wheel("1.0")],
+            ["0.5.0", "1.0"],
+            {"0.5.0": [], "1.0": ["shelf_reader-1.0-py3-none-any.whl"]},
+        ),
+    ],
+)
+def test_one_release_per_version_under_the_index_s_name(
+    files: list[ReleaseFile], versions: list[str] | None, expected: dict[str, list[str]]
+) -> None:
+    assert releases(files, versions) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "expected_version", "expected_urls"),
+    [
+        ("0.6c11", "0.6c11", 2),
+        ("0.6rc11", "0.6c11", 2),  # any spelling of the version finds the release
+        ("0.6.0c11", "0.6c11", 2),
+        ("2004d", "2004d", 1),
+    ],
+)
+def test_a_given_version_has_every_file_of_its_release(
+    version: str, expected_version: str, expected_urls: int
+) -> None:
+    files = [sdist("0.6c11"), wheel("0.6rc11"), sdist("2004d")]
+    data = render_project("p", files, None, version=version, versions=["0.6c11", "2004d"])
+    assert data["info"]["version"] == expected_version
+    assert len(data["urls"]) == expected_urls
+
+
+def test_the_latest_release_is_named_as_the_index_names_it() -> None:
+    files = [wheel("0.5"), sdist("1.0.0"), wheel("1.0")]
+    data = render_project("p", files, None, versions=["0.5", "1.0.0"])
+    assert data["info"]["version"] == "1.0.0"
+    assert [f["filename"] for f in data["urls"]] == [
+        "shelf_reader-1.0.0.tar.gz",
+        "shelf_reader-1.0-py3-none-any.whl",
+    ]
+
+
 def test_a_given_version() -> None:
     files = [wheel("1.0"), wheel("2.0"), sdist("2.0", yanked="oops")]
     data = render_project("shelf-reader", files, None, version="1.0")

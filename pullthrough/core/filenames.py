@@ -45,6 +45,7 @@ class InvalidFilename(ValueError):
 class FileInfo:
     name: NormalizedName
     version: Version | None  # None: the filename's version is not a valid PEP 440 version
+    version_text: str  # the version as the filename writes it (`0.6c11`, not `0.6rc11`)
     packagetype: str
     platforms: frozenset[str]  # empty: platform independent (or unknown)
 
@@ -109,14 +110,16 @@ def parse_filename(filename: str, project: str | None = None) -> FileInfo:
         raise InvalidFilename(f"Invalid distribution filename: {filename!r}")
     if filename.endswith(".whl"):
         name, version, platforms = _wheel(filename)
-        return FileInfo(name, version, "bdist_wheel", platforms)
+        text = filename.split("-", 2)[1]  # packaging's reading: a wheel's name has no dash
+        return FileInfo(name, version, text, "bdist_wheel", platforms)
     if filename.endswith((".tar.gz", ".zip")):
+        stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
         try:
             name, version = parse_sdist_filename(filename)
-            return FileInfo(name, version, "sdist", frozenset())
         except ValueError:  # InvalidSdistFilename, InvalidVersion, int() limit
-            stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
             return _legacy(filename, stem, "sdist", project)
+        text = stem.rpartition("-")[2]  # packaging's reading: the name may have dashes
+        return FileInfo(name, version, text, "sdist", frozenset())
     for suffix, kind in _LEGACY_SUFFIXES:
         if filename.endswith(suffix):
             return _legacy(filename, filename[: -len(suffix)], kind, project)
@@ -185,7 +188,7 @@ def _legacy(filename: str, stem: str, kind: str, project: str | None) -> FileInf
     version_text = rest[0]
     if kind in ("bdist_wininst", "bdist_msi", "bdist_dumb"):
         version_text = version_text.split(".win")[0].split(".linux")[0]
-    return FileInfo(wanted, parse_version(version_text), kind, platforms)
+    return FileInfo(wanted, parse_version(version_text), version_text, kind, platforms)
 
 
 MAX_CANDIDATES = 3  # project pages one file request may look at: a bound on its upstream work

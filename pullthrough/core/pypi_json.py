@@ -9,7 +9,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from pullthrough.core.filenames import parse_version, python_version
+from pullthrough.core.filenames import parse_version, python_version, release_of
 from pullthrough.core.metadata import PackageMetadata
 
 
@@ -25,7 +25,7 @@ class ReleaseFile:
     """One file of a release, with what the JSON API shows about it."""
 
     filename: str
-    version: str
+    version: str  # as the filename writes it (`0.6c11`), a legacy version's text included
     packagetype: str
     sha256: str
     size: int | None
@@ -49,6 +49,27 @@ def _version_key(version: str) -> tuple[Version, str]:
     return Version(version), version  # the string orders equal versions ("1.0", "1.0.0")
 
 
+def _releases(
+    files: Sequence[ReleaseFile], versions: Sequence[str] | None = None
+) -> dict[str, list[ReleaseFile]]:
+    """Each release with all its files, oldest first, as pypi.org keys them: one release per
+    PEP 440 version however its files spell it (`0.6c11` is `0.6rc11`), or per legacy version
+    string. Its key is the name the index gives it: its PEP 700 `versions` entry, else the
+    version as its first file's name writes it (pypi.org keeps the version as uploaded).
+
+    `versions` adds releases without files."""
+    names: dict[Version | str, str] = {}
+    for listed in versions or ():
+        names.setdefault(release_of(listed), listed)
+    of_file = [release_of(f.version) for f in files]
+    for f, release in zip(files, of_file, strict=True):
+        names.setdefault(release, f.version)
+    found: dict[str, list[ReleaseFile]] = {v: [] for v in sort_versions(list(names.values()))}
+    for f, release in zip(files, of_file, strict=True):
+        found[names[release]].append(f)
+    return found
+
+
 def render_project(
     name: str,
     files: Sequence[ReleaseFile],
@@ -63,10 +84,8 @@ def render_project(
     `metadata` describes the shown version; `versions` adds releases without files;
     `base_url` prefixes the `/project/...` page links in `info`.
     """
-    ordered = sort_versions([f.version for f in files] + list(versions or ()))
-    by_version: dict[str, list[ReleaseFile]] = {v: [] for v in ordered}
-    for f in files:
-        by_version[f.version].append(f)
+    by_version = _releases(files, versions)
+    ordered = list(by_version)
     shown = _find(version, ordered, name) if version is not None else _latest(by_version)
     shown_files = by_version.get(shown, []) if shown is not None else []
     data: dict[str, Any] = {

@@ -32,11 +32,10 @@ def _release_files(view: PageView, name: str, file_root: str) -> list[ReleaseFil
             info = parse_filename(f.filename, name)
         except InvalidFilename:
             continue
-        version = str(info.version) if info.version else f.filename
         files.append(
             ReleaseFile(
                 filename=f.filename,
-                version=version,
+                version=info.version_text,
                 packagetype=info.packagetype,
                 sha256=f.sha256 or "",
                 size=f.size,
@@ -102,7 +101,9 @@ def _render(
     try:
         shown = render_project(view.page.name, files, None, version=version, versions=versions)
         wanted = shown["info"]["version"]
-        metadata = _metadata([f.sha256 for f in files if f.version == wanted and f.sha256])
+        # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`).
+        sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
+        metadata = _metadata([sha256 for sha256 in sha256s if sha256])
         body = render_project(
             view.page.name, files, metadata, version=version, versions=versions, base_url=root
         )
