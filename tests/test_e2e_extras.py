@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from lxml import html
 
 from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, wait_until
@@ -128,6 +129,25 @@ def test_pypi_json_api_keys_a_release_by_the_version_the_index_gives(
     assert _urls(local, "0.6rc11") == both
     info = requests.get(local + "json", timeout=10).json()["info"]
     assert (info["version"], info["requires_dist"]) == ("0.6c11", ["attrs"])  # its metadata
+
+
+def test_pypi_json_api_links_lead_to_the_project_page(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """pypi.org's info links name its project and release pages; ours, the page for people."""
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    page = f"{proxy.url}/pypi/main/project/shelf-reader/"
+    for asked, version in (("", "0.2"), ("0.1/", "0.1"), ("0.4.0rc1/", "0.4rc1")):
+        url = f"{proxy.url}/pypi/main/pypi/shelf-reader/{asked}json"
+        info = requests.get(url, timeout=10).json()["info"]
+        assert info["package_url"] == info["project_url"] == page
+        for key in ("package_url", "project_url", "release_url"):
+            assert requests.get(info[key], timeout=10).status_code == 200, (key, info[key])
+        # release_url: the page, at the heading of the release's files.
+        at, _, anchor = info["release_url"].partition("#")
+        assert at == page
+        doc: html.HtmlElement = html.document_fromstring(requests.get(at, timeout=10).content)
+        assert [h.text for h in doc.xpath("//*[@id=$id]", id=anchor)] == [version]
 
 
 def test_token_auth_and_remote_headers(

@@ -141,6 +141,20 @@ def test_project_model_groups_files_by_version_newest_first() -> None:
                       "other": False}  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("version", "group"),
+    [("0.6c11", "0.6rc11"), ("0.6rc11", "0.6rc11"), ("2004d", "other")],  # as any index names it
+)
+def test_a_version_s_anchor_is_the_heading_of_the_group_holding_its_files(
+    version: str, group: str
+) -> None:
+    files = ("oldver-0.6c11.tar.gz", "oldver-0.6rc11-py3-none-any.whl", "oldver-2004d.tar.gz")
+    page = ProjectPage("oldver", tuple(_file(f) for f in files))
+    model = pm.project_model(page, {}, lambda f: pm.UPSTREAM)
+    (holding,) = (g for g in model.versions if g.version == group)
+    assert pm.version_anchor(version) == holding.anchor == f"v-{group}"
+
+
 def test_a_project_page_shows_the_newest_versions_and_asks_sources_only_for_them() -> None:
     page = ProjectPage("many", tuple(_file(f"many-{v}.tar.gz") for v in range(1, 301)))
     asked: list[str] = []

@@ -147,9 +147,14 @@ def test_project_document_shape() -> None:
     json.dumps(data)  # serializable as it is
 
 
+def page_url(version: str | None) -> str:
+    page = "https://idx.example/project/shelf-reader/"
+    return page if version is None else f"{page}#{version}"
+
+
 def test_info_without_metadata_comes_from_the_files() -> None:
     files = [wheel("1.0", requires_python=">=3.9"), sdist("1.0")]
-    info = render_project("shelf-reader", files, None, base_url="https://idx.example")["info"]
+    info = render_project("shelf-reader", files, None, page_url=page_url)["info"]
     assert info == {
         "author": None,
         "author_email": None,
@@ -168,7 +173,7 @@ def test_info_without_metadata_comes_from_the_files() -> None:
         "project_url": "https://idx.example/project/shelf-reader/",
         "project_urls": None,
         "provides_extra": None,
-        "release_url": "https://idx.example/project/shelf-reader/1.0/",
+        "release_url": "https://idx.example/project/shelf-reader/#1.0",
         "requires_dist": None,
         "requires_python": ">=3.9",
         "summary": None,
@@ -212,7 +217,6 @@ def test_info_from_metadata() -> None:
     assert info["provides_extra"] == ["pretty"]
     assert info["platform"] == "linux"
     assert info["keywords"] == "books, shelves"
-    assert info["release_url"] == "/project/shelf-reader/2.0/"
 
 
 def test_info_from_a_real_wheel(tmp_path: Path) -> None:
@@ -233,6 +237,19 @@ def test_info_from_a_real_wheel(tmp_path: Path) -> None:
     data = render_project("shelf-reader", [file], meta)
     assert data["info"]["requires_dist"] == ["attrs"]
     assert data["urls"][0]["digests"] == {"sha256": sha256_of(path)}
+
+
+def test_page_links_name_the_release_shown() -> None:
+    files = [wheel("1.0"), wheel("2.0")]
+    latest = render_project("shelf-reader", files, None, page_url=page_url)["info"]
+    older = render_project("shelf-reader", files, None, version="1.0", page_url=page_url)["info"]
+    assert latest["package_url"] == latest["project_url"] == page_url(None)
+    assert (latest["release_url"], older["release_url"]) == (page_url("2.0"), page_url("1.0"))
+    assert (
+        render_project("shelf-reader", [], None, page_url=page_url)["info"]["release_url"] is None
+    )
+    no_pages = render_project("shelf-reader", files, None)["info"]
+    assert (no_pages["package_url"], no_pages["release_url"]) == (None, None)
 
 
 def releases(files: Sequence[ReleaseFile], versions: list[str] | None) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,19 +77,20 @@ def render_project(
     *,
     version: str | None = None,
     versions: Sequence[str] | None = None,
-    base_url: str = "",
+    page_url: Callable[[str | None], str] | None = None,
 ) -> dict[str, Any]:
     """The JSON API document for `name`, showing `version` or else the latest release.
 
-    `metadata` describes the shown version; `versions` adds releases without files;
-    `base_url` prefixes the `/project/...` page links in `info`.
+    `metadata` describes the shown version; `versions` adds releases without files.
+    `page_url(None)` is the project's page for people and `page_url(version)` a release's
+    place on it: `info`'s package_url, project_url and release_url (null without it).
     """
     by_version = _releases(files, versions)
     ordered = list(by_version)
     shown = _find(version, ordered, name) if version is not None else _latest(by_version)
     shown_files = by_version.get(shown, []) if shown is not None else []
     data: dict[str, Any] = {
-        "info": _info(name, shown, shown_files, metadata, base_url),
+        "info": _info(name, shown, shown_files, metadata, page_url),
         "last_serial": 0,
     }
     if version is None:
@@ -127,12 +128,13 @@ def _info(
     version: str | None,
     files: list[ReleaseFile],
     meta: PackageMetadata | None,
-    base_url: str,
+    page_url: Callable[[str | None], str] | None,
 ) -> dict[str, Any]:
     yanked = bool(files) and all(f.yanked for f in files)
     reason = next((f.yanked_reason for f in files if f.yanked_reason), None) if yanked else None
     requires_python = next((f.requires_python for f in files if f.requires_python), None)
-    project_url = f"{base_url}/project/{name}/"
+    project_url = page_url(None) if page_url is not None else None
+    release_url = page_url(version) if page_url is not None and version is not None else None
     info: dict[str, Any] = {
         "author": None,
         "author_email": None,
@@ -151,7 +153,7 @@ def _info(
         "project_url": project_url,
         "project_urls": None,
         "provides_extra": None,
-        "release_url": f"{project_url}{version}/" if version is not None else None,
+        "release_url": release_url,
         "requires_dist": None,
         "requires_python": requires_python,
         "summary": None,

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from prometheus_client.parser import text_string_to_metric_families
 
-from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import Hold, stamp
 
@@ -126,10 +126,21 @@ class FileRow:
         return when.strftime("%Y-%m-%d %H:%M")
 
 
+def version_anchor(version: str) -> str:
+    """The id of a version's heading on the project page, so that a link (the JSON API's
+    `release_url`) can lead to it: its group there, the PEP 440 normal form or OTHER."""
+    parsed = parse_version(version)
+    return f"v-{parsed if parsed is not None else OTHER}"
+
+
 @dataclass(frozen=True)
 class VersionGroup:
-    version: str
+    version: str  # the PEP 440 normal form, or OTHER
     files: list[FileRow]
+
+    @property
+    def anchor(self) -> str:
+        return version_anchor(self.version)
 
     @property
     def yanked(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, cast
 
 from flask import Blueprint, redirect, request, url_for
@@ -19,6 +20,7 @@ from pullthrough.core.names import normalize_project
 from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.web.common import distribution, services
+from pullthrough.web.page_models import version_anchor
 from pullthrough.web.rendered import Rendered, rendered, respond
 
 bp = Blueprint("pypi_json", __name__)
@@ -66,6 +68,13 @@ def _metadata(sha256s: list[str]) -> PackageMetadata | None:
     return PackageMetadata(**values)
 
 
+def _page_url(base_path: str, name: str, version: str | None) -> str:
+    """What pypi.org's project and release pages are to its JSON API: here the project's page
+    for people (web.pages), and a release's heading on it."""
+    page = url_for("pages.project_page", base_path=base_path, name=name, _external=True)
+    return page if version is None else f"{page}#{version_anchor(version)}"
+
+
 @bp.get("/pypi/<path:base_path>/pypi/<project>/json")
 @bp.get("/pypi/<path:base_path>/pypi/<project>/<version>/json")
 def project_json(base_path: str, project: str, version: str | None = None) -> BaseResponse:
@@ -96,7 +105,7 @@ def _render(
     dist: Distribution, view: PageView, name: NormalizedName, version: str | None
 ) -> tuple[Rendered, bool]:
     files = _release_files(view, name, f"{request.host_url}pulp/content/{dist.base_path}/")
-    root = f"{request.host_url}pypi/{dist.base_path}/pypi"
+    page_url = functools.partial(_page_url, dist.base_path, name)
     versions = view.page.versions
     try:
         shown = render_project(view.page.name, files, None, version=version, versions=versions)
@@ -105,7 +114,7 @@ def _render(
         sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
         metadata = _metadata([sha256 for sha256 in sha256s if sha256])
         body = render_project(
-            view.page.name, files, metadata, version=version, versions=versions, base_url=root
+            view.page.name, files, metadata, version=version, versions=versions, page_url=page_url
         )
     except UnknownVersion:
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
