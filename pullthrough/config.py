@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pullthrough.core.access import parse_base_path
+from pullthrough.core.access import overlaps, parse_base_path
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
@@ -680,7 +680,13 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         dists.append(DistributionSettings(name=name, given=frozenset(parsed), **parsed))
     _unique([r.name for r in remotes], "remotes", "name")
     _unique([d.name for d in dists], "distributions", "name")
-    _unique([d.base_path for d in dists], "distributions", "base_path")
+    for i, dist in enumerate(dists):
+        for other in dists[:i]:
+            if overlaps(dist.base_path, other.base_path):
+                raise ConfigError(
+                    f"distributions[{i}].base_path: {dist.base_path!r} overlaps the base path"
+                    f" {other.base_path!r} of distribution {other.name!r}"
+                )
     remote_names = {r.name for r in remotes}
     for i, dist in enumerate(dists):
         for key, named in (

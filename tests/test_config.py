@@ -97,6 +97,11 @@ def test_an_environment_variable_names_a_remote_whatever_its_separators(tmp_path
         ("[[remotes]]\nname = 'a'\nurl = 'http://x/'\nexclude_platforms = ['beos']", "platforms"),
         ("[[distributions]]\nname = 'd'\nbase_path = 'd'\nremote = 'nope'", "no remote named"),
         ("[[distributions]]\nname = 'd'\nbase_path = '../etc'", "base_path"),
+        (
+            "[[distributions]]\nname = 'd'\nbase_path = 'd'\n"
+            "[[distributions]]\nname = 'e'\nbase_path = 'd/simple'",
+            "distributions[1].base_path: 'd/simple' overlaps the base path 'd' of distribution 'd'",
+        ),
         ("[caches]\n", "caches: unknown section"),
         ("this is = not toml =", "invalid TOML"),
         ("[server]\ndatabase_url = 'not a url'", "server.database_url: expected a database URL"),

@@ -1149,6 +1149,44 @@ def test_hostile_api_requests_are_400s(upstream: Upstream, tmp_path: Path) -> No
         app.extensions["pullthrough"].close()
 
 
+def test_a_base_path_inside_another_distributions_is_refused(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """As in Pulp, a distribution's base path overlaps no other's: `main/simple` would have its
+    project list answered by `main` (as a project named `simple`)."""
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+        dists = "/pulp/api/v3/distributions/python/pypi/"
+        for inside in ("main/simple", "main/team/pypi"):
+            refused = client.post(dists, json={"name": "x", "base_path": inside}, auth=auth)
+            assert refused.status_code == 400
+            assert refused.get_json() == {
+                "base_path": ["Overlaps with existing distribution 'main'."]
+            }
+        assert (
+            client.post(dists, json={"name": "t", "base_path": "team"}, auth=auth).status_code
+            == 202
+        )
+
+        def created() -> list[dict[str, Any]]:
+            listed = client.get(dists, query_string={"name": "t"}, auth=auth).get_json()
+            return list(listed["results"])
+
+        assert wait_until(created, 10)  # by a task
+        (team,) = created()
+        around = client.patch(team["pulp_href"], json={"base_path": "main/t"}, auth=auth)
+        assert around.status_code == 400
+        assert (
+            client.post(dists, json={"name": "u", "base_path": "mainly"}, auth=auth).status_code
+            == 202
+        )
+    finally:
+        app.extensions["pullthrough"].close()
+
+
 def test_secrets_inside_urls_and_header_values_are_write_only(
     upstream: Upstream, tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
+from pullthrough.core.access import overlaps
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
 from pullthrough.core.remotes import UNSET, ordered
@@ -305,6 +306,19 @@ REMOTES = Binding(
 def _distribution_check(session: Session, values: dict[str, Any], row: Any) -> None:
     _serves_one(values)
     _ordered_remotes(values, row)
+    _apart(session, values, row)
+
+
+def _apart(session: Session, values: dict[str, Any], row: Distribution | None) -> None:
+    """A base path overlaps no other distribution's (core.access.overlaps)."""
+    if (base_path := values.get("base_path")) is None:
+        return
+    others = select(Distribution.name, Distribution.base_path)
+    if row is not None:
+        others = others.where(Distribution.id != row.id)
+    for name, other in session.execute(others):
+        if overlaps(base_path, other):
+            raise invalid("base_path", f"Overlaps with existing distribution '{name}'.")
 
 
 def _ordered_remotes(values: dict[str, Any], row: Distribution | None) -> None:

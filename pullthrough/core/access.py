@@ -26,6 +26,15 @@ def parse_base_path(value: object) -> str:
     return text
 
 
+def overlaps(base_path: str, other: str) -> bool:
+    """Whether two base paths are the same or one is inside the other (`team`, `team/pypi`):
+    as in Pulp, a distribution's URLs never fall under another's (`main/simple` would have
+    its project list answered by `main`, as its project `simple`)."""
+    return (
+        base_path == other or other.startswith(base_path + "/") or base_path.startswith(other + "/")
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     action: str  # READ, UPLOAD or ADMIN
