@@ -145,6 +145,8 @@ def test_project_document_shape() -> None:
     assert data["urls"] == data["releases"]["1.0"]
     assert data["releases"]["0.9"][0]["yanked_reason"] == "bad build"
     json.dumps(data)  # serializable as it is
+    served = render_project("shelf-reader", files, None, last_serial=20145137)
+    assert served["last_serial"] == 20145137  # the upstream's, which mirroring tools compare
 
 
 def page_url(version: str | None) -> str:

@@ -78,10 +78,12 @@ def render_project(
     version: str | None = None,
     versions: Sequence[str] | None = None,
     page_url: Callable[[str | None], str] | None = None,
+    last_serial: int | None = None,
 ) -> dict[str, Any]:
     """The JSON API document for `name`, showing `version` or else the latest release.
 
-    `metadata` describes the shown version; `versions` adds releases without files.
+    `metadata` describes the shown version; `versions` adds releases without files;
+    `last_serial` is the index's (PyPI's `_last-serial`, which mirrors compare), 0 unknown.
     `page_url(None)` is the project's page for people and `page_url(version)` a release's
     place on it: `info`'s package_url, project_url and release_url (null without it).
     """
@@ -91,7 +93,7 @@ def render_project(
     shown_files = by_version.get(shown, []) if shown is not None else []
     data: dict[str, Any] = {
         "info": _info(name, shown, shown_files, metadata, page_url),
-        "last_serial": 0,
+        "last_serial": last_serial or 0,
     }
     if version is None:
         data["releases"] = {v: [_file(f) for f in fs] for v, fs in by_version.items()}

@@ -114,7 +114,13 @@ def _render(
         sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
         metadata = _metadata([sha256 for sha256 in sha256s if sha256])
         body = render_project(
-            view.page.name, files, metadata, version=version, versions=versions, page_url=page_url
+            view.page.name,
+            files,
+            metadata,
+            version=version,
+            versions=versions,
+            page_url=page_url,
+            last_serial=view.page.last_serial,
         )
     except UnknownVersion:
         raise NotFound(f"Project {name!r} has no version {version!r}") from None
