@@ -53,6 +53,7 @@ from pullthrough.storage.store import (
 from pullthrough.upstream.client import UpstreamClient, UpstreamError
 from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
+from support.postgres import private_database
 from support.seaweed import S3Server
 from support.servers import config_text, wait_until
 from support.upstream import Upstream, UpstreamFile
@@ -801,6 +802,51 @@ def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
     task_id = queue(services, "t.reaped")
     assert worker.run_once()
     assert task(services, task_id).state == "failed"
+
+
+def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, a worker claims a waiting task (`running`, not committed yet) while an
+    admin cancels it: the cancel waits for the claim and asks the running task to stop
+    (`canceling`), rather than write `canceled` over `running` for a task that then runs."""
+    with private_database(postgres_url) as url:
+        config = tmp_path / "pullthrough.toml"
+        text = config_text(upstream.index_url, tmp_path / "data")
+        config.write_text(
+            text.replace(
+                "[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n'
+            )
+        )
+        settings = load_settings(config, environ={})
+        app = create_app(settings)
+        svc = app.extensions["pullthrough"]
+        try:
+            task_id = queue(svc, ORPHAN_CLEANUP)
+            auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+            answers: list[str] = []
+
+            def cancel() -> None:
+                answer = app.test_client().patch(
+                    f"/pulp/api/v3/tasks/{task_id}/", json={"state": "canceled"}, auth=auth
+                )
+                answers.append(answer.get_json()["state"])
+
+            with svc.catalog.session() as claiming:  # a worker's claim, as TaskWorker.claim
+                claimed = claiming.scalar(
+                    select(Task).where(Task.id == task_id).with_for_update(skip_locked=True)
+                )
+                assert claimed is not None
+                claimed.state = "running"
+                claiming.flush()
+                canceling = threading.Thread(target=cancel)
+                canceling.start()
+                canceling.join(timeout=1.0)  # it waits for the claim (it should)
+            canceling.join(timeout=10)
+            assert answers == ["canceling"]
+            assert task(svc, task_id).state == "canceling"  # the worker stops at its next check
+        finally:
+            svc.close()
 
 
 def test_the_task_of_a_silent_worker_is_failed(services: Services) -> None:

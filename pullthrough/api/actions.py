@@ -138,6 +138,10 @@ CANCEL = (Field("state", "string", required=True, choices=("canceled",)),)
 
 def cancel(call: Call) -> Response:
     task: Task = call.row
+    # Read again under a row lock: a worker claiming the task meanwhile (PostgreSQL) commits
+    # `running` first, then this sees it; else `canceled` overwrote `running`, and the task
+    # ran to its end all the same.
+    call.session.refresh(task, with_for_update=True)
     if task.state in FINAL_TASK_STATES:
         return json_response(
             {"detail": f"The task is already in a final state: {task.state}."}, 409
