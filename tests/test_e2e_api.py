@@ -402,6 +402,61 @@ def test_lists_paginate_filter_order_and_pick_fields(api: Api) -> None:
     assert [d["base_path"] for d in dists["results"]] == ["main"]
 
 
+def test_a_list_refuses_a_parameter_that_is_not_one_of_its_filters(api: Api) -> None:
+    """As Pulp answers (pulpcore BaseFilterSet): 400, every such parameter named - a misspelt or
+    unsupported filter must never answer with the whole list."""
+    repo = api.create_repository("strict")
+    lists = [REPOS, REMOTES, DISTS, CONTENT, PUBLICATIONS, TASKS, repo["versions_href"]]
+    lists += [V3 + path for path in ("projects/python/statuses/", "projects/python/yanks/")]
+    lists += [V3 + "tokens/", V3 + "audit/"]
+    for path in lists:
+        resp = api.get(path, params={"stat": "failed", "limit": 1, "ordering": "-pulp_created"})
+        assert api.ok(resp, 400) == {"errors": ["Invalid Filter: 'stat'"]}, path
+    several = api.get(TASKS, params=[("nme", "x"), ("state", "completed"), ("task_group", "x")])
+    assert api.ok(several, 400) == {
+        "errors": ["Invalid Filter: 'nme'", "Invalid Filter: 'task_group'"]
+    }
+    assert api.ok(api.get(TASKS, params={"state": "completed", "limit": 1}))["count"] >= 0
+
+
+def test_tasks_filter_as_pulp_cli_asks(api: Api) -> None:
+    """`pulp task list`'s options: name, name__contains, state, logging_cid(__contains), worker,
+    started_at/finished_at ranges, created_resources."""
+    api.create_repository("before")
+    marked = {"Correlation-ID": "cid-task-filters"}
+    created = api.task(api.post(DISTS, {"name": "tf", "base_path": "tf"}, headers=marked))
+    (dist_href,) = created["created_resources"]
+    other = api.task(api.patch(api.create_repository("other")["pulp_href"], {"description": "x"}))
+
+    def hrefs(**params: str) -> list[str]:
+        body = api.ok(api.get(TASKS, params=params))
+        assert body["count"] == len(body["results"])
+        return [t["pulp_href"] for t in body["results"]]
+
+    every = hrefs()
+    assert created["pulp_href"] in every and other["pulp_href"] in every
+    assert hrefs(name=created["name"]) == [created["pulp_href"]]
+    assert hrefs(name__contains="distribution.cr") == [created["pulp_href"]]
+    assert hrefs(name__contains="no-such-task") == []
+    assert hrefs(logging_cid="cid-task-filters") == [created["pulp_href"]]
+    assert hrefs(logging_cid__contains="task-filt") == [created["pulp_href"]]
+    assert hrefs(logging_cid__contains="nope") == []
+    assert hrefs(created_resources=dist_href) == [created["pulp_href"]]
+    assert hrefs(created_resources=f"{DISTS}{uuid.uuid4()}/") == []
+    assert created["pulp_href"] in hrefs(worker=created["worker"])
+    assert hrefs(worker="/pulp/api/v3/workers/nope/") == []
+    assert hrefs(state="failed") == []
+    assert hrefs(state__in="failed,completed") == every
+    assert hrefs(started_at__gte=created["started_at"])[-1] == created["pulp_href"]  # newest first
+    assert hrefs(started_at__lte=created["started_at"])[0] == created["pulp_href"]
+    assert hrefs(started_at__gte="2999-01-01T00:00:00Z") == []
+    assert hrefs(finished_at__lte="2000-01-01T00:00:00Z") == []
+    assert hrefs(finished_at__gte="2000-01-01T00:00:00.000000Z") == every
+    assert list(api.ok(api.get(TASKS, params={"started_at__gte": "soon"}), 400)) == [
+        "started_at__gte"
+    ]
+
+
 def test_hrefs_and_repository_versions(api: Api, tmp_path: Path) -> None:
     repo = api.create_repository("hrefs")
     own = repo["pulp_href"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,42 @@ def test_error_paths_through_pulp_cli(
     refused = wrong.run("python", "repository", "list", check=False)
     assert refused.returncode == 1
     assert "Authentication failed for repositories_python_python_list" in refused.stderr
+
+
+@pytest.mark.slow
+def test_task_list_and_its_filters_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`pulp task list` runs (it sends its options' empty lists, `--reserved-resource-in` and
+    the like, only when the document declares them) and its filters narrow the list; a filter
+    the server lacks is refused by pulp-cli before anything is sent."""
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    dist = pulp.json_object("python", "distribution", "create", "--name", "d", "--base-path", "d")
+    pulp.run("python", "repository", "create", "--name", "r")
+    pulp.run("python", "repository", "update", "--name", "r", "--description", "changed")
+
+    def hrefs(*options: str) -> list[str]:
+        return [t["pulp_href"] for t in pulp.json_list("task", "list", *options)]
+
+    every = pulp.json_list("task", "list")
+    names = [t["name"] for t in every]
+    assert "pullthrough.tasks.distribution.create" in names
+    assert "pullthrough.tasks.repository.update" in names
+    (created,) = [t["pulp_href"] for t in every if t["name"].endswith("distribution.create")]
+    assert hrefs("--name-contains", "distribution.cr") == [created]
+    assert hrefs("--name", "pullthrough.tasks.distribution.create") == [created]
+    assert hrefs("--created-resource", dist["pulp_href"]) == [created]
+    assert hrefs("--state", "completed") == [t["pulp_href"] for t in every]
+    assert hrefs("--state", "failed") == []
+    assert hrefs("--state-in", "failed", "--state-in", "canceled") == []
+    assert hrefs("--started-after", "2999-01-01") == []
+    assert hrefs("--finished-before", "2999-01-01") == [t["pulp_href"] for t in every]
+    assert hrefs("--cid", "no-such-correlation-id") == []
+    assert hrefs("--reserved-resource", dist["pulp_href"]) == []  # no task records any
+    grouped = pulp.run("task", "list", "--task-group", str(uuid.uuid4()), check=False)
+    assert grouped.returncode == 1
+    assert "Parameter 'task_group' not available for 'tasks_list'" in grouped.stderr

@@ -8,19 +8,20 @@ ordered by the columns of the names its resource gives.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import ref_href, version_href
 from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid
-from pullthrough.api.resources import SERVED, Resource
+from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.models import (
     ApiToken,
     AuditEvent,
@@ -43,6 +44,7 @@ from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
 from pullthrough.core.remotes import UNSET, ordered
 from pullthrough.services.auth import new_token
+from pullthrough.services.tasks import Ref
 
 Value = Callable[[Any, "Render"], Any]
 
@@ -82,7 +84,7 @@ class Binding:
     model: type[Base]
     computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
     shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
-    conditions: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)  # href filters
+    conditions: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)  # not columns
     check: Check | None = None  # cross-field rules on create and update
     build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
     write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
@@ -463,6 +465,35 @@ CONTENT = Binding(
         )
     },
 )
+
+
+def _holds(column: Any, item: object) -> Any:
+    """Rows whose JSON list `column` has `item`: its text holds the item's as the catalog writes
+    JSON (json.dumps, on SQLite and PostgreSQL alike), a whole element (`"..."`, `{...}`)."""
+    return cast(column, Text).contains(json.dumps(item), autoescape=True)
+
+
+def _created(href: str) -> Any:
+    """Tasks that created what an href names (since deleted too: tasks keep its reference)."""
+    try:
+        if kinds.is_version_href(href):
+            ref = Ref(kinds.VERSION.label, *kinds.parse_version(href))
+        elif (kind := next((k for k in kinds.KINDS.values() if k.owns(href)), None)) is not None:
+            ref = Ref(kind.label, kind.parse(href))
+        else:
+            raise kinds.BadHref(f"Invalid hyperlink - expected an object's href, got {href!r}.")
+    except kinds.BadHref as exc:
+        raise invalid("created_resources", str(exc)) from None
+    return _holds(Task.created_resources, ref.to_json())
+
+
+def _reserved(which: str) -> Callable[[str], Any]:
+    """Tasks that reserved a resource (any text, as Pulp takes it): exclusively (its href in the
+    record), shared (`shared:<href>`), or either way."""
+    ways = {"exclusive": ("",), "shared": ("shared:",)}.get(which, ("", "shared:"))
+    return lambda href: or_(*(_holds(Task.reserved_resources, way + href) for way in ways))
+
+
 TASKS = Binding(
     resources.TASKS,
     Task,
@@ -473,6 +504,10 @@ TASKS = Binding(
         "child_tasks": lambda row, _: [],
         "created_resources": lambda row, _: [ref_href(r) for r in row.created_resources or []],
         "reserved_resources_record": lambda row, _: row.reserved_resources or [],
+    },
+    conditions={
+        "created_resources": _created,
+        **{f"{which}_resources": _reserved(which) for which in RESERVATIONS},
     },
 )
 

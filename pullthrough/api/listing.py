@@ -2,57 +2,111 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
 from pullthrough.api.operations import ValidationError, invalid
-from pullthrough.api.params import CONTAINS, EXACT, GTE, ICONTAINS, IN, LT, STARTSWITH, Filter
+from pullthrough.api.params import (
+    CONTAINS,
+    DATE_TIME,
+    GT,
+    GTE,
+    ICONTAINS,
+    IN,
+    LT,
+    LTE,
+    PAGE_PARAMS,
+    STARTSWITH,
+    Filter,
+)
 from pullthrough.catalog.models import utc
 from pullthrough.core.fields import INT_MAX
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = INT_MAX  # beyond any real list; larger numbers overflow the database's integers
+GENERIC = frozenset(p.name for p in PAGE_PARAMS)  # not filters: paging, ordering, fields
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One filter a query gives: which, how it compares, and its values (several for `__in`),
+    typed as the filter says."""
+
+    filter: Filter
+    lookup: str
+    values: tuple[Any, ...]
+
+
+def parse_filters(args: Mapping[str, Sequence[str]], filters: Sequence[Filter]) -> list[Lookup]:
+    """The filters a query's parameters (name -> values) give. Any other parameter but the
+    generic ones is refused, all of them named, as Pulp does (pulpcore's BaseFilterSet): a
+    mistyped or unsupported filter must not answer as if every object matched."""
+    declared = {f.key(lookup): (f, lookup) for f in filters for lookup in f.lookups}
+    unknown = [key for key in args if key not in declared and key not in GENERIC]
+    if unknown:
+        raise ValidationError({"errors": [f"Invalid Filter: '{key}'" for key in unknown]})
+    found = []
+    for key, (one, lookup) in declared.items():
+        given = args.get(key) or []
+        if lookup == IN:  # repeated keys (a=x&a=y) and comma-joined values (a=x,y) alike
+            given = [part for value in given for part in value.split(",") if part]
+        if given:
+            values = given if lookup == IN else given[:1]
+            found.append(Lookup(one, lookup, tuple(_typed(one, lookup, v) for v in values)))
+    return found
 
 
 def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
-    """The request's filters of the binding's resource: lookups on a column of the model, or
-    the binding's own condition for a filter that takes an href."""
-    for declared in binding.resource.filters:
-        if declared.href is not None:
-            if value := request.args.get(declared.name):
-                query = query.where(binding.conditions[declared.name](value))
-            continue
-        column = getattr(binding.model, declared.name)
-        for lookup in declared.lookups:
-            key = declared.key(lookup)
-            if lookup == IN:
-                if values := _many(key):
-                    query = query.where(column.in_([_coerce(declared, v) for v in values]))
-                continue
-            value = request.args.get(key)
-            if value is None:
-                continue
-            if lookup == EXACT:
-                query = query.where(column == _coerce(declared, value))
-            elif lookup == CONTAINS:
-                query = query.where(column.contains(value, autoescape=True))
-            elif lookup == ICONTAINS:
-                query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
-            elif lookup == STARTSWITH:
-                query = query.where(column.startswith(value, autoescape=True))
-            elif lookup == GTE:
-                query = query.where(column >= _moment(key, value))
-            elif lookup == LT:
-                query = query.where(column < _moment(key, value))
+    """The request's filters of the binding's resource, each a lookup on the column of its name
+    or the binding's condition for it; a 400 for any other parameter (parse_filters)."""
+    for found in parse_filters(request.args.to_dict(flat=False), binding.resource.filters):
+        query = query.where(_condition(binding, found))
     return query
+
+
+def _condition(binding: Binding, found: Lookup) -> Any:
+    name, lookup, values = found.filter.name, found.lookup, found.values
+    if (own := binding.conditions.get(name)) is not None:
+        given = [value for value in values if value]  # an empty one names nothing: no condition
+        return or_(*(own(value) for value in given)) if given else true()
+    column = getattr(binding.model, name)
+    value = values[0]
+    if lookup == IN:
+        return column.in_(values)
+    if lookup == CONTAINS:
+        return column.contains(value, autoescape=True)
+    if lookup == ICONTAINS:
+        return func.lower(column).contains(value.lower(), autoescape=True)
+    if lookup == STARTSWITH:
+        return column.startswith(value, autoescape=True)
+    if lookup == GT:
+        return column > value
+    if lookup == GTE:
+        return column >= value
+    if lookup == LT:
+        return column < value
+    if lookup == LTE:
+        return column <= value
+    return column == value
+
+
+def _typed(declared: Filter, lookup: str, value: str) -> object:
+    """A value as its filter compares it: a time, an integer, or the text itself (a text's
+    lookups - contains, icontains, startswith - take any text)."""
+    if lookup in (CONTAINS, ICONTAINS, STARTSWITH):
+        return value
+    if declared.format == DATE_TIME:
+        return _moment(declared.key(lookup), value)
+    return _coerce(declared, value)
 
 
 def _moment(key: str, value: str) -> datetime:

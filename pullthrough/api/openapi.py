@@ -90,6 +90,8 @@ def _components() -> dict[str, Any]:
 
 def _parameter(param: Param) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": param.type}
+    if param.format:
+        schema["format"] = param.format
     if param.choices:
         schema["enum"] = list(param.choices)
     if param.minimum is not None:

@@ -8,7 +8,9 @@ from pullthrough.core.fields import INT_MAX
 
 EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", "startswith"
 TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
-GTE, LT = "gte", "lt"  # times: from (inclusive), until (exclusive)
+GT, GTE, LT, LTE = "gt", "gte", "lt", "lte"  # comparisons: after, from, before, until
+TIME_LOOKUPS = (GT, GTE, LT, LTE)
+DATE_TIME = "date-time"  # the OpenAPI format of a time (RFC 3339); pulp-cli sends datetimes
 
 
 @dataclass(frozen=True)
@@ -21,26 +23,36 @@ class Param:
     choices: tuple[str, ...] | None = None
     minimum: int | None = None
     maximum: int | None = None
+    format: str | None = None
 
 
 @dataclass(frozen=True)
 class Filter:
     """A list's filter: lookups on the column of its name (`name`, `name__in`,
-    `name__contains`, ...), or, with `href`, one parameter naming an object of that kind (its
-    condition is the binding's)."""
+    `name__contains`, ...), or on a condition of the binding's for that name (a filter that is no
+    column's: `__in` is any of its values). With `href`, one parameter naming an object of that
+    kind, which the CLI names its own way."""
 
     name: str
     lookups: tuple[str, ...] = (EXACT,)
     type: str = "string"
     choices: tuple[str, ...] | None = None
     href: str | None = None
+    format: str | None = None  # DATE_TIME: values are times
 
     def key(self, lookup: str) -> str:
         return f"{self.name}__{lookup}" if lookup else self.name
 
     def params(self) -> tuple[Param, ...]:
         return tuple(
-            Param(self.key(lookup), self.type, lookup == IN, lookup != IN, choices=self.choices)
+            Param(
+                self.key(lookup),
+                self.type,
+                lookup == IN,
+                lookup != IN,
+                choices=self.choices,
+                format=self.format,
+            )
             for lookup in self.lookups
         )
 

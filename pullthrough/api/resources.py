@@ -17,7 +17,18 @@ from packaging.utils import canonicalize_name
 
 from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
-from pullthrough.api.params import CONTAINS, EXACT, GTE, IN, LT, TEXT_LOOKUPS, Filter
+from pullthrough.api.params import (
+    CONTAINS,
+    DATE_TIME,
+    EXACT,
+    GTE,
+    ICONTAINS,
+    IN,
+    LT,
+    TEXT_LOOKUPS,
+    TIME_LOOKUPS,
+    Filter,
+)
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, parse_moment
 from pullthrough.core.access import SCOPE_HELP, parse_scopes
 from pullthrough.core.fields import Field
@@ -69,6 +80,12 @@ COMMON = (
 NAME = Field("name", "string", required=True, unique=True, help="A unique name.")
 NAMED = (Filter("name", TEXT_LOOKUPS),)
 
+
+def moments(name: str) -> Filter:
+    """`name__gt`, `__gte`, `__lt`, `__lte`: times (pulp-cli's --created-after, ...)."""
+    return Filter(name, TIME_LOOKUPS, format=DATE_TIME)
+
+
 REPOSITORIES = Resource(
     kinds.REPOSITORY,
     (
@@ -102,7 +119,7 @@ REMOTES = Resource(
     (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array", items="object")),
     verbs=CRUD,
     tasks=WRITES,
-    filters=NAMED,
+    filters=(*NAMED, moments("pulp_last_updated")),
     # Pulp's default. A remote in the config file offers pre-releases unless told otherwise: a
     # pull-through index must not hide what `pip install --pre` asks for.
     create_defaults={"prereleases": False},
@@ -122,7 +139,7 @@ DISTRIBUTIONS = Resource(
     ),
     verbs=CRUD,
     tasks=(CREATE, *WRITES),
-    filters=(*NAMED, Filter("base_path", ("", "contains"))),
+    filters=(*NAMED, Filter("base_path", (EXACT, CONTAINS, ICONTAINS))),
     ordering=("name", "base_path", "pulp_created"),
 )
 PUBLICATIONS = Resource(
@@ -138,6 +155,7 @@ PUBLICATIONS = Resource(
     filters=(
         Filter("repository", href="repository"),
         Filter("repository_version", href="repository_version"),
+        moments("pulp_created"),
     ),
     ordering=("pulp_created",),
     default_order="-pulp_created",
@@ -166,7 +184,7 @@ CONTENT = Resource(
     ),
     filters=(
         *NAMED,
-        Filter("filename"),
+        Filter("filename", (EXACT, CONTAINS)),
         Filter("sha256"),
         Filter("version"),
         Filter("packagetype", ("", IN), choices=tuple(sorted(PACKAGE_TYPES))),
@@ -179,6 +197,7 @@ CONTENT = Resource(
     ordering=("name", "filename", "version", "pulp_created"),
     default_order="filename",
 )
+RESERVATIONS = ("reserved", "exclusive", "shared")  # a task's resources: all, or one way
 TASKS = Resource(
     kinds.TASK,
     (
@@ -191,7 +210,19 @@ TASKS = Resource(
         *ro("created_resources", "reserved_resources_record", type="array"),
         *ro("child_tasks", type="array"),
     ),
-    filters=(Filter("state", ("", IN), choices=TASK_STATES), Filter("name")),
+    # pulp-cli's `task list` options; its empty `--*-resource-in` are declared or it refuses
+    # to run. No task records reservations (reserved_resources_record is empty) nor a parent or
+    # group (task_group, parent_task: refused).
+    filters=(
+        Filter("name", (EXACT, IN, CONTAINS)),
+        Filter("state", (EXACT, IN), choices=TASK_STATES),
+        Filter("logging_cid", (EXACT, CONTAINS)),
+        Filter("worker"),  # its name, as tasks show it
+        moments("started_at"),
+        moments("finished_at"),
+        Filter("created_resources"),  # an href
+        *(Filter(f"{which}_resources", (EXACT, IN)) for which in RESERVATIONS),
+    ),
     ordering=("pulp_created", "name", "state"),
     default_order="-pulp_created",
 )
@@ -313,7 +344,7 @@ AUDIT_EVENTS = Resource(
         Filter("actor", (EXACT, IN)),
         Filter("action", (EXACT, IN, CONTAINS)),
         Filter("subject", (EXACT, CONTAINS)),
-        Filter("pulp_created", (GTE, LT)),
+        Filter("pulp_created", (GTE, LT), format=DATE_TIME),
     ),
     ordering=("pulp_created", "actor", "action"),
     default_order="-pulp_created",

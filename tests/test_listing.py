@@ -1,0 +1,282 @@
+"""Lists' query parameters (api.listing): a list takes its own filters and the generic parameters
+and refuses any other by name, as Pulp does; each filter selects what it says, on SQLite and on
+PostgreSQL alike."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, make_url, select
+
+from pullthrough.api import kinds
+from pullthrough.api.bindings import BINDINGS, TASKS
+from pullthrough.api.crud import operations
+from pullthrough.api.listing import GENERIC, apply_filters, parse_filters
+from pullthrough.api.operations import ValidationError
+from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, LTE, Filter
+from pullthrough.api.resources import VERSIONS
+from pullthrough.catalog.db import Catalog, make_engine, prepare
+from pullthrough.catalog.models import Task
+from support.postgres import private_database
+
+FILTERS = TASKS.resource.filters
+# fixed: the test ids name them, and every xdist worker must collect the same tests
+REPOSITORY = kinds.REPOSITORY.href("0e4c1b1e-7a52-4c3e-9a4e-6f1d2c3b4a51")
+DISTRIBUTION = kinds.DISTRIBUTION.href("5a7d9c2e-1f3b-4e6a-8c0d-2b4f6e8a0c12")
+
+
+def parsed(args: dict[str, list[str]], filters: tuple[Filter, ...] = FILTERS) -> list[Any]:
+    return [(f.filter.name, f.lookup, f.values) for f in parse_filters(args, filters)]
+
+
+def refusal(args: dict[str, list[str]], filters: tuple[Filter, ...] = FILTERS) -> dict[str, Any]:
+    with pytest.raises(ValidationError) as refused:
+        parse_filters(args, filters)
+    return refused.value.errors
+
+
+# ---- which parameters a list takes -------------------------------------------------------
+
+
+def test_a_parameter_that_is_not_a_filter_of_the_list_is_refused_by_name() -> None:
+    """Pulp's answer (pulpcore BaseFilterSet.is_valid): 400 {"errors": ["Invalid Filter: 'x'"]},
+    every unknown parameter named, in the query's order; never the whole list."""
+    args = {"stat": ["failed"], "state": ["failed"], "limit": ["5"], "nme__contains": ["x"]}
+    assert refusal(args) == {
+        "errors": ["Invalid Filter: 'stat'", "Invalid Filter: 'nme__contains'"]
+    }
+    assert refusal({"name__icontains": ["x"]}) == {"errors": ["Invalid Filter: 'name__icontains'"]}
+    assert refusal({"task_group": [str(uuid.uuid4())]}) == {
+        "errors": ["Invalid Filter: 'task_group'"]  # tasks have no group
+    }
+
+
+@pytest.mark.parametrize("key", sorted(GENERIC))
+def test_the_generic_parameters_are_no_filters(key: str) -> None:
+    assert key in ("offset", "limit", "ordering", "fields", "exclude_fields")
+    assert parsed({key: ["x"]}) == []
+
+
+def invalid_filters(args: dict[str, list[str]], filters: tuple[Filter, ...]) -> list[str]:
+    """The refusals of parameters as no filter (not those of a filter's value)."""
+    try:
+        parse_filters(args, filters)
+    except ValidationError as exc:
+        return exc.errors.get("errors", [])
+    return []
+
+
+def test_a_list_takes_every_parameter_its_document_declares_and_no_other() -> None:
+    for binding in BINDINGS:
+        (listing,) = [op for op in operations(binding) if op.id.endswith("_list")]
+        declared = {param.name for param in listing.params}
+        filters = binding.resource.filters
+        assert declared >= GENERIC, listing.id
+        assert invalid_filters({key: [""] for key in declared}, filters) == [], listing.id
+        misspelt = invalid_filters({f"{key}x": [""] for key in declared}, filters)
+        assert len(misspelt) == len(declared), listing.id
+
+
+# ---- what a filter's values become ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"name": ["a.b"]}, [("name", EXACT, ("a.b",))]),
+        ({"name__contains": ["%_"]}, [("name", CONTAINS, ("%_",))]),
+        # repeated keys and comma-joined values alike; empty parts are nothing
+        (
+            {"state__in": ["failed,completed", "waiting", ","]},
+            [("state", IN, ("failed", "completed", "waiting"))],
+        ),
+        ({"state__in": [","], "name__in": [""]}, []),
+        ({"name": ["first", "second"]}, [("name", EXACT, ("first",))]),
+        # pulp-cli's --started-after sends %Y-%m-%dT%H:%M:%S.%fZ; a time without a zone is UTC
+        (
+            {"started_at__gte": ["2999-01-01T00:00:00.000000Z"]},
+            [("started_at", GTE, (datetime(2999, 1, 1, tzinfo=UTC),))],
+        ),
+        (
+            {"finished_at__lte": ["2000-01-01T02:00:00+02:00"], "started_at__lte": ["2000-01-01"]},
+            [
+                ("started_at", LTE, (datetime(2000, 1, 1, tzinfo=UTC),)),
+                ("finished_at", LTE, (datetime(2000, 1, 1, tzinfo=UTC),)),
+            ],
+        ),
+        ({"created_resources": [REPOSITORY]}, [("created_resources", EXACT, (REPOSITORY,))]),
+    ],
+)
+def test_filters_are_parsed_and_typed(args: dict[str, list[str]], expected: list[Any]) -> None:
+    assert parsed(args) == expected
+
+
+def test_a_value_its_filter_cannot_take_is_refused_for_that_parameter() -> None:
+    assert refusal({"started_at__gte": ["yesterday"]}) == {
+        "started_at__gte": ["Enter a valid date/time (RFC 3339)."]
+    }
+    assert refusal({"number": ["one"]}, VERSIONS.filters) == {
+        "number": ["A valid integer is required."]
+    }
+
+
+def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
+    """Each declared filter is a column of its binding's model or a condition of the binding."""
+    app = Flask(__name__)
+    versions = f"{REPOSITORY}versions/1/"
+    hrefs = {"repository_version": versions, "created_resources": versions}
+    for binding in BINDINGS:
+        params = []
+        for declared in binding.resource.filters:
+            name = declared.href or declared.name
+            if declared.format == DATE_TIME:
+                value = "2000-01-01T00:00:00Z"
+            elif declared.type == "integer":
+                value = "1"
+            elif name in kinds.KINDS:
+                value = kinds.KINDS[name].href(str(uuid.uuid4()))
+            else:
+                value = hrefs.get(name, "x")
+            params += [(declared.key(lookup), value) for lookup in declared.lookups]
+        with app.test_request_context("/", query_string=params):
+            query = apply_filters(select(binding.model), binding)
+        for dialect in (
+            make_url(url).get_dialect()() for url in ("sqlite://", "postgresql+psycopg://")
+        ):
+            where = str(query.compile(dialect=dialect)).split("WHERE", 1)[1]
+            assert where.count(" AND ") + 1 >= len(params), (binding.resource.kind.label, where)
+
+
+# ---- what the task filters select ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def tasks(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Catalog]:
+    """A catalog on SQLite, or on PostgreSQL in another time zone than UTC, with three tasks: a
+    sync that made version 1, a distribution's creation, an upload that failed. The tests only
+    read it."""
+    with (
+        private_database(request.getfixturevalue("postgres_url"), timezone="Europe/Berlin")
+        if request.param == "postgresql"
+        else _sqlite(tmp_path_factory.mktemp("catalog"))
+    ) as url:
+        engine: Engine = make_engine(url)
+        try:
+            prepare(engine)
+            catalog = Catalog(engine)
+            with catalog.session() as session:
+                session.add_all(_tasks())
+            yield catalog
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def _sqlite(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+
+
+def _at(day: int) -> datetime:
+    return datetime(2020, 1, day, 12, tzinfo=UTC)
+
+
+def _tasks() -> list[Task]:
+    repository_id = kinds.REPOSITORY.parse(REPOSITORY)
+    return [
+        Task(
+            name="pullthrough.tasks.repository.sync",
+            state="completed",
+            logging_cid="cid-sync-1",
+            started_at=_at(1),
+            finished_at=_at(2),
+            worker="node-a-41",
+            created_resources=[{"kind": "repository_version", "id": repository_id, "number": 1}],
+            reserved_resources=[REPOSITORY, f"shared:{DISTRIBUTION}"],
+        ),
+        Task(
+            name="pullthrough.tasks.distribution.create",
+            state="completed",
+            logging_cid="cid-dist",
+            started_at=_at(3),
+            finished_at=_at(3),
+            worker="node-b-7",
+            created_resources=[
+                {"kind": "distribution", "id": kinds.DISTRIBUTION.parse(DISTRIBUTION)}
+            ],
+            reserved_resources=[DISTRIBUTION],
+        ),
+        Task(
+            name="pullthrough.tasks.content.upload",
+            state="failed",
+            logging_cid="cid-upload",
+            started_at=_at(5),
+            finished_at=None,
+            created_resources=[],
+            reserved_resources=[],
+        ),
+    ]
+
+
+SYNC, CREATE, UPLOAD = "repository.sync", "distribution.create", "content.upload"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", [SYNC, CREATE, UPLOAD]),
+        ("name=pullthrough.tasks.content.upload", [UPLOAD]),
+        ("name__contains=.create", [CREATE]),
+        ("name__contains=%25", []),  # no LIKE wildcard
+        ("name__in=pullthrough.tasks.content.upload,nothing", [UPLOAD]),
+        ("state=failed", [UPLOAD]),
+        ("state__in=completed&state__in=canceled", [SYNC, CREATE]),
+        ("logging_cid=cid-sync-1", [SYNC]),
+        ("logging_cid__contains=cid-", [SYNC, CREATE, UPLOAD]),
+        ("logging_cid=cid-", []),
+        ("worker=node-b-7", [CREATE]),
+        ("started_at__gte=2020-01-03T12:00:00Z", [CREATE, UPLOAD]),
+        ("started_at__gt=2020-01-03T12:00:00Z", [UPLOAD]),
+        ("started_at__lte=2020-01-03T13:00:00%2B01:00", [SYNC, CREATE]),  # 12:00 UTC
+        ("started_at__lt=2020-01-03T12:00:00Z", [SYNC]),
+        ("finished_at__lte=2020-01-02T12:00:00Z", [SYNC]),
+        ("finished_at__gte=2000-01-01T00:00:00Z", [SYNC, CREATE]),  # not the unfinished one
+        ("started_at__gte=2999-01-01T00:00:00Z", []),
+        (f"created_resources={REPOSITORY}versions/1/", [SYNC]),
+        (f"created_resources={REPOSITORY}versions/10/", []),
+        (f"created_resources={REPOSITORY}", []),  # its version, not itself
+        (f"created_resources={DISTRIBUTION}", [CREATE]),
+        (f"reserved_resources={DISTRIBUTION}", [SYNC, CREATE]),  # shared, or exclusively
+        (f"exclusive_resources={DISTRIBUTION}", [CREATE]),
+        (f"shared_resources={DISTRIBUTION}", [SYNC]),
+        (f"exclusive_resources__in={REPOSITORY},{DISTRIBUTION}", [SYNC, CREATE]),
+        (f"shared_resources={REPOSITORY}", []),
+        (f"reserved_resources={REPOSITORY[:-1]}", []),  # a whole href, not a part of one
+        ("state=completed&worker=node-a-41&name__contains=sync", [SYNC]),
+    ],
+)
+def test_task_filters_select_the_tasks_they_name(
+    tasks: Catalog, query: str, expected: list[str]
+) -> None:
+    app = Flask(__name__)
+    with app.test_request_context(f"/?{query}"), tasks.reading() as session:
+        found = session.scalars(apply_filters(select(Task), TASKS)).all()
+    assert sorted(t.name.removeprefix("pullthrough.tasks.") for t in found) == sorted(expected)
+
+
+def test_an_href_of_no_kind_is_refused_for_created_resources() -> None:
+    app = Flask(__name__)
+    with (
+        app.test_request_context("/?created_resources=/pulp/api/v3/workers/x/"),
+        pytest.raises(ValidationError) as refused,
+    ):
+        apply_filters(select(Task), TASKS)
+    assert list(refused.value.errors) == ["created_resources"]
