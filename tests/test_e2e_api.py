@@ -380,6 +380,8 @@ def test_lists_paginate_filter_order_and_pick_fields(api: Api) -> None:
     assert names(name="beta") == []
     assert names(name__startswith="e") == ["epsilon-tools"]
     assert names(name__icontains="CORE") == ["alpha-core", "beta-core", "delta-core"]
+    assert names(name__contains="CORE") == []  # as in Pulp: case matters (SQLite too)
+    assert names(name__startswith="E") == []
 
     filtered = api.ok(api.get(REPOS, params={"name__contains": "core", "limit": 1}))
     assert filtered["count"] == 3

@@ -236,6 +236,8 @@ SYNC, CREATE, UPLOAD = "repository.sync", "distribution.create", "content.upload
         ("name=pullthrough.tasks.content.upload", [UPLOAD]),
         ("name__contains=.create", [CREATE]),
         ("name__contains=%25", []),  # no LIKE wildcard
+        ("name__contains=.CREATE", []),  # as in Pulp (and PostgreSQL): case matters
+        ("logging_cid__contains=CID-", []),
         ("name__in=pullthrough.tasks.content.upload,nothing", [UPLOAD]),
         ("state=failed", [UPLOAD]),
         ("state__in=completed&state__in=canceled", [SYNC, CREATE]),

@@ -57,6 +57,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # LIKE compares case as PostgreSQL's does: `name__contains` is Pulp's case-sensitive
+            # filter on either catalog (`__icontains` lowers both sides).
+            cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")
