@@ -50,6 +50,14 @@ def test_pypi_json_api_for_local_and_pull_through_projects(
         f"{proxy.url}/pypi/main/pypi/Shelf_Reader/json", timeout=10, allow_redirects=False
     )
     assert moved.status_code == 301 and moved.headers["Location"].endswith("/shelf-reader/json")
+    for slash, where in [
+        ("Shelf_Reader/json/", "/pypi/main/pypi/shelf-reader/json"),
+        ("shelf-reader/0.1/json/?x=1", "/pypi/main/pypi/shelf-reader/0.1/json?x=1"),
+    ]:  # a trailing slash, as some clients write it: sent on, as pypi.org does
+        moved = requests.get(
+            f"{proxy.url}/pypi/main/pypi/{slash}", timeout=10, allow_redirects=False
+        )
+        assert moved.status_code == 301 and moved.headers["Location"].endswith(where)
 
     # Local: metadata from the uploaded file fills `info`.
     repo = requests.post(

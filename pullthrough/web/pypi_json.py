@@ -19,7 +19,7 @@ from pullthrough.core.metadata import PackageMetadata
 from pullthrough.core.names import normalize_project
 from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
 from pullthrough.services.distribution import Distribution, NotFound, PageView
-from pullthrough.web.common import distribution, services
+from pullthrough.web.common import distribution, moved_to, services
 from pullthrough.web.page_models import version_anchor
 from pullthrough.web.rendered import Rendered, rendered, respond
 
@@ -96,6 +96,15 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
         if complete and kept < MEMO_ANSWERS:
             view.renders[key] = done
     return respond(cast(Rendered, done), view.expires_at)
+
+
+@bp.get("/pypi/<path:base_path>/pypi/<project>/json/")
+@bp.get("/pypi/<path:base_path>/pypi/<project>/<version>/json/")
+def project_json_slash(base_path: str, project: str, version: str | None = None) -> BaseResponse:
+    """With a trailing slash, as some clients write it: 301 to the API's URL (as pypi.org)."""
+    dist = distribution(base_path)
+    names = {"base_path": dist.base_path, "project": normalize_project(project)}
+    return moved_to(".project_json", **names, version=version)
 
 
 MEMO_ANSWERS = 8  # JSON API answers kept per page view
