@@ -125,6 +125,9 @@ def test_a_value_its_filter_cannot_take_is_refused_for_that_parameter() -> None:
     assert refusal({"number": ["one"]}, VERSIONS.filters) == {
         "number": ["A valid integer is required."]
     }
+    bogus = {"state": ["Select a valid choice. bogus is not one of the available choices."]}
+    assert refusal({"state": ["bogus"]}) == bogus  # not an empty list: no task can be `bogus`
+    assert refusal({"state__in": ["completed,bogus"]}) == bogus
 
 
 def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
@@ -142,6 +145,8 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 value = "1"
             elif name in kinds.KINDS:
                 value = kinds.KINDS[name].href(str(uuid.uuid4()))
+            elif declared.choices is not None:
+                value = declared.choices[0]
             else:
                 value = hrefs.get(name, "x")
             params += [(declared.key(lookup), value) for lookup in declared.lookups]

@@ -126,6 +126,10 @@ def _coerce(declared: Filter, value: str) -> object:
         if abs(number) > INT_MAX:
             raise invalid(declared.name, f"Ensure this value is at most {INT_MAX} in size.")
         return number
+    if declared.choices is not None and value not in declared.choices:
+        raise invalid(  # as Pulp: a value no object can have is a mistake, not an empty list
+            declared.name, f"Select a valid choice. {value} is not one of the available choices."
+        )
     return value
 
 
