@@ -283,8 +283,10 @@ def adopt_local_ledger(engine: Engine, directory: Path) -> int:
         local.close()
     with engine.begin() as conn:
         for table, rows in ((CacheEntry, entries), (CacheUrl, urls)):
+            # executemany, in batches: one statement of all the rows would pass PostgreSQL's
+            # 65,535 parameters from about 21,000 files
             if rows:
-                conn.execute(insert(table).values(rows).on_conflict_do_nothing())
+                conn.execute(insert(table).on_conflict_do_nothing(), rows)
     directory.rename(directory.with_name(directory.name + ".adopted"))
     return len(entries)
 
