@@ -20,12 +20,12 @@ def status(call: Call) -> Response:
     shown = svc.registry.shown()
     disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
-    for client in svc.registry.shown_clients():
-        name = client.remote.name
-        ok, checked = reachable(client)  # asked at most every 30 s (services.health)
+    clients = svc.registry.shown_clients()
+    # asked at most every 30 s, waited for 2 s at most (services.health)
+    for client, (ok, checked) in zip(clients, reachable(clients), strict=True):
         remotes.append(
             {
-                "name": name,
+                "name": client.remote.name,
                 "url": describe_url(client.root),
                 "reachable": ok,
                 "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checked)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,27 +23,39 @@ _checking: dict[str, threading.Event] = {}
 _lock = threading.Lock()
 
 
-def reachable(client: UpstreamClient) -> tuple[bool, float]:
-    """Whether the remote's index answers within REACHABILITY_WAIT_SECONDS, and when that was
+def reachable(clients: Sequence[UpstreamClient]) -> list[tuple[bool, float]]:
+    """Whether each remote's index answers within REACHABILITY_WAIT_SECONDS, and when that was
     seen (epoch seconds). One check at a time per index, at most every REACHABILITY_SECONDS, on
-    a thread of its own: an index that takes connections and never answers holds up no status
-    request past the wait (a load balancer's health check would time out), and does not get
-    a check per request meanwhile."""
+    a thread of its own, all started at once and waited for against one deadline: indexes that
+    take connections and never answer hold up no status request past the wait (a load
+    balancer's health check would time out), and do not get a check per request meanwhile."""
+    pending = [_checking_now(client) for client in clients]
+    deadline = time.monotonic() + REACHABILITY_WAIT_SECONDS
+    seen = []
+    for client, done in zip(clients, pending, strict=True):
+        if done is not None and not done.wait(max(deadline - time.monotonic(), 0)):
+            seen.append((False, time.time()))  # no answer yet: not reachable, as clients see it
+            continue
+        with _lock:
+            checked, ok = _checked[client.root]
+        seen.append((ok, checked))
+    return seen
+
+
+def _checking_now(client: UpstreamClient) -> threading.Event | None:
+    """The check under way of a remote whose last one is too old (started here if need be),
+    or None when the last one is fresh."""
     root = client.root
     with _lock:
         seen = _checked.get(root)
         if seen is not None and time.time() - seen[0] <= REACHABILITY_SECONDS:
-            return seen[1], seen[0]
+            return None
         if (done := _checking.get(root)) is None:
             done = _checking[root] = threading.Event()
             threading.Thread(
                 target=_check, args=(client, done), name="pullthrough-reachability", daemon=True
             ).start()
-    if not done.wait(REACHABILITY_WAIT_SECONDS):
-        return False, time.time()  # no answer yet: not reachable, as far as a client can tell
-    with _lock:
-        seen = _checked[root]
-    return seen[1], seen[0]
+        return done
 
 
 def _check(client: UpstreamClient, done: threading.Event) -> None:

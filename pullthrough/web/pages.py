@@ -122,8 +122,8 @@ def status() -> Response:
     )
     errors = pm.upstream_errors(counters)
     remotes = []
-    for client in svc.registry.shown_clients():
-        ok, checked = reachable(client)
+    clients = svc.registry.shown_clients()
+    for client, (ok, checked) in zip(clients, reachable(clients), strict=True):
         remotes.append(
             pm.RemoteHealth(
                 client.remote.name,
