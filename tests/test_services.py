@@ -21,6 +21,7 @@ import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
@@ -845,6 +846,45 @@ def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(
             canceling.join(timeout=10)
             assert answers == ["canceling"]
             assert task(svc, task_id).state == "canceling"  # the worker stops at its next check
+        finally:
+            svc.close()
+
+
+def test_a_reap_while_a_worker_records_its_outcome_leaves_the_task_to_it(
+    upstream: Upstream, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, another worker's reap runs while a worker writes its task's outcome (its
+    heartbeat looked late): the reap skips the task being written, which ends as its worker
+    says, rather than `failed` then overwritten, or `completed` then overwritten."""
+    with private_database(postgres_url) as url:
+        config = tmp_path / "pullthrough.toml"
+        text = config_text(upstream.index_url, tmp_path / "data")
+        config.write_text(
+            text.replace(
+                "[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n'
+            )
+        )
+        svc = build_services(load_settings(config, environ={}))
+        try:
+            task_id = queue(svc, "t.quick")
+            reaped: list[int] = []
+            get = Session.get
+
+            def get_then_reap(self: Session, entity: Any, ident: Any, **kw: Any) -> Any:
+                row = get(self, entity, ident, **kw)
+                if entity is Task and not reaped:  # the outcome's read: another worker reaps
+                    reaper = TaskWorker(svc, {}, heartbeat=5, dead_after=60, name="other")
+                    reaping = threading.Thread(target=lambda: reaped.append(reaper.reap()))
+                    reaping.start()
+                    reaping.join(timeout=10)
+                return row
+
+            monkeypatch.setattr(Session, "get", get_then_reap)
+            worker = TaskWorker(svc, {"t.quick": lambda ctx: None}, heartbeat=5, dead_after=60)
+            assert worker.run_once()  # it never heartbeat: to the reaper, a dead worker's task
+            monkeypatch.undo()
+            assert reaped == [0]
+            assert task(svc, task_id).state == "completed"
         finally:
             svc.close()
 

@@ -241,10 +241,12 @@ class TaskWorker:
                 Worker.last_heartbeat >= online_since(self.dead_after)
             )
             orphaned = session.scalars(
-                select(Task).where(
+                select(Task)
+                .where(
                     Task.state.in_(("running", "canceling")),
                     or_(Task.worker.is_(None), Task.worker.not_in(alive)),
                 )
+                .with_for_update(skip_locked=True)  # one its worker is ending now: not reaped
             ).all()
             for task in orphaned:
                 task.state = "failed"
@@ -305,7 +307,9 @@ class TaskWorker:
         self, task_id: str, ctx: TaskContext, state: str, error: dict[str, Any] | None
     ) -> None:
         with self.services.catalog.session() as session:
-            row = session.get(Task, task_id)
+            # under a row lock: a reap committed between a plain read and the write would be
+            # overwritten (PostgreSQL; SQLite's writers are one at a time anyway)
+            row = session.get(Task, task_id, with_for_update=True)
             assert row is not None
             if row.state not in ("running", "canceling"):  # reaped meanwhile: ended already
                 log.warning(
