@@ -19,6 +19,7 @@ from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadForbidden, UploadRefused
+from pullthrough.storage.locks import LockTimeout
 from pullthrough.storage.store import ArtifactStore, StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
 from pullthrough.web import content, metrics, pages, pypi_json, simple, upload
@@ -112,6 +113,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     def storage_unavailable(exc: StorageUnavailable) -> Response:
         log.error("%s", exc)
         response = _text("Service unavailable: the file store cannot be reached; try again", 503)
+        response.headers["Retry-After"] = "10"
+        return response
+
+    @app.errorhandler(LockTimeout)
+    def busy(exc: LockTimeout) -> Response:
+        log.warning("%s", exc)  # e.g. an upload waiting on the same bytes' eviction or cleanup
+        response = _text("Service unavailable: the same file is being stored; try again", 503)
         response.headers["Retry-After"] = "10"
         return response
 

@@ -43,7 +43,7 @@ from pullthrough.services.pullthrough import (
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
-from pullthrough.storage.locks import LockDir
+from pullthrough.storage.locks import LockDir, stored_bytes
 from pullthrough.storage.store import (
     ArtifactStore,
     Opened,
@@ -935,6 +935,48 @@ def test_an_orphan_cleanup_racing_an_upload_of_the_same_bytes_leaves_them_stored
     assert again.id != first.id  # the orphan was deleted, the upload made a new package
     for sha in (again.sha256, again.metadata_sha256):
         assert sha is not None and services.store.has(sha)
+
+
+def test_bytes_whose_lock_stays_held_cost_an_upload_a_503_and_a_cleanup_that_file_only(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request or task holds a file's bytes' lock past the wait (a long write of the
+    same bytes): an upload of them is a 503 to retry, not a 500; an orphan cleanup leaves that
+    file (whoever writes it records it) and removes the others."""
+    monkeypatch.setattr("pullthrough.services.uploads.STORED_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr("pullthrough.services.orphans.STORED_WAIT_SECONDS", 0.3)
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    svc = app.extensions["pullthrough"]
+    try:
+        orphans = []
+        for name in ("orphan-a", "orphan-b"):
+            with build_wheel(tmp_path / name, name, "1.0").open("rb") as fh:
+                orphans.append(
+                    svc.uploads.upload(
+                        None, fh, f"{name.replace('-', '_')}-1.0-py3-none-any.whl", actor="admin"
+                    )[0]
+                )
+        held = stored_bytes(svc.locks, orphans[0].sha256)
+        assert held.acquire(timeout=1)
+        try:
+            auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+            again = build_wheel(tmp_path / "again", "orphan-a", "1.0")
+            with again.open("rb") as fh:
+                answer = app.test_client().post(
+                    "/pulp/api/v3/content/python/packages/",
+                    data={"file": (fh, again.name)},
+                    auth=auth,
+                )
+            assert answer.status_code == 503 and answer.headers["Retry-After"]
+            queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
+            assert svc.new_worker().run_once()
+        finally:
+            held.release()
+        assert svc.store.has(orphans[0].sha256)  # left to whoever writes it
+        assert not svc.store.has(orphans[1].sha256)
+    finally:
+        svc.close()
 
 
 # ---- the app, through Flask's test client ----------------------------------------------------

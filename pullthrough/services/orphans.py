@@ -4,6 +4,7 @@ pull-through cache files are left to the cache's own LRU limit."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -11,11 +12,12 @@ from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.models import Package, RepositoryContent, now
 from pullthrough.services.tasks import TaskContext
-from pullthrough.storage.locks import STORED_WAIT_SECONDS, stored_bytes
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
 
+log = logging.getLogger(__name__)
 DEFAULT_PROTECTION_MINUTES = 1440  # as Pulp's ORPHAN_PROTECTION_TIME
 
 
@@ -40,9 +42,12 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         session.execute(delete(Package).where(Package.id.in_([p.id for p in orphans])))
     removed = 0
     for sha in files:
-        with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
-            if not _recorded(svc, sha):
-                removed += svc.store.delete(sha) > 0
+        try:
+            with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
+                if not _recorded(svc, sha):
+                    removed += svc.store.delete(sha) > 0
+        except LockTimeout:  # being written again, long: whoever writes it records it
+            log.warning("orphan cleanup left %s: its bytes are being written", sha)
     ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)
 
