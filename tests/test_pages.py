@@ -143,16 +143,30 @@ def test_project_model_groups_files_by_version_newest_first() -> None:
 
 @pytest.mark.parametrize(
     ("version", "group"),
-    [("0.6c11", "0.6rc11"), ("0.6rc11", "0.6rc11"), ("2004d", "other")],  # as any index names it
+    [  # as any index names it: the JSON API's key may be the index's `versions` entry
+        ("0.6c11", "0.6rc11"),
+        ("0.6rc11", "0.6rc11"),
+        ("2004d", "other"),
+        ("2.0", "2.0.0"),
+        ("2", "2.0.0"),
+    ],
 )
 def test_a_version_s_anchor_is_the_heading_of_the_group_holding_its_files(
     version: str, group: str
 ) -> None:
-    files = ("oldver-0.6c11.tar.gz", "oldver-0.6rc11-py3-none-any.whl", "oldver-2004d.tar.gz")
+    files = (
+        "oldver-0.6c11.tar.gz",
+        "oldver-0.6rc11-py3-none-any.whl",
+        "oldver-2004d.tar.gz",
+        "oldver-2.0.0-py3-none-any.whl",
+        "oldver-2.0.tar.gz",  # the same release: one heading with both files
+    )
     page = ProjectPage("oldver", tuple(_file(f) for f in files))
     model = pm.project_model(page, {}, lambda f: pm.UPSTREAM)
     (holding,) = (g for g in model.versions if g.version == group)
-    assert pm.version_anchor(version) == holding.anchor == f"v-{group}"
+    assert pm.version_anchor(version) == holding.anchor
+    assert len(next(g for g in model.versions if g.version == "2.0.0").files) == 2
+    assert len({g.anchor for g in model.versions}) == len(model.versions)  # one id per heading
 
 
 def test_a_project_page_shows_the_newest_versions_and_asks_sources_only_for_them() -> None:

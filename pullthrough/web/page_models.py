@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import Version
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -128,9 +128,11 @@ class FileRow:
 
 def version_anchor(version: str) -> str:
     """The id of a version's heading on the project page, so that a link (the JSON API's
-    `release_url`) can lead to it: its group there, the PEP 440 normal form or OTHER."""
+    `release_url`) can lead to it: one for all the spellings of a PEP 440 version (`2.0` and
+    `2.0.0`: the page's group may be named by a file, the link by the index's `versions`),
+    else OTHER's."""
     parsed = parse_version(version)
-    return f"v-{parsed if parsed is not None else OTHER}"
+    return f"v-{canonicalize_version(parsed) if parsed is not None else OTHER}"
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,11 @@ def project_model(
     versions = file_versions(page)
     groups: dict[str, list[DistFile | tuple[str, Hold]]] = {}
     keys: dict[str, Version | None] = {}
+    labels: dict[str, str] = {}  # by anchor: one group per release (`2.0` and `2.0.0` alike)
 
     def add(version: Version | None, item: DistFile | tuple[str, Hold]) -> None:
         label = str(version) if version is not None else OTHER
+        label = labels.setdefault(version_anchor(label), label)
         keys.setdefault(label, version)
         groups.setdefault(label, []).append(item)
 
