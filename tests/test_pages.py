@@ -26,6 +26,7 @@ from pullthrough.services.tasks import enqueue
 from pullthrough.web import page_models as pm
 from support.api import PASSWORD, with_auth
 from support.browser import with_class
+from support.packages import build_wheel
 from support.servers import config_text, wait_until
 from support.upstream import Upstream
 
@@ -393,6 +394,30 @@ def test_metrics_and_the_status_page_do_not_wait_for_a_catalog_writer(
     finally:
         done.set()
         writer.join(timeout=10)
+
+
+def test_the_json_api_with_a_trailing_slash_moves_and_takes_no_other_page(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """`.../json/` is sent on to the API's URL, as pypi.org does, but a distribution whose
+    base path ends in `/pypi` keeps its project `json`: its simple page is not taken for it."""
+    config = tmp_path / "pullthrough.toml"
+    more = '[[distributions]]\nname = "team"\nbase_path = "team/pypi"\nremote = "up"\n'
+    config.write_text(config_text(upstream.index_url, tmp_path / "data") + more)
+    app = create_app(load_settings(config, environ={}))
+    try:
+        client = app.test_client()
+        moved = client.get("/pypi/main/pypi/Shelf_Reader/0.2/json/?x=1")
+        assert moved.status_code == 301
+        assert moved.headers["Location"].endswith("/pypi/main/pypi/shelf-reader/0.2/json?x=1")
+        page = client.get("/pypi/team/pypi/simple/shelf-reader/")
+        assert page.status_code == 200
+        upstream.add_file("json", build_wheel(tmp_path / "w", "json", "1.0"))
+        named_json = client.get("/pypi/team/pypi/simple/json/")
+        assert named_json.status_code == 200 and b"json-1.0-py3-none-any.whl" in named_json.data
+        assert client.get("/pypi/nowhere/pypi/x/json/").status_code == 404
+    finally:
+        app.extensions["pullthrough"].close()
 
 
 def test_text_from_upstreams_is_escaped(tmp_path: Path) -> None:

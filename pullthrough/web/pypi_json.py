@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from typing import Any, cast
 
 from flask import Blueprint, redirect, request, url_for
@@ -98,13 +99,20 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
     return respond(cast(Rendered, done), view.expires_at)
 
 
-@bp.get("/pypi/<path:base_path>/pypi/<project>/json/")
-@bp.get("/pypi/<path:base_path>/pypi/<project>/<version>/json/")
-def project_json_slash(base_path: str, project: str, version: str | None = None) -> BaseResponse:
-    """With a trailing slash, as some clients write it: 301 to the API's URL (as pypi.org)."""
-    dist = distribution(base_path)
-    names = {"base_path": dist.base_path, "project": normalize_project(project)}
-    return moved_to(".project_json", **names, version=version)
+_WITH_SLASH = re.compile(r"(?P<base_path>.+)/pypi/(?P<project>[^/]+)(?:/(?P<version>[^/]+))?/json")
+
+
+def moved_from_slash(path: str) -> BaseResponse | None:
+    """The API's URL written with a trailing slash, as some clients do (`path` is what the
+    pages' `/pypi/<path>/` route took, no distribution's base path): 301 to the URL without
+    it, as pypi.org; None for any other path. Not a route of its own: with one, a distribution
+    at `team/pypi` would lose its project `json` (`/pypi/team/pypi/simple/json/`)."""
+    if (found := _WITH_SLASH.fullmatch(path)) is None:
+        return None
+    if services().registry.get(found["base_path"]) is None:
+        return None
+    names = {**found.groupdict(), "project": normalize_project(found["project"])}
+    return moved_to("pypi_json.project_json", **names)
 
 
 MEMO_ANSWERS = 8  # JSON API answers kept per page view
