@@ -29,7 +29,7 @@ from pullthrough.catalog.models import Distribution, Package, Remote, Task, Work
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
-from pullthrough.services.container import ORPHAN_CLEANUP, Services, build_services
+from pullthrough.services.container import ORPHAN_CLEANUP, SYNC, Services, build_services
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import (
@@ -935,6 +935,70 @@ def test_an_orphan_cleanup_racing_an_upload_of_the_same_bytes_leaves_them_stored
     assert again.id != first.id  # the orphan was deleted, the upload made a new package
     for sha in (again.sha256, again.metadata_sha256):
         assert sha is not None and services.store.has(sha)
+
+
+def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync stores its files, then records them all at its end; an orphan cleanup in between
+    (of a day-old orphan of the same bytes) leaves them, as Pulp protects new artifacts: the
+    synced package is listed with its file, rather than answer 404."""
+    svc = build_services(
+        settings_for(upstream, tmp_path, policy="immediate", includes=["shelf-reader"])
+    )
+    try:
+        whl = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+        (tmp_path / WHL_02).write_bytes(whl.data)
+        with (tmp_path / WHL_02).open("rb") as fh:
+            orphan = svc.uploads.upload(None, fh, WHL_02, actor="admin")[0]
+        day_ago = time.time() - 86_400 - 60  # past the default protection time
+        with svc.catalog.session() as session:
+            session.get(Package, orphan.id).pulp_created = now() - timedelta(days=1, minutes=1)  # type: ignore[union-attr]
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        for sha in (orphan.sha256, orphan.metadata_sha256 or ""):
+            os.utime(svc.store.path(sha), (day_ago, day_ago))  # type: ignore[attr-defined]
+        queue(svc, ORPHAN_CLEANUP)
+        queue(svc, SYNC, repository_id=repo_id, remote_id=remote_id, mirror=False)
+        stored, go_on = threading.Event(), threading.Event()
+        writer = svc.store.writer
+
+        def pausing_writer(expected: dict[str, str]) -> Any:  # the sync's: stores, then waits
+            opened = writer(expected)
+            commit = opened.commit
+
+            def commit_then_wait() -> str:
+                sha = commit()
+                if sha == whl.sha256:
+                    stored.set()
+                    go_on.wait(30)  # its package is recorded only at the sync's end
+                return sha
+
+            opened.commit = commit_then_wait  # type: ignore[method-assign]
+            return opened
+
+        monkeypatch.setattr(svc.store, "writer", pausing_writer)
+        syncing: list[threading.Thread] = []
+        tracks = svc.ledger.tracks
+
+        def tracks_while_syncing(sha256: str) -> bool:
+            if not syncing:  # the orphans' packages are gone: the sync downloads the file anew
+                syncing.append(threading.Thread(target=svc.new_worker().run_once))
+                syncing[0].start()
+                assert stored.wait(30)
+            return tracks(sha256)
+
+        monkeypatch.setattr(svc.ledger, "tracks", tracks_while_syncing)
+        assert svc.new_worker().run_once()  # the cleanup
+        go_on.set()
+        syncing[0].join(timeout=30)
+        assert not syncing[0].is_alive()
+        with svc.catalog.session() as session:
+            synced = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            assert synced.id != orphan.id and synced.origin == "sync"
+        assert svc.store.has(synced.sha256)
+    finally:
+        svc.close()
 
 
 def test_bytes_whose_lock_stays_held_cost_an_upload_a_503_and_a_cleanup_that_file_only(

@@ -44,7 +44,7 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     for sha in files:
         try:
             with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
-                if not _recorded(svc, sha):
+                if not _recorded(svc, sha) and not _written_since(svc, sha, cutoff.timestamp()):
                     removed += svc.store.delete(sha) > 0
         except LockTimeout:  # being written again, long: whoever writes it records it
             log.warning("orphan cleanup left %s: its bytes are being written", sha)
@@ -61,3 +61,11 @@ def _recorded(svc: Services, sha256: str) -> bool:
     with svc.catalog.reading() as session:
         uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
         return session.scalar(select(Package.id).where(uses).limit(1)) is not None
+
+
+def _written_since(svc: Services, sha256: str, cutoff: float) -> bool:
+    """Whether the bytes were written again within the protection time, as Pulp protects new
+    artifacts too: a sync or an import stores its files, then records them all at its end, so
+    they stay while it runs (with no protection time, as in Pulp, they do not)."""
+    written = svc.store.written_at(sha256)
+    return written is not None and written > cutoff

@@ -128,14 +128,22 @@ class S3Store(BlobStore):
     def key(self, sha256: str) -> str:
         return self.prefix + shard(sha256)
 
-    def _head(self, sha256: str) -> int | None:
+    def _head_object(self, sha256: str) -> dict[str, Any] | None:
         try:
             head = self.call("head_object", Bucket=self.bucket, Key=self.key(sha256))
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise _unavailable(exc) from exc
-        return int(head["ContentLength"])
+        return cast(dict[str, Any], head)
+
+    def _head(self, sha256: str) -> int | None:
+        head = self._head_object(sha256)
+        return None if head is None else int(head["ContentLength"])
+
+    def written_at(self, sha256: str) -> float | None:
+        head = self._head_object(sha256)
+        return None if head is None else float(head["LastModified"].timestamp())
 
     def open(self, sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
         """The GET from where the bytes to send start, now: an object deleted (evicted by

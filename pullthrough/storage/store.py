@@ -115,6 +115,10 @@ class BlobStore(ABC):
     def has(self, sha256: str) -> bool: ...
 
     @abstractmethod
+    def written_at(self, sha256: str) -> float | None:
+        """When the file was last written (epoch seconds), or None if it is not stored."""
+
+    @abstractmethod
     def delete(self, sha256: str) -> int:
         """Remove a file; returns the bytes freed (0 if it was not there)."""
 
@@ -201,6 +205,12 @@ class ArtifactStore(BlobStore):
 
     def has(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def written_at(self, sha256: str) -> float | None:
+        try:
+            return self.path(sha256).stat().st_mtime  # publish replaces: a new file each time
+        except FileNotFoundError:
+            return None
 
     def delete(self, sha256: str) -> int:
         """Remove a file; returns the bytes freed (0 if it was not there)."""
