@@ -937,6 +937,38 @@ def test_an_orphan_cleanup_racing_an_upload_of_the_same_bytes_leaves_them_stored
         assert sha is not None and services.store.has(sha)
 
 
+def test_an_upload_of_cached_bytes_is_not_evicted_before_it_leaves_the_cache(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload (into no repository) of bytes the cache holds takes them out of the cache's
+    ledger once its package is committed; an eviction right then, with the cache over its
+    limit, must not take the uploaded file and its package with it."""
+    dist, expected = main_and_wheel(services, upstream)
+    with closing(streamed(services, dist, WHL_02)) as cached:
+        assert b"".join(cached) == expected.data
+    stored_soon(cached)
+    assert wait_until(lambda: services.ledger.tracks(expected.sha256), 10)
+    forget = services.ledger.forget
+    evicted: list[int] = []
+    armed = [True]
+
+    def evict_then_forget(sha256: str) -> None:
+        if armed:  # the cache is over its limit right as the upload leaves it
+            armed.clear()
+            services.ledger.max_size = 1
+            evicted.append(services.pullthrough.evict_if_needed())
+        forget(sha256)
+
+    monkeypatch.setattr(services.ledger, "forget", evict_then_forget)
+    (tmp_path / WHL_02).write_bytes(expected.data)
+    with (tmp_path / WHL_02).open("rb") as fh:
+        uploaded = services.uploads.upload(None, fh, WHL_02, actor="admin")[0]
+    assert evicted == [0]
+    assert services.store.has(expected.sha256)
+    with services.catalog.session() as session:
+        assert session.get(Package, uploaded.id) is not None
+
+
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,58 +80,70 @@ class Uploads:
             except (InvalidDistribution, InvalidFilename) as exc:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
-            with self._holding(package.sha256, metadata), self.catalog.session() as session:
-                if repository_id is not None:
-                    _check_status(session, repository_id, package.name)
-                existing = session.scalar(select(Package).where(Package.filename == filename))
-                if (
-                    existing is not None
-                    and existing.sha256 != package.sha256
-                    and existing.origin == "cache"
-                    and not session.scalar(
-                        select(RepositoryContent.id).where(
-                            RepositoryContent.package_id == existing.id
+            with self._holding(package.sha256, metadata):
+                with self.catalog.session() as session:
+                    if repository_id is not None:
+                        _check_status(session, repository_id, package.name)
+                    existing = session.scalar(select(Package).where(Package.filename == filename))
+                    if (
+                        existing is not None
+                        and existing.sha256 != package.sha256
+                        and existing.origin == "cache"
+                        and not session.scalar(
+                            select(RepositoryContent.id).where(
+                                RepositoryContent.package_id == existing.id
+                            )
                         )
+                    ):
+                        # Only a pull-through copy in no repository: our upload takes the name.
+                        session.delete(existing)
+                        session.flush()
+                        existing = None
+                    if existing is not None and existing.sha256 != package.sha256:
+                        # Not its digest: the file may be in a private index the uploader cannot read
+                        raise UploadRefused(
+                            f"File already exists ({filename!r}): a filename can only be used once;"
+                            " upload a new version instead"
+                        )
+                    if (
+                        existing is None
+                        and session.scalar(
+                            select(Package.id).where(Package.sha256 == package.sha256).limit(1)
+                        )
+                    ):  # as PyPI: one file, one name (not `x-1.0-...`, `x-1.0.0-...` and `x-0!1.0-...`)
+                        raise UploadRefused(
+                            f"File already exists ({filename!r}): these bytes were uploaded under"
+                            " another name; a file can only be uploaded once"
+                        )
+                    if repository_id is not None and package.packagetype == "sdist":
+                        _check_one_sdist(session, repository_id, existing or package)
+                    if existing is None:
+                        if metadata is not None:
+                            package.metadata_sha256 = self.store.put_bytes(metadata)
+                        package.uploaded_by = actor
+                        session.add(package)
+                        session.flush()
+                    else:
+                        package = existing
+                    writer.commit()  # visible only now: validated, hash-checked, recorded
+                    created = (
+                        new_version(session, repository_id, add=[package.id])
+                        if repository_id
+                        else None
                     )
-                ):
-                    # Only a pull-through copy in no repository: our upload takes the name.
-                    session.delete(existing)
-                    session.flush()
-                    existing = None
-                if existing is not None and existing.sha256 != package.sha256:
-                    # Not its digest: the file may be in a private index the uploader cannot read
-                    raise UploadRefused(
-                        f"File already exists ({filename!r}): a filename can only be used once;"
-                        " upload a new version instead"
-                    )
-                if existing is None and session.scalar(
-                    select(Package.id).where(Package.sha256 == package.sha256).limit(1)
-                ):  # as PyPI: one file, one name (not `x-1.0-...`, `x-1.0.0-...` and `x-0!1.0-...`)
-                    raise UploadRefused(
-                        f"File already exists ({filename!r}): these bytes were uploaded under"
-                        " another name; a file can only be uploaded once"
-                    )
-                if repository_id is not None and package.packagetype == "sdist":
-                    _check_one_sdist(session, repository_id, existing or package)
-                if existing is None:
-                    if metadata is not None:
-                        package.metadata_sha256 = self.store.put_bytes(metadata)
-                    package.uploaded_by = actor
-                    session.add(package)
-                    session.flush()
-                else:
-                    package = existing
-                writer.commit()  # visible only now: validated, hash-checked, recorded
-                created = (
-                    new_version(session, repository_id, add=[package.id]) if repository_id else None
-                )
-                detail = {"filename": filename, "sha256": package.sha256, "new": existing is None}
-                if where:
-                    detail["distribution"] = where
-                if created is not None:
-                    detail["repository_version"] = created.number
-                audit.record(session, actor, "upload", filename, address=address, detail=detail)
-        self.ledger.forget(package.sha256)  # a repository's file is never evicted
+                    detail = {
+                        "filename": filename,
+                        "sha256": package.sha256,
+                        "new": existing is None,
+                    }
+                    if where:
+                        detail["distribution"] = where
+                    if created is not None:
+                        detail["repository_version"] = created.number
+                    audit.record(session, actor, "upload", filename, address=address, detail=detail)
+                # within the bytes' lock: an eviction of the same bytes (a cached copy) cannot
+                # come between the commit and this, and take the upload's file with it
+                self.ledger.forget(package.sha256)  # a repository's file is never evicted
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
 
