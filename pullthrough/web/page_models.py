@@ -180,15 +180,13 @@ def project_model(
     """The project's files grouped by version, newest first, held files with their reason; the
     newest `max_versions` only (None: all). `source` is asked only for the files shown."""
     versions = file_versions(page)
-    groups: dict[str, list[DistFile | tuple[str, Hold]]] = {}
-    keys: dict[str, Version | None] = {}
-    labels: dict[str, str] = {}  # by anchor: one group per release (`2.0` and `2.0.0` alike)
+    # By release: Version("2.0") == Version("2.0.0"), one group named as its first file says.
+    groups: dict[Version | None, list[DistFile | tuple[str, Hold]]] = {}
+    labels: dict[Version | None, str] = {}
 
     def add(version: Version | None, item: DistFile | tuple[str, Hold]) -> None:
-        label = str(version) if version is not None else OTHER
-        label = labels.setdefault(version_anchor(label), label)
-        keys.setdefault(label, version)
-        groups.setdefault(label, []).append(item)
+        labels.setdefault(version, str(version) if version is not None else OTHER)
+        groups.setdefault(version, []).append(item)
 
     for f in page.files:
         add(versions.get(f.filename), f)
@@ -199,8 +197,7 @@ def project_model(
             version = None
         add(version, (filename, hold))
 
-    def order(label: str) -> tuple[int, Version]:
-        version = keys[label]
+    def order(version: Version | None) -> tuple[int, Version]:
         return (1, version) if version is not None else (0, Version("0"))
 
     ordered = sorted(groups, key=order, reverse=True)
@@ -222,8 +219,8 @@ def project_model(
     return ProjectModel(
         page.name,
         [
-            VersionGroup(label, sorted((row(i) for i in groups[label]), key=lambda r: r.filename))
-            for label in shown
+            VersionGroup(labels[v], sorted((row(i) for i in groups[v]), key=lambda r: r.filename))
+            for v in shown
         ],
         status=page.status,
         status_reason=page.status_reason,

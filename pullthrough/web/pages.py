@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from pullthrough.core.models import DistFile
 from pullthrough.core.names import normalize_project
-from pullthrough.services.distribution import Distribution
+from pullthrough.services.distribution import Distribution, NotFound
 from pullthrough.services.health import online_workers, reachable, recent_tasks
 from pullthrough.upstream.client import describe_url
 from pullthrough.web import page_models as pm
@@ -59,9 +59,12 @@ def distribution_page(base_path: str) -> BaseResponse:
     upload_url = base_path.endswith("/legacy")
     if upload_url and services().registry.get(base_path.removesuffix("/legacy")) is not None:
         abort(405, valid_methods=["POST"])  # twine's upload URL (web.upload), not a page
-    if services().registry.get(base_path) is None and (moved := moved_from_slash(base_path)):
-        return moved
-    dist = distribution(base_path)
+    try:
+        dist = distribution(base_path)
+    except NotFound:
+        if (moved := moved_from_slash(base_path)) is not None:  # `.../json/`
+            return moved
+        raise
     query = request.args.get("q", "").strip()[:200]
     matches: list[tuple[str, str]] = []  # (name, normalized: the link)
     total = 0
