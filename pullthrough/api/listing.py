@@ -56,9 +56,9 @@ def parse_filters(args: Mapping[str, Sequence[str]], filters: Sequence[Filter]) 
         raise ValidationError({"errors": [f"Invalid Filter: '{key}'" for key in unknown]})
     found = []
     for key, (one, lookup) in declared.items():
-        given = args.get(key) or []
-        if lookup == IN:  # repeated keys (a=x&a=y) and comma-joined values (a=x,y) alike
-            given = [part for value in given for part in value.split(",") if part]
+        given = list(args.get(key) or [])
+        if lookup == IN:
+            given = _split(given)
         if given:
             values = given if lookup == IN else given[:1]
             found.append(Lookup(one, lookup, tuple(_typed(one, lookup, v) for v in values)))
@@ -149,8 +149,12 @@ def _int_arg(name: str, default: int, maximum: int) -> int:
 
 
 def _many(name: str) -> list[str]:
-    """Repeated keys (fields=a&fields=b) and comma-joined values alike."""
-    return [part for value in request.args.getlist(name) for part in value.split(",") if part]
+    return _split(request.args.getlist(name))
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """Repeated keys (a=x&a=y) and comma-joined values (a=x,y) alike."""
+    return [part for value in values for part in value.split(",") if part]
 
 
 def page(
