@@ -213,9 +213,7 @@ class SharedLedger:
             conn.execute(delete(CacheEntry).where(CacheEntry.sha256 == sha256))
 
     def tracks(self, sha256: str) -> bool:
-        with self.engine.connect() as conn:
-            query = select(CacheEntry.sha256).where(CacheEntry.sha256 == sha256)
-            return conn.execute(query).first() is not None
+        return self.used_at(sha256) is not None
 
     def used_at(self, sha256: str) -> float | None:
         with self.engine.connect() as conn:

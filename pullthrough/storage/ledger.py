@@ -121,7 +121,7 @@ class CacheLedger:
                 self.files.decr(_TOTAL, record[0])
 
     def tracks(self, sha256: str) -> bool:
-        return self.files.get(sha256) is not None
+        return self.used_at(sha256) is not None
 
     def used_at(self, sha256: str) -> float | None:
         """When a tracked file was last used (recorded, or touched), else None."""
