@@ -28,6 +28,25 @@ def with_auth(text: str, **extra: str) -> str:
     return text + f'[auth]\nadmin_password = "{PASSWORD}"\n{lines}'
 
 
+def upload_to_new_index(proxy: Server, name: str, paths: list[Path]) -> None:
+    """A repository and a distribution of that name serving it (base path `name`), the files
+    uploaded to it as twine does."""
+    repo = requests.post(
+        proxy.url + V3 + "repositories/python/python/", json={"name": name}, auth=AUTH, timeout=10
+    ).json()
+    requests.post(
+        proxy.url + V3 + "distributions/python/pypi/",
+        json={"name": name, "base_path": name, "repository": repo["pulp_href"]},
+        auth=AUTH, timeout=10,
+    ).raise_for_status()  # fmt: skip
+    for path in paths:
+        with open(path, "rb") as fh:
+            requests.post(
+                f"{proxy.url}/pypi/{name}/legacy/", data={":action": "file_upload"},
+                files={"content": (path.name, fh)}, auth=AUTH, timeout=10,
+            ).raise_for_status()  # fmt: skip
+
+
 def test_pypi_json_api_for_local_and_pull_through_projects(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -60,20 +79,8 @@ def test_pypi_json_api_for_local_and_pull_through_projects(
         assert moved.status_code == 301 and moved.headers["Location"].endswith(where)
 
     # Local: metadata from the uploaded file fills `info`.
-    repo = requests.post(
-        proxy.url + V3 + "repositories/python/python/", json={"name": "r"}, auth=AUTH, timeout=10
-    ).json()
-    requests.post(
-        proxy.url + V3 + "distributions/python/pypi/",
-        json={"name": "r", "base_path": "r", "repository": repo["pulp_href"]},
-        auth=AUTH, timeout=10,
-    ).raise_for_status()  # fmt: skip
     path = build_wheel(tmp_path / "w", "acme-json", "3.1", requires_dist=["shelf-reader>=0.1"])
-    with open(path, "rb") as fh:
-        requests.post(
-            f"{proxy.url}/pypi/r/legacy/", data={":action": "file_upload"},
-            files={"content": (path.name, fh)}, auth=AUTH, timeout=10,
-        ).raise_for_status()  # fmt: skip
+    upload_to_new_index(proxy, "r", [path])
     local = requests.get(f"{proxy.url}/pypi/r/pypi/acme-json/json", timeout=10).json()
     assert local["info"]["version"] == "3.1"
     assert local["info"]["requires_dist"] == ["shelf-reader>=0.1"]
@@ -117,20 +124,8 @@ def test_pypi_json_api_keys_a_release_by_the_version_the_index_gives(
     assert requests.get(legacy + "json", timeout=10).json()["info"]["version"] == "1.0"
 
     # Uploaded: the version as the files' names write it (the local page has no `versions`).
-    repo = requests.post(
-        proxy.url + V3 + "repositories/python/python/", json={"name": "r"}, auth=AUTH, timeout=10
-    ).json()
-    requests.post(
-        proxy.url + V3 + "distributions/python/pypi/",
-        json={"name": "r", "base_path": "r", "repository": repo["pulp_href"]},
-        auth=AUTH, timeout=10,
-    ).raise_for_status()  # fmt: skip
-    for path in (sdist, build_wheel(tmp_path / "up", "oldver", "0.6c11", requires_dist=["attrs"])):
-        with open(path, "rb") as fh:
-            requests.post(
-                f"{proxy.url}/pypi/r/legacy/", data={":action": "file_upload"},
-                files={"content": (path.name, fh)}, auth=AUTH, timeout=10,
-            ).raise_for_status()  # fmt: skip
+    wheel_up = build_wheel(tmp_path / "up", "oldver", "0.6c11", requires_dist=["attrs"])
+    upload_to_new_index(proxy, "r", [sdist, wheel_up])
     local = f"{proxy.url}/pypi/r/pypi/oldver/"
     both = ["oldver-0.6c11-py3-none-any.whl", sdist.name]
     assert _releases(local) == {"0.6c11": both}

@@ -587,6 +587,14 @@ def test_metadata_of_a_cached_wheel_is_served_while_the_upstream_is_down(
         services.pullthrough.metadata(dist, "meta_lib-2.0-py3-none-any.whl")
 
 
+def unhashed_metadata_wheel(upstream: Upstream, tmp_path: Path) -> UpstreamFile:
+    """A wheel whose page marks its `.metadata` available without a hash (PEP 714)."""
+    upstream.unhashed_metadata = True
+    return upstream.add_file(
+        "meta-plain", build_wheel(tmp_path, "meta-plain", "1.0"), metadata=True
+    )
+
+
 @pytest.mark.parametrize(
     "sent",
     [b"<html><body><h1>502 Bad Gateway</h1></body></html>\n", b"other"],
@@ -599,10 +607,7 @@ def test_metadata_without_a_hash_is_kept_only_when_it_is_the_files(
     upstream answers it with (a 200) is kept only when it reads as that file's core metadata:
     an error page, or another file's metadata, is a 502 and nothing is kept, so once the
     upstream heals the next request asks it again and gets the metadata (then kept)."""
-    upstream.unhashed_metadata = True
-    wheel = upstream.add_file(
-        "meta-plain", build_wheel(tmp_path, "meta-plain", "1.0"), metadata=True
-    )
+    wheel = unhashed_metadata_wheel(upstream, tmp_path)
     right = wheel.metadata
     if sent == b"other":
         sent = (
@@ -633,10 +638,7 @@ def test_metadata_without_a_hash_falls_back_to_a_cached_wheels(
     """The upstream answers an unhashed `.metadata` with something else (an error page with a
     200): a wheel cached earlier answers with its own METADATA, which that file must equal
     (PEP 658); nothing of the upstream's answer is kept."""
-    upstream.unhashed_metadata = True
-    wheel = upstream.add_file(
-        "meta-plain", build_wheel(tmp_path, "meta-plain", "1.0"), metadata=True
-    )
+    wheel = unhashed_metadata_wheel(upstream, tmp_path)
     right = wheel.metadata
     app = create_app(settings_for(upstream, tmp_path))
     try:
@@ -773,13 +775,13 @@ def test_a_worker_asked_to_stop_finishes_its_task_alive(services: Services) -> N
         assert go_on.wait(10)
         ctx.outcome.result = {"done": True}
 
-    worker = TaskWorker(services, {"t.waits": waits}, heartbeat=0.05, dead_after=0.5)
+    worker = TaskWorker(services, {"t.waits": waits}, heartbeat=0.05, dead_after=1.0)
     running, next_one = queue(services, "t.waits"), queue(services, "t.waits")
     worker.start()
     assert started.wait(10)
     worker.stop(timeout=0)  # what the SIGTERM handler does
-    time.sleep(1.0)  # twice the time after which a silent worker is presumed dead
-    reaper = TaskWorker(services, {}, heartbeat=0.05, dead_after=0.5)
+    time.sleep(2.0)  # twice the time after which a silent worker is presumed dead
+    reaper = TaskWorker(services, {}, heartbeat=0.05, dead_after=1.0)
     assert reaper.reap() == 0
     assert task(services, running).state == "running"
     go_on.set()
