@@ -14,8 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select
 
+from pullthrough.catalog.db import Catalog, database_url, make_engine
+from pullthrough.catalog.models import Distribution
 from pullthrough.cli import build_parser
+from pullthrough.config import load_settings
+from pullthrough.services.container import build_services
 from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, free_port
 from support.tools import clean_env, make_venv, run_pip
@@ -519,3 +524,38 @@ def test_a_server_that_cannot_start_says_why_in_one_line(
         said = [line for line in proc.stderr.splitlines() if line.startswith("pullthrough:")]
         assert len(said) == 1 and said[0].startswith("pullthrough: cannot start: "), proc.stderr
         assert "Traceback" not in proc.stderr and "db-secret" not in proc.stderr
+
+
+def test_a_config_distribution_overlapping_one_of_the_api_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    """The API refuses a base path inside another's; so does the start for the file's: a
+    distribution the file adds at `team/pypi`, where the API made `team`, is a line saying so
+    and exit 2, and nothing of the file is written."""
+    data = tmp_path / "data"
+    config = tmp_path / "pullthrough.toml"
+    config.write_text(config_text(f"http://127.0.0.1:{free_port()}/simple/", data))
+    settings = load_settings(config, environ={})
+    build_services(settings).close()  # the catalog, with the file's `main`
+    with Catalog(
+        make_engine(database_url(settings.server.database_url, data))
+    ).session() as session:
+        session.add(Distribution(name="team", base_path="team"))  # as the API would
+    inner = '[[distributions]]\nname = "inner"\nbase_path = "team/pypi"\nremote = "up"\n'
+    config.write_text(config.read_text() + inner)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pullthrough.cli", "serve", "--config", str(config),
+         "--bind", f"127.0.0.1:{free_port()}"],
+        env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("pullthrough:")]
+    assert said == [
+        "pullthrough: invalid configuration: distributions[1].base_path: 'team/pypi' overlaps"
+        " the base path 'team' of distribution 'team' (in the catalog, not in the file)"
+    ], proc.stderr
+    with Catalog(
+        make_engine(database_url(settings.server.database_url, data))
+    ).session() as session:
+        names = set(session.scalars(select(Distribution.name)))
+    assert names == {"main", "team"}

@@ -49,6 +49,9 @@ def open_services(settings: Settings) -> Services | None:
 
     try:
         return build_services(settings)
+    except ConfigError as exc:  # the file against the catalog (an overlapping base path)
+        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return None
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return None
@@ -80,6 +83,9 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         password, generated = prepare_data(settings)  # before any worker starts
+    except ConfigError as exc:  # the file against the catalog (an overlapping base path)
+        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import diskcache
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import (
     Catalog,
@@ -24,7 +25,8 @@ from pullthrough.catalog.db import (
 )
 from pullthrough.catalog.generation import ChangeSignal, Generation
 from pullthrough.catalog.models import Distribution, Remote
-from pullthrough.config import DISTRIBUTION_FIELDS, Settings, StorageSettings
+from pullthrough.config import DISTRIBUTION_FIELDS, ConfigError, Settings, StorageSettings
+from pullthrough.core.access import overlaps
 from pullthrough.core.fields import fingerprints, withdrawn
 from pullthrough.core.remotes import UNSET, Unset, ordered
 from pullthrough.services import audit, orphans, sync
@@ -163,7 +165,8 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
     """Create or update the remotes and distributions the config file declares (by name), with
     the settings the file gives; what it does not give keeps what the API set, and what it gave
     at its last reading and gives no more goes back to its default unless the API changed it
-    since (`withdrawn`). Returns whether anything changed."""
+    since (`withdrawn`). Returns whether anything changed. ConfigError, and nothing written,
+    where a declared base path overlaps one the API gave another distribution."""
     changed = False
     with catalog.session() as session:
         remotes: dict[str, Remote] = {}
@@ -191,6 +194,7 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             audit.record(session, CONFIG_ACTOR, "remote_configured", declared.name, detail=detail)
             remotes[declared.name] = row
         session.flush()
+        in_file: list[Distribution] = []
         for declared_dist in settings.distributions:
             dist = session.scalar(
                 select(Distribution).where(Distribution.name == declared_dist.name)
@@ -215,7 +219,9 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             if dist is None:
                 dist = Distribution(name=declared_dist.name, configured=read)
                 session.add(dist)
+                in_file.append(dist)
             else:
+                in_file.append(dist)
                 current = {f.name: getattr(dist, f.name) for f in _DIST_SETTINGS}
                 dropped = withdrawn(dist.configured or {}, declared_dist.given, current)
                 wanted.update(
@@ -232,7 +238,24 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             audit.record(
                 session, CONFIG_ACTOR, "distribution_configured", name, detail=keys(wanted)
             )
+        _apart(session, in_file)
     return changed
+
+
+def _apart(session: Session, in_file: list[Distribution]) -> None:
+    """The file's distributions' base paths overlap no other distribution's (the file's own
+    are checked when it is read; the others are the API's), as the API checks its own."""
+    names = {d.name for d in in_file}
+    with session.no_autoflush:  # the others as stored; the file's as they are about to be
+        rows = session.execute(select(Distribution.name, Distribution.base_path))
+        others = [(name, path) for name, path in rows if name not in names]
+    for i, dist in enumerate(in_file):
+        for name, base_path in others:
+            if overlaps(dist.base_path, base_path):
+                raise ConfigError(
+                    f"distributions[{i}].base_path: {dist.base_path!r} overlaps the base path"
+                    f" {base_path!r} of distribution {name!r} (in the catalog, not in the file)"
+                )
 
 
 def keys(given: dict[str, Any]) -> dict[str, Any]:
