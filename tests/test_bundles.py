@@ -11,6 +11,7 @@ import io
 import json
 import lzma
 import tarfile
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from pullthrough.core.bundles import (
 from pullthrough.services.bundles import BundleError, Bundles
 from pullthrough.services.container import Services, build_services
 from pullthrough.services.local_content import LocalContent
+from pullthrough.storage.locks import stored_bytes
 from support.packages import build_sdist, build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
@@ -629,6 +631,52 @@ def test_a_bad_bundle_is_refused_whole_with_nothing_changed(
         refused(new_site, rewrite(good, tmp_path / "lie.tar", lie), "the manifest says acme-lib 7")
     finally:
         new_site.close()
+
+
+def test_a_failed_import_leaves_a_file_an_upload_of_the_same_bytes_records_meanwhile(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    """A failed import removes the files it stored, each under its bytes' lock: an upload of
+    the same bytes holds that lock from writing them to recording them, and its file stays."""
+    good = tmp_path / "good.tar"
+    bundles(site_a).export("corp", None, good)
+    listed: list[str] = []
+
+    def lie(name: str, data: bytes) -> tuple[str, bytes]:  # the last file is not what it says
+        if name != MANIFEST:
+            return name, data
+        doc = json.loads(data)
+        listed.extend(p["filename"] for p in doc["packages"])
+        doc["packages"][-1]["version"] = "7.0"
+        return name, json.dumps(doc).encode()
+
+    damaged = rewrite(good, tmp_path / "lie.tar", lie)
+    files = repository_files(site_a, "corp")
+    kept, removed = files[listed[0]], files[listed[1]]
+    failures: list[BaseException] = []
+
+    def run_import() -> None:
+        try:
+            bundles(site_b).import_bundle(damaged, "x", actor="t")
+        except BaseException as exc:
+            failures.append(exc)
+
+    lock = stored_bytes(site_b.locks, kept.sha256)
+    lock.acquire(timeout=5)  # an upload of the same bytes, writing them
+    importing = threading.Thread(target=run_import)
+    importing.start()
+    try:
+        importing.join(2)  # the import stores the file, fails, and waits for the lock
+        assert importing.is_alive() and site_b.store.has(kept.sha256)
+        with site_b.catalog.session() as session:  # the upload records its package
+            columns = {c.key: getattr(kept, c.key) for c in Package.__table__.columns}
+            session.add(Package(**{**columns, "id": str(uuid.uuid4())}))
+    finally:
+        lock.release()
+        importing.join(30)
+    assert [type(exc) for exc in failures] == [InvalidBundle]
+    assert site_b.store.has(kept.sha256)
+    assert not site_b.store.has(removed.sha256)
 
 
 def test_only_a_plain_tar_is_read_and_never_a_sparse_member(

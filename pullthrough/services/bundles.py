@@ -61,8 +61,10 @@ from pullthrough.core.bundles import (
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.services import audit
+from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
 from pullthrough.storage.store import BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
@@ -133,16 +135,28 @@ class _HashingReader:
 
 class Bundles:
     def __init__(
-        self, catalog: Catalog, store: BlobStore, ledger: Ledger, on_change: Callable[[], None]
+        self,
+        catalog: Catalog,
+        store: BlobStore,
+        ledger: Ledger,
+        locks: Locks,
+        on_change: Callable[[], None],
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.ledger = ledger
+        self.locks = locks
         self.on_change = on_change  # every process reloads its view (Registry.changed)
 
     @classmethod
     def of(cls, services: Services) -> Bundles:
-        return cls(services.catalog, services.store, services.ledger, services.registry.changed)
+        return cls(
+            services.catalog,
+            services.store,
+            services.ledger,
+            services.locks,
+            services.registry.changed,
+        )
 
     # Export
 
@@ -516,25 +530,18 @@ class Bundles:
         return report
 
     def _remove_unused(self, published: list[str]) -> None:
-        """Remove the files this import stored when it fails, unless something uses them now."""
-        if not published:
-            return
-        try:
-            with self.catalog.session() as session:
-                used = set(
-                    session.scalars(select(Package.sha256).where(Package.sha256.in_(published)))
-                ) | set(
-                    session.scalars(
-                        select(Package.metadata_sha256).where(
-                            Package.metadata_sha256.in_(published)
-                        )
-                    )
-                )
-            for sha256 in set(published) - used:
-                if not self.ledger.tracks(sha256):
-                    self.store.delete(sha256)
-        except Exception:  # the import's own error matters more; leave them to orphan cleanup
-            log.exception("could not remove the files of a failed import")
+        """Remove the files this import stored when it fails, unless something uses them now:
+        each checked and removed under its bytes' lock, which an upload or a download of the
+        same bytes holds until it records them (as orphan cleanup does)."""
+        for sha256 in set(published):
+            try:
+                with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
+                    if not recorded(self.catalog, self.ledger, sha256):
+                        self.store.delete(sha256)
+            except LockTimeout:  # being written again, long: whoever writes it records it
+                log.warning("a failed import left %s: its bytes are being written", sha256)
+            except Exception:  # the import's own error matters more
+                log.exception("could not remove %s, stored by a failed import", sha256)
 
 
 def _info(name: str, size: int, when: datetime) -> tarfile.TarInfo:

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 
+from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Package, RepositoryContent, now
 from pullthrough.services.tasks import TaskContext
+from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
 
 if TYPE_CHECKING:
@@ -44,7 +46,9 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     for sha in files:
         try:
             with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
-                if not _recorded(svc, sha) and not _written_since(svc, sha, cutoff.timestamp()):
+                if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(
+                    svc, sha, cutoff.timestamp()
+                ):
                     removed += svc.store.delete(sha) > 0
         except LockTimeout:  # being written again, long: whoever writes it records it
             log.warning("orphan cleanup left %s: its bytes are being written", sha)
@@ -52,13 +56,13 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)
 
 
-def _recorded(svc: Services, sha256: str) -> bool:
+def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
     """Whether a package (its file or its metadata) or the cache ledger records these bytes -
     another package of the same bytes, or an upload or a download of them since the orphans
     were deleted: checked under the bytes' lock, which those hold until they record them."""
-    if svc.ledger.tracks(sha256):  # a pull-through cache file
+    if ledger.tracks(sha256):  # a pull-through cache file
         return True
-    with svc.catalog.reading() as session:
+    with catalog.reading() as session:
         uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
         return session.scalar(select(Package.id).where(uses).limit(1)) is not None
 
