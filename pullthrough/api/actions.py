@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds
 from pullthrough.api.bindings import CONTENT, TASKS, TOKENS, Render
-from pullthrough.api.crud import TASK_RESPONSE
+from pullthrough.api.crud import TASK_RESPONSE, load_version
 from pullthrough.api.operations import (
     Call,
     Operation,
@@ -35,7 +35,7 @@ from pullthrough.catalog.models import (
 from pullthrough.catalog.versions import new_version, present_in
 from pullthrough.core.fields import Field
 from pullthrough.core.tasks import FINAL_TASK_STATES
-from pullthrough.services.container import ORPHAN_CLEANUP, SYNC
+from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
 
@@ -171,6 +171,30 @@ def orphans_cleanup(call: Call) -> Response:
     return _queued(call, ORPHAN_CLEANUP, {"orphan_protection_time": minutes, "content_ids": ids})
 
 
+# ---- repair ---------------------------------------------------------------------------------
+
+REPAIR_FIELDS = (
+    Field(
+        "verify_checksums",
+        "boolean",
+        default=True,
+        help="Whether to check every stored file's sha256 (else look for missing files only).",
+    ),
+)
+
+
+def repair_version(call: Call) -> Response:
+    version: RepositoryVersion = call.row
+    verify = call.values.get("verify_checksums", True)
+    args = {"repository_id": version.repository_id, "number": version.number}
+    return _queued(call, REPAIR, {**args, "verify_checksums": verify})
+
+
+def repair_all(call: Call) -> Response:
+    verify = call.values.get("verify_checksums", True)
+    return _queued(call, REPAIR, {"repository_id": None, "verify_checksums": verify})
+
+
 # ---- content upload -------------------------------------------------------------------------
 
 UPLOAD = (
@@ -265,6 +289,30 @@ OPERATIONS = [
         orphans_cleanup,
         "Remove content in no repository version, and its files",
         body=ORPHANS,
+        partial=True,
+        responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        f"{kinds.VERSION.operation}_repair",
+        "POST",
+        f"{kinds.REPOSITORY.list_href}<id>/versions/<int:number>/repair/",
+        f"{{{kinds.VERSION.href_param}}}repair/",
+        repair_version,
+        "Repair the version's stored files",
+        path_param=kinds.VERSION.href_param,
+        load=load_version,
+        body=REPAIR_FIELDS,
+        partial=True,
+        responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        "repair_post",
+        "POST",
+        kinds.API_ROOT + "repair/",
+        kinds.API_ROOT + "repair/",
+        repair_all,
+        "Repair every stored file",
+        body=REPAIR_FIELDS,
         partial=True,
         responses={202: TASK_RESPONSE},
     ),

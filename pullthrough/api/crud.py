@@ -137,7 +137,8 @@ VERBS: dict[str, tuple[Callable[[Binding, str], View], str, bool, str, int]] = {
 }
 
 
-def _version(session: Session, path: Mapping[str, Any]) -> Any:
+def load_version(session: Session, path: Mapping[str, Any]) -> Any:
+    """The loader of a repository version by the `<id>` and `<number>` in its path."""
     if path["number"] > INT_MAX:  # no such version, and beyond what the database compares
         return None
     query = select(RepositoryVersion).where(
@@ -160,7 +161,7 @@ def operations(binding: Binding) -> list[Operation]:
         collection = resource.parent.kind.list_href + "<id>/versions/"
         collection_doc = "{" + collection_param + "}versions/"
         item = collection + "<int:number>/"
-        load_collection, load_item = by_id(Repository), _version
+        load_collection, load_item = by_id(Repository), load_version
     out = []
     for verb in resource.verbs:
         view, method, on_item, summary, code = VERBS[verb]

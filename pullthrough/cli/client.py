@@ -206,6 +206,16 @@ class Client:
         )
         return self.wait(reply["task"])
 
+    def repair(self, version_href: str | None, verify_checksums: bool | None) -> Any:
+        """Repair a version's stored files (None: every stored file); the finished task."""
+        body = {} if verify_checksums is None else {"verify_checksums": verify_checksums}
+        if version_href is None:
+            reply = self.call("POST", API_ROOT + "repair/", "repair_post", json=body)
+        else:
+            operation = "repositories_python_python_versions_repair"
+            reply = self.call("POST", version_href + "repair/", operation, json=body)
+        return self.wait(reply["task"])
+
     def status(self) -> Any:
         return self.call("GET", API_ROOT + "status/", "status_read", auth=False)
 

@@ -254,6 +254,11 @@ def version_show(client: Client, args: argparse.Namespace) -> Any:
     return client.get(_version_href(repository, args.version), f"{kinds.VERSION.operation}_read")
 
 
+def version_repair(client: Client, args: argparse.Namespace) -> Any:
+    repository = client.find(kinds.REPOSITORY, args.repository)
+    return client.repair(_version_href(repository, args.version), args.verify_checksums)
+
+
 def repository_sync(client: Client, args: argparse.Namespace) -> Any:
     repository = client.find(kinds.REPOSITORY, args.name)
     remote = client.href_of(kinds.REMOTE, args.remote) if args.remote else None
@@ -302,6 +307,15 @@ def _add_repository(tree: Tree) -> None:
     parser = versions.verb("show", "show a version (the latest without --version)", version_show)
     parser.add_argument("--repository", required=True, metavar="NAME")
     parser.add_argument("--version", type=int, metavar="K", help="the version number")
+    parser = versions.verb(
+        "repair",
+        "fetch again the version's files that are missing or damaged (the latest without"
+        " --version)",
+        version_repair,
+    )
+    parser.add_argument("--repository", required=True, metavar="NAME")
+    parser.add_argument("--version", type=int, metavar="K", help="the version number")
+    _verify_flag(parser)
     content = repo.group(
         "content", "add packages to a repository or remove them (makes a new version)"
     )
@@ -581,6 +595,10 @@ def _add_token(tree: Tree) -> None:
     add_list_options(listing, AUDIT_EVENTS.filters, {})
 
 
+def _verify_flag(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "verify-checksums", "check every file's sha256, not only that it is there")
+
+
 def orphans_cleanup(client: Client, args: argparse.Namespace) -> Any:
     return client.orphans_cleanup(args.protection_time)
 
@@ -607,6 +625,12 @@ def add_commands(tree: Tree) -> None:
         metavar="MINUTES",
         help="keep orphans younger than this (server default: 1440)",
     )
+    repair = tree.verb(
+        "repair",
+        "fetch again every stored file that is missing or damaged",
+        lambda client, args: client.repair(None, args.verify_checksums),
+    )
+    _verify_flag(repair)
     tree.verb(
         "status", "show the server's status (no login needed)", lambda client, args: client.status()
     )

@@ -29,7 +29,7 @@ from pullthrough.config import DISTRIBUTION_FIELDS, ConfigError, Settings, Stora
 from pullthrough.core.access import overlaps
 from pullthrough.core.fields import fingerprints, withdrawn
 from pullthrough.core.remotes import UNSET, Unset, ordered
-from pullthrough.services import audit, orphans, sync
+from pullthrough.services import audit, orphans, repair, sync
 from pullthrough.services.advisories import Advisories
 from pullthrough.services.audit import CONFIG_ACTOR
 from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
@@ -60,7 +60,12 @@ from pullthrough.storage.store import ArtifactStore, BlobStore
 log = logging.getLogger(__name__)
 SYNC = "pullthrough.tasks.sync"
 ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
-BACKGROUND_TASKS: Mapping[str, Handler] = {SYNC: sync.sync, ORPHAN_CLEANUP: orphans.orphan_cleanup}
+REPAIR = "pullthrough.tasks.repair"
+BACKGROUND_TASKS: Mapping[str, Handler] = {
+    SYNC: sync.sync,
+    ORPHAN_CLEANUP: orphans.orphan_cleanup,
+    REPAIR: repair.repair,
+}
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 
 

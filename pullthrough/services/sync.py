@@ -160,6 +160,7 @@ class Syncer:
         if metadata is not None:
             package.metadata_sha256 = self.svc.store.put_bytes(metadata)
         package.origin = "sync"
+        package.remote_url, package.remote_id = entry.url, self.remote_id  # repair's source
         apply_index_fields(package, entry)
         return package
 

@@ -1,0 +1,210 @@
+"""Repair, as Pulp's: find stored files that are missing or no longer have their sha256 (bit rot,
+a damaged disk or bucket) in one repository version or in the whole catalog, and put them
+right where their source is known.
+
+- a file synced or fetched on demand from a remote: downloaded again from the URL its package
+  records, hash-checked, and put in place of the damaged copy;
+- a package's PEP 658 metadata: read again from its file, or fetched beside it;
+- a pull-through cache file: removed, so that the next request fetches it anew;
+- an uploaded file has no other source: counted, logged, and left as it is.
+
+Content fetched on demand and never asked for is not missing: it was never stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from pullthrough.catalog.models import Package, Remote, RepositoryContent
+from pullthrough.catalog.versions import version_packages
+from pullthrough.config import IMMEDIATE, RemoteSettings
+from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.services.packages import package_from_file
+from pullthrough.services.tasks import TaskContext
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
+from pullthrough.storage.store import HashMismatch
+from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
+
+if TYPE_CHECKING:
+    from pullthrough.services.container import Services
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+MISSING = ("repair.missing", "Identify missing units")
+CORRUPTED = ("repair.corrupted", "Identify corrupted units")
+REPAIRED = ("repair.repaired", "Repair corrupted units")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file a package says is stored: its own, or its metadata."""
+
+    sha256: str
+    package: Package
+    held: bool  # whether a repository holds the package
+    metadata: bool = False
+
+    @property
+    def expected(self) -> bool:
+        """Whether it must be in the store: on-demand content only once it was asked for, and
+        a pull-through cache file only while a repository holds it."""
+        return self.package.policy == IMMEDIATE and (self.package.origin != "cache" or self.held)
+
+
+def repair(ctx: TaskContext) -> None:
+    """The task: args `repository_id` and `number` (a version; None: every package), and
+    `verify_checksums` (False: look for missing files only)."""
+    svc = ctx.services
+    verify = ctx.args.get("verify_checksums", True) is not False
+    query = select(Package)
+    if ctx.args.get("repository_id") is not None:
+        query = version_packages(ctx.args["repository_id"], int(ctx.args["number"]))
+    with svc.catalog.reading() as session:
+        packages = session.scalars(query.order_by(Package.filename)).all()
+        held = set(session.scalars(select(RepositoryContent.package_id).distinct()))
+    repairer = Repairer(ctx)
+    try:
+        for done, item in enumerate(_files(packages, held), 1):
+            repairer.check(item, verify=verify)
+            if done % 50 == 0:
+                ctx.check_canceled()
+    finally:
+        repairer.close()
+    ctx.completed(*MISSING, repairer.missing)
+    ctx.completed(*CORRUPTED, repairer.corrupted)
+    ctx.completed(*REPAIRED, repairer.repaired)
+    log.info(
+        "repair: %d missing, %d corrupted, %d repaired",
+        repairer.missing,
+        repairer.corrupted,
+        repairer.repaired,
+    )
+
+
+def _files(packages: Iterable[Package], held: set[str]) -> Iterable[Stored]:
+    """Each package's file, then its metadata (read again from the file once it is right)."""
+    for p in packages:
+        yield Stored(p.sha256, p, p.id in held)
+        if p.metadata_sha256:
+            yield Stored(p.metadata_sha256, p, p.id in held, metadata=True)
+
+
+class Repairer:
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.svc: Services = ctx.services
+        self.missing = self.corrupted = self.repaired = 0
+        self._clients: dict[str, UpstreamClient | None] = {}
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            if client is not None:
+                client.close()
+
+    def check(self, item: Stored, *, verify: bool) -> None:
+        store = self.svc.store
+        if not store.has(item.sha256):
+            if not item.expected:
+                return
+            self.missing += 1
+            self.ctx.report(*MISSING, done=self.missing)
+            log.warning("repair: %s is missing (sha256 %s)", _name(item), item.sha256)
+        elif not verify or self._intact(item.sha256):
+            return
+        else:
+            self.corrupted += 1
+            self.ctx.report(*CORRUPTED, done=self.corrupted)
+            log.warning("repair: %s does not have its sha256 %s", _name(item), item.sha256)
+        if self._repair(item):
+            self.repaired += 1
+            self.ctx.report(*REPAIRED, done=self.repaired)
+
+    def _intact(self, sha256: str) -> bool:
+        opened = self.svc.store.open(sha256)
+        if opened is None:  # removed meanwhile (an eviction): nothing wrong with it
+            return True
+        digest = hashlib.sha256()
+        with opened.file as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256
+
+    def _repair(self, item: Stored) -> bool:
+        try:
+            if item.metadata and self._metadata_from_file(item):
+                return True
+            if item.package.origin == "cache" and not item.held:
+                return self._drop_from_cache(item.sha256)
+            if (
+                client := self._client(item.package.remote_id)
+            ) is None or not item.package.remote_url:
+                log.warning(
+                    "repair: %s cannot be repaired: no remote to fetch it from", _name(item)
+                )
+                return False
+            url = item.package.remote_url + (".metadata" if item.metadata else "")
+            self._download(client, url, item.sha256)
+        except (UpstreamError, HashMismatch, OSError) as exc:
+            log.warning("repair: %s could not be repaired: %s", _name(item), exc)
+            return False
+        return True
+
+    def _metadata_from_file(self, item: Stored) -> bool:
+        """The metadata, read again from the (intact) file it came from."""
+        p = item.package
+        if not self.svc.store.has(p.sha256) or not self._intact(p.sha256):
+            return False
+        try:
+            with self.svc.store.local_path(p.sha256) as path:
+                _, metadata = package_from_file(path, p.filename, sha256=p.sha256)
+        except (InvalidDistribution, ValueError, OSError):
+            return False
+        if metadata is None or hashlib.sha256(metadata).hexdigest() != item.sha256:
+            return False
+        self.svc.store.put_bytes(metadata, {"sha256": item.sha256})
+        return True
+
+    def _drop_from_cache(self, sha256: str) -> bool:
+        """A damaged cache file is evicted: the next request for it fetches it again. Not when
+        a repository took it in meanwhile (the eviction checks that, as a promotion's)."""
+        remove = functools.partial(self.svc.store.delete, sha256)
+        try:
+            with stored_bytes(self.svc.locks, sha256).held(STORED_WAIT_SECONDS):
+                if not self.svc.pullthrough.events.evict(sha256, remove):
+                    return False
+                self.svc.ledger.forget(sha256)
+        except LockTimeout:  # being stored again right now: that copy is checked
+            return False
+        return True
+
+    def _download(self, client: UpstreamClient, url: str, sha256: str) -> None:
+        with client.open_file(url) as resp, self.svc.store.writer({"sha256": sha256}) as w:
+            for chunk in client.iter_body(resp, url):
+                w.write(chunk)
+            w.commit()  # in place of the damaged copy: readers of it keep what they opened
+        log.info("repair: fetched %s again", describe_url(url))
+
+    def _client(self, remote_id: str | None) -> UpstreamClient | None:
+        if remote_id is None:
+            return None
+        if remote_id not in self._clients:
+            with self.svc.catalog.reading() as session:
+                remote = session.get(Remote, remote_id)
+                settings = (
+                    RemoteSettings.from_values(remote.name, remote.settings) if remote else None
+                )
+            tls = self.svc.settings.server.data_dir / "tls"
+            self._clients[remote_id] = UpstreamClient(settings, tls_dir=tls) if settings else None
+        return self._clients[remote_id]
+
+
+def _name(item: Stored) -> str:
+    return item.package.filename + (".metadata" if item.metadata else "")
