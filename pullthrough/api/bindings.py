@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Text, cast, delete, or_, select
+from sqlalchemy import Text, cast, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
@@ -153,6 +153,22 @@ def _content_summary(row: RepositoryVersion, render: Render) -> dict[str, Any]:
     return summary
 
 
+def _holding(href: str) -> Any:
+    """Versions that hold the content an href names (its repository's versions from the one
+    that added it until the one that removed it)."""
+    try:
+        package_id = kinds.CONTENT.parse(href)
+    except kinds.BadHref as exc:
+        raise invalid("content", str(exc)) from None
+    rc, rv = RepositoryContent, RepositoryVersion
+    return exists().where(
+        rc.repository_id == rv.repository_id,
+        rc.package_id == package_id,
+        rc.version_added <= rv.number,
+        or_(rc.version_removed.is_(None), rc.version_removed > rv.number),
+    )
+
+
 VERSIONS = Binding(
     resources.VERSIONS,
     RepositoryVersion,
@@ -166,6 +182,7 @@ VERSIONS = Binding(
         ),
         "content_summary": _content_summary,
     },
+    conditions={"content": _holding},
 )
 
 
@@ -386,7 +403,10 @@ def _one_version(session: Session, values: dict[str, Any], row: Any) -> None:
 
 
 def _version_where(href: str, name: str) -> Any:
-    """The versions an href names: one version, or every version of a repository."""
+    """The versions an href names: one version, every version of a repository, or those that
+    hold some content."""
+    if name == "content":
+        return _holding(href)
     try:
         if name == "repository":
             return RepositoryVersion.repository_id == kinds.REPOSITORY.parse(href)
@@ -414,7 +434,7 @@ PUBLICATIONS = Binding(
             )
         ],
     },
-    conditions={name: _published(name) for name in ("repository", "repository_version")},
+    conditions={name: _published(name) for name in ("repository", "repository_version", "content")},
     check=_one_version,
     build=_publish,
 )

@@ -21,10 +21,12 @@ from pullthrough.api.params import (
     CONTAINS,
     DATE_TIME,
     EXACT,
+    GT,
     GTE,
     ICONTAINS,
     IN,
     LT,
+    LTE,
     TEXT_LOOKUPS,
     TIME_LOOKUPS,
     Filter,
@@ -109,7 +111,11 @@ VERSIONS = Resource(
         *ro("number", type="integer"),
         *ro("content_summary", type="object"),
     ),
-    filters=(Filter("number", type="integer"),),
+    filters=(
+        Filter("number", (EXACT, GT, GTE, LT, LTE), type="integer"),
+        moments("pulp_created"),
+        Filter("content", (EXACT, IN)),  # versions holding this content (an href)
+    ),
     ordering=("number", "pulp_created"),
     default_order="-number",
     parent=REPOSITORIES,
@@ -156,6 +162,7 @@ PUBLICATIONS = Resource(
         Filter("repository", href="repository"),
         Filter("repository_version", href="repository_version"),
         moments("pulp_created"),
+        Filter("content", (EXACT, IN)),  # publications of versions holding this content
     ),
     ordering=("pulp_created",),
     default_order="-pulp_created",
