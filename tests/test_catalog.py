@@ -20,6 +20,7 @@ from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
+from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
     Base,
     Package,
@@ -37,6 +38,7 @@ from pullthrough.catalog.versions import (
     version_packages,
 )
 from pullthrough.config import RemoteSettings
+from pullthrough.core.labels import parse_selector
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.storage.store import ArtifactStore
 from support.postgres import private_database
@@ -662,3 +664,60 @@ def test_a_promoted_file_is_not_evicted(catalog: Catalog, tmp_path: Path) -> Non
         new_version(session, repo_id, add=[package.id])
     assert not CachedContent(catalog).evict(sha, lambda: store.delete(sha))
     assert store.has(sha)
+
+
+# ---- label selectors (catalog.labels) -------------------------------------------------------
+
+LABELLED = {
+    "prod-eu": {"env": "prod", "region": "eu-west", "app.kubernetes.io/x": "legacy"},
+    "prod-us": {"env": "prod", "region": "US-East", "team name": "Core, Infra"},
+    "dev": {"env": "dev", "owner": None},
+    "bare": {},
+}
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("env", {"prod-eu", "prod-us", "dev"}),
+        ("!env", {"bare"}),
+        ("env=prod", {"prod-eu", "prod-us"}),
+        ("env=Prod", set()),  # = is exact
+        ("env!=prod", {"dev"}),  # has the key, another value
+        ("region~east", {"prod-us"}),  # ~ ignores case
+        ("region~%", set()),  # a LIKE wildcard is a character like any other
+        ("owner", {"dev"}),  # a null value: the key is there
+        ("!owner", {"prod-eu", "prod-us", "bare"}),
+        ("owner!=x", {"dev"}),
+        ("owner=", set()),  # null is not the empty string
+        ("env=prod,region~EU", {"prod-eu"}),  # terms are ANDed
+        (r"team name=Core\, Infra", {"prod-us"}),
+        ("app.kubernetes.io", set()),  # a dotted key is one key, not a path
+    ],
+)
+def test_a_label_selector_picks_the_rows_in_sql(
+    catalog: Catalog, selector: str, expected: set[str]
+) -> None:
+    add_labelled(catalog)
+    assert labelled_names(catalog, selector) == expected
+
+
+def test_selectors_of_one_shape_are_bound_with_their_own_keys(catalog: Catalog) -> None:
+    """The engine caches a statement's SQL by its shape: each key is a parameter of its own."""
+    add_labelled(catalog)
+    assert labelled_names(catalog, "region") == {"prod-eu", "prod-us"}
+    assert labelled_names(catalog, "owner") == {"dev"}
+    assert labelled_names(catalog, "!region") == {"dev", "bare"}
+    assert labelled_names(catalog, "!owner") == {"prod-eu", "prod-us", "bare"}
+
+
+def add_labelled(catalog: Catalog) -> None:
+    with catalog.session() as session:
+        for name, labels in LABELLED.items():
+            session.add(Repository(name=name, pulp_labels=labels))
+
+
+def labelled_names(catalog: Catalog, selector: str) -> set[str]:
+    with catalog.reading() as session:
+        where = selected(Repository.pulp_labels, parse_selector(selector))
+        return set(session.scalars(select(Repository.name).where(where)))

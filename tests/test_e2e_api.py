@@ -158,6 +158,9 @@ def test_every_operation_requires_the_admin(api: Api, anonymous: requests.Sessio
         ("DELETE", remote_href, None),
         ("POST", DISTS, {"name": "intruder", "base_path": "intruder"}),
         ("POST", repo["pulp_href"] + "modify/", {"remove_content_units": ["*"]}),
+        ("POST", repo["pulp_href"] + "set_label/", {"key": "owned", "value": "yes"}),
+        ("POST", remote_href + "unset_label/", {"key": "env"}),
+        ("GET", DISTS + "?pulp_label_select=env", None),
     ]
     wrong = [("admin", "wrong"), ("someone", PASSWORD), ("admin", "")]
     for method, path, body in calls:
@@ -174,6 +177,7 @@ def test_every_operation_requires_the_admin(api: Api, anonymous: requests.Sessio
     # nothing changed
     assert [r["name"] for r in api.ok(api.get(REPOS))["results"]] == ["guarded"]
     assert api.ok(api.get(repo["pulp_href"]))["description"] is None
+    assert api.ok(api.get(repo["pulp_href"]))["pulp_labels"] == {}
     assert api.count(REMOTES) == 1
     assert api.count(DISTS) == 1  # the configured one
     assert api.count(TASKS) == tasks
@@ -188,6 +192,96 @@ def test_status_is_readable_without_credentials(api: Api, anonymous: requests.Se
     resp = anonymous.get(api.url(V3 + "docs/api.json"), timeout=TIMEOUT)
     assert resp.status_code == 200
     assert resp.json()["openapi"].startswith("3.")
+
+
+# ---- labels ---------------------------------------------------------------------------------
+
+
+def test_labels_are_set_unset_and_selected_as_pulp_answers(api: Api) -> None:
+    """Pulp's LabelsMixin: set_label and unset_label answer 201 with the label (unset: the
+    value it had), at once, no task; `pulp_labels` is written whole on create and update;
+    `pulp_label_select` filters the lists. Every refusal is a 400 naming the field."""
+    labels = {"env": "prod", "team name": "Core, Infra", "app.io-x": ""}
+    repo = api.create_repository("labelled", pulp_labels=labels)
+    assert repo["pulp_labels"] == labels
+    href = repo["pulp_href"]
+    tasks = api.count(TASKS)
+
+    resp = api.post(href + "set_label/", {"key": "tier", "value": "gold"})
+    assert api.ok(resp, 201) == {"key": "tier", "value": "gold"}
+    assert api.ok(api.post(href + "set_label/", {"key": "gone", "value": None}), 201) == {
+        "key": "gone",
+        "value": None,
+    }
+    shown = api.ok(api.get(href))["pulp_labels"]
+    assert shown == {**labels, "tier": "gold", "gone": None}
+    resp = api.post(href + "unset_label/", {"key": "tier"})
+    assert api.ok(resp, 201) == {"key": "tier", "value": "gold"}
+    assert "tier" not in api.ok(api.get(href))["pulp_labels"]
+    assert api.count(TASKS) == tasks  # answered at once, as Pulp does
+
+    refusals = [
+        (
+            href + "set_label/",
+            {"key": "a/b", "value": "x"},
+            "non_field_errors",
+            "Key 'a/b' contains",
+        ),
+        (href + "set_label/", {"key": "k", "value": "f(x)"}, "non_field_errors", "parenthesis"),
+        (href + "set_label/", {"key": "", "value": "x"}, "key", "This field may not be blank."),
+        (href + "set_label/", {"key": "k"}, "value", "This field is required."),
+        (href + "set_label/", {"value": "x"}, "key", "This field is required."),
+        (href + "unset_label/", {}, "key", "This field is required."),
+        (href + "set_label/", {"key": "k", "value": 3}, "value", "Expected string"),
+        (href + "unset_label/", {"key": "tier"}, "key", "Label 'tier' is not set on the object."),
+        (REPOS, {"name": "x", "pulp_labels": {"a b=c": "x"}}, "pulp_labels", "Key 'a b=c'"),
+        (REPOS, {"name": "x", "pulp_labels": ["env"]}, "pulp_labels", "Expected object"),
+    ]
+    for path, body, field, message in refusals:
+        resp = api.post(path, body)
+        assert resp.status_code == 400, (body, resp.text)
+        assert message in resp.json()[field][0], (body, resp.text)
+    resp = api.patch(href, {"pulp_labels": {"ok": "1", "(x)": "y"}})
+    assert resp.status_code == 400 and "Key '(x)'" in resp.json()["pulp_labels"][0]
+    assert api.ok(api.get(href))["pulp_labels"] == {**labels, "gone": None}  # nothing written
+
+    api.task(api.patch(href, {"pulp_labels": {"env": "dev"}}))  # the labels are replaced
+    assert api.ok(api.get(href))["pulp_labels"] == {"env": "dev"}
+    remote = api.ok(api.post(REMOTES, {"name": "r", "url": "http://127.0.0.1:9/"}), 201)
+    api.ok(api.post(remote["pulp_href"] + "set_label/", {"key": "env", "value": "dev"}), 201)
+    dist = api.create_distribution("d", pulp_labels={"env": "prod"})
+    assert api.ok(api.get(dist["pulp_href"]))["pulp_labels"] == {"env": "prod"}
+
+    for path, selector, names in [
+        (REPOS, "env=dev", ["labelled"]),
+        (REPOS, "env=prod", []),
+        (REMOTES, "env", ["r"]),
+        (REMOTES, "!env", ["up"]),
+        (DISTS, "env~PRO", ["d"]),
+        (DISTS, "env!=prod", []),
+    ]:
+        found = api.ok(api.get(path, params={"pulp_label_select": selector}))
+        assert [r["name"] for r in found["results"]] == names, (path, selector)
+        assert found["count"] == len(names)
+    resp = api.get(REPOS, params={"pulp_label_select": "!env=dev"})
+    assert resp.status_code == 400
+    assert resp.json() == {"pulp_label_select": ["Cannot use an operator with '!env'."]}
+
+    doc = api.ok(api.get(V3 + "docs/api.json"))
+    operations = {
+        op["operationId"]: (method, path)
+        for path, methods in doc["paths"].items()
+        for method, op in methods.items()
+    }
+    for prefix, param in [
+        ("repositories_python_python", "python_python_repository_href"),
+        ("remotes_python_python", "python_python_remote_href"),
+        ("distributions_python_pypi", "python_python_distribution_href"),
+    ]:
+        for action in ("set_label", "unset_label"):
+            assert operations[f"{prefix}_{action}"] == ("post", f"{{{param}}}{action}/")
+        listed = doc["paths"][operations[f"{prefix}_list"][1]]["get"]["parameters"]
+        assert "pulp_label_select" in {p["name"] for p in listed}
 
 
 # ---- validation -----------------------------------------------------------------------------

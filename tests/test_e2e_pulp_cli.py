@@ -236,3 +236,81 @@ def test_task_list_and_its_filters_through_pulp_cli(
     grouped = pulp.run("task", "list", "--task-group", str(uuid.uuid4()), check=False)
     assert grouped.returncode == 1
     assert "Parameter 'task_group' not available for 'tasks_list'" in grouped.stderr
+
+
+@pytest.mark.slow
+def test_labels_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`label set/show/unset`, `create --labels` and `list --label-select` on repositories,
+    remotes and distributions, as in Pulp's "Manage Labels" guide; refusals print our 400."""
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    BASE[0] = server.url
+    creates = {
+        "repository": ("create",),
+        "remote": ("create", "--url", upstream.index_url),
+        "distribution": ("create", "--base-path", "{name}"),
+    }
+
+    def selected(noun: str, selector: str) -> list[str]:
+        """The names listed, but the config file's remote and distribution (no labels)."""
+        found = pulp.json_list("python", noun, "list", "--label-select", selector)
+        return sorted(item["name"] for item in found if item["name"].startswith(noun))
+
+    for noun, create in creates.items():
+        made = {}
+        for name, labels in (("a", {"env": "prod", "team": "Core Infra"}), ("b", {"env": "dev"})):
+            args = [arg.format(name=f"{noun}-{name}") for arg in create]
+            made[name] = pulp.json_object(
+                "python", noun, *args, "--name", f"{noun}-{name}", "--labels", json.dumps(labels)
+            )
+            assert made[name]["pulp_labels"] == labels
+        args = [arg.format(name=f"{noun}-c") for arg in create]
+        pulp.run("python", noun, *args, "--name", f"{noun}-c")
+        on_a = (f"--{noun}", f"{noun}-a")
+
+        pulp.run("python", noun, "label", "set", *on_a, "--key", "tier", "--value", "gold")
+        pulp.run("python", noun, "label", "set", *on_a, "--key", "env", "--value", "staging")
+        shown = pulp.run("python", noun, "label", "show", *on_a, "--key", "tier").stdout
+        assert shown == "gold\n"
+        labels = api_get(made["a"]["pulp_href"])["pulp_labels"]
+        assert labels == {"env": "staging", "team": "Core Infra", "tier": "gold"}
+        pulp.run("python", noun, "label", "unset", *on_a, "--key", "tier")
+        gone = pulp.run("python", noun, "label", "show", *on_a, "--key", "tier", check=False)
+        assert gone.returncode == 1 and "Could not find label with key 'tier'" in gone.stderr
+        assert api_get(made["a"]["pulp_href"])["pulp_labels"] == {
+            "env": "staging",
+            "team": "Core Infra",
+        }
+
+        assert selected(noun, "env") == [f"{noun}-a", f"{noun}-b"]
+        assert selected(noun, "!env") == [f"{noun}-c"]
+        assert selected(noun, "env=dev") == [f"{noun}-b"]
+        assert selected(noun, "env!=dev") == [f"{noun}-a"]
+        assert selected(noun, "team~infra,env") == [f"{noun}-a"]
+
+        bad_key = pulp.run(
+            "python", noun, "label", "set", *on_a, "--key", "a/b", "--value", "x", check=False
+        )
+        assert bad_key.returncode == 1
+        assert (
+            'Error: {"non_field_errors": ["Key \'a/b\' contains invalid characters. Only'
+            in bad_key.stderr
+        )
+        bad_select = pulp.run("python", noun, "list", "--label-select", "=x", check=False)
+        assert bad_select.returncode == 1
+        assert 'Error: {"pulp_label_select": ["Invalid search term: \'=x\'."]}' in bad_select.stderr
+        unset = pulp.run("python", noun, "label", "unset", *on_a, "--key", "nope", check=False)
+        assert unset.returncode == 1
+        assert 'Error: {"key": ["Label \'nope\' is not set on the object."]}' in unset.stderr
+
+    # Written down as every write is: who set which label on what.
+    trail = api_get("/pulp/api/v3/audit/?action=distributions_python_pypi_set_label")
+    assert [(e["actor"], e["detail"]) for e in trail["results"]] == [
+        ("admin", {"key": "env", "value": "staging"}),
+        ("admin", {"key": "tier", "value": "gold"}),
+    ]

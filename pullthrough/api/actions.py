@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds
-from pullthrough.api.bindings import CONTENT, TASKS, TOKENS, Render
+from pullthrough.api.bindings import BINDINGS, CONTENT, TASKS, TOKENS, Binding, Render
 from pullthrough.api.crud import TASK_RESPONSE, load_version
 from pullthrough.api.operations import (
     Call,
     Operation,
+    ValidationError,
     View,
     address,
     by_id,
@@ -25,6 +26,7 @@ from pullthrough.api.operations import (
 )
 from pullthrough.catalog.models import (
     ApiToken,
+    Base,
     Package,
     Repository,
     RepositoryContent,
@@ -34,6 +36,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.versions import new_version, present_in
 from pullthrough.core.fields import Field
+from pullthrough.core.labels import InvalidLabel, check_label
 from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
@@ -239,22 +242,93 @@ def upload(call: Call) -> Response:
         return task_answer(Call(svc, session, None, {}, call.cid, call.after), UPLOAD_TASK, work)
 
 
-def _repository_action(name: str, view: View, summary: str, **declared: Any) -> Operation:
-    """`POST <repository href><name>/`, answered with a task."""
-    param = kinds.REPOSITORY.href_param
+def _action(
+    kind: kinds.Kind,
+    model: type[Base],
+    name: str,
+    view: View,
+    summary: str,
+    *,
+    partial: bool = True,
+    responses: dict[int, str | None] | None = None,
+    **declared: Any,
+) -> Operation:
+    """`POST <href><name>/` on one object of `kind`: every field optional, answered with a
+    task, unless said."""
+    param = kind.href_param
     return Operation(
-        f"{kinds.REPOSITORY.operation}_{name}",
+        f"{kind.operation}_{name}",
         "POST",
-        f"{kinds.REPOSITORY.list_href}<id>/{name}/",
+        f"{kind.list_href}<id>/{name}/",
         f"{{{param}}}{name}/",
         view,
         summary,
         path_param=param,
-        load=by_id(Repository),
-        partial=True,
-        responses={202: TASK_RESPONSE},
+        load=by_id(model),
+        partial=partial,
+        responses=responses or {202: TASK_RESPONSE},
         **declared,
     )
+
+
+def _repository_action(name: str, view: View, summary: str, **declared: Any) -> Operation:
+    return _action(kinds.REPOSITORY, Repository, name, view, summary, **declared)
+
+
+# ---- labels: set_label, unset_label (Pulp's LabelsMixin) ------------------------------------
+
+SET_LABEL = (
+    Field("key", "string", required=True, help="The label's key."),
+    Field("value", "string", nullable=True, help="Its value (required; may be null)."),
+)
+UNSET_LABEL = (
+    Field("key", "string", required=True, help="The label's key."),
+    Field("value", "string", read_only=True, nullable=True, help="The value it had."),
+)
+# The answers' schemas, for the API document: what was set, what was removed.
+SCHEMAS = {"SetLabelResponse": SET_LABEL, "UnsetLabelResponse": UNSET_LABEL}
+
+
+def _settable(session: Session, values: dict[str, Any], row: Any) -> None:
+    """A value given (null is one), and a label Pulp would take (else, as Pulp, an error of
+    the whole body)."""
+    if "value" not in values:
+        raise invalid("value", "This field is required.")
+    try:
+        check_label(values["key"], values["value"])
+    except InvalidLabel as exc:
+        raise ValidationError({"non_field_errors": [str(exc)]}) from None
+
+
+def set_label(call: Call) -> Response:
+    """Sets one label, answered (201) with it, as Pulp does: read under a row lock, so two at
+    once each keep the other's label."""
+    call.session.refresh(call.row, with_for_update=True)
+    key, value = call.values["key"], call.values["value"]
+    call.row.pulp_labels = {**(call.row.pulp_labels or {}), key: value}  # a new object: seen
+    return json_response({"key": key, "value": value}, 201)
+
+
+def unset_label(call: Call) -> Response:
+    """Removes one label, answered (201) with its key and the value it had; a key the object
+    has no label of is a 400, as in Pulp."""
+    call.session.refresh(call.row, with_for_update=True)
+    key, labels = call.values["key"], dict(call.row.pulp_labels or {})
+    if key not in labels:
+        raise invalid("key", f"Label '{key}' is not set on the object.")
+    value = labels.pop(key)
+    call.row.pulp_labels = labels
+    return json_response({"key": key, "value": value}, 201)
+
+
+def _label_actions(binding: Binding) -> list[Operation]:
+    kind, model = binding.resource.kind, binding.model
+    return [
+        _action(kind, model, "set_label", set_label, "Set a label", body=SET_LABEL,
+                partial=False, check=_settable, responses={201: "SetLabelResponse"}),
+        _action(kind, model, "unset_label", unset_label, "Unset a label", body=UNSET_LABEL,
+                partial=False, responses={201: "UnsetLabelResponse"}),
+    ]  # fmt: skip
 
 
 def revoke(call: Call) -> Response:
@@ -327,6 +401,7 @@ OPERATIONS = [
         load=by_id(ApiToken),
         responses={200: f"{kinds.TOKEN.schema}Response"},
     ),
+    *(op for b in BINDINGS if b.resource.labelled for op in _label_actions(b)),
     Operation(
         f"{kinds.CONTENT.operation}_create",
         "POST",

@@ -22,6 +22,7 @@ from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import ref_href, version_href
 from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
+from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
     ApiToken,
     AuditEvent,
@@ -42,11 +43,13 @@ from pullthrough.config import REMOTE_FIELDS, RemoteSettings
 from pullthrough.core.access import overlaps
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
+from pullthrough.core.labels import InvalidSelector, parse_selector
 from pullthrough.core.remotes import UNSET, ordered
 from pullthrough.services.auth import new_token
 from pullthrough.services.tasks import Ref
 
 Value = Callable[[Any, "Render"], Any]
+Condition = Callable[[str], Any]  # a filter's value -> the SQL condition of the rows it keeps
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Binding:
     model: type[Base]
     computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
     shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
-    conditions: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)  # not columns
+    conditions: Mapping[str, Condition] = field(default_factory=dict)  # not columns
     check: Check | None = None  # cross-field rules on create and update
     build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
     write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
@@ -125,6 +128,20 @@ class Binding:
                 setattr(row, key, value)
 
 
+def _labels_selected(model: type[Repository | Remote | Distribution]) -> dict[str, Condition]:
+    """The condition of a list's `pulp_label_select` (core.labels): the rows whose labels
+    satisfy the selector; a 400 for one that does not parse."""
+
+    def condition(text: str) -> Any:
+        try:
+            terms = parse_selector(text)
+        except InvalidSelector as exc:
+            raise invalid(resources.LABEL_SELECT.name, str(exc)) from None
+        return selected(model.pulp_labels, terms)
+
+    return {resources.LABEL_SELECT.name: condition}
+
+
 def _forget_memberships(session: Session, row: Repository) -> None:
     session.execute(delete(RepositoryContent).where(RepositoryContent.repository_id == row.id))
 
@@ -136,6 +153,7 @@ REPOSITORIES = Binding(
         "versions_href": lambda row, _: kinds.REPOSITORY.href(row.id) + "versions/",
         "latest_version_href": lambda row, _: version_href(row.id, row.latest_number),
     },
+    conditions=_labels_selected(Repository),
     after_create=initial_version,
     before_delete=_forget_memberships,
 )
@@ -317,6 +335,7 @@ REMOTES = Binding(
     Remote,
     shape=_remote_json,
     write=_write_remote,
+    conditions=_labels_selected(Remote),
     redact=_remote_detail,
     check=_remote_check,
 )
@@ -377,6 +396,7 @@ DISTRIBUTIONS = Binding(
         # the first of `remotes` (after the first was deleted, the next one)
         "remote": lambda row, _: kinds.REMOTE.href(row.remotes[0].id) if row.remotes else None,
     },
+    conditions=_labels_selected(Distribution),
     check=_distribution_check,
 )
 

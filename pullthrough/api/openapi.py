@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, json
 
 from pullthrough import __version__
+from pullthrough.api.actions import SCHEMAS
 from pullthrough.api.bindings import BINDINGS
 from pullthrough.api.kinds import API_ROOT
 from pullthrough.api.operations import JSON_TYPE, Call, Operation
@@ -66,6 +67,8 @@ def _components() -> dict[str, Any]:
                 },
             },
         }
+    for name, fields in SCHEMAS.items():  # the answers of the actions that are not a resource
+        schemas[name] = _object(fields, request=False)
     schemas["AsyncOperationResponse"] = {
         "type": "object",
         "required": ["task"],

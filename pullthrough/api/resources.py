@@ -35,6 +35,7 @@ from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, parse_moment
 from pullthrough.core.access import SCOPE_HELP, parse_scopes
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES, parse_filename, parse_version
+from pullthrough.core.labels import check_labels
 from pullthrough.core.models import PROJECT_STATUSES as PROJECT_STATUSES_PEP792
 from pullthrough.core.tasks import TASK_STATES
 
@@ -61,6 +62,11 @@ class Resource:
     create_defaults: Mapping[str, Any] = field(default_factory=dict)  # where the API's differ
     parent: Resource | None = None  # repository versions: below a repository, by `number`
 
+    @property
+    def labelled(self) -> bool:
+        """Has Pulp's labels, and their actions (set_label, unset_label)."""
+        return LABELS in self.fields
+
 
 def ro(
     *names: str, type: str = "string", nullable: bool = False, items: str | None = None
@@ -69,18 +75,17 @@ def ro(
     return tuple(Field(n, type, read_only=True, nullable=nullable, items=items) for n in names)
 
 
-def _labels(value: dict[str, Any]) -> dict[str, Any]:
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError("Labels are strings to strings.")
-    return value
-
-
-COMMON = (
-    *ro("pulp_href", "pulp_created", "pulp_last_updated"),
-    Field("pulp_labels", "object", help="Labels (string to string).", clean=_labels),
+# Pulp's labels (core.labels): a resource with this field also has set_label and unset_label.
+LABELS = Field(
+    "pulp_labels",
+    "object",
+    help="Labels: keys of letters, digits, _ . - and spaces; values strings (no parentheses).",
+    clean=check_labels,
 )
+COMMON = (*ro("pulp_href", "pulp_created", "pulp_last_updated"), LABELS)
 NAME = Field("name", "string", required=True, unique=True, help="A unique name.")
 NAMED = (Filter("name", TEXT_LOOKUPS),)
+LABEL_SELECT = Filter("pulp_label_select")  # pulp-cli's --label-select (core.labels)
 
 
 def moments(name: str) -> Filter:
@@ -101,7 +106,7 @@ REPOSITORIES = Resource(
     ),
     verbs=CRUD,
     tasks=WRITES,
-    filters=NAMED,
+    filters=(*NAMED, LABEL_SELECT),
 )
 VERSIONS = Resource(
     kinds.VERSION,
@@ -125,7 +130,7 @@ REMOTES = Resource(
     (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array", items="object")),
     verbs=CRUD,
     tasks=WRITES,
-    filters=(*NAMED, moments("pulp_last_updated")),
+    filters=(*NAMED, LABEL_SELECT, moments("pulp_last_updated")),
     # Pulp's default. A remote in the config file offers pre-releases unless told otherwise: a
     # pull-through index must not hide what `pip install --pre` asks for.
     create_defaults={"prereleases": False},
@@ -145,7 +150,7 @@ DISTRIBUTIONS = Resource(
     ),
     verbs=CRUD,
     tasks=(CREATE, *WRITES),
-    filters=(*NAMED, Filter("base_path", (EXACT, CONTAINS, ICONTAINS))),
+    filters=(*NAMED, LABEL_SELECT, Filter("base_path", (EXACT, CONTAINS, ICONTAINS))),
     ordering=("name", "base_path", "pulp_created"),
 )
 PUBLICATIONS = Resource(

@@ -1,0 +1,64 @@
+"""Label selectors (core.labels) as SQL on a `pulp_labels` column (a JSON object), alike on
+SQLite and PostgreSQL: the database picks the rows, so counts and pages stay its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import String, and_, func, literal, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from pullthrough.core.labels import CONTAINS, DIFFERS, EQUALS, HAS, LACKS, Term
+
+
+class _LabelType(FunctionElement[str]):
+    """The JSON type of a label's value (`string`, `null`); SQL NULL when the key is absent -
+    which the value alone cannot tell from a null value. Its arguments: the column, the key,
+    and the key's JSON path (SQLite's), all of them the statement's own parameters (the
+    compiled statement is cached, and bound anew)."""
+
+    type = String()
+    inherit_cache = True
+
+
+def _type_of(column: Any, key: str) -> _LabelType:
+    path = f'$."{key}"'  # keys are [\w .-] (core.labels): nothing to quote
+    return _LabelType(column, literal(key, String), literal(path, String))
+
+
+@compiles(_LabelType, "sqlite")
+def _sqlite_LabelType(element: _LabelType, compiler: SQLCompiler, **kw: Any) -> str:
+    column, _, path = element.clauses
+    return str(compiler.process(func.json_type(column, path), **kw))
+
+
+@compiles(_LabelType, "postgresql")
+def _postgresql_LabelType(element: _LabelType, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key, _ = element.clauses
+    return str(compiler.process(func.json_typeof(column.op("->")(key)), **kw))
+
+
+def _term(column: Any, term: Term) -> ColumnElement[bool]:
+    present = _type_of(column, term.key).is_not(None)
+    # SQL NULL for an absent key and a null value alike
+    value: ColumnElement[str] = column[term.key].as_string()
+    if term.op == HAS:
+        return present
+    if term.op == LACKS:
+        return ~present
+    if term.op == EQUALS:
+        return value == term.value
+    if term.op == DIFFERS:
+        return and_(present, or_(value.is_(None), value != term.value))
+    assert term.op == CONTAINS
+    lowered: ColumnElement[str] = func.lower(value)
+    return lowered.contains(term.value.lower(), autoescape=True)
+
+
+def selected(column: Any, terms: Sequence[Term]) -> ColumnElement[bool]:
+    """The rows whose labels in `column` satisfy every term."""
+    return and_(*(_term(column, term) for term in terms))
