@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from support.api import Api, legacy_upload, with_auth
+from support.api import Api, legacy_upload, report, with_auth
 from support.packages import build_wheel
 from support.seaweed import S3Server
 from support.servers import Server, config_text, stored_files, wait_until
@@ -147,6 +147,18 @@ def test_uploads_sync_cleanup_and_eviction_in_s3(
     assert api.sync(mirror, remote)["state"] == "completed"
     synced = {f.sha256 for f in upstream.files_for("shelf-reader")}
     assert {key(s) for s in synced} <= set(objects(s3_server, bucket))
+
+    # repair: a lost object and one with other bytes are fetched again and put back
+    lost, rotten = sorted(synced)[:2]
+    client = s3_server.client()
+    client.delete_object(Bucket=bucket, Key=key(lost))
+    client.put_object(Bucket=bucket, Key=key(rotten), Body=b"not the wheel")
+    repaired = api.run("POST", api.latest(mirror) + "repair/", json={})
+    assert [report(repaired, c)["done"] for c in ("repair.missing", "repair.corrupted")] == [1, 1]
+    assert report(repaired, "repair.repaired")["done"] == 2
+    for damaged in (lost, rotten):
+        body = client.get_object(Bucket=bucket, Key=key(damaged))["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == damaged
 
     # eviction keeps the cached (orphaned) files within cache.max_size, across the bucket
     cached: list[str] = []
