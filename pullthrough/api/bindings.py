@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import ref_href, version_href
-from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid
+from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid, services
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.models import (
     ApiToken,
@@ -35,7 +35,9 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Worker,
     Yank,
+    worker_id,
 )
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
@@ -43,8 +45,9 @@ from pullthrough.core.access import overlaps
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
 from pullthrough.core.remotes import UNSET, ordered
+from pullthrough.core.tasks import RUNNING_TASK_STATES
 from pullthrough.services.auth import new_token
-from pullthrough.services.tasks import Ref
+from pullthrough.services.tasks import Ref, online_since
 
 Value = Callable[[Any, "Render"], Any]
 
@@ -84,7 +87,7 @@ class Binding:
     model: type[Base]
     computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
     shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
-    conditions: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)  # not columns
+    conditions: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)  # not columns
     check: Check | None = None  # cross-field rules on create and update
     build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
     write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
@@ -494,10 +497,19 @@ def _reserved(which: str) -> Callable[[str], Any]:
     return lambda href: or_(*(_holds(Task.reserved_resources, way + href) for way in ways))
 
 
+def _run_by(href: str) -> Any:
+    """Tasks that a worker ran, by its href (a bad one is an error of the filter)."""
+    try:
+        return Task.worker.in_(select(Worker.name).where(Worker.id == kinds.WORKER.parse(href)))
+    except kinds.BadHref as exc:
+        raise invalid("worker", str(exc)) from None
+
+
 TASKS = Binding(
     resources.TASKS,
     Task,
     computed={
+        "worker": lambda row, _: kinds.WORKER.href(worker_id(row.worker)) if row.worker else None,
         "created_by": lambda row, _: None,
         "parent_task": lambda row, _: None,
         "task_group": lambda row, _: None,
@@ -506,9 +518,33 @@ TASKS = Binding(
         "reserved_resources_record": lambda row, _: row.reserved_resources or [],
     },
     conditions={
+        "worker": _run_by,
         "created_resources": _created,
         **{f"{which}_resources": _reserved(which) for which in RESERVATIONS},
     },
+)
+
+
+def _online(online: bool) -> Any:
+    """Workers that heartbeat within tasks.worker_timeout (online), or not (missing)."""
+    alive = Worker.last_heartbeat >= online_since(services().settings.tasks.worker_timeout)
+    return alive if online else ~alive
+
+
+def _current_task(row: Worker, render: Render) -> str | None:
+    running = select(Task.id).where(Task.worker == row.name, Task.state.in_(RUNNING_TASK_STATES))
+    task = render.session.scalar(running.limit(1))
+    return kinds.TASK.href(task) if task is not None else None
+
+
+WORKERS = Binding(
+    resources.WORKERS,
+    Worker,
+    computed={
+        "pulp_last_updated": lambda row, _: stamp(row.last_heartbeat),  # a heartbeat updates it
+        "current_task": _current_task,
+    },
+    conditions={"online": _online, "missing": lambda missing: _online(not missing)},
 )
 
 
@@ -608,6 +644,7 @@ BINDINGS = (
     PUBLICATIONS,
     CONTENT,
     TASKS,
+    WORKERS,
     PROJECT_STATUSES,
     YANKS,
     TOKENS,
