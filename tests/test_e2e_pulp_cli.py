@@ -325,14 +325,15 @@ def test_pulp_worker_list_shows_the_task_workers_with_their_heartbeats(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     """Under gunicorn each process runs a task worker: `pulp worker list` shows both, alive,
-    and `pulp worker show` each of them by name or href."""
+    `pulp worker show` each of them by name or href, and `pulp task list --worker` the tasks
+    each one ran."""
     server = gunicorn_server(
         config_text(upstream.index_url, tmp_path / "data")
         + f'[auth]\nadmin_password = "{PASSWORD}"\n[tasks]\nheartbeat = "1s"\n'
     )
     pulp = Pulp(server.url, tmp_path)
     workers = workers_online(pulp, 2)
-    time.sleep(1.5)  # a heartbeat a second
+    time.sleep(2.5)  # a heartbeat a second
     later = pulp.json_list("worker", "list")
     assert names_of(later) == names_of(workers)
     for before, after in zip(workers, later, strict=True):
@@ -353,6 +354,13 @@ def test_pulp_worker_list_shows_the_task_workers_with_their_heartbeats(
         assert names_of(pulp.json_list("worker", "list", "--name", worker["name"])) == [
             worker["name"]
         ]
+    # queued tasks go to either worker: `task list --worker` tells them apart
+    ran = [pulp.json_object("orphan", "cleanup", "--protection-time", "0") for _ in range(4)]
+    assert {t["worker"] for t in ran} <= {w["pulp_href"] for w in workers}, ran
+    for worker in workers:
+        own = sorted(t["pulp_href"] for t in ran if t["worker"] == worker["pulp_href"])
+        listed = pulp.json_list("task", "list", "--worker", worker["name"])
+        assert sorted(t["pulp_href"] for t in listed) == own, worker
     first = workers[0]["name"]
     assert first in names_of(pulp.json_list("worker", "list", "--name-contains", first[-3:]))
     assert pulp.json_list("worker", "list", "--name-icontains", "no-such-worker") == []
@@ -376,7 +384,7 @@ def test_pulp_task_list_by_worker_gives_the_tasks_that_worker_ran(
             "[server]\n", "[server]\nembedded_worker = false\n"
         )
         + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-        + '[tasks]\nheartbeat = "0.5s"\nworker_timeout = "3s"\n'
+        + '[tasks]\nheartbeat = "0.5s"\nworker_timeout = "5s"\n'
     )
     server = gunicorn_server(text)
     config = tmp_path / "worker.toml"
@@ -412,6 +420,6 @@ def test_pulp_task_list_by_worker_gives_the_tasks_that_worker_ran(
     unknown = pulp.run("task", "list", "--worker", "no-such-worker", check=False)
     assert unknown.returncode == 1 and "Could not find" in unknown.stderr
 
-    assert wait_until(lambda: pulp.json_list("worker", "list", "--missing") != [], 10)
+    assert wait_until(lambda: pulp.json_list("worker", "list", "--missing") != [], 20)
     assert names_of(pulp.json_list("worker", "list", "--missing")) == [running["name"]]
     assert pulp.json_list("worker", "list", "--online") == []
