@@ -29,6 +29,9 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Worker,
+    utc,
+    worker_id,
 )
 from pullthrough.catalog.versions import (
     content_counts,
@@ -343,6 +346,41 @@ def test_0003_moves_remote_settings_into_json_and_task_hrefs_into_references(
 
 
 # ---- repositories and versions --------------------------------------------------------------
+
+
+def test_0013_gives_workers_ids_and_clears_task_workers_that_are_none(
+    empty_engine: Engine,
+) -> None:
+    """A worker gets its id (from its name, as new ones) and a creation time (its heartbeat);
+    a task that names a process that is no worker (a write done in a request) names none."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0012")
+    beat = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with empty_engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn, only=["workers", "tasks"])
+        conn.execute(tables.tables["workers"].insert().values(name="host-7-1", last_heartbeat=beat))
+        for task, ran_by in (("ran", "host-7-1"), ("request", "host-7"), ("queued", None)):
+            conn.execute(
+                tables.tables["tasks"]
+                .insert()
+                .values(
+                    id=task, name=task, state="completed", logging_cid="", pulp_created=beat,
+                    progress_reports=[], created_resources=[], reserved_resources=[], args={},
+                    worker=ran_by,
+                )
+            )  # fmt: skip
+
+    command.upgrade(config, "head")
+    with Catalog(empty_engine).session() as session:
+        worker = session.scalars(select(Worker)).one()
+        assert (worker.id, utc(worker.pulp_created)) == (worker_id("host-7-1"), beat)
+        ran = {t.id: t.worker for t in session.scalars(select(Task))}
+        assert ran == {"ran": "host-7-1", "request": None, "queued": None}
+        session.add(Worker(name="host-8-1"))  # a new one: its id from its name
+    with Catalog(empty_engine).session() as session:
+        added = session.get(Worker, "host-8-1")
+        assert added is not None and added.id == worker_id("host-8-1")
 
 
 def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:

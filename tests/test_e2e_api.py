@@ -27,6 +27,15 @@ DISTS = V3 + "distributions/python/pypi/"
 CONTENT = V3 + "content/python/packages/"
 PUBLICATIONS = V3 + "publications/python/pypi/"
 TASKS = V3 + "tasks/"
+WORKERS = V3 + "workers/"
+# core's lists of every type: the typed list each gives the same objects as
+GENERIC = {
+    REPOS: "repositories/",
+    REMOTES: "remotes/",
+    DISTS: "distributions/",
+    PUBLICATIONS: "publications/",
+    CONTENT: "content/",
+}
 PASSWORD = "secret"
 AUTH = ("admin", PASSWORD)
 TIMEOUT = 10
@@ -504,7 +513,8 @@ def test_a_list_refuses_a_parameter_that_is_not_one_of_its_filters(api: Api) -> 
     repo = api.create_repository("strict")
     lists = [REPOS, REMOTES, DISTS, CONTENT, PUBLICATIONS, TASKS, repo["versions_href"]]
     lists += [V3 + path for path in ("projects/python/statuses/", "projects/python/yanks/")]
-    lists += [V3 + "tokens/", V3 + "audit/"]
+    lists += [V3 + "tokens/", V3 + "audit/", WORKERS]
+    lists += [V3 + path for path in GENERIC.values()]
     for path in lists:
         resp = api.get(path, params={"stat": "failed", "limit": 1, "ordering": "-pulp_created"})
         assert api.ok(resp, 400) == {"errors": ["Invalid Filter: 'stat'"]}, path
@@ -513,6 +523,100 @@ def test_a_list_refuses_a_parameter_that_is_not_one_of_its_filters(api: Api) -> 
         "errors": ["Invalid Filter: 'nme'", "Invalid Filter: 'task_group'"]
     }
     assert api.ok(api.get(TASKS, params={"state": "completed", "limit": 1}))["count"] >= 0
+
+
+def test_the_lists_of_every_type_give_the_typed_lists_objects(api: Api, tmp_path: Path) -> None:
+    """`repositories/`, `remotes/`, `distributions/`, `publications/`, `content/` and
+    `repository_versions/` (Pulp core's, which pulp-cli's `pulp repository list` and the like
+    read): the python plugin's objects, filtered as their typed lists are."""
+    repo = api.create_repository("gen-alpha", description="first")
+    api.create_repository("gen-beta")
+    api.upload_content(build_wheel(tmp_path / "w", "gen-pkg", "1.0"), repo["pulp_href"])
+    api.upload_content(build_wheel(tmp_path / "w", "gen-pkg", "2.0"))  # in no repository
+    api.task(api.post(PUBLICATIONS, {"repository": repo["pulp_href"]}))
+    api.task(api.post(PUBLICATIONS, {"repository_version": repo["pulp_href"] + "versions/0/"}))
+    api.create_distribution("gen-dist", repository=repo["pulp_href"])
+    api.ok(api.post(REMOTES, {"name": "gen-remote", "url": "http://127.0.0.1:9/"}), 201)
+
+    for typed, generic in GENERIC.items():
+        for params in ({}, {"ordering": "-pulp_created", "limit": 2, "offset": 1}):
+            mine, every = (
+                api.ok(api.get(typed, params=params)),
+                api.ok(api.get(V3 + generic, params=params)),
+            )
+            assert every["results"] and every["results"] == mine["results"], generic
+            assert every["count"] == mine["count"], generic
+        assert every["previous"].startswith(api.server.url + V3 + generic + "?"), every
+
+    def names(path: str, **params: str) -> list[str]:
+        body = api.ok(api.get(V3 + path, params=params))
+        assert body["count"] == len(body["results"])
+        return [o.get("filename") or o["name"] for o in body["results"]]
+
+    assert names("repositories/", name__contains="gen-") == ["gen-alpha", "gen-beta"]
+    assert names("repositories/", name__icontains="GEN-B") == ["gen-beta"]
+    assert names("repositories/", name__in="gen-beta,nope", name="gen-beta") == ["gen-beta"]
+    assert names("remotes/", name__startswith="gen") == ["gen-remote"]
+    assert names("distributions/", base_path__icontains="GEN") == ["gen-dist"]
+    assert names("content/", repository_version=repo["pulp_href"] + "versions/1/") == [
+        "gen_pkg-1.0-py3-none-any.whl"
+    ]
+    published = api.ok(api.get(V3 + "publications/", params={"repository": repo["pulp_href"]}))
+    assert published["count"] == 2
+    first = {"repository_version": repo["pulp_href"] + "versions/1/"}
+    (publication,) = api.ok(api.get(V3 + "publications/", params=first))["results"]
+    assert publication["repository_version"] == first["repository_version"]
+
+    versions = api.ok(api.get(V3 + "repository_versions/", params={"number": 1}))["results"]
+    assert versions == api.ok(api.get(repo["versions_href"], params={"number": 1}))["results"]
+    every_version = api.ok(api.get(V3 + "repository_versions/", params={"limit": 100}))
+    assert every_version["count"] == 3  # 0 and 1 of gen-alpha, 0 of gen-beta
+
+    refused = api.get(V3 + "repositories/", params={"name__regex": "x", "limit": 1})
+    assert api.ok(refused, 400) == {"errors": ["Invalid Filter: 'name__regex'"]}
+    assert list(api.ok(api.get(V3 + "content/", params={"packagetype": "egg"}), 400)) == [
+        "packagetype"
+    ]
+    assert api.get(V3 + "repositories/", params={"ordering": "description"}).status_code == 400
+    assert requests.get(api.url(V3 + "repositories/"), timeout=TIMEOUT).status_code == 401
+
+
+def test_workers_list_and_show_the_task_workers(api: Api) -> None:
+    """`workers/` as Pulp's: each task worker with its heartbeat and the task it runs; `online`
+    (a heartbeat within tasks.worker_timeout) and `missing` (not), names, heartbeat times."""
+    body = api.ok(api.get(WORKERS))
+    assert body["count"] >= 1 and body["count"] == len(body["results"])
+    worker = body["results"][0]
+    assert set(worker) == {
+        "pulp_href", "pulp_created", "pulp_last_updated", "name", "last_heartbeat", "current_task"
+    }  # fmt: skip
+    assert re.fullmatch(f"{WORKERS}{UUID}/", worker["pulp_href"])
+    assert re.fullmatch(STAMP, worker["last_heartbeat"]) and re.fullmatch(
+        STAMP, worker["pulp_created"]
+    )
+    assert worker["current_task"] is None
+    assert api.ok(api.get(worker["pulp_href"]))["name"] == worker["name"]
+    assert api.ok(api.get(worker["pulp_href"], params={"fields": "name"})) == {
+        "name": worker["name"]
+    }
+    api.ok(api.get(f"{WORKERS}{uuid.uuid4()}/"), 404)
+    api.ok(api.get(f"{WORKERS}not-a-worker/"), 404)
+
+    def names(**params: str) -> list[str]:
+        return [w["name"] for w in api.ok(api.get(WORKERS, params=params))["results"]]
+
+    assert worker["name"] in names(online="true", missing="false")
+    assert worker["name"] not in names(online="false") + names(missing="true")
+    assert names(name=worker["name"]) == [worker["name"]]
+    assert names(name__contains=worker["name"][-4:], name__icontains=worker["name"][:4].upper())
+    assert names(last_heartbeat__lt="2000-01-01T00:00:00Z") == []
+    assert worker["name"] in names(last_heartbeat__gte="2000-01-01T00:00:00Z")
+    assert list(api.ok(api.get(WORKERS, params={"online": "yes"}), 400)) == ["online"]
+    assert api.ok(api.get(WORKERS, params={"state": "x"}), 400) == {
+        "errors": ["Invalid Filter: 'state'"]
+    }
+    assert requests.get(api.url(WORKERS), timeout=TIMEOUT).status_code == 401
+    assert requests.get(api.url(worker["pulp_href"]), timeout=TIMEOUT).status_code == 401
 
 
 def test_tasks_filter_as_pulp_cli_asks(api: Api) -> None:
@@ -539,8 +643,6 @@ def test_tasks_filter_as_pulp_cli_asks(api: Api) -> None:
     assert hrefs(logging_cid__contains="nope") == []
     assert hrefs(created_resources=dist_href) == [created["pulp_href"]]
     assert hrefs(created_resources=f"{DISTS}{uuid.uuid4()}/") == []
-    assert created["pulp_href"] in hrefs(worker=created["worker"])
-    assert hrefs(worker="/pulp/api/v3/workers/nope/") == []
     assert hrefs(state="failed") == []
     assert hrefs(state__in="failed,completed") == every
     assert hrefs(started_at__gte=created["started_at"])[-1] == created["pulp_href"]  # newest first
@@ -551,6 +653,19 @@ def test_tasks_filter_as_pulp_cli_asks(api: Api) -> None:
     assert list(api.ok(api.get(TASKS, params={"started_at__gte": "soon"}), 400)) == [
         "started_at__gte"
     ]
+
+    # `worker`: the href of the worker that ran it (pulp-cli looks it up by name); done in the
+    # request, a write names none
+    assert created["worker"] is None
+    cleanup = api.task(api.post(V3 + "orphans/cleanup/", {"orphan_protection_time": 0}))
+    assert re.fullmatch(f"{WORKERS}{UUID}/", cleanup["worker"]), cleanup
+    assert hrefs(worker=cleanup["worker"]) == [cleanup["pulp_href"]]
+    assert hrefs(worker__in=f"{cleanup['worker']},{WORKERS}{uuid.uuid4()}/") == [
+        cleanup["pulp_href"]
+    ]
+    assert hrefs(worker=f"{WORKERS}{uuid.uuid4()}/") == []
+    for bad in (f"{WORKERS}nope/", api.ok(api.get(cleanup["worker"]))["name"]):
+        assert list(api.ok(api.get(TASKS, params={"worker": bad}), 400)) == ["worker"]
 
 
 def test_hrefs_and_repository_versions(api: Api, tmp_path: Path) -> None:

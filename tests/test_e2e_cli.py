@@ -492,6 +492,14 @@ def test_sync_publish_and_orphan_cleanup_from_the_cli(
     cli.ok("content", "upload", "--file", str(lonely))
     task = cli.ok("orphans", "cleanup", "--protection-time", "0")
     assert task["state"] == "completed"
+    # a task worker ran it (a server process's): `task list --worker` names it
+    with requests.get(cli.url + task["worker"], auth=("admin", PASSWORD), timeout=TIMEOUT) as resp:
+        worker = resp.json()["name"]
+    assert task["pulp_href"] in {t["pulp_href"] for t in cli.ok("task", "list", "--worker", worker)}
+    assert cli.ok("task", "list", "--worker", worker, "--name-contains", "distribution") == []
+    assert cli.fails("task", "list", "--worker", "nope") == (
+        "Error: Could not find worker with name 'nope'."
+    )
     assert cli.ok("content", "list", "--name", "lonely") == []
     assert len(cli.ok("content", "list", "--repository", "foo")) == len(synced)
 

@@ -208,7 +208,8 @@ def test_a_standalone_worker_runs_the_tasks(
         )
         done = api.get(proxy.url + task, timeout=10).json()
         assert done["created_resources"] == [repo["pulp_href"] + "versions/1/"]
-        assert done["worker"] and str(worker.pid) in done["worker"]
+        ran_by = api.get(proxy.url + done["worker"], timeout=10).json()
+        assert str(worker.pid) in ran_by["name"]
     finally:
         worker.terminate()
         worker.wait(timeout=20)

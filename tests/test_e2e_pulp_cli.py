@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 import requests
 
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
 
@@ -314,3 +316,188 @@ def test_labels_through_pulp_cli(
         ("admin", {"key": "env", "value": "staging"}),
         ("admin", {"key": "tier", "value": "gold"}),
     ]
+
+
+@pytest.mark.slow
+def test_the_lists_of_every_type_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`pulp repository list`, `remote list`, `distribution list`, `publication list`,
+    `content list` and `repository version list` read Pulp core's lists of every type: the
+    python plugin's objects, as `pulp python <noun> list` shows them, filtered as asked."""
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    for name in ("x-one", "x-two", "other"):
+        pulp.run("python", "repository", "create", "--name", name)
+    pulp.run("python", "remote", "create", "--name", "bar", "--url", upstream.index_url)
+    wheel = build_wheel(tmp_path / "w", "acme-tools", "1.0")
+    pulp.run(
+        "python", "content", "upload", "--file", str(wheel), "--relative-path", wheel.name,
+        "--repository", "x-one",
+    )  # fmt: skip
+    publication = pulp.json_object("python", "publication", "create", "--repository", "x-one")
+    pulp.run(
+        "python", "distribution", "create", "--name", "x-dist", "--base-path", "x-dist",
+        "--repository", "x-one",
+    )  # fmt: skip
+
+    for noun in ("repository", "remote", "distribution", "publication", "content"):
+        every = pulp.json_list(noun, "list")
+        assert every and every == pulp.json_list("python", noun, "list"), noun
+
+    def names(*args: str) -> list[str]:
+        return [o["name"] for o in pulp.json_list(*args)]
+
+    assert names("repository", "list") == ["other", "x-one", "x-two"]
+    assert names("repository", "list", "--name-contains", "x-") == ["x-one", "x-two"]
+    assert names("repository", "list", "--name-icontains", "X-T") == ["x-two"]
+    assert names("repository", "list", "--name-in", "x-two", "--name-in", "other") == [
+        "other",
+        "x-two",
+    ]
+    assert names("repository", "list", "--name", "other") == ["other"]
+    assert names("repository", "list", "--name-contains", "nothing") == []
+    newest = pulp.json_list("repository", "list", "--ordering", "-pulp_created", "--limit", "1")
+    assert [r["name"] for r in newest] == ["other"]
+    assert names("remote", "list") == ["bar", "up"]  # `up` is the config file's
+    assert names("remote", "list", "--name", "bar") == ["bar"]
+    assert names("remote", "list", "--updated-before", "2000-01-01") == []
+    assert names("distribution", "list", "--base-path-contains", "x-") == ["x-dist"]
+    assert names("distribution", "list", "--base-path", "main") == ["main"]
+
+    published = pulp.json_list("publication", "list", "--repository", "python:python:x-one")
+    assert [p["pulp_href"] for p in published] == [publication["pulp_href"]]
+    version = publication["repository_version"]
+    assert pulp.json_list("publication", "list", "--repository-version", version) == published
+    assert pulp.json_list("publication", "list", "--repository", "python:python:x-two") == []
+    assert pulp.json_list("publication", "list", "--created-after", "2999-01-01") == []
+
+    (content,) = pulp.json_list("content", "list")
+    assert content["filename"] == wheel.name
+    assert pulp.json_list("content", "list", "--offset", "1") == []
+
+    versions = pulp.json_list("repository", "version", "list")
+    assert sorted(v["pulp_href"] for v in versions) == sorted(
+        [version, *(r["versions_href"] + "0/" for r in pulp.json_list("repository", "list"))]
+    )
+
+
+def workers_online(pulp: Pulp, count: int) -> list[dict[str, Any]]:
+    """`pulp worker list --online` once `count` workers have heartbeat (they start with the
+    server's processes)."""
+    found: list[list[dict[str, Any]]] = []
+
+    def enough() -> bool:
+        found[:] = [pulp.json_list("worker", "list", "--online")]
+        return len(found[0]) == count
+
+    assert wait_until(enough, 20), found
+    return found[0]
+
+
+@pytest.mark.slow
+def test_pulp_worker_list_shows_the_task_workers_with_their_heartbeats(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Under gunicorn each process runs a task worker: `pulp worker list` shows both, alive,
+    `pulp worker show` each of them by name or href, and `pulp task list --worker` the tasks
+    each one ran."""
+    server = gunicorn_server(
+        config_text(upstream.index_url, tmp_path / "data")
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n[tasks]\nheartbeat = "1s"\n'
+    )
+    pulp = Pulp(server.url, tmp_path)
+    workers = workers_online(pulp, 2)
+    time.sleep(2.5)  # a heartbeat a second
+    later = pulp.json_list("worker", "list")
+    assert names_of(later) == names_of(workers)
+    for before, after in zip(workers, later, strict=True):
+        assert after["last_heartbeat"] > before["last_heartbeat"], (before, after)
+        assert after["pulp_created"] == before["pulp_created"]
+    assert pulp.json_list("worker", "list", "--missing") == []
+    assert pulp.json_list("worker", "list", "--not-online") == []
+    for worker in workers:
+        assert set(worker) >= {"pulp_href", "pulp_created", "name", "last_heartbeat"}
+        assert worker["current_task"] is None
+        assert worker["pulp_href"].startswith("/pulp/api/v3/workers/")
+        heartbeat = datetime.fromisoformat(worker["last_heartbeat"])
+        assert abs((datetime.now(UTC) - heartbeat).total_seconds()) < 30
+        shown = pulp.json_object("worker", "show", "--name", worker["name"])
+        assert shown["pulp_href"] == worker["pulp_href"]
+        by_href = pulp.json_object("worker", "show", "--href", worker["pulp_href"])
+        assert (by_href["name"], by_href["pulp_href"]) == (worker["name"], worker["pulp_href"])
+        assert names_of(pulp.json_list("worker", "list", "--name", worker["name"])) == [
+            worker["name"]
+        ]
+    # queued tasks go to either worker: `task list --worker` tells them apart
+    ran = [pulp.json_object("orphan", "cleanup", "--protection-time", "0") for _ in range(4)]
+    assert {t["worker"] for t in ran} <= {w["pulp_href"] for w in workers}, ran
+    for worker in workers:
+        own = sorted(t["pulp_href"] for t in ran if t["worker"] == worker["pulp_href"])
+        listed = pulp.json_list("task", "list", "--worker", worker["name"])
+        assert sorted(t["pulp_href"] for t in listed) == own, worker
+    first = workers[0]["name"]
+    assert first in names_of(pulp.json_list("worker", "list", "--name-contains", first[-3:]))
+    assert pulp.json_list("worker", "list", "--name-icontains", "no-such-worker") == []
+    unknown = pulp.run("worker", "show", "--name", "no-such-worker", check=False)
+    assert unknown.returncode == 1 and "Could not find" in unknown.stderr
+
+
+def names_of(objects: list[dict[str, Any]]) -> list[str]:
+    return [o["name"] for o in objects]
+
+
+@pytest.mark.slow
+def test_pulp_task_list_by_worker_gives_the_tasks_that_worker_ran(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """With the server's own workers off, a `pullthrough worker` process runs the queued tasks:
+    `pulp task list --worker <its name or href>` lists exactly those; when it has stopped, it
+    shows as missing."""
+    text = (
+        config_text(upstream.index_url, tmp_path / "data").replace(
+            "[server]\n", "[server]\nembedded_worker = false\n"
+        )
+        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
+        + '[tasks]\nheartbeat = "0.5s"\nworker_timeout = "5s"\n'
+    )
+    server = gunicorn_server(text)
+    config = tmp_path / "worker.toml"
+    config.write_text(text)
+    pulp = Pulp(server.url, tmp_path)
+    pulp.run("python", "distribution", "create", "--name", "d", "--base-path", "d")
+    assert pulp.json_list("worker", "list") == []
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pullthrough.cli", "worker", "--config", str(config)],
+        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        (running,) = workers_online(pulp, 1)
+        assert str(worker.pid) in running["name"]
+        cleanups = [
+            pulp.json_object("orphan", "cleanup", "--protection-time", "0") for _ in range(2)
+        ]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert worker.returncode == 0
+    ran = sorted(t["pulp_href"] for t in cleanups)
+    assert all(t["worker"] == running["pulp_href"] for t in cleanups), cleanups
+
+    def hrefs(*options: str) -> list[str]:
+        return sorted(t["pulp_href"] for t in pulp.json_list("task", "list", *options))
+
+    assert hrefs("--worker", running["name"]) == ran
+    assert hrefs("--worker", running["pulp_href"]) == ran
+    assert hrefs("--worker", running["name"], "--state", "failed") == []
+    assert len(hrefs()) == len(ran) + 1  # and the distribution's creation, run by no worker
+    unknown = pulp.run("task", "list", "--worker", "no-such-worker", check=False)
+    assert unknown.returncode == 1 and "Could not find" in unknown.stderr
+
+    assert wait_until(lambda: pulp.json_list("worker", "list", "--missing") != [], 20)
+    assert names_of(pulp.json_list("worker", "list", "--missing")) == [running["name"]]
+    assert pulp.json_list("worker", "list", "--online") == []

@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
 
 from support.api import AUTH, Api, with_auth
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -156,6 +156,7 @@ def objects(
         "projects/python/yanks/", name="other-lib", repository=repository["pulp_href"], version="1"
     )
     token = api.create("tokens/", name="conformance", scopes=["read:main"])
+    assert wait_until(lambda: api.get("workers/")["count"] > 0, 10)  # the server's task worker
     yield Objects(
         api,
         {
@@ -170,6 +171,7 @@ def objects(
             "python_python_publication_href": publication["created_resources"][0],
             "python_python_package_content_href": content,
             "task_href": upload["pulp_href"],
+            "worker_href": api.one("workers/")["pulp_href"],
         },
     )
 

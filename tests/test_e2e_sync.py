@@ -604,7 +604,9 @@ def test_a_killed_worker_leaves_its_task_failed(
     api, repo, task = slow_sync(gunicorn_server, upstream, tmp_path, 1.0)
     running = api.get(task)
     assert running["state"] == "running", running
-    pid = int(running["worker"].rsplit("-", 2)[1])
+    worker = api.get(running["worker"])  # the worker running it, by its href
+    assert worker["current_task"] == task
+    pid = int(worker["name"].rsplit("-", 2)[1])
     # Only ever a gunicorn worker we started: a child of the master, itself our child.
     assert pid != os.getpid() and _ppid(_ppid(pid)) == os.getpid()
 
@@ -613,7 +615,7 @@ def test_a_killed_worker_leaves_its_task_failed(
     done = api.wait(task, timeout=FAST_DEAD_AFTER + 15)
     assert done["state"] == "failed", done
     assert "stopped responding" in done["error"]["description"]
-    assert running["worker"] in done["error"]["description"]
+    assert worker["name"] in done["error"]["description"]
     assert api.latest(repo).endswith("/versions/0/")
 
 

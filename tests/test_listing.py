@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,14 +17,15 @@ from flask import Flask
 from sqlalchemy import Engine, make_url, select
 
 from pullthrough.api import kinds
-from pullthrough.api.bindings import BINDINGS, TASKS
+from pullthrough.api.bindings import BINDINGS, TASKS, WORKERS
 from pullthrough.api.crud import operations
 from pullthrough.api.listing import GENERIC, apply_filters, parse_filters
 from pullthrough.api.operations import ValidationError
 from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, LTE, Filter
 from pullthrough.api.resources import VERSIONS
 from pullthrough.catalog.db import Catalog, make_engine, prepare
-from pullthrough.catalog.models import Task
+from pullthrough.catalog.models import Base, Task, Worker, worker_id
+from pullthrough.services.container import EXTENSION
 from support.postgres import private_database
 
 FILTERS = TASKS.resource.filters
@@ -74,8 +76,9 @@ def invalid_filters(args: dict[str, list[str]], filters: tuple[Filter, ...]) -> 
 
 
 def test_a_list_takes_every_parameter_its_document_declares_and_no_other() -> None:
-    for binding in BINDINGS:
-        (listing,) = [op for op in operations(binding) if op.id.endswith("_list")]
+    """Core's list of every type (`repositories_list`) too: it takes its typed list's filters."""
+    lists = [(b, op) for b in BINDINGS for op in operations(b) if op.id.endswith("_list")]
+    for binding, listing in lists:
         declared = {param.name for param in listing.params}
         filters = binding.resource.filters
         assert declared >= GENERIC, listing.id
@@ -130,9 +133,16 @@ def test_a_value_its_filter_cannot_take_is_refused_for_that_parameter() -> None:
     assert refusal({"state__in": ["completed,bogus"]}) == bogus
 
 
+def with_worker_timeout(app: Flask, seconds: float = 30.0) -> Flask:
+    """What the workers' `online` and `missing` filters read of the services: the timeout."""
+    tasks = SimpleNamespace(worker_timeout=seconds)
+    app.extensions[EXTENSION] = SimpleNamespace(settings=SimpleNamespace(tasks=tasks))
+    return app
+
+
 def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
     """Each declared filter is a column of its binding's model or a condition of the binding."""
-    app = Flask(__name__)
+    app = with_worker_timeout(Flask(__name__))
     versions = f"{REPOSITORY}versions/1/"
     hrefs = {"repository_version": versions, "created_resources": versions}
     for binding in BINDINGS:
@@ -143,6 +153,8 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 value = "2000-01-01T00:00:00Z"
             elif declared.type == "integer":
                 value = "1"
+            elif declared.type == "boolean":
+                value = "false"
             elif name in kinds.KINDS:
                 value = kinds.KINDS[name].href(str(uuid.uuid4()))
             elif declared.choices is not None:
@@ -194,9 +206,13 @@ def _at(day: int) -> datetime:
     return datetime(2020, 1, day, 12, tzinfo=UTC)
 
 
-def _tasks() -> list[Task]:
+def _tasks() -> list[Base]:
     repository_id = kinds.REPOSITORY.parse(REPOSITORY)
     return [
+        *(
+            Worker(name=name, last_heartbeat=_at(day))
+            for name, day in (("node-a-41", 2), ("node-b-7", 3))
+        ),
         Task(
             name="pullthrough.tasks.repository.sync",
             state="completed",
@@ -249,7 +265,12 @@ SYNC, CREATE, UPLOAD = "repository.sync", "distribution.create", "content.upload
         ("logging_cid=cid-sync-1", [SYNC]),
         ("logging_cid__contains=cid-", [SYNC, CREATE, UPLOAD]),
         ("logging_cid=cid-", []),
-        ("worker=node-b-7", [CREATE]),
+        (f"worker={kinds.WORKER.href(worker_id('node-b-7'))}", [CREATE]),
+        (
+            f"worker__in={kinds.WORKER.href(worker_id('node-b-7'))},{kinds.WORKER.href(worker_id('x'))}",
+            [CREATE],
+        ),
+        (f"worker={kinds.WORKER.href(worker_id('node-c'))}", []),  # no such worker
         ("started_at__gte=2020-01-03T12:00:00Z", [CREATE, UPLOAD]),
         ("started_at__gt=2020-01-03T12:00:00Z", [UPLOAD]),
         ("started_at__lte=2020-01-03T13:00:00%2B01:00", [SYNC, CREATE]),  # 12:00 UTC
@@ -267,7 +288,10 @@ SYNC, CREATE, UPLOAD = "repository.sync", "distribution.create", "content.upload
         (f"exclusive_resources__in={REPOSITORY},{DISTRIBUTION}", [SYNC, CREATE]),
         (f"shared_resources={REPOSITORY}", []),
         (f"reserved_resources={REPOSITORY[:-1]}", []),  # a whole href, not a part of one
-        ("state=completed&worker=node-a-41&name__contains=sync", [SYNC]),
+        (
+            f"state=completed&worker={kinds.WORKER.href(worker_id('node-a-41'))}&name__contains=sync",
+            [SYNC],
+        ),
     ],
 )
 def test_task_filters_select_the_tasks_they_name(
@@ -287,3 +311,51 @@ def test_an_href_of_no_kind_is_refused_for_created_resources() -> None:
     ):
         apply_filters(select(Task), TASKS)
     assert list(refused.value.errors) == ["created_resources"]
+
+
+# ---- what the worker filters select (and tasks by their worker) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["node-a-41", "node-b-7"]),
+        ("online=true", ["node-b-7"]),
+        ("online=false", ["node-a-41"]),
+        ("missing=true", ["node-a-41"]),
+        ("missing=False", ["node-b-7"]),  # as DRF reads a boolean: true, false, 1, 0, any case
+        ("missing=0&online=1", ["node-b-7"]),
+        ("online=true&name__contains=node-a", []),
+        ("name__icontains=NODE-B", ["node-b-7"]),
+        ("last_heartbeat__gt=2020-01-02T12:00:00Z", ["node-b-7"]),
+        ("last_heartbeat__lte=2020-01-02T12:00:00Z", ["node-a-41"]),
+    ],
+)
+def test_worker_filters_select_the_workers_they_name(
+    tasks: Catalog, query: str, expected: list[str]
+) -> None:
+    """Online: a heartbeat within tasks.worker_timeout - here up to a day before node-b-7's
+    last one (node-a-41's is a day older still); missing: the others."""
+    timeout = (datetime.now(UTC) - _at(3)).total_seconds() + 12 * 3600
+    app = with_worker_timeout(Flask(__name__), timeout)
+    with app.test_request_context(f"/?{query}"), tasks.reading() as session:
+        found = session.scalars(apply_filters(select(Worker), WORKERS)).all()
+    assert sorted(w.name for w in found) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        ("online=maybe", "online"),
+        ("missing=", "missing"),
+        ("worker=/pulp/api/v3/workers/nope/", "worker"),  # Pulp: UUID invalid
+        (f"worker={REPOSITORY}", "worker"),
+        ("worker=node-a-41", "worker"),  # a name: pulp-cli sends the href it looked up
+    ],
+)
+def test_a_worker_filter_refuses_what_names_no_worker(query: str, refused: str) -> None:
+    app = with_worker_timeout(Flask(__name__))
+    binding = TASKS if query.startswith("worker") else WORKERS
+    with app.test_request_context(f"/?{query}"), pytest.raises(ValidationError) as caught:
+        apply_filters(select(binding.model), binding)
+    assert list(caught.value.errors) == [refused]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import ref_href, version_href
-from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid
+from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid, services
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
@@ -36,7 +36,9 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Worker,
     Yank,
+    worker_id,
 )
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
@@ -45,11 +47,12 @@ from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
 from pullthrough.core.labels import InvalidSelector, parse_selector
 from pullthrough.core.remotes import UNSET, ordered
+from pullthrough.core.tasks import RUNNING_TASK_STATES
 from pullthrough.services.auth import new_token
-from pullthrough.services.tasks import Ref
+from pullthrough.services.tasks import Ref, online_since
 
 Value = Callable[[Any, "Render"], Any]
-Condition = Callable[[str], Any]  # a filter's value -> the SQL condition of the rows it keeps
+Condition = Callable[[Any], Any]  # a filter's value -> the SQL condition of the rows it keeps
 
 
 @dataclass(frozen=True)
@@ -534,10 +537,19 @@ def _reserved(which: str) -> Callable[[str], Any]:
     return lambda href: or_(*(_holds(Task.reserved_resources, way + href) for way in ways))
 
 
+def _run_by(href: str) -> Any:
+    """Tasks that a worker ran, by its href (a bad one is an error of the filter)."""
+    try:
+        return Task.worker.in_(select(Worker.name).where(Worker.id == kinds.WORKER.parse(href)))
+    except kinds.BadHref as exc:
+        raise invalid("worker", str(exc)) from None
+
+
 TASKS = Binding(
     resources.TASKS,
     Task,
     computed={
+        "worker": lambda row, _: kinds.WORKER.href(worker_id(row.worker)) if row.worker else None,
         "created_by": lambda row, _: None,
         "parent_task": lambda row, _: None,
         "task_group": lambda row, _: None,
@@ -546,9 +558,33 @@ TASKS = Binding(
         "reserved_resources_record": lambda row, _: row.reserved_resources or [],
     },
     conditions={
+        "worker": _run_by,
         "created_resources": _created,
         **{f"{which}_resources": _reserved(which) for which in RESERVATIONS},
     },
+)
+
+
+def _online(online: bool) -> Any:
+    """Workers that heartbeat within tasks.worker_timeout (online), or not (missing)."""
+    alive = Worker.last_heartbeat >= online_since(services().settings.tasks.worker_timeout)
+    return alive if online else ~alive
+
+
+def _current_task(row: Worker, render: Render) -> str | None:
+    running = select(Task.id).where(Task.worker == row.name, Task.state.in_(RUNNING_TASK_STATES))
+    task = render.session.scalar(running.limit(1))
+    return kinds.TASK.href(task) if task is not None else None
+
+
+WORKERS = Binding(
+    resources.WORKERS,
+    Worker,
+    computed={
+        "pulp_last_updated": lambda row, _: stamp(row.last_heartbeat),  # a heartbeat updates it
+        "current_task": _current_task,
+    },
+    conditions={"online": _online, "missing": lambda missing: _online(not missing)},
 )
 
 
@@ -648,6 +684,7 @@ BINDINGS = (
     PUBLICATIONS,
     CONTENT,
     TASKS,
+    WORKERS,
     PROJECT_STATUSES,
     YANKS,
     TOKENS,

@@ -4,6 +4,7 @@ partial_update, delete - with Pulp's operationIds, paths and response codes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, request
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding, Render
+from pullthrough.api.kinds import API_ROOT, Kind
 from pullthrough.api.listing import apply_filters, page, pick
 from pullthrough.api.operations import (
     Call,
@@ -60,7 +62,7 @@ def written(call: Call, binding: Binding, verb: str, work: Work, status: int) ->
 def _list(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
         query = select(binding.model)
-        if binding.resource.parent is not None:
+        if call.row is not None:  # the versions of the repository its path names
             query = query.where(RepositoryVersion.repository_id == call.row.id)
         out = render(call)
         body = page(
@@ -192,4 +194,22 @@ def operations(binding: Binding) -> list[Operation]:
                 redact=binding.redact,
             )
         )
+    if kind.generic is not None and LIST in resource.verbs:
+        out.append(_generic_list(kind, out[resource.verbs.index(LIST)]))
     return out
+
+
+def _generic_list(kind: Kind, listed: Operation) -> Operation:
+    """Core's list of every type (`repositories_list`): this server has one type of each, so
+    it is the typed list at another path - the same objects, filters and schema."""
+    path = API_ROOT + str(kind.generic)
+    name = str(kind.generic).strip("/")
+    return replace(
+        listed,
+        id=f"{name}_{LIST}",
+        rule=path,
+        doc_path=path,
+        summary=f"List {name.replace('_', ' ')}",
+        path_param=None,
+        load=None,
+    )

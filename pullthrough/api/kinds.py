@@ -30,6 +30,8 @@ class Kind:
     name: str  # "Repository", "PackageContent"
     plugin: bool = True  # the python plugin's (python_python_..._href), or core's (task_href)
     core_schema: bool = False  # its schema is core's (RepositoryVersion, Task)
+    # core's list of every type of it (`repositories/`): the same objects, and the same filters
+    generic: str | None = None
 
     @property
     def operation(self) -> str:
@@ -70,18 +72,29 @@ class Kind:
         return match.group(1)
 
 
-REPOSITORY = Kind("repository", "repositories/python/python/", "Repository")
-REMOTE = Kind("remote", "remotes/python/python/", "Remote")
-DISTRIBUTION = Kind("distribution", "distributions/python/pypi/", "Distribution")
-PUBLICATION = Kind("publication", "publications/python/pypi/", "Publication")
-CONTENT = Kind("content", "content/python/packages/", "PackageContent")
+REPOSITORY = Kind(
+    "repository", "repositories/python/python/", "Repository", generic="repositories/"
+)
+REMOTE = Kind("remote", "remotes/python/python/", "Remote", generic="remotes/")
+DISTRIBUTION = Kind(
+    "distribution", "distributions/python/pypi/", "Distribution", generic="distributions/"
+)
+PUBLICATION = Kind(
+    "publication", "publications/python/pypi/", "Publication", generic="publications/"
+)
+CONTENT = Kind("content", "content/python/packages/", "PackageContent", generic="content/")
 TASK = Kind("task", "tasks/", "Task", plugin=False)
+WORKER = Kind("worker", "workers/", "Worker", plugin=False)
 PROJECT_STATUS = Kind("project_status", "projects/python/statuses/", "ProjectStatus")
 YANK = Kind("yank", "projects/python/yanks/", "Yank")
 TOKEN = Kind("token", "tokens/", "Token", plugin=False)
 AUDIT_EVENT = Kind("audit_event", "audit/", "AuditEvent", plugin=False)
 VERSION = Kind(
-    "repository_version", f"{REPOSITORY.path}versions/", "RepositoryVersion", core_schema=True
+    "repository_version",
+    f"{REPOSITORY.path}versions/",
+    "RepositoryVersion",
+    core_schema=True,
+    generic="repository_versions/",
 )
 KINDS = {
     k.label: k
@@ -92,6 +105,7 @@ KINDS = {
         PUBLICATION,
         CONTENT,
         TASK,
+        WORKER,
         PROJECT_STATUS,
         YANK,
         TOKEN,

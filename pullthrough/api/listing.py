@@ -34,6 +34,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = INT_MAX  # beyond any real list; larger numbers overflow the database's integers
 GENERIC = frozenset(p.name for p in PAGE_PARAMS)  # not filters: paging, ordering, fields
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # as DRF reads a query's
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
 def _condition(binding: Binding, found: Lookup) -> Any:
     name, lookup, values = found.filter.name, found.lookup, found.values
     if (own := binding.conditions.get(name)) is not None:
-        given = [value for value in values if value]  # an empty one names nothing: no condition
+        given = [value for value in values if value != ""]  # an empty one names nothing
         return or_(*(own(value) for value in given)) if given else true()
     column = getattr(binding.model, name)
     value = values[0]
@@ -118,6 +119,10 @@ def _moment(key: str, value: str) -> datetime:
 
 
 def _coerce(declared: Filter, value: str) -> object:
+    if declared.type == "boolean":
+        if value.lower() not in BOOLEANS:
+            raise invalid(declared.name, "Must be a valid boolean: true or false.")
+        return BOOLEANS[value.lower()]
     if declared.type == "integer":
         try:
             number = int(value)

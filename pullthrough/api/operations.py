@@ -137,8 +137,10 @@ def task_answer(call: Call, name: str, work: Callable[[Session, TaskOutcome], No
 
 
 def by_id(model: type[Base]) -> Loader:
-    """The loader of an object by the `<id>` in its path."""
-    return lambda session, path: session.get(model, path["id"])
+    """The loader of an object by the `<id>` in its path: its `id` column (a worker's is not its
+    primary key)."""
+    column = inspect(model).columns["id"]
+    return lambda session, path: session.scalar(select(model).where(column == path["id"]))
 
 
 def services() -> Services:

@@ -215,7 +215,8 @@ TASKS = Resource(
     (
         *ro("pulp_href", "pulp_created", "name", "logging_cid"),
         Field("state", "string", choices=TASK_STATES),
-        *ro("started_at", "finished_at", "worker", "created_by", "parent_task", nullable=True),
+        *ro("started_at", "finished_at", "created_by", "parent_task", nullable=True),
+        Field("worker", "string", read_only=True, nullable=True, help="The worker that ran it."),
         *ro("task_group", nullable=True),
         *ro("error", "result", type="object", nullable=True),
         *ro("progress_reports", type="array", items="object"),
@@ -229,7 +230,7 @@ TASKS = Resource(
         Filter("name", (EXACT, IN, CONTAINS)),
         Filter("state", (EXACT, IN), choices=TASK_STATES),
         Filter("logging_cid", (EXACT, CONTAINS)),
-        Filter("worker"),  # its name, as tasks show it
+        Filter("worker", (EXACT, IN), href="worker"),
         moments("started_at"),
         moments("finished_at"),
         Filter("created_resources"),  # an href
@@ -237,6 +238,20 @@ TASKS = Resource(
     ),
     ordering=("pulp_created", "name", "state"),
     default_order="-pulp_created",
+)
+WORKERS = Resource(
+    kinds.WORKER,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated", "name", "last_heartbeat"),
+        Field("current_task", "string", read_only=True, nullable=True, help="The task it runs."),
+    ),
+    filters=(
+        *NAMED,
+        moments("last_heartbeat"),
+        # heartbeat within tasks.worker_timeout, or not (missing: presumed dead)
+        *(Filter(name, type="boolean") for name in ("online", "missing")),
+    ),
+    ordering=("name", "last_heartbeat", "pulp_created"),
 )
 
 

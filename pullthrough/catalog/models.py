@@ -237,12 +237,27 @@ class Publication(Base):
     repository_version: Mapped[RepositoryVersion] = relationship()
 
 
+WORKER_IDS = uuid.UUID("5d1f6f2e-7c1a-4b8e-9a53-0c2b8f4e6a71")  # the namespace of worker ids
+
+
+def worker_id(name: str) -> str:
+    """A worker's id, from its name: a task names the worker that ran it, and its href follows
+    without a query."""
+    return str(uuid.uuid5(WORKER_IDS, name))
+
+
+def _worker_id(context: Any) -> str:
+    return worker_id(context.get_current_parameters()["name"])
+
+
 class Worker(Base):
     """A process that runs tasks; a worker silent past its heartbeat's limit is presumed dead."""
 
     __tablename__ = "workers"
 
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=_worker_id)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 

@@ -458,15 +458,19 @@ def _add_content(tree: Tree) -> None:
     _by_href(content, "show", "show a package", kinds.CONTENT)
 
 
+def task_list(client: Client, args: argparse.Namespace) -> Any:
+    params = list_params(args, TASKS.filters)
+    if args.worker:
+        params["worker"] = client.href_of(kinds.WORKER, args.worker)
+    return client.page(kinds.TASK, params)
+
+
 def _add_task(tree: Tree) -> None:
     task = tree.group("task", "tasks: the record of write operations")
     _by_href(task, "show", "show a task", kinds.TASK)
-    parser = task.verb(
-        "list",
-        "list tasks, newest first",
-        lambda client, args: client.page(kinds.TASK, list_params(args, TASKS.filters)),
-    )
+    parser = task.verb("list", "list tasks, newest first", task_list)
     add_list_options(parser, TASKS.filters, {})
+    parser.add_argument("--worker", metavar="NAME", help="run by this task worker")
 
 
 # ---- yanks ---------------------------------------------------------------------------------

@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Task, Worker, now
+from pullthrough.core.tasks import RUNNING_TASK_STATES
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
 
 log = logging.getLogger(__name__)
-PROCESS = f"{socket.gethostname()}-{os.getpid()}"  # the worker named on in-request tasks
+PROCESS = f"{socket.gethostname()}-{os.getpid()}"  # what this process's workers are named after
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def record_completed(
     session: Session, name: str, work: Callable[[Session, TaskOutcome], None], *, cid: str = ""
 ) -> str:
     """Do `work` and record it as a completed task, in the caller's transaction; returns the
-    task's id."""
+    task's id. No task worker ran it, so it names none (its `worker` is empty)."""
     started = now()
     outcome = TaskOutcome()
     work(session, outcome)
@@ -75,7 +76,6 @@ def record_completed(
         logging_cid=cid,
         started_at=started,
         finished_at=now(),
-        worker=PROCESS,
         created_resources=[ref.to_json() for ref in outcome.created],
         reserved_resources=[],
         result=outcome.result,
@@ -243,7 +243,7 @@ class TaskWorker:
             orphaned = session.scalars(
                 select(Task)
                 .where(
-                    Task.state.in_(("running", "canceling")),
+                    Task.state.in_(RUNNING_TASK_STATES),
                     or_(Task.worker.is_(None), Task.worker.not_in(alive)),
                 )
                 .with_for_update(skip_locked=True)  # one its worker is ending now: not reaped
@@ -311,7 +311,7 @@ class TaskWorker:
             # overwritten (PostgreSQL; SQLite's writers are one at a time anyway)
             row = session.get(Task, task_id, with_for_update=True)
             assert row is not None
-            if row.state not in ("running", "canceling"):  # reaped meanwhile: ended already
+            if row.state not in RUNNING_TASK_STATES:  # reaped meanwhile: ended already
                 log.warning(
                     "task %s ended %s, but was already recorded as %s; left so",
                     task_id,
