@@ -791,6 +791,26 @@ def test_a_worker_asked_to_stop_finishes_its_task_alive(services: Services) -> N
     assert task(services, next_one).state == "waiting"  # left for another worker
 
 
+def test_a_worker_missing_for_a_week_is_forgotten_its_tasks_keep_its_name(
+    services: Services,
+) -> None:
+    """As Pulp: a worker record missing for seven days goes; one missing for less stays, and
+    so do the tasks the forgotten one ran (they name it still)."""
+    with services.catalog.session() as session:
+        session.add(Worker(name="gone-host-1", last_heartbeat=now() - timedelta(days=8)))
+        session.add(Worker(name="quiet-host-2", last_heartbeat=now() - timedelta(days=6)))
+    ran = queue(services, "t.old")
+    with services.catalog.session() as session:
+        row = session.get(Task, ran)
+        assert row is not None
+        row.state, row.worker = "completed", "gone-host-1"
+    TaskWorker(services, {}, heartbeat=1.0, dead_after=30.0).reap()
+    with services.catalog.session() as session:
+        names = set(session.scalars(select(Worker.name)))
+    assert "gone-host-1" not in names and "quiet-host-2" in names
+    assert task(services, ran).worker == "gone-host-1"
+
+
 def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
     """A task reaped as failed (its worker was silent too long, e.g. behind a long catalog
     write) keeps that state when its worker comes back with an outcome: pollers saw it end."""

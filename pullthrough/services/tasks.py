@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pullthrough.services.container import Services
 
 log = logging.getLogger(__name__)
+FORGOTTEN_AFTER_SECONDS = 7 * 86400  # a worker missing this long is no longer listed
 PROCESS = f"{socket.gethostname()}-{os.getpid()}"  # what this process's workers are named after
 
 
@@ -235,8 +236,11 @@ class TaskWorker:
         self.reap()
 
     def reap(self) -> int:
-        """Mark failed the tasks of workers that stopped heartbeating."""
+        """Mark failed the tasks of workers that stopped heartbeating; forget workers missing
+        for a week, as Pulp does (their tasks keep their names)."""
         with self.services.catalog.session() as session:
+            gone = Worker.last_heartbeat < online_since(FORGOTTEN_AFTER_SECONDS)
+            session.execute(delete(Worker).where(gone))
             alive = select(Worker.name).where(
                 Worker.last_heartbeat >= online_since(self.dead_after)
             )
