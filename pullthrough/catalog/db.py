@@ -37,6 +37,12 @@ BUSY_TIMEOUT_MS = 60_000  # how long a statement waits for another process's wri
 BOOT_RETRY_SECONDS = 120.0  # how long start-up keeps retrying a catalog that stays busy
 T = TypeVar("T")
 READ_ONLY = "pullthrough_read_only"  # the execution option of `Catalog.reading`'s connections
+# SQLite's lower() folds ASCII letters only: this one folds every script's, as Python does
+SQLITE_LOWER = "pullthrough_lower"
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def database_url(configured: str, data_dir: Path) -> str:
@@ -61,6 +67,7 @@ def make_engine(url: str) -> Engine:
             # filter on either catalog (`__icontains` lowers both sides).
             cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.close()
+            dbapi_connection.create_function(SQLITE_LOWER, 1, _lower, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from pullthrough.catalog.db import SQLITE_LOWER
 from pullthrough.core.labels import CONTAINS, DIFFERS, EQUALS, HAS, LACKS, Term
 
 
@@ -42,6 +43,24 @@ def _postgresql_LabelType(element: _LabelType, compiler: SQLCompiler, **kw: Any)
     return str(compiler.process(func.json_typeof(column.op("->")(key)), **kw))
 
 
+class _Lowered(FunctionElement[str]):
+    """A value in lower case, in every script: SQLite's own lower() leaves `Ü` as it is, so
+    `~zürich` would not find `ZÜRICH` (PostgreSQL folds as its database's locale does)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_Lowered)
+def _default_Lowered(element: _Lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(func.lower(*element.clauses), **kw))
+
+
+@compiles(_Lowered, "sqlite")
+def _sqlite_Lowered(element: _Lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(getattr(func, SQLITE_LOWER)(*element.clauses), **kw))
+
+
 def _term(column: Any, term: Term) -> ColumnElement[bool]:
     present = _type_of(column, term.key).is_not(None)
     # SQL NULL for an absent key and a null value alike
@@ -55,7 +74,7 @@ def _term(column: Any, term: Term) -> ColumnElement[bool]:
     if term.op == DIFFERS:
         return and_(present, or_(value.is_(None), value != term.value))
     assert term.op == CONTAINS
-    lowered: ColumnElement[str] = func.lower(value)
+    lowered: ColumnElement[str] = _Lowered(value)
     return lowered.contains(term.value.lower(), autoescape=True)
 
 
