@@ -12,6 +12,7 @@ import json
 import lzma
 import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -676,6 +677,46 @@ def test_a_failed_import_leaves_a_file_an_upload_of_the_same_bytes_records_meanw
         importing.join(30)
     assert [type(exc) for exc in failures] == [InvalidBundle]
     assert site_b.store.has(kept.sha256)
+    assert not site_b.store.has(removed.sha256)
+
+
+def test_a_failed_import_leaves_a_file_a_sync_stored_again_meanwhile(
+    site_a: Services, site_b: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync stores its files without their bytes' lock and records them at its end (orphan
+    cleanup spares them by their write time): a failed import must not remove a file a sync
+    stored again after the import did, or the sync records a package without its file."""
+    good = tmp_path / "good.tar"
+    bundles(site_a).export("corp", None, good)
+    listed: list[str] = []
+
+    def lie(name: str, data: bytes) -> tuple[str, bytes]:  # the last file is not what it says
+        if name != MANIFEST:
+            return name, data
+        doc = json.loads(data)
+        listed.extend(p["filename"] for p in doc["packages"])
+        doc["packages"][-1]["version"] = "7.0"
+        return name, json.dumps(doc).encode()
+
+    damaged = rewrite(good, tmp_path / "lie.tar", lie)
+    files = repository_files(site_a, "corp")
+    synced, removed = files[listed[0]], files[listed[1]]
+    opened = site_a.store.open(synced.sha256)
+    assert opened is not None
+    with opened.file as fh:
+        data = fh.read()
+    remove_unused = Bundles._remove_unused
+
+    def sync_meanwhile(self: Bundles, published: dict[str, float | None]) -> None:
+        assert synced.sha256 in published  # the import stored it
+        time.sleep(0.05)  # a later write, as a sync's would be
+        site_b.store.put_bytes(data, {"sha256": synced.sha256})  # as Syncer.download
+        remove_unused(self, published)
+
+    monkeypatch.setattr(Bundles, "_remove_unused", sync_meanwhile)
+    with pytest.raises(InvalidBundle):
+        bundles(site_b).import_bundle(damaged, "x", actor="t")
+    assert site_b.store.has(synced.sha256)  # the sync records it at its end
     assert not site_b.store.has(removed.sha256)
 
 

@@ -325,7 +325,7 @@ class Bundles:
                 raise InvalidBundle(_listed(problems))
             target = repository or manifest.repository
             self._check_conflicts(manifest, target, add_only=add_only)
-            published: list[str] = []
+            published: dict[str, float | None] = {}  # sha256 -> its write time, as stored here
             try:
                 new = self._store_files(tar, members, manifest, published)
                 report = self._record(manifest, target, new, add_only=add_only, actor=actor)
@@ -400,7 +400,7 @@ class Bundles:
         tar: tarfile.TarFile,
         members: dict[str, tarfile.TarInfo],
         manifest: Manifest,
-        published: list[str],
+        published: dict[str, float | None],
     ) -> dict[str, Package]:
         """Store every file the store lacks (hash-checked again) and make the catalog entries of
         packages it does not know, validated as distributions; returns them by filename."""
@@ -420,7 +420,7 @@ class Bundles:
                         writer.flush()
                         package = _validated(writer.tmp_path, entry)
                     try:
-                        published.append(writer.commit())
+                        self._published(writer.commit(), published)
                     except HashMismatch as exc:
                         raise InvalidBundle(
                             f"{entry.file.path!r} changed while read: {exc}"
@@ -437,14 +437,14 @@ class Bundles:
         tar: tarfile.TarFile,
         members: dict[str, tarfile.TarInfo],
         wanted: BundleFile,
-        published: list[str],
+        published: dict[str, float | None],
     ) -> None:
         member = _open_member(tar, members[wanted.path])
         with self.store.writer({"sha256": wanted.sha256}) as writer:
             while chunk := member.read(CHUNK):
                 writer.write(chunk)
             try:
-                published.append(writer.commit())
+                self._published(writer.commit(), published)
             except HashMismatch as exc:
                 raise InvalidBundle(f"{wanted.path!r} changed while read: {exc}") from None
 
@@ -529,14 +529,23 @@ class Bundles:
             )
         return report
 
-    def _remove_unused(self, published: list[str]) -> None:
+    def _published(self, sha256: str, published: dict[str, float | None]) -> None:
+        """A file this import stored, with its write time as the store tells it (the store's
+        clock: an object store's differs from ours)."""
+        published[sha256] = self.store.written_at(sha256)
+
+    def _remove_unused(self, published: dict[str, float | None]) -> None:
         """Remove the files this import stored when it fails, unless something uses them now:
         each checked and removed under its bytes' lock, which an upload or a download of the
-        same bytes holds until it records them (as orphan cleanup does)."""
-        for sha256 in set(published):
+        same bytes holds until it records them (as orphan cleanup does); and unless they were
+        stored again since this import stored them - a sync stores its files without that lock
+        and records them at its end (orphan cleanup spares them by the same test)."""
+        for sha256, stored_at in published.items():
             try:
                 with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-                    if not recorded(self.catalog, self.ledger, sha256):
+                    written = self.store.written_at(sha256)
+                    again = written is not None and written != stored_at
+                    if not again and not recorded(self.catalog, self.ledger, sha256):
                         self.store.delete(sha256)
             except LockTimeout:  # being written again, long: whoever writes it records it
                 log.warning("a failed import left %s: its bytes are being written", sha256)
