@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
@@ -29,7 +29,13 @@ from pullthrough.catalog.models import Distribution, Package, Remote, Task, Work
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
-from pullthrough.services.container import ORPHAN_CLEANUP, SYNC, Services, build_services
+from pullthrough.services.container import (
+    ORPHAN_CLEANUP,
+    REPAIR,
+    SYNC,
+    Services,
+    build_services,
+)
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.pullthrough import (
@@ -40,6 +46,7 @@ from pullthrough.services.pullthrough import (
     StreamedFile,
     relayable,
 )
+from pullthrough.services.repair import repair
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
@@ -1611,3 +1618,34 @@ def test_a_failed_second_look_at_the_store_lets_the_download_lock_go(
         assert time.monotonic() - started < 4.0
     finally:
         services.close()
+
+
+def test_a_repair_does_not_put_back_a_file_its_package_left_meanwhile(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orphan cleanup deletes an orphan's package, then (under its bytes' lock) its file; a
+    repair fetching that file again meanwhile must not store it after that: a file that no
+    package and no ledger entry records is never removed by anything."""
+    wheel = upstream.add_file("lost-lib", build_wheel(tmp_path, "lost-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        session.add(
+            Package(
+                filename=wheel.filename, name="lost-lib", version="0.1",
+                packagetype="bdist_wheel", sha256=wheel.sha256, size=wheel.size,
+                origin="sync", remote_url=upstream.file_url(wheel), remote_id=remote.id,
+            )
+        )  # fmt: skip
+    fetch = UpstreamClient.iter_body
+
+    def cleaned_up_meanwhile(
+        client: UpstreamClient, resp: Any, url: str, *args: Any, **kwargs: Any
+    ) -> Iterator[bytes]:
+        with services.catalog.session() as session:  # the orphan's package goes
+            session.execute(delete(Package).where(Package.filename == wheel.filename))
+        yield from fetch(client, resp, url, *args, **kwargs)
+
+    monkeypatch.setattr(UpstreamClient, "iter_body", cleaned_up_meanwhile)
+    task_id = queue(services, REPAIR)
+    repair(TaskContext(services, task_id, {"repository_id": None}))
+    assert not services.store.has(wheel.sha256)

@@ -26,10 +26,11 @@ from pullthrough.catalog.models import Package, Remote, RepositoryContent
 from pullthrough.catalog.versions import version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
-from pullthrough.storage.store import HashMismatch
+from pullthrough.storage.store import ArtifactWriter, HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
 
 if TYPE_CHECKING:
@@ -151,11 +152,10 @@ class Repairer:
                 )
                 return False
             url = item.package.remote_url + (".metadata" if item.metadata else "")
-            self._download(client, url, item.sha256)
-        except (UpstreamError, HashMismatch, OSError) as exc:
+            return self._download(client, url, item.sha256)
+        except (UpstreamError, HashMismatch, OSError, LockTimeout) as exc:
             log.warning("repair: %s could not be repaired: %s", _name(item), exc)
             return False
-        return True
 
     def _metadata_from_file(self, item: Stored) -> bool:
         """The metadata, read again from the (intact) file it came from."""
@@ -169,8 +169,9 @@ class Repairer:
             return False
         if metadata is None or hashlib.sha256(metadata).hexdigest() != item.sha256:
             return False
-        self.svc.store.put_bytes(metadata, {"sha256": item.sha256})
-        return True
+        with self.svc.store.writer({"sha256": item.sha256}) as w:
+            w.write(metadata)
+            return self._put_back(w, item.sha256)
 
     def _drop_from_cache(self, sha256: str) -> bool:
         """A damaged cache file is evicted: the next request for it fetches it again. Not when
@@ -185,12 +186,26 @@ class Repairer:
             return False
         return True
 
-    def _download(self, client: UpstreamClient, url: str, sha256: str) -> None:
+    def _download(self, client: UpstreamClient, url: str, sha256: str) -> bool:
         with client.open_file(url) as resp, self.svc.store.writer({"sha256": sha256}) as w:
             for chunk in client.iter_body(resp, url):
                 w.write(chunk)
-            w.commit()  # in place of the damaged copy: readers of it keep what they opened
+            if not self._put_back(w, sha256):
+                return False
         log.info("repair: fetched %s again", describe_url(url))
+        return True
+
+    def _put_back(self, writer: ArtifactWriter, sha256: str) -> bool:
+        """Store the bytes in place of the damaged copy (readers of it keep what they opened),
+        under their lock and only while a package or the cache ledger records them: orphan
+        cleanup or an eviction may have removed their package meanwhile, and its file, which
+        would come back recorded by nothing, and so never be removed."""
+        with stored_bytes(self.svc.locks, sha256).held(STORED_WAIT_SECONDS):
+            if not recorded(self.svc.catalog, self.svc.ledger, sha256):
+                log.info("repair: %s is no longer in the catalog; not stored again", sha256)
+                return False
+            writer.commit()
+        return True
 
     def _client(self, remote_id: str | None) -> UpstreamClient | None:
         if remote_id is None:
