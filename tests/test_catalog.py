@@ -771,6 +771,28 @@ def test_a_contains_selector_ignores_case_beyond_ascii(
     assert labelled_names(catalog, selector) == expected
 
 
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("équipe", {"accented"}),
+        ("!équipe", {"plain"}),
+        ("équipe=rouge", {"accented"}),
+        ("équipe!=bleu", {"accented"}),
+        ("équipe~ROUGE", {"accented"}),
+        ("größe", {"plain"}),
+    ],
+)
+def test_a_selector_finds_keys_beyond_ascii(
+    catalog: Catalog, selector: str, expected: set[str]
+) -> None:
+    """A key may have any script's letters (Pulp's [\\w .-]): the JSON text of the labels
+    escapes them (\\u00e9), which SQLite's JSON paths before 3.45 compare as written."""
+    with catalog.session() as session:
+        session.add(Repository(name="accented", pulp_labels={"équipe": "rouge"}))
+        session.add(Repository(name="plain", pulp_labels={"größe": None}))
+    assert labelled_names(catalog, selector) == expected
+
+
 def add_labelled(catalog: Catalog) -> None:
     with catalog.session() as session:
         for name, labels in LABELLED.items():

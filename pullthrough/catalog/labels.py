@@ -3,6 +3,7 @@ SQLite and PostgreSQL: the database picks the rows, so counts and pages stay its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +27,32 @@ class _LabelType(FunctionElement[str]):
     inherit_cache = True
 
 
-def _type_of(column: Any, key: str) -> _LabelType:
-    path = f'$."{key}"'  # keys are [\w .-] (core.labels): nothing to quote
-    return _LabelType(column, literal(key, String), literal(path, String))
+class _LabelValue(FunctionElement[str]):
+    """A label's value as text; SQL NULL for a null value and for an absent key alike. Its
+    arguments as _LabelType's."""
+
+    type = String()
+    inherit_cache = True
+
+
+def _arguments(column: Any, key: str) -> tuple[Any, ...]:
+    """The column, the key, and its SQLite JSON path: the key as the labels' JSON text writes
+    it (json.dumps escapes letters beyond ASCII, `\\u00e9`), which SQLite before 3.45 compares
+    as written; keys are [\\w .-] (core.labels): nothing else to quote."""
+    path = f'$."{json.dumps(key)[1:-1]}"'
+    return column, literal(key, String), literal(path, String)
+
+
+@compiles(_LabelValue, "sqlite")
+def _sqlite_LabelValue(element: _LabelValue, compiler: SQLCompiler, **kw: Any) -> str:
+    column, _, path = element.clauses
+    return str(compiler.process(func.json_extract(column, path), **kw))
+
+
+@compiles(_LabelValue, "postgresql")
+def _postgresql_LabelValue(element: _LabelValue, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key, _ = element.clauses
+    return str(compiler.process(column.op("->>")(key), **kw))
 
 
 @compiles(_LabelType, "sqlite")
@@ -62,9 +86,8 @@ def _sqlite_Lowered(element: _Lowered, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 def _term(column: Any, term: Term) -> ColumnElement[bool]:
-    present = _type_of(column, term.key).is_not(None)
-    # SQL NULL for an absent key and a null value alike
-    value: ColumnElement[str] = column[term.key].as_string()
+    present = _LabelType(*_arguments(column, term.key)).is_not(None)
+    value: ColumnElement[str] = _LabelValue(*_arguments(column, term.key))
     if term.op == HAS:
         return present
     if term.op == LACKS:
