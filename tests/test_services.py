@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
+from pullthrough.catalog.db import Catalog, database_url, make_engine
 from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
 from pullthrough.catalog.versions import create_repository
-from pullthrough.config import RemoteSettings, Settings, load_settings
+from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
 from pullthrough.services.container import (
     ORPHAN_CLEANUP,
@@ -35,6 +36,7 @@ from pullthrough.services.container import (
     SYNC,
     Services,
     build_services,
+    sync_config,
 )
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
@@ -1649,3 +1651,27 @@ def test_a_repair_does_not_put_back_a_file_its_package_left_meanwhile(
     task_id = queue(services, REPAIR)
     repair(TaskContext(services, task_id, {"repository_id": None}))
     assert not services.store.has(wheel.sha256)
+
+
+def test_a_config_distribution_at_a_base_path_the_api_gave_is_refused_as_such(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A base path equal to one the API gave another distribution overlaps it too: refused
+    with the configuration's error and nothing written - not by the catalog's unique base
+    path, when looking up the file's next distribution writes the first one out."""
+    settings = settings_for(upstream, tmp_path)
+    build_services(settings).close()  # the catalog, with the file's `main`
+    catalog = Catalog(make_engine(database_url("", settings.server.data_dir)))
+    with catalog.session() as session:
+        session.add(Distribution(name="team", base_path="team"))  # as the API would
+    config = tmp_path / "pullthrough.toml"
+    for name, base_path in (("mine", "team"), ("later", "later")):
+        config.write_text(
+            config.read_text()
+            + f'[[distributions]]\nname = "{name}"\nbase_path = "{base_path}"\nremote = "up"\n'
+        )
+    with pytest.raises(ConfigError, match="'team' overlaps the base path 'team'"):
+        sync_config(catalog, load_settings(config, environ={}))
+    with catalog.session() as session:
+        assert set(session.scalars(select(Distribution.name))) == {"main", "team"}
+    catalog.engine.dispose()

@@ -200,50 +200,56 @@ def sync_config(catalog: Catalog, settings: Settings) -> bool:
             remotes[declared.name] = row
         session.flush()
         in_file: list[Distribution] = []
-        for declared_dist in settings.distributions:
-            dist = session.scalar(
-                select(Distribution).where(Distribution.name == declared_dist.name)
-            )
-            named = declared_dist.given - (declared_dist.embedded if dist else frozenset())
-            wanted: dict[str, Any] = {
-                k: getattr(declared_dist, k) for k in named if k not in ("remote", "remotes")
-            }
-            first: Remote | Unset | None = UNSET
-            if "remote" in named:
-                first = remotes[declared_dist.remote] if declared_dist.remote else None
-            listed = [remotes[n] for n in declared_dist.remotes] if "remotes" in named else UNSET
-            if named & {"remote", "remotes"}:
-                wanted["remotes"] = ordered(dist.remotes if dist else [], first, listed)
-            read = fingerprints(
-                {
-                    f.name: getattr(declared_dist, f.name)
-                    for f in _DIST_SETTINGS
-                    if f.name in declared_dist.given
-                }
-            )
-            if dist is None:
-                dist = Distribution(name=declared_dist.name, configured=read)
-                session.add(dist)
-                in_file.append(dist)
-            else:
-                in_file.append(dist)
-                current = {f.name: getattr(dist, f.name) for f in _DIST_SETTINGS}
-                dropped = withdrawn(dist.configured or {}, declared_dist.given, current)
-                wanted.update(
-                    {f.name: copy(f.default) for f in _DIST_SETTINGS if f.name in dropped}
+        # Nothing written before the base paths are checked (_apart): a lookup would write out
+        # a distribution of the file at a base path the API gave, and fail on the catalog's
+        # unique base path instead of saying what is wrong.
+        with session.no_autoflush:
+            for declared_dist in settings.distributions:
+                dist = session.scalar(
+                    select(Distribution).where(Distribution.name == declared_dist.name)
                 )
-                if dist.configured != read:
-                    dist.configured = read
-                if all(getattr(dist, k) == v for k, v in wanted.items()):
-                    continue
-            for key, value in wanted.items():
-                setattr(dist, key, value)
-            changed = True
-            name = declared_dist.name
-            audit.record(
-                session, CONFIG_ACTOR, "distribution_configured", name, detail=keys(wanted)
-            )
-        _apart(session, in_file)
+                named = declared_dist.given - (declared_dist.embedded if dist else frozenset())
+                wanted: dict[str, Any] = {
+                    k: getattr(declared_dist, k) for k in named if k not in ("remote", "remotes")
+                }
+                first: Remote | Unset | None = UNSET
+                if "remote" in named:
+                    first = remotes[declared_dist.remote] if declared_dist.remote else None
+                listed = (
+                    [remotes[n] for n in declared_dist.remotes] if "remotes" in named else UNSET
+                )
+                if named & {"remote", "remotes"}:
+                    wanted["remotes"] = ordered(dist.remotes if dist else [], first, listed)
+                read = fingerprints(
+                    {
+                        f.name: getattr(declared_dist, f.name)
+                        for f in _DIST_SETTINGS
+                        if f.name in declared_dist.given
+                    }
+                )
+                if dist is None:
+                    dist = Distribution(name=declared_dist.name, configured=read)
+                    session.add(dist)
+                    in_file.append(dist)
+                else:
+                    in_file.append(dist)
+                    current = {f.name: getattr(dist, f.name) for f in _DIST_SETTINGS}
+                    dropped = withdrawn(dist.configured or {}, declared_dist.given, current)
+                    wanted.update(
+                        {f.name: copy(f.default) for f in _DIST_SETTINGS if f.name in dropped}
+                    )
+                    if dist.configured != read:
+                        dist.configured = read
+                    if all(getattr(dist, k) == v for k, v in wanted.items()):
+                        continue
+                for key, value in wanted.items():
+                    setattr(dist, key, value)
+                changed = True
+                name = declared_dist.name
+                audit.record(
+                    session, CONFIG_ACTOR, "distribution_configured", name, detail=keys(wanted)
+                )
+            _apart(session, in_file)
     return changed
 
 
