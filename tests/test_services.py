@@ -48,7 +48,7 @@ from pullthrough.services.pullthrough import (
     StreamedFile,
     relayable,
 )
-from pullthrough.services.repair import repair
+from pullthrough.services.repair import RepairFailed, repair
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
 from pullthrough.storage.ledger import CacheLedger
@@ -1651,6 +1651,44 @@ def test_a_repair_does_not_put_back_a_file_its_package_left_meanwhile(
     task_id = queue(services, REPAIR)
     repair(TaskContext(services, task_id, {"repository_id": None}))
     assert not services.store.has(wheel.sha256)
+
+
+def test_a_repair_goes_on_past_a_file_the_store_cannot_read_and_then_fails_naming_it(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error on one file (an S3 outage, a bad disk block) does not end the repair: the
+    other files are still checked and repaired, and the task then fails naming the file it
+    could not check."""
+    packages = []
+    for name in ("damaged-lib", "lost-lib"):  # in this order (by filename)
+        wheel = upstream.add_file(name, build_wheel(tmp_path, name, "0.1"))
+        with services.catalog.session() as session:
+            remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+            session.add(
+                Package(
+                    filename=wheel.filename, name=name, version="0.1",
+                    packagetype="bdist_wheel", sha256=wheel.sha256, size=wheel.size,
+                    origin="sync", remote_url=upstream.file_url(wheel), remote_id=remote.id,
+                )
+            )  # fmt: skip
+        packages.append(wheel)
+    unreadable, lost = packages
+    services.store.put_bytes(unreadable.data)
+    opened = services.store.open
+
+    def failing(sha256: str, **kwargs: Any) -> Any:
+        if sha256 == unreadable.sha256:
+            raise StorageUnavailable("the store did not answer")
+        return opened(sha256, **kwargs)
+
+    monkeypatch.setattr(services.store, "open", failing)
+    task_id = queue(services, REPAIR)
+    ctx = TaskContext(services, task_id, {"repository_id": None})
+    with pytest.raises(RepairFailed, match=r"1 file\(s\) could not be checked: damaged_lib-0\.1"):
+        repair(ctx)
+    assert services.store.has(lost.sha256)  # the next file was still repaired
+    reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
+    assert (reports["repair.missing"], reports["repair.repaired"]) == (1, 1)
 
 
 def test_a_config_distribution_at_a_base_path_the_api_gave_is_refused_as_such(

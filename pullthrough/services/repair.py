@@ -39,9 +39,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 
-MISSING = ("repair.missing", "Identify missing units")
+MISSING = ("repair.missing", "Identify missing units")  # Pulp's progress reports
 CORRUPTED = ("repair.corrupted", "Identify corrupted units")
 REPAIRED = ("repair.repaired", "Repair corrupted units")
+
+
+class RepairFailed(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,14 @@ def repair(ctx: TaskContext) -> None:
         packages = session.scalars(query.order_by(Package.filename)).all()
         held = set(session.scalars(select(RepositoryContent.package_id).distinct()))
     repairer = Repairer(ctx)
+    unreadable: list[str] = []
     try:
         for done, item in enumerate(_files(packages, held), 1):
-            repairer.check(item, verify=verify)
+            try:
+                repairer.check(item, verify=verify)
+            except OSError as exc:  # the store failed on this file: the others are checked
+                log.warning("repair: could not check %s: %s", _name(item), exc)
+                unreadable.append(f"{_name(item)}: {exc}")
             if done % 50 == 0:
                 ctx.check_canceled()
     finally:
@@ -88,14 +97,25 @@ def repair(ctx: TaskContext) -> None:
         repairer.corrupted,
         repairer.repaired,
     )
+    if unreadable:
+        more = f" (and {len(unreadable) - 5} more)" if len(unreadable) > 5 else ""
+        raise RepairFailed(
+            f"{len(unreadable)} file(s) could not be checked: {'; '.join(unreadable[:5])}{more}"
+        )
 
 
 def _files(packages: Iterable[Package], held: set[str]) -> Iterable[Stored]:
-    """Each package's file, then its metadata (read again from the file once it is right)."""
+    """Each package's file, then its metadata (read again from the file once it is right);
+    bytes two packages share, once."""
+    seen: set[str] = set()
     for p in packages:
-        yield Stored(p.sha256, p, p.id in held)
+        items = [Stored(p.sha256, p, p.id in held)]
         if p.metadata_sha256:
-            yield Stored(p.metadata_sha256, p, p.id in held, metadata=True)
+            items.append(Stored(p.metadata_sha256, p, p.id in held, metadata=True))
+        for item in items:
+            if item.sha256 not in seen:
+                seen.add(item.sha256)
+                yield item
 
 
 class Repairer:
