@@ -800,11 +800,11 @@ def test_a_worker_asked_to_stop_finishes_its_task_alive(services: Services) -> N
     assert task(services, next_one).state == "waiting"  # left for another worker
 
 
-def test_a_worker_missing_for_a_week_is_forgotten_its_tasks_keep_its_name(
+def test_a_worker_missing_for_a_week_is_forgotten_and_its_tasks_name_none(
     services: Services,
 ) -> None:
-    """As Pulp: a worker record missing for seven days goes; one missing for less stays, and
-    so do the tasks the forgotten one ran (they name it still)."""
+    """As Pulp: a worker record missing for seven days goes, and the tasks it ran stay, naming
+    no worker (not a worker href that leads nowhere); one missing for less stays."""
     with services.catalog.session() as session:
         session.add(Worker(name="gone-host-1", last_heartbeat=now() - timedelta(days=8)))
         session.add(Worker(name="quiet-host-2", last_heartbeat=now() - timedelta(days=6)))
@@ -817,7 +817,14 @@ def test_a_worker_missing_for_a_week_is_forgotten_its_tasks_keep_its_name(
     with services.catalog.session() as session:
         names = set(session.scalars(select(Worker.name)))
     assert "gone-host-1" not in names and "quiet-host-2" in names
-    assert task(services, ran).worker == "gone-host-1"
+    assert task(services, ran).worker is None
+    kept = queue(services, "t.recent")
+    with services.catalog.session() as session:
+        row = session.get(Task, kept)
+        assert row is not None
+        row.state, row.worker = "completed", "quiet-host-2"
+    TaskWorker(services, {}, heartbeat=1.0, dead_after=30.0).reap()
+    assert task(services, kept).worker == "quiet-host-2"
 
 
 def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
@@ -237,10 +237,15 @@ class TaskWorker:
 
     def reap(self) -> int:
         """Mark failed the tasks of workers that stopped heartbeating; forget workers missing
-        for a week, as Pulp does (their tasks keep their names)."""
+        for a week, as Pulp does (their tasks then name no worker, as Pulp's: no href of
+        theirs leads nowhere)."""
         with self.services.catalog.session() as session:
-            gone = Worker.last_heartbeat < online_since(FORGOTTEN_AFTER_SECONDS)
-            session.execute(delete(Worker).where(gone))
+            gone = select(Worker.name).where(
+                Worker.last_heartbeat < online_since(FORGOTTEN_AFTER_SECONDS)
+            )
+            if names := list(session.scalars(gone)):
+                session.execute(update(Task).where(Task.worker.in_(names)).values(worker=None))
+                session.execute(delete(Worker).where(Worker.name.in_(names)))
             alive = select(Worker.name).where(
                 Worker.last_heartbeat >= online_since(self.dead_after)
             )
