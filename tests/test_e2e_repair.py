@@ -114,6 +114,13 @@ def test_pulp_cli_repairs_a_version_whose_files_were_damaged_or_lost(
     assert again["state"] == "completed" and counts(again) == (0, 1, 0)
     assert len(repair_tasks(api)) == 2
 
+    # A synced file lost again is fetched again when a client asks for it (its recorded URL).
+    stored(server, sdist["sha256"]).unlink()
+    upstream.clear_log()
+    got = requests.get(f"{server.url}/pulp/content/foo/{SDIST_01}", timeout=30)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sdist["sha256"]
+    assert [r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")] == [SDIST_01]
+
 
 def test_repair_of_everything_drops_a_damaged_cache_file_and_checks_only_when_asked(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
