@@ -272,6 +272,22 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     status = cli.ok("status", password=None)  # no login needed
     assert {v["component"] for v in status["versions"]} == {"core", "python", "pullthrough"}
 
+    # labels, one at a time, and lists selected by them
+    for kind in ("repository", "distribution"):
+        added = cli.ok(kind, "label", "set", "--name", "foo", "--key", "env", "--value", "prod")
+        assert added == {"key": "env", "value": "prod"}
+        assert cli.ok(kind, "label", "show", "--name", "foo", "--key", "env") == "prod"
+        selected = cli.ok(kind, "list", "--pulp-label-select", "env=prod")
+        assert [o["name"] for o in selected] == ["foo"]
+        assert cli.ok(kind, "list", "--pulp-label-select", "env=dev") == []
+    cli.ok("remote", "label", "set", "--name", "shelf", "--key", "tier", "--value", "")
+    assert cli.ok("remote", "show", "--name", "shelf")["pulp_labels"] == {"tier": ""}
+    assert cli.fails("remote", "label", "set", "--name", "shelf", "--key", "a/b", "--value", "x")
+    cli.ok("repository", "label", "unset", "--name", "foo", "--key", "env")
+    assert cli.fails("repository", "label", "show", "--name", "foo", "--key", "env") == (
+        "Error: No label 'env' on repository 'foo'."
+    )
+
     # destroy: nothing printed, gone afterwards
     for kind in ("distribution", "remote", "repository"):
         assert cli.ok(kind, "destroy", "--name", "shelf" if kind == "remote" else "foo") is None

@@ -294,6 +294,7 @@ def content_modify(client: Client, args: argparse.Namespace) -> Any:
 def _add_repository(tree: Tree) -> None:
     repo = tree.group("repository", "repositories: versioned sets of packages")
     standard_verbs(repo, REPOSITORIES, "repositories")
+    _add_labels(repo, kinds.REPOSITORY)
     parser = repo.verb(
         "sync", "fill the repository from a remote (a task; shows progress)", repository_sync
     )
@@ -379,6 +380,7 @@ def _served(client: Client, args: argparse.Namespace, current: dict[str, Any]) -
 
 def _add_distribution(tree: Tree) -> None:
     dist = tree.group("distribution", "distributions: the indexes pip and twine talk to")
+    _add_labels(dist, kinds.DISTRIBUTION)
     standard_verbs(
         dist,
         DISTRIBUTIONS,
@@ -599,6 +601,38 @@ def _add_token(tree: Tree) -> None:
     add_list_options(listing, AUDIT_EVENTS.filters, {})
 
 
+def _add_labels(group: Tree, kind: Kind) -> None:
+    """`label set|unset|show --name N --key K [--value V]`: Pulp's labels, one at a time."""
+
+    def set_label(client: Client, args: argparse.Namespace) -> Any:
+        href = client.find(kind, args.name)["pulp_href"]
+        body = {"key": args.key, "value": args.value}
+        return client.call("POST", href + "set_label/", f"{kind.operation}_set_label", json=body)
+
+    def unset_label(client: Client, args: argparse.Namespace) -> Any:
+        href = client.find(kind, args.name)["pulp_href"]
+        operation = f"{kind.operation}_unset_label"
+        return client.call("POST", href + "unset_label/", operation, json={"key": args.key})
+
+    def show_label(client: Client, args: argparse.Namespace) -> Any:
+        labels = client.find(kind, args.name).get("pulp_labels") or {}
+        if args.key not in labels:
+            raise CliError(f"No label {args.key!r} on {kind.label} {args.name!r}.")
+        return labels[args.key]
+
+    labels = group.group("label", f"the {kind.label}'s labels (Pulp's pulp_labels)")
+    for verb, help, func in (
+        ("set", "set a label", set_label),
+        ("unset", "remove a label", unset_label),
+        ("show", "show a label's value", show_label),
+    ):
+        parser = labels.verb(verb, help, func)
+        parser.add_argument("--name", required=True, help=f"the {kind.label}'s name or href")
+        parser.add_argument("--key", required=True)
+        if verb == "set":
+            parser.add_argument("--value", required=True)
+
+
 def _verify_flag(parser: argparse.ArgumentParser) -> None:
     flag(parser, "verify-checksums", "check every file's sha256, not only that it is there")
 
@@ -611,6 +645,7 @@ def add_commands(tree: Tree) -> None:
     _add_repository(tree)
     remote = tree.group("remote", "remotes: upstream indexes to proxy or sync")
     standard_verbs(remote, REMOTES, "remotes")
+    _add_labels(remote, kinds.REMOTE)
     _add_distribution(tree)
     _add_content(tree)
     _add_task(tree)
