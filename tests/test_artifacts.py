@@ -128,3 +128,18 @@ def test_a_wrong_digest_stores_nothing_and_a_used_artifact_is_not_deleted(
     services.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
     assert artifact_ids(services) == {kept.id}
     assert services.store.has(kept.sha256) and not services.store.has(artifact.sha256)
+
+
+def test_an_artifact_of_cached_bytes_is_deleted_and_its_bytes_go_back_to_the_cache(
+    services: Services, upstream: Upstream
+) -> None:
+    """A pull-through copy of the same bytes is no content that keeps an artifact: deleted,
+    its bytes stay for the cache, whose size limit evicts them (and their cache content)."""
+    data = cache(services, upstream)
+    artifact = artifact_of(services, data)
+    services.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
+    assert artifact_ids(services) == set()
+    assert services.store.has(artifact.sha256) and services.ledger.tracks(artifact.sha256)
+    services.ledger.max_size = 1
+    assert services.pullthrough.evict_if_needed() == 1
+    assert not services.store.has(artifact.sha256)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Artifact, Package
+from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.services import audit
 from pullthrough.services.orphans import recorded
 from pullthrough.services.uploads import Writing
@@ -95,21 +96,28 @@ class Artifacts:
         self, artifact: Artifact, *, actor: str, subject: Subject, address: str = ""
     ) -> None:
         """Remove an artifact no content uses (else ArtifactInUse), and its bytes unless
-        something else records them (a cached copy): checked and removed under their lock."""
-        with stored_bytes(self.locks, artifact.sha256).held(STORED_WAIT_SECONDS):
+        something else records them: checked and removed under their lock. A pull-through
+        copy of the same bytes (cache content in no repository) is no use that keeps it: the
+        bytes go back to the cache, whose size limit evicts them in their turn."""
+        sha256 = artifact.sha256
+        with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
             with self.catalog.session() as session:
-                used = select(Package.id).where(Package.sha256 == artifact.sha256).limit(1)
-                if session.scalar(used) is not None:
+                found = select(Package.origin).where(Package.sha256 == sha256)
+                origins = set(session.scalars(found))
+                cached = origins == {"cache"}
+                if (origins and not cached) or is_in_any_repository(session, sha256):
                     raise ArtifactInUse(
                         "The Artifact cannot be deleted because it is associated with Content."
                     )
                 gone = session.get(Artifact, artifact.id)
                 if gone is not None:  # else deleted meanwhile (orphan cleanup): nothing to record
                     session.delete(gone)
-                    detail = {"sha256": artifact.sha256}
+                    detail = {"sha256": sha256}
                     audit.record(
                         session, actor, "artifacts_delete", subject(artifact.id),
                         address=address, detail=detail,
                     )  # fmt: skip
-            if not recorded(self.catalog, self.ledger, artifact.sha256):
-                self.store.delete(artifact.sha256)
+            if cached:
+                self.ledger.record(sha256, artifact.size)
+            elif not recorded(self.catalog, self.ledger, sha256):
+                self.store.delete(sha256)
