@@ -17,11 +17,13 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
+    Artifact,
     Base,
     Package,
     Remote,
@@ -381,6 +383,40 @@ def test_0013_gives_workers_ids_and_clears_task_workers_that_are_none(
     with Catalog(empty_engine).session() as session:
         added = session.get(Worker, "host-8-1")
         assert added is not None and added.id == worker_id("host-8-1")
+
+
+def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> None:
+    """A catalog with content gets an empty artifacts table, one artifact per sha256; going
+    back drops it and leaves the content."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0013")
+    with empty_engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn, only=["packages"])
+        conn.execute(
+            tables.tables["packages"].insert().values(
+                id="p1", filename=whl("old"), name="old", version="1.0", packagetype="bdist_wheel",
+                python_version="py3", sha256="a" * 64, size=10, metadata_json={}, yanked=False,
+                upload_time=datetime.now(UTC), origin="upload", pulp_created=datetime.now(UTC),
+                policy="immediate",
+            )
+        )  # fmt: skip
+
+    command.upgrade(config, "head")
+    digests = {"sha224": "b" * 56, "sha384": "b" * 96, "sha512": "b" * 128}
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(Artifact)).all() == []
+        session.add(Artifact(sha256="a" * 64, size=10, **digests))
+    with pytest.raises(IntegrityError), Catalog(empty_engine).session() as session:
+        session.add(Artifact(sha256="a" * 64, size=10, **digests))
+    with Catalog(empty_engine).session() as session:
+        (artifact,) = session.scalars(select(Artifact)).all()
+        assert artifact.pulp_created is not None and session.get(Package, "p1") is not None
+
+    command.downgrade(config, "0013")
+    with empty_engine.connect() as conn:
+        assert "artifacts" not in inspect(conn).get_table_names()
+        assert "packages" in inspect(conn).get_table_names()
 
 
 def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:

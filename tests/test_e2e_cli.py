@@ -3,6 +3,7 @@ index made, filled with twine, installed from with pip, changed and removed agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -583,3 +584,16 @@ def test_a_config_distribution_overlapping_one_of_the_api_is_refused_at_start(
     ).session() as session:
         names = set(session.scalars(select(Distribution.name)))
     assert names == {"main", "team"}
+
+
+def test_artifacts_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "acme-stored", "1.0")
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    artifact = cli.ok("artifact", "upload", "--file", str(wheel))
+    assert (artifact["sha256"], artifact["size"]) == (sha256, wheel.stat().st_size)
+    assert cli.ok("artifact", "list", "--sha256", sha256) == [artifact]
+    assert cli.ok("artifact", "list", "--sha256", "0" * 64) == []
+    assert cli.ok("artifact", "show", "--href", artifact["pulp_href"]) == artifact
+    again = cli.fails("artifact", "upload", "--file", str(wheel))
+    assert f"Artifact with sha256 checksum of '{sha256}' already exists." in again
+    assert "No such file" in cli.fails("artifact", "upload", "--file", str(tmp_path / "none"))

@@ -121,6 +121,8 @@ class Objects:
             return str(
                 self.api.create("projects/python/statuses/", **self._status(name))["pulp_href"]
             )
+        if parameter == "artifact_href":
+            return self.api.artifact(f"{name}\n".encode())
         if parameter == "python_python_yank_href":
             repository = self.hrefs["python_python_repository_href"]
             body = {"name": name, "repository": repository, "version": "1"}
@@ -172,6 +174,7 @@ def objects(
             "python_python_package_content_href": content,
             "task_href": upload["pulp_href"],
             "worker_href": api.one("workers/")["pulp_href"],
+            "artifact_href": api.artifact(b"an artifact no content uses"),
         },
     )
 

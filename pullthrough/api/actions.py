@@ -3,6 +3,7 @@ content, sync it, cancel a task, clean up orphans, upload content."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from flask import Response, request
@@ -26,6 +27,7 @@ from pullthrough.api.operations import (
 )
 from pullthrough.catalog.models import (
     ApiToken,
+    Artifact,
     Base,
     Package,
     Repository,
@@ -201,7 +203,13 @@ def repair_all(call: Call) -> Response:
 # ---- content upload -------------------------------------------------------------------------
 
 UPLOAD = (
-    Field("file", "string", required=True, help="The distribution file (binary)."),
+    Field("file", "string", help="The distribution file (binary); or give an artifact."),
+    Field(
+        "artifact",
+        "string",
+        href="artifact",
+        help="An artifact href: the content is made from its bytes (relative_path required).",
+    ),
     Field("relative_path", "string", help="The file's name (default: the uploaded file's)."),
     Field("repository", "string", nullable=True, href="repository", help="Add it to this one."),
     Field("sha256", "string", help="The file's sha256, checked."),
@@ -211,26 +219,48 @@ UPLOAD = (
 UPLOAD_TASK = "pullthrough.tasks.content.upload"
 
 
+def _one_source(session: Session, values: dict[str, Any], row: Any) -> None:
+    """A file, or an artifact (whose name the relative path gives), as Pulp's python plugin."""
+    if ("file" in values) == ("artifact" in values):
+        raise ValidationError(
+            {"non_field_errors": ["Exactly one of 'file' or 'artifact' must be specified."]}
+        )
+    if "artifact" in values and not values.get("relative_path"):
+        raise invalid("relative_path", "This field is required.")
+
+
 def upload(call: Call) -> Response:
     """Outside the request's transaction: the file is stored first (streamed, hash-checked),
-    then catalogued in a transaction of its own."""
+    then catalogued in a transaction of its own. From an artifact, its stored bytes are
+    uploaded as the file would be: the same checks, the same package and new version."""
     svc = call.services
-    file = call.values["file"]
-    filename = call.values.get("relative_path") or file.filename
-    if not filename:
-        raise invalid("relative_path", "This field is required.")
-    repo = call.values.get("repository")
-    try:
-        package, number = svc.uploads.upload(
-            repo.id if repo is not None else None,
-            file.stream,
-            filename,
-            digests={"sha256": call.values.get("sha256", "")},
-            actor=call.actor,
-            address=address(),
-        )
-    except UploadRefused as exc:
-        raise invalid("file", str(exc)) from None
+    artifact: Artifact | None = call.values.get("artifact")
+    with ExitStack() as held:
+        if artifact is not None:
+            opened = svc.store.open(artifact.sha256)
+            if opened is None:
+                raise invalid("artifact", "The artifact's file is not stored (removed meanwhile).")
+            stream, filename, field = held.enter_context(opened.file), None, "artifact"
+            digests = {"sha256": artifact.sha256}
+        else:
+            file = call.values["file"]
+            stream, filename, field = file.stream, file.filename, "file"
+            digests = {"sha256": call.values.get("sha256", "")}
+        filename = call.values.get("relative_path") or filename
+        if not filename:
+            raise invalid("relative_path", "This field is required.")
+        repo = call.values.get("repository")
+        try:
+            package, number = svc.uploads.upload(
+                repo.id if repo is not None else None,
+                stream,
+                filename,
+                digests=digests,
+                actor=call.actor,
+                address=address(),
+            )
+        except UploadRefused as exc:
+            raise invalid(field, str(exc)) from None
 
     def work(session: Session, outcome: TaskOutcome) -> None:
         if repo is not None and number is not None:
@@ -410,6 +440,7 @@ OPERATIONS = [
         upload,
         "Upload a python package",
         body=UPLOAD,
+        check=_one_source,
         multipart=True,
         transaction=False,
         responses={202: TASK_RESPONSE},

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Text, cast, delete, exists, or_, select
+from sqlalchemy import Text, cast, delete, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
@@ -25,6 +25,7 @@ from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
     ApiToken,
+    Artifact,
     AuditEvent,
     Base,
     Distribution,
@@ -676,6 +677,17 @@ TOKENS = Binding(
     check=_expires_later,
 )
 AUDIT_EVENTS = Binding(resources.AUDIT_EVENTS, AuditEvent)
+ARTIFACTS = Binding(
+    resources.ARTIFACTS,
+    Artifact,
+    computed={
+        "file": lambda row, _: f"artifact/{row.sha256[:2]}/{row.sha256[2:]}",  # Pulp's layout
+        "pulp_last_updated": lambda row, _: stamp(row.pulp_created),  # never changed
+        "md5": lambda row, _: None,
+        "sha1": lambda row, _: None,
+    },
+    conditions={digest: lambda value: false() for digest in ("md5", "sha1")},  # none has one
+)
 BINDINGS = (
     REPOSITORIES,
     VERSIONS,
@@ -689,4 +701,5 @@ BINDINGS = (
     YANKS,
     TOKENS,
     AUDIT_EVENTS,
+    ARTIFACTS,
 )

@@ -89,6 +89,7 @@ PROJECT_STATUS = Kind("project_status", "projects/python/statuses/", "ProjectSta
 YANK = Kind("yank", "projects/python/yanks/", "Yank")
 TOKEN = Kind("token", "tokens/", "Token", plugin=False)
 AUDIT_EVENT = Kind("audit_event", "audit/", "AuditEvent", plugin=False)
+ARTIFACT = Kind("artifact", "artifacts/", "Artifact", plugin=False)
 VERSION = Kind(
     "repository_version",
     f"{REPOSITORY.path}versions/",
@@ -110,6 +111,7 @@ KINDS = {
         YANK,
         TOKEN,
         AUDIT_EVENT,
+        ARTIFACT,
     )
 }
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/versions/(\\d+)/")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
 from pullthrough.api.kinds import (
+    ARTIFACT,
     CONTENT,
     DISTRIBUTION,
     PUBLICATION,
@@ -35,6 +36,7 @@ from pullthrough.api.kinds import (
 )
 from pullthrough.api.params import Param
 from pullthrough.catalog.models import (
+    Artifact,
     Base,
     Distribution,
     Package,
@@ -168,6 +170,7 @@ RESOLVERS: dict[str, Callable[[Session, object], Any]] = {
     DISTRIBUTION.label: _getter(Distribution, DISTRIBUTION),
     PUBLICATION.label: _getter(Publication, PUBLICATION),
     CONTENT.label: _getter(Package, CONTENT),
+    ARTIFACT.label: _getter(Artifact, ARTIFACT),
     VERSION.label: _version,
 }
 

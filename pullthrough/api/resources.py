@@ -376,3 +376,17 @@ AUDIT_EVENTS = Resource(
     ordering=("pulp_created", "actor", "action"),
     default_order="-pulp_created",
 )
+DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+ARTIFACTS = Resource(
+    kinds.ARTIFACT,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated"),
+        Field("file", "string", read_only=True, help="The stored file (its place in the store)."),
+        *ro("size", type="integer"),
+        *ro("md5", "sha1", nullable=True),  # not computed, as Pulp's default
+        *ro("sha224", "sha256", "sha384", "sha512"),
+    ),
+    filters=tuple(Filter(digest) for digest in DIGESTS),
+    ordering=("pulp_created", "size"),
+    default_order="-pulp_created",
+)

@@ -124,6 +124,21 @@ class Package(Base):
     policy: Mapped[str] = mapped_column(String(16), default="immediate", server_default="immediate")
 
 
+class Artifact(Base):
+    """Pulp core's artifact: stored bytes (by sha256) that content may be created from. Its
+    bytes are kept while it exists, whatever else shares them (orphans.recorded)."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha224: Mapped[str] = mapped_column(String(56))
+    sha384: Mapped[str] = mapped_column(String(96))
+    sha512: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class RepositoryContent(Base):
     """Membership: a package is in versions [version_added, version_removed)."""
 

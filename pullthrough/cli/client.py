@@ -19,6 +19,7 @@ import requests
 
 from pullthrough.api.kinds import (
     API_ROOT,
+    ARTIFACT,
     CONTENT,
     KINDS,
     REPOSITORY,
@@ -171,15 +172,22 @@ class Client:
         data = {"relative_path": relative_path, "sha256": _sha256(path)}
         if repository:
             data["repository"] = repository
+        return self.settle(self._send(path, relative_path, CONTENT, data), CONTENT.owns)
+
+    def upload_artifact(self, path: Path) -> Any:
+        """A new artifact of the file's bytes (checked against its sha256): the artifact."""
+        return self._send(path, path.name, ARTIFACT, {"sha256": _sha256(path)})
+
+    def _send(self, path: Path, name: str, kind: Kind, data: Mapping[str, str]) -> Any:
+        """POST the file (multipart `file`, named `name`) and `data` to `kind`'s list."""
         try:
             with path.open("rb") as fh:
-                files = {"file": (relative_path, fh, "application/octet-stream")}
-                reply = self.call(
-                    "POST", CONTENT.list_href, f"{CONTENT.operation}_create", files=files, data=data
+                files = {"file": (name, fh, "application/octet-stream")}
+                return self.call(
+                    "POST", kind.list_href, f"{kind.operation}_create", files=files, data=data
                 )
         except OSError as exc:
             raise CliError(f"Could not read {path}: {exc.strerror or exc}.") from None
-        return self.settle(reply, CONTENT.owns)
 
     def sync(
         self,

@@ -18,6 +18,7 @@ from pullthrough.api import kinds
 from pullthrough.api.kinds import Kind
 from pullthrough.api.params import EXACT, IN, Filter
 from pullthrough.api.resources import (
+    ARTIFACTS,
     AUDIT_EVENTS,
     CONTENT,
     DELETE,
@@ -460,6 +461,26 @@ def _add_content(tree: Tree) -> None:
     _by_href(content, "show", "show a package", kinds.CONTENT)
 
 
+def artifact_upload(client: Client, args: argparse.Namespace) -> Any:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"No such file: {path}.")
+    return client.upload_artifact(path)
+
+
+def _add_artifact(tree: Tree) -> None:
+    artifact = tree.group("artifact", "artifacts: stored files, by sha256, to make content from")
+    parser = artifact.verb("upload", "store a file as an artifact", artifact_upload)
+    parser.add_argument("--file", required=True, metavar="PATH", help="the file to store")
+    parser = artifact.verb(
+        "list",
+        "list artifacts, newest first",
+        lambda client, args: client.page(kinds.ARTIFACT, list_params(args, ARTIFACTS.filters)),
+    )
+    add_list_options(parser, ARTIFACTS.filters, {})
+    _by_href(artifact, "show", "show an artifact", kinds.ARTIFACT)
+
+
 def task_list(client: Client, args: argparse.Namespace) -> Any:
     params = list_params(args, TASKS.filters)
     if args.worker:
@@ -648,6 +669,7 @@ def add_commands(tree: Tree) -> None:
     _add_labels(remote, kinds.REMOTE)
     _add_distribution(tree)
     _add_content(tree)
+    _add_artifact(tree)
     _add_task(tree)
     _add_publication(tree)
     statuses = tree.group(

@@ -31,6 +31,7 @@ from pullthrough.core.fields import fingerprints, withdrawn
 from pullthrough.core.remotes import UNSET, Unset, ordered
 from pullthrough.services import audit, orphans, repair, sync
 from pullthrough.services.advisories import Advisories
+from pullthrough.services.artifacts import Artifacts
 from pullthrough.services.audit import CONFIG_ACTOR
 from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
 from pullthrough.services.cached_content import CachedContent
@@ -82,6 +83,7 @@ class Services:
     renders_cache: diskcache.Cache  # rendered pages every worker may send (web.shared)
     pullthrough: PullThrough
     uploads: Uploads
+    artifacts: Artifacts
     auth: Authenticator
     counters: Counters
     metrics: Metrics
@@ -355,6 +357,7 @@ def build_services(settings: Settings) -> Services:
         ),
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog), metrics=metrics),
         uploads=Uploads(catalog, store, ledger, locks),
+        artifacts=Artifacts(catalog, store, ledger, locks),
         auth=Authenticator(
             catalog,
             settings.auth.admin_username,

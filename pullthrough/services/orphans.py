@@ -1,5 +1,5 @@
-"""Orphan cleanup: packages in no repository version, older than a protection time, and their
-files. Content a distribution can reach is in some repository version, so it is never touched;
+"""Orphan cleanup: packages in no repository version, older than a protection time, then the
+artifacts no package uses, and their files. Content a distribution can reach is in some repository version, so it is never touched;
 pull-through cache files are left to the cache's own LRU limit."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Package, RepositoryContent, now
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, now
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
@@ -42,6 +42,13 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             p.metadata_sha256 for p in orphans if p.metadata_sha256
         }
         session.execute(delete(Package).where(Package.id.in_([p.id for p in orphans])))
+        # Then, as Pulp, the artifacts no content uses (any more), past the protection time
+        unused = select(Artifact).where(
+            Artifact.sha256.not_in(select(Package.sha256)), Artifact.pulp_created <= cutoff
+        )
+        artifacts = session.scalars(unused).all()
+        files |= {a.sha256 for a in artifacts}
+        session.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in artifacts])))
     removed = 0
     for sha in files:
         try:
@@ -54,17 +61,22 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             log.warning("orphan cleanup left %s: its bytes are being written", sha)
     ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)
+    if artifacts:
+        log.info("orphan cleanup removed %d artifacts", len(artifacts))
 
 
 def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
-    """Whether a package (its file or its metadata) or the cache ledger records these bytes -
-    another package of the same bytes, or an upload or a download of them since the orphans
-    were deleted: checked under the bytes' lock, which those hold until they record them."""
+    """Whether a package (its file or its metadata), an artifact or the cache ledger records
+    these bytes - another package of the same bytes, or an upload, an artifact or a download
+    of them since the orphans were deleted: checked under the bytes' lock, which those hold
+    until they record them."""
     if ledger.tracks(sha256):  # a pull-through cache file
         return True
     with catalog.reading() as session:
         uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
-        return session.scalar(select(Package.id).where(uses).limit(1)) is not None
+        if session.scalar(select(Package.id).where(uses).limit(1)) is not None:
+            return True
+        return session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256)) is not None
 
 
 def _written_since(svc: Services, sha256: str, cutoff: float) -> bool:

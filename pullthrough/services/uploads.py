@@ -67,7 +67,7 @@ class Uploads:
         except InvalidFilename as exc:
             raise UploadRefused(str(exc)) from None
         with self.store.writer({k: v for k, v in digests.items() if v}) as writer:
-            shutil.copyfileobj(stream, _Writing(writer), 1024 * 1024)
+            shutil.copyfileobj(stream, Writing(writer), 1024 * 1024)
             try:
                 writer.verify()
                 package, metadata = package_from_file(
@@ -159,7 +159,7 @@ class Uploads:
             yield
 
 
-class _Writing:
+class Writing:
     """A file-like `write` for shutil.copyfileobj that hashes as it goes."""
 
     def __init__(self, writer: ArtifactWriter) -> None:

@@ -145,6 +145,12 @@ class Api:
         """The filenames a repository version holds."""
         return {p["filename"] for p in self.packages(repository_version=version_href)}
 
+    def artifact(self, data: bytes) -> str:
+        """An artifact of these bytes: its href."""
+        resp = self.request("POST", "artifacts/", files={"file": ("data", data)})
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["pulp_href"])
+
     def upload(self, path: Path, repository: dict[str, Any] | None = None) -> dict[str, Any]:
         """Upload a file as content (into `repository` if given); return the task."""
         data = {"relative_path": path.name}

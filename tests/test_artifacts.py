@@ -1,0 +1,145 @@
+"""Artifacts' bytes kept safe, in-process: orphan cleanup removes an artifact no content uses
+(bytes and all) and keeps the others, and the pull-through cache never evicts bytes an
+artifact records, whichever came first."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from test_services import WHL_02, main_and_wheel, queue, services, stored_soon, streamed
+
+from pullthrough.catalog.models import Artifact, Package
+from pullthrough.catalog.versions import create_repository
+from pullthrough.services.artifacts import ArtifactInUse, ArtifactRefused
+from pullthrough.services.container import ORPHAN_CLEANUP, Services
+from pullthrough.services.orphans import recorded
+from support.packages import build_wheel
+from support.servers import wait_until
+from support.upstream import Upstream
+
+__all__ = ["services"]  # the fixture, shared with test_services
+
+
+def artifact_of(svc: Services, data: bytes, **digests: str) -> Artifact:
+    return svc.artifacts.create(
+        io.BytesIO(data), digests=digests, actor="admin", subject=lambda id: id
+    )
+
+
+def artifact_ids(svc: Services) -> set[str]:
+    with svc.catalog.reading() as session:
+        return set(session.scalars(select(Artifact.id)))
+
+
+def cache(svc: Services, upstream: Upstream) -> bytes:
+    """shelf-reader 0.2's wheel, downloaded through the cache: stored, in the ledger, and
+    catalogued as cache content."""
+    dist, wheel = main_and_wheel(svc, upstream)
+    with closing(streamed(svc, dist, WHL_02)) as opened:
+        assert b"".join(opened) == wheel.data
+    stored_soon(opened)
+
+    def catalogued() -> bool:
+        with svc.catalog.reading() as session:
+            found = select(Package.id).where(Package.sha256 == wheel.sha256)
+            return session.scalar(found) is not None
+
+    assert wait_until(catalogued, 10)
+    return wheel.data
+
+
+def test_orphan_cleanup_removes_only_the_artifacts_no_content_uses(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    unused = artifact_of(services, os.urandom(3000))
+    wheel = build_wheel(tmp_path / "w", "acme-used", "1.0")
+    used = artifact_of(services, wheel.read_bytes())
+    with services.catalog.session() as session:
+        repo_id = create_repository(session, name="held").id
+    with wheel.open("rb") as fh:  # content of its bytes, in a repository
+        services.uploads.upload(repo_id, fh, wheel.name, actor="admin")
+    shared = artifact_of(services, cache(services, upstream))  # bytes the cache holds too
+    assert not services.ledger.tracks(shared.sha256)  # an artifact's now: not the cache's
+    for artifact in (unused, used, shared):  # what a failed import checks before removing
+        assert recorded(services.catalog, services.ledger, artifact.sha256)
+
+    queue(services, ORPHAN_CLEANUP, orphan_protection_time=0)
+    assert services.new_worker().run_once()
+
+    assert artifact_ids(services) == {used.id, shared.id}
+    assert not services.store.has(unused.sha256)
+    assert services.store.has(used.sha256) and services.store.has(shared.sha256)
+
+
+def test_orphan_cleanup_keeps_a_new_unused_artifact_within_the_protection_time(
+    services: Services,
+) -> None:
+    unused = artifact_of(services, os.urandom(3000))
+    queue(services, ORPHAN_CLEANUP)  # the default protection time: a day
+    assert services.new_worker().run_once()
+    assert artifact_ids(services) == {unused.id} and services.store.has(unused.sha256)
+
+
+@pytest.mark.parametrize("first", ["artifact", "cache"])
+def test_the_cache_never_evicts_an_artifacts_bytes(
+    services: Services, upstream: Upstream, first: str
+) -> None:
+    """The download first, then an artifact of its bytes (which takes them out of the ledger);
+    or an artifact, then a download of the same bytes that was under way already, which
+    records them in the ledger once stored: with the cache over its limit the bytes stay."""
+    _, wheel = main_and_wheel(services, upstream)
+    if first == "artifact":
+        artifact = artifact_of(services, wheel.data)
+        services.ledger.record(wheel.sha256, len(wheel.data))  # as that download's _keep does
+    else:
+        cache(services, upstream)
+        artifact = artifact_of(services, wheel.data)
+    services.ledger.max_size = 1
+    assert services.pullthrough.evict_if_needed() == 0
+    assert services.store.has(wheel.sha256)
+    assert not services.ledger.tracks(wheel.sha256)  # not the cache's to evict any more
+    assert artifact_ids(services) == {artifact.id}
+
+
+def test_a_wrong_digest_stores_nothing_and_a_used_artifact_is_not_deleted(
+    services: Services, tmp_path: Path
+) -> None:
+    data = os.urandom(2000)
+    with pytest.raises(ArtifactRefused, match=r"The sha256 checksum did not match\."):
+        artifact_of(services, data, sha256="0" * 64)
+    assert artifact_ids(services) == set()
+    assert list((services.settings.server.data_dir / "artifacts" / ".tmp").iterdir()) == []
+    artifact = artifact_of(services, data, sha512=hashlib.sha512(data).hexdigest())
+    with pytest.raises(ArtifactRefused, match="already exists"):
+        artifact_of(services, data)
+
+    wheel = build_wheel(tmp_path / "w", "acme-kept", "1.0")
+    kept = artifact_of(services, wheel.read_bytes())
+    with wheel.open("rb") as fh:
+        services.uploads.upload(None, fh, wheel.name, actor="admin")
+    with pytest.raises(ArtifactInUse):
+        services.artifacts.delete(kept, actor="admin", subject=lambda id: id)
+    services.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
+    assert artifact_ids(services) == {kept.id}
+    assert services.store.has(kept.sha256) and not services.store.has(artifact.sha256)
+
+
+def test_an_artifact_of_cached_bytes_is_deleted_and_its_bytes_go_back_to_the_cache(
+    services: Services, upstream: Upstream
+) -> None:
+    """A pull-through copy of the same bytes is no content that keeps an artifact: deleted,
+    its bytes stay for the cache, whose size limit evicts them (and their cache content)."""
+    data = cache(services, upstream)
+    artifact = artifact_of(services, data)
+    services.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
+    assert artifact_ids(services) == set()
+    assert services.store.has(artifact.sha256) and services.ledger.tracks(artifact.sha256)
+    services.ledger.max_size = 1
+    assert services.pullthrough.evict_if_needed() == 1
+    assert not services.store.has(artifact.sha256)
