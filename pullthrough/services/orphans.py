@@ -1,6 +1,7 @@
 """Orphan cleanup: packages in no repository version, older than a protection time, then the
-artifacts no package uses, and their files. Content a distribution can reach is in some repository version, so it is never touched;
-pull-through cache files are left to the cache's own LRU limit."""
+artifacts no package uses, and their files. Content a distribution can reach is in some
+repository version, so it is never touched; pull-through cache files are left to the cache's
+own LRU limit."""
 
 from __future__ import annotations
 
