@@ -143,3 +143,28 @@ def test_an_artifact_of_cached_bytes_is_deleted_and_its_bytes_go_back_to_the_cac
     services.ledger.max_size = 1
     assert services.pullthrough.evict_if_needed() == 1
     assert not services.store.has(artifact.sha256)
+
+
+def test_an_artifact_whose_row_cannot_be_committed_leaves_no_bytes_behind(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are visible (writer.commit) before the row's transaction commits: a failure
+    there (here the audit record's; a lost catalog or a killed process alike) must not leave
+    a file nothing records, which no cleanup would ever find: the cache's until committed."""
+    data = os.urandom(2000)
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the catalog went away")
+
+    monkeypatch.setattr("pullthrough.services.artifacts.audit.record", fail)
+    with pytest.raises(RuntimeError):
+        artifact_of(services, data)
+    assert artifact_ids(services) == set()
+    assert not services.store.has(sha256) or recorded(services.catalog, services.ledger, sha256)
+    services.ledger.max_size = 1  # the cache's now: evicted in their turn
+    services.pullthrough.evict_if_needed()
+    assert not services.store.has(sha256)
+    monkeypatch.undo()
+    artifact = artifact_of(services, data)  # and once committed, never the cache's
+    assert services.store.has(sha256) and not services.ledger.tracks(artifact.sha256)
