@@ -7,18 +7,30 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import pytest
 from sqlalchemy import select
-from test_services import WHL_02, main_and_wheel, queue, services, stored_soon, streamed
+from test_services import (
+    WHL_02,
+    main_and_wheel,
+    queue,
+    services,
+    settings_for,
+    stored_soon,
+    streamed,
+)
 
+from pullthrough.app import create_app
 from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import create_repository
 from pullthrough.services.artifacts import ArtifactInUse, ArtifactRefused
 from pullthrough.services.container import ORPHAN_CLEANUP, Services
 from pullthrough.services.orphans import recorded
+from pullthrough.storage.store import Opened, ReadFrom, from_start
 from support.packages import build_wheel
 from support.servers import wait_until
 from support.upstream import Upstream
@@ -168,3 +180,68 @@ def test_an_artifact_whose_row_cannot_be_committed_leaves_no_bytes_behind(
     monkeypatch.undo()
     artifact = artifact_of(services, data)  # and once committed, never the cache's
     assert services.store.has(sha256) and not services.ledger.tracks(artifact.sha256)
+
+
+def test_content_from_an_artifact_deleted_meanwhile_is_made_from_the_bytes_opened(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artifact's bytes are opened to be read (a GET started, on S3), not only looked at
+    (a HEAD, whose GET starts at the first read): deleted meanwhile, the bytes opened are
+    still read whole and the content is made, not a 500 for a FileNotFoundError."""
+    app = create_app(settings_for(upstream, tmp_path))
+    svc: Services = app.extensions["pullthrough"]
+    try:
+        wheel = build_wheel(tmp_path / "w", "acme-gone", "1.0")
+        artifact = artifact_of(svc, wheel.read_bytes())
+        real_open = svc.store.open
+
+        def open_then_deleted(sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+            """As S3Store.open: without `read_from`, a look only (the bytes read later)."""
+            opened = real_open(sha256, read_from=read_from) if read_from else None
+            if svc.store.has(sha256):
+                svc.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
+            if opened is not None:
+                return opened
+            later = lambda: real_open(sha256, read_from=from_start)  # noqa: E731
+            return Opened(cast(BinaryIO, _Later(later)), len(wheel.read_bytes()))
+
+        monkeypatch.setattr(svc.store, "open", open_then_deleted)
+        password = (tmp_path / "data" / "admin-password").read_text().strip()
+        answer = app.test_client().post(
+            "/pulp/api/v3/content/python/packages/",
+            data={
+                "artifact": f"/pulp/api/v3/artifacts/{artifact.id}/",
+                "relative_path": wheel.name,
+            },
+            auth=("admin", password),
+        )
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+        assert svc.store.has(artifact.sha256)
+    finally:
+        svc.close()
+
+
+class _Later(io.RawIOBase):
+    """A file opened at its first read, as S3Reader starts its GET."""
+
+    def __init__(self, opener: Callable[[], Opened | None]) -> None:
+        self.opener = opener
+        self.file: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.file is None:
+            opened = self.opener()
+            if opened is None:
+                raise FileNotFoundError("gone")
+            self.file = opened.file
+        data = self.file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
