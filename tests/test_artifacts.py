@@ -22,15 +22,18 @@ from test_services import (
     settings_for,
     stored_soon,
     streamed,
+    task,
 )
 
 from pullthrough.app import create_app
 from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import create_repository
 from pullthrough.services.artifacts import ArtifactInUse, ArtifactRefused
-from pullthrough.services.container import ORPHAN_CLEANUP, Services
+from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, Services
 from pullthrough.services.orphans import recorded
-from pullthrough.storage.store import Opened, ReadFrom, from_start
+from pullthrough.services.repair import repair
+from pullthrough.services.tasks import TaskContext
+from pullthrough.storage.store import Opened, ReadFrom, from_start, shard
 from support.packages import build_wheel
 from support.servers import wait_until
 from support.upstream import Upstream
@@ -245,3 +248,27 @@ class _Later(io.RawIOBase):
         if self.file is not None:
             self.file.close()
         super().close()
+
+
+@pytest.mark.parametrize("damage", ["lost", "corrupted"])
+def test_a_repair_of_the_whole_catalog_counts_an_artifact_whose_bytes_are_damaged(
+    services: Services, upstream: Upstream, damage: str
+) -> None:
+    """As Pulp's repair of every artifact: bytes the store lost or changed are counted missing
+    or corrupted, and logged (they have no source to be fetched again from), also when a
+    pull-through copy of them (which need not be stored) is catalogued."""
+    artifacts = [
+        artifact_of(services, os.urandom(3000)),
+        artifact_of(services, cache(services, upstream)),
+    ]
+    for artifact in artifacts:
+        if damage == "lost":
+            services.store.delete(artifact.sha256)
+        else:
+            path = services.settings.server.data_dir / "artifacts" / shard(artifact.sha256)
+            path.write_bytes(b"bit rot")
+    task_id = queue(services, REPAIR)
+    repair(TaskContext(services, task_id, {"repository_id": None}))
+    reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
+    counted = reports["repair.missing" if damage == "lost" else "repair.corrupted"]
+    assert (counted, reports["repair.repaired"]) == (2, 0)
