@@ -7,18 +7,33 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import pytest
 from sqlalchemy import select
-from test_services import WHL_02, main_and_wheel, queue, services, stored_soon, streamed
+from test_services import (
+    WHL_02,
+    main_and_wheel,
+    queue,
+    services,
+    settings_for,
+    stored_soon,
+    streamed,
+    task,
+)
 
+from pullthrough.app import create_app
 from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import create_repository
 from pullthrough.services.artifacts import ArtifactInUse, ArtifactRefused
-from pullthrough.services.container import ORPHAN_CLEANUP, Services
+from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, Services
 from pullthrough.services.orphans import recorded
+from pullthrough.services.repair import repair
+from pullthrough.services.tasks import TaskContext
+from pullthrough.storage.store import Opened, ReadFrom, from_start, shard
 from support.packages import build_wheel
 from support.servers import wait_until
 from support.upstream import Upstream
@@ -143,3 +158,117 @@ def test_an_artifact_of_cached_bytes_is_deleted_and_its_bytes_go_back_to_the_cac
     services.ledger.max_size = 1
     assert services.pullthrough.evict_if_needed() == 1
     assert not services.store.has(artifact.sha256)
+
+
+def test_an_artifact_whose_row_cannot_be_committed_leaves_no_bytes_behind(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are visible (writer.commit) before the row's transaction commits: a failure
+    there (here the audit record's; a lost catalog or a killed process alike) must not leave
+    a file nothing records, which no cleanup would ever find: the cache's until committed."""
+    data = os.urandom(2000)
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the catalog went away")
+
+    monkeypatch.setattr("pullthrough.services.artifacts.audit.record", fail)
+    with pytest.raises(RuntimeError):
+        artifact_of(services, data)
+    assert artifact_ids(services) == set()
+    assert not services.store.has(sha256) or recorded(services.catalog, services.ledger, sha256)
+    services.ledger.max_size = 1  # the cache's now: evicted in their turn
+    services.pullthrough.evict_if_needed()
+    assert not services.store.has(sha256)
+    monkeypatch.undo()
+    artifact = artifact_of(services, data)  # and once committed, never the cache's
+    assert services.store.has(sha256) and not services.ledger.tracks(artifact.sha256)
+
+
+def test_content_from_an_artifact_deleted_meanwhile_is_made_from_the_bytes_opened(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artifact's bytes are opened to be read (a GET started, on S3), not only looked at
+    (a HEAD, whose GET starts at the first read): deleted meanwhile, the bytes opened are
+    still read whole and the content is made, not a 500 for a FileNotFoundError."""
+    app = create_app(settings_for(upstream, tmp_path))
+    svc: Services = app.extensions["pullthrough"]
+    try:
+        wheel = build_wheel(tmp_path / "w", "acme-gone", "1.0")
+        artifact = artifact_of(svc, wheel.read_bytes())
+        real_open = svc.store.open
+
+        def open_then_deleted(sha256: str, *, read_from: ReadFrom | None = None) -> Opened | None:
+            """As S3Store.open: without `read_from`, a look only (the bytes read later)."""
+            opened = real_open(sha256, read_from=read_from) if read_from else None
+            if svc.store.has(sha256):
+                svc.artifacts.delete(artifact, actor="admin", subject=lambda id: id)
+            if opened is not None:
+                return opened
+            later = lambda: real_open(sha256, read_from=from_start)  # noqa: E731
+            return Opened(cast(BinaryIO, _Later(later)), len(wheel.read_bytes()))
+
+        monkeypatch.setattr(svc.store, "open", open_then_deleted)
+        password = (tmp_path / "data" / "admin-password").read_text().strip()
+        answer = app.test_client().post(
+            "/pulp/api/v3/content/python/packages/",
+            data={
+                "artifact": f"/pulp/api/v3/artifacts/{artifact.id}/",
+                "relative_path": wheel.name,
+            },
+            auth=("admin", password),
+        )
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+        assert svc.store.has(artifact.sha256)
+    finally:
+        svc.close()
+
+
+class _Later(io.RawIOBase):
+    """A file opened at its first read, as S3Reader starts its GET."""
+
+    def __init__(self, opener: Callable[[], Opened | None]) -> None:
+        self.opener = opener
+        self.file: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.file is None:
+            opened = self.opener()
+            if opened is None:
+                raise FileNotFoundError("gone")
+            self.file = opened.file
+        data = self.file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
+
+
+@pytest.mark.parametrize("damage", ["lost", "corrupted"])
+def test_a_repair_of_the_whole_catalog_counts_an_artifact_whose_bytes_are_damaged(
+    services: Services, upstream: Upstream, damage: str
+) -> None:
+    """As Pulp's repair of every artifact: bytes the store lost or changed are counted missing
+    or corrupted, and logged (they have no source to be fetched again from), also when a
+    pull-through copy of them (which need not be stored) is catalogued."""
+    artifacts = [
+        artifact_of(services, os.urandom(3000)),
+        artifact_of(services, cache(services, upstream)),
+    ]
+    for artifact in artifacts:
+        if damage == "lost":
+            services.store.delete(artifact.sha256)
+        else:
+            path = services.settings.server.data_dir / "artifacts" / shard(artifact.sha256)
+            path.write_bytes(b"bit rot")
+    task_id = queue(services, REPAIR)
+    repair(TaskContext(services, task_id, {"repository_id": None}))
+    reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
+    counted = reports["repair.missing" if damage == "lost" else "repair.corrupted"]
+    assert (counted, reports["repair.repaired"]) == (2, 0)

@@ -43,6 +43,7 @@ from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
+from pullthrough.storage.store import from_start
 
 
 def _queued(call: Call, name: str, args: dict[str, object]) -> Response:
@@ -237,7 +238,8 @@ def upload(call: Call) -> Response:
     artifact: Artifact | None = call.values.get("artifact")
     with ExitStack() as held:
         if artifact is not None:
-            opened = svc.store.open(artifact.sha256)
+            # Read from now (on S3 a GET under way): an artifact deleted meanwhile is read whole
+            opened = svc.store.open(artifact.sha256, read_from=from_start)
             if opened is None:
                 raise invalid("artifact", "The artifact's file is not stored (removed meanwhile).")
             stream, filename, field = held.enter_context(opened.file), None, "artifact"

@@ -74,6 +74,11 @@ class Artifacts:
                     raise ArtifactRefused(f"The {algorithm} checksum did not match.")
             sha256 = found["sha256"]
             with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
+                # Visible before their row commits: until it has, bytes nothing else records
+                # are the cache's, so that a failed commit or a killed process leaves them to
+                # eviction (which spares them if the row was committed after all), not to no one.
+                if not recorded(self.catalog, self.ledger, sha256):
+                    self.ledger.record(sha256, writer.size)
                 with self.catalog.session() as session:
                     if session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256)):
                         raise ArtifactRefused(

@@ -6,7 +6,8 @@ right where their source is known.
   records, hash-checked, and put in place of the damaged copy;
 - a package's PEP 658 metadata: read again from its file, or fetched beside it;
 - a pull-through cache file: removed, so that the next request fetches it anew;
-- an uploaded file has no other source: counted, logged, and left as it is.
+- an uploaded file, or an artifact's bytes (checked when the whole catalog is), have no
+  other source: counted, logged, and left as they are.
 
 Content fetched on demand and never asked for is not missing: it was never stored.
 """
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from pullthrough.catalog.models import Package, Remote, RepositoryContent
+from pullthrough.catalog.models import Artifact, Package, Remote, RepositoryContent
 from pullthrough.catalog.versions import version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.metadata import InvalidDistribution
@@ -86,6 +87,18 @@ def repair(ctx: TaskContext) -> None:
                 unreadable.append(f"{_name(item)}: {exc}")
             if done % 50 == 0:
                 ctx.check_canceled()
+        if ctx.args.get("repository_id") is None:  # as Pulp's repair: every artifact too
+            with svc.catalog.reading() as session:
+                artifacts = session.scalars(select(Artifact.sha256).order_by(Artifact.sha256))
+                shas = [sha for sha in artifacts if sha not in repairer.looked]
+            for done, sha in enumerate(shas, 1):
+                try:
+                    repairer.check_artifact(sha, verify=verify)
+                except OSError as exc:
+                    log.warning("repair: could not check artifact %s: %s", sha, exc)
+                    unreadable.append(f"artifact {sha}: {exc}")
+                if done % 50 == 0:
+                    ctx.check_canceled()
     finally:
         repairer.close()
     ctx.completed(*MISSING, repairer.missing)
@@ -124,6 +137,7 @@ class Repairer:
         self.svc: Services = ctx.services
         self.missing = self.corrupted = self.repaired = 0
         self._clients: dict[str, UpstreamClient | None] = {}
+        self.looked: set[str] = set()  # bytes checked (and counted) for a package's sake
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -131,8 +145,10 @@ class Repairer:
                 client.close()
 
     def check(self, item: Stored, *, verify: bool) -> None:
-        store = self.svc.store
-        if not store.has(item.sha256):
+        stored = self.svc.store.has(item.sha256)
+        if stored or item.expected:
+            self.looked.add(item.sha256)
+        if not stored:
             if not item.expected:
                 return
             self.missing += 1
@@ -147,6 +163,27 @@ class Repairer:
         if self._repair(item):
             self.repaired += 1
             self.ctx.report(*REPAIRED, done=self.repaired)
+
+    def check_artifact(self, sha256: str, *, verify: bool) -> None:
+        """An artifact's bytes: counted and logged if missing or changed (no source to fetch
+        them again from). Not when it was deleted meanwhile (and its bytes with it)."""
+        if not self.svc.store.has(sha256):
+            if not self._artifact(sha256):
+                return
+            self.missing += 1
+            self.ctx.report(*MISSING, done=self.missing)
+            log.warning("repair: artifact %s is missing; it cannot be repaired", sha256)
+        elif verify and not self._intact(sha256):
+            self.corrupted += 1
+            self.ctx.report(*CORRUPTED, done=self.corrupted)
+            log.warning(
+                "repair: artifact %s does not have its sha256; it cannot be repaired", sha256
+            )
+
+    def _artifact(self, sha256: str) -> bool:
+        with self.svc.catalog.reading() as session:
+            found = select(Artifact.id).where(Artifact.sha256 == sha256)
+            return session.scalar(found) is not None
 
     def _intact(self, sha256: str) -> bool:
         opened = self.svc.store.open(sha256)
