@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 
+from pullthrough.services.coordination import CHANGE_POLL_SECONDS
 from support.api import PASSWORD, with_auth
 from support.packages import build_wheel
 from support.postgres import private_database
@@ -133,6 +134,9 @@ def test_an_upload_through_one_node_installs_through_the_other(
         timeout=30,
     ).raise_for_status()
     assert wait_until(lambda: get(cluster.b.index("corp")).status_code == 200, timeout=5)
+    # Every process (node a's other gunicorn worker too) sees the new distribution within the
+    # change signal's poll: node b seeing it says nothing of when node a's second worker does.
+    time.sleep(CHANGE_POLL_SECONDS)
     cmd = [sys.executable, "-m", "twine", "upload", "--non-interactive"]
     cmd += ["--repository-url", f"{cluster.a.url}/pypi/corp/legacy/"]
     cmd += ["-u", "admin", "-p", PASSWORD, str(wheel)]

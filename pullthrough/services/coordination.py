@@ -289,11 +289,14 @@ def adopt_local_ledger(engine: Engine, directory: Path) -> int:
     return len(entries)
 
 
+CHANGE_POLL_SECONDS = 0.5  # every process sees a catalog change within this
+
+
 class SharedGeneration:
     """The catalog change signal as a row (Generation's interface): a change on one node is
     seen by every node within `poll_seconds`."""
 
-    def __init__(self, engine: Engine, poll_seconds: float = 0.5) -> None:
+    def __init__(self, engine: Engine, poll_seconds: float = CHANGE_POLL_SECONDS) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
         self._token = b""
