@@ -30,6 +30,7 @@ from pullthrough.catalog.models import Distribution, Package, Remote, Task, Work
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
+from pullthrough.services import sync as sync_module
 from pullthrough.services.container import (
     ORPHAN_CLEANUP,
     REPAIR,
@@ -1005,6 +1006,41 @@ def test_an_upload_of_cached_bytes_is_not_evicted_before_it_leaves_the_cache(
     assert services.store.has(expected.sha256)
     with services.catalog.session() as session:
         assert session.get(Package, uploaded.id) is not None
+
+
+def test_a_sync_fetches_again_a_file_removed_before_it_recorded_it(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync stores its files first and records them at its end; a remover in between (an
+    eviction of a cached copy, an artifact's delete, a failed import) sees them recorded by
+    nothing and removes them. Once recorded, the sync finds the file gone and fetches it again:
+    the synced package is listed with its file, not a 404."""
+    svc = build_services(
+        settings_for(upstream, tmp_path, policy="immediate", includes=["shelf-reader"])
+    )
+    try:
+        whl = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        record = sync_module.new_version  # type: ignore[attr-defined]
+
+        def removed_first(session: Any, *args: Any, **kwargs: Any) -> Any:
+            assert svc.store.delete(whl.sha256) > 0  # as a remover would, before the record
+            return record(session, *args, **kwargs)
+
+        monkeypatch.setattr(sync_module, "new_version", removed_first)
+        task_id = queue(svc, SYNC, repository_id=repo_id, remote_id=remote_id, mirror=False)
+        upstream.clear_log()
+        sync_module.sync(TaskContext(svc, task_id, {"repository_id": repo_id,
+                                                     "remote_id": remote_id, "mirror": False}))  # fmt: skip
+        assert svc.store.has(whl.sha256)
+        fetched = [r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")]
+        assert fetched.count(WHL_02) == 2  # the sync's download, then once more
+        reports = {r["code"]: r["done"] for r in task(svc, task_id).progress_reports}
+        assert (reports["repair.missing"], reports["repair.repaired"]) == (1, 1)
+    finally:
+        svc.close()
 
 
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(

@@ -117,6 +117,20 @@ def repair(ctx: TaskContext) -> None:
         )
 
 
+def restore_missing(ctx: TaskContext, packages: list[Package]) -> int:
+    """Fetch again the files of packages just recorded that went missing before they were: a
+    sync stores its files first and records them at its end, and a remover in between (an
+    eviction of a cached copy, an artifact's delete, a failed import) saw them recorded by
+    nothing. Recorded now, nothing removes them any more. Returns how many were fetched."""
+    repairer = Repairer(ctx)
+    try:
+        for item in _files(packages, {p.id for p in packages}):
+            repairer.check(item, verify=False)
+    finally:
+        repairer.close()
+    return repairer.repaired
+
+
 def _files(packages: Iterable[Package], held: set[str]) -> Iterable[Stored]:
     """Each package's file, then its metadata (read again from the file once it is right);
     bytes two packages share, once."""

@@ -33,6 +33,7 @@ from pullthrough.services.remote_pages import (
     parse_list,
     parse_page,
 )
+from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.store import HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
@@ -227,12 +228,14 @@ def sync(ctx: TaskContext) -> None:
             )
         ]
         new: dict[str, Package] = {}
+        downloaded: list[Package] = []  # stored by this sync, recorded at its end
         total = len(fetch)
         ctx.report("sync.downloading.artifacts", "Downloading Artifacts", total=total, force=True)
         with ThreadPoolExecutor(syncer.concurrency) as pool:
             for done, package in enumerate(pool.map(syncer.download, fetch), 1):
                 if package is not None:
                     new[package.filename] = package
+                    downloaded.append(package)
                 ctx.report(
                     "sync.downloading.artifacts", "Downloading Artifacts", done=done, total=total
                 )
@@ -266,6 +269,10 @@ def sync(ctx: TaskContext) -> None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))
+        if restored := restore_missing(ctx, downloaded):
+            log.warning(
+                "sync of %s: %d files removed meanwhile, fetched again", repository_id, restored
+            )
         ctx.completed(
             "sync.changed_projects",
             "Projects changed since the last sync",
