@@ -720,6 +720,30 @@ def test_a_failed_import_leaves_a_file_a_sync_stored_again_meanwhile(
     assert not site_b.store.has(removed.sha256)
 
 
+def test_an_import_puts_back_a_file_removed_before_it_recorded_it(
+    site_a: Services, site_b: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import stores its files first and records them at its end; a remover in between (an
+    eviction of a cached copy, an artifact's delete, another import's failure) sees them
+    recorded by nothing and removes them. Once recorded, the import stores them again from the
+    bundle: its repository's files are all there."""
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    wheel = repository_files(site_a, "corp")["acme_lib-1.0-py3-none-any.whl"]
+    record = Bundles._record
+
+    def removed_first(self: Bundles, *args: Any, **kwargs: Any) -> Any:
+        assert self.store.delete(wheel.sha256) > 0  # as a remover would, before the record
+        return record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bundles, "_record", removed_first)
+    bundles(site_b).import_bundle(bundle, "corp", actor="t")
+    files = repository_files(site_b, "corp")
+    assert all(site_b.store.has(p.sha256) for p in files.values())
+    with site_b.store.local_path(wheel.sha256) as path:
+        assert sha256(path.read_bytes()).hexdigest() == wheel.sha256
+
+
 def test_only_a_plain_tar_is_read_and_never_a_sparse_member(
     site_a: Services, site_b: Services, tmp_path: Path
 ) -> None:

@@ -332,6 +332,7 @@ class Bundles:
             except BaseException:
                 self._remove_unused(published)
                 raise
+            self._restore(tar, members, manifest)
         for p in manifest.packages:  # a repository's file is never evicted from the cache
             self.ledger.forget(p.sha256)
             if p.metadata is not None:
@@ -447,6 +448,19 @@ class Bundles:
                 self._published(writer.commit(), published)
             except HashMismatch as exc:
                 raise InvalidBundle(f"{wanted.path!r} changed while read: {exc}") from None
+
+    def _restore(
+        self, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: Manifest
+    ) -> None:
+        """Put back from the bundle a file removed before the import recorded it: an import
+        stores its files first and records them at its end, and a remover in between (an
+        eviction of a cached copy, an artifact's delete, another import's failure) saw them
+        recorded by nothing. Recorded now, nothing removes them any more."""
+        restored = [w for w in manifest.files().values() if not self.store.has(w.sha256)]
+        for wanted in restored:
+            self._put(tar, members, wanted, {})
+        if restored:
+            log.warning("import: %d files removed meanwhile, stored again", len(restored))
 
     def _record(
         self,
