@@ -182,12 +182,9 @@ def _holding(href: str) -> Any:
         package_id = kinds.CONTENT.parse(href)
     except kinds.BadHref as exc:
         raise invalid("content", str(exc)) from None
-    rc, rv = RepositoryContent, RepositoryVersion
+    rv = RepositoryVersion
     return exists().where(
-        rc.repository_id == rv.repository_id,
-        rc.package_id == package_id,
-        rc.version_added <= rv.number,
-        or_(rc.version_removed.is_(None), rc.version_removed > rv.number),
+        RepositoryContent.package_id == package_id, present_in(rv.repository_id, rv.number)
     )
 
 

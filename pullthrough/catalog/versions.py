@@ -21,8 +21,9 @@ from pullthrough.catalog.models import (
 )
 
 
-def present_in(repository_id: str, number: int) -> Any:
-    """The membership condition for `number` of a repository."""
+def present_in(repository_id: Any, number: Any) -> Any:
+    """The membership condition for `number` of a repository: values, or the columns of the
+    version a query correlates (`RepositoryVersion.repository_id`, `.number`)."""
     rc = RepositoryContent
     return (
         (rc.repository_id == repository_id)
