@@ -16,8 +16,8 @@ from pullthrough.api.operations import (
     by_id,
     json_response,
 )
-from pullthrough.api.resources import DIGESTS
 from pullthrough.catalog.models import Artifact
+from pullthrough.core.digests import NAMED as DIGESTS
 from pullthrough.core.fields import Field
 from pullthrough.services.artifacts import ArtifactInUse, ArtifactRefused
 

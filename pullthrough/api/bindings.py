@@ -43,6 +43,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.versions import content_counts, initial_version, present_in
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
+from pullthrough.core import digests
 from pullthrough.core.access import overlaps
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
@@ -680,10 +681,9 @@ ARTIFACTS = Binding(
     computed={
         "file": lambda row, _: f"artifact/{row.sha256[:2]}/{row.sha256[2:]}",  # Pulp's layout
         "pulp_last_updated": lambda row, _: stamp(row.pulp_created),  # never changed
-        "md5": lambda row, _: None,
-        "sha1": lambda row, _: None,
+        **{digest: lambda row, _: None for digest in digests.FORBIDDEN},
     },
-    conditions={digest: lambda value: false() for digest in ("md5", "sha1")},  # none has one
+    conditions={digest: lambda value: false() for digest in digests.FORBIDDEN},  # none has one
 )
 BINDINGS = (
     REPOSITORIES,

@@ -32,6 +32,7 @@ from pullthrough.api.params import (
     Filter,
 )
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, parse_moment
+from pullthrough.core import digests
 from pullthrough.core.access import SCOPE_HELP, parse_scopes
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES, parse_filename, parse_version
@@ -376,17 +377,16 @@ AUDIT_EVENTS = Resource(
     ordering=("pulp_created", "actor", "action"),
     default_order="-pulp_created",
 )
-DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 ARTIFACTS = Resource(
     kinds.ARTIFACT,
     (
         *ro("pulp_href", "pulp_created", "pulp_last_updated"),
         Field("file", "string", read_only=True, help="The stored file (its place in the store)."),
         *ro("size", type="integer"),
-        *ro("md5", "sha1", nullable=True),  # not computed, as Pulp's default
-        *ro("sha224", "sha256", "sha384", "sha512"),
+        *ro(*digests.FORBIDDEN, nullable=True),  # not computed, as Pulp's default
+        *ro(*digests.COMPUTED),
     ),
-    filters=tuple(Filter(digest) for digest in DIGESTS),
+    filters=tuple(Filter(digest) for digest in digests.NAMED),
     ordering=("pulp_created", "size"),
     default_order="-pulp_created",
 )

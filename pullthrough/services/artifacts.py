@@ -16,6 +16,7 @@ from sqlalchemy import select
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.core.digests import COMPUTED, FORBIDDEN
 from pullthrough.services import audit
 from pullthrough.services.orphans import recorded
 from pullthrough.services.uploads import Writing
@@ -24,10 +25,6 @@ from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
 from pullthrough.storage.store import BlobStore
 
 log = logging.getLogger(__name__)
-# The digests an artifact has, as Pulp's default ALLOWED_CONTENT_CHECKSUMS; md5 and sha1 are
-# not computed (shown as null) and refused when given, as Pulp refuses forbidden ones.
-DIGESTS = ("sha224", "sha256", "sha384", "sha512")
-FORBIDDEN_DIGESTS = ("md5", "sha1")
 Subject = Callable[[str], str]  # an artifact's id -> what the audit trail names (its href)
 
 
@@ -59,16 +56,16 @@ class Artifacts:
         bytes' lock is held from before they are visible until their row is committed, and
         their cache ledger entry (a pull-through copy of the same bytes) is dropped within it:
         no eviction takes them."""
-        forbidden = [a for a in FORBIDDEN_DIGESTS if digests.get(a)]
+        forbidden = [a for a in FORBIDDEN if digests.get(a)]
         if forbidden:
             raise ArtifactRefused(
                 f"Checksum algorithms {forbidden} forbidden for this Pulp instance."
             )
         with self.store.writer() as writer:
-            for algorithm in DIGESTS:
+            for algorithm in COMPUTED:
                 writer.hashers.setdefault(algorithm, hashlib.new(algorithm))
             shutil.copyfileobj(stream, Writing(writer), 1024 * 1024)
-            found = {a: writer.hashers[a].hexdigest() for a in DIGESTS}
+            found = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
             for algorithm, value in found.items():
                 if digests.get(algorithm) and digests[algorithm].lower() != value:
                     raise ArtifactRefused(f"The {algorithm} checksum did not match.")
