@@ -634,16 +634,14 @@ def test_a_bad_bundle_is_refused_whole_with_nothing_changed(
         new_site.close()
 
 
-def test_a_failed_import_leaves_a_file_an_upload_of_the_same_bytes_records_meanwhile(
-    site_a: Services, site_b: Services, tmp_path: Path
-) -> None:
-    """A failed import removes the files it stored, each under its bytes' lock: an upload of
-    the same bytes holds that lock from writing them to recording them, and its file stays."""
+def failing_after_two_files(site_a: Services, tmp_path: Path) -> tuple[Path, list[Package]]:
+    """Repository `corp` as a bundle whose last package is not what its manifest says: an
+    import stores the files before it, then fails. The bundle, and its first two packages."""
     good = tmp_path / "good.tar"
     bundles(site_a).export("corp", None, good)
     listed: list[str] = []
 
-    def lie(name: str, data: bytes) -> tuple[str, bytes]:  # the last file is not what it says
+    def lie(name: str, data: bytes) -> tuple[str, bytes]:
         if name != MANIFEST:
             return name, data
         doc = json.loads(data)
@@ -653,7 +651,15 @@ def test_a_failed_import_leaves_a_file_an_upload_of_the_same_bytes_records_meanw
 
     damaged = rewrite(good, tmp_path / "lie.tar", lie)
     files = repository_files(site_a, "corp")
-    kept, removed = files[listed[0]], files[listed[1]]
+    return damaged, [files[name] for name in listed[:2]]
+
+
+def test_a_failed_import_leaves_a_file_an_upload_of_the_same_bytes_records_meanwhile(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    """A failed import removes the files it stored, each under its bytes' lock: an upload of
+    the same bytes holds that lock from writing them to recording them, and its file stays."""
+    damaged, (kept, removed) = failing_after_two_files(site_a, tmp_path)
     failures: list[BaseException] = []
 
     def run_import() -> None:
@@ -686,21 +692,7 @@ def test_a_failed_import_leaves_a_file_a_sync_stored_again_meanwhile(
     """A sync stores its files without their bytes' lock and records them at its end (orphan
     cleanup spares them by their write time): a failed import must not remove a file a sync
     stored again after the import did, or the sync records a package without its file."""
-    good = tmp_path / "good.tar"
-    bundles(site_a).export("corp", None, good)
-    listed: list[str] = []
-
-    def lie(name: str, data: bytes) -> tuple[str, bytes]:  # the last file is not what it says
-        if name != MANIFEST:
-            return name, data
-        doc = json.loads(data)
-        listed.extend(p["filename"] for p in doc["packages"])
-        doc["packages"][-1]["version"] = "7.0"
-        return name, json.dumps(doc).encode()
-
-    damaged = rewrite(good, tmp_path / "lie.tar", lie)
-    files = repository_files(site_a, "corp")
-    synced, removed = files[listed[0]], files[listed[1]]
+    damaged, (synced, removed) = failing_after_two_files(site_a, tmp_path)
     opened = site_a.store.open(synced.sha256)
     assert opened is not None
     with opened.file as fh:

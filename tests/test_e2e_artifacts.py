@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_e2e_pulp_cli import AUTH, PASSWORD, Pulp
+from test_e2e_pulp_cli import pulp_cli_server
 
+from support.api import AUTH
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server
 from support.tools import clean_env, run_pip
 from support.upstream import Upstream
 
@@ -21,21 +22,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 V3 = "/pulp/api/v3/"
 
 
-def start(
-    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
-) -> tuple[Server, Pulp]:
-    """The server under gunicorn, and pulp-cli for it."""
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    return server, Pulp(server.url, tmp_path)
-
-
 def test_content_from_an_uploaded_artifact_installs_through_a_distribution(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server, pulp = start(gunicorn_server, upstream, tmp_path)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     wheel = build_wheel(tmp_path / "w", "acme-artifact", "1.0")
     sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
 
@@ -98,7 +88,7 @@ def test_content_from_an_uploaded_artifact_installs_through_a_distribution(
 def test_artifact_errors_through_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server, pulp = start(gunicorn_server, upstream, tmp_path)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     wheel = build_wheel(tmp_path / "w", "acme-wrong", "1.0")
 
     # pulp-cli checks the digest it computes itself; a client that sends another gets Pulp's 400

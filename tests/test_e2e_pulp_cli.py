@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 import requests
 
+from support.api import AUTH, PASSWORD, with_auth
 from support.packages import build_wheel
 from support.servers import Server, config_text, wait_until
 from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "pulp-cli-admin"
-AUTH = ("admin", PASSWORD)
 BASE = [""]  # the server under test's URL, for hrefs
 
 
@@ -62,6 +61,15 @@ class Pulp:
         return value
 
 
+def pulp_cli_server(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, extra: str = ""
+) -> tuple[Server, Pulp]:
+    """The server under gunicorn (the admin's password set, `extra` config appended), and
+    pulp-cli for it."""
+    server = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "data")) + extra)
+    return server, Pulp(server.url, tmp_path)
+
+
 def api_get(url: str) -> dict[str, Any]:
     """GET an absolute URL or an href of the server under test (set per test)."""
     resp = requests.get(url if url.startswith("http") else BASE[0] + url, auth=AUTH, timeout=30)
@@ -76,11 +84,7 @@ def test_seed_workflow_with_pulp_cli(
 ) -> None:
     upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.1"))
     upstream.add_file("django", build_wheel(tmp_path / "w", "django", "2.0.2"))
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    pulp = Pulp(server.url, tmp_path)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     BASE[0] = server.url
     v3 = "/pulp/api/v3/"
 
@@ -171,11 +175,7 @@ def test_seed_workflow_with_pulp_cli(
 def test_error_paths_through_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    pulp = Pulp(server.url, tmp_path)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     unknown = pulp.run("python", "repository", "show", "--name", "nope", check=False)
     assert unknown.returncode == 1 and "Could not find" in unknown.stderr
     pulp.run("python", "repository", "create", "--name", "dup")
@@ -208,11 +208,7 @@ def test_task_list_and_its_filters_through_pulp_cli(
     """`pulp task list` runs (it sends its options' empty lists, `--reserved-resource-in` and
     the like, only when the document declares them) and its filters narrow the list; a filter
     the server lacks is refused by pulp-cli before anything is sent."""
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    pulp = Pulp(server.url, tmp_path)
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     dist = pulp.json_object("python", "distribution", "create", "--name", "d", "--base-path", "d")
     pulp.run("python", "repository", "create", "--name", "r")
     pulp.run("python", "repository", "update", "--name", "r", "--description", "changed")
@@ -246,11 +242,7 @@ def test_labels_through_pulp_cli(
 ) -> None:
     """`label set/show/unset`, `create --labels` and `list --label-select` on repositories,
     remotes and distributions, as in Pulp's "Manage Labels" guide; refusals print our 400."""
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    pulp = Pulp(server.url, tmp_path)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     BASE[0] = server.url
     creates = {
         "repository": ("create",),
@@ -325,11 +317,7 @@ def test_the_lists_of_every_type_through_pulp_cli(
     """`pulp repository list`, `remote list`, `distribution list`, `publication list`,
     `content list` and `repository version list` read Pulp core's lists of every type: the
     python plugin's objects, as `pulp python <noun> list` shows them, filtered as asked."""
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n'
-    )
-    pulp = Pulp(server.url, tmp_path)
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     for name in ("x-one", "x-two", "other"):
         pulp.run("python", "repository", "create", "--name", name)
     pulp.run("python", "remote", "create", "--name", "bar", "--url", upstream.index_url)
@@ -405,11 +393,9 @@ def test_pulp_worker_list_shows_the_task_workers_with_their_heartbeats(
     """Under gunicorn each process runs a task worker: `pulp worker list` shows both, alive,
     `pulp worker show` each of them by name or href, and `pulp task list --worker` the tasks
     each one ran."""
-    server = gunicorn_server(
-        config_text(upstream.index_url, tmp_path / "data")
-        + f'[auth]\nadmin_password = "{PASSWORD}"\n[tasks]\nheartbeat = "1s"\n'
+    _server, pulp = pulp_cli_server(
+        gunicorn_server, upstream, tmp_path, extra='[tasks]\nheartbeat = "1s"\n'
     )
-    pulp = Pulp(server.url, tmp_path)
     workers = workers_online(pulp, 2)
     time.sleep(2.5)  # a heartbeat a second
     later = pulp.json_list("worker", "list")

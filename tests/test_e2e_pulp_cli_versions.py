@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_e2e_pulp_cli import Pulp
+from test_e2e_pulp_cli import pulp_cli_server
 
-from support.api import PASSWORD, Api, with_auth
+from support.api import Api
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_versions_and_publications_are_found_by_the_content_they_hold(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
-    pulp = Pulp(server.url, tmp_path, password=PASSWORD)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     api = Api(server.url)
     pulp.run("python", "repository", "create", "--name", "foo")
     hrefs = {}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 from test_e2e_cli import Cli
-from test_e2e_pulp_cli import Pulp
+from test_e2e_pulp_cli import pulp_cli_server
 
 from support.api import PASSWORD, Api, report, with_auth
 from support.packages import build_wheel
@@ -59,8 +59,7 @@ def counts(task: dict[str, Any]) -> tuple[int, int, int]:
 def test_pulp_cli_repairs_a_version_whose_files_were_damaged_or_lost(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
-    pulp = Pulp(server.url, tmp_path, password=PASSWORD)
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     api = Api(server.url)
     pulp.run("python", "repository", "create", "--name", "foo")
     pulp.run(

@@ -806,26 +806,20 @@ def test_a_worker_missing_for_a_week_is_forgotten_and_its_tasks_name_none(
 ) -> None:
     """As Pulp: a worker record missing for seven days goes, and the tasks it ran stay, naming
     no worker (not a worker href that leads nowhere); one missing for less stays."""
+    ran: dict[str, str] = {}  # worker -> the task it ran
     with services.catalog.session() as session:
-        session.add(Worker(name="gone-host-1", last_heartbeat=now() - timedelta(days=8)))
-        session.add(Worker(name="quiet-host-2", last_heartbeat=now() - timedelta(days=6)))
-    ran = queue(services, "t.old")
-    with services.catalog.session() as session:
-        row = session.get(Task, ran)
-        assert row is not None
-        row.state, row.worker = "completed", "gone-host-1"
+        for name, days in (("gone-host-1", 8), ("quiet-host-2", 6)):
+            session.add(Worker(name=name, last_heartbeat=now() - timedelta(days=days)))
+            ran[name] = enqueue(session, "t.done", {})
+            row = session.get(Task, ran[name])
+            assert row is not None
+            row.state, row.worker = "completed", name
     TaskWorker(services, {}, heartbeat=1.0, dead_after=30.0).reap()
     with services.catalog.session() as session:
         names = set(session.scalars(select(Worker.name)))
     assert "gone-host-1" not in names and "quiet-host-2" in names
-    assert task(services, ran).worker is None
-    kept = queue(services, "t.recent")
-    with services.catalog.session() as session:
-        row = session.get(Task, kept)
-        assert row is not None
-        row.state, row.worker = "completed", "quiet-host-2"
-    TaskWorker(services, {}, heartbeat=1.0, dead_after=30.0).reap()
-    assert task(services, kept).worker == "quiet-host-2"
+    assert task(services, ran["gone-host-1"]).worker is None
+    assert task(services, ran["quiet-host-2"]).worker == "quiet-host-2"
 
 
 def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
