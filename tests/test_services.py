@@ -838,6 +838,16 @@ def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
     assert task(services, task_id).state == "failed"
 
 
+def on_postgres(upstream: Upstream, tmp_path: Path, url: str) -> Settings:
+    """settings_for's server on the PostgreSQL database at `url`, with no embedded worker."""
+    config = tmp_path / "pullthrough.toml"
+    text = config_text(upstream.index_url, tmp_path / "data")
+    config.write_text(
+        text.replace("[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n')
+    )
+    return load_settings(config, environ={})
+
+
 def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -845,14 +855,7 @@ def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(
     admin cancels it: the cancel waits for the claim and asks the running task to stop
     (`canceling`), rather than write `canceled` over `running` for a task that then runs."""
     with private_database(postgres_url) as url:
-        config = tmp_path / "pullthrough.toml"
-        text = config_text(upstream.index_url, tmp_path / "data")
-        config.write_text(
-            text.replace(
-                "[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n'
-            )
-        )
-        settings = load_settings(config, environ={})
+        settings = on_postgres(upstream, tmp_path, url)
         app = create_app(settings)
         svc = app.extensions["pullthrough"]
         try:
@@ -890,14 +893,7 @@ def test_a_reap_while_a_worker_records_its_outcome_leaves_the_task_to_it(
     heartbeat looked late): the reap skips the task being written, which ends as its worker
     says, rather than `failed` then overwritten, or `completed` then overwritten."""
     with private_database(postgres_url) as url:
-        config = tmp_path / "pullthrough.toml"
-        text = config_text(upstream.index_url, tmp_path / "data")
-        config.write_text(
-            text.replace(
-                "[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n'
-            )
-        )
-        svc = build_services(load_settings(config, environ={}))
+        svc = build_services(on_postgres(upstream, tmp_path, url))
         try:
             task_id = queue(svc, "t.quick")
             reaped: list[int] = []
@@ -1659,22 +1655,31 @@ def test_a_failed_second_look_at_the_store_lets_the_download_lock_go(
         services.close()
 
 
+def synced_from_upstream(
+    services: Services, upstream: Upstream, tmp_path: Path, name: str
+) -> UpstreamFile:
+    """A wheel of `name` 0.1 the upstream serves, and its package as an immediate sync of
+    remote `up` records it (the URL it came from), its file not stored."""
+    wheel = upstream.add_file(name, build_wheel(tmp_path, name, "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        session.add(
+            Package(
+                filename=wheel.filename, name=name, version="0.1",
+                packagetype="bdist_wheel", sha256=wheel.sha256, size=wheel.size,
+                origin="sync", remote_url=upstream.file_url(wheel), remote_id=remote.id,
+            )
+        )  # fmt: skip
+    return wheel
+
+
 def test_a_repair_does_not_put_back_a_file_its_package_left_meanwhile(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Orphan cleanup deletes an orphan's package, then (under its bytes' lock) its file; a
     repair fetching that file again meanwhile must not store it after that: a file that no
     package and no ledger entry records is never removed by anything."""
-    wheel = upstream.add_file("lost-lib", build_wheel(tmp_path, "lost-lib", "0.1"))
-    with services.catalog.session() as session:
-        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
-        session.add(
-            Package(
-                filename=wheel.filename, name="lost-lib", version="0.1",
-                packagetype="bdist_wheel", sha256=wheel.sha256, size=wheel.size,
-                origin="sync", remote_url=upstream.file_url(wheel), remote_id=remote.id,
-            )
-        )  # fmt: skip
+    wheel = synced_from_upstream(services, upstream, tmp_path, "lost-lib")
     fetch = UpstreamClient.iter_body
 
     def cleaned_up_meanwhile(
@@ -1696,20 +1701,10 @@ def test_a_repair_goes_on_past_a_file_the_store_cannot_read_and_then_fails_namin
     """A store error on one file (an S3 outage, a bad disk block) does not end the repair: the
     other files are still checked and repaired, and the task then fails naming the file it
     could not check."""
-    packages = []
-    for name in ("damaged-lib", "lost-lib"):  # in this order (by filename)
-        wheel = upstream.add_file(name, build_wheel(tmp_path, name, "0.1"))
-        with services.catalog.session() as session:
-            remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
-            session.add(
-                Package(
-                    filename=wheel.filename, name=name, version="0.1",
-                    packagetype="bdist_wheel", sha256=wheel.sha256, size=wheel.size,
-                    origin="sync", remote_url=upstream.file_url(wheel), remote_id=remote.id,
-                )
-            )  # fmt: skip
-        packages.append(wheel)
-    unreadable, lost = packages
+    unreadable, lost = (  # in this order (by filename)
+        synced_from_upstream(services, upstream, tmp_path, name)
+        for name in ("damaged-lib", "lost-lib")
+    )
     services.store.put_bytes(unreadable.data)
     opened = services.store.open
 
