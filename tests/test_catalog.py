@@ -846,3 +846,17 @@ def labelled_names(catalog: Catalog, selector: str) -> set[str]:
     with catalog.reading() as session:
         where = selected(Repository.pulp_labels, parse_selector(selector))
         return set(session.scalars(select(Repository.name).where(where)))
+
+
+def test_a_read_sees_one_snapshot_while_a_writer_commits(catalog: Catalog) -> None:
+    """A list counts its rows, then reads a page of them, in one read: a package a writer
+    commits in between is in neither, on PostgreSQL as on SQLite (else `count` said 1 and
+    `results` held none)."""
+    add_packages(catalog, "before")
+    with catalog.reading() as session:
+        counted = session.scalar(select(func.count()).select_from(Package))
+        add_packages(catalog, "meanwhile")  # another connection, committed
+        listed = session.scalars(select(Package.name)).all()
+    assert (counted, listed) == (1, ["before"])
+    with catalog.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Package)) == 2

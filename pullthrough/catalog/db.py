@@ -150,7 +150,10 @@ class Catalog:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._inserts: dict[str, Insert] = {}  # by table: `add_new`'s statements
-        readers = engine.execution_options(**{READ_ONLY: True})
+        # One snapshot per read, as SQLite's read transaction is: a list's count and its rows
+        # agree while writers commit (PostgreSQL's default gives each statement its own).
+        snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name != "sqlite" else {}
+        readers = engine.execution_options(**{READ_ONLY: True}, **snapshot)
         self._readers = sessionmaker(readers, expire_on_commit=False)
         event.listen(self._readers, "before_flush", _refuse_changes)
         event.listen(self._readers, "do_orm_execute", _refuse_statements)
