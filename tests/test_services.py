@@ -30,6 +30,7 @@ from pullthrough.catalog.models import Distribution, Package, Remote, Task, Work
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
+from pullthrough.services import audit as audit_module
 from pullthrough.services import sync as sync_module
 from pullthrough.services.container import (
     ORPHAN_CLEANUP,
@@ -52,6 +53,7 @@ from pullthrough.services.pullthrough import (
 from pullthrough.services.repair import RepairFailed, repair
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
+from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.ledger import CacheLedger
 from pullthrough.storage.locks import LockDir, stored_bytes
 from pullthrough.storage.store import (
@@ -993,6 +995,63 @@ def test_an_upload_of_cached_bytes_is_not_evicted_before_it_leaves_the_cache(
     with (tmp_path / WHL_02).open("rb") as fh:
         uploaded = services.uploads.upload(None, fh, WHL_02, actor="admin")[0]
     assert evicted == [0]
+    assert services.store.has(expected.sha256)
+    with services.catalog.session() as session:
+        assert session.get(Package, uploaded.id) is not None
+
+
+def test_an_upload_whose_record_fails_leaves_its_bytes_to_eviction(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload's file (and its metadata) is visible before the catalog commits its package;
+    a commit that fails then left bytes nothing recorded, stored for good. They are the cache's
+    until recorded: the next eviction takes them, and a refused upload leaves no entry."""
+    wheel = build_wheel(tmp_path / "w", "leaky", "1.0")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the catalog went away")
+
+    monkeypatch.setattr(audit_module, "record", failing)  # after the file is visible
+    with wheel.open("rb") as fh, pytest.raises(RuntimeError):
+        services.uploads.upload(None, fh, wheel.name, actor="admin")
+    monkeypatch.undo()
+    with services.catalog.session() as session:
+        assert session.scalar(select(Package).where(Package.sha256 == digest)) is None
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = hashlib.sha256(zf.read("leaky-1.0.dist-info/METADATA")).hexdigest()
+    assert services.store.has(digest) and services.store.has(metadata)
+    assert services.ledger.tracks(digest) and services.ledger.tracks(metadata)
+    services.ledger.max_size = 1
+    assert services.pullthrough.evict_if_needed() == 2
+    assert not services.store.has(digest) and not services.store.has(metadata)
+
+    other = build_wheel(tmp_path / "other", "leaky", "1.0", requires_python=">=3.8")
+    with wheel.open("rb") as fh:
+        services.uploads.upload(None, fh, wheel.name, actor="admin")
+    with other.open("rb") as fh, pytest.raises(UploadRefused, match="File already exists"):
+        services.uploads.upload(None, fh, wheel.name, actor="admin")
+    assert not services.ledger.tracks(hashlib.sha256(other.read_bytes()).hexdigest())
+
+
+def test_an_upload_left_in_the_cache_ledger_by_a_killed_process_is_not_evicted(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload (into no repository) of bytes the cache holds, committed by a process killed
+    before it took them out of the ledger: an eviction must leave the uploaded file and its
+    package (orphan cleanup's to remove, not the cache's)."""
+    dist, expected = main_and_wheel(services, upstream)
+    with closing(streamed(services, dist, WHL_02)) as cached:
+        assert b"".join(cached) == expected.data
+    stored_soon(cached)
+    assert wait_until(lambda: services.ledger.tracks(expected.sha256), 10)
+    monkeypatch.setattr(services.ledger, "forget", lambda sha256: None)  # killed: never done
+    (tmp_path / WHL_02).write_bytes(expected.data)
+    with (tmp_path / WHL_02).open("rb") as fh:
+        uploaded = services.uploads.upload(None, fh, WHL_02, actor="admin")[0]
+    monkeypatch.undo()
+    services.ledger.max_size = 1
+    services.pullthrough.evict_if_needed()
     assert services.store.has(expected.sha256)
     with services.catalog.session() as session:
         assert session.get(Package, uploaded.id) is not None

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Artifact, Package
@@ -49,13 +49,22 @@ class CachedContent:
         or an artifact records its bytes. The check and the removal happen in one transaction
         that locks the file's packages (SQLite's write lock; FOR UPDATE on PostgreSQL): a
         promotion (`modify`) cannot commit in between and leave a repository with a package
-        whose file is gone. Returns whether the file was removed."""
+        whose file is gone. Returns whether the file was removed.
+
+        Bytes an artifact or a package other than a pull-through copy records (an upload or a
+        sync, which the ledger holds until they are committed) stay: they are orphan cleanup's
+        to remove, once in no repository."""
         with self.catalog.session() as session:
             locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
             session.execute(locked).all()
-            if is_in_any_repository(session, sha256) or session.scalar(
-                select(Artifact.id).where(Artifact.sha256 == sha256)
-            ):  # an artifact's bytes stay while it does (a download may have recorded them)
+            uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
+            if (
+                is_in_any_repository(session, sha256)
+                or session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256))
+                or session.scalar(
+                    select(Package.id).where(uses, Package.origin != "cache").limit(1)
+                )
+            ):
                 return False
             remove()
             session.execute(delete(Package).where(Package.sha256 == sha256))

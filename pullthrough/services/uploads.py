@@ -6,7 +6,7 @@ import hashlib
 import logging
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import IO
 
 from packaging.utils import canonicalize_name
@@ -21,6 +21,7 @@ from pullthrough.core.filenames import InvalidFilename, parse_filename, release_
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.services import audit
+from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
@@ -80,7 +81,8 @@ class Uploads:
             except (InvalidDistribution, InvalidFilename) as exc:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
-            with self._holding(package.sha256, metadata):
+            stored = {package.sha256: writer.size} | _sized(metadata)
+            with self._holding(stored):
                 with self.catalog.session() as session:
                     if repository_id is not None:
                         _check_status(session, repository_id, package.name)
@@ -125,6 +127,8 @@ class Uploads:
                         session.flush()
                     else:
                         package = existing
+                        if package.origin == "cache":  # a pull-through copy becomes the upload
+                            package.origin, package.uploaded_by = "upload", actor
                     writer.commit()  # visible only now: validated, hash-checked, recorded
                     created = (
                         new_version(session, repository_id, add=[package.id])
@@ -144,19 +148,39 @@ class Uploads:
                 # within the bytes' lock: an eviction of the same bytes (a cached copy) cannot
                 # come between the commit and this, and take the upload's file with it
                 self.ledger.forget(package.sha256)  # a repository's file is never evicted
+                if package.metadata_sha256:
+                    self.ledger.forget(package.metadata_sha256)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
 
     @contextmanager
-    def _holding(self, sha256: str, metadata: bytes | None) -> Iterator[None]:
-        """The locks of the bytes an upload stores (the file, its metadata), held until the
-        catalog records them: an orphan cleanup removing the same bytes meanwhile waits, then
-        finds them recorded and leaves them."""
-        shas = {sha256} | ({hashlib.sha256(metadata).hexdigest()} if metadata else set())
+    def _holding(self, sizes: Mapping[str, int]) -> Iterator[None]:
+        """The locks of the bytes an upload stores (`sizes`: the file's and its metadata's
+        sha256 -> size), held until the catalog records them: an orphan cleanup removing the
+        same bytes meanwhile waits, then finds them recorded and leaves them.
+
+        Bytes nothing records yet are the cache's from before they are visible until then: a
+        commit that fails, or a process killed in between, leaves them to eviction rather than
+        to no one (eviction keeps them if the upload was committed after all). The entries of
+        bytes never stored (an upload refused) go at once."""
         with ExitStack() as held:
-            for sha in sorted(shas):  # one order: no deadlock between two uploads
+            for sha in sorted(sizes):  # one order: no deadlock between two uploads
                 held.enter_context(stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS))
-            yield
+            ours = [sha for sha in sizes if not recorded(self.catalog, self.ledger, sha)]
+            for sha in ours:
+                self.ledger.record(sha, sizes[sha])
+            try:
+                yield
+            except BaseException:
+                for sha in ours:
+                    with suppress(Exception):  # a store that cannot say: the entry stays
+                        if not self.store.has(sha):
+                            self.ledger.forget(sha)
+                raise
+
+
+def _sized(metadata: bytes | None) -> dict[str, int]:
+    return {hashlib.sha256(metadata).hexdigest(): len(metadata)} if metadata else {}
 
 
 class Writing:
