@@ -51,9 +51,9 @@ class CachedContent:
         promotion (`modify`) cannot commit in between and leave a repository with a package
         whose file is gone. Returns whether the file was removed.
 
-        Bytes an artifact or a package other than a pull-through copy records (an upload or a
-        sync, which the ledger holds until they are committed) stay: they are orphan cleanup's
-        to remove, once in no repository."""
+        Bytes an artifact or a package other than a pull-through copy records stay (an upload's
+        entry outlives its commit if its process is killed in between): they are orphan
+        cleanup's to remove, once in no repository."""
         with self.catalog.session() as session:
             locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
             session.execute(locked).all()
