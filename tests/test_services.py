@@ -12,7 +12,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,15 @@ from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
 from pullthrough.catalog.db import Catalog, database_url, make_engine
-from pullthrough.catalog.models import Distribution, Package, Remote, Task, Worker, now
+from pullthrough.catalog.models import (
+    Distribution,
+    Package,
+    Remote,
+    RepositoryContent,
+    Task,
+    Worker,
+    now,
+)
 from pullthrough.catalog.versions import create_repository
 from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
@@ -840,10 +848,10 @@ def test_an_outcome_never_replaces_a_final_state(services: Services) -> None:
     assert task(services, task_id).state == "failed"
 
 
-def on_postgres(upstream: Upstream, tmp_path: Path, url: str) -> Settings:
+def on_postgres(upstream: Upstream, tmp_path: Path, url: str, **remote: object) -> Settings:
     """settings_for's server on the PostgreSQL database at `url`, with no embedded worker."""
     config = tmp_path / "pullthrough.toml"
-    text = config_text(upstream.index_url, tmp_path / "data")
+    text = config_text(upstream.index_url, tmp_path / "data", **remote)
     config.write_text(
         text.replace("[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n')
     )
@@ -1090,6 +1098,69 @@ def test_a_sync_fetches_again_a_file_removed_before_it_recorded_it(
         assert (reports["repair.missing"], reports["repair.repaired"]) == (1, 1)
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_sync_records_anew_a_cached_copy_evicted_while_it_ran(
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    database: str,
+) -> None:
+    """A sync reuses the cache's copy of a file it wants (the package and its stored bytes);
+    an eviction while the sync downloads the rest deletes both. The sync then records the file
+    anew and fetches it again, rather than fail on the deleted package's foreign key."""
+    remote: dict[str, object] = {"policy": "immediate", "includes": ["shelf-reader"]}
+    with ExitStack() as stack:
+        if database == "postgres":
+            url = stack.enter_context(private_database(request.getfixturevalue("postgres_url")))
+            settings = on_postgres(upstream, tmp_path, url, **remote)
+        else:
+            settings = settings_for(upstream, tmp_path, **remote)
+        svc = build_services(settings)
+        stack.callback(svc.close)
+        evicted_and_synced_again(svc, upstream, monkeypatch)
+
+
+def evicted_and_synced_again(
+    svc: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached copy of WHL_02 evicted during an immediate sync of shelf-reader; the sync
+    records it anew, and its file is stored again."""
+    dist, whl = main_and_wheel(svc, upstream)
+    with closing(streamed(svc, dist, WHL_02)) as cached:
+        assert b"".join(cached) == whl.data
+    stored_soon(cached)
+    assert wait_until(lambda: svc.ledger.tracks(whl.sha256), 10)
+    with svc.catalog.session() as session:
+        repo_id = create_repository(session, name="r").id
+        remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+    download = sync_module.Syncer.download
+    evicted: list[int] = []
+    first = threading.Lock()
+
+    def evicting_first(syncer: Any, wanted: Any) -> Any:
+        with first:  # the cache is over its limit while the sync runs (its first download)
+            if not evicted:
+                svc.ledger.max_size = 1
+                evicted.append(svc.pullthrough.evict_if_needed())
+        return download(syncer, wanted)
+
+    monkeypatch.setattr(sync_module.Syncer, "download", evicting_first)
+    args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+    task_id = queue(svc, SYNC, **args)
+    sync_module.sync(TaskContext(svc, task_id, args))
+    assert evicted == [1] and svc.store.has(whl.sha256)
+    with svc.catalog.session() as session:
+        synced = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+        assert synced.origin == "sync" and synced.sha256 == whl.sha256
+        assert repo_id in {
+            rc.repository_id
+            for rc in session.scalars(
+                select(RepositoryContent).where(RepositoryContent.package_id == synced.id)
+            )
+        }
 
 
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(

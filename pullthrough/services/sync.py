@@ -10,12 +10,14 @@ version is written in one transaction: a failed sync leaves no partial version.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from packaging.utils import canonicalize_name
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.versions import new_version, present_in
@@ -249,9 +251,15 @@ def sync(ctx: TaskContext) -> None:
             raise SyncFailed(_failure_message(syncer.errors))
         ctx.check_canceled()
         with svc.catalog.session() as session:
+            gone = _gone(session, existing.values())
             ids = []
             for w in wanted:
                 package = existing.get(w.file.filename)
+                if package is not None and package.id in gone:
+                    if w.file.filename not in new:  # its file is checked, fetched if evicted
+                        new[w.file.filename] = _anew(syncer.on_demand(w), package)
+                        downloaded.append(new[w.file.filename])
+                    package = None
                 if package is None:
                     package = new[w.file.filename]
                     package.id = package.id or new_id()  # known now: one flush for all
@@ -282,6 +290,26 @@ def sync(ctx: TaskContext) -> None:
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()
+
+
+def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
+    """The ids of the packages that were deleted since they were read (a cached copy the sync
+    reuses, evicted with its file while the sync downloaded the rest); the others are locked
+    (FOR UPDATE on PostgreSQL; SQLite's write lock is held already), so that no eviction
+    deletes them before the new version holds them."""
+    ids = [p.id for p in packages]
+    alive: set[str] = set()
+    for chunk in _chunks(ids, 500):
+        query = select(Package.id).where(Package.id.in_(chunk)).with_for_update()
+        alive.update(session.scalars(query))
+    return set(ids) - alive
+
+
+def _anew(package: Package, was: Package) -> Package:
+    """An on-demand record of the file a deleted package had (the same bytes: checked against
+    the remote's digest when it lists one)."""
+    package.sha256, package.size = was.sha256, was.size
+    return package
 
 
 def _failure_message(errors: list[str]) -> str:
