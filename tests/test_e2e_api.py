@@ -607,6 +607,7 @@ def test_workers_list_and_show_the_task_workers(api: Api) -> None:
 
     assert worker["name"] in names(online="true", missing="false")
     assert worker["name"] not in names(online="false") + names(missing="true")
+    assert worker["name"] in names(online="", missing="")  # as DRF: an empty value, no filter
     assert names(name=worker["name"]) == [worker["name"]]
     assert names(name__contains=worker["name"][-4:], name__icontains=worker["name"][:4].upper())
     assert names(last_heartbeat__lt="2000-01-01T00:00:00Z") == []

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import Select, func, or_, select, true
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
@@ -60,6 +60,7 @@ def parse_filters(args: Mapping[str, Sequence[str]], filters: Sequence[Filter]) 
         given = list(args.get(key) or [])
         if lookup == IN:
             given = _split(given)
+        given = [value for value in given if value != ""]  # as django-filter: not filtered
         if given:
             values = given if lookup == IN else given[:1]
             found.append(Lookup(one, lookup, tuple(_typed(one, lookup, v) for v in values)))
@@ -77,8 +78,7 @@ def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
 def _condition(binding: Binding, found: Lookup) -> Any:
     name, lookup, values = found.filter.name, found.lookup, found.values
     if (own := binding.conditions.get(name)) is not None:
-        given = [value for value in values if value != ""]  # an empty one names nothing
-        return or_(*(own(value) for value in given)) if given else true()
+        return or_(*(own(value) for value in values))
     column = getattr(binding.model, name)
     value = values[0]
     if lookup == IN:
