@@ -241,7 +241,8 @@ def test_labels_through_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     """`label set/show/unset`, `create --labels` and `list --label-select` on repositories,
-    remotes and distributions, as in Pulp's "Manage Labels" guide; refusals print our 400."""
+    remotes and distributions, as in Pulp's "Manage Labels" guide; refusals print our 400.
+    Labels on content, set and selected."""
     server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     BASE[0] = server.url
     creates = {
@@ -301,6 +302,27 @@ def test_labels_through_pulp_cli(
         unset = pulp.run("python", noun, "label", "unset", *on_a, "--key", "nope", check=False)
         assert unset.returncode == 1
         assert 'Error: {"key": ["Label \'nope\' is not set on the object."]}' in unset.stderr
+
+    # Content too (core >= 3.73.2): by href, and its list's --label-select.
+    content = {}
+    for name in ("acme-one", "acme-two"):
+        wheel = build_wheel(tmp_path / "w", name, "1.0")
+        made = pulp.json_object(
+            "python", "content", "upload", "--file", str(wheel), "--relative-path", wheel.name
+        )
+        assert made["pulp_labels"] == {}
+        content[name] = made["pulp_href"]
+    on_one = ("--href", content["acme-one"])
+    pulp.run("python", "content", "label", "set", *on_one, "--key", "reviewed", "--value", "yes")
+    pulp.run("python", "content", "label", "set", *on_one, "--key", "owner", "--value", "qa")
+    assert pulp.run("python", "content", "label", "show", *on_one, "--key", "owner").stdout == (
+        "qa\n"
+    )
+    pulp.run("python", "content", "label", "unset", *on_one, "--key", "owner")
+    assert api_get(content["acme-one"])["pulp_labels"] == {"reviewed": "yes"}
+    for selector, expected in (("reviewed=yes", ["acme-one"]), ("!reviewed", ["acme-two"])):
+        found = pulp.json_list("python", "content", "list", "--label-select", selector)
+        assert [c["name"] for c in found] == expected, selector
 
     # Written down as every write is: who set which label on what.
     trail = api_get("/pulp/api/v3/audit/?action=distributions_python_pypi_set_label")

@@ -133,7 +133,9 @@ class Binding:
                 setattr(row, key, value)
 
 
-def _labels_selected(model: type[Repository | Remote | Distribution]) -> dict[str, Condition]:
+def _labels_selected(
+    model: type[Repository | Remote | Distribution | Package],
+) -> dict[str, Condition]:
     """The condition of a list's `pulp_label_select` (core.labels): the rows whose labels
     satisfy the selector; a 400 for one that does not parse."""
 
@@ -499,12 +501,15 @@ CONTENT = Binding(
         "requires_dist": lambda row, _: list((row.metadata_json or {}).get("requires_dist") or []),
     },
     conditions={
-        name: _in_version(name, column)
-        for name, column in (
-            ("repository_version", None),
-            ("repository_version_added", RepositoryContent.version_added),
-            ("repository_version_removed", RepositoryContent.version_removed),
-        )
+        **{
+            name: _in_version(name, column)
+            for name, column in (
+                ("repository_version", None),
+                ("repository_version_added", RepositoryContent.version_added),
+                ("repository_version_removed", RepositoryContent.version_removed),
+            )
+        },
+        **_labels_selected(Package),
     },
 )
 

@@ -178,6 +178,7 @@ CONTENT = Resource(
     (
         *ro("pulp_href", "pulp_created", "filename", "packagetype", "name", "version", "sha256"),
         *ro("python_version", "upload_time"),
+        LABELS,
         *ro("artifact", "requires_python", "metadata_sha256", "summary", "author", nullable=True),
         *ro("license", "yanked_reason", nullable=True),
         *ro("size", type="integer"),
@@ -197,6 +198,7 @@ CONTENT = Resource(
     ),
     filters=(
         *NAMED,
+        LABEL_SELECT,
         Filter("filename", (EXACT, CONTAINS)),
         Filter("sha256"),
         Filter("version"),

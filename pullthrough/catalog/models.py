@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -122,6 +123,9 @@ class Package(Base):
         ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
     )
     policy: Mapped[str] = mapped_column(String(16), default="immediate", server_default="immediate")
+    pulp_labels: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
 
 
 class Artifact(Base):
