@@ -154,3 +154,52 @@ def test_repair_of_everything_drops_a_damaged_cache_file_and_checks_only_when_as
 
     refused = api.request("POST", "/pulp/api/v3/repair/", json={"verify_checksums": "maybe"})
     assert refused.status_code == 400 and "verify_checksums" in refused.json()
+
+
+@pytest.mark.slow
+def test_repair_of_everything_drops_a_damaged_cached_metadata_file(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A PEP 658 metadata file the cache keeps is recorded by no package, only by the cache's
+    ledger: a whole repair checks it too. Damaged, it is removed, and the next request for it
+    fetches it again (the client gets the right bytes); a metadata file that is gone is no
+    longer counted in the cache."""
+    added = upstream.add_file(
+        "acme-meta", build_wheel(tmp_path / "w", "acme-meta", "1.0"), metadata=True
+    )
+    assert added.metadata is not None and added.metadata_sha256 is not None
+    proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    api = Api(proxy.url)
+    page = requests.get(f"{proxy.url}/pypi/main/simple/acme-meta/", timeout=30)
+    assert page.status_code == 200 and added.filename in page.text
+    url = f"{proxy.url}/pulp/content/main/{added.filename}.metadata"
+    got = requests.get(url, timeout=30)
+    assert got.status_code == 200 and got.content == added.metadata
+    kept = stored(proxy, added.metadata_sha256)
+    assert wait_until(kept.exists, 10)
+    flip_a_byte(kept)
+
+    full = api.run("POST", "/pulp/api/v3/repair/", json={})
+    assert full["state"] == "completed" and counts(full) == (0, 1, 1)
+    assert not kept.exists()
+    upstream.clear_log()
+    again = requests.get(url, timeout=30)
+    assert again.status_code == 200 and again.content == added.metadata
+    assert [r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")] == [
+        f"{added.filename}.metadata"
+    ]
+
+    def cache() -> dict[str, int]:
+        status: dict[str, Any] = requests.get(f"{proxy.url}/pulp/api/v3/status/", timeout=30).json()
+        return dict(status["cache"])
+
+    assert wait_until(kept.exists, 10)
+    before = cache()
+    kept.unlink()  # lost from the disk
+    gone = api.run("POST", "/pulp/api/v3/repair/", json={"verify_checksums": False})
+    assert gone["state"] == "completed" and counts(gone) == (0, 0, 0)  # not content: no loss
+    assert cache() == {
+        **before,
+        "files": before["files"] - 1,
+        "size": before["size"] - len(added.metadata),
+    }

@@ -99,6 +99,17 @@ def repair(ctx: TaskContext) -> None:
                     unreadable.append(f"artifact {sha}: {exc}")
                 if done % 50 == 0:
                     ctx.check_canceled()
+            # and the cache's files no package records (PEP 658 metadata files, mostly)
+            seen = repairer.looked | set(shas)
+            cached = sorted(e.sha256 for e in svc.ledger.entries() if e.sha256 not in seen)
+            for done, sha in enumerate(cached, 1):
+                try:
+                    repairer.check_cached(sha, verify=verify)
+                except OSError as exc:
+                    log.warning("repair: could not check cached file %s: %s", sha, exc)
+                    unreadable.append(f"cached file {sha}: {exc}")
+                if done % 50 == 0:
+                    ctx.check_canceled()
     finally:
         repairer.close()
     ctx.completed(*MISSING, repairer.missing)
@@ -193,6 +204,32 @@ class Repairer:
             log.warning(
                 "repair: artifact %s does not have its sha256; it cannot be repaired", sha256
             )
+
+    def check_cached(self, sha256: str, *, verify: bool) -> None:
+        """A file only the cache ledger records (a PEP 658 metadata file, or a file whose
+        metadata could not be read): a damaged one is evicted, and the next request for it
+        fetches it again; one that is gone is no longer counted in the cache's size."""
+        if not self.svc.store.has(sha256):
+            self._forget_gone(sha256)
+        elif verify and not self._intact(sha256):
+            self.corrupted += 1
+            self.ctx.report(*CORRUPTED, done=self.corrupted)
+            log.warning("repair: cached file %s does not have its sha256", sha256)
+            if self._drop_from_cache(sha256):
+                self.repaired += 1
+                self.ctx.report(*REPAIRED, done=self.repaired)
+
+    def _forget_gone(self, sha256: str) -> None:
+        """The ledger entry of a cached file that is not stored: checked again under the bytes'
+        lock (a storing records its entry while it holds it, an upload before its bytes are
+        visible)."""
+        try:
+            with stored_bytes(self.svc.locks, sha256).held(STORED_WAIT_SECONDS):
+                if not self.svc.store.has(sha256):
+                    self.svc.ledger.forget(sha256)
+                    log.info("repair: cached file %s is gone; its entry is forgotten", sha256)
+        except LockTimeout:  # being stored right now
+            pass
 
     def _artifact(self, sha256: str) -> bool:
         with self.svc.catalog.reading() as session:
