@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
+from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Upload,
+    UploadChunk,
     Worker,
     utc,
     worker_id,
@@ -417,6 +419,32 @@ def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> Non
     with empty_engine.connect() as conn:
         assert "artifacts" not in inspect(conn).get_table_names()
         assert "packages" in inspect(conn).get_table_names()
+
+
+def test_0015_adds_uploads_and_their_chunks(empty_engine: Engine) -> None:
+    """Empty tables for uploads and chunks, one chunk per offset of an upload, the chunks
+    going with their upload; going back drops them."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0014")
+    command.upgrade(config, "head")
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(Upload)).all() == []
+        upload = Upload(size=10)
+        session.add(upload)
+        session.flush()
+        session.add(UploadChunk(upload_id=upload.id, offset=0, size=5, sha256="a" * 64))
+        upload_id = upload.id
+    with pytest.raises(IntegrityError), Catalog(empty_engine).session() as session:
+        session.add(UploadChunk(upload_id=upload_id, offset=0, size=5, sha256="b" * 64))
+    with Catalog(empty_engine).session() as session:
+        session.execute(delete(Upload).where(Upload.id == upload_id))
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(UploadChunk)).all() == []  # ON DELETE CASCADE
+
+    command.downgrade(config, "0014")
+    with empty_engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        assert "uploads" not in names and "upload_chunks" not in names and "artifacts" in names
 
 
 def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:

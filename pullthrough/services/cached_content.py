@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Artifact, Package
+from pullthrough.catalog.kept import kept
+from pullthrough.catalog.models import Package
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
@@ -46,16 +47,16 @@ class CachedContent:
 
     def evict(self, sha256: str, remove: Callable[[], object]) -> bool:
         """Remove a cached file and its orphaned packages - unless a repository holds it by now,
-        or an artifact records its bytes. The check and the removal happen in one transaction
+        or an artifact or an upload's chunk records its bytes. The check and the removal happen in one transaction
         that locks the file's packages (SQLite's write lock; FOR UPDATE on PostgreSQL): a
         promotion (`modify`) cannot commit in between and leave a repository with a package
         whose file is gone. Returns whether the file was removed."""
         with self.catalog.session() as session:
             locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
             session.execute(locked).all()
-            if is_in_any_repository(session, sha256) or session.scalar(
-                select(Artifact.id).where(Artifact.sha256 == sha256)
-            ):  # an artifact's bytes stay while it does (a download may have recorded them)
+            if is_in_any_repository(session, sha256) or kept(session, sha256):
+                # an artifact's or a chunk's bytes stay while it does (a download may have
+                # recorded them)
                 return False
             remove()
             session.execute(delete(Package).where(Package.sha256 == sha256))
