@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, func, inspect, select, update
+from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Upload,
+    UploadChunk,
     Worker,
     utc,
     worker_id,
@@ -417,6 +419,61 @@ def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> Non
     with empty_engine.connect() as conn:
         assert "artifacts" not in inspect(conn).get_table_names()
         assert "packages" in inspect(conn).get_table_names()
+
+
+def test_0015_gives_the_packages_there_no_labels(empty_engine: Engine) -> None:
+    """A catalog's packages get labels, none at first; going back drops them."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0014")
+    with empty_engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn, only=["packages"])
+        conn.execute(
+            tables.tables["packages"].insert().values(
+                id="p1", filename=whl("old"), name="old", version="1.0", packagetype="bdist_wheel",
+                python_version="py3", sha256="a" * 64, size=10, metadata_json={}, yanked=False,
+                upload_time=datetime.now(UTC), origin="upload", pulp_created=datetime.now(UTC),
+                policy="immediate",
+            )
+        )  # fmt: skip
+
+    command.upgrade(config, "0015")
+    with Catalog(empty_engine).session() as session:
+        old = session.get(Package, "p1")
+        assert old is not None and old.pulp_labels == {}
+        old.pulp_labels = {"reviewed": "yes"}
+    with Catalog(empty_engine).session() as session:
+        assert session.get(Package, "p1").pulp_labels == {"reviewed": "yes"}  # type: ignore[union-attr]
+
+    command.downgrade(config, "0014")
+    with empty_engine.connect() as conn:
+        assert "pulp_labels" not in {c["name"] for c in inspect(conn).get_columns("packages")}
+
+
+def test_0016_adds_uploads_and_their_chunks(empty_engine: Engine) -> None:
+    """Empty tables for uploads and chunks, one chunk per offset of an upload, the chunks
+    going with their upload; going back drops them."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0015")
+    command.upgrade(config, "head")
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(Upload)).all() == []
+        upload = Upload(size=10)
+        session.add(upload)
+        session.flush()
+        session.add(UploadChunk(upload_id=upload.id, offset=0, size=5, sha256="a" * 64))
+        upload_id = upload.id
+    with pytest.raises(IntegrityError), Catalog(empty_engine).session() as session:
+        session.add(UploadChunk(upload_id=upload_id, offset=0, size=5, sha256="b" * 64))
+    with Catalog(empty_engine).session() as session:
+        session.execute(delete(Upload).where(Upload.id == upload_id))
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(UploadChunk)).all() == []  # ON DELETE CASCADE
+
+    command.downgrade(config, "0015")
+    with empty_engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        assert "uploads" not in names and "upload_chunks" not in names and "artifacts" in names
 
 
 def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:

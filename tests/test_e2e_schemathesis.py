@@ -123,6 +123,8 @@ class Objects:
             )
         if parameter == "artifact_href":
             return self.api.artifact(f"{name}\n".encode())
+        if parameter == "upload_href":
+            return str(self.api.create("uploads/", size=10)["pulp_href"])
         if parameter == "python_python_yank_href":
             repository = self.hrefs["python_python_repository_href"]
             body = {"name": name, "repository": repository, "version": "1"}
@@ -175,6 +177,7 @@ def objects(
             "task_href": upload["pulp_href"],
             "worker_href": api.one("workers/")["pulp_href"],
             "artifact_href": api.artifact(b"an artifact no content uses"),
+            "upload_href": api.create("uploads/", size=10)["pulp_href"],
         },
     )
 

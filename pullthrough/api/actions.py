@@ -34,19 +34,22 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Upload,
     now,
 )
 from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.core.chunks import ChunkRefused
 from pullthrough.core.fields import Field
 from pullthrough.core.labels import InvalidLabel, check_label
 from pullthrough.core.tasks import FINAL_TASK_STATES
+from pullthrough.services.chunked_uploads import UploadGone
 from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.store import from_start
 
 
-def _queued(call: Call, name: str, args: dict[str, object]) -> Response:
+def queued(call: Call, name: str, args: dict[str, object]) -> Response:
     task_id = enqueue(call.session, name, args, cid=call.cid)
     call.after.append(call.services.wake_workers)
     return json_response({"task": kinds.TASK.href(task_id)}, 202)
@@ -134,7 +137,7 @@ def sync(call: Call) -> Response:
         raise invalid("remote", "A remote must be given, or set on the repository.")
     policy = call.values.get("sync_policy", "additive")
     mirror = bool(call.values.get("mirror")) or policy != "additive"
-    return _queued(call, SYNC, {"repository_id": repo.id, "remote_id": remote_id, "mirror": mirror})
+    return queued(call, SYNC, {"repository_id": repo.id, "remote_id": remote_id, "mirror": mirror})
 
 
 # ---- tasks: cancel --------------------------------------------------------------------------
@@ -174,7 +177,7 @@ ORPHANS = (
 def orphans_cleanup(call: Call) -> Response:
     ids = [p.id for p in call.values.get("content_hrefs") or []] or None
     minutes = call.values.get("orphan_protection_time")
-    return _queued(call, ORPHAN_CLEANUP, {"orphan_protection_time": minutes, "content_ids": ids})
+    return queued(call, ORPHAN_CLEANUP, {"orphan_protection_time": minutes, "content_ids": ids})
 
 
 # ---- repair ---------------------------------------------------------------------------------
@@ -193,23 +196,32 @@ def repair_version(call: Call) -> Response:
     version: RepositoryVersion = call.row
     verify = call.values.get("verify_checksums", True)
     args = {"repository_id": version.repository_id, "number": version.number}
-    return _queued(call, REPAIR, {**args, "verify_checksums": verify})
+    return queued(call, REPAIR, {**args, "verify_checksums": verify})
 
 
 def repair_all(call: Call) -> Response:
     verify = call.values.get("verify_checksums", True)
-    return _queued(call, REPAIR, {"repository_id": None, "verify_checksums": verify})
+    return queued(call, REPAIR, {"repository_id": None, "verify_checksums": verify})
 
 
 # ---- content upload -------------------------------------------------------------------------
 
 UPLOAD = (
-    Field("file", "string", help="The distribution file (binary); or give an artifact."),
+    Field(
+        "file", "string", help="The distribution file (binary); or give an artifact or an upload."
+    ),
     Field(
         "artifact",
         "string",
         href="artifact",
         help="An artifact href: the content is made from its bytes (relative_path required).",
+    ),
+    Field(
+        "upload",
+        "string",
+        href="upload",
+        help="An uncommitted upload href: the content is made from its chunks, and the upload"
+        " goes (relative_path required).",
     ),
     Field("relative_path", "string", help="The file's name (default: the uploaded file's)."),
     Field("repository", "string", nullable=True, href="repository", help="Add it to this one."),
@@ -218,26 +230,38 @@ UPLOAD = (
 
 
 UPLOAD_TASK = "pullthrough.tasks.content.upload"
+SOURCES = ("file", "upload", "artifact")  # what content is made from
 
 
 def _one_source(session: Session, values: dict[str, Any], row: Any) -> None:
-    """A file, or an artifact (whose name the relative path gives), as Pulp's python plugin."""
-    if ("file" in values) == ("artifact" in values):
+    """A file, an artifact or an upload (whose name the relative path gives), as Pulp's python
+    plugin."""
+    if sum(source in values for source in SOURCES) != 1:
+        sources = ", ".join(SOURCES)
         raise ValidationError(
-            {"non_field_errors": ["Exactly one of 'file' or 'artifact' must be specified."]}
+            {"non_field_errors": [f"Exactly one of {sources} must be specified."]}
         )
-    if "artifact" in values and not values.get("relative_path"):
+    if "file" not in values and not values.get("relative_path"):
         raise invalid("relative_path", "This field is required.")
 
 
 def upload(call: Call) -> Response:
     """Outside the request's transaction: the file is stored first (streamed, hash-checked),
     then catalogued in a transaction of its own. From an artifact, its stored bytes are
-    uploaded as the file would be: the same checks, the same package and new version."""
+    uploaded as the file would be: the same checks, the same package and new version; so are
+    an upload's chunks, once they are complete, and the upload goes."""
     svc = call.services
     artifact: Artifact | None = call.values.get("artifact")
+    chunked: Upload | None = call.values.get("upload")
     with ExitStack() as held:
-        if artifact is not None:
+        if chunked is not None:
+            try:
+                stream = held.enter_context(svc.chunked_uploads.assembled(chunked.id))
+            except (ChunkRefused, UploadGone) as exc:
+                message = str(exc) if isinstance(exc, ChunkRefused) else "Removed meanwhile."
+                raise invalid("upload", message) from None
+            filename, field, digests = None, "upload", {}
+        elif artifact is not None:
             # Read from now (on S3 a GET under way): an artifact deleted meanwhile is read whole
             opened = svc.store.open(artifact.sha256, read_from=from_start)
             if opened is None:
@@ -261,8 +285,10 @@ def upload(call: Call) -> Response:
                 actor=call.actor,
                 address=address(),
             )
-        except UploadRefused as exc:
+        except (UploadRefused, ChunkRefused) as exc:
             raise invalid(field, str(exc)) from None
+    if chunked is not None:
+        svc.chunked_uploads.discard(chunked.id)  # used, as Pulp: it cannot make more
 
     def work(session: Session, outcome: TaskOutcome) -> None:
         if repo is not None and number is not None:

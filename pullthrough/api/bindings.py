@@ -37,6 +37,7 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
     Task,
+    Upload,
     Worker,
     Yank,
     worker_id,
@@ -690,6 +691,15 @@ ARTIFACTS = Binding(
     },
     conditions={digest: lambda value: false() for digest in digests.FORBIDDEN},  # none has one
 )
+UPLOADS = Binding(
+    resources.UPLOADS,
+    Upload,
+    computed={
+        "pulp_last_updated": lambda row, _: stamp(row.pulp_created),  # a chunk is no change to it
+        "completed": lambda row, _: None,
+        "chunks": lambda row, _: [{"offset": c.offset, "size": c.size} for c in row.chunks],
+    },
+)
 BINDINGS = (
     REPOSITORIES,
     VERSIONS,
@@ -704,4 +714,5 @@ BINDINGS = (
     TOKENS,
     AUDIT_EVENTS,
     ARTIFACTS,
+    UPLOADS,
 )

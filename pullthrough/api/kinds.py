@@ -90,6 +90,7 @@ YANK = Kind("yank", "projects/python/yanks/", "Yank")
 TOKEN = Kind("token", "tokens/", "Token", plugin=False)
 AUDIT_EVENT = Kind("audit_event", "audit/", "AuditEvent", plugin=False)
 ARTIFACT = Kind("artifact", "artifacts/", "Artifact", plugin=False)
+UPLOAD = Kind("upload", "uploads/", "Upload", plugin=False)
 VERSION = Kind(
     "repository_version",
     f"{REPOSITORY.path}versions/",
@@ -112,6 +113,7 @@ KINDS = {
         TOKEN,
         AUDIT_EVENT,
         ARTIFACT,
+        UPLOAD,
     )
 }
 _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/versions/(\\d+)/")

@@ -103,7 +103,9 @@ def _parameter(param: Param) -> dict[str, Any]:
         schema["maximum"] = param.maximum
     if param.array:
         schema = {"type": "array", "items": schema}
-    out: dict[str, Any] = {"name": param.name, "in": "query", "schema": schema}
+    out: dict[str, Any] = {"name": param.name, "in": param.location, "schema": schema}
+    if param.required:
+        out["required"] = True
     if param.array:
         out["style"], out["explode"] = "form", param.explode
     if param.description:

@@ -29,6 +29,7 @@ from pullthrough.api.kinds import (
     REMOTE,
     REPOSITORY,
     TASK,
+    UPLOAD,
     VERSION,
     BadHref,
     Kind,
@@ -44,6 +45,7 @@ from pullthrough.catalog.models import (
     Remote,
     Repository,
     RepositoryVersion,
+    Upload,
 )
 from pullthrough.core.access import Principal
 from pullthrough.core.fields import Field
@@ -171,6 +173,7 @@ RESOLVERS: dict[str, Callable[[Session, object], Any]] = {
     PUBLICATION.label: _getter(Publication, PUBLICATION),
     CONTENT.label: _getter(Package, CONTENT),
     ARTIFACT.label: _getter(Artifact, ARTIFACT),
+    UPLOAD.label: _getter(Upload, UPLOAD),
     VERSION.label: _version,
 }
 

@@ -24,6 +24,8 @@ class Param:
     minimum: int | None = None
     maximum: int | None = None
     format: str | None = None
+    location: str = "query"  # or "header" (a chunk's Content-Range)
+    required: bool = False
 
 
 @dataclass(frozen=True)

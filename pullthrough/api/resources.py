@@ -34,6 +34,7 @@ from pullthrough.api.params import (
 from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, parse_moment
 from pullthrough.core import digests
 from pullthrough.core.access import SCOPE_HELP, parse_scopes
+from pullthrough.core.chunks import SIZE_MAX
 from pullthrough.core.fields import Field
 from pullthrough.core.filenames import PACKAGE_TYPES, parse_filename, parse_version
 from pullthrough.core.labels import check_labels
@@ -389,6 +390,38 @@ ARTIFACTS = Resource(
         *ro(*digests.COMPUTED),
     ),
     filters=tuple(Filter(digest) for digest in digests.NAMED),
+    ordering=("pulp_created", "size"),
+    default_order="-pulp_created",
+)
+UPLOADS = Resource(
+    kinds.UPLOAD,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated"),
+        Field(
+            "size",
+            "integer",
+            required=True,
+            minimum=0,
+            maximum=SIZE_MAX,
+            help="The size of the upload in bytes.",
+        ),
+        Field(
+            "completed",
+            "string",
+            read_only=True,
+            nullable=True,
+            help="Timestamp when upload is committed (never: a committed upload is gone).",
+        ),
+        Field(
+            "chunks",
+            "array",
+            items="object",
+            read_only=True,
+            help="The chunks received: their offset and size.",
+        ),
+    ),
+    verbs=(LIST, CREATE, READ),
+    filters=(Filter("size", (EXACT, GT, LT), type="integer"),),
     ordering=("pulp_created", "size"),
     default_order="-pulp_created",
 )

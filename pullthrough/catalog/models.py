@@ -143,6 +143,33 @@ class Artifact(Base):
     pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class Upload(Base):
+    """Pulp core's chunked upload: a file of `size` bytes sent in chunks, until it is committed
+    (an artifact) or made content; then it goes, with its chunks."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    size: Mapped[int] = mapped_column(BigInteger)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    chunks: Mapped[list[UploadChunk]] = relationship(order_by="UploadChunk.offset", viewonly=True)
+
+
+class UploadChunk(Base):
+    """A chunk of an upload: its bytes are in the store by their sha256 (recorded by this row,
+    orphans.recorded), at `offset` in the file. One per offset: a chunk sent again replaces it."""
+
+    __tablename__ = "upload_chunks"
+    __table_args__ = (UniqueConstraint("upload_id", "offset", name="uq_upload_chunks_offset"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class RepositoryContent(Base):
     """Membership: a package is in versions [version_added, version_removed)."""
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Artifact, Package
+from pullthrough.catalog.kept import kept
+from pullthrough.catalog.models import Package
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
@@ -46,12 +47,12 @@ class CachedContent:
 
     def evict(self, sha256: str, remove: Callable[[], object]) -> bool:
         """Remove a cached file and its orphaned packages - unless a repository holds it by now,
-        or an artifact records its bytes. The check and the removal happen in one transaction
-        that locks the file's packages (SQLite's write lock; FOR UPDATE on PostgreSQL): a
-        promotion (`modify`) cannot commit in between and leave a repository with a package
-        whose file is gone. Returns whether the file was removed.
+        or an artifact or an upload's chunk records its bytes. The check and the removal happen
+        in one transaction that locks the file's packages (SQLite's write lock; FOR UPDATE on
+        PostgreSQL): a promotion (`modify`) cannot commit in between and leave a repository
+        with a package whose file is gone. Returns whether the file was removed.
 
-        Bytes an artifact or a package other than a pull-through copy records stay (an upload's
+        Bytes a package other than a pull-through copy records stay (an upload's
         entry outlives its commit if its process is killed in between): they are orphan
         cleanup's to remove, once in no repository."""
         with self.catalog.session() as session:
@@ -60,7 +61,7 @@ class CachedContent:
             uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
             if (
                 is_in_any_repository(session, sha256)
-                or session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256))
+                or kept(session, sha256)  # an artifact's or a chunk's bytes stay while it does
                 or session.scalar(
                     select(Package.id).where(uses, Package.origin != "cache").limit(1)
                 )

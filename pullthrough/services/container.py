@@ -35,6 +35,7 @@ from pullthrough.services.artifacts import Artifacts
 from pullthrough.services.audit import CONFIG_ACTOR
 from pullthrough.services.auth import Authenticator, FailureLimit, admin_password
 from pullthrough.services.cached_content import CachedContent
+from pullthrough.services.chunked_uploads import COMMIT, ChunkedUploads, commit_task
 from pullthrough.services.coordination import (
     AdvisoryLocks,
     SharedGeneration,
@@ -66,6 +67,7 @@ BACKGROUND_TASKS: Mapping[str, Handler] = {
     SYNC: sync.sync,
     ORPHAN_CLEANUP: orphans.orphan_cleanup,
     REPAIR: repair.repair,
+    COMMIT: commit_task,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 
@@ -84,6 +86,7 @@ class Services:
     pullthrough: PullThrough
     uploads: Uploads
     artifacts: Artifacts
+    chunked_uploads: ChunkedUploads
     auth: Authenticator
     counters: Counters
     metrics: Metrics
@@ -339,6 +342,7 @@ def build_services(settings: Settings) -> Services:
         observer=metrics,
     )
     counters = Counters(data / "counters")
+    artifacts = Artifacts(catalog, store, ledger, locks)
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
     metrics.read_at_scrape(RefusalCollector(counters, registry.shown))
     metrics.shown_remotes = lambda: [client.remote.name for client in registry.shown_clients()]
@@ -357,7 +361,8 @@ def build_services(settings: Settings) -> Services:
         ),
         pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog), metrics=metrics),
         uploads=Uploads(catalog, store, ledger, locks),
-        artifacts=Artifacts(catalog, store, ledger, locks),
+        artifacts=artifacts,
+        chunked_uploads=ChunkedUploads(catalog, store, ledger, locks, artifacts),
         auth=Authenticator(
             catalog,
             settings.auth.admin_username,

@@ -1,7 +1,7 @@
 """Orphan cleanup: packages in no repository version, older than a protection time, then the
-artifacts no package uses, and their files. Content a distribution can reach is in some
-repository version, so it is never touched; pull-through cache files are left to the cache's
-own LRU limit."""
+artifacts no package uses, and their files; then the (chunked) uploads older than that time,
+and their chunks. Content a distribution can reach is in some repository version, so it is
+never touched; pull-through cache files are left to the cache's own LRU limit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, or_, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Artifact, Package, RepositoryContent, now
+from pullthrough.catalog.kept import kept
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, now
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
@@ -62,13 +63,20 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             log.warning("orphan cleanup left %s: its bytes are being written", sha)
     ctx.completed("clean-up.content", "Clean up orphan Content", len(orphans))
     ctx.completed("clean-up.artifacts", "Clean up orphan Artifacts", removed)
+    if not ctx.args.get("content_ids"):  # and uploads left unfinished past the protection time
+        with svc.catalog.reading() as session:
+            stale = session.scalars(select(Upload.id).where(Upload.pulp_created <= cutoff)).all()
+        for upload_id in stale:
+            svc.chunked_uploads.discard(upload_id)
+        ctx.completed("clean-up.uploads", "Clean up uploads", len(stale))
     if artifacts:
         log.info("orphan cleanup removed %d artifacts", len(artifacts))
 
 
 def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
-    """Whether a package (its file or its metadata), an artifact or the cache ledger records
-    these bytes - another package of the same bytes, or an upload, an artifact or a download
+    """Whether a package (its file or its metadata), an artifact, an upload's chunk or the
+    cache ledger records these bytes - another package of the same bytes, or an upload, an
+    artifact, a chunk or a download
     of them since the orphans were deleted: checked under the bytes' lock, which those hold
     until they record them."""
     if ledger.tracks(sha256):  # a pull-through cache file
@@ -77,7 +85,7 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
         if session.scalar(select(Package.id).where(uses).limit(1)) is not None:
             return True
-        return session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256)) is not None
+        return kept(session, sha256)
 
 
 def _written_since(svc: Services, sha256: str, cutoff: float) -> bool:

@@ -58,8 +58,10 @@ def build_wheel(
     platform_tag: str = "any",
     python_tag: str = "py3",
     abi_tag: str = "none",
+    payload: bytes = b"",
 ) -> Path:
     """Write ``<dist>-<version>-<python>-<abi>-<platform>.whl`` into ``out_dir``; return its path.
+    A ``payload`` is a data file of the package (random bytes make a wheel of their size).
 
     Compressed tag sets (``python_tag="py2.py3"``) produce one ``Tag:`` line per combination.
     ``requires_dist`` entries are written verbatim as ``Requires-Dist:`` lines.
@@ -72,6 +74,8 @@ def build_wheel(
         name, version, requires_python=requires_python, requires_dist=requires_dist
     ).encode("utf-8")
     files = {f"{import_name_for(name)}/__init__.py": _init_py(version)}
+    if payload:
+        files[f"{import_name_for(name)}/payload.bin"] = payload
     path = out_dir / filename
     write_wheel(
         path,
