@@ -25,7 +25,9 @@ from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
     Artifact,
     Base,
+    Distribution,
     Package,
+    Publication,
     Remote,
     Repository,
     RepositoryContent,
@@ -38,8 +40,11 @@ from pullthrough.catalog.models import (
     worker_id,
 )
 from pullthrough.catalog.versions import (
+    DistributedVersion,
+    OnlyVersion,
     content_counts,
     create_repository,
+    delete_version,
     is_in_any_repository,
     new_version,
     version_packages,
@@ -643,6 +648,159 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
         for pid in (a, b, c):
             new_version(session, unlimited, add=[pid])
     assert version_numbers(catalog, unlimited) == [0, 1, 2, 3]
+
+
+def summaries(catalog: Catalog, repo_id: str) -> dict[int, tuple[int, int, int]]:
+    """Every version's (added, removed, present)."""
+    with catalog.session() as session:
+        return {
+            n: tuple(content_counts(session, repo_id, n).values())  # type: ignore[misc]
+            for n in version_numbers_in(session, repo_id)
+        }
+
+
+def destroy(catalog: Catalog, repo_id: str, number: int) -> bool:
+    with catalog.session() as session:
+        return delete_version(session, repo_id, number)
+
+
+def test_deleting_a_version_squashes_its_changes_into_the_next(catalog: Catalog) -> None:
+    a, b, c, d, e = add_packages(catalog, "a", "b", "c", "d", "e")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a, b, e])  # 1: a b e
+        new_version(session, repo_id, add=[c, d], remove=[a, e])  # 2: b c d
+        new_version(session, repo_id, add=[a], remove=[d])  # 3: a b c (a again, d only in 2)
+        new_version(session, repo_id, add=[e], remove=[b])  # 4: a c e
+    before = {n: files_in(catalog, repo_id, n) for n in (1, 3, 4)}
+    assert destroy(catalog, repo_id, 2)
+    assert version_numbers(catalog, repo_id) == [0, 1, 3, 4]
+    # every version left holds what it held
+    assert {n: files_in(catalog, repo_id, n) for n in (1, 3, 4)} == before
+    # 3 is counted from 1 now: c added (d, only in 2, is in no version), e removed; a stayed
+    assert summaries(catalog, repo_id) == {
+        0: (0, 0, 0),
+        1: (3, 0, 3),
+        3: (1, 1, 3),
+        4: (1, 1, 3),
+    }
+    with catalog.session() as session:  # one range per stay: a from 1 on, d in none
+        rows = session.execute(
+            select(
+                RepositoryContent.package_id,
+                RepositoryContent.version_added,
+                RepositoryContent.version_removed,
+            ).where(RepositoryContent.repository_id == repo_id)
+        )
+        assert sorted((row[0], row[1], row[2]) for row in rows) == sorted(
+            [(a, 1, None), (b, 1, 4), (c, 3, None), (e, 1, 3), (e, 4, None)]
+        )
+        assert session.get(Package, d) is not None  # an orphan now, for orphan cleanup
+        assert not delete_version(session, repo_id, 2)  # gone: nothing to do
+
+
+def test_deleting_the_latest_version_makes_the_one_before_latest(catalog: Catalog) -> None:
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a, b])  # 1
+        new_version(session, repo_id, add=[c], remove=[a])  # 2
+        publication = Publication(repository_version_id=select_version(session, repo_id, 2))
+        session.add(publication)
+        session.flush()
+        published = publication.id
+    assert destroy(catalog, repo_id, 2)
+    assert latest_number(catalog, repo_id) == 1
+    assert files_in(catalog, repo_id, 1) == {whl("a"), whl("b")}
+    with catalog.session() as session:
+        assert session.get(Publication, published) is None  # deleted with its version
+        repo = session.get(Repository, repo_id)
+        assert repo is not None and repo.last_number == 2
+        # the next version gets a number never given, and nothing of 2 comes back
+        v = new_version(session, repo_id, add=[a, b, a])
+        assert v is None
+        v = new_version(session, repo_id, remove=[b])
+        assert v is not None and (v.number, v.base_number) == (3, 1)
+        assert repo.latest_number == 3
+    assert files_in(catalog, repo_id, 3) == {whl("a")}
+    assert summaries(catalog, repo_id) == {0: (0, 0, 0), 1: (2, 0, 2), 3: (0, 1, 1)}
+    assert destroy(catalog, repo_id, 3) and destroy(catalog, repo_id, 0)
+    assert version_numbers(catalog, repo_id) == [1]
+    assert summaries(catalog, repo_id) == {1: (2, 0, 2)}
+
+
+def select_version(session: Session, repo_id: str, number: int) -> str:
+    query = select(RepositoryVersion.id).where(
+        RepositoryVersion.repository_id == repo_id, RepositoryVersion.number == number
+    )
+    return session.scalars(query).one()
+
+
+def test_a_versions_base_deleted_is_no_base(catalog: Catalog) -> None:
+    a, b = add_packages(catalog, "a", "b")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1
+        new_version(session, repo_id, add=[b])  # 2
+        new_version(session, repo_id, remove=[b], base=1)  # 3, based on 1
+    assert destroy(catalog, repo_id, 1)
+    with catalog.session() as session:
+        bases = select(RepositoryVersion.number, RepositoryVersion.base_number).where(
+            RepositoryVersion.repository_id == repo_id
+        )
+        assert sorted(tuple(row) for row in session.execute(bases)) == [
+            (0, None),
+            (2, None),
+            (3, None),
+        ]
+    assert summaries(catalog, repo_id)[2] == (2, 0, 2)  # a and b, counted from 0
+
+
+def test_the_only_version_and_distributed_ones_are_kept(catalog: Catalog) -> None:
+    (a,) = add_packages(catalog, "a")
+    repo_id = make_repository(catalog)
+    with pytest.raises(OnlyVersion, match=r"^\[PLP0011\] Cannot delete repository version"):
+        destroy(catalog, repo_id, 0)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1
+        new_version(session, repo_id, remove=[a])  # 2
+        served = Distribution(name="d", base_path="d", repository_id=repo_id)
+        session.add(served)
+    with pytest.raises(DistributedVersion, match="used to distribute content"):
+        destroy(catalog, repo_id, 2)  # the repository's latest, served
+    with catalog.session() as session:
+        dist = session.scalars(select(Distribution)).one()
+        dist.repository_id = None
+        dist.repository_version_id = select_version(session, repo_id, 1)
+    with pytest.raises(DistributedVersion):
+        destroy(catalog, repo_id, 1)  # served itself
+    with catalog.session() as session:
+        publication = Publication(repository_version_id=select_version(session, repo_id, 0))
+        session.add(publication)
+        session.flush()
+        dist = session.scalars(select(Distribution)).one()
+        dist.repository_version_id, dist.publication_id = None, publication.id
+    with pytest.raises(DistributedVersion):
+        destroy(catalog, repo_id, 0)  # its publication served
+    assert version_numbers(catalog, repo_id) == [0, 1, 2]
+    assert destroy(catalog, repo_id, 2)  # the latest, no distribution serving the repository
+    assert latest_number(catalog, repo_id) == 1
+
+
+def test_retain_counts_the_versions_left_after_deletions(catalog: Catalog) -> None:
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1
+        new_version(session, repo_id, add=[b])  # 2
+    assert destroy(catalog, repo_id, 1)
+    with catalog.session() as session:
+        repo = session.get(Repository, repo_id)
+        assert repo is not None
+        repo.retain_repo_versions = 3
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[c])  # 3: 0, 2 and 3 kept
+    assert version_numbers(catalog, repo_id) == [0, 2, 3]
 
 
 def version_numbers_in(session: Session, repo_id: str) -> list[int]:

@@ -85,8 +85,8 @@ class Api:
         body: dict[str, Any] = resp.json()
         return body
 
-    def task(self, resp: requests.Response) -> dict[str, Any]:
-        """A 202 `{"task": href}`, and the task it names (which must have completed)."""
+    def settled(self, resp: requests.Response) -> dict[str, Any]:
+        """A 202 `{"task": href}`, and the task it names once it has ended (or TIMEOUT)."""
         body = self.ok(resp, 202)
         assert list(body) == ["task"]
         assert re.fullmatch(f"{TASKS}{UUID}/", body["task"]), body
@@ -97,6 +97,11 @@ class Api:
                 break
             time.sleep(0.05)
         assert task["pulp_href"] == body["task"]
+        return task
+
+    def task(self, resp: requests.Response) -> dict[str, Any]:
+        """A 202 `{"task": href}`, and the task it names (which must have completed)."""
+        task = self.settled(resp)
         assert task["state"] == "completed", task
         assert task["error"] is None and task["finished_at"] and task["started_at"]
         return task
@@ -155,6 +160,7 @@ def test_every_operation_requires_the_admin(api: Api, anonymous: requests.Sessio
         ("GET", repo["pulp_href"], None),
         ("GET", repo["versions_href"], None),
         ("GET", repo["latest_version_href"], None),
+        ("DELETE", repo["latest_version_href"], None),
         ("GET", REMOTES, None),
         ("GET", remote_href, None),
         ("GET", DISTS, None),
@@ -710,6 +716,56 @@ def test_hrefs_and_repository_versions(api: Api, tmp_path: Path) -> None:
     every_href += [r["pulp_href"] for r in api.ok(api.get(REMOTES))["results"]]
     for href in every_href:
         assert re.fullmatch(r"/pulp/api/v3/([a-z0-9_-]+/)+", href), href
+
+
+DISTRIBUTED = (
+    "The repository version cannot be deleted because it (or its publications) are currently"
+    " being used to distribute content. Please update the necessary distributions first."
+)
+
+
+def test_a_version_is_deleted_as_pulp_deletes_it(api: Api, tmp_path: Path) -> None:
+    own = api.create_repository("squashed")["pulp_href"]
+    for version in ("1.0", "2.0", "3.0"):  # versions 1, 2 and 3, each adding one
+        api.upload_content(build_wheel(tmp_path / version, "squash-lib", version), own)
+    assert api.delete(own + "versions/9/").json() == {"detail": "Not found."}
+    assert api.delete(own + "versions/9/").status_code == 404
+
+    api.task(api.delete(own + "versions/2/"))
+    assert api.get(own + "versions/2/").status_code == 404
+    assert api.delete(own + "versions/2/").status_code == 404
+    listed = api.ok(api.get(own + "versions/"))["results"]
+    assert [v["number"] for v in listed] == [3, 1, 0]
+    v3 = api.ok(api.get(own + "versions/3/"))
+    assert v3["base_version"] is None  # its base was 2
+    summary = v3["content_summary"]
+    assert summary["added"]["python.python"]["count"] == 2  # 2.0 and 3.0, counted from 1
+    assert summary["present"]["python.python"]["count"] == 3 and summary["removed"] == {}
+    added = api.ok(api.get(summary["added"]["python.python"]["href"]))["results"]
+    assert sorted(c["version"] for c in added) == ["2.0", "3.0"]
+    assert api.ok(api.get(own))["latest_version_href"] == own + "versions/3/"
+
+    api.create_distribution("squashed", repository=own)  # serves 3, the latest: kept
+    refused = api.delete(own + "versions/3/")
+    assert (refused.status_code, refused.json()) == (400, [DISTRIBUTED])
+    assert api.ok(api.get(own + "versions/3/"))["number"] == 3
+
+    lone = api.create_repository("lone")  # the task refuses its only version, as Pulp's
+    failed = api.settled(api.delete(lone["latest_version_href"]))
+    assert failed["state"] == "failed", failed
+    assert failed["error"]["description"] == (
+        "[PLP0011] Cannot delete repository version. Repositories must have at least one"
+        " repository version."
+    )
+    assert failed["error"]["error_code"] == "PLP0011"
+    assert api.ok(api.get(lone["latest_version_href"]))["number"] == 0
+
+    reader = api.ok(api.post(V3 + "tokens/", {"name": "reader", "scopes": ["read:squashed"]}), 201)
+    resp = requests.delete(
+        api.url(own + "versions/1/"), auth=("__token__", reader["token"]), timeout=TIMEOUT
+    )
+    assert resp.status_code == 403, resp.text
+    assert api.ok(api.get(own + "versions/1/"))["number"] == 1
 
 
 def test_timestamps_are_utc_as_created_and_as_read_back(api: Api) -> None:

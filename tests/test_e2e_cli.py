@@ -413,6 +413,32 @@ def test_tokens_from_the_cli_work_for_twine_and_a_private_index(cli: Cli, tmp_pa
     ]
 
 
+def test_a_version_is_destroyed_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("repository", "create", "--name", "foo")
+    for version in ("1.0", "2.0"):  # versions 1 and 2
+        wheel = build_wheel(tmp_path / "dist", "acme-tools", version)
+        cli.ok("content", "upload", "--file", str(wheel), "--repository", "foo")
+    assert (
+        cli.ok("repository", "version", "destroy", "--repository", "foo", "--version", "1") is None
+    )
+    versions = cli.ok("repository", "version", "list", "--repository", "foo")
+    assert [v["number"] for v in versions] == [2, 0]
+    v2 = cli.ok("repository", "version", "show", "--repository", "foo", "--version", "2")
+    assert v2["content_summary"]["added"]["python.python"]["count"] == 2  # from 0 now
+    gone = cli.fails("repository", "version", "show", "--repository", "foo", "--version", "1")
+    assert gone == 'Error: {"detail": "Not found."}'
+
+    cli.ok("distribution", "create", "--name", "foo", "--base-path", "foo", "--repository", "foo")
+    served = cli.fails("repository", "version", "destroy", "--repository", "foo")  # the latest
+    assert "are currently being used to distribute content" in served
+    cli.ok("distribution", "destroy", "--name", "foo")
+    cli.ok("repository", "version", "destroy", "--repository", "foo")  # 2, the latest
+    only = cli.fails("repository", "version", "destroy", "--repository", "foo", "--version", "0")
+    assert "[PLP0011] Cannot delete repository version." in only
+    repo = cli.ok("repository", "show", "--name", "foo")
+    assert repo["latest_version_href"] == repo["versions_href"] + "0/"
+
+
 def test_help_lists_the_verbs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pullthrough.cli", "--help"],
@@ -436,6 +462,7 @@ def test_help_lists_the_verbs() -> None:
 
     commands = walk(build_parser(), ())
     assert ("repository", "version", "show") in commands
+    assert ("repository", "version", "destroy") in commands
     assert ("repository", "content", "modify") in commands
     assert len(commands) > 30
 

@@ -1,17 +1,20 @@
 """pulp-cli's filters of repository versions and publications by the content they hold, by
-number and by time, against the server under gunicorn."""
+number and by time, and its destroy of a version, against the server under gunicorn."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_e2e_pulp_cli import pulp_cli_server
+import requests
+from test_e2e_pulp_cli import Pulp, pulp_cli_server
 
-from support.api import Api
+from support.api import AUTH, Api, with_auth
 from support.packages import build_wheel
-from support.servers import Server
+from support.postgres import private_database
+from support.servers import Server, config_text
+from support.tools import run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -62,3 +65,118 @@ def test_versions_and_publications_are_found_by_the_content_they_hold(
     versions = api.get(api.one("repositories/python/python/", name="foo")["versions_href"],
                        number__gte=2)  # fmt: skip
     assert [v["number"] for v in versions["results"]] == [3, 2]
+
+
+PROTECTED = "The repository version cannot be deleted because it (or its publications) are"
+ONLY = (
+    "[PLP0011] Cannot delete repository version. Repositories must have at least one"
+    " repository version."
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """No database_url (SQLite in the data folder), or a private PostgreSQL database's."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with private_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+def test_a_version_is_destroyed_as_pulp_destroys_it(
+    upstream: Upstream,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+    database: str | None,
+) -> None:
+    text = config_text(upstream.index_url, tmp_path / "data")
+    if database is not None:
+        text = text.replace("[server]\n", f'[server]\ndatabase_url = "{database}"\n', 1)
+    server = gunicorn_server(with_auth(text))
+    pulp, api = Pulp(server.url, tmp_path), Api(server.url)
+    index = f"{server.url}/pypi/foo/simple/"
+
+    def sees(*versions: str) -> list[str]:
+        """The releases of acme-tools pip downloads through the distribution `foo`, of these."""
+        found = []
+        for version in versions:
+            got = run_pip(["download", "--no-deps", "-d", str(tmp_path / "dl"), "--index-url",
+                           index, f"acme-tools=={version}"], check=False)  # fmt: skip
+            found += [version] if got.returncode == 0 else []
+        return found
+
+    def numbers() -> list[int]:
+        listed = pulp.json_list("python", "repository", "version", "list", "--repository", "foo")
+        return [v["number"] for v in listed]
+
+    pulp.run("python", "repository", "create", "--name", "foo")
+    for version in ("1.0", "2.0"):  # versions 1 and 2
+        wheel = build_wheel(tmp_path / "w", "acme-tools", version)
+        pulp.run("python", "content", "upload", "--file", str(wheel), "--relative-path",
+                 wheel.name, "--repository", "foo")  # fmt: skip
+    old = api.one("content/python/packages/", filename="acme_tools-1.0-py3-none-any.whl")
+    pulp.run("python", "repository", "content", "remove", "--repository", "foo",
+             "--sha256", old["sha256"])  # fmt: skip  # version 3 holds 2.0 alone
+    pulp.run("python", "distribution", "create", "--name", "foo", "--base-path", "foo",
+             "--repository", "foo")  # fmt: skip
+    assert sees("1.0", "2.0") == ["2.0"]
+
+    # 2 goes: 3 keeps its content (2.0, which 2 added), counted from 1 now
+    pulp.run("python", "repository", "version", "destroy", "--repository", "foo", "--version", "2")
+    assert numbers() == [3, 1, 0]
+    assert sees("1.0", "2.0") == ["2.0"]
+    v3 = pulp.json_object("python", "repository", "version", "show", "--repository", "foo",
+                          "--version", "3")  # fmt: skip
+    summary = v3["content_summary"]
+    assert summary["added"]["python.python"]["count"] == 1
+    assert summary["removed"]["python.python"]["count"] == 1
+    assert summary["present"]["python.python"]["count"] == 1
+    held = api.get("content/python/packages/", repository_version=v3["pulp_href"])["results"]
+    assert [c["filename"] for c in held] == ["acme_tools-2.0-py3-none-any.whl"]
+    removed = api.get(summary["removed"]["python.python"]["href"])["results"]
+    assert [c["filename"] for c in removed] == ["acme_tools-1.0-py3-none-any.whl"]
+    gone = pulp.run("python", "repository", "version", "show", "--repository", "foo",
+                    "--version", "2", check=False)  # fmt: skip
+    assert gone.returncode == 1, gone.stderr  # pulp-cli looks it up: none has number 2
+    assert "Could not find repository version with {'number': 2}" in gone.stderr, gone.stderr
+    href = server.url + v3["pulp_href"].replace("/versions/3/", "/versions/2/")
+    with requests.get(href, auth=AUTH, timeout=30) as resp:
+        assert (resp.status_code, resp.json()) == (404, {"detail": "Not found."})
+
+    # the latest, which the distribution serves: refused, as Pulp refuses it
+    kept = pulp.run("python", "repository", "version", "destroy", "--repository", "foo",
+                    "--version", "3", check=False)  # fmt: skip
+    assert kept.returncode == 1 and PROTECTED in kept.stderr, kept.stderr
+    assert numbers() == [3, 1, 0]
+
+    # no longer served: the one before becomes the latest, and the distribution serves it
+    pulp.run("python", "distribution", "destroy", "--name", "foo")
+    pulp.run("python", "repository", "version", "destroy", "--repository", "foo", "--version", "3")
+    assert numbers() == [1, 0]
+    repo = pulp.json_object("python", "repository", "show", "--name", "foo")
+    assert repo["latest_version_href"] == repo["versions_href"] + "1/"
+    pulp.run("python", "distribution", "create", "--name", "foo", "--base-path", "foo",
+             "--repository", "foo")  # fmt: skip
+    assert sees("1.0", "2.0") == ["1.0"]
+
+    # a new version gets a number never given (4), and serves at once
+    wheel = build_wheel(tmp_path / "w", "acme-tools", "3.0")
+    pulp.run("python", "content", "upload", "--file", str(wheel), "--relative-path",
+             wheel.name, "--repository", "foo")  # fmt: skip
+    assert numbers() == [4, 1, 0]
+    v4 = pulp.json_object("python", "repository", "version", "show", "--repository", "foo")
+    assert v4["number"] == 4 and v4["content_summary"]["present"]["python.python"]["count"] == 2
+    assert sees("1.0", "2.0", "3.0") == ["1.0", "3.0"]
+
+    # a repository's only version stays, with Pulp's words
+    pulp.run("python", "repository", "create", "--name", "lone")
+    only = pulp.run("python", "repository", "version", "destroy", "--repository", "lone",
+                    "--version", "0", check=False)  # fmt: skip
+    assert only.returncode == 1 and ONLY in only.stderr, only.stderr
+    assert (
+        pulp.json_object("python", "repository", "version", "show", "--repository", "lone")[
+            "number"
+        ]
+        == 0
+    )

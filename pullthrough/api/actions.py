@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds
 from pullthrough.api.bindings import BINDINGS, CONTENT, TASKS, TOKENS, Binding, Render
-from pullthrough.api.crud import TASK_RESPONSE, load_version
+from pullthrough.api.crud import ERRORS_RESPONSE, TASK_RESPONSE, load_version
 from pullthrough.api.operations import (
     Call,
     Operation,
@@ -37,13 +37,13 @@ from pullthrough.catalog.models import (
     Upload,
     now,
 )
-from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.catalog.versions import DistributedVersion, is_distributed, new_version, present_in
 from pullthrough.core.chunks import ChunkRefused
 from pullthrough.core.fields import Field
 from pullthrough.core.labels import InvalidLabel, check_label
 from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.chunked_uploads import UploadGone
-from pullthrough.services.container import ORPHAN_CLEANUP, REPAIR, SYNC
+from pullthrough.services.container import DELETE_VERSION, ORPHAN_CLEANUP, REPAIR, SYNC
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.store import from_start
@@ -202,6 +202,19 @@ def repair_version(call: Call) -> Response:
 def repair_all(call: Call) -> Response:
     verify = call.values.get("verify_checksums", True)
     return queued(call, REPAIR, {"repository_id": None, "verify_checksums": verify})
+
+
+# ---- delete a version -------------------------------------------------------------------------
+
+
+def delete_version(call: Call) -> Response:
+    """A task, as Pulp's: a version a distribution serves is refused now (400, with Pulp's
+    message as a list, as its ValidationError), the only version by the task."""
+    version: RepositoryVersion = call.row
+    if is_distributed(call.session, version):
+        return json_response([str(DistributedVersion())], 400)
+    args = {"repository_id": version.repository_id, "number": version.number}
+    return queued(call, DELETE_VERSION, args)
 
 
 # ---- content upload -------------------------------------------------------------------------
@@ -436,6 +449,17 @@ OPERATIONS = [
         body=REPAIR_FIELDS,
         partial=True,
         responses={202: TASK_RESPONSE},
+    ),
+    Operation(
+        f"{kinds.VERSION.operation}_delete",
+        "DELETE",
+        f"{kinds.REPOSITORY.list_href}<id>/versions/<int:number>/",
+        f"{{{kinds.VERSION.href_param}}}",
+        delete_version,
+        "Delete a repository version (its changes go into the next one)",
+        path_param=kinds.VERSION.href_param,
+        load=load_version,
+        responses={202: TASK_RESPONSE, 400: ERRORS_RESPONSE},
     ),
     Operation(
         "repair_post",

@@ -37,6 +37,7 @@ from pullthrough.core.fields import INT_MAX
 from pullthrough.services.tasks import Ref, TaskOutcome
 
 TASK_RESPONSE = "AsyncOperationResponse"
+ERRORS_RESPONSE = "ErrorListResponse"  # a refusal of the whole request: messages, as DRF's
 Work = Callable[[Session, TaskOutcome], None]
 
 

@@ -16,6 +16,7 @@ from flask import Response, json
 from pullthrough import __version__
 from pullthrough.api.actions import SCHEMAS
 from pullthrough.api.bindings import BINDINGS
+from pullthrough.api.crud import ERRORS_RESPONSE
 from pullthrough.api.kinds import API_ROOT
 from pullthrough.api.operations import JSON_TYPE, Call, Operation
 from pullthrough.api.params import Param
@@ -79,6 +80,7 @@ def _components() -> dict[str, Any]:
         "description": "Field name (or non_field_errors) to messages.",
         "additionalProperties": {"type": "array", "items": {"type": "string"}},
     }
+    schemas[ERRORS_RESPONSE] = {"type": "array", "items": {"type": "string"}}
     schemas["NotFoundResponse"] = {
         "type": "object",
         "required": ["detail"],

@@ -19,9 +19,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 def new_id() -> str:
@@ -62,6 +64,19 @@ class Remote(Timestamped, Base):
     configured: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
+class RepositoryVersion(Base):
+    __tablename__ = "repository_versions"
+    __table_args__ = (UniqueConstraint("repository_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    base_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    repository: Mapped[Repository] = relationship(back_populates="versions")
+
+
 class Repository(Timestamped, Base):
     __tablename__ = "repositories"
 
@@ -74,25 +89,21 @@ class Repository(Timestamped, Base):
     )
     autopublish: Mapped[bool] = mapped_column(Boolean, default=False)
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    latest_number: Mapped[int] = mapped_column(Integer, default=0)
+    # The number last given to a version (Pulp's `next_version` - 1), kept when that version is
+    # deleted: a number is never given twice. Its column keeps its first name.
+    last_number: Mapped[int] = mapped_column("latest_number", Integer, default=0)
+    # The newest version there is (a repository always has one): read with the row.
+    latest_number: Mapped[int] = column_property(
+        select(func.max(RepositoryVersion.number))
+        .where(RepositoryVersion.repository_id == id)
+        .correlate_except(RepositoryVersion)
+        .scalar_subquery()
+    )
 
     remote: Mapped[Remote | None] = relationship()
     versions: Mapped[list[RepositoryVersion]] = relationship(
         back_populates="repository", cascade="all, delete-orphan", passive_deletes=True
     )
-
-
-class RepositoryVersion(Base):
-    __tablename__ = "repository_versions"
-    __table_args__ = (UniqueConstraint("repository_id", "number"),)
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
-    number: Mapped[int] = mapped_column(Integer)
-    base_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-
-    repository: Mapped[Repository] = relationship(back_populates="versions")
 
 
 class Package(Base):

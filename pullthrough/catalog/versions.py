@@ -1,7 +1,8 @@
 """Repository versions: immutable numbered content sets, made by adding and removing packages.
 
 Membership rows say a package is in versions [version_added, version_removed), so a version's
-content is one query and a new version writes only what changed.
+content is one query and a new version writes only what changed. Deleting a version, as Pulp
+does, squashes its changes into the next one; numbers are never given twice.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.models import (
+    Distribution,
     Package,
     Publication,
     Repository,
     RepositoryContent,
     RepositoryVersion,
 )
+
+BATCH = 500  # ids in one IN (...)
 
 
 def present_in(repository_id: Any, number: Any) -> Any:
@@ -55,6 +59,18 @@ def initial_version(session: Session, repo: Repository) -> None:
     session.flush()
 
 
+def _locked(session: Session, repository_id: str) -> Repository:
+    """The repository row, locked (FOR UPDATE on PostgreSQL; SQLite's write transaction), so
+    that two changes of its versions run one after the other and neither is lost."""
+    # populate_existing: a repository this session loaded before the lock must be re-read.
+    return session.execute(
+        select(Repository)
+        .where(Repository.id == repository_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def new_version(
     session: Session,
     repository_id: str,
@@ -65,16 +81,10 @@ def new_version(
 ) -> RepositoryVersion | None:
     """Make the next version with packages added and removed (by id); None if nothing changes.
 
-    The repository row is locked (FOR UPDATE on PostgreSQL; SQLite's write transaction), so two
-    concurrent changes get distinct numbers and neither is lost.
+    Its number follows the last one given, even when that version was deleted since: no
+    deleted version's number (nor any of its rows) comes back.
     """
-    # populate_existing: a repository this session loaded before the lock must be re-read.
-    repo = session.execute(
-        select(Repository)
-        .where(Repository.id == repository_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    repo = _locked(session, repository_id)
     latest = repo.latest_number
     current = set(
         session.scalars(select(RepositoryContent.package_id).where(present_in(repo.id, latest)))
@@ -82,7 +92,7 @@ def new_version(
     added, removed = set(add) - current, set(remove) & current
     if not added and not removed:
         return None
-    number = latest + 1
+    number = repo.last_number + 1
     session.add_all(
         RepositoryContent(repository_id=repo.id, package_id=pid, version_added=number)
         for pid in sorted(added)
@@ -93,12 +103,13 @@ def new_version(
             .where(present_in(repo.id, latest), RepositoryContent.package_id.in_(removed))
             .values(version_removed=number)
         )
-    repo.latest_number = number
+    repo.last_number = number
     version = RepositoryVersion(
         repository_id=repo.id, number=number, base_number=latest if base is None else base
     )
     session.add(version)
     session.flush()
+    session.expire(repo, ["latest_number"])
     if repo.autopublish:
         session.add(Publication(repository_version_id=version.id))
     _retain(session, repo)
@@ -109,7 +120,12 @@ def _retain(session: Session, repo: Repository) -> None:
     """Keep only the newest `retain_repo_versions` versions."""
     if not repo.retain_repo_versions:
         return
-    oldest_kept = repo.latest_number - repo.retain_repo_versions + 1
+    numbers = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo.id)
+    oldest_kept = session.scalar(
+        numbers.order_by(RepositoryVersion.number.desc()).offset(repo.retain_repo_versions - 1)
+    )
+    if oldest_kept is None:  # no more versions than that
+        return
     session.execute(
         delete(RepositoryVersion).where(
             RepositoryVersion.repository_id == repo.id, RepositoryVersion.number < oldest_kept
@@ -139,6 +155,140 @@ def _retain(session: Session, repo: Repository) -> None:
             RepositoryVersion.base_number < oldest_kept,
         )
         .values(base_number=None)
+    )
+
+
+class VersionKept(ValueError):
+    """A version that may not be deleted, and why, as Pulp words it."""
+
+    error_code: str | None = None
+
+
+class OnlyVersion(VersionKept):
+    error_code = "PLP0011"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"[{self.error_code}] Cannot delete repository version. Repositories must have at"
+            " least one repository version."
+        )
+
+
+class DistributedVersion(VersionKept):
+    def __init__(self) -> None:
+        super().__init__(
+            "The repository version cannot be deleted because it (or its publications) are"
+            " currently being used to distribute content. Please update the necessary"
+            " distributions first."
+        )
+
+
+def is_distributed(session: Session, version: RepositoryVersion) -> bool:
+    """Whether a distribution serves the version: itself, a publication of it, or (as the
+    repository's latest) the repository. Pulp's protected versions."""
+    served = select(Distribution.id).where(
+        or_(
+            Distribution.repository_version_id == version.id,
+            Distribution.publication_id.in_(
+                select(Publication.id).where(Publication.repository_version_id == version.id)
+            ),
+        )
+    )
+    if session.scalar(served.limit(1)) is not None:
+        return True
+    latest = session.scalar(
+        select(func.max(RepositoryVersion.number)).where(
+            RepositoryVersion.repository_id == version.repository_id
+        )
+    )
+    if version.number != latest:
+        return False
+    whole = select(Distribution.id).where(Distribution.repository_id == version.repository_id)
+    return session.scalar(whole.limit(1)) is not None
+
+
+def delete_version(session: Session, repository_id: str, number: int) -> bool:
+    """Delete a version as Pulp does, every other version's content unchanged: its changes are
+    squashed into the next version (whose added and removed are then counted from the version
+    before), or, for the latest, undone (the one before becomes the latest; its number is not
+    given again). Its publications go with it. False if there is no such version.
+
+    Raises OnlyVersion for a repository's only version, DistributedVersion for one that a
+    distribution serves.
+    """
+    repo = _locked(session, repository_id)
+    version = session.scalar(
+        select(RepositoryVersion).where(
+            RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == number
+        )
+    )
+    if version is None:
+        return False
+    count = select(func.count()).where(RepositoryVersion.repository_id == repo.id)
+    if (session.scalar(count) or 0) <= 1:
+        raise OnlyVersion()
+    if is_distributed(session, version):
+        raise DistributedVersion()
+    rc = RepositoryContent
+    mine = rc.repository_id == repo.id
+    later = session.scalar(
+        select(func.min(RepositoryVersion.number)).where(
+            RepositoryVersion.repository_id == repo.id, RepositoryVersion.number > number
+        )
+    )
+    if later is None:
+        session.execute(delete(rc).where(mine, rc.version_added == number))
+        session.execute(
+            update(rc).where(mine, rc.version_removed == number).values(version_removed=None)
+        )
+    else:
+        _squash(session, repo.id, number, later)
+    session.execute(delete(Publication).where(Publication.repository_version_id == version.id))
+    session.execute(
+        update(RepositoryVersion)
+        .where(RepositoryVersion.repository_id == repo.id, RepositoryVersion.base_number == number)
+        .values(base_number=None)
+    )
+    session.delete(version)
+    session.flush()
+    session.expire(repo, ["latest_number"])
+    return True
+
+
+def _squash(session: Session, repository_id: str, number: int, later: int) -> None:
+    """Move version `number`'s changes into `later`, the next version, as Pulp's squash."""
+    rc = RepositoryContent
+    mine = rc.repository_id == repository_id
+    # Added in `number` and removed in `later`: in no version that stays.
+    session.execute(delete(rc).where(mine, rc.version_added == number, rc.version_removed == later))
+    # Removed in `number` and added again in `later`: one range, to where the later one ended.
+    removed = select(rc.package_id).where(mine, rc.version_removed == number)
+    again = {
+        package_id: (row_id, until)
+        for row_id, package_id, until in session.execute(
+            select(rc.id, rc.package_id, rc.version_removed).where(
+                mine, rc.version_added == later, rc.package_id.in_(removed)
+            )
+        )
+    }
+    if again:
+        ended = session.execute(
+            select(rc.id, rc.package_id).where(mine, rc.version_removed == number)
+        )
+        session.execute(
+            update(RepositoryContent),
+            [
+                {"id": row_id, "version_removed": again[package_id][1]}
+                for row_id, package_id in ended
+                if package_id in again
+            ],
+        )
+        ids = [row_id for row_id, _ in again.values()]
+        for start in range(0, len(ids), BATCH):
+            session.execute(delete(rc).where(rc.id.in_(ids[start : start + BATCH])))
+    session.execute(update(rc).where(mine, rc.version_added == number).values(version_added=later))
+    session.execute(
+        update(rc).where(mine, rc.version_removed == number).values(version_removed=later)
     )
 
 

@@ -260,6 +260,11 @@ def version_repair(client: Client, args: argparse.Namespace) -> Any:
     return client.repair(_version_href(repository, args.version), args.verify_checksums)
 
 
+def version_destroy(client: Client, args: argparse.Namespace) -> Any:
+    repository = client.find(kinds.REPOSITORY, args.repository)
+    return client.destroy(kinds.VERSION, _version_href(repository, args.version))
+
+
 def repository_sync(client: Client, args: argparse.Namespace) -> Any:
     repository = client.find(kinds.REPOSITORY, args.name)
     remote = client.href_of(kinds.REMOTE, args.remote) if args.remote else None
@@ -318,6 +323,14 @@ def _add_repository(tree: Tree) -> None:
     parser.add_argument("--repository", required=True, metavar="NAME")
     parser.add_argument("--version", type=int, metavar="K", help="the version number")
     _verify_flag(parser)
+    parser = versions.verb(
+        "destroy",
+        "delete a version (the latest without --version): its changes go into the next one; not"
+        " the only version, nor one a distribution serves",
+        version_destroy,
+    )
+    parser.add_argument("--repository", required=True, metavar="NAME")
+    parser.add_argument("--version", type=int, metavar="K", help="the version number")
     content = repo.group(
         "content", "add packages to a repository or remove them (makes a new version)"
     )

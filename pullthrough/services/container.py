@@ -29,7 +29,7 @@ from pullthrough.config import DISTRIBUTION_FIELDS, ConfigError, Settings, Stora
 from pullthrough.core.access import overlaps
 from pullthrough.core.fields import fingerprints, withdrawn
 from pullthrough.core.remotes import UNSET, Unset, ordered
-from pullthrough.services import audit, orphans, repair, sync
+from pullthrough.services import audit, orphans, repair, sync, versions
 from pullthrough.services.advisories import Advisories
 from pullthrough.services.artifacts import Artifacts
 from pullthrough.services.audit import CONFIG_ACTOR
@@ -63,11 +63,13 @@ log = logging.getLogger(__name__)
 SYNC = "pullthrough.tasks.sync"
 ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
 REPAIR = "pullthrough.tasks.repair"
+DELETE_VERSION = "pullthrough.tasks.repository.delete_version"
 BACKGROUND_TASKS: Mapping[str, Handler] = {
     SYNC: sync.sync,
     ORPHAN_CLEANUP: orphans.orphan_cleanup,
     REPAIR: repair.repair,
     COMMIT: commit_task,
+    DELETE_VERSION: versions.delete,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 

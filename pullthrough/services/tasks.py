@@ -294,6 +294,8 @@ class TaskWorker:
             log.warning("task %s (%s) failed: %s", task.id, task.name, exc)
             state = "failed"
             error = {"description": str(exc), "traceback": traceback.format_exc(limit=8)}
+            if (code := getattr(exc, "error_code", None)) is not None:  # as Pulp's errors
+                error["error_code"] = code
         self._finish(task.id, ctx, state, error)
         self.services.registry.changed()
         return True
