@@ -304,14 +304,14 @@ def test_labels_through_pulp_cli(
         assert 'Error: {"key": ["Label \'nope\' is not set on the object."]}' in unset.stderr
 
     # Content too (core >= 3.73.2): by href, and its list's --label-select.
-    content = {}
+    content: dict[str, str] = {}
     for name in ("acme-one", "acme-two"):
         wheel = build_wheel(tmp_path / "w", name, "1.0")
-        made = pulp.json_object(
+        uploaded = pulp.json_object(
             "python", "content", "upload", "--file", str(wheel), "--relative-path", wheel.name
         )
-        assert made["pulp_labels"] == {}
-        content[name] = made["pulp_href"]
+        assert uploaded["pulp_labels"] == {}
+        content[name] = uploaded["pulp_href"]
     on_one = ("--href", content["acme-one"])
     pulp.run("python", "content", "label", "set", *on_one, "--key", "reviewed", "--value", "yes")
     pulp.run("python", "content", "label", "set", *on_one, "--key", "owner", "--value", "qa")
