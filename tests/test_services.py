@@ -1163,6 +1163,69 @@ def evicted_and_synced_again(
         }
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    database: str,
+) -> None:
+    """The cache's copy a sync reuses is evicted while the sync downloads the rest, and a
+    client fetches the file again meanwhile: a new package of that filename. The sync takes
+    that one, rather than record the file anew beside it (the filename is unique)."""
+    remote: dict[str, object] = {"policy": "immediate", "includes": ["shelf-reader"]}
+    with ExitStack() as stack:
+        if database == "postgres":
+            url = stack.enter_context(private_database(request.getfixturevalue("postgres_url")))
+            settings = on_postgres(upstream, tmp_path, url, **remote)
+        else:
+            settings = settings_for(upstream, tmp_path, **remote)
+        svc = build_services(settings)
+        stack.callback(svc.close)
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        download = sync_module.Syncer.download
+        evicted: list[int] = []
+        first = threading.Lock()
+
+        def evicted_then_cached_again(syncer: Any, wanted: Any) -> Any:
+            with first:
+                if not evicted:
+                    limit, svc.ledger.max_size = svc.ledger.max_size, 1
+                    evicted.append(svc.pullthrough.evict_if_needed())
+                    svc.ledger.max_size = limit
+                    cached_in_catalog(svc, dist, whl)
+            return download(syncer, wanted)
+
+        monkeypatch.setattr(sync_module.Syncer, "download", evicted_then_cached_again)
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        task_id = queue(svc, SYNC, **args)
+        sync_module.sync(TaskContext(svc, task_id, args))
+        assert evicted == [1] and svc.store.has(whl.sha256)
+        with svc.catalog.session() as session:
+            (held,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+            members = select(RepositoryContent.repository_id)
+            assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
+
+
+def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile) -> None:
+    """WHL_02 fetched through the cache, and recorded in the catalog (after its storing)."""
+    with closing(streamed(svc, dist, WHL_02)) as cached:
+        assert b"".join(cached) == whl.data
+    stored_soon(cached)
+
+    def recorded() -> bool:
+        with svc.catalog.session() as session:
+            found = select(Package.id).where(Package.filename == WHL_02)
+            return session.scalar(found) is not None
+
+    assert wait_until(recorded, 10)
+
+
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
