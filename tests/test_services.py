@@ -4,6 +4,7 @@ task worker. The upstream is a real index on loopback; timings are injected, not
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
-from pullthrough.catalog.db import Catalog, database_url, make_engine
+from pullthrough.catalog.db import Catalog, database_url, make_engine, prepare
 from pullthrough.catalog.models import (
     Distribution,
     Package,
@@ -1243,6 +1244,58 @@ def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile
             return session.scalar(found) is not None
 
     assert wait_until(recorded, 10)
+
+
+def test_two_syncs_lock_the_packages_they_share_in_one_order(postgres_url: str) -> None:
+    """Two syncs' record transactions lock the packages they reuse (FOR UPDATE, 500 at a time),
+    listed in their own orders (two remotes' projects): each took its first 500 and waited for
+    the other's, and PostgreSQL ended one of them as a deadlock. One order (by id) lets the
+    second wait for the first."""
+    with private_database(postgres_url) as url:
+        engine = make_engine(url)
+        try:
+            prepare(engine)
+            catalog = Catalog(engine)
+            with catalog.session() as session:
+                rows = [
+                    Package(
+                        filename=f"p{i}-1.0-py3-none-any.whl", name=f"p{i}", version="1.0",
+                        packagetype="bdist_wheel", python_version="py3",
+                        sha256=f"{i:064x}", size=1,
+                    )
+                    for i in range(1000)
+                ]  # fmt: skip
+                session.add_all(rows)
+            orders = [rows, rows[500:] + rows[:500]]
+            barrier = threading.Barrier(2, timeout=30)
+            errors: list[BaseException] = []
+
+            def record(packages: list[Package]) -> None:
+                try:
+                    with catalog.session() as session:
+                        scalars = session.scalars
+
+                        def then_wait(*args: Any, **kwargs: Any) -> Any:
+                            found = scalars(*args, **kwargs)
+                            if not barrier.broken:
+                                with contextlib.suppress(threading.BrokenBarrierError):
+                                    barrier.wait(timeout=3)  # both hold their first 500
+                            return found
+
+                        session.scalars = then_wait  # type: ignore[method-assign]
+                        assert sync_module._gone(session, packages) == set()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=record, args=(o,)) for o in orders]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not any(t.is_alive() for t in threads)
+            assert errors == []
+        finally:
+            engine.dispose()
 
 
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(

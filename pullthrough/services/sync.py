@@ -297,11 +297,13 @@ def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
     """The ids of the packages that were deleted since they were read (a cached copy the sync
     reuses, evicted with its file while the sync downloaded the rest); the others are locked
     (FOR UPDATE on PostgreSQL; SQLite's write lock is held already), so that no eviction
-    deletes them before the new version holds them."""
-    ids = [p.id for p in packages]
+    deletes them before the new version holds them. In one order, by id: two syncs that reuse
+    the same packages (listed in their own orders) would each hold part and wait for the rest."""
+    ids = sorted(p.id for p in packages)
     alive: set[str] = set()
     for chunk in _chunks(ids, 500):
-        query = select(Package.id).where(Package.id.in_(chunk)).with_for_update()
+        query = select(Package.id).where(Package.id.in_(chunk)).order_by(Package.id)
+        query = query.with_for_update()
         alive.update(session.scalars(query))
     return set(ids) - alive
 
