@@ -305,6 +305,28 @@ def test_private_index_story(cli: Cli, tmp_path: Path) -> None:
     assert gone.returncode != 0
 
 
+def test_an_empty_name_finds_nothing_to_change(cli: Cli) -> None:
+    """A list filter given an empty value filters nothing (as django-filter's), so a lookup by
+    an empty name (`--name ""`, a script's unset variable) must not take the one object a list
+    of everything holds: destroyed or revoked, when it names none."""
+    cli.ok("repository", "create", "--name", "only")
+    cli.ok("token", "create", "--name", "ci", "--scope", "read:only")
+    for args in (("repository", "destroy"), ("repository", "show"), ("token", "revoke")):
+        kind = args[0]
+        assert cli.fails(*args, "--name", "") == (f"Error: Could not find {kind} with name ''.")
+    assert cli.ok("repository", "show", "--name", "only")["name"] == "only"
+    assert cli.ok("token", "show", "--name", "ci")["revoked_at"] is None
+    # a yank removed by its project, release and place: none of them empty
+    cli.ok("yank", "add", "--name", "acme", "--version", "1.0", "--repository", "only")
+    for given in (("", "1.0", "only"), ("acme", "", "only"), ("acme", "1.0", "")):
+        name, version, where = given
+        removed = cli.run(
+            "yank", "remove", "--name", name, "--version", version, "--repository", where
+        )
+        assert removed.returncode == 1, given
+    assert len(cli.ok("yank", "list", "--repository", "only")) == 1
+
+
 def test_connection_errors_name_the_url_and_settings_precedence(tmp_path: Path) -> None:
     closed = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
     cli = Cli(closed[0], tmp_path / "xdg")

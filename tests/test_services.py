@@ -4,6 +4,7 @@ task worker. The upstream is a real index on loopback; timings are injected, not
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
-from pullthrough.catalog.db import Catalog, database_url, make_engine
+from pullthrough.catalog.db import Catalog, database_url, make_engine, prepare
 from pullthrough.catalog.models import (
     Distribution,
     Package,
@@ -1042,6 +1043,25 @@ def test_an_upload_whose_record_fails_leaves_its_bytes_to_eviction(
     assert not services.ledger.tracks(hashlib.sha256(other.read_bytes()).hexdigest())
 
 
+def test_an_upload_that_takes_over_a_cached_copy_leaves_no_entry_it_never_stored(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    """An upload of a file the cache holds (its package, without stored metadata) takes that
+    package over and stores nothing; the entries it made for bytes nothing recorded (the
+    METADATA's) go with it, not left in the ledger for bytes that are not there."""
+    dist, expected = main_and_wheel(services, upstream)
+    cached_in_catalog(services, dist, expected)
+    (tmp_path / WHL_02).write_bytes(expected.data)
+    with zipfile.ZipFile(tmp_path / WHL_02) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = hashlib.sha256(zf.read(name)).hexdigest()
+    with (tmp_path / WHL_02).open("rb") as fh:
+        uploaded = services.uploads.upload(None, fh, WHL_02, actor="admin")[0]
+    assert uploaded.origin == "upload"
+    assert services.ledger.tracks(metadata) == services.store.has(metadata)
+    assert not services.ledger.tracks(expected.sha256)
+
+
 def test_an_upload_left_in_the_cache_ledger_by_a_killed_process_is_not_evicted(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1129,10 +1149,8 @@ def evicted_and_synced_again(
     """The cached copy of WHL_02 evicted during an immediate sync of shelf-reader; the sync
     records it anew, and its file is stored again."""
     dist, whl = main_and_wheel(svc, upstream)
-    with closing(streamed(svc, dist, WHL_02)) as cached:
-        assert b"".join(cached) == whl.data
-    stored_soon(cached)
-    assert wait_until(lambda: svc.ledger.tracks(whl.sha256), 10)
+    cached_in_catalog(svc, dist, whl)  # its bookkeeping done: it neither evicts nor holds a lock
+    assert svc.ledger.tracks(whl.sha256)
     with svc.catalog.session() as session:
         repo_id = create_repository(session, name="r").id
         remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
@@ -1161,6 +1179,121 @@ def evicted_and_synced_again(
                 select(RepositoryContent).where(RepositoryContent.package_id == synced.id)
             )
         }
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    database: str,
+) -> None:
+    """The cache's copy a sync reuses is evicted while the sync downloads the rest, and a
+    client fetches the file again meanwhile: a new package of that filename. The sync takes
+    that one, rather than record the file anew beside it (the filename is unique)."""
+    remote: dict[str, object] = {"policy": "immediate", "includes": ["shelf-reader"]}
+    with ExitStack() as stack:
+        if database == "postgres":
+            url = stack.enter_context(private_database(request.getfixturevalue("postgres_url")))
+            settings = on_postgres(upstream, tmp_path, url, **remote)
+        else:
+            settings = settings_for(upstream, tmp_path, **remote)
+        svc = build_services(settings)
+        stack.callback(svc.close)
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        download = sync_module.Syncer.download
+        evicted: list[int] = []
+        first = threading.Lock()
+
+        def evicted_then_cached_again(syncer: Any, wanted: Any) -> Any:
+            with first:
+                if not evicted:
+                    limit, svc.ledger.max_size = svc.ledger.max_size, 1
+                    evicted.append(svc.pullthrough.evict_if_needed())
+                    svc.ledger.max_size = limit
+                    cached_in_catalog(svc, dist, whl)
+            return download(syncer, wanted)
+
+        monkeypatch.setattr(sync_module.Syncer, "download", evicted_then_cached_again)
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        task_id = queue(svc, SYNC, **args)
+        sync_module.sync(TaskContext(svc, task_id, args))
+        assert evicted == [1] and svc.store.has(whl.sha256)
+        with svc.catalog.session() as session:
+            (held,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+            members = select(RepositoryContent.repository_id)
+            assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
+
+
+def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile) -> None:
+    """WHL_02 fetched through the cache, and recorded in the catalog (after its storing)."""
+    with closing(streamed(svc, dist, WHL_02)) as cached:
+        assert b"".join(cached) == whl.data
+    stored_soon(cached)
+
+    def recorded() -> bool:
+        with svc.catalog.session() as session:
+            found = select(Package.id).where(Package.filename == WHL_02)
+            return session.scalar(found) is not None
+
+    assert wait_until(recorded, 10)
+
+
+def test_two_syncs_lock_the_packages_they_share_in_one_order(postgres_url: str) -> None:
+    """Two syncs' record transactions lock the packages they reuse (FOR UPDATE, 500 at a time),
+    listed in their own orders (two remotes' projects): each took its first 500 and waited for
+    the other's, and PostgreSQL ended one of them as a deadlock. One order (by id) lets the
+    second wait for the first."""
+    with private_database(postgres_url) as url:
+        engine = make_engine(url)
+        try:
+            prepare(engine)
+            catalog = Catalog(engine)
+            with catalog.session() as session:
+                rows = [
+                    Package(
+                        filename=f"p{i}-1.0-py3-none-any.whl", name=f"p{i}", version="1.0",
+                        packagetype="bdist_wheel", python_version="py3",
+                        sha256=f"{i:064x}", size=1,
+                    )
+                    for i in range(1000)
+                ]  # fmt: skip
+                session.add_all(rows)
+            orders = [rows, rows[500:] + rows[:500]]
+            barrier = threading.Barrier(2, timeout=30)
+            errors: list[BaseException] = []
+
+            def record(packages: list[Package]) -> None:
+                try:
+                    with catalog.session() as session:
+                        scalars = session.scalars
+
+                        def then_wait(*args: Any, **kwargs: Any) -> Any:
+                            found = scalars(*args, **kwargs)
+                            if not barrier.broken:
+                                with contextlib.suppress(threading.BrokenBarrierError):
+                                    barrier.wait(timeout=3)  # both hold their first 500
+                            return found
+
+                        session.scalars = then_wait  # type: ignore[method-assign]
+                        assert sync_module._gone(session, packages) == set()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=record, args=(o,)) for o in orders]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not any(t.is_alive() for t in threads)
+            assert errors == []
+        finally:
+            engine.dispose()
 
 
 def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(

@@ -117,6 +117,8 @@ class Client:
         """The entity of `kind` named `name`, as pulp-cli looks it up; or at `name`, an href."""
         if name.startswith(kind.list_href):
             return self.show(kind, name)
+        if not name:  # an empty filter filters nothing (as Pulp's): the list would be all
+            raise CliError(f"Could not find {kind.label} with name ''.")
         page = self.get(
             kind.list_href, f"{kind.operation}_list", {"name": name, "offset": 0, "limit": 1}
         )

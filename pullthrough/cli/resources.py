@@ -533,7 +533,11 @@ def yank_add(client: Client, args: argparse.Namespace) -> Any:
 
 def yank_remove(client: Client, args: argparse.Namespace) -> Any:
     params = {"name": args.name, **_yank_target(client, args), **_yank_subject(args)}
-    found = client.page(kinds.YANK, {**params, "offset": 0, "limit": 2})
+    # An empty (or cleared) value filters nothing: the one yank of some other project, release
+    # or place would be taken for it.
+    found = (
+        client.page(kinds.YANK, {**params, "offset": 0, "limit": 2}) if all(params.values()) else []
+    )
     if len(found) != 1:
         raise CliError(
             f"Could not find the yank of {args.version or args.filename} of {args.name!r}."

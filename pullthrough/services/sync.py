@@ -256,10 +256,11 @@ def sync(ctx: TaskContext) -> None:
             for w in wanted:
                 package = existing.get(w.file.filename)
                 if package is not None and package.id in gone:
-                    if w.file.filename not in new:  # its file is checked, fetched if evicted
-                        new[w.file.filename] = _anew(syncer.on_demand(w), package)
+                    was, package = package, _cached_again(session, package)
+                    if package is None and w.file.filename not in new:
+                        # its file is checked, fetched if evicted
+                        new[w.file.filename] = _anew(syncer.on_demand(w), was)
                         downloaded.append(new[w.file.filename])
-                    package = None
                 if package is None:
                     package = new[w.file.filename]
                     package.id = package.id or new_id()  # known now: one flush for all
@@ -296,13 +297,28 @@ def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
     """The ids of the packages that were deleted since they were read (a cached copy the sync
     reuses, evicted with its file while the sync downloaded the rest); the others are locked
     (FOR UPDATE on PostgreSQL; SQLite's write lock is held already), so that no eviction
-    deletes them before the new version holds them."""
-    ids = [p.id for p in packages]
+    deletes them before the new version holds them. In one order, by id: two syncs that reuse
+    the same packages (listed in their own orders) would each hold part and wait for the rest."""
+    ids = sorted(p.id for p in packages)
     alive: set[str] = set()
     for chunk in _chunks(ids, 500):
-        query = select(Package.id).where(Package.id.in_(chunk)).with_for_update()
+        query = select(Package.id).where(Package.id.in_(chunk)).order_by(Package.id)
+        query = query.with_for_update()
         alive.update(session.scalars(query))
     return set(ids) - alive
+
+
+def _cached_again(session: Session, was: Package) -> Package | None:
+    """The package a client's request made of the same file since `was` was evicted (the
+    filename is unique: the sync cannot record it beside), locked as `_gone` locks the others;
+    None if there is none."""
+    query = select(Package).where(Package.filename == was.filename).with_for_update()
+    if (found := session.scalar(query)) is not None and found.sha256 != was.sha256:
+        raise SyncFailed(
+            f"{was.filename}: the catalog now holds a different file of that name"
+            f" (sha256 {found.sha256})"
+        )
+    return found
 
 
 def _anew(package: Package, was: Package) -> Package:

@@ -162,7 +162,8 @@ class Uploads:
         Bytes nothing records yet are the cache's from before they are visible until then: a
         commit that fails, or a process killed in between, leaves them to eviction rather than
         to no one (eviction keeps them if the upload was committed after all). The entries of
-        bytes never stored (an upload refused) go at once."""
+        bytes never stored (an upload refused; the metadata of a cached copy an upload takes
+        over, which stores nothing) go at once."""
         with ExitStack() as held:
             for sha in sorted(sizes):  # one order: no deadlock between two uploads
                 held.enter_context(stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS))
@@ -177,6 +178,8 @@ class Uploads:
                         if not self.store.has(sha):
                             self.ledger.forget(sha)
                 raise
+            for sha in ours:  # recorded by the committed package now, or never stored
+                self.ledger.forget(sha)
 
 
 def _sized(metadata: bytes | None) -> dict[str, int]:
