@@ -311,6 +311,7 @@ def test_status_page(client: FlaskClient) -> None:
     svc = client.application.extensions["pullthrough"]
     with svc.catalog.session() as session:
         enqueue(session, ORPHAN_CLEANUP, {})
+    assert wait_until(lambda: svc.ledger.total() > 0)  # its storing ends after its answer
     # the app's embedded worker says it is alive from its own thread, soon after start-up
     assert wait_until(lambda: online_workers(svc.catalog, svc.settings.tasks.worker_timeout))
     answer = client.get("/status/")
