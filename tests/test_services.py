@@ -1043,23 +1043,26 @@ def test_an_upload_whose_record_fails_leaves_its_bytes_to_eviction(
     assert not services.ledger.tracks(hashlib.sha256(other.read_bytes()).hexdigest())
 
 
-def test_an_upload_that_takes_over_a_cached_copy_leaves_no_entry_it_never_stored(
+def test_an_upload_that_takes_over_a_cached_copy_stores_its_metadata(
     services: Services, upstream: Upstream, tmp_path: Path
 ) -> None:
-    """An upload of a file the cache holds (its package, without stored metadata) takes that
-    package over and stores nothing; the entries it made for bytes nothing recorded (the
-    METADATA's) go with it, not left in the ledger for bytes that are not there."""
+    """An upload of a file the cache holds takes its package over (the cache kept no METADATA
+    apart: it reads a cached wheel's on demand) and stores the PEP 658 metadata, as for any
+    upload; both are the package's then, neither left in the cache's ledger."""
     dist, expected = main_and_wheel(services, upstream)
     cached_in_catalog(services, dist, expected)
     (tmp_path / WHL_02).write_bytes(expected.data)
     with zipfile.ZipFile(tmp_path / WHL_02) as zf:
         (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
         metadata = hashlib.sha256(zf.read(name)).hexdigest()
+    with services.catalog.session() as session:
+        cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+        assert cached.origin == "cache" and cached.metadata_sha256 is None
     with (tmp_path / WHL_02).open("rb") as fh:
         uploaded = services.uploads.upload(None, fh, WHL_02, actor="admin")[0]
-    assert uploaded.origin == "upload"
-    assert services.ledger.tracks(metadata) == services.store.has(metadata)
-    assert not services.ledger.tracks(expected.sha256)
+    assert (uploaded.id, uploaded.origin) == (cached.id, "upload")
+    assert uploaded.metadata_sha256 == metadata and services.store.has(metadata)
+    assert not services.ledger.tracks(metadata) and not services.ledger.tracks(expected.sha256)
 
 
 def test_an_upload_left_in_the_cache_ledger_by_a_killed_process_is_not_evicted(

@@ -120,15 +120,17 @@ class Uploads:
                     if repository_id is not None and package.packagetype == "sdist":
                         _check_one_sdist(session, repository_id, existing or package)
                     if existing is None:
-                        if metadata is not None:
-                            package.metadata_sha256 = self.store.put_bytes(metadata)
                         package.uploaded_by = actor
                         session.add(package)
-                        session.flush()
                     else:
                         package = existing
                         if package.origin == "cache":  # a pull-through copy becomes the upload
                             package.origin, package.uploaded_by = "upload", actor
+                    if metadata is not None and package.metadata_sha256 is None:
+                        # PEP 658 metadata, also for a package that had none kept (a cached
+                        # copy, whose wheel's METADATA was read on demand; a synced record)
+                        package.metadata_sha256 = self.store.put_bytes(metadata)
+                    session.flush()
                     writer.commit()  # visible only now: validated, hash-checked, recorded
                     created = (
                         new_version(session, repository_id, add=[package.id])
