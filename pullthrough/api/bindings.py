@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from packaging.utils import canonicalize_name
 from sqlalchemy import Text, cast, delete, exists, false, or_, select
 from sqlalchemy.orm import Session
 
@@ -237,6 +238,9 @@ BLOCKLIST_ENTRIES = Binding(
     computed={
         "pulp_href": lambda row, _: blocklist_entry_href(row.repository_id, row.id),
         "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_id),
+    },
+    conditions={  # a name as given: compared normalized, as stored
+        "name": lambda name: RepositoryBlocklistEntry.name == canonicalize_name(name),
     },
     check=_one_blocklist_entry,
 )
