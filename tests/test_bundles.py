@@ -28,6 +28,7 @@ from pullthrough.catalog.models import (
     Package,
     ProjectStatus,
     Repository,
+    RepositoryBlocklistEntry,
     RepositoryVersion,
     Yank,
 )
@@ -576,6 +577,30 @@ def refused(svc: Services, bundle: Path, match: str, repository: str | None = No
     with pytest.raises((InvalidBundle, BundleError), match=match):
         bundles(svc).import_bundle(bundle, repository, actor="t")
     assert catalog_state(svc) == before
+
+
+def test_an_import_into_a_repository_keeps_out_what_its_blocklist_names(
+    site_a: Services, site_b: Services, tmp_path: Path
+) -> None:
+    """The target's blocklist holds for an import as for any new version: refused whole, with
+    nothing changed, or (error_on_reject false) the named packages left out."""
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    with site_b.catalog.session() as session:
+        repo_id = create_repository(session, name="guarded").id
+        session.add(RepositoryBlocklistEntry(repository_id=repo_id, name="acme-tools"))
+    refused(
+        site_b,
+        bundle,
+        "Blocklisted packages cannot be added to this repository: acme_tools-0.1-py3-none-any.whl",
+        "guarded",
+    )
+    with site_b.catalog.session() as session:
+        session.get(Repository, repo_id).error_on_reject = False  # type: ignore[union-attr]
+    report = bundles(site_b).import_bundle(bundle, "guarded", actor="t")
+    assert report.created and report.version == 1
+    files = set(repository_files(site_b, "guarded"))
+    assert len(files) == 3 and not any(f.startswith("acme_tools") for f in files)
 
 
 def test_a_bad_bundle_is_refused_whole_with_nothing_changed(

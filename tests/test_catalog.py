@@ -30,6 +30,7 @@ from pullthrough.catalog.models import (
     Publication,
     Remote,
     Repository,
+    RepositoryBlocklistEntry,
     RepositoryContent,
     RepositoryVersion,
     Task,
@@ -479,6 +480,56 @@ def test_0016_adds_uploads_and_their_chunks(empty_engine: Engine) -> None:
     with empty_engine.connect() as conn:
         names = inspect(conn).get_table_names()
         assert "uploads" not in names and "upload_chunks" not in names and "artifacts" in names
+
+
+def test_0017_adds_the_repository_blocklist_and_error_on_reject(empty_engine: Engine) -> None:
+    """A repository of before keeps its versions and rejects (error_on_reject true); an entry
+    names a project or a file (not both, a version only with a name), once per repository, and
+    goes with its repository; going back drops them."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0016")
+    repo_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    with empty_engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn)
+        conn.execute(
+            tables.tables["repositories"].insert().values(
+                id=repo_id, name="old", autopublish=False, pulp_labels={}, latest_number=0,
+                pulp_created=now, pulp_last_updated=now,
+            )
+        )  # fmt: skip
+    command.upgrade(config, "head")
+    with Catalog(empty_engine).session() as session:
+        assert session.get(Repository, repo_id).error_on_reject is True  # type: ignore[union-attr]
+        session.add_all(
+            [
+                RepositoryBlocklistEntry(repository_id=repo_id, name="x"),
+                RepositoryBlocklistEntry(repository_id=repo_id, name="x", version="1.0"),
+                RepositoryBlocklistEntry(repository_id=repo_id, filename="x-1.0.tar.gz"),
+            ]
+        )
+    refused = [
+        {"name": "x"},  # once per repository: every version
+        {"name": "x", "version": "1.0"},
+        {"filename": "x-1.0.tar.gz"},
+        {"name": "y", "filename": "y-1.0.tar.gz"},  # one of them
+        {},
+        {"filename": "y-1.0.tar.gz", "version": "1.0"},  # a version only with a name
+    ]
+    for fields in refused:
+        with pytest.raises(IntegrityError), Catalog(empty_engine).session() as session:
+            session.add(RepositoryBlocklistEntry(repository_id=repo_id, **fields))
+    with Catalog(empty_engine).session() as session:
+        session.execute(delete(Repository).where(Repository.id == repo_id))
+    with Catalog(empty_engine).session() as session:
+        assert session.scalars(select(RepositoryBlocklistEntry)).all() == []  # CASCADE
+
+    command.downgrade(config, "0016")
+    with empty_engine.connect() as conn:
+        assert "repository_blocklist_entries" not in inspect(conn).get_table_names()
+        columns = {c["name"] for c in inspect(conn).get_columns("repositories")}
+        assert "error_on_reject" not in columns and "autopublish" in columns
 
 
 def test_a_read_only_transaction_reads_and_refuses_changes(catalog: Catalog) -> None:

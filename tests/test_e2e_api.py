@@ -176,6 +176,8 @@ def test_every_operation_requires_the_admin(api: Api, anonymous: requests.Sessio
         ("POST", repo["pulp_href"] + "set_label/", {"key": "owned", "value": "yes"}),
         ("POST", remote_href + "unset_label/", {"key": "env"}),
         ("GET", DISTS + "?pulp_label_select=env", None),
+        ("GET", repo["pulp_href"] + "blocklist_entries/", None),
+        ("POST", repo["pulp_href"] + "blocklist_entries/", {"name": "x"}),
     ]
     wrong = [("admin", "wrong"), ("someone", PASSWORD), ("admin", "")]
     for method, path, body in calls:
@@ -999,3 +1001,87 @@ def test_a_pinned_version_is_served_while_the_repository_moves_on(api: Api, tmp_
     api.task(api.patch(pinned["pulp_href"], {"repository_version": own + "versions/2/"}))
     assert files_on_index(api, "pinned", "pinned-lib") == v2
     assert api.ok(api.get(latest["pulp_href"]))["repository"] == own
+
+
+# ---- a repository's package blocklist (Pulp python >= 3.30.2) ----------------------------------
+
+
+def test_a_repositorys_blocklist_entries_and_what_they_keep_out(
+    api: Api, tmp_path: Path, anonymous: requests.Session
+) -> None:
+    """Entries below the repository, as Pulp's: created (201), listed, read, deleted (204),
+    with its 400s; a blocked package is refused by modify (400, before any task) and by upload,
+    or with error_on_reject false left out; every write is in the audit trail."""
+    repo = api.create_repository("guarded")
+    assert repo["error_on_reject"] is True
+    entries = repo["pulp_href"] + "blocklist_entries/"
+    by_name = api.ok(api.post(entries, {"name": "Blocked_Pkg"}), 201)
+    assert re.fullmatch(f"{entries}{UUID}/", by_name["pulp_href"]), by_name
+    assert (by_name["name"], by_name["version"], by_name["filename"]) == ("blocked-pkg", None, None)
+    assert by_name["added_by"] == "admin" and by_name["repository"] == repo["pulp_href"]
+    pinned = api.ok(api.post(entries, {"name": "other", "version": "1.0"}), 201)
+    by_file = api.ok(api.post(entries, {"filename": "third-1.0.tar.gz"}), 201)
+    assert api.ok(api.get(by_file["pulp_href"])) == by_file
+
+    bad = [
+        ({"name": "blocked.pkg"}, {"non_field_errors": [
+            "A blocklist entry with this name and version already exists."]}),
+        ({"name": "other", "version": "1.0"}, {"non_field_errors": [
+            "A blocklist entry with this name and version already exists."]}),
+        ({"filename": "third-1.0.tar.gz"}, {"non_field_errors": [
+            "A blocklist entry with this filename already exists."]}),
+        ({"name": "x", "filename": "x-1.0.tar.gz"}, {"non_field_errors": [
+            "Exactly one of 'name' or 'filename' must be provided."]}),
+        ({}, {"non_field_errors": ["Exactly one of 'name' or 'filename' must be provided."]}),
+        ({"version": "1.0"}, {"non_field_errors": ["'version' requires 'name' to be provided."]}),
+        ({"version": "1.0", "filename": "x-1.0.tar.gz"}, {"non_field_errors": [
+            "'version' cannot be used with 'filename'."]}),
+    ]  # fmt: skip
+    for body, expected in bad:
+        assert api.ok(api.post(entries, body), 400) == expected, body
+    assert "not a valid version" in api.post(entries, {"name": "x", "version": "n/a"}).text
+
+    page = api.ok(api.get(entries))
+    assert page["count"] == 3
+    assert [e["pulp_href"] for e in page["results"]] == [
+        by_file["pulp_href"], pinned["pulp_href"], by_name["pulp_href"]
+    ]  # fmt: skip
+    found = api.ok(api.get(entries, params={"name": "blocked-pkg", "version__isnull": "True"}))
+    assert [e["pulp_href"] for e in found["results"]] == [by_name["pulp_href"]]
+    found = api.ok(api.get(entries, params={"name": "other", "version": "1.0"}))
+    assert [e["pulp_href"] for e in found["results"]] == [pinned["pulp_href"]]
+    other_repo = api.create_repository("elsewhere")
+    assert api.count(other_repo["pulp_href"] + "blocklist_entries/") == 0
+    assert api.get(other_repo["pulp_href"] + "blocklist_entries/" + by_name["pulp_href"].split(
+        "/")[-2] + "/").status_code == 404  # fmt: skip
+    assert api.get(f"{entries}{uuid.uuid4()}/").status_code == 404
+
+    wheel = build_wheel(tmp_path, "blocked-pkg", "1.0")
+    content = api.upload_content(wheel)["created_resources"][0]  # no repository: no check
+    refused = api.post(repo["pulp_href"] + "modify/", {"add_content_units": [content]})
+    assert refused.status_code == 400
+    assert refused.json() == [
+        f"Blocklisted packages cannot be added to this repository: {wheel.name}"
+    ]
+    with wheel.open("rb") as fh:
+        resp = api.request(
+            "POST", CONTENT, data={"repository": repo["pulp_href"]}, files={"file": fh}
+        )
+    assert resp.status_code == 400 and "Blocklisted packages" in resp.text, resp.text
+    assert api.ok(api.get(repo["pulp_href"]))["latest_version_href"].endswith("/versions/0/")
+
+    api.task(api.patch(repo["pulp_href"], {"error_on_reject": False}))
+    task = api.task(api.post(repo["pulp_href"] + "modify/", {"add_content_units": [content]}))
+    assert task["created_resources"] == []  # left out: no new version
+
+    assert api.delete(by_name["pulp_href"]).status_code == 204
+    assert api.get(by_name["pulp_href"]).status_code == 404
+    assert api.delete(by_name["pulp_href"]).status_code == 404
+    task = api.task(api.post(repo["pulp_href"] + "modify/", {"add_content_units": [content]}))
+    assert task["created_resources"] == [repo["pulp_href"] + "versions/1/"]
+
+    events = api.ok(api.get(V3 + "audit/", params={"action__contains": "blocklist"}))["results"]
+    assert {(e["action"], e["subject"]) for e in events} >= {
+        ("repositories_python_python_blocklist_entries_create", by_name["pulp_href"]),
+        ("repositories_python_python_blocklist_entries_delete", by_name["pulp_href"]),
+    }

@@ -461,6 +461,39 @@ def test_a_version_is_destroyed_from_the_cli(cli: Cli, tmp_path: Path) -> None:
     assert repo["latest_version_href"] == repo["versions_href"] + "0/"
 
 
+def test_a_repositorys_blocklist_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    """`repository blocklist add|list|remove`, and an upload the blocklist refuses; with
+    --no-error-on-reject the upload is kept out of the repository instead."""
+    cli.ok("repository", "create", "--name", "foo")
+    entries = ("repository", "blocklist")
+    every = cli.ok(*entries, "add", "--repository", "foo", "--name", "Acme_Tools")
+    assert (every["name"], every["version"]) == ("acme-tools", None)
+    one = cli.ok(*entries, "add", "--repository", "foo", "--name", "acme-tools", "--version", "2")
+    cli.ok(*entries, "add", "--repository", "foo", "--filename", "x-1.0.tar.gz")
+    both = cli.fails(*entries, "add", "--repository", "foo", "--name", "a", "--filename", "a.whl")
+    assert "Exactly one of 'name' or 'filename' must be provided." in both
+    listed = cli.ok(*entries, "list", "--repository", "foo", "--name", "ACME.tools")
+    assert {e["pulp_href"] for e in listed} == {every["pulp_href"], one["pulp_href"]}
+    assert len(cli.ok(*entries, "list", "--repository", "foo")) == 3
+
+    wheel = build_wheel(tmp_path / "dist", "acme-tools", "1.0")
+    refused = cli.fails("content", "upload", "--file", str(wheel), "--repository", "foo")
+    assert f"Blocklisted packages cannot be added to this repository: {wheel.name}" in refused
+    cli.ok(*entries, "remove", "--repository", "foo", "--name", "acme-tools")  # every version
+    left = cli.ok(*entries, "list", "--repository", "foo", "--name", "acme-tools")
+    assert [e["pulp_href"] for e in left] == [one["pulp_href"]]
+    assert cli.fails(*entries, "remove", "--repository", "foo", "--name", "acme-tools").startswith(
+        "Error: Could not find one blocklist entry"
+    )
+    cli.ok("content", "upload", "--file", str(wheel), "--repository", "foo")  # allowed now
+    repo = cli.ok("repository", "update", "--name", "foo", "--no-error-on-reject")
+    assert repo["error_on_reject"] is False
+    two = build_wheel(tmp_path / "dist", "acme-tools", "2.0")
+    cli.ok("content", "upload", "--file", str(two), "--repository", "foo")  # left out
+    present = cli.ok("repository", "version", "show", "--repository", "foo")
+    assert present["number"] == 1
+
+
 def test_help_lists_the_verbs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pullthrough.cli", "--help"],

@@ -509,3 +509,72 @@ def test_pulp_task_list_by_worker_gives_the_tasks_that_worker_ran(
     assert wait_until(lambda: pulp.json_list("worker", "list", "--missing") != [], 20)
     assert names_of(pulp.json_list("worker", "list", "--missing")) == [running["name"]]
     assert pulp.json_list("worker", "list", "--online") == []
+
+
+def test_a_repositorys_blocklist_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Pulp's package policies guide, run with the real pulp-cli: `repository blocklist add`,
+    `list`, `show`, `remove`, and an upload of a blocked wheel refused."""
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    repo = pulp.json_object("python", "repository", "create", "--name", "foo")
+    assert repo["error_on_reject"] is True
+    blocklist = ("python", "repository", "blocklist")
+    by_name = pulp.json_object(*blocklist, "add", "--repository", "foo", "--name", "Shelf_Reader")
+    assert (by_name["name"], by_name["version"], by_name["filename"]) == (
+        "shelf-reader", None, None
+    )  # fmt: skip
+    pinned = pulp.json_object(
+        *blocklist, "add", "--repository", "foo", "--name", "django", "--version", "2.0.1"
+    )
+    by_file = pulp.json_object(
+        *blocklist, "add", "--repository", "foo", "--filename", "x-1.0.tar.gz"
+    )
+    assert by_name["pulp_href"].startswith(repo["pulp_href"] + "blocklist_entries/")
+    listed = pulp.json_list(*blocklist, "list", "--repository", "foo")
+    assert [e["pulp_href"] for e in listed] == [
+        by_file["pulp_href"], pinned["pulp_href"], by_name["pulp_href"]
+    ]  # fmt: skip
+    shown = pulp.json_object(*blocklist, "show", "--repository", "foo", "--name", "shelf-reader")
+    assert shown == by_name  # the entry for every version, not django's pinned one
+    shown = pulp.json_object(
+        *blocklist, "show", "--repository", "foo", "--name", "django", "--version", "2.0.1"
+    )
+    assert shown["pulp_href"] == pinned["pulp_href"]
+    shown = pulp.json_object(
+        *blocklist, "show", "--repository", "foo", "--filename", "x-1.0.tar.gz"
+    )
+    assert shown["pulp_href"] == by_file["pulp_href"]
+    duplicate = pulp.run(*blocklist, "add", "--repository", "foo", "--filename", "x-1.0.tar.gz",
+                         check=False)  # fmt: skip
+    assert duplicate.returncode == 1
+    assert "A blocklist entry with this filename already exists." in duplicate.stderr
+
+    wheel = build_wheel(tmp_path / "w", "shelf-reader", "9.0")
+    refused = pulp.run(
+        "python", "content", "upload", "--repository", "foo", "--file", str(wheel),
+        "--relative-path", wheel.name, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert (
+        f"Blocklisted packages cannot be added to this repository: {wheel.name}" in refused.stderr
+    ), refused.stderr
+    assert api_get_at(server, repo["pulp_href"])["latest_version_href"].endswith("/versions/0/")
+
+    pulp.run(*blocklist, "remove", "--repository", "foo", "--name", "shelf-reader")
+    gone = pulp.run(*blocklist, "show", "--repository", "foo", "--name", "shelf-reader",
+                    check=False)  # fmt: skip
+    assert gone.returncode == 1 and "Could not find" in gone.stderr
+    assert len(pulp.json_list(*blocklist, "list", "--repository", "foo")) == 2
+    pulp.run(
+        "python", "content", "upload", "--repository", "foo", "--file", str(wheel),
+        "--relative-path", wheel.name,
+    )  # fmt: skip
+    assert api_get_at(server, repo["pulp_href"])["latest_version_href"].endswith("/versions/1/")
+
+
+def api_get_at(server: Server, href: str) -> dict[str, Any]:
+    resp = requests.get(server.url + href, auth=AUTH, timeout=30)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body

@@ -125,6 +125,9 @@ class Objects:
             return self.api.artifact(f"{name}\n".encode())
         if parameter == "upload_href":
             return str(self.api.create("uploads/", size=10)["pulp_href"])
+        if parameter == "python_python_python_blocklist_entry_href":
+            entries = self.hrefs["python_python_repository_href"] + "blocklist_entries/"
+            return str(self.api.create(entries, filename=f"{name}.tar.gz")["pulp_href"])
         if parameter == "python_python_yank_href":
             repository = self.hrefs["python_python_repository_href"]
             body = {"name": name, "repository": repository, "version": "1"}
@@ -159,6 +162,7 @@ def objects(
     yank = api.create(
         "projects/python/yanks/", name="other-lib", repository=repository["pulp_href"], version="1"
     )
+    entry = api.create(repository["pulp_href"] + "blocklist_entries/", name="blocked-lib")
     token = api.create("tokens/", name="conformance", scopes=["read:main"])
     assert wait_until(lambda: api.get("workers/")["count"] > 0, 10)  # the server's task worker
     yield Objects(
@@ -167,6 +171,7 @@ def objects(
             "token_href": token["pulp_href"],
             "audit_event_href": api.get("audit/", limit=1)["results"][0]["pulp_href"],
             "python_python_yank_href": yank["pulp_href"],
+            "python_python_python_blocklist_entry_href": entry["pulp_href"],
             "python_python_project_status_href": status["pulp_href"],
             "python_python_repository_href": repository["pulp_href"],
             "python_python_repository_version_href": repository["latest_version_href"],

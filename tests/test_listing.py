@@ -21,7 +21,7 @@ from pullthrough.api.bindings import BINDINGS, TASKS, WORKERS
 from pullthrough.api.crud import operations
 from pullthrough.api.listing import GENERIC, apply_filters, parse_filters
 from pullthrough.api.operations import ValidationError
-from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, LTE, Filter
+from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, ISNULL, LTE, Filter
 from pullthrough.api.resources import VERSIONS
 from pullthrough.catalog.db import Catalog, make_engine, prepare
 from pullthrough.catalog.models import Base, Task, Worker, worker_id
@@ -163,7 +163,10 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 value = declared.choices[0]
             else:
                 value = hrefs.get(name, "x")
-            params += [(declared.key(lookup), value) for lookup in declared.lookups]
+            params += [
+                (declared.key(lookup), "true" if lookup == ISNULL else value)
+                for lookup in declared.lookups
+            ]
         with app.test_request_context("/", query_string=params):
             query = apply_filters(select(binding.model), binding)
         for dialect in (

@@ -31,14 +31,17 @@ from pullthrough.catalog.models import (
     Distribution,
     Package,
     Remote,
+    Repository,
+    RepositoryBlocklistEntry,
     RepositoryContent,
     Task,
     Worker,
     now,
 )
-from pullthrough.catalog.versions import create_repository
+from pullthrough.catalog.versions import create_repository, version_packages
 from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
+from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit as audit_module
 from pullthrough.services import sync as sync_module
 from pullthrough.services.container import (
@@ -2011,3 +2014,80 @@ def test_a_config_distribution_at_a_base_path_the_api_gave_is_refused_as_such(
     with catalog.session() as session:
         assert set(session.scalars(select(Distribution.name))) == {"main", "team"}
     catalog.engine.dispose()
+
+
+# ---- a repository's package blocklist --------------------------------------------------------
+
+
+def _block(svc: Services, repo_id: str, *, reject: bool = True, **entry: str) -> None:
+    with svc.catalog.session() as session:
+        session.get(Repository, repo_id).error_on_reject = reject  # type: ignore[union-attr]
+        session.add(RepositoryBlocklistEntry(repository_id=repo_id, **entry))
+
+
+def _present(svc: Services, repo_id: str) -> set[str]:
+    with svc.catalog.session() as session:
+        repo = session.get(Repository, repo_id)
+        assert repo is not None
+        return {p.filename for p in session.scalars(version_packages(repo_id, repo.latest_number))}
+
+
+def test_an_upload_the_blocklist_names_is_refused_or_left_out(
+    services: Services, tmp_path: Path
+) -> None:
+    """Rejecting (error_on_reject): refused, nothing kept; else stored and left out of the
+    repository (no new version), as Pulp's finalize_new_version; content already in the
+    repository stays."""
+    repo_id = local_repository(services, tmp_path, "kept", "1.0")
+    _block(services, repo_id, name="Blocked_Pkg")
+    _block(services, repo_id, name="kept")  # what is in already stays
+    wheel = build_wheel(tmp_path / "w", "blocked-pkg", "1.0")
+    with wheel.open("rb") as fh, pytest.raises(UploadRefused) as refused:
+        services.uploads.upload(repo_id, fh, wheel.name, actor="admin")
+    assert str(refused.value) == (
+        f"Blocklisted packages cannot be added to this repository: {wheel.name}"
+    )
+    with services.catalog.session() as session:
+        assert session.scalar(select(Package).where(Package.filename == wheel.name)) is None
+    assert _present(services, repo_id) == {"kept-1.0-py3-none-any.whl"}
+
+    with services.catalog.session() as session:
+        session.get(Repository, repo_id).error_on_reject = False  # type: ignore[union-attr]
+    with wheel.open("rb") as fh:
+        package, number = services.uploads.upload(repo_id, fh, wheel.name, actor="admin")
+    assert number is None and package.filename == wheel.name  # stored, not added
+    assert _present(services, repo_id) == {"kept-1.0-py3-none-any.whl"}
+    other = build_wheel(tmp_path / "w", "blocked-pkg-two", "1.0")
+    with other.open("rb") as fh:
+        assert services.uploads.upload(repo_id, fh, other.name, actor="admin")[1] == 2
+
+
+def test_a_sync_leaves_out_what_the_blocklist_names_or_fails_whole(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader"]))
+    try:
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        _block(svc, repo_id, name="shelf-reader", version="0.1.0")  # 0.1 by PEP 440
+        _block(svc, repo_id, filename=WHL_02)
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        task_id = queue(svc, SYNC, **args)
+        with pytest.raises(PackagesBlocked) as failed:
+            sync_module.sync(TaskContext(svc, task_id, args))
+        assert str(failed.value) == (
+            f"Blocklisted packages cannot be added to this repository: {WHL_01},"
+            f" shelf_reader-0.1.tar.gz, {WHL_02}"
+        )
+        assert _present(svc, repo_id) == set()
+
+        with svc.catalog.session() as session:
+            session.get(Repository, repo_id).error_on_reject = False  # type: ignore[union-attr]
+        task_id = queue(svc, SYNC, **args)
+        sync_module.sync(TaskContext(svc, task_id, args))
+        present = _present(svc, repo_id)
+        assert present and not present & {WHL_01, WHL_02, "shelf_reader-0.1.tar.gz"}
+        assert all(name.startswith("shelf_reader-0.") for name in present)
+    finally:
+        svc.close()

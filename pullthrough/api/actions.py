@@ -37,10 +37,12 @@ from pullthrough.catalog.models import (
     Upload,
     now,
 )
+from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import DistributedVersion, is_distributed, new_version, present_in
 from pullthrough.core.chunks import ChunkRefused
 from pullthrough.core.fields import Field
 from pullthrough.core.labels import InvalidLabel, check_label
+from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.chunked_uploads import UploadGone
 from pullthrough.services.container import DELETE_VERSION, ORPHAN_CLEANUP, REPAIR, SYNC
@@ -90,7 +92,11 @@ def _modify(session: Session, values: dict[str, object], repo: Repository) -> No
 
 def modify(call: Call) -> Response:
     repo: Repository = call.row
-    add = {p.id for p in call.values.get("add_content_units") or []}
+    adding = call.values.get("add_content_units") or []
+    if repo.error_on_reject and (rejected := blocked_packages(call.session, repo.id, adding)):
+        # As Pulp: refused at once (400, its ValidationError's list), before any task
+        return json_response([str(PackagesBlocked(p.filename for p in rejected))], 400)
+    add = {p.id for p in adding}
     # Pulp removes first, then adds: a unit in both lists (remove ["*"], add [X]) stays
     remove = {p.id for p in call.values["remove_content_units"]} - add
     base: RepositoryVersion | None = call.values.get("base_version")
@@ -117,7 +123,11 @@ def modify(call: Call) -> Response:
             call.services.ledger.forget(sha)
 
     call.after.append(forget)
-    return task_answer(call, "pullthrough.tasks.repository.modify", work)
+    try:
+        return task_answer(call, "pullthrough.tasks.repository.modify", work)
+    except PackagesBlocked as exc:  # a base version's package the blocklist names now
+        call.after.clear()
+        return json_response([str(exc)], 400)
 
 
 # ---- sync -----------------------------------------------------------------------------------

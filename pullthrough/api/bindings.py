@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from packaging.utils import canonicalize_name
 from sqlalchemy import Text, cast, delete, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
-from pullthrough.api.kinds import ref_href, version_href
+from pullthrough.api.kinds import blocklist_entry_href, ref_href, version_href
 from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid, services
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.labels import selected
@@ -34,6 +35,7 @@ from pullthrough.catalog.models import (
     Publication,
     Remote,
     Repository,
+    RepositoryBlocklistEntry,
     RepositoryContent,
     RepositoryVersion,
     Task,
@@ -50,6 +52,7 @@ from pullthrough.core.fields import Field
 from pullthrough.core.filenames import parse_filename
 from pullthrough.core.labels import InvalidSelector, parse_selector
 from pullthrough.core.remotes import UNSET, ordered
+from pullthrough.core.repository_blocklist import entry_problem
 from pullthrough.core.tasks import RUNNING_TASK_STATES
 from pullthrough.services.auth import new_token
 from pullthrough.services.tasks import Ref, online_since
@@ -206,6 +209,40 @@ VERSIONS = Binding(
         "content_summary": _content_summary,
     },
     conditions={"content": _holding},
+)
+
+
+def _one_blocklist_entry(session: Session, values: dict[str, Any], repo: Any) -> None:
+    """Exactly one of name or filename, a version only with a name, and once in the
+    repository: Pulp's rules and messages (400). `repo`: the repository of the path."""
+    name, version, filename = (values.get(k) for k in ("name", "version", "filename"))
+    if (problem := entry_problem(name, version, filename)) is not None:
+        raise ValidationError({"non_field_errors": [problem]})
+    entry = RepositoryBlocklistEntry
+    if filename is not None:
+        same, what = entry.filename == filename, "filename"
+    else:
+        same = (entry.name == name) & (
+            entry.version.is_(None) if version is None else entry.version == version
+        )
+        what = "name and version"
+    if session.scalar(select(entry.id).where(entry.repository_id == repo.id, same)) is not None:
+        raise ValidationError(
+            {"non_field_errors": [f"A blocklist entry with this {what} already exists."]}
+        )
+
+
+BLOCKLIST_ENTRIES = Binding(
+    resources.BLOCKLIST_ENTRIES,
+    RepositoryBlocklistEntry,
+    computed={
+        "pulp_href": lambda row, _: blocklist_entry_href(row.repository_id, row.id),
+        "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_id),
+    },
+    conditions={  # a name as given: compared normalized, as stored
+        "name": lambda name: RepositoryBlocklistEntry.name == canonicalize_name(name),
+    },
+    check=_one_blocklist_entry,
 )
 
 
@@ -703,6 +740,7 @@ UPLOADS = Binding(
 BINDINGS = (
     REPOSITORIES,
     VERSIONS,
+    BLOCKLIST_ENTRIES,
     REMOTES,
     DISTRIBUTIONS,
     PUBLICATIONS,

@@ -63,8 +63,8 @@ def written(call: Call, binding: Binding, verb: str, work: Work, status: int) ->
 def _list(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
         query = select(binding.model)
-        if call.row is not None:  # the versions of the repository its path names
-            query = query.where(RepositoryVersion.repository_id == call.row.id)
+        if call.row is not None:  # what is below the repository its path names
+            query = query.where(binding.model.repository_id == call.row.id)  # type: ignore[attr-defined]
         out = render(call)
         body = page(
             call.session,
@@ -83,6 +83,8 @@ def _read(binding: Binding, verb: str) -> View:
 
 def _create(binding: Binding, verb: str) -> View:
     def view(call: Call) -> Response:
+        kind = binding.resource.kind
+
         def work(session: Session, outcome: TaskOutcome) -> None:
             values = {**binding.resource.create_defaults, **call.values}
             if binding.build is not None:
@@ -90,14 +92,19 @@ def _create(binding: Binding, verb: str) -> View:
             else:
                 row = binding.model()
                 binding.write_values(row, values)
+            if binding.resource.parent is not None:  # below the repository its path names
+                row.repository_id = call.row.id
+            if hasattr(row, "added_by"):  # who made it, as Pulp's blocklist entries say
+                row.added_by = call.actor
             session.add(row)
             session.flush()
             if binding.after_create is not None:
                 binding.after_create(session, row)
             session.refresh(row)
-            call.subject = binding.resource.kind.href(row.id)
             outcome.created.append(Ref(binding.resource.kind.label, row.id))
             outcome.result = binding.to_json(row, render(call))
+            nested = binding.resource.parent is not None
+            call.subject = outcome.result["pulp_href"] if nested else kind.href(row.id)
 
         return written(call, binding, verb, work, 201)
 
@@ -150,6 +157,14 @@ def load_version(session: Session, path: Mapping[str, Any]) -> Any:
     return session.scalar(query)
 
 
+def _below(model: type[Any]) -> Loader:
+    """The loader of an object below a repository, by the repository's `<id>` and its own
+    `<item>` in the path."""
+    return lambda session, path: session.scalar(
+        select(model).where(model.id == path["item"], model.repository_id == path["id"])
+    )
+
+
 def operations(binding: Binding) -> list[Operation]:
     """The resource's standard operations, as Pulp names, places and answers them."""
     resource = binding.resource
@@ -159,12 +174,16 @@ def operations(binding: Binding) -> list[Operation]:
     load_item: Loader = by_id(binding.model)
     load_collection: Loader | None = None
     collection_param = None
-    if resource.parent is not None:  # repository versions: <repository href>versions/<n>/
+    if resource.parent is not None:  # below a repository: <repository href>versions/<n>/
         collection_param = resource.parent.kind.href_param
-        collection = resource.parent.kind.list_href + "<id>/versions/"
-        collection_doc = "{" + collection_param + "}versions/"
-        item = collection + "<int:number>/"
-        load_collection, load_item = by_id(Repository), load_version
+        below = kind.path.removeprefix(resource.parent.kind.path)  # "versions/"
+        collection = resource.parent.kind.list_href + "<id>/" + below
+        collection_doc = "{" + collection_param + "}" + below
+        load_collection = by_id(Repository)
+        if binding.model is RepositoryVersion:
+            item, load_item = collection + "<int:number>/", load_version
+        else:
+            item, load_item = collection + "<item>/", _below(binding.model)
     out = []
     for verb in resource.verbs:
         view, method, on_item, summary, code = VERBS[verb]

@@ -32,6 +32,7 @@ class Kind:
     core_schema: bool = False  # its schema is core's (RepositoryVersion, Task)
     # core's list of every type of it (`repositories/`): the same objects, and the same filters
     generic: str | None = None
+    param: str | None = None  # its href's name in the API document, where Pulp's differs
 
     @property
     def operation(self) -> str:
@@ -41,6 +42,8 @@ class Kind:
     @property
     def href_param(self) -> str:
         """The API document's name for an href: `python_python_repository_href`."""
+        if self.param is not None:
+            return self.param
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
         return f"python_python_{snake}_href" if self.plugin else f"{snake}_href"
 
@@ -98,6 +101,14 @@ VERSION = Kind(
     core_schema=True,
     generic="repository_versions/",
 )
+# A repository's package blocklist (Pulp python >= 3.30.2), below the repository:
+# `<repository href>blocklist_entries/<id>/`. Not a distribution's `blocklist`.
+BLOCKLIST_ENTRY = Kind(
+    "blocklist_entry",
+    f"{REPOSITORY.path}blocklist_entries/",
+    "BlocklistEntry",
+    param="python_python_python_blocklist_entry_href",
+)
 KINDS = {
     k.label: k
     for k in (
@@ -121,6 +132,10 @@ _VERSION_HREF = re.compile(re.escape(REPOSITORY.list_href) + f"({_UUID})/version
 
 def version_href(repository_id: str, number: int) -> str:
     return f"{REPOSITORY.href(repository_id)}versions/{number}/"
+
+
+def blocklist_entry_href(repository_id: str, entry_id: str) -> str:
+    return f"{REPOSITORY.href(repository_id)}blocklist_entries/{entry_id}/"
 
 
 def is_version_href(href: str) -> bool:

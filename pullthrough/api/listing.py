@@ -21,6 +21,7 @@ from pullthrough.api.params import (
     GTE,
     ICONTAINS,
     IN,
+    ISNULL,
     LT,
     LTE,
     PAGE_PARAMS,
@@ -83,6 +84,8 @@ def _condition(binding: Binding, found: Lookup) -> Any:
     value = values[0]
     if lookup == IN:
         return column.in_(values)
+    if lookup == ISNULL:
+        return column.is_(None) if value else column.is_not(None)
     if lookup == CONTAINS:
         return column.contains(value, autoescape=True)
     if lookup == ICONTAINS:
@@ -105,6 +108,10 @@ def _typed(declared: Filter, lookup: str, value: str) -> object:
     lookups - contains, icontains, startswith - take any text)."""
     if lookup in (CONTAINS, ICONTAINS, STARTSWITH):
         return value
+    if lookup == ISNULL:
+        if value.lower() not in BOOLEANS:
+            raise invalid(declared.key(lookup), "Must be a valid boolean: true or false.")
+        return BOOLEANS[value.lower()]
     if declared.format == DATE_TIME:
         return _moment(declared.key(lookup), value)
     return _coerce(declared, value)

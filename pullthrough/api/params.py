@@ -10,6 +10,7 @@ EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH = "", "in", "contains", "icontains", 
 TEXT_LOOKUPS = (EXACT, IN, CONTAINS, ICONTAINS, STARTSWITH)
 GT, GTE, LT, LTE = "gt", "gte", "lt", "lte"  # comparisons: after, from, before, until
 TIME_LOOKUPS = (GT, GTE, LT, LTE)
+ISNULL = "isnull"  # a boolean: whether the column is null
 DATE_TIME = "date-time"  # the OpenAPI format of a time (RFC 3339); pulp-cli sends datetimes
 
 
@@ -49,7 +50,7 @@ class Filter:
         return tuple(
             Param(
                 self.key(lookup),
-                self.type,
+                "boolean" if lookup == ISNULL else self.type,
                 lookup == IN,
                 lookup != IN,
                 choices=self.choices,

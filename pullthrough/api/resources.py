@@ -25,6 +25,7 @@ from pullthrough.api.params import (
     GTE,
     ICONTAINS,
     IN,
+    ISNULL,
     LT,
     LTE,
     TEXT_LOOKUPS,
@@ -105,6 +106,13 @@ REPOSITORIES = Resource(
         Field("retain_repo_versions", "integer", nullable=True, minimum=1),
         Field("remote", "string", nullable=True, href="remote", help="The remote to sync from."),
         Field("autopublish", "boolean", default=False, help="Publish each new version."),
+        Field(
+            "error_on_reject",
+            "boolean",
+            default=True,
+            help="A change adding packages the repository's blocklist names fails whole;"
+            " false: they are left out and the rest added.",
+        ),
     ),
     verbs=CRUD,
     tasks=WRITES,
@@ -125,6 +133,54 @@ VERSIONS = Resource(
     ),
     ordering=("number", "pulp_created"),
     default_order="-number",
+    parent=REPOSITORIES,
+)
+
+
+def _entry_name(value: str) -> str:
+    return _project_name(value)  # defined below
+
+
+def _entry_version(value: str) -> str:
+    return _version(value)  # defined below
+
+
+# A repository's package blocklist (Pulp python's): created and removed, never changed.
+BLOCKLIST_ENTRIES = Resource(
+    kinds.BLOCKLIST_ENTRY,
+    (
+        *ro("pulp_href", "pulp_created", "pulp_last_updated", "repository"),
+        Field(
+            "name",
+            "string",
+            nullable=True,
+            clean=_entry_name,
+            help="Package name to block (for all versions). Compared after PEP 503"
+            " normalization. Required when 'filename' is not provided.",
+        ),
+        Field(
+            "version",
+            "string",
+            nullable=True,
+            clean=_entry_version,
+            help="Exact version string to block (e.g. '1.0'). Only used when 'name' is set.",
+        ),
+        Field(
+            "filename",
+            "string",
+            nullable=True,
+            help="Exact filename to block. Required when 'name' is not provided.",
+        ),
+        Field("added_by", "string", read_only=True, nullable=True, help="Who added it."),
+    ),
+    verbs=(LIST, CREATE, READ, DELETE),
+    filters=(
+        Filter("name"),
+        Filter("version", (EXACT, ISNULL)),
+        Filter("filename"),
+    ),
+    ordering=("pulp_created", "name", "filename"),
+    default_order="-pulp_created",
     parent=REPOSITORIES,
 )
 REMOTES = Resource(

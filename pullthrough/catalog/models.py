@@ -88,6 +88,10 @@ class Repository(Timestamped, Base):
         ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
     )
     autopublish: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A change adding packages its blocklist names fails whole (True), or goes on without them
+    error_on_reject: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
     pulp_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # The number last given to a version (Pulp's `next_version` - 1), kept when that version is
     # deleted: a number is never given twice. Its column keeps its first name.
@@ -339,6 +343,38 @@ class Task(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class RepositoryBlocklistEntry(Timestamped, Base):
+    """An entry of a repository's package blocklist (core.repository_blocklist): a project
+    (every version, or one), or one filename, kept out of the repository's new versions. Not a
+    distribution's `blocklist` (what a distribution serves)."""
+
+    __tablename__ = "repository_blocklist_entries"
+    __table_args__ = (
+        CheckConstraint("(name IS NULL) <> (filename IS NULL)", name="blocklist_name_or_filename"),
+        CheckConstraint("version IS NULL OR name IS NOT NULL", name="blocklist_version_of_name"),
+        UniqueConstraint("repository_id", "name", "version", name="uq_blocklist_name_version"),
+        UniqueConstraint("repository_id", "filename", name="uq_blocklist_filename"),
+        # NULLs differ in a unique constraint: one "every version" entry per project, here
+        Index(
+            "uq_blocklist_name",
+            "repository_id",
+            "name",
+            unique=True,
+            sqlite_where=text("version IS NULL AND name IS NOT NULL"),
+            postgresql_where=text("version IS NULL AND name IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    repository_id: Mapped[str] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)  # normalized
+    version: Mapped[str | None] = mapped_column(String(255), nullable=True)  # normalized
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    added_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # an actor
 
 
 class Yank(Timestamped, Base):

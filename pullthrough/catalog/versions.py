@@ -21,6 +21,8 @@ from pullthrough.catalog.models import (
     RepositoryContent,
     RepositoryVersion,
 )
+from pullthrough.catalog.repository_blocklist import blocked_ids
+from pullthrough.core.repository_blocklist import PackagesBlocked
 
 BATCH = 500  # ids in one IN (...)
 
@@ -90,6 +92,10 @@ def new_version(
         session.scalars(select(RepositoryContent.package_id).where(present_in(repo.id, latest)))
     )
     added, removed = set(add) - current, set(remove) & current
+    if added and (rejected := blocked_ids(session, repo.id, added)):
+        if repo.error_on_reject:
+            raise PackagesBlocked(p.filename for p in rejected)
+        added -= {p.id for p in rejected}
     if not added and not removed:
         return None
     number = repo.last_number + 1

@@ -297,10 +297,56 @@ def content_modify(client: Client, args: argparse.Namespace) -> Any:
     return client.modify(repository, add or [], remove or [], base)
 
 
+def _blocklist_entries(client: Client, args: argparse.Namespace) -> tuple[str, list[Any]]:
+    """The repository's blocklist href, and its entries the options name (all: none given)."""
+    href = client.find(kinds.REPOSITORY, args.repository)["pulp_href"] + "blocklist_entries/"
+    params = {k: v for k in ("name", "version", "filename") if (v := getattr(args, k, None))}
+    return href, client.page(kinds.BLOCKLIST_ENTRY, params, href=href)
+
+
+def blocklist_add(client: Client, args: argparse.Namespace) -> Any:
+    href = client.find(kinds.REPOSITORY, args.repository)["pulp_href"] + "blocklist_entries/"
+    body = {k: v for k in ("name", "version", "filename") if (v := getattr(args, k)) is not None}
+    operation = f"{kinds.BLOCKLIST_ENTRY.operation}_create"
+    return client.call("POST", href, operation, json=body)
+
+
+def blocklist_list(client: Client, args: argparse.Namespace) -> Any:
+    return _blocklist_entries(client, args)[1]
+
+
+def blocklist_remove(client: Client, args: argparse.Namespace) -> Any:
+    """Removes the entry of exactly these fields (an entry of a name without --version: the
+    one for every version)."""
+    _, found = _blocklist_entries(client, args)
+    found = [e for e in found if e["version"] == args.version]
+    if len(found) != 1:
+        raise CliError(f"Could not find one blocklist entry of {args.repository!r} so named.")
+    operation = f"{kinds.BLOCKLIST_ENTRY.operation}_delete"
+    return client.call("DELETE", found[0]["pulp_href"], operation)
+
+
+def _add_blocklist(repo: Tree) -> None:
+    """`blocklist add|list|remove --repository N [--name P [--version V] | --filename F]`: the
+    packages kept out of the repository (not a distribution's --blocklist)."""
+    group = repo.group("blocklist", "packages kept out of a repository (Pulp's blocklist)")
+    for verb, help, func in (
+        ("add", "block a project (every version, or --version), or a filename", blocklist_add),
+        ("list", "list the entries (those of --name, --version or --filename)", blocklist_list),
+        ("remove", "remove the entry of exactly these fields", blocklist_remove),
+    ):
+        parser = group.verb(verb, help, func)
+        parser.add_argument("--repository", required=True, metavar="NAME")
+        parser.add_argument("--name", help="a project")
+        parser.add_argument("--version", help="one version of --name")
+        parser.add_argument("--filename", help="one file")
+
+
 def _add_repository(tree: Tree) -> None:
     repo = tree.group("repository", "repositories: versioned sets of packages")
     standard_verbs(repo, REPOSITORIES, "repositories")
     _add_labels(repo, kinds.REPOSITORY)
+    _add_blocklist(repo)
     parser = repo.verb(
         "sync", "fill the repository from a remote (a task; shows progress)", repository_sync
     )

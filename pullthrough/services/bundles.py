@@ -60,6 +60,7 @@ from pullthrough.core.bundles import (
 )
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
 from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
@@ -513,7 +514,10 @@ class Bundles:
                 )
             )
             remove = set() if add_only else current - set(ids)
-            version = new_version(session, repo.id, add=ids, remove=remove)
+            try:
+                version = new_version(session, repo.id, add=ids, remove=remove)
+            except PackagesBlocked as exc:  # the target repository's blocklist, rejecting
+                raise BundleError(str(exc)) from None
             changed = _set_yanks(session, repo.id, manifest.yanks, add_only=add_only)
             changed += _set_statuses(session, repo.id, manifest.statuses, add_only=add_only)
             report = ImportReport(

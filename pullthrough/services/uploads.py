@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Package, ProjectStatus, Repository, RepositoryContent
+from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import new_version, version_packages
 from pullthrough.core.filenames import InvalidFilename, parse_filename, release_of
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
+from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
 from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
@@ -86,6 +88,7 @@ class Uploads:
                 with self.catalog.session() as session:
                     if repository_id is not None:
                         _check_status(session, repository_id, package.name)
+                        _check_blocklist(session, repository_id, package)
                     existing = session.scalar(select(Package).where(Package.filename == filename))
                     if (
                         existing is not None
@@ -132,11 +135,14 @@ class Uploads:
                         package.metadata_sha256 = self.store.put_bytes(metadata)
                     session.flush()
                     writer.commit()  # visible only now: validated, hash-checked, recorded
-                    created = (
-                        new_version(session, repository_id, add=[package.id])
-                        if repository_id
-                        else None
-                    )
+                    try:
+                        created = (
+                            new_version(session, repository_id, add=[package.id])
+                            if repository_id
+                            else None
+                        )
+                    except PackagesBlocked as exc:  # an entry added since the check
+                        raise UploadRefused(str(exc)) from None
                     detail = {
                         "filename": filename,
                         "sha256": package.sha256,
@@ -207,6 +213,15 @@ def _check_status(session: Session, repository_id: str, name: str) -> None:
     if status is not None and status.status in (ARCHIVED, QUARANTINED):
         why = f": {status.reason}" if status.reason else ""
         raise UploadForbidden(f"Project {name!r} is {status.status}{why}; it takes no uploads")
+
+
+def _check_blocklist(session: Session, repository_id: str, package: Package) -> None:
+    """Refused before the file is kept, if the repository's blocklist names it and rejects
+    (error_on_reject); else stored, and left out of the repository (catalog.versions)."""
+    repo = session.get(Repository, repository_id)
+    rejects = repo is not None and repo.error_on_reject
+    if rejects and blocked_packages(session, repository_id, [package]):
+        raise UploadRefused(str(PackagesBlocked([package.filename])))
 
 
 def _check_one_sdist(session: Session, repository_id: str, package: Package) -> None:
