@@ -38,7 +38,7 @@ from pullthrough.catalog.models import (
     Worker,
     now,
 )
-from pullthrough.catalog.versions import create_repository, version_packages
+from pullthrough.catalog.versions import create_repository, new_version, version_packages
 from pullthrough.config import ConfigError, RemoteSettings, Settings, load_settings
 from pullthrough.core.models import DistFile
 from pullthrough.core.repository_blocklist import PackagesBlocked
@@ -860,6 +860,39 @@ def on_postgres(upstream: Upstream, tmp_path: Path, url: str, **remote: object) 
         text.replace("[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n')
     )
     return load_settings(config, environ={})
+
+
+def test_an_orphan_cleanup_leaves_a_package_a_repository_takes_in_meanwhile(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, a modify adds an old orphan to a repository (not committed yet) while an
+    orphan cleanup runs: the cleanup waits for it and leaves the package, rather than fail the
+    whole task on the foreign key of the new version's row."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            wheel = build_wheel(tmp_path / "w", "kept-orphan", "1.0")
+            with wheel.open("rb") as fh:
+                orphan = svc.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+            with svc.catalog.session() as session:
+                repo_id = create_repository(session, name="r").id
+            task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
+            with Session(svc.catalog.engine) as modifying:
+                assert new_version(modifying, repo_id, add=[orphan.id]) is not None
+                modifying.flush()  # its row refers to the package: held until committed
+                cleaning = threading.Thread(target=svc.new_worker().run_once)
+                cleaning.start()
+                cleaning.join(timeout=1)
+                assert cleaning.is_alive()  # waiting for the modify
+                modifying.commit()
+            cleaning.join(timeout=30)
+            assert not cleaning.is_alive()
+            assert task(svc, task_id).state == "completed"
+            with svc.catalog.session() as session:
+                assert session.get(Package, orphan.id) is not None
+            assert svc.store.has(orphan.sha256)
+        finally:
+            svc.close()
 
 
 def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(

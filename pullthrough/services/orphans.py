@@ -39,7 +39,18 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         )
         if ids := ctx.args.get("content_ids"):
             query = query.where(Package.id.in_(ids))
-        orphans = session.scalars(query).all()
+        # Locked (PostgreSQL; SQLite's write lock is held already), then looked at again: a
+        # repository change that took one in before the lock committed first, and is seen now;
+        # one after it waits for this transaction, and finds the package gone.
+        found = session.scalars(query.order_by(Package.id).with_for_update()).all()
+        taken = set(
+            session.scalars(
+                select(RepositoryContent.package_id).where(
+                    RepositoryContent.package_id.in_([p.id for p in found])
+                )
+            )
+        )
+        orphans = [p for p in found if p.id not in taken]
         files = {p.sha256 for p in orphans} | {
             p.metadata_sha256 for p in orphans if p.metadata_sha256
         }
