@@ -5,6 +5,7 @@ content, and concurrent writers to one repository neither collide nor lose an up
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, update
+from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -888,6 +889,59 @@ def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -
 
     assert sorted(numbers) == list(range(1, WRITERS + 1))
     assert files_in(catalog, repo_id, WRITERS) == {whl(n) for n in names}
+
+
+def test_a_writer_that_waited_for_the_lock_builds_on_the_version_made_meanwhile(
+    catalog: Catalog,
+) -> None:
+    """The latest version is read once the repository's lock is held: on PostgreSQL a
+    `SELECT ... FOR UPDATE` that waited evaluates its select list (latest_number's subquery)
+    in the snapshot taken before it waited, which has not the version made meanwhile. Here the
+    second writer adds back what the first removed: that is a change, never "nothing"."""
+    (a,) = add_packages(catalog, "a")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        assert number(new_version(session, repo_id, add=[a])) == 1
+    waiting = threading.Event()
+
+    def second() -> int | None:
+        with catalog.session() as session:
+            waiting.set()
+            version = new_version(session, repo_id, add=[a])
+            return None if version is None else version.number
+
+    with ThreadPoolExecutor(1) as pool, catalog.session() as session:
+        assert number(new_version(session, repo_id, remove=[a])) == 2
+        future = pool.submit(second)
+        assert waiting.wait(THREAD_TIMEOUT)
+        _until_a_lock_is_awaited(catalog)
+        session.commit()
+    assert future.result(timeout=THREAD_TIMEOUT) == 3
+    assert files_in(catalog, repo_id, 2) == set()
+    assert files_in(catalog, repo_id, 3) == {whl("a")}
+    with catalog.session() as session:
+        version = session.scalar(
+            select(RepositoryVersion).where(
+                RepositoryVersion.repository_id == repo_id, RepositoryVersion.number == 3
+            )
+        )
+        assert version is not None and version.base_number == 2
+
+
+def _until_a_lock_is_awaited(catalog: Catalog) -> None:
+    """On PostgreSQL, wait (bounded) until a backend waits for a row lock; on SQLite the
+    second writer waits for BEGIN IMMEDIATE instead, which it cannot be seen doing: a pause."""
+    if catalog.engine.dialect.name == "sqlite":
+        time.sleep(0.5)
+        return
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    deadline = time.monotonic() + THREAD_TIMEOUT
+    while time.monotonic() < deadline:
+        with catalog.engine.connect() as conn:
+            if conn.scalar(query):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second writer never waited for the repository's lock")
 
 
 # ---- eviction against promotion -------------------------------------------------------------
