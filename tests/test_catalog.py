@@ -21,6 +21,7 @@ from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, t
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog import versions as versions_module
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
@@ -942,6 +943,71 @@ def _until_a_lock_is_awaited(catalog: Catalog) -> None:
                 return
         time.sleep(0.02)
     raise AssertionError("the second writer never waited for the repository's lock")
+
+
+def test_a_distribution_pointed_at_a_version_being_deleted_conflicts_it_is_not_emptied(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a distribution set to serve a version after its deletion checked that none
+    does, and committed before the deletion, must not be left serving nothing (the foreign
+    key's SET NULL): its write waits for the deletion, then fails (the API's 409)."""
+    if catalog.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one write transaction at a time: nothing interleaves")
+    a, b = add_packages(catalog, "a", "b")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        first = new_version(session, repo_id, add=[a])
+        assert first is not None
+        first_id = first.id
+        assert number(new_version(session, repo_id, add=[b])) == 2
+        dist = Distribution(name="pinned", base_path="pinned")
+        session.add(dist)
+        session.flush()
+        dist_id = dist.id
+    checked, go = threading.Event(), threading.Event()
+    real = versions_module.is_distributed
+
+    def paused(session: Session, version: RepositoryVersion) -> bool:
+        served = real(session, version)
+        checked.set()
+        assert go.wait(THREAD_TIMEOUT)
+        return served
+
+    monkeypatch.setattr(versions_module, "is_distributed", paused)
+
+    def delete() -> bool:
+        with catalog.session() as session:
+            return delete_version(session, repo_id, 1)
+
+    def point() -> None:
+        with catalog.session() as session:
+            pin = update(Distribution).where(Distribution.id == dist_id)
+            session.execute(pin.values(repository_version_id=first_id))
+
+    with ThreadPoolExecutor(2) as pool:
+        deleting = pool.submit(delete)
+        assert checked.wait(THREAD_TIMEOUT)
+        pointing = pool.submit(point)
+        deadline = time.monotonic() + 5
+        while not pointing.done() and not _lock_awaited(catalog) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        go.set()
+        deleted = deleting.result(timeout=THREAD_TIMEOUT)
+        failed = pointing.exception(timeout=THREAD_TIMEOUT)
+    with catalog.session() as session:
+        served = session.get(Distribution, dist_id)
+        assert served is not None
+        if deleted:
+            assert isinstance(failed, IntegrityError), "the distribution was left serving nothing"
+            assert served.repository_version_id is None
+        else:
+            assert failed is None and served.repository_version_id == first_id
+
+
+def _lock_awaited(catalog: Catalog) -> bool:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with catalog.engine.connect() as conn:
+        return bool(conn.scalar(query))
 
 
 # ---- eviction against promotion -------------------------------------------------------------

@@ -222,10 +222,13 @@ def delete_version(session: Session, repository_id: str, number: int) -> bool:
     distribution serves.
     """
     repo = _locked(session, repository_id)
+    # Locked too (PostgreSQL): a distribution or publication set to it from now waits at its
+    # foreign key's check and then fails, instead of committing after the check below and
+    # being emptied by the foreign key's SET NULL when the version goes.
     version = session.scalar(
-        select(RepositoryVersion).where(
-            RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == number
-        )
+        select(RepositoryVersion)
+        .where(RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == number)
+        .with_for_update()
     )
     if version is None:
         return False
