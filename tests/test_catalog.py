@@ -5,6 +5,7 @@ content, and concurrent writers to one repository neither collide nor lose an up
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +17,11 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, update
+from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog import versions as versions_module
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
@@ -939,6 +941,123 @@ def test_concurrent_writers_that_loaded_the_repository_first(catalog: Catalog) -
 
     assert sorted(numbers) == list(range(1, WRITERS + 1))
     assert files_in(catalog, repo_id, WRITERS) == {whl(n) for n in names}
+
+
+def test_a_writer_that_waited_for_the_lock_builds_on_the_version_made_meanwhile(
+    catalog: Catalog,
+) -> None:
+    """The latest version is read once the repository's lock is held: on PostgreSQL a
+    `SELECT ... FOR UPDATE` that waited evaluates its select list (latest_number's subquery)
+    in the snapshot taken before it waited, which has not the version made meanwhile. Here the
+    second writer adds back what the first removed: that is a change, never "nothing"."""
+    (a,) = add_packages(catalog, "a")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        assert number(new_version(session, repo_id, add=[a])) == 1
+    waiting = threading.Event()
+
+    def second() -> int | None:
+        with catalog.session() as session:
+            waiting.set()
+            version = new_version(session, repo_id, add=[a])
+            return None if version is None else version.number
+
+    with ThreadPoolExecutor(1) as pool, catalog.session() as session:
+        assert number(new_version(session, repo_id, remove=[a])) == 2
+        future = pool.submit(second)
+        assert waiting.wait(THREAD_TIMEOUT)
+        _until_a_lock_is_awaited(catalog)
+        session.commit()
+    assert future.result(timeout=THREAD_TIMEOUT) == 3
+    assert files_in(catalog, repo_id, 2) == set()
+    assert files_in(catalog, repo_id, 3) == {whl("a")}
+    with catalog.session() as session:
+        version = session.scalar(
+            select(RepositoryVersion).where(
+                RepositoryVersion.repository_id == repo_id, RepositoryVersion.number == 3
+            )
+        )
+        assert version is not None and version.base_number == 2
+
+
+def _until_a_lock_is_awaited(catalog: Catalog) -> None:
+    """On PostgreSQL, wait (bounded) until a backend waits for a row lock; on SQLite the
+    second writer waits for BEGIN IMMEDIATE instead, which it cannot be seen doing: a pause."""
+    if catalog.engine.dialect.name == "sqlite":
+        time.sleep(0.5)
+        return
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    deadline = time.monotonic() + THREAD_TIMEOUT
+    while time.monotonic() < deadline:
+        with catalog.engine.connect() as conn:
+            if conn.scalar(query):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second writer never waited for the repository's lock")
+
+
+@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)  # SQLite: one writer
+def test_a_distribution_pointed_at_a_version_being_deleted_conflicts_it_is_not_emptied(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a distribution set to serve a version after its deletion checked that none
+    does, and committed before the deletion, must not be left serving nothing (the foreign
+    key's SET NULL): its write waits for the deletion, then fails (the API's 409)."""
+    a, b = add_packages(catalog, "a", "b")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        first = new_version(session, repo_id, add=[a])
+        assert first is not None
+        first_id = first.id
+        assert number(new_version(session, repo_id, add=[b])) == 2
+        dist = Distribution(name="pinned", base_path="pinned")
+        session.add(dist)
+        session.flush()
+        dist_id = dist.id
+    checked, go = threading.Event(), threading.Event()
+    real = versions_module.is_distributed
+
+    def paused(session: Session, version: RepositoryVersion) -> bool:
+        served = real(session, version)
+        checked.set()
+        assert go.wait(THREAD_TIMEOUT)
+        return served
+
+    monkeypatch.setattr(versions_module, "is_distributed", paused)
+
+    def delete() -> bool:
+        with catalog.session() as session:
+            return delete_version(session, repo_id, 1)
+
+    def point() -> None:
+        with catalog.session() as session:
+            pin = update(Distribution).where(Distribution.id == dist_id)
+            session.execute(pin.values(repository_version_id=first_id))
+
+    with ThreadPoolExecutor(2) as pool:
+        deleting = pool.submit(delete)
+        assert checked.wait(THREAD_TIMEOUT)
+        pointing = pool.submit(point)
+        deadline = time.monotonic() + 5
+        while not pointing.done() and not _lock_awaited(catalog) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        go.set()
+        deleted = deleting.result(timeout=THREAD_TIMEOUT)
+        failed = pointing.exception(timeout=THREAD_TIMEOUT)
+    with catalog.session() as session:
+        served = session.get(Distribution, dist_id)
+        assert served is not None
+        if deleted:
+            assert isinstance(failed, IntegrityError), "the distribution was left serving nothing"
+            assert served.repository_version_id is None
+        else:
+            assert failed is None and served.repository_version_id == first_id
+
+
+def _lock_awaited(catalog: Catalog) -> bool:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with catalog.engine.connect() as conn:
+        return bool(conn.scalar(query))
 
 
 # ---- eviction against promotion -------------------------------------------------------------

@@ -8,12 +8,13 @@ import hashlib
 import io
 import os
 import re
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from test_artifacts import artifact_ids, artifact_of
-from test_services import queue, services, task
+from test_services import WHL_02, main_and_wheel, queue, services, stored_soon, streamed, task
 
 from pullthrough.catalog.models import Upload, UploadChunk
 from pullthrough.core.chunks import ChunkRefused
@@ -22,6 +23,7 @@ from pullthrough.services.chunked_uploads import COMMIT, ChunkedUploads, UploadG
 from pullthrough.services.container import ORPHAN_CLEANUP, Services
 from pullthrough.storage.s3 import S3Location, S3Store
 from support.seaweed import S3Server
+from support.upstream import Upstream
 
 __all__ = ["services"]  # the fixture, shared with test_services
 SIZE = 2500
@@ -235,3 +237,28 @@ def test_chunks_in_s3_make_an_artifact_and_leave_no_object(
     assert [o["Key"] for o in listed.get("Contents", [])] == [
         f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
     ]
+
+
+def test_a_cached_file_a_chunk_kept_from_eviction_is_still_the_caches_once_the_upload_goes(
+    services: Services, upstream: Upstream
+) -> None:
+    """An eviction pass that meets a cached file whose bytes an upload's chunk records leaves
+    them (kept). Once the upload goes, they are the cache's own again: evictable, or removed -
+    never a cached file that no ledger entry counts, that orphan cleanup leaves (the cache's)
+    and that no eviction ever removes."""
+    dist, expected = main_and_wheel(services, upstream)
+    with closing(streamed(services, dist, WHL_02)) as opened:
+        assert b"".join(opened) == expected.data
+    stored_soon(opened)
+    assert services.ledger.tracks(expected.sha256)
+    upload_id = new_upload(services, len(expected.data))
+    send(services.chunked_uploads, upload_id, expected.data, 0)  # one chunk: the same bytes
+
+    services.ledger.max_size = 1
+    services.pullthrough.evict_if_needed()
+    assert services.store.has(expected.sha256)  # the chunk's
+    services.chunked_uploads.delete(upload_id, actor="admin", subject="u")
+
+    assert services.ledger.tracks(expected.sha256) or not services.store.has(expected.sha256)
+    services.pullthrough.evict_if_needed()  # evicted in its turn
+    assert not services.store.has(expected.sha256)

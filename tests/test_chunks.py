@@ -37,6 +37,21 @@ def test_malformed_content_ranges_are_refused_in_pulps_words(header: str | None)
         parse_content_range(header)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes 0-" + "9" * 5000 + "/*",
+        "bytes 0-9/" + "1" * 5000,
+        "bytes " + "9" * 5000 + "-" + "9" * 5000 + "/*",
+    ],
+)
+def test_numbers_too_long_to_read_are_refused_not_failed_on(header: str) -> None:
+    """Python reads no integer of more than 4300 digits (a ValueError that is no refusal: a
+    500 at the API); a header of such numbers is refused as any other malformed one."""
+    with pytest.raises(ChunkRefused):
+        parse_content_range(header)
+
+
 def test_a_range_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ChunkRefused, match="no range of bytes"):
         parse_content_range("bytes 10-5/20")

@@ -770,6 +770,31 @@ def test_a_version_is_deleted_as_pulp_deletes_it(api: Api, tmp_path: Path) -> No
     assert api.ok(api.get(own + "versions/1/"))["number"] == 1
 
 
+def test_content_of_a_deleted_version_is_no_other_versions_content(
+    api: Api, tmp_path: Path
+) -> None:
+    """A content list filtered by a deleted version (squashed into the next, or the latest
+    undone) lists nothing: not the content of the version before it, which its number still
+    falls in (versions 1 and 3 remain of 1, 2, 3; then 3 goes too)."""
+    own = api.create_repository("filtered")["pulp_href"]
+    for version in ("1.0", "2.0", "3.0"):
+        api.upload_content(build_wheel(tmp_path / version, "filter-lib", version), own)
+
+    def listed(number: int, key: str = "repository_version") -> list[str]:
+        params = {key: f"{own}versions/{number}/"}
+        body = api.ok(api.get(CONTENT, params=params))
+        return sorted(c["version"] for c in body["results"])
+
+    assert listed(2) == ["1.0", "2.0"]
+    api.task(api.delete(own + "versions/2/"))
+    assert listed(1) == ["1.0"] and listed(3) == ["1.0", "2.0", "3.0"]
+    assert listed(2) == []
+    api.task(api.delete(own + "versions/3/"))  # the latest: undone
+    assert listed(3) == [] and listed(1) == ["1.0"]
+    for key in ("repository_version_added", "repository_version_removed"):
+        assert listed(2, key) == listed(3, key) == []
+
+
 def test_timestamps_are_utc_as_created_and_as_read_back(api: Api) -> None:
     """Pulp's timestamps are ISO 8601 UTC with a `Z`; a stored one must not come back naive."""
     repo = api.create_repository("stamps")

@@ -172,3 +172,23 @@ def test_upload_list_show_destroy_and_refusals(
     unknown = requests.get(uploads + "00000000-0000-0000-0000-000000000000/", auth=AUTH, timeout=30)
     assert unknown.status_code == 404
     assert stored_files(server.data_dir) == []
+
+
+def test_a_content_range_of_numbers_too_long_to_read_is_a_400(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A header under gunicorn's size limit can hold numbers of more digits than Python reads
+    (4300): refused as a malformed range, not a 500; nothing is stored."""
+    server, _ = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    href = requests.post(
+        server.url + V3 + "uploads/", json={"size": 3}, auth=AUTH, timeout=30
+    ).json()["pulp_href"]
+    for header in ("bytes 0-" + "9" * 5000 + "/3", "bytes 0-2/" + "3" * 5000):
+        answer = requests.put(
+            server.url + href, files={"file": ("file", b"abc")},
+            headers={"Content-Range": header}, auth=AUTH, timeout=30,
+        )  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert list(answer.json()) == ["non_field_errors"]
+    assert requests.get(server.url + href, auth=AUTH, timeout=30).json()["chunks"] == []
+    assert stored_files(server.data_dir) == []

@@ -504,7 +504,8 @@ PUBLICATIONS = Binding(
 
 def _in_version(name: str, column: Any) -> Callable[[str], Any]:
     """Packages present in (column None), added in or removed in a repository version; a bad
-    href is an error of the filter `name`."""
+    href is an error of the filter `name`. A version that is not there (deleted) holds nothing,
+    though its number falls in the ranges of the versions around it."""
 
     def condition(value: str) -> Any:
         try:
@@ -517,7 +518,10 @@ def _in_version(name: str, column: Any) -> Callable[[str], Any]:
             if column is None
             else (rc.repository_id == repository_id) & (column == number)
         )
-        return Package.id.in_(select(rc.package_id).where(where))
+        there = select(RepositoryVersion.id).where(
+            RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
+        )
+        return Package.id.in_(select(rc.package_id).where(where)) & there.exists()
 
     return condition
 

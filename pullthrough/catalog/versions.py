@@ -65,12 +65,17 @@ def _locked(session: Session, repository_id: str) -> Repository:
     """The repository row, locked (FOR UPDATE on PostgreSQL; SQLite's write transaction), so
     that two changes of its versions run one after the other and neither is lost."""
     # populate_existing: a repository this session loaded before the lock must be re-read.
-    return session.execute(
+    repo = session.execute(
         select(Repository)
         .where(Repository.id == repository_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
+    # latest_number is a subquery: in the statement that waited for the lock, PostgreSQL read it
+    # in the snapshot from before the wait, without the version a writer made meanwhile. Read
+    # it again, now, in a statement of its own.
+    session.expire(repo, ["latest_number"])
+    return repo
 
 
 def new_version(
@@ -223,10 +228,13 @@ def delete_version(session: Session, repository_id: str, number: int) -> bool:
     distribution serves.
     """
     repo = _locked(session, repository_id)
+    # Locked too (PostgreSQL): a distribution or publication set to it from now waits at its
+    # foreign key's check and then fails, instead of committing after the check below and
+    # being emptied by the foreign key's SET NULL when the version goes.
     version = session.scalar(
-        select(RepositoryVersion).where(
-            RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == number
-        )
+        select(RepositoryVersion)
+        .where(RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == number)
+        .with_for_update()
     )
     if version is None:
         return False

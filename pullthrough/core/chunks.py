@@ -37,11 +37,20 @@ def parse_content_range(header: str | None) -> ContentRange:
     match = _CONTENT_RANGE.fullmatch((header or "").strip())
     if match is None:
         raise ChunkRefused("Invalid or missing content range header.")
-    start, end = int(match[1]), int(match[2])
-    total = None if match[3] == "*" else int(match[3])
+    start, end = _number(match[1]), _number(match[2])
+    total = None if match[3] == "*" else _number(match[3])
     if end < start or end > SIZE_MAX or (total is not None and total > SIZE_MAX):
-        raise ChunkRefused(f"Invalid content range: bytes {start}-{end} is no range of bytes.")
+        raise ChunkRefused(
+            f"Invalid content range: bytes {match[1]}-{match[2]} is no range of bytes."
+        )
     return ContentRange(start, end, total)
+
+
+def _number(digits: str) -> int:
+    """A header's number; one of more digits than SIZE_MAX has is only known to be larger
+    (Python reads no integer of more than 4300 digits: a header may hold more)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(SIZE_MAX)) else SIZE_MAX + 1
 
 
 def check_range(content_range: ContentRange, upload_size: int) -> None:

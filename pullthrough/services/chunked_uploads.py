@@ -19,7 +19,9 @@ from typing import IO, cast
 from sqlalchemy import delete, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Artifact, Upload, UploadChunk
+from pullthrough.catalog.kept import kept
+from pullthrough.catalog.models import Artifact, Package, Upload, UploadChunk
+from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.core.chunks import (
     ChunkRefused,
     check_complete,
@@ -74,7 +76,7 @@ class ChunkedUploads:
         if size is None:
             raise UploadGone(upload_id)
         check_range(where, size)
-        replaced = None
+        replaced: tuple[str, int] | None = None
         with self.store.writer() as writer:
             remaining = where.length + 1  # one more than the range: a larger chunk is refused
             while remaining > 0 and (data := stream.read(min(COPY_SIZE, remaining))):
@@ -99,7 +101,7 @@ class ChunkedUploads:
                             UploadChunk.upload_id == upload_id, UploadChunk.offset == where.start
                         )
                         if (old := session.scalar(at)) is not None:
-                            replaced = old.sha256
+                            replaced = (old.sha256, old.size)
                             session.delete(old)
                             session.flush()
                         chunk = UploadChunk(
@@ -117,8 +119,8 @@ class ChunkedUploads:
                 finally:
                     if cached and (committed or writer.sha256 is None):
                         self.ledger.forget(digest)  # recorded, or not stored after all
-        if replaced is not None and replaced != digest:
-            self._release(replaced)
+        if replaced is not None and replaced[0] != digest:
+            self._release(*replaced)
 
     @contextmanager
     def assembled(self, upload_id: str) -> Iterator[IO[bytes]]:
@@ -169,21 +171,35 @@ class ChunkedUploads:
             upload = session.get(Upload, upload_id, with_for_update=True)
             if upload is None:
                 raise UploadGone(upload_id)
-            owned = select(UploadChunk.sha256).where(UploadChunk.upload_id == upload_id)
-            hashes = set(session.scalars(owned))
+            owned = select(UploadChunk.sha256, UploadChunk.size).where(
+                UploadChunk.upload_id == upload_id
+            )
+            hashes = {(sha256, size) for sha256, size in session.execute(owned)}
             session.execute(delete(UploadChunk).where(UploadChunk.upload_id == upload_id))
             session.delete(upload)
             if audited is not None:
                 actor, subject, address = audited
                 audit.record(session, actor, "uploads_delete", subject, address=address)
-        for sha256 in hashes:
-            self._release(sha256)
+        for sha256, size in hashes:
+            self._release(sha256, size)
 
-    def _release(self, sha256: str) -> None:
+    def _release(self, sha256: str, size: int) -> None:
         """Remove a chunk's bytes unless something else records them (another chunk, a
-        package, an artifact, the cache), checked under their lock."""
+        package, an artifact, the cache), checked under their lock. A pull-through copy of the
+        same bytes (cache content in no repository) that only the chunk kept from eviction
+        (which then forgot it) is the cache's again, as an artifact's deleted: its size limit
+        evicts it in its turn, else nothing would ever remove it."""
         with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-            if not recorded(self.catalog, self.ledger, sha256):
+            with self.catalog.reading() as session:
+                found = select(Package.origin).where(Package.sha256 == sha256)
+                cache_only = (
+                    set(session.scalars(found)) == {"cache"}
+                    and not is_in_any_repository(session, sha256)
+                    and not kept(session, sha256)
+                )
+            if cache_only and not self.ledger.tracks(sha256):
+                self.ledger.record(sha256, size)
+            elif not recorded(self.catalog, self.ledger, sha256):
                 self.store.delete(sha256)
 
 
