@@ -856,6 +856,44 @@ def test_retain_counts_the_versions_left_after_deletions(catalog: Catalog) -> No
     assert version_numbers(catalog, repo_id) == [0, 2, 3]
 
 
+def test_retention_keeps_the_versions_distributions_serve(catalog: Catalog) -> None:
+    """As Pulp's cleanup of old versions: a version a distribution is pinned to, or serves
+    through a publication, is not deleted by `retain_repo_versions` (its distribution would be
+    left serving nothing), nor counted among the versions kept; the content it holds stays."""
+    a, b, c, d = add_packages(catalog, "a", "b", "c", "d")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1
+        new_version(session, repo_id, add=[b])  # 2
+        pinned = Distribution(
+            name="pinned",
+            base_path="pinned",
+            repository_version_id=select_version(session, repo_id, 1),
+        )
+        publication = Publication(repository_version_id=select_version(session, repo_id, 2))
+        session.add_all([pinned, publication])
+        session.flush()
+        session.add(
+            Distribution(name="published", base_path="published", publication_id=publication.id)
+        )
+        session.get(Repository, repo_id).retain_repo_versions = 2  # type: ignore[union-attr]
+    with catalog.session() as session:
+        new_version(session, repo_id, remove=[a])  # 3
+        new_version(session, repo_id, add=[c])  # 4
+        new_version(session, repo_id, add=[d])  # 5
+    assert version_numbers(catalog, repo_id) == [1, 2, 4, 5]
+    with catalog.session() as session:
+        dists = session.scalars(select(Distribution).order_by(Distribution.name)).all()
+        assert [d.repository_version_id for d in dists] == [
+            select_version(session, repo_id, 1),
+            None,
+        ]
+        assert [d.publication_id for d in dists] == [None, publication.id]
+    assert files_in(catalog, repo_id, 1) == {whl("a")}
+    assert files_in(catalog, repo_id, 2) == {whl("a"), whl("b")}
+    assert files_in(catalog, repo_id, 5) == {whl("b"), whl("c"), whl("d")}
+
+
 def version_numbers_in(session: Session, repo_id: str) -> list[int]:
     query = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo_id)
     return sorted(session.scalars(query))

@@ -128,45 +128,19 @@ def new_version(
 
 
 def _retain(session: Session, repo: Repository) -> None:
-    """Keep only the newest `retain_repo_versions` versions."""
+    """Keep only the newest `retain_repo_versions` versions a distribution does not serve, as
+    Pulp's cleanup of old versions: the others are deleted as `delete_version` deletes one
+    (squashed into the next), and a version a distribution serves - pinned, or through a
+    publication of it - stays, however old, without counting."""
     if not repo.retain_repo_versions:
         return
-    numbers = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo.id)
-    oldest_kept = session.scalar(
-        numbers.order_by(RepositoryVersion.number.desc()).offset(repo.retain_repo_versions - 1)
-    )
-    if oldest_kept is None:  # no more versions than that
+    newest_first = select(RepositoryVersion).where(RepositoryVersion.repository_id == repo.id)
+    versions = session.scalars(newest_first.order_by(RepositoryVersion.number.desc())).all()
+    if len(versions) <= repo.retain_repo_versions:
         return
-    session.execute(
-        delete(RepositoryVersion).where(
-            RepositoryVersion.repository_id == repo.id, RepositoryVersion.number < oldest_kept
-        )
-    )
-    # Content that left before the oldest kept version is in no version any more: an orphan.
-    session.execute(
-        delete(RepositoryContent).where(
-            RepositoryContent.repository_id == repo.id,
-            RepositoryContent.version_removed <= oldest_kept,
-        )
-    )
-    # As Pulp squashes a deleted version into the next: the oldest kept version now adds what
-    # it holds, and names no deleted version as its base.
-    session.execute(
-        update(RepositoryContent)
-        .where(
-            RepositoryContent.repository_id == repo.id,
-            RepositoryContent.version_added < oldest_kept,
-        )
-        .values(version_added=oldest_kept)
-    )
-    session.execute(
-        update(RepositoryVersion)
-        .where(
-            RepositoryVersion.repository_id == repo.id,
-            RepositoryVersion.base_number < oldest_kept,
-        )
-        .values(base_number=None)
-    )
+    unserved = [v for v in versions if not is_distributed(session, v)]
+    for version in unserved[repo.retain_repo_versions :]:
+        delete_version(session, repo.id, version.number)
 
 
 class VersionKept(ValueError):
