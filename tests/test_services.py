@@ -895,6 +895,38 @@ def test_an_orphan_cleanup_leaves_a_package_a_repository_takes_in_meanwhile(
             svc.close()
 
 
+def test_a_mirror_sync_removes_what_a_change_added_while_it_ran(
+    upstream: Upstream, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, a mirror sync makes a version holding what the remote has and nothing
+    else, also when another change (an upload) added a package to the repository while the
+    sync ran: what to remove is read under the repository's lock, not before it."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url, includes=["shelf-reader"]))
+        try:
+            with svc.catalog.session() as session:
+                repo_id = create_repository(session, name="r").id
+                remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+            intruder = build_wheel(tmp_path / "w", "intruder", "1.0")
+            record = sync_module.new_version  # type: ignore[attr-defined]
+
+            def uploaded_meanwhile(session: Any, *args: Any, **kwargs: Any) -> Any:
+                with intruder.open("rb") as fh:  # its own transaction, committed first
+                    svc.uploads.upload(repo_id, fh, intruder.name, actor="admin")
+                return record(session, *args, **kwargs)
+
+            monkeypatch.setattr(sync_module, "new_version", uploaded_meanwhile)
+            args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": True}
+            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+            with svc.catalog.session() as session:
+                latest = session.get(Repository, repo_id)
+                assert latest is not None and latest.latest_number == 2  # the upload's, then
+                held = {p.filename for p in session.scalars(version_packages(repo_id, 2))}
+            assert held == {f.filename for f in upstream.files_for("shelf-reader")}
+        finally:
+            svc.close()
+
+
 def test_a_cancel_racing_a_workers_claim_asks_the_running_task_to_stop(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:

@@ -72,16 +72,15 @@ MODIFY = (
 )
 
 
+EVERYTHING = ["*"]  # remove_content_units: all the version holds
+
+
 def _modify(session: Session, values: dict[str, object], repo: Repository) -> None:
-    """`remove_content_units` as packages ("*": all present now); a base version of this
-    repository."""
+    """`remove_content_units` as packages (EVERYTHING left as it is: what the version holds
+    is read when it is made); a base version of this repository."""
     removing = values.get("remove_content_units") or []
     assert isinstance(removing, list)
-    if removing == ["*"]:
-        present = present_in(repo.id, repo.latest_number)
-        query = select(Package).join(RepositoryContent).where(present)
-        values["remove_content_units"] = list(session.scalars(query))
-    else:
+    if removing != EVERYTHING:
         values["remove_content_units"] = [
             resolve(session, kinds.CONTENT.label, h, "remove_content_units") for h in removing
         ]
@@ -98,20 +97,22 @@ def modify(call: Call) -> Response:
         return json_response([str(PackagesBlocked(p.filename for p in rejected))], 400)
     add = {p.id for p in adding}
     # Pulp removes first, then adds: a unit in both lists (remove ["*"], add [X]) stays
-    remove = {p.id for p in call.values["remove_content_units"]} - add
+    everything = call.values["remove_content_units"] == EVERYTHING
+    remove = set() if everything else {p.id for p in call.values["remove_content_units"]} - add
     base: RepositoryVersion | None = call.values.get("base_version")
 
     def work(session: Session, outcome: TaskOutcome) -> None:
         if base is None:
-            version = new_version(session, repo.id, add=add, remove=remove)
-        else:
+            version = new_version(session, repo.id, add=add, remove=remove, exactly=everything)
+        else:  # what the base holds, changed as asked, whatever the latest holds
             members = select(RepositoryContent.package_id)
-            then = set(session.scalars(members.where(present_in(repo.id, base.number))))
-            now = set(session.scalars(members.where(present_in(repo.id, repo.latest_number))))
-            wanted = (then - remove) | add
-            version = new_version(
-                session, repo.id, add=wanted - now, remove=now - wanted, base=base.number
+            then = (
+                set()
+                if everything
+                else set(session.scalars(members.where(present_in(repo.id, base.number))))
             )
+            wanted = (then - remove) | add
+            version = new_version(session, repo.id, add=wanted, exactly=True, base=base.number)
         if version is not None:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 

@@ -84,9 +84,13 @@ def new_version(
     *,
     add: Iterable[str] = (),
     remove: Iterable[str] = (),
+    exactly: bool = False,
     base: int | None = None,
 ) -> RepositoryVersion | None:
     """Make the next version with packages added and removed (by id); None if nothing changes.
+    `exactly`: the version holds `add` and nothing else (a mirror sync, a modify removing "*"):
+    what the latest version has beyond it is removed - read under the repository's lock, so
+    that a package another change added meanwhile goes too.
 
     Its number follows the last one given, even when that version was deleted since: no
     deleted version's number (nor any of its rows) comes back.
@@ -96,7 +100,8 @@ def new_version(
     current = set(
         session.scalars(select(RepositoryContent.package_id).where(present_in(repo.id, latest)))
     )
-    added, removed = set(add) - current, set(remove) & current
+    added = set(add) - current
+    removed = current - set(add) if exactly else set(remove) & current
     if added and (rejected := blocked_ids(session, repo.id, added)):
         if repo.error_on_reject:
             raise PackagesBlocked(p.filename for p in rejected)

@@ -19,8 +19,8 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
-from pullthrough.catalog.versions import new_version, present_in
+from pullthrough.catalog.models import Package, Remote, Repository, new_id
+from pullthrough.catalog.versions import new_version
 from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
@@ -270,10 +270,7 @@ def sync(ctx: TaskContext) -> None:
             repo = session.get(Repository, repository_id)
             if repo is None:
                 raise SyncFailed("the repository was deleted during the sync")
-            present = present_in(repository_id, repo.latest_number)
-            current = set(session.scalars(select(RepositoryContent.package_id).where(present)))
-            remove = current - set(ids) if mirror else set()
-            version = new_version(session, repository_id, add=ids, remove=remove)
+            version = new_version(session, repository_id, add=ids, exactly=mirror)
             if version is not None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
         # Reports write to the catalog: never from inside the transaction above.
