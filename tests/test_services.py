@@ -1437,8 +1437,7 @@ def test_bytes_whose_lock_stays_held_cost_an_upload_a_503_and_a_cleanup_that_fil
     """Another request or task holds a file's bytes' lock past the wait (a long write of the
     same bytes): an upload of them is a 503 to retry, not a 500; an orphan cleanup leaves that
     file (whoever writes it records it) and removes the others."""
-    monkeypatch.setattr("pullthrough.services.uploads.STORED_WAIT_SECONDS", 0.3)
-    monkeypatch.setattr("pullthrough.services.orphans.STORED_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr("pullthrough.services.orphans.STORED_WAIT_SECONDS", 0.3)  # both waits
     settings = settings_for(upstream, tmp_path)
     app = create_app(settings)
     svc = app.extensions["pullthrough"]

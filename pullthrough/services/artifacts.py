@@ -18,7 +18,7 @@ from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.core.digests import COMPUTED, FORBIDDEN
 from pullthrough.services import audit
-from pullthrough.services.orphans import recorded
+from pullthrough.services.orphans import recorded, storing
 from pullthrough.services.uploads import Writing
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
@@ -70,12 +70,8 @@ class Artifacts:
                 if digests.get(algorithm) and digests[algorithm].lower() != value:
                     raise ArtifactRefused(f"The {algorithm} checksum did not match.")
             sha256 = found["sha256"]
-            with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-                # Visible before their row commits: until it has, bytes nothing else records
-                # are the cache's, so that a failed commit or a killed process leaves them to
-                # eviction (which spares them if the row was committed after all), not to no one.
-                if not recorded(self.catalog, self.ledger, sha256):
-                    self.ledger.record(sha256, writer.size)
+            sizes = {sha256: writer.size}
+            with storing(self.catalog, self.ledger, self.locks, self.store, sizes):
                 with self.catalog.session() as session:
                     if session.scalar(select(Artifact.id).where(Artifact.sha256 == sha256)):
                         raise ArtifactRefused(

@@ -31,7 +31,7 @@ from pullthrough.core.chunks import (
 )
 from pullthrough.services import audit
 from pullthrough.services.artifacts import Artifacts
-from pullthrough.services.orphans import recorded
+from pullthrough.services.orphans import recorded, storing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
@@ -86,39 +86,32 @@ class ChunkedUploads:
             digest = writer.digest()
             if sha256 and sha256.lower() != digest:
                 raise ChunkRefused("Checksum does not match chunk upload.")
-            with stored_bytes(self.locks, digest).held(STORED_WAIT_SECONDS):
-                # As an artifact's: the cache's until their row is committed (services.artifacts)
-                cached = not recorded(self.catalog, self.ledger, digest)
-                if cached:
-                    self.ledger.record(digest, writer.size)
-                committed = False
-                try:
-                    with self.catalog.session() as session:
-                        upload = session.get(Upload, upload_id, with_for_update=True)
-                        if upload is None:  # deleted since: its deletion saw no such chunk
-                            raise UploadGone(upload_id)
-                        at = select(UploadChunk).where(
-                            UploadChunk.upload_id == upload_id, UploadChunk.offset == where.start
-                        )
-                        if (old := session.scalar(at)) is not None:
-                            replaced = (old.sha256, old.size)
-                            session.delete(old)
-                            session.flush()
-                        chunk = UploadChunk(
-                            upload_id=upload_id, offset=where.start, size=writer.size, sha256=digest
-                        )
-                        session.add(chunk)
-                        session.flush()
-                        writer.commit()  # visible only now: checked and recorded
-                        detail = {"offset": where.start, "size": writer.size, "sha256": digest}
-                        audit.record(
-                            session, actor, "uploads_update", subject,
-                            address=address, detail=detail,
-                        )  # fmt: skip
-                    committed = True
-                finally:
-                    if cached and (committed or writer.sha256 is None):
-                        self.ledger.forget(digest)  # recorded, or not stored after all
+            sizes = {digest: writer.size}
+            with (
+                storing(self.catalog, self.ledger, self.locks, self.store, sizes),
+                self.catalog.session() as session,
+            ):
+                upload = session.get(Upload, upload_id, with_for_update=True)
+                if upload is None:  # deleted since: its deletion saw no such chunk
+                    raise UploadGone(upload_id)
+                at = select(UploadChunk).where(
+                    UploadChunk.upload_id == upload_id, UploadChunk.offset == where.start
+                )
+                if (old := session.scalar(at)) is not None:
+                    replaced = (old.sha256, old.size)
+                    session.delete(old)
+                    session.flush()
+                chunk = UploadChunk(
+                    upload_id=upload_id, offset=where.start, size=writer.size, sha256=digest
+                )
+                session.add(chunk)
+                session.flush()
+                writer.commit()  # visible only now: checked and recorded
+                detail = {"offset": where.start, "size": writer.size, "sha256": digest}
+                audit.record(
+                    session, actor, "uploads_update", subject,
+                    address=address, detail=detail,
+                )  # fmt: skip
         if replaced is not None and replaced[0] != digest:
             self._release(*replaced)
 

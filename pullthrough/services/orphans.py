@@ -6,6 +6,8 @@ never touched; pull-through cache files are left to the cache's own LRU limit.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,8 @@ from pullthrough.catalog.kept import kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, now
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.ledger import Ledger
-from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
+from pullthrough.storage.store import BlobStore
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
@@ -97,6 +100,37 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         if session.scalar(select(Package.id).where(uses).limit(1)) is not None:
             return True
         return kept(session, sha256)
+
+
+@contextmanager
+def storing(
+    catalog: Catalog, ledger: Ledger, locks: Locks, store: BlobStore, sizes: Mapping[str, int]
+) -> Iterator[None]:
+    """Around storing bytes and recording them in the catalog (`sizes`: sha256 -> size): their
+    locks, taken in one order (no deadlock between two writers), held until the record is
+    committed - a remover of the same bytes meanwhile waits, then finds them recorded.
+
+    Bytes nothing records yet are the cache's from before they are visible until then: a
+    record that fails, or a process killed in between, leaves them to eviction rather than to
+    no one (eviction keeps bytes a package, an artifact or a chunk records, should the record
+    have been committed after all). Those entries go once the block ends: at once for bytes
+    never stored, and once recorded for the others."""
+    with ExitStack() as held:
+        for sha in sorted(sizes):
+            held.enter_context(stored_bytes(locks, sha).held(STORED_WAIT_SECONDS))
+        ours = [sha for sha in sizes if not recorded(catalog, ledger, sha)]
+        for sha in ours:
+            ledger.record(sha, sizes[sha])
+        try:
+            yield
+        except BaseException:
+            for sha in ours:
+                with suppress(Exception):  # a store that cannot say: the entry stays
+                    if not store.has(sha):
+                        ledger.forget(sha)
+            raise
+        for sha in ours:
+            ledger.forget(sha)
 
 
 def _written_since(svc: Services, sha256: str, cutoff: float) -> bool:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Mapping
 from typing import IO
 
 from packaging.utils import canonicalize_name
@@ -23,10 +22,10 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
-from pullthrough.services.orphans import recorded
+from pullthrough.services.orphans import storing
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
-from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
+from pullthrough.storage.locks import Locks
 from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class Uploads:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
             stored = {package.sha256: writer.size} | _sized(metadata)
-            with self._holding(stored):
+            with storing(self.catalog, self.ledger, self.locks, self.store, stored):
                 with self.catalog.session() as session:
                     if repository_id is not None:
                         _check_status(session, repository_id, package.name)
@@ -160,34 +159,6 @@ class Uploads:
                     self.ledger.forget(package.metadata_sha256)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
-
-    @contextmanager
-    def _holding(self, sizes: Mapping[str, int]) -> Iterator[None]:
-        """The locks of the bytes an upload stores (`sizes`: the file's and its metadata's
-        sha256 -> size), held until the catalog records them: an orphan cleanup removing the
-        same bytes meanwhile waits, then finds them recorded and leaves them.
-
-        Bytes nothing records yet are the cache's from before they are visible until then: a
-        commit that fails, or a process killed in between, leaves them to eviction rather than
-        to no one (eviction keeps them if the upload was committed after all). The entries of
-        bytes never stored (an upload refused; the metadata of a cached copy an upload takes
-        over, which stores nothing) go at once."""
-        with ExitStack() as held:
-            for sha in sorted(sizes):  # one order: no deadlock between two uploads
-                held.enter_context(stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS))
-            ours = [sha for sha in sizes if not recorded(self.catalog, self.ledger, sha)]
-            for sha in ours:
-                self.ledger.record(sha, sizes[sha])
-            try:
-                yield
-            except BaseException:
-                for sha in ours:
-                    with suppress(Exception):  # a store that cannot say: the entry stays
-                        if not self.store.has(sha):
-                            self.ledger.forget(sha)
-                raise
-            for sha in ours:  # recorded by the committed package now, or never stored
-                self.ledger.forget(sha)
 
 
 def _sized(metadata: bytes | None) -> dict[str, int]:
