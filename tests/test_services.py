@@ -1191,37 +1191,28 @@ def test_a_sync_fetches_again_a_file_removed_before_it_recorded_it(
         svc.close()
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
-def test_a_sync_records_anew_a_cached_copy_evicted_while_it_ran(
-    upstream: Upstream,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    database: str,
-) -> None:
-    """A sync reuses the cache's copy of a file it wants (the package and its stored bytes);
-    an eviction while the sync downloads the rest deletes both. The sync then records the file
-    anew and fetches it again, rather than fail on the deleted package's foreign key."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def syncing(
+    request: pytest.FixtureRequest, upstream: Upstream, tmp_path: Path
+) -> Iterator[Services]:
+    """Services whose remote syncs shelf-reader immediately, on SQLite or PostgreSQL."""
     remote: dict[str, object] = {"policy": "immediate", "includes": ["shelf-reader"]}
     with ExitStack() as stack:
-        if database == "postgres":
+        if request.param == "postgres":
             url = stack.enter_context(private_database(request.getfixturevalue("postgres_url")))
             settings = on_postgres(upstream, tmp_path, url, **remote)
         else:
             settings = settings_for(upstream, tmp_path, **remote)
         svc = build_services(settings)
         stack.callback(svc.close)
-        evicted_and_synced_again(svc, upstream, monkeypatch)
+        yield svc
 
 
-def evicted_and_synced_again(
-    svc: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The cached copy of WHL_02 evicted during an immediate sync of shelf-reader; the sync
-    records it anew, and its file is stored again."""
-    dist, whl = main_and_wheel(svc, upstream)
-    cached_in_catalog(svc, dist, whl)  # its bookkeeping done: it neither evicts nor holds a lock
-    assert svc.ledger.tracks(whl.sha256)
+def sync_evicting_first(
+    svc: Services, monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = lambda: None
+) -> str:
+    """A sync of shelf-reader into a new repository whose first download finds the cache over
+    its limit: an eviction pass (which must evict one file), then `then`. The repository's id."""
     with svc.catalog.session() as session:
         repo_id = create_repository(session, name="r").id
         remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
@@ -1230,17 +1221,33 @@ def evicted_and_synced_again(
     first = threading.Lock()
 
     def evicting_first(syncer: Any, wanted: Any) -> Any:
-        with first:  # the cache is over its limit while the sync runs (its first download)
+        with first:  # the first download only, whichever thread makes it
             if not evicted:
-                svc.ledger.max_size = 1
+                limit, svc.ledger.max_size = svc.ledger.max_size, 1
                 evicted.append(svc.pullthrough.evict_if_needed())
+                svc.ledger.max_size = limit
+                then()
         return download(syncer, wanted)
 
     monkeypatch.setattr(sync_module.Syncer, "download", evicting_first)
     args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
-    task_id = queue(svc, SYNC, **args)
-    sync_module.sync(TaskContext(svc, task_id, args))
-    assert evicted == [1] and svc.store.has(whl.sha256)
+    sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+    assert evicted == [1]
+    return repo_id
+
+
+def test_a_sync_records_anew_a_cached_copy_evicted_while_it_ran(
+    syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync reuses the cache's copy of a file it wants (the package and its stored bytes);
+    an eviction while the sync downloads the rest deletes both. The sync then records the file
+    anew and fetches it again, rather than fail on the deleted package's foreign key."""
+    svc = syncing
+    dist, whl = main_and_wheel(svc, upstream)
+    cached_in_catalog(svc, dist, whl)  # its bookkeeping done: it neither evicts nor holds a lock
+    assert svc.ledger.tracks(whl.sha256)
+    repo_id = sync_evicting_first(svc, monkeypatch)
+    assert svc.store.has(whl.sha256)
     with svc.catalog.session() as session:
         synced = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
         assert synced.origin == "sync" and synced.sha256 == whl.sha256
@@ -1252,53 +1259,21 @@ def evicted_and_synced_again(
         }
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(
-    upstream: Upstream,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    database: str,
+    syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cache's copy a sync reuses is evicted while the sync downloads the rest, and a
     client fetches the file again meanwhile: a new package of that filename. The sync takes
     that one, rather than record the file anew beside it (the filename is unique)."""
-    remote: dict[str, object] = {"policy": "immediate", "includes": ["shelf-reader"]}
-    with ExitStack() as stack:
-        if database == "postgres":
-            url = stack.enter_context(private_database(request.getfixturevalue("postgres_url")))
-            settings = on_postgres(upstream, tmp_path, url, **remote)
-        else:
-            settings = settings_for(upstream, tmp_path, **remote)
-        svc = build_services(settings)
-        stack.callback(svc.close)
-        dist, whl = main_and_wheel(svc, upstream)
-        cached_in_catalog(svc, dist, whl)
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
-        download = sync_module.Syncer.download
-        evicted: list[int] = []
-        first = threading.Lock()
-
-        def evicted_then_cached_again(syncer: Any, wanted: Any) -> Any:
-            with first:
-                if not evicted:
-                    limit, svc.ledger.max_size = svc.ledger.max_size, 1
-                    evicted.append(svc.pullthrough.evict_if_needed())
-                    svc.ledger.max_size = limit
-                    cached_in_catalog(svc, dist, whl)
-            return download(syncer, wanted)
-
-        monkeypatch.setattr(sync_module.Syncer, "download", evicted_then_cached_again)
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
-        task_id = queue(svc, SYNC, **args)
-        sync_module.sync(TaskContext(svc, task_id, args))
-        assert evicted == [1] and svc.store.has(whl.sha256)
-        with svc.catalog.session() as session:
-            (held,) = session.scalars(select(Package).where(Package.filename == WHL_02))
-            members = select(RepositoryContent.repository_id)
-            assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
+    svc = syncing
+    dist, whl = main_and_wheel(svc, upstream)
+    cached_in_catalog(svc, dist, whl)
+    sync_evicting_first(svc, monkeypatch, then=lambda: cached_in_catalog(svc, dist, whl))
+    assert svc.store.has(whl.sha256)
+    with svc.catalog.session() as session:
+        (held,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+        members = select(RepositoryContent.repository_id)
+        assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
 
 
 def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile) -> None:
