@@ -395,12 +395,10 @@ def test_0013_gives_workers_ids_and_clears_task_workers_that_are_none(
         assert added is not None and added.id == worker_id("host-8-1")
 
 
-def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> None:
-    """A catalog with content gets an empty artifacts table, one artifact per sha256; going
-    back drops it and leaves the content."""
-    config = alembic_config(empty_engine)
-    command.upgrade(config, "0013")
-    with empty_engine.begin() as conn:
+def an_old_package(engine: Engine) -> None:
+    """Package `p1` in a catalog at an older revision, written with that revision's columns
+    (0013 and 0014 have the same)."""
+    with engine.begin() as conn:
         tables = MetaData()
         tables.reflect(conn, only=["packages"])
         conn.execute(
@@ -411,6 +409,14 @@ def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> Non
                 policy="immediate",
             )
         )  # fmt: skip
+
+
+def test_0014_adds_artifacts_to_an_existing_catalog(empty_engine: Engine) -> None:
+    """A catalog with content gets an empty artifacts table, one artifact per sha256; going
+    back drops it and leaves the content."""
+    config = alembic_config(empty_engine)
+    command.upgrade(config, "0013")
+    an_old_package(empty_engine)  # p1
 
     command.upgrade(config, "head")
     digests = {"sha224": "b" * 56, "sha384": "b" * 96, "sha512": "b" * 128}
@@ -433,17 +439,7 @@ def test_0015_gives_the_packages_there_no_labels(empty_engine: Engine) -> None:
     """A catalog's packages get labels, none at first; going back drops them."""
     config = alembic_config(empty_engine)
     command.upgrade(config, "0014")
-    with empty_engine.begin() as conn:
-        tables = MetaData()
-        tables.reflect(conn, only=["packages"])
-        conn.execute(
-            tables.tables["packages"].insert().values(
-                id="p1", filename=whl("old"), name="old", version="1.0", packagetype="bdist_wheel",
-                python_version="py3", sha256="a" * 64, size=10, metadata_json={}, yanked=False,
-                upload_time=datetime.now(UTC), origin="upload", pulp_created=datetime.now(UTC),
-                policy="immediate",
-            )
-        )  # fmt: skip
+    an_old_package(empty_engine)  # p1
 
     command.upgrade(config, "0015")
     with Catalog(empty_engine).session() as session:
