@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,37 +79,25 @@ def repair(ctx: TaskContext) -> None:
     repairer = Repairer(ctx)
     unreadable: list[str] = []
     try:
-        for done, item in enumerate(_files(packages, held), 1):
-            try:
-                repairer.check(item, verify=verify)
-            except OSError as exc:  # the store failed on this file: the others are checked
-                log.warning("repair: could not check %s: %s", _name(item), exc)
-                unreadable.append(f"{_name(item)}: {exc}")
-            if done % 50 == 0:
-                ctx.check_canceled()
+        check = functools.partial(repairer.check, verify=verify)
+        _each(
+            ctx,
+            [(_name(i), functools.partial(check, i)) for i in _files(packages, held)],
+            unreadable,
+        )
         if ctx.args.get("repository_id") is None:  # as Pulp's repair: every artifact too
             with svc.catalog.reading() as session:
                 artifacts = session.scalars(select(Artifact.sha256).order_by(Artifact.sha256))
                 shas = [sha for sha in artifacts if sha not in repairer.looked]
-            for done, sha in enumerate(shas, 1):
-                try:
-                    repairer.check_artifact(sha, verify=verify)
-                except OSError as exc:
-                    log.warning("repair: could not check artifact %s: %s", sha, exc)
-                    unreadable.append(f"artifact {sha}: {exc}")
-                if done % 50 == 0:
-                    ctx.check_canceled()
+            check = functools.partial(repairer.check_artifact, verify=verify)
+            _each(ctx, [(f"artifact {s}", functools.partial(check, s)) for s in shas], unreadable)
             # and the cache's files no package records (PEP 658 metadata files, mostly)
             seen = repairer.looked | set(shas)
             cached = sorted(e.sha256 for e in svc.ledger.entries() if e.sha256 not in seen)
-            for done, sha in enumerate(cached, 1):
-                try:
-                    repairer.check_cached(sha, verify=verify)
-                except OSError as exc:
-                    log.warning("repair: could not check cached file %s: %s", sha, exc)
-                    unreadable.append(f"cached file {sha}: {exc}")
-                if done % 50 == 0:
-                    ctx.check_canceled()
+            check = functools.partial(repairer.check_cached, verify=verify)
+            _each(
+                ctx, [(f"cached file {s}", functools.partial(check, s)) for s in cached], unreadable
+            )
     finally:
         repairer.close()
     ctx.completed(*MISSING, repairer.missing)
@@ -126,6 +114,21 @@ def repair(ctx: TaskContext) -> None:
         raise RepairFailed(
             f"{len(unreadable)} file(s) could not be checked: {'; '.join(unreadable[:5])}{more}"
         )
+
+
+def _each(
+    ctx: TaskContext, checks: Iterable[tuple[str, Callable[[], None]]], unreadable: list[str]
+) -> None:
+    """Run each named check; one the store fails on is logged and listed in `unreadable`, and
+    the others are checked all the same. The task may be canceled between them."""
+    for done, (name, check) in enumerate(checks, 1):
+        try:
+            check()
+        except OSError as exc:
+            log.warning("repair: could not check %s: %s", name, exc)
+            unreadable.append(f"{name}: {exc}")
+        if done % 50 == 0:
+            ctx.check_canceled()
 
 
 def restore_missing(ctx: TaskContext, packages: list[Package]) -> int:
