@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -39,6 +39,13 @@ T = TypeVar("T")
 READ_ONLY = "pullthrough_read_only"  # the execution option of `Catalog.reading`'s connections
 # SQLite's lower() folds ASCII letters only: this one folds every script's, as Python does
 SQLITE_LOWER = "pullthrough_lower"
+IN_BATCH = 500  # values in one IN (...): well within every database's bound-parameter limit
+
+
+def in_batches(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` IN_BATCH at a time, for IN (...) lists of any length."""
+    for start in range(0, len(values), IN_BATCH):
+        yield values[start : start + IN_BATCH]
 
 
 def _lower(value: object) -> object:

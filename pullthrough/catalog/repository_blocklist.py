@@ -8,10 +8,9 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.models import Package, RepositoryBlocklistEntry
 from pullthrough.core.repository_blocklist import Entry, blocked
-
-BATCH = 500  # ids in one IN (...)
 
 
 def entries(session: Session, repository_id: str) -> list[Entry]:
@@ -36,8 +35,7 @@ def blocked_ids(session: Session, repository_id: str, package_ids: Iterable[str]
     rules = entries(session, repository_id)
     if not rules:
         return []
-    ids, found = sorted(set(package_ids)), []
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
+    found: list[Package] = []
+    for chunk in in_batches(sorted(set(package_ids))):
         found += blocked(rules, session.scalars(select(Package).where(Package.id.in_(chunk))))
     return found

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.models import (
     Distribution,
     Package,
@@ -23,8 +24,6 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.repository_blocklist import blocked_ids
 from pullthrough.core.repository_blocklist import PackagesBlocked
-
-BATCH = 500  # ids in one IN (...)
 
 
 def present_in(repository_id: Any, number: Any) -> Any:
@@ -276,9 +275,8 @@ def _squash(session: Session, repository_id: str, number: int, later: int) -> No
                 if package_id in again
             ],
         )
-        ids = [row_id for row_id, _ in again.values()]
-        for start in range(0, len(ids), BATCH):
-            session.execute(delete(rc).where(rc.id.in_(ids[start : start + BATCH])))
+        for chunk in in_batches([row_id for row_id, _ in again.values()]):
+            session.execute(delete(rc).where(rc.id.in_(chunk)))
     session.execute(update(rc).where(mine, rc.version_added == number).values(version_added=later))
     session.execute(
         update(rc).where(mine, rc.version_removed == number).values(version_removed=later)

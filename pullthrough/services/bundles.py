@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.models import (
     Package,
     ProjectStatus,
@@ -70,7 +70,6 @@ from pullthrough.storage.store import BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
-BATCH = 500  # filenames per query
 IMPORT_ACTION = "bundle_import"
 
 
@@ -347,10 +346,8 @@ class Bundles:
         names = [p.filename for p in manifest.packages]
         found: dict[str, str] = {}
         with self.catalog.session() as session:
-            for start in range(0, len(names), BATCH):
-                query = select(Package.filename, Package.sha256).where(
-                    Package.filename.in_(names[start : start + BATCH])
-                )
+            for chunk in in_batches(names):
+                query = select(Package.filename, Package.sha256).where(Package.filename.in_(chunk))
                 found.update((filename, sha256) for filename, sha256 in session.execute(query))
         return found
 
@@ -373,10 +370,8 @@ class Bundles:
             new = {
                 p.sha256: p.filename for p in manifest.packages if known.get(p.filename) != p.sha256
             }
-            for start in range(0, len(new), BATCH):
-                query = select(Package.filename, Package.sha256).where(
-                    Package.sha256.in_(list(new)[start : start + BATCH])
-                )
+            for chunk in in_batches(list(new)):
+                query = select(Package.filename, Package.sha256).where(Package.sha256.in_(chunk))
                 for filename, sha256 in session.execute(query):
                     if filename != new[sha256]:
                         raise BundleError(

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.models import Package, Remote, Repository, new_id
 from pullthrough.catalog.versions import new_version
 from pullthrough.config import IMMEDIATE, RemoteSettings
@@ -207,7 +208,7 @@ def sync(ctx: TaskContext) -> None:
             filenames = [w.file.filename for w in wanted]
             existing = {
                 p.filename: p
-                for chunk in _chunks(filenames, 500)
+                for chunk in in_batches(filenames)
                 for p in session.scalars(select(Package).where(Package.filename.in_(chunk)))
             }
         for w in wanted:
@@ -298,7 +299,7 @@ def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
     the same packages (listed in their own orders) would each hold part and wait for the rest."""
     ids = sorted(p.id for p in packages)
     alive: set[str] = set()
-    for chunk in _chunks(ids, 500):
+    for chunk in in_batches(ids):
         query = select(Package.id).where(Package.id.in_(chunk)).order_by(Package.id)
         query = query.with_for_update()
         alive.update(session.scalars(query))
@@ -329,7 +330,3 @@ def _failure_message(errors: list[str]) -> str:
     shown = "; ".join(errors[:10])
     more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
     return f"{len(errors)} item(s) failed, no version was created: {shown}{more}"
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
