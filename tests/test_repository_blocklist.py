@@ -38,6 +38,8 @@ WHL = Pkg("shelf-reader", "0.1", "shelf_reader-0.1-py3-none-any.whl")
         (Entry(name="shelf-reader", version="0.1"), True),
         (Entry(name="shelf-reader", version="0.1.0"), True),  # PEP 440 equality
         (Entry(name="shelf-reader", version="0.2"), False),
+        (Entry(name="shelf-reader", version="not a version"), False),  # compared as written
+        (Entry(name="shelf-reader", version="1" * 5000), False),  # past int()'s digits: no 500
         (Entry(name="shelf-readers"), False),
         (Entry(filename="shelf_reader-0.1-py3-none-any.whl"), True),
         (Entry(filename="shelf_reader-0.1.tar.gz"), False),  # exact filename only

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+
+from pullthrough.core.filenames import parse_version
 
 # Pulp's messages
 BOTH = "Exactly one of 'name' or 'filename' must be provided."
@@ -62,10 +63,9 @@ def entry_problem(name: str | None, version: str | None, filename: str | None) -
 
 
 def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
+    """PEP 440 equality; a legacy (or unreadable) version compares as written."""
+    va, vb = parse_version(a), parse_version(b)
+    return va == vb if va is not None and vb is not None else a == b
 
 
 def blocks(entry: Entry, *, name: str, version: str, filename: str) -> bool:
