@@ -137,12 +137,14 @@ VERSIONS = Resource(
 )
 
 
-def _entry_name(value: str) -> str:
-    return _project_name(value)  # defined below
+def _project_name(value: str) -> str:
+    return str(canonicalize_name(value, validate=True))
 
 
-def _entry_version(value: str) -> str:
-    return _version(value)  # defined below
+def _version(value: str) -> str:
+    if (version := parse_version(value)) is None:
+        raise ValueError(f"{value!r} is not a valid version (PEP 440)")
+    return str(version)
 
 
 # A repository's package blocklist (Pulp python's): created and removed, never changed.
@@ -154,7 +156,7 @@ BLOCKLIST_ENTRIES = Resource(
             "name",
             "string",
             nullable=True,
-            clean=_entry_name,
+            clean=_project_name,
             help="Package name to block (for all versions). Compared after PEP 503"
             " normalization. Required when 'filename' is not provided.",
         ),
@@ -162,7 +164,7 @@ BLOCKLIST_ENTRIES = Resource(
             "version",
             "string",
             nullable=True,
-            clean=_entry_version,
+            clean=_version,
             help="Exact version string to block (e.g. '1.0'). Only used when 'name' is set.",
         ),
         Field(
@@ -315,10 +317,6 @@ WORKERS = Resource(
 )
 
 
-def _project_name(value: str) -> str:
-    return str(canonicalize_name(value, validate=True))
-
-
 PROJECT = Field(
     "name", "string", required=True, clean=_project_name, help="The project (normalized)."
 )
@@ -342,12 +340,6 @@ PROJECT_STATUSES = Resource(
     verbs=CRUD,
     filters=(*NAMED, Filter("status", choices=PROJECT_STATUSES_PEP792)),
 )
-
-
-def _version(value: str) -> str:
-    if (version := parse_version(value)) is None:
-        raise ValueError(f"{value!r} is not a valid version (PEP 440)")
-    return str(version)
 
 
 def _filename(value: str) -> str:
