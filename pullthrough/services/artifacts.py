@@ -18,7 +18,7 @@ from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.core.digests import COMPUTED, FORBIDDEN
 from pullthrough.services import audit
-from pullthrough.services.orphans import recorded, storing
+from pullthrough.services.orphans import release, storing
 from pullthrough.services.uploads import Writing
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
@@ -102,8 +102,7 @@ class Artifacts:
             with self.catalog.session() as session:
                 found = select(Package.origin).where(Package.sha256 == sha256)
                 origins = set(session.scalars(found))
-                cached = origins == {"cache"}
-                if (origins and not cached) or is_in_any_repository(session, sha256):
+                if origins - {"cache"} or is_in_any_repository(session, sha256):
                     raise ArtifactInUse(
                         "The Artifact cannot be deleted because it is associated with Content."
                     )
@@ -115,7 +114,4 @@ class Artifacts:
                         session, actor, "artifacts_delete", subject(artifact.id),
                         address=address, detail=detail,
                     )  # fmt: skip
-            if cached:
-                self.ledger.record(sha256, artifact.size)
-            elif not recorded(self.catalog, self.ledger, sha256):
-                self.store.delete(sha256)
+            release(self.catalog, self.ledger, self.store, sha256, artifact.size)

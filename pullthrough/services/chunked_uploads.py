@@ -19,9 +19,7 @@ from typing import IO, cast
 from sqlalchemy import delete, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.kept import kept
-from pullthrough.catalog.models import Artifact, Package, Upload, UploadChunk
-from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.catalog.models import Artifact, Upload, UploadChunk
 from pullthrough.core.chunks import (
     ChunkRefused,
     check_complete,
@@ -31,7 +29,7 @@ from pullthrough.core.chunks import (
 )
 from pullthrough.services import audit
 from pullthrough.services.artifacts import Artifacts
-from pullthrough.services.orphans import recorded, storing
+from pullthrough.services.orphans import release, storing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
@@ -183,17 +181,7 @@ class ChunkedUploads:
         (which then forgot it) is the cache's again, as an artifact's deleted: its size limit
         evicts it in its turn, else nothing would ever remove it."""
         with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-            with self.catalog.reading() as session:
-                found = select(Package.origin).where(Package.sha256 == sha256)
-                cache_only = (
-                    set(session.scalars(found)) == {"cache"}
-                    and not is_in_any_repository(session, sha256)
-                    and not kept(session, sha256)
-                )
-            if cache_only and not self.ledger.tracks(sha256):
-                self.ledger.record(sha256, size)
-            elif not recorded(self.catalog, self.ledger, sha256):
-                self.store.delete(sha256)
+            release(self.catalog, self.ledger, self.store, sha256, size)
 
 
 class _Joined:

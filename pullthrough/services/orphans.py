@@ -16,6 +16,7 @@ from sqlalchemy import delete, or_, select
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.kept import kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, now
+from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
@@ -100,6 +101,26 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         if session.scalar(select(Package.id).where(uses).limit(1)) is not None:
             return True
         return kept(session, sha256)
+
+
+def release(catalog: Catalog, ledger: Ledger, store: BlobStore, sha256: str, size: int) -> None:
+    """Bytes a keeper (an artifact, an upload's chunk) no longer keeps, under their lock: if a
+    pull-through copy alone records them (cache content in no repository) they are the cache's
+    again - its size limit evicts them in their turn, where nothing else would ever remove
+    them (an eviction kept them for their keeper, and forgot them); if nothing records them,
+    they are removed."""
+    with catalog.reading() as session:
+        origins = set(session.scalars(select(Package.origin).where(Package.sha256 == sha256)))
+        cache_only = (
+            origins == {"cache"}
+            and not is_in_any_repository(session, sha256)
+            and not kept(session, sha256)
+        )
+    if cache_only:
+        if not ledger.tracks(sha256):
+            ledger.record(sha256, size)
+    elif not recorded(catalog, ledger, sha256):
+        store.delete(sha256)
 
 
 @contextmanager
