@@ -21,6 +21,7 @@ from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, t
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pullthrough.api.bindings import PUBLICATIONS
 from pullthrough.catalog import versions as versions_module
 from pullthrough.catalog.db import Catalog, alembic_config, make_engine, prepare
 from pullthrough.catalog.labels import selected
@@ -1279,3 +1280,26 @@ def test_a_read_sees_one_snapshot_while_a_writer_commits(catalog: Catalog) -> No
     assert (counted, listed) == (1, ["before"])
     with catalog.reading() as session:
         assert session.scalar(select(func.count()).select_from(Package)) == 2
+
+
+@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)  # SQLite: one writer
+def test_a_publication_of_the_latest_takes_the_latest_there_is_when_it_is_made(
+    catalog: Catalog,
+) -> None:
+    """PostgreSQL: a publication of "the latest" whose request read the repository before a
+    deletion of that latest version committed publishes the version that is the latest now
+    (it looked for the deleted one: a 500)."""
+    a, b = add_packages(catalog, "a", "b")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        assert number(new_version(session, repo_id, add=[a])) == 1
+        assert number(new_version(session, repo_id, add=[b])) == 2
+    with catalog.session() as session:
+        repo = session.get(Repository, repo_id)
+        assert repo is not None and repo.latest_number == 2  # what the request read
+        assert destroy(catalog, repo_id, 2)  # another request's, committed meanwhile
+        assert PUBLICATIONS.build is not None
+        publication = PUBLICATIONS.build(session, {"repository": repo})
+        session.add(publication)
+        session.flush()
+        assert publication.repository_version_id == select_version(session, repo_id, 1)

@@ -44,7 +44,12 @@ from pullthrough.catalog.models import (
     Yank,
     worker_id,
 )
-from pullthrough.catalog.versions import content_counts, initial_version, present_in
+from pullthrough.catalog.versions import (
+    content_counts,
+    initial_version,
+    latest_version,
+    present_in,
+)
 from pullthrough.config import REMOTE_FIELDS, RemoteSettings
 from pullthrough.core import digests
 from pullthrough.core.access import overlaps
@@ -447,13 +452,7 @@ def _publish(session: Session, values: dict[str, Any]) -> Publication:
     """A publication of the version given, or of the repository's latest."""
     version: RepositoryVersion | None = values.get("repository_version")
     if version is None:
-        repo: Repository = values["repository"]
-        version = session.scalars(
-            select(RepositoryVersion).where(
-                RepositoryVersion.repository_id == repo.id,
-                RepositoryVersion.number == repo.latest_number,
-            )
-        ).one()
+        version = latest_version(session, values["repository"].id)
     return Publication(repository_version_id=version.id)
 
 

@@ -131,6 +131,13 @@ def new_version(
     return version
 
 
+def latest_version(session: Session, repository_id: str) -> RepositoryVersion:
+    """The repository's newest version, read now: not the `latest_number` a row loaded earlier
+    in the transaction holds (a deletion of that version may have committed since)."""
+    newest = select(RepositoryVersion).where(RepositoryVersion.repository_id == repository_id)
+    return session.scalars(newest.order_by(RepositoryVersion.number.desc()).limit(1)).one()
+
+
 def _retain(session: Session, repo: Repository) -> None:
     """Keep only the newest `retain_repo_versions` versions a distribution does not serve, as
     Pulp's cleanup of old versions: the others are deleted as `delete_version` deletes one
