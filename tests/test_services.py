@@ -14,14 +14,14 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
@@ -891,6 +891,43 @@ def test_an_orphan_cleanup_leaves_a_package_a_repository_takes_in_meanwhile(
             with svc.catalog.session() as session:
                 assert session.get(Package, orphan.id) is not None
             assert svc.store.has(orphan.sha256)
+        finally:
+            svc.close()
+
+
+def test_an_orphan_cleanup_of_more_packages_than_a_statement_takes_parameters(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL (at most 65,535 parameters in one statement), an orphan cleanup after a
+    big mirror left every repository removes its 70,000 orphans: its IN lists go in batches
+    (one list of them all failed the whole task)."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            old = datetime(2020, 1, 1, tzinfo=UTC)
+            rows = [
+                {
+                    "id": f"{i:036d}",
+                    "filename": f"big_mirror-1.{i}-py3-none-any.whl",
+                    "name": "big-mirror",
+                    "version": f"1.{i}",
+                    "packagetype": "bdist_wheel",
+                    "sha256": "ab" * 32,  # one file's bytes: the cleanup's file work is not tested
+                    "size": 1,
+                    "origin": "sync",
+                    "pulp_created": old,
+                    "upload_time": old,
+                }
+                for i in range(70_000)
+            ]
+            with svc.catalog.session() as session:
+                session.execute(insert(Package), rows)
+            task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
+            svc.new_worker().run_once()
+            done = task(svc, task_id)
+            assert done.state == "completed", done.error
+            with svc.catalog.session() as session:
+                assert session.scalar(select(func.count()).select_from(Package)) == 0
         finally:
             svc.close()
 

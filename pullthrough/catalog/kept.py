@@ -3,16 +3,20 @@ Eviction, orphan cleanup and a failed import leave bytes one of them records."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.models import Artifact, UploadChunk
 
 
+def keeping(sha256: str) -> ColumnElement[bool]:
+    """A condition: an artifact or a chunk of an upload records these bytes (for a query that
+    asks it beside others, in one statement)."""
+    return or_(
+        exists().where(Artifact.sha256 == sha256), exists().where(UploadChunk.sha256 == sha256)
+    )
+
+
 def kept(session: Session, sha256: str) -> bool:
     """Whether an artifact or a chunk of an upload records these bytes."""
-    for column in (Artifact.sha256, UploadChunk.sha256):
-        found = select(column).where(column == sha256).limit(1)
-        if session.scalar(found) is not None:
-            return True
-    return False
+    return bool(session.scalar(select(keeping(sha256))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import in_batches
@@ -304,13 +304,14 @@ def content_counts(session: Session, repository_id: str, number: int) -> dict[st
     }
 
 
-def is_in_any_repository(session: Session, sha256: str) -> bool:
-    """Whether some repository (any version) holds a package with these bytes, or whose
+def in_any_repository(sha256: str) -> ColumnElement[bool]:
+    """A condition: some repository (any version) holds a package with these bytes, or whose
     METADATA file (PEP 658) has them."""
-    query = (
-        select(RepositoryContent.id)
-        .join(Package, Package.id == RepositoryContent.package_id)
-        .where(or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256))
-        .limit(1)
+    return exists().where(
+        RepositoryContent.package_id == Package.id,
+        or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256),
     )
-    return session.scalar(query) is not None
+
+
+def is_in_any_repository(session: Session, sha256: str) -> bool:
+    return bool(session.scalar(select(in_any_repository(sha256))))

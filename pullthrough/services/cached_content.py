@@ -7,12 +7,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.kept import kept
+from pullthrough.catalog.kept import keeping
 from pullthrough.catalog.models import Package
-from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.catalog.versions import in_any_repository
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import DistFile
@@ -59,13 +59,12 @@ class CachedContent:
             locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
             session.execute(locked).all()
             uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
-            if (
-                is_in_any_repository(session, sha256)
-                or kept(session, sha256)  # an artifact's or a chunk's bytes stay while it does
-                or session.scalar(
-                    select(Package.id).where(uses, Package.origin != "cache").limit(1)
-                )
-            ):
+            held = or_(
+                in_any_repository(sha256),
+                keeping(sha256),  # an artifact's or a chunk's bytes stay while it does
+                exists().where(uses, Package.origin != "cache"),
+            )
+            if session.scalar(select(held)):  # one query: eviction runs it for every victim
                 return False
             remove()
             session.execute(delete(Package).where(Package.sha256 == sha256))

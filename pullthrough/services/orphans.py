@@ -11,10 +11,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
 
-from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.kept import kept
+from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.kept import keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, now
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.services.tasks import TaskContext
@@ -47,25 +47,31 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         # repository change that took one in before the lock committed first, and is seen now;
         # one after it waits for this transaction, and finds the package gone.
         found = session.scalars(query.order_by(Package.id).with_for_update()).all()
-        taken = set(
-            session.scalars(
-                select(RepositoryContent.package_id).where(
-                    RepositoryContent.package_id.in_([p.id for p in found])
-                )
+        taken: set[str] = set()
+        for batch in in_batches([p.id for p in found]):
+            held = select(RepositoryContent.package_id).where(
+                RepositoryContent.package_id.in_(batch)
             )
-        )
+            taken.update(session.scalars(held))
         orphans = [p for p in found if p.id not in taken]
         files = {p.sha256 for p in orphans} | {
             p.metadata_sha256 for p in orphans if p.metadata_sha256
         }
-        session.execute(delete(Package).where(Package.id.in_([p.id for p in orphans])))
+        unsynchronized = {"synchronize_session": False}  # the rows loaded are not used again
+        for batch in in_batches([p.id for p in orphans]):
+            session.execute(
+                delete(Package).where(Package.id.in_(batch)), execution_options=unsynchronized
+            )
         # Then, as Pulp, the artifacts no content uses (any more), past the protection time
         unused = select(Artifact).where(
             Artifact.sha256.not_in(select(Package.sha256)), Artifact.pulp_created <= cutoff
         )
         artifacts = session.scalars(unused).all()
         files |= {a.sha256 for a in artifacts}
-        session.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in artifacts])))
+        for batch in in_batches([a.id for a in artifacts]):
+            session.execute(
+                delete(Artifact).where(Artifact.id.in_(batch)), execution_options=unsynchronized
+            )
     removed = 0
     for sha in files:
         try:
@@ -98,9 +104,7 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         return True
     with catalog.reading() as session:
         uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
-        if session.scalar(select(Package.id).where(uses).limit(1)) is not None:
-            return True
-        return kept(session, sha256)
+        return bool(session.scalar(select(or_(exists().where(uses), keeping(sha256)))))
 
 
 def release(catalog: Catalog, ledger: Ledger, store: BlobStore, sha256: str, size: int) -> None:
