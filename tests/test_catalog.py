@@ -17,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, text, update
+from sqlalchemy import Engine, MetaData, Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1303,3 +1303,33 @@ def test_a_publication_of_the_latest_takes_the_latest_there_is_when_it_is_made(
         session.add(publication)
         session.flush()
         assert publication.repository_version_id == select_version(session, repo_id, 1)
+
+
+@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)  # its parameter limit
+def test_a_version_removing_more_packages_than_a_statement_takes_parameters(
+    catalog: Catalog,
+) -> None:
+    """PostgreSQL takes at most 65,535 parameters in a statement: a version that removes 69,990
+    of 70,000 packages (a mirror sync of a remote whose filters now leave ten, a modify that
+    removes everything) marks them removed in batches (one list of them all failed)."""
+    repo_id = make_repository(catalog)
+    ids = [f"{i:036d}" for i in range(70_000)]
+    with catalog.session() as session:
+        session.execute(
+            insert(Package),
+            [
+                {"id": pid, "filename": whl(f"p{pid}"), "name": f"p{pid}", "version": "1.0"}
+                | {"packagetype": "bdist_wheel", "sha256": "ab" * 32, "size": 1}
+                for pid in ids
+            ],
+        )
+        rows = [{"repository_id": repo_id, "package_id": pid, "version_added": 1} for pid in ids]
+        session.execute(insert(RepositoryContent), rows)
+        session.add(RepositoryVersion(repository_id=repo_id, number=1, base_number=0))
+        session.execute(update(Repository).where(Repository.id == repo_id).values(last_number=1))
+    with catalog.session() as session:
+        assert number(new_version(session, repo_id, add=ids[:10], exactly=True)) == 2
+    assert files_in(catalog, repo_id, 2) == {whl(f"p{pid}") for pid in ids[:10]}
+    with catalog.session() as session:
+        held = select(func.count()).select_from(version_packages(repo_id, 1).subquery())
+        assert session.scalar(held) == 70_000  # version 1 unchanged

@@ -25,6 +25,7 @@ from pullthrough.api.operations import (
     resolve,
     task_answer,
 )
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.models import (
     ApiToken,
     Artifact,
@@ -117,7 +118,11 @@ def modify(call: Call) -> Response:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 
     # Promoted into a repository: no longer cache, never evicted.
-    promoted = list(call.session.scalars(select(Package.sha256).where(Package.id.in_(add))))
+    promoted = [
+        sha
+        for chunk in in_batches(sorted(add))
+        for sha in call.session.scalars(select(Package.sha256).where(Package.id.in_(chunk)))
+    ]
 
     def forget() -> None:
         for sha in promoted:

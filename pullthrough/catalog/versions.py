@@ -96,9 +96,10 @@ def new_version(
     """
     repo = _locked(session, repository_id)
     latest = repo.latest_number
-    current = set(
-        session.scalars(select(RepositoryContent.package_id).where(present_in(repo.id, latest)))
-    )
+    rc = RepositoryContent
+    present = select(rc.package_id, rc.id).where(present_in(repo.id, latest))
+    rows = {package_id: row_id for package_id, row_id in session.execute(present)}
+    current = rows.keys()
     added = set(add) - current
     removed = current - set(add) if exactly else set(remove) & current
     if added and (rejected := blocked_ids(session, repo.id, added)):
@@ -112,11 +113,10 @@ def new_version(
         RepositoryContent(repository_id=repo.id, package_id=pid, version_added=number)
         for pid in sorted(added)
     )
-    if removed:
+    for chunk in in_batches(sorted(rows[pid] for pid in removed)):  # by their rows' keys
         session.execute(
-            update(RepositoryContent)
-            .where(present_in(repo.id, latest), RepositoryContent.package_id.in_(removed))
-            .values(version_removed=number)
+            update(rc).where(rc.id.in_(chunk)).values(version_removed=number),
+            execution_options={"synchronize_session": False},  # no row of theirs is loaded
         )
     repo.last_number = number
     version = RepositoryVersion(
