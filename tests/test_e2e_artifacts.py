@@ -56,6 +56,9 @@ def test_content_from_an_uploaded_artifact_installs_through_a_distribution(
         sha256,
         "acme-artifact",
     )
+    assert content["artifact"] == artifact["pulp_href"]  # as Pulp links content to its artifact
+    listed_content = pulp.json_list("python", "content", "list", "--sha256", sha256)
+    assert [c["artifact"] for c in listed_content] == [artifact["pulp_href"]]
     version = pulp.json_object("python", "repository", "version", "show", "--repository", "art")
     assert version["number"] == 1 and version["pulp_href"].startswith(repo["pulp_href"])
     assert version["content_summary"]["added"]["python.python"]["count"] == 1

@@ -529,11 +529,18 @@ def _metadata(key: str) -> Value:
     return lambda row, _: (row.metadata_json or {}).get(key)
 
 
+def _artifact_of(row: Package, render: Render) -> str | None:
+    """The artifact of the package's bytes, as Pulp links content to its artifact: there is one
+    where the package was made from an artifact, or an artifact was uploaded of its bytes."""
+    found = render.session.scalar(select(Artifact.id).where(Artifact.sha256 == row.sha256))
+    return kinds.ARTIFACT.href(found) if found is not None else None
+
+
 CONTENT = Binding(
     resources.CONTENT,
     Package,
     computed={
-        "artifact": lambda row, _: None,
+        "artifact": _artifact_of,
         "relative_path": lambda row, _: row.filename,
         "name": lambda row, _: (row.metadata_json or {}).get("name") or row.name,
         "summary": _metadata("summary"),
