@@ -399,6 +399,51 @@ def test_a_page_trickling_in_is_cut_off_at_the_total_timeout(tmp_path: Path) -> 
         up.close()
 
 
+class ClosingEnds(BaseHTTPRequestHandler):
+    """HTTP/1.0: each answer ends where the connection closes (no length, no chunks). The page
+    has 20 files; `cut` sends the first two thirds of it."""
+
+    cut = False
+
+    def do_GET(self) -> None:
+        body = html_body(*(f"lib-1.{n}.tar.gz" for n in range(20)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body[: len(body) * 2 // 3] if self.cut else body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_html_page_cut_short_where_its_connection_closes_is_not_taken(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """An upstream whose answers end where its connection closes gives no sign of one cut short
+    but the page's missing end (`</html>`): such a page is an upstream failure, and the kept copy
+    is served, all 20 files, rather than the 13 the bytes that came list."""
+    ClosingEnds.cut = False
+    with serving(ClosingEnds) as origin:
+        client = UpstreamClient(
+            RemoteSettings(name="up", url=ROOT, max_retries=0, proxy_url=origin + "/")
+        )
+        cache = diskcache.Cache(str(tmp_path / "pages"))
+        try:
+            pages = RemotePages(client, cache, ttl=60, clock=lambda: clock[0])
+            whole = pages.project("lib")
+            assert isinstance(whole.value, ProjectPage) and len(whole.value.files) == 20
+            ClosingEnds.cut = True
+            with pytest.raises(UpstreamError, match="cut short"):
+                client.get_page(ROOT + "lib/")
+            clock[0] += 120
+            stale = pages.project("lib")
+            assert stale.stale and stale.value == whole.value
+        finally:
+            ClosingEnds.cut = False
+            cache.close()
+            client.close()
+
+
 def test_an_unasked_for_304_is_an_error_not_a_missing_project(
     pages: RemotePages, scripted: HTTPServer
 ) -> None:

@@ -250,3 +250,20 @@ def test_a_project_list_longer_than_a_rendering_chunk_is_whole_and_in_order() ->
     html = simple_html.render_project_list(names, "")
     assert simple_html.parse_project_list(html).names == tuple(names)
     assert simple_json.render_project_list([]) == b'{"meta":{"api-version":"1.1"},"projects":[]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "short"),
+    [
+        (b"<!DOCTYPE html><html><body><a href='x'>x</a>", True),  # its end never came
+        (b"<!DOCTYPE html><html><body><a href='x'>x</a></body></html>\n", False),
+        (b"<HTML><BODY></BODY></HTML>", False),  # any case
+        (b"<html><body></body></html>\n<!-- served by an old proxy -->\n", False),
+        (b"<a href='x-1.0.tar.gz'>x-1.0.tar.gz</a>", False),  # no <html>: nothing to tell by
+        (b'{"meta": {"api-version": "1.0"}, "files": [', False),  # JSON: its parse tells
+    ],
+)
+def test_an_html_page_is_cut_short_when_its_html_element_does_not_end(
+    body: bytes, short: bool
+) -> None:
+    assert simple_html.cut_short(body) is short

@@ -29,6 +29,17 @@ class InvalidPage(ValueError):
 _PARSER = lxml.html.HTMLParser(encoding="utf-8")
 
 
+def cut_short(body: bytes) -> bool:
+    """Whether these bytes are an HTML document whose end never came: it opens `<html` but no
+    `</html>` closes it (near its end: a server may add a comment after it). An upstream whose
+    connection closing ends its answer (neither a length nor chunks) gives no other sign of
+    a page cut short, and lxml reads half a page as a page with half its files. JSON pages and
+    HTML without an `<html>` element cannot be told: they are taken as they are."""
+    if body[:64].lstrip()[:1] == b"{" or b"<html" not in body[:4096].lower():
+        return False
+    return b"</html>" not in body[-1024:].lower()
+
+
 def _root(body: bytes) -> lxml.html.HtmlElement:
     try:
         return lxml.html.document_fromstring(body, parser=_PARSER)

@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 from pullthrough import __version__
 from pullthrough.config import RemoteSettings
 from pullthrough.core.addresses import kind_of, may_fetch
+from pullthrough.core.simple_html import cut_short
 
 USER_AGENT = f"pullthrough/{__version__}"
 Answer = BaseHTTPResponse  # an upstream's answer whose body is still to be read
@@ -363,7 +364,13 @@ class UpstreamClient:
                 f"upstream sent a page cut short (its {coding} stream does not end):"
                 f" {describe_url(url)}"
             )
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        if inflater is None and _close_delimited(resp) and cut_short(body):
+            raise UpstreamError(
+                "upstream sent a page cut short (its connection closed before the page's"
+                f" </html>): {describe_url(url)}"
+            )
+        return body
 
     def _page_pieces(self, resp: Answer, url: str, started: float) -> Iterator[bytes]:
         """A page's bytes as sent, as they arrive (what one read of the socket gives, up to
@@ -468,6 +475,13 @@ class UpstreamClient:
                 return resp.status < 500
         except UpstreamError:
             return False
+
+
+def _close_delimited(resp: Answer) -> bool:
+    """An answer that ends where its connection closes: neither a Content-Length (whose
+    shortfall http.client reports) nor chunks (whose missing last chunk it reports)."""
+    framing = resp.headers.get("Transfer-Encoding", "").lower()
+    return "Content-Length" not in resp.headers and "chunked" not in framing
 
 
 class _Inflater:
