@@ -10,6 +10,7 @@ import os
 import re
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -223,7 +224,18 @@ def test_chunks_in_s3_make_an_artifact_and_leave_no_object(
     sha256 = hashlib.sha256(data).hexdigest()
     assert not store.has(sha256)
 
+    calls: list[str] = []
+    real_call = store.call
+
+    def noted(method: str, **args: Any) -> Any:
+        calls.append(method)
+        return real_call(method, **args)
+
+    store.call = noted  # type: ignore[method-assign]
     artifact = uploads.commit(upload_id, sha256, actor="admin", subject=lambda i: i)
+    store.call = real_call  # type: ignore[method-assign]
+    chunks = len(hashes(data))
+    assert calls[:chunks] == ["get_object"] * chunks  # each chunk read with a GET, no HEAD first
     opened = store.open(artifact.sha256)
     assert opened is not None
     with opened.file as fh:

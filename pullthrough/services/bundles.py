@@ -66,7 +66,7 @@ from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
-from pullthrough.storage.store import BlobStore, HashMismatch
+from pullthrough.storage.store import BlobStore, HashMismatch, from_start
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -260,7 +260,7 @@ class Bundles:
         )
 
     def _add(self, tar: tarfile.TarFile, wanted: BundleFile, when: datetime) -> None:
-        opened = self.store.open(wanted.sha256)
+        opened = self.store.open(wanted.sha256, read_from=from_start)  # read whole
         if opened is None:
             raise BundleError(f"{wanted.path}: the stored file is gone (sha256 {wanted.sha256})")
         with opened.file:

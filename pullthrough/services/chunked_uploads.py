@@ -33,7 +33,7 @@ from pullthrough.services.orphans import release, storing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
-from pullthrough.storage.store import BlobStore, Opened
+from pullthrough.storage.store import BlobStore, Opened, from_start
 
 log = logging.getLogger(__name__)
 COPY_SIZE = 1024 * 1024
@@ -198,7 +198,7 @@ class _Joined:
                 if not self.todo:
                     return b""
                 sha256 = self.todo.pop()
-                self.current = self.store.open(sha256)
+                self.current = self.store.open(sha256, read_from=from_start)  # one GET each
                 if self.current is None:
                     raise ChunkRefused(f"A chunk of the upload is no longer stored ({sha256}).")
             data = self.current.file.read(size if size > 0 else COPY_SIZE)

@@ -31,7 +31,7 @@ from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
-from pullthrough.storage.store import ArtifactWriter, HashMismatch
+from pullthrough.storage.store import ArtifactWriter, HashMismatch, from_start
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ class Repairer:
             return session.scalar(found) is not None
 
     def _intact(self, sha256: str) -> bool:
-        opened = self.svc.store.open(sha256)
+        opened = self.svc.store.open(sha256, read_from=from_start)  # read whole: one GET
         if opened is None:  # removed meanwhile (an eviction): nothing wrong with it
             return True
         digest = hashlib.sha256()
