@@ -2040,6 +2040,24 @@ def test_a_repair_does_not_put_back_a_file_its_package_left_meanwhile(
     assert not services.store.has(wheel.sha256)
 
 
+def test_a_repair_gives_up_a_download_going_on_past_the_files_size(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A lost file fetched again from an upstream that sends junk without end after its bytes
+    (no Content-Length) is given up past the size the catalog records, at once: not once the
+    disk is full of it, as when only the sha256 at the end bounded it."""
+    wheel = synced_from_upstream(services, upstream, tmp_path, "lost-lib")
+    upstream.endless_files = True
+    task_id = queue(services, REPAIR)
+    started = time.monotonic()
+    repair(TaskContext(services, task_id, {"repository_id": None}))
+    assert time.monotonic() - started < 5  # the junk comes 64 KiB every 10 ms, without end
+    assert not services.store.has(wheel.sha256)
+    assert list(services.store.tmp.iterdir()) == []  # nothing of it left on disk
+    reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
+    assert (reports["repair.missing"], reports["repair.repaired"]) == (1, 0)
+
+
 def test_a_repair_goes_on_past_a_file_the_store_cannot_read_and_then_fails_naming_it(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

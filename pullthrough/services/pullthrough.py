@@ -484,11 +484,7 @@ class PullThrough:
         index gives (HashMismatch). At most `most` bytes: a body that goes on past them is given
         up at once (UpstreamError), before they are written."""
         with resp:
-            for chunk in client.iter_body(resp, url):
-                if writer.size + len(chunk) > most:
-                    raise UpstreamError(
-                        f"upstream sent more than the {most} bytes expected: {describe_url(url)}"
-                    )
+            for chunk in client.iter_body(resp, url, most=most):
                 writer.write(chunk)
                 writer.flush()
                 progress.update(written=writer.size)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from pullthrough.catalog.models import Artifact, Package, Remote, RepositoryContent
 from pullthrough.catalog.versions import version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
-from pullthrough.core.metadata import InvalidDistribution
+from pullthrough.core.metadata import MAX_METADATA_SIZE, InvalidDistribution
 from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.services.tasks import TaskContext
@@ -263,7 +263,8 @@ class Repairer:
                 )
                 return False
             url = item.package.remote_url + (".metadata" if item.metadata else "")
-            return self._download(client, url, item.sha256)
+            most = MAX_METADATA_SIZE if item.metadata else item.package.size
+            return self._download(client, url, item.sha256, most)
         except (UpstreamError, HashMismatch, OSError, LockTimeout) as exc:
             log.warning("repair: %s could not be repaired: %s", _name(item), exc)
             return False
@@ -297,9 +298,11 @@ class Repairer:
             return False
         return True
 
-    def _download(self, client: UpstreamClient, url: str, sha256: str) -> bool:
+    def _download(self, client: UpstreamClient, url: str, sha256: str, most: int) -> bool:
+        """Fetch the bytes again, at most `most` of them: a body that goes on past the size
+        the catalog knows is given up as it comes, not once the disk is full of it."""
         with client.open_file(url) as resp, self.svc.store.writer({"sha256": sha256}) as w:
-            for chunk in client.iter_body(resp, url):
+            for chunk in client.iter_body(resp, url, most=most):
                 w.write(chunk)
             if not self._put_back(w, sha256):
                 return False

@@ -451,16 +451,25 @@ class UpstreamClient:
         started: float | None = None,
         *,
         decoded: bool = False,
+        most: int | None = None,
     ) -> Iterator[bytes]:
         """The body in chunks of at most CHUNK bytes, within the total timeout: as sent (a
-        file's bytes), or `decoded` from its Content-Encoding (a page's)."""
+        file's bytes), or `decoded` from its Content-Encoding (a page's). At most `most` bytes:
+        a body that goes on past them (a different file, an endless one) is given up at once,
+        before the chunk that goes past is given."""
         total = self.remote.total_timeout
         started = time.monotonic() if started is None else started
+        sent = 0
         try:
             for chunk in resp.stream(CHUNK, decode_content=decoded):
                 if total is not None and time.monotonic() - started > total:
                     raise self._failed(
                         UpstreamTimeout(f"upstream took over {total:.0f}s: {describe_url(url)}")
+                    )
+                sent += len(chunk)
+                if most is not None and sent > most:
+                    raise UpstreamError(
+                        f"upstream sent more than the {most} bytes expected: {describe_url(url)}"
                     )
                 yield chunk
         except UpstreamError:
