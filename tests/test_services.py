@@ -932,6 +932,36 @@ def test_an_orphan_cleanup_of_more_packages_than_a_statement_takes_parameters(
             svc.close()
 
 
+def test_an_orphan_cleanup_of_more_named_packages_than_a_statement_takes_parameters(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, an orphan cleanup limited to 70,000 content hrefs (`content_hrefs`: the
+    packages a mirror just left) removes them, and only them: the packages it names are read
+    in batches (one list of them all failed the whole task)."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            old = datetime(2020, 1, 1, tzinfo=UTC)
+            ids = [str(uuid.UUID(int=i + 1)) for i in range(70_001)]
+            rows = [
+                {"id": pid, "filename": f"big_mirror-1.{i}-py3-none-any.whl"}
+                | {"name": "big-mirror", "version": f"1.{i}", "packagetype": "bdist_wheel"}
+                | {"sha256": "ab" * 32, "size": 1, "origin": "sync"}  # one file's bytes
+                | {"pulp_created": old, "upload_time": old}
+                for i, pid in enumerate(ids)
+            ]
+            with svc.catalog.session() as session:
+                session.execute(insert(Package), rows)
+            task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0, content_ids=ids[1:])
+            svc.new_worker().run_once()
+            done = task(svc, task_id)
+            assert done.state == "completed", done.error
+            with svc.catalog.session() as session:
+                assert session.scalars(select(Package.id)).all() == ids[:1]  # not named: kept
+        finally:
+            svc.close()
+
+
 def test_a_modify_of_many_content_units_asks_the_catalog_in_batches(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:
