@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from pullthrough.catalog.models import (
     AuditEvent,
@@ -986,3 +986,37 @@ def test_a_bundle_goes_into_postgresql_and_s3_and_comes_back_out_the_same(
     assert back_again.packages == there.packages
     assert (back_again.yanks, back_again.statuses) == (there.yanks, there.statuses)
     assert back_again.version == 1 and there.version == 4
+
+
+def test_an_import_clears_more_project_statuses_than_a_statement_takes_parameters(
+    site_a: Services, tmp_path: Path, postgres_url: str
+) -> None:
+    """An import (not add-only) into a repository holding 70,000 project statuses the bundle
+    does not carry clears them, on PostgreSQL (at most 65,535 parameters in one statement):
+    one list of them all failed the whole import."""
+    bundle = tmp_path / "corp.tar"
+    bundles(site_a).export("corp", None, bundle)
+    with private_database(postgres_url) as url:
+        config = tmp_path / "pg.toml"
+        config.write_text(
+            f'remotes = []\ndistributions = []\n[server]\ndata_dir = "{tmp_path / "pg"}"\n'
+            f'database_url = "{url}"\n'
+        )
+        svc = build_services(load_settings(config, environ={}))
+        try:
+            with svc.catalog.session() as session:
+                repo_id = create_repository(session, name="corp").id
+                rows = [
+                    {"repository_id": repo_id, "name": f"old-{i}", "status": "archived"}
+                    | {"id": str(uuid.UUID(int=i + 1))}
+                    for i in range(70_000)
+                ]
+                session.execute(insert(ProjectStatus), rows)
+            report = bundles(svc).import_bundle(bundle, actor="t")
+            assert report.created
+            assert sum(c.endswith(" cleared") for c in report.changed) == 70_000
+            with svc.catalog.session() as session:
+                left = session.scalars(select(ProjectStatus.name)).all()
+            assert left == ["acme-tools"]  # the bundle's
+        finally:
+            svc.close()

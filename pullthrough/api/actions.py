@@ -22,7 +22,7 @@ from pullthrough.api.operations import (
     by_id,
     invalid,
     json_response,
-    resolve,
+    resolve_all,
     task_answer,
 )
 from pullthrough.catalog.db import in_batches
@@ -82,9 +82,9 @@ def _modify(session: Session, values: dict[str, object], repo: Repository) -> No
     removing = values.get("remove_content_units") or []
     assert isinstance(removing, list)
     if removing != EVERYTHING:
-        values["remove_content_units"] = [
-            resolve(session, kinds.CONTENT.label, h, "remove_content_units") for h in removing
-        ]
+        values["remove_content_units"] = resolve_all(
+            session, kinds.CONTENT.label, removing, "remove_content_units"
+        )
     base = values.get("base_version")
     if isinstance(base, RepositoryVersion) and base.repository_id != repo.id:
         raise invalid("base_version", "No such version of this repository.")
@@ -117,11 +117,13 @@ def modify(call: Call) -> Response:
         if version is not None:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 
-    # Promoted into a repository: no longer cache, never evicted.
+    # Promoted into a repository: no longer cache, never evicted. The ledger tracks only
+    # pull-through copies' bytes: one transaction each, not one for every package added.
+    copies = select(Package.sha256).where(Package.origin == "cache")
     promoted = [
         sha
         for chunk in in_batches(sorted(add))
-        for sha in call.session.scalars(select(Package.sha256).where(Package.id.in_(chunk)))
+        for sha in call.session.scalars(copies.where(Package.id.in_(chunk)))
     ]
 
     def forget() -> None:

@@ -11,7 +11,7 @@ check or the view fails.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from pullthrough.api.kinds import (
     parse_version,
 )
 from pullthrough.api.params import Param
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.models import (
     Artifact,
     Base,
@@ -166,14 +167,21 @@ def _getter(model: type[Base], kind: Kind) -> Callable[[Session, object], Any]:
     return lambda session, value: session.get(model, kind.parse(value))
 
 
+# The kinds whose href holds a row's primary key, with their tables
+TABLES: dict[str, tuple[type[Base], Kind]] = {
+    kind.label: (model, kind)
+    for model, kind in (
+        (Repository, REPOSITORY),
+        (Remote, REMOTE),
+        (Distribution, DISTRIBUTION),
+        (Publication, PUBLICATION),
+        (Package, CONTENT),
+        (Artifact, ARTIFACT),
+        (Upload, UPLOAD),
+    )
+}
 RESOLVERS: dict[str, Callable[[Session, object], Any]] = {
-    REPOSITORY.label: _getter(Repository, REPOSITORY),
-    REMOTE.label: _getter(Remote, REMOTE),
-    DISTRIBUTION.label: _getter(Distribution, DISTRIBUTION),
-    PUBLICATION.label: _getter(Publication, PUBLICATION),
-    CONTENT.label: _getter(Package, CONTENT),
-    ARTIFACT.label: _getter(Artifact, ARTIFACT),
-    UPLOAD.label: _getter(Upload, UPLOAD),
+    **{label: _getter(model, kind) for label, (model, kind) in TABLES.items()},
     VERSION.label: _version,
 }
 
@@ -187,6 +195,32 @@ def resolve(session: Session, kind: str, value: object, field: str) -> Any:
     if found is None:
         raise invalid(field, f"Invalid hyperlink - Object does not exist: {value}")
     return found
+
+
+def resolve_all(session: Session, kind: str, values: Sequence[object], field: str) -> list[Any]:
+    """The objects a list of hrefs names, in its order, read IN_BATCH at a time (a modify may
+    list tens of thousands); the 400 of `resolve` for the first that is malformed or names
+    nothing."""
+    if kind not in TABLES:
+        return [resolve(session, kind, v, field) for v in values]
+    model, of = TABLES[kind]
+    ids: list[str] = []
+    for value in values:
+        try:
+            ids.append(of.parse(value))
+        except BadHref as exc:
+            resolve_all(session, kind, values[: len(ids)], field)  # one before it names nothing
+            raise invalid(field, str(exc)) from None
+    key = inspect(model).primary_key[0]
+    found = {
+        getattr(row, key.name): row
+        for chunk in in_batches(sorted(set(ids)))
+        for row in session.scalars(select(model).where(key.in_(chunk)))
+    }
+    for value, id_ in zip(values, ids, strict=True):
+        if id_ not in found:
+            raise invalid(field, f"Invalid hyperlink - Object does not exist: {value}")
+    return [found[id_] for id_ in ids]
 
 
 # ---- validation ---------------------------------------------------------------------------
@@ -230,7 +264,7 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
             elif not isinstance(value, FileStorage):  # a form's text field, not a file part
                 raise ValueError(NOT_A_FILE)
             if declared.href and isinstance(value, list):
-                value = [resolve(session, declared.href, v, declared.name) for v in value]
+                value = resolve_all(session, declared.href, value, declared.name)
             elif declared.href and value is not None:
                 value = resolve(session, declared.href, value, declared.name)
             if declared.unique and op.model is not None:

@@ -261,28 +261,27 @@ def _squash(session: Session, repository_id: str, number: int, later: int) -> No
     # Added in `number` and removed in `later`: in no version that stays.
     session.execute(delete(rc).where(mine, rc.version_added == number, rc.version_removed == later))
     # Removed in `number` and added again in `later`: one range, to where the later one ended.
-    removed = select(rc.package_id).where(mine, rc.version_removed == number)
-    again = {
-        package_id: (row_id, until)
-        for row_id, package_id, until in session.execute(
-            select(rc.id, rc.package_id, rc.version_removed).where(
-                mine, rc.version_added == later, rc.package_id.in_(removed)
-            )
-        )
-    }
-    if again:
-        ended = session.execute(
+    # Both sides read once and matched here: as one query (a semi-join), PostgreSQL scanned the
+    # repository's rows for each row added in `later` while a big sync's rows had no statistics.
+    ended = {
+        package_id: row_id
+        for row_id, package_id in session.execute(
             select(rc.id, rc.package_id).where(mine, rc.version_removed == number)
         )
+    }
+    again = [  # (the row that ended in `number`, the one added again in `later`, its end)
+        (ended[package_id], row_id, until)
+        for row_id, package_id, until in session.execute(
+            select(rc.id, rc.package_id, rc.version_removed).where(mine, rc.version_added == later)
+        )
+        if package_id in ended
+    ]
+    if again:
         session.execute(
             update(RepositoryContent),
-            [
-                {"id": row_id, "version_removed": again[package_id][1]}
-                for row_id, package_id in ended
-                if package_id in again
-            ],
+            [{"id": kept, "version_removed": until} for kept, _, until in again],
         )
-        for chunk in in_batches([row_id for row_id, _ in again.values()]):
+        for chunk in in_batches([merged for _, merged, _ in again]):
             session.execute(delete(rc).where(rc.id.in_(chunk)))
     session.execute(update(rc).where(mine, rc.version_added == number).values(version_added=later))
     session.execute(

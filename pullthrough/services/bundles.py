@@ -698,9 +698,11 @@ def _set_statuses(
             continue
         changed.append(f"status {s.name} {s.status}")
     if not add_only and rows:
-        session.execute(
-            delete(ProjectStatus).where(ProjectStatus.id.in_([r.id for r in rows.values()]))
-        )
+        for batch in in_batches([r.id for r in rows.values()]):
+            session.execute(
+                delete(ProjectStatus).where(ProjectStatus.id.in_(batch)),
+                execution_options={"synchronize_session": False},  # its rows are not used again
+            )
         changed += [f"status {name} cleared" for name in rows]
     return changed
 

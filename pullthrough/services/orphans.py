@@ -41,12 +41,19 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             Package.origin != "cache",
             Package.pulp_created <= cutoff,
         )
-        if ids := ctx.args.get("content_ids"):
-            query = query.where(Package.id.in_(ids))
+        query = query.order_by(Package.id).with_for_update()
         # Locked (PostgreSQL; SQLite's write lock is held already), then looked at again: a
         # repository change that took one in before the lock committed first, and is seen now;
-        # one after it waits for this transaction, and finds the package gone.
-        found = session.scalars(query.order_by(Package.id).with_for_update()).all()
+        # one after it waits for this transaction, and finds the package gone. The packages
+        # asked for are read in batches, in the order of their ids, as all of them are.
+        if ids := ctx.args.get("content_ids"):
+            found = [
+                p
+                for batch in in_batches(sorted(set(ids)))
+                for p in session.scalars(query.where(Package.id.in_(batch)))
+            ]
+        else:
+            found = list(session.scalars(query))
         taken: set[str] = set()
         for batch in in_batches([p.id for p in found]):
             held = select(RepositoryContent.package_id).where(
