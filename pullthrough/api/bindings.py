@@ -108,6 +108,7 @@ class Binding:
     after_create: Callable[[Session, Any], None] | None = None
     before_delete: Callable[[Session, Any], None] | None = None
     redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # body values to show
+    creator: str | None = None  # the column a create sets to who made it (Pulp's `added_by`)
 
     def to_json(self, row: Any, render: Render) -> dict[str, Any]:
         """Every readable field: computed, a reference's href, or the row's attribute."""
@@ -248,6 +249,7 @@ BLOCKLIST_ENTRIES = Binding(
         "name": lambda name: RepositoryBlocklistEntry.name == canonicalize_name(name),
     },
     check=_one_blocklist_entry,
+    creator="added_by",
 )
 
 

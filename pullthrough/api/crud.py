@@ -94,8 +94,8 @@ def _create(binding: Binding, verb: str) -> View:
                 binding.write_values(row, values)
             if binding.resource.parent is not None:  # below the repository its path names
                 row.repository_id = call.row.id
-            if hasattr(row, "added_by"):  # who made it, as Pulp's blocklist entries say
-                row.added_by = call.actor
+            if binding.creator is not None:
+                setattr(row, binding.creator, call.actor)
             session.add(row)
             session.flush()
             if binding.after_create is not None:
