@@ -2167,6 +2167,27 @@ def test_a_repair_gives_up_a_download_going_on_past_the_files_size(
     assert (reports["repair.missing"], reports["repair.repaired"]) == (1, 0)
 
 
+def test_a_repair_fetches_again_a_damaged_file_whose_size_the_catalog_does_not_know(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    """On-demand content synced from an HTML page (no sizes) is recorded with size 0; once
+    fetched and stored, then damaged, a repair fetches it again: the catalog's 0 is no bound
+    on the download (the upstream's Content-Length, else the cache's limit, is)."""
+    wheel = synced_from_upstream(services, upstream, tmp_path, "sizeless-lib")
+    with services.catalog.session() as session:
+        package = session.scalars(select(Package).where(Package.filename == wheel.filename)).one()
+        package.size, package.policy = 0, "on_demand"  # as `Syncer.on_demand` records it
+    services.store.put_bytes(wheel.data)
+    stored = services.store.path(wheel.sha256)  # type: ignore[attr-defined]
+    stored.chmod(0o644)
+    stored.write_bytes(b"bit rot" + wheel.data[7:])
+    task_id = queue(services, REPAIR)
+    repair(TaskContext(services, task_id, {"repository_id": None}))
+    reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
+    assert (reports["repair.corrupted"], reports["repair.repaired"]) == (1, 1)
+    assert stored.read_bytes() == wheel.data
+
+
 def test_a_repair_goes_on_past_a_file_the_store_cannot_read_and_then_fails_naming_it(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

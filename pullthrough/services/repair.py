@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from pullthrough.catalog.models import Artifact, Package, Remote, RepositoryContent
 from pullthrough.catalog.versions import version_packages
-from pullthrough.config import IMMEDIATE, RemoteSettings
+from pullthrough.config import IMMEDIATE, MAX_SIZE, RemoteSettings
 from pullthrough.core.metadata import MAX_METADATA_SIZE, InvalidDistribution
 from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
@@ -264,7 +264,7 @@ class Repairer:
                 return False
             url = item.package.remote_url + (".metadata" if item.metadata else "")
             most = MAX_METADATA_SIZE if item.metadata else item.package.size
-            return self._download(client, url, item.sha256, most)
+            return self._download(client, url, item.sha256, most or None)
         except (UpstreamError, HashMismatch, OSError, LockTimeout) as exc:
             log.warning("repair: %s could not be repaired: %s", _name(item), exc)
             return False
@@ -298,10 +298,19 @@ class Repairer:
             return False
         return True
 
-    def _download(self, client: UpstreamClient, url: str, sha256: str, most: int) -> bool:
+    def _download(self, client: UpstreamClient, url: str, sha256: str, most: int | None) -> bool:
         """Fetch the bytes again, at most `most` of them: a body that goes on past the size
-        the catalog knows is given up as it comes, not once the disk is full of it."""
+        the catalog knows is given up as it comes, not once the disk is full of it. A size it
+        does not know (None: on-demand content synced from an HTML page records 0) is bounded
+        as a pull-through download's: by the Content-Length, else by the cache's limit."""
         with client.open_file(url) as resp, self.svc.store.writer({"sha256": sha256}) as w:
+            if most is None:
+                length = resp.headers.get("Content-Length")
+                most = (
+                    int(length)
+                    if length and length.isdigit()
+                    else (self.svc.ledger.max_size or MAX_SIZE)
+                )
             for chunk in client.iter_body(resp, url, most=most):
                 w.write(chunk)
             if not self._put_back(w, sha256):
