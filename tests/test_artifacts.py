@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, insert, select
 from test_services import (
     WHL_02,
     main_and_wheel,
@@ -272,3 +272,48 @@ def test_a_repair_of_the_whole_catalog_counts_an_artifact_whose_bytes_are_damage
     reports = {r["code"]: r["done"] for r in task(services, task_id).progress_reports}
     counted = reports["repair.missing" if damage == "lost" else "repair.corrupted"]
     assert (counted, reports["repair.repaired"]) == (2, 0)
+
+
+def test_a_content_list_links_each_package_to_its_artifact_in_a_query_or_two(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """`GET content/python/packages/?limit=...`: each package's `artifact` is the href of the
+    artifact of its bytes, or null; the page asks the catalog for them at once, not with a
+    query per package (a round trip each on PostgreSQL)."""
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    svc: Services = app.extensions["pullthrough"]
+    try:
+        with svc.catalog.session() as session:
+            session.execute(
+                insert(Package),
+                [
+                    {"filename": f"many_{i}-1.0-py3-none-any.whl", "name": f"many-{i}"}
+                    | {"version": "1.0", "packagetype": "bdist_wheel", "size": 1}
+                    | {"sha256": hashlib.sha256(b"%d" % i).hexdigest()}
+                    for i in range(300)
+                ],
+            )
+        linked = {i: artifact_of(svc, b"%d" % i) for i in (0, 7, 299)}  # bytes of three of them
+        auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            answer = app.test_client().get(
+                "/pulp/api/v3/content/python/packages/", query_string={"limit": 1000}, auth=auth
+            )
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        assert answer.status_code == 200
+        shown = {p["name"]: p["artifact"] for p in answer.get_json()["results"]}
+        assert len(shown) == 300
+        assert {name: href for name, href in shown.items() if href} == {
+            f"many-{i}": f"/pulp/api/v3/artifacts/{a.id}/" for i, a in linked.items()
+        }
+        assert len(statements) < 20, statements  # not one per package
+    finally:
+        svc.close()

@@ -9,7 +9,7 @@ ordered by the columns of the names its resource gives.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import blocklist_entry_href, ref_href, version_href
 from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid, services
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
+from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.labels import selected
 from pullthrough.catalog.models import (
     ApiToken,
@@ -72,6 +73,8 @@ class Render:
 
     session: Session
     content_root: str  # this server's URL as the client reached it (`http://host/`)
+    # What a binding's `prefetch` read for a page of rows at once, by its own key
+    prefetched: dict[str, Any] = field(default_factory=dict)
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -109,6 +112,9 @@ class Binding:
     before_delete: Callable[[Session, Any], None] | None = None
     redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # body values to show
     creator: str | None = None  # the column a create sets to who made it (Pulp's `added_by`)
+    # Reads a list's page of rows at once for `computed` (into Render.prefetched), instead of
+    # a query per row
+    prefetch: Callable[[Sequence[Any], Render], None] | None = None
 
     def to_json(self, row: Any, render: Render) -> dict[str, Any]:
         """Every readable field: computed, a reference's href, or the row's attribute."""
@@ -128,6 +134,12 @@ class Binding:
                 found = getattr(row, f.name)
                 out[f.name] = stamp(found) if isinstance(found, datetime) else found
         return out
+
+    def to_json_all(self, rows: Sequence[Any], render: Render) -> list[dict[str, Any]]:
+        """A list's page of rows, as `to_json` each, what they need read at once first."""
+        if self.prefetch is not None and rows:
+            self.prefetch(rows, render)
+        return [self.to_json(row, render) for row in rows]
 
     def write_values(self, row: Any, values: Mapping[str, Any]) -> None:
         """Body values onto a row: a reference `x` (an object, or None) becomes `x_id`; a list
@@ -534,8 +546,25 @@ def _metadata(key: str) -> Value:
 def _artifact_of(row: Package, render: Render) -> str | None:
     """The artifact of the package's bytes, as Pulp links content to its artifact: there is one
     where the package was made from an artifact, or an artifact was uploaded of its bytes."""
-    found = render.session.scalar(select(Artifact.id).where(Artifact.sha256 == row.sha256))
+    if (known := render.prefetched.get(_ARTIFACTS)) is not None:  # a list: its page's rows
+        found = known.get(row.sha256)
+    else:
+        found = render.session.scalar(select(Artifact.id).where(Artifact.sha256 == row.sha256))
     return kinds.ARTIFACT.href(found) if found is not None else None
+
+
+_ARTIFACTS = "artifacts"  # Render.prefetched: {sha256: artifact id} of a page's packages
+
+
+def _artifacts_of(rows: Sequence[Package], render: Render) -> None:
+    """The artifacts of a page of packages' bytes, in one query per IN_BATCH."""
+    render.prefetched[_ARTIFACTS] = {
+        sha: artifact_id
+        for chunk in in_batches(sorted({p.sha256 for p in rows}))
+        for sha, artifact_id in render.session.execute(
+            select(Artifact.sha256, Artifact.id).where(Artifact.sha256.in_(chunk))
+        )
+    }
 
 
 CONTENT = Binding(
@@ -561,6 +590,7 @@ CONTENT = Binding(
         },
         **_labels_selected(Package),
     },
+    prefetch=_artifacts_of,
 )
 
 

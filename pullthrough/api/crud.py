@@ -69,7 +69,7 @@ def _list(binding: Binding, verb: str) -> View:
         body = page(
             call.session,
             apply_filters(query, binding),
-            lambda row: binding.to_json(row, out),
+            lambda rows: binding.to_json_all(rows, out),
             binding,
         )
         return json_response(body)

@@ -172,7 +172,7 @@ def _split(values: Sequence[str]) -> list[str]:
 def page(
     session: Session,
     query: Select[Any],
-    serialize: Callable[[Any], dict[str, Any]],
+    serialize: Callable[[list[Any]], list[dict[str, Any]]],
     binding: Binding,
 ) -> dict[str, Any]:
     """One page of `query`, ordered as asked among the resource's orderings, serialized, with
@@ -203,7 +203,7 @@ def page(
         "count": count,
         "next": _link(offset + limit, limit) if offset + limit < count else None,
         "previous": _link(max(offset - limit, 0), limit) if offset > 0 else None,
-        "results": [pick(serialize(row)) for row in rows],
+        "results": [pick(item) for item in serialize(rows)],
     }
 
 
