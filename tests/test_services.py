@@ -1018,7 +1018,7 @@ def test_a_modify_promotes_a_pull_through_copy_out_of_the_cache(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     """A modify adding a pull-through copy to a repository takes it out of the cache's ledger
-    (never evicted again), while its look-ups go in batches."""
+    (never evicted again): the ledger's part of a modify now reads only such copies."""
     settings = settings_for(upstream, tmp_path)
     app = create_app(settings)
     svc = app.extensions["pullthrough"]
