@@ -1306,6 +1306,19 @@ def test_a_publication_of_the_latest_takes_the_latest_there_is_when_it_is_made(
         assert publication.repository_version_id == select_version(session, repo_id, 1)
 
 
+def insert_packages(session: Session, ids: list[str]) -> None:
+    """Package rows of these ids, as rows (a big mirror's tens of thousands in a second), all of
+    the same bytes: what is tested is the catalog's work, not the files'."""
+    session.execute(
+        insert(Package),
+        [
+            {"id": pid, "filename": whl(f"p{pid}"), "name": f"p{pid}", "version": "1.0"}
+            | {"packagetype": "bdist_wheel", "sha256": "ab" * 32, "size": 1}
+            for pid in ids
+        ],
+    )
+
+
 @pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)  # its parameter limit
 def test_a_version_removing_more_packages_than_a_statement_takes_parameters(
     catalog: Catalog,
@@ -1316,14 +1329,7 @@ def test_a_version_removing_more_packages_than_a_statement_takes_parameters(
     repo_id = make_repository(catalog)
     ids = [f"{i:036d}" for i in range(70_000)]
     with catalog.session() as session:
-        session.execute(
-            insert(Package),
-            [
-                {"id": pid, "filename": whl(f"p{pid}"), "name": f"p{pid}", "version": "1.0"}
-                | {"packagetype": "bdist_wheel", "sha256": "ab" * 32, "size": 1}
-                for pid in ids
-            ],
-        )
+        insert_packages(session, ids)
         rows = [{"repository_id": repo_id, "package_id": pid, "version_added": 1} for pid in ids]
         session.execute(insert(RepositoryContent), rows)
         session.add(RepositoryVersion(repository_id=repo_id, number=1, base_number=0))
@@ -1345,14 +1351,7 @@ def test_deleting_a_version_between_two_big_ones_squashes_in_one_pass(catalog: C
     repo_id = make_repository(catalog)
     ids = [f"{i:036d}" for i in range(30_000)]
     with catalog.session() as session:
-        session.execute(
-            insert(Package),
-            [
-                {"id": pid, "filename": whl(f"p{pid}"), "name": f"p{pid}", "version": "1.0"}
-                | {"packagetype": "bdist_wheel", "sha256": "ab" * 32, "size": 1}
-                for pid in ids
-            ],
-        )
+        insert_packages(session, ids)
         rows = [
             {"repository_id": repo_id, "package_id": pid, "version_added": 1}
             | {"version_removed": None if i < 10 else 2}
