@@ -2289,14 +2289,21 @@ def test_an_upload_the_blocklist_names_is_refused_or_left_out(
 def test_a_sync_leaves_out_what_the_blocklist_names_or_fails_whole(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader"]))
+    """Decided before any download: a sync that would add a blocked file fails without
+    fetching a file (`error_on_reject`), or leaves the blocked ones out without fetching them;
+    one the repository holds already (blocked after it came) stays, as in any change."""
+    svc = build_services(
+        settings_for(upstream, tmp_path, includes=["shelf-reader"], policy="immediate")
+    )
     try:
         with svc.catalog.session() as session:
             repo_id = create_repository(session, name="r").id
             remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
         _block(svc, repo_id, name="shelf-reader", version="0.1.0")  # 0.1 by PEP 440
         _block(svc, repo_id, filename=WHL_02)
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": True}
+        blocked = {WHL_01, WHL_02, "shelf_reader-0.1.tar.gz"}
+        upstream.clear_log()
         task_id = queue(svc, SYNC, **args)
         with pytest.raises(PackagesBlocked) as failed:
             sync_module.sync(TaskContext(svc, task_id, args))
@@ -2305,13 +2312,23 @@ def test_a_sync_leaves_out_what_the_blocklist_names_or_fails_whole(
             f" shelf_reader-0.1.tar.gz, {WHL_02}"
         )
         assert _present(svc, repo_id) == set()
+        assert upstream.requests_for("/files/") == []  # failed before any download
 
         with svc.catalog.session() as session:
             session.get(Repository, repo_id).error_on_reject = False  # type: ignore[union-attr]
         task_id = queue(svc, SYNC, **args)
         sync_module.sync(TaskContext(svc, task_id, args))
         present = _present(svc, repo_id)
-        assert present and not present & {WHL_01, WHL_02, "shelf_reader-0.1.tar.gz"}
+        assert present and not present & blocked
         assert all(name.startswith("shelf_reader-0.") for name in present)
+        fetched = {r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")}
+        assert fetched == present  # the blocked files were never fetched
+
+        # A file the repository holds stays when an entry blocks it afterwards, as in Pulp
+        kept = sorted(present)[0]
+        _block(svc, repo_id, reject=False, filename=kept)
+        task_id = queue(svc, SYNC, **args)
+        sync_module.sync(TaskContext(svc, task_id, args))
+        assert _present(svc, repo_id) == present
     finally:
         svc.close()

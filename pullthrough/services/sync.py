@@ -19,15 +19,17 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pullthrough.catalog.db import in_batches
+from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.models import Package, Remote, Repository, new_id
-from pullthrough.catalog.versions import new_version
+from pullthrough.catalog.repository_blocklist import entries
+from pullthrough.catalog.versions import new_version, version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
+from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -203,7 +205,7 @@ def sync(ctx: TaskContext) -> None:
     try:
         syncer = Syncer(ctx, ctx.args["remote_id"], client)
         names = syncer.project_names()
-        wanted = syncer.wanted(names)
+        wanted = _unblocked(svc.catalog, repository_id, syncer.wanted(names))
         with svc.catalog.session() as session:
             filenames = [w.file.filename for w in wanted]
             existing = {
@@ -289,6 +291,55 @@ def sync(ctx: TaskContext) -> None:
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A remote's file as the repository's blocklist reads a package."""
+
+    name: str
+    version: str
+    filename: str
+
+
+def _unblocked(catalog: Catalog, repository_id: str, wanted: list[Wanted]) -> list[Wanted]:
+    """The remote's files less those the repository's blocklist keeps out, decided before any
+    is downloaded (a blocked file is never fetched): PackagesBlocked at once when the
+    repository refuses a change that adds one (`error_on_reject`), else they are left out.
+    One the latest version holds already stays, as `new_version` keeps it (a blocklist entry
+    refuses what comes in, not what is there); `new_version` checks again what comes in, with
+    the versions read from the files."""
+    with catalog.reading() as session:
+        rules = entries(session, repository_id)
+        repo = session.get(Repository, repository_id)
+        if not rules or repo is None:
+            return wanted
+        listed = [_Listed(w.project, _version_of(w), w.file.filename) for w in wanted]
+        hit = {p.filename for p in blocked(rules, listed)}
+        if not hit:
+            return wanted
+        present = {
+            filename
+            for chunk in in_batches(sorted(hit))
+            for filename in session.scalars(
+                version_packages(repo.id, repo.latest_number)
+                .where(Package.filename.in_(chunk))
+                .with_only_columns(Package.filename)
+            )
+        }
+        coming = hit - present
+        if coming and repo.error_on_reject:
+            raise PackagesBlocked(coming)
+    return [w for w in wanted if w.file.filename not in coming]
+
+
+def _version_of(wanted: Wanted) -> str:
+    """A file's version as its name gives it ("" when unreadable: matched by no entry of a
+    name and version; `new_version` checks the version its metadata gives)."""
+    try:
+        return parse_filename(wanted.file.filename, wanted.project).version_text
+    except InvalidFilename:
+        return ""
 
 
 def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
