@@ -29,25 +29,35 @@ class Pkg:
 WHL = Pkg("shelf-reader", "0.1", "shelf_reader-0.1-py3-none-any.whl")
 
 
-@pytest.mark.parametrize(
-    ("entry", "expected"),
-    [
-        (Entry(name="shelf-reader"), True),
-        (Entry(name="Shelf_Reader"), True),  # PEP 503: compared normalized
-        (Entry(name="shelf.reader"), True),
-        (Entry(name="shelf-reader", version="0.1"), True),
-        (Entry(name="shelf-reader", version="0.1.0"), True),  # PEP 440 equality
-        (Entry(name="shelf-reader", version="0.2"), False),
-        (Entry(name="shelf-reader", version="not a version"), False),  # compared as written
-        (Entry(name="shelf-reader", version="1" * 5000), False),  # past int()'s digits: no 500
-        (Entry(name="shelf-readers"), False),
-        (Entry(filename="shelf_reader-0.1-py3-none-any.whl"), True),
-        (Entry(filename="shelf_reader-0.1.tar.gz"), False),  # exact filename only
-        (Entry(filename="Shelf_Reader-0.1-py3-none-any.whl"), False),
-    ],
-)
+CASES = [
+    (Entry(name="shelf-reader"), True),
+    (Entry(name="Shelf_Reader"), True),  # PEP 503: compared normalized
+    (Entry(name="shelf.reader"), True),
+    (Entry(name="shelf-reader", version="0.1"), True),
+    (Entry(name="shelf-reader", version="0.1.0"), True),  # PEP 440 equality
+    (Entry(name="shelf-reader", version="0.2"), False),
+    (Entry(name="shelf-reader", version="not a version"), False),  # compared as written
+    (Entry(name="shelf-reader", version="1" * 5000), False),  # past int()'s digits: no 500
+    (Entry(name="shelf-readers"), False),
+    (Entry(filename="shelf_reader-0.1-py3-none-any.whl"), True),
+    (Entry(filename="shelf_reader-0.1.tar.gz"), False),  # exact filename only
+    (Entry(filename="Shelf_Reader-0.1-py3-none-any.whl"), False),
+]
+
+
+@pytest.mark.parametrize(("entry", "expected"), CASES)
 def test_blocks(entry: Entry, expected: bool) -> None:
     assert blocks(entry, name=WHL.name, version=WHL.version, filename=WHL.filename) is expected
+
+
+def test_blocked_says_what_blocks_says_with_entries_looked_up_by_name_and_filename() -> None:
+    """`blocked` looks entries up instead of trying each on each package: the same answers,
+    one entry at a time and all of them at once (beside others of other projects)."""
+    others = [Entry(name="other"), Entry(name="other", version="0.1"), Entry(filename="x.whl")]
+    for entry, expected in CASES:
+        assert blocked([entry], [WHL]) == ([WHL] if expected else []), entry
+        assert blocked([*others, entry], [WHL]) == ([WHL] if expected else []), entry
+    assert blocked([e for e, _ in CASES], [WHL]) == [WHL]
 
 
 def test_blocked_keeps_the_order_of_the_packages_and_needs_one_entry() -> None:
