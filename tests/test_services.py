@@ -81,7 +81,7 @@ from support.packages import build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
 from support.servers import config_text, wait_until
-from support.upstream import Upstream, UpstreamFile
+from support.upstream import Upstream, UpstreamFile, extract_metadata
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
 WHL_02 = "shelf_reader-0.2-py3-none-any.whl"
@@ -1403,6 +1403,41 @@ def test_a_sync_records_anew_a_cached_copy_evicted_while_it_ran(
                 select(RepositoryContent).where(RepositoryContent.package_id == synced.id)
             )
         }
+
+
+def test_a_sync_taking_in_a_cached_copy_keeps_its_pep_658_metadata(
+    syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel pulled through the cache (its METADATA read on demand, not kept) that a sync
+    then takes into a repository gets its PEP 658 metadata stored and recorded, as a file the
+    sync downloads does: the repository's pages can offer it (pip and uv then read it instead
+    of the whole wheel)."""
+    svc = syncing
+    dist, whl = main_and_wheel(svc, upstream)
+    cached_in_catalog(svc, dist, whl)
+    with svc.catalog.session() as session:
+        repo_id = create_repository(session, name="r").id
+        remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        copy = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+        assert copy.origin == "cache" and copy.metadata_sha256 is None
+    args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+    upstream.clear_log()
+    sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+    assert WHL_02 not in {r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")}
+    with svc.catalog.session() as session:
+        taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+        assert repo_id in {
+            rc.repository_id
+            for rc in session.scalars(
+                select(RepositoryContent).where(RepositoryContent.package_id == taken.id)
+            )
+        }
+    metadata = extract_metadata(WHL_02, whl.data)
+    assert taken.metadata_sha256 == hashlib.sha256(metadata).hexdigest()
+    opened = svc.store.open(taken.metadata_sha256)
+    assert opened is not None
+    with opened.file as fh:
+        assert fh.read() == metadata
 
 
 def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
@@ -40,7 +40,7 @@ from pullthrough.services.remote_pages import (
 )
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
-from pullthrough.storage.store import HashMismatch
+from pullthrough.storage.store import BlobStore, HashMismatch
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,8 @@ def sync(ctx: TaskContext) -> None:
                 )
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
+        copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
+        metadata = _metadata_of(svc.store, copies)
         immediate = settings.policy == IMMEDIATE
         fetch = [
             w
@@ -270,6 +272,13 @@ def sync(ctx: TaskContext) -> None:
                     session.add(package)
                 ids.append(package.id)
             session.flush()
+            for package_id, metadata_sha256 in metadata.items():  # gone meanwhile: no row
+                session.execute(
+                    update(Package)
+                    .where(Package.id == package_id, Package.metadata_sha256.is_(None))
+                    .values(metadata_sha256=metadata_sha256),
+                    execution_options={"synchronize_session": False},
+                )
             repo = session.get(Repository, repository_id)
             if repo is None:
                 raise SyncFailed("the repository was deleted during the sync")
@@ -291,6 +300,23 @@ def sync(ctx: TaskContext) -> None:
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()
+
+
+def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, str]:
+    """The PEP 658 metadata of pull-through copies a sync takes in, read from their stored
+    files and stored (a cached wheel's METADATA is read on demand, not kept): package id ->
+    its sha256. A copy whose file is gone or unreadable keeps none, as before."""
+    found: dict[str, str] = {}
+    for p in copies:
+        try:
+            with store.local_path(p.sha256) as path:
+                _, metadata = package_from_file(path, p.filename, sha256=p.sha256)
+        except (InvalidDistribution, InvalidFilename, OSError) as exc:  # FileNotFoundError too
+            log.info("sync: no metadata for %s: %s", p.filename, exc)
+            continue
+        if metadata is not None:
+            found[p.id] = store.put_bytes(metadata)
+    return found
 
 
 @dataclass(frozen=True)
