@@ -19,7 +19,6 @@ from typing import BinaryIO, NamedTuple, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from pullthrough.catalog.models import Package
-from pullthrough.config import MAX_SIZE
 from pullthrough.core.metadata import (
     MAX_METADATA_SIZE,
     InvalidDistribution,
@@ -53,7 +52,9 @@ from pullthrough.upstream.client import (
     UpstreamError,
     UpstreamRefused,
     UpstreamTimeout,
+    content_length,
     describe_url,
+    download_bound,
 )
 
 log = logging.getLogger(__name__)
@@ -271,12 +272,9 @@ class PullThrough:
         except BaseException:
             lock.release()
             raise
-        length = resp.headers.get("Content-Length")
-        size = int(length) if length and length.isdigit() else size
-        # Never more bytes than that (they would be a different file, or an endless body); a
-        # file of unknown size is bounded by the cache's limit, which it could never fit (with
-        # cache.max_size 0, which keeps nothing cached for long, by the largest size setting).
-        most = size if size is not None else (self.ledger.max_size or MAX_SIZE)
+        if (announced := content_length(resp)) is not None:
+            size = announced
+        most = download_bound(size, self.ledger.max_size)
         try:
             writer = self.store.writer(expected)
             reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator

@@ -25,14 +25,20 @@ from sqlalchemy import select
 
 from pullthrough.catalog.models import Artifact, Package, Remote, RepositoryContent
 from pullthrough.catalog.versions import version_packages
-from pullthrough.config import IMMEDIATE, MAX_SIZE, RemoteSettings
+from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.metadata import MAX_METADATA_SIZE, InvalidDistribution
 from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import package_from_file
 from pullthrough.services.tasks import TaskContext
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, LockTimeout, stored_bytes
 from pullthrough.storage.store import ArtifactWriter, HashMismatch, from_start
-from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
+from pullthrough.upstream.client import (
+    UpstreamClient,
+    UpstreamError,
+    content_length,
+    describe_url,
+    download_bound,
+)
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
@@ -304,13 +310,7 @@ class Repairer:
         does not know (None: on-demand content synced from an HTML page records 0) is bounded
         as a pull-through download's: by the Content-Length, else by the cache's limit."""
         with client.open_file(url) as resp, self.svc.store.writer({"sha256": sha256}) as w:
-            if most is None:
-                length = resp.headers.get("Content-Length")
-                most = (
-                    int(length)
-                    if length and length.isdigit()
-                    else (self.svc.ledger.max_size or MAX_SIZE)
-                )
+            most = download_bound(most or content_length(resp), self.svc.ledger.max_size)
             for chunk in client.iter_body(resp, url, most=most):
                 w.write(chunk)
             if not self._put_back(w, sha256):

@@ -34,7 +34,7 @@ from urllib3.util import make_headers
 from urllib3.util.retry import Retry
 
 from pullthrough import __version__
-from pullthrough.config import RemoteSettings
+from pullthrough.config import MAX_SIZE, RemoteSettings
 from pullthrough.core.addresses import kind_of, may_fetch
 from pullthrough.core.simple_html import cut_short
 
@@ -484,6 +484,19 @@ class UpstreamClient:
                 return resp.status < 500
         except UpstreamError:
             return False
+
+
+def content_length(resp: Answer) -> int | None:
+    """The size an answer announces (Content-Length), or None."""
+    length = resp.headers.get("Content-Length", "")
+    return int(length) if length.isdigit() else None
+
+
+def download_bound(size: int | None, cache_limit: int) -> int:
+    """At most how many bytes a file's download may take: its size, when known (more would be
+    another file, or an endless body); else the cache's limit, which it could never fit (with
+    cache.max_size 0, which keeps nothing cached for long, the largest size setting)."""
+    return size if size is not None else (cache_limit or MAX_SIZE)
 
 
 def _close_delimited(resp: Answer) -> bool:
