@@ -1382,6 +1382,30 @@ def sync_evicting_first(
     return repo_id
 
 
+def test_a_sync_gives_up_a_download_going_on_past_the_files_size(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """An immediate sync from an upstream that sends junk without end after a file's bytes (no
+    Content-Length) gives that file up past the size the index lists, at once - not once the
+    disk is full of it - and fails saying so, with nothing of it left on disk."""
+    svc = build_services(
+        settings_for(upstream, tmp_path, includes=["shelf-reader==0.1"], policy="immediate")
+    )
+    try:
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        upstream.endless_files = True
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        started = time.monotonic()
+        with pytest.raises(sync_module.SyncFailed, match="bytes expected"):
+            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        assert time.monotonic() - started < 10  # the junk comes 64 KiB every 10 ms, without end
+        assert list(svc.store.tmp.iterdir()) == []
+    finally:
+        svc.close()
+
+
 def test_a_sync_records_anew_a_cached_copy_evicted_while_it_ran(
     syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,7 +41,13 @@ from pullthrough.services.remote_pages import (
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.store import BlobStore, HashMismatch
-from pullthrough.upstream.client import UpstreamClient, UpstreamError, describe_url
+from pullthrough.upstream.client import (
+    UpstreamClient,
+    UpstreamError,
+    content_length,
+    describe_url,
+    download_bound,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 4
@@ -153,7 +159,9 @@ class Syncer:
         entry = wanted.file
         try:
             with self.client.open_file(entry.url) as resp, self.svc.store.writer(entry.hashes) as w:
-                for chunk in self.client.iter_body(resp, entry.url):
+                size = content_length(resp) if entry.size is None else entry.size
+                most = download_bound(size, self.svc.ledger.max_size)
+                for chunk in self.client.iter_body(resp, entry.url, most=most):
                     w.write(chunk)
                 w.verify()
                 package, metadata = package_from_file(
