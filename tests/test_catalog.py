@@ -4,6 +4,7 @@ content, and concurrent writers to one repository neither collide nor lose an up
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -47,6 +49,7 @@ from pullthrough.catalog.versions import (
     DistributedVersion,
     OnlyVersion,
     content_counts,
+    content_counts_of,
     create_repository,
     delete_version,
     is_in_any_repository,
@@ -778,6 +781,46 @@ def test_deleting_the_latest_version_makes_the_one_before_latest(catalog: Catalo
     assert destroy(catalog, repo_id, 3) and destroy(catalog, repo_id, 0)
     assert version_numbers(catalog, repo_id) == [1]
     assert summaries(catalog, repo_id) == {1: (2, 0, 2)}
+
+
+def test_a_list_of_versions_counts_as_each_version_would(catalog: Catalog) -> None:
+    """`content_counts_of` (a page of versions in two grouped queries) gives every version the
+    summary its definition gives: rows added at it, removed at it, and present in it, after
+    versions that add, remove, add again and are deleted (squashed into the next) at random."""
+    ids = add_packages(catalog, *(f"p{i}" for i in range(10)))
+    repo_id, other = make_repository(catalog), make_repository(catalog, "other")
+    rnd = random.Random(7)
+    with catalog.session() as session:
+        new_version(session, other, add=ids[:3])  # another repository's rows are not counted
+        for step in range(40):
+            numbers = version_numbers_in(session, repo_id)
+            if step % 7 == 6 and len(numbers) > 2:
+                delete_version(session, repo_id, rnd.choice(numbers[:-1]))
+            else:
+                new_version(session, repo_id, add=rnd.sample(ids, 3), remove=rnd.sample(ids, 2))
+        numbers = version_numbers_in(session, repo_id)
+        rc = RepositoryContent
+
+        def count(*where: Any) -> int:
+            query = select(func.count()).select_from(rc).where(rc.repository_id == repo_id, *where)
+            return session.scalar(query) or 0
+
+        expected = {
+            (repo_id, n): {
+                "added": count(rc.version_added == n),
+                "removed": count(rc.version_removed == n),
+                "present": len(session.scalars(version_packages(repo_id, n)).all()),
+            }
+            for n in numbers
+        }
+        asked = [(repo_id, n) for n in numbers] + [(other, 1)]
+        counted = content_counts_of(session, asked)
+    assert len(numbers) > 20 and any(c["removed"] for c in expected.values())
+    assert counted == {**expected, (other, 1): {"added": 3, "removed": 0, "present": 3}}
+    # one version alone, or a few of a list, as in the whole list
+    with catalog.session() as session:
+        some = [(repo_id, numbers[3]), (repo_id, numbers[-1])]
+        assert content_counts_of(session, some) == {key: expected[key] for key in some}
 
 
 def select_version(session: Session, repo_id: str, number: int) -> str:

@@ -47,6 +47,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.versions import (
     content_counts,
+    content_counts_of,
     initial_version,
     latest_version,
     present_in,
@@ -190,7 +191,10 @@ REPOSITORIES = Binding(
 
 def _content_summary(row: RepositoryVersion, render: Render) -> dict[str, Any]:
     own = version_href(row.repository_id, row.number)
-    counts = content_counts(render.session, row.repository_id, row.number)
+    if (known := render.prefetched.get(_COUNTS)) is not None:  # a list: its page's versions
+        counts = known[row.repository_id, row.number]
+    else:
+        counts = content_counts(render.session, row.repository_id, row.number)
     summary: dict[str, Any] = {}
     for key, query in (("added", "_added"), ("removed", "_removed"), ("present", "")):
         href = f"{kinds.CONTENT.list_href}?repository_version{query}={own}"
@@ -198,6 +202,15 @@ def _content_summary(row: RepositoryVersion, render: Render) -> dict[str, Any]:
             {"python.python": {"count": counts[key], "href": href}} if counts[key] else {}
         )
     return summary
+
+
+_COUNTS = "counts"  # Render.prefetched: {(repository id, number): counts} of a page's versions
+
+
+def _counts_of(rows: Sequence[RepositoryVersion], render: Render) -> None:
+    render.prefetched[_COUNTS] = content_counts_of(
+        render.session, [(row.repository_id, row.number) for row in rows]
+    )
 
 
 def _holding(href: str) -> Any:
@@ -227,6 +240,7 @@ VERSIONS = Binding(
         "content_summary": _content_summary,
     },
     conditions={"content": _holding},
+    prefetch=_counts_of,
 )
 
 

@@ -293,18 +293,64 @@ def _squash(session: Session, repository_id: str, number: int, later: int) -> No
     )
 
 
-def content_counts(session: Session, repository_id: str, number: int) -> dict[str, int]:
+Counts = dict[str, int]  # a version's content summary: "added", "removed", "present"
+
+
+def content_counts(session: Session, repository_id: str, number: int) -> Counts:
+    """A version's content summary: what it added, removed, and holds."""
+    return content_counts_of(session, [(repository_id, number)])[(repository_id, number)]
+
+
+def content_counts_of(
+    session: Session, versions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], Counts]:
+    """Each version's content summary, by (repository id, number), in two grouped queries per
+    repository, however many of its versions are asked: what each version added and removed,
+    and what it holds from those (the rows added up to it less the rows removed up to it: a
+    row is removed only after it was added). A list of 100 versions of a 70,000-package
+    repository counted three times per version before, scanning the repository each time."""
+    wanted: dict[str, set[int]] = {}
+    for repository_id, number in versions:
+        wanted.setdefault(repository_id, set()).add(number)
     rc = RepositoryContent
-    mine = rc.repository_id == repository_id
+    out: dict[tuple[str, int], Counts] = {}
+    for repository_id, numbers in wanted.items():
+        last, mine = max(numbers), rc.repository_id == repository_id
+        added: dict[int, int] = {
+            n: count
+            for n, count in session.execute(
+                select(rc.version_added, func.count())
+                .where(mine, rc.version_added <= last)
+                .group_by(rc.version_added)
+            )
+        }
+        removed = {
+            n: count
+            for n, count in session.execute(
+                select(rc.version_removed, func.count())
+                .where(mine, rc.version_removed <= last)
+                .group_by(rc.version_removed)
+            )
+            if n is not None  # not NULL, as `<=` says: for the type's sake
+        }
+        out.update(
+            ((repository_id, n), counts)
+            for n, counts in _summaries(added, removed, numbers).items()
+        )
+    return out
 
-    def count(condition: Any) -> int:
-        return session.scalar(select(func.count()).select_from(rc).where(mine, condition)) or 0
 
-    return {
-        "added": count(rc.version_added == number),
-        "removed": count(rc.version_removed == number),
-        "present": count(present_in(repository_id, number)),
-    }
+def _summaries(
+    added: dict[int, int], removed: dict[int, int], numbers: set[int]
+) -> dict[int, Counts]:
+    """The counts of `numbers` from the rows added and removed per version number."""
+    out, present = {}, 0
+    changed = sorted(set(added) | set(removed) | numbers)
+    for n in changed:
+        present += added.get(n, 0) - removed.get(n, 0)
+        if n in numbers:
+            out[n] = {"added": added.get(n, 0), "removed": removed.get(n, 0), "present": present}
+    return out
 
 
 def in_any_repository(sha256: str) -> ColumnElement[bool]:
