@@ -123,9 +123,8 @@ def new_version(
             execution_options={"synchronize_session": False},  # no row of theirs is loaded
         )
     repo.last_number = number
-    version = RepositoryVersion(
-        repository_id=repo.id, number=number, base_number=latest if base is None else base
-    )
+    # As Pulp's: a base only where one was asked for (a modify's `base_version`)
+    version = RepositoryVersion(repository_id=repo.id, number=number, base_number=base)
     session.add(version)
     session.flush()
     session.expire(repo, ["latest_number"])
