@@ -200,6 +200,34 @@ def test_an_upload_lands_in_a_new_version_and_is_served(index: Index, dists: Pat
     assert content["origin"] == "upload"
 
 
+def test_an_upload_makes_its_artifact_which_goes_with_its_content(
+    index: Index, dists: Path
+) -> None:
+    """As Pulp's: the uploaded bytes are an artifact (all its digests), the content's
+    `artifact`; content and artifact go together once no repository holds the content."""
+    wheel = build_wheel(dists, "art-lib", "1.0")
+    data = wheel.read_bytes()
+    assert index.upload(wheel).status_code == 200
+    assert index.upload(wheel).status_code == 200  # the same again: still one artifact
+    (content,) = index.api("GET", CONTENT + f"?filename={wheel.name}")["results"]
+    assert content["artifact"] is not None
+    artifact = index.api("GET", content["artifact"])
+    digests = {
+        a: hashlib.new(a, data).hexdigest() for a in ("sha224", "sha256", "sha384", "sha512")
+    }
+    assert {a: artifact[a] for a in digests} == digests and artifact["size"] == len(data)
+    listed = index.api("GET", V3 + f"artifacts/?sha256={sha256_of(wheel)}")["results"]
+    assert [a["pulp_href"] for a in listed] == [content["artifact"]]
+
+    gone = {"remove_content_units": [content["pulp_href"]]}
+    index.api("POST", index.repository["pulp_href"] + "modify/", gone)  # version 2
+    index.api("DELETE", index.repository["versions_href"] + "1/")  # the only one that held it
+    index.api("POST", V3 + "orphans/cleanup/", {"orphan_protection_time": 0})
+    assert index.http.get(index.url(content["artifact"]), timeout=TIMEOUT).status_code == 404
+    assert index.http.get(index.url(content["pulp_href"]), timeout=TIMEOUT).status_code == 404
+    assert sha256_of(wheel) not in store_files(index.server.data_dir)
+
+
 def test_uploads_require_the_admin(index: Index, dists: Path) -> None:
     wheel = build_wheel(dists, "secret-lib", "1.0")
     before = Unchanged(index)

@@ -14,9 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Package, ProjectStatus, Repository, RepositoryContent
+from pullthrough.catalog.models import (
+    Artifact,
+    Package,
+    ProjectStatus,
+    Repository,
+    RepositoryContent,
+)
 from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import new_version, version_packages
+from pullthrough.core.digests import COMPUTED
 from pullthrough.core.filenames import InvalidFilename, parse_filename, release_of
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
@@ -69,6 +76,8 @@ class Uploads:
         except InvalidFilename as exc:
             raise UploadRefused(str(exc)) from None
         with self.store.writer({k: v for k, v in digests.items() if v}) as writer:
+            for algorithm in COMPUTED:  # its artifact's digests, as Pulp's upload computes them
+                writer.hashers.setdefault(algorithm, hashlib.new(algorithm))
             shutil.copyfileobj(stream, Writing(writer), 1024 * 1024)
             try:
                 writer.verify()
@@ -132,6 +141,7 @@ class Uploads:
                         # PEP 658 metadata, also for a package that had none kept (a cached
                         # copy, whose wheel's METADATA was read on demand; a synced record)
                         package.metadata_sha256 = self.store.put_bytes(metadata)
+                    _add_artifact(session, writer)
                     session.flush()
                     writer.commit()  # visible only now: validated, hash-checked, recorded
                     try:
@@ -159,6 +169,14 @@ class Uploads:
                     self.ledger.forget(package.metadata_sha256)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
+
+
+def _add_artifact(session: Session, writer: ArtifactWriter) -> None:
+    """The artifact of the uploaded bytes, as Pulp makes one of every upload (the content's
+    `artifact`), unless there is one already (under the bytes' lock: one at a time)."""
+    found = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
+    if session.scalar(select(Artifact.id).where(Artifact.sha256 == found["sha256"])) is None:
+        session.add(Artifact(size=writer.size, **found))
 
 
 def _sized(metadata: bytes | None) -> dict[str, int]:
