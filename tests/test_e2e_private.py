@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,19 @@ import pytest
 import requests
 
 from support.api import AUTH, Api, legacy_upload, with_auth
-from support.packages import build_wheel
+from support.packages import build_sdist, build_wheel
 from support.servers import Server, config_text, stored_files, wait_until
-from support.tools import make_venv, run_pip
+from support.tools import clean_env, make_venv, ok, run, run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 API = "/pulp/api/v3/"
+NO_KEYRING = "keyring.backends.null.Keyring"
+
+
+def versions_in(python: Path, *modules: str) -> list[str]:
+    code = "; ".join(f"import {m}; print({m}.__version__)" for m in modules)
+    return ok(run([str(python), "-c", code], clean_env())).stdout.split()
 
 
 def setup_private(proxy_url: str, *, merge: bool = False) -> tuple[Api, dict[str, Any]]:
@@ -112,3 +119,37 @@ def test_a_promoted_pull_through_file_survives_eviction(
     upstream.down()
     again = requests.get(f"{proxy.url}/pulp/content/corp/{wheel.filename}", timeout=10)
     assert again.status_code == 200 and again.content == wheel.data
+
+
+def test_twine_and_uv_publish_to_the_simple_url_then_pip_installs_at_once(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Pulp's own guide uploads with `twine upload --repository-url .../pypi/<base>/simple/`
+    (one URL for every tool): the index URL takes uploads as the legacy URL does."""
+    proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    api, repo = setup_private(proxy.url)
+    index = f"{proxy.url}/pypi/corp/simple/"
+    dist, needs = tmp_path / "dist", ["shelf-reader>=0.1"]  # only the upstream has it
+    files = [
+        build_wheel(dist, "acme-utils", "1.0", requires_dist=needs),
+        build_sdist(dist, "acme-utils", "1.0", requires_dist=needs),
+    ]
+    env = clean_env(HOME=str(tmp_path / "home"), PYTHON_KEYRING_BACKEND=NO_KEYRING)
+    twine = [sys.executable, "-m", "twine", "upload", "--repository-url", index]
+    twine += ["-u", AUTH[0], "-p", AUTH[1], "--non-interactive", "--disable-progress-bar"]
+    ok(run([*twine, *map(str, files)], env))
+    assert api.filenames(api.latest(repo)) == {p.name for p in files}
+
+    later = build_wheel(tmp_path / "later", "acme-utils", "2.0", requires_dist=needs)
+    uv = [sys.executable, "-m", "uv", "publish", "--publish-url", index, "--check-url", index]
+    uv += ["-u", AUTH[0], "-p", AUTH[1], "--trusted-publishing", "never"]
+    ok(run([*uv, str(later)], {**env, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}))
+    # published, installed at once from the same URL, beside what only the upstream has
+    python = make_venv(tmp_path / "venv")
+    run_pip(["install", "--index-url", index, "acme-utils"], python=python)
+    assert versions_in(python, "acme_utils", "shelf_reader") == ["2.0", "0.2"]
+    run_pip(
+        ["install", "--index-url", index, "--no-binary", ":all:", "acme-utils==1.0"], python=python
+    )
+    assert versions_in(python, "acme_utils") == ["1.0"]
+    assert not upstream.requests_for("acme", server="index")

@@ -1,4 +1,6 @@
-"""The upload endpoint twine talks to: POST /pypi/<base_path>/legacy/ (PyPI's legacy API)."""
+"""The upload endpoint twine talks to: POST /pypi/<base_path>/legacy/ (PyPI's legacy API), and
+POST /pypi/<base_path>/simple/ as well: Pulp takes uploads at the index URL too (one URL for
+every tool, as its guide has `twine upload --repository-url .../simple/`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ _text = plain_with_reason  # twine prints only the status line: the reason goes 
 
 
 @bp.post("/pypi/<path:base_path>/legacy/")
+@bp.post("/pypi/<path:base_path>/simple/")
 def legacy_upload(base_path: str) -> Response:
     svc = services()
     principal = svc.auth.require(authorization(), address())
