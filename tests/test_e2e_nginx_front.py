@@ -180,8 +180,8 @@ def test_each_format_and_encoding_is_its_own_entry_and_revalidates_with_the_app(
 def test_an_upload_shows_through_the_front_within_the_bound(
     front: Front, upstream: Upstream, tmp_path: Path
 ) -> None:
-    """A distribution serving a repository over the remote (its pages: max-age=index_ttl,
-    public): a page nginx holds changes within the bound of an upload."""
+    """A distribution serving a repository over the remote (an upstream project's page:
+    max-age=index_ttl, public): a page nginx holds changes within the bound of an upload."""
     api = Api(front.app.url)
     remote = api.remote("team-upstream", upstream.index_url)
     repo = api.repository("team")

@@ -153,3 +153,34 @@ def test_twine_and_uv_publish_to_the_simple_url_then_pip_installs_at_once(
     )
     assert versions_in(python, "acme_utils") == ["1.0"]
     assert not upstream.requests_for("acme", server="index")
+
+
+def test_uv_with_a_warm_cache_installs_a_version_uploaded_a_moment_ago(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """uv keeps a page as long as its max-age says: a page with the repository's files may
+    change at any upload, so it says 0 (as a distribution without a remote), while the
+    upstream's pages keep their time (index_ttl)."""
+    proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    api, repo = setup_private(proxy.url)
+    remote = api.one("remotes/python/python/", name="up")
+    api.distribution(
+        "merged", repository=repo["pulp_href"], remote=remote["pulp_href"], merge_remote=True
+    )
+    upload(proxy.url, build_wheel(tmp_path / "v1", "acme-utils", "1.0"))
+    python = make_venv(tmp_path / "venv")
+    uv = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python)]
+    env = clean_env(UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    for base_path, version in (("corp", "2.0"), ("merged", "3.0")):
+        index = f"{proxy.url}/pypi/{base_path}/simple/"
+        ok(run([*uv, "--index-url", index, "acme-utils", "shelf-reader"], env))
+        upload(proxy.url, build_wheel(tmp_path / version, "acme-utils", version))
+        ok(run([*uv, "--index-url", index, f"acme-utils=={version}"], env))
+        assert versions_in(python, "acme_utils") == [version]
+        for accept in ("text/html", "application/vnd.pypi.simple.v1+json"):
+            page = requests.get(f"{index}acme-utils/", headers={"Accept": accept}, timeout=10)
+            assert page.headers["Cache-Control"] == "max-age=0, public", (base_path, accept)
+        kept = requests.get(f"{index}shelf-reader/", timeout=10).headers["Cache-Control"]
+        assert kept.startswith("max-age=") and int(kept[8:].split(",")[0]) > 500, kept
+        answer = requests.get(f"{proxy.url}/pypi/{base_path}/pypi/acme-utils/json", timeout=10)
+        assert answer.headers["Cache-Control"] == "max-age=0, public", base_path

@@ -79,6 +79,7 @@ class PageView:
     renders: dict[object, object] = field(default_factory=dict)  # the web layer's memo
     held: dict[str, Hold] = field(default_factory=dict)  # filename -> why the policy holds it
     source: Source | None = None  # the remote whose files the page lists (None: local only)
+    local: bool = False  # it lists the repository's files, which an upload changes any time
 
 
 @dataclass(eq=False)
@@ -138,6 +139,12 @@ class Distribution:
         """How long clients may keep its pages: its remotes' shortest TTL (0: no remote)."""
         return min((r.pages.ttl for r in self.remotes), default=0)
 
+    def client_ttl(self, view: PageView) -> float:
+        """How long clients may keep this page: 0 when it lists the repository's files (an
+        upload, a `modify`, a new version served change it at once, and uv keeps a page its
+        max-age long, pip's cache too when asked), else the remotes' TTL."""
+        return 0 if view.local else self.ttl
+
     def origin(self, entry: DistFile, view: PageView) -> tuple[UpstreamClient | None, bool]:
         """Where to fetch a file this distribution lists but the store lacks, and whether to
         keep it: on-demand repository content from its remote, else the remote whose page
@@ -164,7 +171,8 @@ class Distribution:
         local = self.local.project(name) if self.local else None
         if local is not None and not (self.merge_remote and self.remotes):
             # A project we hold shadows the upstream's (dependency-confusion guard).
-            view = PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
+            expires = self.clock() + LOCAL_SECONDS
+            view = PageView(local, expires, False, _by_filename(local), local=True)
         else:
             view = self._remote_view(name, local)
         refused = refusals(
@@ -198,13 +206,13 @@ class Distribution:
                 # Unknown whether this remote has it: a later one must not answer instead.
                 if local is None:
                     raise
-                return PageView(
-                    local, self.clock() + STALE_RETRY_SECONDS, True, _by_filename(local)
-                )
+                expires = self.clock() + STALE_RETRY_SECONDS
+                return PageView(local, expires, True, _by_filename(local), local=True)
             if isinstance(cached.value, ProjectPage):
                 return self._screened(source, cached, cached.value, name, local)
         if local is not None:
-            return PageView(local, self.clock() + LOCAL_SECONDS, False, _by_filename(local))
+            expires = self.clock() + LOCAL_SECONDS
+            return PageView(local, expires, False, _by_filename(local), local=True)
         raise NotFound(f"Project {name!r} not found in distribution {self.base_path!r}")
 
     def _screened(
@@ -237,7 +245,9 @@ class Distribution:
         elif not page.files and remote.files and not held:
             raise NotFound(f"No file of project {name!r} passes the filters of {self.base_path!r}")
         files = _by_filename(page)
-        return PageView(page, expires, cached.stale, files, held=held, source=source)
+        return PageView(
+            page, expires, cached.stale, files, held=held, source=source, local=local is not None
+        )
 
     def projects(self) -> ListView:
         """Every remote's projects (each through its filters), then its repository's."""

@@ -147,7 +147,7 @@ def _render(
         jsontext.dumps(body),
         "application/json",
         stale=view.stale,
-        max_age=dist.ttl,
+        max_age=dist.client_ttl(view),
         private=dist.private,
     )
     return answer, metadata is not None

@@ -34,8 +34,13 @@ def _content_prefix(dist: Distribution) -> str:
     return "../" * (depth + 1) + f"pulp/content/{dist.base_path}/"
 
 
-def _rendered(body: bytes, fmt: Format, stale: bool, dist: Distribution) -> Rendered:
-    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=dist.ttl, private=dist.private)
+def _rendered(
+    body: bytes, fmt: Format, stale: bool, dist: Distribution, max_age: float | None = None
+) -> Rendered:
+    """`max_age`: how long clients may keep it (None: the distribution's TTL)."""
+    if max_age is None:
+        max_age = dist.ttl
+    return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=max_age, private=dist.private)
 
 
 def render_page(view: PageView, dist: Distribution, fmt: Format, project: str) -> Rendered:
@@ -47,7 +52,9 @@ def render_page(view: PageView, dist: Distribution, fmt: Format, project: str) -
             body = simple_json.render_project_page(view.page, prefix, project_versions(view.page))
         else:
             body = simple_html.render_project_page(view.page, prefix)
-        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist)
+        done = view.renders[fmt] = _rendered(
+            body, fmt, view.stale, dist, max_age=dist.client_ttl(view)
+        )
         services().metrics.renders.inc()
         shared_renders().put(dist, project, fmt, view.expires_at, done)
     return cast(Rendered, done)
