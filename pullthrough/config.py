@@ -27,7 +27,7 @@ from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
 from pullthrough.core.links import without_userinfo
-from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
+from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy, read_time
 from pullthrough.core.remotes import ordered
 
 ENV_PREFIX = "PULLTHROUGH_"
@@ -153,7 +153,7 @@ def _duration_text(value: str) -> str:
 def parse_moment(value: str) -> str:
     """An RFC 3339 time, kept in UTC ISO 8601 form (a time without a zone is UTC)."""
     try:
-        when = datetime.fromisoformat(value.strip())
+        when = read_time(value)
     except ValueError:
         raise ValueError(
             f"expected an RFC 3339 time like 2026-01-31T00:00:00Z, got {value!r}"

@@ -103,6 +103,32 @@ def test_only_the_upstream_upload_time_counts() -> None:
 
 
 @pytest.mark.parametrize(
+    "written",
+    [
+        "2026-12-02T11:00:00z",
+        "2026-12-02t11:00:00Z",
+        "2026-12-02t11:00:00.5z",
+        "2026-12-02 11:00:00z",
+    ],
+)
+def test_an_rfc_3339_upload_time_in_lower_case_is_read(written: str) -> None:
+    """RFC 3339 (5.6) lets the T and Z be lower case: such a time is the time it says, not an
+    unknown one - held only until it matures, never for good, and not let through unheld when
+    unknown times are."""
+    page = ProjectPage("lib", (wheel("1.0", written),))
+    for policy in (WEEK, Policy(min_age=timedelta(days=7), hold_unknown=False)):
+        screened = screen(policy, page, NOW)
+        hold = screened.held["lib-1.0-py3-none-any.whl"]
+        assert "younger than the minimum age" in hold.reason, hold
+        assert hold.until is not None and hold.until.astimezone(UTC).date().isoformat() == (
+            "2026-12-09"
+        )
+    assert screen(WEEK, page, NOW + timedelta(days=7)).page.files == page.files
+    frozen = screen(Policy(exclude_newer=NOW - timedelta(days=1)), page, NOW)
+    assert "after the freeze" in frozen.held["lib-1.0-py3-none-any.whl"].reason
+
+
+@pytest.mark.parametrize(
     ("settings", "min_age", "freeze"),
     [
         ({"min_age": "7d"}, timedelta(days=7), None),
@@ -110,6 +136,7 @@ def test_only_the_upstream_upload_time_counts() -> None:
         ({"min_age": "PT12H"}, timedelta(hours=12), None),
         ({"exclude_newer": "2026-01-31T00:00:00Z"}, None, datetime(2026, 1, 31, tzinfo=UTC)),
         ({"exclude_newer": "2026-01-31T01:00:00+01:00"}, None, datetime(2026, 1, 31, tzinfo=UTC)),
+        ({"exclude_newer": "2026-01-31t00:00:00z"}, None, datetime(2026, 1, 31, tzinfo=UTC)),
     ],
 )
 def test_remote_settings_make_the_policy(

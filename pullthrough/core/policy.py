@@ -59,12 +59,18 @@ def stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def read_time(text: str) -> datetime:
+    """An RFC 3339 (ISO 8601) time; its T and Z may be lower case, as RFC 3339 5.6 allows (and
+    fromisoformat does not). Naive when it names no zone; ValueError when unreadable."""
+    return datetime.fromisoformat(text.strip().upper())
+
+
 def upload_time_of(entry: DistFile) -> datetime | None:
     """The upstream's upload time, aware (a naive one is UTC); None when absent or unreadable."""
     if not entry.upload_time:
         return None
     try:
-        when = datetime.fromisoformat(entry.upload_time)
+        when = read_time(entry.upload_time)
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when

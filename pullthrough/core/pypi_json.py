@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from packaging.version import Version
 
 from pullthrough.core.filenames import parse_version, python_version, release_of
 from pullthrough.core.metadata import PackageMetadata
+from pullthrough.core.policy import read_time
 
 
 class UnknownVersion(KeyError):
@@ -225,7 +226,7 @@ def _times(stored: str | None) -> tuple[str | None, str | None]:
     if not stored:
         return None, None
     try:
-        when = datetime.fromisoformat(stored)
+        when = read_time(stored)
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError):  # not a time, or one that leaves the calendar in UTC
         return None, stored

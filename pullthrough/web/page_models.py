@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
-from pullthrough.core.policy import Hold, stamp
+from pullthrough.core.policy import Hold, read_time, stamp
 
 # Where a file comes from.
 REPOSITORY = "repository"  # content of the distribution's repository (uploaded or synced)
@@ -119,7 +119,7 @@ class FileRow:
         if not self.upload_time:
             return ""
         try:
-            when = datetime.fromisoformat(self.upload_time)
+            when = read_time(self.upload_time)
         except ValueError:
             return self.upload_time
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
