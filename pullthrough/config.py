@@ -27,8 +27,9 @@ from pullthrough.core.fields import Field, fields_of, parse_section, setting
 from pullthrough.core.filenames import PACKAGE_TYPES, PLATFORMS
 from pullthrough.core.filters import FilterSpec, parse_rule
 from pullthrough.core.links import without_userinfo
-from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy, read_time
+from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
 from pullthrough.core.remotes import ordered
+from pullthrough.core.times import read_time
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"

@@ -20,6 +20,7 @@ from packaging.version import Version
 from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
 from pullthrough.core.filters import NameSet, Rule, naming, parse_rule
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
+from pullthrough.core.times import read_time, stamp
 
 ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
 # What refused a file (the status endpoint counts each).
@@ -53,16 +54,6 @@ class Hold:
     def message(self, filename: str) -> str:
         when = f"; it becomes available at {stamp(self.until)}" if self.until else ""
         return f"{filename} is {self.reason}{when}."
-
-
-def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read_time(text: str) -> datetime:
-    """An RFC 3339 (ISO 8601) time; its T and Z may be lower case, as RFC 3339 5.6 allows (and
-    fromisoformat does not). Naive when it names no zone; ValueError when unreadable."""
-    return datetime.fromisoformat(text.strip().upper())
 
 
 def upload_time_of(entry: DistFile) -> datetime | None:

@@ -11,7 +11,7 @@ from packaging.version import Version
 
 from pullthrough.core.filenames import parse_version, python_version, release_of
 from pullthrough.core.metadata import PackageMetadata
-from pullthrough.core.policy import read_time
+from pullthrough.core.times import read_time
 
 
 class UnknownVersion(KeyError):

@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
-from pullthrough.core.policy import Hold, read_time, stamp
+from pullthrough.core.policy import Hold
+from pullthrough.core.times import read_time, stamp
 
 # Where a file comes from.
 REPOSITORY = "repository"  # content of the distribution's repository (uploaded or synced)

@@ -1,0 +1,17 @@
+"""Times as indexes write them: RFC 3339 read (PEP 700's `upload-time`, the config's moments),
+and written back in UTC with a `Z`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def read_time(text: str) -> datetime:
+    """An RFC 3339 (ISO 8601) time; its T and Z may be lower case, as RFC 3339 5.6 allows (and
+    fromisoformat does not). Naive when it names no zone; ValueError when unreadable."""
+    return datetime.fromisoformat(text.strip().upper())
+
+
+def stamp(when: datetime) -> str:
+    """`when` in UTC, to the second: `2026-01-31T00:00:00Z`."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
