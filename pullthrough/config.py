@@ -235,9 +235,11 @@ def size(default: int, *, help: str, minimum: int = 0) -> Any:
     return setting(default, minimum=minimum, maximum=MAX_SIZE, coerce=parse_size, help=help)
 
 
-def duration(default: float | None, *, help: str) -> Any:
+def duration(default: float | None, *, help: str, **declared: Any) -> Any:
     """A setting in seconds: `10m`, `30s`, `500ms` or a number, at most ten years."""
-    return setting(default, minimum=0, maximum=MAX_DURATION, coerce=parse_duration, help=help)
+    return setting(
+        default, minimum=0, maximum=MAX_DURATION, coerce=parse_duration, help=help, **declared
+    )
 
 
 @dataclass(frozen=True)
@@ -370,12 +372,20 @@ class RemoteSettings:
     download_concurrency: int | None = setting(
         None, minimum=1, maximum=100, help="Sync: parallel downloads (default 4)."
     )
-    connect_timeout: float = duration(10.0, help="Seconds to connect to the upstream.")
+    connect_timeout: float = duration(
+        10.0, null_default=True, help="Seconds to connect to the upstream (null: 10)."
+    )
     sock_connect_timeout: float | None = duration(None, help="Pulp's name for the connect timeout.")
-    sock_read_timeout: float = duration(60.0, help="Seconds without a byte from the upstream.")
+    sock_read_timeout: float = duration(
+        60.0, null_default=True, help="Seconds without a byte from the upstream (null: 60)."
+    )
     total_timeout: float | None = duration(None, help="Seconds for a whole page or file.")
     max_retries: int = setting(
-        3, minimum=0, maximum=100, help="Retries of a failed or 5xx request."
+        3,
+        minimum=0,
+        maximum=100,
+        null_default=True,
+        help="Retries of a failed or 5xx request (null: 3).",
     )
     rate_limit: int | None = setting(
         None, minimum=0, help="Accepted as in Pulp; not enforced by pullthrough."

@@ -578,3 +578,64 @@ def api_get_at(server: Server, href: str) -> dict[str, Any]:
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
     return body
+
+
+def test_a_remote_with_every_option_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`pulp python remote create` and `update` with every option pulp-cli has; an option given
+    empty (`--connect-timeout ""`: pulp-cli sends null) puts the default back, as in Pulp,
+    where every timeout and `max_retries` may be null."""
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    created = pulp.json_object(
+        "python", "remote", "create", "--name", "full", "--url", upstream.index_url,
+        "--username", "u", "--password", "pw", "--proxy-url", "http://127.0.0.1:3128",
+        "--proxy-username", "pu", "--proxy-password", "pp", "--connect-timeout", "5.5",
+        "--download-concurrency", "3", "--rate-limit", "7", "--sock-connect-timeout", "2",
+        "--sock-read-timeout", "4", "--tls-validation", "false", "--total-timeout", "60",
+        "--max-retries", "2", "--header", "X-A: b", "--policy", "immediate",
+        "--prereleases", "false", "--keep-latest-packages", "2", "--labels", '{"env": "qa"}',
+    )  # fmt: skip
+    assert {k: created[k] for k in ("connect_timeout", "sock_read_timeout", "max_retries")} == {
+        "connect_timeout": 5.5,
+        "sock_read_timeout": 4.0,
+        "max_retries": 2,
+    }
+    assert (created["policy"], created["tls_validation"], created["rate_limit"]) == (
+        "immediate", False, 7
+    )  # fmt: skip
+    assert {f["name"]: f["is_set"] for f in created["hidden_fields"]} == {
+        "username": True, "password": True, "proxy_username": True, "proxy_password": True,
+        "client_key": False,
+    }  # fmt: skip
+    for option in (
+        "--connect-timeout", "--sock-read-timeout", "--max-retries", "--sock-connect-timeout",
+        "--total-timeout", "--download-concurrency", "--rate-limit", "--proxy-url",
+        "--username", "--password", "--proxy-username", "--proxy-password",
+    ):  # fmt: skip
+        pulp.run("python", "remote", "update", "--name", "full", option, "")
+    shown = pulp.json_object("python", "remote", "show", "--name", "full")
+    assert {k: shown[k] for k in ("connect_timeout", "sock_read_timeout", "max_retries")} == {
+        "connect_timeout": 10.0,
+        "sock_read_timeout": 60.0,
+        "max_retries": 3,
+    }
+    for key in ("sock_connect_timeout", "total_timeout", "download_concurrency", "rate_limit",
+                "proxy_url"):  # fmt: skip
+        assert shown[key] is None, key
+    assert not any(f["is_set"] for f in shown["hidden_fields"]), shown["hidden_fields"]
+    pulp.run(
+        "python", "remote", "update", "--name", "full", "--policy", "streamed",
+        "--tls-validation", "true", "--includes", '["django"]', "--excludes", '["flask"]',
+        "--package-types", '["sdist"]', "--exclude-platforms", '["linux", "macos"]',
+        "--keep-latest-packages", "0", "--prereleases", "true", "--connect-timeout", "1",
+    )  # fmt: skip
+    shown = pulp.json_object("python", "remote", "show", "--name", "full")
+    assert (shown["policy"], shown["tls_validation"], shown["prereleases"]) == (
+        "streamed", True, True
+    )  # fmt: skip
+    assert (shown["includes"], shown["excludes"], shown["package_types"]) == (
+        ["django"], ["flask"], ["sdist"]
+    )  # fmt: skip
+    assert (shown["exclude_platforms"], shown["keep_latest_packages"]) == (["linux", "macos"], 0)
+    assert (shown["connect_timeout"], shown["pulp_labels"]) == (1.0, {"env": "qa"})

@@ -39,6 +39,7 @@ class Field:
     default: Any = None
     required: bool = False  # on create
     nullable: bool = False
+    null_default: bool = False  # null accepted as "the default" (Pulp's "if not set ...")
     read_only: bool = False
     write_only: bool = False  # secrets: accepted, stored, never shown
     choices: tuple[str, ...] | None = None
@@ -54,7 +55,7 @@ class Field:
     def schema(self) -> dict[str, Any]:
         """The field's JSON schema (OpenAPI 3.0: `nullable` rather than a "null" type)."""
         out: dict[str, Any] = {"type": self.type}
-        if self.nullable:
+        if self.nullable or self.null_default:
             out["nullable"] = True
         if self.href:
             out["format"] = "uri-reference"  # an href: /pulp/api/v3/...
@@ -94,6 +95,8 @@ class Field:
         if value is None:
             if self.nullable:
                 return None
+            if self.null_default:
+                return self.default
             raise ValueError("This field may not be null.")
         _check_type(value, self.type, "")
         if self.type == "string" and self.required and not str(value).strip():
