@@ -159,7 +159,10 @@ def parse_moment(value: str) -> str:
         raise ValueError(
             f"expected an RFC 3339 time like 2026-01-31T00:00:00Z, got {value!r}"
         ) from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the year 1 in UTC
+        raise ValueError(f"a time out of range: {value!r}") from None
     return when.isoformat().replace("+00:00", "Z")
 
 

@@ -199,6 +199,10 @@ def test_tokens_are_admin_business_and_their_secrets_are_shown_once(server: Serv
             "expires_at",
         ),
         ({"name": "ci", "scopes": ["read:corp"]}, "name"),
+        *(  # times whose UTC is past the years 1 to 9999: 400, not 500
+            ({"name": "x", "scopes": ["read:corp"], "expires_at": moment}, "expires_at")
+            for moment in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")
+        ),
     ):
         resp = api.request("POST", "tokens/", json=body)
         assert resp.status_code == 400 and field in resp.json(), resp.text
