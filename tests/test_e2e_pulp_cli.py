@@ -639,3 +639,39 @@ def test_a_remote_with_every_option_through_pulp_cli(
     )  # fmt: skip
     assert (shown["exclude_platforms"], shown["keep_latest_packages"]) == (["linux", "macos"], 0)
     assert (shown["connect_timeout"], shown["pulp_labels"]) == (1.0, {"env": "qa"})
+
+
+def test_pulp_task_purge_removes_the_records_of_finished_tasks(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`pulp task purge` (`--finished-before`, `--state`), as Pulp's: a task that deletes the
+    records of the tasks in those final states (default: completed) finished before then
+    (default: 30 days ago)."""
+    server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    pulp.run("python", "distribution", "create", "--name", "d", "--base-path", "d")
+    pulp.run("python", "repository", "create", "--name", "r")
+    pulp.run("python", "repository", "update", "--name", "r", "--description", "changed")
+
+    def names() -> list[str]:
+        return sorted(t["name"].rsplit(".", 1)[1] for t in pulp.json_list("task", "list"))
+
+    assert names() == ["create", "update"]
+    pulp.run("task", "purge")  # nothing is 30 days old
+    pulp.run("task", "purge", "--finished-before", "2000-01-01")
+    pulp.run("task", "purge", "--state", "failed", "--finished-before", "2999-01-01")
+    assert names() == ["create", "purge", "purge", "purge", "update"]
+    pulp.run("task", "purge", "--state", "completed", "--finished-before", "2999-01-01")
+    (last,) = pulp.json_list("task", "list")
+    assert last["name"] == "pullthrough.tasks.purge" and last["state"] == "completed"
+    (total, *_) = last["progress_reports"]
+    assert (total["code"], total["done"]) == ("purge.tasks.total", 5)
+    resp = requests.post(
+        server.url + "/pulp/api/v3/tasks/purge/", json={"states": ["running"]}, auth=AUTH,
+        timeout=30,
+    )  # fmt: skip
+    assert resp.status_code == 400 and "states" in resp.json(), resp.text
+    resp = requests.post(
+        server.url + "/pulp/api/v3/tasks/purge/", auth=AUTH, timeout=30,
+        json={"finished_before": "0001-01-01T00:00:00+14:00"},
+    )  # fmt: skip
+    assert resp.status_code == 400 and "finished_before" in resp.json(), resp.text

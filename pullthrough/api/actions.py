@@ -4,6 +4,7 @@ content, sync it, cancel a task, clean up orphans, upload content."""
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import Any
 
 from flask import Response, request
@@ -40,13 +41,20 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import DistributedVersion, is_distributed, new_version, present_in
+from pullthrough.config import parse_moment
 from pullthrough.core.chunks import ChunkRefused
 from pullthrough.core.fields import Field
 from pullthrough.core.labels import InvalidLabel, check_label
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.core.tasks import FINAL_TASK_STATES
 from pullthrough.services.chunked_uploads import UploadGone
-from pullthrough.services.container import DELETE_VERSION, ORPHAN_CLEANUP, REPAIR, SYNC
+from pullthrough.services.container import (
+    DELETE_VERSION,
+    ORPHAN_CLEANUP,
+    PURGE_TASKS,
+    REPAIR,
+    SYNC,
+)
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
 from pullthrough.services.uploads import UploadRefused
 from pullthrough.storage.store import from_start
@@ -175,6 +183,34 @@ def cancel(call: Call) -> Response:
         )
     task.state = "canceled" if task.state == "waiting" else "canceling"
     return json_response(TASKS.to_json(task, Render(call.session, request.host_url)))
+
+
+# ---- tasks: purge ---------------------------------------------------------------------------
+
+PURGE = (
+    Field(
+        "finished_before",
+        "string",
+        format="date-time",
+        clean=parse_moment,
+        help="Purge the tasks that finished before this time (default: 30 days ago).",
+    ),
+    Field(
+        "states",
+        "array",
+        item_choices=FINAL_TASK_STATES,
+        help="Purge the tasks in these final states (default: completed).",
+    ),
+)
+
+
+def purge(call: Call) -> Response:
+    """`pulp task purge`, as Pulp's: a task that deletes the records of finished tasks."""
+    before = call.values.get("finished_before") or parse_moment(
+        (now() - timedelta(days=30)).isoformat()
+    )
+    states = sorted(set(call.values.get("states", ["completed"])))
+    return queued(call, PURGE_TASKS, {"finished_before": before, "states": states})
 
 
 # ---- orphans --------------------------------------------------------------------------------
@@ -443,6 +479,17 @@ OPERATIONS = [
         load=by_id(Task),
         body=CANCEL,
         responses={200: f"{kinds.TASK.schema}Response", 409: None},
+    ),
+    Operation(
+        "tasks_purge",
+        "POST",
+        kinds.TASK.list_href + "purge/",
+        kinds.TASK.list_href + "purge/",
+        purge,
+        "Purge the records of finished tasks",
+        body=PURGE,
+        partial=True,
+        responses={202: TASK_RESPONSE},
     ),
     Operation(
         "orphans_cleanup_cleanup",

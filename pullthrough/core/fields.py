@@ -48,6 +48,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None  # integers: at most INT_MAX unless said otherwise
     href: str | None = None  # a reference to a resource of this kind (a name in files and CLI)
+    format: str | None = None  # a string's OpenAPI format: "date-time" (pulp-cli sends a time)
     unique: bool = False
     clean: Callable[[Any], Any] | None = None  # checks a well-typed value; may normalize it
     coerce: Callable[[object], Any] | None = None  # reads a file's or a flag's value ("10m")
@@ -59,6 +60,8 @@ class Field:
             out["nullable"] = True
         if self.href:
             out["format"] = "uri-reference"  # an href: /pulp/api/v3/...
+        elif self.format:
+            out["format"] = self.format
         if self.choices:
             out["enum"] = list(self.choices)
         if self.type == "array":

@@ -53,7 +53,7 @@ from pullthrough.services.metrics import (
 )
 from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
-from pullthrough.services.tasks import Handler, TaskWorker, count_by_state
+from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.ledger import CacheLedger, Ledger
 from pullthrough.storage.locks import LockDir, Locks
@@ -64,12 +64,14 @@ SYNC = "pullthrough.tasks.sync"
 ORPHAN_CLEANUP = "pullthrough.tasks.orphan_cleanup"
 REPAIR = "pullthrough.tasks.repair"
 DELETE_VERSION = "pullthrough.tasks.repository.delete_version"
+PURGE_TASKS = "pullthrough.tasks.purge"
 BACKGROUND_TASKS: Mapping[str, Handler] = {
     SYNC: sync.sync,
     ORPHAN_CLEANUP: orphans.orphan_cleanup,
     REPAIR: repair.repair,
     COMMIT: commit_task,
     DELETE_VERSION: versions.delete,
+    PURGE_TASKS: purge_tasks,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
 

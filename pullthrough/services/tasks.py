@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Task, Worker, now
+from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.models import Task, Worker, now, utc
 from pullthrough.core.tasks import RUNNING_TASK_STATES
 
 if TYPE_CHECKING:
@@ -151,6 +151,31 @@ def count_by_state(catalog: Catalog) -> dict[str, int]:
     with catalog.reading() as session:
         rows = session.execute(select(Task.state, func.count()).group_by(Task.state))
         return {state: count for state, count in rows}
+
+
+def purge_tasks(ctx: TaskContext) -> None:
+    """The task `pulp task purge` queues, as Pulp's: the records of the tasks in `states`
+    (final ones) that finished before `finished_before`, gone; this one stays."""
+    before = utc(datetime.fromisoformat(ctx.args["finished_before"]))
+    with ctx.services.catalog.session() as session:
+        ids = list(
+            session.scalars(
+                select(Task.id).where(
+                    Task.state.in_(ctx.args["states"]),
+                    Task.finished_at < before,
+                    Task.id != ctx.task_id,
+                )
+            )
+        )
+        for batch in in_batches(ids):
+            session.execute(
+                delete(Task).where(Task.id.in_(batch)),
+                execution_options={"synchronize_session": False},
+            )
+    ctx.completed("purge.tasks.total", "Purged task-related-objects total", len(ids))
+    ctx.completed(
+        "purge.tasks.key.core.Task", "Purged task-related-objects of type core.Task", len(ids)
+    )
 
 
 def enqueue(session: Session, name: str, args: dict[str, Any], *, cid: str = "") -> str:
