@@ -211,6 +211,7 @@ def test_task_list_and_its_filters_through_pulp_cli(
     _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     dist = pulp.json_object("python", "distribution", "create", "--name", "d", "--base-path", "d")
     pulp.run("python", "repository", "create", "--name", "r")
+    pulp.run("python", "repository", "create", "--name", "s")
     pulp.run("python", "repository", "update", "--name", "r", "--description", "changed")
 
     def hrefs(*options: str) -> list[str]:
@@ -231,6 +232,15 @@ def test_task_list_and_its_filters_through_pulp_cli(
     assert hrefs("--finished-before", "2999-01-01") == [t["pulp_href"] for t in every]
     assert hrefs("--cid", "no-such-correlation-id") == []
     assert hrefs("--reserved-resource", dist["pulp_href"]) == []  # no task records any
+    # ordered by any of a task's times, as Pulp (pulp-cli's own tests order by started_at)
+    assert hrefs("--ordering", "started_at") == [t["pulp_href"] for t in reversed(every)]
+    assert hrefs("--ordering", "-finished_at") == [t["pulp_href"] for t in every]
+    by = [pulp.json_list("python", "repository", "list", "--ordering", order)
+          for order in ("-pulp_created", "-pulp_last_updated")]  # fmt: skip
+    assert [[r["name"] for r in repos] for repos in by] == [["s", "r"], ["r", "s"]]
+    first = [pulp.json_list(noun, "list", "--ordering", "-pulp_last_updated")[0]["name"]
+             for noun in ("remote", "distribution")]  # fmt: skip
+    assert first == ["up", "d"]
     grouped = pulp.run("task", "list", "--task-group", str(uuid.uuid4()), check=False)
     assert grouped.returncode == 1
     assert "Parameter 'task_group' not available for 'tasks_list'" in grouped.stderr

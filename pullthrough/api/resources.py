@@ -117,6 +117,7 @@ REPOSITORIES = Resource(
     verbs=CRUD,
     tasks=WRITES,
     filters=(*NAMED, LABEL_SELECT),
+    ordering=("name", "pulp_created", "pulp_last_updated"),
 )
 VERSIONS = Resource(
     kinds.VERSION,
@@ -191,6 +192,7 @@ REMOTES = Resource(
     verbs=CRUD,
     tasks=WRITES,
     filters=(*NAMED, LABEL_SELECT, moments("pulp_last_updated")),
+    ordering=("name", "pulp_created", "pulp_last_updated"),
     # Pulp's default. A remote in the config file offers pre-releases unless told otherwise: a
     # pull-through index must not hide what `pip install --pre` asks for.
     create_defaults={"prereleases": False},
@@ -211,7 +213,7 @@ DISTRIBUTIONS = Resource(
     verbs=CRUD,
     tasks=(CREATE, *WRITES),
     filters=(*NAMED, LABEL_SELECT, Filter("base_path", (EXACT, CONTAINS, ICONTAINS))),
-    ordering=("name", "base_path", "pulp_created"),
+    ordering=("name", "base_path", "pulp_created", "pulp_last_updated"),
 )
 PUBLICATIONS = Resource(
     kinds.PUBLICATION,
@@ -298,7 +300,7 @@ TASKS = Resource(
         Filter("created_resources"),  # an href
         *(Filter(f"{which}_resources", (EXACT, IN)) for which in RESERVATIONS),
     ),
-    ordering=("pulp_created", "name", "state"),
+    ordering=("pulp_created", "name", "state", "started_at", "finished_at", "logging_cid"),
     default_order="-pulp_created",
 )
 WORKERS = Resource(
