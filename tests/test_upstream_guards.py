@@ -6,6 +6,7 @@ size. The address checks work on literal IPs; every request goes through a proxy
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import tracemalloc
 import zlib
@@ -270,5 +271,42 @@ def test_an_unhashed_file_must_have_the_size_its_index_lists(
         scripted.expect_request("/files/" + WHEEL).respond_with_data(whole)
         with client.get(f"/pulp/content/main/{WHEEL}") as answer:
             assert (answer.status_code, answer.get_data()) == (200, whole)
+    finally:
+        app.extensions["pullthrough"].close()
+
+
+@pytest.mark.parametrize(
+    "announced",
+    ["9" * 5000, "\N{SUPERSCRIPT TWO}"],  # past what int() reads; a digit int() cannot read
+)
+def test_a_file_whose_content_length_cannot_be_read_is_fetched_by_its_listed_size(
+    scripted: HTTPServer, proxy: str, tmp_path: Path, announced: str
+) -> None:
+    """An upstream's Content-Length that is no number Python reads (thousands of digits, or a
+    Latin-1 digit such as a superscript, which str.isdigit takes) is no size: http.client and
+    urllib3 read the body to its end, and so does the download, bounded by the size the index
+    lists - not a 500 that leaves the file's download lock held, every later request for it
+    waiting in vain."""
+    whole = b"the wheel's bytes"
+    sha = hashlib.sha256(whole).hexdigest()
+    listed: list[dict[str, object]] = [
+        {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
+    ]
+    listed[0]["size"] = len(whole)
+    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+
+    def odd_length(_: Request) -> Response:
+        answer = Response(whole, content_type="application/octet-stream")
+        answer.headers["Content-Length"] = announced
+        return answer
+
+    scripted.expect_request("/files/" + WHEEL).respond_with_handler(odd_length)
+    app = create_app(load_settings(app_config(tmp_path, proxy), environ={}))
+    try:
+        with app.test_client().get(f"/pulp/content/main/{WHEEL}") as answer:
+            assert (answer.status_code, answer.get_data()) == (200, whole)
+        lock = app.extensions["pullthrough"].locks.lock(f"http://127.0.0.1:9/files/{WHEEL}")
+        assert lock.acquire(timeout=5)  # the file stored alongside the answer, it is let go
+        lock.release()
     finally:
         app.extensions["pullthrough"].close()

@@ -272,10 +272,10 @@ class PullThrough:
         except BaseException:
             lock.release()
             raise
-        if (announced := content_length(resp)) is not None:
-            size = announced
-        most = download_bound(size, self.ledger.max_size)
         try:
+            if (announced := content_length(resp)) is not None:
+                size = announced
+            most = download_bound(size, self.ledger.max_size)
             writer = self.store.writer(expected)
             reader = open(writer.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
         except BaseException:

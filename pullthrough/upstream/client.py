@@ -487,9 +487,15 @@ class UpstreamClient:
 
 
 def content_length(resp: Answer) -> int | None:
-    """The size an answer announces (Content-Length), or None."""
-    length = resp.headers.get("Content-Length", "")
-    return int(length) if length.isdigit() else None
+    """The size an answer announces (Content-Length), or None - also for one that is no size
+    http.client reads either (it then reads to the end): a Latin-1 digit str.isdigit takes but
+    int() does not (a superscript), or more digits than int() reads (or any file has)."""
+    length = resp.headers.get("Content-Length", "").strip()
+    readable = length.isascii() and length.isdigit() and len(length) <= _LENGTH_DIGITS
+    return int(length) if readable else None
+
+
+_LENGTH_DIGITS = 20  # more than any file's size has (2**64 has 20)
 
 
 def download_bound(size: int | None, cache_limit: int) -> int:
