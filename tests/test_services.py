@@ -85,6 +85,7 @@ from support.upstream import Upstream, UpstreamFile, extract_metadata
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
 WHL_02 = "shelf_reader-0.2-py3-none-any.whl"
+SDIST_01 = "shelf_reader-0.1.tar.gz"
 
 
 def settings_for(upstream: Upstream, tmp_path: Path, **remote: object) -> Settings:
@@ -1462,6 +1463,60 @@ def test_a_sync_taking_in_a_cached_copy_keeps_its_pep_658_metadata(
     assert opened is not None
     with opened.file as fh:
         assert fh.read() == metadata
+
+
+def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync reads the PEP 658 metadata of a cached copy it takes into the repository from the
+    stored file. An sdist whose PKG-INFO cannot serve as PEP 658 metadata (Metadata-Version
+    2.1) keeps none: read again at every later sync, which already holds it, it made each
+    sync of an unchanged remote read every such cached file whole (on S3, a GET of it)."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.1"]))
+    try:
+        dist = svc.registry.get("main")
+        assert dist is not None
+        sdist = next(f for f in upstream.files_for("shelf-reader") if f.filename == SDIST_01)
+        with closing(streamed(svc, dist, SDIST_01)) as cached:
+            assert b"".join(cached) == sdist.data
+        stored_soon(cached)
+
+        def recorded() -> bool:
+            with svc.catalog.session() as session:
+                found = select(Package.id).where(Package.filename == SDIST_01)
+                return session.scalar(found) is not None
+
+        assert wait_until(recorded, 10)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        read: list[str] = []
+        local_path = svc.store.local_path
+
+        def counted(sha256: str) -> Any:
+            read.append(sha256)
+            return local_path(sha256)
+
+        monkeypatch.setattr(svc.store, "local_path", counted)
+        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        assert read.count(sdist.sha256) == 1  # taken in: its metadata looked for
+        with svc.catalog.session() as session:
+            taken = session.scalars(select(Package).where(Package.filename == SDIST_01)).one()
+            assert (taken.origin, taken.metadata_sha256) == ("cache", None)
+            assert repo_id in set(
+                session.scalars(
+                    select(RepositoryContent.repository_id).where(
+                        RepositoryContent.package_id == taken.id
+                    )
+                )
+            )
+        read.clear()
+        for _ in range(2):  # the repository holds it already: nothing to take in, or read
+            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        assert read == []
+    finally:
+        svc.close()
 
 
 def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(

@@ -20,9 +20,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.models import Package, Remote, Repository, new_id
+from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.repository_blocklist import entries
-from pullthrough.catalog.versions import new_version, version_packages
+from pullthrough.catalog.versions import new_version, present_in, version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
@@ -232,7 +232,7 @@ def sync(ctx: TaskContext) -> None:
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
         copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
-        metadata = _metadata_of(svc.store, copies)
+        metadata = _metadata_of(svc.store, _taken_in(svc.catalog, repository_id, copies))
         immediate = settings.policy == IMMEDIATE
         fetch = [
             w
@@ -308,6 +308,29 @@ def sync(ctx: TaskContext) -> None:
         log.info("sync of %s: %d projects changed", repository_id, syncer.changed)
     finally:
         client.close()
+
+
+def _taken_in(catalog: Catalog, repository_id: str, packages: list[Package]) -> list[Package]:
+    """The packages the repository's latest version does not hold yet: those a sync takes in.
+    A copy it holds was read when it came in; one that gave no metadata then (an sdist whose
+    PKG-INFO may not serve as PEP 658 metadata) gives none now, and would be read whole (on
+    S3, fetched) at every sync for nothing."""
+    if not packages:
+        return []
+    rc = RepositoryContent
+    with catalog.reading() as session:
+        repo = session.get(Repository, repository_id)
+        if repo is None:  # deleted: the sync finds out when it records what it took
+            return packages
+        present = present_in(repo.id, repo.latest_number)
+        held = {
+            package_id
+            for chunk in in_batches(sorted(p.id for p in packages))
+            for package_id in session.scalars(
+                select(rc.package_id).where(present, rc.package_id.in_(chunk))
+            )
+        }
+    return [p for p in packages if p.id not in held]
 
 
 def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, str]:
