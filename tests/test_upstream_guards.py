@@ -310,3 +310,36 @@ def test_a_file_whose_content_length_cannot_be_read_is_fetched_by_its_listed_siz
         lock.release()
     finally:
         app.extensions["pullthrough"].close()
+
+
+def test_a_range_whose_content_range_cannot_be_read_is_no_range_of_the_file(
+    scripted: HTTPServer, proxy: str, tmp_path: Path
+) -> None:
+    """A range of a file not cached yet is asked of the upstream; an answer whose Content-Range
+    holds a number of more digits than int() reads (4,300) is not that range - as one of
+    another size is not - and the whole file is sent instead: not a 500."""
+    whole = bytes(range(256)) * 1200  # past HOLD_BACK: a range of it is relayed as it comes
+    sha = hashlib.sha256(whole).hexdigest()
+    listed: list[dict[str, object]] = [
+        {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
+    ]
+    listed[0]["size"] = len(whole)
+    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+
+    def odd_range(request: Request) -> Response:
+        if "Range" not in request.headers:
+            return Response(whole, content_type="application/octet-stream")
+        answer = Response(whole[:10], status=206, content_type="application/octet-stream")
+        answer.headers["Content-Range"] = f"bytes 0-{'9' * 5000}/{len(whole)}"
+        return answer
+
+    scripted.expect_request("/files/" + WHEEL).respond_with_handler(odd_range)
+    app = create_app(load_settings(app_config(tmp_path, proxy), environ={}))
+    try:
+        client = app.test_client()
+        with client.get(f"/pulp/content/main/{WHEEL}", headers={"Range": "bytes=0-9"}) as answer:
+            assert answer.status_code in (200, 206), answer.get_data(as_text=True)[:300]
+            sent = answer.get_data()
+            assert sent == (whole if answer.status_code == 200 else whole[:10])
+    finally:
+        app.extensions["pullthrough"].close()

@@ -141,6 +141,15 @@ class Kept(NamedTuple):
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
+def _too_long(found: re.Match[str]) -> bool:
+    """A Content-Range with a number of more digits than any size has (int() reads none of
+    more than 4,300): no range of a file this server could fetch."""
+    return any(len(number) > _SIZE_DIGITS for number in found.groups())
+
+
+_SIZE_DIGITS = 20  # 2**64 has 20
+
+
 class _Progress:
     """A download's state, shared by the thread that fetches it and the client that tails it."""
 
@@ -424,7 +433,7 @@ class PullThrough:
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
         found = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-        if resp.status != 206 or found is None:
+        if resp.status != 206 or found is None or _too_long(found):
             resp.close()
             return None
         start, end = int(found[1]), int(found[2])
