@@ -1465,6 +1465,39 @@ def test_a_sync_taking_in_a_cached_copy_keeps_its_pep_658_metadata(
         assert fh.read() == metadata
 
 
+def test_an_evicted_copy_takes_the_metadata_a_sync_kept_for_it_along(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The PEP 658 metadata a sync keeps for a cached copy it takes in is recorded by that
+    package alone. Once no repository holds the copy, the cache evicts it (file and package):
+    its metadata file goes too, rather than stay in the store with nothing that records it,
+    where no eviction, orphan cleanup or repair ever looks."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.2"]))
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        with svc.catalog.session() as session:
+            taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            metadata_sha256 = taken.metadata_sha256
+            assert taken.origin == "cache" and metadata_sha256 is not None
+            session.get_one(Repository, repo_id).retain_repo_versions = 1
+            new_version(session, repo_id, remove=[taken.id])  # in no version any more
+        assert svc.store.has(metadata_sha256)
+        svc.ledger.max_size = 1
+        assert svc.pullthrough.evict_if_needed() >= 1
+        assert not svc.store.has(whl.sha256)
+        with svc.catalog.session() as session:
+            assert session.scalar(select(Package.id).where(Package.filename == WHL_02)) is None
+        assert not svc.store.has(metadata_sha256)
+    finally:
+        svc.close()
+
+
 def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

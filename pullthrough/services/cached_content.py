@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class CachedContent:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, drop: Callable[[str], None] | None = None) -> None:
         self.catalog = catalog
+        # Removes bytes an evicted package alone recorded, if nothing records them now
+        # (orphans.drop_unrecorded): the PEP 658 metadata a sync kept for a copy it took in
+        self.drop = drop
 
     def describe(self, entry: DistFile, sha256: str, path: Path) -> Package | None:
         """The orphaned package a verified file becomes, read from its bytes at `path` before
@@ -66,6 +69,18 @@ class CachedContent:
             )
             if session.scalar(select(held)):  # one query: eviction runs it for every victim
                 return False
+            kept_metadata = select(Package.metadata_sha256).where(
+                Package.sha256 == sha256, Package.metadata_sha256.is_not(None)
+            )
+            metadata = {m for m in session.scalars(kept_metadata) if m is not None}
             remove()
             session.execute(delete(Package).where(Package.sha256 == sha256))
+        # A pull-through copy keeps no metadata of its own, but one a sync took in does (sync's
+        # _metadata_of); recorded by the package alone, it would stay in the store for good.
+        for sha in sorted(metadata - {sha256}):
+            if self.drop is not None:
+                try:
+                    self.drop(sha)
+                except Exception as exc:  # the eviction is done: the file is left, as before
+                    log.warning("eviction left the metadata file %s: %s", sha, exc)
         return True

@@ -363,7 +363,16 @@ def build_services(settings: Settings) -> Services:
         renders_cache=diskcache.Cache(
             str(data / "renders"), eviction_policy=SHARED_EVICTION, size_limit=2**30
         ),
-        pullthrough=PullThrough(store, ledger, locks, CachedContent(catalog), metrics=metrics),
+        pullthrough=PullThrough(
+            store,
+            ledger,
+            locks,
+            CachedContent(
+                catalog,
+                drop=functools.partial(orphans.drop_unrecorded, catalog, ledger, locks, store),
+            ),
+            metrics=metrics,
+        ),
         uploads=Uploads(catalog, store, ledger, locks),
         artifacts=artifacts,
         chunked_uploads=ChunkedUploads(catalog, store, ledger, locks, artifacts),

@@ -114,6 +114,23 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         return bool(session.scalar(select(or_(exists().where(uses), keeping(sha256)))))
 
 
+def drop_unrecorded(
+    catalog: Catalog, ledger: Ledger, locks: Locks, store: BlobStore, sha256: str
+) -> None:
+    """Remove bytes whose only record just went (an evicted package's PEP 658 metadata) unless
+    something records them, checked under their lock - if it is free at once: its holder is
+    storing the same bytes (and records them), or removing them (a caller holding another
+    lock of bytes does not wait for one)."""
+    lock = stored_bytes(locks, sha256)
+    if not lock.acquire(timeout=0, blocking=False):
+        return
+    try:
+        if not recorded(catalog, ledger, sha256):
+            store.delete(sha256)
+    finally:
+        lock.release()
+
+
 def release(catalog: Catalog, ledger: Ledger, store: BlobStore, sha256: str, size: int) -> None:
     """Bytes a keeper (an artifact, an upload's chunk) no longer keeps, under their lock: if a
     pull-through copy alone records them (cache content in no repository) they are the cache's
