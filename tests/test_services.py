@@ -1465,6 +1465,39 @@ def test_a_sync_taking_in_a_cached_copy_keeps_its_pep_658_metadata(
         assert fh.read() == metadata
 
 
+@pytest.mark.parametrize("failing", ["download", "record"])
+def test_a_failed_sync_leaves_no_metadata_of_a_cached_copy_behind(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A sync that fails (a download's hash mismatch; its record, here a blocklist entry added
+    meanwhile) records nothing: nor does it leave the PEP 658 metadata it would have kept for
+    a cached copy it takes in stored, where nothing records it and nothing ever removes it."""
+    svc = build_services(
+        settings_for(upstream, tmp_path, includes=["shelf-reader"], policy="immediate")
+    )
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        if failing == "download":
+            upstream.corrupt_files = True  # every other file the sync downloads
+        else:
+
+            def blocked(*_: object, **__: object) -> None:
+                raise PackagesBlocked([WHL_02])
+
+            monkeypatch.setattr(sync_module, "new_version", blocked)
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        with pytest.raises((sync_module.SyncFailed, PackagesBlocked)):
+            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        metadata = hashlib.sha256(extract_metadata(WHL_02, whl.data)).hexdigest()
+        assert not svc.store.has(metadata)
+    finally:
+        svc.close()
+
+
 def test_an_evicted_copy_takes_the_metadata_a_sync_kept_for_it_along(
     upstream: Upstream, tmp_path: Path
 ) -> None:

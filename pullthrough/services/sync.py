@@ -9,6 +9,7 @@ version is written in one transaction: a failed sync leaves no partial version.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
+from pullthrough.services.orphans import drop_unrecorded
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -231,8 +233,6 @@ def sync(ctx: TaskContext) -> None:
                 )
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
-        copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
-        metadata = _metadata_of(svc.store, _taken_in(svc.catalog, repository_id, copies))
         immediate = settings.policy == IMMEDIATE
         fetch = [
             w
@@ -263,36 +263,48 @@ def sync(ctx: TaskContext) -> None:
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
         ctx.check_canceled()
-        with svc.catalog.session() as session:
-            gone = _gone(session, existing.values())
-            ids = []
-            for w in wanted:
-                package = existing.get(w.file.filename)
-                if package is not None and package.id in gone:
-                    was, package = package, _cached_again(session, package)
-                    if package is None and w.file.filename not in new:
-                        # its file is checked, fetched if evicted
-                        new[w.file.filename] = _anew(syncer.on_demand(w), was)
-                        downloaded.append(new[w.file.filename])
-                if package is None:
-                    package = new[w.file.filename]
-                    package.id = package.id or new_id()  # known now: one flush for all
-                    session.add(package)
-                ids.append(package.id)
-            session.flush()
-            for package_id, metadata_sha256 in metadata.items():  # gone meanwhile: no row
-                session.execute(
-                    update(Package)
-                    .where(Package.id == package_id, Package.metadata_sha256.is_(None))
-                    .values(metadata_sha256=metadata_sha256),
-                    execution_options={"synchronize_session": False},
-                )
-            repo = session.get(Repository, repository_id)
-            if repo is None:
-                raise SyncFailed("the repository was deleted during the sync")
-            version = new_version(session, repository_id, add=ids, exactly=mirror)
-            if version is not None:
-                ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
+        # Stored once the downloads went well; removed again if the record fails (nothing
+        # else may record them: left, they would stay in the store for good)
+        copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
+        metadata = _metadata_of(svc.store, _taken_in(svc.catalog, repository_id, copies))
+        try:
+            with svc.catalog.session() as session:
+                gone = _gone(session, existing.values())
+                ids = []
+                for w in wanted:
+                    package = existing.get(w.file.filename)
+                    if package is not None and package.id in gone:
+                        was, package = package, _cached_again(session, package)
+                        if package is None and w.file.filename not in new:
+                            # its file is checked, fetched if evicted
+                            new[w.file.filename] = _anew(syncer.on_demand(w), was)
+                            downloaded.append(new[w.file.filename])
+                    if package is None:
+                        package = new[w.file.filename]
+                        package.id = package.id or new_id()  # known now: one flush for all
+                        session.add(package)
+                    ids.append(package.id)
+                session.flush()
+                for package_id, metadata_sha256 in metadata.items():  # gone meanwhile: no row
+                    session.execute(
+                        update(Package)
+                        .where(Package.id == package_id, Package.metadata_sha256.is_(None))
+                        .values(metadata_sha256=metadata_sha256),
+                        execution_options={"synchronize_session": False},
+                    )
+                repo = session.get(Repository, repository_id)
+                if repo is None:
+                    raise SyncFailed("the repository was deleted during the sync")
+                version = new_version(session, repository_id, add=ids, exactly=mirror)
+                if version is not None:
+                    ctx.outcome.created.append(
+                        Ref("repository_version", repository_id, version.number)
+                    )
+        except BaseException:
+            for sha in sorted(set(metadata.values())):
+                with contextlib.suppress(Exception):  # a store that cannot say: left as before
+                    drop_unrecorded(svc.catalog, svc.ledger, svc.locks, svc.store, sha)
+            raise
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))
         if restored := restore_missing(ctx, downloaded):
