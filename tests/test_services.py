@@ -1602,6 +1602,24 @@ def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(
         assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
 
 
+def test_the_copy_cached_again_after_an_eviction_keeps_the_metadata_the_sync_read(
+    syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PEP 658 metadata a sync keeps for a cached copy it takes in goes to the package it
+    takes in: also when that is a new one (the copy evicted while the sync downloaded the
+    rest, and the file cached again meanwhile) - not to the evicted one's id, which no row has
+    any more, the stored metadata then recorded by nothing and the package taken without."""
+    svc = syncing
+    dist, whl = main_and_wheel(svc, upstream)
+    cached_in_catalog(svc, dist, whl)
+    sync_evicting_first(svc, monkeypatch, then=lambda: cached_in_catalog(svc, dist, whl))
+    metadata = hashlib.sha256(extract_metadata(WHL_02, whl.data)).hexdigest()
+    with svc.catalog.session() as session:
+        (held,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+        assert held.metadata_sha256 == metadata
+    assert svc.store.has(metadata)
+
+
 def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile) -> None:
     """WHL_02 fetched through the cache, and recorded in the catalog (after its storing)."""
     with closing(streamed(svc, dist, WHL_02)) as cached:

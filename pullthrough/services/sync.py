@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
@@ -50,6 +51,9 @@ from pullthrough.upstream.client import (
     describe_url,
     download_bound,
 )
+
+if TYPE_CHECKING:
+    from pullthrough.services.container import Services
 
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 4
@@ -285,13 +289,22 @@ def sync(ctx: TaskContext) -> None:
                         session.add(package)
                     ids.append(package.id)
                 session.flush()
-                for package_id, metadata_sha256 in metadata.items():  # gone meanwhile: no row
-                    session.execute(
+                # To the package of the file taken in: the copy read, or the one recorded
+                # since it was evicted meanwhile (the same bytes)
+                unused = set()
+                for filename, (sha256, metadata_sha256) in metadata.items():
+                    applied = session.execute(
                         update(Package)
-                        .where(Package.id == package_id, Package.metadata_sha256.is_(None))
+                        .where(
+                            Package.filename == filename,
+                            Package.sha256 == sha256,
+                            Package.metadata_sha256.is_(None),
+                        )
                         .values(metadata_sha256=metadata_sha256),
                         execution_options={"synchronize_session": False},
                     )
+                    if not cast(CursorResult[Any], applied).rowcount:
+                        unused.add(metadata_sha256)
                 repo = session.get(Repository, repository_id)
                 if repo is None:
                     raise SyncFailed("the repository was deleted during the sync")
@@ -301,10 +314,9 @@ def sync(ctx: TaskContext) -> None:
                         Ref("repository_version", repository_id, version.number)
                     )
         except BaseException:
-            for sha in sorted(set(metadata.values())):
-                with contextlib.suppress(Exception):  # a store that cannot say: left as before
-                    drop_unrecorded(svc.catalog, svc.ledger, svc.locks, svc.store, sha)
+            _drop(svc, {metadata_sha256 for _, metadata_sha256 in metadata.values()})
             raise
+        _drop(svc, unused)  # gone with the package (evicted, not cached again): no record
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))
         if restored := restore_missing(ctx, downloaded):
@@ -345,11 +357,20 @@ def _taken_in(catalog: Catalog, repository_id: str, packages: list[Package]) -> 
     return [p for p in packages if p.id not in held]
 
 
-def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, str]:
+def _drop(svc: Services, shas: Iterable[str]) -> None:
+    """Metadata files a sync stored and did not record: removed unless something records them
+    (left in the store, nothing would ever remove them)."""
+    for sha in sorted(shas):
+        with contextlib.suppress(Exception):  # a store that cannot say: left, as before
+            drop_unrecorded(svc.catalog, svc.ledger, svc.locks, svc.store, sha)
+
+
+def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, tuple[str, str]]:
     """The PEP 658 metadata of pull-through copies a sync takes in, read from their stored
-    files and stored (a cached wheel's METADATA is read on demand, not kept): package id ->
-    its sha256. A copy whose file is gone or unreadable keeps none, as before."""
-    found: dict[str, str] = {}
+    files and stored (a cached wheel's METADATA is read on demand, not kept): filename ->
+    the file's sha256 and its metadata's. A copy whose file is gone or unreadable keeps none,
+    as before."""
+    found: dict[str, tuple[str, str]] = {}
     for p in copies:
         try:
             with store.local_path(p.sha256) as path:
@@ -358,7 +379,7 @@ def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, str]:
             log.info("sync: no metadata for %s: %s", p.filename, exc)
             continue
         if metadata is not None:
-            found[p.id] = store.put_bytes(metadata)
+            found[p.filename] = (p.sha256, store.put_bytes(metadata))
     return found
 
 
