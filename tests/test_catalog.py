@@ -935,6 +935,46 @@ def test_retention_keeps_the_versions_distributions_serve(catalog: Catalog) -> N
     assert files_in(catalog, repo_id, 5) == {whl("b"), whl("c"), whl("d")}
 
 
+@pytest.mark.parametrize("empty_engine", ["postgresql"], indirect=True)  # SQLite: one writer
+def test_retention_keeps_a_version_a_distribution_is_set_to_while_it_decides(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: retention reads which old versions no distribution serves, then deletes
+    them one by one, each locked and checked again. A distribution set to one of them in
+    between (committed before that version's lock) makes the check refuse its deletion: that
+    version is kept, as one served is - not the whole change (an upload, a sync, a modify)
+    failed with "cannot be deleted because it ... (is) used to distribute content"."""
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    repo_id = make_repository(catalog, retain_repo_versions=1)
+    with catalog.session() as session:
+        dist = Distribution(name="pinned", base_path="pinned")
+        session.add(dist)
+        session.flush()
+        dist_id = dist.id
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1 (0 goes)
+    real = versions_module.is_distributed
+    pinned: list[str] = []
+
+    def then_pinned(session: Session, version: RepositoryVersion) -> bool:
+        served = real(session, version)
+        if version.number == 1 and not pinned:  # retention found it unserved: pinned now
+            pinned.append(version.id)
+            with catalog.session() as other:  # another request, committed at once
+                pin = update(Distribution).where(Distribution.id == dist_id)
+                other.execute(pin.values(repository_version_id=version.id))
+        return served
+
+    monkeypatch.setattr(versions_module, "is_distributed", then_pinned)
+    with catalog.session() as session:
+        assert number(new_version(session, repo_id, add=[b])) == 2  # 1 is served now: kept
+    assert pinned and version_numbers(catalog, repo_id) == [1, 2]
+    with catalog.session() as session:
+        assert session.get_one(Distribution, dist_id).repository_version_id == pinned[0]
+        new_version(session, repo_id, add=[c])  # 3: 1 still kept, 2 goes
+    assert version_numbers(catalog, repo_id) == [1, 3]
+
+
 def version_numbers_in(session: Session, repo_id: str) -> list[int]:
     query = select(RepositoryVersion.number).where(RepositoryVersion.repository_id == repo_id)
     return sorted(session.scalars(query))

@@ -7,6 +7,7 @@ does, squashes its changes into the next one; numbers are never given twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -154,7 +155,10 @@ def _retain(session: Session, repo: Repository) -> None:
         return
     unserved = [v for v in versions if not is_distributed(session, v)]
     for version in unserved[repo.retain_repo_versions :]:
-        delete_version(session, repo.id, version.number)
+        # Checked again under the version's lock: a distribution set to it since (PostgreSQL,
+        # committed before the lock) serves it now, and it stays as a served one does
+        with contextlib.suppress(DistributedVersion):
+            delete_version(session, repo.id, version.number)
 
 
 class VersionKept(ValueError):
