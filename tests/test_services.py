@@ -1493,7 +1493,45 @@ def test_a_failed_sync_leaves_no_metadata_of_a_cached_copy_behind(
         with pytest.raises((sync_module.SyncFailed, PackagesBlocked)):
             sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
         metadata = hashlib.sha256(extract_metadata(WHL_02, whl.data)).hexdigest()
-        assert not svc.store.has(metadata)
+        svc.ledger.max_size = 1  # the cache evicts all it may
+        svc.pullthrough.evict_if_needed()
+        assert not svc.store.has(metadata)  # never stored, or the cache's: evicted
+    finally:
+        svc.close()
+
+
+def test_a_failed_sync_leaves_the_metadata_another_sync_is_recording(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two syncs take the same cached copy into two repositories; each stores its metadata
+    (the same bytes), then records it. The one whose record fails does not remove those bytes
+    as recorded by nothing: the other, recording them now, would be left with a package whose
+    metadata file is gone. They are the cache's until recorded, left to eviction."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.2"]))
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        metadata = extract_metadata(WHL_02, whl.data)
+        with svc.catalog.session() as session:
+            first, second = (create_repository(session, name=n).id for n in ("r1", "r2"))
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        assert svc.store.put_bytes(metadata)  # the other sync's, not recorded yet
+
+        def blocked(*_: object, **__: object) -> None:
+            raise PackagesBlocked([WHL_02])
+
+        with monkeypatch.context() as patched:
+            patched.setattr(sync_module, "new_version", blocked)
+            args = {"repository_id": first, "remote_id": remote_id, "mirror": False}
+            with pytest.raises(PackagesBlocked):
+                sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        sha = hashlib.sha256(metadata).hexdigest()
+        with svc.catalog.session() as session:  # the other sync's record, as it commits it
+            taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            assert taken.metadata_sha256 is None
+            taken.metadata_sha256 = sha
+            new_version(session, second, add=[taken.id])
+        assert svc.store.has(sha)
     finally:
         svc.close()
 

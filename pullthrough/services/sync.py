@@ -9,13 +9,13 @@ version is written in one transaction: a failed sync leaves no partial version.
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from packaging.utils import canonicalize_name
 from sqlalchemy import CursorResult, select, update
@@ -32,7 +32,7 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
-from pullthrough.services.orphans import drop_unrecorded
+from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -43,6 +43,7 @@ from pullthrough.services.remote_pages import (
 )
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
+from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.store import BlobStore, HashMismatch
 from pullthrough.upstream.client import (
     UpstreamClient,
@@ -51,9 +52,6 @@ from pullthrough.upstream.client import (
     describe_url,
     download_bound,
 )
-
-if TYPE_CHECKING:
-    from pullthrough.services.container import Services
 
 log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 4
@@ -267,56 +265,51 @@ def sync(ctx: TaskContext) -> None:
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
         ctx.check_canceled()
-        # Stored once the downloads went well; removed again if the record fails (nothing
-        # else may record them: left, they would stay in the store for good)
+        # Stored once the downloads went well, the cache's until recorded (see _metadata_of)
         copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
-        metadata = _metadata_of(svc.store, _taken_in(svc.catalog, repository_id, copies))
-        try:
-            with svc.catalog.session() as session:
-                gone = _gone(session, existing.values())
-                ids = []
-                for w in wanted:
-                    package = existing.get(w.file.filename)
-                    if package is not None and package.id in gone:
-                        was, package = package, _cached_again(session, package)
-                        if package is None and w.file.filename not in new:
-                            # its file is checked, fetched if evicted
-                            new[w.file.filename] = _anew(syncer.on_demand(w), was)
-                            downloaded.append(new[w.file.filename])
-                    if package is None:
-                        package = new[w.file.filename]
-                        package.id = package.id or new_id()  # known now: one flush for all
-                        session.add(package)
-                    ids.append(package.id)
-                session.flush()
-                # To the package of the file taken in: the copy read, or the one recorded
-                # since it was evicted meanwhile (the same bytes)
-                unused = set()
-                for filename, (sha256, metadata_sha256) in metadata.items():
-                    applied = session.execute(
-                        update(Package)
-                        .where(
-                            Package.filename == filename,
-                            Package.sha256 == sha256,
-                            Package.metadata_sha256.is_(None),
-                        )
-                        .values(metadata_sha256=metadata_sha256),
-                        execution_options={"synchronize_session": False},
+        taken_in = _taken_in(svc.catalog, repository_id, copies)
+        metadata, ours = _metadata_of(svc.catalog, svc.ledger, svc.store, taken_in)
+        with svc.catalog.session() as session:
+            gone = _gone(session, existing.values())
+            ids = []
+            for w in wanted:
+                package = existing.get(w.file.filename)
+                if package is not None and package.id in gone:
+                    was, package = package, _cached_again(session, package)
+                    if package is None and w.file.filename not in new:
+                        # its file is checked, fetched if evicted
+                        new[w.file.filename] = _anew(syncer.on_demand(w), was)
+                        downloaded.append(new[w.file.filename])
+                if package is None:
+                    package = new[w.file.filename]
+                    package.id = package.id or new_id()  # known now: one flush for all
+                    session.add(package)
+                ids.append(package.id)
+            session.flush()
+            # To the package of the file taken in: the copy read, or the one recorded
+            # since it was evicted meanwhile (the same bytes)
+            unused = set()
+            for filename, (sha256, metadata_sha256) in metadata.items():
+                applied = session.execute(
+                    update(Package)
+                    .where(
+                        Package.filename == filename,
+                        Package.sha256 == sha256,
+                        Package.metadata_sha256.is_(None),
                     )
-                    if not cast(CursorResult[Any], applied).rowcount:
-                        unused.add(metadata_sha256)
-                repo = session.get(Repository, repository_id)
-                if repo is None:
-                    raise SyncFailed("the repository was deleted during the sync")
-                version = new_version(session, repository_id, add=ids, exactly=mirror)
-                if version is not None:
-                    ctx.outcome.created.append(
-                        Ref("repository_version", repository_id, version.number)
-                    )
-        except BaseException:
-            _drop(svc, {metadata_sha256 for _, metadata_sha256 in metadata.values()})
-            raise
-        _drop(svc, unused)  # gone with the package (evicted, not cached again): no record
+                    .values(metadata_sha256=metadata_sha256),
+                    execution_options={"synchronize_session": False},
+                )
+                if not cast(CursorResult[Any], applied).rowcount:
+                    unused.add(metadata_sha256)
+            repo = session.get(Repository, repository_id)
+            if repo is None:
+                raise SyncFailed("the repository was deleted during the sync")
+            version = new_version(session, repository_id, add=ids, exactly=mirror)
+            if version is not None:
+                ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
+        for sha in ours - unused:  # recorded by the package that took it
+            svc.ledger.forget(sha)
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))
         if restored := restore_missing(ctx, downloaded):
@@ -357,20 +350,21 @@ def _taken_in(catalog: Catalog, repository_id: str, packages: list[Package]) -> 
     return [p for p in packages if p.id not in held]
 
 
-def _drop(svc: Services, shas: Iterable[str]) -> None:
-    """Metadata files a sync stored and did not record: removed unless something records them
-    (left in the store, nothing would ever remove them)."""
-    for sha in sorted(shas):
-        with contextlib.suppress(Exception):  # a store that cannot say: left, as before
-            drop_unrecorded(svc.catalog, svc.ledger, svc.locks, svc.store, sha)
-
-
-def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, tuple[str, str]]:
+def _metadata_of(
+    catalog: Catalog, ledger: Ledger, store: BlobStore, copies: list[Package]
+) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """The PEP 658 metadata of pull-through copies a sync takes in, read from their stored
     files and stored (a cached wheel's METADATA is read on demand, not kept): filename ->
     the file's sha256 and its metadata's. A copy whose file is gone or unreadable keeps none,
-    as before."""
+    as before.
+
+    Bytes nothing records yet are the cache's from before they are stored until the sync
+    records them (the second value: their sha256s), as an upload's: a sync that fails, or a
+    process killed, leaves them to eviction rather than to no one (eviction spares them once
+    a repository's package records them) - and not removed at once, which could take the
+    same bytes another sync taking in the same copy stored and is about to record."""
     found: dict[str, tuple[str, str]] = {}
+    ours: set[str] = set()
     for p in copies:
         try:
             with store.local_path(p.sha256) as path:
@@ -378,9 +372,14 @@ def _metadata_of(store: BlobStore, copies: list[Package]) -> dict[str, tuple[str
         except (InvalidDistribution, InvalidFilename, OSError) as exc:  # FileNotFoundError too
             log.info("sync: no metadata for %s: %s", p.filename, exc)
             continue
-        if metadata is not None:
-            found[p.filename] = (p.sha256, store.put_bytes(metadata))
-    return found
+        if metadata is None:
+            continue
+        sha = hashlib.sha256(metadata).hexdigest()
+        if sha not in ours and not recorded(catalog, ledger, sha):
+            ledger.record(sha, len(metadata))
+            ours.add(sha)
+        found[p.filename] = (p.sha256, store.put_bytes(metadata))
+    return found, ours
 
 
 @dataclass(frozen=True)
