@@ -47,6 +47,7 @@ from pullthrough.storage.store import (
     from_start,
 )
 from pullthrough.upstream.client import (
+    SIZE_DIGITS,
     Answer,
     UpstreamClient,
     UpstreamError,
@@ -144,10 +145,7 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 def _too_long(found: re.Match[str]) -> bool:
     """A Content-Range with a number of more digits than any size has (int() reads none of
     more than 4,300): no range of a file this server could fetch."""
-    return any(len(number) > _SIZE_DIGITS for number in found.groups())
-
-
-_SIZE_DIGITS = 20  # 2**64 has 20
+    return any(len(number) > SIZE_DIGITS for number in found.groups())
 
 
 class _Progress:

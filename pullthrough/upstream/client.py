@@ -53,6 +53,7 @@ PAGE_ACCEPT = (
     "text/html;q=0.1"
 )
 CHUNK = 256 * 1024
+SIZE_DIGITS = 20  # at most, in a size an upstream announces: 2**64 has 20
 _UNSATISFIED = re.compile(r"bytes \*/(\d+)")  # a 416's Content-Range
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -491,11 +492,8 @@ def content_length(resp: Answer) -> int | None:
     http.client reads either (it then reads to the end): a Latin-1 digit str.isdigit takes but
     int() does not (a superscript), or more digits than int() reads (or any file has)."""
     length = resp.headers.get("Content-Length", "").strip()
-    readable = length.isascii() and length.isdigit() and len(length) <= _LENGTH_DIGITS
+    readable = length.isascii() and length.isdigit() and len(length) <= SIZE_DIGITS
     return int(length) if readable else None
-
-
-_LENGTH_DIGITS = 20  # more than any file's size has (2**64 has 20)
 
 
 def download_bound(size: int | None, cache_limit: int) -> int:
