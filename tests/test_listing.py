@@ -116,6 +116,11 @@ def test_a_list_takes_every_parameter_its_document_declares_and_no_other() -> No
                 ("finished_at", LTE, (datetime(2000, 1, 1, tzinfo=UTC),)),
             ],
         ),
+        # RFC 3339 allows a lower-case t and z (core.times.read_time, as every other time)
+        (
+            {"started_at__gte": ["2999-01-01t00:00:00z"]},
+            [("started_at", GTE, (datetime(2999, 1, 1, tzinfo=UTC),))],
+        ),
         ({"created_resources": [REPOSITORY]}, [("created_resources", EXACT, (REPOSITORY,))]),
     ],
 )
@@ -130,6 +135,11 @@ def test_a_value_its_filter_cannot_take_is_refused_for_that_parameter() -> None:
     assert refusal({"number": ["one"]}, VERSIONS.filters) == {
         "number": ["A valid integer is required."]
     }
+    # a time whose UTC is out of range: a 400, not an OverflowError (a 500)
+    for late in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        assert refusal({"finished_at__lt": [late]}) == {
+            "finished_at__lt": ["Enter a valid date/time (RFC 3339)."]
+        }
     bogus = {"state": ["Select a valid choice. bogus is not one of the available choices."]}
     assert refusal({"state": ["bogus"]}) == bogus  # not an empty list: no task can be `bogus`
     assert refusal({"state__in": ["completed,bogus"]}) == bogus

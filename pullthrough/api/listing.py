@@ -30,6 +30,7 @@ from pullthrough.api.params import (
 )
 from pullthrough.catalog.models import utc
 from pullthrough.core.fields import INT_MAX
+from pullthrough.core.times import read_time
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -118,10 +119,11 @@ def _typed(declared: Filter, lookup: str, value: str) -> object:
 
 
 def _moment(key: str, value: str) -> datetime:
-    """A time to compare with: RFC 3339; one without a zone is UTC."""
+    """A time to compare with: RFC 3339 (core.times: a lower-case t or z too); one without a
+    zone is UTC. One whose UTC leaves the calendar (year 1 at +14:00) is refused as well."""
     try:
-        return utc(datetime.fromisoformat(value))
-    except ValueError:
+        return utc(read_time(value))
+    except (ValueError, OverflowError):
         raise invalid(key, "Enter a valid date/time (RFC 3339).") from None
 
 
