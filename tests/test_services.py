@@ -1569,6 +1569,55 @@ def test_an_evicted_copy_takes_the_metadata_a_sync_kept_for_it_along(
         svc.close()
 
 
+def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cached copies with the same PEP 658 metadata bytes (wheels of one version for two
+    platforms share their METADATA): one took it in a sync before and is in no repository
+    now. A sync taking the other in finds those bytes recorded (by the first), stores them,
+    and records them at its end; the first evicted meanwhile takes its metadata file along
+    as recorded by nothing - and the sync commits a package whose metadata file is gone."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.2"]))
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        metadata = extract_metadata(WHL_02, whl.data)
+        sha = svc.store.put_bytes(metadata)
+        twin = svc.store.put_bytes(b"the other platform's wheel")
+        svc.ledger.record(twin, 26)
+        with svc.catalog.session() as session:
+            repo_id = create_repository(session, name="r").id
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+            session.add(
+                Package(
+                    filename="shelf_reader-0.2-py3-none-win_amd64.whl",
+                    name="shelf-reader",
+                    version="0.2",
+                    packagetype="bdist_wheel",
+                    sha256=twin,
+                    size=26,
+                    origin="cache",
+                    metadata_sha256=sha,  # kept by a sync that took it in before
+                )
+            )
+        read = sync_module._metadata_of
+
+        def then_evicted(*args: Any) -> Any:
+            found = read(*args)
+            assert svc.pullthrough.events.evict(twin, lambda: svc.store.delete(twin))
+            return found
+
+        monkeypatch.setattr(sync_module, "_metadata_of", then_evicted)
+        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        with svc.catalog.session() as session:
+            taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            assert taken.metadata_sha256 == sha
+        assert svc.store.has(sha)
+    finally:
+        svc.close()
+
+
 def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,7 +32,6 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
-from pullthrough.services.orphans import recorded
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -268,7 +267,7 @@ def sync(ctx: TaskContext) -> None:
         # Stored once the downloads went well, the cache's until recorded (see _metadata_of)
         copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
         taken_in = _taken_in(svc.catalog, repository_id, copies)
-        metadata, ours = _metadata_of(svc.catalog, svc.ledger, svc.store, taken_in)
+        metadata, ours = _metadata_of(svc.ledger, svc.store, taken_in)
         with svc.catalog.session() as session:
             gone = _gone(session, existing.values())
             ids = []
@@ -351,7 +350,7 @@ def _taken_in(catalog: Catalog, repository_id: str, packages: list[Package]) -> 
 
 
 def _metadata_of(
-    catalog: Catalog, ledger: Ledger, store: BlobStore, copies: list[Package]
+    ledger: Ledger, store: BlobStore, copies: list[Package]
 ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """The PEP 658 metadata of pull-through copies a sync takes in, read from their stored
     files and stored (a cached wheel's METADATA is read on demand, not kept): filename ->
@@ -362,7 +361,10 @@ def _metadata_of(
     records them (the second value: their sha256s), as an upload's: a sync that fails, or a
     process killed, leaves them to eviction rather than to no one (eviction spares them once
     a repository's package records them) - and not removed at once, which could take the
-    same bytes another sync taking in the same copy stored and is about to record."""
+    same bytes another sync taking in the same copy stored and is about to record. Also bytes
+    a package records now: wheels of one version for several platforms share their METADATA,
+    and an eviction of another copy that records it (in no repository) removes it as recorded
+    by nothing before this sync records it, unless the ledger keeps it meanwhile."""
     found: dict[str, tuple[str, str]] = {}
     ours: set[str] = set()
     for p in copies:
@@ -375,7 +377,7 @@ def _metadata_of(
         if metadata is None:
             continue
         sha = hashlib.sha256(metadata).hexdigest()
-        if sha not in ours and not recorded(catalog, ledger, sha):
+        if sha not in ours and not ledger.tracks(sha):
             ledger.record(sha, len(metadata))
             ours.add(sha)
         found[p.filename] = (p.sha256, store.put_bytes(metadata))
