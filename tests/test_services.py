@@ -1618,6 +1618,28 @@ def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
         svc.close()
 
 
+def test_the_cache_evicts_no_metadata_file_a_cached_copy_records(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Metadata bytes a sync stored are the cache's until recorded; left so (a sync that
+    failed, or whose copy had metadata by then) while a cached copy in no repository records
+    them, their eviction must not remove them: that copy would list a metadata file gone."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.2"]))
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        metadata = extract_metadata(WHL_02, whl.data)
+        sha = svc.store.put_bytes(metadata)
+        svc.ledger.record(sha, len(metadata))  # a failed sync's
+        with svc.catalog.session() as session:
+            taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            taken.metadata_sha256 = sha  # another sync's, in no repository since
+        assert not svc.pullthrough.events.evict(sha, lambda: svc.store.delete(sha))
+        assert svc.store.has(sha)
+    finally:
+        svc.close()
+
+
 def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

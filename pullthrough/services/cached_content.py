@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.kept import keeping
@@ -61,11 +61,16 @@ class CachedContent:
         with self.catalog.session() as session:
             locked = select(Package.id).where(Package.sha256 == sha256).with_for_update()
             session.execute(locked).all()
-            uses = or_(Package.sha256 == sha256, Package.metadata_sha256 == sha256)
+            # Bytes any package records as its PEP 658 metadata stay, a cached copy's too (a
+            # sync's, which the cache tracks until it records them): only its eviction drops them
+            uses = or_(
+                and_(Package.sha256 == sha256, Package.origin != "cache"),
+                Package.metadata_sha256 == sha256,
+            )
             held = or_(
                 in_any_repository(sha256),
                 keeping(sha256),  # an artifact's or a chunk's bytes stay while it does
-                exists().where(uses, Package.origin != "cache"),
+                exists().where(uses),
             )
             if session.scalar(select(held)):  # one query: eviction runs it for every victim
                 return False
