@@ -48,6 +48,7 @@ from pullthrough.catalog.models import (
 from pullthrough.catalog.versions import (
     DistributedVersion,
     OnlyVersion,
+    VersionGone,
     content_counts,
     content_counts_of,
     create_repository,
@@ -662,6 +663,26 @@ def test_explicit_base_version_is_recorded(catalog: Catalog) -> None:
     assert files_in(catalog, repo_id, 3) == {whl("a")}
 
 
+def test_a_version_based_on_another_starts_from_what_that_one_holds(catalog: Catalog) -> None:
+    """A modify's base_version: its content, changed as asked, whatever the latest holds; a
+    base deleted since (its rows squashed into the next version) is no start for a version."""
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    repo_id = make_repository(catalog)
+    with catalog.session() as session:
+        new_version(session, repo_id, add=[a])  # 1: a
+        new_version(session, repo_id, add=[b])  # 2: a b
+        new_version(session, repo_id, add=[c])  # 3: a b c
+        assert number(new_version(session, repo_id, add=[c], base=1)) == 4
+        assert number(new_version(session, repo_id, remove=["*"], exactly=True, base=2)) == 5
+    assert files_in(catalog, repo_id, 4) == {whl("a"), whl("c")}
+    assert files_in(catalog, repo_id, 5) == set()
+    with catalog.session() as other:  # another request's, committed before this one's change
+        assert delete_version(other, repo_id, 2)
+    with catalog.session() as session, pytest.raises(VersionGone):
+        new_version(session, repo_id, add=[c], base=2)
+    assert version_numbers(catalog, repo_id) == [0, 1, 3, 4, 5]
+
+
 def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
     a, b, c, d = add_packages(catalog, "a", "b", "c", "d")
     repo_id = make_repository(catalog, retain_repo_versions=2)
@@ -682,9 +703,9 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
         # the oldest kept version, as Pulp squashes the deleted ones into it: it adds what it
         # holds, removes nothing, and names no deleted base
         assert content_counts(session, repo_id, 3) == {"added": 1, "removed": 0, "present": 1}
-        based = new_version(session, repo_id, add=[a], base=3)  # 5, based on 3 (kept)
+        based = new_version(session, repo_id, add=[a], base=3)  # 5: a b, based on 3 (kept)
         assert based is not None
-        new_version(session, repo_id, remove=[a])  # 6: 5 and 6 kept, 3 (5's base) deleted
+        new_version(session, repo_id, remove=[a])  # 6: b; 5 and 6 kept, 3 (5's base) deleted
         base_of_5 = select(RepositoryVersion.base_number).where(RepositoryVersion.id == based.id)
         assert session.scalar(base_of_5) is None
 
@@ -693,7 +714,7 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
         assert repo is not None
         repo.retain_repo_versions = 1
     with catalog.session() as session:
-        new_version(session, repo_id, remove=[d])  # 7
+        new_version(session, repo_id, add=[c])  # 7
     assert version_numbers(catalog, repo_id) == [7]
     assert files_in(catalog, repo_id, 7) == {whl("b"), whl("c")}
 

@@ -33,14 +33,18 @@ from pullthrough.catalog.models import (
     Base,
     Package,
     Repository,
-    RepositoryContent,
     RepositoryVersion,
     Task,
     Upload,
     now,
 )
 from pullthrough.catalog.repository_blocklist import blocked_packages
-from pullthrough.catalog.versions import DistributedVersion, is_distributed, new_version, present_in
+from pullthrough.catalog.versions import (
+    DistributedVersion,
+    VersionGone,
+    is_distributed,
+    new_version,
+)
 from pullthrough.config import parse_moment
 from pullthrough.core.chunks import ChunkRefused
 from pullthrough.core.fields import Field
@@ -111,17 +115,17 @@ def modify(call: Call) -> Response:
     base: RepositoryVersion | None = call.values.get("base_version")
 
     def work(session: Session, outcome: TaskOutcome) -> None:
-        if base is None:
-            version = new_version(session, repo.id, add=add, remove=remove, exactly=everything)
-        else:  # what the base holds, changed as asked, whatever the latest holds
-            members = select(RepositoryContent.package_id)
-            then = (
-                set()
-                if everything
-                else set(session.scalars(members.where(present_in(repo.id, base.number))))
+        try:  # from the base, if any: what it holds, changed as asked, whatever the latest holds
+            version = new_version(
+                session,
+                repo.id,
+                add=add,
+                remove=remove,
+                exactly=everything,
+                base=None if base is None else base.number,
             )
-            wanted = (then - remove) | add
-            version = new_version(session, repo.id, add=wanted, exactly=True, base=base.number)
+        except VersionGone:  # deleted since the request named it
+            raise invalid("base_version", "No such version of this repository.") from None
         if version is not None:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 

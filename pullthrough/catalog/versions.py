@@ -90,7 +90,10 @@ def new_version(
     """Make the next version with packages added and removed (by id); None if nothing changes.
     `exactly`: the version holds `add` and nothing else (a mirror sync, a modify removing "*"):
     what the latest version has beyond it is removed - read under the repository's lock, so
-    that a package another change added meanwhile goes too.
+    that a package another change added meanwhile goes too. `base` (a modify's base_version):
+    the changes start from what that version holds instead of the latest, read under the lock
+    too (a deletion squashes its rows into the next version: never half seen); VersionGone if
+    it was deleted.
 
     Its number follows the last one given, even when that version was deleted since: no
     deleted version's number (nor any of its rows) comes back.
@@ -101,6 +104,10 @@ def new_version(
     present = select(rc.package_id, rc.id).where(present_in(repo.id, latest))
     rows = {package_id: row_id for package_id, row_id in session.execute(present)}
     current = rows.keys()
+    if base is not None:  # what the version is to hold, whatever the latest holds
+        start = held_by(session, repo.id, base)  # looked up even when "*" empties it
+        add = set(add) | (set() if exactly else start - set(remove))
+        exactly = True
     added = set(add) - current
     removed = current - set(add) if exactly else set(remove) & current
     if added and (rejected := blocked_ids(session, repo.id, added)):
@@ -159,6 +166,21 @@ def _retain(session: Session, repo: Repository) -> None:
         # committed before the lock) serves it now, and it stays as a served one does
         with contextlib.suppress(DistributedVersion):
             delete_version(session, repo.id, version.number)
+
+
+class VersionGone(ValueError):
+    """The version a change was to start from is deleted."""
+
+
+def held_by(session: Session, repository_id: str, number: int) -> set[str]:
+    """The ids of the packages a version holds (VersionGone if there is no such version)."""
+    there = select(RepositoryVersion.id).where(
+        RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
+    )
+    if session.scalar(there) is None:
+        raise VersionGone(f"version {number} of the repository no longer exists")
+    members = select(RepositoryContent.package_id).where(present_in(repository_id, number))
+    return set(session.scalars(members))
 
 
 class VersionKept(ValueError):
