@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from pullthrough.services.coordination import CHANGE_POLL_SECONDS
-from support.api import PASSWORD, with_auth
-from support.packages import build_wheel
+from support.api import PASSWORD, Api, legacy_upload, with_auth
+from support.packages import build_sdist, build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
 from support.servers import Server, config_text, wait_until
@@ -254,3 +254,50 @@ def test_an_s3_outage_is_a_503_on_every_node_and_both_resume(
         assert cold.status_code == 503
     assert [get(url).content for url in urls] == [body, body]
     assert get(content, auth=auth).json()["count"] == 1  # the catalog is as it was
+
+
+def _corp_distribution(cluster: Cluster) -> None:
+    """A repository `corp` and its distribution (uploads allowed), made through node a and
+    seen by both nodes' every worker."""
+    api = Api(cluster.a.url)
+    repo = api.call("POST", "repositories/python/python/", json={"name": "corp"})
+    body = {"name": "corp", "base_path": "corp", "repository": repo["pulp_href"]}
+    api.call("POST", "distributions/python/pypi/", json=body)
+    assert wait_until(lambda: get(cluster.b.index("corp")).status_code == 200, timeout=5)
+    time.sleep(CHANGE_POLL_SECONDS)  # every worker of both nodes
+
+
+def test_one_filename_uploaded_with_other_bytes_on_both_nodes_at_once_is_refused_once(
+    cluster_of: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """Two uploads of one new filename, different bytes, through two nodes at the same moment:
+    one is kept, the other refused as a file that exists (400), as one after the other is -
+    never a 500 (PostgreSQL runs both transactions at once; SQLite one after the other)."""
+    cluster = cluster_of()
+    _corp_distribution(cluster)
+
+    def at_once(files: list[Path]) -> tuple[int, ...]:
+        barrier = threading.Barrier(2)
+
+        def send(node: Server, path: Path) -> int:
+            barrier.wait()
+            return legacy_upload(node.url, "corp", path).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            return tuple(sorted(pool.map(send, (cluster.a, cluster.b), files)))
+
+    answers = []
+    for n in range(6):
+        wheels = [
+            # other metadata too: not one lock of the same metadata's bytes for both
+            build_wheel(tmp_path / side, "corp-tool", f"1.{n}", requires_dist=[side])
+            for side in ("x", "y")
+        ]
+        assert wheels[0].name == wheels[1].name
+        answers.append(at_once(wheels))
+        # and one sdist per release: 2.n and 2.n.0, the same release
+        sdists = [build_sdist(tmp_path / f"s{n}", "corp-tool", v) for v in (f"2.{n}", f"2.{n}.0")]
+        answers.append(at_once(sdists))
+    assert answers == [(200, 400)] * 12, answers
+    content = Api(cluster.b.url).get("content/python/packages/", limit=100)
+    assert content["count"] == 12

@@ -32,7 +32,7 @@ from pullthrough.services import audit
 from pullthrough.services.orphans import storing
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
-from pullthrough.storage.locks import Locks
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks
 from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,16 @@ class Uploads:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
             stored = {package.sha256: writer.size} | _sized(metadata)
-            with storing(self.catalog, self.ledger, self.locks, self.store, stored):
+            # One upload of a project at a time, on every node: the checks below (a filename
+            # used once, one sdist per release) read what is committed, and PostgreSQL runs two
+            # transactions at once (SQLite one after the other). Without it, two files of one
+            # name through two nodes at once were both let in, and the second to commit broke
+            # the filename's unique key: a 500, not "File already exists".
+            project_lock = self.locks.lock(f"upload-project:{package.name}")
+            with (
+                project_lock.held(STORED_WAIT_SECONDS),
+                storing(self.catalog, self.ledger, self.locks, self.store, stored),
+            ):
                 with self.catalog.session() as session:
                     if repository_id is not None:
                         _check_status(session, repository_id, package.name)
