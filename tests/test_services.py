@@ -44,6 +44,7 @@ from pullthrough.core.models import DistFile
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit as audit_module
 from pullthrough.services import sync as sync_module
+from pullthrough.services import tasks as tasks_module
 from pullthrough.services.container import (
     ORPHAN_CLEANUP,
     REPAIR,
@@ -54,6 +55,7 @@ from pullthrough.services.container import (
 )
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
+from pullthrough.services.health import online_workers
 from pullthrough.services.pullthrough import (
     HOLD_BACK,
     STORING_THREADS,
@@ -1140,6 +1142,39 @@ def test_a_reap_while_a_worker_records_its_outcome_leaves_the_task_to_it(
             monkeypatch.undo()
             assert reaped == [0]
             assert task(svc, task_id).state == "completed"
+        finally:
+            svc.close()
+
+
+def test_workers_of_nodes_whose_clocks_differ_are_not_taken_for_dead(
+    upstream: Upstream, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, two nodes whose clocks are two minutes apart (more than the worker
+    timeout): each one's worker heartbeats, and neither reaps the other's running task nor
+    lists the other as offline - heartbeats are by the catalog's clock, not the node's."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            skew = timedelta(minutes=2)
+
+            def clock_off_by(offset: timedelta) -> None:  # this node's clock from now on
+                monkeypatch.setattr(tasks_module, "now", lambda: datetime.now(UTC) + offset)
+
+            behind = TaskWorker(svc, {}, heartbeat=5, dead_after=30, name="behind")
+            ahead = TaskWorker(svc, {}, heartbeat=5, dead_after=30, name="ahead")
+            for worker, offset in ((behind, -skew), (ahead, skew)):
+                clock_off_by(offset)
+                worker.heartbeat(force=True)
+                with svc.catalog.session() as session:
+                    session.add(Task(id=worker.name, name="t.any", state="running"))
+                    session.flush()
+                    session.get_one(Task, worker.name).worker = worker.name
+            for worker, offset in ((behind, -skew), (ahead, skew)):
+                clock_off_by(offset)
+                assert worker.reap() == 0
+                names = {w.name for w in online_workers(svc.catalog, 30)}
+                assert names == {"behind", "ahead"}
+            assert {task(svc, "behind").state, task(svc, "ahead").state} == {"running"}
         finally:
             svc.close()
 

@@ -665,7 +665,9 @@ TASKS = Binding(
 
 def _online(online: bool) -> Any:
     """Workers that heartbeat within tasks.worker_timeout (online), or not (missing)."""
-    alive = Worker.last_heartbeat >= online_since(services().settings.tasks.worker_timeout)
+    svc = services()
+    timeout = svc.settings.tasks.worker_timeout
+    alive = Worker.last_heartbeat >= online_since(timeout, svc.catalog.engine.dialect.name)
     return alive if online else ~alive
 
 
