@@ -145,16 +145,19 @@ def test_a_value_its_filter_cannot_take_is_refused_for_that_parameter() -> None:
     assert refusal({"state__in": ["completed,bogus"]}) == bogus
 
 
-def with_worker_timeout(app: Flask, seconds: float = 30.0) -> Flask:
-    """What the workers' `online` and `missing` filters read of the services: the timeout."""
+def with_worker_timeout(app: Flask, seconds: float = 30.0, dialect: str = "sqlite") -> Flask:
+    """What the workers' `online` and `missing` filters read of the services: the timeout, and
+    the catalog's database (PostgreSQL's clock judges heartbeats there)."""
     tasks = SimpleNamespace(worker_timeout=seconds)
-    app.extensions[EXTENSION] = SimpleNamespace(settings=SimpleNamespace(tasks=tasks))
+    engine = SimpleNamespace(dialect=SimpleNamespace(name=dialect))
+    app.extensions[EXTENSION] = SimpleNamespace(
+        settings=SimpleNamespace(tasks=tasks), catalog=SimpleNamespace(engine=engine)
+    )
     return app
 
 
 def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
     """Each declared filter is a column of its binding's model or a condition of the binding."""
-    app = with_worker_timeout(Flask(__name__))
     versions = f"{REPOSITORY}versions/1/"
     hrefs = {"repository_version": versions, "created_resources": versions}
     for binding in BINDINGS:
@@ -177,11 +180,12 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 (declared.key(lookup), "true" if lookup == ISNULL else value)
                 for lookup in declared.lookups
             ]
-        with app.test_request_context("/", query_string=params):
-            query = apply_filters(select(binding.model), binding)
         for dialect in (
             make_url(url).get_dialect()() for url in ("sqlite://", "postgresql+psycopg://")
         ):
+            app = with_worker_timeout(Flask(__name__), dialect=dialect.name)
+            with app.test_request_context("/", query_string=params):
+                query = apply_filters(select(binding.model), binding)
             where = str(query.compile(dialect=dialect)).split("WHERE", 1)[1]
             assert where.count(" AND ") + 1 >= len(params), (binding.resource.kind.label, where)
 
@@ -352,7 +356,7 @@ def test_worker_filters_select_the_workers_they_name(
     """Online: a heartbeat within tasks.worker_timeout - here up to a day before node-b-7's
     last one (node-a-41's is a day older still); missing: the others."""
     timeout = (datetime.now(UTC) - _at(3)).total_seconds() + 12 * 3600
-    app = with_worker_timeout(Flask(__name__), timeout)
+    app = with_worker_timeout(Flask(__name__), timeout, tasks.engine.dialect.name)
     with app.test_request_context(f"/?{query}"), tasks.reading() as session:
         found = session.scalars(apply_filters(select(Worker), WORKERS)).all()
     assert sorted(w.name for w in found) == expected
