@@ -13,6 +13,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit as audit_module
 from pullthrough.services import sync as sync_module
 from pullthrough.services import tasks as tasks_module
+from pullthrough.services import uploads as uploads_module
 from pullthrough.services.container import (
     ORPHAN_CLEANUP,
     REPAIR,
@@ -1291,6 +1293,44 @@ def test_an_upload_whose_record_fails_leaves_its_bytes_to_eviction(
     with other.open("rb") as fh, pytest.raises(UploadRefused, match="File already exists"):
         services.uploads.upload(None, fh, wheel.name, actor="admin")
     assert not services.ledger.tracks(hashlib.sha256(other.read_bytes()).hexdigest())
+
+
+def test_an_upload_does_not_wait_for_another_file_of_its_project_being_stored(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's upload lock covers the checks and the catalog's commit, not the storing
+    of the bytes (on S3 a PUT of up to gigabytes): another file of the project uploaded
+    meanwhile is taken at once, not made to wait for it (a 503 once the wait ran out)."""
+    big = build_wheel(tmp_path / "big", "busy", "1.0")
+    small = build_wheel(tmp_path / "small", "busy", "1.1")
+    slow = hashlib.sha256(big.read_bytes()).hexdigest()
+    publishing, finish = threading.Event(), threading.Event()
+    publish = services.store.publish
+
+    def slowly(tmp: Path, sha256: str) -> None:
+        if sha256 == slow:
+            publishing.set()
+            finish.wait(10)
+        publish(tmp, sha256)
+
+    monkeypatch.setattr(services.store, "publish", slowly)
+    monkeypatch.setattr(uploads_module, "STORED_WAIT_SECONDS", 1.0)
+
+    def upload(wheel: Path) -> int | None:
+        with wheel.open("rb") as fh:
+            return services.uploads.upload(None, fh, wheel.name, actor="admin")[1]
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(upload, big)
+        try:
+            assert publishing.wait(10)
+            upload(small)  # LockTimeout before: the big one's storing held the project's lock
+        finally:
+            finish.set()
+        first.result()
+    with services.catalog.reading() as session:
+        names = set(session.scalars(select(Package.filename).where(Package.name == "busy")))
+    assert names == {big.name, small.name}
 
 
 def test_an_upload_that_takes_over_a_cached_copy_stores_its_metadata(

@@ -92,53 +92,25 @@ class Uploads:
                 raise UploadRefused(str(exc)) from None
             _check_declared(package, name, version)
             stored = {package.sha256: writer.size} | _sized(metadata)
-            # One upload of a project at a time, on every node: the checks below (a filename
-            # used once, one sdist per release) read what is committed, and PostgreSQL runs two
+            # One upload of a project at a time, on every node: the checks (a filename used
+            # once, one sdist per release) read what is committed, and PostgreSQL runs two
             # transactions at once (SQLite one after the other). Without it, two files of one
             # name through two nodes at once were both let in, and the second to commit broke
-            # the filename's unique key: a 500, not "File already exists".
+            # the filename's unique key: a 500, not "File already exists". Held for the checks
+            # and the commit only, after the bytes' locks (storing: no order the other way
+            # round), not while the bytes are stored: on S3 that is a PUT of up to gigabytes,
+            # and the project's other files would wait for it, then fail (LockTimeout, 503).
             project_lock = self.locks.lock(f"upload-project:{package.name}")
-            with (
-                project_lock.held(STORED_WAIT_SECONDS),
-                storing(self.catalog, self.ledger, self.locks, self.store, stored),
-            ):
-                with self.catalog.session() as session:
-                    if repository_id is not None:
-                        _check_status(session, repository_id, package.name)
-                        _check_blocklist(session, repository_id, package)
-                    existing = session.scalar(select(Package).where(Package.filename == filename))
-                    if (
-                        existing is not None
-                        and existing.sha256 != package.sha256
-                        and existing.origin == "cache"
-                        and not session.scalar(
-                            select(RepositoryContent.id).where(
-                                RepositoryContent.package_id == existing.id
-                            )
-                        )
-                    ):
-                        # Only a pull-through copy in no repository: our upload takes the name.
-                        session.delete(existing)
+            with storing(self.catalog, self.ledger, self.locks, self.store, stored):
+                with self.catalog.reading() as session:  # refused before it is stored, mostly
+                    _admitted(session, repository_id, package, filename)
+                writer.commit()  # visible from now (checked): the cache's until recorded
+                with project_lock.held(STORED_WAIT_SECONDS), self.catalog.session() as session:
+                    # again, one at a time: what another upload committed meanwhile
+                    existing, displaced = _admitted(session, repository_id, package, filename)
+                    if displaced is not None:  # our upload takes the name
+                        session.delete(displaced)
                         session.flush()
-                        existing = None
-                    if existing is not None and existing.sha256 != package.sha256:
-                        # Not its digest: the file may be in a private index the uploader cannot read
-                        raise UploadRefused(
-                            f"File already exists ({filename!r}): a filename can only be used once;"
-                            " upload a new version instead"
-                        )
-                    if (
-                        existing is None
-                        and session.scalar(
-                            select(Package.id).where(Package.sha256 == package.sha256).limit(1)
-                        )
-                    ):  # as PyPI: one file, one name (not `x-1.0-...`, `x-1.0.0-...` and `x-0!1.0-...`)
-                        raise UploadRefused(
-                            f"File already exists ({filename!r}): these bytes were uploaded under"
-                            " another name; a file can only be uploaded once"
-                        )
-                    if repository_id is not None and package.packagetype == "sdist":
-                        _check_one_sdist(session, repository_id, existing or package)
                     if existing is None:
                         package.uploaded_by = actor
                         session.add(package)
@@ -152,7 +124,6 @@ class Uploads:
                         package.metadata_sha256 = self.store.put_bytes(metadata)
                     _add_artifact(session, writer)
                     session.flush()
-                    writer.commit()  # visible only now: validated, hash-checked, recorded
                     try:
                         created = (
                             new_version(session, repository_id, add=[package.id])
@@ -178,6 +149,44 @@ class Uploads:
                     self.ledger.forget(package.metadata_sha256)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
+
+
+def _admitted(
+    session: Session, repository_id: str | None, package: Package, filename: str
+) -> tuple[Package | None, Package | None]:
+    """UploadRefused (UploadForbidden) unless the file may be uploaded now; else the package
+    of that filename that stays (None: a new one), and a pull-through copy in no repository
+    holding the name with other bytes, which the upload takes it from (the caller deletes it)."""
+    if repository_id is not None:
+        _check_status(session, repository_id, package.name)
+        _check_blocklist(session, repository_id, package)
+    existing = session.scalar(select(Package).where(Package.filename == filename))
+    displaced = None
+    if (
+        existing is not None
+        and existing.sha256 != package.sha256
+        and existing.origin == "cache"
+        and not session.scalar(
+            select(RepositoryContent.id).where(RepositoryContent.package_id == existing.id)
+        )
+    ):  # only a pull-through copy in no repository: our upload takes the name
+        existing, displaced = None, existing
+    if existing is not None and existing.sha256 != package.sha256:
+        # Not its digest: the file may be in a private index the uploader cannot read
+        raise UploadRefused(
+            f"File already exists ({filename!r}): a filename can only be used once;"
+            " upload a new version instead"
+        )
+    if existing is None and session.scalar(
+        select(Package.id).where(Package.sha256 == package.sha256).limit(1)
+    ):  # as PyPI: one file, one name (not `x-1.0-...`, `x-1.0.0-...` and `x-0!1.0-...`)
+        raise UploadRefused(
+            f"File already exists ({filename!r}): these bytes were uploaded under"
+            " another name; a file can only be uploaded once"
+        )
+    if repository_id is not None and package.packagetype == "sdist":
+        _check_one_sdist(session, repository_id, existing or package)
+    return existing, displaced
 
 
 def _add_artifact(session: Session, writer: ArtifactWriter) -> None:
