@@ -14,6 +14,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ from pullthrough.config import ConfigError, RemoteSettings, Settings, load_setti
 from pullthrough.core.models import DistFile
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit as audit_module
+from pullthrough.services import orphans as orphans_module
 from pullthrough.services import sync as sync_module
 from pullthrough.services import tasks as tasks_module
 from pullthrough.services import uploads as uploads_module
@@ -58,6 +60,7 @@ from pullthrough.services.container import (
 from pullthrough.services.distribution import Distribution as ServedDistribution
 from pullthrough.services.distribution import NotFound
 from pullthrough.services.health import online_workers
+from pullthrough.services.packages import package_from_file
 from pullthrough.services.pullthrough import (
     HOLD_BACK,
     STORING_THREADS,
@@ -1691,6 +1694,44 @@ def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
         assert svc.store.has(sha)
     finally:
         svc.close()
+
+
+def test_a_sync_storing_metadata_waits_for_a_removal_of_the_same_bytes(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eviction drops a cached copy's metadata file as recorded by nothing (checked, then
+    removed, under the bytes' lock) while a sync taking in a copy with the same METADATA
+    records and stores those bytes: the sync waits for that lock, and stores them after the
+    removal - not before it, leaving its package a metadata file that is gone."""
+    wheel = build_wheel(tmp_path / "w", "twin", "1.0")
+    sha = services.store.put_bytes(wheel.read_bytes())
+    _, metadata = package_from_file(wheel, wheel.name, sha256=sha)
+    assert metadata is not None
+    meta = services.store.put_bytes(metadata)  # an evicted copy's, recorded by nothing now
+    copy = Package(filename=wheel.name, sha256=sha)
+    checked, proceed = threading.Event(), threading.Event()
+    check = orphans_module.recorded
+
+    def slowly(*args: Any) -> bool:  # the removal's check done, its removal yet to come
+        found = check(*args)
+        checked.set()
+        proceed.wait(5)
+        return found
+
+    monkeypatch.setattr(orphans_module, "recorded", slowly)
+    svc = services
+    with ThreadPoolExecutor(2) as pool:
+        dropping = pool.submit(
+            orphans_module.drop_unrecorded, svc.catalog, svc.ledger, svc.locks, svc.store, meta
+        )
+        assert checked.wait(5)
+        storing = pool.submit(sync_module._metadata_of, svc.locks, svc.ledger, svc.store, [copy])
+        with contextlib.suppress(FutureTimeout):
+            storing.result(timeout=0.5)  # before: stored at once, then removed
+        proceed.set()
+        dropping.result()
+        assert storing.result() == ({wheel.name: (sha, meta)}, {meta})
+    assert services.store.has(meta) and services.ledger.tracks(meta)
 
 
 def test_the_cache_evicts_no_metadata_file_a_cached_copy_records(

@@ -43,6 +43,7 @@ from pullthrough.services.remote_pages import (
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
 from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
 from pullthrough.storage.store import BlobStore, HashMismatch
 from pullthrough.upstream.client import (
     UpstreamClient,
@@ -267,7 +268,7 @@ def sync(ctx: TaskContext) -> None:
         # Stored once the downloads went well, the cache's until recorded (see _metadata_of)
         copies = [p for p in existing.values() if p.origin == "cache" and not p.metadata_sha256]
         taken_in = _taken_in(svc.catalog, repository_id, copies)
-        metadata, ours = _metadata_of(svc.ledger, svc.store, taken_in)
+        metadata, ours = _metadata_of(svc.locks, svc.ledger, svc.store, taken_in)
         with svc.catalog.session() as session:
             gone = _gone(session, existing.values())
             ids = []
@@ -350,7 +351,7 @@ def _taken_in(catalog: Catalog, repository_id: str, packages: list[Package]) -> 
 
 
 def _metadata_of(
-    ledger: Ledger, store: BlobStore, copies: list[Package]
+    locks: Locks, ledger: Ledger, store: BlobStore, copies: list[Package]
 ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """The PEP 658 metadata of pull-through copies a sync takes in, read from their stored
     files and stored (a cached wheel's METADATA is read on demand, not kept): filename ->
@@ -377,10 +378,14 @@ def _metadata_of(
         if metadata is None:
             continue
         sha = hashlib.sha256(metadata).hexdigest()
-        if sha not in ours and not ledger.tracks(sha):
-            ledger.record(sha, len(metadata))
-            ours.add(sha)
-        found[p.filename] = (p.sha256, store.put_bytes(metadata))
+        # Under the bytes' lock, as every writer of bytes: a removal that found them recorded
+        # by nothing (an evicted copy's metadata) removes them before, not after, they are
+        # recorded and stored here
+        with stored_bytes(locks, sha).held(STORED_WAIT_SECONDS):
+            if sha not in ours and not ledger.tracks(sha):
+                ledger.record(sha, len(metadata))
+                ours.add(sha)
+            found[p.filename] = (p.sha256, store.put_bytes(metadata))
     return found, ours
 
 
