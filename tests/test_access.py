@@ -169,6 +169,8 @@ def test_who_a_request_is(catalog: Catalog) -> None:
         basic("admin", ""),
         "Bearer " + live.partition(".")[0],
         "Basic !!notbase64!!",
+        "Basic \xff\xfe",  # bytes past ASCII, as a header's latin-1 text holds them: not base64
+        "Basic " + base64.b64encode(b"admin:\xff").decode(),  # not UTF-8 once decoded
         "Digest something",
         basic("ci", live),  # a token is the password of __token__, not of its name
     ]

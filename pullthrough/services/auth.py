@@ -7,7 +7,6 @@ and printed once by `pullthrough serve`.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -195,7 +194,7 @@ class Authenticator:
             return None
         try:
             user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or text past ASCII to decode
             return None
         if not sep:
             return None
