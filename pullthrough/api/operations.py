@@ -58,6 +58,7 @@ JSON_TYPE = "application/json"
 HIDDEN = "********"  # a secret's place in a value shown: credentials in URLs, header values
 NOT_FOUND = {"detail": "Not found."}
 NOT_A_FILE = "The submitted data was not a file. Check the encoding type on the form."  # DRF's
+NULL_CHARACTERS = "Null characters are not allowed."  # DRF's, for every string field
 
 
 class ValidationError(Exception):
@@ -245,6 +246,27 @@ def _multipart() -> dict[str, Any]:
     return {**fields, **request.files.to_dict()}
 
 
+def _holds_null(value: object) -> bool:
+    """Whether a value of a query or a body, or any string inside it, holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_null(k) or _holds_null(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_null(item) for item in value)
+    return False  # numbers, booleans, null, a form's file part
+
+
+def refuse_null_characters(args: Mapping[str, Sequence[str]], body: Mapping[str, Any]) -> None:
+    """A 400 naming the query parameters and body fields that hold a NUL character, as DRF
+    refuses them in every string field: no text column of PostgreSQL can hold one (psycopg
+    refuses to send it), so a name, a filter or a description with one was a 500 there."""
+    errors = {key: [NULL_CHARACTERS] for key, values in args.items() if _holds_null(values)}
+    errors |= {str(key): [NULL_CHARACTERS] for key, value in body.items() if _holds_null(value)}
+    if errors:
+        raise ValidationError(errors)
+
+
 def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any) -> dict[str, Any]:
     """The body's writable fields, checked; unknown and read-only keys are ignored (as DRF)."""
     assert op.body is not None
@@ -297,6 +319,8 @@ def _checked(op: Operation) -> Callable[..., Response]:
         body = None
         if op.body is not None:
             body = _multipart() if op.multipart else _body()
+        # (an operation without parameters reads no query: its arguments are ignored)
+        refuse_null_characters(request.args.to_dict(flat=False) if op.params else {}, body or {})
         call = Call(svc, None, None, {}, g.get("correlation_id", ""), principal=principal)
         if op.transaction or op.load is not None or body is not None:
             # A GET reads: it does not wait for a writer (a sync's commit), nor hold one up.

@@ -55,6 +55,12 @@ def package_from_file(
         )
     meta = read_metadata(path, filename)
     check_filename_matches(meta, filename)
+    if meta.requires_python is not None and "\x00" in meta.requires_python:
+        # Kept in a text column, which on PostgreSQL cannot hold a NUL (psycopg refuses it)
+        raise InvalidDistribution(
+            f"Invalid distribution {filename!r}: Invalid metadata: a null character in"
+            f" Requires-Python {meta.requires_python!r}"
+        )
     if sha256 is None:
         with open(path, "rb") as fh:
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()

@@ -1,0 +1,94 @@
+"""A NUL character in what a client sends - a REST API body or filter, an uploaded file's
+Requires-Python - is a 400 saying so, with the catalog in SQLite and in PostgreSQL alike (whose
+text columns cannot hold one: psycopg refuses to send it, which was a 500), and nothing is
+written."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.api import Api, legacy_upload, with_auth
+from support.postgres import private_database
+from support.servers import Server, config_text
+from support.upstream import Upstream
+
+pytestmark = pytest.mark.e2e
+
+NULL = "Null characters are not allowed."
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield ""
+        return
+    server_url: str = request.getfixturevalue("postgres_url")
+    with private_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def server(
+    catalog_url: str, upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> Server:
+    config = config_text(upstream.index_url, tmp_path / "data").replace(
+        "[server]\n", f"[server]\ndatabase_url = {json.dumps(catalog_url)}\n", 1
+    )
+    return live_server(with_auth(config))
+
+
+def _wheel(out: Path, metadata: bytes) -> Path:
+    path = out / "nul_lib-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("nul_lib-1.0.dist-info/METADATA", metadata)
+    return path
+
+
+def test_null_characters_are_refused_not_a_server_error(server: Server, tmp_path: Path) -> None:
+    api = Api(server.url)
+    repo = api.create("repositories/python/python/", name="nul")
+    api.create(
+        "distributions/python/pypi/", name="nul", base_path="nul", repository=repo["pulp_href"]
+    )
+    bodies: list[tuple[str, dict[str, Any], str]] = [
+        ("repositories/python/python/", {"name": "a\x00b"}, "name"),
+        ("repositories/python/python/", {"name": "ok", "description": "a\x00b"}, "description"),
+        (
+            "repositories/python/python/",
+            {"name": "ok", "pulp_labels": {"k\x00": "v"}},
+            "pulp_labels",
+        ),
+        ("remotes/python/python/", {"name": "r\x00", "url": "http://127.0.0.1:9/"}, "name"),
+        ("tokens/", {"name": "t\x00", "scopes": ["admin"]}, "name"),
+    ]
+    for path, body, field in bodies:
+        resp = api.request("POST", path, json=body)
+        assert resp.status_code == 400, (body, resp.status_code, resp.text)
+        assert resp.json() == {field: [NULL]}, body
+    resp = api.request("PATCH", repo["pulp_href"], json={"description": "\x00"})
+    assert resp.status_code == 400 and resp.json() == {"description": [NULL]}, resp.text
+    for query in (
+        "repositories/?name=a%00b",
+        "repositories/python/python/?name__contains=%00",
+        "content/python/packages/?filename=%00",
+        "tasks/?name=%00",
+        "audit/?actor=%00",
+    ):
+        resp = api.request("GET", query)
+        assert resp.status_code == 400, (query, resp.status_code, resp.text)
+        assert list(resp.json().values()) == [[NULL]], query
+    assert [r["name"] for r in api.request("GET", "repositories/").json()["results"]] == ["nul"]
+    assert api.request("GET", "remotes/python/python/?name=up").json()["count"] == 1
+    assert api.request("GET", "tokens/").json()["count"] == 0
+
+    metadata = b"Metadata-Version: 2.1\nName: nul-lib\nVersion: 1.0\nRequires-Python: >=3\x00.8\n"
+    resp = legacy_upload(server.url, "nul", _wheel(tmp_path, metadata))
+    assert resp.status_code == 400, (resp.status_code, resp.text)
+    assert "null character in Requires-Python" in resp.text
+    assert api.request("GET", "content/python/packages/").json()["count"] == 0
