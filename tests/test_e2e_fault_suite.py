@@ -540,3 +540,39 @@ def test_two_hundred_clients_on_warm_pages_see_no_error_and_flat_memory(
         assert end[pid] - warm[pid] <= 20 * 1024, (pid, warm[pid], end[pid])
         assert fds_end[pid] - fds_warm[pid] <= 100, (pid, fds_warm[pid], fds_end[pid])
     print(f"\n{tally.requests} requests; RSS KiB warm {warm} end {end}; fds {fds_warm} {fds_end}")
+
+
+# ---- damaged shared caches -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_damaged_page_or_render_cache_does_not_stop_a_restart(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, damage: str
+) -> None:
+    """The parsed pages (`data_dir/pages`) and the renderings the workers share
+    (`data_dir/renders`) are copies the server can make again: a damaged SQLite file of either
+    (a disk error, a copy cut short) is discarded at start-up, not a server that cannot start."""
+    wanted = small_wheel(upstream)
+    text, proxy, _ = start_proxy(gunicorn_server, upstream, tmp_path)
+    assert wanted.filename in proxy.page_files("main", "shelf-reader")
+    assert fetch(content_url(proxy, wanted.filename)) == (200, wanted.data)
+    assert settle(proxy.data_dir)
+    master = gunicorn_master(proxy)
+    assert parent_of(master) == os.getpid()  # our own server
+    os.kill(master, signal.SIGTERM)
+    assert wait_until(lambda: gone(master), timeout=GRACEFUL_TIMEOUT + 15, interval=0.05)
+
+    for name in ("pages", "renders"):
+        db = proxy.data_dir / name / "cache.db"
+        assert db.exists(), db
+        with db.open("r+b") as damaged:
+            if damage == "truncated":
+                damaged.truncate(db.stat().st_size // 3)
+            else:
+                damaged.write(b"\xde\xad\xbe\xef" * 1024)
+
+    again = gunicorn_server(text)  # starts, with the copies made anew
+    assert wanted.filename in again.page_files("main", "shelf-reader")
+    assert fetch(content_url(again, wanted.filename)) == (200, wanted.data)
+    upstream.down()  # the cached file is still served from the store
+    assert fetch(content_url(again, wanted.filename)) == (200, wanted.data)

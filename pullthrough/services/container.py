@@ -42,7 +42,7 @@ from pullthrough.services.coordination import (
     SharedLedger,
     adopt_local_ledger,
 )
-from pullthrough.services.counters import Counters
+from pullthrough.services.counters import COUNTERS, Counters
 from pullthrough.services.later import Later, WriteBehind
 from pullthrough.services.metrics import (
     CacheCollector,
@@ -55,6 +55,7 @@ from pullthrough.services.pullthrough import PullThrough
 from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
+from pullthrough.storage.copies import disposable_cache
 from pullthrough.storage.ledger import CacheLedger, Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
@@ -330,8 +331,9 @@ def build_services(settings: Settings) -> Services:
     ledger, locks = cache_coordination(catalog.engine, data, settings.cache.max_size)
     generation = change_signal(catalog.engine, data)
     # Parsed upstream pages; diskcache keeps large values (PyPI's project list) in files.
-    pages_cache = diskcache.Cache(
-        str(data / "pages"), eviction_policy=SHARED_EVICTION, size_limit=2 * 2**30
+    copies = LockDir(data / "locks")  # a damaged cache of copies is made anew, one at a time
+    pages_cache = disposable_cache(
+        data / "pages", copies, eviction_policy=SHARED_EVICTION, size_limit=2 * 2**30
     )
     advisories = Advisories(catalog)
     metrics = from_environment()
@@ -345,7 +347,7 @@ def build_services(settings: Settings) -> Services:
         advisories=advisories,
         observer=metrics,
     )
-    counters = Counters(data / "counters")
+    counters = Counters(disposable_cache(data / "counters", copies, **COUNTERS))
     artifacts = Artifacts(catalog, store, ledger, locks)
     metrics.read_at_scrape(CacheCollector(ledger, settings.cache.max_size))
     metrics.read_at_scrape(RefusalCollector(counters, registry.shown))
@@ -360,8 +362,8 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         advisories=advisories,
         pages_cache=pages_cache,
-        renders_cache=diskcache.Cache(
-            str(data / "renders"), eviction_policy=SHARED_EVICTION, size_limit=2**30
+        renders_cache=disposable_cache(
+            data / "renders", copies, eviction_policy=SHARED_EVICTION, size_limit=2**30
         ),
         pullthrough=PullThrough(
             store,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from pathlib import Path
+from typing import Any
 
 import diskcache
 
@@ -13,11 +13,13 @@ from pullthrough.core.policy import BLOCKED, HELD, QUARANTINE
 
 log = logging.getLogger(__name__)
 KINDS = (HELD, BLOCKED, QUARANTINE)  # answers refused (403): policy, blocklist, quarantine
+COUNTERS: dict[str, Any] = {"eviction_policy": "none", "statistics": False}
 
 
 class Counters:
-    def __init__(self, directory: Path) -> None:
-        self.cache = diskcache.Cache(str(directory), eviction_policy="none", statistics=False)
+    def __init__(self, cache: diskcache.Cache) -> None:
+        """The counts in `cache`, a diskcache opened with COUNTERS' settings."""
+        self.cache = cache
 
     def add(self, base_path: str, what: str, count: int = 1) -> None:
         try:
