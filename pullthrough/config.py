@@ -105,6 +105,19 @@ def _uri_prefix(value: object) -> str:
     return text
 
 
+PRESIGNED_MAX = 7 * 24 * 3600  # SigV4: a presigned URL is valid for at most 7 days
+
+
+def _presign_expiry(value: float) -> float:
+    """0, or a presigned URL's life: whole seconds (X-Amz-Expires) from 1 s to 7 days; S3
+    refuses URLs whose expiry is 0 (expired at once) or over a week (400)."""
+    if value and not 1 <= value <= PRESIGNED_MAX:
+        raise ValueError(
+            f"expected 0 or from 1s to 7d (S3's limit for presigned URLs), got {value:g}s"
+        )
+    return float(math.ceil(value))
+
+
 def _name(value: object) -> str:
     text = str(value)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
@@ -306,8 +319,9 @@ class StorageSettings:
     )
     s3_redirect: float = duration(
         0.0,
+        clean=_presign_expiry,
         help="0: files stream through the server; else clients are redirected to presigned"
-        " URLs valid this long.",
+        " URLs valid this long (1s to 7d, in whole seconds).",
     )
 
 

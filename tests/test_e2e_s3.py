@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -214,6 +216,23 @@ def test_files_by_presigned_redirect(
     assert direct.content == first.content
     ranged = get(location, headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206 and ranged.content == first.content[:10]
+
+
+def test_a_presigned_url_is_valid_at_least_as_long_as_set(
+    on_s3: Callable[..., Server],
+) -> None:
+    """X-Amz-Expires counts whole seconds: a fraction is rounded up, never down (500ms was a
+    URL expired at once, 403 for every client; 8d was refused by S3: not accepted now)."""
+    server = on_s3(s3_redirect="1500ms")
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    body = get(url).content  # cold: streamed, then stored
+    moved = get(url, allow_redirects=False)
+    assert moved.status_code == 302
+    assert parse_qs(urlsplit(moved.headers["Location"]).query)["X-Amz-Expires"] == ["2"]
+    time.sleep(1.2)  # past what int() made of it
+    followed = get(moved.headers["Location"])
+    assert followed.status_code == 200, followed.text[:300]
+    assert followed.content == body
 
 
 def test_an_s3_outage_is_a_clear_503_and_service_resumes(
