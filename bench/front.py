@@ -49,8 +49,8 @@ def front_cases(
     front: NginxFront, pt: Server, page_url: str, formats: dict[str, str]
 ) -> dict[tuple[str, str], Target]:
     """(a)'s cases through the front, per format: its page URL on nginx, nginx's pid (the
-    server), pullthrough's (what it relies on: revalidations). Checked first: 200, and the
-    second GET answered from nginx's cache."""
+    server), pullthrough's (what it relies on: a page per entry and second). Checked first: 200,
+    and the second GET answered from nginx's cache."""
     _, _, path = split_url(page_url)
     url = front.url + path
     assert front.proc is not None
@@ -94,8 +94,8 @@ def print_front_section(res: RunResults) -> None:
         )  # fmt: skip
     print()
     print(
-        "(a) through the deploy nginx front (deploy/nginx.conf, page cache: 1 s, revalidated "
-        "with the app), same rounds as (a)"
+        "(a) through the deploy nginx front (deploy/nginx.conf, page cache: 1 s, then asked "
+        "of the app again), same rounds as (a)"
     )
     if rows:
         print(

@@ -126,7 +126,7 @@ def test_pip_installs_through_the_front_and_pages_come_from_its_cache(
     assert (tmp_path / "dl2" / "shelf_reader-0.2-py3-none-any.whl").exists()
 
 
-def test_each_format_and_encoding_is_its_own_entry_and_revalidates_with_the_app(
+def test_each_format_and_encoding_is_its_own_entry_and_expires_within_the_bound(
     front: Front,
 ) -> None:
     variants = {
@@ -158,12 +158,13 @@ def test_each_format_and_encoding_is_its_own_entry_and_revalidates_with_the_app(
         f["filename"] for f in json.loads(gzip.decompress(raw.raw.read()))["files"]
     }
 
-    # Past the bound, the app is asked with the stored ETag and answers 304: REVALIDATED.
+    # Past the bound, the app is asked again (without the stored ETag: a 304 would keep the
+    # stored headers, and their max-age, which the app counts down): EXPIRED.
     time.sleep(BOUND + 0.1)
     before = front.app_page_requests()
     later = {name: front.get(PAGE, **headers) for name, headers in variants.items()}
     assert {n: r.headers["X-Cache-Status"] for n, r in later.items()} == dict.fromkeys(
-        variants, "REVALIDATED"
+        variants, "EXPIRED"
     )
     assert front.app_page_requests() - before == len(variants)
     for name, resp in later.items():
@@ -175,6 +176,34 @@ def test_each_format_and_encoding_is_its_own_entry_and_revalidates_with_the_app(
     assert one.status_code == two.status_code == 200
     assert two.headers["X-Cache-Status"] == "HIT" and two.content == one.content
     assert one.json()["urls"][0]["url"].startswith(front.url + "/pulp/content/main/")
+
+
+def test_a_page_is_never_given_a_longer_max_age_than_the_app_gives_it(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], nginx: str, tmp_path: Path
+) -> None:
+    """The app's max-age is what is left of its page's time (index_ttl, 20 s here); a client
+    of the front gets the same, at most the bound older. nginx keeps the headers it stored
+    when a revalidation answers 304, so a page it held since the first request kept saying
+    max-age=19 while the app said 12: pip and uv kept it up to index_ttl past its time."""
+    text = config_text(upstream.index_url, tmp_path / "data", cache_index_ttl="20s")
+    server = gunicorn_server(with_auth(text))
+    port = urlsplit(server.url).port
+    assert port is not None
+    with NginxFront(nginx, tmp_path / "nginx", port) as proxy, requests.Session() as session:
+        seen: list[tuple[float, str, int, int]] = []  # when, X-Cache-Status, front's, app's
+        start = time.monotonic()
+        while time.monotonic() - start < 3 * BOUND + MARGIN:  # past a few revalidations
+            front = session.get(proxy.url + PAGE, headers={"Accept": JSON_V1}, timeout=10)
+            app = session.get(server.url + PAGE, headers={"Accept": JSON_V1}, timeout=10)
+            assert front.status_code == app.status_code == 200
+            when = round(time.monotonic() - start, 1)
+            status = front.headers["X-Cache-Status"]
+            seen.append((when, status, fresh_for(front), fresh_for(app)))
+            time.sleep(0.3)
+    # An answer stored up to the bound ago says at most that much more than the app now.
+    late = [s for s in seen if s[2] > s[3] + BOUND]
+    assert not late, seen
+    assert len({s[3] for s in seen}) >= 4, seen  # the app's max-age went down meanwhile
 
 
 def test_an_upload_shows_through_the_front_within_the_bound(
