@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from support.api import Api, legacy_upload, report, with_auth
 from support.packages import build_wheel
 from support.seaweed import S3Server
 from support.servers import Server, config_text, stored_files, wait_until
-from support.tools import make_venv, run_pip
+from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -216,6 +218,39 @@ def test_files_by_presigned_redirect(
     assert direct.content == first.content
     ranged = get(location, headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206 and ranged.content == first.content[:10]
+
+
+@pytest.mark.slow
+def test_uv_keeps_a_redirected_file_as_it_keeps_a_streamed_one(
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
+    """A stored file never changes: its answer says so (immutable), through the object store
+    too. The object store's answer said nothing, so uv, which keeps it under the URL it asked
+    for, asked again on every install (302, then a conditional GET of the object)."""
+    server = gunicorn_server(
+        s3_config(upstream, tmp_path / "d", s3_server, bucket, s3_redirect="5m")
+    )
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    get(url)  # cold: streamed, then stored
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    moved = get(url, allow_redirects=False)
+    assert moved.status_code == 302
+    direct = get(moved.headers["Location"])
+    assert direct.headers["Cache-Control"] == "max-age=31536000, immutable"
+
+    python = make_venv(tmp_path / "venv")
+    uv = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python), "-v",
+          "--index-url", server.index(), "--cache-dir", str(tmp_path / "uv"), "--reinstall",
+          "shelf-reader==0.2"]  # fmt: skip
+    for _ in range(2):
+        done = subprocess.run(uv, env=clean_env(), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+    asked = [line for line in done.stderr.splitlines() if WHEEL in line and "request" in line]
+    assert not asked, asked  # the second install used what uv kept
 
 
 def test_a_presigned_url_is_valid_at_least_as_long_as_set(

@@ -225,6 +225,9 @@ class S3Store(BlobStore):
             "Key": self.key(sha256),
             "ResponseContentDisposition": f'attachment; filename="{filename}"',
             "ResponseContentType": "application/octet-stream",
+            # as the server's own answer says: a stored file never changes, and clients (uv)
+            # key what they keep by the URL they asked, not the presigned one
+            "ResponseCacheControl": "max-age=31536000, immutable",
         }
         url: str = self.client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=int(self.location.redirect_seconds)
