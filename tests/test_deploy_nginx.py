@@ -10,6 +10,7 @@ import pytest
 
 from pullthrough import gunicorn_conf
 from pullthrough.config import ServerSettings
+from pullthrough.web.content import SEND_HERE
 from pullthrough.web.rendered import accepts_gzip, rendered
 from support.nginx import DEPLOY_SITE, Directive, find, parse, render_site
 from support.upstream import HTML_V1, JSON_V1
@@ -23,6 +24,13 @@ def one(name: str, directives: list[Directive] = SITE) -> list[str]:
     found = find(directives, name)
     assert len(found) == 1, f"{name}: {len(found)} directives"
     return found[0].args
+
+
+def location(name: str) -> list[Directive]:
+    """The block of the site's one `location <name>`."""
+    (found,) = [d for d in find(SITE, "location") if d.args == [name]]
+    assert found.block is not None
+    return found.block
 
 
 def size(value: str) -> int:
@@ -53,12 +61,15 @@ def test_upstream_connections_are_kept_alive_and_closed_by_nginx_first() -> None
     assert len(upstream) == 1 and upstream[0].block is not None
     assert int(one("keepalive", upstream[0].block)[0]) > 0
     assert seconds(one("keepalive_timeout", upstream[0].block)[0]) < gunicorn_conf.keepalive
-    assert one("proxy_http_version") == ["1.1"]
-    headers = {d.args[0]: d.args[1] for d in find(SITE, "proxy_set_header")}
-    assert headers["Connection"] == '""'
-    assert headers["Host"] == "$http_host"
-    assert headers["X-Forwarded-Proto"] == "$scheme"
-    assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
+    # every location that proxies (the cached one inherits from `/`)
+    for name in ("/", "@pullthrough_sends"):
+        block = location(name)
+        assert one("proxy_http_version", block) == ["1.1"], name
+        headers = {d.args[0]: d.args[1] for d in find(block, "proxy_set_header")}
+        assert headers["Connection"] == '""', name
+        assert headers["Host"] == "$http_host", name
+        assert headers["X-Forwarded-Proto"] == "$scheme", name
+        assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for", name
 
 
 def test_index_pages_and_api_answers_are_compressed() -> None:
@@ -198,7 +209,7 @@ def test_the_page_cache_leaves_freshness_and_access_to_the_app() -> None:
     key = one("proxy_cache_key", block)[0]
     for part in ("$scheme", "$http_host", "$request_uri", "$http_accept", "$pullthrough_gzip"):
         assert part in key, part
-    headers = {d.args[0]: d.args[1] for d in find(SITE, "proxy_set_header")}
+    headers = {d.args[0]: d.args[1] for d in find(location("/"), "proxy_set_header")}
     assert headers["Accept-Encoding"] == "$pullthrough_gzip"  # the app is asked what is keyed
 
 
@@ -216,3 +227,11 @@ def test_stored_files_come_from_an_internal_location_only() -> None:
     assert one("internal", files[0].block) == []  # X-Accel-Redirect only, never a client
     assert one("alias", files[0].block)[0].endswith("/artifacts/")  # data_dir/artifacts
     assert ServerSettings().accel_redirect == ""  # off unless set to that prefix
+    # not found there (evicted meanwhile): the app is asked again and sends it itself; the
+    # header that asks it to is nginx's alone (a client's is cleared)
+    assert one("error_page", files[0].block) == ["404", "=", "@pullthrough_sends"]
+    again = location("@pullthrough_sends")
+    sent = {d.args[0]: d.args[1] for d in find(again, "proxy_set_header")}
+    assert sent[SEND_HERE] == "1" and one("proxy_pass", again)[0].endswith("$request_uri")
+    cleared = {d.args[0]: d.args[1] for d in find(location("/"), "proxy_set_header")}
+    assert cleared[SEND_HERE] == '""'

@@ -378,3 +378,39 @@ def test_stored_files_are_sent_by_nginx_once_the_app_allows_them(
     # and the internal location is not reachable from outside
     shard = f"{wanted.sha256[:2]}/{wanted.sha256[2:4]}/{wanted.sha256}"
     assert front.get(f"/_pullthrough/files/{shard}").status_code == 404
+
+
+def test_a_file_nginx_does_not_find_where_the_app_sent_it_is_sent_by_the_app(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], nginx: str, tmp_path: Path
+) -> None:
+    """A file evicted between the app's X-Accel-Redirect and nginx opening it was a 404 for
+    pip and uv (neither retries one). Made certain here: nginx's internal location looks in
+    an empty folder. nginx asks the app again, which sends the file itself."""
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data"))
+    text = text.replace("[server]\n", '[server]\naccel_redirect = "/_pullthrough/files/"\n', 1)
+    server = gunicorn_server(text)
+    port = urlsplit(server.url).port
+    assert port is not None
+    (tmp_path / "elsewhere").mkdir()
+    (wanted,) = [f for f in upstream.files_for("shelf-reader") if f.filename.endswith("0.2-py3-none-any.whl")]  # fmt: skip
+    path = f"/pulp/content/main/{wanted.filename}"
+    with (
+        NginxFront(nginx, tmp_path / "nginx", port, artifacts=tmp_path / "elsewhere") as proxy,
+        requests.Session() as session,
+    ):
+        assert session.get(proxy.url + path, timeout=30).content == wanted.data  # cold: the app
+        assert settle(server.data_dir) and stored_files(server.data_dir)
+        direct = requests.get(server.url + path, timeout=10)
+        assert direct.headers["X-Accel-Redirect"]  # stored: nginx is told to send it
+        whole = session.get(proxy.url + path, timeout=30)
+        assert whole.status_code == 200 and whole.content == wanted.data
+        part = session.get(proxy.url + path, headers={"Range": "bytes=10-19"}, timeout=30)
+        assert part.status_code == 206 and part.content == wanted.data[10:20]
+        head = session.head(proxy.url + path, timeout=30)
+        assert head.status_code == 200
+        assert int(head.headers["Content-Length"]) == len(wanted.data)
+        dl = tmp_path / "dl"
+        run_pip(["download", "--no-deps", "-d", str(dl), "-i", proxy.url + "/pypi/main/simple/",
+                 "shelf-reader==0.2"])  # fmt: skip
+        assert (dl / wanted.filename).read_bytes() == wanted.data
+    assert len(upstream.requests_for(wanted.filename, server="files")) == 1  # stored, not again

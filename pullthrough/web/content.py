@@ -156,6 +156,11 @@ def _stored_response(stored: StoredFile) -> Response:
     return resp  # make_conditional changed it in place (its annotation says werkzeug's type)
 
 
+# Set by the nginx front (only) when it asks again for a file it did not find where an
+# X-Accel-Redirect sent it: the answer then sends the file itself.
+SEND_HERE = "X-Pullthrough-Send-Here"
+
+
 def _accelerated(stored: StoredFile) -> Response | None:
     """With `server.accel_redirect` and files on local disk: the answer that has the nginx front
     send the stored file itself (Range and HEAD included), or None to send it here. Access has
@@ -163,6 +168,8 @@ def _accelerated(stored: StoredFile) -> Response | None:
     svc = services()
     prefix = svc.settings.server.accel_redirect
     if not prefix or not isinstance(svc.store, ArtifactStore):
+        return None
+    if request.headers.get(SEND_HERE):  # nginx did not find the file (evicted meanwhile)
         return None
     stored.file.close()
     resp = Response(mimetype="application/octet-stream")

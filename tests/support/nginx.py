@@ -160,7 +160,7 @@ def render_site(
     front = fronts[0]
     assert front.block is not None
     for proxy_pass in find(front.block, "proxy_pass"):
-        name = proxy_pass.args[0].removeprefix("http://").rstrip("/")
+        name = re.split(r"[/$]", proxy_pass.args[0].removeprefix("http://"))[0]
         if name not in upstreams:
             raise ValueError(f"proxy_pass {proxy_pass.args[0]} names no upstream block")
     for upstream in upstreams.values():
