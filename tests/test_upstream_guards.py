@@ -10,12 +10,14 @@ import hashlib
 import json
 import tracemalloc
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -313,33 +315,60 @@ def test_a_file_whose_content_length_cannot_be_read_is_fetched_by_its_listed_siz
 
 
 def test_a_range_whose_content_range_cannot_be_read_is_no_range_of_the_file(
-    scripted: HTTPServer, proxy: str, tmp_path: Path
+    ranged: Ranged,
 ) -> None:
     """A range of a file not cached yet is asked of the upstream; an answer whose Content-Range
     holds a number of more digits than int() reads (4,300) is not that range - as one of
     another size is not - and the whole file is sent instead: not a 500."""
     whole = bytes(range(256)) * 1200  # past HOLD_BACK: a range of it is relayed as it comes
-    sha = hashlib.sha256(whole).hexdigest()
-    listed: list[dict[str, object]] = [
-        {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
-    ]
-    listed[0]["size"] = len(whole)
-    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+    client = ranged(whole, 206, f"bytes 0-{'9' * 5000}/{len(whole)}")
+    with client.get(f"/pulp/content/main/{WHEEL}", headers={"Range": "bytes=0-9"}) as answer:
+        assert answer.status_code in (200, 206), answer.get_data(as_text=True)[:300]
+        sent = answer.get_data()
+        assert sent == (whole if answer.status_code == 200 else whole[:10])
 
-    def odd_range(request: Request) -> Response:
-        if "Range" not in request.headers:
-            return Response(whole, content_type="application/octet-stream")
-        answer = Response(whole[:10], status=206, content_type="application/octet-stream")
-        answer.headers["Content-Range"] = f"bytes 0-{'9' * 5000}/{len(whole)}"
-        return answer
 
-    scripted.expect_request("/files/" + WHEEL).respond_with_handler(odd_range)
-    app = create_app(load_settings(app_config(tmp_path, proxy), environ={}))
-    try:
-        client = app.test_client()
-        with client.get(f"/pulp/content/main/{WHEEL}", headers={"Range": "bytes=0-9"}) as answer:
-            assert answer.status_code in (200, 206), answer.get_data(as_text=True)[:300]
-            sent = answer.get_data()
-            assert sent == (whole if answer.status_code == 200 else whole[:10])
-    finally:
+def test_an_unsatisfiable_range_whose_size_cannot_be_read_is_a_416_without_it(
+    ranged: Ranged,
+) -> None:
+    """The upstream's 416 to a range of a file not cached yet is the client's 416, with the
+    file's size when the upstream's Content-Range gives one it can read - and without it when
+    the number is more digits than int() reads: not a 500."""
+    whole = bytes(range(256)) * 1200  # past HOLD_BACK: its range is asked of the upstream
+    client = ranged(whole, 416, f"bytes */{'9' * 5000}")
+    with client.get(f"/pulp/content/main/{WHEEL}", headers={"Range": "bytes=0-9"}) as answer:
+        assert answer.status_code == 416, answer.get_data(as_text=True)[:300]
+        assert "9999" not in answer.headers.get("Content-Range", "")
+
+
+Ranged = Callable[[bytes, int, str], FlaskClient]
+
+
+@pytest.fixture
+def ranged(scripted: HTTPServer, proxy: str, tmp_path: Path) -> Iterator[Ranged]:
+    """Clients of apps whose upstream lists `whole` (a wheel) and answers a range of it with
+    `status` and the Content-Range `said` (the whole file to a GET without Range)."""
+    apps: list[Flask] = []
+
+    def start(whole: bytes, status: int, said: str) -> FlaskClient:
+        sha = hashlib.sha256(whole).hexdigest()
+        listed: list[dict[str, object]] = [
+            {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
+        ]
+        listed[0]["size"] = len(whole)
+        scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+
+        def odd_range(request: Request) -> Response:
+            if "Range" not in request.headers:
+                return Response(whole, content_type="application/octet-stream")
+            answer = Response(whole[:10], status=status, content_type="application/octet-stream")
+            answer.headers["Content-Range"] = said
+            return answer
+
+        scripted.expect_request("/files/" + WHEEL).respond_with_handler(odd_range)
+        apps.append(create_app(load_settings(app_config(tmp_path, proxy), environ={})))
+        return apps[-1].test_client()
+
+    yield start
+    for app in apps:
         app.extensions["pullthrough"].close()

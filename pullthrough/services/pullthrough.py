@@ -47,7 +47,7 @@ from pullthrough.storage.store import (
     from_start,
 )
 from pullthrough.upstream.client import (
-    SIZE_DIGITS,
+    SIZE,
     Answer,
     UpstreamClient,
     UpstreamError,
@@ -139,13 +139,8 @@ class Kept(NamedTuple):
     package: Package | None
 
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-def _too_long(found: re.Match[str]) -> bool:
-    """A Content-Range with a number of more digits than any size has (int() reads none of
-    more than 4,300): no range of a file this server could fetch."""
-    return any(len(number) > SIZE_DIGITS for number in found.groups())
+# Another Content-Range (one of a number no SIZE is, say) is no range of a file we could fetch
+_CONTENT_RANGE = re.compile(rf"bytes ({SIZE})-({SIZE})/({SIZE}|\*)")
 
 
 class _Progress:
@@ -431,7 +426,7 @@ class PullThrough:
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
         found = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-        if resp.status != 206 or found is None or _too_long(found):
+        if resp.status != 206 or found is None:
             resp.close()
             return None
         start, end = int(found[1]), int(found[2])

@@ -53,8 +53,11 @@ PAGE_ACCEPT = (
     "text/html;q=0.1"
 )
 CHUNK = 256 * 1024
-SIZE_DIGITS = 20  # at most, in a size an upstream announces: 2**64 has 20
-_UNSATISFIED = re.compile(r"bytes \*/(\d+)")  # a 416's Content-Range
+# A size as an upstream's headers write it (Content-Length, Content-Range): ASCII digits, at most
+# 20 (2**64 has 20; int() reads no more than 4,300, and `\d` takes digits it cannot read)
+SIZE = "[0-9]{1,20}"
+_SIZE = re.compile(SIZE)
+_UNSATISFIED = re.compile(rf"bytes \*/({SIZE})")  # a 416's Content-Range
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -488,12 +491,11 @@ class UpstreamClient:
 
 
 def content_length(resp: Answer) -> int | None:
-    """The size an answer announces (Content-Length), or None - also for one that is no size
-    http.client reads either (it then reads to the end): a Latin-1 digit str.isdigit takes but
-    int() does not (a superscript), or more digits than int() reads (or any file has)."""
+    """The size an answer announces (Content-Length), or None - also for one that is no SIZE
+    (http.client then reads to the end): a Latin-1 digit str.isdigit takes but int() does not
+    (a superscript), or more digits than int() reads (or any file has)."""
     length = resp.headers.get("Content-Length", "").strip()
-    readable = length.isascii() and length.isdigit() and len(length) <= SIZE_DIGITS
-    return int(length) if readable else None
+    return int(length) if _SIZE.fullmatch(length) else None
 
 
 def download_bound(size: int | None, cache_limit: int) -> int:
