@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +29,7 @@ from pullthrough.core.filters import FilterSpec, parse_rule
 from pullthrough.core.links import without_userinfo
 from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
 from pullthrough.core.remotes import ordered
-from pullthrough.core.times import read_time
+from pullthrough.core.times import read_utc
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
@@ -167,15 +167,11 @@ def _duration_text(value: str) -> str:
 def parse_moment(value: str) -> str:
     """An RFC 3339 time, kept in UTC ISO 8601 form (a time without a zone is UTC)."""
     try:
-        when = read_time(value)
-    except ValueError:
+        when = read_utc(value)
+    except ValueError:  # unreadable, or out of range in UTC
         raise ValueError(
             f"expected an RFC 3339 time like 2026-01-31T00:00:00Z, got {value!r}"
         ) from None
-    try:
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the year 1 in UTC
-        raise ValueError(f"a time out of range: {value!r}") from None
     return when.isoformat().replace("+00:00", "Z")
 
 

@@ -42,7 +42,6 @@ from pullthrough.catalog.models import (
     Upload,
     UploadChunk,
     Worker,
-    utc,
     worker_id,
 )
 from pullthrough.catalog.versions import (
@@ -60,6 +59,7 @@ from pullthrough.catalog.versions import (
 )
 from pullthrough.config import RemoteSettings
 from pullthrough.core.labels import parse_selector
+from pullthrough.core.times import utc
 from pullthrough.services.cached_content import CachedContent
 from pullthrough.storage.store import ArtifactStore
 from support.postgres import private_database

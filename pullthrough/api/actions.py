@@ -210,9 +210,7 @@ PURGE = (
 
 def purge(call: Call) -> Response:
     """`pulp task purge`, as Pulp's: a task that deletes the records of finished tasks."""
-    before = call.values.get("finished_before") or parse_moment(
-        (now() - timedelta(days=30)).isoformat()
-    )
+    before = call.values.get("finished_before") or (now() - timedelta(days=30)).isoformat()
     states = sorted(set(call.values.get("states", ["completed"])))
     return queued(call, PURGE_TASKS, {"finished_before": before, "states": states})
 

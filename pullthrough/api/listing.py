@@ -28,9 +28,8 @@ from pullthrough.api.params import (
     STARTSWITH,
     Filter,
 )
-from pullthrough.catalog.models import utc
 from pullthrough.core.fields import INT_MAX
-from pullthrough.core.times import read_time
+from pullthrough.core.times import read_utc
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -122,8 +121,8 @@ def _moment(key: str, value: str) -> datetime:
     """A time to compare with: RFC 3339 (core.times: a lower-case t or z too); one without a
     zone is UTC. One whose UTC leaves the calendar (year 1 at +14:00) is refused as well."""
     try:
-        return utc(read_time(value))
-    except (ValueError, OverflowError):
+        return read_utc(value)
+    except ValueError:
         raise invalid(key, "Enter a valid date/time (RFC 3339).") from None
 
 

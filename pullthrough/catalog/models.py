@@ -34,11 +34,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def utc(value: datetime) -> datetime:
-    """A stored time, aware and in UTC (SQLite gives naive UTC; PostgreSQL the session's zone)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class Base(DeclarativeBase):
     pass
 

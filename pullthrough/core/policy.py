@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -20,7 +20,7 @@ from packaging.version import Version
 from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
 from pullthrough.core.filters import NameSet, Rule, naming, parse_rule
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
-from pullthrough.core.times import read_time, stamp
+from pullthrough.core.times import read_utc, stamp
 
 ENFORCE, AUDIT = POLICY_MODES = ("enforce", "audit")
 # What refused a file (the status endpoint counts each).
@@ -61,10 +61,9 @@ def upload_time_of(entry: DistFile) -> datetime | None:
     if not entry.upload_time:
         return None
     try:
-        when = read_time(entry.upload_time)
+        return read_utc(entry.upload_time)
     except ValueError:
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def hold_of(

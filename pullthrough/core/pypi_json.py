@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from packaging.version import Version
 
 from pullthrough.core.filenames import parse_version, python_version, release_of
 from pullthrough.core.metadata import PackageMetadata
-from pullthrough.core.times import read_time
+from pullthrough.core.times import read_utc
 
 
 class UnknownVersion(KeyError):
@@ -226,9 +225,8 @@ def _times(stored: str | None) -> tuple[str | None, str | None]:
     if not stored:
         return None, None
     try:
-        when = read_time(stored)
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    except (ValueError, OverflowError):  # not a time, or one that leaves the calendar in UTC
+        when = read_utc(stored)
+    except ValueError:  # not a time, or one that leaves the calendar in UTC
         return None, stored
     naive = when.replace(tzinfo=None)
     return naive.isoformat(timespec="seconds"), naive.isoformat() + "Z"

@@ -22,9 +22,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import ApiToken, utc
+from pullthrough.catalog.models import ApiToken
 from pullthrough.config import AuthSettings
 from pullthrough.core.access import Principal, admin_principal, client_address, parse_scope
+from pullthrough.core.times import utc
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,16 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.models import Task, Worker, now, utc
+from pullthrough.catalog.models import Task, Worker, now
 from pullthrough.core.tasks import RUNNING_TASK_STATES
+from pullthrough.core.times import read_utc
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
@@ -165,7 +166,7 @@ def count_by_state(catalog: Catalog) -> dict[str, int]:
 def purge_tasks(ctx: TaskContext) -> None:
     """The task `pulp task purge` queues, as Pulp's: the records of the tasks in `states`
     (final ones) that finished before `finished_before`, gone; this one stays."""
-    before = utc(datetime.fromisoformat(ctx.args["finished_before"]))
+    before = read_utc(ctx.args["finished_before"])
     with ctx.services.catalog.session() as session:
         ids = list(
             session.scalars(

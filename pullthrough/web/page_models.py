@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name, canonicalize_version
@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pullthrough.core.filenames import InvalidFilename, parse_filename, parse_version
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import Hold
-from pullthrough.core.times import read_time, stamp
+from pullthrough.core.times import read_utc, stamp
 
 # Where a file comes from.
 REPOSITORY = "repository"  # content of the distribution's repository (uploaded or synced)
@@ -120,10 +120,9 @@ class FileRow:
         if not self.upload_time:
             return ""
         try:
-            when = read_time(self.upload_time)
+            when = read_utc(self.upload_time)
         except ValueError:
             return self.upload_time
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         return when.strftime("%Y-%m-%d %H:%M")
 
 
