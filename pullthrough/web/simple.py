@@ -35,11 +35,9 @@ def _content_prefix(dist: Distribution) -> str:
 
 
 def _rendered(
-    body: bytes, fmt: Format, stale: bool, dist: Distribution, max_age: float | None = None
+    body: bytes, fmt: Format, stale: bool, dist: Distribution, max_age: float
 ) -> Rendered:
-    """`max_age`: how long clients may keep it (None: the distribution's TTL)."""
-    if max_age is None:
-        max_age = dist.ttl
+    """`max_age`: how long clients may keep it."""
     return rendered(body, CONTENT_TYPES[fmt], stale=stale, max_age=max_age, private=dist.private)
 
 
@@ -52,9 +50,7 @@ def render_page(view: PageView, dist: Distribution, fmt: Format, project: str) -
             body = simple_json.render_project_page(view.page, prefix, project_versions(view.page))
         else:
             body = simple_html.render_project_page(view.page, prefix)
-        done = view.renders[fmt] = _rendered(
-            body, fmt, view.stale, dist, max_age=dist.client_ttl(view)
-        )
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist, dist.client_ttl(view))
         services().metrics.renders.inc()
         shared_renders().put(dist, project, fmt, view.expires_at, done)
     return cast(Rendered, done)
@@ -66,7 +62,7 @@ def _render_list(view: ListView, dist: Distribution, fmt: Format) -> Rendered:
             body = simple_json.render_project_list(view.names)
         else:
             body = simple_html.render_project_list(view.names, "")
-        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist)
+        done = view.renders[fmt] = _rendered(body, fmt, view.stale, dist, dist.ttl)
     return cast(Rendered, done)
 
 
