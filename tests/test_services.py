@@ -1058,9 +1058,7 @@ def test_a_mirror_sync_removes_what_a_change_added_while_it_ran(
     with private_database(postgres_url) as url:
         svc = build_services(on_postgres(upstream, tmp_path, url, includes=["shelf-reader"]))
         try:
-            with svc.catalog.session() as session:
-                repo_id = create_repository(session, name="r").id
-                remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+            repo_id, args = new_sync(svc, mirror=True)
             intruder = build_wheel(tmp_path / "w", "intruder", "1.0")
             record = sync_module.new_version  # type: ignore[attr-defined]
 
@@ -1070,8 +1068,7 @@ def test_a_mirror_sync_removes_what_a_change_added_while_it_ran(
                 return record(session, *args, **kwargs)
 
             monkeypatch.setattr(sync_module, "new_version", uploaded_meanwhile)
-            args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": True}
-            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+            run_sync(svc, args)
             with svc.catalog.session() as session:
                 latest = session.get(Repository, repo_id)
                 assert latest is not None and latest.latest_number == 2  # the upload's, then
@@ -1393,9 +1390,7 @@ def test_a_sync_fetches_again_a_file_removed_before_it_recorded_it(
     )
     try:
         whl = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHL_02)
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        _, args = new_sync(svc)
         record = sync_module.new_version  # type: ignore[attr-defined]
 
         def removed_first(session: Any, *args: Any, **kwargs: Any) -> Any:
@@ -1403,10 +1398,9 @@ def test_a_sync_fetches_again_a_file_removed_before_it_recorded_it(
             return record(session, *args, **kwargs)
 
         monkeypatch.setattr(sync_module, "new_version", removed_first)
-        task_id = queue(svc, SYNC, repository_id=repo_id, remote_id=remote_id, mirror=False)
+        task_id = queue(svc, SYNC, **args)
         upstream.clear_log()
-        sync_module.sync(TaskContext(svc, task_id, {"repository_id": repo_id,
-                                                     "remote_id": remote_id, "mirror": False}))  # fmt: skip
+        sync_module.sync(TaskContext(svc, task_id, args))
         assert svc.store.has(whl.sha256)
         fetched = [r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")]
         assert fetched.count(WHL_02) == 2  # the sync's download, then once more
@@ -1433,14 +1427,25 @@ def syncing(
         yield svc
 
 
+def new_sync(svc: Services, *, mirror: bool = False) -> tuple[str, dict[str, Any]]:
+    """A new repository `r`, and the arguments of a sync of it from the remote `up`."""
+    with svc.catalog.session() as session:
+        repo_id = create_repository(session, name="r").id
+        remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+    return repo_id, {"repository_id": repo_id, "remote_id": remote_id, "mirror": mirror}
+
+
+def run_sync(svc: Services, args: dict[str, Any]) -> None:
+    """The sync task with `args`, queued and run here."""
+    sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+
+
 def sync_evicting_first(
     svc: Services, monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = lambda: None
 ) -> str:
     """A sync of shelf-reader into a new repository whose first download finds the cache over
     its limit: an eviction pass (which must evict one file), then `then`. The repository's id."""
-    with svc.catalog.session() as session:
-        repo_id = create_repository(session, name="r").id
-        remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+    repo_id, args = new_sync(svc)
     download = sync_module.Syncer.download
     evicted: list[int] = []
     first = threading.Lock()
@@ -1455,8 +1460,7 @@ def sync_evicting_first(
         return download(syncer, wanted)
 
     monkeypatch.setattr(sync_module.Syncer, "download", evicting_first)
-    args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
-    sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+    run_sync(svc, args)
     assert evicted == [1]
     return repo_id
 
@@ -1471,14 +1475,11 @@ def test_a_sync_gives_up_a_download_going_on_past_the_files_size(
         settings_for(upstream, tmp_path, includes=["shelf-reader==0.1"], policy="immediate")
     )
     try:
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        _, args = new_sync(svc)
         upstream.endless_files = True
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
         started = time.monotonic()
         with pytest.raises(sync_module.SyncFailed, match="bytes expected"):
-            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+            run_sync(svc, args)
         assert time.monotonic() - started < 10  # the junk comes 64 KiB every 10 ms, without end
         assert list(svc.store.tmp.iterdir()) == []
     finally:
@@ -1518,14 +1519,12 @@ def test_a_sync_taking_in_a_cached_copy_keeps_its_pep_658_metadata(
     svc = syncing
     dist, whl = main_and_wheel(svc, upstream)
     cached_in_catalog(svc, dist, whl)
+    repo_id, args = new_sync(svc)
     with svc.catalog.session() as session:
-        repo_id = create_repository(session, name="r").id
-        remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
         copy = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
         assert copy.origin == "cache" and copy.metadata_sha256 is None
-    args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
     upstream.clear_log()
-    sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+    run_sync(svc, args)
     assert WHL_02 not in {r.path.rsplit("/", 1)[1] for r in upstream.requests_for("/files/")}
     with svc.catalog.session() as session:
         taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
@@ -1556,9 +1555,7 @@ def test_a_failed_sync_leaves_no_metadata_of_a_cached_copy_behind(
     try:
         dist, whl = main_and_wheel(svc, upstream)
         cached_in_catalog(svc, dist, whl)
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        _, args = new_sync(svc)
         if failing == "download":
             upstream.corrupt_files = True  # every other file the sync downloads
         else:
@@ -1567,9 +1564,8 @@ def test_a_failed_sync_leaves_no_metadata_of_a_cached_copy_behind(
                 raise PackagesBlocked([WHL_02])
 
             monkeypatch.setattr(sync_module, "new_version", blocked)
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
         with pytest.raises((sync_module.SyncFailed, PackagesBlocked)):
-            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+            run_sync(svc, args)
         metadata = hashlib.sha256(extract_metadata(WHL_02, whl.data)).hexdigest()
         svc.ledger.max_size = 1  # the cache evicts all it may
         svc.pullthrough.evict_if_needed()
@@ -1602,7 +1598,7 @@ def test_a_failed_sync_leaves_the_metadata_another_sync_is_recording(
             patched.setattr(sync_module, "new_version", blocked)
             args = {"repository_id": first, "remote_id": remote_id, "mirror": False}
             with pytest.raises(PackagesBlocked):
-                sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+                run_sync(svc, args)
         sha = hashlib.sha256(metadata).hexdigest()
         with svc.catalog.session() as session:  # the other sync's record, as it commits it
             taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
@@ -1625,11 +1621,8 @@ def test_an_evicted_copy_takes_the_metadata_a_sync_kept_for_it_along(
     try:
         dist, whl = main_and_wheel(svc, upstream)
         cached_in_catalog(svc, dist, whl)
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
-        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        repo_id, args = new_sync(svc)
+        run_sync(svc, args)
         with svc.catalog.session() as session:
             taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
             metadata_sha256 = taken.metadata_sha256
@@ -1663,9 +1656,8 @@ def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
         sha = svc.store.put_bytes(metadata)
         twin = svc.store.put_bytes(b"the other platform's wheel")
         svc.ledger.record(twin, 26)
+        _, args = new_sync(svc)
         with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
             session.add(
                 Package(
                     filename="shelf_reader-0.2-py3-none-win_amd64.whl",
@@ -1686,8 +1678,7 @@ def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
             return found
 
         monkeypatch.setattr(sync_module, "_metadata_of", then_evicted)
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
-        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        run_sync(svc, args)
         with svc.catalog.session() as session:
             taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
             assert taken.metadata_sha256 == sha
@@ -1768,20 +1759,8 @@ def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
         dist = svc.registry.get("main")
         assert dist is not None
         sdist = next(f for f in upstream.files_for("shelf-reader") if f.filename == SDIST_01)
-        with closing(streamed(svc, dist, SDIST_01)) as cached:
-            assert b"".join(cached) == sdist.data
-        stored_soon(cached)
-
-        def recorded() -> bool:
-            with svc.catalog.session() as session:
-                found = select(Package.id).where(Package.filename == SDIST_01)
-                return session.scalar(found) is not None
-
-        assert wait_until(recorded, 10)
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": False}
+        cached_in_catalog(svc, dist, sdist)
+        repo_id, args = new_sync(svc)
         read: list[str] = []
         local_path = svc.store.local_path
 
@@ -1790,7 +1769,7 @@ def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
             return local_path(sha256)
 
         monkeypatch.setattr(svc.store, "local_path", counted)
-        sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+        run_sync(svc, args)
         assert read.count(sdist.sha256) == 1  # taken in: its metadata looked for
         with svc.catalog.session() as session:
             taken = session.scalars(select(Package).where(Package.filename == SDIST_01)).one()
@@ -1804,7 +1783,7 @@ def test_a_sync_reads_a_cached_copy_it_took_in_once_not_at_every_sync(
             )
         read.clear()
         for _ in range(2):  # the repository holds it already: nothing to take in, or read
-            sync_module.sync(TaskContext(svc, queue(svc, SYNC, **args), args))
+            run_sync(svc, args)
         assert read == []
     finally:
         svc.close()
@@ -1845,15 +1824,16 @@ def test_the_copy_cached_again_after_an_eviction_keeps_the_metadata_the_sync_rea
     assert svc.store.has(metadata)
 
 
-def cached_in_catalog(svc: Services, dist: ServedDistribution, whl: UpstreamFile) -> None:
-    """WHL_02 fetched through the cache, and recorded in the catalog (after its storing)."""
-    with closing(streamed(svc, dist, WHL_02)) as cached:
-        assert b"".join(cached) == whl.data
+def cached_in_catalog(svc: Services, dist: ServedDistribution, file: UpstreamFile) -> None:
+    """An upstream's file fetched through the cache, and recorded in the catalog (after its
+    storing)."""
+    with closing(streamed(svc, dist, file.filename)) as cached:
+        assert b"".join(cached) == file.data
     stored_soon(cached)
 
     def recorded() -> bool:
         with svc.catalog.session() as session:
-            found = select(Package.id).where(Package.filename == WHL_02)
+            found = select(Package.id).where(Package.filename == file.filename)
             return session.scalar(found) is not None
 
     assert wait_until(recorded, 10)
@@ -2719,12 +2699,9 @@ def test_a_sync_leaves_out_what_the_blocklist_names_or_fails_whole(
         settings_for(upstream, tmp_path, includes=["shelf-reader"], policy="immediate")
     )
     try:
-        with svc.catalog.session() as session:
-            repo_id = create_repository(session, name="r").id
-            remote_id = session.scalar(select(Remote.id).where(Remote.name == "up"))
+        repo_id, args = new_sync(svc, mirror=True)
         _block(svc, repo_id, name="shelf-reader", version="0.1.0")  # 0.1 by PEP 440
         _block(svc, repo_id, filename=WHL_02)
-        args = {"repository_id": repo_id, "remote_id": remote_id, "mirror": True}
         blocked = {WHL_01, WHL_02, "shelf_reader-0.1.tar.gz"}
         upstream.clear_log()
         task_id = queue(svc, SYNC, **args)
