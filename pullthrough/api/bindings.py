@@ -666,8 +666,7 @@ TASKS = Binding(
 def _online(online: bool) -> Any:
     """Workers that heartbeat within tasks.worker_timeout (online), or not (missing)."""
     svc = services()
-    timeout = svc.settings.tasks.worker_timeout
-    alive = Worker.last_heartbeat >= online_since(timeout, svc.catalog.engine.dialect.name)
+    alive = Worker.last_heartbeat >= online_since(svc.catalog, svc.settings.tasks.worker_timeout)
     return alive if online else ~alive
 
 

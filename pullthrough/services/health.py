@@ -88,7 +88,7 @@ class TaskInfo:
 
 
 def online_workers(catalog: Catalog, worker_timeout: float) -> list[WorkerInfo]:
-    alive = online_since(worker_timeout, catalog.engine.dialect.name)
+    alive = online_since(catalog, worker_timeout)
     with catalog.reading() as session:
         rows = session.scalars(
             select(Worker).where(Worker.last_heartbeat >= alive).order_by(Worker.name)

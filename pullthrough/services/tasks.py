@@ -87,18 +87,18 @@ def record_completed(
     return task.id
 
 
-def catalog_now(dialect: str) -> Any:
+def catalog_now(catalog: Catalog) -> Any:
     """Now, for heartbeats and what is compared with them: by the database's clock on
     PostgreSQL (one clock for every node: a node whose own clock is off by more than
     tasks.worker_timeout neither takes the other nodes' workers for dead, failing their running
     tasks, nor is taken for dead by them), by this host's on SQLite (one host)."""
-    return func.now() if dialect == "postgresql" else now()
+    return func.now() if catalog.engine.dialect.name == "postgresql" else now()
 
 
-def online_since(window: float, dialect: str) -> Any:
+def online_since(catalog: Catalog, window: float) -> Any:
     """Workers that heartbeat after this time are alive (a time, or the database's now minus
     the window: see catalog_now)."""
-    return catalog_now(dialect) - timedelta(seconds=window)
+    return catalog_now(catalog) - timedelta(seconds=window)
 
 
 class Canceled(Exception):
@@ -262,7 +262,7 @@ class TaskWorker:
         if not force and time.monotonic() - self._beat < self.heartbeat_seconds:
             return
         self._beat = time.monotonic()
-        beat = catalog_now(self.services.catalog.engine.dialect.name)
+        beat = catalog_now(self.services.catalog)
         with self.services.catalog.session() as session:
             worker = session.get(Worker, self.name)
             if worker is None:
@@ -275,16 +275,16 @@ class TaskWorker:
         """Mark failed the tasks of workers that stopped heartbeating; forget workers missing
         for a week, as Pulp does (their tasks then name no worker, as Pulp's: no href of
         theirs leads nowhere)."""
-        dialect = self.services.catalog.engine.dialect.name
-        with self.services.catalog.session() as session:
+        catalog = self.services.catalog
+        with catalog.session() as session:
             gone = select(Worker.name).where(
-                Worker.last_heartbeat < online_since(FORGOTTEN_AFTER_SECONDS, dialect)
+                Worker.last_heartbeat < online_since(catalog, FORGOTTEN_AFTER_SECONDS)
             )
             if names := list(session.scalars(gone)):
                 session.execute(update(Task).where(Task.worker.in_(names)).values(worker=None))
                 session.execute(delete(Worker).where(Worker.name.in_(names)))
             alive = select(Worker.name).where(
-                Worker.last_heartbeat >= online_since(self.dead_after, dialect)
+                Worker.last_heartbeat >= online_since(catalog, self.dead_after)
             )
             orphaned = session.scalars(
                 select(Task)
