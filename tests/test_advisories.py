@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -24,7 +25,7 @@ from pullthrough.core.advisories import (
     vulnerabilities,
 )
 from pullthrough.core.models import DistFile, ProjectPage, file_versions
-from pullthrough.core.policy import BLOCKED, HELD, Hold
+from pullthrough.core.policy import BLOCKED, HELD, Blocklist, Hold
 from support.calls import counted
 
 DEMO = canonicalize_name("demo-lib")
@@ -354,10 +355,42 @@ SHUFFLED = [{"fixed": "3.2.5"}, {"introduced": "3.0"}, {"fixed": "1.0.2"}, {"int
         (entry(versions=["1.0", "not-a-version"]), "1.0", True),
         (entry([{"introduced": "1.0"}, {"fixed": "soon"}]), "5.0", True),  # no fix it can read
         (entry([{"introduced": "someday"}, {"fixed": "2.0"}]), "1.0", False),
+        # A local build (PEP 440's `+label`) is where its release is.
+        (entry(versions=["3.0"]), "3.0+cpu", True),
+        (entry(versions=["3.0"]), "3.0.0+cu118.torch2", True),
+        (entry(versions=["3.0"]), "3.0.post1+cpu", False),
+        (entry(versions=["3.0"]), "3.0rc1+cpu", False),
+        (entry(versions=["3.0+cpu"]), "3.0+cpu", True),
+        (entry(versions=["3.0+cpu"]), "3.0+gpu", False),
+        (entry(versions=["3.0+cpu"]), "3.0", False),
+        (entry(versions=["v3.0", "4.00"]), "3.0.0", True),  # compared as versions, not text
+        (entry(versions=["v3.0", "4.00"]), "4.0+cpu", True),
+        (entry(FIXED_2), "1.9+cpu", True),
+        (entry(FIXED_2), "2.0+cpu", False),
+        (entry(FROM_1_2), "1.2+cpu", True),
+        (entry(FROM_1_2), "1.4.1+cpu", False),
+        (entry(UP_TO_1_5), "1.5+cpu", True),  # as `<=1.5` takes it in
+        (entry(UP_TO_1_5), "1.5.post1+cpu", False),
+        (entry([{"introduced": "0"}, {"limit": "2.0"}]), "2.0+cpu", False),
+        (entry([{"introduced": "3.0+cpu"}]), "3.0+cpu", True),
+        (entry([{"introduced": "3.0+cpu"}]), "3.0", False),
     ],
 )
 def test_which_versions_an_entry_affects(affected: Affected, version: str, expected: bool) -> None:
     assert affected.affects(Version(version)) is expected
+
+
+@pytest.mark.parametrize("listed", ["3.0", "3.0.0", "v3.0", "3.00", "3.0+cpu", "3.0.0+CPU"])
+@pytest.mark.parametrize(
+    "version", ["3.0", "3.0.0", "3.0+cpu", "3.0+gpu", "3.0.0+cpu", "3.0.1", "3.0rc1", "3.0.post1"]
+)
+def test_a_listed_version_is_the_blocklist_s_equality(listed: str, version: str) -> None:
+    """A MAL- record listing a version refuses what the blocklist entry `==` it refuses."""
+    blocklist = Blocklist.parse([f"demo-lib=={listed}"])
+    blocked = blocklist.hold_for(DEMO, Version(version), "x") is not None
+    advisory = parse_record(record(MAL_RELEASE, affected=pypi(versions=[listed])))
+    assert advisory.affects(DEMO, Version(version)) is blocked
+    assert blocked is Specifier(f"=={listed}").contains(version, prereleases=True)
 
 
 @pytest.mark.parametrize(
@@ -521,6 +554,24 @@ def test_a_malicious_project_is_blocked_whole() -> None:
         "demo-lbi-nightly.zip is blocked by the malicious-package advisory MAL-2024-200:"
         " Malicious code in demo-lbi (PyPI)."
     )
+
+
+def test_a_malicious_release_is_blocked_in_its_local_builds() -> None:
+    """A MAL- record listing 1.0.1 blocks the release's local builds and other spellings of
+    it, and nothing else."""
+    builds = page(
+        "demo-lib",
+        "demo_lib-1.0.1+cpu-py3-none-any.whl",
+        "demo_lib-1.0.1.0+cu118-cp312-cp312-manylinux_2_17_x86_64.whl",
+        "demo_lib-1.0.01.tar.gz",
+        "demo_lib-1.0.1.post1+cpu-py3-none-any.whl",
+        "demo_lib-1.0.2+cpu-py3-none-any.whl",
+    )
+    refused = refusals(
+        builds, [parse_record(MAL_RELEASE)], block_malicious=True, hold_advisories=False
+    )
+    assert sorted(refused) == sorted(f.filename for f in builds.files[:3])
+    assert {h.reason for h in refused.values()} == {BLOCKED_RELEASE[1]}
 
 
 def test_a_page_is_looked_up_once_per_version_not_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -725,7 +776,10 @@ def test_any_bytes_are_an_advisory_or_invalid(value: object) -> None:
     vulnerabilities([advisory], DEMO, Version("1.0"))
 
 
-READABLE = ["0", "0.5", "1.0", "1.0.0", "1.0.1", "1.5", "2.0rc1", "2.0", "2.0.post1", "3.0"]
+READABLE = [
+    *("0", "0.5", "1.0", "1.0.0", "1.0.1", "1.5", "2.0rc1", "2.0", "2.0.post1", "3.0"),
+    *("1.0+cpu", "1.5.0+cu118", "2.0+cpu", "2.0+gpu"),  # local builds: where their release is
+]
 timelines = st.lists(
     st.builds(
         lambda kind, version: {kind: version},

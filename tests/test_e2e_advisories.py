@@ -189,6 +189,42 @@ def test_imported_advisories_block_malware_hold_and_show_vulnerabilities(
     assert download(server, "main", evil_new).status_code == 200
 
 
+def test_a_malicious_release_is_not_offered_as_a_local_build(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A MAL- record listing 3.0 blocks `3.0+cpu` (PEP 440's `==3.0` takes it in): pip is
+    not offered it, and a direct request is refused."""
+    for version in ("1.0", "3.0+cpu"):
+        upstream.add_file("evil-lib", build_wheel(tmp_path / "up", "evil-lib", version))
+    config = tmp_path / "server.toml"
+    config.write_text(
+        with_auth(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[[remotes]]\nname = "up"\nurl = "{upstream.index_url}"\n'
+            '[[distributions]]\nname = "main"\nbase_path = "main"\nremote = "up"\n'
+        )
+    )
+    server = live_server(config.read_text())
+    local_build = "evil_lib-3.0+cpu-py3-none-any.whl"
+    malware = {
+        **MALWARE,
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "evil-lib"}, "versions": ["3.0"]}],
+    }
+    done = import_advisories(config, write_records(tmp_path / "records", malware))
+    assert done.returncode == 0, done.stderr
+
+    assert server.page_files("main", "evil-lib") == {"evil_lib-1.0-py3-none-any.whl"}
+    refused = download(server, "main", local_build)
+    assert refused.status_code == 403 and "MAL-2026-101" in refused.text
+    fetch = ["download", "--no-deps", "--index-url", server.index("main"), "-d", str(tmp_path)]
+    run_pip([*fetch, "evil-lib"], timeout=TIMEOUT)
+    assert not (tmp_path / local_build).exists()
+    assert (tmp_path / "evil_lib-1.0-py3-none-any.whl").exists()
+    pinned = run_pip([*fetch, "evil-lib==3.0"], timeout=TIMEOUT, check=False)
+    assert pinned.returncode != 0
+    assert "No matching distribution found for evil-lib==3.0" in pinned.stderr
+
+
 def test_an_unreadable_path_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "server.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')

@@ -5,6 +5,10 @@ and what the JSON API's `vulnerabilities` field says of a release.
 Pure: records come in as JSON values or bytes, decisions go out as values. A withdrawn record
 refuses nothing. A MAL- record that bounds no version (introduced "0" and nothing after it, or
 no ranges and no versions) blocks every file of its project, even one whose version is unknown.
+
+Versions are PEP 440 versions, compared as such (`3.0.0`, `v3.0` and `3.00` are `3.0`), and a
+version the record names without a local label takes in its local builds, as PEP 440's `==3.0`
+takes in `3.0+cpu`: a malicious release must not slip through under a label.
 """
 
 from __future__ import annotations
@@ -42,19 +46,31 @@ class Affected:
 
     def affects(self, version: Version) -> bool:
         """OSV's evaluation: listed in `versions`, or within one of the ranges."""
-        return version in self.versions or any(_in_range(version, r) for r in self.ranges)
+        return self._lists(version) or any(_in_range(version, r) for r in self.ranges)
+
+    def _lists(self, version: Version) -> bool:
+        """PEP 440's `==` against each listed version: `3.0` lists `3.0+cpu` too (its local
+        label is ignored), `3.0+cpu` lists only itself."""
+        return version in self.versions or (
+            version.local is not None and _public(version) in self.versions
+        )
 
     def among(self, ordered: Sequence[Version], present: frozenset[Version]) -> set[Version]:
         """`affects` for a page's versions at once (`ordered`: sorted, distinct; `present`: the
         same as a set): each range is evaluated only between its bounds (`_bounds`), so that
         a project's hundreds of advisories are not each evaluated at each of its versions."""
-        found = set(self.versions & present)
+        found = {v for v in present if self._lists(v)}
         for events in self.ranges:
             if (bounds := _bounds(events)) is None:
                 continue
             low, high = bounds
-            start = 0 if low is None else bisect.bisect_left(ordered, low)
-            stop = len(ordered) if high is None else bisect.bisect_right(ordered, high)
+            # By public version: `3.0+cpu` sorts after `3.0`, yet last_affected 3.0 takes it in.
+            start = 0 if low is None else bisect.bisect_left(ordered, _public(low), key=_public)
+            stop = (
+                len(ordered)
+                if high is None
+                else bisect.bisect_right(ordered, _public(high), key=_public)
+            )
             found.update(v for v in ordered[start:stop] if _in_range(v, events))
         return found
 
@@ -68,16 +84,29 @@ class Affected:
         return _by_version(str(v) for r in self.ranges for kind, v in r if kind == "fixed" and v)
 
 
+def _public(version: Version) -> Version:
+    """The public release a local build is of (`3.0+cpu`: `3.0`)."""
+    return version if version.local is None else Version(version.public)
+
+
+def _against(version: Version, at: Version) -> Version:
+    """`version` as PEP 440 compares it with the bound `at`: without its local label when the
+    bound has none (as `<=3.0` takes in `3.0+cpu`)."""
+    return version if at.local is not None else _public(version)
+
+
 def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
     """OSV's IncludedInRanges for one range: below one of its limits, if it has any; then the
     events in order, each one `version` has reached (is at or past; past, for last_affected)
-    opening the range (introduced) or closing it (fixed, last_affected)."""
+    opening the range (introduced) or closing it (fixed, last_affected). A local build is
+    where its release is: fixed 3.0 closes before `3.0+cpu`, last_affected 3.0 after it."""
     limits = [at for kind, at in events if kind == "limit" and at is not None]
-    if limits and not any(version < at for at in limits):
+    if limits and not any(_against(version, at) < at for at in limits):
         return False
     affected = False
     for kind, at in events:  # in _event_order, as _events gives them
-        reached = at is None or version > at or (version == at and kind != "last_affected")
+        seen = version if at is None else _against(version, at)
+        reached = at is None or seen > at or (seen == at and kind != "last_affected")
         if reached and kind != "limit":
             affected = kind == "introduced"
     return affected
