@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from support.api import Api, legacy_upload, with_auth
-from support.packages import build_wheel
+from support.packages import build_sdist, build_wheel
 from support.servers import Server
 from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
@@ -223,6 +223,44 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
     assert upload.status_code == 403 and "our-*" in upload.text
     status = requests.get(f"{server.url}/pulp/api/v3/status/", timeout=TIMEOUT).json()
     assert status["refused"]["corp"]["blocked"] == 4
+
+
+def test_a_blocklisted_filename_is_blocked_however_it_is_spelt(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`COOL.LIB-1.0.0-py3-none-any.whl` names the file the upstream calls
+    `cool_lib-1.0-py3-none-any.whl` (normalized project and version): pip is not offered it,
+    a direct request is refused, and an upload of it too."""
+    wheels = tmp_path / "wheels"
+    for version in ("1.0", "2.0"):
+        upstream.add_file(
+            "cool-lib", build_wheel(wheels, "cool-lib", version), upload_time=ago(days=30)
+        )
+    entry = "Cool_Lib-1.0.0-py3-none-any.whl"
+    server = live_server(
+        with_auth(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            + remote("up", upstream)
+            + distribution("corp", "up")
+            + f"blocklist = [{entry!r}]\n"
+        )
+    )
+    blocked = "cool_lib-1.0-py3-none-any.whl"
+    assert server.page_files("corp", "cool-lib") == {"cool_lib-2.0-py3-none-any.whl"}
+    answer = requests.get(f"{server.url}/pulp/content/corp/{blocked}", timeout=TIMEOUT)
+    assert answer.status_code == 403 and f"blocklist entry '{entry}'" in answer.text
+    fetch = ["download", "--no-deps", "--index-url", server.index("corp"), "-d", str(tmp_path)]
+    pinned = run_pip([*fetch, "cool-lib==1.0"], timeout=TIMEOUT, check=False)
+    assert pinned.returncode != 0 and not (tmp_path / blocked).exists()
+    assert "No matching distribution found for cool-lib==1.0" in pinned.stderr
+
+    api = Api(server.url)
+    repo = api.repository("own")
+    api.distribution("own", repository=repo["pulp_href"])
+    own = api.one("distributions/python/pypi/", name="own")
+    api.run("PATCH", own["pulp_href"], json={"blocklist": ["OUR.LIB-1.0.tar.gz"]})
+    upload = legacy_upload(server.url, "own", build_sdist(tmp_path / "ours", "our-lib", "1.0"))
+    assert upload.status_code == 403 and "OUR.LIB-1.0.tar.gz" in upload.text
 
 
 def test_an_upstream_quarantine_leaves_no_file_served(

@@ -8,6 +8,7 @@ from packaging.version import Version
 
 from pullthrough.core.filenames import (
     InvalidFilename,
+    file_identity,
     offerable,
     parse_filename,
     platform_of_tag,
@@ -143,6 +144,37 @@ def test_a_big_page_s_wheel_names_are_parsed_by_version_and_by_tag_set(
     assert {i.platforms for i in infos} == {frozenset({p}) for p in ("windows", "macos", "linux")}
     assert len(stems) == 200 and set(stems.values()) == {1}
     assert len(tag_sets) == 20 and set(tag_sets.values()) == {1}
+
+
+WHEEL_6 = "pyyaml-6.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        (WHEEL_6, "PyYAML-6.0-cp312-cp312-manylinux_2_17_x86_64.whl", True),
+        (WHEEL_6, "PyYAML-6.0.0-cp312-cp312-manylinux_2_17_x86_64.whl", True),
+        (WHEEL_6, "pyyaml-6.0-cp312-cp312-manylinux_2_17_aarch64.whl", False),  # another build
+        (WHEEL_6, "pyyaml-6.0-1-cp312-cp312-manylinux_2_17_x86_64.whl", False),  # a build tag
+        (WHEEL_6, "pyyaml-6.0.1-cp312-cp312-manylinux_2_17_x86_64.whl", False),
+        (WHEEL_6, "pyyaml-6.0+cpu-cp312-cp312-manylinux_2_17_x86_64.whl", False),
+        ("six-1.16.0-py2.py3-none-any.whl", "Six-1.16-py3.py2-none-any.whl", True),  # tag sets
+        ("zope.interface-6.0.tar.gz", "zope_interface-6.0.tar.gz", True),
+        ("PyYAML-6.0.tar.gz", "pyyaml-6.0.0.tar.gz", True),
+        ("PyYAML-6.0.tar.gz", "PyYAML-6.0.zip", False),  # another archive: another file
+        ("PyYAML-6.0.tar.gz", "PyYAML-6.0-py3-none-any.whl", False),
+    ],
+)
+def test_which_names_are_one_file(one: str, other: str, same: bool) -> None:
+    assert file_identity(one) is not None and file_identity(other) is not None
+    assert (file_identity(one) == file_identity(other)) is same
+
+
+@pytest.mark.parametrize(
+    "filename", ["foo-1.0.tar.bz2", "foo-1.0-py2.7.egg", "foo-1.0.win32.exe", "foo.tar.gz", "x.whl"]
+)
+def test_a_name_packaging_cannot_read_is_only_itself(filename: str) -> None:
+    assert file_identity(filename) is None
 
 
 def test_project_candidates() -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from pullthrough.config import RemoteSettings
 from pullthrough.core.filters import Rule, parse_rule
@@ -201,6 +202,41 @@ def test_a_blocklist_reads_a_page_s_name_once_and_each_version_once(
     assert versions == Counter(
         ["lib<2 1.0", "lib<2 2.0", "lib==3.0 2.0", "lib<2 3.0", "lib==3.0 3.0"]
     )
+
+
+@pytest.mark.parametrize(
+    ("entry", "filename", "blocked"),
+    [
+        (
+            "pyyaml-6.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            "PyYAML-6.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            True,
+        ),
+        (
+            "PyYAML-6.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            "pyyaml-6.0.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            True,
+        ),
+        (
+            "pyyaml-6.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            "pyyaml-6.0-cp313-cp313-manylinux_2_17_x86_64.whl",
+            False,
+        ),
+        ("PyYAML-6.0.tar.gz", "pyyaml-6.0.tar.gz", True),
+        ("PyYAML-6.0.tar.gz", "pyyaml-6.0.zip", False),
+        ("PyYAML-6.0.tar.bz2", "PyYAML-6.0.tar.bz2", True),  # a legacy name: itself only
+        ("PyYAML-6.0.tar.bz2", "pyyaml-6.0.tar.bz2", False),
+    ],
+)
+def test_a_filename_entry_blocks_its_file_however_it_is_spelt(
+    entry: str, filename: str, blocked: bool
+) -> None:
+    blocklist = Blocklist.parse([entry])
+    page = ProjectPage("PyYAML", (DistFile(filename, "u"), DistFile("pyyaml-7.0.tar.gz", "u")))
+    expected = {filename: f"blocked by the blocklist entry {entry!r}"} if blocked else {}
+    assert {f: h.reason for f, h in blocklist.refused(page).items()} == expected
+    found = blocklist.hold_for(canonicalize_name("pyyaml"), None, filename)
+    assert (found is not None) is blocked
 
 
 def test_exemptions_are_matched_to_a_page_s_name_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,6 +191,29 @@ def _legacy(filename: str, stem: str, kind: str, project: str | None) -> FileInf
     return FileInfo(wanted, parse_version(version_text), version_text, kind, platforms)
 
 
+# What one distribution file is, whatever its name's spelling (see `file_identity`).
+FileIdentity = tuple[NormalizedName, tuple[object, ...]]
+
+
+@functools.lru_cache(maxsize=4096)
+def file_identity(filename: str) -> FileIdentity | None:
+    """The project and what else names one file, as packaging reads it: a wheel's version,
+    build tag and tag set (PEP 427: `PyYAML-6.0-py3-none-any.whl` is
+    `pyyaml-6.0.0-py3-none-any.whl`), an sdist's version and archive format (`.tar.gz` and
+    `.zip` are two files). None for a name packaging cannot read (legacy formats, odd names):
+    such a name is only itself."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, build, tags = parse_wheel_filename(filename)
+            return name, ("bdist_wheel", version, build, tags)
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return name, ("sdist", version, filename.endswith(".zip"))
+    except ValueError:  # InvalidWheelFilename, InvalidSdistFilename, InvalidVersion
+        pass
+    return None
+
+
 MAX_CANDIDATES = 3  # project pages one file request may look at: a bound on its upstream work
 
 

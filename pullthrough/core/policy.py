@@ -17,7 +17,13 @@ from datetime import datetime, timedelta
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from pullthrough.core.filenames import DIST_SUFFIXES, parse_filename, parse_version
+from pullthrough.core.filenames import (
+    DIST_SUFFIXES,
+    FileIdentity,
+    file_identity,
+    parse_filename,
+    parse_version,
+)
 from pullthrough.core.filters import NameSet, Rule, naming, parse_rule
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.times import read_utc, stamp
@@ -146,7 +152,9 @@ def quarantined(page: ProjectPage) -> dict[str, Hold]:
 @dataclass(frozen=True)
 class Blocklist:
     """A distribution's blocklist: requirement strings (`evil`, `lib==1.2`, `lib<2`), name
-    patterns (`evil-*`) and filenames (`lib-1.2-py3-none-any.whl`)."""
+    patterns (`evil-*`) and filenames (`lib-1.2-py3-none-any.whl`). A filename blocks the file
+    of that name however it is spelt (`PyYAML-6.0-...` is `pyyaml-6.0.0-...`: `file_identity`);
+    one packaging cannot read blocks only that exact name."""
 
     rules: tuple[Rule, ...] = ()
     filenames: frozenset[str] = frozenset()
@@ -167,6 +175,16 @@ class Blocklist:
         return bool(self.rules or self.filenames)
 
     @functools.cached_property
+    def _identities(self) -> dict[FileIdentity, str]:
+        """The filenames packaging reads, by what they name: identity -> the entry."""
+        found = {e: file_identity(e) for e in sorted(self.filenames)}
+        return {identity: e for e, identity in found.items() if identity is not None}
+
+    @functools.cached_property
+    def _file_projects(self) -> frozenset[NormalizedName]:
+        return frozenset(name for name, _ in self._identities)
+
+    @functools.cached_property
     def _whole(self) -> NameSet:
         return NameSet.of(r for r in self.rules if r.specifier is None)
 
@@ -180,7 +198,7 @@ class Blocklist:
 
     def hold_for(self, name: NormalizedName, version: Version | None, filename: str) -> Hold | None:
         """The hold naming the entry that blocks this file, or None."""
-        return self._holds(naming(self.rules, name))(filename, version)
+        return self._holds(name, naming(self.rules, name))(filename, version)
 
     def refused(self, page: ProjectPage) -> dict[str, Hold]:
         """The page's blocked files, each with the entry that blocks it. The rules are matched
@@ -188,23 +206,30 @@ class Blocklist:
         list of 1,000 known-bad names took 418 ms on a 2,800-file page."""
         if not self:
             return {}
-        rules = naming(self.rules, canonicalize_name(page.name))
+        name = canonicalize_name(page.name)
+        rules = naming(self.rules, name)
         versions = file_versions(page) if rules else {}
-        hold = self._holds(rules)
+        hold = self._holds(name, rules)
         out = {}
         for entry in page.files:
             if found := hold(entry.filename, versions.get(entry.filename)):
                 out[entry.filename] = found
         return out
 
-    def _holds(self, rules: tuple[Rule, ...]) -> Callable[[str, Version | None], Hold | None]:
+    def _holds(
+        self, name: NormalizedName, rules: tuple[Rule, ...]
+    ) -> Callable[[str, Version | None], Hold | None]:
         """`hold_for` for one project, given the rules that name it: each version is matched
-        once."""
+        once, and a file's name is read only when a filename entry names the project."""
         first_match = functools.cache(functools.partial(_first_match, rules))
+        identities = self._identities
+        read = name in self._file_projects
 
         def hold(filename: str, version: Version | None) -> Hold | None:
             if filename in self.filenames:
                 return _blocked(filename)
+            if read and (identity := file_identity(filename)) in identities:
+                return _blocked(identities[identity])
             found = first_match(version)
             return _blocked(found) if found else None
 
