@@ -126,6 +126,92 @@ def test_a_private_distribution_answers_only_its_readers(server: Server) -> None
     assert get(f"{server.url}/pulp/content/main/{WHEEL}").status_code == 200
 
 
+# Every kind of URL under /pypi/<base_path>/ and /pulp/content/<base_path>/, as a prober
+# would try them: pages with and without their slash, unnormalized names, the upload URL, the
+# JSON API with a trailing slash.
+PROBED = [
+    *("/pypi/{}", "/pypi/{}/", "/pypi/{}/simple", "/pypi/{}/simple/", "/pypi/{}/legacy"),
+    *("/pypi/{}/legacy/", "/pypi/{}/simple/meta-lib", "/pypi/{}/simple/meta-lib/"),
+    *("/pypi/{}/simple/Meta_Lib/", "/pypi/{}/project/meta-lib/", "/pypi/{}/project/Meta_Lib/"),
+    *("/pypi/{}/pypi/meta-lib/json", "/pypi/{}/pypi/meta-lib/json/"),
+    *("/pypi/{}/pypi/Meta_Lib/2.0/json/", f"/pulp/content/{{}}/{WHEEL}"),
+    f"/pulp/content/{{}}/{WHEEL}.metadata",
+]
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")
+
+
+Answer = tuple[int, str, str, str, str, bytes]  # status, 4 headers, body
+
+
+def answer(server: Server, method: str, path: str, **kwargs: Any) -> Answer:
+    """What a client sees of an answer: status, Location, Allow, WWW-Authenticate,
+    Content-Type and body."""
+    with requests.request(
+        method, server.url + path, allow_redirects=False, timeout=30, **kwargs
+    ) as resp:
+        location, allow, challenge, kind = (
+            resp.headers.get(h, "").replace(server.url, "")
+            for h in ("Location", "Allow", "WWW-Authenticate", "Content-Type")
+        )
+        return resp.status_code, location, allow, challenge, kind, resp.content
+
+
+def renamed(found: Answer, old: str, new: str) -> Answer:
+    status, location, allow, challenge, kind, body = found
+    return (
+        status,
+        location.replace(old, new),
+        allow,
+        challenge,
+        kind,
+        body.replace(old.encode(), new.encode()),
+    )
+
+
+def test_a_private_distribution_is_a_missing_one_to_those_who_may_not_read_it(
+    server: Server,
+) -> None:
+    """Before its reader is checked, nothing answers for a private distribution: a redirect
+    (a JSON API URL with a slash) or a 405 (a GET of the upload URL) told anyone that it
+    exists. To those who may not read it, it answers as a distribution that does not exist -
+    but for the 401 challenge pip needs to send credentials (and a token's 403 saying it
+    may not read, or upload), on the pages, files and API a reader reads."""
+    api = Api(server.url)
+    others = token(api, "others", "read:main")
+    reader = token(api, "reader", "read:corp")
+    callers: dict[str, dict[str, Any]] = {
+        "anonymous": {},
+        "wrong password": {"auth": ("admin", "wrong")},
+        "another distribution's reader": {"auth": ("__token__", others)},
+    }
+    challenged = []
+    for who, kwargs in callers.items():
+        for method in METHODS:
+            for path in PROBED:
+                private = answer(server, method, path.format("corp"), **kwargs)
+                missing = answer(server, method, path.format("xyzw"), **kwargs)
+                if renamed(private, "corp", "xyzw") == missing:
+                    continue
+                status = private[0]
+                if who == "another distribution's reader":  # told it may not (HEAD: no body)
+                    assert status == 403, (method, path)
+                    assert method == "HEAD" or b"may not" in private[-1], (method, path)
+                else:
+                    assert status == 401 and private[3] == 'Basic realm="pullthrough"', (
+                        who, method, path, private[:3], missing[:3]
+                    )  # fmt: skip
+                challenged.append((who, method, path))
+    assert ("anonymous", "GET", "/pypi/{}/simple/") in challenged  # pip asks, then sends them
+    assert ("anonymous", "GET", "/pypi/{}/legacy/") not in challenged
+
+    # its readers are answered as before
+    as_reader = {"auth": ("__token__", reader)}
+    assert answer(server, "GET", "/pypi/corp/legacy/", **as_reader)[:3] == (405, "", "POST")
+    moved = answer(server, "GET", "/pypi/corp/pypi/meta-lib/json/", **as_reader)
+    assert moved[:2] == (301, "/pypi/corp/pypi/meta-lib/json")
+    assert answer(server, "GET", "/pypi/corp/simple/meta-lib/", **as_reader)[0] == 200
+
+
 def test_uploads_follow_the_token_scopes_and_record_the_uploader(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:

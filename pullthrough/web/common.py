@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from flask import Response, current_app, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from pullthrough.services.auth import TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, Services
 from pullthrough.services.distribution import Distribution, NotFound
 
@@ -37,6 +38,22 @@ def distribution(base_path: str, *, reading: bool = True) -> Distribution:
     if reading and dist.private:
         svc.auth.require_reader(authorization(), address(), dist.base_path)
     return dist
+
+
+def readable(base_path: str) -> Distribution | None:
+    """The distribution at `base_path` if this request may read it; None for a missing one,
+    and for a private one to anyone but its readers (wrong credentials included, counted as
+    failures). For what a URL answers before any of the distribution's content - a redirect,
+    a 405 - which must not tell others that a private distribution exists."""
+    svc = services()
+    dist = svc.registry.get(base_path.strip("/"))
+    if dist is None or not dist.private:
+        return dist
+    try:
+        principal = svc.auth.identify(authorization(), address())
+    except (Unauthorized, TooManyFailures):
+        return None
+    return dist if principal is not None and principal.may_read(dist.base_path) else None
 
 
 def authorization() -> str | None:

@@ -22,7 +22,14 @@ from pullthrough.services.distribution import Distribution, NotFound
 from pullthrough.services.health import online_workers, reachable, recent_tasks
 from pullthrough.upstream.client import describe_url
 from pullthrough.web import page_models as pm
-from pullthrough.web.common import address, authorization, distribution, moved_to, services
+from pullthrough.web.common import (
+    address,
+    authorization,
+    distribution,
+    moved_to,
+    readable,
+    services,
+)
 from pullthrough.web.pypi_json import moved_from_slash
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -57,7 +64,7 @@ def home() -> Response:
 @bp.get("/pypi/<path:base_path>/")
 def distribution_page(base_path: str) -> BaseResponse:
     upload_url = base_path.endswith("/legacy")
-    if upload_url and services().registry.get(base_path.removesuffix("/legacy")) is not None:
+    if upload_url and readable(base_path.removesuffix("/legacy")) is not None:
         abort(405, valid_methods=["POST"])  # twine's upload URL (web.upload), not a page
     try:
         dist = distribution(base_path)

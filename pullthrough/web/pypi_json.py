@@ -20,7 +20,7 @@ from pullthrough.core.metadata import PackageMetadata
 from pullthrough.core.names import normalize_project
 from pullthrough.core.pypi_json import ReleaseFile, UnknownVersion, render_project
 from pullthrough.services.distribution import Distribution, NotFound, PageView
-from pullthrough.web.common import distribution, moved_to, services
+from pullthrough.web.common import distribution, moved_to, readable, services
 from pullthrough.web.page_models import version_anchor
 from pullthrough.web.rendered import Rendered, rendered, respond
 
@@ -109,7 +109,7 @@ def moved_from_slash(path: str) -> BaseResponse | None:
     at `team/pypi` would lose its project `json` (`/pypi/team/pypi/simple/json/`)."""
     if (found := _WITH_SLASH.fullmatch(path)) is None:
         return None
-    if services().registry.get(found["base_path"]) is None:
+    if readable(found["base_path"]) is None:  # a private one's only to its readers
         return None
     names = {**found.groupdict(), "project": normalize_project(found["project"])}
     return moved_to("pypi_json.project_json", **names)
