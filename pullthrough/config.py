@@ -319,6 +319,12 @@ class StorageSettings:
         help="0: files stream through the server; else clients are redirected to presigned"
         " URLs valid this long (1s to 7d, in whole seconds).",
     )
+    s3_public_endpoint_url: str = setting(
+        "",
+        clean=lambda text: _http_url(text) if text.strip() else "",
+        help="The S3 endpoint clients reach, which presigned redirect URLs name and are signed"
+        " for (the server may reach the store at an internal address); empty: s3_endpoint_url.",
+    )
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,10 @@ def test_an_environment_variable_names_a_remote_whatever_its_separators(tmp_path
         ("[server]\ndatabase_url = 'not a url'", "server.database_url: expected a database URL"),
         ("[server]\ndatabase_url = 'mysql://u@h/db'", "got one of 'mysql'"),
         ("[storage]\ns3_endpoint_url = 'not a url'", "storage.s3_endpoint_url: expected an http"),
+        (
+            "[storage]\ns3_public_endpoint_url = 'seaweed.example.com:8333'",
+            "storage.s3_public_endpoint_url: expected an http(s) URL",
+        ),
         # a presigned URL's X-Amz-Expires: whole seconds, 1 s to 7 days (else S3 refuses it)
         ("[storage]\ns3_redirect = '500ms'", "storage.s3_redirect: expected 0 or from 1s to 7d"),
         ("[storage]\ns3_redirect = '8d'", "storage.s3_redirect: expected 0 or from 1s to 7d"),

@@ -5,6 +5,7 @@ Range, HEAD and presigned redirects; an outage answered 503 and survived."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import requests
@@ -62,6 +63,27 @@ def get(url: str, timeout: float = 30, **kwargs: Any) -> requests.Response:
     with requests.get(url, timeout=timeout, **kwargs) as resp:
         _ = resp.content
     return resp
+
+
+def signed_for_its_host(url: str, secret_key: str) -> bool:
+    """Whether a presigned URL's SigV4 signature holds for the host it names (RFC-style
+    recomputation: SeaweedFS accepts a signature made for another Host, S3 does not)."""
+    parts = urlsplit(url)
+    pairs = [p.split("=", 1) for p in parts.query.split("&")]
+    given = dict(pairs)
+    signature = given.pop("X-Amz-Signature")
+    query = "&".join(f"{k}={v}" for k, v in sorted(given.items()))
+    canonical = f"GET\n{parts.path}\n{query}\nhost:{parts.netloc}\n\nhost\nUNSIGNED-PAYLOAD"
+    credential = unquote(given["X-Amz-Credential"])
+    scope = credential.split("/", 1)[1]
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f"AWS4-HMAC-SHA256\n{given['X-Amz-Date']}\n{scope}\n{digest}"
+    key = ("AWS4" + secret_key).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(
+        hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest(), signature
+    )
 
 
 @pytest.fixture
@@ -295,3 +317,34 @@ def test_an_s3_outage_is_a_clear_503_and_service_resumes(
     cold = get(f"{server.url}/pulp/content/main/meta_lib-2.0-py3-none-any.whl")
     assert cold.status_code == 200
     assert wait_until(lambda: catalogued() == {WHEEL, "meta_lib-2.0-py3-none-any.whl"})
+
+
+def test_presigned_urls_name_the_public_endpoint_clients_reach(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """The server reaches the object store at an internal address that clients may not reach;
+    a redirect names the public one, signed for its host (SigV4 signs the Host header): here
+    the server dials 127.0.0.1 and clients are sent to localhost."""
+    internal = urlsplit(s3_server.endpoint_url)
+    public = f"http://localhost:{internal.port}"
+    server = on_s3(s3_redirect="5m", s3_public_endpoint_url=public)
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    get(url)  # cold: streamed, then stored
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    moved = get(url, allow_redirects=False)
+    assert moved.status_code == 302
+    location = moved.headers["Location"]
+    assert location.startswith(f"{public}/{bucket}/files/")
+    assert signed_for_its_host(location, s3_server.secret_key)
+    internal_host = location.replace(f"//localhost:{internal.port}", f"//{internal.netloc}", 1)
+    assert not signed_for_its_host(internal_host, s3_server.secret_key)  # SigV4 signs the Host
+
+    shelf = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    run_pip(["download", "--no-deps", "--dest", str(tmp_path / "got"), "--index-url",
+             server.index(), "shelf-reader==0.2"], timeout=120)  # fmt: skip
+    got = tmp_path / "got" / WHEEL
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == shelf.sha256

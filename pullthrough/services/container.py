@@ -168,6 +168,7 @@ def make_store(storage: StorageSettings, data: Path) -> BlobStore:
         secret_access_key=storage.s3_secret_access_key,
         addressing_style=storage.s3_addressing_style,
         redirect_seconds=storage.s3_redirect,
+        public_endpoint_url=storage.s3_public_endpoint_url or None,
     )
     return S3Store(location, data / "artifacts" / ".tmp")
 

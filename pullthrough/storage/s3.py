@@ -64,6 +64,8 @@ class S3Location:
     secret_access_key: str
     addressing_style: str  # auto, path, virtual
     redirect_seconds: float  # > 0: clients are redirected to presigned URLs valid this long
+    # The endpoint clients reach, for presigned URLs; None: endpoint_url (the server's own)
+    public_endpoint_url: str | None = None
 
 
 def _unavailable(exc: Exception) -> StorageUnavailable:
@@ -82,12 +84,19 @@ class S3Store(BlobStore):
         self.prefix = location.prefix.strip("/") + "/" if location.prefix.strip("/") else ""
         self.client: Any = self._client(_QUICK)  # HEAD, GET, DELETE: a request waits on them
         self.transfers: Any = self._client(_TRANSFER)  # PUT, multipart upload, local copies
+        # Presigned URLs: SigV4 signs the Host header, so a URL for clients is signed by a
+        # client of the endpoint they reach (it makes no calls), not rewritten after signing.
+        self.presigner: Any = (
+            self._client(_QUICK, location.public_endpoint_url)
+            if location.public_endpoint_url
+            else self.client
+        )
         self.transfer = TransferConfig(multipart_threshold=64 * _CHUNK, use_threads=False)
         self._down_until = 0.0
         self.redirects = location.redirect_seconds > 0
         super().__init__(tmp)
 
-    def _client(self, timeouts: dict[str, Any]) -> Any:
+    def _client(self, timeouts: dict[str, Any], endpoint_url: str | None = None) -> Any:
         retries = {**timeouts["retries"], "mode": "standard"}
         config = Config(
             s3={"addressing_style": self.location.addressing_style},
@@ -102,7 +111,7 @@ class S3Store(BlobStore):
         )
         return boto3.session.Session().client(
             "s3",
-            endpoint_url=self.location.endpoint_url or None,
+            endpoint_url=endpoint_url or self.location.endpoint_url or None,
             region_name=self.location.region or None,
             aws_access_key_id=self.location.access_key_id or None,
             aws_secret_access_key=self.location.secret_access_key or None,
@@ -229,7 +238,7 @@ class S3Store(BlobStore):
             # key what they keep by the URL they asked, not the presigned one
             "ResponseCacheControl": "max-age=31536000, immutable",
         }
-        url: str = self.client.generate_presigned_url(
+        url: str = self.presigner.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=int(self.location.redirect_seconds)
         )
         return url
