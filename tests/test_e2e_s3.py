@@ -348,3 +348,68 @@ def test_presigned_urls_name_the_public_endpoint_clients_reach(
              server.index(), "shelf-reader==0.2"], timeout=120)  # fmt: skip
     got = tmp_path / "got" / WHEEL
     assert hashlib.sha256(got.read_bytes()).hexdigest() == shelf.sha256
+
+
+def test_a_redirecting_server_answers_conditions_as_a_streaming_one(
+    on_s3: Callable[..., Server],
+    s3_server: S3Server,
+    bucket: str,
+) -> None:
+    """A client that holds the file (If-None-Match with its ETag) gets a 304, not a 302 that
+    has it download the file again; a condition the file fails is a 412: what the same server
+    streaming its files answers, with the 302 in place of the 200."""
+    redirecting = on_s3(s3_redirect="5m")
+    streaming = on_s3()  # the same data folder and bucket, files sent through the server
+    url = f"{redirecting.url}/pulp/content/main/{WHEEL}"
+    get(url)  # cold: streamed, then stored
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    with requests.head(url, timeout=30) as head:  # a stored file's ETag: its sha256
+        etag = head.headers["ETag"]
+    cases = [  # the conditions, and what the streaming server answers
+        ({"If-None-Match": etag}, 304),
+        ({"If-None-Match": f'W/{etag}, "other"'}, 304),
+        ({"If-None-Match": "*"}, 304),
+        ({"If-None-Match": '"other"'}, 200),
+        ({"If-Match": '"other"'}, 412),
+        ({"If-Match": etag, "If-None-Match": etag}, 304),
+        # a stored file has no Last-Modified: a date is no reason not to send it
+        ({"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}, 200),
+    ]
+    streamed, redirected, expected = [], [], []
+    for headers, status in cases:
+        sent = get(f"{streaming.url}/pulp/content/main/{WHEEL}", headers=headers)
+        moved = get(url, headers=headers, allow_redirects=False)
+        streamed.append(sent.status_code)
+        redirected.append(moved.status_code)
+        expected.append(302 if status == 200 else status)
+        if moved.status_code in (304, 412):
+            assert moved.headers["ETag"] == etag and "Location" not in moved.headers
+    assert streamed == [status for _, status in cases]
+    assert redirected == expected
+
+
+def test_a_redirect_from_a_stale_page_says_it_is_stale(
+    on_s3: Callable[..., Server],
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+) -> None:
+    """With the upstream down, a file of a kept page is answered with that page's marker,
+    redirected or not, and so is a 304 (as the metadata's 304 is)."""
+    server = on_s3(s3_redirect="5m", cache_index_ttl="1s")
+    streaming = on_s3(cache_index_ttl="1s")  # the same data folder and bucket
+    url = f"{server.url}/pulp/content/main/{WHEEL}"
+    first = get(url)  # cold: streamed, then stored
+    assert first.status_code == 200 and "X-Pullthrough-Stale" not in first.headers
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    upstream.down()
+    time.sleep(1.2)  # past the TTL: the upstream is asked, fails, and the kept page is used
+    moved = get(url, allow_redirects=False)
+    assert moved.status_code == 302
+    assert moved.headers.get("X-Pullthrough-Stale") == "true"
+    assert get(moved.headers["Location"]).content == first.content
+    etag = f'"{hashlib.sha256(first.content).hexdigest()}"'  # a stored file's ETag
+    for base in (server.url, streaming.url):
+        held = get(f"{base}/pulp/content/main/{WHEEL}", headers={"If-None-Match": etag})
+        assert held.status_code == 304
+        assert held.headers.get("X-Pullthrough-Stale") == "true", base

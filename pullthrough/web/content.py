@@ -126,19 +126,30 @@ def _read_from(environ: dict[str, Any]) -> ReadFrom:
     return from_start if unconditional(environ) else functools.partial(_sends_from, environ)
 
 
+def _unsent(stored: StoredFile) -> Response | None:
+    """The 412 or 304 a stored file's conditional request gets (RFC 9110 13.2.2), whether the
+    file would be sent from here or by redirect; None when it is to be sent."""
+    environ = request.environ
+    if unconditional(environ) or (status := _precondition(environ, stored.sha256)) is None:
+        return None
+    stored.file.close()  # neither answer carries the file
+    resp = (
+        Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
+        if status == 412
+        else Response(status=304)
+    )
+    resp.headers["ETag"] = _etag(stored.sha256)
+    resp.headers["Cache-Control"] = _IMMUTABLE
+    if stored.stale:
+        resp.headers[STALE_HEADER] = "true"
+    return resp
+
+
 def _stored_response(stored: StoredFile) -> Response:
+    if (unsent := _unsent(stored)) is not None:
+        return unsent
     environ = request.environ
     conditional = not unconditional(environ)
-    if conditional and (status := _precondition(environ, stored.sha256)) is not None:
-        stored.file.close()  # neither answer carries the file
-        resp = (
-            Response(PRECONDITION_FAILED, status=412, mimetype="text/plain")
-            if status == 412
-            else Response(status=304)
-        )
-        resp.headers["ETag"] = _etag(stored.sha256)
-        resp.headers["Cache-Control"] = _IMMUTABLE
-        return resp
     resp = Response(_body(stored.file), headers=stored_headers(stored), direct_passthrough=True)
     if not conditional:
         return resp  # all make_conditional would add is a Date, which gunicorn sends
@@ -258,11 +269,27 @@ def content(base_path: str, filename: str) -> Response:
             raise RequestedRangeNotSatisfiable(length=exc.total) from None
     opened = opened or pullthrough.open(dist, filename, read_from=read_from)
     if isinstance(opened, StoredFile):
-        if (url := services().store.redirect_url(opened.sha256, filename)) is not None:
-            opened.file.close()  # the object store sends it (Range included)
-            return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-        return _accelerated(opened) or _stored_response(opened)
+        return _redirected(opened, filename) or _accelerated(opened) or _stored_response(opened)
     return _streamed_response(opened)
+
+
+def _redirected(stored: StoredFile, filename: str) -> Response | None:
+    """With `storage.s3_redirect`: the 302 to a presigned URL of the stored file, or the 304 or
+    412 its conditions make of the answer, decided as when it is sent from here (a client that
+    holds the file does not download it again), with the same stale marker; else None."""
+    store = services().store
+    if not store.redirects:
+        return None
+    if (unsent := _unsent(stored)) is not None:
+        return unsent
+    url = store.redirect_url(stored.sha256, filename)
+    if url is None:
+        return None
+    stored.file.close()  # the object store sends it (Range included)
+    resp = Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    if stored.stale:
+        resp.headers[STALE_HEADER] = "true"
+    return resp
 
 
 def _head(found: StoredFile | int | None) -> Response:
