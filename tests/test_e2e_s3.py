@@ -413,3 +413,31 @@ def test_a_redirect_from_a_stale_page_says_it_is_stale(
         held = get(f"{base}/pulp/content/main/{WHEEL}", headers={"If-None-Match": etag})
         assert held.status_code == 304
         assert held.headers.get("X-Pullthrough-Stale") == "true", base
+
+
+def test_a_presigned_url_outlives_the_token_that_got_it_until_it_expires(
+    on_s3: Callable[..., Server],
+    s3_server: S3Server,
+    bucket: str,
+) -> None:
+    """As README says: access is checked when the 302 is answered; the object store, not
+    pullthrough, checks the URL, which works until `s3_redirect` after it was made."""
+    server = on_s3(s3_redirect="3s")
+    api = Api(server.url)
+    remote = api.one("remotes/python/python/", name="up")
+    api.distribution("corp", remote=remote["pulp_href"], private=True)
+    created = api.create("tokens/", name="reader", scopes=["read:corp"])
+    auth = {"Authorization": f"Bearer {created['token']}"}
+    url = f"{server.url}/pulp/content/corp/{WHEEL}"
+    body = get(url, headers=auth).content  # cold: streamed, then stored
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    moved = get(url, headers=auth, allow_redirects=False)
+    assert moved.status_code == 302
+    location = moved.headers["Location"]
+    assert parse_qs(urlsplit(location).query)["X-Amz-Expires"] == ["3"]
+
+    api.call("POST", created["pulp_href"] + "revoke/")
+    assert get(url, headers=auth, allow_redirects=False).status_code == 401
+    assert get(location).content == body  # the URL does not know the token
+    time.sleep(4)  # past X-Amz-Expires
+    assert get(location).status_code == 403
