@@ -421,7 +421,9 @@ def test_a_presigned_url_outlives_the_token_that_got_it_until_it_expires(
     bucket: str,
 ) -> None:
     """As README says: access is checked when the 302 is answered; the object store, not
-    pullthrough, checks the URL, which works until `s3_redirect` after it was made."""
+    pullthrough, checks the URL, which works until `s3_redirect` after it was made - and its
+    answer, as the server's own for a private distribution, is for that client only (a shared
+    cache that kept it would serve it past the expiry)."""
     server = on_s3(s3_redirect="3s")
     api = Api(server.url)
     remote = api.one("remotes/python/python/", name="up")
@@ -429,12 +431,16 @@ def test_a_presigned_url_outlives_the_token_that_got_it_until_it_expires(
     created = api.create("tokens/", name="reader", scopes=["read:corp"])
     auth = {"Authorization": f"Bearer {created['token']}"}
     url = f"{server.url}/pulp/content/corp/{WHEEL}"
-    body = get(url, headers=auth).content  # cold: streamed, then stored
+    cold = get(url, headers=auth)  # streamed, then stored
+    body = cold.content
+    assert cold.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
     moved = get(url, headers=auth, allow_redirects=False)
     assert moved.status_code == 302
     location = moved.headers["Location"]
     assert parse_qs(urlsplit(location).query)["X-Amz-Expires"] == ["3"]
+    # The object store's answer is private too: no shared cache keeps it past the expiry
+    assert get(location).headers["Cache-Control"] == "private, max-age=31536000, immutable"
 
     api.call("POST", created["pulp_href"] + "revoke/")
     assert get(url, headers=auth, allow_redirects=False).status_code == 401

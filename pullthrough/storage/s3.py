@@ -226,7 +226,7 @@ class S3Store(BlobStore):
         finally:
             tmp_path.unlink(missing_ok=True)
 
-    def redirect_url(self, sha256: str, filename: str) -> str | None:
+    def redirect_url(self, sha256: str, filename: str, *, private: bool = False) -> str | None:
         if self.location.redirect_seconds <= 0:
             return None
         params = {
@@ -235,8 +235,9 @@ class S3Store(BlobStore):
             "ResponseContentDisposition": f'attachment; filename="{filename}"',
             "ResponseContentType": "application/octet-stream",
             # as the server's own answer says: a stored file never changes, and clients (uv)
-            # key what they keep by the URL they asked, not the presigned one
-            "ResponseCacheControl": "max-age=31536000, immutable",
+            # key what they keep by the URL they asked, not the presigned one; a private
+            # file's no shared cache may keep (it would serve it past the URL's expiry)
+            "ResponseCacheControl": f"{'private, ' if private else ''}max-age=31536000, immutable",
         }
         url: str = self.presigner.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=int(self.location.redirect_seconds)

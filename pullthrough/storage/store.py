@@ -131,8 +131,9 @@ class BlobStore(ABC):
     def publish(self, tmp_path: Path, sha256: str) -> None:
         """Make a complete, verified temporary file visible under its sha256 (it is consumed)."""
 
-    def redirect_url(self, sha256: str, filename: str) -> str | None:
-        """A URL clients may fetch the file from directly, or None to stream it ourselves."""
+    def redirect_url(self, sha256: str, filename: str, *, private: bool = False) -> str | None:
+        """A URL clients may fetch the file from directly, or None to stream it ourselves;
+        `private`: its answer is for that client only (no shared cache may keep it)."""
         return None
 
     def remove_abandoned(self, *, grace: float = 60.0) -> int:

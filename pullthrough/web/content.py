@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
+from pullthrough.services.distribution import Distribution
 from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
 from pullthrough.storage.store import ArtifactStore, ReadFrom, from_start, shard
 from pullthrough.upstream.client import RangeNotSatisfiable
@@ -25,8 +26,10 @@ from pullthrough.web.common import (
 
 bp = Blueprint("content", __name__)
 
-# Distribution files never change under one name: clients and proxies may keep them.
+# Distribution files never change under one name: clients and proxies may keep them - a
+# private distribution's, its readers only (no shared cache: RFC 9111 5.2.2.7).
 _IMMUTABLE = "max-age=31536000, immutable"
+_PRIVATE_IMMUTABLE = "private, " + _IMMUTABLE
 # What a request may make a stored file's answer partial (206, 416) or empty (304, 412) with
 _CONDITIONS = (
     "HTTP_RANGE",
@@ -245,6 +248,13 @@ def _one_range() -> tuple[str, Span] | None:
 @bp.route("/pulp/content/<path:base_path>/<filename>", methods=["GET", "HEAD"])
 def content(base_path: str, filename: str) -> Response:
     dist = distribution(base_path)
+    resp = _answer(dist, filename)
+    if dist.private and resp.headers.get("Cache-Control") == _IMMUTABLE:
+        resp.headers["Cache-Control"] = _PRIVATE_IMMUTABLE
+    return resp
+
+
+def _answer(dist: Distribution, filename: str) -> Response:
     pullthrough = services().pullthrough
     if filename.endswith(".metadata"):
         data, stale = pullthrough.metadata(dist, filename.removesuffix(".metadata"))
@@ -269,20 +279,26 @@ def content(base_path: str, filename: str) -> Response:
             raise RequestedRangeNotSatisfiable(length=exc.total) from None
     opened = opened or pullthrough.open(dist, filename, read_from=read_from)
     if isinstance(opened, StoredFile):
-        return _redirected(opened, filename) or _accelerated(opened) or _stored_response(opened)
+        return (
+            _redirected(opened, filename, dist.private)
+            or _accelerated(opened)
+            or _stored_response(opened)
+        )
     return _streamed_response(opened)
 
 
-def _redirected(stored: StoredFile, filename: str) -> Response | None:
+def _redirected(stored: StoredFile, filename: str, private: bool) -> Response | None:
     """With `storage.s3_redirect`: the 302 to a presigned URL of the stored file, or the 304 or
     412 its conditions make of the answer, decided as when it is sent from here (a client that
-    holds the file does not download it again), with the same stale marker; else None."""
+    holds the file does not download it again), with the same stale marker; else None. A
+    private distribution's file is sent by the object store as private: no shared cache keeps
+    it past the URL's expiry."""
     store = services().store
     if not store.redirects:
         return None
     if (unsent := _unsent(stored)) is not None:
         return unsent
-    url = store.redirect_url(stored.sha256, filename)
+    url = store.redirect_url(stored.sha256, filename, private=private)
     if url is None:
         return None
     stored.file.close()  # the object store sends it (Range included)
