@@ -18,7 +18,7 @@ from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
-from pullthrough.services.uploads import UploadForbidden, UploadRefused
+from pullthrough.services.uploads import UploadConflict, UploadForbidden, UploadRefused
 from pullthrough.storage.locks import LockTimeout
 from pullthrough.storage.store import ArtifactStore, StorageFull, StorageUnavailable
 from pullthrough.upstream.client import UpstreamError
@@ -86,7 +86,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(UploadRefused)
     def upload_refused(exc: UploadRefused) -> Response:  # raised by the legacy upload only
-        return plain_with_reason(str(exc), 403 if isinstance(exc, UploadForbidden) else 400)
+        status = 403 if isinstance(exc, UploadForbidden) else 400
+        return plain_with_reason(str(exc), 409 if isinstance(exc, UploadConflict) else status)
 
     @app.errorhandler(Unauthorized)
     def unauthorized(exc: Unauthorized) -> Response:

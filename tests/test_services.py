@@ -1355,6 +1355,99 @@ def test_an_upload_that_takes_over_a_cached_copy_stores_its_metadata(
     assert not services.ledger.tracks(metadata) and not services.ledger.tracks(expected.sha256)
 
 
+RACES = ["cached-other-bytes", "cached-same-bytes", "cached-and-kept", "orphan-cleaned", "recached"]
+
+
+@pytest.mark.parametrize("meanwhile", RACES)
+def test_an_upload_racing_another_nodes_record_of_its_filename_is_answered_as_one_after_it(
+    upstream: Upstream,
+    tmp_path: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: str,
+) -> None:
+    """On PostgreSQL, another node records the upload's filename (a pull-through copy, other
+    bytes or the same; one a repository then takes in) or an orphan cleanup removes the
+    package the upload found, between the upload's check and its commit: twine gets what it
+    gets when that happened before the upload (200, or 400 "File already exists"), not a 500
+    from the filename's unique key or the version's foreign key; nothing half-written stays.
+    Other nodes that evict and cache the name again at every check: a 409, nothing changed."""
+    with private_database(postgres_url) as url:
+        settings = on_postgres(upstream, tmp_path, url)
+        app = create_app(settings)
+        svc = app.extensions["pullthrough"]
+        try:
+            with svc.catalog.session() as session:
+                repo_id = create_repository(session, name="corp").id
+                other_repo_id = create_repository(session, name="other").id
+            add_distribution(svc, "corp", repository_id=repo_id, allow_uploads=True)
+            wheel = build_wheel(tmp_path / "w", "raced", "1.0")
+            sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            cached = wheel
+            if meanwhile != "cached-same-bytes":
+                cached = build_wheel(tmp_path / "c", "raced", "1.0", requires_python=">=3.8")
+            copy = package_from_file(
+                cached, wheel.name, sha256=hashlib.sha256(cached.read_bytes()).hexdigest()
+            )[0]
+            copy.origin = "cache"
+            if meanwhile == "orphan-cleaned":  # an earlier upload of it, in no repository
+                with wheel.open("rb") as fh:
+                    svc.uploads.upload(None, fh, wheel.name, actor="admin")
+
+            def another_node() -> None:
+                if meanwhile == "orphan-cleaned":
+                    with svc.catalog.session() as session:
+                        session.execute(delete(Package).where(Package.filename == wheel.name))
+                    return
+                if meanwhile == "recached":  # evicted, then cached again
+                    with svc.catalog.session() as session:
+                        session.execute(delete(Package).where(Package.filename == wheel.name))
+                svc.catalog.add_new(copy)  # as the cache records a copy: its own transaction
+                if meanwhile == "cached-and-kept":
+                    with svc.catalog.session() as session:
+                        taken = select(Package.id).where(Package.filename == wheel.name)
+                        added = [session.scalars(taken).one()]
+                        assert new_version(session, other_repo_id, add=added) is not None
+
+            admitted = uploads_module._admitted
+            checks: list[str] = []
+
+            def racing(session: Session, *args: Any) -> Any:
+                found = admitted(session, *args)
+                checks.append(args[-1])
+                if len(checks) == 2 or (meanwhile == "recached" and len(checks) > 2):
+                    # the check under the project's lock, before the insert
+                    another_node()
+                return found
+
+            monkeypatch.setattr(uploads_module, "_admitted", racing)
+            password = (settings.server.data_dir / "admin-password").read_text().strip()
+            with wheel.open("rb") as fh:
+                answer = app.test_client().post(
+                    "/pypi/corp/legacy/",
+                    data={":action": "file_upload", "content": (fh, wheel.name)},
+                    auth=("admin", password),
+                )
+            assert len(checks) >= 2
+            with svc.catalog.session() as session:
+                named = session.scalars(select(Package).where(Package.filename == wheel.name))
+                recorded = [(p.sha256, p.origin) for p in named]
+                held = {p.filename: p.sha256 for p in session.scalars(version_packages(repo_id, 1))}
+            if meanwhile in ("cached-and-kept", "recached"):
+                status, says = (409, "try again") if meanwhile == "recached" else (400, "exists")
+                assert answer.status_code == status, answer.get_data(as_text=True)
+                assert says in answer.get_data(as_text=True)
+                assert recorded == [(copy.sha256, "cache")]
+                assert held == {}
+            else:
+                assert answer.status_code == 200, answer.get_data(as_text=True)
+                assert recorded == [(sha, "upload")]
+                assert held == {wheel.name: sha}
+                assert svc.store.has(sha)
+        finally:
+            svc.close()
+
+
 def test_an_upload_left_in_the_cache_ledger_by_a_killed_process_is_not_evicted(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

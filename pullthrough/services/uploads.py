@@ -10,7 +10,8 @@ from typing import IO
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
@@ -20,6 +21,7 @@ from pullthrough.catalog.models import (
     ProjectStatus,
     Repository,
     RepositoryContent,
+    RepositoryVersion,
 )
 from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import new_version, version_packages
@@ -36,10 +38,18 @@ from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks
 from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch
 
 log = logging.getLogger(__name__)
+# Checked transactions an upload makes before it gives up (UploadConflict): each one another
+# node's change refused (Uploads._record) sees that change, so a second one rarely fails
+RECORD_ATTEMPTS = 3
 
 
 class UploadRefused(ValueError):
     """The upload is not acceptable; the message says why (400 for the client)."""
+
+
+class UploadConflict(UploadRefused):
+    """The catalog changed under the upload at every attempt (409): nothing was recorded; the
+    client may send it again."""
 
 
 class UploadForbidden(UploadRefused):
@@ -105,43 +115,16 @@ class Uploads:
                 with self.catalog.reading() as session:  # refused before it is stored, mostly
                     _admitted(session, repository_id, package, filename)
                 writer.commit()  # visible from now (checked): the cache's until recorded
-                with project_lock.held(STORED_WAIT_SECONDS), self.catalog.session() as session:
-                    # again, one at a time: what another upload committed meanwhile
-                    existing, displaced = _admitted(session, repository_id, package, filename)
-                    if displaced is not None:  # our upload takes the name
-                        session.delete(displaced)
-                        session.flush()
-                    if existing is None:
-                        package.uploaded_by = actor
-                        session.add(package)
-                    else:
-                        package = existing
-                        if package.origin == "cache":  # a pull-through copy becomes the upload
-                            package.origin, package.uploaded_by = "upload", actor
-                    if metadata is not None and package.metadata_sha256 is None:
-                        # PEP 658 metadata, also for a package that had none kept (a cached
-                        # copy, whose wheel's METADATA was read on demand; a synced record)
-                        package.metadata_sha256 = self.store.put_bytes(metadata)
-                    _add_artifact(session, writer)
-                    session.flush()
-                    try:
-                        created = (
-                            new_version(session, repository_id, add=[package.id])
-                            if repository_id
-                            else None
-                        )
-                    except PackagesBlocked as exc:  # an entry added since the check
-                        raise UploadRefused(str(exc)) from None
-                    detail = {
-                        "filename": filename,
-                        "sha256": package.sha256,
-                        "new": existing is None,
-                    }
-                    if where:
-                        detail["distribution"] = where
-                    if created is not None:
-                        detail["repository_version"] = created.number
-                    audit.record(session, actor, "upload", filename, address=address, detail=detail)
+                with project_lock.held(STORED_WAIT_SECONDS):
+                    package, created = self._record(
+                        repository_id,
+                        package,
+                        metadata,
+                        writer,
+                        actor=actor,
+                        address=address,
+                        where=where,
+                    )
                 # within the bytes' lock: an eviction of the same bytes (a cached copy) cannot
                 # come between the commit and this, and take the upload's file with it
                 self.ledger.forget(package.sha256)  # a repository's file is never evicted
@@ -149,6 +132,101 @@ class Uploads:
                     self.ledger.forget(package.metadata_sha256)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
+
+    def _record(
+        self,
+        repository_id: str | None,
+        described: Package,
+        metadata: bytes | None,
+        writer: ArtifactWriter,
+        *,
+        actor: str,
+        address: str,
+        where: str,
+    ) -> tuple[Package, RepositoryVersion | None]:
+        """The checked transaction that records a stored upload, under the project's lock; the
+        package kept and the version made. The lock orders uploads only: another node's cache
+        may record the filename (Catalog.add_new), or an orphan cleanup remove the package
+        found, between the check and the commit. The unique key or a foreign key then refuses
+        the transaction (nothing of it stays), and it is checked and made again: the upload is
+        answered as if that had happened before it (taking a cached copy's name, or "File
+        already exists"), not with a 500."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                with self.catalog.session() as session:
+                    return self._recorded(
+                        session,
+                        repository_id,
+                        described,
+                        metadata,
+                        writer,
+                        actor=actor,
+                        address=address,
+                        where=where,
+                    )
+            except IntegrityError as exc:
+                log.info(
+                    "upload of %s raced a change (attempt %d of %d): %s",
+                    described.filename,
+                    attempt,
+                    RECORD_ATTEMPTS,
+                    exc.orig,
+                )
+        raise UploadConflict(
+            f"The catalog kept changing while {described.filename!r} was recorded; nothing was"
+            " changed: try again"
+        )
+
+    def _recorded(
+        self,
+        session: Session,
+        repository_id: str | None,
+        package: Package,
+        metadata: bytes | None,
+        writer: ArtifactWriter,
+        *,
+        actor: str,
+        address: str,
+        where: str,
+    ) -> tuple[Package, RepositoryVersion | None]:
+        """One attempt of _record: `package` (as described from the file) checked again, then
+        recorded, or the package of its filename that stays taken as the upload."""
+        filename = package.filename
+        # again, one at a time: what another upload committed meanwhile
+        existing, displaced = _admitted(session, repository_id, package, filename)
+        if displaced is not None:  # our upload takes the name (if another node's eviction
+            # took it first, so be it: one statement, not the ORM's count of deleted rows)
+            session.execute(delete(Package).where(Package.id == displaced.id))
+        if existing is None:
+            package.uploaded_by = actor
+            session.add(package)
+        else:
+            package = existing
+            if package.origin == "cache":  # a pull-through copy becomes the upload
+                package.origin, package.uploaded_by = "upload", actor
+        if metadata is not None and package.metadata_sha256 is None:
+            # PEP 658 metadata, also for a package that had none kept (a cached
+            # copy, whose wheel's METADATA was read on demand; a synced record)
+            package.metadata_sha256 = self.store.put_bytes(metadata)
+        _add_artifact(session, writer)
+        session.flush()
+        try:
+            created = (
+                new_version(session, repository_id, add=[package.id]) if repository_id else None
+            )
+        except PackagesBlocked as exc:  # an entry added since the check
+            raise UploadRefused(str(exc)) from None
+        detail = {
+            "filename": filename,
+            "sha256": package.sha256,
+            "new": existing is None,
+        }
+        if where:
+            detail["distribution"] = where
+        if created is not None:
+            detail["repository_version"] = created.number
+        audit.record(session, actor, "upload", filename, address=address, detail=detail)
+        return package, created
 
 
 def _admitted(
