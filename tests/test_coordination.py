@@ -148,7 +148,7 @@ def test_one_ledger_for_every_node(engine: Engine) -> None:
     # uses are batched: written at node b's next flush, not at once
     assert [v.sha256 for v in node_a.victims()] == ["a" * 64]
     node_b.flush()
-    assert {e.sha256: e.last_used for e in node_a.entries()}["a" * 64] == now[0]
+    assert max(node_a.entries(), key=lambda e: e.last_used).sha256 == "a" * 64  # the latest
     assert [v.sha256 for v in node_a.victims()] == ["b" * 64]
     node_a.forget("b" * 64)
     assert node_b.total() == 200 and not node_b.over_limit()
@@ -166,6 +166,7 @@ def test_uses_are_written_in_batches(engine: Engine) -> None:
     other = SharedLedger(engine, max_size=10**9, clock=lambda: now[0])
     for sha in files:  # cached by another process
         other.record(sha, 1)
+    recorded = {e.sha256: e.last_used for e in other.entries()}  # by the catalog's clock
     now[0] += 10
     ledger = SharedLedger(engine, max_size=10**9, clock=lambda: now[0], touch_interval=60)
     writes: list[str] = []
@@ -180,12 +181,12 @@ def test_uses_are_written_in_batches(engine: Engine) -> None:
             for sha in files:
                 ledger.touch(sha)
         assert writes == []  # none per request
-        assert {e.last_used for e in ledger.entries()} == {1000.0}
+        assert {e.sha256: e.last_used for e in ledger.entries()} == recorded
         ledger.flush()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert len(writes) == len(files)  # one per file, not one per request
-    assert {e.last_used for e in ledger.entries()} == {1010.0}
+    assert min(e.last_used for e in ledger.entries()) > max(recorded.values())
 
 
 def test_the_change_signal_has_a_token_from_the_start(engine: Engine) -> None:
@@ -213,11 +214,13 @@ def test_a_use_is_written_within_about_a_second_without_another(engine: Engine) 
     SharedLedger(engine, max_size=10**9, clock=lambda: now[0]).record("a" * 64, 1)
     now[0] += 10
     ledger = SharedLedger(engine, max_size=10**9, clock=lambda: now[0])
+    recorded = ledger.used_at("a" * 64)
+    assert recorded is not None
     try:
         ledger.touch("a" * 64)  # no flush, no other use
-        assert {e.last_used for e in ledger.entries()} == {1000.0}  # batched: not at once
+        assert ledger.used_at("a" * 64) == recorded  # batched: not at once
         deadline = time.monotonic() + 2.5
-        while {e.last_used for e in ledger.entries()} != {1010.0}:
+        while (ledger.used_at("a" * 64) or 0) <= recorded:
             assert time.monotonic() < deadline, "the use was never written"
             time.sleep(0.05)
     finally:
@@ -250,3 +253,29 @@ def test_files_cached_before_the_shared_ledger_are_adopted_once(
         assert (tmp_path / "ledger.adopted" / "files").is_dir()
     finally:
         shared.close()
+
+
+TWO_HOURS = 7200.0
+
+
+def test_a_use_on_a_node_whose_clock_is_behind_still_counts_as_the_latest(engine: Engine) -> None:
+    """Last uses compared across nodes are by the database's clock: a file used just now on a
+    node whose clock runs 2 hours behind is the last to be evicted, not the first (its use
+    was older than every other's, and not even written over the older one)."""
+    right = SharedLedger(engine, max_size=150, touch_interval=60)
+    behind = SharedLedger(engine, max_size=150, clock=lambda: time.time() - TWO_HOURS)
+    right.record("a" * 64, 100)
+    right.record("b" * 64, 100)
+    behind.touch("a" * 64)  # the oldest, used again
+    behind.flush()
+    assert [v.sha256 for v in right.victims()] == ["b" * 64]
+
+
+def test_a_file_cached_on_a_node_whose_clock_is_ahead_is_not_the_newest(engine: Engine) -> None:
+    """A file cached on a node whose clock runs 2 hours ahead, then one cached on another
+    node: the first is evicted first, as the older (not kept for 2 hours past its time)."""
+    right = SharedLedger(engine, max_size=150)
+    ahead = SharedLedger(engine, max_size=150, clock=lambda: time.time() + TWO_HOURS)
+    ahead.record("a" * 64, 100)
+    right.record("b" * 64, 100)
+    assert [v.sha256 for v in right.victims()] == ["a" * 64]

@@ -903,6 +903,44 @@ def test_an_orphan_cleanup_leaves_a_package_a_repository_takes_in_meanwhile(
             svc.close()
 
 
+def test_an_orphan_cleanup_on_a_node_whose_clock_is_ahead_keeps_a_new_upload(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, an orphan cleanup with an hour's protection runs on a node whose clock
+    runs 2 hours ahead, just after another node uploaded a file to no repository: the file
+    stays (the cutoff is by the database's clock), not removed as 2 hours old."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            wheel = build_wheel(tmp_path / "w", "fresh-orphan", "1.0")
+            with wheel.open("rb") as fh:
+                fresh = svc.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+            svc.clock = lambda: now() + timedelta(hours=2)  # this node's clock
+            task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=60)
+            svc.new_worker().run_once()
+            assert task(svc, task_id).state == "completed"
+            with svc.catalog.session() as session:
+                assert session.get(Package, fresh.id) is not None
+            assert svc.store.has(fresh.sha256)
+        finally:
+            svc.close()
+
+
+def test_an_orphan_cleanup_on_one_host_uses_its_clock(services: Services, tmp_path: Path) -> None:
+    """On SQLite (one host), the cutoff is the host's clock: an upload to no repository is
+    kept by an hour's protection, and removed once that clock is 2 hours later."""
+    wheel = build_wheel(tmp_path / "w", "aging-orphan", "1.0")
+    with wheel.open("rb") as fh:
+        orphan = services.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+    for hours, kept in ((0, True), (2, False)):
+        services.clock = lambda hours=hours: now() + timedelta(hours=hours)  # type: ignore[misc]
+        task_id = queue(services, ORPHAN_CLEANUP, orphan_protection_time=60)
+        services.new_worker().run_once()
+        assert task(services, task_id).state == "completed"
+        with services.catalog.session() as session:
+            assert (session.get(Package, orphan.id) is not None) == kept
+
+
 def test_an_orphan_cleanup_of_more_packages_than_a_statement_takes_parameters(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from copy import copy
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pullthrough.catalog.db import (
     retry_busy,
 )
 from pullthrough.catalog.generation import ChangeSignal, Generation
-from pullthrough.catalog.models import Distribution, Remote
+from pullthrough.catalog.models import Distribution, Remote, now
 from pullthrough.config import DISTRIBUTION_FIELDS, ConfigError, Settings, StorageSettings
 from pullthrough.core.access import overlaps
 from pullthrough.core.fields import fingerprints, withdrawn
@@ -97,6 +98,9 @@ class Services:
     metrics: Metrics
     later: Later  # copies kept for the other workers, written after the answer
     workers: list[TaskWorker] = field(default_factory=list)  # run in this process
+    # This node's clock, for what it decides alone (on PostgreSQL, times several nodes
+    # compare are the catalog's: tasks.catalog_time)
+    clock: Callable[[], datetime] = now
 
     def wake_workers(self) -> None:
         """A task was queued: this process's workers look now rather than at their next poll."""

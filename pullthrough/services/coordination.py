@@ -21,7 +21,20 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlalchemy import URL, Connection, Engine, create_engine, delete, func, select, text, update
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Engine,
+    Float,
+    cast,
+    create_engine,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -160,10 +173,10 @@ class SharedLedger:
         self.flush()
 
     def record(self, sha256: str, size: int) -> None:
-        values = {"sha256": sha256, "size": size, "last_used": self.clock()}
-        statement = insert(CacheEntry).values(**values)
+        used = _catalog_seconds()
+        statement = insert(CacheEntry).values(sha256=sha256, size=size, last_used=used)
         statement = statement.on_conflict_do_update(
-            index_elements=[CacheEntry.sha256], set_={"last_used": values["last_used"]}
+            index_elements=[CacheEntry.sha256], set_={"last_used": used}
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
@@ -200,8 +213,10 @@ class SharedLedger:
             self._flushed = time.monotonic()
         if not pending:
             return
+        flushed = self.clock()
         with self.engine.begin() as conn:
-            for sha256, used in sorted(pending.items()):  # one order: no deadlocks between nodes
+            for sha256, seen in sorted(pending.items()):  # one order: no deadlocks between nodes
+                used = _catalog_seconds(ago=max(0.0, flushed - seen))
                 conn.execute(
                     update(CacheEntry)
                     .where(CacheEntry.sha256 == sha256, CacheEntry.last_used < used)
@@ -258,6 +273,15 @@ class SharedLedger:
         with self.engine.connect() as conn:
             found = conn.execute(select(CacheUrl.sha256).where(CacheUrl.url_sha256 == key))
             return found.scalar()
+
+
+def _catalog_seconds(*, ago: float = 0.0) -> ColumnElement[float]:
+    """The database's clock (epoch seconds), `ago` seconds back: uses are compared across
+    nodes, so they are timed by one clock. A node's own clock only measures how long ago a
+    use it holds for its next flush was (a difference, true whatever that clock's offset);
+    last uses by each node's clock made a node running behind have its files evicted first,
+    its uses not even written over older ones, and one running ahead keep its files."""
+    return cast(func.extract("epoch", func.now()), Float) - ago
 
 
 def adopt_local_ledger(engine: Engine, directory: Path) -> int:

@@ -15,9 +15,9 @@ from sqlalchemy import delete, exists, or_, select
 
 from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.kept import keeping, kept
-from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, now
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
 from pullthrough.catalog.versions import is_in_any_repository
-from pullthrough.services.tasks import TaskContext
+from pullthrough.services.tasks import TaskContext, catalog_time
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
 from pullthrough.storage.store import BlobStore
@@ -33,8 +33,10 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     """The task: args `orphan_protection_time` (minutes), `content_ids` (None: all)."""
     minutes = ctx.args.get("orphan_protection_time")
     minutes = DEFAULT_PROTECTION_MINUTES if minutes is None else int(minutes)
-    cutoff = now() - timedelta(minutes=minutes)
     svc = ctx.services
+    # By the catalog's clock (PostgreSQL's), not this node's: one running ahead took a file
+    # uploaded through another node a moment ago for one past the protection time
+    cutoff = catalog_time(svc.catalog, svc.clock) - timedelta(minutes=minutes)
     with svc.catalog.session() as session:
         query = select(Package).where(
             Package.id.not_in(select(RepositoryContent.package_id)),

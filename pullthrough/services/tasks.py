@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.models import Task, Worker, now
 from pullthrough.core.tasks import RUNNING_TASK_STATES
-from pullthrough.core.times import read_utc
+from pullthrough.core.times import read_utc, utc
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
@@ -93,6 +93,15 @@ def catalog_now(catalog: Catalog) -> Any:
     tasks.worker_timeout neither takes the other nodes' workers for dead, failing their running
     tasks, nor is taken for dead by them), by this host's on SQLite (one host)."""
     return func.now() if catalog.engine.dialect.name == "postgresql" else now()
+
+
+def catalog_time(catalog: Catalog, clock: Callable[[], datetime] = now) -> datetime:
+    """catalog_now's value, read once (a query on PostgreSQL): for a decision several nodes
+    must agree on made in Python, as orphan cleanup's cutoff. `clock` is this host's (SQLite)."""
+    if catalog.engine.dialect.name != "postgresql":
+        return clock()
+    with catalog.engine.connect() as conn:
+        return utc(conn.execute(select(func.now())).scalar_one())
 
 
 def online_since(catalog: Catalog, window: float) -> Any:
