@@ -447,3 +447,12 @@ def test_a_presigned_url_outlives_the_token_that_got_it_until_it_expires(
     assert get(location).content == body  # the URL does not know the token
     time.sleep(4)  # past X-Amz-Expires
     assert get(location).status_code == 403
+
+
+def test_status_reports_no_disk_for_files_in_s3(on_s3: Callable[..., Server]) -> None:
+    """With the files in S3, status has no disk to report: `storage` holds nulls, as Pulp's
+    status does for storage that is not a filesystem (not the local data folder's disk,
+    which holds none of the files)."""
+    server = on_s3()
+    status = get(server.url + "/pulp/api/v3/status/").json()
+    assert status["storage"] == {"total": None, "used": None, "free": None}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import time
+from dataclasses import asdict
 
 from flask import Response, request
 
@@ -18,7 +18,6 @@ def status(call: Call) -> Response:
     svc = call.services
     # Anyone may read this: private distributions are left out, as hidden ones.
     shown = svc.registry.shown()
-    disk = shutil.disk_usage(svc.settings.server.data_dir)
     remotes = []
     clients = svc.registry.shown_clients()
     # asked at most every 30 s, waited for 2 s at most (services.health)
@@ -47,7 +46,7 @@ def status(call: Call) -> Response:
         "redis_connection": None,
         "content_settings": {"content_origin": request.host_url, "content_path_prefix": "/pypi/"},
         "domain_enabled": False,
-        "storage": {"total": disk.total, "used": disk.used, "free": disk.free},
+        "storage": _storage(call),
         "cache": {
             "size": svc.ledger.total(),
             "max_size": svc.settings.cache.max_size,
@@ -58,6 +57,13 @@ def status(call: Call) -> Response:
         "refused": {base_path: svc.counters.of(base_path) for base_path in sorted(shown)},
     }
     return json_response(body)
+
+
+def _storage(call: Call) -> dict[str, int | None]:
+    """The disk the files are on; nulls for an object store (S3), as Pulp's status reports
+    storage that is not a filesystem, rather than the local data folder's disk."""
+    usage = call.services.store.disk_usage()
+    return asdict(usage) if usage else {"total": None, "used": None, "free": None}
 
 
 def _online_workers(call: Call) -> list[dict[str, object]]:

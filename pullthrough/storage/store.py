@@ -12,6 +12,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -95,6 +96,13 @@ def shard(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+@dataclass(frozen=True)
+class DiskUsage:
+    total: int
+    used: int
+    free: int
+
+
 class BlobStore(ABC):
     """What every backend offers; temporary files in `tmp`, on local disk."""
 
@@ -134,6 +142,11 @@ class BlobStore(ABC):
     def redirect_url(self, sha256: str, filename: str, *, private: bool = False) -> str | None:
         """A URL clients may fetch the file from directly, or None to stream it ourselves;
         `private`: its answer is for that client only (no shared cache may keep it)."""
+        return None
+
+    def disk_usage(self) -> DiskUsage | None:
+        """The filesystem the files are on (bytes), or None when they are on none this host
+        can measure (an object store: the local data folder's disk holds none of them)."""
         return None
 
     def remove_abandoned(self, *, grace: float = 60.0) -> int:
@@ -178,6 +191,10 @@ class ArtifactStore(BlobStore):
         self.root = root
         self._root_text = str(root)
         super().__init__(root / ".tmp")
+
+    def disk_usage(self) -> DiskUsage:
+        total, used, free = shutil.disk_usage(self.root)
+        return DiskUsage(total, used, free)
 
     def path(self, sha256: str) -> Path:
         return self.root / shard(sha256)
