@@ -1,7 +1,7 @@
 """A NUL character in what a client sends - a REST API body or filter, an uploaded file's
-Requires-Python - is a 400 saying so, with the catalog in SQLite and in PostgreSQL alike (whose
-text columns cannot hold one: psycopg refuses to send it, which was a 500), and nothing is
-written."""
+Requires-Python - is a 400 saying so (in an object's href: a 404), with the catalog in SQLite
+and in PostgreSQL alike (whose text columns cannot hold one: psycopg refuses to send it, which
+was a 500), and nothing is written."""
 
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def test_null_characters_are_refused_not_a_server_error(server: Server, tmp_path
         resp = api.request("GET", query)
         assert resp.status_code == 400, (query, resp.status_code, resp.text)
         assert list(resp.json().values()) == [[NULL]], query
+    # An object's id in the path: no object has one with a NUL (a 500 on PostgreSQL before)
+    for method, path in (
+        ("GET", "repositories/python/python/a%00b/"),
+        ("GET", "tasks/a%00b/"),
+        ("PATCH", "tasks/%00/"),
+        ("GET", "repositories/python/python/%00/versions/"),
+        ("DELETE", "remotes/python/python/a%00/"),
+    ):
+        resp = api.request(method, path, json={"state": "canceled"} if method == "PATCH" else None)
+        assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
+        assert resp.json() == {"detail": "Not found."}, (path, resp.text)
     assert [r["name"] for r in api.request("GET", "repositories/").json()["results"]] == ["nul"]
     assert api.request("GET", "remotes/python/python/?name=up").json()["count"] == 1
     assert api.request("GET", "tokens/").json()["count"] == 0

@@ -321,6 +321,8 @@ def _checked(op: Operation) -> Callable[..., Response]:
             body = _multipart() if op.multipart else _body()
         # (an operation without parameters reads no query: its arguments are ignored)
         refuse_null_characters(request.args.to_dict(flat=False) if op.params else {}, body or {})
+        if _holds_null(path):  # an id no object has (PostgreSQL could not even look it up)
+            abort(json_response(NOT_FOUND, 404))
         call = Call(svc, None, None, {}, g.get("correlation_id", ""), principal=principal)
         if op.transaction or op.load is not None or body is not None:
             # A GET reads: it does not wait for a writer (a sync's commit), nor hold one up.
