@@ -50,6 +50,7 @@ from pullthrough.services import sync as sync_module
 from pullthrough.services import tasks as tasks_module
 from pullthrough.services import uploads as uploads_module
 from pullthrough.services.container import (
+    BACKGROUND_TASKS,
     ORPHAN_CLEANUP,
     REPAIR,
     SYNC,
@@ -794,6 +795,46 @@ def test_a_task_is_canceled_at_its_next_check(services: Services) -> None:
         row.state = "canceling"
     runner.join(timeout=10)
     assert task(services, task_id).state == "canceled"
+
+
+def test_a_task_canceled_before_it_ran_has_finished_and_is_purged(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A waiting task canceled (`pulp task cancel`) ends at once, as Pulp's: it says when
+    (finished_at), and `pulp task purge --state canceled` removes its record like any other
+    finished task's - it stayed for good, since the purge takes tasks finished before a time."""
+    config = tmp_path / "pullthrough.toml"
+    text = config_text(upstream.index_url, tmp_path / "data")
+    config.write_text(text.replace("[server]\n", "[server]\nembedded_worker = false\n"))
+    settings = load_settings(config, environ={})
+    app = create_app(settings)
+    svc = app.extensions["pullthrough"]
+    try:
+        auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+        client = app.test_client()
+        task_id = queue(svc, ORPHAN_CLEANUP)
+        answer = client.patch(
+            f"/pulp/api/v3/tasks/{task_id}/", json={"state": "canceled"}, auth=auth
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.get_json()["state"] == "canceled"
+        assert answer.get_json()["finished_at"] is not None
+        earlier = queue(svc, ORPHAN_CLEANUP)  # canceled as an earlier version did: no time
+        with svc.catalog.session() as session:
+            row = session.get(Task, earlier)
+            assert row is not None
+            row.state = "canceled"
+        answer = client.post(
+            "/pulp/api/v3/tasks/purge/",
+            json={"states": ["canceled"], "finished_before": "2999-01-01T00:00:00Z"},
+            auth=auth,
+        )
+        assert answer.status_code == 202, answer.text
+        assert TaskWorker(svc, BACKGROUND_TASKS, heartbeat=1.0, dead_after=30.0).run_once()
+        with svc.catalog.session() as session:
+            assert session.get(Task, task_id) is None and session.get(Task, earlier) is None
+    finally:
+        svc.close()
 
 
 def test_a_worker_asked_to_stop_finishes_its_task_alive(services: Services) -> None:

@@ -185,7 +185,10 @@ def cancel(call: Call) -> Response:
         return json_response(
             {"detail": f"The task is already in a final state: {task.state}."}, 409
         )
-    task.state = "canceled" if task.state == "waiting" else "canceling"
+    if task.state == "waiting":  # it ends now, as Pulp's: when it did too (a purge reads it)
+        task.state, task.finished_at = "canceled", now()
+    else:
+        task.state = "canceling"
     return json_response(TASKS.to_json(task, Render(call.session, request.host_url)))
 
 

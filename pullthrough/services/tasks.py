@@ -181,7 +181,9 @@ def purge_tasks(ctx: TaskContext) -> None:
             session.scalars(
                 select(Task.id).where(
                     Task.state.in_(ctx.args["states"]),
-                    Task.finished_at < before,
+                    # a task canceled while waiting, recorded by an earlier version, has no
+                    # finished_at: its creation stands for it
+                    func.coalesce(Task.finished_at, Task.pulp_created) < before,
                     Task.id != ctx.task_id,
                 )
             )
