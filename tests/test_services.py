@@ -2904,3 +2904,32 @@ def test_a_sync_leaves_out_what_the_blocklist_names_or_fails_whole(
         assert _present(svc, repo_id) == present
     finally:
         svc.close()
+
+
+def test_a_sync_takes_files_whose_index_entry_holds_a_nul_character(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """An upstream page whose requires-python or yanked reason holds a NUL character (JSON's
+    \\u0000): on PostgreSQL, whose text columns cannot hold one, the whole sync failed with
+    psycopg's DataError. Such a requires-python is no specifier, and is not kept (pip ignores
+    an invalid one); the reason is kept without it."""
+    wheels = tmp_path / "wheels"
+    upstream.add_file(
+        "nul-rp",
+        build_wheel(wheels, "nul-rp", "1.0"),
+        requires_python=">=3\x00.9",
+    )
+    upstream.add_file("nul-rp", build_wheel(wheels, "nul-rp", "1.1"), yanked="bad\x00build")
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url, includes=["nul-rp"]))
+        try:
+            repo_id, args = new_sync(svc)
+            run_sync(svc, args)
+            with svc.catalog.session() as session:
+                taken = {
+                    p.version: (p.requires_python, p.yanked, p.yanked_reason)
+                    for p in session.scalars(version_packages(repo_id, 1))
+                }
+            assert taken == {"1.0": (None, False, None), "1.1": (None, True, "badbuild")}
+        finally:
+            svc.close()

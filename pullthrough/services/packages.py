@@ -19,13 +19,18 @@ from pullthrough.core.metadata import (
 from pullthrough.core.models import DistFile
 from pullthrough.core.policy import upload_time_of
 
+NUL = "\x00"
+
 
 def apply_index_fields(package: Package, entry: DistFile) -> None:
     """What the index says of a file and its metadata does not: yanked (with the reason), the
     upload time (so --exclude-newer keeps working), requires-python when the index states it."""
     package.yanked = bool(entry.yanked)
-    package.yanked_reason = entry.yanked if isinstance(entry.yanked, str) else None
-    package.requires_python = entry.requires_python or package.requires_python
+    # A NUL character, which no text column of PostgreSQL holds (a sync's whole record failed
+    # on one): a reason is kept without it, and a requires-python holding one is no specifier
+    package.yanked_reason = entry.yanked.replace(NUL, "") if isinstance(entry.yanked, str) else None
+    if entry.requires_python and NUL not in entry.requires_python:
+        package.requires_python = entry.requires_python
     uploaded = upload_time_of(entry)  # None for an odd value: keep our own time
     if uploaded is not None:
         # In UTC: SQLite keeps a time's digits and drops its offset, so a time given at +02:00
@@ -55,7 +60,7 @@ def package_from_file(
         )
     meta = read_metadata(path, filename)
     check_filename_matches(meta, filename)
-    if meta.requires_python is not None and "\x00" in meta.requires_python:
+    if meta.requires_python is not None and NUL in meta.requires_python:
         # Kept in a text column, which on PostgreSQL cannot hold a NUL (psycopg refuses it)
         raise InvalidDistribution(
             f"Invalid distribution {filename!r}: Invalid metadata: a null character in"

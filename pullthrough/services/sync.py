@@ -193,14 +193,13 @@ class Syncer:
             python_version=python_version(entry.filename, info.packagetype),
             sha256=entry.sha256 or "",
             size=entry.size or 0,
-            requires_python=entry.requires_python,
             metadata_json={"name": wanted.project, "version": str(info.version or "")},
             origin="sync",
             remote_url=entry.url,
             remote_id=self.remote_id,
             policy=self.remote.policy,
         )
-        apply_index_fields(package, entry)
+        apply_index_fields(package, entry)  # requires-python too: the index's alone says it
         return package
 
 
