@@ -1812,6 +1812,40 @@ def test_an_evicted_copy_takes_the_metadata_a_sync_kept_for_it_along(
         svc.close()
 
 
+def test_an_upload_taking_the_name_of_a_copy_takes_the_metadata_a_sync_kept_for_it_along(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A cached copy a sync took in (and kept PEP 658 metadata for) is in no repository any
+    more; an upload of other bytes under its filename takes the name, and the copy's record
+    goes: its metadata file goes too (unless something else records it), rather than stay in
+    the store recorded by nothing, where no eviction, orphan cleanup or repair ever looks."""
+    svc = build_services(settings_for(upstream, tmp_path, includes=["shelf-reader==0.2"]))
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        repo_id, args = new_sync(svc)
+        run_sync(svc, args)
+        limit, svc.ledger.max_size = svc.ledger.max_size, 1
+        svc.pullthrough.evict_if_needed()  # the copy is a repository's: the cache forgets it
+        svc.ledger.max_size = limit
+        assert svc.store.has(whl.sha256) and not svc.ledger.tracks(whl.sha256)
+        with svc.catalog.session() as session:
+            taken = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
+            metadata_sha256 = taken.metadata_sha256
+            assert taken.origin == "cache" and metadata_sha256 is not None
+            session.get_one(Repository, repo_id).retain_repo_versions = 1
+            new_version(session, repo_id, remove=[taken.id])  # in no version any more
+        ours = build_wheel(tmp_path, "shelf-reader", "0.2", requires_python=">=3.8")
+        assert ours.name == WHL_02
+        with ours.open("rb") as fh:
+            package, _ = svc.uploads.upload(None, fh, WHL_02, actor="admin")
+        assert package.sha256 != whl.sha256 and package.metadata_sha256 != metadata_sha256
+        for sha in (metadata_sha256, whl.sha256):  # gone, or left to the cache's eviction
+            assert not svc.store.has(sha) or svc.ledger.tracks(sha), sha
+    finally:
+        svc.close()
+
+
 def test_an_eviction_during_a_sync_leaves_the_metadata_the_sync_is_recording(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

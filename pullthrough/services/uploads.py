@@ -31,7 +31,7 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
-from pullthrough.services.orphans import storing
+from pullthrough.services.orphans import drop_unrecorded, storing
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks
@@ -116,7 +116,7 @@ class Uploads:
                     _admitted(session, repository_id, package, filename)
                 writer.commit()  # visible from now (checked): the cache's until recorded
                 with project_lock.held(STORED_WAIT_SECONDS):
-                    package, created = self._record(
+                    package, created, replaced = self._record(
                         repository_id,
                         package,
                         metadata,
@@ -130,6 +130,14 @@ class Uploads:
                 self.ledger.forget(package.sha256)  # a repository's file is never evicted
                 if package.metadata_sha256:
                     self.ledger.forget(package.metadata_sha256)
+        # The bytes of the copy whose name the upload took: recorded by its package alone (the
+        # metadata a sync kept for it, its file once in a repository), they would stay in the
+        # store with nothing that records them. The cache's (tracked) are left to its eviction.
+        for sha in sorted(replaced - {package.sha256, package.metadata_sha256 or ""}):
+            try:
+                drop_unrecorded(self.catalog, self.ledger, self.locks, self.store, sha)
+            except Exception as exc:  # the upload is done: the file is left, as before
+                log.warning("upload of %s left the replaced copy's file %s: %s", filename, sha, exc)
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
 
@@ -143,9 +151,10 @@ class Uploads:
         actor: str,
         address: str,
         where: str,
-    ) -> tuple[Package, RepositoryVersion | None]:
+    ) -> tuple[Package, RepositoryVersion | None, set[str]]:
         """The checked transaction that records a stored upload, under the project's lock; the
-        package kept and the version made. The lock orders uploads only: another node's cache
+        package kept, the version made and the bytes the cached copy whose name it took
+        recorded (its file, its metadata). The lock orders uploads only: another node's cache
         may record the filename (Catalog.add_new), or an orphan cleanup remove the package
         found, between the check and the commit. The unique key or a foreign key then refuses
         the transaction (nothing of it stays), and it is checked and made again: the upload is
@@ -188,14 +197,16 @@ class Uploads:
         actor: str,
         address: str,
         where: str,
-    ) -> tuple[Package, RepositoryVersion | None]:
+    ) -> tuple[Package, RepositoryVersion | None, set[str]]:
         """One attempt of _record: `package` (as described from the file) checked again, then
         recorded, or the package of its filename that stays taken as the upload."""
         filename = package.filename
         # again, one at a time: what another upload committed meanwhile
         existing, displaced = _admitted(session, repository_id, package, filename)
+        replaced: set[str] = set()
         if displaced is not None:  # our upload takes the name (if another node's eviction
             # took it first, so be it: one statement, not the ORM's count of deleted rows)
+            replaced = {displaced.sha256, displaced.metadata_sha256 or ""} - {""}
             session.execute(delete(Package).where(Package.id == displaced.id))
         if existing is None:
             package.uploaded_by = actor
@@ -226,7 +237,7 @@ class Uploads:
         if created is not None:
             detail["repository_version"] = created.number
         audit.record(session, actor, "upload", filename, address=address, detail=detail)
-        return package, created
+        return package, created, replaced
 
 
 def _admitted(
