@@ -45,6 +45,7 @@ from pullthrough.services.coordination import (
 )
 from pullthrough.services.counters import COUNTERS, Counters
 from pullthrough.services.later import Later, WriteBehind
+from pullthrough.services.ledger_rebuild import local_ledger
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -57,7 +58,7 @@ from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.copies import disposable_cache
-from pullthrough.storage.ledger import CacheLedger, Ledger
+from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
 
@@ -142,12 +143,15 @@ def _shared(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def cache_coordination(engine: Engine, data: Path, max_size: int) -> tuple[Ledger, Locks]:
-    """The cache ledger and the download locks: in the data folder for one host, in
-    PostgreSQL for every node of a cluster."""
+def cache_coordination(catalog: Catalog, data: Path, max_size: int) -> tuple[Ledger, Locks]:
+    """The cache ledger and the download locks: in the data folder for one host (a damaged
+    ledger set aside and rebuilt from the catalog), in PostgreSQL for every node of a
+    cluster."""
+    engine = catalog.engine
     if _shared(engine):
         return SharedLedger(engine, max_size=max_size), AdvisoryLocks(engine.url)
-    return CacheLedger(data / "ledger", max_size=max_size), LockDir(data / "locks")
+    locks = LockDir(data / "locks")
+    return local_ledger(catalog, data / "ledger", locks, max_size=max_size), locks
 
 
 def change_signal(engine: Engine, data: Path) -> ChangeSignal:
@@ -333,7 +337,7 @@ def build_services(settings: Settings) -> Services:
     data = settings.server.data_dir
     store = make_store(settings.storage, data)
     catalog = Catalog(make_engine(database_url(settings.server.database_url, data)))
-    ledger, locks = cache_coordination(catalog.engine, data, settings.cache.max_size)
+    ledger, locks = cache_coordination(catalog, data, settings.cache.max_size)
     generation = change_signal(catalog.engine, data)
     # Parsed upstream pages; diskcache keeps large values (PyPI's project list) in files.
     copies = LockDir(data / "locks")  # a damaged cache of copies is made anew, one at a time

@@ -1,22 +1,29 @@
 """The cache ledger: which stored files are orphaned pull-through copies, their sizes and last use.
 
 Kept in diskcache (SQLite under the data folder), so every gunicorn worker shares one view. Only
-files recorded here can be evicted; content that belongs to a repository is never recorded.
+files recorded here can be evicted; content that belongs to a repository is never recorded. A
+damaged database of it is set aside and rebuilt from the catalog at start-up
+(services.ledger_rebuild).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import diskcache
 from cachetools import TTLCache
 
+from pullthrough.storage.copies import opened
+
 _TOTAL = "__total__"
+PARTS = ("files", "urls")  # the ledger's diskcaches: its entries, and the URLs of unhashed files
+_SETTINGS: dict[str, Any] = {"eviction_policy": "none", "size_limit": 2**62, "statistics": False}
+RESTORE_BATCH = 1000  # entries written in one transaction: other workers' writes go between
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,30 @@ class Entry:
     sha256: str
     size: int
     last_used: float
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A pull-through copy the catalog records: its file, size and when it was cached."""
+
+    sha256: str
+    size: int
+    created: float
+
+
+def rebuilt_entries(copies: Iterable[Copy], held: Collection[str]) -> list[Entry]:
+    """The ledger's entries for the cache's copies the catalog records, but not for bytes
+    something else `held` (a repository, an artifact, an upload's chunk, another package):
+    those must never be evicted. One entry per file; its last use, which was lost, is taken as
+    its latest caching: no later than the truth, so the oldest copies go first."""
+    found: dict[str, Entry] = {}
+    for copy in copies:
+        if copy.sha256 in held:
+            continue
+        known = found.get(copy.sha256)
+        if known is None or known.last_used < copy.created:
+            found[copy.sha256] = Entry(copy.sha256, copy.size, copy.created)
+    return sorted(found.values(), key=lambda e: e.sha256)
 
 
 class RecentUses:
@@ -90,9 +121,8 @@ class CacheLedger:
         clock: Callable[[], float] = time.time,
         touch_interval: float = 60.0,  # seconds: a hot file costs one write a minute per process
     ) -> None:
-        settings = {"eviction_policy": "none", "size_limit": 2**62, "statistics": False}
-        self.files = diskcache.Cache(str(directory / "files"), **settings)
-        self.urls = diskcache.Cache(str(directory / "urls"), **settings)
+        self.files = diskcache.Cache(str(directory / "files"), **_SETTINGS)
+        self.urls = diskcache.Cache(str(directory / "urls"), **_SETTINGS)
         self.max_size = max_size
         self.clock = clock
         self._recent = RecentUses(touch_interval, clock)
@@ -107,6 +137,16 @@ class CacheLedger:
             if self.files.get(sha256) is None:
                 self.files.incr(_TOTAL, size)
             self.files.set(sha256, (size, self.clock()))
+
+    def restore(self, entries: Sequence[Entry]) -> None:
+        """Enter files rebuilt from the catalog (rebuilt_entries), with their last use; one
+        recorded meanwhile (by a worker started already) stays as it is."""
+        for start in range(0, len(entries), RESTORE_BATCH):
+            with self.files.transact():
+                for entry in entries[start : start + RESTORE_BATCH]:
+                    if self.files.get(entry.sha256) is None:
+                        self.files.incr(_TOTAL, entry.size)
+                        self.files.set(entry.sha256, (entry.size, entry.last_used))
 
     def touch(self, sha256: str) -> None:
         if not self._recent.first(sha256):
@@ -160,3 +200,15 @@ class CacheLedger:
         for url in self.urls.iterkeys():
             if (sha256 := self.sha_for_url(url)) is not None:
                 yield url, sha256
+
+
+def damaged_parts(directory: Path) -> list[str]:
+    """The ledger's diskcaches (PARTS) in `directory` whose database is damaged: read whole,
+    so that a damaged page is found now, not at the first eviction or status read."""
+    damaged = []
+    for part in PARTS:
+        if (cache := opened(directory / part, _SETTINGS, check=True)) is None:
+            damaged.append(part)
+        else:
+            cache.close()
+    return damaged

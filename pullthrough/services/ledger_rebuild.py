@@ -1,0 +1,97 @@
+"""A damaged cache ledger of one host (`data_dir/ledger`, diskcache) at start-up: set aside
+(renamed, never deleted: an operator may want it) and rebuilt from the catalog, so the server
+starts and its cache stays within its size limit.
+
+What a rebuild restores: an entry (size, and as last use the time it was cached) for every
+pull-through copy the catalog records (a package of origin "cache") whose bytes nothing else
+records - no repository version, artifact, upload chunk or other package. What it cannot: the
+real last uses; the files a URL of an index without hashes was stored as (such a file is
+downloaded once more, then known again); and bytes the ledger alone recorded (a cached file
+the catalog has no entry for, a sync's PEP 658 metadata not recorded yet): they stay in the
+store, never evicted, as files nothing records."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+
+from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, UploadChunk
+from pullthrough.core.times import utc
+from pullthrough.storage.copies import RESET_WAIT_SECONDS, set_aside
+from pullthrough.storage.ledger import (
+    CacheLedger,
+    Copy,
+    Entry,
+    damaged_parts,
+    rebuilt_entries,
+)
+from pullthrough.storage.locks import LockDir
+
+log = logging.getLogger(__name__)
+LOST = {
+    "files": "its entries are rebuilt from the catalog",
+    "urls": "files of indexes without hashes are downloaded once more",
+}
+
+
+def local_ledger(
+    catalog: Catalog, directory: Path, locks: LockDir, *, max_size: int
+) -> CacheLedger:
+    """The cache ledger in `directory`; a damaged database of it is set aside and made anew,
+    its entries rebuilt from the catalog, by one process at a time (the others, waiting, open
+    the new one)."""
+    if not damaged_parts(directory):
+        return CacheLedger(directory, max_size=max_size)
+    with locks.named("reset_ledger").held(RESET_WAIT_SECONDS):
+        damaged = damaged_parts(directory)  # none if another process rebuilt it meanwhile
+        for part in damaged:
+            aside = set_aside(directory / part)
+            log.warning(
+                "the cache ledger's database %s is damaged: set aside as %s (kept, not read"
+                " again); %s",
+                directory / part,
+                aside,
+                LOST[part],
+            )
+        ledger = CacheLedger(directory, max_size=max_size)
+        if "files" in damaged:
+            entries = cache_entries(catalog)
+            ledger.restore(entries)
+            log.warning(
+                "the cache ledger was rebuilt from the catalog: %d cached files, %d bytes",
+                len(entries),
+                sum(e.size for e in entries),
+            )
+        return ledger
+
+
+def cache_entries(catalog: Catalog) -> list[Entry]:
+    """The ledger's entries the catalog implies: its pull-through copies in no repository
+    version, but for bytes something else records (rebuilt_entries)."""
+    with catalog.reading() as session:
+        rows = session.execute(
+            select(Package.sha256, Package.size, Package.pulp_created).where(
+                Package.origin == "cache",
+                Package.id.not_in(select(RepositoryContent.package_id)),
+            )
+        )
+        copies = [Copy(sha, size, utc(created).timestamp()) for sha, size, created in rows]
+        shas = sorted({c.sha256 for c in copies})
+        held: set[str] = set()
+        in_repository = Package.id.in_(select(RepositoryContent.package_id))
+        for batch in in_batches(shas):
+            for query in (
+                # another package of these bytes that is not a copy, or is in a repository
+                select(Package.sha256).where(
+                    Package.sha256.in_(batch), (Package.origin != "cache") | in_repository
+                ),
+                # any package's PEP 658 metadata (eviction keeps those bytes too)
+                select(Package.metadata_sha256).where(Package.metadata_sha256.in_(batch)),
+                select(Artifact.sha256).where(Artifact.sha256.in_(batch)),
+                select(UploadChunk.sha256).where(UploadChunk.sha256.in_(batch)),
+            ):
+                held.update(s for s in session.scalars(query) if s is not None)
+    return rebuilt_entries(copies, held)

@@ -1,0 +1,161 @@
+"""Rebuilding a damaged cache ledger from the catalog: which files become evictable again."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pullthrough.catalog.db import Catalog, make_engine, prepare
+from pullthrough.catalog.models import (
+    Artifact,
+    Package,
+    Repository,
+    RepositoryContent,
+    Upload,
+    UploadChunk,
+)
+from pullthrough.services.ledger_rebuild import cache_entries, local_ledger
+from pullthrough.storage.ledger import CacheLedger, Copy, Entry, damaged_parts, rebuilt_entries
+from pullthrough.storage.locks import LockDir
+
+CREATED = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("copies", "held", "expected"),
+    [
+        ([], set(), []),
+        ([Copy("a", 10, 1.0)], set(), [Entry("a", 10, 1.0)]),
+        ([Copy("a", 10, 1.0)], {"a"}, []),  # held by something else: never evictable
+        # two copies of the same bytes: one entry, last used at the later caching
+        (
+            [Copy("b", 5, 1.0), Copy("b", 5, 3.0), Copy("a", 7, 2.0)],
+            {"c"},
+            [
+                Entry("a", 7, 2.0),
+                Entry("b", 5, 3.0),
+            ],
+        ),
+    ],
+)
+def test_rebuilt_entries_are_the_copies_nothing_else_holds(
+    copies: list[Copy], held: set[str], expected: list[Entry]
+) -> None:
+    assert rebuilt_entries(copies, held) == expected
+
+
+def test_restored_entries_are_counted_once_and_keep_their_last_use(tmp_path: Path) -> None:
+    ledger = CacheLedger(tmp_path, max_size=100, clock=lambda: 50.0)
+    try:
+        ledger.record("a", 10)  # recorded meanwhile: stays as it is
+        ledger.restore([Entry("a", 10, 1.0), Entry("b", 20, 2.0)])
+        assert (ledger.total(), ledger.count()) == (30, 2)
+        assert (ledger.used_at("a"), ledger.used_at("b")) == (50.0, 2.0)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_damaged_ledger_database_is_found(tmp_path: Path, how: str) -> None:
+    ledger = CacheLedger(tmp_path, max_size=100)
+    for i in range(500):
+        ledger.record(f"{i:064x}", 10)
+    ledger.close()
+    assert damaged_parts(tmp_path) == []
+    db = tmp_path / "files" / "cache.db"
+    with db.open("r+b") as fh:
+        if how == "garbage":
+            fh.write(b"\xde\xad\xbe\xef" * 1024)
+        else:
+            fh.truncate(db.stat().st_size // 3)
+    assert damaged_parts(tmp_path) == ["files"]
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    prepare(engine)
+    return Catalog(engine)
+
+
+def package(sha: str, filename: str, origin: str = "cache", **more: object) -> Package:
+    return Package(
+        filename=filename,
+        name="p",
+        version="1",
+        packagetype="bdist_wheel",
+        sha256=sha,
+        size=len(sha),
+        origin=origin,
+        pulp_created=CREATED,
+        **more,
+    )
+
+
+def sha(letter: str) -> str:
+    return letter * 64
+
+
+def fill(catalog: Catalog) -> None:
+    """Pull-through copies, each but the first held by something other than the cache."""
+    with catalog.session() as session:
+        repo = Repository(name="r")
+        session.add(repo)
+        promoted = package(sha("b"), "promoted.whl")
+        session.add_all(
+            [
+                package(sha("a"), "orphan.whl"),  # the one evictable file
+                promoted,
+                package(sha("c"), "also-uploaded.whl"),
+                package(sha("c"), "uploaded.whl", origin="upload"),  # the same bytes, uploaded
+                package(sha("d"), "artifact.whl"),
+                Artifact(sha256=sha("d"), sha224="", sha384="", sha512="", size=64),
+                package(sha("e"), "chunk.whl"),
+                package(sha("f"), "metadata.whl"),
+                package(sha("0"), "private.whl", origin="upload", metadata_sha256=sha("f")),
+                package(sha("9"), "synced.whl", origin="sync"),  # not a copy: never recorded
+            ]
+        )
+        upload = Upload(size=64)
+        session.add(upload)
+        session.flush()
+        session.add(UploadChunk(upload_id=upload.id, offset=0, size=64, sha256=sha("e")))
+        session.add(
+            RepositoryContent(repository_id=repo.id, package_id=promoted.id, version_added=1)
+        )
+
+
+def test_only_copies_no_repository_artifact_chunk_or_package_holds_are_rebuilt(
+    catalog: Catalog,
+) -> None:
+    fill(catalog)
+    assert cache_entries(catalog) == [Entry(sha("a"), 64, CREATED.timestamp())]
+
+
+def test_a_damaged_ledger_is_set_aside_and_rebuilt_from_the_catalog(
+    catalog: Catalog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(catalog)
+    directory = tmp_path / "ledger"
+    before = CacheLedger(directory, max_size=100)
+    before.record(sha("z"), 1)
+    before.close()
+    (directory / "files" / "cache.db").write_bytes(b"not a database" * 100)
+    locks = LockDir(tmp_path / "locks")
+    with caplog.at_level(logging.WARNING, logger="pullthrough"):
+        ledger = local_ledger(catalog, directory, locks, max_size=100)
+    try:
+        assert [e.sha256 for e in ledger.entries()] == [sha("a")]
+        assert (ledger.total(), ledger.count()) == (64, 1)
+    finally:
+        ledger.close()
+    (aside,) = directory.glob("files.damaged-*")
+    assert (aside / "cache.db").read_bytes() == b"not a database" * 100  # kept as it was
+    assert f"set aside as {aside}" in caplog.text
+    assert "rebuilt from the catalog: 1 cached files, 64 bytes" in caplog.text
+    again = local_ledger(catalog, directory, locks, max_size=100)  # sound now: opened as is
+    again.close()
+    assert list(directory.glob("*.damaged-*")) == [aside]
