@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, text
 
-from pullthrough.catalog.db import make_engine, prepare
+from pullthrough.catalog.db import Catalog, make_engine, prepare
+from pullthrough.catalog.models import Package
 from pullthrough.services.coordination import (
     AdvisoryLocks,
     SharedGeneration,
@@ -279,3 +280,38 @@ def test_a_file_cached_on_a_node_whose_clock_is_ahead_is_not_the_newest(engine: 
     ahead.record("a" * 64, 100)
     right.record("b" * 64, 100)
     assert [v.sha256 for v in right.victims()] == ["a" * 64]
+
+
+def test_a_damaged_ledger_cached_before_the_shared_one_is_set_aside_and_rebuilt(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A node upgraded with a damaged data-folder ledger starts all the same: the folder is
+    set aside (kept), and the shared ledger gets the catalog's pull-through copies instead."""
+    local = CacheLedger(tmp_path / "ledger", max_size=10**9)
+    local.record("a" * 64, 100)
+    local.close()
+    (tmp_path / "ledger" / "files" / "cache.db").write_bytes(b"not a database" * 100)
+    with Catalog(engine).session() as session:
+        session.add_all(
+            [
+                Package(
+                    filename=f"{name}-1-py3-none-any.whl",
+                    name=name,
+                    version="1",
+                    packagetype="bdist_wheel",
+                    sha256=sha * 64,
+                    size=10,
+                    origin=origin,
+                )
+                for name, sha, origin in (("copy", "c", "cache"), ("own", "d", "upload"))
+            ]
+        )
+    shared = SharedLedger(engine, max_size=10**9)
+    try:
+        assert adopt_local_ledger(engine, tmp_path / "ledger") == 1
+        assert [e.sha256 for e in shared.entries()] == ["c" * 64]
+        (aside,) = tmp_path.glob("ledger.damaged-*")
+        assert (aside / "files" / "cache.db").read_bytes() == b"not a database" * 100
+        assert adopt_local_ledger(engine, tmp_path / "ledger") == 0  # once
+    finally:
+        shared.close()

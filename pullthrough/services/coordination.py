@@ -39,8 +39,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
-from pullthrough.storage.ledger import CacheLedger, Entry, RecentUses, choose_evictions
+from pullthrough.services.ledger_rebuild import cache_entries
+from pullthrough.storage.copies import set_aside
+from pullthrough.storage.ledger import (
+    CacheLedger,
+    Entry,
+    RecentUses,
+    choose_evictions,
+    damaged_parts,
+)
 from pullthrough.storage.locks import KeyedLocks, Lock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -288,28 +297,43 @@ def adopt_local_ledger(engine: Engine, directory: Path) -> int:
     """Enter in the shared ledger the files a release before it tracked in the data folder's
     own (`directory`, a CacheLedger): without that, the files cached before the upgrade were
     never evicted nor counted against the limit. The folder is renamed once read, so this
-    happens once; an entry the shared ledger has already stays as it is. Returns how many
-    files were adopted."""
+    happens once; an entry the shared ledger has already stays as it is. A damaged folder is
+    set aside instead, and its entries rebuilt from the catalog (services.ledger_rebuild).
+    Returns how many files were adopted."""
     if not (directory / "files").is_dir():
         return 0
+    if damaged := damaged_parts(directory):
+        aside = set_aside(directory)
+        log.warning(
+            "the cache ledger kept in the data folder before the shared one is damaged (%s):"
+            " set aside as %s (kept, not read again); its entries are rebuilt from the catalog",
+            ", ".join(damaged),
+            aside,
+        )
+        rebuilt = cache_entries(Catalog(engine))
+        return _adopt(engine, rebuilt, {})
     local = CacheLedger(directory, max_size=0)
     try:
-        entries = [
-            {"sha256": e.sha256, "size": e.size, "last_used": e.last_used} for e in local.entries()
-        ]
-        urls = [
-            {"url_sha256": hashlib.sha256(url.encode()).hexdigest(), "url": url, "sha256": sha}
-            for url, sha in local.remembered_urls()
-        ]
+        adopted = _adopt(engine, list(local.entries()), dict(local.remembered_urls()))
     finally:
         local.close()
+    directory.rename(directory.with_name(directory.name + ".adopted"))
+    return adopted
+
+
+def _adopt(engine: Engine, found: list[Entry], urls_found: dict[str, str]) -> int:
+    """Enter entries and URLs in the shared ledger, leaving those it has as they are."""
+    entries = [{"sha256": e.sha256, "size": e.size, "last_used": e.last_used} for e in found]
+    urls = [
+        {"url_sha256": hashlib.sha256(url.encode()).hexdigest(), "url": url, "sha256": sha}
+        for url, sha in urls_found.items()
+    ]
     with engine.begin() as conn:
         for table, rows in ((CacheEntry, entries), (CacheUrl, urls)):
             # executemany, in batches: one statement of all the rows would pass PostgreSQL's
             # 65,535 parameters from about 21,000 files
             if rows:
                 conn.execute(insert(table).on_conflict_do_nothing(), rows)
-    directory.rename(directory.with_name(directory.name + ".adopted"))
     return len(entries)
 
 
