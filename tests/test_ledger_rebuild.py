@@ -17,7 +17,7 @@ from pullthrough.catalog.models import (
     Upload,
     UploadChunk,
 )
-from pullthrough.services.ledger_rebuild import cache_entries, local_ledger
+from pullthrough.services.ledger_rebuild import REBUILDING, cache_entries, repair_local_ledger
 from pullthrough.storage.ledger import CacheLedger, Copy, Entry, damaged_parts, rebuilt_entries
 from pullthrough.storage.locks import LockDir
 
@@ -146,16 +146,33 @@ def test_a_damaged_ledger_is_set_aside_and_rebuilt_from_the_catalog(
     (directory / "files" / "cache.db").write_bytes(b"not a database" * 100)
     locks = LockDir(tmp_path / "locks")
     with caplog.at_level(logging.WARNING, logger="pullthrough"):
-        ledger = local_ledger(catalog, directory, locks, max_size=100)
-    try:
-        assert [e.sha256 for e in ledger.entries()] == [sha("a")]
-        assert (ledger.total(), ledger.count()) == (64, 1)
-    finally:
-        ledger.close()
+        repair_local_ledger(catalog, directory, locks)
+    assert rebuilt(directory) == ([sha("a")], 64)
     (aside,) = directory.glob("files.damaged-*")
     assert (aside / "cache.db").read_bytes() == b"not a database" * 100  # kept as it was
     assert f"set aside as {aside}" in caplog.text
     assert "rebuilt from the catalog: 1 cached files, 64 bytes" in caplog.text
-    again = local_ledger(catalog, directory, locks, max_size=100)  # sound now: opened as is
-    again.close()
+    repair_local_ledger(catalog, directory, locks)  # sound now: left as it is
     assert list(directory.glob("*.damaged-*")) == [aside]
+    assert not (directory / REBUILDING).exists()
+
+
+def test_a_rebuild_cut_short_is_taken_up_again(catalog: Catalog, tmp_path: Path) -> None:
+    """A process killed while it rebuilt: its mark stays, and the next start completes it."""
+    fill(catalog)
+    directory = tmp_path / "ledger"
+    directory.mkdir()
+    (directory / REBUILDING).touch()  # the file set aside, no entry written yet
+    repair_local_ledger(catalog, directory, LockDir(tmp_path / "locks"))
+    assert rebuilt(directory) == ([sha("a")], 64)
+    assert not (directory / REBUILDING).exists()
+    assert list(directory.glob("*.damaged-*")) == []
+
+
+def rebuilt(directory: Path) -> tuple[list[str], int]:
+    """The files a ledger tracks, and its total."""
+    ledger = CacheLedger(directory, max_size=100)
+    try:
+        return sorted(e.sha256 for e in ledger.entries()), ledger.total()
+    finally:
+        ledger.close()

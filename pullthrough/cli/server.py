@@ -81,6 +81,8 @@ def serve(args: argparse.Namespace) -> int:
     from pullthrough.services.container import prepare_data
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
+    # What the setup warns of (a busy catalog, a damaged cache ledger set aside) says so
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     try:
         password, generated = prepare_data(settings)  # before any worker starts
     except ConfigError as exc:  # the file against the catalog (an overlapping base path)

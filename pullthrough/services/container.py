@@ -45,7 +45,7 @@ from pullthrough.services.coordination import (
 )
 from pullthrough.services.counters import COUNTERS, Counters
 from pullthrough.services.later import Later, WriteBehind
-from pullthrough.services.ledger_rebuild import local_ledger
+from pullthrough.services.ledger_rebuild import repair_local_ledger
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -58,7 +58,7 @@ from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.copies import disposable_cache
-from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.ledger import CacheLedger, Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
 
@@ -143,15 +143,12 @@ def _shared(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def cache_coordination(catalog: Catalog, data: Path, max_size: int) -> tuple[Ledger, Locks]:
-    """The cache ledger and the download locks: in the data folder for one host (a damaged
-    ledger set aside and rebuilt from the catalog), in PostgreSQL for every node of a
-    cluster."""
-    engine = catalog.engine
+def cache_coordination(engine: Engine, data: Path, max_size: int) -> tuple[Ledger, Locks]:
+    """The cache ledger and the download locks: in the data folder for one host (checked,
+    and rebuilt if damaged, by prepare_data), in PostgreSQL for every node of a cluster."""
     if _shared(engine):
         return SharedLedger(engine, max_size=max_size), AdvisoryLocks(engine.url)
-    locks = LockDir(data / "locks")
-    return local_ledger(catalog, data / "ledger", locks, max_size=max_size), locks
+    return CacheLedger(data / "ledger", max_size=max_size), LockDir(data / "locks")
 
 
 def change_signal(engine: Engine, data: Path) -> ChangeSignal:
@@ -294,11 +291,11 @@ def keys(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def prepare_data(settings: Settings) -> tuple[str, bool]:
-    """The one-time setup of a data folder and its catalog - the journal mode, migrations, the
-    configured remotes and distributions, the admin password - done by whichever process gets
-    here first while the others wait for it. `pullthrough serve` runs it before any worker
-    starts; a worker runs it again and finds nothing left to do. Returns the admin password and
-    whether it was generated just now."""
+    """The one-time setup of a data folder and its catalog - the journal mode, migrations, a
+    damaged cache ledger set aside and rebuilt, the configured remotes and distributions, the
+    admin password - done by whichever process gets here first while the others wait for it.
+    `pullthrough serve` runs it before any worker starts; a worker runs it again and finds
+    nothing left to do. Returns the admin password and whether it was generated just now."""
     data = settings.server.data_dir
     data.mkdir(parents=True, exist_ok=True)
     locks = LockDir(data / "locks")
@@ -308,7 +305,9 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
             prepare(engine)
-            if _shared(engine) and (adopted := adopt_local_ledger(engine, data / "ledger")):
+            if not _shared(engine):  # after the migrations: a rebuild reads the catalog
+                repair_local_ledger(catalog, data / "ledger", locks)
+            elif adopted := adopt_local_ledger(engine, data / "ledger"):
                 log.info("the shared cache ledger adopted %d files cached before", adopted)
             generation = change_signal(engine, data)  # after the migrations: its table
             try:
@@ -337,7 +336,7 @@ def build_services(settings: Settings) -> Services:
     data = settings.server.data_dir
     store = make_store(settings.storage, data)
     catalog = Catalog(make_engine(database_url(settings.server.database_url, data)))
-    ledger, locks = cache_coordination(catalog, data, settings.cache.max_size)
+    ledger, locks = cache_coordination(catalog.engine, data, settings.cache.max_size)
     generation = change_signal(catalog.engine, data)
     # Parsed upstream pages; diskcache keeps large values (PyPI's project list) in files.
     copies = LockDir(data / "locks")  # a damaged cache of copies is made anew, one at a time

@@ -31,22 +31,26 @@ from pullthrough.storage.ledger import (
 from pullthrough.storage.locks import LockDir
 
 log = logging.getLogger(__name__)
+REBUILDING = "rebuilding"  # a mark in the ledger's folder while its entries are rebuilt
 LOST = {
     "files": "its entries are rebuilt from the catalog",
     "urls": "files of indexes without hashes are downloaded once more",
 }
 
 
-def local_ledger(
-    catalog: Catalog, directory: Path, locks: LockDir, *, max_size: int
-) -> CacheLedger:
-    """The cache ledger in `directory`; a damaged database of it is set aside and made anew,
-    its entries rebuilt from the catalog, by one process at a time (the others, waiting, open
-    the new one)."""
-    if not damaged_parts(directory):
-        return CacheLedger(directory, max_size=max_size)
+def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> None:
+    """Set aside a damaged database of the cache ledger in `directory` and rebuild its entries
+    from the catalog, one process at a time (the others wait, then find it sound). Part of the
+    one-time setup, before gunicorn starts its workers: a rebuild of many files may take longer
+    than a worker may stay silent. A rebuild cut short (a killed process) is taken up again at
+    the next start: the `rebuilding` mark goes only once it is complete."""
+    mark = directory / REBUILDING
+    if not mark.exists() and not damaged_parts(directory):
+        return
     with locks.named("reset_ledger").held(RESET_WAIT_SECONDS):
         damaged = damaged_parts(directory)  # none if another process rebuilt it meanwhile
+        if "files" in damaged:
+            mark.touch()  # first: a process killed once the file is aside still rebuilds
         for part in damaged:
             aside = set_aside(directory / part)
             log.warning(
@@ -56,16 +60,20 @@ def local_ledger(
                 aside,
                 LOST[part],
             )
-        ledger = CacheLedger(directory, max_size=max_size)
-        if "files" in damaged:
+        if not mark.exists():
+            return
+        ledger = CacheLedger(directory, max_size=0)
+        try:
             entries = cache_entries(catalog)
             ledger.restore(entries)
-            log.warning(
-                "the cache ledger was rebuilt from the catalog: %d cached files, %d bytes",
-                len(entries),
-                sum(e.size for e in entries),
-            )
-        return ledger
+        finally:
+            ledger.close()
+        mark.unlink()
+        log.warning(
+            "the cache ledger was rebuilt from the catalog: %d cached files, %d bytes",
+            len(entries),
+            sum(e.size for e in entries),
+        )
 
 
 def cache_entries(catalog: Catalog) -> list[Entry]:
