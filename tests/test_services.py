@@ -1128,6 +1128,49 @@ def test_a_modify_promotes_a_pull_through_copy_out_of_the_cache(
         svc.close()
 
 
+def test_a_copy_a_repository_let_go_is_the_caches_again_after_orphan_cleanup(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A pull-through copy a modify took into a repository left the cache's ledger; once the
+    repository is deleted, nothing removed it for good (orphan cleanup skips the cache's
+    content, eviction knows only the ledger's). Orphan cleanup hands it back to the cache,
+    whose size limit then evicts it."""
+    settings = settings_for(upstream, tmp_path)
+    app = create_app(settings)
+    svc = app.extensions["pullthrough"]
+    try:
+        dist, whl = main_and_wheel(svc, upstream)
+        cached_in_catalog(svc, dist, whl)
+        with svc.catalog.session() as session:
+            package_id = session.scalars(select(Package.id).where(Package.filename == WHL_02)).one()
+        auth = ("admin", (settings.server.data_dir / "admin-password").read_text().strip())
+        client = app.test_client()
+        created = client.post(
+            "/pulp/api/v3/repositories/python/python/", json={"name": "kept"}, auth=auth
+        )
+        repository = created.get_json()["pulp_href"]
+        body = {"add_content_units": [f"/pulp/api/v3/content/python/packages/{package_id}/"]}
+        answer = client.post(repository + "modify/", json=body, auth=auth)
+        assert answer.status_code == 202, answer.get_json()
+        assert wait_until(lambda: not svc.ledger.tracks(whl.sha256), 10)
+        assert client.delete(repository, auth=auth).status_code == 202
+        assert wait_until(lambda: client.get(repository, auth=auth).status_code == 404, 10)
+
+        cleanup = client.post(
+            "/pulp/api/v3/orphans/cleanup/", json={"orphan_protection_time": 0}, auth=auth
+        )
+        assert cleanup.status_code == 202, cleanup.get_json()
+        assert wait_until(lambda: svc.ledger.tracks(whl.sha256), 10)
+        assert svc.store.has(whl.sha256)  # not an orphan: the cache's, evicted in its turn
+        svc.ledger.max_size = 1
+        assert svc.pullthrough.evict_if_needed() == 1
+        assert not svc.store.has(whl.sha256)
+        with svc.catalog.session() as session:
+            assert session.get(Package, package_id) is None
+    finally:
+        svc.close()
+
+
 def test_a_mirror_sync_removes_what_a_change_added_while_it_ran(
     upstream: Upstream, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,8 @@
 """Orphan cleanup: packages in no repository version, older than a protection time, then the
 artifacts no package uses, and their files; then the (chunked) uploads older than that time,
 and their chunks. Content a distribution can reach is in some repository version, so it is
-never touched; pull-through cache files are left to the cache's own LRU limit."""
+never touched; pull-through cache files are left to the cache's own LRU limit - those a
+repository held and let go again included, which the cleanup hands back to it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.kept import keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
 from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.services.tasks import TaskContext, catalog_time
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
@@ -99,6 +101,8 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         for upload_id in stale:
             svc.chunked_uploads.discard(upload_id)
         ctx.completed("clean-up.uploads", "Clean up uploads", len(stale))
+        returned = return_to_cache(svc.catalog, svc.ledger, svc.locks)
+        ctx.completed("clean-up.cache", "Return pull-through copies to the cache", returned)
     if artifacts:
         log.info("orphan cleanup removed %d artifacts", len(artifacts))
 
@@ -151,6 +155,34 @@ def release(catalog: Catalog, ledger: Ledger, store: BlobStore, sha256: str, siz
             ledger.record(sha256, size)
     elif not recorded(catalog, ledger, sha256):
         store.delete(sha256)
+
+
+def return_to_cache(catalog: Catalog, ledger: Ledger, locks: Locks) -> int:
+    """Hand back to the cache's ledger the pull-through copies that nothing but their own
+    packages records and that it does not track: a copy a `modify` took into a repository left
+    the ledger (a repository's file is never evicted); once no version holds it any more (a
+    version or the repository deleted), nothing removed it - orphan cleanup skips the cache's
+    content, and eviction knows only what the ledger tracks. Recorded as used now, they are
+    evicted in their turn. Bytes being stored or evicted right now (their lock busy) are left
+    to the next cleanup; one that a repository takes in again meanwhile is kept by eviction,
+    which checks under that lock. Returns how many were handed back."""
+    tracked = {e.sha256 for e in ledger.entries()}
+    returned = 0
+    for entry in cache_entries(catalog):
+        if entry.sha256 in tracked:
+            continue
+        lock = stored_bytes(locks, entry.sha256)
+        if not lock.acquire(timeout=0, blocking=False):
+            continue
+        try:
+            if not ledger.tracks(entry.sha256):
+                ledger.record(entry.sha256, entry.size)
+                returned += 1
+        finally:
+            lock.release()
+    if returned:
+        log.info("orphan cleanup handed %d pull-through copies back to the cache", returned)
+    return returned
 
 
 @contextmanager
