@@ -1,13 +1,20 @@
-"""The README does not drift from the code: every setting documented with its key, every file it
-names present, and CI running exactly the test command it gives."""
+"""The README does not drift from the code: every setting documented with its key and default,
+every configuration example and environment variable it (or deploy/) shows accepted, every file
+it names present, and CI running exactly the test command it gives."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from pullthrough.config import DISTRIBUTION_FIELDS, REMOTE_FIELDS, SECTIONS
-from pullthrough.core.fields import fields_of
+from pullthrough.config import (
+    DISTRIBUTION_FIELDS,
+    REMOTE_FIELDS,
+    SECTIONS,
+    ConfigError,
+    load_settings,
+)
+from pullthrough.core.fields import Field, fields_of
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -20,12 +27,86 @@ def declared_keys() -> list[str]:
     return keys + [f"distributions[].{f.name}" for f in DISTRIBUTION_FIELDS]
 
 
+def declared_fields() -> dict[str, Field]:
+    fields = {f"{section}.{f.name}": f for section, cls in SECTIONS.items() for f in fields_of(cls)}
+    fields |= {f"remotes[].{f.name}": f for f in REMOTE_FIELDS}
+    return fields | {f"distributions[].{f.name}": f for f in DISTRIBUTION_FIELDS}
+
+
 def test_every_setting_has_a_row_in_the_configuration_table() -> None:
     rows = set(re.findall(r"^\| `([^`]+)` \|", README, re.MULTILINE))
     assert len(declared_keys()) > 40
     assert [key for key in declared_keys() if key not in rows] == []
     keys = {row for row in rows if re.fullmatch(r"[a-z_]+(\[\])?\.[a-z_]+", row)}
     assert keys - set(declared_keys()) == set()
+
+
+def test_the_configuration_table_gives_each_setting_its_default() -> None:
+    """The default column read as the setting's own parser reads a value (`2GiB`, `10m`,
+    `[]`; `none` is null) equals the declared default."""
+    cells = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|", README, re.MULTILINE))
+    wrong = {}
+    for key, field in declared_fields().items():
+        cell = cells[key]
+        quoted = re.match(r"`([^`]*)`", cell)
+        if field.required:
+            documented, expected = cell, "(required)"
+        elif cell.startswith("none"):
+            documented, expected = None, field.default
+        elif quoted is not None:
+            text = "" if quoted.group(1) == '""' else quoted.group(1)
+            documented, expected = field.parse(text), field.default
+        else:
+            documented, expected = cell, f"`{field.default}`"
+        if documented != expected:
+            wrong[key] = (
+                f"README says {cell}, the code {'(required)' if field.required else repr(field.default)}"
+            )
+    assert wrong == {}
+
+
+def test_the_readmes_toml_examples_and_the_example_file_load(tmp_path: Path) -> None:
+    """Each ```toml block is a config file a user may copy as it is."""
+    blocks = re.findall(r"```toml\n(.+?)```", README, re.DOTALL)
+    assert len(blocks) >= 3
+    files = [ROOT / "config" / "pullthrough.example.toml"]
+    for number, block in enumerate(blocks):
+        files.append(tmp_path / f"readme-{number}.toml")
+        files[-1].write_text(block, encoding="utf-8")
+    refused = {}
+    for path in files:
+        try:
+            load_settings(path, environ={})
+        except ConfigError as exc:
+            refused[path.name] = str(exc).replace(str(path), path.name)
+    assert refused == {}
+
+
+def test_environment_variables_named_in_the_docs_exist() -> None:
+    """PULLTHROUGH_<SECTION>__<KEY> (and a remote's or distribution's) name a declared setting;
+    the others (PULLTHROUGH_URL, PULLTHROUGH_ACCESS_LOG, ...) are read by the code."""
+    texts = [README] + [
+        path.read_text(encoding="utf-8")
+        for folder in ("deploy", "config")
+        for path in sorted((ROOT / folder).iterdir())
+    ]
+    found = [hit for text in texts for hit in re.findall(r"\b(PULLTHROUGH_[A-Z0-9_]+)(<?)", text)]
+    named = {var.rstrip("_") for var, placeholder in found if not placeholder}  # not ..._<KEY>
+    assert len(named) > 15
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "pullthrough").rglob("*.py"))
+    keys = set(declared_fields())
+    unknown = []
+    for var in sorted(named):
+        path = var.removeprefix("PULLTHROUGH_").lower().split("__")
+        if len(path) == 1:
+            known = f'"{var}"' in source
+        elif path[0] in ("remotes", "distributions"):
+            known = len(path) == 3 and f"{path[0]}[].{path[2]}" in keys
+        else:
+            known = len(path) == 2 and ".".join(path) in keys
+        if not known:
+            unknown.append(var)
+    assert unknown == []
 
 
 def test_files_the_readme_names_exist() -> None:
