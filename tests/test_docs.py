@@ -4,9 +4,13 @@ it names present, and CI running exactly the test command it gives."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shlex
 from pathlib import Path
 
+from pullthrough.cli.main import build_parser
 from pullthrough.config import (
     DISTRIBUTION_FIELDS,
     REMOTE_FIELDS,
@@ -107,6 +111,31 @@ def test_environment_variables_named_in_the_docs_exist() -> None:
         if not known:
             unknown.append(var)
     assert unknown == []
+
+
+def pullthrough_commands() -> list[str]:
+    """The arguments of every `pullthrough` command line in README's ```sh blocks (comments
+    dropped; `[--option value]` taken as given)."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", README, re.DOTALL | re.MULTILINE)
+    lines = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
+    found = [
+        m for line in lines for m in re.findall(r"(?:^|&& )\S*pullthrough (.+?)(?= && |$)", line)
+    ]
+    return [re.sub(r"\[(--[^\]]+)\]", r"\1", command).strip() for command in found]
+
+
+def test_the_cli_accepts_every_command_the_readme_shows() -> None:
+    commands = pullthrough_commands()
+    assert len(commands) > 20
+    refused = {}
+    for command in commands:
+        errors = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(errors):
+                build_parser().parse_args(shlex.split(command))
+        except SystemExit:
+            refused[command] = errors.getvalue().strip().splitlines()[-1]
+    assert refused == {}
 
 
 def test_files_the_readme_names_exist() -> None:
