@@ -40,6 +40,12 @@ def legacy_upload(base_path: str) -> Response:
     form = request.form
     if form.get(":action", "file_upload") != "file_upload":
         return _text(f"Unsupported :action {form.get(':action')!r}", 400)
+    if form.get("attestations", "").strip():  # PEP 740: better refused than dropped unseen
+        return _text(
+            "Attestations (PEP 740) are not kept by this index: upload without them"
+            " (twine: leave out --attestations; uv publish: --no-attestations)",
+            400,
+        )
     upload = request.files.get("content")
     if upload is None or not upload.filename:
         return _text("No file in the form field 'content'", 400)

@@ -1,0 +1,61 @@
+"""What publishing tools send beside the file, through twine against the proxy under gunicorn:
+PEP 740 attestations, which this index does not keep, are refused with the reason (never taken
+in silence, leaving the publisher to believe they are served). uv publish (0.13) sends none to
+an index other than PyPI's, so it is not refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support.api import AUTH, Api, with_auth
+from support.packages import build_wheel
+from support.servers import Server, config_text
+from support.tools import clean_env, ok, run
+from support.upstream import Upstream
+
+pytestmark = pytest.mark.e2e
+
+NO_KEYRING = "keyring.backends.null.Keyring"
+# the shape of a PEP 740 attestation (twine sends what it finds; it checks nothing)
+ATTESTATION = {
+    "version": 1,
+    "verification_material": {"certificate": "MIIB", "transparency_entries": []},
+    "envelope": {"statement": "e30=", "signature": "AA=="},
+}
+
+
+def attested_wheel(folder: Path, name: str) -> Path:
+    """A wheel with a `<wheel>.publish.attestation` beside it, where twine looks for one."""
+    wheel = build_wheel(folder, name, "1.0")
+    attestation = folder / f"{wheel.name}.publish.attestation"
+    attestation.write_text(json.dumps(ATTESTATION))
+    return wheel
+
+
+def test_attestations_are_refused_with_the_reason_and_nothing_is_kept(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    api = Api(proxy.url)
+    repo = api.repository("corp")
+    api.distribution("corp", repository=repo["pulp_href"])
+    legacy = f"{proxy.url}/pypi/corp/legacy/"
+    env = clean_env(HOME=str(tmp_path / "home"), PYTHON_KEYRING_BACKEND=NO_KEYRING)
+
+    by_twine = attested_wheel(tmp_path / "twine", "att-twine")
+    twine = [sys.executable, "-m", "twine", "upload", "--repository-url", legacy]
+    twine += ["-u", AUTH[0], "-p", AUTH[1], "--non-interactive", "--disable-progress-bar"]
+    refused = run([*twine, "--attestations", *map(str, (tmp_path / "twine").iterdir())], env)
+    assert refused.returncode != 0
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert "400" in said and "attestations" in said.lower(), said
+    assert api.filenames(api.latest(repo)) == set()
+
+    # Without them, the same files go in.
+    ok(run([*twine, str(by_twine)], env))
+    assert api.filenames(api.latest(repo)) == {by_twine.name}
