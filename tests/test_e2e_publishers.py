@@ -1,7 +1,7 @@
-"""What publishing tools send beside the file, through twine against the proxy under gunicorn:
-PEP 740 attestations, which this index does not keep, are refused with the reason (never taken
-in silence, leaving the publisher to believe they are served). uv publish (0.13) sends none to
-an index other than PyPI's, so it is not refused."""
+"""What publishing tools send, through twine against the proxy under gunicorn: PEP 740
+attestations, which this index does not keep, are refused with the reason (never taken in
+silence, leaving the publisher to believe they are served; uv publish 0.13 sends none to an
+index other than PyPI's); Metadata-Version 2.4's license fields (PEP 639) reach the JSON API."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from support.api import AUTH, Api, with_auth
 from support.packages import build_wheel
+from support.sdist_backend import expand_tags, write_wheel
 from support.servers import Server, config_text
 from support.tools import clean_env, ok, run
 from support.upstream import Upstream
@@ -59,3 +61,37 @@ def test_attestations_are_refused_with_the_reason_and_nothing_is_kept(
     # Without them, the same files go in.
     ok(run([*twine, str(by_twine)], env))
     assert api.filenames(api.latest(repo)) == {by_twine.name}
+
+
+def test_a_metadata_2_4_wheel_shows_its_license_expression_and_files(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PEP 639 replaces License with License-Expression and License-File (setuptools 77, hatch
+    and uv_build write them): pypi.org's JSON API shows them as `license_expression` and
+    `license_files`, which license checkers read."""
+    proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
+    api = Api(proxy.url)
+    api.distribution("corp", repository=api.repository("corp")["pulp_href"])
+    metadata = (
+        "Metadata-Version: 2.4\nName: lic-new\nVersion: 1.0\n"
+        "License-Expression: MIT OR Apache-2.0\nLicense-File: LICENSE\n"
+        "License-File: licenses/NOTICE.txt\n"
+    )
+    wheel = tmp_path / "dist" / "lic_new-1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    licenses = "lic_new-1.0.dist-info/licenses/"
+    files = {"lic_new/__init__.py": b"", f"{licenses}LICENSE": b"MIT\n"}
+    files[f"{licenses}licenses/NOTICE.txt"] = b"Notice\n"
+    tags = expand_tags("py3", "none", "any")
+    write_wheel(wheel, files, "lic_new-1.0.dist-info", metadata.encode(), tags)
+    env = clean_env(HOME=str(tmp_path / "home"), PYTHON_KEYRING_BACKEND=NO_KEYRING)
+    twine = [sys.executable, "-m", "twine", "upload", "--repository-url"]
+    twine += [f"{proxy.url}/pypi/corp/legacy/", "-u", AUTH[0], "-p", AUTH[1]]
+    ok(run([*twine, "--non-interactive", "--disable-progress-bar", str(wheel)], env))
+
+    for path in ("lic-new/json", "lic-new/1.0/json"):
+        answer = requests.get(f"{proxy.url}/pypi/corp/pypi/{path}", timeout=10)
+        info = answer.json()["info"]
+        assert info["license_expression"] == "MIT OR Apache-2.0", info
+        assert info["license_files"] == ["LICENSE", "licenses/NOTICE.txt"], info
+        assert info["license"] is None  # the field it replaces, not written

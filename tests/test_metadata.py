@@ -109,6 +109,17 @@ def test_parse_metadata_reads_every_field() -> None:
     assert meta.normalized_name == "shelf-reader"
 
 
+def test_parse_metadata_reads_the_pep_639_license_fields() -> None:
+    raw = (
+        b"Metadata-Version: 2.4\nName: lic-new\nVersion: 1.0\n"
+        b"License-Expression: MIT OR Apache-2.0\n"
+        b"License-File: LICENSE\nLicense-File: licenses/NOTICE.txt\n"
+    )
+    meta = parse_metadata(raw)
+    assert (meta.license, meta.license_expression) == (None, "MIT OR Apache-2.0")
+    assert meta.license_files == ("LICENSE", "licenses/NOTICE.txt")
+
+
 def test_parse_metadata_minimal_fields_default_to_empty() -> None:
     meta = parse_metadata(GOOD_METADATA)
     assert (meta.name, meta.version, meta.summary, meta.classifiers) == (

@@ -23,6 +23,8 @@ INFO_KEYS = {
     "home_page",
     "keywords",
     "license",
+    "license_expression",
+    "license_files",
     "maintainer",
     "maintainer_email",
     "name",
@@ -167,6 +169,8 @@ def test_info_without_metadata_comes_from_the_files() -> None:
         "home_page": None,
         "keywords": None,
         "license": None,
+        "license_expression": None,
+        "license_files": None,
         "maintainer": None,
         "maintainer_email": None,
         "name": "shelf-reader",
@@ -194,6 +198,8 @@ def test_info_from_metadata() -> None:
         description_content_type="text/markdown",
         author="Ann",
         license="MIT",
+        license_expression="MIT OR Apache-2.0",
+        license_files=("LICENSE", "licenses/NOTICE.txt"),
         keywords="books, shelves",
         classifiers=("Programming Language :: Python :: 3",),
         home_page="https://example.org",
@@ -219,6 +225,9 @@ def test_info_from_metadata() -> None:
     assert info["provides_extra"] == ["pretty"]
     assert info["platform"] == "linux"
     assert info["keywords"] == "books, shelves"
+    assert info["license"] == "MIT"
+    assert info["license_expression"] == "MIT OR Apache-2.0"  # PEP 639, as pypi.org shows it
+    assert info["license_files"] == ["LICENSE", "licenses/NOTICE.txt"]
 
 
 def test_info_from_a_real_wheel(tmp_path: Path) -> None:

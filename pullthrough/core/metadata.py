@@ -60,6 +60,8 @@ class PackageMetadata:
     maintainer: str | None = None
     maintainer_email: str | None = None
     license: str | None = None
+    license_expression: str | None = None  # PEP 639 (Metadata-Version 2.4), License's successor
+    license_files: tuple[str, ...] = ()  # PEP 639: paths under the dist-info's licenses/
     keywords: str | None = None  # comma separated, as the metadata spec serializes them
     classifiers: tuple[str, ...] = ()
     home_page: str | None = None
@@ -109,6 +111,8 @@ def parse_metadata(raw: bytes) -> PackageMetadata:
         maintainer=fields.get("maintainer"),
         maintainer_email=fields.get("maintainer_email"),
         license=fields.get("license"),
+        license_expression=fields.get("license_expression"),
+        license_files=tuple(fields.get("license_files", ())),
         keywords=", ".join(keywords) if keywords is not None else None,
         classifiers=tuple(fields.get("classifiers", ())),
         home_page=fields.get("home_page"),
