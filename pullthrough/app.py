@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pullthrough.api import routes
 from pullthrough.config import Settings, load_settings
+from pullthrough.core.metadata import MAX_METADATA_SIZE
 from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
 from pullthrough.services.container import EXTENSION, build_services
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_upload_size
+    # twine and uv send the long description as a form field: as long as the metadata file we
+    # read may be, not werkzeug's 500 kB (a README with a changelog passes that)
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_METADATA_SIZE
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
