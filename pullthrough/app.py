@@ -31,6 +31,8 @@ from pullthrough.web.shared import SharedRenders
 
 log = logging.getLogger(__name__)
 
+MAX_FORM_PARTS = 100_000  # fields of one upload's form (twine sends one per metadata value)
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Defaults, then the file named by PULLTHROUGH_CONFIG, then the environment; or `settings`."""
@@ -41,6 +43,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     # twine and uv send the long description as a form field: as long as the metadata file we
     # read may be, not werkzeug's 500 kB (a README with a changelog passes that)
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_METADATA_SIZE
+    # and one field per requirement, extra and classifier: over werkzeug's 1000 parts for a
+    # project with many extras (apache-airflow); still a bound, after the uploader is known
+    app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()

@@ -2,7 +2,7 @@
 attestations, which this index does not keep, are refused with the reason (never taken in
 silence, leaving the publisher to believe they are served; uv publish 0.13 sends none to an
 index other than PyPI's); Metadata-Version 2.4's license fields (PEP 639) reach the JSON API;
-a long description, which twine sends as a form field beside the file, is taken."""
+metadata that makes a big form (a long description, over a thousand requirements) is taken."""
 
 from __future__ import annotations
 
@@ -98,27 +98,40 @@ def test_a_metadata_2_4_wheel_shows_its_license_expression_and_files(
         assert info["license"] is None  # the field it replaces, not written
 
 
-def test_a_wheel_with_a_long_description_is_taken(
+def test_a_wheel_with_a_long_description_and_many_requirements_is_taken(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    """twine and uv send the metadata's description as a form field: a README with a long
-    changelog (here 0.8 MB, in a 70 kB wheel) is no reason to refuse the file."""
+    """twine and uv send the metadata as form fields beside the file, one per requirement,
+    extra and classifier: a README with a long changelog (here 0.8 MB, in a 70 kB wheel) or a
+    project with many extras (apache-airflow lists over a thousand requirements) is no reason
+    to refuse the file."""
     proxy = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
     api = Api(proxy.url)
     repo = api.repository("corp")
     api.distribution("corp", repository=repo["pulp_href"])
     description = "".join(f"* {i}: fixed a thing in module {i}\n" for i in range(25_000))
     assert len(description) > 800_000
-    metadata = "Metadata-Version: 2.1\nName: long-readme\nVersion: 1.0\n\n" + description
-    wheel = tmp_path / "dist" / "long_readme-1.0-py3-none-any.whl"
+    extras = [f"extra{i}" for i in range(150)]
+    requires = [f'dep{i}-{j}>=1; extra == "{e}"' for i, e in enumerate(extras) for j in range(8)]
+    metadata = "".join(
+        [
+            "Metadata-Version: 2.1\nName: big-project\nVersion: 1.0\n",
+            *(f"Provides-Extra: {extra}\n" for extra in extras),
+            *(f"Requires-Dist: {requirement}\n" for requirement in requires),
+            "\n",
+            description,
+        ]
+    )
+    wheel = tmp_path / "dist" / "big_project-1.0-py3-none-any.whl"
     wheel.parent.mkdir()
     tags = expand_tags("py3", "none", "any")
-    write_wheel(wheel, {"long_readme/__init__.py": b""}, "long_readme-1.0.dist-info",
+    write_wheel(wheel, {"big_project/__init__.py": b""}, "big_project-1.0.dist-info",
                 metadata.encode(), tags)  # fmt: skip
     env = clean_env(HOME=str(tmp_path / "home"), PYTHON_KEYRING_BACKEND=NO_KEYRING)
     twine = [sys.executable, "-m", "twine", "upload", "--repository-url"]
     twine += [f"{proxy.url}/pypi/corp/legacy/", "-u", AUTH[0], "-p", AUTH[1]]
     ok(run([*twine, "--non-interactive", "--disable-progress-bar", str(wheel)], env))
     assert api.filenames(api.latest(repo)) == {wheel.name}
-    info = requests.get(f"{proxy.url}/pypi/corp/pypi/long-readme/json", timeout=10).json()["info"]
+    info = requests.get(f"{proxy.url}/pypi/corp/pypi/big-project/json", timeout=10).json()["info"]
     assert info["description"] == description
+    assert (info["provides_extra"], info["requires_dist"]) == (extras, requires)
