@@ -455,6 +455,7 @@ def test_uploads_over_max_upload_size_are_413(
 
     resp = index.upload(big)
     assert resp.status_code == 413, (resp.status_code, resp.text)
+    assert "10000 bytes (server.max_upload_size)" in resp.reason, resp.reason  # what twine shows
     before.check()
 
     assert index.upload(small).status_code == 200  # the limit is about size only

@@ -4,7 +4,8 @@ every tool, as its guide has `twine upload --repository-url .../simple/`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
 from pullthrough.web.common import (
@@ -19,6 +20,18 @@ bp = Blueprint("upload", __name__)
 
 
 _text = plain_with_reason  # twine prints only the status line: the reason goes there too
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_: RequestEntityTooLarge) -> Response:
+    """Which limits an upload passed (werkzeug's answer names none of them)."""
+    config = current_app.config
+    return _text(
+        f"Upload too large: at most {config['MAX_CONTENT_LENGTH']} bytes"
+        f" (server.max_upload_size), a form field at most {config['MAX_FORM_MEMORY_SIZE']}"
+        f" bytes, at most {config['MAX_FORM_PARTS']} fields",
+        413,
+    )
 
 
 @bp.post("/pypi/<path:base_path>/legacy/")
