@@ -18,6 +18,7 @@ from pullthrough.app import create_app
 from pullthrough.config import load_settings
 from support.packages import build_wheel
 from support.servers import Server, config_text, settle, stored_files, wait_until
+from support.tools import run_pip
 from support.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -177,6 +178,23 @@ def test_non_normalized_names_redirect_and_bad_paths_are_clear(proxy: Server) ->
     assert no_dist.status_code == 404 and "nowhere" in no_dist.text
     bad = get(proxy.index() + "-bad-name-/")
     assert bad.status_code == 400 and "Invalid project name" in bad.text
+
+
+def test_pulps_published_index_url_leads_to_the_index(proxy: Server, tmp_path: Path) -> None:
+    """A pip.conf written for Pulp names the index its python plugin publishes in the content
+    app, /pulp/content/<base_path>/simple/: it leads to the index here (301, query kept), and
+    pip installs through it."""
+    content = f"{proxy.url}/pulp/content/main/simple/"
+    listed = get(content + "?format=" + JSON)
+    assert listed.status_code == 301
+    assert listed.headers["Location"].endswith(f"/pypi/main/simple/?format={JSON}")
+    page = get(content + "Shelf_Reader/")
+    assert page.status_code == 301
+    assert page.headers["Location"].endswith("/pypi/main/simple/shelf-reader/")
+    assert get(f"{proxy.url}/pulp/content/nowhere/simple/").status_code == 404
+    run_pip(["download", "--no-deps", "--dest", str(tmp_path / "got"), "--index-url", content,
+             "shelf-reader==0.2"], timeout=120)  # fmt: skip
+    assert [p.name for p in (tmp_path / "got").iterdir()] == ["shelf_reader-0.2-py3-none-any.whl"]
 
 
 def test_every_upstream_field_is_carried(proxy: Server, upstream: Upstream) -> None:

@@ -85,3 +85,15 @@ def project_page(base_path: str, project: str) -> BaseResponse:
         return _not_acceptable()
     view = dist.project(name)
     return respond(render_page(view, dist, fmt, name), view.expires_at)
+
+
+@bp.get("/pulp/content/<path:base_path>/simple/")
+@bp.get("/pulp/content/<path:base_path>/simple/<project>/")
+def published_index(base_path: str, project: str | None = None) -> BaseResponse:
+    """Where Pulp's python plugin publishes a distribution's simple index, in its content app:
+    pip.conf files and guides written for Pulp name it. A 301 to the same page here, asked as
+    the index's own pages are (a private distribution's only by its readers)."""
+    dist = distribution(base_path)
+    if project is None:
+        return moved_to(".project_list", base_path=dist.base_path)
+    return moved_to(".project_page", base_path=dist.base_path, project=normalize_project(project))
