@@ -685,3 +685,28 @@ def test_pulp_task_purge_removes_the_records_of_finished_tasks(
         json={"finished_before": "0001-01-01T00:00:00+14:00"},
     )  # fmt: skip
     assert resp.status_code == 400 and "finished_before" in resp.json(), resp.text
+
+
+UNSUPPORTED_COMMANDS = [
+    ("user", "list"), ("user", "show", "--username", "x"), ("user", "create", "--username", "x"),
+    ("group", "list"), ("role", "list"), ("access-policy", "list"), ("domain", "list"),
+    ("content-guard", "list"), ("content-guard", "rbac", "create", "--name", "x"),
+    ("signing-service", "list"), ("importer", "pulp", "list"), ("exporter", "pulp", "list"),
+    ("task-group", "list"), ("upstream-pulp", "list"), ("vulnerability-report", "list"),
+]  # fmt: skip
+
+
+def test_pulp_cli_commands_for_what_is_not_offered_end_in_one_clear_error(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Pulp core's nouns this server does not have (users, roles, domains, content guards,
+    task groups, ...): pulp-cli ended in a `KeyError: 'users_list'` traceback, as the API
+    document lacked the operation; now one line says it is not supported, and exit status 1."""
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    for command in UNSUPPORTED_COMMANDS:
+        proc = pulp.run(*command, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, (command, out)
+        assert "Traceback" not in out, (command, out)
+        assert out.startswith('Error: {"detail": "Not supported by pullthrough: '), (command, out)
+        assert len(out.strip().splitlines()) == 1, (command, out)

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from pullthrough.api import actions, artifacts, crud, openapi, operations, status, uploads
+from pullthrough.api import (
+    actions,
+    artifacts,
+    crud,
+    openapi,
+    operations,
+    status,
+    unsupported,
+    uploads,
+)
 from pullthrough.api.bindings import BINDINGS
 
 
 def all_operations() -> list[operations.Operation]:
     listed = [op for binding in BINDINGS for op in crud.operations(binding)]
     listed += [*actions.OPERATIONS, *artifacts.OPERATIONS, *uploads.OPERATIONS, status.STATUS]
+    listed += unsupported.operations()
     return [*listed, openapi.document_operation(listed)]
 
 
