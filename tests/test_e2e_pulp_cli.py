@@ -710,3 +710,28 @@ def test_pulp_cli_commands_for_what_is_not_offered_end_in_one_clear_error(
         assert "Traceback" not in out, (command, out)
         assert out.startswith('Error: {"detail": "Not supported by pullthrough: '), (command, out)
         assert len(out.strip().splitlines()) == 1, (command, out)
+
+
+def test_remote_provenance_is_refused_not_ignored_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`--provenance` (Pulp: sync the packages' PEP 740 provenance) was accepted and dropped, so
+    a sync silently fetched none; the catalog keeps no provenance, so it is a 400 that says so.
+    `--no-provenance` is what this server does, and is shown."""
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    url = upstream.index_url
+    refused = pulp.run(
+        "python", "remote", "create", "--name", "p", "--url", url, "--provenance", check=False
+    )
+    assert refused.returncode == 1, refused.stdout
+    assert '{"provenance": ["Not supported by pullthrough: a sync fetches no PEP 740' in (
+        refused.stderr
+    )
+    assert "p" not in {r["name"] for r in pulp.json_list("python", "remote", "list")}
+    remote = pulp.json_object(
+        "python", "remote", "create", "--name", "p", "--url", url, "--no-provenance"
+    )
+    assert remote["provenance"] is False
+    refused = pulp.run("python", "remote", "update", "--name", "p", "--provenance", check=False)
+    assert refused.returncode == 1 and "PEP 740" in refused.stderr, refused.stderr
+    assert pulp.json_object("python", "remote", "show", "--name", "p")["provenance"] is False

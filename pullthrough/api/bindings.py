@@ -321,6 +321,12 @@ def _keep_secrets(new: str | None, old: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+NO_PROVENANCE = (
+    "Not supported by pullthrough: a sync fetches no PEP 740 provenance (the catalog keeps none);"
+    " pull-through pages still carry the upstream's provenance links."
+)
+
+
 def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
     """Secrets are write-only: the secret fields' names and whether they are set, never their
     values; credentials inside URLs and every header's value as HIDDEN."""
@@ -335,6 +341,7 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
         "pulp_labels": row.pulp_labels or {},
         "name": row.name,
         **shown,
+        "provenance": False,
         "hidden_fields": [
             {"name": f.name, "is_set": bool(getattr(settings, f.name))}
             for f in REMOTE_FIELDS
@@ -386,7 +393,10 @@ def _remote_check(session: Session, values: dict[str, Any], row: Any) -> None:
     """A secret written back as shown (HIDDEN) is kept only where it was sent before: a URL's
     credentials and query values for that URL's own scheme, host and port, the headers' values
     for the index's; else an API client that may not read them could send them to a host of
-    its choosing."""
+    its choosing. Provenance (Pulp's `provenance`) is never synced: asking for it is refused,
+    not ignored."""
+    if values.pop("provenance", False):
+        raise invalid("provenance", NO_PROVENANCE)
     if row is None:
         return
     old = row.settings or {}

@@ -188,7 +188,18 @@ BLOCKLIST_ENTRIES = Resource(
 )
 REMOTES = Resource(
     kinds.REMOTE,
-    (*COMMON, NAME, *REMOTE_FIELDS, *ro("hidden_fields", type="array", items="object")),
+    (
+        *COMMON,
+        NAME,
+        *REMOTE_FIELDS,
+        Field(
+            "provenance",
+            "boolean",
+            default=False,
+            help="Not supported: PEP 740 provenance is not synced (false only).",
+        ),
+        *ro("hidden_fields", type="array", items="object"),
+    ),
     verbs=CRUD,
     tasks=WRITES,
     filters=(*NAMED, LABEL_SELECT, moments("pulp_last_updated")),
