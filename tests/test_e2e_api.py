@@ -773,9 +773,10 @@ def test_a_version_is_deleted_as_pulp_deletes_it(api: Api, tmp_path: Path) -> No
 def test_content_of_a_deleted_version_is_no_other_versions_content(
     api: Api, tmp_path: Path
 ) -> None:
-    """A content list filtered by a deleted version (squashed into the next, or the latest
-    undone) lists nothing: not the content of the version before it, which its number still
-    falls in (versions 1 and 3 remain of 1, 2, 3; then 3 goes too)."""
+    """A content list filtered by a version that is not there (deleted: squashed into the next,
+    or the latest undone; or never made) is a 400 naming it, as Pulp's: neither the content of
+    the version before it, which its number still falls in, nor an empty list that reads as an
+    empty version (versions 1 and 3 remain of 1, 2, 3; then 3 goes too)."""
     own = api.create_repository("filtered")["pulp_href"]
     for version in ("1.0", "2.0", "3.0"):
         api.upload_content(build_wheel(tmp_path / version, "filter-lib", version), own)
@@ -785,14 +786,27 @@ def test_content_of_a_deleted_version_is_no_other_versions_content(
         body = api.ok(api.get(CONTENT, params=params))
         return sorted(c["version"] for c in body["results"])
 
+    def refused(number: int, key: str = "repository_version") -> None:
+        href = f"{own}versions/{number}/"
+        answer = api.ok(api.get(CONTENT, params={key: href}), 400)
+        assert answer == {key: [f"URI {href} not found for repositoryversion."]}
+
     assert listed(2) == ["1.0", "2.0"]
     api.task(api.delete(own + "versions/2/"))
     assert listed(1) == ["1.0"] and listed(3) == ["1.0", "2.0", "3.0"]
-    assert listed(2) == []
+    refused(2)
     api.task(api.delete(own + "versions/3/"))  # the latest: undone
-    assert listed(3) == [] and listed(1) == ["1.0"]
+    refused(3)
+    assert listed(1) == ["1.0"]
+    refused(9)  # never made
     for key in ("repository_version_added", "repository_version_removed"):
-        assert listed(2, key) == listed(3, key) == []
+        refused(2, key)
+        refused(3, key)
+    other = own.replace(own.rstrip("/").rsplit("/", 1)[1], str(uuid.uuid4()))
+    answer = api.ok(api.get(CONTENT, params={"repository_version": other + "versions/0/"}), 400)
+    assert answer == {
+        "repository_version": [f"URI {other}versions/0/ not found for repositoryversion."]
+    }
 
 
 def test_timestamps_are_utc_as_created_and_as_read_back(api: Api) -> None:

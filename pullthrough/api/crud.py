@@ -68,7 +68,7 @@ def _list(binding: Binding, verb: str) -> View:
         out = render(call)
         body = page(
             call.session,
-            apply_filters(query, binding),
+            apply_filters(query, binding, call.session),
             lambda rows: binding.to_json_all(rows, out),
             binding,
         )

@@ -13,7 +13,8 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
-from pullthrough.api.operations import ValidationError, invalid
+from pullthrough.api.kinds import VERSION, BadHref
+from pullthrough.api.operations import RESOLVERS, ValidationError, invalid
 from pullthrough.api.params import (
     CONTAINS,
     DATE_TIME,
@@ -68,12 +69,31 @@ def parse_filters(args: Mapping[str, Sequence[str]], filters: Sequence[Filter]) 
     return found
 
 
-def apply_filters(query: Select[Any], binding: Binding) -> Select[Any]:
+def apply_filters(
+    query: Select[Any], binding: Binding, session: Session | None = None
+) -> Select[Any]:
     """The request's filters of the binding's resource, each a lookup on the column of its name
-    or the binding's condition for it; a 400 for any other parameter (parse_filters)."""
+    or the binding's condition for it; a 400 for any other parameter (parse_filters). With the
+    session, a 400 too for a repository version filter naming no version (_version_exists)."""
     for found in parse_filters(request.args.to_dict(flat=False), binding.resource.filters):
+        if session is not None and found.filter.href == VERSION.label:
+            _version_exists(session, found)
         query = query.where(_condition(binding, found))
     return query
+
+
+def _version_exists(session: Session, found: Lookup) -> None:
+    """As Pulp's RepositoryVersionFilter: a version that is not there (never made, or deleted)
+    is a 400 with its message, not an empty list that reads as an empty version. A malformed
+    href is left to the filter's condition, which names what is wrong with it."""
+    for value in found.values:
+        try:
+            version = RESOLVERS[VERSION.label](session, value)
+        except BadHref:
+            continue
+        if version is None:
+            key = found.filter.key(found.lookup)
+            raise invalid(key, f"URI {value} not found for repositoryversion.")
 
 
 def _condition(binding: Binding, found: Lookup) -> Any:
