@@ -507,7 +507,17 @@ class RemoteSettings:
     def from_values(cls, name: str, values: Mapping[str, Any]) -> RemoteSettings:
         """From stored values: settings declared since they were stored take their defaults,
         settings no longer declared are ignored."""
-        return cls(name=name, **{f.name: values[f.name] for f in REMOTE_FIELDS if f.name in values})
+        return cls(name=name, **_effective(values))
+
+
+def _effective(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A remote's declared settings among `values`; a null one that stands for its default
+    (`null_default`: a timeout reset, as Pulp allows) left out, so the default applies."""
+    return {
+        f.name: values[f.name]
+        for f in REMOTE_FIELDS
+        if f.name in values and not (f.null_default and values[f.name] is None)
+    }
 
 
 @dataclass(frozen=True)
@@ -702,7 +712,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
     for i, raw in enumerate(_tables(data.get("remotes", []), "remotes")):
         name, values = _named(raw, f"remotes[{i}]")
         parsed = _parse(REMOTE_FIELDS, values, f"remotes[{i}]")
-        remotes.append(RemoteSettings(name=name, given=frozenset(parsed), **parsed))
+        remotes.append(RemoteSettings(name=name, given=frozenset(parsed), **_effective(parsed)))
     dists = []
     for i, raw in enumerate(_tables(data.get("distributions", []), "distributions")):
         name, values = _named(raw, f"distributions[{i}]")

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 
-from pullthrough.config import ConfigError, load_settings, parse_duration, parse_size
+from pullthrough.config import (
+    ConfigError,
+    RemoteSettings,
+    load_settings,
+    parse_duration,
+    parse_size,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -61,6 +67,23 @@ remote = "corp"
     assert remote.headers == [{"X-Team": "infra"}]
     assert "s3cret" not in repr(s)
     assert s.distributions[0].base_path == "team/corp"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"connect_timeout": None, "sock_read_timeout": None, "max_retries": None}, (10, 60, 3)),
+        ({}, (10, 60, 3)),
+        ({"connect_timeout": 2.5, "sock_read_timeout": 7, "max_retries": 0}, (2.5, 7, 0)),
+    ],
+)
+def test_a_remote_setting_stored_null_takes_its_default(
+    values: dict[str, object], expected: tuple[float, float, int]
+) -> None:
+    """The API keeps a reset timeout as null (shown null, as Pulp shows it); the remote then
+    connects, reads and retries with the defaults, never without a timeout."""
+    remote = RemoteSettings.from_values("r", {"url": "http://127.0.0.1:9/", **values})
+    assert (remote.connect_timeout, remote.sock_read_timeout, remote.max_retries) == expected
 
 
 def test_remote_override_from_environment() -> None:

@@ -333,6 +333,10 @@ def _remote_json(row: Remote, _: Render) -> dict[str, Any]:
     settings = RemoteSettings.from_values(row.name, row.settings or {})
     shown = {f.name: getattr(settings, f.name) for f in REMOTE_FIELDS if not f.write_only}
     shown.update({name: _hide_secrets(shown[name]) for name in URL_FIELDS})
+    # a setting that stands for its default when null is shown as stored: null when unset, as
+    # Pulp shows it (the default applies all the same)
+    stored = row.settings or {}
+    shown.update({f.name: stored.get(f.name) for f in REMOTE_FIELDS if f.null_default})
     shown["headers"] = [{k: HIDDEN for k in item} for item in settings.headers]
     return {
         "pulp_href": kinds.REMOTE.href(row.id),

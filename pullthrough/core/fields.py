@@ -39,7 +39,9 @@ class Field:
     default: Any = None
     required: bool = False  # on create
     nullable: bool = False
-    null_default: bool = False  # null accepted as "the default" (Pulp's "if not set ...")
+    # null accepted and kept (shown null, as Pulp shows it); the setting's value is then the
+    # default (Pulp's "if not set ..."): its dataclass fills it in
+    null_default: bool = False
     read_only: bool = False
     write_only: bool = False  # secrets: accepted, stored, never shown
     choices: tuple[str, ...] | None = None
@@ -96,10 +98,8 @@ class Field:
     def validate(self, value: object) -> Any:
         """The value, checked (and normalized by `clean`); ValueError says what is wrong."""
         if value is None:
-            if self.nullable:
+            if self.nullable or self.null_default:
                 return None
-            if self.null_default:
-                return self.default
             raise ValueError("This field may not be null.")
         _check_type(value, self.type, "")
         if self.type == "string" and self.required and not str(value).strip():
