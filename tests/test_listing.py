@@ -19,7 +19,7 @@ from sqlalchemy import Engine, make_url, select
 from pullthrough.api import kinds
 from pullthrough.api.bindings import BINDINGS, TASKS, WORKERS
 from pullthrough.api.crud import operations
-from pullthrough.api.listing import GENERIC, apply_filters, parse_filters
+from pullthrough.api.listing import GENERIC, apply_filters, page, parse_filters
 from pullthrough.api.operations import ValidationError
 from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, ISNULL, LTE, Filter
 from pullthrough.api.resources import VERSIONS
@@ -377,3 +377,52 @@ def test_a_worker_filter_refuses_what_names_no_worker(query: str, refused: str) 
     with app.test_request_context(f"/?{query}"), pytest.raises(ValidationError) as caught:
         apply_filters(select(binding.model), binding)
     assert list(caught.value.errors) == [refused]
+
+
+# ---- how lists are ordered ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("finished_at", [SYNC, CREATE, UPLOAD]),  # unfinished (NULL) last going up
+        ("-finished_at", [UPLOAD, CREATE, SYNC]),  # and first going down, as PostgreSQL
+        ("started_at,-finished_at", [SYNC, CREATE, UPLOAD]),
+    ],
+)
+def test_nulls_sort_as_postgresql_sorts_them_on_both_databases(
+    tasks: Catalog, ordering: str, expected: list[str]
+) -> None:
+    """Pulp is on PostgreSQL: NULLS LAST ascending, NULLS FIRST descending; SQLite sorts NULL
+    as the smallest value, so the same list came in another order there."""
+    assert _ordered(tasks, f"ordering={ordering}") == expected
+
+
+@pytest.mark.parametrize("ordering", ["state", "-state", "name", "-pulp_created"])
+def test_pages_of_a_list_ordered_by_a_column_with_ties_hold_every_row_once(
+    tasks: Catalog, ordering: str
+) -> None:
+    """Rows equal in the ordered column (two completed tasks) come in the order of their
+    primary key, so pages of one row each give every row once, in the whole list's order."""
+    whole = _ordered(tasks, f"ordering={ordering}")
+    pages = [_ordered(tasks, f"ordering={ordering}&limit=1&offset={i}") for i in range(3)]
+    assert [p[0] for p in pages] == whole and sorted(whole) == sorted([SYNC, CREATE, UPLOAD])
+    with tasks.reading() as session:
+        ids = {
+            t.name.removeprefix("pullthrough.tasks."): t.id for t in session.scalars(select(Task))
+        }
+    ties = [name for name in whole if name != UPLOAD] if "state" in ordering else []
+    assert ties == sorted(ties, key=ids.__getitem__)
+
+
+def _ordered(tasks: Catalog, query: str) -> list[str]:
+    """The task names of one page of the task list, as `query` asks."""
+    app = Flask(__name__)
+    with app.test_request_context(f"/?{query}"), tasks.reading() as session:
+        body = page(
+            session,
+            select(Task),
+            lambda rows: [{"name": t.name.removeprefix("pullthrough.tasks.")} for t in rows],
+            TASKS,
+        )
+    return [item["name"] for item in body["results"]]

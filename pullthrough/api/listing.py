@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
@@ -197,7 +197,11 @@ def page(
     binding: Binding,
 ) -> dict[str, Any]:
     """One page of `query`, ordered as asked among the resource's orderings, serialized, with
-    absolute `next`/`previous` links."""
+    absolute `next`/`previous` links.
+
+    NULLs sort as PostgreSQL (Pulp's database) sorts them by default, on SQLite too: last going
+    up, first going down. The primary key breaks ties: without it, rows equal in the ordered
+    columns come in any order, and pages of one list could repeat or skip them."""
     offset = _int_arg("offset", 0, MAX_OFFSET)
     limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
     orderable = binding.resource.ordering
@@ -208,7 +212,11 @@ def page(
                 {"ordering": [f"Cannot order by {key!r}; choose from {choices}."]}
             )
         column = getattr(binding.model, key.lstrip("-"))
-        query = query.order_by(column.desc() if key.startswith("-") else column.asc())
+        if key.startswith("-"):
+            query = query.order_by(column.desc().nulls_first())
+        else:
+            query = query.order_by(column.asc().nulls_last())
+    query = query.order_by(*(key.asc() for key in inspect(binding.model).primary_key))
     # The count comes with the page, from one statement: under READ COMMITTED two statements
     # could disagree (rows added between them), a count past the results on the same page.
     counted = session.execute(
