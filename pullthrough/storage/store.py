@@ -83,10 +83,26 @@ def _room() -> Iterator[None]:
 def locked_temporary(directory: Path, mode: str = "wb") -> tuple[BinaryIO, Path]:
     """A new temporary file, locked while it is open: `remove_abandoned` takes only files
     whose lock it can get, so a file in use is never removed, and one left by a dead process
-    is."""
-    fd, name = tempfile.mkstemp(dir=directory, suffix=".partial")
+    is. Named after this process (`<pid>-...`): one found unlocked whose process is gone is
+    removed at once, not after the grace for a file created and not locked yet."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f"{os.getpid()}-", suffix=".partial")
     fcntl.flock(fd, fcntl.LOCK_EX)
     return cast(BinaryIO, os.fdopen(fd, mode)), Path(name)
+
+
+def _creator_gone(name: str) -> bool:
+    """Whether the process that made a temporary file (`<pid>-...`, see locked_temporary) is
+    no longer running on this host; False when the name does not say (an older file)."""
+    head, _, _ = name.partition("-")
+    if not head.isdigit() or int(head) == os.getpid():
+        return False
+    try:
+        os.kill(int(head), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's: running
+        return False
+    return False
 
 
 def shard(sha256: str) -> str:
@@ -153,13 +169,15 @@ class BlobStore(ABC):
         """Remove the temporary files of writers that are gone (a killed process leaves its
         download behind: never visible, only disk space). A writer holds a lock on its file
         while it writes, so a file whose lock can be taken has no writer; files younger than
-        `grace` seconds are left alone (a writer may be between creating and locking it).
-        Returns how many were removed."""
+        `grace` seconds are left alone (a writer may be between creating and locking it),
+        unless the process that created it is gone: a server killed and started again at once
+        (systemd's restart) leaves nothing behind until its next start. Returns how many were
+        removed."""
         removed = 0
         cutoff = time.time() - grace
         for path in self.tmp.glob("*.partial"):
             try:
-                if path.stat().st_mtime > cutoff:
+                if path.stat().st_mtime > cutoff and not _creator_gone(path.name):
                     continue
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:

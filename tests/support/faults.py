@@ -8,6 +8,7 @@ gunicorn worker (or master) started by this test process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -37,6 +38,7 @@ __all__ = [
     "connect_to_worker",
     "gone",
     "gunicorn_master",
+    "kill_server",
     "kill_worker",
     "listening",
     "multipart",
@@ -110,6 +112,23 @@ def kill_worker(master: int, pid: int, sig: int = signal.SIGKILL) -> None:
     assert parent_of(master) == os.getpid(), f"{master} is not a process this test started"
     assert pid != master and parent_of(pid) == master, f"{pid} is not a worker of {master}"
     os.kill(pid, sig)
+
+
+def kill_server(server: Server, timeout: float = 15.0) -> None:
+    """SIGKILL every process of a gunicorn server of ours, the master first (so that it starts
+    no worker in their place), as a power cut or the OOM killer would; returns once all are
+    gone (the master, our child, is a zombie until the fixture reaps it)."""
+    master = gunicorn_master(server)
+    pool = workers(master)
+    assert parent_of(master) == os.getpid(), f"{master} is not a process this test started"
+    os.kill(master, signal.SIGKILL)
+    for pid in pool:  # its workers a moment ago: dying with it, or orphaned
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while not all(gone(pid) for pid in [master, *pool]):
+        assert time.monotonic() < deadline, "the server's processes did not die"
+        time.sleep(0.05)
 
 
 def rss_kib(pid: int) -> int:

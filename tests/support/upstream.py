@@ -421,6 +421,11 @@ class Upstream:
         bytes, send junk without end (64 KiB every 10 ms) until the client hangs up or the
         upstream stops: a body longer than the size the index lists.
 
+    ``held_files: dict[str, threading.Event]``
+        File GETs of these filenames send headers and the first half of the bytes, then wait
+        until the file's event is set (or the upstream stops) to send the rest: a download in
+        flight for as long as a test needs (to kill the server in the middle of a sync).
+
     ``reset_files``, ``corrupt_files``, ``slow_files``, ``overlong_files`` and ``endless_files``
     apply to GETs of distribution files and ``.metadata`` files alike; they can be combined.
 
@@ -474,6 +479,7 @@ class Upstream:
         self.slow_files = 0.0
         self.overlong_files = 0
         self.endless_files = False
+        self.held_files: dict[str, threading.Event] = {}
         #: Exceptions raised by the fake itself while answering (should stay empty).
         self.errors: list[BaseException] = []
 
@@ -550,6 +556,7 @@ class Upstream:
         self.slow_files = 0.0
         self.overlong_files = 0
         self.endless_files = False
+        self.held_files = {}
 
     # ---------------------------------------------------------------- URLs
 
@@ -793,6 +800,8 @@ class Upstream:
         if self.endless_files:
             del headers["Content-Length"]
             body = itertools.chain(body, self._junk())
+        if (hold := self.held_files.get(f.filename)) is not None:
+            body = self._held(body, hold)
         return Response(body, status=200, mimetype=mimetype, headers=headers)
 
     def _file_body(
@@ -818,6 +827,17 @@ class Upstream:
                     sock.shutdown(socket.SHUT_RDWR)
             # werkzeug treats ConnectionError as "client went away" and just closes.
             raise ConnectionAbortedError("upstream fault: reset_files")
+
+    def _held(self, body: Iterator[bytes], hold: threading.Event) -> Iterator[bytes]:
+        """`body`'s first half (after the headers), then the rest once `hold` is set."""
+        data = b"".join(body)
+        yield b""
+        yield data[: len(data) // 2]
+        deadline = time.monotonic() + 300  # bounded, as every wait here
+        while not hold.wait(0.05):
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                raise ConnectionAbortedError("upstream stopping")
+        yield data[len(data) // 2 :]
 
     def _junk(self) -> Iterator[bytes]:
         """Bytes without end, 64 KiB every 10 ms, until the upstream stops."""

@@ -1,0 +1,94 @@
+"""A server killed outright (SIGKILL of every process: a power cut, the OOM killer) in the middle
+of a long operation, then started again on the same data folder: its task does not stay
+`running`, the repository has no version with a file missing, the store holds only complete
+files and nothing left behind for good, and the operation run again completes.
+
+(A single worker killed while it runs a sync: `test_e2e_sync.py`; killed during a download or
+an upload: `test_e2e_fault_suite.py`.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support.api import Api, with_auth
+from support.faults import kill_server, sound_store
+from support.servers import Server, config_text, temporary_files, wait_until
+from support.upstream import Upstream, UpstreamFile
+
+pytestmark = pytest.mark.e2e
+
+DEAD_AFTER = 2.5  # seconds a silent worker is presumed dead (the default is 30)
+FAST_REAPER = f"[tasks]\nheartbeat = 0.2\nworker_timeout = {DEAD_AFTER}\n"
+
+
+def shelf_files(upstream: Upstream) -> dict[str, UpstreamFile]:
+    """The upstream's shelf-reader files a remote's `shelf-reader<0.3` takes, by filename."""
+    return {f.filename: f for f in upstream.files_for("shelf-reader") if f.version < "0.3"}
+
+
+def catalogued(api: Api) -> dict[str, str]:
+    """Every package the catalog lists: filename -> sha256."""
+    return {p["filename"]: p["sha256"] for p in api.packages()}
+
+
+@pytest.mark.slow
+def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """Two files of a sync are stored, the third is half downloaded when every process of the
+    server is killed. Started again: the task is failed, no version was made, nothing is
+    catalogued, the half download is gone; the sync run again (of the one file still wanted)
+    completes."""
+    wanted = shelf_files(upstream)
+    held = "shelf_reader-0.2-py3-none-any.whl"
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=10**6)) + (
+        FAST_REAPER
+    )
+    proxy = gunicorn_server(text, workers=1)
+    api = Api(proxy.url)
+    repo = api.repository("synced")
+    remote = api.remote(
+        "src",
+        upstream.index_url,
+        policy="immediate",
+        includes=["shelf-reader<0.3"],
+        max_retries=0,
+        connect_timeout=2,
+        sock_read_timeout=30,
+    )
+    hold = threading.Event()
+    upstream.held_files[held] = hold
+    task = api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
+    others = {f.sha256 for name, f in wanted.items() if name != held}
+    assert wait_until(
+        lambda: upstream.requests_for(wanted[held].path) and sound_store(proxy.data_dir) >= others,
+        timeout=20,
+    ), (api.get(task), sound_store(proxy.data_dir))
+    assert temporary_files(proxy.data_dir)  # the held file's download, in flight
+
+    kill_server(proxy)
+    hold.set()
+    proxy = gunicorn_server(text, workers=1)
+    api = Api(proxy.url)
+
+    done = api.wait(task, timeout=DEAD_AFTER + 20)
+    assert done["state"] == "failed" and "stopped responding" in done["error"]["description"]
+    assert api.latest(repo).endswith("/versions/0/")
+    assert catalogued(api) == {}
+    assert wanted[held].sha256 not in sound_store(proxy.data_dir)  # only complete files
+    assert wait_until(lambda: temporary_files(proxy.data_dir) == [], timeout=10), temporary_files(
+        proxy.data_dir
+    )
+
+    # The sync again, of the one file still wanted: it completes, with that file
+    api.call("PATCH", remote["pulp_href"], json={"includes": ["shelf-reader==0.2"]})
+    again = api.wait(
+        api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
+    )
+    assert again["state"] == "completed", again
+    assert api.filenames(api.latest(repo)) == {held}
