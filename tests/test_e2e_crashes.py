@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from support.api import Api, with_auth
 from support.faults import kill_server, sound_store
@@ -43,10 +44,11 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     """Two files of a sync are stored, the third is half downloaded when every process of the
     server is killed. Started again: the task is failed, no version was made, nothing is
     catalogued, the half download is gone; the sync run again (of the one file still wanted)
-    completes."""
+    completes; the files the killed sync stored and nothing records are the cache's, so its
+    size limit takes them back (they are not kept for good)."""
     wanted = shelf_files(upstream)
     held = "shelf_reader-0.2-py3-none-any.whl"
-    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=10**6)) + (
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1)) + (
         FAST_REAPER
     )
     proxy = gunicorn_server(text, workers=1)
@@ -92,3 +94,17 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     )
     assert again["state"] == "completed", again
     assert api.filenames(api.latest(repo)) == {held}
+    # The next file the cache keeps (over its 1-byte limit) makes room: the killed sync's
+    # files, recorded by nothing, go with it; the repository's stays.
+    meta = upstream.files_for("meta-lib")[0]
+    assert requests.get(proxy.index() + "meta-lib/", timeout=15).status_code == 200
+    with requests.get(f"{proxy.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
+        assert resp.status_code == 200 and resp.content == meta.data
+
+    def unrecorded() -> set[str]:
+        packages = api.packages()
+        recorded = {p["sha256"] for p in packages} | {p["metadata_sha256"] for p in packages}
+        return sound_store(proxy.data_dir) - recorded
+
+    assert wait_until(lambda: not unrecorded(), timeout=10), unrecorded()
+    assert wanted[held].sha256 in sound_store(proxy.data_dir)

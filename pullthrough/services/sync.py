@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -87,6 +88,7 @@ class Syncer:
         self.filters: FilterSpec = client.remote.filters
         self.concurrency = self.remote.download_concurrency or DEFAULT_CONCURRENCY
         self.errors: list[str] = []
+        self.ours: set[str] = set()  # bytes the cache holds for this sync till it records them
         self.changed = 0
         self.now = datetime.now(UTC)  # the policy's clock, one for the whole sync
 
@@ -171,16 +173,32 @@ class Syncer:
                 package, metadata = package_from_file(
                     w.tmp_path, entry.filename, sha256=w.hashers["sha256"].hexdigest()
                 )
-                w.commit()
+                with self._held(package.sha256, w.size):
+                    w.commit()
         except (UpstreamError, HashMismatch, InvalidDistribution, InvalidFilename) as exc:
             self.errors.append(f"{entry.filename}: {exc}")
             return None
         if metadata is not None:
-            package.metadata_sha256 = self.svc.store.put_bytes(metadata)
+            sha = hashlib.sha256(metadata).hexdigest()
+            with self._held(sha, len(metadata)):
+                package.metadata_sha256 = self.svc.store.put_bytes(metadata)
         package.origin = "sync"
         package.remote_url, package.remote_id = entry.url, self.remote_id  # repair's source
         apply_index_fields(package, entry)
         return package
+
+    @contextmanager
+    def _held(self, sha256: str, size: int) -> Iterator[None]:
+        """Around storing bytes the sync records at its end: under their lock, and the cache's
+        from before they are stored until then (as `_metadata_of`'s), so that a sync that fails
+        or a process killed meanwhile leaves them to eviction - not in the store for good,
+        recorded by nothing. The sync forgets them once it has recorded them."""
+        ledger = self.svc.ledger
+        with stored_bytes(self.svc.locks, sha256).held(STORED_WAIT_SECONDS):
+            if sha256 not in self.ours and not ledger.tracks(sha256):
+                ledger.record(sha256, size)
+                self.ours.add(sha256)
+            yield
 
     def on_demand(self, wanted: Wanted) -> Package:
         entry = wanted.file
@@ -307,7 +325,7 @@ def sync(ctx: TaskContext) -> None:
             version = new_version(session, repository_id, add=ids, exactly=mirror)
             if version is not None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
-        for sha in ours - unused:  # recorded by the package that took it
+        for sha in (ours - unused) | syncer.ours:  # recorded by the packages that took them
             svc.ledger.forget(sha)
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))
