@@ -423,6 +423,44 @@ def test_no_range_of_a_corrupt_cold_file_makes_it_whole(
     expect_healed(proxy, api, wanted)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [0, 1 * MIB], ids=["small", "large"])
+def test_an_upstream_cutting_off_a_cold_file_fails_every_reader_and_keeps_nothing(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, size: int
+) -> None:
+    """One client's worker fetches, the others (of either worker) tail its download; the
+    upstream sends the full length, half the bytes, then closes. No client may take what it
+    got for the file (a 200 read to its end); nothing is stored; the next request, the
+    upstream mended, gets it whole."""
+    wanted = add_big(upstream, tmp_path, size) if size else small_wheel(upstream)
+    _, proxy, api = start_proxy(gunicorn_server, upstream, tmp_path, max_retries=0)
+    upstream.chunk_size = 64 * KIB if size else 100
+    upstream.slow_files, upstream.reset_files = 0.2, True  # about 1.6 s, then cut off
+    url = content_url(proxy, wanted.filename)
+
+    with Download(url) as first:
+        assert wait_until(lambda: file_gets(upstream, wanted) == 1, 5)
+        others = [Download(url) for _ in range(3)]  # while its download runs
+        try:
+            for client in (first, *others):
+                client.read_all()
+        finally:
+            for client in others:
+                client.close()
+
+    for client in (first, *others):
+        whole = client.status == 200 and client.ended == "complete"
+        assert not whole, (client.status, client.ended, len(client.body), client.headers)
+        if client.status == 200:  # cut short, without a wrong byte
+            assert wanted.data.startswith(bytes(client.body))
+    assert settle(proxy.data_dir)
+    assert sound_store(proxy.data_dir) == set() and temporary_files(proxy.data_dir) == []
+    assert catalog_sha(api, wanted.filename) == []
+
+    upstream.reset_faults()
+    expect_healed(proxy, api, wanted)
+
+
 # ---- crowds ----------------------------------------------------------------------------------
 
 
