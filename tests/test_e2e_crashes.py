@@ -9,6 +9,10 @@ an upload: `test_e2e_fault_suite.py`.)
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +21,33 @@ import pytest
 import requests
 
 from support.api import Api, with_auth
-from support.faults import kill_server, sound_store
-from support.servers import Server, config_text, temporary_files, wait_until
+from support.faults import big_wheel, kill_server, sound_store
+from support.servers import Server, config_text, stored_files, temporary_files, wait_until
+from support.tools import clean_env, run
 from support.upstream import Upstream, UpstreamFile
 
 pytestmark = pytest.mark.e2e
 
 DEAD_AFTER = 2.5  # seconds a silent worker is presumed dead (the default is 30)
+MIB = 1024 * 1024
 FAST_REAPER = f"[tasks]\nheartbeat = 0.2\nworker_timeout = {DEAD_AFTER}\n"
 
 
 def shelf_files(upstream: Upstream) -> dict[str, UpstreamFile]:
     """The upstream's shelf-reader files a remote's `shelf-reader<0.3` takes, by filename."""
     return {f.filename: f for f in upstream.files_for("shelf-reader") if f.version < "0.3"}
+
+
+def unrecorded(api: Api, server: Server) -> set[str]:
+    """Stored files (each checked complete) that no catalogued package has as its file or
+    its metadata."""
+    packages = api.packages()
+    recorded = {p["sha256"] for p in packages} | {p["metadata_sha256"] for p in packages}
+    return sound_store(server.data_dir) - recorded
+
+
+def pullthrough(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "pullthrough.cli", *args], clean_env(), cwd, 120)
 
 
 def catalogued(api: Api) -> dict[str, str]:
@@ -101,10 +119,62 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     with requests.get(f"{proxy.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
         assert resp.status_code == 200 and resp.content == meta.data
 
-    def unrecorded() -> set[str]:
-        packages = api.packages()
-        recorded = {p["sha256"] for p in packages} | {p["metadata_sha256"] for p in packages}
-        return sound_store(proxy.data_dir) - recorded
-
-    assert wait_until(lambda: not unrecorded(), timeout=10), unrecorded()
+    assert wait_until(lambda: not unrecorded(api, proxy), timeout=10), unrecorded(api, proxy)
     assert wanted[held].sha256 in sound_store(proxy.data_dir)
+
+
+@pytest.mark.slow
+def test_an_import_killed_in_the_middle_leaves_nothing_behind(
+    live_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """`pullthrough import` of a bundle of four 16 MiB wheels is killed (SIGKILL) once it has
+    stored the first: nothing is catalogued, the store holds only complete files, and those it
+    stored, recorded by nothing, are the cache's - its size limit takes them back. The import
+    run again completes."""
+    source = live_server(with_auth(config_text(upstream.index_url, tmp_path / "a")))
+    api_a = Api(source.url)
+    corp = api_a.repository("corp")
+    wheels = [big_wheel(tmp_path / "wheels", f"big-{i}", "1.0", 16 * MIB, seed=i) for i in range(4)]
+    for wheel in wheels:
+        api_a.upload(wheel, corp)
+    config_a = tmp_path / "a.toml"
+    config_a.write_text(with_auth(config_text(upstream.index_url, tmp_path / "a")))
+    bundle = tmp_path / "corp.tar"
+    done = pullthrough(
+        tmp_path, "export", "--repository", "corp", "--config", str(config_a), str(bundle)
+    )
+    assert done.returncode == 0, done.stderr
+
+    config_b = tmp_path / "b.toml"
+    config_b.write_text(
+        with_auth(config_text(upstream.index_url, tmp_path / "b", cache_max_size=1))
+    )
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "pullthrough.cli", "import", str(bundle), "--config", str(config_b)],
+        env=clean_env(),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: stored_files(tmp_path / "b"), timeout=60, interval=0.005)
+        assert importing.poll() is None, "the import ended before it could be killed"
+        os.kill(importing.pid, signal.SIGKILL)
+    finally:
+        importing.kill()
+        importing.wait(timeout=15)
+
+    target = live_server(config_b.read_text())
+    api = Api(target.url)
+    assert catalogued(api) == {}
+    assert sound_store(target.data_dir)  # what it stored is complete
+    meta = upstream.files_for("meta-lib")[0]
+    assert requests.get(target.index() + "meta-lib/", timeout=15).status_code == 200
+    with requests.get(f"{target.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
+        assert resp.status_code == 200 and resp.content == meta.data
+    assert wait_until(lambda: not unrecorded(api, target), timeout=10), unrecorded(api, target)
+
+    done = pullthrough(tmp_path, "import", str(bundle), "--config", str(config_b))
+    assert done.returncode == 0, done.stderr
+    assert set(catalogued(api)) == {w.name for w in wheels}
+    assert not unrecorded(api, target)

@@ -15,7 +15,8 @@ import io
 import logging
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,13 +327,14 @@ class Bundles:
             target = repository or manifest.repository
             self._check_conflicts(manifest, target, add_only=add_only)
             published: dict[str, float | None] = {}  # sha256 -> its write time, as stored here
+            ours: set[str] = set()  # the bytes the cache holds for this import (see _held)
             try:
-                new = self._store_files(tar, members, manifest, published)
+                new = self._store_files(tar, members, manifest, published, ours)
                 report = self._record(manifest, target, new, add_only=add_only, actor=actor)
             except BaseException:
-                self._remove_unused(published)
+                self._remove_unused(published, ours)
                 raise
-            self._restore(tar, members, manifest)
+            self._restore(tar, members, manifest, ours)
         for p in manifest.packages:  # a repository's file is never evicted from the cache
             self.ledger.forget(p.sha256)
             if p.metadata is not None:
@@ -398,6 +400,7 @@ class Bundles:
         members: dict[str, tarfile.TarInfo],
         manifest: Manifest,
         published: dict[str, float | None],
+        ours: set[str],
     ) -> dict[str, Package]:
         """Store every file the store lacks (hash-checked again) and make the catalog entries of
         packages it does not know, validated as distributions; returns them by filename."""
@@ -406,7 +409,7 @@ class Bundles:
         for entry in manifest.packages:
             is_new = known.get(entry.filename) != entry.sha256
             if entry.metadata is not None and not self.store.has(entry.metadata.sha256):
-                self._put(tar, members, entry.metadata, published)
+                self._put(tar, members, entry.metadata, published, ours)
             package: Package | None = None
             if not self.store.has(entry.sha256):
                 member = _open_member(tar, members[entry.file.path])
@@ -417,7 +420,8 @@ class Bundles:
                         writer.flush()
                         package = _validated(writer.tmp_path, entry)
                     try:
-                        self._published(writer.commit(), published)
+                        with self._held(entry.sha256, writer.size, ours):
+                            self._published(writer.commit(), published)
                     except HashMismatch as exc:
                         raise InvalidBundle(
                             f"{entry.file.path!r} changed while read: {exc}"
@@ -435,18 +439,24 @@ class Bundles:
         members: dict[str, tarfile.TarInfo],
         wanted: BundleFile,
         published: dict[str, float | None],
+        ours: set[str],
     ) -> None:
         member = _open_member(tar, members[wanted.path])
         with self.store.writer({"sha256": wanted.sha256}) as writer:
             while chunk := member.read(CHUNK):
                 writer.write(chunk)
             try:
-                self._published(writer.commit(), published)
+                with self._held(wanted.sha256, writer.size, ours):
+                    self._published(writer.commit(), published)
             except HashMismatch as exc:
                 raise InvalidBundle(f"{wanted.path!r} changed while read: {exc}") from None
 
     def _restore(
-        self, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: Manifest
+        self,
+        tar: tarfile.TarFile,
+        members: dict[str, tarfile.TarInfo],
+        manifest: Manifest,
+        ours: set[str],
     ) -> None:
         """Put back from the bundle a file removed before the import recorded it: an import
         stores its files first and records them at its end, and a remover in between (an
@@ -454,7 +464,7 @@ class Bundles:
         recorded by nothing. Recorded now, nothing removes them any more."""
         restored = [w for w in manifest.files().values() if not self.store.has(w.sha256)]
         for wanted in restored:
-            self._put(tar, members, wanted, {})
+            self._put(tar, members, wanted, {}, ours)
         if restored:
             log.warning("import: %d files removed meanwhile, stored again", len(restored))
 
@@ -542,20 +552,36 @@ class Bundles:
             )
         return report
 
+    @contextmanager
+    def _held(self, sha256: str, size: int, ours: set[str]) -> Iterator[None]:
+        """Around storing bytes the import records at its end: under their lock, and the
+        cache's from before they are stored until then, so that an import killed meanwhile
+        leaves them to eviction - not in the store for good, recorded by nothing. The import
+        forgets them once recorded (or removes them when it fails)."""
+        with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
+            if sha256 not in ours and not self.ledger.tracks(sha256):
+                self.ledger.record(sha256, size)
+                ours.add(sha256)
+            yield
+
     def _published(self, sha256: str, published: dict[str, float | None]) -> None:
         """A file this import stored, with its write time as the store tells it (the store's
         clock: an object store's differs from ours)."""
         published[sha256] = self.store.written_at(sha256)
 
-    def _remove_unused(self, published: dict[str, float | None]) -> None:
+    def _remove_unused(self, published: dict[str, float | None], ours: set[str]) -> None:
         """Remove the files this import stored when it fails, unless something uses them now:
         each checked and removed under its bytes' lock, which an upload or a download of the
         same bytes holds until it records them (as orphan cleanup does); and unless they were
-        stored again since this import stored them - a sync stores its files without that lock
-        and records them at its end (orphan cleanup spares them by the same test)."""
+        stored again since this import stored them - a sync stores its files, then lets go of
+        their lock, and records them at its end (orphan cleanup spares them by the same test)."""
+        for sha256 in ours - set(published):  # never stored (a file that changed while read)
+            self.ledger.forget(sha256)
         for sha256, stored_at in published.items():
             try:
                 with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
+                    if sha256 in ours:  # the cache held them for this import alone
+                        self.ledger.forget(sha256)
                     written = self.store.written_at(sha256)
                     again = written is not None and written != stored_at
                     if not again and not recorded(self.catalog, self.ledger, sha256):
