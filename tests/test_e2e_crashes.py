@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from pullthrough.storage.locks import LockDir, stored_bytes
 from support.api import Api, with_auth
 from support.faults import big_wheel, kill_server, sound_store
+from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files, temporary_files, wait_until
 from support.tools import clean_env, run
 from support.upstream import Upstream, UpstreamFile
@@ -178,3 +180,44 @@ def test_an_import_killed_in_the_middle_leaves_nothing_behind(
     assert done.returncode == 0, done.stderr
     assert set(catalogued(api)) == {w.name for w in wheels}
     assert not unrecorded(api, target)
+
+
+@pytest.mark.slow
+def test_a_server_killed_in_the_middle_of_an_orphan_cleanup_leaves_nothing_behind(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """Orphan cleanup deletes two uploaded packages in no repository, then removes their files,
+    each under its bytes' lock; a writer of the same bytes (this test) holds them, and the
+    server is killed meanwhile. Started again: the task is failed, the packages are gone, and
+    their files, recorded by nothing, are the cache's - its size limit takes them back."""
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1))
+    proxy = gunicorn_server(text + FAST_REAPER, workers=1)
+    api = Api(proxy.url)
+    uploaded = [build_wheel(tmp_path / "up", f"loose-{i}", "1.0") for i in range(2)]
+    for wheel in uploaded:
+        api.upload(wheel)
+    shas = set(catalogued(api).values())
+    assert len(shas) == 2 and shas <= sound_store(proxy.data_dir)
+    locks = LockDir(proxy.data_dir / "locks")
+    held = [stored_bytes(locks, sha) for sha in sorted(shas)]
+    try:
+        for lock in held:
+            assert lock.acquire(timeout=5)
+        task = api.start("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+        assert wait_until(lambda: not catalogued(api), timeout=15)  # committed; files next
+        kill_server(proxy)
+    finally:
+        for lock in held:
+            lock.release()
+        locks.close()
+
+    proxy = gunicorn_server(text + FAST_REAPER, workers=1)
+    api = Api(proxy.url)
+    done = api.wait(task, timeout=DEAD_AFTER + 20)
+    assert done["state"] == "failed" and "stopped responding" in done["error"]["description"]
+    assert catalogued(api) == {}
+    meta = upstream.files_for("meta-lib")[0]
+    assert requests.get(proxy.index() + "meta-lib/", timeout=15).status_code == 200
+    with requests.get(f"{proxy.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
+        assert resp.status_code == 200 and resp.content == meta.data
+    assert wait_until(lambda: not unrecorded(api, proxy), timeout=10), unrecorded(api, proxy)

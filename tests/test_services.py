@@ -2144,8 +2144,9 @@ def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sync stores its files, then records them all at its end; an orphan cleanup in between
-    (of a day-old orphan of the same bytes) leaves them, as Pulp protects new artifacts: the
-    synced package is listed with its file, rather than answer 404."""
+    (of a day-old orphan of the same bytes) leaves them, as Pulp protects new artifacts, or
+    removes them first (the sync stores them under their lock, after the removal): the synced
+    package is listed with its file, rather than answer 404."""
     svc = build_services(
         settings_for(upstream, tmp_path, policy="immediate", includes=["shelf-reader"])
     )
@@ -2164,35 +2165,33 @@ def test_an_orphan_cleanup_leaves_the_bytes_a_running_sync_has_just_stored(
         queue(svc, ORPHAN_CLEANUP)
         queue(svc, SYNC, repository_id=repo_id, remote_id=remote_id, mirror=False)
         stored, go_on = threading.Event(), threading.Event()
-        writer = svc.store.writer
+        download = Syncer.download
 
-        def pausing_writer(expected: dict[str, str]) -> Any:  # the sync's: stores, then waits
-            opened = writer(expected)
-            commit = opened.commit
+        def download_then_wait(self: Syncer, wanted: Any) -> Any:  # stores, lets go, waits
+            package = download(self, wanted)
+            if package is not None and package.sha256 == whl.sha256:
+                stored.set()
+                go_on.wait(30)  # its package is recorded only at the sync's end
+            return package
 
-            def commit_then_wait() -> str:
-                sha = commit()
-                if sha == whl.sha256:
-                    stored.set()
-                    go_on.wait(30)  # its package is recorded only at the sync's end
-                return sha
-
-            opened.commit = commit_then_wait  # type: ignore[method-assign]
-            return opened
-
-        monkeypatch.setattr(svc.store, "writer", pausing_writer)
+        monkeypatch.setattr(Syncer, "download", download_then_wait)
         syncing: list[threading.Thread] = []
         tracks = svc.ledger.tracks
 
+        def deleted() -> bool:
+            with svc.catalog.reading() as session:
+                return session.get(Package, orphan.id) is None
+
         def tracks_while_syncing(sha256: str) -> bool:
-            if not syncing:  # the orphans' packages are gone: the sync downloads the file anew
+            # once the orphans' packages are gone (committed): the sync downloads the file anew
+            if not syncing and deleted():
                 syncing.append(threading.Thread(target=svc.new_worker().run_once))
-                syncing[0].start()
-                assert stored.wait(30)
+                syncing[0].start()  # it waits for the bytes' lock this removal holds
             return tracks(sha256)
 
         monkeypatch.setattr(svc.ledger, "tracks", tracks_while_syncing)
         assert svc.new_worker().run_once()  # the cleanup
+        assert stored.wait(30)
         go_on.set()
         syncing[0].join(timeout=30)
         assert not syncing[0].is_alive()

@@ -83,10 +83,14 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             session.execute(
                 delete(Artifact).where(Artifact.id.in_(batch)), execution_options=unsynchronized
             )
+        sizes = {p.sha256: p.size for p in orphans} | {a.sha256: a.size for a in artifacts}
+        ours = _cached_till_removed(svc.ledger, {sha: sizes.get(sha, 0) for sha in files})
     removed = 0
     for sha in files:
         try:
             with stored_bytes(svc.locks, sha).held(STORED_WAIT_SECONDS):
+                if sha in ours:  # the cache held them for this cleanup alone
+                    svc.ledger.forget(sha)
                 if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(
                     svc, sha, cutoff.timestamp()
                 ):
@@ -105,6 +109,18 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         ctx.completed("clean-up.cache", "Return pull-through copies to the cache", returned)
     if artifacts:
         log.info("orphan cleanup removed %d artifacts", len(artifacts))
+
+
+def _cached_till_removed(ledger: Ledger, sizes: Mapping[str, int]) -> set[str]:
+    """Record in the cache ledger, before the catalog's deletion is committed, the bytes that
+    deletion leaves recorded by nothing and the cleanup removes after it: a process killed in
+    between leaves them to eviction, not in the store for good. Should the deletion not be
+    committed, eviction spares bytes a package or an artifact records (and forgets them).
+    Returns the sha256s recorded here."""
+    ours = {sha for sha in sizes if not ledger.tracks(sha)}
+    for sha in ours:
+        ledger.record(sha, sizes[sha])
+    return ours
 
 
 def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
