@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.api import PASSWORD, with_auth
+from support.api import PASSWORD, Api, with_auth
+from support.faults import big_wheel
 from support.packages import build_wheel
 from support.servers import Server, config_text, stored_files
 from support.upstream import Upstream
@@ -135,3 +136,43 @@ def test_a_full_disk_answers_507_and_keeps_serving_what_it_has(
     answer = post(server, upload)
     assert answer.status_code == 202, answer.text
     assert list((data / "artifacts" / ".tmp").glob("*.partial")) == []
+
+
+def test_a_sync_that_fills_the_disk_fails_cleanly_and_completes_once_space_is_freed(
+    upstream: Upstream, live_server: Callable[..., Server], small_disk: Path, tmp_path: Path
+) -> None:
+    """An immediate sync of a file bigger than the space left: the task fails and says the
+    disk is full, no version and no package is recorded, nothing partial is kept, a cached
+    file is still served; once space is freed the same sync completes."""
+    wheels = tmp_path / "wheels"
+    cached = build_wheel(wheels, "cached-lib", "1.0")
+    big = big_wheel(wheels, "big-lib", "1.0", 2 * 2**20)  # a sync reads it: a real wheel
+    upstream.add_file("cached-lib", cached)
+    upstream.add_file("big-lib", big)
+    data = small_disk / "data"
+    server = live_server(with_auth(config_text(upstream.index_url, data)))
+    api = Api(server.url)
+    url = f"{server.url}/pulp/content/main/{cached.name}"
+    assert requests.get(server.index() + "cached-lib/", timeout=TIMEOUT).status_code == 200
+    assert requests.get(url, timeout=TIMEOUT).content == cached.read_bytes()
+    repo = api.repository("synced")
+    remote = api.remote(
+        "src", upstream.index_url, policy="immediate", includes=["big-lib"], max_retries=0
+    )
+
+    filler = fill(small_disk, leave=256 * 1024)
+    task = api.sync(repo, remote)
+    assert task["state"] == "failed", task
+    assert "no space left" in task["error"]["description"], task["error"]
+    assert api.latest(repo).endswith("/versions/0/")
+    assert api.packages(filename=big.name) == []
+    assert list((data / "artifacts" / ".tmp").glob("*.partial")) == []
+    answer = requests.get(url, timeout=TIMEOUT)
+    assert (answer.status_code, answer.content) == (200, cached.read_bytes())
+
+    filler.unlink()
+    task = api.sync(repo, remote)
+    assert task["state"] == "completed", task
+    assert api.filenames(api.latest(repo)) == {big.name}
+    with requests.get(f"{server.url}/pulp/content/main/{big.name}", timeout=TIMEOUT) as resp:
+        assert resp.status_code == 200 and resp.content == big.read_bytes()
