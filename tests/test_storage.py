@@ -234,6 +234,29 @@ def test_temporary_files_of_gone_writers_are_removed_and_live_ones_kept(tmp_path
     assert len(live.commit()) == 64
 
 
+def test_a_fresh_temporary_file_of_a_dead_writer_goes_at_once_even_unreaped(
+    tmp_path: Path,
+) -> None:
+    """A temporary file is named after the process that writes it: one whose writer is dead
+    goes at once, not after the grace for files not locked yet - also while the dead writer
+    is a zombie no one has reaped (a killed worker whose parent died with it, in a container
+    whose init does not reap: signal 0 still finds it); a running writer's stays."""
+    store = ArtifactStore(tmp_path / "a")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{dead.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().split(") ")[1][0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)  # exited, not reaped (not waited for)
+        (store.tmp / f"{dead.pid}-download.partial").write_bytes(b"half a file")
+        running = store.tmp / f"{os.getppid()}-download.partial"
+        running.write_bytes(b"being written")
+        assert store.remove_abandoned() == 1
+        assert [p.name for p in store.tmp.iterdir()] == [running.name]
+    finally:
+        dead.wait(timeout=10)
+
+
 def test_s3_local_copies_are_locked_while_used_and_removed_after(
     s3_server: S3Server, tmp_path: Path
 ) -> None:

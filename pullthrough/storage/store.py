@@ -102,7 +102,18 @@ def _creator_gone(name: str) -> bool:
         return True
     except PermissionError:  # another user's: running
         return False
-    return False
+    return _zombie(int(head))
+
+
+def _zombie(pid: int) -> bool:
+    """Whether a process is dead but not yet reaped (Linux's state Z): a killed worker whose
+    parent died with it waits for init to reap it, which in a container without an init that
+    reaps (Docker without --init) may be never; signal 0 still finds it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile, or no /proc: as signal 0 said
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith("Z")
 
 
 def shard(sha256: str) -> str:
