@@ -114,15 +114,55 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     )
     assert again["state"] == "completed", again
     assert api.filenames(api.latest(repo)) == {held}
-    # The next file the cache keeps (over its 1-byte limit) makes room: the killed sync's
-    # files, recorded by nothing, go with it; the repository's stays.
-    meta = upstream.files_for("meta-lib")[0]
-    assert requests.get(proxy.index() + "meta-lib/", timeout=15).status_code == 200
+    # What the killed sync stored are artifacts no content uses: orphan cleanup takes them,
+    # and their files, back (here with no protection time); the repository's file stays.
+    assert unrecorded(api, proxy)
+    cleanup = api.wait(
+        api.start("POST", "/pulp/api/v3/orphans/cleanup/", json={"orphan_protection_time": 0})
+    )
+    assert cleanup["state"] == "completed", cleanup
+    assert not unrecorded(api, proxy), unrecorded(api, proxy)
+    assert wanted[held].sha256 in sound_store(proxy.data_dir)
+
+
+def test_the_files_a_sync_stored_are_not_evicted_before_it_records_them(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """A sync stores its files as it downloads them and records them at its end. Meanwhile
+    a client caches a file over the cache's limit: the eviction that makes room takes none of
+    the sync's files (they are the sync's artifacts, not the cache's), so none is fetched
+    twice, and the cache's own copies are not evicted for files that stop counting once the
+    sync records them."""
+    wanted = shelf_files(upstream)
+    held = "shelf_reader-0.2-py3-none-any.whl"
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1))
+    proxy = gunicorn_server(text, workers=1)
+    api = Api(proxy.url)
+    repo = api.repository("synced")
+    remote = api.remote(
+        "src", upstream.index_url, policy="immediate", includes=["shelf-reader<0.3"]
+    )
+    hold = threading.Event()
+    upstream.held_files[held] = hold
+    task = api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
+    others = {f.sha256 for name, f in wanted.items() if name != held}
+    assert wait_until(
+        lambda: upstream.requests_for(wanted[held].path) and sound_store(proxy.data_dir) >= others,
+        timeout=20,
+    ), (api.get(task), sound_store(proxy.data_dir))
+
+    meta = upstream.files_for("meta-lib")[0]  # cached over the 1-byte limit: eviction runs
     with requests.get(f"{proxy.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
         assert resp.status_code == 200 and resp.content == meta.data
+    assert wait_until(lambda: meta.sha256 not in sound_store(proxy.data_dir), timeout=10)
+    assert sound_store(proxy.data_dir) >= others  # the sync's: not evicted
 
-    assert wait_until(lambda: not unrecorded(api, proxy), timeout=10), unrecorded(api, proxy)
-    assert wanted[held].sha256 in sound_store(proxy.data_dir)
+    hold.set()
+    done = api.wait(task, timeout=60)
+    assert done["state"] == "completed", done
+    assert api.filenames(api.latest(repo)) == set(wanted)
+    for f in wanted.values():  # each downloaded once: none evicted and fetched again
+        assert len(upstream.requests_for(f.path)) == 1, f.filename
 
 
 @pytest.mark.slow
@@ -131,8 +171,9 @@ def test_an_import_killed_in_the_middle_leaves_nothing_behind(
 ) -> None:
     """`pullthrough import` of a bundle of four 16 MiB wheels is killed (SIGKILL) once it has
     stored the first: nothing is catalogued, the store holds only complete files, and those it
-    stored, recorded by nothing, are the cache's - its size limit takes them back. The import
-    run again completes."""
+    stored are artifacts no content uses (or, killed between storing one and recording its
+    artifact, the cache's): orphan cleanup and the cache's size limit take them back. The
+    import run again completes."""
     source = live_server(with_auth(config_text(upstream.index_url, tmp_path / "a")))
     api_a = Api(source.url)
     corp = api_a.repository("corp")
@@ -174,6 +215,10 @@ def test_an_import_killed_in_the_middle_leaves_nothing_behind(
     assert requests.get(target.index() + "meta-lib/", timeout=15).status_code == 200
     with requests.get(f"{target.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:
         assert resp.status_code == 200 and resp.content == meta.data
+    cleanup = api.wait(
+        api.start("POST", "/pulp/api/v3/orphans/cleanup/", json={"orphan_protection_time": 0})
+    )
+    assert cleanup["state"] == "completed", cleanup
     assert wait_until(lambda: not unrecorded(api, target), timeout=10), unrecorded(api, target)
 
     done = pullthrough(tmp_path, "import", str(bundle), "--config", str(config_b))

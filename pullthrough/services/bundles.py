@@ -26,7 +26,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.kept import add_artifact
 from pullthrough.catalog.models import (
+    Artifact,
     Package,
     ProjectStatus,
     Repository,
@@ -59,15 +61,16 @@ from pullthrough.core.bundles import (
     one_sdist_per_release,
     parse_manifest,
 )
+from pullthrough.core.digests import COMPUTED
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
-from pullthrough.services.orphans import recorded
+from pullthrough.services.orphans import recorded, storing
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
-from pullthrough.storage.store import BlobStore, HashMismatch, from_start
+from pullthrough.storage.store import ArtifactWriter, BlobStore, HashMismatch, from_start
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -327,7 +330,7 @@ class Bundles:
             target = repository or manifest.repository
             self._check_conflicts(manifest, target, add_only=add_only)
             published: dict[str, float | None] = {}  # sha256 -> its write time, as stored here
-            ours: set[str] = set()  # the bytes the cache holds for this import (see _held)
+            ours: set[str] = set()  # the artifacts this import made (see _held)
             try:
                 new = self._store_files(tar, members, manifest, published, ours)
                 report = self._record(manifest, target, new, add_only=add_only, actor=actor)
@@ -414,13 +417,14 @@ class Bundles:
             if not self.store.has(entry.sha256):
                 member = _open_member(tar, members[entry.file.path])
                 with self.store.writer({"sha256": entry.sha256}) as writer:
+                    _all_digests(writer)
                     while chunk := member.read(CHUNK):
                         writer.write(chunk)
                     if is_new:
                         writer.flush()
                         package = _validated(writer.tmp_path, entry)
                     try:
-                        with self._held(entry.sha256, writer.size, ours):
+                        with self._held(writer, ours):
                             self._published(writer.commit(), published)
                     except HashMismatch as exc:
                         raise InvalidBundle(
@@ -443,10 +447,11 @@ class Bundles:
     ) -> None:
         member = _open_member(tar, members[wanted.path])
         with self.store.writer({"sha256": wanted.sha256}) as writer:
+            _all_digests(writer)
             while chunk := member.read(CHUNK):
                 writer.write(chunk)
             try:
-                with self._held(wanted.sha256, writer.size, ours):
+                with self._held(writer, ours):
                     self._published(writer.commit(), published)
             except HashMismatch as exc:
                 raise InvalidBundle(f"{wanted.path!r} changed while read: {exc}") from None
@@ -553,16 +558,20 @@ class Bundles:
         return report
 
     @contextmanager
-    def _held(self, sha256: str, size: int, ours: set[str]) -> Iterator[None]:
-        """Around storing bytes the import records at its end: under their lock, and the
-        cache's from before they are stored until then, so that an import killed meanwhile
-        leaves them to eviction - not in the store for good, recorded by nothing. The import
-        forgets them once recorded (or removes them when it fails)."""
-        with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-            if sha256 not in ours and not self.ledger.tracks(sha256):
-                self.ledger.record(sha256, size)
-                ours.add(sha256)
+    def _held(self, writer: ArtifactWriter, ours: set[str]) -> Iterator[None]:
+        """Around storing bytes the import records at its end: under their lock (and the
+        cache's until then: orphans.storing), then an artifact of them unless there is one, as
+        a sync's: never evicted meanwhile (an import bigger than the cache's free room takes
+        none of the cache's files), and an import killed before its end leaves artifacts no
+        content uses, which orphan cleanup removes past its protection time. The artifacts it
+        made (`ours`) a failing import removes with its files (_remove_unused)."""
+        sha256, size = writer.digest(), writer.size
+        with storing(self.catalog, self.ledger, self.locks, self.store, {sha256: size}):
             yield
+            digests = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
+            with self.catalog.session() as session:
+                if add_artifact(session, size, digests):
+                    ours.add(sha256)
 
     def _published(self, sha256: str, published: dict[str, float | None]) -> None:
         """A file this import stored, with its write time as the store tells it (the store's
@@ -575,13 +584,12 @@ class Bundles:
         same bytes holds until it records them (as orphan cleanup does); and unless they were
         stored again since this import stored them - a sync stores its files, then lets go of
         their lock, and records them at its end (orphan cleanup spares them by the same test)."""
-        for sha256 in ours - set(published):  # never stored (a file that changed while read)
-            self.ledger.forget(sha256)
         for sha256, stored_at in published.items():
             try:
                 with stored_bytes(self.locks, sha256).held(STORED_WAIT_SECONDS):
-                    if sha256 in ours:  # the cache held them for this import alone
-                        self.ledger.forget(sha256)
+                    if sha256 in ours:  # its artifact goes with the import that made it
+                        with self.catalog.session() as session:
+                            session.execute(delete(Artifact).where(Artifact.sha256 == sha256))
                     written = self.store.written_at(sha256)
                     again = written is not None and written != stored_at
                     if not again and not recorded(self.catalog, self.ledger, sha256):
@@ -737,3 +745,9 @@ def _listed(problems: list[str]) -> str:
     shown = "; ".join(problems[:10])
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
     return f"{len(problems)} problem(s): {shown}{more}"
+
+
+def _all_digests(writer: ArtifactWriter) -> None:
+    """A writer that computes every digest an artifact has, as it writes."""
+    for algorithm in COMPUTED:
+        writer.hashers.setdefault(algorithm, hashlib.new(algorithm))

@@ -73,9 +73,13 @@ def orphan_cleanup(ctx: TaskContext) -> None:
             session.execute(
                 delete(Package).where(Package.id.in_(batch)), execution_options=unsynchronized
             )
-        # Then, as Pulp, the artifacts no content uses (any more), past the protection time
+        # Then, as Pulp, the artifacts no content uses (any more), past the protection time: a
+        # sync's of a package's PEP 658 metadata too (NOT IN a list holding a NULL is never true)
+        metadata = select(Package.metadata_sha256).where(Package.metadata_sha256.is_not(None))
         unused = select(Artifact).where(
-            Artifact.sha256.not_in(select(Package.sha256)), Artifact.pulp_created <= cutoff
+            Artifact.sha256.not_in(select(Package.sha256)),
+            Artifact.sha256.not_in(metadata),
+            Artifact.pulp_created <= cutoff,
         )
         artifacts = session.scalars(unused).all()
         files |= {a.sha256 for a in artifacts}

@@ -23,16 +23,19 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.kept import add_artifact
 from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.repository_blocklist import entries
 from pullthrough.catalog.versions import new_version, present_in, version_packages
 from pullthrough.config import IMMEDIATE, RemoteSettings
+from pullthrough.core.digests import COMPUTED
 from pullthrough.core.filenames import InvalidFilename, parse_filename, python_version
 from pullthrough.core.filters import FilterSpec
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
+from pullthrough.services.orphans import storing
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -88,7 +91,6 @@ class Syncer:
         self.filters: FilterSpec = client.remote.filters
         self.concurrency = self.remote.download_concurrency or DEFAULT_CONCURRENCY
         self.errors: list[str] = []
-        self.ours: set[str] = set()  # bytes the cache holds for this sync till it records them
         self.changed = 0
         self.now = datetime.now(UTC)  # the policy's clock, one for the whole sync
 
@@ -165,6 +167,8 @@ class Syncer:
         entry = wanted.file
         try:
             with self.client.open_file(entry.url) as resp, self.svc.store.writer(entry.hashes) as w:
+                for algorithm in COMPUTED:  # its artifact's digests, as Pulp's sync computes them
+                    w.hashers.setdefault(algorithm, hashlib.new(algorithm))
                 size = content_length(resp) if entry.size is None else entry.size
                 most = download_bound(size, self.svc.ledger.max_size)
                 for chunk in self.client.iter_body(resp, entry.url, most=most):
@@ -173,14 +177,15 @@ class Syncer:
                 package, metadata = package_from_file(
                     w.tmp_path, entry.filename, sha256=w.hashers["sha256"].hexdigest()
                 )
-                with self._held(package.sha256, w.size):
+                digests = {a: w.hashers[a].hexdigest() for a in COMPUTED}
+                with self._artifact(w.size, digests):
                     w.commit()
         except (UpstreamError, HashMismatch, InvalidDistribution, InvalidFilename) as exc:
             self.errors.append(f"{entry.filename}: {exc}")
             return None
         if metadata is not None:
-            sha = hashlib.sha256(metadata).hexdigest()
-            with self._held(sha, len(metadata)):
+            digests = {a: hashlib.new(a, metadata).hexdigest() for a in COMPUTED}
+            with self._artifact(len(metadata), digests):
                 package.metadata_sha256 = self.svc.store.put_bytes(metadata)
         package.origin = "sync"
         package.remote_url, package.remote_id = entry.url, self.remote_id  # repair's source
@@ -188,17 +193,19 @@ class Syncer:
         return package
 
     @contextmanager
-    def _held(self, sha256: str, size: int) -> Iterator[None]:
-        """Around storing bytes the sync records at its end: under their lock, and the cache's
-        from before they are stored until then (as `_metadata_of`'s), so that a sync that fails
-        or a process killed meanwhile leaves them to eviction - not in the store for good,
-        recorded by nothing. The sync forgets them once it has recorded them."""
-        ledger = self.svc.ledger
-        with stored_bytes(self.svc.locks, sha256).held(STORED_WAIT_SECONDS):
-            if sha256 not in self.ours and not ledger.tracks(sha256):
-                ledger.record(sha256, size)
-                self.ours.add(sha256)
+    def _artifact(self, size: int, digests: dict[str, str]) -> Iterator[None]:
+        """Around storing bytes the sync records at its end: an artifact of them once stored,
+        as Pulp's sync makes one of every file it downloads, under their lock (and the cache's
+        until then: orphans.storing). An artifact's bytes are never evicted - a sync bigger
+        than the cache's free room evicted none of the cache's files, nor its own, to make room
+        for files that stop counting once recorded - and orphan cleanup removes the artifacts
+        no content uses past its protection time, and their bytes: what a sync that failed, or
+        was killed before its end, stored is not in the store for good."""
+        svc = self.svc
+        with storing(svc.catalog, svc.ledger, svc.locks, svc.store, {digests["sha256"]: size}):
             yield
+            with svc.catalog.session() as session:
+                add_artifact(session, size, digests)
 
     def on_demand(self, wanted: Wanted) -> Package:
         entry = wanted.file
@@ -325,7 +332,7 @@ def sync(ctx: TaskContext) -> None:
             version = new_version(session, repository_id, add=ids, exactly=mirror)
             if version is not None:
                 ctx.outcome.created.append(Ref("repository_version", repository_id, version.number))
-        for sha in (ours - unused) | syncer.ours:  # recorded by the packages that took them
+        for sha in ours - unused:  # recorded by the packages that took them
             svc.ledger.forget(sha)
         # Reports write to the catalog: never from inside the transaction above.
         ctx.completed("sync.associating.content", "Associating Content", len(ids))

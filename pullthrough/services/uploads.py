@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.kept import add_artifact
 from pullthrough.catalog.models import (
-    Artifact,
     Package,
     ProjectStatus,
     Repository,
@@ -219,7 +219,7 @@ class Uploads:
             # PEP 658 metadata, also for a package that had none kept (a cached
             # copy, whose wheel's METADATA was read on demand; a synced record)
             package.metadata_sha256 = self.store.put_bytes(metadata)
-        _add_artifact(session, writer)
+        add_artifact(session, writer.size, {a: writer.hashers[a].hexdigest() for a in COMPUTED})
         session.flush()
         try:
             created = (
@@ -276,14 +276,6 @@ def _admitted(
     if repository_id is not None and package.packagetype == "sdist":
         _check_one_sdist(session, repository_id, existing or package)
     return existing, displaced
-
-
-def _add_artifact(session: Session, writer: ArtifactWriter) -> None:
-    """The artifact of the uploaded bytes, as Pulp makes one of every upload (the content's
-    `artifact`), unless there is one already (under the bytes' lock: one at a time)."""
-    found = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
-    if session.scalar(select(Artifact.id).where(Artifact.sha256 == found["sha256"])) is None:
-        session.add(Artifact(size=writer.size, **found))
 
 
 def _sized(metadata: bytes | None) -> dict[str, int]:
