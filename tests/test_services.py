@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,7 @@ from pullthrough.web.content import PRECONDITION_FAILED, range_span
 from support.packages import build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
-from support.servers import config_text, wait_until
+from support.servers import config_text, serving, wait_until
 from support.upstream import Upstream, UpstreamFile, extract_metadata
 
 WHL_01 = "shelf_reader-0.1-py3-none-any.whl"
@@ -3007,5 +3009,66 @@ def test_a_sync_takes_files_whose_index_entry_holds_a_nul_character(
                     for p in session.scalars(version_packages(repo_id, 1))
                 }
             assert taken == {"1.0": (None, False, None), "1.1": (None, True, "badbuild")}
+        finally:
+            svc.close()
+
+
+class NulLink(BaseHTTPRequestHandler):
+    """A PEP 691 project page whose one file's link holds a NUL character (JSON's \\u0000)."""
+
+    def do_GET(self) -> None:
+        host = f"http://{self.headers['Host']}"
+        body = json.dumps(
+            {
+                "meta": {"api-version": "1.1"},
+                "name": "nul-url",
+                "files": [
+                    {
+                        "filename": "nul_url-1.0-py3-none-any.whl",
+                        "url": f"{host}/files/nul_url-1.0-py3-none-any.whl\x00.x",
+                        "hashes": {"sha256": "a" * 64},
+                    }
+                ],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_sync_takes_a_file_whose_link_holds_a_nul_character(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """An upstream page whose link holds a NUL character (JSON's \\u0000): on PostgreSQL, whose
+    text columns cannot hold one, the sync's record of its URL failed the whole sync. The URL
+    is kept as the upstream client asks for it, the NUL percent-encoded."""
+    with serving(NulLink) as origin, private_database(postgres_url) as url:
+        config = tmp_path / "pullthrough.toml"
+        text = config_text(f"{origin}/simple/", tmp_path / "data", includes=["nul-url"])
+        config.write_text(
+            text.replace(
+                "[server]\n", f'[server]\ndatabase_url = "{url}"\nembedded_worker = false\n'
+            )
+        )
+        svc = build_services(load_settings(config, environ={}))
+        try:
+            repo_id, args = new_sync(svc)
+            run_sync(svc, args)
+            with svc.catalog.session() as session:
+                taken = [
+                    (p.filename, p.remote_url)
+                    for p in session.scalars(version_packages(repo_id, 1))
+                ]
+            assert taken == [
+                (
+                    "nul_url-1.0-py3-none-any.whl",
+                    f"{origin}/files/nul_url-1.0-py3-none-any.whl%00.x",
+                )
+            ]
         finally:
             svc.close()

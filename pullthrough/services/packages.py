@@ -24,8 +24,13 @@ NUL = "\x00"
 
 def apply_index_fields(package: Package, entry: DistFile) -> None:
     """What the index says of a file and its metadata does not: yanked (with the reason), the
-    upload time (so --exclude-newer keeps working), requires-python when the index states it."""
+    upload time (so --exclude-newer keeps working), requires-python when the index states it;
+    the link a sync recorded (remote_url), kept without a NUL."""
     package.yanked = bool(entry.yanked)
+    if package.remote_url is not None:  # a sync's record of where the file is
+        # percent-encoded, as the upstream client sends it (requests asks for `%00`): the
+        # same URL to fetch, which a text column of PostgreSQL can hold
+        package.remote_url = package.remote_url.replace(NUL, "%00")
     # A NUL character, which no text column of PostgreSQL holds (a sync's whole record failed
     # on one): a reason is kept without it, and a requires-python holding one is no specifier
     package.yanked_reason = entry.yanked.replace(NUL, "") if isinstance(entry.yanked, str) else None
