@@ -730,3 +730,29 @@ def test_remote_provenance_is_refused_not_ignored_through_pulp_cli(
     refused = pulp.run("python", "remote", "update", "--name", "p", "--provenance", check=False)
     assert refused.returncode == 1 and "PEP 740" in refused.stderr, refused.stderr
     assert pulp.json_object("python", "remote", "show", "--name", "p")["provenance"] is False
+
+
+def test_content_with_attestations_is_refused_not_stripped_through_pulp_cli(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`pulp python content upload --attestation ...` (and `content create`: the same REST
+    endpoint) sends the file's PEP 740 attestations, which this index does not keep. The
+    legacy upload refuses them (89618c2); the REST upload took the file and dropped them
+    unseen. It is a 400 that says so, and nothing is kept."""
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    pulp.run("python", "repository", "create", "--name", "att")
+    wheel = build_wheel(tmp_path / "w", "attested", "1.0")
+    attestation = json.dumps({"version": 1, "verification_material": {}, "envelope": {}})
+    for verb in ("upload", "create"):
+        refused = pulp.run(
+            "python", "content", verb, "--file", str(wheel), "--relative-path", wheel.name,
+            "--repository", "att", "--attestation", attestation, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1, (verb, refused.stdout)
+        assert "Attestations (PEP 740) are not kept by this index" in refused.stderr, (
+            verb,
+            refused.stderr,
+        )
+    assert pulp.json_list("python", "content", "list", "--filename", wheel.name) == []
+    repo = pulp.json_object("python", "repository", "show", "--name", "att")
+    assert repo["latest_version_href"].endswith("/versions/0/")

@@ -60,7 +60,7 @@ from pullthrough.services.container import (
     SYNC,
 )
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
-from pullthrough.services.uploads import UploadRefused
+from pullthrough.services.uploads import NO_ATTESTATIONS, UploadRefused
 from pullthrough.storage.store import from_start
 
 
@@ -298,6 +298,12 @@ UPLOAD = (
     Field("relative_path", "string", help="The file's name (default: the uploaded file's)."),
     Field("repository", "string", nullable=True, href="repository", help="Add it to this one."),
     Field("sha256", "string", help="The file's sha256, checked."),
+    Field(
+        "attestations",
+        "string",
+        help="Not supported: PEP 740 attestations are not kept, and a file sent with them is"
+        " refused (400).",
+    ),
 )
 
 
@@ -315,6 +321,8 @@ def _one_source(session: Session, values: dict[str, Any], row: Any) -> None:
         )
     if "file" not in values and not values.get("relative_path"):
         raise invalid("relative_path", "This field is required.")
+    if values.get("attestations", "").strip():  # as the legacy upload: not dropped unseen
+        raise invalid("attestations", f"{NO_ATTESTATIONS} (pulp-cli: leave out --attestation).")
 
 
 def upload(call: Call) -> Response:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 # Checked transactions an upload makes before it gives up (UploadConflict): each one another
 # node's change refused (Uploads._record) sees that change, so a second one rarely fails
 RECORD_ATTEMPTS = 3
+# PEP 740 attestations sent with a file (twine's and uv's legacy upload, pulp-cli's content
+# upload): the catalog keeps none, so an upload with them is refused, not stripped unseen
+NO_ATTESTATIONS = "Attestations (PEP 740) are not kept by this index: upload without them"
 
 
 class UploadRefused(ValueError):

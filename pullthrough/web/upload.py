@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
+from pullthrough.services.uploads import NO_ATTESTATIONS
 from pullthrough.web.common import (
     address,
     authorization,
@@ -55,8 +56,7 @@ def legacy_upload(base_path: str) -> Response:
         return _text(f"Unsupported :action {form.get(':action')!r}", 400)
     if form.get("attestations", "").strip():  # PEP 740: better refused than dropped unseen
         return _text(
-            "Attestations (PEP 740) are not kept by this index: upload without them"
-            " (twine: leave out --attestations; uv publish: --no-attestations)",
+            f"{NO_ATTESTATIONS} (twine: leave out --attestations; uv publish: --no-attestations)",
             400,
         )
     upload = request.files.get("content")
