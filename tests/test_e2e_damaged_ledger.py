@@ -77,6 +77,8 @@ def test_a_damaged_cache_ledger_is_set_aside_and_rebuilt_at_a_restart(
     # A cached copy taken into a repository, and a private package uploaded into another: the
     # repositories' files, never the cache's
     kept = api.repository("kept")
+    # a copy's catalog record comes after its file and its ledger entry
+    assert wait_until(lambda: api.packages(filename=promoted.filename))
     (package,) = api.packages(filename=promoted.filename)
     api.run(
         "POST", kept["pulp_href"] + "modify/", json={"add_content_units": [package["pulp_href"]]}
