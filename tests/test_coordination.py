@@ -83,6 +83,47 @@ def test_a_dead_nodes_locks_are_released_with_its_session(engine: Engine) -> Non
         node_a.close()
 
 
+def test_a_wait_for_a_lock_outlives_the_end_of_its_session(engine: Engine) -> None:
+    """A waiter whose session is ended (a pooler restarting, pg_terminate_backend) while the
+    database still answers waits on a new one, and takes the lock once it is free."""
+    node_a, node_b = AdvisoryLocks(engine.url), AdvisoryLocks(engine.url)
+    try:
+        held = node_a.lock("lib-1.0.whl")
+        assert held.acquire(timeout=1)
+        assert held._conn is not None
+        holder = held._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        held._conn.commit()
+        got: list[BaseException | None] = []
+
+        def wait() -> None:
+            lock = node_b.lock("lib-1.0.whl")
+            try:
+                lock.acquire(timeout=10)
+            except BaseException as exc:
+                got.append(exc)
+            else:
+                got.append(None)
+                lock.release()
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.3)
+        end_others = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), :holder)"
+        )
+        with engine.connect() as admin:
+            admin.execute(text(end_others), {"holder": holder})
+            admin.commit()
+        time.sleep(0.3)
+        held.release()
+        waiter.join(timeout=10)
+        assert got == [None]
+    finally:
+        node_b.close()
+        node_a.close()
+
+
 def _sessions(engine: Engine) -> int:
     """The other sessions open on this database."""
     query = text(

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import create_engine, make_url, text
 
 from pullthrough.services.coordination import CHANGE_POLL_SECONDS
 from support.api import PASSWORD, Api, legacy_upload, with_auth
@@ -42,6 +43,7 @@ class Cluster:
     b: Server
     s3: S3Server
     bucket: str
+    database: str  # the catalog's URL
 
     def objects(self) -> dict[str, int]:
         listed = self.s3.client().list_objects_v2(Bucket=self.bucket)
@@ -83,7 +85,7 @@ def cluster_of(
                 )
                 for name in ("a", "b")
             ]
-            return Cluster(nodes[0], nodes[1], s3_server, bucket)
+            return Cluster(nodes[0], nodes[1], s3_server, bucket, database)
 
         yield start
 
@@ -301,3 +303,45 @@ def test_one_filename_uploaded_with_other_bytes_on_both_nodes_at_once_is_refused
     assert answers == [(200, 400)] * 12, answers
     content = Api(cluster.b.url).get("content/python/packages/", limit=100)
     assert content["count"] == 12
+
+
+def test_requests_waiting_for_a_download_outlive_the_end_of_their_database_sessions(
+    cluster_of: Callable[..., Cluster], upstream: Upstream, postgres_url: str
+) -> None:
+    """Every session of the catalog ended at once (a pooler or failover restarting, an
+    operator's pg_terminate_backend) while requests on both nodes wait for one cold download:
+    the catalog answers again at once, so they go on waiting (or fetch the file themselves,
+    the lock having ended with its holder's session) and get the verified file, not a 503."""
+    cluster = cluster_of()
+    wanted = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    upstream.chunk_size = 64
+    upstream.slow_files = 0.1  # about 1.5 s for the whole file
+    url = f"/pulp/content/main/{WHEEL}"
+    nodes = (cluster.a, cluster.b, cluster.b, cluster.a)
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        first = pool.submit(get, cluster.a.url + url)
+        assert wait_until(
+            lambda: upstream.requests_for(WHEEL, server="files", method="GET"), timeout=10
+        )
+        waiting = [pool.submit(get, node.url + url) for node in nodes[1:]]
+        time.sleep(0.5)  # they wait for the download's lock
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                ended = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": make_url(cluster.database).database},
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert ended
+        answers = [first.result(), *(w.result() for w in waiting)]
+    assert [(r.status_code, r.text[:80] if r.status_code != 200 else "") for r in answers] == [
+        (200, "")
+    ] * len(answers)
+    assert {hashlib.sha256(r.content).hexdigest() for r in answers} == {wanted.sha256}
+    key = f"{wanted.sha256[:2]}/{wanted.sha256[2:4]}/{wanted.sha256}"
+    assert wait_until(lambda: cluster.objects() == {key: wanted.size}), cluster.objects()

@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.db import Catalog
@@ -102,8 +102,21 @@ class AdvisoryLock(Lock):
         conn = self.engine.connect()
         try:
             while True:
-                taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
-                conn.commit()
+                try:
+                    taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
+                    conn.commit()
+                except DBAPIError as exc:
+                    if not (exc.connection_invalidated and blocking):
+                        raise
+                    # The session was ended (a pooler or failover restarting, an operator's
+                    # pg_terminate_backend) while the catalog may answer again at once: wait on
+                    # a new one. Unreachable, the connecting fails (a 503) as before.
+                    log.warning("waiting for lock %s: the session ended, reconnecting", self.name)
+                    conn.close()
+                    if time.monotonic() >= deadline:
+                        raise
+                    conn = self.engine.connect()
+                    continue
                 if taken.scalar():
                     self._conn = conn
                     return True
