@@ -31,6 +31,13 @@ cyclic garbage collector walked them all, 80-100 ms here, in the middle of which
 crossed its threshold (the second cold big page of a fresh app, in-process: 130-160 ms instead
 of 40; under gunicorn, 3 of 50 cold big pages over 100 ms, none once frozen). Frozen, they are
 never walked again; garbage the app makes later still is.
+
+A worker that starts while the catalog cannot be reached (PostgreSQL restarting, refusing
+connections) waits for it, `BOOT_RETRY_SECONDS` between tries, rather than fail: gunicorn stops
+the whole server when a worker fails to boot, so one worker replaced during an outage (killed,
+timed out, out of memory) took the node down for good, its other workers with it. Meanwhile the
+node's other workers answer 503, and the waiting one heartbeats (gunicorn's timeout is for hung
+workers) and stops when asked.
 """
 
 from __future__ import annotations
@@ -39,12 +46,15 @@ import gc
 import select
 import sys
 import threading
+import time
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from sqlalchemy.exc import OperationalError
 
 NEXT_REQUEST_WAIT = 0.002  # seconds a thread waits for the next request on its connection
 GIL_SWITCH_INTERVAL = 0.001  # seconds a thread that wants the GIL waits before asking for it
+BOOT_RETRY_SECONDS = 1.0  # between a starting worker's tries to reach the catalog
 
 
 def may_wait(taken: int, threads: int) -> bool:
@@ -74,7 +84,16 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]
         super().init_process()
 
     def load_wsgi(self) -> None:
-        super().load_wsgi()
+        while True:
+            try:
+                super().load_wsgi()
+                break
+            except OperationalError as exc:  # the catalog cannot be reached: wait for it
+                if not self.alive:  # asked to stop meanwhile
+                    sys.exit(0)
+                self.log.warning("worker waits for the catalog to start: %s", exc)
+                self.notify()
+                time.sleep(BOOT_RETRY_SECONDS)
         gc.collect()  # what loading left as garbage goes first, then the rest is kept for good
         gc.freeze()
 
