@@ -345,3 +345,35 @@ def test_requests_waiting_for_a_download_outlive_the_end_of_their_database_sessi
     assert {hashlib.sha256(r.content).hexdigest() for r in answers} == {wanted.sha256}
     key = f"{wanted.sha256[:2]}/{wanted.sha256[2:4]}/{wanted.sha256}"
     assert wait_until(lambda: cluster.objects() == {key: wanted.size}), cluster.objects()
+
+
+def test_a_revoked_token_and_a_distribution_made_private_hold_on_the_other_node_at_once(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    """Access changed through one node holds on the other within the change signal's poll,
+    however warm its pages: a token revoked through node a is refused by node b, and a
+    distribution made private through node a serves no anonymous reader on node b."""
+    cluster = cluster_of()
+    api = Api(cluster.a.url)
+    secret = api.create("tokens/", name="ci", scopes=["admin"])["token"]
+    remotes = f"{cluster.b.url}/pulp/api/v3/remotes/python/python/"
+    urls = [
+        cluster.b.index(),
+        cluster.b.index() + "shelf-reader/",
+        f"{cluster.b.url}/pulp/content/main/{WHEEL}",
+        f"{cluster.b.url}/pypi/main/pypi/shelf-reader/json",
+    ]
+    for _ in range(2):  # warm, in both of node b's workers (most likely)
+        assert get(remotes, auth=("__token__", secret)).status_code == 200
+        assert [get(url).status_code for url in urls] == [200] * len(urls)
+
+    api.call("POST", api.one("tokens/", name="ci")["pulp_href"] + "revoke/")
+    assert get(remotes, auth=("__token__", secret)).status_code == 401
+    main = api.one("distributions/python/pypi/", base_path="main")
+    api.call("PATCH", main["pulp_href"], json={"private": True})
+    changed = time.monotonic()
+    time.sleep(CHANGE_POLL_SECONDS)
+    for _ in range(2):
+        assert [get(url).status_code for url in urls] == [401] * len(urls)
+    assert time.monotonic() - changed < 5
+    assert get(urls[2], auth=("admin", PASSWORD)).status_code == 200
