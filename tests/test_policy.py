@@ -10,6 +10,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from pullthrough.config import RemoteSettings
+from pullthrough.core import policy as policy_module
 from pullthrough.core.filters import Rule, parse_rule
 from pullthrough.core.models import DistFile, ProjectPage, project_versions
 from pullthrough.core.policy import AUDIT, Blocklist, Policy, screen, without
@@ -237,6 +238,22 @@ def test_a_filename_entry_blocks_its_file_however_it_is_spelt(
     assert {f: h.reason for f, h in blocklist.refused(page).items()} == expected
     found = blocklist.hold_for(canonicalize_name("pyyaml"), None, filename)
     assert (found is not None) is blocked
+
+
+def test_a_filename_entry_reads_only_the_names_of_its_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A filename entry naming one file of a project: of the project's pages only the names of
+    that release's files are read (packaging's parse, ~5 us a name: 20 ms of every cold
+    4,000-file page of that project when each was)."""
+    read = counted(monkeypatch, policy_module, "file_identity", str)
+    blocklist = Blocklist.parse(["LIB-1.5.0-py3-none-any.whl"])
+    tags = ("py3-none-any", "cp312-cp312-win_amd64")
+    page = ProjectPage(
+        "lib", tuple(DistFile(f"lib-1.{i}-{t}.whl", "u") for i in range(50) for t in tags)
+    )
+    assert set(blocklist.refused(page)) == {"lib-1.5-py3-none-any.whl"}
+    assert set(read) == {f"lib-1.5-{t}.whl" for t in tags} | {"LIB-1.5.0-py3-none-any.whl"}
 
 
 def test_exemptions_are_matched_to_a_page_s_name_once(monkeypatch: pytest.MonkeyPatch) -> None:
