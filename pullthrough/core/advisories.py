@@ -58,8 +58,14 @@ class Affected:
     def among(self, ordered: Sequence[Version], present: frozenset[Version]) -> set[Version]:
         """`affects` for a page's versions at once (`ordered`: sorted, distinct; `present`: the
         same as a set): each range is evaluated only between its bounds (`_bounds`), so that
-        a project's hundreds of advisories are not each evaluated at each of its versions."""
-        found = {v for v in present if self._lists(v)}
+        a project's hundreds of advisories are not each evaluated at each of its versions; nor
+        is `_lists`: a listed version's local builds are found next to it, by public version."""
+        found = set(self.versions & present)
+        for listed in self.versions:
+            if listed.local is None:  # `3.0`: its local builds too, sorted right after it
+                start = bisect.bisect_right(ordered, listed)
+                stop = bisect.bisect_right(ordered, listed, key=_public)
+                found.update(ordered[start:stop])
         for events in self.ranges:
             if (bounds := _bounds(events)) is None:
                 continue
