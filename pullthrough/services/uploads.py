@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 from packaging.utils import canonicalize_name
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 # Checked transactions an upload makes before it gives up (UploadConflict): each one another
 # node's change refused (Uploads._record) sees that change, so a second one rarely fails
 RECORD_ATTEMPTS = 3
+# What an upload's record keeps: its package, the version made, the bytes of the cached copy
+# whose name it took (see Uploads._recorded)
+Recorded = tuple[Package, RepositoryVersion | None, set[str]]
 # PEP 740 attestations sent with a file (twine's and uv's legacy upload, pulp-cli's content
 # upload): the catalog keeps none, so an upload with them is refused, not stripped unseen
 NO_ATTESTATIONS = "Attestations (PEP 740) are not kept by this index: upload without them"
@@ -120,13 +124,17 @@ class Uploads:
                 writer.commit()  # visible from now (checked): the cache's until recorded
                 with project_lock.held(STORED_WAIT_SECONDS):
                     package, created, replaced = self._record(
-                        repository_id,
-                        package,
-                        metadata,
-                        writer,
-                        actor=actor,
-                        address=address,
-                        where=where,
+                        filename,
+                        functools.partial(
+                            self._recorded,
+                            repository_id=repository_id,
+                            package=package,
+                            metadata=metadata,
+                            writer=writer,
+                            actor=actor,
+                            address=address,
+                            where=where,
+                        ),
                     )
                 # within the bytes' lock: an eviction of the same bytes (a cached copy) cannot
                 # come between the commit and this, and take the upload's file with it
@@ -144,48 +152,28 @@ class Uploads:
         log.info("uploaded %s (sha256 %s)", filename, package.sha256)
         return package, created.number if created else None
 
-    def _record(
-        self,
-        repository_id: str | None,
-        described: Package,
-        metadata: bytes | None,
-        writer: ArtifactWriter,
-        *,
-        actor: str,
-        address: str,
-        where: str,
-    ) -> tuple[Package, RepositoryVersion | None, set[str]]:
-        """The checked transaction that records a stored upload, under the project's lock; the
-        package kept, the version made and the bytes the cached copy whose name it took
-        recorded (its file, its metadata). The lock orders uploads only: another node's cache
-        may record the filename (Catalog.add_new), or an orphan cleanup remove the package
-        found, between the check and the commit. The unique key or a foreign key then refuses
-        the transaction (nothing of it stays), and it is checked and made again: the upload is
+    def _record(self, filename: str, attempt: Callable[[Session], Recorded]) -> Recorded:
+        """The checked transaction that records a stored upload (`attempt`, in a session of its
+        own), under the project's lock. The lock orders uploads only: another node's cache may
+        record the filename (Catalog.add_new), or an orphan cleanup remove the package found,
+        between the check and the commit. The unique key or a foreign key then refuses the
+        transaction (nothing of it stays), and it is checked and made again: the upload is
         answered as if that had happened before it (taking a cached copy's name, or "File
         already exists"), not with a 500."""
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
+        for tried in range(1, RECORD_ATTEMPTS + 1):
             try:
                 with self.catalog.session() as session:
-                    return self._recorded(
-                        session,
-                        repository_id,
-                        described,
-                        metadata,
-                        writer,
-                        actor=actor,
-                        address=address,
-                        where=where,
-                    )
+                    return attempt(session)
             except IntegrityError as exc:
                 log.info(
                     "upload of %s raced a change (attempt %d of %d): %s",
-                    described.filename,
-                    attempt,
+                    filename,
+                    tried,
                     RECORD_ATTEMPTS,
                     exc.orig,
                 )
         raise UploadConflict(
-            f"The catalog kept changing while {described.filename!r} was recorded; nothing was"
+            f"The catalog kept changing while {filename!r} was recorded; nothing was"
             " changed: try again"
         )
 
@@ -200,9 +188,11 @@ class Uploads:
         actor: str,
         address: str,
         where: str,
-    ) -> tuple[Package, RepositoryVersion | None, set[str]]:
+    ) -> Recorded:
         """One attempt of _record: `package` (as described from the file) checked again, then
-        recorded, or the package of its filename that stays taken as the upload."""
+        recorded, or the package of its filename that stays taken as the upload; the package
+        kept, the version made and the bytes the cached copy whose name it took recorded (its
+        file, its metadata)."""
         filename = package.filename
         # again, one at a time: what another upload committed meanwhile
         existing, displaced = _admitted(session, repository_id, package, filename)
