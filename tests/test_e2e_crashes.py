@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -57,6 +58,35 @@ def catalogued(api: Api) -> dict[str, str]:
     return {p["filename"]: p["sha256"] for p in api.packages()}
 
 
+HELD = "shelf_reader-0.2-py3-none-any.whl"  # the file a held sync waits for
+
+
+def sync_held_at_last_file(
+    api: Api, proxy: Server, upstream: Upstream, **remote_options: Any
+) -> tuple[dict[str, Any], dict[str, Any], str, threading.Event]:
+    """A sync (immediate, `shelf-reader<0.3`) of a new repository, held once it has stored
+    every file but HELD, whose download has started: (the repository, the remote, the task,
+    the event that lets the upstream send HELD)."""
+    wanted = shelf_files(upstream)
+    repo = api.repository("synced")
+    remote = api.remote(
+        "src",
+        upstream.index_url,
+        policy="immediate",
+        includes=["shelf-reader<0.3"],
+        **remote_options,
+    )
+    hold = threading.Event()
+    upstream.held_files[HELD] = hold
+    task = api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
+    others = {f.sha256 for name, f in wanted.items() if name != HELD}
+    assert wait_until(
+        lambda: upstream.requests_for(wanted[HELD].path) and sound_store(proxy.data_dir) >= others,
+        timeout=20,
+    ), (api.get(task), sound_store(proxy.data_dir))
+    return repo, remote, task, hold
+
+
 @pytest.mark.slow
 def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
@@ -67,30 +97,14 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     completes; the files the killed sync stored and nothing records are the cache's, so its
     size limit takes them back (they are not kept for good)."""
     wanted = shelf_files(upstream)
-    held = "shelf_reader-0.2-py3-none-any.whl"
     text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1)) + (
         FAST_REAPER
     )
     proxy = gunicorn_server(text, workers=1)
     api = Api(proxy.url)
-    repo = api.repository("synced")
-    remote = api.remote(
-        "src",
-        upstream.index_url,
-        policy="immediate",
-        includes=["shelf-reader<0.3"],
-        max_retries=0,
-        connect_timeout=2,
-        sock_read_timeout=30,
+    repo, remote, task, hold = sync_held_at_last_file(
+        api, proxy, upstream, max_retries=0, connect_timeout=2, sock_read_timeout=30
     )
-    hold = threading.Event()
-    upstream.held_files[held] = hold
-    task = api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
-    others = {f.sha256 for name, f in wanted.items() if name != held}
-    assert wait_until(
-        lambda: upstream.requests_for(wanted[held].path) and sound_store(proxy.data_dir) >= others,
-        timeout=20,
-    ), (api.get(task), sound_store(proxy.data_dir))
     assert temporary_files(proxy.data_dir)  # the held file's download, in flight
 
     kill_server(proxy)
@@ -102,7 +116,7 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     assert done["state"] == "failed" and "stopped responding" in done["error"]["description"]
     assert api.latest(repo).endswith("/versions/0/")
     assert catalogued(api) == {}
-    assert wanted[held].sha256 not in sound_store(proxy.data_dir)  # only complete files
+    assert wanted[HELD].sha256 not in sound_store(proxy.data_dir)  # only complete files
     assert wait_until(lambda: temporary_files(proxy.data_dir) == [], timeout=10), temporary_files(
         proxy.data_dir
     )
@@ -113,7 +127,7 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
         api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
     )
     assert again["state"] == "completed", again
-    assert api.filenames(api.latest(repo)) == {held}
+    assert api.filenames(api.latest(repo)) == {HELD}
     # What the killed sync stored are artifacts no content uses: orphan cleanup takes them,
     # and their files, back (here with no protection time); the repository's file stays.
     assert unrecorded(api, proxy)
@@ -122,7 +136,7 @@ def test_a_server_killed_in_the_middle_of_a_sync_leaves_nothing_behind(
     )
     assert cleanup["state"] == "completed", cleanup
     assert not unrecorded(api, proxy), unrecorded(api, proxy)
-    assert wanted[held].sha256 in sound_store(proxy.data_dir)
+    assert wanted[HELD].sha256 in sound_store(proxy.data_dir)
 
 
 def test_the_files_a_sync_stored_are_not_evicted_before_it_records_them(
@@ -134,22 +148,11 @@ def test_the_files_a_sync_stored_are_not_evicted_before_it_records_them(
     twice, and the cache's own copies are not evicted for files that stop counting once the
     sync records them."""
     wanted = shelf_files(upstream)
-    held = "shelf_reader-0.2-py3-none-any.whl"
     text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_max_size=1))
     proxy = gunicorn_server(text, workers=1)
     api = Api(proxy.url)
-    repo = api.repository("synced")
-    remote = api.remote(
-        "src", upstream.index_url, policy="immediate", includes=["shelf-reader<0.3"]
-    )
-    hold = threading.Event()
-    upstream.held_files[held] = hold
-    task = api.start("POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]})
-    others = {f.sha256 for name, f in wanted.items() if name != held}
-    assert wait_until(
-        lambda: upstream.requests_for(wanted[held].path) and sound_store(proxy.data_dir) >= others,
-        timeout=20,
-    ), (api.get(task), sound_store(proxy.data_dir))
+    repo, _, task, hold = sync_held_at_last_file(api, proxy, upstream)
+    others = {f.sha256 for name, f in wanted.items() if name != HELD}
 
     meta = upstream.files_for("meta-lib")[0]  # cached over the 1-byte limit: eviction runs
     with requests.get(f"{proxy.url}/pulp/content/main/{meta.filename}", timeout=15) as resp:

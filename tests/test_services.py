@@ -739,6 +739,13 @@ def test_every_process_sees_a_catalog_change(upstream: Upstream, tmp_path: Path)
 # ---- the task worker ------------------------------------------------------------------------
 
 
+def uploaded_orphan(svc: Services, tmp_path: Path, project: str) -> Package:
+    """A wheel of `project` 1.0 uploaded into no repository (an orphan, made now)."""
+    wheel = build_wheel(tmp_path / "w", project, "1.0")
+    with wheel.open("rb") as fh:
+        return svc.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+
+
 def queue(svc: Services, name: str, **args: object) -> str:
     with svc.catalog.session() as session:
         return enqueue(session, name, dict(args))
@@ -922,9 +929,7 @@ def test_an_orphan_cleanup_leaves_a_package_a_repository_takes_in_meanwhile(
     with private_database(postgres_url) as url:
         svc = build_services(on_postgres(upstream, tmp_path, url))
         try:
-            wheel = build_wheel(tmp_path / "w", "kept-orphan", "1.0")
-            with wheel.open("rb") as fh:
-                orphan = svc.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+            orphan = uploaded_orphan(svc, tmp_path, "kept-orphan")
             with svc.catalog.session() as session:
                 repo_id = create_repository(session, name="r").id
             task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
@@ -955,9 +960,7 @@ def test_an_orphan_cleanup_on_a_node_whose_clock_is_ahead_keeps_a_new_upload(
     with private_database(postgres_url) as url:
         svc = build_services(on_postgres(upstream, tmp_path, url))
         try:
-            wheel = build_wheel(tmp_path / "w", "fresh-orphan", "1.0")
-            with wheel.open("rb") as fh:
-                fresh = svc.uploads.upload(None, fh, wheel.name, actor="admin")[0]
+            fresh = uploaded_orphan(svc, tmp_path, "fresh-orphan")
             svc.clock = lambda: now() + timedelta(hours=2)  # this node's clock
             task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=60)
             svc.new_worker().run_once()

@@ -191,6 +191,14 @@ def page(files: list[dict[str, object]]) -> str:
     return json.dumps({"meta": {"api-version": "1.1"}, "name": "lib", "files": files})
 
 
+def list_wheel(scripted: HTTPServer, whole: bytes) -> None:
+    """The upstream's page of `lib` lists one file, WHEEL: `whole`'s size and sha256."""
+    sha = hashlib.sha256(whole).hexdigest()
+    entry = {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
+    listed: list[dict[str, object]] = [{**entry, "size": len(whole)}]
+    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+
+
 def files(count: int, **fields: object) -> list[dict[str, object]]:
     return [
         {"filename": f"lib-1.{n}-py3-none-any.whl", "url": f"../../files/lib-1.{n}.whl", **fields}
@@ -290,12 +298,7 @@ def test_a_file_whose_content_length_cannot_be_read_is_fetched_by_its_listed_siz
     lists - not a 500 that leaves the file's download lock held, every later request for it
     waiting in vain."""
     whole = b"the wheel's bytes"
-    sha = hashlib.sha256(whole).hexdigest()
-    listed: list[dict[str, object]] = [
-        {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
-    ]
-    listed[0]["size"] = len(whole)
-    scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+    list_wheel(scripted, whole)
 
     def odd_length(_: Request) -> Response:
         answer = Response(whole, content_type="application/octet-stream")
@@ -351,12 +354,7 @@ def ranged(scripted: HTTPServer, proxy: str, tmp_path: Path) -> Iterator[Ranged]
     apps: list[Flask] = []
 
     def start(whole: bytes, status: int, said: str) -> FlaskClient:
-        sha = hashlib.sha256(whole).hexdigest()
-        listed: list[dict[str, object]] = [
-            {"filename": WHEEL, "url": f"../../files/{WHEEL}", "hashes": {"sha256": sha}}
-        ]
-        listed[0]["size"] = len(whole)
-        scripted.expect_request("/simple/lib/").respond_with_data(page(listed), content_type=JSON)
+        list_wheel(scripted, whole)
 
         def odd_range(request: Request) -> Response:
             if "Range" not in request.headers:
