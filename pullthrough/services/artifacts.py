@@ -5,7 +5,6 @@ failed import leave them. They are written and removed under the bytes' lock, as
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from pullthrough.catalog.db import Catalog
 from pullthrough.catalog.models import Artifact, Package
 from pullthrough.catalog.versions import is_in_any_repository
-from pullthrough.core.digests import COMPUTED, FORBIDDEN
+from pullthrough.core.digests import FORBIDDEN
 from pullthrough.services import audit
 from pullthrough.services.orphans import release, storing
 from pullthrough.services.uploads import Writing
@@ -61,11 +60,9 @@ class Artifacts:
             raise ArtifactRefused(
                 f"Checksum algorithms {forbidden} forbidden for this Pulp instance."
             )
-        with self.store.writer() as writer:
-            for algorithm in COMPUTED:
-                writer.hashers.setdefault(algorithm, hashlib.new(algorithm))
+        with self.store.writer(artifact=True) as writer:
             shutil.copyfileobj(stream, Writing(writer), 1024 * 1024)
-            found = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
+            found = writer.artifact_digests()
             for algorithm, value in found.items():
                 if digests.get(algorithm) and digests[algorithm].lower() != value:
                     raise ArtifactRefused(f"The {algorithm} checksum did not match.")

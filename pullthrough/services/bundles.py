@@ -15,8 +15,8 @@ import io
 import logging
 import os
 import tarfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.kept import add_artifact
 from pullthrough.catalog.models import (
     Artifact,
     Package,
@@ -61,12 +60,11 @@ from pullthrough.core.bundles import (
     one_sdist_per_release,
     parse_manifest,
 )
-from pullthrough.core.digests import COMPUTED
 from pullthrough.core.filenames import InvalidFilename
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit
-from pullthrough.services.orphans import recorded, storing
+from pullthrough.services.orphans import recorded, stored_as_artifact
 from pullthrough.services.packages import package_from_file
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
@@ -416,8 +414,7 @@ class Bundles:
             package: Package | None = None
             if not self.store.has(entry.sha256):
                 member = _open_member(tar, members[entry.file.path])
-                with self.store.writer({"sha256": entry.sha256}) as writer:
-                    _all_digests(writer)
+                with self.store.writer({"sha256": entry.sha256}, artifact=True) as writer:
                     while chunk := member.read(CHUNK):
                         writer.write(chunk)
                     if is_new:
@@ -446,8 +443,7 @@ class Bundles:
         ours: set[str],
     ) -> None:
         member = _open_member(tar, members[wanted.path])
-        with self.store.writer({"sha256": wanted.sha256}) as writer:
-            _all_digests(writer)
+        with self.store.writer({"sha256": wanted.sha256}, artifact=True) as writer:
             while chunk := member.read(CHUNK):
                 writer.write(chunk)
             try:
@@ -557,21 +553,15 @@ class Bundles:
             )
         return report
 
-    @contextmanager
-    def _held(self, writer: ArtifactWriter, ours: set[str]) -> Iterator[None]:
-        """Around storing bytes the import records at its end: under their lock (and the
-        cache's until then: orphans.storing), then an artifact of them unless there is one, as
-        a sync's: never evicted meanwhile (an import bigger than the cache's free room takes
-        none of the cache's files), and an import killed before its end leaves artifacts no
-        content uses, which orphan cleanup removes past its protection time. The artifacts it
-        made (`ours`) a failing import removes with its files (_remove_unused)."""
-        sha256, size = writer.digest(), writer.size
-        with storing(self.catalog, self.ledger, self.locks, self.store, {sha256: size}):
-            yield
-            digests = {a: writer.hashers[a].hexdigest() for a in COMPUTED}
-            with self.catalog.session() as session:
-                if add_artifact(session, size, digests):
-                    ours.add(sha256)
+    def _held(self, writer: ArtifactWriter, made: set[str]) -> AbstractContextManager[None]:
+        """Around storing bytes the import records at its end (orphans.stored_as_artifact): an
+        import killed before its end leaves artifacts no content uses, which orphan cleanup
+        removes; the artifacts it made (`made`) a failing import removes with their files
+        (_remove_unused)."""
+        digests = writer.artifact_digests()
+        return stored_as_artifact(
+            self.catalog, self.ledger, self.locks, self.store, writer.size, digests, made
+        )
 
     def _published(self, sha256: str, published: dict[str, float | None]) -> None:
         """A file this import stored, with its write time as the store tells it (the store's
@@ -745,9 +735,3 @@ def _listed(problems: list[str]) -> str:
     shown = "; ".join(problems[:10])
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
     return f"{len(problems)} problem(s): {shown}{more}"
-
-
-def _all_digests(writer: ArtifactWriter) -> None:
-    """A writer that computes every digest an artifact has, as it writes."""
-    for algorithm in COMPUTED:
-        writer.hashers.setdefault(algorithm, hashlib.new(algorithm))

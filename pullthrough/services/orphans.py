@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, exists, or_, select
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.kept import keeping, kept
+from pullthrough.catalog.kept import add_artifact, keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
 from pullthrough.catalog.versions import is_in_any_repository
 from pullthrough.services.ledger_rebuild import cache_entries
@@ -234,6 +234,31 @@ def storing(
             raise
         for sha in ours:
             ledger.forget(sha)
+
+
+@contextmanager
+def stored_as_artifact(
+    catalog: Catalog,
+    ledger: Ledger,
+    locks: Locks,
+    store: BlobStore,
+    size: int,
+    digests: Mapping[str, str],
+    made: set[str] | None = None,
+) -> Iterator[None]:
+    """Around storing bytes a sync or an import records at its end: under their lock, and the
+    cache's until then (storing), then an artifact of them unless there is one (its sha256
+    added to `made` when made here), as Pulp's sync makes one of every file it downloads. An
+    artifact's bytes are never evicted - a sync or an import bigger than the cache's free room
+    evicts none of the cache's files, nor its own, for files that stop counting once recorded -
+    and orphan cleanup removes the artifacts no content uses past its protection time, with
+    their bytes: what a run that failed, or was killed before its end, stored is not in the
+    store for good."""
+    with storing(catalog, ledger, locks, store, {digests["sha256"]: size}):
+        yield
+        with catalog.session() as session:
+            if add_artifact(session, size, digests) and made is not None:
+                made.add(digests["sha256"])
 
 
 def _written_since(svc: Services, sha256: str, cutoff: float) -> bool:

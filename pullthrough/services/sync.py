@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -23,7 +23,6 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.kept import add_artifact
 from pullthrough.catalog.models import Package, Remote, Repository, RepositoryContent, new_id
 from pullthrough.catalog.repository_blocklist import entries
 from pullthrough.catalog.versions import new_version, present_in, version_packages
@@ -35,7 +34,7 @@ from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import QUARANTINED, DistFile, ProjectPage, file_versions
 from pullthrough.core.policy import AUDIT, screen
 from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
-from pullthrough.services.orphans import storing
+from pullthrough.services.orphans import stored_as_artifact
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     Cached,
@@ -166,9 +165,10 @@ class Syncer:
     def download(self, wanted: Wanted) -> Package | None:
         entry = wanted.file
         try:
-            with self.client.open_file(entry.url) as resp, self.svc.store.writer(entry.hashes) as w:
-                for algorithm in COMPUTED:  # its artifact's digests, as Pulp's sync computes them
-                    w.hashers.setdefault(algorithm, hashlib.new(algorithm))
+            with (
+                self.client.open_file(entry.url) as resp,
+                self.svc.store.writer(entry.hashes, artifact=True) as w,  # as Pulp's sync
+            ):
                 size = content_length(resp) if entry.size is None else entry.size
                 most = download_bound(size, self.svc.ledger.max_size)
                 for chunk in self.client.iter_body(resp, entry.url, most=most):
@@ -177,8 +177,7 @@ class Syncer:
                 package, metadata = package_from_file(
                     w.tmp_path, entry.filename, sha256=w.hashers["sha256"].hexdigest()
                 )
-                digests = {a: w.hashers[a].hexdigest() for a in COMPUTED}
-                with self._artifact(w.size, digests):
+                with self._artifact(w.size, w.artifact_digests()):
                     w.commit()
         except (UpstreamError, HashMismatch, InvalidDistribution, InvalidFilename) as exc:
             self.errors.append(f"{entry.filename}: {exc}")
@@ -192,20 +191,10 @@ class Syncer:
         apply_index_fields(package, entry)
         return package
 
-    @contextmanager
-    def _artifact(self, size: int, digests: dict[str, str]) -> Iterator[None]:
-        """Around storing bytes the sync records at its end: an artifact of them once stored,
-        as Pulp's sync makes one of every file it downloads, under their lock (and the cache's
-        until then: orphans.storing). An artifact's bytes are never evicted - a sync bigger
-        than the cache's free room evicted none of the cache's files, nor its own, to make room
-        for files that stop counting once recorded - and orphan cleanup removes the artifacts
-        no content uses past its protection time, and their bytes: what a sync that failed, or
-        was killed before its end, stored is not in the store for good."""
+    def _artifact(self, size: int, digests: Mapping[str, str]) -> AbstractContextManager[None]:
+        """Around storing bytes the sync records at its end (orphans.stored_as_artifact)."""
         svc = self.svc
-        with storing(svc.catalog, svc.ledger, svc.locks, svc.store, {digests["sha256"]: size}):
-            yield
-            with svc.catalog.session() as session:
-                add_artifact(session, size, digests)
+        return stored_as_artifact(svc.catalog, svc.ledger, svc.locks, svc.store, size, digests)
 
     def on_demand(self, wanted: Wanted) -> Package:
         entry = wanted.file

@@ -26,7 +26,6 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.catalog.repository_blocklist import blocked_packages
 from pullthrough.catalog.versions import new_version, version_packages
-from pullthrough.core.digests import COMPUTED
 from pullthrough.core.filenames import InvalidFilename, parse_filename, release_of
 from pullthrough.core.metadata import InvalidDistribution
 from pullthrough.core.models import ARCHIVED, QUARANTINED
@@ -92,9 +91,8 @@ class Uploads:
             parse_filename(filename)
         except InvalidFilename as exc:
             raise UploadRefused(str(exc)) from None
-        with self.store.writer({k: v for k, v in digests.items() if v}) as writer:
-            for algorithm in COMPUTED:  # its artifact's digests, as Pulp's upload computes them
-                writer.hashers.setdefault(algorithm, hashlib.new(algorithm))
+        given = {k: v for k, v in digests.items() if v}
+        with self.store.writer(given, artifact=True) as writer:  # an artifact, as Pulp's
             shutil.copyfileobj(stream, Writing(writer), 1024 * 1024)
             try:
                 writer.verify()
@@ -212,7 +210,7 @@ class Uploads:
             # PEP 658 metadata, also for a package that had none kept (a cached
             # copy, whose wheel's METADATA was read on demand; a synced record)
             package.metadata_sha256 = self.store.put_bytes(metadata)
-        add_artifact(session, writer.size, {a: writer.hashers[a].hexdigest() for a in COMPUTED})
+        add_artifact(session, writer.size, writer.artifact_digests())
         session.flush()
         try:
             created = (

@@ -37,6 +37,7 @@ from pullthrough.storage.store import (
     Opened,
     ReadFrom,
     StorageUnavailable,
+    cache_control,
     from_start,
     locked_temporary,
     shard,
@@ -237,7 +238,7 @@ class S3Store(BlobStore):
             # as the server's own answer says: a stored file never changes, and clients (uv)
             # key what they keep by the URL they asked, not the presigned one; a private
             # file's no shared cache may keep (it would serve it past the URL's expiry)
-            "ResponseCacheControl": f"{'private, ' if private else ''}max-age=31536000, immutable",
+            "ResponseCacheControl": cache_control(private=private),
         }
         url: str = self.presigner.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=int(self.location.redirect_seconds)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
+from pullthrough.core.digests import COMPUTED
 from pullthrough.core.models import is_hex_digest
 
 
@@ -116,6 +117,13 @@ def _zombie(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].startswith("Z")
 
 
+def cache_control(*, private: bool = False) -> str:
+    """The Cache-Control of a stored file's answer, the server's or the object store's: a file
+    never changes under its name, so clients and proxies may keep it - a private
+    distribution's, its readers only (no shared cache: RFC 9111 5.2.2.7)."""
+    return f"{'private, ' if private else ''}max-age=31536000, immutable"
+
+
 def shard(sha256: str) -> str:
     """`ab/cd/<sha256>`: where a file lives below a store's root."""
     if not is_hex_digest(sha256):  # never a path or key of someone's choosing
@@ -203,8 +211,16 @@ class BlobStore(ABC):
             removed += 1
         return removed
 
-    def writer(self, expected: Mapping[str, str] | None = None) -> ArtifactWriter:
-        return ArtifactWriter(self, expected or {})
+    def writer(
+        self, expected: Mapping[str, str] | None = None, *, artifact: bool = False
+    ) -> ArtifactWriter:
+        """A writer checking `expected` digests; `artifact`: computing every digest an
+        artifact has too (core.digests.COMPUTED, as Pulp computes them), for artifact_digests."""
+        writer = ArtifactWriter(self, expected or {})
+        if artifact:
+            for algorithm in COMPUTED:
+                writer.hashers.setdefault(algorithm, _ALGORITHMS[algorithm]())
+        return writer
 
     def put_bytes(self, data: bytes, expected: Mapping[str, str] | None = None) -> str:
         with self.writer(expected) as w:
@@ -285,6 +301,10 @@ class ArtifactWriter:
         self.file, self.tmp_path = locked_temporary(store.tmp)
         self.size = 0
         self.sha256: str | None = None
+
+    def artifact_digests(self) -> dict[str, str]:
+        """The digests of an artifact of the bytes written (a writer made with `artifact`)."""
+        return {a: self.hashers[a].hexdigest() for a in COMPUTED}
 
     def write(self, chunk: bytes) -> None:
         with _room():

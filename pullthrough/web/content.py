@@ -13,7 +13,13 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 
 from pullthrough.services.distribution import Distribution
 from pullthrough.services.pullthrough import RangedFile, Span, StoredFile, StreamedFile
-from pullthrough.storage.store import ArtifactStore, ReadFrom, from_start, shard
+from pullthrough.storage.store import (
+    ArtifactStore,
+    ReadFrom,
+    cache_control,
+    from_start,
+    shard,
+)
 from pullthrough.upstream.client import RangeNotSatisfiable
 from pullthrough.web.common import (
     STALE_HEADER,
@@ -26,10 +32,7 @@ from pullthrough.web.common import (
 
 bp = Blueprint("content", __name__)
 
-# Distribution files never change under one name: clients and proxies may keep them - a
-# private distribution's, its readers only (no shared cache: RFC 9111 5.2.2.7).
-_IMMUTABLE = "max-age=31536000, immutable"
-_PRIVATE_IMMUTABLE = "private, " + _IMMUTABLE
+_IMMUTABLE, _PRIVATE_IMMUTABLE = cache_control(), cache_control(private=True)
 # What a request may make a stored file's answer partial (206, 416) or empty (304, 412) with
 _CONDITIONS = (
     "HTTP_RANGE",
