@@ -29,7 +29,7 @@ from pullthrough.core.filters import FilterSpec, parse_rule
 from pullthrough.core.links import without_userinfo
 from pullthrough.core.policy import ENFORCE, POLICY_MODES, Blocklist, Policy
 from pullthrough.core.remotes import ordered
-from pullthrough.core.times import read_utc
+from pullthrough.core.times import PRESIGNED_MAX, read_utc
 
 ENV_PREFIX = "PULLTHROUGH_"
 DEFAULT_BIND = "127.0.0.1:24817"
@@ -103,9 +103,6 @@ def _uri_prefix(value: object) -> str:
     if text and not re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", text):
         raise ValueError(f"expected empty or a path such as /_pullthrough/files/, got {value!r}")
     return text
-
-
-PRESIGNED_MAX = 7 * 24 * 3600  # SigV4: a presigned URL is valid for at most 7 days
 
 
 def _presign_expiry(value: float) -> float:

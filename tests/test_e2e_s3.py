@@ -279,14 +279,15 @@ def test_a_presigned_url_is_valid_at_least_as_long_as_set(
     on_s3: Callable[..., Server],
 ) -> None:
     """X-Amz-Expires counts whole seconds: a fraction is rounded up, never down (500ms was a
-    URL expired at once, 403 for every client; 8d was refused by S3: not accepted now)."""
+    URL expired at once, 403 for every client; 8d was refused by S3: not accepted now), and one
+    more, as X-Amz-Date is the signing second's start (a 2 s URL signed at .9 lived 1.1 s)."""
     server = on_s3(s3_redirect="1500ms")
     url = f"{server.url}/pulp/content/main/{WHEEL}"
     body = get(url).content  # cold: streamed, then stored
     moved = get(url, allow_redirects=False)
     assert moved.status_code == 302
-    assert parse_qs(urlsplit(moved.headers["Location"]).query)["X-Amz-Expires"] == ["2"]
-    time.sleep(1.2)  # past what int() made of it
+    assert parse_qs(urlsplit(moved.headers["Location"]).query)["X-Amz-Expires"] == ["3"]
+    time.sleep(1.6)  # past the 1.5 s set
     followed = get(moved.headers["Location"])
     assert followed.status_code == 200, followed.text[:300]
     assert followed.content == body
@@ -438,14 +439,14 @@ def test_a_presigned_url_outlives_the_token_that_got_it_until_it_expires(
     moved = get(url, headers=auth, allow_redirects=False)
     assert moved.status_code == 302
     location = moved.headers["Location"]
-    assert parse_qs(urlsplit(location).query)["X-Amz-Expires"] == ["3"]
+    assert parse_qs(urlsplit(location).query)["X-Amz-Expires"] == ["4"]
     # The object store's answer is private too: no shared cache keeps it past the expiry
     assert get(location).headers["Cache-Control"] == "private, max-age=31536000, immutable"
 
     api.call("POST", created["pulp_href"] + "revoke/")
     assert get(url, headers=auth, allow_redirects=False).status_code == 401
     assert get(location).content == body  # the URL does not know the token
-    time.sleep(4)  # past X-Amz-Expires
+    time.sleep(5)  # past X-Amz-Expires (X-Amz-Date is the signing second's start)
     assert get(location).status_code == 403
 
 

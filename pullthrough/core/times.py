@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+PRESIGNED_MAX = 7 * 24 * 3600  # seconds: SigV4's longest presigned URL (S3 refuses more)
+
 
 def read_time(text: str) -> datetime:
     """An RFC 3339 (ISO 8601) time; its T and Z may be lower case, as RFC 3339 5.6 allows (and

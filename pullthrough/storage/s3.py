@@ -32,6 +32,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from pullthrough.core.times import PRESIGNED_MAX
 from pullthrough.storage.store import (
     BlobStore,
     Opened,
@@ -67,6 +68,13 @@ class S3Location:
     redirect_seconds: float  # > 0: clients are redirected to presigned URLs valid this long
     # The endpoint clients reach, for presigned URLs; None: endpoint_url (the server's own)
     public_endpoint_url: str | None = None
+
+
+def presigned_expiry(seconds: float) -> int:
+    """X-Amz-Expires for a URL valid at least `seconds` (whole, as config makes them) from
+    now: one more, as the URL's X-Amz-Date is this second's start (a URL of 2 s signed at .9
+    lived 1.1 s), up to S3's week."""
+    return min(int(seconds) + 1, PRESIGNED_MAX)
 
 
 def _unavailable(exc: Exception) -> StorageUnavailable:
@@ -241,7 +249,7 @@ class S3Store(BlobStore):
             "ResponseCacheControl": cache_control(private=private),
         }
         url: str = self.presigner.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=int(self.location.redirect_seconds)
+            "get_object", Params=params, ExpiresIn=presigned_expiry(self.location.redirect_seconds)
         )
         return url
 
