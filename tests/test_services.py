@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -25,13 +26,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
-from sqlalchemy import Engine, delete, event, func, insert, select
+from sqlalchemy import Engine, delete, event, func, insert, select, text
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
 from pullthrough.catalog.db import Catalog, database_url, make_engine, prepare
 from pullthrough.catalog.models import (
+    Artifact,
+    CacheEntry,
     Distribution,
     Package,
     Remote,
@@ -1050,6 +1053,99 @@ def test_an_orphan_cleanup_of_more_named_packages_than_a_statement_takes_paramet
             assert done.state == "completed", done.error
             with svc.catalog.session() as session:
                 assert session.scalars(select(Package.id)).all() == ids[:1]  # not named: kept
+        finally:
+            svc.close()
+
+
+def _per_row_subplans(engine: Engine, statements: list[tuple[str, Any]]) -> list[str]:
+    """The statements whose PostgreSQL plan, with a work_mem a big catalog's id lists do not
+    fit in, runs a subquery again for every row (`NOT (SubPlan 1)`: `x NOT IN (SELECT ...)`
+    that cannot be hashed): a cost of rows times rows."""
+    found = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SET work_mem = '64kB'")
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE")):
+                continue
+            cursor.execute("EXPLAIN " + statement, parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            if re.search(r"[(]SubPlan \d+[)]", plan):
+                found.append(" ".join(statement.split())[:160] + "\n" + plan)
+    finally:
+        raw.rollback()
+        raw.close()
+    return found
+
+
+def test_an_orphan_cleanup_reads_a_big_catalog_in_time_proportional_to_it(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, `x NOT IN (SELECT ...)` becomes an anti-join only while the list fits in
+    work_mem (4 MB by default: some 60,000 ids); past that, the subquery is read again for
+    every row. Orphan cleanup asked it of the packages in no repository version, of the
+    artifacts no package records (every synced file is an artifact) and, handing copies back to
+    the cache, of the copies in no repository: a catalog of 400,000 packages kept one cleanup
+    reading for over 12 minutes. The question must be one a join answers (NOT EXISTS)."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            old = datetime(2020, 1, 1, tzinfo=UTC)
+            count = 8_000  # packages: a quarter pull-through copies, the rest synced
+            ids = [str(uuid.UUID(int=i + 1)) for i in range(count)]
+            origins = ["cache" if i % 4 == 0 else "sync" for i in range(count)]
+            packages = [
+                {"id": pid, "filename": f"big_mirror-1.{i}-py3-none-any.whl"}
+                | {"name": "big-mirror", "version": f"1.{i}", "packagetype": "bdist_wheel"}
+                | {"sha256": f"{i:064x}", "size": 1, "origin": origins[i]}
+                | {"pulp_created": old, "upload_time": old}
+                for i, pid in enumerate(ids)
+            ]
+            # the synced files in a repository, but for a few orphans (the cleanup's file work
+            # is not what is measured); the copies in none, tracked by the cache but for a few
+            held = [i for i in range(count) if origins[i] == "sync" and i % 1000 != 1]
+            tracked = [i for i in range(count) if origins[i] == "cache" and i % 1000]
+            with svc.catalog.session() as session:
+                session.execute(insert(Package), packages)
+                session.execute(
+                    insert(Artifact),
+                    [
+                        {"sha256": f"{i:064x}", "size": 1}
+                        | {"sha224": "", "sha384": "", "sha512": ""}
+                        for i in range(count)
+                        if origins[i] == "sync"
+                    ],
+                )
+                repo_id = create_repository(session, name="big").id
+                session.flush()
+                session.execute(
+                    insert(RepositoryContent),
+                    [
+                        {"repository_id": repo_id, "package_id": ids[i], "version_added": 1}
+                        for i in held
+                    ],
+                )
+                session.execute(
+                    insert(CacheEntry),
+                    [{"sha256": f"{i:064x}", "size": 1, "last_used": 1.0} for i in tracked],
+                )
+            with svc.catalog.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+            statements: list[tuple[str, Any]] = []
+
+            def seen(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+                statements.append((statement, parameters))
+
+            event.listen(svc.catalog.engine, "before_cursor_execute", seen)
+            try:
+                task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
+                svc.new_worker().run_once()
+            finally:
+                event.remove(svc.catalog.engine, "before_cursor_execute", seen)
+            done = task(svc, task_id)
+            assert done.state == "completed", done.error
+            assert _per_row_subplans(svc.catalog.engine, statements) == []
         finally:
             svc.close()
 

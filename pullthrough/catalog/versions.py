@@ -378,6 +378,14 @@ def _summaries(
     return out
 
 
+def in_a_repository() -> ColumnElement[bool]:
+    """A condition on a package: some repository (any version) holds it. EXISTS, not
+    `packages.id IN (SELECT package_id ...)`: negated, PostgreSQL answers that as an anti-join
+    only while the list fits in work_mem, and past it reads the list again for every package
+    (a big catalog's cleanup took minutes to hours)."""
+    return exists().where(RepositoryContent.package_id == Package.id)
+
+
 def in_any_repository(sha256: str) -> ColumnElement[bool]:
     """A condition: some repository (any version) holds a package with these bytes, or whose
     METADATA file (PEP 658) has them."""

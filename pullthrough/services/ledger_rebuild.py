@@ -18,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pullthrough.catalog.db import Catalog
-from pullthrough.catalog.models import Artifact, Package, RepositoryContent, UploadChunk
+from pullthrough.catalog.models import Artifact, Package, UploadChunk
+from pullthrough.catalog.versions import in_a_repository
 from pullthrough.core.times import utc
 from pullthrough.storage.copies import RESET_WAIT_SECONDS, set_aside
 from pullthrough.storage.ledger import (
@@ -82,20 +83,19 @@ def cache_entries(catalog: Catalog) -> list[Entry]:
     the whole catalog at once: in batches of bytes, each batch read the packages table again
     (quadratic: 8 s for 100,000 copies on SQLite, minutes for a million), and every orphan
     cleanup asks them (orphans.return_to_cache)."""
-    copy = (Package.origin == "cache") & Package.id.not_in(select(RepositoryContent.package_id))
+    copy = (Package.origin == "cache") & ~in_a_repository()
     with catalog.reading() as session:
         rows = session.execute(
             select(Package.sha256, Package.size, Package.pulp_created).where(copy)
         )
         copies = [Copy(sha, size, utc(created).timestamp()) for sha, size, created in rows]
         copied = select(Package.sha256).where(copy)
-        in_repository = Package.id.in_(select(RepositoryContent.package_id))
         held: set[str] = set()
         for query in (
-            # another package of these bytes that is not a copy, or is in a repository
-            select(Package.sha256).where(
-                Package.sha256.in_(copied), (Package.origin != "cache") | in_repository
-            ),
+            # another package of these bytes that is not a copy, or that is in a repository (two
+            # questions: an OR of them is asked again of every package, not joined)
+            select(Package.sha256).where(Package.sha256.in_(copied), Package.origin != "cache"),
+            select(Package.sha256).where(Package.sha256.in_(copied), in_a_repository()),
             # any package's PEP 658 metadata (eviction keeps those bytes too)
             select(Package.metadata_sha256).where(Package.metadata_sha256.in_(copied)),
             select(Artifact.sha256).where(Artifact.sha256.in_(copied)),

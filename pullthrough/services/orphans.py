@@ -17,7 +17,7 @@ from sqlalchemy import delete, exists, or_, select
 from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.kept import add_artifact, keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
-from pullthrough.catalog.versions import is_in_any_repository
+from pullthrough.catalog.versions import in_a_repository, is_in_any_repository
 from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.services.tasks import TaskContext, catalog_time
 from pullthrough.storage.ledger import Ledger
@@ -41,7 +41,7 @@ def orphan_cleanup(ctx: TaskContext) -> None:
     cutoff = catalog_time(svc.catalog, svc.clock) - timedelta(minutes=minutes)
     with svc.catalog.session() as session:
         query = select(Package).where(
-            Package.id.not_in(select(RepositoryContent.package_id)),
+            ~in_a_repository(),
             Package.origin != "cache",
             Package.pulp_created <= cutoff,
         )
@@ -74,11 +74,10 @@ def orphan_cleanup(ctx: TaskContext) -> None:
                 delete(Package).where(Package.id.in_(batch)), execution_options=unsynchronized
             )
         # Then, as Pulp, the artifacts no content uses (any more), past the protection time: a
-        # sync's of a package's PEP 658 metadata too (NOT IN a list holding a NULL is never true)
-        metadata = select(Package.metadata_sha256).where(Package.metadata_sha256.is_not(None))
+        # sync's of a package's PEP 658 metadata too. NOT EXISTS, not NOT IN: see in_a_repository
         unused = select(Artifact).where(
-            Artifact.sha256.not_in(select(Package.sha256)),
-            Artifact.sha256.not_in(metadata),
+            ~exists().where(Package.sha256 == Artifact.sha256),
+            ~exists().where(Package.metadata_sha256 == Artifact.sha256),
             Artifact.pulp_created <= cutoff,
         )
         artifacts = session.scalars(unused).all()
