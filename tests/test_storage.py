@@ -257,6 +257,29 @@ def test_a_fresh_temporary_file_of_a_dead_writer_goes_at_once_even_unreaped(
         dead.wait(timeout=10)
 
 
+def test_a_fresh_temporary_file_of_an_earlier_process_of_a_reused_pid_goes_at_once(
+    tmp_path: Path,
+) -> None:
+    """A container restarted (or a busy host) gives pids out again: the workers that start
+    after a kill often have the very pids of the killed ones, whose temporary files - named
+    after their pid - were then taken for a running writer's, or for this process's own, and
+    kept, fresh, until the next start. A file's name says which process made it, not just its
+    pid: one made by another process of a pid running now goes at once too."""
+    store = ArtifactStore(tmp_path / "a")
+    made = (
+        "import os, sys; from pathlib import Path; from pullthrough.storage import store;"
+        " os.getpid = lambda: int(sys.argv[1]); store.locked_temporary(Path(sys.argv[2]))"
+    )
+    for reused in (os.getppid(), os.getpid()):  # a running process's pid; this process's
+        # made by a process that had that pid, and was killed: nothing holds its lock
+        subprocess.run([sys.executable, "-c", made, str(reused), store.tmp], check=True)
+    running = store.writer()  # this process's, being written
+    running.write(b"being written")
+    assert store.remove_abandoned() == 2
+    assert list(store.tmp.iterdir()) == [running.tmp_path]
+    running.abort()
+
+
 def test_s3_local_copies_are_locked_while_used_and_removed_after(
     s3_server: S3Server, tmp_path: Path
 ) -> None:

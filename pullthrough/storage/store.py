@@ -84,37 +84,61 @@ def _room() -> Iterator[None]:
 def locked_temporary(directory: Path, mode: str = "wb") -> tuple[BinaryIO, Path]:
     """A new temporary file, locked while it is open: `remove_abandoned` takes only files
     whose lock it can get, so a file in use is never removed, and one left by a dead process
-    is. Named after this process (`<pid>-...`): one found unlocked whose process is gone is
-    removed at once, not after the grace for a file created and not locked yet."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f"{os.getpid()}-", suffix=".partial")
+    is. Named after this process (`<pid>.<start>-...`: its pid and when it started, as a pid
+    is given out again): one found unlocked whose process is gone is removed at once, not
+    after the grace for a file created and not locked yet."""
+    pid = os.getpid()
+    started = _own_start(pid)
+    prefix = f"{pid}-" if started is None else f"{pid}.{started}-"
+    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".partial")
     fcntl.flock(fd, fcntl.LOCK_EX)
     return cast(BinaryIO, os.fdopen(fd, mode)), Path(name)
 
 
 def _creator_gone(name: str) -> bool:
-    """Whether the process that made a temporary file (`<pid>-...`, see locked_temporary) is
-    no longer running on this host; False when the name does not say (an older file)."""
+    """Whether the process that made a temporary file (`<pid>.<start>-...`, see
+    locked_temporary) is no longer running on this host: no process has its pid, or one that
+    started at another time (the pid given out again: a container restarted counts from 1
+    again), or a dead one (_process). False when the name does not say (an older file, or only
+    a pid that is running)."""
     head, _, _ = name.partition("-")
-    if not head.isdigit() or int(head) == os.getpid():
+    pid_text, _, started = head.partition(".")
+    if not pid_text.isdigit():
         return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return started not in ("", _own_start(pid))
     try:
-        os.kill(int(head), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # another user's: running
+    except PermissionError:  # another user's: running, but maybe not the file's maker
+        pass
+    if (found := _process(pid)) is None:  # gone meanwhile, or no /proc: as signal 0 said
         return False
-    return _zombie(int(head))
+    state, since = found
+    return state == "Z" or started not in ("", since)
 
 
-def _zombie(pid: int) -> bool:
-    """Whether a process is dead but not yet reaped (Linux's state Z): a killed worker whose
-    parent died with it waits for init to reap it, which in a container without an init that
-    reaps (Docker without --init) may be never; signal 0 still finds it."""
+@functools.cache
+def _own_start(pid: int) -> str | None:
+    """When this process (of pid `pid`: a forked one reads its own) started, as _process."""
+    found = _process("self")
+    return None if found is None else found[1]
+
+
+def _process(pid: int | str) -> tuple[str, str] | None:
+    """A process's state and start (/proc/<pid>/stat: its third and 22nd fields, the start in
+    clock ticks since boot), or None if it cannot be read. State Z is a dead process not yet
+    reaped: a killed worker whose parent died with it waits for init to reap it, which in a
+    container without an init that reaps (Docker without --init) may be never; signal 0 still
+    finds it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone meanwhile, or no /proc: as signal 0 said
-        return False
-    return stat[stat.rfind(")") + 2 :].startswith("Z")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after the command, which may hold spaces
+    return (fields[0], fields[19]) if len(fields) > 19 else None
 
 
 def cache_control(*, private: bool = False) -> str:
