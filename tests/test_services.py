@@ -2156,6 +2156,42 @@ def test_a_sync_takes_the_copy_a_client_cached_again_after_an_eviction(
         assert session.scalars(members.where(RepositoryContent.package_id == held.id)).all()
 
 
+def test_a_sync_takes_the_copy_a_client_cached_while_it_downloaded(
+    syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file no package records when a sync starts is fetched through the cache by a client
+    while the sync downloads (a long mirror, a popular file): a package of that filename. The
+    sync takes that one into the repository rather than fail on the filename's unique key,
+    and the cache does not keep the file for good (the sync's artifact of it no content uses)."""
+    svc = syncing
+    dist, whl = main_and_wheel(svc, upstream)
+    repo_id, args = new_sync(svc)
+    download = sync_module.Syncer.download
+
+    def cached_meanwhile(self: Syncer, wanted: Any) -> Any:
+        if wanted.file.filename == WHL_02:
+            cached_in_catalog(svc, dist, whl)
+        return download(self, wanted)
+
+    monkeypatch.setattr(sync_module.Syncer, "download", cached_meanwhile)
+    run_sync(svc, args)
+    with svc.catalog.session() as session:
+        held = {p.filename: p.sha256 for p in session.scalars(version_packages(repo_id, 1))}
+        (package,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+    assert held[WHL_02] == whl.sha256
+    assert package.sha256 == whl.sha256
+    assert svc.store.has(whl.sha256)
+    with svc.catalog.session() as session:  # the repository lets it go
+        session.get_one(Repository, repo_id).retain_repo_versions = 1
+        new_version(session, repo_id, remove=[package.id])
+    cleanup = {"orphan_protection_time": 0}
+    orphans_module.orphan_cleanup(TaskContext(svc, queue(svc, ORPHAN_CLEANUP, **cleanup), cleanup))
+    svc.ledger.max_size = 1
+    svc.pullthrough.evict_if_needed()  # evicts what the cache may, forgets what it may not
+    # removed, or the cache's to evict in its turn: not kept for good by an artifact
+    assert not svc.store.has(whl.sha256) or svc.ledger.tracks(whl.sha256)
+
+
 def test_the_copy_cached_again_after_an_eviction_keeps_the_metadata_the_sync_read(
     syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -284,6 +284,7 @@ def sync(ctx: TaskContext) -> None:
         metadata, ours = _metadata_of(svc.locks, svc.ledger, svc.store, taken_in)
         with svc.catalog.session() as session:
             gone = _gone(session, existing.values())
+            since = _recorded_since(session, new)
             ids = []
             for w in wanted:
                 package = existing.get(w.file.filename)
@@ -293,6 +294,8 @@ def sync(ctx: TaskContext) -> None:
                         # its file is checked, fetched if evicted
                         new[w.file.filename] = _anew(syncer.on_demand(w), was)
                         downloaded.append(new[w.file.filename])
+                if package is None and (package := since.get(w.file.filename)) is not None:
+                    package = _taken_over(package, new[w.file.filename], downloaded)
                 if package is None:
                     package = new[w.file.filename]
                     package.id = package.id or new_id()  # known now: one flush for all
@@ -476,6 +479,38 @@ def _cached_again(session: Session, was: Package) -> Package | None:
             f"{was.filename}: the catalog now holds a different file of that name"
             f" (sha256 {found.sha256})"
         )
+    return found
+
+
+def _recorded_since(session: Session, fresh: Mapping[str, Package]) -> dict[str, Package]:
+    """The packages of the filenames the sync records anew (`fresh`, by filename) that were
+    recorded since it started - a client fetched the file through the cache meanwhile: the
+    filename is unique, the sync cannot record it beside - locked as `_gone` locks the
+    others. SyncFailed for one of other bytes."""
+    found: dict[str, Package] = {}
+    for chunk in in_batches(sorted(fresh)):
+        query = select(Package).where(Package.filename.in_(chunk)).order_by(Package.id)
+        for package in session.scalars(query.with_for_update()):
+            if package.sha256 != fresh[package.filename].sha256:
+                raise SyncFailed(
+                    f"{package.filename}: the catalog now holds a different file of that name"
+                    f" (sha256 {package.sha256})"
+                )
+            found[package.filename] = package
+    return found
+
+
+def _taken_over(found: Package, ours: Package, downloaded: list[Package]) -> Package:
+    """The package a client's request recorded of a file this sync also fetched, as the
+    sync's record of it (the upload takes a copy over so too): the sync's bytes are an
+    artifact, which a package of the cache's would keep - in no repository any more, neither
+    orphan cleanup (it leaves the cache's content) nor eviction (it keeps an artifact's bytes)
+    would ever remove it. A file the sync only listed (on demand) leaves the copy as it is."""
+    if not any(p is ours for p in downloaded):
+        return found
+    found.origin, found.remote_url, found.remote_id = "sync", ours.remote_url, ours.remote_id
+    found.metadata_sha256 = found.metadata_sha256 or ours.metadata_sha256
+    downloaded[:] = [found if p is ours else p for p in downloaded]
     return found
 
 
