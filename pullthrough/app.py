@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = app.extensions[EXTENSION] = build_services(settings)
     if settings.server.embedded_worker:
         services.start_worker()
+    services.abort_abandoned_writes()  # a killed process's multipart uploads
     try:  # the distributions, read now rather than in this worker's first request (~10 ms)
         services.registry.all()
     except (SQLAlchemyError, OSError) as exc:  # read again at the first request

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from support.api import Api, legacy_upload, report, with_auth
+from support.faults import big_wheel, kill_server
 from support.packages import build_wheel
 from support.seaweed import S3Server
 from support.servers import Server, config_text, stored_files, wait_until
@@ -28,6 +29,7 @@ from support.upstream import Upstream
 pytestmark = pytest.mark.e2e
 
 WHEEL = "shelf_reader-0.2-py3-none-any.whl"
+MIB = 1024 * 1024
 _buckets = itertools.count()
 
 
@@ -53,6 +55,19 @@ def objects(s3: S3Server, bucket: str) -> dict[str, int]:
     """Every object in the bucket: key -> size."""
     listed = s3.client().list_objects_v2(Bucket=bucket)
     return {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
+
+
+def unfinished(s3: S3Server, bucket: str) -> dict[str, int]:
+    """The multipart uploads begun and neither completed nor aborted under the server's
+    prefix: key -> how many parts the bucket holds of it."""
+    client = s3.client()
+    listed = client.list_multipart_uploads(Bucket=bucket, Prefix="files/").get("Uploads", [])
+    return {
+        u["Key"]: len(
+            client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])
+        )
+        for u in listed
+    }
 
 
 def key(sha256: str) -> str:
@@ -222,6 +237,48 @@ def test_bad_bytes_never_become_an_object(
     assert get(f"{server.url}/pulp/content/main/{WHEEL}").status_code == 200
     # stored just after the client has its last byte
     assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+
+
+@pytest.mark.slow
+def test_a_server_killed_while_it_stores_a_big_file_leaves_no_parts_for_good(
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
+    """A file past the multipart threshold goes to the bucket in parts; a server killed while
+    it sends them (here: the bucket hangs on a part, then the server is SIGKILLed) leaves an
+    upload begun, its parts in the bucket, listed nowhere and counted by no one. The server
+    started again aborts it."""
+    wheel = upstream.add_file("big-wheel", big_wheel(tmp_path / "w", "big-wheel", "1.0", 70 * MIB))
+    config = s3_config(upstream, tmp_path / "d", s3_server, bucket)
+    server = gunicorn_server(config)
+    download = ["download", "--no-deps", "big-wheel", "-d"]
+    pip = subprocess.Popen(
+        [sys.executable, "-m", "pip", "--isolated", "--no-cache-dir", "--timeout", "60"]
+        + [*download, str(tmp_path / "got"), "--index-url", server.index()],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: any(unfinished(s3_server, bucket).values()), timeout=60)
+        with s3_server.paused():  # its next part hangs: the kill comes before the upload ends
+            kill_server(server)
+    finally:
+        pip.kill()
+        pip.wait(timeout=30)
+    left = unfinished(s3_server, bucket)
+    assert list(left) == [key(wheel.sha256)] and left[key(wheel.sha256)] >= 1
+    assert objects(s3_server, bucket) == {}
+
+    again = gunicorn_server(config)
+    assert wait_until(lambda: not unfinished(s3_server, bucket), timeout=20), unfinished(
+        s3_server, bucket
+    )
+    run_pip([*download, str(tmp_path / "again"), "--index-url", again.index()], timeout=120)
+    assert wait_until(lambda: objects(s3_server, bucket) == {key(wheel.sha256): wheel.size})
 
 
 def test_files_by_presigned_redirect(

@@ -23,8 +23,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, make_url, text
 
-from pullthrough.services.coordination import CHANGE_POLL_SECONDS
-from support.api import PASSWORD, Api, legacy_upload, with_auth
+from pullthrough.services.coordination import CHANGE_POLL_SECONDS, AdvisoryLocks
+from pullthrough.storage.locks import stored_bytes
+from support.api import PASSWORD, Api, legacy_upload, report, with_auth
 from support.packages import build_sdist, build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
@@ -237,6 +238,47 @@ def test_a_node_killed_mid_download_leaves_nothing_and_the_other_serves(
     assert hashlib.sha256(body).hexdigest() == wanted.sha256
     # stored just after the client has its last byte
     assert wait_until(lambda: list(cluster.objects().values()) == [wanted.size])
+
+
+def test_orphan_cleanup_aborts_the_uploads_of_dead_writers_only(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    """Multipart uploads begun and never finished under the cluster's keys: orphan cleanup
+    (on any node) aborts those no live writer holds the bytes' lock of - a killed node's -
+    and leaves the one a writer on another node is sending right now, however old, and the
+    keys that are not the cluster's."""
+    cluster = cluster_of()
+    client = cluster.s3.client()
+    dead, live = hashlib.sha256(b"dead").hexdigest(), hashlib.sha256(b"live").hexdigest()
+    keys = {sha: f"{sha[:2]}/{sha[2:4]}/{sha}" for sha in (dead, live)}
+    foreign = "notes/f4/1e/not-ours"
+    for name in [*keys.values(), foreign]:
+        upload = client.create_multipart_upload(Bucket=cluster.bucket, Key=name)
+        client.upload_part(
+            Bucket=cluster.bucket,
+            Key=name,
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=os.urandom(5 * 1024 * 1024),
+        )
+
+    def unfinished() -> set[str]:
+        found = client.list_multipart_uploads(Bucket=cluster.bucket).get("Uploads", [])
+        return {u["Key"] for u in found}
+
+    api = Api(cluster.b.url)
+    locks = AdvisoryLocks(make_url(cluster.database))
+    writer = stored_bytes(locks, live)  # held as a node storing those bytes holds it
+    try:
+        with writer.held(timeout=10):
+            task = api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+            assert unfinished() == {keys[live], foreign}
+            assert report(task, "clean-up.unfinished")["done"] == 1
+        task = api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+        assert unfinished() == {foreign}
+        assert report(task, "clean-up.unfinished")["done"] == 1
+    finally:
+        locks.close()
 
 
 def test_an_s3_outage_is_a_503_on_every_node_and_both_resume(

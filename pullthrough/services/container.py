@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from copy import copy
 from dataclasses import dataclass, field
@@ -122,6 +123,18 @@ class Services:
         self.workers.append(worker)
         worker.start()
         return worker
+
+    def abort_abandoned_writes(self) -> None:
+        """In the background (a start does not wait for the object store): abort the writes to
+        the store that killed processes left unfinished (orphans.abort_abandoned_writes)."""
+
+        def run() -> None:
+            try:
+                orphans.abort_abandoned_writes(self.store, self.locks)
+            except Exception as exc:  # the catalog's locks away: the next start or cleanup
+                log.warning("could not look for unfinished writes to the store: %s", exc)
+
+        threading.Thread(target=run, name="pullthrough-unfinished", daemon=True).start()
 
     def close(self) -> None:
         for worker in self.workers:

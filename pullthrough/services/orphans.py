@@ -22,7 +22,7 @@ from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.services.tasks import TaskContext, catalog_time
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
-from pullthrough.storage.store import BlobStore
+from pullthrough.storage.store import BlobStore, StorageUnavailable
 
 if TYPE_CHECKING:
     from pullthrough.services.container import Services
@@ -110,6 +110,8 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         ctx.completed("clean-up.uploads", "Clean up uploads", len(stale))
         returned = return_to_cache(svc.catalog, svc.ledger, svc.locks)
         ctx.completed("clean-up.cache", "Return pull-through copies to the cache", returned)
+        aborted = abort_abandoned_writes(svc.store, svc.locks)
+        ctx.completed("clean-up.unfinished", "Abort unfinished writes to the store", aborted)
     if artifacts:
         log.info("orphan cleanup removed %d artifacts", len(artifacts))
 
@@ -202,6 +204,37 @@ def return_to_cache(catalog: Catalog, ledger: Ledger, locks: Locks) -> int:
     if returned:
         log.info("orphan cleanup handed %d pull-through copies back to the cache", returned)
     return returned
+
+
+def abort_abandoned_writes(store: BlobStore, locks: Locks) -> int:
+    """Abort the writes to the store that killed processes began and never finished (an object
+    store's multipart uploads, whose parts it keeps, listed nowhere, until then): those whose
+    bytes' lock is free. Whoever writes bytes holds their lock from before the write begins
+    until it ends (stored_bytes), and a dead process's locks go with it: a write listed before
+    its lock was found free has no writer left - whatever the clocks of the nodes and the
+    object store say, a live upload on another node is never taken for an old one. Returns
+    how many were aborted; a store that fails is logged, and looked at again next time."""
+    aborted = 0
+    try:
+        unfinished = store.unfinished()
+    except StorageUnavailable as exc:  # (or a key without s3:ListBucketMultipartUploads)
+        log.warning("could not look for unfinished writes to the store: %s", exc)
+        return 0
+    for write in unfinished:
+        lock = stored_bytes(locks, write.sha256)
+        if not lock.acquire(timeout=0, blocking=False):
+            continue  # being written right now
+        try:
+            store.abort(write)
+            aborted += 1
+        except StorageUnavailable as exc:  # (or a key without s3:AbortMultipartUpload)
+            log.warning("could not abort an unfinished write of %s: %s", write.sha256, exc)
+            return aborted
+        finally:
+            lock.release()
+    if aborted:
+        log.warning("aborted %d unfinished writes to the store left by killed processes", aborted)
+    return aborted
 
 
 @contextmanager

@@ -32,12 +32,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from pullthrough.core.models import is_hex_digest
 from pullthrough.core.times import PRESIGNED_MAX
 from pullthrough.storage.store import (
     BlobStore,
     Opened,
     ReadFrom,
     StorageUnavailable,
+    Unfinished,
     cache_control,
     from_start,
     locked_temporary,
@@ -234,6 +236,37 @@ class S3Store(BlobStore):
             raise _unavailable(exc) from exc
         finally:
             tmp_path.unlink(missing_ok=True)
+
+    def unfinished(self) -> list[Unfinished]:
+        """The multipart uploads begun under the prefix, of keys of ours (`<prefix>ab/cd/<sha256>`),
+        and neither completed nor aborted: boto3 aborts one that fails, but a process killed
+        meanwhile leaves it, and the object store keeps its parts (billed, counted by no one)
+        until it is aborted."""
+        found = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    sha256 = str(upload["Key"]).rpartition("/")[2]
+                    if is_hex_digest(sha256) and self.key(sha256) == upload["Key"]:
+                        found.append(Unfinished(sha256, upload["Key"], upload["UploadId"]))
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, _TIMEOUTS):
+                self.timed_out()
+            raise _unavailable(exc) from exc
+        return found
+
+    def abort(self, write: Unfinished) -> None:
+        try:
+            self.call(
+                "abort_multipart_upload",
+                Bucket=self.bucket,
+                Key=write.key,
+                UploadId=write.upload_id,
+            )
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) != "NoSuchUpload":  # done since
+                raise _unavailable(exc) from exc
 
     def redirect_url(self, sha256: str, filename: str, *, private: bool = False) -> str | None:
         if self.location.redirect_seconds <= 0:

@@ -156,6 +156,16 @@ def shard(sha256: str) -> str:
 
 
 @dataclass(frozen=True)
+class Unfinished:
+    """A write of a file's bytes the store began and that was never finished nor given up (an
+    object store's multipart upload: its parts are kept, listed nowhere, until it is aborted)."""
+
+    sha256: str
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
 class DiskUsage:
     total: int
     used: int
@@ -207,6 +217,16 @@ class BlobStore(ABC):
         """The filesystem the files are on (bytes), or None when they are on none this host
         can measure (an object store: the local data folder's disk holds none of them)."""
         return None
+
+    def unfinished(self) -> list[Unfinished]:
+        """The writes begun under the store's own names and never finished (the bytes a killed
+        process was storing): on local disk none, as a temporary file is the whole write
+        (remove_abandoned)."""
+        return []
+
+    def abort(self, write: Unfinished) -> None:
+        """Give up an unfinished write, freeing what it holds (already done: nothing)."""
+        raise NotImplementedError(f"{type(self).__name__} lists no unfinished writes")
 
     def remove_abandoned(self, *, grace: float = 60.0) -> int:
         """Remove the temporary files of writers that are gone (a killed process leaves its
