@@ -5,6 +5,7 @@ under the cache limit across both, and a node killed mid-download leaves nothing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -26,6 +27,7 @@ from sqlalchemy import create_engine, make_url, text
 from pullthrough.services.coordination import CHANGE_POLL_SECONDS, AdvisoryLocks
 from pullthrough.storage.locks import stored_bytes
 from support.api import PASSWORD, Api, legacy_upload, report, with_auth
+from support.faults import kill_server
 from support.packages import build_sdist, build_wheel
 from support.postgres import private_database
 from support.seaweed import S3Server
@@ -237,6 +239,44 @@ def test_a_node_killed_mid_download_leaves_nothing_and_the_other_serves(
     body = get(f"{cluster.b.url}/pulp/content/main/{WHEEL}", timeout=30).content
     assert hashlib.sha256(body).hexdigest() == wanted.sha256
     # stored just after the client has its last byte
+    assert wait_until(lambda: list(cluster.objects().values()) == [wanted.size])
+
+
+def test_a_node_killed_before_it_records_a_file_leaves_no_object_counted_by_nothing(
+    cluster_of: Callable[..., Cluster], upstream: Upstream
+) -> None:
+    """A cold file is put in the bucket and entered in the cache ledger (`cache_entries`): a
+    node killed between the two must not leave an object nothing records - never counted in
+    the cache's size, never evicted, never removed. Here the ledger's table is held locked (as
+    a long transaction would hold it), the node's write to it waits, and it is killed there."""
+    cluster = cluster_of()
+    wanted = next(f for f in upstream.files_for("shelf-reader") if f.filename == WHEEL)
+    waiting = text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE c.relname = 'cache_entries' AND NOT l.granted"
+    )
+    url = f"{cluster.a.url}/pulp/content/main/{WHEEL}"
+    engine = create_engine(cluster.database)
+    try:
+        with engine.connect() as holder, engine.connect() as observer:
+            holder.execute(text("LOCK TABLE cache_entries IN EXCLUSIVE MODE"))
+            with ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(get, url, 30)
+                assert wait_until(lambda: observer.execute(waiting).scalar(), timeout=30)
+                kill_server(cluster.a)
+                holder.rollback()
+                with contextlib.suppress(requests.RequestException):
+                    answer.result(timeout=30)
+        with engine.connect() as conn:
+            entries = set(conn.execute(text("SELECT sha256 FROM cache_entries")).scalars())
+    finally:
+        engine.dispose()
+    packages = {p["sha256"] for p in Api(cluster.b.url).packages()}
+    stored = {name.rpartition("/")[2] for name in cluster.objects()}
+    assert stored <= entries | packages, (stored, entries, packages)
+
+    body = get(f"{cluster.b.url}/pulp/content/main/{WHEEL}").content
+    assert hashlib.sha256(body).hexdigest() == wanted.sha256
     assert wait_until(lambda: list(cluster.objects().values()) == [wanted.size])
 
 

@@ -215,9 +215,14 @@ def test_a_file_is_fetched_once_then_served_from_the_store(
 
     assert len(upstream.requests_for(WHL_02, server="files", method="GET")) == 1
     assert services.ledger.total() == len(expected.data)  # an orphan the LRU may evict
-    with services.catalog.session() as session:
-        cached = session.scalars(select(Package).where(Package.filename == WHL_02)).one()
-        assert (cached.origin, cached.sha256) == ("cache", expected.sha256)
+
+    def cached() -> tuple[str, str] | None:  # catalogued just after it is stored
+        with services.catalog.session() as session:
+            found = session.scalar(select(Package).where(Package.filename == WHL_02))
+            return None if found is None else (found.origin, found.sha256)
+
+    assert wait_until(cached, 10)
+    assert cached() == ("cache", expected.sha256)
 
 
 def main_and_wheel(svc: Services, upstream: Upstream) -> tuple[ServedDistribution, UpstreamFile]:

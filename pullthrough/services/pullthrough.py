@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
@@ -491,16 +491,26 @@ class PullThrough:
         writer.verify()
 
     def _keep(self, writer: ArtifactWriter, entry: DistFile, url: str) -> Kept:
-        """Make a received, verified file visible in the store (fsync, then rename or upload)
-        and record it in the ledger; its catalog entry is read from the local bytes first."""
+        """Record a received, verified file in the ledger, then make it visible in the store
+        (fsync, then rename or upload); its catalog entry is read from the local bytes first.
+        In that order, under the bytes' lock: a process killed in between leaves an entry of
+        bytes not stored (evicted in its turn, freeing nothing), never bytes in the store
+        that nothing counts, evicts or removes."""
+        sha = writer.digest()
         try:
-            package = self.events.describe(entry, writer.digest(), writer.tmp_path)
+            package = self.events.describe(entry, sha, writer.tmp_path)
         except Exception:  # the catalog's loss only: the file is cached all the same
             log.exception("could not read %s for the catalog", describe_url(url))
             package = None
-        with stored_bytes(self.locks, writer.digest()).held(STORED_WAIT_SECONDS):
-            sha = writer.commit()
+        with stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS):
             self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
+            try:
+                writer.commit()
+            except BaseException:
+                with suppress(Exception):  # a store that cannot say: the entry stays
+                    if not self.store.has(sha):
+                        self.ledger.forget(sha)
+                raise
         log.info("cached %s (%d bytes, sha256 %s)", describe_url(url), writer.size, sha)
         return Kept(sha, package)
 
@@ -570,8 +580,8 @@ class PullThrough:
 
     def _account(self, sha: str, size: int, url: str | None) -> None:
         """Enter a new file in the LRU ledger (and, for an index without hashes, its URL). The
-        file is complete and verified already: a ledger that cannot write (a full disk) costs
-        only its eviction, never the download."""
+        file is complete and verified already, if not stored yet: a ledger that cannot write (a
+        full disk) costs only its eviction, never the download."""
         try:
             self.ledger.record(sha, size)
             if url is not None:
