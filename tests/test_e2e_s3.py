@@ -281,6 +281,36 @@ def test_a_server_killed_while_it_stores_a_big_file_leaves_no_parts_for_good(
     assert wait_until(lambda: objects(s3_server, bucket) == {key(wheel.sha256): wheel.size})
 
 
+def test_orphan_cleanup_removes_objects_nothing_records(
+    on_s3: Callable[..., Server],
+    s3_server: S3Server,
+    bucket: str,
+) -> None:
+    """An object under the server's keys that no package, artifact, chunk or ledger entry
+    records (a node of an earlier release, killed between storing a cached file and recording
+    it, left such objects) is removed by orphan cleanup once past its protection time; the
+    cache's files, and keys that are not the server's, stay."""
+    server = on_s3()
+    assert get(f"{server.url}/pulp/content/main/{WHEEL}").status_code == 200
+    assert wait_until(lambda: len(objects(s3_server, bucket)) == 1)
+    cached = set(objects(s3_server, bucket))
+    left = b"a wheel a killed node stored and never recorded"
+    sha = hashlib.sha256(left).hexdigest()
+    foreign = ["files/notes.txt", f"elsewhere/{sha[:2]}/{sha[2:4]}/{sha}", f"files/{sha}"]
+    client = s3_server.client()
+    for name in [key(sha), *foreign]:
+        client.put_object(Bucket=bucket, Key=name, Body=left)
+    api = Api(server.url)
+
+    task = api.run("POST", "orphans/cleanup/", json={})  # within the protection time: kept
+    assert report(task, "clean-up.unrecorded")["done"] == 0
+    assert key(sha) in objects(s3_server, bucket)
+    task = api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+    assert report(task, "clean-up.unrecorded")["done"] == 1
+    assert set(objects(s3_server, bucket)) == cached | set(foreign)
+    assert get(f"{server.url}/pulp/content/main/{WHEEL}").status_code == 200
+
+
 def test_files_by_presigned_redirect(
     on_s3: Callable[..., Server],
     s3_server: S3Server,

@@ -36,6 +36,18 @@ def test_store_commits_only_verified_bytes(tmp_path: Path) -> None:
     assert store.delete(sha) == len(data) and store.open(sha) is None
 
 
+def test_a_store_lists_the_files_under_its_own_names_only(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "a")
+    sha = store.put_bytes(b"wheel bytes")
+    other = hashlib.sha256(b"other").hexdigest()
+    (store.root / "ab" / "cd").mkdir(parents=True)
+    (store.root / "ab" / "cd" / other).write_bytes(b"other")  # not where `other` lives
+    (store.root / "ab" / "cd" / "notes.txt").write_bytes(b"")
+    (store.tmp / "stray.partial").write_bytes(b"")
+    assert [name for name, _ in store.files()] == [sha]
+    assert next(iter(store.files()))[1] == store.written_at(sha)
+
+
 def test_abandoned_partial_files_are_removed_at_start(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "a")
     old, fresh = store.tmp / "old.partial", store.tmp / "fresh.partial"

@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, or_, select
 
 from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.kept import add_artifact, keeping, kept
-from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, UploadChunk
 from pullthrough.catalog.versions import in_a_repository, is_in_any_repository
 from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.services.tasks import TaskContext, catalog_time
@@ -112,6 +112,8 @@ def orphan_cleanup(ctx: TaskContext) -> None:
         ctx.completed("clean-up.cache", "Return pull-through copies to the cache", returned)
         aborted = abort_abandoned_writes(svc.store, svc.locks)
         ctx.completed("clean-up.unfinished", "Abort unfinished writes to the store", aborted)
+        gone = remove_unrecorded(svc, cutoff.timestamp())
+        ctx.completed("clean-up.unrecorded", "Remove stored files nothing records", gone)
     if artifacts:
         log.info("orphan cleanup removed %d artifacts", len(artifacts))
 
@@ -204,6 +206,37 @@ def return_to_cache(catalog: Catalog, ledger: Ledger, locks: Locks) -> int:
     if returned:
         log.info("orphan cleanup handed %d pull-through copies back to the cache", returned)
     return returned
+
+
+def remove_unrecorded(svc: Services, cutoff: float) -> int:
+    """Remove the files in the store that nothing records - no package (its file or its
+    metadata), artifact, upload chunk, nor the cache's ledger - written before `cutoff` (epoch
+    seconds: the protection time's). Every writer records its bytes before they are visible
+    (in the ledger until the catalog has them: storing, PullThrough._keep), but a release
+    before this one stored a pull-through copy first and recorded it after: a process killed
+    in between left a file no eviction or cleanup would ever count or remove. Each is checked
+    again under its lock, as the cleanup's own removals are; one whose lock is busy is being
+    written or removed right now. Returns how many were removed."""
+    known = {e.sha256 for e in svc.ledger.entries()}
+    with svc.catalog.reading() as session:
+        for column in (Package.sha256, Package.metadata_sha256, Artifact.sha256):
+            known.update(session.scalars(select(column).where(column.is_not(None))))
+        known.update(session.scalars(select(UploadChunk.sha256)))
+    removed = 0
+    for sha, written in svc.store.files():
+        if sha in known or written > cutoff:
+            continue
+        lock = stored_bytes(svc.locks, sha)
+        if not lock.acquire(timeout=0, blocking=False):
+            continue
+        try:
+            if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(svc, sha, cutoff):
+                removed += svc.store.delete(sha) > 0
+        finally:
+            lock.release()
+    if removed:
+        log.warning("orphan cleanup removed %d stored files nothing recorded", removed)
+    return removed
 
 
 def abort_abandoned_writes(store: BlobStore, locks: Locks) -> int:

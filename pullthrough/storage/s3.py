@@ -237,6 +237,19 @@ class S3Store(BlobStore):
         finally:
             tmp_path.unlink(missing_ok=True)
 
+    def files(self) -> Iterator[tuple[str, float]]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for found in page.get("Contents", []):
+                    sha256 = str(found["Key"]).rpartition("/")[2]
+                    if is_hex_digest(sha256) and self.key(sha256) == found["Key"]:
+                        yield sha256, float(found["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, _TIMEOUTS):
+                self.timed_out()
+            raise _unavailable(exc) from exc
+
     def unfinished(self) -> list[Unfinished]:
         """The multipart uploads begun under the prefix, of keys of ours (`<prefix>ab/cd/<sha256>`),
         and neither completed nor aborted: boto3 aborts one that fails, but a process killed

@@ -200,6 +200,12 @@ class BlobStore(ABC):
         """Remove a file; returns the bytes freed (0 if it was not there)."""
 
     @abstractmethod
+    def files(self) -> Iterator[tuple[str, float]]:
+        """Every file stored under the store's names (`ab/cd/<sha256>`), with when it was
+        written (epoch seconds, by the store's clock), for orphan cleanup's look for files
+        nothing records."""
+
+    @abstractmethod
     def local_path(self, sha256: str) -> AbstractContextManager[Path]:
         """A local path of the file for the length of the block (for reading archives);
         FileNotFoundError if it is not stored."""
@@ -318,6 +324,15 @@ class ArtifactStore(BlobStore):
             return self.path(sha256).stat().st_mtime  # publish replaces: a new file each time
         except FileNotFoundError:
             return None
+
+    def files(self) -> Iterator[tuple[str, float]]:
+        for path in self.root.glob("*/*/*"):
+            if not is_hex_digest(sha256 := path.name) or self.path(sha256) != path:
+                continue  # not a name of ours (the temporary folder's files)
+            try:
+                yield sha256, path.stat().st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
 
     def delete(self, sha256: str) -> int:
         """Remove a file; returns the bytes freed (0 if it was not there)."""
