@@ -26,6 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, Insert, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -127,9 +128,23 @@ def retry_busy(work: Callable[[], T], *, seconds: float = BOOT_RETRY_SECONDS) ->
             pause = min(pause * 2, 2.0)
 
 
-def prepare(engine: Engine) -> None:
+class NewerCatalog(Exception):
+    """The catalog names a migration this code does not have: a newer release has upgraded it.
+    This release would misread what it stores in the new shape, and write what that release
+    misreads: it does not start on it."""
+
+    def __init__(self, revision: str, head: str) -> None:
+        super().__init__(
+            f"the catalog is at migration {revision}, which this release (migrations up to"
+            f" {head}) does not have: a newer release has upgraded it. Start that release, or"
+            " a newer one, on it (or restore the catalog from before the upgrade)"
+        )
+
+
+def prepare(engine: Engine, *, newer_in_use: bool = False) -> None:
     """The database's one-time setup: the journal mode, then the migrations. Call it under
-    `exclusive`; it is a no-op on a catalog that is already set up."""
+    `exclusive`; it is a no-op on a catalog that is already set up. A catalog a newer release
+    has upgraded is refused (NewerCatalog), unless `newer_in_use`: see `migrate`."""
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()  # outside any transaction: the switch needs that
         try:
@@ -139,17 +154,42 @@ def prepare(engine: Engine) -> None:
             cursor.close()
         finally:
             raw.close()
-    migrate(engine)
+    migrate(engine, newer_in_use=newer_in_use)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+def migrate(engine: Engine, *, newer_in_use: bool = False) -> None:
+    """Bring the schema to the newest migration. A catalog at a migration this code does not
+    have (a newer release's) is refused with NewerCatalog; with `newer_in_use` (a new worker of
+    a node that started on the catalog before a newer node upgraded it: a rolling upgrade) it
+    is used as it is, as that node's other workers go on using it, with a warning."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    head = script.get_current_head()
+    assert head is not None
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return
+    if current is not None and not _known(script, current):
+        if not newer_in_use:
+            raise NewerCatalog(current, head)
+        log.warning(
+            "the catalog is at migration %s, which this release (migrations up to %s) does not"
+            " have: a newer node has upgraded it since this node started. This worker goes on"
+            " as the node's others do; replace the node with the newer release",
+            current,
+            head,
+        )
+        return
     log.info("migrating the catalog to %s", head)
     command.upgrade(alembic_config(engine), "head")
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        return False
+    return True
 
 
 class Catalog:

@@ -45,6 +45,7 @@ def open_services(settings: Settings) -> Services | None:
     """The services, or None once stderr says why they cannot start."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.container import build_services
 
     try:
@@ -54,6 +55,9 @@ def open_services(settings: Settings) -> Services | None:
         return None
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
+        return None
+    except NewerCatalog as exc:
+        print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return None
 
 
@@ -77,8 +81,9 @@ def serve(args: argparse.Namespace) -> int:
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
     from sqlalchemy.exc import SQLAlchemyError
 
+    from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
-    from pullthrough.services.container import prepare_data
+    from pullthrough.services.container import NODE_STARTED_ENV, prepare_data
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
     # What the setup warns of (a busy catalog, a damaged cache ledger set aside) says so
@@ -91,6 +96,10 @@ def serve(args: argparse.Namespace) -> int:
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return 1
+    except NewerCatalog as exc:
+        print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
+        return 1
+    env[NODE_STARTED_ENV] = "1"
     # Every worker counts into the same folder, emptied now: /metrics sums them all.
     env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(settings.server.data_dir.resolve()))
     if generated:

@@ -78,6 +78,9 @@ BACKGROUND_TASKS: Mapping[str, Handler] = {
     PURGE_TASKS: purge_tasks,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
+# Set by `pullthrough serve` for its workers, once its setup found the catalog one it knows: a
+# worker started later goes on when a newer node has upgraded the catalog since (db.migrate)
+NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 
 
 @dataclass
@@ -303,12 +306,14 @@ def keys(given: dict[str, Any]) -> dict[str, Any]:
     return {"settings": sorted(given)}
 
 
-def prepare_data(settings: Settings) -> tuple[str, bool]:
+def prepare_data(settings: Settings, *, newer_in_use: bool = False) -> tuple[str, bool]:
     """The one-time setup of a data folder and its catalog - the journal mode, migrations, a
     damaged cache ledger set aside and rebuilt, the configured remotes and distributions, the
     admin password - done by whichever process gets here first while the others wait for it.
     `pullthrough serve` runs it before any worker starts; a worker runs it again and finds
-    nothing left to do. Returns the admin password and whether it was generated just now."""
+    nothing left to do (`newer_in_use`: a catalog a newer release upgraded since its node
+    started is used, not refused: db.migrate). Returns the admin password and whether it was
+    generated just now."""
     data = settings.server.data_dir
     data.mkdir(parents=True, exist_ok=True)
     locks = LockDir(data / "locks")
@@ -317,7 +322,7 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
 
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
-            prepare(engine)
+            prepare(engine, newer_in_use=newer_in_use)
             if not _shared(engine):  # after the migrations: a rebuild reads the catalog
                 repair_local_ledger(catalog, data / "ledger", locks)
             elif adopted := adopt_local_ledger(engine, data / "ledger"):
@@ -344,8 +349,8 @@ def prepare_data(settings: Settings) -> tuple[str, bool]:
 SHARED_EVICTION = "least-recently-stored"
 
 
-def build_services(settings: Settings) -> Services:
-    password, _ = prepare_data(settings)
+def build_services(settings: Settings, *, newer_in_use: bool = False) -> Services:
+    password, _ = prepare_data(settings, newer_in_use=newer_in_use)
     data = settings.server.data_dir
     store = make_store(settings.storage, data)
     catalog = Catalog(make_engine(database_url(settings.server.database_url, data)))
