@@ -1,5 +1,13 @@
 """Upgrades in place, and releases side by side on one catalog.
 
+An old data folder is built here as the old release left it, not by running that release (its
+code is in git's history only, and starting it costs more than this whole test): the catalog is
+migrated to the old release's last migration, and the rows that release wrote are inserted into
+the tables as they were then (reflected from the database, so no column of today's models is
+filled in), with the values it wrote (read from a data folder the old release made: uploads,
+pull-through copies, a token, labels); its files are where it stored them, its cache ledger in
+the format it wrote (unchanged since). Then today's server starts on it.
+
 A catalog a newer release has migrated (its `alembic_version` names a migration this code does
 not have) stands for a node started by an older release after a newer one upgraded the shared
 catalog: a rolling upgrade of a cluster, or a downgrade of one host.
@@ -7,23 +15,32 @@ catalog: a rolling upgrade of a cluster, or a downgrade of one host.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from alembic import command
+from sqlalchemy import MetaData, insert
 
+from pullthrough.catalog.db import alembic_config, database_url, make_engine
 from pullthrough.config import load_settings
 from pullthrough.services.container import prepare_data
-from support.api import with_auth
+from pullthrough.storage.ledger import CacheLedger
+from support.api import Api, with_auth
 from support.faults import kill_worker, workers
-from support.servers import Server, config_text, free_port, wait_until
-from support.tools import clean_env
-from support.upstream import Upstream
+from support.packages import build_wheel
+from support.servers import Server, config_text, free_port, stored_files, wait_until
+from support.tools import clean_env, run_pip
+from support.upstream import Upstream, extract_metadata
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +104,212 @@ def test_a_worker_restarted_after_a_newer_node_migrated_the_catalog_keeps_its_no
     for _ in range(6):
         assert requests.get(page, timeout=30).status_code == 200
     assert "a newer node has upgraded it" in (tmp_path / "server-0.log").read_text()
+
+
+OLD = "0013"  # before artifacts, content labels, chunked uploads, repository blocklists (0014-0018)
+OLD_TOKEN = "pt_0123456789abc.an-old-release-made-this-secret"
+CREATED = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def _old_package(path: Path, *, origin: str, uploaded_by: str | None) -> dict[str, Any]:
+    """A package row as release 0013 wrote it (an upload's or a pull-through copy's)."""
+    name, version = path.name.split("-")[:2]
+    data = path.read_bytes()
+    metadata = extract_metadata(path.name, data)
+    return {
+        "id": str(uuid.uuid4()),
+        "filename": path.name,
+        "name": name.replace("_", "-"),
+        "version": version,
+        "packagetype": "bdist_wheel",
+        "python_version": "py3",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "requires_python": None,
+        "metadata_json": {"name": name.replace("_", "-"), "version": version,
+                          "metadata_version": "2.1", "summary": None, "requires_dist": [],
+                          "requires_python": None, "classifiers": [], "project_urls": {}},
+        "metadata_sha256": hashlib.sha256(metadata).hexdigest() if origin == "upload" else None,
+        "yanked": False,
+        "yanked_reason": None,
+        "upload_time": CREATED,
+        "origin": origin,
+        "pulp_created": CREATED,
+        "remote_url": None,
+        "remote_id": None,
+        "policy": "immediate",
+        "uploaded_by": uploaded_by,
+    }  # fmt: skip
+
+
+def _store(data_dir: Path, data: bytes) -> None:
+    sha = hashlib.sha256(data).hexdigest()
+    path = data_dir / "artifacts" / sha[:2] / sha[2:4] / sha
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def old_data_dir(data_dir: Path, uploaded: Path, orphan: Path, cached: Path) -> dict[str, str]:
+    """A data folder as release 0013 left it: a repository `corp` (labelled) whose version 1
+    holds `uploaded`, a private distribution of it, `orphan` uploaded into no repository,
+    `cached` a pull-through copy (in the cache ledger), a token reading corp. Its ids."""
+    data_dir.mkdir(parents=True)
+    engine = make_engine(database_url("", data_dir))
+    try:
+        command.upgrade(alembic_config(engine), OLD)
+        old = MetaData()
+        old.reflect(engine)
+        repo, dist = str(uuid.uuid4()), str(uuid.uuid4())
+        packages = [
+            _old_package(uploaded, origin="upload", uploaded_by="admin"),
+            _old_package(orphan, origin="upload", uploaded_by="admin"),
+            _old_package(cached, origin="cache", uploaded_by=None),
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                insert(old.tables["repositories"]).values(
+                    id=repo,
+                    name="corp",
+                    description=None,
+                    retain_repo_versions=None,
+                    remote_id=None,
+                    autopublish=False,
+                    pulp_labels={"team": "a"},
+                    latest_number=1,
+                    pulp_created=CREATED,
+                    pulp_last_updated=CREATED,
+                )
+            )
+            conn.execute(
+                insert(old.tables["repository_versions"]),
+                [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "repository_id": repo,
+                        "number": n,
+                        "base_number": n - 1 if n else None,
+                        "pulp_created": CREATED,
+                    }
+                    for n in (0, 1)
+                ],
+            )
+            conn.execute(insert(old.tables["packages"]), packages)
+            conn.execute(
+                insert(old.tables["repository_content"]).values(
+                    repository_id=repo,
+                    package_id=packages[0]["id"],
+                    version_added=1,
+                    version_removed=None,
+                )
+            )
+            conn.execute(
+                insert(old.tables["distributions"]).values(
+                    id=dist,
+                    name="corp",
+                    base_path="corp",
+                    repository_id=repo,
+                    repository_version_id=None,
+                    remote_id=None,
+                    allow_uploads=True,
+                    hidden=False,
+                    merge_remote=False,
+                    pulp_labels={},
+                    pulp_created=CREATED,
+                    pulp_last_updated=CREATED,
+                    publication_id=None,
+                    blocklist=[],
+                    block_malicious=True,
+                    hold_advisories=False,
+                    private=True,
+                    configured={},
+                )
+            )
+            conn.execute(insert(old.tables["api_tokens"]).values(
+                id=str(uuid.uuid4()), name="ci", key=OLD_TOKEN.partition(".")[0],
+                digest=hashlib.sha256(OLD_TOKEN.encode()).hexdigest(),
+                scopes=["read:corp", "upload:corp"], expires_at=None, revoked_at=None,
+                pulp_created=CREATED))  # fmt: skip
+    finally:
+        engine.dispose()
+    for path in (uploaded, orphan, cached):
+        _store(data_dir, path.read_bytes())
+    for path in (uploaded, orphan):  # an upload's PEP 658 metadata
+        _store(data_dir, extract_metadata(path.name, path.read_bytes()))
+    ledger = CacheLedger(data_dir / "ledger", max_size=0)
+    try:
+        ledger.record(packages[2]["sha256"], packages[2]["size"])
+    finally:
+        ledger.close()
+    return {"repository": repo, "orphan": packages[1]["sha256"], "cached": packages[2]["sha256"]}
+
+
+def _cache_metrics(url: str) -> dict[str, float]:
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    return {
+        name: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        for name in ("pullthrough_cache_size_bytes", "pullthrough_cache_files")
+        if line.startswith(name + " ")
+    }
+
+
+@pytest.mark.slow
+def test_a_data_folder_of_release_0013_serves_and_works_after_the_upgrade(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Today's server on a data folder release 0013 left (SQLite, local disk): the upload, the
+    cached copy and the token still work for pip and the API, the cache counts what it did, and
+    what came since works on the old rows - labels on old content, a repository blocklist on an
+    old repository, uploads, orphan cleanup."""
+    cached = next(
+        p for p in upstream.files_for("shelf-reader") if p.filename.endswith("0.2-py3-none-any.whl")
+    )
+    (tmp_path / cached.filename).write_bytes(cached.data)
+    uploaded = build_wheel(tmp_path / "dist", "corp-lib", "1.0")
+    ids = old_data_dir(
+        tmp_path / "data",
+        uploaded,
+        build_wheel(tmp_path / "dist", "orphan-lib", "1.0"),
+        tmp_path / cached.filename,
+    )
+    server = gunicorn_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    api = Api(server.url)
+
+    reader = server.url.replace("http://", f"http://__token__:{OLD_TOKEN}@")
+    for index, project in ((f"{reader}/pypi/corp/simple/", "corp-lib==1.0"),
+                           (server.index(), "shelf-reader==0.2")):  # fmt: skip
+        run_pip(["download", "--no-deps", "-d", str(tmp_path / "got"), "--index-url", index,
+                 project])  # fmt: skip
+    assert not upstream.requests_for("/files/", server="files"), "the cached copy was not used"
+    assert requests.get(f"{server.url}/pypi/corp/simple/", timeout=30).status_code == 401
+    assert _cache_metrics(server.url) == {
+        "pullthrough_cache_size_bytes": len(cached.data),
+        "pullthrough_cache_files": 1,
+    }
+
+    shown = {p["filename"]: p for p in api.packages()}
+    assert set(shown) == {uploaded.name, "orphan_lib-1.0-py3-none-any.whl", cached.filename}
+    assert shown[uploaded.name]["pulp_labels"] == {}
+    assert shown[uploaded.name]["uploaded_by"] == "admin"
+    api.call(
+        "POST", shown[uploaded.name]["pulp_href"] + "set_label/", json={"key": "qa", "value": "ok"}
+    )
+    assert api.packages(pulp_label_select="qa=ok")[0]["filename"] == uploaded.name
+    repo = api.get(f"repositories/python/python/{ids['repository']}/")
+    assert repo["pulp_labels"] == {"team": "a"}
+    api.call("POST", repo["pulp_href"] + "blocklist_entries/", json={"name": "banned"})
+    newer = build_wheel(tmp_path / "dist", "corp-lib", "1.1")
+    with newer.open("rb") as fh:
+        resp = requests.post(f"{server.url}/pypi/corp/legacy/", data={":action": "file_upload"},
+                             files={"content": (newer.name, fh)}, auth=("__token__", OLD_TOKEN),
+                             timeout=30)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    assert api.filenames(api.latest(repo)) == {uploaded.name, newer.name}
+
+    api.run("POST", "orphans/cleanup/", json={"orphan_protection_time": 0})
+    left = {p["filename"] for p in api.packages()}
+    assert "orphan_lib-1.0-py3-none-any.whl" not in left
+    assert {uploaded.name, newer.name} <= left
+    stored = {p.name for p in stored_files(server.data_dir)}
+    assert ids["orphan"] not in stored
+    assert hashlib.sha256(uploaded.read_bytes()).hexdigest() in stored
