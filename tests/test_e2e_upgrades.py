@@ -16,16 +16,20 @@ catalog: a rolling upgrade of a cluster, or a downgrade of one host.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import pytest
 import requests
 from alembic import command
@@ -35,8 +39,8 @@ from pullthrough.catalog.db import alembic_config, database_url, make_engine
 from pullthrough.config import load_settings
 from pullthrough.services.container import prepare_data
 from pullthrough.storage.ledger import CacheLedger
-from support.api import Api, with_auth
-from support.faults import kill_worker, workers
+from support.api import Api, legacy_upload, with_auth
+from support.faults import gone, kill_worker, workers
 from support.packages import build_wheel
 from support.servers import Server, config_text, free_port, stored_files, wait_until
 from support.tools import clean_env, run_pip
@@ -45,6 +49,14 @@ from support.upstream import Upstream, extract_metadata
 pytestmark = pytest.mark.e2e
 
 NEWER = "0099"  # a migration of a release after this one
+
+
+def stop_server(server: Server) -> None:
+    """Stop a server of `gunicorn_server` (SIGTERM: as a service manager does) and wait for it."""
+    pid = server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: gone(pid), timeout=30), "the server did not stop"
 
 
 def migrated_by_a_newer_release(data_dir: Path) -> None:
@@ -313,3 +325,42 @@ def test_a_data_folder_of_release_0013_serves_and_works_after_the_upgrade(
     stored = {p.name for p in stored_files(server.data_dir)}
     assert ids["orphan"] not in stored
     assert hashlib.sha256(uploaded.read_bytes()).hexdigest() in stored
+
+
+@pytest.mark.slow
+def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
+    gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A repository's page rendering, shared by the workers, stays valid until the catalog
+    changes; one an older release made must not outlive it: release aa94a6a's JSON page named
+    an upload as its METADATA spells it (`Corp_Lib`), and after the upgrade to a release that
+    normalizes it (PEP 691) the old rendering went on being sent until the next upload. The
+    older release's entry is made here by editing this release's rendering into its bytes (the
+    entry's format is the same)."""
+    text = with_auth(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        '[[distributions]]\nname = "corp"\nbase_path = "corp"\n'
+    )
+    server = gunicorn_server(text)
+    api = Api(server.url)
+    repo = api.repository("corp")
+    corp = api.one("distributions/python/pypi/", name="corp")
+    api.run(
+        "PATCH", corp["pulp_href"], json={"repository": repo["pulp_href"], "allow_uploads": True}
+    )
+    assert legacy_upload(server.url, "corp", build_wheel(tmp_path, "Corp_Lib", "1.0")).ok
+    assert server.json_page("corp", "corp-lib")["name"] == "corp-lib"
+    key = "corp\0corp-lib\0v1+json"
+    renders = diskcache.Cache(str(tmp_path / "data" / "renders"))
+    try:
+        assert wait_until(lambda: renders.get(key) is not None)
+        stop_server(server)
+        generation, expires_at, done = renders.get(key)
+        older = done.body.replace(b'"name":"corp-lib"', b'"name":"Corp_Lib"')
+        assert older != done.body
+        renders.set(key, (generation, expires_at, replace(done, body=older, variants={})))
+    finally:
+        renders.close()
+
+    upgraded = gunicorn_server(text)
+    assert upgraded.json_page("corp", "corp-lib")["name"] == "corp-lib"

@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
-    from pullthrough.services.container import NODE_STARTED_ENV, prepare_data
+    from pullthrough.services.container import NODE_STARTED_ENV, discard_renderings, prepare_data
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
     # What the setup warns of (a busy catalog, a damaged cache ledger set aside) says so
@@ -100,6 +100,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return 1
     env[NODE_STARTED_ENV] = "1"
+    discard_renderings(settings.server.data_dir)  # perhaps an older release's
     # Every worker counts into the same folder, emptied now: /metrics sums them all.
     env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(settings.server.data_dir.resolve()))
     if generated:

@@ -349,6 +349,25 @@ def prepare_data(settings: Settings, *, newer_in_use: bool = False) -> tuple[str
 SHARED_EVICTION = "least-recently-stored"
 
 
+def renders_cache(data: Path, locks: LockDir) -> diskcache.Cache:
+    """The page renderings the workers share (web.shared), in the data folder."""
+    return disposable_cache(
+        data / "renders", locks, eviction_policy=SHARED_EVICTION, size_limit=2**30
+    )
+
+
+def discard_renderings(data: Path) -> None:
+    """At a server's start, before its workers: the renderings its last run shared go. A
+    repository's page stays valid until the catalog changes, and that run may have been an
+    older release, which rendered pages otherwise (before a fix to them): this one renders
+    them again, once."""
+    cache = renders_cache(data, LockDir(data / "locks"))
+    try:
+        cache.clear()
+    finally:
+        cache.close()
+
+
 def build_services(settings: Settings, *, newer_in_use: bool = False) -> Services:
     password, _ = prepare_data(settings, newer_in_use=newer_in_use)
     data = settings.server.data_dir
@@ -388,9 +407,7 @@ def build_services(settings: Settings, *, newer_in_use: bool = False) -> Service
         registry=registry,
         advisories=advisories,
         pages_cache=pages_cache,
-        renders_cache=disposable_cache(
-            data / "renders", copies, eviction_policy=SHARED_EVICTION, size_limit=2**30
-        ),
+        renders_cache=renders_cache(data, copies),
         pullthrough=PullThrough(
             store,
             ledger,
