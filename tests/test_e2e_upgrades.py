@@ -37,7 +37,9 @@ from sqlalchemy import MetaData, insert
 
 from pullthrough.catalog.db import alembic_config, database_url, make_engine
 from pullthrough.config import load_settings
+from pullthrough.core.models import DistFile
 from pullthrough.services.container import prepare_data
+from pullthrough.services.remote_pages import copy_key
 from pullthrough.storage.ledger import CacheLedger
 from support.api import Api, legacy_upload, with_auth
 from support.faults import gone, kill_worker, workers
@@ -364,3 +366,37 @@ def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
 
     upgraded = gunicorn_server(text)
     assert upgraded.json_page("corp", "corp-lib")["name"] == "corp-lib"
+
+
+@pytest.mark.slow
+def test_an_upstream_page_an_older_release_read_is_read_again_after_the_upgrade(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The copy of an upstream page kept in the data folder holds what the release that read it
+    made of it, and a revalidation answered 304 (the upstream's page unchanged, most pages of
+    PyPI) kept that for good: release aa94a6a offered an HTML page's 'Back to index' link as a
+    file (a 404 at our end), and after the upgrade to a release that does not, the link stayed
+    on the page. Its first revalidation after the upgrade now asks for the page whole. The
+    older release's copy is made here from this release's, with that link added (the copy's
+    format is the same)."""
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data", cache_index_ttl="1s"))
+    server = gunicorn_server(text)
+    files = server.page_files("main", "shelf-reader")
+    key = copy_key("page", upstream.project_url("shelf-reader"))
+    pages = diskcache.Cache(str(tmp_path / "data" / "pages"))
+    try:
+        assert wait_until(lambda: pages.get(key) is not None)
+        stop_server(server)
+        copy = pages.get(key)
+        link = DistFile("Back to index", upstream.index_url)
+        older = replace(copy.value, files=(*copy.value.files, link))
+        pages.set(key, replace(copy, value=older, read_by="an older release"))
+    finally:
+        pages.close()
+
+    upgraded = gunicorn_server(text)
+    time.sleep(1.5)  # past the copy's TTL: it is revalidated
+    upstream.clear_log()
+    assert upgraded.page_files("main", "shelf-reader") == files
+    asked = upstream.requests_for("/simple/shelf-reader/")
+    assert asked and all(r.header("If-None-Match") is None for r in asked)  # whole

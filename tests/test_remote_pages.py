@@ -26,7 +26,7 @@ from pullthrough.core.policy import NO_POLICY
 from pullthrough.services import remote_pages
 from pullthrough.services.distribution import Distribution, Source
 from pullthrough.services.later import BACKLOG, Later, WriteBehind
-from pullthrough.services.remote_pages import RemotePages, copy_key
+from pullthrough.services.remote_pages import Cached, RemotePages, completed, copy_key
 from pullthrough.upstream.client import UpstreamClient, UpstreamError, UpstreamTimeout, simple_root
 from support.servers import serving
 
@@ -621,3 +621,15 @@ def test_a_write_that_fails_is_logged_and_the_copy_dropped(
         assert later.wait()
         assert behind.get("k") is None
         assert "could not keep 'k': [Errno 28] No space left on device" in caplog.text
+
+
+def test_a_page_copy_an_older_build_pickled_gets_the_fields_it_lacks() -> None:
+    """Unpickled, a copy kept by a build whose Cached had fewer fields lacks the others (a
+    slot left empty: reading it raises); it comes back with their defaults."""
+    old = object.__new__(Cached)
+    for name, value in (("value", None), ("fetched_at", 1.0), ("etag", '"e"'),
+                        ("last_modified", None), ("stale", False)):  # fmt: skip
+        object.__setattr__(old, name, value)
+    with pytest.raises(AttributeError):
+        _ = old.read_by
+    assert completed(old) == Cached(None, 1.0, '"e"', None, False, read_by="")

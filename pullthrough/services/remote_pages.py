@@ -8,6 +8,7 @@ and never answers costs a minute per try and retry).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -15,11 +16,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import cast
 
 import diskcache
 
+from pullthrough import core
 from pullthrough.core import simple_html, simple_json
 from pullthrough.core.models import ProjectList, ProjectPage
 from pullthrough.services.later import WriteBehind
@@ -40,6 +43,20 @@ STALE_WAIT_SECONDS = 5.0  # how long a request with a kept copy waits for its re
 MAX_REVALIDATIONS = 8  # revalidations going on behind at once, per remote and process
 
 
+def _reader() -> str:
+    """Who reads pages here: a digest of the code that parses them (core, and this module).
+    A copy another build read - the release before an upgrade in place - keeps what that
+    build made of the page, and a 304 would keep it for as long as the upstream's page does
+    not change: its next revalidation asks for the page whole, so this build reads it."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(core.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+READER = _reader()
+
+
 @dataclass(frozen=True, slots=True)
 class Cached:
     """An upstream answer as we keep it: `value` is None when the upstream said 404."""
@@ -49,6 +66,18 @@ class Cached:
     etag: str | None = None
     last_modified: str | None = None
     stale: bool = False
+    read_by: str = ""  # the build that parsed it (READER); "" for one from before this field
+
+
+def completed(copy: Cached) -> Cached:
+    """A copy with every field: one an older build pickled, when Cached had fewer, comes back
+    with those missing (reading one fails: slots have no class default), here given their
+    defaults."""
+    if all(hasattr(copy, f.name) for f in fields(Cached)):
+        return copy
+    return Cached(
+        **{f.name: getattr(copy, f.name) for f in fields(Cached) if hasattr(copy, f.name)}
+    )
 
 
 def is_json(fetched: Fetched) -> bool:
@@ -221,7 +250,8 @@ class RemotePages:
         """The copy kept under `key`, if this version can read it: one another version wrote
         (after a rollback) or a damaged one is no copy; it is fetched again and replaced."""
         try:
-            return cast(Cached | None, self.cache.get(key))
+            copy = cast(Cached | None, self.cache.get(key))
+            return None if copy is None else completed(copy)
         except (OSError, sqlite3.Error):
             raise
         except Exception as exc:  # unpickling runs the pickle's own code: any error may come
@@ -231,8 +261,9 @@ class RemotePages:
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]
     ) -> Cached:
-        etag = cached.etag if cached else None
-        modified = cached.last_modified if cached else None
+        ours = cached is not None and cached.read_by == READER  # else read again: _reader
+        etag = cached.etag if cached and ours else None
+        modified = cached.last_modified if cached and ours else None
         fetched = self.client.get_page(url, etag=etag, last_modified=modified)
         now = self.clock()
         if fetched.status == 304 and cached is not None:
@@ -242,7 +273,7 @@ class RemotePages:
                 f"upstream answered 304 to an unconditional GET: {describe_url(url)}"
             )
         if fetched.status == 404:
-            return Cached(None, now)
+            return Cached(None, now, read_by=READER)
         try:
             value = parse(fetched)
         except ValueError as exc:
@@ -254,4 +285,4 @@ class RemotePages:
                 f"upstream sent a page with no files and no index markers for"
                 f" {describe_url(url)}, which had files: not taken for an index page"
             )
-        return Cached(value, now, fetched.etag, fetched.last_modified)
+        return Cached(value, now, fetched.etag, fetched.last_modified, read_by=READER)

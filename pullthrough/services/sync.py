@@ -37,6 +37,7 @@ from pullthrough.core.repository_blocklist import PackagesBlocked, blocked
 from pullthrough.services.orphans import stored_as_artifact
 from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
+    READER,
     Cached,
     copy_key,
     keep_copy,
@@ -129,7 +130,11 @@ class Syncer:
             return None
         self.changed += 1
         # The next sync's validators; a full disk costs only that (the sync goes on)
-        keep_copy(self.svc.pages_cache, key, Cached(page, 0, fetched.etag, fetched.last_modified))
+        keep_copy(
+            self.svc.pages_cache,
+            key,
+            Cached(page, 0, fetched.etag, fetched.last_modified, read_by=READER),
+        )
         return page
 
     def wanted(self, names: list[str]) -> list[Wanted]:
