@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,31 @@ def test_upstream_500_is_a_502_after_bounded_retries(
 
     upstream.fail_status, upstream.fail_times = 503, 1  # one failure, then a retry succeeds
     assert requests.get(proxy.index() + "winonly/", timeout=15).status_code == 200
+
+
+def test_requests_waiting_for_a_download_that_times_out_share_its_504(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Requests for a cold file wait for the one download of it; when that download fails,
+    they answer with its error at once rather than each try the upstream again in turn: with
+    an upstream that accepts connections and never answers, the last of N clients waited N
+    read timeouts, and the upstream was asked N times."""
+    proxy = live_server(
+        config_text(upstream.index_url, tmp_path / "d", sock_read_timeout=1, max_retries=0)
+    )
+    wheel = wheel_of(upstream)
+    assert requests.get(proxy.index() + "shelf-reader/", timeout=15).status_code == 200
+    upstream.delay, upstream.fault_scope = 30, "files"  # the upstream never answers for files
+    url = f"{proxy.url}/pulp/content/main/{wheel.filename}"
+    started = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: fetch(url)[0], range(6)))
+    assert answers == [504] * 6
+    assert time.monotonic() - started < 4  # one read timeout (1 s), not six in turn
+    assert len(upstream.requests_for(wheel.path, server="files")) == 1
+
+    upstream.reset_faults()  # a request that comes after the failure tries again
+    assert fetch(url) == (200, wheel.data)
 
 
 @pytest.mark.parametrize("fault", ["reset_files", "corrupt_files"])

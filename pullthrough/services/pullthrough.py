@@ -9,6 +9,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, suppress
@@ -165,6 +166,35 @@ class _Progress:
             self.cond.notify_all()
 
 
+class _Failures:
+    """The downloads that failed, by URL, each with when and the error its request answered:
+    the requests that waited for one answer with that error, rather than each try the upstream
+    again in turn (an upstream that accepts connections and never answers cost the last of N
+    waiting requests N read timeouts). A request that comes after the failure tries again.
+    This process's only: a waiting request of another process tries once for all of its own."""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep  # seconds: the longest a request waits for a download
+        self._failed: dict[str, tuple[float, UpstreamError]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, url: str, error: UpstreamError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for old in [u for u, (at, _) in self._failed.items() if now - at > self.keep]:
+                del self._failed[old]
+            self._failed[url] = (now, error)
+
+    def since(self, url: str, moment: float) -> UpstreamError | None:
+        """The error of a download of `url` that failed after `moment` (time.monotonic()),
+        as a new exception of its kind (each waiting request raises its own)."""
+        with self._lock:
+            at, error = self._failed.get(url, (moment, None))
+        if error is None or at < moment:
+            return None
+        return type(error)(*error.args)
+
+
 class CacheEvents(Protocol):
     """What the catalog wants to know about the cache (see services.cached_content)."""
 
@@ -190,6 +220,7 @@ class PullThrough:
         self.locks = locks
         self.events = events
         self.wait_timeout = wait_timeout
+        self._failures = _Failures(wait_timeout)  # for the requests that waited for them
         self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
         self._prefetch_lock = threading.Lock()
         # Never more files waiting to be stored than threads storing them: each holds its
@@ -264,13 +295,20 @@ class PullThrough:
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
         lock = self.locks.lock(url)
+        asked = time.monotonic()
         self._take(lock, url)
         try:  # a look at the store (S3 down) or the catalog (down) may fail: the lock goes
             if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
                 lock.release()
                 return stored
+            if (failed := self._failures.since(url, asked)) is not None:
+                raise failed  # the download this request waited for
             self.metrics.cache_misses.inc()
-            resp = client.open_file(url)
+            try:
+                resp = client.open_file(url)
+            except UpstreamError as exc:
+                self._failures.note(url, exc)  # before the lock goes: for those waiting
+                raise
         except BaseException:
             lock.release()
             raise
@@ -322,11 +360,7 @@ class PullThrough:
             error = progress.error
         if error is not None:
             reader.close()
-            if isinstance(error, HashMismatch):
-                raise UpstreamError(f"upstream sent a file that fails its hash check: {error}")
-            if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
-                raise error
-            raise UpstreamError(str(error))
+            raise _answer_for(error)
         tail = self._tail(reader, progress, url, most)
         return StreamedFile(tail, size, view.stale, reader, storing)
 
@@ -546,6 +580,8 @@ class PullThrough:
         finally:
             if not received:
                 writer.abort()
+                if isinstance(answer := _answer_for(error), UpstreamError):
+                    self._failures.note(url, answer)  # before the lock goes
                 lock.release()
                 self.metrics.downloads.dec()
                 progress.finish(error)
@@ -794,6 +830,16 @@ def _check_core_metadata(path: Path, size: int, filename: str, url: str) -> None
             f"upstream sent {describe_url(url)}, which is not the core metadata of"
             f" {filename.removesuffix('.metadata')!r}: {exc}"
         ) from None
+
+
+def _answer_for(error: Exception | None) -> Exception:
+    """The error a request answers with for a download that failed with `error` (None: it was
+    cut short, by the process stopping)."""
+    if isinstance(error, HashMismatch):
+        return UpstreamError(f"upstream sent a file that fails its hash check: {error}")
+    if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
+        return error
+    return UpstreamError(str(error) if error is not None else "the download was cut short")
 
 
 def _unverified_limit(written: int, most: int) -> int:
