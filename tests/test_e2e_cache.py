@@ -92,6 +92,28 @@ def test_invalid_configuration_stops_the_server_at_start(tmp_path: Path) -> None
     assert "cache.max_size: expected a size like '20GB'" in proc.stderr
 
 
+def test_a_client_of_a_file_being_downloaded_gets_its_bytes_as_they_come(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A second client of a big cold file (in the worker that fetches it) gets its bytes as
+    the one download brings them, not nothing until the file is stored: pip gives up on a
+    server silent for 15 s, so a download longer than that failed every other client."""
+    path = payload_wheel(tmp_path, "slowbig", 2 * 2**20)
+    upstream.add_file("slowbig", path)
+    proxy = live_server(config_text(upstream.index_url, tmp_path / "d"))
+    upstream.chunk_size, upstream.slow_files = 64 * 1024, 0.15  # 32 chunks: about 5 s
+    url = f"{proxy.url}/pulp/content/main/{path.name}"
+    first = requests.get(url, timeout=60, stream=True)
+    try:
+        assert first.status_code == 200
+        second = requests.get(url, timeout=(5, 2))  # gives up after 2 s without a byte
+        assert second.status_code == 200 and second.content == path.read_bytes()
+        assert first.raw.read() == path.read_bytes()
+    finally:
+        first.close()
+    assert len(upstream.requests_for(path.name, server="files", method="GET")) == 1
+
+
 def test_a_stalled_first_client_does_not_hold_up_the_next(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:

@@ -166,6 +166,17 @@ class _Progress:
             self.cond.notify_all()
 
 
+@dataclass
+class _Flight:
+    """A download under way in this process, for a request for the same file to join."""
+
+    tmp_path: Path  # what it is written to
+    progress: _Progress
+    size: int | None
+    most: int
+    storing: Future[None]
+
+
 class _Failures:
     """The downloads that failed, by URL, each with when and the error its request answered:
     the requests that waited for one answer with that error, rather than each try the upstream
@@ -221,6 +232,8 @@ class PullThrough:
         self.events = events
         self.wait_timeout = wait_timeout
         self._failures = _Failures(wait_timeout)  # for the requests that waited for them
+        self._flights: dict[str, _Flight] = {}  # big files being fetched here, by URL
+        self._flights_lock = threading.Lock()
         self._prefetching: set[str] = set()  # URLs fetched for the cache on behalf of ranges
         self._prefetch_lock = threading.Lock()
         # Never more files waiting to be stored than threads storing them: each holds its
@@ -294,6 +307,8 @@ class PullThrough:
         download this one waited for."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
+        if (joined := self._join(url, view)) is not None:
+            return joined
         lock = self.locks.lock(url)
         asked = time.monotonic()
         self._take(lock, url)
@@ -336,12 +351,18 @@ class PullThrough:
             # stored once verified, while the held-back tail goes out.
             storing = Future()
             fetch = (client, resp, writer, entry, url, lock, keep, progress, most)
+            flight = _Flight(writer.tmp_path, progress, size, most, storing)
+            with self._flights_lock:
+                self._flights[url] = flight
 
             def fetch_then_store() -> None:
                 alongside = None
                 try:
                     alongside = self._receive_then_store(*fetch)
                 finally:  # a storing under way is done when its storing thread is
+                    with self._flights_lock:  # stored or given up: the lock tells
+                        if self._flights.get(url) is flight:  # not a later download's
+                            del self._flights[url]
                     if alongside is None:
                         storing.set_result(None)
                     else:
@@ -350,8 +371,38 @@ class PullThrough:
             threading.Thread(
                 target=fetch_then_store, name="pullthrough-download", daemon=True
             ).start()
-        # Answer once more than the held-back tail has arrived, or the download has ended: a
-        # small file is then wholly fetched and verified (a failure is a clean 502).
+        return self._tailed(reader, progress, url, most, size, view.stale, storing)
+
+    def _join(self, url: str, view: PageView) -> StreamedFile | None:
+        """The big file this process is fetching from `url`, sent as it grows, as to the
+        request that started its download: a request waiting for the download's lock gets no
+        byte until the file is stored, and a client that gives up on a silent server (pip
+        after 15 s) failed on a file that takes longer to come. None when there is no such
+        download (or it has just ended: then the lock tells whether it was stored)."""
+        with self._flights_lock:
+            flight = self._flights.get(url)
+        if flight is None:
+            return None
+        try:
+            reader = open(flight.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
+        except FileNotFoundError:  # stored (renamed into place) or given up just now
+            return None
+        most, storing = flight.most, flight.storing
+        return self._tailed(reader, flight.progress, url, most, flight.size, view.stale, storing)
+
+    def _tailed(
+        self,
+        reader: BinaryIO,
+        progress: _Progress,
+        url: str,
+        most: int,
+        size: int | None,
+        stale: bool,
+        storing: Future[None] | None,
+    ) -> StreamedFile:
+        """A download's file as it grows, answered once more than the held-back tail has
+        arrived, or the download has ended: a small file is then wholly fetched and verified
+        (a failure is a clean 502)."""
         with progress.cond:
             if not progress.cond.wait_for(
                 lambda: progress.done or progress.written > HOLD_BACK, timeout=STALL_SECONDS
@@ -362,7 +413,7 @@ class PullThrough:
             reader.close()
             raise _answer_for(error)
         tail = self._tail(reader, progress, url, most)
-        return StreamedFile(tail, size, view.stale, reader, storing)
+        return StreamedFile(tail, size, stale, reader, storing)
 
     def _take(self, lock: Lock, url: str) -> None:
         """Take a download's lock, waiting while another request (in any worker) fetches or
