@@ -388,7 +388,9 @@ class PullThrough:
         except FileNotFoundError:  # stored (renamed into place) or given up just now
             return None
         most, storing = flight.most, flight.storing
-        return self._tailed(reader, flight.progress, url, most, flight.size, view.stale, storing)
+        joined = self._tailed(reader, flight.progress, url, most, flight.size, view.stale, storing)
+        self.metrics.cache_hits.inc()  # the upstream is not asked again, as for a waiter
+        return joined
 
     def _tailed(
         self,
