@@ -41,6 +41,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pullthrough.api.kinds import API_ROOT
+from pullthrough.api.unsupported import UNSUPPORTED
 from support.api import AUTH, Api, with_auth
 from support.packages import build_wheel
 from support.servers import Server, config_text, wait_until
@@ -61,6 +63,15 @@ TIME_LIMIT = 150.0  # seconds for the whole run; far above what it takes (25 to 
 TASK_TIMEOUT = 10.0
 MAY_FAIL = ("sync/",)  # tasks whose failure is the upstream's business, not the API's
 SHOWN = 300  # characters of a request, a response or a message shown in a finding
+# Pulp core's nouns this server refuses (404) by href too: an href of each, naming nothing
+NOTHING = "0190f5a0-0000-7000-8000-000000000000"
+UNSUPPORTED_HREFS = {
+    noun.href: f"{API_ROOT}{noun.path}{NOTHING}/" for noun in UNSUPPORTED if noun.href is not None
+} | {
+    href: f"{API_ROOT}{noun.path}{NOTHING}/{below}{NOTHING}/"
+    for noun in UNSUPPORTED
+    for below, href in noun.below
+}
 
 
 @dataclass
@@ -183,6 +194,7 @@ def objects(
             "worker_href": api.one("workers/")["pulp_href"],
             "artifact_href": api.artifact(b"an artifact no content uses"),
             "upload_href": api.create("uploads/", size=10)["pulp_href"],
+            **UNSUPPORTED_HREFS,
         },
     )
 
