@@ -715,6 +715,14 @@ UNSUPPORTED_COMMANDS = [
     ("task-group", "show", "--uuid", ID),
     ("upstream-pulp", "replicate", "--upstream-pulp", f"/pulp/api/v3/upstream-pulps/{ID}/"),
     ("vulnerability-report", "show", "--href", f"/pulp/api/v3/vuln_report/{ID}/"),
+    # actions this server lacks on what it has (repository `r`, the task that made `d`)
+    ("task", "role", "list", "--href", "{task}"),
+    ("task", "role", "my-permissions", "--href", "{task}"),
+    ("task", "role", "add", "--href", "{task}", "--role", "core.task_owner", "--user", "u"),
+    ("task", "profile-artifact-urls", "--href", "{task}"),
+    ("repository", "reclaim", "--all"),
+    ("python", "repository", "repair-metadata", "--name", "r"),
+    ("python", "repository", "version", "scan", "--repository", "r", "--version", "0"),
 ]  # fmt: skip
 
 
@@ -725,14 +733,16 @@ def test_pulp_cli_commands_for_what_is_not_offered_end_in_one_clear_error(
     task groups, ...): pulp-cli ended in a `KeyError: 'users_list'` traceback, as the API
     document lacked the operation; now one line says it is not supported, and exit status 1.
     So do `show`, `update`, `destroy` and the rest by href, which read the object first (they
-    ended in `KeyError: 'users_read'`)."""
+    ended in `KeyError: 'users_read'`). And the actions Pulp has on what this server has that
+    it lacks (task roles, reclaim, repair-metadata, scan: `KeyError: 'tasks_list_roles'`)."""
     _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
-    pulp.run("status")  # the API document, fetched once before the commands run side by side
-    with ThreadPoolExecutor(4) as pool:
-        procs = list(
-            pool.map(lambda command: pulp.run(*command, check=False), UNSUPPORTED_COMMANDS)
-        )
-    for command, proc in zip(UNSUPPORTED_COMMANDS, procs, strict=True):
+    pulp.run("python", "repository", "create", "--name", "r")
+    made = pulp.run("python", "distribution", "create", "--name", "d", "--base-path", "d")
+    task = made.stderr.split("Started background task ")[1].split()[0]
+    commands = [[arg.format(task=task) for arg in command] for command in UNSUPPORTED_COMMANDS]
+    with ThreadPoolExecutor(4) as pool:  # (the API document is in the cache by now)
+        procs = list(pool.map(lambda command: pulp.run(*command, check=False), commands))
+    for command, proc in zip(commands, procs, strict=True):
         out = proc.stdout + proc.stderr
         assert "Traceback" not in out, (command, out)
         assert proc.returncode == 1, (command, out)

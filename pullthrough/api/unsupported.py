@@ -7,7 +7,8 @@ operations, each answering 404 `{"detail": ...}` (no such thing here; a 5xx woul
 server failed), turns `pulp user list` into one line,
 `Error: {"detail": "Not supported by pullthrough: ..."}`; the document says the same. Their
 read too: `show`, `update`, `destroy` and the rest given an href read the object first, so
-the refusal of the read is what every one of them prints.
+the refusal of the read is what every one of them prints. So are the actions Pulp has on
+objects this server does have (roles on tasks, reclaim, repair_metadata, scan).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from flask import Response
 
-from pullthrough.api.kinds import API_ROOT
+from pullthrough.api.kinds import API_ROOT, REPOSITORY, TASK, VERSION
 from pullthrough.api.operations import Call, Operation, View, json_response
 from pullthrough.api.params import (
     CONTAINS,
@@ -109,37 +110,84 @@ UNSUPPORTED = (
 )  # fmt: skip
 
 
-def _refuse(unsupported: Unsupported) -> View:
-    """A view answering 404 with what `unsupported` says."""
+@dataclass(frozen=True)
+class Action:
+    """An action of Pulp's on an object of a kind this server has, which it lacks: its
+    operationId, method, the object's path (a Flask rule below API_ROOT; "" for an action on
+    none) and the document's name for its href, the action's path below it, what it does,
+    what to use instead, and whether pulp-cli sends a body (it must be declared, or absent)."""
+
+    operation: str
+    method: str
+    item: str
+    href: str | None
+    path: str
+    what: str
+    instead: str = ""
+    body: bool = False
+
+    def detail(self) -> str:
+        reason = f": {self.instead}" if self.instead else ""
+        return f"Not supported by pullthrough: {self.what}{reason}."
+
+
+TASK_ITEM = f"{TASK.path}<id>/"
+VERSION_ITEM = f"{REPOSITORY.path}<id>/versions/<int:number>/"
+UNSUPPORTED_ACTIONS = (
+    *(
+        Action(f"tasks_{verb}", method, TASK_ITEM, TASK.href_param, f"{verb}/",
+               "roles and permissions on tasks", NO_USERS, body=method == "POST")
+        for verb, method in (
+            ("list_roles", "GET"), ("add_role", "POST"), ("remove_role", "POST"),
+            ("my_permissions", "GET"),
+        )
+    ),
+    Action("tasks_profile_artifacts", "GET", TASK_ITEM, TASK.href_param, "profile_artifacts/",
+           "task profiles"),
+    Action("repositories_reclaim_space_reclaim", "POST", "", None, "repositories/reclaim_space/",
+           "reclaiming the disk space of repositories' files",
+           "`pulp orphan cleanup` removes the files no repository version holds", body=True),
+    Action(f"{REPOSITORY.operation}_repair_metadata", "POST", f"{REPOSITORY.path}<id>/",
+           REPOSITORY.href_param, "repair_metadata/", "repairing packages' metadata",
+           "it is read from each file as it is stored; `pulp python repository version repair` "
+           "checks the files"),
+    Action(f"{VERSION.operation}_scan", "POST", VERSION_ITEM, VERSION.href_param, "scan/",
+           "vulnerability scans of repository versions"),
+)  # fmt: skip
+
+
+def _refuse(detail: str) -> View:
+    """A view answering 404 with `detail`."""
 
     def view(call: Call) -> Response:
-        return json_response({"detail": unsupported.detail()}, 404)
+        return json_response({"detail": detail}, 404)
 
     return view
 
 
 def _refusal(
-    noun: Unsupported,
-    verb: str,
+    operation_id: str,
+    detail: str,
     method: str,
     rule: str,
     *,
+    doc_path: str | None = None,
     href: str | None = None,
     params: tuple[Param, ...] = (),
-    body: tuple[()] | None = None,
+    body: bool = False,
 ) -> Operation:
-    """The operation `<noun>_<verb>` answering 404 with what `noun` says; with `href`, on one
-    object (the document's path is that parameter, as Pulp's)."""
+    """The operation answering 404 `detail`: at `rule` (the document's path: `doc_path`, or
+    the rule), on the object `href` names if given; with `body`, it takes one (no fields)."""
     return Operation(
-        f"{noun.operation}_{verb}",
+        operation_id,
         method,
         rule,
-        rule if href is None else "{" + href + "}",
-        _refuse(noun),
-        noun.detail(),
+        doc_path or rule,
+        _refuse(detail),
+        detail,
         params=params,
         path_param=href,
-        body=body,
+        body=() if body else None,
         transaction=False,
         responses={404: "NotFoundResponse"},
     )
@@ -148,19 +196,29 @@ def _refusal(
 def operations() -> list[Operation]:
     out = []
     for noun in UNSUPPORTED:
-        path = API_ROOT + noun.path
+        path, detail = API_ROOT + noun.path, noun.detail()
         # what pulp-cli sends (a declared parameter or its own refusal): lookups, name filters
         lookup: tuple[Param, ...] = (
             (Param(noun.lookup),) if noun.lookup not in (None, "name") else ()
         )
         lookup += Filter("name", (EXACT, CONTAINS, ICONTAINS, IN)).params()
-        out.append(_refusal(noun, "list", "GET", path, params=(*PAGE_PARAMS, *lookup)))
-        out.append(_refusal(noun, "create", "POST", path, body=()))
-        if noun.href is not None:
-            item = path + "<item>/"
-            out.append(_refusal(noun, "read", "GET", item, href=noun.href, params=READ_PARAMS))
-        for below, href in noun.below:
-            rule = f"{path}<owner>/{below}<item>/"
-            verb = f"{below.strip('/')}_read"
-            out.append(_refusal(noun, verb, "GET", rule, href=href, params=READ_PARAMS))
+        list_params = (*PAGE_PARAMS, *lookup)
+        out.append(_refusal(f"{noun.operation}_list", detail, "GET", path, params=list_params))
+        out.append(_refusal(f"{noun.operation}_create", detail, "POST", path, body=True))
+        reads = [(f"{noun.operation}_read", path + "<item>/", noun.href)]  # by href, as Pulp
+        reads += [
+            (f"{noun.operation}_{below.strip('/')}_read", f"{path}<owner>/{below}<item>/", href)
+            for below, href in noun.below
+        ]
+        for operation_id, rule, href in reads:
+            if href is not None:
+                read = _refusal(operation_id, detail, "GET", rule, doc_path="{" + href + "}",
+                                href=href, params=READ_PARAMS)  # fmt: skip
+                out.append(read)
+    for action in UNSUPPORTED_ACTIONS:
+        below = API_ROOT if action.href is None else "{" + action.href + "}"
+        rule = API_ROOT + action.item + action.path
+        doc_path = below + action.path
+        out.append(_refusal(action.operation, action.detail(), action.method, rule,
+                            doc_path=doc_path, href=action.href, body=action.body))  # fmt: skip
     return out
