@@ -775,13 +775,13 @@ def test_remote_provenance_is_refused_not_ignored_through_pulp_cli(
     assert pulp.json_object("python", "remote", "show", "--name", "p")["provenance"] is False
 
 
-def test_content_with_attestations_is_refused_not_stripped_through_pulp_cli(
+def test_content_with_attestations_or_a_file_url_is_refused_not_ignored_through_pulp_cli(
     upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     """`pulp python content upload --attestation ...` (and `content create`: the same REST
     endpoint) sends the file's PEP 740 attestations, which this index does not keep. The
     legacy upload refuses them (89618c2); the REST upload took the file and dropped them
-    unseen. It is a 400 that says so, and nothing is kept."""
+    unseen. It is a 400 that says so, and nothing is kept. So is `content create --file-url`."""
     _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
     pulp.run("python", "repository", "create", "--name", "att")
     wheel = build_wheel(tmp_path / "w", "attested", "1.0")
@@ -799,3 +799,13 @@ def test_content_with_attestations_is_refused_not_stripped_through_pulp_cli(
     assert pulp.json_list("python", "content", "list", "--filename", wheel.name) == []
     repo = pulp.json_object("python", "repository", "show", "--name", "att")
     assert repo["latest_version_href"].endswith("/versions/0/")
+    # `content create --file-url` (Pulp downloads the file from there): it was dropped unseen,
+    # and the refusal said to give a file, an upload or an artifact, as if none had been given
+    refused = pulp.run(
+        "python", "content", "create", "--relative-path", wheel.name, "--repository", "att",
+        "--file-url", f"{upstream.files_root_url}{wheel.name}", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stdout
+    assert '{"file_url": ["Not supported by pullthrough: it downloads no file for' in (
+        refused.stderr
+    ), refused.stderr

@@ -304,6 +304,15 @@ UPLOAD = (
         help="Not supported: PEP 740 attestations are not kept, and a file sent with them is"
         " refused (400).",
     ),
+    Field(
+        "file_url",
+        "string",
+        help="Not supported: the server downloads no file for content from a URL (400).",
+    ),
+)
+NO_FILE_URL = (
+    "Not supported by pullthrough: it downloads no file for content from a URL; send the file"
+    " (pulp-cli: --file), or sync it from a remote."
 )
 
 
@@ -313,7 +322,9 @@ SOURCES = ("file", "upload", "artifact")  # what content is made from
 
 def _one_source(session: Session, values: dict[str, Any], row: Any) -> None:
     """A file, an artifact or an upload (whose name the relative path gives), as Pulp's python
-    plugin."""
+    plugin; not a URL to download it from (Pulp's `file_url`): refused, not ignored."""
+    if "file_url" in values:
+        raise invalid("file_url", NO_FILE_URL)
     if sum(source in values for source in SOURCES) != 1:
         sources = ", ".join(SOURCES)
         raise ValidationError(
