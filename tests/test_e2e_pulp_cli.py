@@ -232,7 +232,16 @@ def test_task_list_and_its_filters_through_pulp_cli(
     assert hrefs("--started-after", "2999-01-01") == []
     assert hrefs("--finished-before", "2999-01-01") == [t["pulp_href"] for t in every]
     assert hrefs("--cid", "no-such-correlation-id") == []
-    assert hrefs("--reserved-resource", dist["pulp_href"]) == []  # no task records any
+    # what a task acted on, as Pulp records it: `repository task list` lists a repository's
+    (updated,) = [t["pulp_href"] for t in every if t["name"].endswith("repository.update")]
+    r_href = pulp.json_object("python", "repository", "show", "--name", "r")["pulp_href"]
+    on_r = pulp.json_list("python", "repository", "task", "list", "--repository", "r")
+    assert [t["pulp_href"] for t in on_r] == [updated]
+    assert on_r[0]["reserved_resources_record"] == [r_href]
+    assert hrefs("--reserved-resource", r_href) == [updated]
+    assert hrefs("--exclusive-resource", r_href) == [updated]
+    assert hrefs("--shared-resource", r_href) == []
+    assert pulp.json_list("python", "repository", "task", "list", "--repository", "s") == []
     # ordered by any of a task's times, as Pulp (pulp-cli's own tests order by started_at)
     assert hrefs("--ordering", "started_at") == [t["pulp_href"] for t in reversed(every)]
     assert hrefs("--ordering", "-finished_at") == [t["pulp_href"] for t in every]

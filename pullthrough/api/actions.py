@@ -3,6 +3,7 @@ content, sync it, cancel a task, clean up orphans, upload content."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
@@ -64,8 +65,11 @@ from pullthrough.services.uploads import NO_ATTESTATIONS, UploadRefused
 from pullthrough.storage.store import from_start
 
 
-def queued(call: Call, name: str, args: dict[str, object]) -> Response:
-    task_id = enqueue(call.session, name, args, cid=call.cid)
+def queued(
+    call: Call, name: str, args: dict[str, object], reserved: Sequence[str] = ()
+) -> Response:
+    """A background task (`reserved`: what it acts on, as enqueue's): 202 with it."""
+    task_id = enqueue(call.session, name, args, cid=call.cid, reserved=reserved)
     call.after.append(call.services.wake_workers)
     return json_response({"task": kinds.TASK.href(task_id)}, 202)
 
@@ -144,7 +148,8 @@ def modify(call: Call) -> Response:
 
     call.after.append(forget)
     try:
-        return task_answer(call, "pullthrough.tasks.repository.modify", work)
+        reserved = [kinds.REPOSITORY.href(repo.id)]
+        return task_answer(call, "pullthrough.tasks.repository.modify", work, reserved)
     except PackagesBlocked as exc:  # a base version's package the blocklist names now
         call.after.clear()
         return json_response([str(exc)], 400)
@@ -167,7 +172,9 @@ def sync(call: Call) -> Response:
         raise invalid("remote", "A remote must be given, or set on the repository.")
     policy = call.values.get("sync_policy", "additive")
     mirror = bool(call.values.get("mirror")) or policy != "additive"
-    return queued(call, SYNC, {"repository_id": repo.id, "remote_id": remote_id, "mirror": mirror})
+    args = {"repository_id": repo.id, "remote_id": remote_id, "mirror": mirror}
+    reserved = [kinds.REPOSITORY.href(repo.id), "shared:" + kinds.REMOTE.href(remote_id)]
+    return queued(call, SYNC, args, reserved)
 
 
 # ---- tasks: cancel --------------------------------------------------------------------------
@@ -255,7 +262,8 @@ def repair_version(call: Call) -> Response:
     version: RepositoryVersion = call.row
     verify = call.values.get("verify_checksums", True)
     args = {"repository_id": version.repository_id, "number": version.number}
-    return queued(call, REPAIR, {**args, "verify_checksums": verify})
+    reserved = [kinds.REPOSITORY.href(version.repository_id)]
+    return queued(call, REPAIR, {**args, "verify_checksums": verify}, reserved)
 
 
 def repair_all(call: Call) -> Response:
@@ -273,7 +281,7 @@ def delete_version(call: Call) -> Response:
     if is_distributed(call.session, version):
         return json_response([str(DistributedVersion())], 400)
     args = {"repository_id": version.repository_id, "number": version.number}
-    return queued(call, DELETE_VERSION, args)
+    return queued(call, DELETE_VERSION, args, [kinds.REPOSITORY.href(version.repository_id)])
 
 
 # ---- content upload -------------------------------------------------------------------------
@@ -388,7 +396,9 @@ def upload(call: Call) -> Response:
         outcome.result = CONTENT.to_json(package, Render(session, request.host_url))
 
     with svc.catalog.session() as session:
-        return task_answer(Call(svc, session, None, {}, call.cid, call.after), UPLOAD_TASK, work)
+        reserved = [kinds.REPOSITORY.href(repo.id)] if repo is not None else []
+        answered = Call(svc, session, None, {}, call.cid, call.after)
+        return task_answer(answered, UPLOAD_TASK, work, reserved)
 
 
 def _action(

@@ -51,7 +51,10 @@ def written(call: Call, binding: Binding, verb: str, work: Work, status: int) ->
     resource = binding.resource
     if verb in resource.tasks:
         task_verb = "update" if verb == PARTIAL_UPDATE else verb
-        return task_answer(call, f"pullthrough.tasks.{resource.kind.label}.{task_verb}", work)
+        name = f"pullthrough.tasks.{resource.kind.label}.{task_verb}"
+        # what it acts on, as Pulp records it: the object its path names (its href)
+        reserved = [request.path] if verb in (UPDATE, PARTIAL_UPDATE, DELETE) else []
+        return task_answer(call, name, work, reserved)
     call.changed()
     outcome = TaskOutcome()
     work(call.session, outcome)

@@ -299,8 +299,10 @@ TASKS = Resource(
         *ro("child_tasks", type="array"),
     ),
     # pulp-cli's `task list` options; its empty `--*-resource-in` are declared or it refuses
-    # to run. No task records reservations (reserved_resources_record is empty) nor a parent or
-    # group (task_group, parent_task: refused).
+    # to run. A task records what it acts on in reserved_resources_record, as Pulp: the object
+    # it updates or deletes, the repository it syncs or changes (`shared:` the remote it reads),
+    # so `repository task list` finds them. None records a parent or group (task_group,
+    # parent_task: refused).
     filters=(
         Filter("name", (EXACT, IN, CONTAINS)),
         Filter("state", (EXACT, IN), choices=TASK_STATES),

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -65,10 +65,16 @@ class TaskOutcome:
 
 
 def record_completed(
-    session: Session, name: str, work: Callable[[Session, TaskOutcome], None], *, cid: str = ""
+    session: Session,
+    name: str,
+    work: Callable[[Session, TaskOutcome], None],
+    *,
+    cid: str = "",
+    reserved: Sequence[str] = (),
 ) -> str:
     """Do `work` and record it as a completed task, in the caller's transaction; returns the
-    task's id. No task worker ran it, so it names none (its `worker` is empty)."""
+    task's id. No task worker ran it, so it names none (its `worker` is empty). `reserved`: what
+    it acted on, as Pulp records it (an href; `shared:<href>` for what it only read)."""
     started = now()
     outcome = TaskOutcome()
     work(session, outcome)
@@ -79,7 +85,7 @@ def record_completed(
         started_at=started,
         finished_at=now(),
         created_resources=[ref.to_json() for ref in outcome.created],
-        reserved_resources=[],
+        reserved_resources=list(reserved),
         result=outcome.result,
     )
     session.add(task)
@@ -199,10 +205,17 @@ def purge_tasks(ctx: TaskContext) -> None:
     )
 
 
-def enqueue(session: Session, name: str, args: dict[str, Any], *, cid: str = "") -> str:
+def enqueue(
+    session: Session,
+    name: str,
+    args: dict[str, Any],
+    *,
+    cid: str = "",
+    reserved: Sequence[str] = (),
+) -> str:
     """Queue a background task in the caller's transaction; returns its id. Wake the workers
-    once it is committed."""
-    task = Task(name=name, args=args, logging_cid=cid, reserved_resources=[])
+    once it is committed. `reserved`: as record_completed's."""
+    task = Task(name=name, args=args, logging_cid=cid, reserved_resources=list(reserved))
     session.add(task)
     session.flush()
     return task.id
