@@ -19,6 +19,7 @@ import requests
 
 from support.api import AUTH, PASSWORD, with_auth
 from support.packages import build_wheel
+from support.postgres import private_database
 from support.servers import Server, config_text, wait_until
 from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
@@ -818,3 +819,31 @@ def test_content_with_attestations_or_a_file_url_is_refused_not_ignored_through_
     assert '{"file_url": ["Not supported by pullthrough: it downloads no file for' in (
         refused.stderr
     ), refused.stderr
+
+
+def test_names_longer_than_the_catalog_keeps_are_refused_through_pulp_cli(
+    upstream: Upstream, postgres_url: str, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A name or base path of more than 255 characters (what the catalog's columns hold, and
+    Pulp's limit) was a 500 on PostgreSQL, which refuses to store it; it is a 400 that says so,
+    as Pulp's."""
+    with private_database(postgres_url) as database:
+        text = config_text(upstream.index_url, tmp_path / "data")
+        text = text.replace("[server]\n", f'[server]\ndatabase_url = "{database}"\n', 1)
+        pulp = Pulp(live_server(with_auth(text)).url, tmp_path)
+        long = "x" * 256
+        commands = [
+            ("python", "repository", "create", "--name", long),
+            ("python", "remote", "create", "--name", long, "--url", upstream.index_url),
+            ("python", "distribution", "create", "--name", "d", "--base-path", long),
+        ]
+        with ThreadPoolExecutor(3) as pool:
+            procs = list(pool.map(lambda command: pulp.run(*command, check=False), commands))
+        for command, proc in zip(commands, procs, strict=True):
+            assert proc.returncode == 1, (command[:3], proc.stdout)
+            assert "Ensure this field has no more than 255 characters." in proc.stderr, (
+                command[:3],
+                proc.stderr,
+            )
+        assert pulp.json_list("python", "repository", "list") == []
+        pulp.run("python", "repository", "create", "--name", "x" * 255)

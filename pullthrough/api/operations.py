@@ -290,6 +290,8 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
                 value = declared.validate(value)
             elif not isinstance(value, FileStorage):  # a form's text field, not a file part
                 raise ValueError(NOT_A_FILE)
+            if isinstance(value, str) and op.model is not None:
+                _fits(op.model, declared.name, value)
             if declared.href and isinstance(value, list):
                 value = resolve_all(session, declared.href, value, declared.name)
             elif declared.href and value is not None:
@@ -311,6 +313,15 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
     if op.check is not None:
         op.check(session, values, row)
     return values
+
+
+def _fits(model: type[Base], name: str, value: str) -> None:
+    """A ValueError (DRF's message) if `value` is longer than the model's column `name` holds:
+    PostgreSQL refuses to store it (a 500), SQLite would keep it whole."""
+    column = inspect(model).columns.get(name)
+    length = getattr(column.type, "length", None) if column is not None else None
+    if isinstance(length, int) and len(value) > length:
+        raise ValueError(f"Ensure this field has no more than {length} characters.")
 
 
 def _checked(op: Operation) -> Callable[..., Response]:
