@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
 
 from support.packages import build_wheel
 from support.servers import Server, config_text
@@ -947,7 +948,16 @@ def test_remote_secrets_are_write_only(api: Api) -> None:
     seen(api.get(REMOTES, params={"fields": "username,password,client_key,proxy_password"}))
     seen(api.get(href, params={"fields": "password"}))
     update = api.task(
-        seen(api.patch(href, {"password": "pw-rotated-6e0d", "url": "http://127.0.0.1:8/"}))
+        seen(
+            api.patch(
+                href,
+                {
+                    "username": "user-7f3a",
+                    "password": "pw-rotated-6e0d",
+                    "url": "http://127.0.0.1:8/",
+                },
+            )
+        )
     )
     assert update["result"]["url"] == "http://127.0.0.1:8/"
     seen(api.get(api.ok(responses[-1], 202)["task"]))
@@ -965,6 +975,53 @@ def test_remote_secrets_are_write_only(api: Api) -> None:
             assert value not in resp.text, (resp.url, value)
     for body in (created, read, update["result"]):
         assert not set(SECRETS) & set(body)
+
+
+def test_a_remote_moved_to_another_host_takes_its_credentials_only_when_given_again(
+    upstream: Upstream,
+    gunicorn_server: Callable[..., Server],
+    scripted: HTTPServer,
+    tmp_path: Path,
+) -> None:
+    """The index's credentials and headers go to the index's host only: an API client that may
+    not read them must not have them sent to a host of its choosing by changing only the URL
+    (nor the proxy's credentials by changing only the proxy's URL)."""
+    server = gunicorn_server(with_admin_password(config_text(upstream.index_url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        secrets = {"username": "user-7f3a", "password": "pw-9c1e4b"}
+        body = {"name": "authd", "url": upstream.index_url, **secrets}
+        remote = api.ok(api.post(REMOTES, {**body, "headers": [{"X-Api-Key": "key-93f0"}]}), 201)
+        href = remote["pulp_href"]
+        api.create_distribution("authd", remote=href)
+        elsewhere = scripted.url_for("/simple/")
+
+        moved = api.patch(href, {"url": elsewhere})
+        api.get("/pypi/authd/simple/shelf-reader/")
+        sent = [request.headers for request, _ in scripted.log]
+        assert not [h for h in sent if "Authorization" in h or "X-Api-Key" in h], sent
+        assert moved.status_code == 400, moved.text
+        assert set(moved.json()) == {"username", "password", "headers"}, moved.text
+        assert "give it again (or null)" in moved.text
+        for fields in ({"username": "u", "password": "p"}, {"password": "p", "headers": []}):
+            refused = api.patch(href, {"url": elsewhere, **fields})
+            assert refused.status_code == 400, (fields, refused.text)
+        # given again, they go there
+        given = {"username": "user-2", "password": "pw-new-1", "headers": []}
+        api.task(api.patch(href, {"url": elsewhere, **given}))
+        api.get("/pypi/authd/simple/shelf-reader/")
+        sent_as = [request.headers.get("Authorization") for request, _ in scripted.log]
+        assert sent_as and set(sent_as) == {"Basic dXNlci0yOnB3LW5ldy0x"}  # user-2:pw-new-1
+
+        proxied = {"proxy_url": "http://127.0.0.1:9/", "proxy_password": "proxy-pw-0a8f"}
+        api.task(api.patch(href, proxied))
+        refused = api.patch(href, {"proxy_url": "http://127.0.0.1:8/"})
+        assert refused.status_code == 400 and list(refused.json()) == ["proxy_password"]
+        api.task(api.patch(href, {"proxy_url": None}))  # sent nowhere: kept, unused
+        refused = api.patch(href, {"proxy_url": "http://127.0.0.1:8/"})
+        assert refused.status_code == 400 and list(refused.json()) == ["proxy_password"]
+        api.task(api.patch(href, {"proxy_url": "http://127.0.0.1:8/", "proxy_password": None}))
 
 
 def test_correlation_id_is_echoed(api: Api, anonymous: requests.Session) -> None:

@@ -393,12 +393,20 @@ def _origin(url: object) -> tuple[str, str | None, int | None] | None:
         return parts.scheme.lower(), parts.hostname, -1
 
 
+# The write-only settings a remote sends to the host of each of its URLs
+SENT_WITH = {
+    "url": ("username", "password", "headers"),
+    "proxy_url": ("proxy_username", "proxy_password"),
+}
+
+
 def _remote_check(session: Session, values: dict[str, Any], row: Any) -> None:
-    """A secret written back as shown (HIDDEN) is kept only where it was sent before: a URL's
-    credentials and query values for that URL's own scheme, host and port, the headers' values
-    for the index's; else an API client that may not read them could send them to a host of
-    its choosing. Provenance (Pulp's `provenance`) is never synced: asking for it is refused,
-    not ignored."""
+    """A secret is kept only where it was sent before: a URL's credentials and query values
+    written back as shown (HIDDEN) for that URL's own scheme, host and port, the headers' values
+    for the index's, and a URL moved to another host takes the secrets it is sent with
+    (SENT_WITH) only when they are given again; else an API client that may not read them
+    could send them to a host of its choosing. Provenance (Pulp's `provenance`) is never
+    synced: asking for it is refused, not ignored."""
     if values.pop("provenance", False):
         raise invalid("provenance", NO_PROVENANCE)
     if row is None:
@@ -417,6 +425,15 @@ def _remote_check(session: Session, values: dict[str, Any], row: Any) -> None:
             "headers",
             "A header value shown as ******** is kept only for the same index host; give it again.",
         )
+    moved = {
+        secret: [f"Sent only to the host of the {name} it was given with; give it again (or null)."]
+        for name, secrets in SENT_WITH.items()
+        if values.get(name) and _origin(values[name]) != _origin(old.get(name))
+        for secret in secrets
+        if old.get(secret) and secret not in values
+    }
+    if moved:
+        raise ValidationError(moved)
 
 
 REMOTES = Binding(
