@@ -123,10 +123,25 @@ def _name(value: object) -> str:
 
 
 def _http_url(value: str) -> str:
+    """An http(s) URL whose host (and port) parse: a user or password with a `/`, `?` or `#`
+    not percent-encoded would end the host early (`http://bob:pa/ss@host/` names the host `bob`,
+    the port `pa`) and leave the rest of the password in the path, shown and logged."""
     text = value.strip()
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL, got {without_userinfo(text)!r}")
+    shown = without_userinfo(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL, got {shown!r}")
+    if "@" in text[text.index("//") + 2 + len(parts.netloc) :]:  # after the host
+        raise ValueError(
+            f"expected an http(s) URL, got {shown!r}: a user or password holding '/', '?', '#'"
+            " or '@' must have them percent-encoded (%2F, %3F, %23, %40)"
+        )
+    try:
+        parts.port  # noqa: B018 - read for its check
+    except ValueError:
+        raise ValueError(
+            f"expected an http(s) URL, got {shown!r}: its port is no number from 0 to 65535"
+        ) from None
     return text
 
 

@@ -1024,6 +1024,40 @@ def test_a_remote_moved_to_another_host_takes_its_credentials_only_when_given_ag
         api.task(api.patch(href, {"proxy_url": "http://127.0.0.1:8/", "proxy_password": None}))
 
 
+def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(
+    gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A password with `/`, `?` or `#` not percent-encoded ends the URL's host early (the
+    host `bob`, the port `pa`): such a URL was kept, and shown with its password in plain text
+    (the part after the `/` is the path), and the status anyone reads, every page of the
+    distribution and the reachability check failed with a 500 on its port, as with a port
+    past 65535."""
+    server = gunicorn_server(with_admin_password(config_text("http://127.0.0.1:9/", tmp_path)))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        plain = api.ok(api.post(REMOTES, {"name": "plain", "url": "http://127.0.0.1:9/"}), 201)
+        for i, url in enumerate(
+            (
+                "http://bob:pa/ss-77@127.0.0.1:9/simple/",
+                "http://bob:pa?ss-77@127.0.0.1:9/simple/",
+                "http://bob:pa#ss-77@127.0.0.1:9/simple/",
+                "http://bob:12/ss-77@127.0.0.1:9/simple/",
+                "http://127.0.0.1:99999/simple/",
+                "http://127.0.0.1:port/simple/",
+                "http:///simple/",
+            )
+        ):
+            for field in ("url", "proxy_url"):
+                body = {"name": f"r{i}", "url": "http://127.0.0.1:9/", field: url}
+                for answer in (api.post(REMOTES, body), api.patch(plain["pulp_href"], body)):
+                    assert answer.status_code == 400, (field, url, answer.text)
+                    assert list(answer.json()) == [field] and "ss-77" not in answer.text
+        assert "ss-77" not in api.get(REMOTES).text
+        for page in ("/pulp/api/v3/status/", "/status/"):
+            assert requests.get(server.url + page, timeout=TIMEOUT).status_code == 200
+
+
 def test_correlation_id_is_echoed(api: Api, anonymous: requests.Session) -> None:
     cid = "c0ffee-" + uuid.uuid4().hex
     for method, path, body in (

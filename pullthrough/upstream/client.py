@@ -593,8 +593,12 @@ def describe_url(url: str) -> str:
     """A URL fit for logs and error messages: never its credentials or query string."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # no number: a remote's URL kept before config._http_url checked it
+        port = None
+    if port:
+        host += f":{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
