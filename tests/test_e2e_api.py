@@ -1024,6 +1024,40 @@ def test_a_remote_moved_to_another_host_takes_its_credentials_only_when_given_ag
         api.task(api.patch(href, {"proxy_url": "http://127.0.0.1:8/", "proxy_password": None}))
 
 
+def test_credentials_in_a_remote_url_log_in_to_the_index_only(
+    upstream: Upstream,
+    gunicorn_server: Callable[..., Server],
+    scripted: HTTPServer,
+    tmp_path: Path,
+) -> None:
+    """`https://user:token@index/simple/` is how pip and Pulp take an index's credentials:
+    they were never sent (urllib3 drops a URL's user and password), so such an index answered
+    401, and through an http proxy they went to the proxy in the request line instead."""
+    url = upstream.index_url.replace("http://", "http://idx-user:pw%2F9c@")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    wheel = next(f for f in upstream.files_for("shelf-reader") if f.filename.endswith(".whl"))
+    assert requests.get(f"{server.index()}shelf-reader/", timeout=TIMEOUT).status_code == 200
+    fetched = requests.get(f"{server.url}/pulp/content/main/{wheel.filename}", timeout=TIMEOUT)
+    assert fetched.content == wheel.data
+    (page,) = upstream.requests_for("shelf-reader", server="index")
+    assert page.headers.get("authorization") == "Basic aWR4LXVzZXI6cHcvOWM="  # idx-user:pw/9c
+    (file,) = upstream.requests_for(wheel.filename, server="files")  # another port: no login
+    assert "authorization" not in file.headers
+
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        body = {"name": "proxied", "url": url, "proxy_url": scripted.url_for("/")}
+        proxied = api.ok(api.post(REMOTES, body), 201)
+        api.create_distribution("proxied", remote=proxied["pulp_href"])
+        api.get("/pypi/proxied/simple/meta-lib/")  # a page not kept yet
+    through = {
+        (request.environ["REQUEST_URI"], request.headers.get("Authorization"))
+        for request, _ in scripted.log  # the proxy's 500 asked again (max_retries)
+    }
+    assert through == {(upstream.index_url + "meta-lib/", "Basic aWR4LXVzZXI6cHcvOWM=")}
+
+
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(
     gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:

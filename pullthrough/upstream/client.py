@@ -126,6 +126,13 @@ def simple_root(url: str) -> str:
     return url if url.rstrip("/").endswith("/simple") else url + "simple/"
 
 
+def without_credentials(url: str) -> str:
+    """A URL without its user and password (those a remote's URL holds log in to the index, as
+    pip and Pulp take them: they are no part of any URL it asks, nor of its request lines)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _with_credentials(url: str, username: str | None, password: str | None) -> str:
     if not username:
         return url
@@ -170,7 +177,7 @@ class UpstreamClient:
     ) -> None:
         self.remote = remote
         self._observer = observer
-        self.root = simple_root(remote.url)
+        self.root = simple_root(without_credentials(remote.url))
         self._origin = urlsplit(self.root)[:2]
         connect = remote.sock_connect_timeout or remote.connect_timeout
         self._timeout = urllib3.Timeout(connect=connect, read=remote.sock_read_timeout)
@@ -187,9 +194,13 @@ class UpstreamClient:
         # per host, unless the remote sets its own.
         # Like credentials, the remote's headers go to the index's own origin only.
         self._own_headers = dict(remote.header_map)
-        if remote.username:
+        # the remote's username and password, else (as requests) those in its URL, unquoted
+        username, password = (
+            (remote.username, remote.password) if remote.username else get_auth_from_url(remote.url)
+        )
+        if username:
             # after the remote's headers, as requests' auth came after them
-            self._own_headers["Authorization"] = _basic(remote.username, remote.password or "")
+            self._own_headers["Authorization"] = _basic(username, password or "")
         self._addresses = _Addresses()
         if remote.proxy_url:
             proxy = _with_credentials(
