@@ -1,7 +1,7 @@
 """A NUL character in what a client sends - a REST API body or filter, an uploaded file's
 Requires-Python - is a 400 saying so (in an object's href: a 404), with the catalog in SQLite
 and in PostgreSQL alike (whose text columns cannot hold one: psycopg refuses to send it, which
-was a 500), and nothing is written."""
+was a 500), and nothing is written; so is a value longer than its column is wide."""
 
 from __future__ import annotations
 
@@ -103,3 +103,37 @@ def test_null_characters_are_refused_not_a_server_error(server: Server, tmp_path
     assert resp.status_code == 400, (resp.status_code, resp.text)
     assert "null character in Requires-Python" in resp.text
     assert api.request("GET", "content/python/packages/").json()["count"] == 0
+
+
+def test_values_wider_than_their_columns_are_refused_not_a_server_error(
+    catalog_url: str, upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PostgreSQL refuses a string longer than its column (SQLite keeps it): a name or base
+    path of 256 characters was a 500 there, as was a write whose Correlation-ID (kept with its
+    task) passed 64 characters."""
+    config = config_text(upstream.index_url, tmp_path / "data").replace(
+        "[server]\n", f"[server]\ndatabase_url = {json.dumps(catalog_url)}\n", 1
+    )
+    server = gunicorn_server(with_auth(config))
+    api = Api(server.url)
+    wide = "n" * 256
+    for path, body, field in (
+        ("repositories/python/python/", {"name": wide}, "name"),
+        ("remotes/python/python/", {"name": wide, "url": "http://127.0.0.1:9/"}, "name"),
+        ("distributions/python/pypi/", {"name": wide, "base_path": "wide"}, "name"),
+        ("distributions/python/pypi/", {"name": "wide", "base_path": wide}, "base_path"),
+        ("tokens/", {"name": wide, "scopes": ["admin"]}, "name"),
+    ):
+        resp = api.request("POST", path, json=body)
+        assert resp.status_code == 400, (path, field, resp.status_code, resp.text)
+        assert resp.json() == {field: ["Ensure this field has no more than 255 characters."]}
+    assert api.request("GET", "repositories/").json()["count"] == 0
+    assert api.create("repositories/python/python/", name="n" * 255)["name"] == "n" * 255
+
+    cid = "c" * 65  # kept with the task: another one is made up, as for none
+    resp = api.request(
+        "POST", "distributions/python/pypi/", json={"name": "d", "base_path": "d"},
+        headers={"Correlation-ID": cid},
+    )  # fmt: skip
+    assert resp.status_code == 202, resp.text
+    assert resp.headers["Correlation-ID"] not in ("", cid)

@@ -46,6 +46,7 @@ from pullthrough.catalog.models import (
     Remote,
     Repository,
     RepositoryVersion,
+    Task,
     Upload,
 )
 from pullthrough.core.access import Principal
@@ -134,16 +135,11 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype=JSON_TYPE)
 
 
-def task_answer(
-    call: Call,
-    name: str,
-    work: Callable[[Session, TaskOutcome], None],
-    reserved: Sequence[str] = (),
-) -> Response:
+def task_answer(call: Call, name: str, work: Callable[[Session, TaskOutcome], None]) -> Response:
     """A quick write, done now in `call`'s transaction and recorded as a completed task: 202
-    with the task, as Pulp answers its writes. `reserved`: what it acts on (record_completed)."""
+    with the task, as Pulp answers its writes."""
     call.changed()
-    task_id = record_completed(call.session, name, work, cid=call.cid, reserved=reserved)
+    task_id = record_completed(call.session, name, work, cid=call.cid)
     return json_response({"task": TASK.href(task_id)}, 202)
 
 
@@ -290,8 +286,8 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
                 value = declared.validate(value)
             elif not isinstance(value, FileStorage):  # a form's text field, not a file part
                 raise ValueError(NOT_A_FILE)
-            if isinstance(value, str) and op.model is not None:
-                _fits(op.model, declared.name, value)
+            if isinstance(value, str) and len(value) > (most := width(op.model, declared.name)):
+                raise ValueError(f"Ensure this field has no more than {most} characters.")
             if declared.href and isinstance(value, list):
                 value = resolve_all(session, declared.href, value, declared.name)
             elif declared.href and value is not None:
@@ -315,13 +311,12 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
     return values
 
 
-def _fits(model: type[Base], name: str, value: str) -> None:
-    """A ValueError (DRF's message) if `value` is longer than the model's column `name` holds:
-    PostgreSQL refuses to store it (a 500), SQLite would keep it whole."""
-    column = inspect(model).columns.get(name)
+def width(model: type[Base] | None, name: str) -> float:
+    """How many characters the model's column `name` holds (PostgreSQL refuses a longer string,
+    SQLite keeps it); unbounded for a column without a width, or none of that name."""
+    column = inspect(model).columns.get(name) if model is not None else None
     length = getattr(column.type, "length", None) if column is not None else None
-    if isinstance(length, int) and len(value) > length:
-        raise ValueError(f"Ensure this field has no more than {length} characters.")
+    return float("inf") if length is None else length
 
 
 def _checked(op: Operation) -> Callable[..., Response]:
@@ -390,7 +385,11 @@ def blueprint(operations: list[Operation]) -> Blueprint:
 
     @bp.before_request
     def correlation() -> None:
-        g.correlation_id = request.headers.get("Correlation-ID") or uuid.uuid4().hex
+        given = request.headers.get("Correlation-ID", "")
+        # kept with the tasks it starts: one too wide for that is replaced, as a missing one
+        g.correlation_id = (
+            given if 0 < len(given) <= width(Task, "logging_cid") else uuid.uuid4().hex
+        )
 
     @bp.after_request
     def echo_correlation(resp: Response) -> Response:
