@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 import requests
+from werkzeug.http import parse_options_header
 
 from support.api import Api, legacy_upload, report, with_auth
 from support.faults import big_wheel, kill_server
@@ -327,6 +328,36 @@ def test_files_by_presigned_redirect(
     assert direct.content == first.content
     ranged = get(location, headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206 and ranged.content == first.content[:10]
+
+
+def test_a_redirected_file_keeps_its_name_whatever_characters_it_holds(
+    upstream: Upstream,
+    s3_server: S3Server,
+    bucket: str,
+    gunicorn_server: Callable[..., Server],
+    tmp_path: Path,
+) -> None:
+    """The presigned URL has the object store name the file (Content-Disposition, which pip
+    saves a download under). An upstream may list a name with a quote, a semicolon or a letter
+    past ASCII: the quote was written into the header unescaped, and the name came back cut
+    at it (pip would have saved `acme-1.0`); one past ASCII goes in `filename*`."""
+    names = ['acme-1.0"x.tar.gz', "acme-1.0;x=y.tar.gz", "acme-1.0\u00e9.tar.gz"]
+    for name in names:
+        (tmp_path / "up").mkdir(exist_ok=True)
+        (tmp_path / "up" / name).write_bytes(b"not really an sdist: " + name.encode())
+        upstream.add_file("acme", tmp_path / "up" / name)
+    server = gunicorn_server(
+        s3_config(upstream, tmp_path / "d", s3_server, bucket, s3_redirect="5m")
+    )
+    for name in names:
+        url = f"{server.url}/pulp/content/main/{quote(name)}"
+        assert get(url).status_code == 200, name  # stored, streamed from here
+        moved = get(url, allow_redirects=False)
+        assert moved.status_code == 302, name
+        sent = get(moved.headers["Location"])
+        assert sent.content == b"not really an sdist: " + name.encode()
+        disposition = sent.headers["Content-Disposition"].encode("latin-1").decode()
+        assert parse_options_header(disposition)[1].get("filename") == name, disposition
 
 
 @pytest.mark.slow

@@ -16,11 +16,13 @@ from __future__ import annotations
 import io
 import logging
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+from urllib.parse import quote
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -287,7 +289,7 @@ class S3Store(BlobStore):
         params = {
             "Bucket": self.bucket,
             "Key": self.key(sha256),
-            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            "ResponseContentDisposition": attachment(filename),
             "ResponseContentType": "application/octet-stream",
             # as the server's own answer says: a stored file never changes, and clients (uv)
             # key what they keep by the URL they asked, not the presigned one; a private
@@ -305,6 +307,21 @@ class S3Store(BlobStore):
             self.call("head_bucket", Bucket=self.bucket)
         except ClientError as exc:
             raise _unavailable(exc) from exc
+
+
+def attachment(filename: str) -> str:
+    """The Content-Disposition naming a download `filename` (RFC 6266), as werkzeug's send_file
+    writes it: a quoted string (an upstream's name may hold `"` or `;`), and a name past ASCII
+    in `filename*` (RFC 8187) after an ASCII approximation."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    if filename.isascii():
+        return f"attachment; filename={quoted(filename)}"
+    simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    encoded = quote(filename, safe="!#$&+-.^_`|~")
+    return f"attachment; filename={quoted(simple)}; filename*=UTF-8''{encoded}"
 
 
 class S3Reader(io.RawIOBase):
