@@ -6,14 +6,17 @@ was a 500), and nothing is written; so is a value longer than its column is wide
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from support.api import Api, legacy_upload, with_auth
+from support.packages import build_wheel
 from support.postgres import private_database
 from support.servers import Server, config_text
 from support.upstream import Upstream
@@ -128,7 +131,32 @@ def test_values_wider_than_their_columns_are_refused_not_a_server_error(
         assert resp.status_code == 400, (path, field, resp.status_code, resp.text)
         assert resp.json() == {field: ["Ensure this field has no more than 255 characters."]}
     assert api.request("GET", "repositories/").json()["count"] == 0
-    assert api.create("repositories/python/python/", name="n" * 255)["name"] == "n" * 255
+    repo = api.create("repositories/python/python/", name="n" * 255)
+    assert repo["name"] == "n" * 255
+    # a token acts (uploads, is audited) as `token:<name>`, kept in a column as wide
+    widest = "t" * (255 - len("token:"))
+    resp = api.request("POST", "tokens/", json={"name": widest + "t", "scopes": ["admin"]})
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {
+        "name": [f"Ensure this field has no more than {len(widest)} characters."]
+    }
+    secret = api.create("tokens/", name=widest, scopes=["admin"])["token"]
+    api.create("distributions/python/pypi/", name="w", base_path="w", repository=repo["pulp_href"])
+    wheel = build_wheel(tmp_path / "w", "wide-lib", "1.0")
+
+    def upload() -> requests.Response:
+        with wheel.open("rb") as fh:
+            return requests.post(
+                f"{server.url}/pypi/w/legacy/", data={":action": "file_upload"},
+                files={"content": (wheel.name, fh)}, auth=("__token__", secret), timeout=30,
+            )  # fmt: skip
+
+    # a 404 until every worker has seen the catalog's change signal (PostgreSQL: polled)
+    answers = [upload()]
+    while answers[-1].status_code == 404 and len(answers) < 100:  # 100 x 0.1 s at most
+        time.sleep(0.1)
+        answers.append(upload())
+    assert answers[-1].status_code == 200, answers[-1].text
 
     cid = "c" * 65  # kept with the task: another one is made up, as for none
     resp = api.request(

@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from pullthrough.api import kinds, resources
 from pullthrough.api.kinds import blocklist_entry_href, ref_href, version_href
-from pullthrough.api.operations import HIDDEN, Check, ValidationError, invalid, services
+from pullthrough.api.operations import (
+    HIDDEN,
+    Check,
+    ValidationError,
+    invalid,
+    services,
+    width,
+)
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.db import in_batches
 from pullthrough.catalog.labels import selected
@@ -61,7 +68,7 @@ from pullthrough.core.labels import InvalidSelector, parse_selector
 from pullthrough.core.remotes import UNSET, ordered
 from pullthrough.core.repository_blocklist import entry_problem
 from pullthrough.core.tasks import RUNNING_TASK_STATES
-from pullthrough.services.auth import new_token
+from pullthrough.services.auth import new_token, token_actor
 from pullthrough.services.tasks import Ref, online_since
 
 Value = Callable[[Any, "Render"], Any]
@@ -792,10 +799,15 @@ def _new_token(session: Session, values: dict[str, Any]) -> ApiToken:
     return row
 
 
-def _expires_later(session: Session, values: dict[str, Any], row: Any) -> None:
+def _token_check(session: Session, values: dict[str, Any], row: Any) -> None:
+    """A token expires in the future, and its name fits the actor it acts as (the audit
+    trail's and an upload's `uploaded_by`, as wide as its own column)."""
     expires = values.get("expires_at")
     if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
         raise invalid("expires_at", "A token must expire in the future.")
+    most = width(AuditEvent, "actor") - len(token_actor(""))
+    if len(token_actor(values.get("name") or "")) > width(AuditEvent, "actor"):
+        raise invalid("name", f"Ensure this field has no more than {most:g} characters.")
 
 
 TOKENS = Binding(
@@ -803,7 +815,7 @@ TOKENS = Binding(
     ApiToken,
     computed={"token": lambda row, _: getattr(row, "secret", None)},
     build=_new_token,
-    check=_expires_later,
+    check=_token_check,
 )
 AUDIT_EVENTS = Binding(resources.AUDIT_EVENTS, AuditEvent)
 ARTIFACTS = Binding(

@@ -82,6 +82,11 @@ TOKEN_USERNAME = "__token__"  # PyPI's convention: the token is the password
 _KEY_LENGTH = 16
 
 
+def token_actor(name: str) -> str:
+    """Who a token's requests act as, in the audit trail and on what it uploads."""
+    return f"token:{name}"
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -223,4 +228,4 @@ class Authenticator:
             ):
                 return None
             scopes = tuple(parse_scope(text) for text in row.scopes)
-            return Principal(f"token:{row.name}", scopes, token_id=row.id)
+            return Principal(token_actor(row.name), scopes, token_id=row.id)
