@@ -3,6 +3,7 @@ write-only secrets, correlation ids, and distributions pinned to a repository ve
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
+from werkzeug import Request
+from werkzeug import Response as ResponseType
 
 from support.packages import build_wheel
 from support.servers import Server, config_text
@@ -1056,6 +1059,38 @@ def test_credentials_in_a_remote_url_log_in_to_the_index_only(
         for request, _ in scripted.log  # the proxy's 500 asked again (max_retries)
     }
     assert through == {(upstream.index_url + "meta-lib/", "Basic aWR4LXVzZXI6cHcvOWM=")}
+
+
+def test_a_page_fetched_with_a_remotes_credentials_is_not_served_through_another_remote(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """Upstream pages were kept by URL alone: a page an index showed one remote for its
+    credentials (a private project) was served to every remote of the same URL, one without
+    them (a public distribution's) included."""
+    secret = "secret_lib-1.0-py3-none-any.whl"
+    page = {
+        "meta": {"api-version": "1.1"},
+        "name": "secret-lib",
+        "files": [{"filename": secret, "url": secret, "hashes": {"sha256": "ab" * 32}}],
+    }
+
+    def index(request: Request) -> ResponseType:
+        if request.headers.get("Authorization") != "Basic dXNlcjpwdw==":  # user:pw
+            return ResponseType("Not Found", status=404)
+        return ResponseType(json.dumps(page), content_type=JSON_V1)
+
+    scripted.expect_request("/simple/secret-lib/").respond_with_handler(index)
+    url = scripted.url_for("/simple/")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        for name, credentials in (("inner", {"username": "user", "password": "pw"}), ("outer", {})):
+            remote = api.ok(api.post(REMOTES, {"name": name, "url": url, **credentials}), 201)
+            api.create_distribution(name, remote=remote["pulp_href"])
+        assert files_on_index(api, "inner", "secret-lib") == [secret]
+    outer = requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT)
+    assert outer.status_code == 404 and secret not in outer.text, outer.text
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(

@@ -173,7 +173,7 @@ class RemotePages:
         return self._get(self.client.root, parse_list)
 
     def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
-        key = copy_key("page", url)
+        key = copy_key("page", *self.client.seen_as, url)  # one index may show remotes apart
         cached = self._kept(key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached

@@ -219,6 +219,13 @@ class UpstreamClient:
             self._tls = {"cert_reqs": "CERT_REQUIRED", where: bundle}
         if cert := pem_file(remote.client_cert, tls_files):
             self._tls |= {"cert_file": cert, "key_file": pem_file(remote.client_key, tls_files)}
+        # Who the index sees: nobody in particular, or what the credentials, headers and client
+        # certificate sent make of the caller (a digest) - pages it shows one remote for them
+        # are no other remote's (services.remote_pages keys its copies by it)
+        sent = [sorted(self._own_headers.items()), remote.client_cert or ""]
+        self.seen_as: tuple[str, ...] = (
+            (hashlib.sha256(repr(sent).encode()).hexdigest()[:32],) if any(sent) else ()
+        )
         self._direct = urllib3.PoolManager(maxsize=64, **self._tls)
         self._via: dict[str, urllib3.ProxyManager] = {}  # by proxy URL
         self._via_lock = threading.Lock()
