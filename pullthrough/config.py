@@ -125,13 +125,15 @@ def _name(value: object) -> str:
 def _http_url(value: str) -> str:
     """An http(s) URL whose host (and port) parse: a user or password with a `/`, `?` or `#`
     not percent-encoded would end the host early (`http://bob:pa/ss@host/` names the host `bob`,
-    the port `pa`) and leave the rest of the password in the path, shown and logged."""
+    the port `pa`) and leave the rest of the password in the path, shown and logged. An `@`
+    further on is the index's own (Azure Artifacts' `/_packaging/feed@Local/pypi/simple/`, a
+    query's token)."""
     text = value.strip()
     parts = urlsplit(text)
     shown = without_userinfo(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http(s) URL, got {shown!r}")
-    if "@" in text[text.index("//") + 2 + len(parts.netloc) :]:  # after the host
+    if "@" in parts.path.partition("/")[2].partition("/")[0]:  # `bob:12/ss@host/...`
         raise ValueError(
             f"expected an http(s) URL, got {shown!r}: a user or password holding '/', '?', '#'"
             " or '@' must have them percent-encoded (%2F, %3F, %23, %40)"

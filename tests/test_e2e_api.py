@@ -1123,6 +1123,14 @@ def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_p
                     assert answer.status_code == 400, (field, url, answer.text)
                     assert list(answer.json()) == [field] and "ss-77" not in answer.text
         assert "ss-77" not in api.get(REMOTES).text
+        for i, url in enumerate(  # an `@` of the index's own path or query is no password's
+            (
+                "http://127.0.0.1:9/org/_packaging/feed@Local/pypi/simple/",
+                "http://127.0.0.1:9/simple/?token=a@b",
+            )
+        ):
+            kept = api.ok(api.post(REMOTES, {"name": f"at{i}", "url": url}), 201)
+            assert kept["url"].partition("?")[0] == url.partition("?")[0], kept  # query: hidden
         for page in ("/pulp/api/v3/status/", "/status/"):
             assert requests.get(server.url + page, timeout=TIMEOUT).status_code == 200
 

@@ -135,11 +135,16 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype=JSON_TYPE)
 
 
-def task_answer(call: Call, name: str, work: Callable[[Session, TaskOutcome], None]) -> Response:
+def task_answer(
+    call: Call,
+    name: str,
+    work: Callable[[Session, TaskOutcome], None],
+    reserved: Sequence[str] = (),
+) -> Response:
     """A quick write, done now in `call`'s transaction and recorded as a completed task: 202
-    with the task, as Pulp answers its writes."""
+    with the task, as Pulp answers its writes. `reserved`: what it acts on (record_completed)."""
     call.changed()
-    task_id = record_completed(call.session, name, work, cid=call.cid)
+    task_id = record_completed(call.session, name, work, cid=call.cid, reserved=reserved)
     return json_response({"task": TASK.href(task_id)}, 202)
 
 
