@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # project with many extras (apache-airflow); still a bound, after the uploader is known
     app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
     node_started = os.environ.get(NODE_STARTED_ENV) == "1"  # a worker of `pullthrough serve`
-    services = app.extensions[EXTENSION] = build_services(settings, newer_in_use=node_started)
+    services = app.extensions[EXTENSION] = build_services(settings, node_started=node_started)
     if settings.server.embedded_worker:
         services.start_worker()
     services.abort_abandoned_writes()  # a killed process's multipart uploads

@@ -162,13 +162,21 @@ def migrate(engine: Engine, *, newer_in_use: bool = False) -> None:
     have (a newer release's) is refused with NewerCatalog; with `newer_in_use` (a new worker of
     a node that started on the catalog before a newer node upgraded it: a rolling upgrade) it
     is used as it is, as that node's other workers go on using it, with a warning."""
+    if pending(engine, newer_in_use=newer_in_use):
+        log.info("migrating the catalog to its newest migration")
+        command.upgrade(alembic_config(engine), "head")
+
+
+def pending(engine: Engine, *, newer_in_use: bool = False) -> bool:
+    """Whether the catalog has migrations of this code to run (one read, no lock). A newer
+    release's catalog: NewerCatalog, or with `newer_in_use` a warning and False (`migrate`)."""
     script = ScriptDirectory.from_config(alembic_config(engine))
     head = script.get_current_head()
     assert head is not None
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current == head:
-        return
+        return False
     if current is not None and not _known(script, current):
         if not newer_in_use:
             raise NewerCatalog(current, head)
@@ -179,9 +187,8 @@ def migrate(engine: Engine, *, newer_in_use: bool = False) -> None:
             current,
             head,
         )
-        return
-    log.info("migrating the catalog to %s", head)
-    command.upgrade(alembic_config(engine), "head")
+        return False
+    return True
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:

@@ -22,6 +22,7 @@ from pullthrough.catalog.db import (
     database_url,
     exclusive,
     make_engine,
+    pending,
     prepare,
     retry_busy,
 )
@@ -78,8 +79,10 @@ BACKGROUND_TASKS: Mapping[str, Handler] = {
     PURGE_TASKS: purge_tasks,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
-# Set by `pullthrough serve` for its workers, once its setup found the catalog one it knows: a
-# worker started later goes on when a newer node has upgraded the catalog since (db.migrate)
+# Set by `pullthrough serve` for its workers, once its setup is done and found the catalog one
+# it knows: a worker, the first or one started in place of a dead one while the others serve,
+# does not do it again (prepare_data), and goes on when a newer node has upgraded the catalog
+# since (db.migrate)
 NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 
 
@@ -306,14 +309,16 @@ def keys(given: dict[str, Any]) -> dict[str, Any]:
     return {"settings": sorted(given)}
 
 
-def prepare_data(settings: Settings, *, newer_in_use: bool = False) -> tuple[str, bool]:
+def prepare_data(settings: Settings, *, node_started: bool = False) -> tuple[str, bool]:
     """The one-time setup of a data folder and its catalog - the journal mode, migrations, a
     damaged cache ledger set aside and rebuilt, the configured remotes and distributions, the
     admin password - done by whichever process gets here first while the others wait for it.
-    `pullthrough serve` runs it before any worker starts; a worker runs it again and finds
-    nothing left to do (`newer_in_use`: a catalog a newer release upgraded since its node
-    started is used, not refused: db.migrate). Returns the admin password and whether it was
-    generated just now."""
+    `pullthrough serve` runs it before any worker starts. A worker of that server
+    (`node_started`) only reads the catalog's migration (no lock: a worker started while the
+    others serve waits for nobody, and never sets the ledger they have open aside); it does
+    the setup only for migrations the catalog lacks (a release installed since, and the
+    server reloaded), and uses a catalog a newer release upgraded since (db.migrate). Returns
+    the admin password and whether it was generated just now."""
     data = settings.server.data_dir
     data.mkdir(parents=True, exist_ok=True)
     locks = LockDir(data / "locks")
@@ -322,7 +327,7 @@ def prepare_data(settings: Settings, *, newer_in_use: bool = False) -> tuple[str
 
     def setup() -> None:
         with exclusive(engine, "setup", locks.named("catalog_setup").held(timeout=300)):
-            prepare(engine, newer_in_use=newer_in_use)
+            prepare(engine, newer_in_use=node_started)
             if not _shared(engine):  # after the migrations: a rebuild reads the catalog
                 repair_local_ledger(catalog, data / "ledger", locks)
             elif adopted := adopt_local_ledger(engine, data / "ledger"):
@@ -335,7 +340,8 @@ def prepare_data(settings: Settings, *, newer_in_use: bool = False) -> tuple[str
                 generation.close()
 
     try:
-        retry_busy(setup)
+        if not node_started or retry_busy(lambda: pending(engine, newer_in_use=True)):
+            retry_busy(setup)
     finally:
         catalog.close()
     return admin_password(settings.auth, data)
@@ -368,8 +374,8 @@ def discard_renderings(data: Path) -> None:
         cache.close()
 
 
-def build_services(settings: Settings, *, newer_in_use: bool = False) -> Services:
-    password, _ = prepare_data(settings, newer_in_use=newer_in_use)
+def build_services(settings: Settings, *, node_started: bool = False) -> Services:
+    password, _ = prepare_data(settings, node_started=node_started)
     data = settings.server.data_dir
     store = make_store(settings.storage, data)
     catalog = Catalog(make_engine(database_url(settings.server.database_url, data)))
