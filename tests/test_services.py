@@ -1155,6 +1155,119 @@ def test_an_orphan_cleanup_reads_a_big_catalog_in_time_proportional_to_it(
             svc.close()
 
 
+def _orphans_with_files_of_their_own(svc: Services, count: int) -> None:
+    """`count` synced packages in no repository, past any protection time, each with its own
+    file, its PEP 658 metadata and an artifact of the file (no bytes are stored: the cleanup's
+    catalog and ledger work is what is measured)."""
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    with svc.catalog.session() as session:
+        session.execute(
+            insert(Package),
+            [
+                {"id": str(uuid.UUID(int=i + 1)), "filename": f"big_mirror-1.{i}-py3-none-any.whl"}
+                | {"name": "big-mirror", "version": f"1.{i}", "packagetype": "bdist_wheel"}
+                | {"sha256": f"{i:064x}", "metadata_sha256": f"{i + 10**9:064x}", "size": 10}
+                | {"origin": "sync", "pulp_created": old, "upload_time": old}
+                for i in range(count)
+            ],
+        )
+        session.execute(
+            insert(Artifact),
+            [
+                {"sha256": f"{i:064x}", "size": 10, "sha224": "", "sha384": "", "sha512": ""}
+                for i in range(count)
+            ],
+        )
+
+
+@contextlib.contextmanager
+def _deleting_orphans(svc: Services) -> Iterator[Callable[[], bool]]:
+    """Whether an orphan cleanup's deleting transaction is open now: from its DELETE of
+    packages to its commit (on SQLite the catalog's write lock is held all that time: every
+    upload and pull-through record waits for it)."""
+    deleting: list[Any] = []  # the connection that deletes, then None once it has committed
+
+    def seen(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not deleting and statement.lstrip().upper().startswith("DELETE FROM PACKAGES"):
+            deleting.append(conn)
+
+    def committed(conn: Any) -> None:
+        if deleting and conn is deleting[0]:
+            deleting.append(None)
+
+    engine = svc.catalog.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "commit", committed)
+    try:
+        yield lambda: len(deleting) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine, "commit", committed)
+
+
+def test_an_orphan_cleanup_records_its_files_in_the_ledger_in_batches_on_sqlite(
+    services: Services,
+) -> None:
+    """The files an orphan cleanup removes are recorded in the cache ledger before its
+    deletion is committed (a process killed in between leaves them to eviction): one ledger
+    transaction per file, 0.5 ms each, held SQLite's write lock on the catalog about 35 s for
+    70,000 orphans (two files each), while every upload and pull-through record waited (and
+    failed past the 60 s busy timeout). They are recorded in batches."""
+    _orphans_with_files_of_their_own(services, 3_000)
+    ledger = services.ledger
+    assert isinstance(ledger, CacheLedger)
+    transactions = [0]
+    transact = ledger.files.transact
+    with _deleting_orphans(services) as deleting:
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            transactions[0] += deleting()
+            return transact(*args, **kwargs)
+
+        ledger.files.transact = counted
+        try:
+            task_id = queue(services, ORPHAN_CLEANUP, orphan_protection_time=0)
+            services.new_worker().run_once()
+        finally:
+            del ledger.files.transact
+    assert task(services, task_id).state == "completed"
+    assert transactions[0] <= 20, transactions
+    assert ledger.count() == 0 and ledger.total() == 0  # forgotten once removed
+    ledger.record("a" * 64, 5)
+    assert ledger.record_untracked({"a" * 64: 5, "b" * 64: 7}) == {"b" * 64}
+    assert ledger.count() == 2 and ledger.total() == 12
+
+
+def test_an_orphan_cleanup_records_its_files_in_the_ledger_in_batches_on_postgres(
+    upstream: Upstream, tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL, the orphan cleanup's ledger records (see the SQLite test above) went in
+    two round trips a file while its deleting transaction held the orphans' rows: they go in
+    batches."""
+    with private_database(postgres_url) as url:
+        svc = build_services(on_postgres(upstream, tmp_path, url))
+        try:
+            _orphans_with_files_of_their_own(svc, 1_500)
+            statements = [0]
+            with _deleting_orphans(svc) as deleting:
+
+                def count(*_: Any) -> None:
+                    statements[0] += deleting()
+
+                event.listen(svc.catalog.engine, "before_cursor_execute", count)
+                try:
+                    task_id = queue(svc, ORPHAN_CLEANUP, orphan_protection_time=0)
+                    svc.new_worker().run_once()
+                finally:
+                    event.remove(svc.catalog.engine, "before_cursor_execute", count)
+            done = task(svc, task_id)
+            assert done.state == "completed", done.error
+            assert statements[0] < 100, statements
+            assert svc.ledger.count() == 0
+        finally:
+            svc.close()
+
+
 def test_a_modify_of_many_content_units_asks_the_catalog_in_batches(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from pullthrough.catalog.db import Catalog
+from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
 from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.storage.copies import set_aside
@@ -202,6 +202,19 @@ class SharedLedger:
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
+
+    def record_untracked(self, sizes: Mapping[str, int]) -> set[str]:
+        """Files now cached (`sizes`: sha256 -> size), but for those tracked already, in one
+        statement per IN_BATCH (two round trips a file made thousands of them cost seconds).
+        Returns the sha256s recorded here."""
+        recorded: set[str] = set()
+        shas = sorted(sizes)  # one order: no deadlocks between nodes
+        for batch in in_batches(shas):
+            rows = [{"sha256": s, "size": sizes[s], "last_used": _catalog_seconds()} for s in batch]
+            statement = insert(CacheEntry).values(rows).on_conflict_do_nothing()
+            with self.engine.begin() as conn:  # a batch's rows locked only until it is in
+                recorded.update(conn.scalars(statement.returning(CacheEntry.sha256)))
+        return recorded
 
     def touch(self, sha256: str) -> None:
         if not self._recent.first(sha256):
