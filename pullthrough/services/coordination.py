@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     URL,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     cast,
     create_engine,
     delete,
+    event,
     func,
     select,
     text,
@@ -37,7 +39,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from pullthrough.catalog.db import Catalog, in_batches
 from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 0.5
 _FLUSH_SECONDS = 1.0
+LOCK_CONNECTIONS_KEPT = 2  # per process, between locks
 
 
 def _key(kind: str, name: str) -> int:
@@ -129,7 +131,8 @@ class AdvisoryLock(Lock):
                 time.sleep(pause)
                 pause = min(pause * 2, _MAX_POLL_SECONDS)  # a long download: ask less often
         except BaseException:
-            if self._conn is None:
+            if self._conn is None and not conn.closed:  # cut short: it may hold the lock,
+                conn.invalidate()  # so it is ended, not pooled
                 conn.close()
             raise
 
@@ -141,6 +144,7 @@ class AdvisoryLock(Lock):
                 conn.commit()
             except SQLAlchemyError as exc:  # the session is gone (a restart): so is the lock
                 log.warning("releasing lock %s: %s", self.name, exc)
+                conn.invalidate()  # ended, not pooled: should it be alive, it holds the lock
             finally:
                 conn.close()
         if self._gate is not None:
@@ -149,12 +153,35 @@ class AdvisoryLock(Lock):
             self.gates.leave(self.key)
 
 
+def _unlock_all(dbapi_connection: Any, record: Any) -> None:
+    """A connection back in the pool holds no advisory lock, whatever let it go (a lock object
+    dropped while held, as NullPool's closing used to release): else the lock stayed held
+    for as long as the connection lived, and every other node waited on it."""
+    if dbapi_connection is None:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_advisory_unlock_all()")
+        cursor.close()
+        dbapi_connection.commit()
+    except Exception as exc:  # a session that is gone holds nothing; one that answers no more
+        log.warning("could not release a pooled connection's locks: %s", exc)
+        record.invalidate(exc)  # is ended
+
+
 class AdvisoryLocks:
     """Locks by key across every node (LockDir's interface)."""
 
     def __init__(self, url: URL) -> None:
-        # Connections of their own, not the catalog's pool: a download holds one meanwhile.
-        self.engine = create_engine(url, poolclass=NullPool)
+        # Connections of their own, not the catalog's pool: a download holds one meanwhile
+        # (as many as locks are held: no overflow limit). A few stay open for the next lock: a
+        # new session per lock (about 30 ms) made a cleanup or an eviction, a lock per file,
+        # take hours on a big catalog. A connection goes back to the pool only once its lock
+        # is let go; one that may still hold it is ended instead.
+        self.engine = create_engine(
+            url, pool_size=LOCK_CONNECTIONS_KEPT, max_overflow=-1, pool_pre_ping=True
+        )
+        event.listen(self.engine, "checkin", _unlock_all)
         self.gates: KeyedLocks[int] = KeyedLocks()
 
     def lock(self, key: str) -> AdvisoryLock:
