@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +291,15 @@ class SharedLedger:
 
     def tracks(self, sha256: str) -> bool:
         return self.used_at(sha256) is not None
+
+    def tracked(self, shas: Collection[str]) -> set[str]:
+        """Those of `shas` tracked, asked IN_BATCH at a time."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for batch in in_batches(sorted(shas)):
+                query = select(CacheEntry.sha256).where(CacheEntry.sha256.in_(batch))
+                found.update(conn.scalars(query))
+        return found
 
     def used_at(self, sha256: str) -> float | None:
         with self.engine.connect() as conn:

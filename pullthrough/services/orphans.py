@@ -6,15 +6,16 @@ repository held and let go again included, which the cleanup hands back to it.""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, exists, or_, select
 
-from pullthrough.catalog.db import Catalog, in_batches
+from pullthrough.catalog.db import IN_BATCH, Catalog, in_batches
 from pullthrough.catalog.kept import add_artifact, keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, UploadChunk
 from pullthrough.catalog.versions import in_a_repository, is_in_any_repository
@@ -141,6 +142,19 @@ def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
         return bool(session.scalar(select(or_(exists().where(uses), keeping(sha256)))))
 
 
+def recorded_in_catalog(catalog: Catalog, shas: Sequence[str]) -> set[str]:
+    """Those of `shas` (at most IN_BATCH) a package (its file or its metadata), an artifact or
+    an upload's chunk records: one question per column, for a batch of files at once."""
+    found: set[str] = set()
+    with catalog.reading() as session:
+        for column in (Package.sha256, Package.metadata_sha256, Artifact.sha256):
+            found.update(session.scalars(select(column).where(column.in_(shas))))
+        found.update(
+            session.scalars(select(UploadChunk.sha256).where(UploadChunk.sha256.in_(shas)))
+        )
+    return found
+
+
 def drop_unrecorded(
     catalog: Catalog, ledger: Ledger, locks: Locks, store: BlobStore, sha256: str
 ) -> None:
@@ -214,24 +228,26 @@ def remove_unrecorded(svc: Services, cutoff: float) -> int:
     before this one stored a pull-through copy first and recorded it after: a process killed
     in between left a file no eviction or cleanup would ever count or remove. Each is checked
     again under its lock, as the cleanup's own removals are; one whose lock is busy is being
-    written or removed right now. Returns how many were removed."""
-    known = {e.sha256 for e in svc.ledger.entries()}
-    with svc.catalog.reading() as session:
-        for column in (Package.sha256, Package.metadata_sha256, Artifact.sha256):
-            known.update(session.scalars(select(column).where(column.is_not(None))))
-        known.update(session.scalars(select(UploadChunk.sha256)))
+    written or removed right now. The stored files are asked about IN_BATCH at a time (a set
+    of every sha256 recorded took some 150 MB for 400,000 packages). Returns how many were
+    removed."""
     removed = 0
-    for sha, written in svc.store.files():
-        if sha in known or written > cutoff:
-            continue
-        lock = stored_bytes(svc.locks, sha)
-        if not lock.acquire(timeout=0, blocking=False):
-            continue
-        try:
-            if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(svc, sha, cutoff):
-                removed += svc.store.delete(sha) > 0
-        finally:
-            lock.release()
+    old = (sha for sha, written in svc.store.files() if written <= cutoff)
+    while batch := list(itertools.islice(old, IN_BATCH)):
+        known = svc.ledger.tracked(batch) | recorded_in_catalog(svc.catalog, batch)
+        for sha in batch:
+            if sha in known:
+                continue
+            lock = stored_bytes(svc.locks, sha)
+            if not lock.acquire(timeout=0, blocking=False):
+                continue
+            try:
+                if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(
+                    svc, sha, cutoff
+                ):
+                    removed += svc.store.delete(sha) > 0
+            finally:
+                lock.release()
     if removed:
         log.warning("orphan cleanup removed %d stored files nothing recorded", removed)
     return removed
