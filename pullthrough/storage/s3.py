@@ -239,13 +239,17 @@ class S3Store(BlobStore):
         finally:
             tmp_path.unlink(missing_ok=True)
 
+    def _ours(self, key: str) -> str | None:
+        """The sha256 a key of our own form (`<prefix>ab/cd/<sha256>`) names; None for another."""
+        sha256 = key.rpartition("/")[2]
+        return sha256 if is_hex_digest(sha256) and self.key(sha256) == key else None
+
     def files(self) -> Iterator[tuple[str, float]]:
         try:
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for found in page.get("Contents", []):
-                    sha256 = str(found["Key"]).rpartition("/")[2]
-                    if is_hex_digest(sha256) and self.key(sha256) == found["Key"]:
+                    if sha256 := self._ours(str(found["Key"])):
                         yield sha256, float(found["LastModified"].timestamp())
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, _TIMEOUTS):
@@ -262,8 +266,7 @@ class S3Store(BlobStore):
             pages = self.client.get_paginator("list_multipart_uploads")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for upload in page.get("Uploads", []):
-                    sha256 = str(upload["Key"]).rpartition("/")[2]
-                    if is_hex_digest(sha256) and self.key(sha256) == upload["Key"]:
+                    if sha256 := self._ours(str(upload["Key"])):
                         found.append(Unfinished(sha256, upload["Key"], upload["UploadId"]))
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, _TIMEOUTS):
