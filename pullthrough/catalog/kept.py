@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from pullthrough.catalog.models import Artifact, UploadChunk
 
+# The columns whose rows keep the bytes they name
+KEEPERS = (Artifact.sha256, UploadChunk.sha256)
+
 
 def keeping(sha256: str) -> ColumnElement[bool]:
     """A condition: an artifact or a chunk of an upload records these bytes (for a query that
     asks it beside others, in one statement)."""
-    return or_(
-        exists().where(Artifact.sha256 == sha256), exists().where(UploadChunk.sha256 == sha256)
-    )
+    return or_(*(exists().where(column == sha256) for column in KEEPERS))
 
 
 def kept(session: Session, sha256: str) -> bool:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, exists, or_, select
 
 from pullthrough.catalog.db import IN_BATCH, Catalog, in_batches
-from pullthrough.catalog.kept import add_artifact, keeping, kept
-from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload, UploadChunk
+from pullthrough.catalog.kept import KEEPERS, add_artifact, keeping, kept
+from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
 from pullthrough.catalog.versions import in_a_repository, is_in_any_repository
 from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.services.tasks import TaskContext, catalog_time
@@ -147,11 +147,8 @@ def recorded_in_catalog(catalog: Catalog, shas: Sequence[str]) -> set[str]:
     an upload's chunk records: one question per column, for a batch of files at once."""
     found: set[str] = set()
     with catalog.reading() as session:
-        for column in (Package.sha256, Package.metadata_sha256, Artifact.sha256):
+        for column in (Package.sha256, Package.metadata_sha256, *KEEPERS):
             found.update(session.scalars(select(column).where(column.in_(shas))))
-        found.update(
-            session.scalars(select(UploadChunk.sha256).where(UploadChunk.sha256.in_(shas)))
-        )
     return found
 
 
