@@ -159,14 +159,9 @@ def drop_unrecorded(
     something records them, checked under their lock - if it is free at once: its holder is
     storing the same bytes (and records them), or removing them (a caller holding another
     lock of bytes does not wait for one)."""
-    lock = stored_bytes(locks, sha256)
-    if not lock.acquire(timeout=0, blocking=False):
-        return
-    try:
-        if not recorded(catalog, ledger, sha256):
+    with stored_bytes(locks, sha256).if_free() as taken:
+        if taken and not recorded(catalog, ledger, sha256):
             store.delete(sha256)
-    finally:
-        lock.release()
 
 
 def release(catalog: Catalog, ledger: Ledger, store: BlobStore, sha256: str, size: int) -> None:
@@ -203,15 +198,10 @@ def return_to_cache(catalog: Catalog, ledger: Ledger, locks: Locks) -> int:
     for entry in cache_entries(catalog):
         if entry.sha256 in tracked:
             continue
-        lock = stored_bytes(locks, entry.sha256)
-        if not lock.acquire(timeout=0, blocking=False):
-            continue
-        try:
-            if not ledger.tracks(entry.sha256):
+        with stored_bytes(locks, entry.sha256).if_free() as taken:
+            if taken and not ledger.tracks(entry.sha256):
                 ledger.record(entry.sha256, entry.size)
                 returned += 1
-        finally:
-            lock.release()
     if returned:
         log.info("orphan cleanup handed %d pull-through copies back to the cache", returned)
     return returned
@@ -235,16 +225,13 @@ def remove_unrecorded(svc: Services, cutoff: float) -> int:
         for sha in batch:
             if sha in known:
                 continue
-            lock = stored_bytes(svc.locks, sha)
-            if not lock.acquire(timeout=0, blocking=False):
-                continue
-            try:
-                if not recorded(svc.catalog, svc.ledger, sha) and not _written_since(
-                    svc, sha, cutoff
+            with stored_bytes(svc.locks, sha).if_free() as taken:
+                if (
+                    taken
+                    and not recorded(svc.catalog, svc.ledger, sha)
+                    and not _written_since(svc, sha, cutoff)
                 ):
                     removed += svc.store.delete(sha) > 0
-            finally:
-                lock.release()
     if removed:
         log.warning("orphan cleanup removed %d stored files nothing recorded", removed)
     return removed
@@ -265,17 +252,15 @@ def abort_abandoned_writes(store: BlobStore, locks: Locks) -> int:
         log.warning("could not look for unfinished writes to the store: %s", exc)
         return 0
     for write in unfinished:
-        lock = stored_bytes(locks, write.sha256)
-        if not lock.acquire(timeout=0, blocking=False):
-            continue  # being written right now
-        try:
-            store.abort(write)
+        with stored_bytes(locks, write.sha256).if_free() as taken:
+            if not taken:
+                continue  # being written right now
+            try:
+                store.abort(write)
+            except StorageUnavailable as exc:  # (or a key without s3:AbortMultipartUpload)
+                log.warning("could not abort an unfinished write of %s: %s", write.sha256, exc)
+                return aborted
             aborted += 1
-        except StorageUnavailable as exc:  # (or a key without s3:AbortMultipartUpload)
-            log.warning("could not abort an unfinished write of %s: %s", write.sha256, exc)
-            return aborted
-        finally:
-            lock.release()
     if aborted:
         log.warning("aborted %d unfinished writes to the store left by killed processes", aborted)
     return aborted

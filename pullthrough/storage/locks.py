@@ -54,6 +54,17 @@ class Lock(ABC):
         finally:
             self.release()
 
+    @contextmanager
+    def if_free(self) -> Iterator[bool]:
+        """`with lock.if_free() as taken:` - acquired for the block only if it is free now
+        (`taken`; a holder is at work on the same thing), then released."""
+        taken = self.acquire(timeout=0, blocking=False)
+        try:
+            yield taken
+        finally:
+            if taken:
+                self.release()
+
 
 class Locks(Protocol):
     """Locks by key: this host's (LockDir), or every node's (coordination.AdvisoryLocks)."""
