@@ -289,12 +289,15 @@ def sync(ctx: TaskContext) -> None:
         metadata, ours = _metadata_of(svc.locks, svc.ledger, svc.store, taken_in)
         with svc.catalog.session() as session:
             gone = _gone(session, existing.values())
-            since = _recorded_since(session, new)
+            # the files it records anew, and those whose package was evicted meanwhile
+            expected = {name: p.sha256 for name, p in new.items()}
+            expected |= {p.filename: p.sha256 for p in existing.values() if p.id in gone}
+            since = _recorded_since(session, expected)
             ids = []
             for w in wanted:
                 package = existing.get(w.file.filename)
                 if package is not None and package.id in gone:
-                    was, package = package, _cached_again(session, package)
+                    was, package = package, since.get(package.filename)
                     if package is None and w.file.filename not in new:
                         # its file is checked, fetched if evicted
                         new[w.file.filename] = _anew(syncer.on_demand(w), was)
@@ -474,29 +477,17 @@ def _gone(session: Session, packages: Iterable[Package]) -> set[str]:
     return set(ids) - alive
 
 
-def _cached_again(session: Session, was: Package) -> Package | None:
-    """The package a client's request made of the same file since `was` was evicted (the
-    filename is unique: the sync cannot record it beside), locked as `_gone` locks the others;
-    None if there is none."""
-    query = select(Package).where(Package.filename == was.filename).with_for_update()
-    if (found := session.scalar(query)) is not None and found.sha256 != was.sha256:
-        raise SyncFailed(
-            f"{was.filename}: the catalog now holds a different file of that name"
-            f" (sha256 {found.sha256})"
-        )
-    return found
-
-
-def _recorded_since(session: Session, fresh: Mapping[str, Package]) -> dict[str, Package]:
-    """The packages of the filenames the sync records anew (`fresh`, by filename) that were
-    recorded since it started - a client fetched the file through the cache meanwhile: the
-    filename is unique, the sync cannot record it beside - locked as `_gone` locks the
-    others. SyncFailed for one of other bytes."""
+def _recorded_since(session: Session, expected: Mapping[str, str]) -> dict[str, Package]:
+    """The packages of these filenames (`expected`: filename -> sha256) recorded since the
+    sync read the catalog - a client fetched the file through the cache meanwhile, anew or
+    after the copy the sync had read was evicted: the filename is unique, the sync cannot
+    record it beside - locked as `_gone` locks the others. SyncFailed for one of other
+    bytes."""
     found: dict[str, Package] = {}
-    for chunk in in_batches(sorted(fresh)):
+    for chunk in in_batches(sorted(expected)):
         query = select(Package).where(Package.filename.in_(chunk)).order_by(Package.id)
         for package in session.scalars(query.with_for_update()):
-            if package.sha256 != fresh[package.filename].sha256:
+            if package.sha256 != expected[package.filename]:
                 raise SyncFailed(
                     f"{package.filename}: the catalog now holds a different file of that name"
                     f" (sha256 {package.sha256})"
