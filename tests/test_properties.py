@@ -126,6 +126,14 @@ filenames_on_page = (
 )
 
 
+# An upload time as a parsed page holds it: PEP 700's `yyyy-mm-ddThh:mm:ss[.ffffff]Z`.
+pep_700_times = st.builds(
+    lambda when, spec: when.isoformat(timespec=spec) + "Z",
+    st.datetimes(min_value=datetime(1000, 1, 1)),
+    st.sampled_from(["seconds", "microseconds"]),
+)
+
+
 @st.composite
 def dist_files(draw: st.DrawFn) -> DistFile:
     """A file as a parsed page holds it: clean hashes, no empty strings where None is meant."""
@@ -141,7 +149,7 @@ def dist_files(draw: st.DrawFn) -> DistFile:
         yanked=draw(st.booleans() | page_text),
         core_metadata=metadata_value,
         size=draw(st.none() | st.integers(0, 2**53)),
-        upload_time=draw(st.none() | page_text),
+        upload_time=draw(st.none() | pep_700_times),
         gpg_sig=draw(st.none() | st.booleans()),
         provenance=draw(st.none() | page_text),
     )

@@ -267,3 +267,32 @@ def test_an_html_page_is_cut_short_when_its_html_element_does_not_end(
     body: bytes, short: bool
 ) -> None:
     assert simple_html.cut_short(body) is short
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05Z"),
+        ("2024-01-02T03:04:05.123456Z", "2024-01-02T03:04:05.123456Z"),
+        ("2024-01-02 03:04:05", "2024-01-02T03:04:05.000000Z"),  # no zone: UTC
+        ("2024-01-02T03:04:05+01:00", "2024-01-02T02:04:05.000000Z"),
+        ("2024-01-02t03:04:05z", "2024-01-02T03:04:05.000000Z"),
+        ("yesterday", None),
+    ],
+)
+def test_upload_times_are_kept_as_pep_700_writes_them(given: str, kept: str | None) -> None:
+    """PEP 700: `yyyy-mm-ddThh:mm:ss.ffffffZ`, in UTC. An upstream's time in another ISO 8601
+    form is written so (uv refuses a whole page with one time that names no zone); one that
+    is no time at all is left out, in either format of either side."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "upload-time": given}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-upload-time="{given}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        (f,) = page.files
+        assert f.upload_time == kept
+        rendered = json.loads(simple_json.render_project_page(page, "../", ["1.0"]))
+        assert rendered["files"][0].get("upload-time") == kept

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from pullthrough.core.filenames import DIST_SUFFIXES, offerable
 from pullthrough.core.links import quoted, resolve
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
+from pullthrough.core.times import upload_time
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -103,7 +104,7 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
                 core_metadata=_metadata_attr(metadata),
                 gpg_sig=None if gpg is None else gpg.lower() == "true",
                 provenance=anchor.get("data-provenance") or None,
-                upload_time=anchor.get("data-upload-time") or None,
+                upload_time=upload_time(anchor.get("data-upload-time")),
             )
         )
     return ProjectPage(

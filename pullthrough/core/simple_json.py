@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import all_offerable, offerable
+from pullthrough.core.lines import every_line
 from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve, resolve_all
 from pullthrough.core.models import (
     DistFile,
@@ -23,6 +24,7 @@ from pullthrough.core.models import (
     one_sha256,
 )
 from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage
+from pullthrough.core.times import UPLOAD_TIME, UPLOAD_TIME_LINES, upload_time
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -73,7 +75,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
         yanked=_text(yanked) or True if isinstance(yanked, str) and yanked else bool(yanked),
         core_metadata=_metadata(metadata),
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        upload_time=_text(entry.get("upload-time")) or None,
+        upload_time=upload_time(_text(entry.get("upload-time"))),
         gpg_sig=None if gpg is None else bool(gpg),
         provenance=_text(entry.get("provenance")) or None,
     )
@@ -190,8 +192,8 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
     return files, fields
 
 
-_FILENAME, _URL, _HASHES, _METADATA = (
-    attrgetter(a) for a in ("filename", "url", "hashes", "core_metadata")
+_FILENAME, _URL, _HASHES, _METADATA, _UPLOADED = (
+    attrgetter(a) for a in ("filename", "url", "hashes", "core_metadata", "upload_time")
 )
 _MAY_BE_EMPTY = tuple(
     attrgetter(a) for a in ("requires_python", "upload_time", "provenance", "yanked")
@@ -201,7 +203,7 @@ _MAY_BE_EMPTY = tuple(
 def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] | None:
     """`_cleaned` for a page whose every entry it would keep as it is but for the link: PyPI's
     and pypiserver's (offerable names, one well-formed sha256 and the metadata's, no empty
-    string, links `resolve_all` resolves). A few passes over the whole page instead of a
+    string, upload times as PEP 700 writes them, links `resolve_all` resolves). A few passes over the whole page instead of a
     dozen calls per entry: the whole parse of the bench's 4,000-file pypiserver-shaped page
     (relative links) in three quarters of the time; PyPI's (absolute links, which need no
     resolving) in about the same. None for any other page."""
@@ -211,6 +213,7 @@ def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] |
         and all_one_sha256(list(map(_HASHES, files)))
         and all_one_sha256(metadata)
         and not any("" in set(map(field, files)) for field in _MAY_BE_EMPTY)
+        and every_line(UPLOAD_TIME_LINES, [t for t in map(_UPLOADED, files) if t is not None])
     ):
         return None
     urls = resolve_all(page_url, list(map(_URL, files)))
@@ -227,12 +230,13 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
     as absent. Nearly every entry is left as it is, or gets only its link resolved: PyPI's
     every entry is seen to be so at once (a plain absolute link, sha256 digests, no empty
     string), and so is a `../../packages/...` link's."""
-    metadata = f.core_metadata
+    metadata, uploaded = f.core_metadata, f.upload_time
     url = f.url if PLAIN_ABSOLUTE.fullmatch(f.url) is not None else resolve(page_url, f.url)[0]
     if (
         one_sha256(f.hashes)
         and (metadata is True or metadata is False or one_sha256(metadata))
-        and "" not in (f.requires_python, f.upload_time, f.provenance, f.yanked)
+        and "" not in (f.requires_python, f.provenance, f.yanked)
+        and (uploaded is None or UPLOAD_TIME.fullmatch(uploaded) is not None)
     ):
         return f if url == f.url else msgspec.structs.replace(f, url=url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
@@ -240,8 +244,10 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         changes["hashes"] = hashes
     if not isinstance(metadata, bool) and (cleaned := clean_hashes(metadata) or True) != metadata:
         changes["core_metadata"] = cleaned
-    if "" in (f.requires_python, f.upload_time, f.provenance, f.yanked):
-        for key in ("requires_python", "upload_time", "provenance"):
+    if (written := upload_time(uploaded)) != uploaded:
+        changes["upload_time"] = written
+    if "" in (f.requires_python, f.provenance, f.yanked):
+        for key in ("requires_python", "provenance"):
             if getattr(f, key) == "":
                 changes[key] = None
         if f.yanked == "":
