@@ -134,6 +134,10 @@ pep_700_times = st.builds(
 )
 
 
+# A provenance link as a parsed page holds it: absolute (resolved against the upstream's page).
+provenance_links = page_text.map(lambda t: "https://index.example/integrity/" + quote(t, safe=""))
+
+
 @st.composite
 def dist_files(draw: st.DrawFn) -> DistFile:
     """A file as a parsed page holds it: clean hashes, no empty strings where None is meant."""
@@ -151,7 +155,7 @@ def dist_files(draw: st.DrawFn) -> DistFile:
         size=draw(st.none() | st.integers(0, 2**53)),
         upload_time=draw(st.none() | pep_700_times),
         gpg_sig=draw(st.none() | st.booleans()),
-        provenance=draw(st.none() | page_text),
+        provenance=draw(st.none() | provenance_links),
     )
 
 

@@ -296,3 +296,33 @@ def test_upload_times_are_kept_as_pep_700_writes_them(given: str, kept: str | No
         assert f.upload_time == kept
         rendered = json.loads(simple_json.render_project_page(page, "../", ["1.0"]))
         assert rendered["files"][0].get("upload-time") == kept
+
+
+PROVENANCE = "https://index.example/integrity/lib-1.0.tar.gz/provenance"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (PROVENANCE, PROVENANCE),
+        ("../../integrity/lib-1.0.tar.gz/provenance", PROVENANCE),
+        ("/integrity/lib-1.0.tar.gz/provenance", PROVENANCE),
+        ("http://[::1", None),
+    ],
+)
+def test_a_provenance_link_is_resolved_against_the_upstream_page(
+    given: str, expected: str | None
+) -> None:
+    """PEP 740's provenance URL, like any URL of PEP 691, may be relative to the page it is on:
+    relayed as it came, it pointed into our own server, where nothing is. It is resolved as
+    the file links are; one that cannot be is left out, not a reason to refuse the page."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "provenance": given}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-provenance="{given}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        (f,) = page.files
+        assert f.provenance == expected

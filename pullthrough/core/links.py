@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from urllib.parse import quote, urldefrag, urljoin
 
-from pullthrough.core.lines import as_lines, lines_pattern
+from pullthrough.core.lines import as_lines, every_line, lines_pattern
 
 # URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
 # queries or characters it would remove.
@@ -46,6 +46,22 @@ def resolve(base: str, link: str) -> tuple[str, str]:
             return url, fragment
     joined, fragment = urldefrag(urljoin(base, link))
     return joined, fragment
+
+
+def resolve_or_none(base: str, link: str | None) -> str | None:
+    """`link` (a PEP 740 provenance URL) resolved against `base`, fragment and all; None for no
+    link or one urljoin refuses: a broken link beside a file is no reason to refuse its page."""
+    if not link:
+        return None
+    try:
+        return urljoin(base, link)
+    except ValueError:
+        return None
+
+
+def all_plain_absolute(links: Sequence[str]) -> bool:
+    """Whether every link is a plain absolute one, which `resolve` keeps as it is (one match)."""
+    return every_line(_PLAIN_ABSOLUTE_LINES, links)
 
 
 def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:

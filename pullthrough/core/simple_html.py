@@ -12,7 +12,7 @@ from lxml import etree
 from packaging.utils import canonicalize_name
 
 from pullthrough.core.filenames import DIST_SUFFIXES, offerable
-from pullthrough.core.links import quoted, resolve
+from pullthrough.core.links import quoted, resolve, resolve_or_none
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 from pullthrough.core.times import upload_time
 
@@ -103,7 +103,7 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
                 yanked=yanked,
                 core_metadata=_metadata_attr(metadata),
                 gpg_sig=None if gpg is None else gpg.lower() == "true",
-                provenance=anchor.get("data-provenance") or None,
+                provenance=resolve_or_none(base, anchor.get("data-provenance")),
                 upload_time=upload_time(anchor.get("data-upload-time")),
             )
         )

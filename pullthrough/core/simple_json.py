@@ -13,7 +13,14 @@ from packaging.utils import canonicalize_name
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import all_offerable, offerable
 from pullthrough.core.lines import every_line
-from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve, resolve_all
+from pullthrough.core.links import (
+    PLAIN_ABSOLUTE,
+    all_plain_absolute,
+    quoted,
+    resolve,
+    resolve_all,
+    resolve_or_none,
+)
 from pullthrough.core.models import (
     DistFile,
     ProjectList,
@@ -77,7 +84,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         upload_time=upload_time(_text(entry.get("upload-time"))),
         gpg_sig=None if gpg is None else bool(gpg),
-        provenance=_text(entry.get("provenance")) or None,
+        provenance=resolve_or_none(page_url, _text(entry.get("provenance"))),
     )
 
 
@@ -192,8 +199,9 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
     return files, fields
 
 
-_FILENAME, _URL, _HASHES, _METADATA, _UPLOADED = (
-    attrgetter(a) for a in ("filename", "url", "hashes", "core_metadata", "upload_time")
+_FILENAME, _URL, _HASHES, _METADATA, _UPLOADED, _PROVENANCE = (
+    attrgetter(a)
+    for a in ("filename", "url", "hashes", "core_metadata", "upload_time", "provenance")
 )
 _MAY_BE_EMPTY = tuple(
     attrgetter(a) for a in ("requires_python", "upload_time", "provenance", "yanked")
@@ -203,7 +211,8 @@ _MAY_BE_EMPTY = tuple(
 def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] | None:
     """`_cleaned` for a page whose every entry it would keep as it is but for the link: PyPI's
     and pypiserver's (offerable names, one well-formed sha256 and the metadata's, no empty
-    string, upload times as PEP 700 writes them, links `resolve_all` resolves). A few passes over the whole page instead of a
+    string, upload times as PEP 700 writes them, links `resolve_all` resolves, provenance links
+    absolute). A few passes over the whole page instead of a
     dozen calls per entry: the whole parse of the bench's 4,000-file pypiserver-shaped page
     (relative links) in three quarters of the time; PyPI's (absolute links, which need no
     resolving) in about the same. None for any other page."""
@@ -214,6 +223,7 @@ def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] |
         and all_one_sha256(metadata)
         and not any("" in set(map(field, files)) for field in _MAY_BE_EMPTY)
         and every_line(UPLOAD_TIME_LINES, [t for t in map(_UPLOADED, files) if t is not None])
+        and all_plain_absolute([p for p in map(_PROVENANCE, files) if p is not None])
     ):
         return None
     urls = resolve_all(page_url, list(map(_URL, files)))
@@ -230,13 +240,14 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
     as absent. Nearly every entry is left as it is, or gets only its link resolved: PyPI's
     every entry is seen to be so at once (a plain absolute link, sha256 digests, no empty
     string), and so is a `../../packages/...` link's."""
-    metadata, uploaded = f.core_metadata, f.upload_time
+    metadata, uploaded, provenance = f.core_metadata, f.upload_time, f.provenance
     url = f.url if PLAIN_ABSOLUTE.fullmatch(f.url) is not None else resolve(page_url, f.url)[0]
     if (
         one_sha256(f.hashes)
         and (metadata is True or metadata is False or one_sha256(metadata))
-        and "" not in (f.requires_python, f.provenance, f.yanked)
+        and "" not in (f.requires_python, f.yanked)
         and (uploaded is None or UPLOAD_TIME.fullmatch(uploaded) is not None)
+        and (provenance is None or PLAIN_ABSOLUTE.fullmatch(provenance) is not None)
     ):
         return f if url == f.url else msgspec.structs.replace(f, url=url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
@@ -246,12 +257,12 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         changes["core_metadata"] = cleaned
     if (written := upload_time(uploaded)) != uploaded:
         changes["upload_time"] = written
-    if "" in (f.requires_python, f.provenance, f.yanked):
-        for key in ("requires_python", "provenance"):
-            if getattr(f, key) == "":
-                changes[key] = None
-        if f.yanked == "":
-            changes["yanked"] = False
+    if (resolved := resolve_or_none(page_url, provenance)) != provenance:
+        changes["provenance"] = resolved
+    if f.requires_python == "":
+        changes["requires_python"] = None
+    if f.yanked == "":
+        changes["yanked"] = False
     return msgspec.structs.replace(f, **changes) if changes else f
 
 
