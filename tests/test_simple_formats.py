@@ -326,3 +326,18 @@ def test_a_provenance_link_is_resolved_against_the_upstream_page(
     ):
         (f,) = page.files
         assert f.provenance == expected
+
+
+def test_a_signature_we_do_not_serve_is_not_announced() -> None:
+    """PEP 503/691: `gpg-sig: true` says the signature is at `{file_url}.asc`. We serve no
+    signatures (`<file>.asc` is a 404 here), so an upstream's `true` is not said: the key is
+    left out, which PEP 691 reads as "may or may not exist". An upstream's `false` is true
+    of our URLs too, and is kept."""
+    signed = DistFile("lib-1.0.tar.gz", "x", gpg_sig=True)
+    unsigned = DistFile("lib-0.9.tar.gz", "y", gpg_sig=False)
+    page = ProjectPage("lib", (signed, unsigned))
+    entries = json.loads(simple_json.render_project_page(page, "../", []))["files"]
+    assert ["gpg-sig" in e for e in entries] == [False, True]
+    assert entries[1]["gpg-sig"] is False
+    html = simple_html.render_project_page(page, "../").decode()
+    assert html.count("data-gpg-sig") == 1 and 'data-gpg-sig="false"' in html

@@ -179,8 +179,8 @@ def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
             line += attr
         if metadata:
             line += f' data-dist-info-metadata="{metadata}" data-core-metadata="{metadata}"'
-        if f.gpg_sig is not None:
-            line += f' data-gpg-sig="{"true" if f.gpg_sig else "false"}"'
+        if f.gpg_sig is False:  # we serve no `.asc`: an upstream's "true" is not said
+            line += ' data-gpg-sig="false"'
         if f.yanked is not False:
             reason = f.yanked if isinstance(f.yanked, str) else ""
             line += f' data-yanked="{escape(reason)}"'

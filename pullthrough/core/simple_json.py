@@ -332,7 +332,7 @@ def _file_out(f: DistFile, url_prefix: str) -> _FileOut:
         requires_python=f.requires_python or None,
         core_metadata=metadata,
         dist_info_metadata=metadata,
-        gpg_sig=f.gpg_sig,
+        gpg_sig=False if f.gpg_sig is False else None,  # we serve no `.asc`: never `true`
         yanked=f.yanked,
         size=f.size,
         upload_time=f.upload_time or None,
