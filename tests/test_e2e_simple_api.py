@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 from flask import request
+from pytest_httpserver import HTTPServer
 
 from pullthrough.app import create_app
 from pullthrough.config import load_settings
@@ -280,6 +281,19 @@ def test_pip_and_uv_read_yanks_requires_python_and_times_as_from_the_upstream(
         assert 'Reason for being yanked: broken <b>&"x"' in yanked.stderr, yanked.stderr
         too_new = pip_install("demo==3.0")
         assert too_new.returncode != 0 and "Requires-Python >=3.99" in too_new.stderr
+
+
+def test_an_upstream_page_of_a_major_version_we_do_not_know_is_an_error_not_relayed(
+    scripted: HTTPServer, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PEP 629: a client MUST fail hard on a major version above the one it knows. A 2.0 page
+    read as 1.x and relayed as 1.x would tell pip and uv something the page does not say."""
+    page = {"meta": {"api-version": "2.0"}, "name": "lib", "files": []}
+    scripted.expect_request("/simple/lib/").respond_with_json(page, content_type=JSON)
+    proxy = live_server(config_text(scripted.url_for("/simple/"), tmp_path / "data"))
+    answer = get(proxy.index() + "lib/", Accept=JSON)
+    assert answer.status_code == 502
+    assert "simple API version 2.0; this server reads 1.x" in answer.text
 
 
 def test_project_list_is_the_upstreams(proxy: Server) -> None:

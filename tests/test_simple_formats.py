@@ -341,3 +341,34 @@ def test_a_signature_we_do_not_serve_is_not_announced() -> None:
     assert entries[1]["gpg-sig"] is False
     html = simple_html.render_project_page(page, "../").decode()
     assert html.count("data-gpg-sig") == 1 and 'data-gpg-sig="false"' in html
+
+
+_VERSIONED = {
+    "json page": b'{"meta": {"api-version": "VERSION"}, "name": "lib", "files": []}',
+    "json list": b'{"meta": {"api-version": "VERSION"}, "projects": [{"name": "lib"}]}',
+    "html page": b'<html><head><meta name="pypi:repository-version" content="VERSION"></head>'
+    b'<body><a href="lib-1.0.tar.gz">lib-1.0.tar.gz</a></body></html>',
+    "html list": b'<html><head><meta name="pypi:repository-version" content="VERSION"></head>'
+    b'<body><a href="lib/">lib</a></body></html>',
+}
+
+
+def _parse(kind: str, body: bytes) -> object:
+    if kind == "json page":
+        return simple_json.parse_project_page(body, PAGE_URL, "lib")
+    if kind == "html page":
+        return simple_html.parse_project_page(body, PAGE_URL, "lib")
+    if kind == "json list":
+        return simple_json.parse_project_list(body)
+    return simple_html.parse_project_list(body)
+
+
+@pytest.mark.parametrize("kind", list(_VERSIONED))
+def test_a_page_of_a_major_version_we_do_not_know_is_refused(kind: str) -> None:
+    """PEP 629: a client meeting a major version greater than it expects MUST fail hard (the
+    page means something else); read as 1.x it was relayed as 1.x. A newer minor version
+    reads as ours (PEP 629: its changes are ones a 1.x client can still use)."""
+    body = _VERSIONED[kind]
+    with pytest.raises(simple_html.InvalidPage, match=r"API version 2\.0; this server reads 1\.x"):
+        _parse(kind, body.replace(b"VERSION", b"2.0"))
+    assert _parse(kind, body.replace(b"VERSION", b"1.9")) is not None

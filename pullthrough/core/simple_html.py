@@ -26,6 +26,15 @@ class InvalidPage(ValueError):
     """An upstream page we cannot read."""
 
 
+def readable_version(version: object) -> None:
+    """Refuse a page whose API version (PEP 629's `Major.Minor`) has a major version above 1:
+    a client MUST fail hard on one (its page means something else), not read it as 1.x. A
+    version that says nothing readable is 1.0's, as PEP 629 takes a page without one."""
+    major = version.strip().partition(".")[0] if isinstance(version, str) else ""
+    if major.isdigit() and int(major) > 1:
+        raise InvalidPage(f"the page is of simple API version {version}; this server reads 1.x")
+
+
 # PEP 503 pages are UTF-8; without this lxml reads bytes with no <meta charset> as Latin-1.
 _PARSER = lxml.html.HTMLParser(encoding="utf-8")
 
@@ -77,6 +86,7 @@ def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
 
 def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     root = _root(body)
+    readable_version(_meta(root, "pypi:repository-version"))
     base = _base_url(root, page_url)
     files = []
     for anchor in root.iter("a"):
@@ -124,6 +134,7 @@ def _meta(root: lxml.html.HtmlElement, name: str) -> str | None:
 
 def parse_project_list(body: bytes) -> ProjectList:
     root = _root(body)
+    readable_version(_meta(root, "pypi:repository-version"))
     return ProjectList(tuple(t.strip() for a in root.iter("a") if (t := a.text) and t.strip()))
 
 

@@ -30,7 +30,7 @@ from pullthrough.core.models import (
     clean_hashes,
     one_sha256,
 )
-from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage
+from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage, readable_version
 from pullthrough.core.times import UPLOAD_TIME, UPLOAD_TIME_LINES, upload_time
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -46,6 +46,11 @@ def _load(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidPage("unreadable JSON index page: not an object")
     return data
+
+
+def _readable(meta: object) -> None:
+    """`readable_version` of a page's `meta.api-version`."""
+    readable_version(meta.get("api-version") if isinstance(meta, dict) else None)
 
 
 def _text(value: object) -> str | None:
@@ -152,6 +157,7 @@ def parse_project_page(body: bytes, page_url: str, name: str, *, typed: bool = T
     status = fields.get("project-status")
     status = status if isinstance(status, Mapping) else {}
     meta = fields.get("meta") or {}
+    _readable(meta)
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
     return ProjectPage(
         name=_text(fields.get("name")) or name,
@@ -272,6 +278,7 @@ class _Listed(msgspec.Struct, gc=False):
 
 class _TypedList(msgspec.Struct):
     projects: list[_Listed] = []
+    meta: Any = None
 
 
 _TYPED_LIST = msgspec.json.Decoder(_TypedList)
@@ -283,12 +290,14 @@ def parse_project_list(body: bytes, *, typed: bool = True) -> ProjectList:
     list is read the tolerant way, with the same result (`typed=False`: that way only)."""
     if typed and _SURROGATE_ESCAPE.search(body) is None:
         try:
-            listed = _TYPED_LIST.decode(body).projects
+            listed = _TYPED_LIST.decode(body)
         except msgspec.DecodeError:
             pass
         else:
-            return ProjectList(tuple(p.name for p in listed if p.name))
+            _readable(listed.meta)
+            return ProjectList(tuple(p.name for p in listed.projects if p.name))
     data = _load(body)
+    _readable(data.get("meta"))
     try:
         names = [_text(p["name"]) for p in data.get("projects", [])]
     except (KeyError, TypeError) as exc:
