@@ -372,3 +372,29 @@ def test_a_page_of_a_major_version_we_do_not_know_is_refused(kind: str) -> None:
     with pytest.raises(simple_html.InvalidPage, match=r"API version 2\.0; this server reads 1\.x"):
         _parse(kind, body.replace(b"VERSION", b"2.0"))
     assert _parse(kind, body.replace(b"VERSION", b"1.9")) is not None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://user:secret@index.example/integrity/lib-1.0.tar.gz/provenance",
+        "https://index.example/integrity/lib-1.0.tar.gz/provenance?token=secret",
+        "/integrity/lib-1.0.tar.gz/provenance?X-Amz-Signature=secret",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_provenance_link_that_may_carry_a_secret_is_not_shown(link: str) -> None:
+    """Our pages show an upstream's provenance link as it is (its files' links never: they
+    lead here). One with a user and password, or a query (an index's `?token=`, a presigned
+    URL's signature), would hand that secret to every reader of a public distribution: it is
+    left out, as a link we could not resolve is. So is one that is no web address."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "provenance": link}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-provenance="{link}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        assert page.files[0].provenance is None
+        assert "secret" not in simple_json.render_project_page(page, "../", []).decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from urllib.parse import quote, urldefrag, urljoin
+from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
 from pullthrough.core.lines import as_lines, every_line, lines_pattern
 
@@ -48,15 +48,21 @@ def resolve(base: str, link: str) -> tuple[str, str]:
     return joined, fragment
 
 
-def resolve_or_none(base: str, link: str | None) -> str | None:
-    """`link` (a PEP 740 provenance URL) resolved against `base`, fragment and all; None for no
-    link or one urljoin refuses: a broken link beside a file is no reason to refuse its page."""
+def shown_link(base: str, link: str | None) -> str | None:
+    """An upstream's link our pages show as it is (a PEP 740 provenance URL), resolved against
+    `base`; None for no link, one urljoin refuses (no reason to refuse its page), one that is
+    no web address, or one that may carry a secret for every reader to see: a user and
+    password, or a query (an index's `?token=`, a presigned URL's signature)."""
     if not link:
         return None
     try:
-        return urljoin(base, link)
+        url = urljoin(base, link)
+        parts = urlsplit(url)
     except ValueError:
         return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or "?" in url:
+        return None
+    return url
 
 
 def all_plain_absolute(links: Sequence[str]) -> bool:

@@ -12,7 +12,7 @@ from lxml import etree
 from packaging.utils import canonicalize_name
 
 from pullthrough.core.filenames import DIST_SUFFIXES, offerable
-from pullthrough.core.links import quoted, resolve, resolve_or_none
+from pullthrough.core.links import quoted, resolve, shown_link
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
 from pullthrough.core.times import upload_time
 
@@ -113,7 +113,7 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
                 yanked=yanked,
                 core_metadata=_metadata_attr(metadata),
                 gpg_sig=None if gpg is None else gpg.lower() == "true",
-                provenance=resolve_or_none(base, anchor.get("data-provenance")),
+                provenance=shown_link(base, anchor.get("data-provenance")),
                 upload_time=upload_time(anchor.get("data-upload-time")),
             )
         )

@@ -19,7 +19,7 @@ from pullthrough.core.links import (
     quoted,
     resolve,
     resolve_all,
-    resolve_or_none,
+    shown_link,
 )
 from pullthrough.core.models import (
     DistFile,
@@ -89,7 +89,7 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         upload_time=upload_time(_text(entry.get("upload-time"))),
         gpg_sig=None if gpg is None else bool(gpg),
-        provenance=resolve_or_none(page_url, _text(entry.get("provenance"))),
+        provenance=shown_link(page_url, _text(entry.get("provenance"))),
     )
 
 
@@ -263,7 +263,7 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         changes["core_metadata"] = cleaned
     if (written := upload_time(uploaded)) != uploaded:
         changes["upload_time"] = written
-    if (resolved := resolve_or_none(page_url, provenance)) != provenance:
+    if (resolved := shown_link(page_url, provenance)) != provenance:
         changes["provenance"] = resolved
     if f.requires_python == "":
         changes["requires_python"] = None
