@@ -32,6 +32,11 @@ from pullthrough.core.remotes import ordered
 from pullthrough.core.times import PRESIGNED_MAX, read_utc
 
 ENV_PREFIX = "PULLTHROUGH_"
+# Set for a node's gunicorn workers once the node's setup is done (cli.server.start_node) and
+# found the catalog one it knows: a worker, the first or one started in place of a dead one
+# while the others serve, does not do it again (services.container.prepare_data), and goes on
+# when a newer node has upgraded the catalog since (catalog.db.migrate)
+NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 DEFAULT_BIND = "127.0.0.1:24817"
 POLICIES = IMMEDIATE, ON_DEMAND, STREAMED = ("immediate", "on_demand", "streamed")  # Pulp's
 

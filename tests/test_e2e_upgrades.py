@@ -44,7 +44,7 @@ from pullthrough.storage.ledger import CacheLedger
 from support.api import Api, legacy_upload, with_auth
 from support.faults import gone, kill_worker, workers
 from support.packages import build_wheel
-from support.servers import Server, config_text, free_port, stored_files, wait_until
+from support.servers import STARTS, Server, config_text, free_port, stored_files, wait_until
 from support.tools import clean_env, run_pip
 from support.upstream import Upstream, extract_metadata
 
@@ -330,8 +330,9 @@ def test_a_data_folder_of_release_0013_serves_and_works_after_the_upgrade(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("start", STARTS)
 def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
-    gunicorn_server: Callable[..., Server], tmp_path: Path
+    gunicorn_server: Callable[..., Server], tmp_path: Path, start: str
 ) -> None:
     """A repository's page rendering, shared by the workers, stays valid until the catalog
     changes; one an older release made must not outlive it: release aa94a6a's JSON page named
@@ -343,7 +344,7 @@ def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
         f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
         '[[distributions]]\nname = "corp"\nbase_path = "corp"\n'
     )
-    server = gunicorn_server(text)
+    server = gunicorn_server(text, start=start)
     api = Api(server.url)
     repo = api.repository("corp")
     corp = api.one("distributions/python/pypi/", name="corp")
@@ -364,7 +365,7 @@ def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
     finally:
         renders.close()
 
-    upgraded = gunicorn_server(text)
+    upgraded = gunicorn_server(text, start=start)
     assert upgraded.json_page("corp", "corp-lib")["name"] == "corp-lib"
 
 

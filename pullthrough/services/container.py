@@ -79,11 +79,6 @@ BACKGROUND_TASKS: Mapping[str, Handler] = {
     PURGE_TASKS: purge_tasks,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
-# Set by `pullthrough serve` for its workers, once its setup is done and found the catalog one
-# it knows: a worker, the first or one started in place of a dead one while the others serve,
-# does not do it again (prepare_data), and goes on when a newer node has upgraded the catalog
-# since (db.migrate)
-NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 
 
 @dataclass
@@ -313,8 +308,8 @@ def prepare_data(settings: Settings, *, node_started: bool = False) -> tuple[str
     """The one-time setup of a data folder and its catalog - the journal mode, migrations, a
     damaged cache ledger set aside and rebuilt, the configured remotes and distributions, the
     admin password - done by whichever process gets here first while the others wait for it.
-    `pullthrough serve` runs it before any worker starts. A worker of that server
-    (`node_started`) only reads the catalog's migration (no lock: a worker started while the
+    A node's setup (cli.server.start_node) runs it before any gunicorn worker starts. A worker
+    of that node (`node_started`) only reads the catalog's migration (no lock: a worker started while the
     others serve waits for nobody, and never sets the ledger they have open aside); it does
     the setup only for migrations the catalog lacks (a release installed since, and the
     server reloaded), and uses a catalog a newer release upgraded since (db.migrate). Returns
