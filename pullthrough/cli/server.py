@@ -57,6 +57,7 @@ def open_services(settings: Settings) -> Services | None:
 
     from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.container import build_services
+    from pullthrough.services.ledger_rebuild import LedgerInUse
 
     try:
         return build_services(settings)
@@ -66,7 +67,7 @@ def open_services(settings: Settings) -> Services | None:
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return None
-    except NewerCatalog as exc:
+    except (NewerCatalog, LedgerInUse) as exc:
         print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return None
 
@@ -106,6 +107,7 @@ def start_node(settings: Settings, env: MutableMapping[str, str], binds: Sequenc
     from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
     from pullthrough.services.container import discard_renderings, prepare_data
+    from pullthrough.services.ledger_rebuild import LedgerInUse
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
     data = settings.server.data_dir.resolve()
@@ -120,7 +122,7 @@ def start_node(settings: Settings, env: MutableMapping[str, str], binds: Sequenc
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return 1
-    except NewerCatalog as exc:
+    except (NewerCatalog, LedgerInUse) as exc:
         print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return 1
     env[NODE_STARTED_ENV] = "1"

@@ -47,7 +47,7 @@ from pullthrough.services.coordination import (
 )
 from pullthrough.services.counters import COUNTERS, Counters
 from pullthrough.services.later import Later, WriteBehind
-from pullthrough.services.ledger_rebuild import repair_local_ledger
+from pullthrough.services.ledger_rebuild import open_local_ledger, repair_local_ledger
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -60,7 +60,7 @@ from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.copies import disposable_cache
-from pullthrough.storage.ledger import CacheLedger, Ledger
+from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
 
@@ -162,7 +162,8 @@ def cache_coordination(engine: Engine, data: Path, max_size: int) -> tuple[Ledge
     and rebuilt if damaged, by prepare_data), in PostgreSQL for every node of a cluster."""
     if _shared(engine):
         return SharedLedger(engine, max_size=max_size), AdvisoryLocks(engine.url)
-    return CacheLedger(data / "ledger", max_size=max_size), LockDir(data / "locks")
+    locks = LockDir(data / "locks")
+    return open_local_ledger(data / "ledger", locks, max_size=max_size), locks
 
 
 def change_signal(engine: Engine, data: Path) -> ChangeSignal:
