@@ -428,6 +428,38 @@ def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
     assert services.ledger.total() == len(big.data)
 
 
+def test_another_workers_request_for_a_big_wheels_metadata_waits_for_its_storing(
+    services: Services,
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second worker (services of its own on the same data folder) asked for the metadata of
+    a big wheel another worker is fetching follows that download, then reads the stored wheel:
+    its bytes are in before they are stored (an object store's upload), so it waits for that."""
+    other = build_services(settings_for(upstream, tmp_path))
+    try:
+        dist, dist_there = services.registry.get("main"), other.registry.get("main")
+        assert dist is not None and dist_there is not None
+        big = big_wheel(upstream, tmp_path)
+        upstream.chunk_size, upstream.slow_files = 64 * 1024, 0.1  # about a second
+        go_on = hold_publishing(services, monkeypatch)
+        with (
+            ThreadPoolExecutor(1) as pool,
+            closing(streamed(services, dist, big.filename)) as first,
+        ):
+            asked = pool.submit(other.pullthrough.metadata, dist_there, big.filename)
+            assert b"".join(first) == big.data
+            with pytest.raises(FutureTimeout):
+                asked.result(timeout=1.0)  # the wheel is in, not stored yet
+            go_on.set()
+            metadata, _ = asked.result(timeout=10)
+        assert metadata.startswith(b"Metadata-Version") and b"big-lib" in metadata.lower()
+        assert len(upstream.requests_for(big.filename, server="files", method="GET")) == 1
+    finally:
+        other.close()
+
+
 def test_with_every_storing_thread_busy_a_big_file_is_stored_before_its_last_bytes(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,6 +60,7 @@ from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.copies import disposable_cache
+from pullthrough.storage.flights import Flights
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
@@ -419,6 +420,7 @@ def build_services(settings: Settings, *, node_started: bool = False) -> Service
                 drop=functools.partial(orphans.drop_unrecorded, catalog, ledger, locks, store),
             ),
             metrics=metrics,
+            flights=Flights(data / "flights"),
         ),
         uploads=Uploads(catalog, store, ledger, locks),
         artifacts=artifacts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -30,6 +31,7 @@ from pullthrough.core.metadata import (
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.services.metrics import Metrics
+from pullthrough.storage.flights import Flights
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import (
     STORED_WAIT_SECONDS,
@@ -41,10 +43,12 @@ from pullthrough.storage.locks import (
 from pullthrough.storage.store import (
     ArtifactWriter,
     BlobStore,
+    Digests,
     HashMismatch,
     ReadFrom,
     StorageFull,
     StorageUnavailable,
+    being_written,
     from_start,
 )
 from pullthrough.upstream.client import (
@@ -65,6 +69,8 @@ STALL_SECONDS = 600.0  # a download with no progress for this long is given up b
 EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
 STORING_THREADS = 8  # small files stored at once, per process, while they are sent
 CHUNK_SIZE = 1024 * 1024
+JOIN_LOOK_SECONDS = 1.0  # how often a request waiting for another process's download looks
+TAIL_POLL_SECONDS = 0.05  # how often a request following it looks for more bytes
 
 
 Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
@@ -104,6 +110,9 @@ class StreamedFile:
     # The file's storing, done once its bytes are verified (PullThrough._store_received);
     # None when it was done before the answer (or nothing is kept)
     stored: Future[None] | None = None
+    # Another process's download, followed (PullThrough._follow): stored once it lets the
+    # download's lock go
+    elsewhere: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
@@ -206,6 +215,48 @@ class _Failures:
         return type(error)(*error.args)
 
 
+class _HeldBack:
+    """A client's bytes of a file not verified yet, `size` long when known (its Content-Length):
+    all but the last HOLD_BACK go out as they come, hashed; those only once the whole file is in
+    and matches its digests (a failure cuts the answer short)."""
+
+    def __init__(self, expected: Mapping[str, str], size: int | None) -> None:
+        self.digests = Digests(expected)
+        self.size = size
+        self.sent = 0
+        self._held = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes that may go now, `data` come (never more than `size` in all, so never
+        its last HOLD_BACK unchecked)."""
+        if self.size is not None and self.sent + len(self._held) + len(data) > self.size:
+            raise UpstreamError(f"more bytes than the {self.size} the answer announced")
+        self._held += data
+        cut = len(self._held) - HOLD_BACK
+        if cut <= 0:
+            return b""
+        out = bytes(self._held[:cut])
+        del self._held[:cut]
+        self.digests.update(out)
+        self.sent += cut
+        return out
+
+    def finish(self) -> bytes | None:
+        """The bytes held back, if with those sent they are the whole file; else None, and they
+        are dropped (those sent are still counted and hashed: the file may come again)."""
+        rest, self._held = bytes(self._held), bytearray()
+        whole = self.digests.copy()
+        whole.update(rest)
+        try:
+            whole.verify()
+        except HashMismatch:
+            return None
+        if self.size is not None and self.sent + len(rest) != self.size:
+            return None
+        self.digests, self.sent = whole, self.sent + len(rest)
+        return rest
+
+
 class CacheEvents(Protocol):
     """What the catalog wants to know about the cache (see services.cached_content)."""
 
@@ -224,9 +275,11 @@ class PullThrough:
         *,
         wait_timeout: float = 900.0,  # how long a request waits for another's download
         metrics: Metrics | None = None,
+        flights: Flights | None = None,  # this host's downloads, for other processes to follow
     ) -> None:
         self.metrics = metrics or Metrics()
         self.store = store
+        self.flights = flights
         self.ledger = ledger
         self.locks = locks
         self.events = events
@@ -301,17 +354,25 @@ class PullThrough:
         return opened
 
     def _download(
-        self, dist: Distribution, entry: DistFile, view: PageView, read_from: ReadFrom | None
+        self,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        read_from: ReadFrom | None,
+        *,
+        again: bool = True,
     ) -> StoredFile | StreamedFile:
         """A file not stored at the first look: fetched here, or stored meanwhile by the
-        download this one waited for."""
+        download this one waited for, or that download's bytes as they come (`again`: fetched
+        anew should another process's end unverified)."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
         if (joined := self._join(url, view)) is not None:
             return joined
         lock = self.locks.lock(url)
         asked = time.monotonic()
-        self._take(lock, url)
+        if (followed := self._take_or_follow(lock, dist, entry, view, again=again)) is not None:
+            return followed
         try:  # a look at the store (S3 down) or the catalog (down) may fail: the lock goes
             if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
                 lock.release()
@@ -354,6 +415,8 @@ class PullThrough:
             flight = _Flight(writer.tmp_path, progress, size, most, storing)
             with self._flights_lock:
                 self._flights[url] = flight
+            if self.flights is not None:
+                self.flights.post(url, writer.tmp_path, size)
 
             def fetch_then_store() -> None:
                 alongside = None
@@ -363,6 +426,8 @@ class PullThrough:
                     with self._flights_lock:  # stored or given up: the lock tells
                         if self._flights.get(url) is flight:  # not a later download's
                             del self._flights[url]
+                    if self.flights is not None:
+                        self.flights.withdraw(url, flight.tmp_path)
                     if alongside is None:
                         storing.set_result(None)
                     else:
@@ -417,6 +482,86 @@ class PullThrough:
         tail = self._tail(reader, progress, url, most)
         return StreamedFile(tail, size, stale, reader, storing)
 
+    def _take_or_follow(
+        self, lock: Lock, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
+    ) -> StreamedFile | None:
+        """Take a download's lock (None), or follow the download of the file that another
+        process of this host holds it for, looking for one every JOIN_LOOK_SECONDS while
+        waiting (it is posted once its upstream answers). Only a file with a sha256 is
+        followed: the bytes are checked here, as they are sent."""
+        if self.flights is None or "sha256" not in entry.hashes:
+            self._take(lock, entry.url)
+            return None
+        deadline = time.monotonic() + self.wait_timeout
+        while not lock.acquire(timeout=0, blocking=False):
+            if (followed := self._follow(dist, entry, view, again=again)) is not None:
+                return followed
+            if (left := deadline - time.monotonic()) <= 0:
+                raise _waited_too_long(entry.url)
+            with suppress(LockTimeout):
+                if lock.acquire(timeout=min(JOIN_LOOK_SECONDS, left)):
+                    break
+        return None
+
+    def _follow(
+        self, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
+    ) -> StreamedFile | None:
+        """The file another process of this host is downloading (Flights), sent as it grows
+        once more than the held-back tail is in; None when none is, or it has just ended (the
+        lock then tells whether it was stored)."""
+        assert self.flights is not None
+        if (notice := self.flights.find(entry.url)) is None:
+            return None
+        try:
+            reader = open(self.store.tmp / notice.name, "rb")  # noqa: SIM115 - owned by the chunks
+        except OSError:  # stored or given up
+            return None
+        try:
+            if not _grown_past(reader, HOLD_BACK, entry.url):
+                reader.close()
+                return None
+        except BaseException:
+            reader.close()
+            raise
+        chunks = self._followed(reader, dist, entry, view, notice.size, again=again)
+        self.metrics.cache_hits.inc()  # the upstream is not asked again, as for a waiter
+        return StreamedFile(chunks, notice.size, view.stale, reader, elsewhere=True)
+
+    def _followed(
+        self,
+        reader: BinaryIO,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        size: int | None,
+        *,
+        again: bool,
+    ) -> Generator[bytes, None, None]:
+        """Another process's download as it grows, checked here: the last HOLD_BACK bytes go
+        once the whole file matches its digests. One that ends otherwise (cut short, its
+        worker killed) is fetched again (`again`), here or by whoever fetches it now, and sent
+        on from where this answer is; else, or failing again, the answer is cut short."""
+        held = _HeldBack(entry.hashes, size)
+        with reader:
+            for data in _written(reader, entry.url, size):
+                if out := held.feed(data):
+                    yield out
+        if (rest := held.finish()) is None and again:
+            log.warning(
+                "a download of %s followed from another process ended unverified; fetching it"
+                " again",
+                describe_url(entry.url),
+            )
+            opened = self._download(dist, entry, view, from_start, again=False)
+            with closing(_bytes_after(opened, held.sent)) as more:
+                for data in more:
+                    if out := held.feed(data):
+                        yield out
+            rest = held.finish()
+        if rest is None:
+            raise UpstreamError(f"download of {describe_url(entry.url)} failed")
+        yield rest
+
     def _take(self, lock: Lock, url: str) -> None:
         """Take a download's lock, waiting while another request (in any worker) fetches or
         stores the file."""
@@ -425,9 +570,7 @@ class PullThrough:
         try:
             lock.acquire(timeout=self.wait_timeout)
         except LockTimeout:
-            raise UpstreamTimeout(
-                f"waited too long for a download of {describe_url(url)}"
-            ) from None
+            raise _waited_too_long(url) from None
 
     def _stored_meanwhile(
         self, entry: DistFile, view: PageView, read_from: ReadFrom | None
@@ -740,6 +883,10 @@ class PullThrough:
                 opened.stored.result(timeout=self.wait_timeout)
             except TimeoutError:
                 raise UpstreamTimeout(f"storing {describe_url(entry.url)} took too long") from None
+        if opened.elsewhere:
+            lock = self.locks.lock(entry.url)
+            self._take(lock, entry.url)
+            lock.release()
         if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
@@ -893,6 +1040,58 @@ def _answer_for(error: Exception | None) -> Exception:
     if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
         return error
     return UpstreamError(str(error) if error is not None else "the download was cut short")
+
+
+def _waited_too_long(url: str) -> UpstreamTimeout:
+    return UpstreamTimeout(f"waited too long for a download of {describe_url(url)}")
+
+
+def _grown_past(reader: BinaryIO, size: int, url: str) -> bool:
+    """Wait until another process's temporary file holds more than `size` bytes (True) or its
+    writer is done with it (False); UpstreamTimeout when it does not for STALL_SECONDS."""
+    deadline = time.monotonic() + STALL_SECONDS
+    while being_written(reader):
+        if os.fstat(reader.fileno()).st_size > size:
+            return True
+        if time.monotonic() > deadline:
+            raise UpstreamTimeout(f"no data from {describe_url(url)} for a while")
+        time.sleep(TAIL_POLL_SECONDS)
+    return False
+
+
+def _written(reader: BinaryIO, url: str, size: int | None) -> Generator[bytes, None, None]:
+    """The bytes of a temporary file another process writes, as they come, until there are
+    `size` (when known: the reader checks them, and waits for no storing) or its writer is done
+    with it (complete, or given up); UpstreamTimeout when it stalls for STALL_SECONDS."""
+    moved, read = time.monotonic(), 0
+    while size is None or read < size:
+        writing = being_written(reader)  # before the read: if done, the read gets all there is
+        wanted = CHUNK_SIZE if size is None else min(CHUNK_SIZE, size - read)
+        if data := reader.read(wanted):
+            read += len(data)
+            moved = time.monotonic()
+            yield data
+        elif not writing:
+            return
+        elif time.monotonic() - moved > STALL_SECONDS:
+            raise UpstreamTimeout(f"the download of {describe_url(url)} stalled")
+        else:
+            time.sleep(TAIL_POLL_SECONDS)
+
+
+def _bytes_after(opened: StoredFile | StreamedFile, offset: int) -> Generator[bytes, None, None]:
+    """A file's bytes past its first `offset`; it is closed after."""
+    if isinstance(opened, StoredFile):
+        with opened.file as file:
+            file.seek(offset)
+            while data := file.read(CHUNK_SIZE):
+                yield data
+        return
+    with closing(opened):
+        for data in opened:
+            if offset < len(data):
+                yield data[offset:]
+            offset = max(0, offset - len(data))
 
 
 def _unverified_limit(written: int, most: int) -> int:
