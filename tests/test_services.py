@@ -28,6 +28,7 @@ import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
 from sqlalchemy import Engine, delete, event, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
@@ -567,6 +568,29 @@ def test_a_file_recorded_during_an_eviction_pass_is_evicted_too(tmp_path: Path) 
     assert pullthrough.evict_if_needed() == 2
     assert ledger.total() == 200 and ledger.count() == 2
     ledger.close()
+
+
+def test_a_file_the_catalog_fails_to_enter_still_has_the_cache_kept_within_its_limit(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog that fails to take a new file's entry (busy in a storm of cold downloads) costs
+    that entry only: the eviction after it still runs, or the cache grew past its limit for as
+    long as the catalog kept failing."""
+    dist, _ = main_and_wheel(services, upstream)
+    first, second = (
+        f for f in upstream.files_for("shelf-reader") if f.filename in (WHL_01, WHL_02)
+    )
+
+    def busy(package: Package) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(services.pullthrough.events, "cached", busy)
+    services.ledger.max_size = max(first.size, second.size) + 1  # room for one of them
+    for wanted in (first, second):
+        with closing(streamed(services, dist, wanted.filename)) as opened:
+            assert b"".join(opened) == wanted.data
+        stored_soon(opened)
+    assert wait_until(lambda: not services.ledger.over_limit(), 10), services.ledger.total()
 
 
 def test_a_file_used_during_an_eviction_pass_is_not_evicted_by_it(tmp_path: Path) -> None:

@@ -822,17 +822,19 @@ class PullThrough:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
 
     def _after_caching(self, url: str, kept: Kept) -> None:
-        """Catalog the new file as orphaned content, then keep the cache within its limit."""
+        """Catalog the new file as orphaned content, then keep the cache within its limit -
+        whether or not the catalog took the entry (a busy one in a storm of cold files)."""
         try:
             if kept.package is not None:
                 with stored_bytes(self.locks, kept.sha256).held(STORED_WAIT_SECONDS):
                     if self.ledger.tracks(kept.sha256):  # else evicted since: no entry
                         self.events.cached(kept.package)
+        except Exception:
+            log.exception("cataloguing %s (%s) failed", describe_url(url), kept.sha256)
+        try:
             self.evict_if_needed()
         except Exception:
-            log.exception(
-                "bookkeeping after caching %s (%s) failed", describe_url(url), kept.sha256
-            )
+            log.exception("eviction after caching %s failed", describe_url(url))
 
     def _tail(
         self, reader: BinaryIO, progress: _Progress, url: str, most: int
