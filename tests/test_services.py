@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -77,6 +78,7 @@ from pullthrough.services.pullthrough import (
     StreamedFile,
     relayable,
 )
+from pullthrough.services.remote_pages import copy_key
 from pullthrough.services.repair import RepairFailed, repair
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
@@ -3027,6 +3029,35 @@ def test_a_sync_that_cannot_keep_a_page_copy_still_reads_the_page(
     assert page is not None and [f.filename for f in page.files] == [wheel.filename]
     assert syncer.errors == [] and syncer.changed == 1
     assert "could not keep the page" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_sync_reads_again_a_page_copy_an_older_build_read(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A sync's copy of an upstream page holds what the build that read it made of it: one an
+    older release read (before an upgrade in place) is asked for whole, not revalidated with
+    its ETag, or the upstream's 304 keeps that reading - here a "Back to index" link an older
+    release took for a file - for as long as the page does not change, as for a request's
+    page (remote_pages.READER)."""
+    wheel = upstream.add_file("kept-lib", build_wheel(tmp_path, "kept-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+    client = UpstreamClient(settings, tls_dir=tmp_path / "tls")
+    try:
+        assert Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+        key = copy_key("sync", remote.id, client.project_url("kept-lib"))
+        copy = services.pages_cache.get(key)
+        link = DistFile("Back to index", upstream.index_url)
+        older = replace(copy.value, files=(*copy.value.files, link))
+        services.pages_cache.set(key, replace(copy, value=older, read_by="an older release"))
+        upstream.clear_log()
+        page = Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+    finally:
+        client.close()
+    assert page is not None and [f.filename for f in page.files] == [wheel.filename]
+    asked = upstream.requests_for("/simple/kept-lib/")
+    assert asked and all(r.header("If-None-Match") is None for r in asked)
 
 
 def test_a_setting_the_config_file_no_longer_gives_goes_back_to_its_default(

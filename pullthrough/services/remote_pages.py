@@ -80,6 +80,14 @@ def completed(copy: Cached) -> Cached:
     )
 
 
+def validators(copy: Cached | None) -> tuple[str | None, str | None]:
+    """The ETag and Last-Modified to revalidate a kept copy with: none for a copy another build
+    read (_reader), so the upstream sends the page whole and this build reads it."""
+    if copy is None or copy.read_by != READER:
+        return None, None
+    return copy.etag, copy.last_modified
+
+
 def is_json(fetched: Fetched) -> bool:
     """A PEP 691 page, whatever its Content-Type says: an HTML page never starts with `{`, and
     a JSON page labelled text/html or text/plain read as HTML would be a page with no files."""
@@ -261,9 +269,7 @@ class RemotePages:
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]
     ) -> Cached:
-        ours = cached is not None and cached.read_by == READER  # else read again: _reader
-        etag = cached.etag if cached and ours else None
-        modified = cached.last_modified if cached and ours else None
+        etag, modified = validators(cached)
         fetched = self.client.get_page(url, etag=etag, last_modified=modified)
         now = self.clock()
         if fetched.status == 304 and cached is not None:

@@ -39,10 +39,12 @@ from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     READER,
     Cached,
+    completed,
     copy_key,
     keep_copy,
     parse_list,
     parse_page,
+    validators,
 )
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
@@ -108,12 +110,10 @@ class Syncer:
         url = self.client.project_url(canonicalize_name(name))
         key = copy_key("sync", self.remote_id, url)
         cached: Cached | None = self.svc.pages_cache.get(key)
+        cached = None if cached is None else completed(cached)  # perhaps an older build's
+        etag, modified = validators(cached)  # none for a copy another build read
         try:
-            fetched = self.client.get_page(
-                url,
-                etag=cached.etag if cached else None,
-                last_modified=cached.last_modified if cached else None,
-            )
+            fetched = self.client.get_page(url, etag=etag, last_modified=modified)
         except UpstreamError as exc:
             self.errors.append(f"{name}: {exc}")
             return None
