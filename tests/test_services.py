@@ -787,6 +787,41 @@ def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(
     assert len(upstream.requests_for(WHL_01, server="files", method="GET")) == 1
 
 
+def test_a_request_waiting_for_another_remotes_failed_download_tries_its_own(
+    services: Services, upstream: Upstream
+) -> None:
+    """Requests waiting for a download that fails answer with its error rather than each try
+    again in turn - those through the same remote. A remote of the same index with other
+    settings (a longer read timeout here; other credentials, proxy or certificates alike) may
+    well get the file: a request through it tries it itself, as before."""
+    with services.catalog.session() as session:
+        up = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        impatient = {**up.settings, "name": "impatient", "sock_read_timeout": 1, "max_retries": 0}
+        remote = Remote(name="impatient", settings=impatient)
+        session.add(remote)
+        session.flush()
+        session.add(Distribution(name="impatient", base_path="impatient", remote_id=remote.id))
+    services.registry.changed()
+    dist, whl = main_and_wheel(services, upstream)
+    other = services.registry.get("impatient")
+    assert other is not None and other.find_file(WHL_02)  # both pages read before the delay
+    upstream.delay, upstream.fault_scope = 2, "files"  # past `impatient`'s read timeout only
+
+    def body(through: ServedDistribution) -> bytes:
+        opened = services.pullthrough.open(through, WHL_02)
+        assert isinstance(opened, StreamedFile)
+        with closing(opened):
+            return b"".join(opened)
+
+    with ThreadPoolExecutor(2) as pool:
+        failing = pool.submit(body, other)
+        assert wait_until(lambda: not lock_is_free(services, dist, WHL_02), timeout=5)
+        waiting = pool.submit(body, dist)  # waits for the impatient remote's download
+        with pytest.raises(UpstreamError):
+            failing.result(timeout=10)
+        assert waiting.result(timeout=10) == whl.data
+
+
 # ---- the registry ---------------------------------------------------------------------------
 
 

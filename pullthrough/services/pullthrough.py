@@ -187,29 +187,32 @@ class _Flight:
 
 
 class _Failures:
-    """The downloads that failed, by URL, each with when and the error its request answered:
-    the requests that waited for one answer with that error, rather than each try the upstream
-    again in turn (an upstream that accepts connections and never answers cost the last of N
-    waiting requests N read timeouts). A request that comes after the failure tries again.
-    This process's only: a waiting request of another process tries once for all of its own."""
+    """The downloads that failed, by client (remote) and URL, each with when and the error its
+    request answered: the requests that waited for one answer with that error, rather than each
+    try the upstream again in turn (an upstream that accepts connections and never answers cost
+    the last of N waiting requests N read timeouts). A request that comes after the failure
+    tries again, and so does one through another remote (other credentials, proxy, timeouts:
+    it may get the file). This process's only: a waiting request of another process tries once
+    for all of its own."""
 
     def __init__(self, keep: float) -> None:
         self.keep = keep  # seconds: the longest a request waits for a download
-        self._failed: dict[str, tuple[float, UpstreamError]] = {}
+        self._failed: dict[tuple[UpstreamClient, str], tuple[float, UpstreamError]] = {}
         self._lock = threading.Lock()
 
-    def note(self, url: str, error: UpstreamError) -> None:
+    def note(self, client: UpstreamClient, url: str, error: UpstreamError) -> None:
         now = time.monotonic()
         with self._lock:
-            for old in [u for u, (at, _) in self._failed.items() if now - at > self.keep]:
+            for old in [k for k, (at, _) in self._failed.items() if now - at > self.keep]:
                 del self._failed[old]
-            self._failed[url] = (now, error)
+            self._failed[client, url] = (now, error)
 
-    def since(self, url: str, moment: float) -> UpstreamError | None:
-        """The error of a download of `url` that failed after `moment` (time.monotonic()),
-        as a new exception of its kind (each waiting request raises its own)."""
+    def since(self, client: UpstreamClient, url: str, moment: float) -> UpstreamError | None:
+        """The error of a download of `url` through `client` that failed after `moment`
+        (time.monotonic()), as a new exception of its kind (each waiting request raises its
+        own)."""
         with self._lock:
-            at, error = self._failed.get(url, (moment, None))
+            at, error = self._failed.get((client, url), (moment, None))
         if error is None or at < moment:
             return None
         return type(error)(*error.args)
@@ -377,13 +380,13 @@ class PullThrough:
             if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
                 lock.release()
                 return stored
-            if (failed := self._failures.since(url, asked)) is not None:
+            if (failed := self._failures.since(client, url, asked)) is not None:
                 raise failed  # the download this request waited for
             self.metrics.cache_misses.inc()
             try:
                 resp = client.open_file(url)
             except UpstreamError as exc:
-                self._failures.note(url, exc)  # before the lock goes: for those waiting
+                self._failures.note(client, url, exc)  # before the lock goes: for those waiting
                 raise
         except BaseException:
             lock.release()
@@ -777,7 +780,7 @@ class PullThrough:
             if not received:
                 writer.abort()
                 if isinstance(answer := _answer_for(error), UpstreamError):
-                    self._failures.note(url, answer)  # before the lock goes
+                    self._failures.note(client, url, answer)  # before the lock goes
                 lock.release()
                 self.metrics.downloads.dec()
                 progress.finish(error)
