@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
@@ -820,6 +821,32 @@ def test_a_request_waiting_for_another_remotes_failed_download_tries_its_own(
         with pytest.raises(UpstreamError):
             failing.result(timeout=10)
         assert waiting.result(timeout=10) == whl.data
+
+
+def test_a_request_whose_page_lists_other_bytes_does_not_join_a_download_in_flight(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request joins a big file's download in flight only when it expects the same bytes:
+    a page that lists the file's URL with another sha256 (another index's page, a stale
+    one) gets the file checked against that digest - a 502 - not bytes its page does not
+    vouch for, which the download checks against the first request's digest only."""
+    whl = big_wheel(upstream, tmp_path)
+    add_distribution(services, "other")
+    dist, other = services.registry.get("main"), services.registry.get("other")
+    assert dist is not None and other is not None
+    entry, view = other.find_file(whl.filename)
+    elsewhere = msgspec.structs.replace(entry, hashes={"sha256": "0" * 64})
+    monkeypatch.setattr(other, "find_file", lambda _: (elsewhere, view))
+    upstream.chunk_size, upstream.slow_files = 64 * 1024, 0.2  # about 2 s for the file
+    first = streamed(services, dist, whl.filename)
+    with closing(first):
+        with pytest.raises(UpstreamError):  # while the first one's download goes on
+            answer = services.pullthrough.open(other, whl.filename)
+            assert isinstance(answer, StreamedFile)
+            with closing(answer):
+                body = b"".join(answer)
+            assert hashlib.sha256(body).hexdigest() == "0" * 64  # its page's bytes, or none
+        assert b"".join(first) == whl.data
 
 
 # ---- the registry ---------------------------------------------------------------------------

@@ -180,6 +180,7 @@ class _Flight:
     """A download under way in this process, for a request for the same file to join."""
 
     tmp_path: Path  # what it is written to
+    expected: dict[str, str]  # the digests it is checked against (its index entry's)
     progress: _Progress
     size: int | None
     most: int
@@ -370,7 +371,7 @@ class PullThrough:
         anew should another process's end unverified)."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
-        if (joined := self._join(url, view)) is not None:
+        if (joined := self._join(url, expected, view)) is not None:
             return joined
         lock = self.locks.lock(url)
         asked = time.monotonic()
@@ -415,7 +416,7 @@ class PullThrough:
             # stored once verified, while the held-back tail goes out.
             storing = Future()
             fetch = (client, resp, writer, entry, url, lock, keep, progress, most)
-            flight = _Flight(writer.tmp_path, progress, size, most, storing)
+            flight = _Flight(writer.tmp_path, expected, progress, size, most, storing)
             with self._flights_lock:
                 self._flights[url] = flight
             if self.flights is not None:
@@ -441,15 +442,17 @@ class PullThrough:
             ).start()
         return self._tailed(reader, progress, url, most, size, view.stale, storing)
 
-    def _join(self, url: str, view: PageView) -> StreamedFile | None:
+    def _join(self, url: str, expected: dict[str, str], view: PageView) -> StreamedFile | None:
         """The big file this process is fetching from `url`, sent as it grows, as to the
         request that started its download: a request waiting for the download's lock gets no
         byte until the file is stored, and a client that gives up on a silent server (pip
         after 15 s) failed on a file that takes longer to come. None when there is no such
-        download (or it has just ended: then the lock tells whether it was stored)."""
+        download (or it has just ended: then the lock tells whether it was stored), and when
+        the download checks other digests than `expected` (a page listing the URL with other
+        bytes gets the file checked against its own)."""
         with self._flights_lock:
             flight = self._flights.get(url)
-        if flight is None:
+        if flight is None or flight.expected != expected:
             return None
         try:
             reader = open(flight.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
