@@ -2475,6 +2475,40 @@ def test_a_sync_takes_the_copy_a_client_cached_while_it_downloaded(
     assert not svc.store.has(whl.sha256) or svc.ledger.tracks(whl.sha256)
 
 
+def test_a_sync_leaves_an_upload_of_its_file_made_while_it_downloaded_an_upload(
+    syncing: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file a user uploads (to another repository) while a sync downloads the same file: the
+    sync takes that package into its repository (the filename is unique), and it stays the
+    user's upload - who uploaded it, and from no remote - not recorded as the sync's."""
+    svc = syncing
+    _, whl = main_and_wheel(svc, upstream)
+    repo_id, args = new_sync(svc)
+    with svc.catalog.session() as session:
+        private = create_repository(session, name="private").id
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / WHL_02).write_bytes(whl.data)
+    download = sync_module.Syncer.download
+
+    def uploaded_meanwhile(self: Syncer, wanted: Any) -> Any:
+        if wanted.file.filename == WHL_02:
+            with (tmp_path / "up" / WHL_02).open("rb") as fh:
+                svc.uploads.upload(private, fh, WHL_02, actor="alice")
+        return download(self, wanted)
+
+    monkeypatch.setattr(sync_module.Syncer, "download", uploaded_meanwhile)
+    run_sync(svc, args)
+    with svc.catalog.session() as session:
+        held = {p.filename: p.sha256 for p in session.scalars(version_packages(repo_id, 1))}
+        (package,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+        assert held[WHL_02] == whl.sha256
+        assert (package.origin, package.uploaded_by, package.remote_id) == (
+            "upload",
+            "alice",
+            None,
+        )
+
+
 def test_the_copy_cached_again_after_an_eviction_keeps_the_metadata_the_sync_read(
     syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -501,10 +501,12 @@ def _taken_over(found: Package, ours: Package, downloaded: list[Package]) -> Pac
     sync's record of it (the upload takes a copy over so too): the sync's bytes are an
     artifact, which a package of the cache's would keep - in no repository any more, neither
     orphan cleanup (it leaves the cache's content) nor eviction (it keeps an artifact's bytes)
-    would ever remove it. A file the sync only listed (on demand) leaves the copy as it is."""
+    would ever remove it. A file the sync only listed (on demand) leaves the copy as it is,
+    and a user's upload of the file stays theirs (orphan cleanup removes uploads in turn)."""
     if not any(p is ours for p in downloaded):
         return found
-    found.origin, found.remote_url, found.remote_id = "sync", ours.remote_url, ours.remote_id
+    if found.origin == "cache":
+        found.origin, found.remote_url, found.remote_id = "sync", ours.remote_url, ours.remote_id
     found.metadata_sha256 = found.metadata_sha256 or ours.metadata_sha256
     downloaded[:] = [found if p is ours else p for p in downloaded]
     return found
