@@ -32,6 +32,7 @@ from packaging.utils import NormalizedName
 from sqlalchemy import Engine, delete, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from test_remote_pages import WrittenByAnotherVersion
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
@@ -3154,6 +3155,28 @@ def test_a_sync_reads_again_a_page_copy_an_older_build_read(
     assert page is not None and [f.filename for f in page.files] == [wheel.filename]
     asked = upstream.requests_for("/simple/kept-lib/")
     assert asked and all(r.header("If-None-Match") is None for r in asked)
+
+
+def test_a_sync_reads_a_page_whose_copy_this_version_cannot_read(
+    services: Services, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of a page kept by the last sync that this version cannot read back (written by
+    another version, after a rollback; damaged) is no copy: the page is read whole, as a
+    request's page is, instead of every sync of the project failing."""
+    wheel = upstream.add_file("kept-lib", build_wheel(tmp_path, "kept-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+    client = UpstreamClient(settings, tls_dir=tmp_path / "tls")
+    try:
+        key = copy_key("sync", remote.id, client.project_url("kept-lib"))
+        services.pages_cache.set(key, WrittenByAnotherVersion())
+        page = Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+    finally:
+        client.close()
+    assert page is not None and [f.filename for f in page.files] == [wheel.filename]
+    assert services.pages_cache.get(key).value == page  # replaced by a copy of its own
+    assert "unreadable copy of" in caplog.text
 
 
 def test_a_setting_the_config_file_no_longer_gives_goes_back_to_its_default(

@@ -39,9 +39,9 @@ from pullthrough.services.packages import apply_index_fields, package_from_file
 from pullthrough.services.remote_pages import (
     READER,
     Cached,
-    completed,
     copy_key,
     keep_copy,
+    kept_copy,
     parse_list,
     parse_page,
     validators,
@@ -109,8 +109,7 @@ class Syncer:
         """Revalidate against the last sync's copy: a 304 costs no parsing."""
         url = self.client.project_url(canonicalize_name(name))
         key = copy_key("sync", self.remote_id, url)
-        cached: Cached | None = self.svc.pages_cache.get(key)
-        cached = None if cached is None else completed(cached)  # perhaps an older build's
+        cached = kept_copy(self.svc.pages_cache, key)
         etag, modified = validators(cached)  # none for a copy another build read
         try:
             fetched = self.client.get_page(url, etag=etag, last_modified=modified)
