@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, insert, text
 
 from pullthrough.catalog.db import Catalog, make_engine, prepare
-from pullthrough.catalog.models import Package
+from pullthrough.catalog.models import CacheEntry, Package
 from pullthrough.services.coordination import (
     AdvisoryLocks,
     SharedGeneration,
@@ -296,6 +297,34 @@ def test_files_cached_before_the_shared_ledger_are_adopted_once(
         assert (tmp_path / "ledger.adopted" / "files").is_dir()
     finally:
         shared.close()
+
+
+def test_an_eviction_pass_reads_no_more_of_the_ledger_than_it_evicts(engine: Engine) -> None:
+    """Each eviction pass read every entry of the shared ledger to choose its victims (100,000
+    rows for 100,000 cached files, though a pass evicts about a tenth of them): it reads them
+    least recently used first, a page at a time, and stops once it has enough."""
+    count = 20_000
+    rows = [
+        {"sha256": f"{n:064x}", "size": 1000, "last_used": float(n * 7919 % count)}
+        for n in range(count)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(CacheEntry), rows)
+    ledger = SharedLedger(engine, max_size=count * 1000 - 1)  # over: evicts down to 90%
+    fetched: list[int] = []
+
+    def seen(_conn: object, cursor: Any, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            fetched.append(cursor.rowcount)
+
+    event.listen(engine, "after_cursor_execute", seen)
+    try:
+        victims = list(ledger.victims())
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+        ledger.close()
+    assert [v.last_used for v in victims] == [float(n) for n in range(count // 10 + 1)]
+    assert sum(fetched) < count // 5, fetched
 
 
 TWO_HOURS = 7200.0

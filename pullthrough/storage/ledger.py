@@ -8,6 +8,7 @@ damaged database of it is set aside and rebuilt from the catalog at start-up
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -76,20 +77,51 @@ class RecentUses:
             return True
 
 
+def _lru_order(entry: Entry) -> tuple[float, str]:
+    """The order of eviction: least recently used first, ties by sha256."""
+    return entry.last_used, entry.sha256
+
+
+@dataclass(frozen=True, slots=True)
+class _LatestFirst:
+    """An entry in a heap whose top is the most recently used (heapq's is its least)."""
+
+    entry: Entry
+
+    def __lt__(self, other: _LatestFirst) -> bool:
+        return _lru_order(self.entry) > _lru_order(other.entry)
+
+
+def evictions_in_order(lru_first: Iterable[Entry], total: int, target: int) -> Iterator[Entry]:
+    """Entries least recently used first (`lru_first` is in that order), until `total` is at
+    most `target`: read only as far as that."""
+    for entry in lru_first:
+        if total <= target:
+            return
+        yield entry
+        total -= entry.size
+
+
 def choose_evictions(entries: Iterable[Entry], total: int, limit: int, target: int) -> list[Entry]:
     """Least recently used first, until `total` is at most `target`; nothing while within `limit`.
 
     Evicting down to a target below the limit keeps a full cache from scanning on every new file.
+    `entries` are read once, in any order, holding only those chosen so far (a heap, the most
+    recently used on top, let go once the others free enough): a list of every entry, sorted,
+    took 24 MB a pass for 100,000 cached files, of which a pass evicts about a tenth.
     """
     if total <= limit:
         return []
-    victims = []
-    for entry in sorted(entries, key=lambda e: e.last_used):
-        if total <= target:
-            break
-        victims.append(entry)
-        total -= entry.size
-    return victims
+    need, freed = total - target, 0
+    chosen: list[_LatestFirst] = []
+    for entry in entries:
+        if freed >= need and _lru_order(entry) >= _lru_order(chosen[0].entry):
+            continue  # used after every one chosen, which free enough
+        heapq.heappush(chosen, _LatestFirst(entry))
+        freed += entry.size
+        while freed - chosen[0].entry.size >= need:
+            freed -= heapq.heappop(chosen).entry.size
+    return sorted((c.entry for c in chosen), key=_lru_order)
 
 
 class Ledger(Protocol):
@@ -110,7 +142,7 @@ class Ledger(Protocol):
     def count(self) -> int: ...
     def entries(self) -> Iterable[Entry]: ...
     def over_limit(self) -> bool: ...
-    def victims(self) -> list[Entry]: ...
+    def victims(self) -> Iterable[Entry]: ...
     def remember_url(self, url: str, sha256: str) -> None: ...
     def sha_for_url(self, url: str) -> str | None: ...
 
