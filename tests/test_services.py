@@ -1736,6 +1736,37 @@ def test_an_orphan_cleanup_racing_an_upload_of_the_same_bytes_leaves_them_stored
         assert sha is not None and services.store.has(sha)
 
 
+def test_the_files_an_orphan_cleanup_leaves_to_the_cache_count_their_size(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orphan cleanup records the files it removes in the cache ledger before its deletion is
+    committed: a process killed (or a writer holding their locks) before they are removed
+    leaves them to eviction. An uploaded package's PEP 658 metadata (no artifact gives its
+    size) was recorded with size 0: the cache's size left it out, and its limit never counted
+    it. Each counts its stored bytes."""
+    orphan = uploaded_orphan(services, tmp_path, "loose")
+    files = {orphan.sha256: orphan.size}
+    assert orphan.metadata_sha256 is not None
+    opened = services.store.open(orphan.metadata_sha256)
+    assert opened is not None
+    opened.file.close()
+    files[orphan.metadata_sha256] = opened.size
+    monkeypatch.setattr(orphans_module, "STORED_WAIT_SECONDS", 0.1)
+    locks = [stored_bytes(services.locks, sha) for sha in sorted(files)]
+    for lock in locks:  # a writer of the same bytes: the cleanup leaves them (LockTimeout)
+        assert lock.acquire(timeout=5)
+    try:
+        task_id = queue(services, ORPHAN_CLEANUP, orphan_protection_time=0)
+        assert services.new_worker().run_once()
+    finally:
+        for lock in locks:
+            lock.release()
+    assert task(services, task_id).state == "completed"
+    assert all(services.store.has(sha) for sha in files)
+    assert services.ledger.tracked(list(files)) == set(files)
+    assert services.ledger.total() == sum(files.values()), files
+
+
 def test_an_upload_of_cached_bytes_is_not_evicted_before_it_leaves_the_cache(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,7 +88,8 @@ def orphan_cleanup(ctx: TaskContext) -> None:
                 delete(Artifact).where(Artifact.id.in_(batch)), execution_options=unsynchronized
             )
         sizes = {p.sha256: p.size for p in orphans} | {a.sha256: a.size for a in artifacts}
-        ours = _cached_till_removed(svc.ledger, {sha: sizes.get(sha, 0) for sha in files})
+        sizes |= {sha: _stored_size(svc.store, sha) for sha in files - sizes.keys()}
+        ours = _cached_till_removed(svc.ledger, sizes)
     removed = 0
     for sha in files:
         try:
@@ -127,6 +128,22 @@ def _cached_till_removed(ledger: Ledger, sizes: Mapping[str, int]) -> set[str]:
     Returns the sha256s recorded here. In batches: on SQLite the catalog's write lock is held
     meanwhile, and a ledger transaction per file held it 35 s for 70,000 orphans."""
     return ledger.record_untracked(sizes)
+
+
+def _stored_size(store: BlobStore, sha256: str) -> int:
+    """The size of stored bytes no row being deleted gives one for (an uploaded package's
+    PEP 658 metadata, which has no artifact): recorded as 0, the cache's size left them out.
+    0 for bytes not stored, or a store that cannot say now (they then count for nothing, as
+    before)."""
+    try:
+        opened = store.open(sha256)
+    except (OSError, StorageUnavailable) as exc:
+        log.warning("orphan cleanup could not read the size of %s: %s", sha256, exc)
+        return 0
+    if opened is None:
+        return 0
+    opened.file.close()
+    return opened.size
 
 
 def recorded(catalog: Catalog, ledger: Ledger, sha256: str) -> bool:
