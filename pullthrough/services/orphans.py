@@ -19,7 +19,7 @@ from pullthrough.catalog.db import IN_BATCH, Catalog, in_batches
 from pullthrough.catalog.kept import KEEPERS, add_artifact, keeping, kept
 from pullthrough.catalog.models import Artifact, Package, RepositoryContent, Upload
 from pullthrough.catalog.versions import in_a_repository, is_in_any_repository
-from pullthrough.services.ledger_rebuild import cache_entries
+from pullthrough.services.ledger_rebuild import cache_entry_pages
 from pullthrough.services.tasks import TaskContext, catalog_time
 from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, LockTimeout, stored_bytes
@@ -210,18 +210,28 @@ def return_to_cache(catalog: Catalog, ledger: Ledger, locks: Locks) -> int:
     evicted in their turn. Bytes being stored or evicted right now (their lock busy) are left
     to the next cleanup; one that a repository takes in again meanwhile is kept by eviction,
     which checks under that lock. Returns how many were handed back."""
-    tracked = {e.sha256 for e in ledger.entries()}
     returned = 0
-    for entry in cache_entries(catalog):
-        if entry.sha256 in tracked:
-            continue
-        with stored_bytes(locks, entry.sha256).if_free() as taken:
-            if taken and not ledger.tracks(entry.sha256):
-                ledger.record(entry.sha256, entry.size)
-                returned += 1
+    for page in cache_entry_pages(catalog):
+        tracked = ledger.tracked([e.sha256 for e in page])
+        for entry in page:
+            if entry.sha256 in tracked:
+                continue
+            with stored_bytes(locks, entry.sha256).if_free() as taken:
+                if taken and not ledger.tracks(entry.sha256) and _a_copy(catalog, entry.sha256):
+                    ledger.record(entry.sha256, entry.size)
+                    returned += 1
     if returned:
         log.info("orphan cleanup handed %d pull-through copies back to the cache", returned)
     return returned
+
+
+def _a_copy(catalog: Catalog, sha256: str) -> bool:
+    """Whether a pull-through copy in no repository still records these bytes: asked under
+    their lock, once the ledger was found not to track them - an eviction that removed them
+    after their page was read has let go of their lock (and of the copy) by then."""
+    with catalog.reading() as session:
+        copy = (Package.sha256 == sha256) & (Package.origin == "cache") & ~in_a_repository()
+        return bool(session.scalar(select(exists().where(copy))))
 
 
 def remove_unrecorded(svc: Services, cutoff: float) -> int:
