@@ -1360,6 +1360,39 @@ def test_an_orphan_cleanup_records_its_files_in_the_ledger_in_batches_on_sqlite(
     assert ledger.count() == 2 and ledger.total() == 12
 
 
+def test_an_orphan_cleanup_deletes_in_short_transactions(services: Services) -> None:
+    """An orphan cleanup deleted every orphan in one transaction: on SQLite the catalog's
+    write lock was held all that time (some 5 s for 70,000 orphans), and every upload and
+    pull-through record waited for it. It deletes them a batch a transaction; all are gone,
+    their files with them."""
+    _orphans_with_files_of_their_own(services, 3_000)
+    deleted: list[int] = [0]  # packages and artifacts deleted by each transaction committed
+    pending: dict[int, int] = {}
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("DELETE FROM PACKAGES", "DELETE FROM ARTIFACTS")):
+            pending[id(conn)] = pending.get(id(conn), 0) + cursor.rowcount
+
+    def committed(conn: Any) -> None:
+        deleted.append(pending.pop(id(conn), 0))
+
+    engine = services.catalog.engine
+    event.listen(engine, "after_cursor_execute", seen)
+    event.listen(engine, "commit", committed)
+    try:
+        task_id = queue(services, ORPHAN_CLEANUP, orphan_protection_time=0)
+        services.new_worker().run_once()
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+        event.remove(engine, "commit", committed)
+    assert task(services, task_id).state == "completed"
+    with services.catalog.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Package)) == 0
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 0
+    assert sum(deleted) == 6_000
+    assert max(deleted) <= 1_000, sorted(deleted)[-3:]
+
+
 def test_an_orphan_cleanup_records_its_files_in_the_ledger_in_batches_on_postgres(
     upstream: Upstream, tmp_path: Path, postgres_url: str
 ) -> None:
