@@ -969,12 +969,10 @@ class PullThrough:
         for _ in range(EVICTION_PASSES):
             if not self.ledger.over_limit():
                 break
-            if not lock.acquire(timeout=0, blocking=False):
-                break  # the holder looks again after its pass
-            try:
+            with lock.if_free() as taken:
+                if not taken:
+                    break  # the holder looks again after its pass
                 done, paused = self._evict_pass()
-            finally:
-                lock.release()
             evicted += done
             if paused:
                 break
@@ -993,21 +991,17 @@ class PullThrough:
         evicted = 0
         for victim in self.ledger.victims():
             remove = functools.partial(self.store.delete, victim.sha256)
-            lock = stored_bytes(self.locks, victim.sha256)
-            if not lock.acquire(timeout=0, blocking=False):
-                continue
-            try:
-                if self.ledger.used_at(victim.sha256) != victim.last_used:
-                    continue  # used since, or no longer cache
-                if self.events.evict(victim.sha256, remove):
-                    evicted += 1
-                    self.metrics.evictions.inc()  # counted as they go: a pass may be long
-                self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
-            except StorageUnavailable as exc:  # still there and tracked: evicted later
-                log.warning("eviction paused: %s", exc)
-                return evicted, True
-            finally:
-                lock.release()
+            with stored_bytes(self.locks, victim.sha256).if_free() as taken:
+                if not taken or self.ledger.used_at(victim.sha256) != victim.last_used:
+                    continue  # being stored right now; or used since, or no longer cache
+                try:
+                    if self.events.evict(victim.sha256, remove):
+                        evicted += 1
+                        self.metrics.evictions.inc()  # counted as they go: a pass may be long
+                    self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
+                except StorageUnavailable as exc:  # still there and tracked: evicted later
+                    log.warning("eviction paused: %s", exc)
+                    return evicted, True
         return evicted, False
 
 
