@@ -22,6 +22,14 @@ PIP = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;
         ("application/vnd.pypi.simple.v1+json;q=0, text/html", Format.HTML),
         ("application/xml", None),
         ("application/vnd.pypi.simple.v2+json", None),
+        # Media-type parameters other than q are answered as if absent.
+        ("application/vnd.pypi.simple.v1+json; charset=utf-8", Format.V1_JSON),
+        (
+            'application/vnd.pypi.simple.v1+json ; charset="utf-8";q=0.9, text/html;q=0.5',
+            Format.V1_JSON,
+        ),
+        ("text/html; charset=utf-8", Format.HTML),
+        ("application/vnd.pypi.simple.v2+json; charset=utf-8", None),
     ],
 )
 def test_accept_header(accept: str | None, expected: Format | None) -> None:

@@ -43,5 +43,9 @@ def choose_format(accept: str | None, format_param: str | None = None) -> Format
         return _OFFERS.get(format_param.strip().lower().replace(" ", "+"))
     if not accept or not accept.strip():
         return Format.HTML
-    match = parse_accept_header(accept, MIMEAccept).best_match(ACCEPTABLE)
+    # Parameters other than q (`; charset=utf-8`) are answered as if absent: werkzeug would
+    # match them only against offers with the same parameters, and ours have none.
+    parsed = parse_accept_header(accept, MIMEAccept)
+    bare = MIMEAccept([(value.split(";", 1)[0].strip(), q) for value, q in parsed])
+    match = bare.best_match(ACCEPTABLE)
     return _OFFERS[match] if match else None
