@@ -136,6 +136,25 @@ def test_a_cached_file_is_refused_while_held(
     assert requests.get(url.format("week"), timeout=TIMEOUT).status_code == 403
 
 
+def test_the_json_api_of_a_project_whose_every_file_is_held_is_not_found(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """pypi.org answers 404 for a project without a release; a document whose `info.version`
+    is null breaks clients that read it as a string (update bots, auditors)."""
+    upstream.add_file(
+        "new-lib", build_wheel(tmp_path / "w", "new-lib", "1.0"), upload_time=ago(hours=1)
+    )
+    server = live_server(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        + remote("week", upstream, min_age="7d")
+        + distribution("week", "week")
+    )
+    answer = requests.get(f"{server.url}/pypi/week/pypi/new-lib/json", timeout=TIMEOUT)
+    assert answer.status_code == 404, answer.text
+    assert "no release" in answer.text and "1 file held" in answer.text
+    assert server.json_page("week", "new-lib")["files"] == []  # the simple page: listed, empty
+
+
 def test_a_page_shows_a_held_file_once_it_matures(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:

@@ -115,6 +115,11 @@ def moved_from_slash(path: str) -> BaseResponse | None:
     return moved_to("pypi_json.project_json", **names)
 
 
+def _no_release(name: str, held: int) -> str:
+    why = f" ({held} file{'s' if held != 1 else ''} held or refused here)" if held else ""
+    return f"Project {name!r} has no release{why}"
+
+
 MEMO_ANSWERS = 8  # JSON API answers kept per page view
 
 
@@ -127,6 +132,8 @@ def _render(
     try:
         shown = render_project(view.page.name, files, None, version=version, versions=versions)
         wanted = shown["info"]["version"]
+        if wanted is None:  # no release at all: pypi.org's 404, not an `info` without a version
+            raise NotFound(_no_release(name, len(view.held)))
         # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`).
         sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
         metadata = _metadata([sha256 for sha256 in sha256s if sha256])
