@@ -7,7 +7,7 @@ import functools
 import re
 from typing import Any, cast
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, request, url_for
 from packaging.utils import NormalizedName
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -82,10 +82,7 @@ def project_json(base_path: str, project: str, version: str | None = None) -> Ba
     dist = distribution(base_path)
     name = normalize_project(project)
     if name != project:
-        endpoint = ".project_json"
-        return redirect(
-            url_for(endpoint, base_path=dist.base_path, project=name, version=version), 301
-        )
+        return moved_to(".project_json", base_path=dist.base_path, project=name, version=version)
     view = dist.project(name)
     key = ("pypi-json", request.host_url, version)  # its URLs name the host asked
     if (done := view.renders.get(key)) is None:
