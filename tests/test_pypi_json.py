@@ -16,10 +16,14 @@ from support.packages import build_wheel, sha256_of
 INFO_KEYS = {
     "author",
     "author_email",
+    "bugtrack_url",
     "classifiers",
     "description",
     "description_content_type",
+    "docs_url",
     "download_url",
+    "downloads",
+    "dynamic",
     "home_page",
     "keywords",
     "license",
@@ -162,10 +166,14 @@ def test_info_without_metadata_comes_from_the_files() -> None:
     assert info == {
         "author": None,
         "author_email": None,
+        "bugtrack_url": None,  # pypi.org's keys kept for its clients: always null
         "classifiers": [],
         "description": None,
         "description_content_type": None,
+        "docs_url": None,  # (pythonhosted.org's documentation: none here)
         "download_url": None,
+        "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},  # always -1
+        "dynamic": None,
         "home_page": None,
         "keywords": None,
         "license": None,
@@ -208,6 +216,7 @@ def test_info_from_metadata() -> None:
         requires_python=">=3.10",
         provides_extra=("pretty",),
         platforms=("linux",),
+        dynamic=("Requires-Dist",),
     )
     info = render_project("shelf-reader", [wheel("2.0")], meta)["info"]
     assert set(info) == INFO_KEYS
@@ -228,6 +237,7 @@ def test_info_from_metadata() -> None:
     assert info["license"] == "MIT"
     assert info["license_expression"] == "MIT OR Apache-2.0"  # PEP 639, as pypi.org shows it
     assert info["license_files"] == ["LICENSE", "licenses/NOTICE.txt"]
+    assert info["dynamic"] == ["Requires-Dist"]  # PEP 643
 
 
 def test_info_from_a_real_wheel(tmp_path: Path) -> None:

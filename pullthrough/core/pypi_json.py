@@ -140,10 +140,14 @@ def _info(
     info: dict[str, Any] = {
         "author": None,
         "author_email": None,
+        "bugtrack_url": None,  # this and downloads: pypi.org's deprecated keys, still sent
         "classifiers": [],
         "description": None,
         "description_content_type": None,
+        "docs_url": None,  # documentation hosted by the index: never here
         "download_url": None,
+        "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
+        "dynamic": None,
         "home_page": None,
         "keywords": None,
         "license": None,
@@ -180,6 +184,7 @@ def _info(
         description=meta.description,
         description_content_type=meta.description_content_type,
         download_url=meta.download_url,
+        dynamic=list(meta.dynamic) or None,
         home_page=meta.home_page,
         keywords=meta.keywords,
         license=meta.license,
