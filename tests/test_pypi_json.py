@@ -118,8 +118,10 @@ def shown(files: Sequence[ReleaseFile], **kwargs: Any) -> str | None:
         # Only prereleases: the latest of them (pypi.org prefers an unyanked prerelease).
         ([wheel("1.0rc1"), wheel("1.0rc2")], None, "1.0rc2"),
         ([wheel("1.0rc1"), wheel("2.0", yanked="x")], None, "1.0rc1"),
-        # Everything yanked: the latest release.
-        ([wheel("1.0", yanked="x"), wheel("2.0rc1", yanked="x")], None, "2.0rc1"),
+        # Everything yanked: as if nothing were (pypi.org's `test_all_releases_yanked`).
+        ([wheel("1.0", yanked="x"), wheel("2.0rc1", yanked="x")], None, "1.0"),
+        ([wheel(v, yanked="x") for v in ("1.0", "2.0", "4.0.dev0", "3.0")], None, "3.0"),
+        ([wheel("1.0rc1", yanked="x"), wheel("2.0rc1", yanked="x")], None, "2.0rc1"),
         # Releases without files are not installable, so not chosen while others are.
         ([wheel("1.0")], ["1.0", "3.0"], "1.0"),
         ([], ["1.0", "3.0"], "3.0"),

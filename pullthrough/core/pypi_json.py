@@ -115,11 +115,13 @@ def _find(version: str, ordered: list[str], project: str) -> str:
 
 def _latest(by_version: dict[str, list[ReleaseFile]]) -> str | None:
     """pypi.org's choice: the latest final release with an unyanked file, else the latest
-    prerelease with one, else the latest release of all."""
+    prerelease with one, else as if nothing were yanked: the latest final release, else the
+    latest release of all."""
     valid = [v for v in by_version if parse_version(v) is not None]
     live = [v for v in valid if any(not f.yanked for f in by_version[v])]
-    final = [v for v in live if not Version(v).is_prerelease]
-    for pool in (final, live, valid, list(by_version)):
+    final = [v for v in valid if not Version(v).is_prerelease]
+    final_live = [v for v in live if not Version(v).is_prerelease]
+    for pool in (final_live, live, final, valid, list(by_version)):
         if pool:
             return pool[-1]
     return None
