@@ -223,6 +223,13 @@ def test_a_blocklist_hides_and_refuses_whatever_the_source(
     assert server.page_files("corp", "cool-lib") == {"cool_lib-2.0-py3-none-any.whl"}
     page = server.json_page("corp", "our-lib")
     assert page["files"] == []  # the repository's own file is blocked too
+    # The JSON API shows what the pages show, and nothing of a project blocked whole.
+    json_api = f"{server.url}/pypi/corp/pypi/{{}}/json"
+    doc = requests.get(json_api.format("cool-lib"), timeout=TIMEOUT).json()
+    shown = {v: [f["filename"] for f in fs] for v, fs in doc["releases"].items()}
+    assert shown == {"2.0": ["cool_lib-2.0-py3-none-any.whl"]}
+    for project in ("cool-lib/1.0", "cool-lib/3.0", "our-lib"):
+        assert requests.get(json_api.format(project), timeout=TIMEOUT).status_code == 404
     listed = requests.get(
         f"{server.url}/pypi/corp/simple/",
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
