@@ -50,9 +50,14 @@ def upload_to_new_index(proxy: Server, name: str, paths: list[Path]) -> None:
 def test_pypi_json_api_for_local_and_pull_through_projects(
     upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
 ) -> None:
+    upstream.serials["shelf-reader"] = 20145137
     proxy = live_server(with_auth(config_text(upstream.index_url, tmp_path / "d")))
     # Pull-through: the upstream's files, latest non-yanked final release shown.
-    data = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/json", timeout=10).json()
+    answer = requests.get(f"{proxy.url}/pypi/main/pypi/shelf-reader/json", timeout=10)
+    data = answer.json()
+    # The upstream's serial, in the document and in pypi.org's header (mirroring tools read it).
+    assert data["last_serial"] == 20145137
+    assert answer.headers["X-PyPI-Last-Serial"] == "20145137"
     assert data["info"]["name"] == "shelf-reader" and data["info"]["version"] == "0.2"
     assert sorted(data["releases"]) == ["0.1", "0.2", "0.3", "0.4rc1"]
     assert data["releases"]["0.3"][0]["yanked"] is True

@@ -153,5 +153,6 @@ def _render(
         stale=view.stale,
         max_age=dist.client_ttl(view),
         private=dist.private,
+        extra=[("X-PyPI-Last-Serial", str(body["last_serial"]))],  # as pypi.org sends it
     )
     return answer, metadata is not None

@@ -9,6 +9,7 @@ ETag, so caches and conditional requests (304) keep them apart.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -67,9 +68,16 @@ class Rendered:
 
 
 def rendered(
-    body: bytes, content_type: str, *, stale: bool, max_age: float, private: bool = False
+    body: bytes,
+    content_type: str,
+    *,
+    stale: bool,
+    max_age: float,
+    private: bool = False,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Rendered:
-    """`private`: for its readers only - no shared cache may keep it (RFC 9111 3.5)."""
+    """`private`: for its readers only - no shared cache may keep it (RFC 9111 3.5).
+    `extra`: headers of this answer's own, sent with a 304 too."""
     etag = etag_of(body)
     vary = "Accept, Accept-Encoding, Authorization" if private else "Accept, Accept-Encoding"
     common = [
@@ -79,6 +87,7 @@ def rendered(
     ]
     if stale:
         common.append((STALE_HEADER, "true"))
+    common.extend(extra)
     full = [("Content-Type", content_type), ("Content-Length", str(len(body))), *common]
     return Rendered(body, etag, tuple(full), tuple(common))
 

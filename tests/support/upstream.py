@@ -442,6 +442,8 @@ class Upstream:
     ``statuses: dict[str, tuple[str, str]]``
         PEP 792 project status markers by normalized name, ``(status, reason)``: JSON
         ``project-status`` and HTML ``pypi:project-status(-reason)`` metas (api-version 1.4).
+    ``serials: dict[str, int]``
+        PyPI's ``_last-serial`` by normalized name, in a JSON page's ``meta``.
     ``chunk_size: int``
         Chunk size for ``slow_files`` (not touched by :meth:`reset_faults`).
     ``ranges: bool`` (default True)
@@ -468,6 +470,7 @@ class Upstream:
         self.unhashed_metadata = False
         #: PEP 792 project status markers by normalized name: (status, reason).
         self.statuses: dict[str, tuple[str, str]] = {}
+        self.serials: dict[str, int] = {}
         self.chunk_size = 1024
         self.ranges = True
         self.fail_status: int | None = None
@@ -930,14 +933,17 @@ class Upstream:
                 if f.upload_time is not None:
                     entry["upload-time"] = f.upload_time
                 entries.append(entry)
+            page_meta: dict[str, Any] = {"api-version": API_VERSION}
+            if (serial := self.serials.get(name)) is not None:
+                page_meta["_last-serial"] = serial
             doc = {
-                "meta": {"api-version": API_VERSION},
+                "meta": page_meta,
                 "name": name,
                 "files": entries,
                 "versions": _sort_versions(f.version for f in files),
             }
             if (status := self.statuses.get(name)) is not None:
-                doc["meta"] = {"api-version": "1.4"}
+                page_meta["api-version"] = "1.4"
                 doc["project-status"] = {"status": status[0], "reason": status[1]}
             return json.dumps(doc, indent=1).encode("utf-8")
         links = []
