@@ -77,6 +77,8 @@ def test_a_private_distribution_answers_only_its_readers(server: Server) -> None
     for what, url in urls.items():
         headers = JSON if what == "json page" else {}
         assert get(url, auth=AUTH, headers=headers).status_code == 200, what
+    # not offered to other sites' scripts, as a public distribution's JSON API is
+    assert "Access-Control-Allow-Origin" not in get(urls["json api"], auth=AUTH).headers
 
     def status(url: str, who: str | None, headers: dict[str, str]) -> int:
         if who is None:

@@ -58,6 +58,9 @@ def test_pypi_json_api_for_local_and_pull_through_projects(
     # The upstream's serial, in the document and in pypi.org's header (mirroring tools read it).
     assert data["last_serial"] == 20145137
     assert answer.headers["X-PyPI-Last-Serial"] == "20145137"
+    # Readable from a browser's scripts (micropip in Pyodide reads it), as pypi.org's.
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Access-Control-Expose-Headers"] == "X-PyPI-Last-Serial"
     assert data["info"]["name"] == "shelf-reader" and data["info"]["version"] == "0.2"
     assert sorted(data["releases"]) == ["0.1", "0.2", "0.3", "0.4rc1"]
     assert data["releases"]["0.3"][0]["yanked"] is True

@@ -117,6 +117,18 @@ def _no_release(name: str, held: int) -> str:
     return f"Project {name!r} has no release{why}"
 
 
+def _cors(dist: Distribution) -> list[tuple[str, str]]:
+    """pypi.org's headers that let any site's scripts read the answer (micropip in Pyodide
+    does): not a private distribution's."""
+    if dist.private:
+        return []
+    return [
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Methods", "GET"),
+        ("Access-Control-Expose-Headers", "X-PyPI-Last-Serial"),
+    ]
+
+
 MEMO_ANSWERS = 8  # JSON API answers kept per page view
 
 
@@ -153,6 +165,6 @@ def _render(
         stale=view.stale,
         max_age=dist.client_ttl(view),
         private=dist.private,
-        extra=[("X-PyPI-Last-Serial", str(body["last_serial"]))],  # as pypi.org sends it
+        extra=[("X-PyPI-Last-Serial", str(body["last_serial"])), *_cors(dist)],
     )
     return answer, metadata is not None
