@@ -34,11 +34,18 @@ log = logging.getLogger(__name__)
 MAX_FORM_PARTS = 100_000  # fields of one upload's form (twine sends one per metadata value)
 
 
+class PullthroughApp(Flask):
+    def prepare_thread(self) -> None:
+        """What the gunicorn worker runs on each thread it starts with the app, before the
+        first request (gunicorn_worker.KeepAliveWorker.prepare_threads)."""
+        self.extensions[EXTENSION].prepare_thread()
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Defaults, then the file named by PULLTHROUGH_CONFIG, then the environment; or `settings`."""
     if settings is None:
         settings = load_settings(os.environ.get("PULLTHROUGH_CONFIG") or None)
-    app = Flask(__name__)
+    app = PullthroughApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_upload_size
     # twine and uv send the long description as a form field: as long as the metadata file we
     # read may be, not werkzeug's 500 kB (a README with a changelog passes that)

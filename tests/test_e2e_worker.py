@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from pullthrough.gunicorn_worker import GIL_SWITCH_INTERVAL, NEXT_REQUEST_WAIT, may_wait
+from pullthrough.gunicorn_worker import (
+    GIL_SWITCH_INTERVAL,
+    NEXT_REQUEST_WAIT,
+    PREPARED_THREADS,
+    may_wait,
+)
 from support.servers import Server, config_text, free_port, wait_ready, wait_until
 from support.tools import clean_env
 from support.upstream import Upstream
@@ -253,3 +258,48 @@ def test_a_worker_hands_the_gil_on_sooner_and_keeps_its_app_out_of_the_collector
         proc.wait(timeout=30)
     assert float(interval) == GIL_SWITCH_INTERVAL < sys.getswitchinterval()
     assert walked == "0"
+
+
+# A stand-in for pullthrough's app with a `prepare_thread`: which threads ran it, and whether
+# the thread answering is one of them.
+PREPARING_APP = """
+import threading
+import time
+
+PREPARED = set()
+
+
+class App:
+    def prepare_thread(self):
+        time.sleep(0.05)  # a connection or two
+        PREPARED.add(threading.get_ident())
+
+    def __call__(self, environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{len(PREPARED)} {threading.get_ident() in PREPARED}".encode()]
+
+
+app = App()
+"""
+
+
+def test_a_worker_starts_threads_its_app_prepared_before_the_first_request(
+    tmp_path: Path,
+) -> None:
+    """gunicorn with `pullthrough serve`'s settings and worker, running a probe app that has a
+    `prepare_thread`: before its worker answers, PREPARED_THREADS threads of its pool have
+    run it, each its own, and requests are answered on them (not each on a new thread)."""
+    (tmp_path / "probe.py").write_text(PREPARING_APP)
+    port = free_port()
+    env = clean_env(PULLTHROUGH_BIND=f"127.0.0.1:{port}", PULLTHROUGH_WORKERS="1")
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        proc = subprocess.Popen([*command, "probe:app"], cwd=tmp_path, env=env, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_ready(url, proc)
+        answers = {requests.get(url, timeout=10).text for _ in range(5)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert answers == {f"{PREPARED_THREADS} True"}

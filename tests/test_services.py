@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
 import tracemalloc
@@ -143,6 +144,46 @@ def filenames(svc: Services, base_path: str, project: str) -> set[str]:
     dist = svc.registry.get(base_path)
     assert dist is not None
     return {f.filename for f in dist.project(NormalizedName(project)).page.files}
+
+
+def test_a_prepared_thread_opens_no_connection_when_it_reads(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a request reads first on a thread of its own (the page copies, the shared
+    renderings, the counters, the ledger, the catalog) opens no SQLite connection on a thread
+    prepared for it (gunicorn_worker.prepare_threads), where it opens one per cache without."""
+    opened: list[object] = []
+    connect = sqlite3.connect
+
+    def counted(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(args[0])
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        return connection
+
+    def reads() -> None:
+        for cache in (services.pages_cache, services.renders_cache, services.counters.cache):
+            cache.get("page")
+        services.ledger.tracks("0" * 64)
+        services.ledger.sha_for_url("https://files.example/a-1.0.tar.gz")
+        with services.catalog.reading() as session:
+            session.execute(select(1))
+
+    def on_a_new_thread(job: Callable[[], None]) -> list[object]:
+        opened.clear()
+        thread = threading.Thread(target=job)
+        thread.start()
+        thread.join()
+        return list(opened)
+
+    monkeypatch.setattr(sqlite3, "connect", counted)
+    assert len(on_a_new_thread(reads)) >= 5  # without: each cache's connection, at least
+
+    def prepared_then_reads() -> None:
+        services.prepare_thread()
+        opened.clear()
+        reads()
+
+    assert on_a_new_thread(prepared_then_reads) == []
 
 
 # ---- resolution -----------------------------------------------------------------------------

@@ -126,6 +126,17 @@ class Services:
         worker.start()
         return worker
 
+    def prepare_thread(self) -> None:
+        """Open the calling thread's connections before a request needs them: diskcache keeps
+        one per thread to each cache, and the catalog's pool starts empty. A new worker's first
+        requests each ran on a new thread and paid for them (gunicorn_worker.prepare_threads)."""
+        for cache in (self.pages_cache, self.renders_cache, self.counters.cache):
+            cache.get("")
+        self.ledger.tracks("")  # its caches on one host; the catalog in a cluster
+        self.ledger.sha_for_url("")
+        with self.catalog.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def abort_abandoned_writes(self) -> None:
         """In the background (a start does not wait for the object store): abort the writes to
         the store that killed processes left unfinished (orphans.abort_abandoned_writes)."""
