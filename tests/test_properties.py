@@ -613,6 +613,8 @@ def test_a_pages_links_resolve_at_once_as_one_by_one(prefix: str, paths: list[st
 @example(["a.whl\nb.whl"])
 @example(["a\x85"])  # whitespace str.strip strips, no control character of ours
 @example(["a", ""])
+@example(["\u00e9/a.whl"])  # a separator in a name that is not ASCII
+@example(["\u00e9 "])
 @example([])
 def test_names_are_offerable_at_once_as_one_by_one(names: list[str]) -> None:
     assert filenames.all_offerable(names) is all(map(filenames.offerable, names))
@@ -627,6 +629,10 @@ def test_names_are_offerable_at_once_as_one_by_one(names: list[str]) -> None:
 )
 @example([{"sha256": "a" * 64 + "\n" + "b" * 64}])  # two digests' lines in one value
 @example([{"sha256": "a" * 64}, {}])
+@example([{"sha256": "A" * 64}])  # not lowercase
+@example([{"sha256": "a" * 63}, {"sha256": "a" * 65}])  # 128 digits in all
+@example([{"sha256": "\u00e9" * 64}])
+@example([{"sha256": None}])
 @example([])
 def test_hashes_are_one_sha256_at_once_as_one_by_one(raws: list[dict[str, Any]]) -> None:
     assert models.all_one_sha256(raws) is all(map(models.one_sha256, raws))

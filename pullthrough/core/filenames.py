@@ -16,8 +16,6 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from pullthrough.core.lines import every_line, lines_pattern
-
 # Legacy distribution formats PyPI still lists, by suffix (longest first), with Pulp's packagetype.
 _LEGACY_SUFFIXES = (
     (".tar.bz2", "sdist"),
@@ -52,11 +50,8 @@ class FileInfo:
 
 _NOT_IN_NAMES = r"\x00-\x1f\x7f/\\"  # control characters and path separators
 _UNOFFERABLE = re.compile(f"[{_NOT_IN_NAMES}]")
-# Lines of offerable names: none of those, nor whitespace (`\s` is what `str.strip` strips)
-# first or last.
-_OFFERABLE_LINES = lines_pattern(
-    rf"[^\s{_NOT_IN_NAMES}](?:[^{_NOT_IN_NAMES}]*[^\s{_NOT_IN_NAMES}])?"
-)
+# The ASCII ones, for `bytes.translate`
+_NOT_IN_ASCII_NAMES = bytes(c for c in range(128) if _UNOFFERABLE.match(chr(c)))
 
 
 def offerable(filename: str) -> bool:
@@ -67,8 +62,20 @@ def offerable(filename: str) -> bool:
 
 
 def all_offerable(filenames: Iterable[str]) -> bool:
-    """`all(map(offerable, filenames))`, in one match (a big page's 4,000 names)."""
-    return every_line(_OFFERABLE_LINES, filenames)
+    """`all(map(offerable, filenames))`, a few passes over the names at once (a big page's
+    4,000): none in `_NOT_IN_NAMES` in them all (ASCII ones: what `translate` deletes), none
+    empty or changed by `strip` - half the time of one match of them all as lines."""
+    names = list(filenames)
+    try:
+        joined = "".join(names)
+    except TypeError:  # not str
+        return False
+    if joined.isascii():
+        ascii_names = joined.encode()
+        clean = len(ascii_names.translate(None, _NOT_IN_ASCII_NAMES)) == len(ascii_names)
+    else:
+        clean = _UNOFFERABLE.search(joined) is None
+    return clean and "" not in names and list(map(str.strip, names)) == names
 
 
 def platform_of_tag(platform_tag: str) -> str | None:

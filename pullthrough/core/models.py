@@ -11,7 +11,6 @@ import msgspec
 from packaging.version import Version
 
 from pullthrough.core.filenames import InvalidFilename, parse_filename
-from pullthrough.core.lines import every_line, lines_pattern
 
 # hashlib algorithms an index may name, with their hex digest lengths.
 _DIGEST_LENGTHS = {
@@ -26,7 +25,7 @@ _DIGEST_LENGTHS = {
 }
 _HEX = re.compile("[0-9a-f]+")
 _SHA256 = re.compile("[0-9a-f]{64}")
-_SHA256_LINES = lines_pattern(_SHA256.pattern)
+_HEX_DIGITS = b"0123456789abcdef"  # what _SHA256's digits are
 
 
 def is_hex_digest(value: str, algorithm: str = "sha256") -> bool:
@@ -44,10 +43,21 @@ def one_sha256(raw: Mapping[Any, object]) -> bool:
 
 
 def all_one_sha256(raws: Sequence[Mapping[Any, object]]) -> bool:
-    """`all(map(one_sha256, raws))`, in one match for the digests (a big page's 4,000)."""
+    """`all(map(one_sha256, raws))`, a few passes over the digests at once (a big page's 4,000):
+    each a string of 64 characters, all of them ASCII hex digits, which `translate` deletes -
+    a fifth of the time of one match of them all as lines."""
     if set(map(len, raws)) - {1}:
         return False
-    return every_line(_SHA256_LINES, [raw.get("sha256") for raw in raws])  # None: no line
+    digests = [raw.get("sha256") for raw in raws]
+    try:
+        joined = "".join(digests)  # type: ignore[arg-type]  # not str (None: absent): TypeError
+    except TypeError:
+        return False
+    return (
+        set(map(len, digests)) <= {64}  # type: ignore[arg-type]  # all str, by now
+        and joined.isascii()
+        and not joined.encode().translate(None, _HEX_DIGITS)
+    )
 
 
 def clean_hashes(raw: Mapping[Any, object]) -> dict[str, str]:
