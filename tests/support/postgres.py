@@ -42,7 +42,7 @@ full_page_writes = off
 wal_level = minimal
 max_wal_senders = 0
 shared_buffers = 32MB
-max_connections = 50
+max_connections = 150
 """
 HBA = "host all all 127.0.0.1/32 trust\n"
 
