@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from support.api import AUTH, PASSWORD, with_auth
-from support.packages import build_wheel
+from support.packages import build_sdist, build_wheel, sha256_of
 from support.postgres import private_database
 from support.servers import Server, config_text, wait_until
 from support.tools import clean_env, make_venv, run_pip
@@ -414,6 +414,57 @@ def test_the_lists_of_every_type_through_pulp_cli(
     assert sorted(v["pulp_href"] for v in versions) == sorted(
         [version, *(r["versions_href"] + "0/" for r in pulp.json_list("repository", "list"))]
     )
+
+
+@pytest.mark.slow
+def test_every_filter_of_pulp_cli_content_list(
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Each filter `pulp python content list` offers selects as Pulp's python plugin does
+    (names compared normalized); versions compare as PEP 440 versions (10.0 after 9.0, a
+    pre-release before its release), not as text."""
+    _server, pulp = pulp_cli_server(gunicorn_server, upstream, tmp_path)
+    pulp.run("python", "repository", "create", "--name", "foo")
+    made = {
+        "9.0": build_wheel(tmp_path / "w", "acme-tools", "9.0", author="Ada Lovelace"),
+        "10.0": build_wheel(tmp_path / "w", "acme-tools", "10.0", author="Ada Lovelace"),
+        "10.1rc1": build_wheel(tmp_path / "w", "acme-tools", "10.1rc1", author="Grace Hopper"),
+        "sdist": build_sdist(tmp_path / "w", "other-lib", "10.1"),
+    }
+    for path in made.values():
+        pulp.run("python", "content", "upload", "--file", str(path), "--relative-path",
+                 path.name, "--repository", "foo")  # fmt: skip
+    names = {key: path.name for key, path in made.items()}
+
+    def listed(*options: str) -> list[str]:
+        found = pulp.json_list("python", "content", "list", *options)
+        return [names_by_file[c["filename"]] for c in found]
+
+    names_by_file = {name: key for key, name in names.items()}
+    assert sorted(listed()) == sorted(names)
+    assert sorted(listed("--author", "Ada Lovelace")) == ["10.0", "9.0"]
+    assert listed("--author-contains", "Hopper") == ["10.1rc1"]
+    assert listed("--author", "Nobody") == []
+    assert sorted(listed("--version-gte", "10.0")) == ["10.0", "10.1rc1", "sdist"]
+    assert sorted(listed("--version-lte", "10.0")) == ["10.0", "9.0"]
+    assert listed("--version-gte", "10.1a1", "--version-lte", "10.1rc1") == ["10.1rc1"]
+    assert listed("--version", "10.0") == ["10.0"]
+    assert sorted(listed("--name", "ACME_Tools")) == ["10.0", "10.1rc1", "9.0"]
+    assert listed("--name-in", "Other.Lib") == ["sdist"]
+    assert listed("--name-contains", "other") == ["sdist"]
+    assert listed("--packagetype", "sdist") == ["sdist"]
+    assert len(listed("--packagetype-in", "sdist", "--packagetype-in", "bdist_wheel")) == 4
+    assert listed("--filename", names["9.0"]) == ["9.0"]
+    assert listed("--filename-contains", "rc1") == ["10.1rc1"]
+    assert listed("--sha256", sha256_of(made["10.0"])) == ["10.0"]
+    version = pulp.json_object("python", "repository", "version", "show", "--repository", "foo",
+                               "--version", "1")  # fmt: skip
+    assert listed("--repository-version", version["pulp_href"]) == ["9.0"]
+    assert listed("--repository-version-added", version["pulp_href"]) == ["9.0"]
+    assert listed("--repository-version-removed", version["pulp_href"]) == []
+
+    bad = pulp.run("python", "content", "list", "--version-gte", "not a version", check=False)
+    assert bad.returncode == 1 and "version__gte" in bad.stderr, bad.stderr
 
 
 def workers_online(pulp: Pulp, count: int) -> list[dict[str, Any]]:

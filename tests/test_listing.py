@@ -17,14 +17,14 @@ from flask import Flask
 from sqlalchemy import Engine, make_url, select
 
 from pullthrough.api import kinds
-from pullthrough.api.bindings import BINDINGS, TASKS, WORKERS
+from pullthrough.api.bindings import BINDINGS, CONTENT, TASKS, WORKERS
 from pullthrough.api.crud import operations
-from pullthrough.api.listing import GENERIC, apply_filters, page, parse_filters
+from pullthrough.api.listing import COMPARED, GENERIC, apply_filters, page, parse_filters
 from pullthrough.api.operations import ValidationError
 from pullthrough.api.params import CONTAINS, DATE_TIME, EXACT, GTE, IN, ISNULL, LTE, Filter
 from pullthrough.api.resources import VERSIONS
 from pullthrough.catalog.db import Catalog, make_engine, prepare
-from pullthrough.catalog.models import Base, Task, Worker, worker_id
+from pullthrough.catalog.models import Base, Package, Task, Worker, worker_id
 from pullthrough.services.container import EXTENSION
 from support.postgres import private_database
 
@@ -174,11 +174,14 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 value = kinds.KINDS[name].href(str(uuid.uuid4()))
             elif declared.choices is not None:
                 value = declared.choices[0]
+            elif declared.versions:
+                value = "1.0"
             else:
                 value = hrefs.get(name, "x")
             params += [
                 (declared.key(lookup), "true" if lookup == ISNULL else value)
                 for lookup in declared.lookups
+                if not (declared.versions and lookup in COMPARED)  # read: see below
             ]
         for dialect in (
             make_url(url).get_dialect()() for url in ("sqlite://", "postgresql+psycopg://")
@@ -188,6 +191,48 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
                 query = apply_filters(select(binding.model), binding)
             where = str(query.compile(dialect=dialect)).split("WHERE", 1)[1]
             assert where.count(" AND ") + 1 >= len(params), (binding.resource.kind.label, where)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("version__gte=10", ["10.0", "10.1rc1"]),  # as text, "9.0" comes after "10"
+        ("version__gt=10.0", ["10.1rc1"]),
+        ("version__lt=10.1", ["10.0", "10.1rc1", "9.0"]),  # a pre-release before its release
+        ("version__lte=9", ["9.0"]),
+        ("version__gte=9.0&version__lt=10.1rc1", ["10.0", "9.0"]),
+        ("version=10.0", ["10.0"]),
+        ("version__gte=0", ["10.0", "10.1rc1", "9.0"]),  # a legacy version compares with none
+    ],
+)
+def test_content_versions_compare_as_pep_440_versions(
+    tmp_path: Path, query: str, expected: list[str]
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    try:
+        prepare(engine)
+        catalog = Catalog(engine)
+        with catalog.session() as session:
+            for version in ("9.0", "10.0", "10.1rc1", "2004d"):
+                filename = f"acme-{version}.tar.gz"
+                session.add(
+                    Package(filename=filename, name="acme", version=version, packagetype="sdist",
+                            sha256=version.ljust(64, "0"), size=1)
+                )  # fmt: skip
+        with Flask(__name__).test_request_context(f"/?{query}"), catalog.reading() as session:
+            found = session.scalars(apply_filters(select(Package), CONTENT, session)).all()
+        assert sorted(p.version for p in found) == expected
+        with (
+            Flask(__name__).test_request_context("/?version__gte=nope"),
+            catalog.reading() as session,
+            pytest.raises(ValidationError) as refused,
+        ):
+            apply_filters(select(Package), CONTENT, session)
+        assert refused.value.errors == {
+            "version__gte": ["'nope' is not a valid version (PEP 440)."]
+        }
+    finally:
+        engine.dispose()
 
 
 # ---- what the task filters select ----------------------------------------------------------

@@ -113,6 +113,7 @@ class Binding:
     computed: Mapping[str, Value] = field(default_factory=dict)  # fields not read off the row
     shape: Callable[[Any, Render], dict[str, Any]] | None = None  # instead of the fields
     conditions: Mapping[str, Condition] = field(default_factory=dict)  # not columns
+    columns: Mapping[str, Any] = field(default_factory=dict)  # filtered as columns, not ones
     check: Check | None = None  # cross-field rules on create and update
     build: Callable[[Session, dict[str, Any]], Any] | None = None  # default: model + write
     write: Callable[[Any, dict[str, Any]], None] | None = None  # default: values to columns
@@ -642,6 +643,7 @@ CONTENT = Binding(
         },
         **_labels_selected(Package),
     },
+    columns={"author": Package.metadata_json["author"].as_string()},
     prefetch=_artifacts_of,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
+from packaging.version import Version
 from sqlalchemy import Select, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ from pullthrough.api.params import (
     Filter,
 )
 from pullthrough.core.fields import INT_MAX
+from pullthrough.core.filenames import parse_version
 from pullthrough.core.times import read_utc
 
 DEFAULT_LIMIT = 100
@@ -74,11 +77,12 @@ def apply_filters(
 ) -> Select[Any]:
     """The request's filters of the binding's resource, each a lookup on the column of its name
     or the binding's condition for it; a 400 for any other parameter (parse_filters). With the
-    session, a 400 too for a repository version filter naming no version (_version_exists)."""
+    session, a 400 too for a repository version filter naming no version (_version_exists);
+    versions compared (a filter of `versions`) need it."""
     for found in parse_filters(request.args.to_dict(flat=False), binding.resource.filters):
         if session is not None and found.filter.href == VERSION.label:
             _version_exists(session, found)
-        query = query.where(_condition(binding, found))
+        query = query.where(_condition(binding, found, session))
     return query
 
 
@@ -96,12 +100,15 @@ def _version_exists(session: Session, found: Lookup) -> None:
             raise invalid(key, f"URI {value} not found for repositoryversion.")
 
 
-def _condition(binding: Binding, found: Lookup) -> Any:
+def _condition(binding: Binding, found: Lookup, session: Session | None) -> Any:
     name, lookup, values = found.filter.name, found.lookup, found.values
     if (own := binding.conditions.get(name)) is not None:
         return or_(*(own(value) for value in values))
-    column = getattr(binding.model, name)
+    column = binding.columns[name] if name in binding.columns else getattr(binding.model, name)
     value = values[0]
+    if found.filter.versions and lookup in COMPARED:
+        assert session is not None, "versions are compared in the catalog's session"
+        return column.in_(_versions_compared(session, column, lookup, value))
     if lookup == IN:
         return column.in_(values)
     if lookup == ISNULL:
@@ -123,9 +130,31 @@ def _condition(binding: Binding, found: Lookup) -> Any:
     return column == value
 
 
+COMPARED = {GT: operator.gt, GTE: operator.ge, LT: operator.lt, LTE: operator.le}
+
+
+def _versions_compared(session: Session, column: Any, lookup: str, than: Version) -> list[str]:
+    """The versions the catalog holds that compare with `than` as asked, as PEP 440 orders
+    them (a database compares text: "9.0" after "10.0"); one that is not PEP 440 never does.
+    Read as the distinct versions, fewer than the packages that have them."""
+    compare = COMPARED[lookup]
+    held = session.scalars(select(column).distinct())
+    return [text for text in held if (v := parse_version(text)) is not None and compare(v, than)]
+
+
 def _typed(declared: Filter, lookup: str, value: str) -> object:
-    """A value as its filter compares it: a time, an integer, or the text itself (a text's
-    lookups - contains, icontains, startswith - take any text)."""
+    """A value as its filter compares it: a time, an integer, a version, or the text itself
+    (a text's lookups - contains, icontains, startswith - take any text), read by the filter's
+    `clean` first."""
+    if declared.clean is not None:
+        try:
+            value = declared.clean(value)
+        except ValueError as exc:
+            raise invalid(declared.key(lookup), str(exc)) from None
+    if declared.versions and lookup in COMPARED:
+        if (version := parse_version(value)) is None:
+            raise invalid(declared.key(lookup), f"{value!r} is not a valid version (PEP 440).")
+        return version
     if lookup in (CONTAINS, ICONTAINS, STARTSWITH):
         return value
     if lookup == ISNULL:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pullthrough.core.fields import INT_MAX
@@ -42,6 +43,9 @@ class Filter:
     choices: tuple[str, ...] | None = None
     href: str | None = None
     format: str | None = None  # DATE_TIME: values are times
+    clean: Callable[[str], str] | None = None  # reads a value (normalizes it); ValueError: 400
+    # Values are PEP 440 versions: gt/gte/lt/lte compare as versions (10.0 after 9.0), not text
+    versions: bool = False
 
     def key(self, lookup: str) -> str:
         return f"{self.name}__{lookup}" if lookup else self.name

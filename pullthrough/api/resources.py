@@ -268,12 +268,16 @@ CONTENT = Resource(
         Field("repository", "string", nullable=True, href="repository", write_only=True),
         Field("file", "string", write_only=True, help="The distribution file."),
     ),
+    # Pulp python's filters (PythonPackageContentFilter): names compared normalized; versions
+    # ordered as PEP 440 orders them, where Pulp compares their text
     filters=(
-        *NAMED,
+        Filter("name", TEXT_LOOKUPS, clean=canonicalize_name),
         LABEL_SELECT,
-        Filter("filename", (EXACT, CONTAINS)),
-        Filter("sha256"),
-        Filter("version"),
+        Filter("author", (EXACT, IN, CONTAINS)),
+        Filter("filename", (EXACT, IN, CONTAINS)),
+        Filter("sha256", (EXACT, IN)),
+        Filter("version", (EXACT, GT, GTE, LT, LTE), versions=True),
+        Filter("requires_python", (EXACT, IN, CONTAINS)),
         Filter("packagetype", ("", IN), choices=tuple(sorted(PACKAGE_TYPES))),
         Filter("origin"),
         *(

@@ -59,6 +59,7 @@ def build_wheel(
     python_tag: str = "py3",
     abi_tag: str = "none",
     payload: bytes = b"",
+    author: str | None = None,
 ) -> Path:
     """Write ``<dist>-<version>-<python>-<abi>-<platform>.whl`` into ``out_dir``; return its path.
     A ``payload`` is a data file of the package (random bytes make a wheel of their size).
@@ -71,7 +72,7 @@ def build_wheel(
     fversion = filename_version(version)
     filename = f"{dist}-{fversion}-{python_tag}-{abi_tag}-{platform_tag}.whl"
     metadata = metadata_text(
-        name, version, requires_python=requires_python, requires_dist=requires_dist
+        name, version, requires_python=requires_python, requires_dist=requires_dist, author=author
     ).encode("utf-8")
     files = {f"{import_name_for(name)}/__init__.py": _init_py(version)}
     if payload:

@@ -61,9 +61,12 @@ def metadata_text(
     *,
     requires_python: str | None = None,
     requires_dist: Sequence[str] = (),
+    author: str | None = None,
 ) -> str:
     """Core metadata (Metadata-Version 2.1) for METADATA / PKG-INFO."""
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if author is not None:
+        lines.append(f"Author: {author}")
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Requires-Dist: {req}" for req in requires_dist)
