@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 
+from pullthrough.api.resources import REMOTES
 from pullthrough.config import (
     ConfigError,
     RemoteSettings,
@@ -212,3 +213,24 @@ def test_a_refused_value_that_may_hold_a_secret_is_not_repeated(
     with pytest.raises(ConfigError) as raised:
         load_settings(write(tmp_path, f"[[remotes]]\nname = 'a'\n{text}"), environ={})
     assert "remotes[0]." in str(raised.value) and secret not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "kept"),
+    [
+        ("name", " pypi\t", "pypi"),
+        ("url", " https://pypi.org/ ", "https://pypi.org/"),
+        ("password", " secret ", " secret "),  # Pulp's passwords: trim_whitespace=False
+        ("proxy_password", " secret ", " secret "),
+        ("policy", " on_demand", None),  # a choice: taken as sent, and none of them
+    ],
+)
+def test_remote_text_is_trimmed_as_drf_trims_it_but_secrets_and_choices(
+    name: str, given: str, kept: str | None
+) -> None:
+    (declared,) = [f for f in REMOTES.fields if f.name == name]
+    if kept is None:
+        with pytest.raises(ValueError, match="not a valid choice"):
+            declared.validate(given)
+    else:
+        assert declared.validate(given) == kept

@@ -898,3 +898,36 @@ def test_names_longer_than_the_catalog_keeps_are_refused_through_pulp_cli(
             )
         assert pulp.json_list("python", "repository", "list") == []
         pulp.run("python", "repository", "create", "--name", "x" * 255)
+
+
+def test_names_and_base_paths_are_trimmed_as_pulp_trims_them_through_pulp_cli(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Pulp's text fields are DRF CharFields, which trim leading and trailing whitespace, and
+    its filters django's, which trim too: `--name " padded "` makes, and finds, `padded`; a
+    base path given with spaces is served without them. Passwords are kept as given (Pulp
+    declares them untrimmed)."""
+    text = with_auth(config_text(upstream.index_url, tmp_path / "data"))
+    server = live_server(text)
+    pulp = Pulp(server.url, tmp_path)
+    BASE[0] = server.url
+    repo = pulp.json_object("python", "repository", "create", "--name", " padded ")
+    assert repo["name"] == "padded"
+    assert pulp.json_object("python", "repository", "show", "--name", " padded ")["name"] == (
+        "padded"
+    )
+    dist = pulp.json_object(
+        "python", "distribution", "create", "--name", "\tdist ", "--base-path", " team/dist ",
+        "--repository", "padded",
+    )  # fmt: skip
+    assert (dist["name"], dist["base_path"]) == ("dist", "team/dist")
+    assert requests.get(f"{server.url}/pypi/team/dist/simple/", timeout=30).status_code == 200
+    remote = pulp.json_object(
+        "python", "remote", "create", "--name", "r ", "--url", f" {upstream.index_url} ",
+        "--password", " secret ",
+    )  # fmt: skip
+    assert (remote["name"], remote["url"]) == ("r", upstream.index_url)
+    blank = pulp.run("python", "repository", "create", "--name", "   ", check=False)
+    assert blank.returncode == 1 and "This field may not be blank." in blank.stderr, blank.stderr
+    again = pulp.run("python", "repository", "create", "--name", "padded  ", check=False)
+    assert again.returncode == 1 and "must be unique" in again.stderr, again.stderr

@@ -65,7 +65,9 @@ def parse_filters(args: Mapping[str, Sequence[str]], filters: Sequence[Filter]) 
         given = list(args.get(key) or [])
         if lookup == IN:
             given = _split(given)
-        given = [value for value in given if value != ""]  # as django-filter: not filtered
+        # as django-filter's form fields: trimmed, and then an empty value is no filter
+        given = [value.strip() for value in given]
+        given = [value for value in given if value != ""]
         if given:
             values = given if lookup == IN else given[:1]
             found.append(Lookup(one, lookup, tuple(_typed(one, lookup, v) for v in values)))

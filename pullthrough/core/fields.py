@@ -95,6 +95,13 @@ class Field:
             return INT_MAX
         return self.maximum
 
+    @property
+    def trimmed(self) -> bool:
+        """Text whose leading and trailing whitespace goes, as DRF's CharField (Pulp's text
+        fields) trims it: not a choice nor a reference (DRF's ChoiceField and related fields
+        take them as sent), nor a secret (Pulp declares its passwords untrimmed)."""
+        return self.type == "string" and not (self.choices or self.href or self.write_only)
+
     def validate(self, value: object) -> Any:
         """The value, checked (and normalized by `clean`); ValueError says what is wrong."""
         if value is None:
@@ -102,6 +109,8 @@ class Field:
                 return None
             raise ValueError("This field may not be null.")
         _check_type(value, self.type, "")
+        if self.trimmed:
+            value = str(value).strip()
         if self.type == "string" and self.required and not str(value).strip():
             raise ValueError("This field may not be blank.")
         if self.choices and value not in self.choices:
