@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -263,6 +264,22 @@ def _pem(value: object) -> str:
         ) from None
 
 
+def _certificates(text: str) -> str:
+    """PEM text holding X.509 certificates, each of which parses, as Pulp checks a remote's
+    (RemoteSerializer._validate_certificate): a bad one is refused when it is given, not found
+    by a sync that fails later. Read by OpenSSL, as the sync reads it."""
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError("No certificate: expected PEM text (-----BEGIN CERTIFICATE----- ...).")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+    except ssl.SSLError as exc:
+        why = exc.reason or "not an X.509 certificate"
+        raise ValueError(
+            f"Invalid certificate: a PEM certificate does not parse ({why})."
+        ) from None
+    return text
+
+
 def size(default: int, *, help: str, minimum: int = 0) -> Any:
     """A setting in bytes: `20GB`, `512MiB` or a number, up to MAX_SIZE (not INT_MAX)."""
     return setting(default, minimum=minimum, maximum=MAX_SIZE, coerce=parse_size, help=help)
@@ -484,9 +501,11 @@ class RemoteSettings:
         200_000, minimum=1, help="A project page listing more files is refused."
     )
     ca_cert: str | None = setting(
-        None, coerce=_pem, help="PEM CA certificates (in a file: its path)."
+        None, coerce=_pem, clean=_certificates, help="PEM CA certificates (in a file: its path)."
     )
-    client_cert: str | None = setting(None, coerce=_pem, help="PEM client certificate.")
+    client_cert: str | None = setting(
+        None, coerce=_pem, clean=_certificates, help="PEM client certificate."
+    )
     client_key: str | None = setting(
         None, write_only=True, coerce=_pem, help="PEM key of the client certificate."
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+import trustme
 
 from support.api import AUTH, PASSWORD, with_auth
 from support.packages import build_sdist, build_wheel, sha256_of
@@ -931,3 +932,37 @@ def test_names_and_base_paths_are_trimmed_as_pulp_trims_them_through_pulp_cli(
     assert blank.returncode == 1 and "This field may not be blank." in blank.stderr, blank.stderr
     again = pulp.run("python", "repository", "create", "--name", "padded  ", check=False)
     assert again.returncode == 1 and "must be unique" in again.stderr, again.stderr
+
+
+def test_a_remote_certificate_that_is_no_pem_certificate_is_refused_through_pulp_cli(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`--ca-cert` and `--client-cert` are checked as Pulp checks them (its
+    RemoteSerializer._validate_certificate): text with no PEM certificate, or one whose body is
+    no X.509 certificate, is a 400 naming the field when the remote is made or changed, not a
+    sync that fails later. Real certificates are kept."""
+    server = live_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    pulp = Pulp(server.url, tmp_path)
+    ca = trustme.CA()
+    good = ca.cert_pem.bytes().decode()
+    (tmp_path / "ca.pem").write_text(good)
+    damaged = good.replace(good.splitlines()[3], "A" * len(good.splitlines()[3]))
+    pulp.run("python", "remote", "create", "--name", "r", "--url", upstream.index_url)
+    for option, bad, verb in (
+        ("--ca-cert", "not a certificate", "create"),
+        ("--ca-cert", damaged, "create"),
+        ("--ca-cert", damaged, "update"),
+        ("--client-cert", damaged, "create"),
+    ):
+        field = option.removeprefix("--").replace("-", "_")
+        made = pulp.run(
+            "python", "remote", verb, "--name", "r" if verb == "update" else "new",
+            "--url", upstream.index_url, option, bad, check=False,
+        )  # fmt: skip
+        assert made.returncode == 1, (option, verb, made.stdout)
+        assert f'{{"{field}": ["' in made.stderr and "certificate" in made.stderr, made.stderr
+    assert [r["name"] for r in pulp.json_list("python", "remote", "list")] == ["r", "up"]
+    assert pulp.json_object("python", "remote", "show", "--name", "r")["ca_cert"] is None
+    pulp.run("python", "remote", "update", "--name", "r", "--ca-cert", f"@{tmp_path / 'ca.pem'}")
+    trusted = pulp.json_object("python", "remote", "show", "--name", "r")
+    assert trusted["ca_cert"].strip() == good.strip()
