@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from test_remote_pages import WrittenByAnotherVersion
 from werkzeug.test import EnvironBuilder
 
+from pullthrough.api import kinds
 from pullthrough.app import create_app
 from pullthrough.catalog.db import Catalog, database_url, make_engine, prepare
 from pullthrough.catalog.models import (
@@ -2014,19 +2015,22 @@ RACES = ["cached-other-bytes", "cached-same-bytes", "cached-and-kept", "orphan-c
 
 
 @pytest.mark.parametrize("meanwhile", RACES)
+@pytest.mark.parametrize("through", ["legacy", "rest"])
 def test_an_upload_racing_another_nodes_record_of_its_filename_is_answered_as_one_after_it(
     upstream: Upstream,
     tmp_path: Path,
     postgres_url: str,
     monkeypatch: pytest.MonkeyPatch,
     meanwhile: str,
+    through: str,
 ) -> None:
     """On PostgreSQL, another node records the upload's filename (a pull-through copy, other
     bytes or the same; one a repository then takes in) or an orphan cleanup removes the
-    package the upload found, between the upload's check and its commit: twine gets what it
-    gets when that happened before the upload (200, or 400 "File already exists"), not a 500
-    from the filename's unique key or the version's foreign key; nothing half-written stays.
-    Other nodes that evict and cache the name again at every check: a 409, nothing changed."""
+    package the upload found, between the upload's check and its commit: twine (or pulp-cli,
+    through the REST API) gets what it gets when that happened before the upload (200 or 202,
+    or 400 "File already exists"), not a 500 from the filename's unique key or the version's
+    foreign key; nothing half-written stays. Other nodes that evict and cache the name again
+    at every check: a 409 from either, nothing changed."""
     with private_database(postgres_url) as url:
         settings = on_postgres(upstream, tmp_path, url)
         app = create_app(settings)
@@ -2078,11 +2082,13 @@ def test_an_upload_racing_another_nodes_record_of_its_filename_is_answered_as_on
             monkeypatch.setattr(uploads_module, "_admitted", racing)
             password = (settings.server.data_dir / "admin-password").read_text().strip()
             with wheel.open("rb") as fh:
-                answer = app.test_client().post(
-                    "/pypi/corp/legacy/",
-                    data={":action": "file_upload", "content": (fh, wheel.name)},
-                    auth=("admin", password),
-                )
+                if through == "legacy":
+                    url = "/pypi/corp/legacy/"
+                    form = {":action": "file_upload", "content": (fh, wheel.name)}
+                else:  # pulp-cli's `content upload`
+                    url = "/pulp/api/v3/content/python/packages/"
+                    form = {"file": (fh, wheel.name), "repository": kinds.REPOSITORY.href(repo_id)}
+                answer = app.test_client().post(url, data=form, auth=("admin", password))
             assert len(checks) >= 2
             with svc.catalog.session() as session:
                 named = session.scalars(select(Package).where(Package.filename == wheel.name))
@@ -2095,7 +2101,8 @@ def test_an_upload_racing_another_nodes_record_of_its_filename_is_answered_as_on
                 assert recorded == [(copy.sha256, "cache")]
                 assert held == {}
             else:
-                assert answer.status_code == 200, answer.get_data(as_text=True)
+                ok = 200 if through == "legacy" else 202
+                assert answer.status_code == ok, answer.get_data(as_text=True)
                 assert recorded == [(sha, "upload")]
                 assert held == {wheel.name: sha}
                 assert svc.store.has(sha)

@@ -61,7 +61,7 @@ from pullthrough.services.container import (
     SYNC,
 )
 from pullthrough.services.tasks import Ref, TaskOutcome, enqueue
-from pullthrough.services.uploads import NO_ATTESTATIONS, UploadRefused
+from pullthrough.services.uploads import NO_ATTESTATIONS, UploadConflict, UploadRefused
 from pullthrough.storage.store import from_start
 
 
@@ -384,6 +384,8 @@ def upload(call: Call) -> Response:
                 actor=call.actor,
                 address=address(),
             )
+        except UploadConflict as exc:  # as the legacy upload's, and the API's other conflicts
+            return json_response({"detail": str(exc)}, 409)
         except (UploadRefused, ChunkRefused) as exc:
             raise invalid(field, str(exc)) from None
     if chunked is not None:
@@ -594,6 +596,6 @@ OPERATIONS = [
         check=_one_source,
         multipart=True,
         transaction=False,
-        responses={202: TASK_RESPONSE},
+        responses={202: TASK_RESPONSE, 409: None},
     ),
 ]
