@@ -151,6 +151,13 @@ def latest_number(catalog: Catalog, repo_id: str) -> int:
         return repo.latest_number
 
 
+def version_id(session: Session, repository_id: str, number: int) -> str | None:
+    there = select(RepositoryVersion.id).where(
+        RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
+    )
+    return session.scalar(there)
+
+
 def number(version: RepositoryVersion | None) -> int:
     assert version is not None, "no new version"
     return version.number
@@ -616,7 +623,7 @@ def test_new_version_only_when_the_content_set_changes(catalog: Catalog) -> None
 
     with catalog.session() as session:
         v1 = new_version(session, repo_id, add=[a, b])
-        assert v1 is not None and v1.number == 1 and v1.base_number is None  # none asked
+        assert v1 is not None and v1.number == 1 and v1.base_version_id is None  # none asked
         assert content_counts(session, repo_id, 1) == {"added": 2, "removed": 0, "present": 2}
 
     with catalog.session() as session:  # adding what is there, removing what is not: nothing
@@ -627,7 +634,7 @@ def test_new_version_only_when_the_content_set_changes(catalog: Catalog) -> None
 
     with catalog.session() as session:
         v2 = new_version(session, repo_id, add=[c, b], remove=[a])
-        assert v2 is not None and v2.number == 2 and v2.base_number is None
+        assert v2 is not None and v2.number == 2 and v2.base_version_id is None
         assert content_counts(session, repo_id, 2) == {"added": 1, "removed": 1, "present": 2}
 
     with catalog.session() as session:  # re-adding a removed package is a change again
@@ -671,7 +678,10 @@ def test_explicit_base_version_is_recorded(catalog: Catalog) -> None:
         new_version(session, repo_id, add=[a])
         new_version(session, repo_id, add=[b])
         v3 = new_version(session, repo_id, remove=[b], base=1)
-        assert v3 is not None and (v3.number, v3.base_number) == (3, 1)
+        assert v3 is not None and (v3.number, v3.base_version_id) == (
+            3,
+            version_id(session, repo_id, 1),
+        )
     assert files_in(catalog, repo_id, 3) == {whl("a")}
 
 
@@ -693,6 +703,39 @@ def test_a_version_based_on_another_starts_from_what_that_one_holds(catalog: Cat
     with catalog.session() as session, pytest.raises(VersionGone):
         new_version(session, repo_id, add=[c], base=2)
     assert version_numbers(catalog, repo_id) == [0, 1, 3, 4, 5]
+
+
+def test_a_version_based_on_another_repositorys_version_names_it_until_it_goes(
+    catalog: Catalog,
+) -> None:
+    """As Pulp's base_version: any repository's version, the start of the new one's content,
+    and its base until that version goes - deleted, or with its repository (SET NULL)."""
+    a, b, c = add_packages(catalog, "a", "b", "c")
+    src, dst = make_repository(catalog, "src"), make_repository(catalog, "dst")
+    with catalog.session() as session:
+        new_version(session, src, add=[a])  # src 1: a
+        new_version(session, src, add=[b])  # src 2: a b
+        new_version(session, dst, add=[c])  # dst 1: c
+        from_src = new_version(session, dst, add=[c], base=1, base_repository=src)  # dst 2
+        latest = new_version(session, dst, remove=[a], base=2, base_repository=src)  # dst 3
+        assert from_src is not None and latest is not None
+        assert from_src.base_version_id == version_id(session, src, 1)
+        assert latest.base_version_id == version_id(session, src, 2)
+        with pytest.raises(VersionGone):
+            new_version(session, dst, base=9, base_repository=src)
+    assert files_in(catalog, dst, 2) == {whl("a"), whl("c")}
+    assert files_in(catalog, dst, 3) == {whl("b")}
+    assert destroy(catalog, src, 1)
+    with catalog.session() as session:
+        session.execute(delete(Repository).where(Repository.id == src))  # its versions too
+    with catalog.session() as session:
+        bases = select(RepositoryVersion.number, RepositoryVersion.base_version_id).where(
+            RepositoryVersion.repository_id == dst
+        )
+        assert sorted(tuple(row) for row in session.execute(bases)) == [
+            (0, None), (1, None), (2, None), (3, None)
+        ]  # fmt: skip
+    assert files_in(catalog, dst, 3) == {whl("b")}
 
 
 def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
@@ -718,7 +761,9 @@ def test_retain_repo_versions_keeps_only_the_newest(catalog: Catalog) -> None:
         based = new_version(session, repo_id, add=[a], base=3)  # 5: a b, based on 3 (kept)
         assert based is not None
         new_version(session, repo_id, remove=[a])  # 6: b; 5 and 6 kept, 3 (5's base) deleted
-        base_of_5 = select(RepositoryVersion.base_number).where(RepositoryVersion.id == based.id)
+        base_of_5 = select(RepositoryVersion.base_version_id).where(
+            RepositoryVersion.id == based.id
+        )
         assert session.scalar(base_of_5) is None
 
     with catalog.session() as session:  # retain 1: only the latest version is left
@@ -872,7 +917,7 @@ def test_a_versions_base_deleted_is_no_base(catalog: Catalog) -> None:
         new_version(session, repo_id, remove=[b], base=1)  # 3, based on 1
     assert destroy(catalog, repo_id, 1)
     with catalog.session() as session:
-        bases = select(RepositoryVersion.number, RepositoryVersion.base_number).where(
+        bases = select(RepositoryVersion.number, RepositoryVersion.base_version_id).where(
             RepositoryVersion.repository_id == repo_id
         )
         assert sorted(tuple(row) for row in session.execute(bases)) == [
@@ -1441,7 +1486,7 @@ def test_a_version_removing_more_packages_than_a_statement_takes_parameters(
         insert_packages(session, ids)
         rows = [{"repository_id": repo_id, "package_id": pid, "version_added": 1} for pid in ids]
         session.execute(insert(RepositoryContent), rows)
-        session.add(RepositoryVersion(repository_id=repo_id, number=1, base_number=0))
+        session.add(RepositoryVersion(repository_id=repo_id, number=1))
         session.execute(update(Repository).where(Repository.id == repo_id).values(last_number=1))
     with catalog.session() as session:
         assert number(new_version(session, repo_id, add=ids[:10], exactly=True)) == 2
@@ -1470,9 +1515,7 @@ def test_deleting_a_version_between_two_big_ones_squashes_in_one_pass(catalog: C
             {"repository_id": repo_id, "package_id": pid, "version_added": 3} for pid in ids[10:]
         ]
         session.execute(insert(RepositoryContent), rows)
-        session.add_all(
-            RepositoryVersion(repository_id=repo_id, number=n, base_number=n - 1) for n in (1, 2, 3)
-        )
+        session.add_all(RepositoryVersion(repository_id=repo_id, number=n) for n in (1, 2, 3))
         session.execute(update(Repository).where(Repository.id == repo_id).values(last_number=3))
     with catalog.session() as session:
         session.execute(text("SET LOCAL statement_timeout = '10s'"))  # ample for one pass

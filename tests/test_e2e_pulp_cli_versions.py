@@ -3,6 +3,7 @@ number and by time, and its destroy of a version, against the server under gunic
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -180,3 +181,43 @@ def test_a_version_is_destroyed_as_pulp_destroys_it(
         ]
         == 0
     )
+
+
+def test_a_version_based_on_another_repositorys_version_through_pulp_cli(
+    upstream: Upstream, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """`repository content modify --base-repository other [--base-version N]`: as Pulp's
+    modify, the new version starts from what that version of the other repository holds
+    (any repository's: RepositoryVersionRelatedField), changed as asked, and names it as its
+    base_version; once that version goes, its base is null (Pulp's SET_NULL)."""
+    server = live_server(with_auth(config_text(upstream.index_url, tmp_path / "data")))
+    pulp, api = Pulp(server.url, tmp_path), Api(server.url)
+    for name in ("src", "dst"):
+        pulp.run("python", "repository", "create", "--name", name)
+    for repo, version in (("src", "1.0"), ("src", "2.0"), ("dst", "9.0")):
+        wheel = build_wheel(tmp_path / "w", "acme-tools", version)
+        pulp.run("python", "content", "upload", "--file", str(wheel), "--relative-path",
+                 wheel.name, "--repository", repo)  # fmt: skip
+    src = api.one("repositories/python/python/", name="src")
+
+    def held(number: int) -> list[str]:
+        version = api.one("repositories/python/python/", name="dst")["versions_href"] + f"{number}/"
+        listed = api.get("content/python/packages/", repository_version=version)["results"]
+        return sorted(c["version"] for c in listed)
+
+    pulp.run("python", "repository", "content", "modify", "--repository", "dst",
+             "--base-repository", "src")  # fmt: skip
+    v2 = pulp.json_object("python", "repository", "version", "show", "--repository", "dst")
+    assert (v2["number"], v2["base_version"]) == (2, src["versions_href"] + "2/")
+    assert held(2) == ["1.0", "2.0"]  # src's latest, not dst's 9.0
+    new = api.one("content/python/packages/", filename="acme_tools-9.0-py3-none-any.whl")
+    pulp.run("python", "repository", "content", "modify", "--repository", "dst",
+             "--base-repository", "src", "--base-version", "1",
+             "--add-content", json.dumps([{"sha256": new["sha256"]}]))  # fmt: skip
+    v3 = pulp.json_object("python", "repository", "version", "show", "--repository", "dst")
+    assert (v3["number"], v3["base_version"]) == (3, src["versions_href"] + "1/")
+    assert held(3) == ["1.0", "9.0"]
+
+    pulp.run("python", "repository", "destroy", "--name", "src")
+    v3 = pulp.json_object("python", "repository", "version", "show", "--repository", "dst")
+    assert v3["base_version"] is None and held(3) == ["1.0", "9.0"]

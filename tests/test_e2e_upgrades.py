@@ -314,6 +314,8 @@ def test_a_data_folder_of_release_0013_serves_and_works_after_the_upgrade(
     assert api.packages(pulp_label_select="qa=ok")[0]["filename"] == uploaded.name
     repo = api.get(f"repositories/python/python/{ids['repository']}/")
     assert repo["pulp_labels"] == {"team": "a"}
+    # a version's base, a number of its own repository's then: that version (0019)
+    assert api.get(repo["versions_href"] + "1/")["base_version"] == repo["versions_href"] + "0/"
     api.call("POST", repo["pulp_href"] + "blocklist_entries/", json={"name": "banned"})
     newer = build_wheel(tmp_path / "dist", "corp-lib", "1.1")
     with newer.open("rb") as fh:

@@ -94,16 +94,13 @@ EVERYTHING = ["*"]  # remove_content_units: all the version holds
 
 def _modify(session: Session, values: dict[str, object], repo: Repository) -> None:
     """`remove_content_units` as packages (EVERYTHING left as it is: what the version holds
-    is read when it is made); a base version of this repository."""
+    is read when it is made). A base version may be any repository's, as Pulp's."""
     removing = values.get("remove_content_units") or []
     assert isinstance(removing, list)
     if removing != EVERYTHING:
         values["remove_content_units"] = resolve_all(
             session, kinds.CONTENT.label, removing, "remove_content_units"
         )
-    base = values.get("base_version")
-    if isinstance(base, RepositoryVersion) and base.repository_id != repo.id:
-        raise invalid("base_version", "No such version of this repository.")
 
 
 def modify(call: Call) -> Response:
@@ -127,9 +124,10 @@ def modify(call: Call) -> Response:
                 remove=remove,
                 exactly=everything,
                 base=None if base is None else base.number,
+                base_repository=None if base is None else base.repository_id,
             )
         except VersionGone:  # deleted since the request named it
-            raise invalid("base_version", "No such version of this repository.") from None
+            raise invalid("base_version", "No such version (deleted meanwhile).") from None
         if version is not None:
             outcome.created.append(Ref(kinds.VERSION.label, repo.id, version.number))
 

@@ -234,17 +234,21 @@ def _holding(href: str) -> Any:
     )
 
 
+def _base_version(row: RepositoryVersion, render: Render) -> str | None:
+    """The href of the version a version was based on (any repository's), if any is left."""
+    if row.base_version_id is None:
+        return None
+    base = render.session.get(RepositoryVersion, row.base_version_id)
+    return None if base is None else version_href(base.repository_id, base.number)
+
+
 VERSIONS = Binding(
     resources.VERSIONS,
     RepositoryVersion,
     computed={
         "pulp_href": lambda row, _: version_href(row.repository_id, row.number),
         "repository": lambda row, _: kinds.REPOSITORY.href(row.repository_id),
-        "base_version": lambda row, _: (
-            version_href(row.repository_id, row.base_number)
-            if row.base_number is not None
-            else None
-        ),
+        "base_version": _base_version,
         "content_summary": _content_summary,
     },
     conditions={"content": _holding},

@@ -66,7 +66,15 @@ class RepositoryVersion(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    base_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A modify's base_version: a version of any repository, as Pulp's (none once it goes)
+    base_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey(
+            "repository_versions.id",
+            ondelete="SET NULL",
+            name="fk_repository_versions_base_version_id",
+        ),
+        nullable=True,
+    )
     pulp_created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
     repository: Mapped[Repository] = relationship(back_populates="versions")

@@ -86,6 +86,7 @@ def new_version(
     remove: Iterable[str] = (),
     exactly: bool = False,
     base: int | None = None,
+    base_repository: str | None = None,
 ) -> RepositoryVersion | None:
     """Make the next version with packages added and removed (by id); None if nothing changes.
     `exactly`: the version holds `add` and nothing else (a mirror sync, a modify removing "*"):
@@ -93,7 +94,8 @@ def new_version(
     that a package another change added meanwhile goes too. `base` (a modify's base_version):
     the changes start from what that version holds instead of the latest, read under the lock
     too (a deletion squashes its rows into the next version: never half seen); VersionGone if
-    it was deleted.
+    it was deleted. The base is a version of `base_repository` (default: this one), as Pulp's
+    base_version may be any repository's.
 
     Its number follows the last one given, even when that version was deleted since: no
     deleted version's number (nor any of its rows) comes back.
@@ -104,8 +106,9 @@ def new_version(
     present = select(rc.package_id, rc.id).where(present_in(repo.id, latest))
     rows = {package_id: row_id for package_id, row_id in session.execute(present)}
     current = rows.keys()
+    base_id = None
     if base is not None:  # what the version is to hold, whatever the latest holds
-        start = held_by(session, repo.id, base)  # looked up even when "*" empties it
+        base_id, start = held_by(session, base_repository or repo.id, base)  # even when "*"
         add = set(add) | (set() if exactly else start - set(remove))
         exactly = True
     added = set(add) - current
@@ -132,7 +135,7 @@ def new_version(
         )
     repo.last_number = number
     # As Pulp's: a base only where one was asked for (a modify's `base_version`)
-    version = RepositoryVersion(repository_id=repo.id, number=number, base_number=base)
+    version = RepositoryVersion(repository_id=repo.id, number=number, base_version_id=base_id)
     session.add(version)
     session.flush()
     session.expire(repo, ["latest_number"])
@@ -172,15 +175,16 @@ class VersionGone(ValueError):
     """The version a change was to start from is deleted."""
 
 
-def held_by(session: Session, repository_id: str, number: int) -> set[str]:
-    """The ids of the packages a version holds (VersionGone if there is no such version)."""
+def held_by(session: Session, repository_id: str, number: int) -> tuple[str, set[str]]:
+    """A version's id and the ids of the packages it holds (VersionGone if there is no such
+    version)."""
     there = select(RepositoryVersion.id).where(
         RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
     )
-    if session.scalar(there) is None:
+    if (version_id := session.scalar(there)) is None:
         raise VersionGone(f"version {number} of the repository no longer exists")
     members = select(RepositoryContent.package_id).where(present_in(repository_id, number))
-    return set(session.scalars(members))
+    return version_id, set(session.scalars(members))
 
 
 class VersionKept(ValueError):
@@ -272,10 +276,10 @@ def delete_version(session: Session, repository_id: str, number: int) -> bool:
     else:
         _squash(session, repo.id, number, later)
     session.execute(delete(Publication).where(Publication.repository_version_id == version.id))
-    session.execute(
+    session.execute(  # as the foreign key's SET NULL, said here: the versions based on it
         update(RepositoryVersion)
-        .where(RepositoryVersion.repository_id == repo.id, RepositoryVersion.base_number == number)
-        .values(base_number=None)
+        .where(RepositoryVersion.base_version_id == version.id)
+        .values(base_version_id=None)
     )
     session.delete(version)
     session.flush()
