@@ -125,6 +125,17 @@ def test_upload_list_show_destroy_and_refusals(
     assert incomplete.json() == {
         "upload": ["The upload is incomplete: bytes 2000-2999 of 3000 were not uploaded."]
     }
+    # so is its commit: known before any task, as the content's (Pulp's task would fail)
+    early = requests.post(server.url + href + "commit/", json={"sha256": hashlib.sha256(data).hexdigest()},
+                          auth=AUTH, timeout=30)  # fmt: skip
+    assert (early.status_code, early.json()) == (400, {"non_field_errors": [
+        "The upload is incomplete: bytes 2000-2999 of 3000 were not uploaded."
+    ]}), early.text  # fmt: skip
+    none = requests.post(uploads, json={"size": 3}, auth=AUTH, timeout=30).json()["pulp_href"]
+    empty = requests.post(server.url + none + "commit/", json={"sha256": "1" * 64}, auth=AUTH,
+                          timeout=30)  # fmt: skip
+    assert empty.status_code == 400 and "bytes 0-2 of 3 were not uploaded" in empty.text
+    assert requests.delete(server.url + none, auth=AUTH, timeout=30).status_code == 204
     assert put(2000, data[2000:]).status_code == 200
     commit = requests.post(server.url + href + "commit/", json={"sha256": "1" * 64}, auth=AUTH,
                            timeout=30)  # fmt: skip

@@ -22,7 +22,7 @@ from pullthrough.api.operations import (
 )
 from pullthrough.api.params import Param
 from pullthrough.catalog.models import Upload
-from pullthrough.core.chunks import ChunkRefused
+from pullthrough.core.chunks import ChunkRefused, check_complete
 from pullthrough.core.fields import Field
 from pullthrough.services.chunked_uploads import COMMIT, UploadGone
 
@@ -66,7 +66,14 @@ def update(call: Call) -> Response:
 
 
 def commit(call: Call) -> Response:
-    """A task (any worker, any node) makes the artifact; the upload goes when it has."""
+    """A task (any worker, any node) makes the artifact; the upload goes when it has. Chunks
+    that do not make the whole file are a 400 now, as content made of the upload answers:
+    Pulp's task would fail on them (its checksum), nothing else could come of it."""
+    upload: Upload = call.row
+    try:
+        check_complete([(chunk.offset, chunk.size) for chunk in upload.chunks], upload.size)
+    except ChunkRefused as exc:
+        raise ValidationError({"non_field_errors": [str(exc)]}) from None
     args = {
         "upload_id": call.row.id,
         "sha256": call.values["sha256"],
