@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, make_url, select
+from sqlalchemy import Engine, func, insert, make_url, select
 
 from pullthrough.api import kinds
 from pullthrough.api.bindings import BINDINGS, CONTENT, TASKS, WORKERS
@@ -202,6 +202,7 @@ def test_every_filter_of_every_list_compiles_for_both_databases() -> None:
         ("version__lte=9", ["9.0"]),
         ("version__gte=9.0&version__lt=10.1rc1", ["10.0", "9.0"]),
         ("version=10.0", ["10.0"]),
+        ("version__gt=99", []),
         ("version__gte=0", ["10.0", "10.1rc1", "9.0"]),  # a legacy version compares with none
     ],
 )
@@ -233,6 +234,33 @@ def test_content_versions_compare_as_pep_440_versions(
         }
     finally:
         engine.dispose()
+
+
+def test_a_version_filter_matching_more_versions_than_a_query_takes_parameters(
+    postgres_url: str,
+) -> None:
+    """A statement takes at most 65,535 parameters on PostgreSQL (250,000 in Debian's SQLite):
+    a catalog of more distinct versions than that, all matching, is still listed."""
+    count = 66_000
+    with private_database(postgres_url) as url:
+        engine = make_engine(url)
+        try:
+            prepare(engine)
+            rows = [
+                {"filename": f"acme-1.{n}.tar.gz", "name": "acme", "version": f"1.{n}",
+                 "packagetype": "sdist", "sha256": f"{n:064x}", "size": 1}
+                for n in range(count)
+            ]  # fmt: skip
+            with engine.begin() as conn:
+                conn.execute(insert(Package), rows)
+            with (
+                Flask(__name__).test_request_context("/?version__gte=1.5"),
+                Catalog(engine).reading() as session,
+            ):
+                query = apply_filters(select(func.count()).select_from(Package), CONTENT, session)
+                assert session.scalar(query) == count - 5
+        finally:
+            engine.dispose()
 
 
 # ---- what the task filters select ----------------------------------------------------------

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from flask import request
 from packaging.version import Version
-from sqlalchemy import Select, func, inspect, or_, select
+from sqlalchemy import Select, bindparam, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from pullthrough.api.bindings import Binding
@@ -110,7 +110,10 @@ def _condition(binding: Binding, found: Lookup, session: Session | None) -> Any:
     value = values[0]
     if found.filter.versions and lookup in COMPARED:
         assert session is not None, "versions are compared in the catalog's session"
-        return column.in_(_versions_compared(session, column, lookup, value))
+        matched = _versions_compared(session, column, lookup, value)
+        # written into the statement: a catalog may hold more versions than a statement takes
+        # parameters (65,535 on PostgreSQL)
+        return column.in_(bindparam(None, matched, expanding=True, literal_execute=True))
     if lookup == IN:
         return column.in_(values)
     if lookup == ISNULL:
