@@ -5,6 +5,7 @@ was a 500), and nothing is written; so is a value longer than its column is wide
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import zipfile
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from support.api import Api, legacy_upload, with_auth
+from support.api import AUTH, Api, legacy_upload, with_auth
 from support.packages import build_wheel
 from support.postgres import private_database
 from support.servers import Server, config_text
@@ -165,3 +166,36 @@ def test_values_wider_than_their_columns_are_refused_not_a_server_error(
     )  # fmt: skip
     assert resp.status_code == 202, resp.text
     assert resp.headers["Correlation-ID"] not in ("", cid)
+
+
+def test_an_upload_whose_filename_or_tags_are_wider_than_their_columns_is_refused(
+    server: Server, tmp_path: Path
+) -> None:
+    """A wheel's filename is kept in 255 characters, its python tag(s) in 64 (PyPI's
+    `python_version`): a wider one, which PostgreSQL refuses (a 500), is a 400 saying so."""
+    api = Api(server.url)
+    repo = api.create("repositories/python/python/", name="wide")
+    api.create(
+        "distributions/python/pypi/", name="wide", base_path="wide", repository=repo["pulp_href"]
+    )
+
+    def upload(name: str, version: str, tags: str) -> requests.Response:
+        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        body = io.BytesIO()
+        with zipfile.ZipFile(body, "w") as zf:
+            zf.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
+        filename = f"{name}-{version}-{tags}-none-any.whl"  # longer than a local file's name
+        return requests.post(
+            f"{server.url}/pypi/wide/legacy/", data={":action": "file_upload"},
+            files={"content": (filename, body.getvalue())}, auth=AUTH, timeout=30,
+        )  # fmt: skip
+
+    for name, version, tags in (
+        ("tag_lib", "1.0", ".".join(f"py3{n}" for n in range(20))),  # tags of 99 characters
+        ("long_lib", "1." + "0" * 250, "py3"),  # a filename of 281
+    ):
+        resp = upload(name, version, tags)
+        assert resp.status_code == 400, (name, resp.status_code, resp.text)
+        assert "characters" in resp.text, resp.text
+    assert api.request("GET", "content/python/packages/").json()["count"] == 0
+    assert upload("tag_lib", "1.0", "py2.py3").status_code == 200

@@ -27,7 +27,6 @@ from pullthrough.api.operations import (
     ValidationError,
     invalid,
     services,
-    width,
 )
 from pullthrough.api.resources import RESERVATIONS, SERVED, Resource
 from pullthrough.catalog.db import in_batches
@@ -50,6 +49,7 @@ from pullthrough.catalog.models import (
     Upload,
     Worker,
     Yank,
+    width,
     worker_id,
 )
 from pullthrough.catalog.versions import (

@@ -48,6 +48,7 @@ from pullthrough.catalog.models import (
     RepositoryVersion,
     Task,
     Upload,
+    width,
 )
 from pullthrough.core.access import Principal
 from pullthrough.core.fields import Field
@@ -314,14 +315,6 @@ def validate(session: Session, op: Operation, body: Mapping[str, Any], row: Any)
     if op.check is not None:
         op.check(session, values, row)
     return values
-
-
-def width(model: type[Base] | None, name: str) -> float:
-    """How many characters the model's column `name` holds (PostgreSQL refuses a longer string,
-    SQLite keeps it); unbounded for a column without a width, or none of that name."""
-    column = inspect(model).columns.get(name) if model is not None else None
-    length = getattr(column.type, "length", None) if column is not None else None
-    return float("inf") if length is None else length
 
 
 def _checked(op: Operation) -> Callable[..., Response]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    inspect,
     select,
     text,
 )
@@ -492,3 +493,11 @@ class CatalogGeneration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(32))
+
+
+def width(model: type[Base] | None, name: str) -> float:
+    """How many characters the model's column `name` holds (PostgreSQL refuses a longer string,
+    SQLite keeps it); unbounded for a column without a width, or none of that name."""
+    column = inspect(model).columns.get(name) if model is not None else None
+    length = getattr(column.type, "length", None) if column is not None else None
+    return float("inf") if length is None else length

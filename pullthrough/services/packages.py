@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC
 from pathlib import Path
 
-from pullthrough.catalog.models import Package
+from pullthrough.catalog.models import Package, width
 from pullthrough.core.filenames import parse_filename, python_version
 from pullthrough.core.metadata import (
     InvalidDistribution,
@@ -88,4 +88,11 @@ def package_from_file(
         requires_python=meta.requires_python,
         metadata_json=metadata,
     )
+    for field in ("filename", "version", "python_version"):  # PostgreSQL refuses a wider one
+        if len(value := getattr(package, field)) > (most := width(Package, field)):
+            shown = filename if len(filename) <= 80 else filename[:77] + "..."
+            raise InvalidDistribution(
+                f"Invalid distribution {shown!r}: its {field} is {len(value)} characters"
+                f" long; this index keeps at most {most:.0f}."
+            )
     return package, meta.raw if serves_as_pep658(meta, info.packagetype) else None
