@@ -607,13 +607,17 @@ def test_sync_publish_and_orphan_cleanup_from_the_cli(
 def test_a_server_that_cannot_start_says_why_in_one_line(
     tmp_path: Path, command: list[str]
 ) -> None:
-    """Settings that read well but cannot be used (the data folder is a file; the catalog's
-    PostgreSQL does not answer): a line that says so and exit 1, not a traceback."""
+    """Settings that read well but cannot be used (the data folder is a file, or its
+    renderings' folder; the catalog's PostgreSQL does not answer): a line that says so and
+    exit 1, not a traceback."""
     taken = tmp_path / "a-file"
     taken.write_text("not a folder")
+    (tmp_path / "data-r").mkdir()
+    (tmp_path / "data-r" / "renders").write_text("not a folder")
     closed = free_port()
     for text in (
         f'[server]\ndata_dir = "{taken}"\n',
+        f'[server]\ndata_dir = "{tmp_path / "data-r"}"\n',
         f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
         f'database_url = "postgresql://u:db-secret@127.0.0.1:{closed}/pt"\n',
     ):

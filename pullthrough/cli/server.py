@@ -51,24 +51,38 @@ def cannot_start(exc: Exception) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
-def open_services(settings: Settings) -> Services | None:
-    """The services, or None once stderr says why they cannot start."""
+def start_failure(exc: Exception) -> int | None:
+    """The exit status for an error that stops a start (the configuration against the catalog,
+    the data folder or the catalog unusable, a newer catalog, a ledger in use), once stderr says
+    why in one line; None for any other error."""
+    import sqlite3
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from pullthrough.catalog.db import NewerCatalog
-    from pullthrough.services.container import build_services
     from pullthrough.services.ledger_rebuild import LedgerInUse
+
+    if isinstance(exc, ConfigError):  # the file against the catalog (an overlapping base path)
+        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError | SQLAlchemyError | sqlite3.Error):  # sqlite3: a cache's
+        print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
+        return 1
+    if isinstance(exc, NewerCatalog | LedgerInUse):
+        print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return None
+
+
+def open_services(settings: Settings) -> Services | None:
+    """The services, or None once stderr says why they cannot start."""
+    from pullthrough.services.container import build_services
 
     try:
         return build_services(settings)
-    except ConfigError as exc:  # the file against the catalog (an overlapping base path)
-        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
-        return None
-    except (OSError, SQLAlchemyError) as exc:
-        print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
-        return None
-    except (NewerCatalog, LedgerInUse) as exc:
-        print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if start_failure(exc) is None:
+            raise
         return None
 
 
@@ -102,12 +116,8 @@ def start_node(settings: Settings, env: MutableMapping[str, str], binds: Sequenc
     the setup is done: NODE_STARTED_ENV). `serve` runs it before it starts gunicorn; gunicorn
     run directly, in its master (start_in_gunicorn). 0, or the exit status once stderr says why
     the node cannot start."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
     from pullthrough.services.container import discard_renderings, prepare_data
-    from pullthrough.services.ledger_rebuild import LedgerInUse
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
     data = settings.server.data_dir.resolve()
@@ -116,19 +126,14 @@ def start_node(settings: Settings, env: MutableMapping[str, str], binds: Sequenc
     try:
         with setup_warnings():  # a busy catalog, a damaged cache ledger set aside
             password, generated = prepare_data(settings)  # before any worker starts
-    except ConfigError as exc:  # the file against the catalog (an overlapping base path)
-        print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, SQLAlchemyError) as exc:
-        print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
-        return 1
-    except (NewerCatalog, LedgerInUse) as exc:
-        print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
-        return 1
+        discard_renderings(data)  # perhaps an older release's
+        # Every worker counts into the same folder, emptied now: /metrics sums them all.
+        env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(data))
+    except Exception as exc:
+        if (status := start_failure(exc)) is None:
+            raise
+        return status
     env[NODE_STARTED_ENV] = "1"
-    discard_renderings(data)  # perhaps an older release's
-    # Every worker counts into the same folder, emptied now: /metrics sums them all.
-    env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(data))
     if generated:
         print(
             f"pullthrough: generated the admin password (user {settings.auth.admin_username!r}):"
