@@ -3,6 +3,7 @@ write-only secrets, correlation ids, and distributions pinned to a repository ve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -1091,6 +1092,62 @@ def test_a_page_fetched_with_a_remotes_credentials_is_not_served_through_another
         assert files_on_index(api, "inner", "secret-lib") == [secret]
     outer = requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT)
     assert outer.status_code == 404 and secret not in outer.text, outer.text
+
+
+def behind_a_login(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path, *, hashed: bool
+) -> tuple[Server, str, bytes]:
+    """An index whose page of secret-lib anyone may read, but whose file only user:pw may
+    download; distributions `inner` (a remote with those credentials) and `outer` (a remote
+    of the same URL without them), and the file fetched through `inner`: the server, the
+    file's name and its bytes."""
+    wheel = build_wheel(tmp_path / "w", "secret-lib", "1.0")
+    body = wheel.read_bytes()
+    listed: dict[str, Any] = {"filename": wheel.name, "url": f"/files/{wheel.name}", "hashes": {}}
+    if hashed:
+        listed["hashes"] = {"sha256": hashlib.sha256(body).hexdigest()}
+    page = {"meta": {"api-version": "1.1"}, "name": "secret-lib", "files": [listed]}
+    scripted.expect_request("/simple/secret-lib/").respond_with_json(page, content_type=JSON_V1)
+
+    def download(request: Request) -> ResponseType:
+        if request.headers.get("Authorization") != "Basic dXNlcjpwdw==":  # user:pw
+            return ResponseType("Unauthorized", status=401)
+        return ResponseType(body, content_type="application/octet-stream")
+
+    scripted.expect_request(f"/files/{wheel.name}").respond_with_handler(download)
+    url = scripted.url_for("/simple/")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        for name, credentials in (("inner", {"username": "user", "password": "pw"}), ("outer", {})):
+            fields = {"name": name, "url": url, "allow_unhashed": not hashed, **credentials}
+            remote = api.ok(api.post(REMOTES, fields), 201)
+            api.create_distribution(name, remote=remote["pulp_href"])
+    inner = requests.get(f"{server.url}/pulp/content/inner/{wheel.name}", timeout=TIMEOUT)
+    assert inner.status_code == 200 and inner.content == body
+    return server, wheel.name, body
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed", "unhashed"])
+def test_a_file_fetched_with_a_remotes_credentials_is_not_served_through_another_remote(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path, hashed: bool
+) -> None:
+    """Stored files were found by sha256 (or, without one, by URL) alone: a file an index gave
+    one remote for its credentials was served to every distribution whose page lists it - a
+    whole GET, a range, its metadata - though that distribution's remote gets a 401 for it."""
+    server, filename, body = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=hashed)
+    outer = f"{server.url}/pulp/content/outer/{filename}"
+    for _ in range(2):  # through Flask, then (the page held fresh) the warm path
+        assert requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT).ok
+        whole = requests.get(outer, timeout=TIMEOUT)
+        assert whole.status_code == 502 and body not in whole.content, whole.status_code
+    part = requests.get(outer, headers={"Range": "bytes=0-99"}, timeout=TIMEOUT)
+    assert part.status_code == 502 and body[:100] not in part.content, part.status_code
+    metadata = requests.get(outer + ".metadata", timeout=TIMEOUT)
+    assert metadata.status_code == 502 and b"Name: secret-lib" not in metadata.content
+    inner = requests.get(f"{server.url}/pulp/content/inner/{filename}", timeout=TIMEOUT)
+    assert inner.status_code == 200 and inner.content == body
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(

@@ -123,7 +123,7 @@ class WarmFiles:
                 return None  # Flask looks the page up, or says why the file is held
             if (entry := view.files.get(filename)) is not None:
                 try:
-                    return self.pullthrough.open_stored(entry, view)
+                    return self.pullthrough.open_stored(dist, entry, view)
                 except OSError:
                     return None  # Flask's error handling says what is wrong
         return None
