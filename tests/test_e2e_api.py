@@ -20,7 +20,7 @@ from werkzeug import Request
 from werkzeug import Response as ResponseType
 
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -1124,8 +1124,11 @@ def behind_a_login(
             fields = {"name": name, "url": url, "allow_unhashed": not hashed, **credentials}
             remote = api.ok(api.post(REMOTES, fields), 201)
             api.create_distribution(name, remote=remote["pulp_href"])
-    inner = requests.get(f"{server.url}/pulp/content/inner/{wheel.name}", timeout=TIMEOUT)
-    assert inner.status_code == 200 and inner.content == body
+    inner = f"{server.url}/pulp/content/inner/{wheel.name}"
+    fetched = requests.get(inner, timeout=TIMEOUT)
+    assert fetched.status_code == 200 and fetched.content == body
+    # stored while it was sent: a HEAD answered from the store gives its sha256
+    assert wait_until(lambda: "ETag" in requests.head(inner, timeout=TIMEOUT).headers)
     return server, wheel.name, body
 
 
@@ -1148,6 +1151,25 @@ def test_a_file_fetched_with_a_remotes_credentials_is_not_served_through_another
     assert metadata.status_code == 502 and b"Name: secret-lib" not in metadata.content
     inner = requests.get(f"{server.url}/pulp/content/inner/{filename}", timeout=TIMEOUT)
     assert inner.status_code == 200 and inner.content == body
+
+
+def test_a_project_page_shows_a_file_as_cached_only_where_the_copy_would_be_served(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """The page for people said "cache" for a file any remote had fetched: a public
+    distribution told that a file its remote cannot download was stored here (fetched with
+    another remote's credentials), and that someone had fetched it."""
+    server, filename, _ = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+
+    def source(base_path: str) -> str:
+        page = requests.get(f"{server.url}/pypi/{base_path}/project/secret-lib/", timeout=TIMEOUT)
+        assert page.status_code == 200 and filename in page.text, page.text
+        found = re.search(r'<td class="source[^"]*">([^<]*)</td>', page.text)
+        assert found is not None, page.text
+        return found[1]
+
+    assert wait_until(lambda: source("inner") == "cache")  # stored while it was sent
+    assert source("outer") == "upstream"
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(

@@ -297,6 +297,12 @@ class PullThrough:
             return sha
         return None
 
+    def servable_sha(self, dist: Distribution, entry: DistFile, view: PageView) -> str | None:
+        """The sha256 of the copy of a listed file this distribution may be served from the
+        store, if known (stored or not): none for a copy fetched with another remote's
+        credentials, which it would download itself."""
+        return self._known_sha(entry, seen_as(dist, entry, view))
+
     def _readers_of(self, sha256: str, *, recent: bool) -> Readers:
         known = self._readers.get(sha256) if recent else None
         if known is not None and time.monotonic() - known[1] < READERS_SECONDS:
