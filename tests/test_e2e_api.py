@@ -1094,6 +1094,9 @@ def test_a_page_fetched_with_a_remotes_credentials_is_not_served_through_another
     assert outer.status_code == 404 and secret not in outer.text, outer.text
 
 
+PRIVATE_DEPENDENCY = "corp-internal-auth"  # in the private file's metadata only
+
+
 def behind_a_login(
     gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path, *, hashed: bool
 ) -> tuple[Server, str, bytes]:
@@ -1101,7 +1104,7 @@ def behind_a_login(
     download; distributions `inner` (a remote with those credentials) and `outer` (a remote
     of the same URL without them), and the file fetched through `inner`: the server, the
     file's name and its bytes."""
-    wheel = build_wheel(tmp_path / "w", "secret-lib", "1.0")
+    wheel = build_wheel(tmp_path / "w", "secret-lib", "1.0", requires_dist=[PRIVATE_DEPENDENCY])
     body = wheel.read_bytes()
     listed: dict[str, Any] = {"filename": wheel.name, "url": f"/files/{wheel.name}", "hashes": {}}
     if hashed:
@@ -1170,6 +1173,25 @@ def test_a_project_page_shows_a_file_as_cached_only_where_the_copy_would_be_serv
 
     assert wait_until(lambda: source("inner") == "cache")  # stored while it was sent
     assert source("outer") == "upstream"
+
+
+def test_the_json_api_shows_the_metadata_of_a_copy_only_where_it_would_be_served(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """The JSON API took a release's core metadata from any package of its files' sha256: a
+    public distribution showed the metadata (dependencies, description) of a file its remote
+    cannot download, read from the copy another remote fetched with its credentials."""
+    server, _, _ = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+
+    def requires(base_path: str) -> object:
+        answer = requests.get(
+            f"{server.url}/pypi/{base_path}/pypi/secret-lib/json", timeout=TIMEOUT
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["info"]["requires_dist"]
+
+    assert requires("inner") == [PRIVATE_DEPENDENCY]
+    assert requires("outer") is None
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(

@@ -127,9 +127,17 @@ def _render(
     try:
         shown = render_project(view.page.name, files, None, version=version, versions=versions)
         wanted = shown["info"]["version"]
-        # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`).
-        sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
-        metadata = _metadata([sha256 for sha256 in sha256s if sha256])
+        # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`),
+        # whose copy this distribution would be served: not another remote's (its metadata
+        # is what an index gave that remote for its credentials)
+        pullthrough = services().pullthrough
+        entries = [view.files.get(f["filename"]) for f in shown["urls"]]
+        sha256s = [
+            e.sha256
+            for e in entries
+            if e is not None and e.sha256 and pullthrough.servable_sha(dist, e, view)
+        ]
+        metadata = _metadata(sha256s)
         body = render_project(
             view.page.name,
             files,
