@@ -1148,6 +1148,8 @@ def test_a_file_fetched_with_a_remotes_credentials_is_not_served_through_another
         assert requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT).ok
         whole = requests.get(outer, timeout=TIMEOUT)
         assert whole.status_code == 502 and body not in whole.content, whole.status_code
+    head = requests.head(outer, timeout=TIMEOUT)  # never from the store: no size, no sha256
+    assert "ETag" not in head.headers and head.headers.get("Content-Length") != str(len(body))
     part = requests.get(outer, headers={"Range": "bytes=0-99"}, timeout=TIMEOUT)
     assert part.status_code == 502 and body[:100] not in part.content, part.status_code
     metadata = requests.get(outer + ".metadata", timeout=TIMEOUT)
@@ -1192,6 +1194,39 @@ def test_the_json_api_shows_the_metadata_of_a_copy_only_where_it_would_be_served
 
     assert requires("inner") == [PRIVATE_DEPENDENCY]
     assert requires("outer") is None
+
+
+def test_remotes_that_send_no_credentials_share_the_files_they_cache(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """Two remotes of one index sending nothing of their own: a file one of them fetched is
+    served to the other's distribution from the store, the index asked once."""
+    wheel = build_wheel(tmp_path / "w", "open-lib", "1.0")
+    body = wheel.read_bytes()
+    listed = {
+        "filename": wheel.name,
+        "url": f"/files/{wheel.name}",
+        "hashes": {"sha256": hashlib.sha256(body).hexdigest()},
+    }
+    page = {"meta": {"api-version": "1.1"}, "name": "open-lib", "files": [listed]}
+    scripted.expect_request("/simple/open-lib/").respond_with_json(page, content_type=JSON_V1)
+    scripted.expect_request(f"/files/{wheel.name}").respond_with_data(body)
+    url = scripted.url_for("/simple/")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        for name in ("one", "two"):
+            remote = api.ok(api.post(REMOTES, {"name": name, "url": url}), 201)
+            api.create_distribution(name, remote=remote["pulp_href"])
+    first = f"{server.url}/pulp/content/one/{wheel.name}"
+    assert requests.get(first, timeout=TIMEOUT).content == body
+    assert wait_until(lambda: "ETag" in requests.head(first, timeout=TIMEOUT).headers)
+    for _ in range(2):  # through Flask, then the warm path
+        again = requests.get(f"{server.url}/pulp/content/two/{wheel.name}", timeout=TIMEOUT)
+        assert again.status_code == 200 and again.content == body
+    downloads = [r for r, _ in scripted.log if r.path == f"/files/{wheel.name}"]
+    assert len(downloads) == 1
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(
