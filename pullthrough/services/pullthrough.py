@@ -71,6 +71,7 @@ CHUNK_SIZE = 1024 * 1024
 # rare for a file used in this time.
 READERS_SECONDS = 60.0
 READERS_KEPT = 65536  # files whose readers a process remembers (then it starts afresh)
+LEDGER_ERRORS = (OSError, sqlite3.Error, SQLAlchemyError)  # a ledger that cannot be read
 
 
 Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
@@ -304,10 +305,17 @@ class PullThrough:
         return self._known_sha(entry, seen_as(dist, entry, view))
 
     def _readers_of(self, sha256: str, *, recent: bool) -> Readers:
-        known = self._readers.get(sha256) if recent else None
-        if known is not None and time.monotonic() - known[1] < READERS_SECONDS:
+        """Who may be served a copy; what this process read last when the ledger cannot be
+        read now (the catalog down: warm files go on), else the ledger's error."""
+        known = self._readers.get(sha256)
+        if recent and known is not None and time.monotonic() - known[1] < READERS_SECONDS:
             return known[0]
-        readers = self.ledger.readers(sha256)
+        try:
+            readers = self.ledger.readers(sha256)
+        except LEDGER_ERRORS:
+            if known is None:
+                raise
+            return known[0]
         self._note_readers(sha256, readers)
         return readers
 
@@ -434,8 +442,9 @@ class PullThrough:
         """The big file this process is fetching from `url` (as `key`: fetch_key), sent as it
         grows, as to the request that started its download: a request waiting for the
         download's lock gets no byte until the file is stored, and a client that gives up on a
-        silent server (pip after 15 s) failed on a file that takes longer to come. None when there is no such
-        download (or it has just ended: then the lock tells whether it was stored)."""
+        silent server (pip after 15 s) failed on a file that takes longer to come. None when
+        there is no such download (or it has just ended: then the lock tells whether it was
+        stored)."""
         with self._flights_lock:
             flight = self._flights.get(key)
         if flight is None:
@@ -665,12 +674,13 @@ class PullThrough:
             log.exception("could not read %s for the catalog", describe_url(url))
             package = None
         with stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS):
-            tracked = self.ledger.tracks(sha)
-            readers = readers_after(self.ledger.readers(sha), reader, tracked=tracked)
+            readers = None  # fetched anonymously: anyone's
+            if reader:  # a ledger that cannot say: the copy is not kept
+                tracked = self.ledger.tracks(sha)
+                readers = readers_after(self.ledger.readers(sha), reader, tracked=tracked)
             self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
             try:
-                self.ledger.set_readers(sha, readers)  # a failure: the bytes are not kept
-                self._note_readers(sha, readers)
+                self._set_readers(sha, readers)
                 writer.commit()
             except BaseException:
                 with suppress(Exception):  # a store that cannot say: the entry stays
@@ -713,9 +723,8 @@ class PullThrough:
             if not received:
                 writer.abort()
                 if isinstance(answer := _answer_for(error), UpstreamError):
-                    self._failures.note(
-                        fetch_key(client.seen_as, url), answer
-                    )  # before the lock goes
+                    key = fetch_key(client.seen_as, url)
+                    self._failures.note(key, answer)  # before the lock goes
                 lock.release()
                 self.metrics.downloads.dec()
                 progress.finish(error)
@@ -764,6 +773,18 @@ class PullThrough:
                 self.ledger.remember_url(url, sha)
         except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
+
+    def _set_readers(self, sha: str, readers: Readers) -> None:
+        """Record who may be served a copy before it is visible: a copy not recorded as some
+        remotes' is not kept (raises); one left some remotes' for want of a write is only
+        downloaded once more by the others."""
+        try:
+            self.ledger.set_readers(sha, readers)
+        except LEDGER_ERRORS as exc:
+            if readers is not None:
+                raise
+            log.warning("cached %s, but could not record it as anyone's: %s", sha, exc)
+        self._note_readers(sha, readers)
 
     def _after_caching(self, url: str, kept: Kept) -> None:
         """Catalog the new file as orphaned content, then keep the cache within its limit."""
