@@ -1229,6 +1229,26 @@ def test_remotes_that_send_no_credentials_share_the_files_they_cache(
     assert len(downloads) == 1
 
 
+def test_a_sync_takes_in_a_cached_copy_only_once_its_remote_downloaded_it_too(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """A sync took a file into its repository from the cache when a package of that name was
+    stored (same sha256): a copy one remote fetched with its credentials went into the
+    repository of a remote the index refuses the file, and out through its distribution."""
+    server, filename, body = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        outer = api.ok(api.get(REMOTES, params={"name": "outer"}))["results"][0]
+        api.task(api.patch(outer["pulp_href"], {"includes": ["secret-lib"]}))
+        repo = api.create_repository("pub")
+        synced = api.settled(api.post(repo["pulp_href"] + "sync/", {"remote": outer["pulp_href"]}))
+        api.create_distribution("pub", repository=repo["pulp_href"])
+    served = requests.get(f"{server.url}/pulp/content/pub/{filename}", timeout=TIMEOUT)
+    assert served.status_code != 200 and body not in served.content, served.status_code
+    assert synced["state"] == "failed" and "401" in str(synced["error"]), synced["error"]
+
+
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(
     gunicorn_server: Callable[..., Server], tmp_path: Path
 ) -> None:
