@@ -13,11 +13,11 @@ from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pullthrough.api import routes
-from pullthrough.config import Settings, load_settings
+from pullthrough.config import NODE_STARTED_ENV, Settings, load_settings
 from pullthrough.core.metadata import MAX_METADATA_SIZE
 from pullthrough.core.names import InvalidProjectName
 from pullthrough.services.auth import Forbidden, TooManyFailures, Unauthorized
-from pullthrough.services.container import EXTENSION, NODE_STARTED_ENV, build_services
+from pullthrough.services.container import EXTENSION, build_services
 from pullthrough.services.distribution import Held, NotFound
 from pullthrough.services.uploads import UploadConflict, UploadForbidden, UploadRefused
 from pullthrough.storage.locks import LockTimeout
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # and one field per requirement, extra and classifier: over werkzeug's 1000 parts for a
     # project with many extras (apache-airflow); still a bound, after the uploader is known
     app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
-    node_started = os.environ.get(NODE_STARTED_ENV) == "1"  # a worker of `pullthrough serve`
+    node_started = os.environ.get(NODE_STARTED_ENV) == "1"  # a gunicorn worker of a node
     services = app.extensions[EXTENSION] = build_services(settings, node_started=node_started)
     if settings.server.embedded_worker:
         services.start_worker()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pullthrough.core.access import overlaps, parse_base_path
 from pullthrough.core.fields import Field, fields_of, parse_section, setting
@@ -32,6 +32,11 @@ from pullthrough.core.remotes import ordered
 from pullthrough.core.times import PRESIGNED_MAX, read_utc
 
 ENV_PREFIX = "PULLTHROUGH_"
+# Set for a node's gunicorn workers once the node's setup is done (cli.server.start_node) and
+# found the catalog one it knows: a worker, the first or one started in place of a dead one
+# while the others serve, does not do it again (services.container.prepare_data), and goes on
+# when a newer node has upgraded the catalog since (catalog.db.migrate)
+NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 DEFAULT_BIND = "127.0.0.1:24817"
 POLICIES = IMMEDIATE, ON_DEMAND, STREAMED = ("immediate", "on_demand", "streamed")  # Pulp's
 
@@ -125,15 +130,17 @@ def _name(value: object) -> str:
 def _http_url(value: str) -> str:
     """An http(s) URL whose host (and port) parse: a user or password with a `/`, `?` or `#`
     not percent-encoded would end the host early (`http://bob:pa/ss@host/` names the host `bob`,
-    the port `pa`) and leave the rest of the password in the path, shown and logged. An `@`
-    further on is the index's own (Azure Artifacts' `/_packaging/feed@Local/pypi/simple/`, a
-    query's token)."""
+    the port `pa`) and leave the rest of the password in the path, query or fragment, shown and
+    logged: an `@` before the first `/` after the host is refused (`bob:12/ss@host/`,
+    `bob:12?ss@host/`, `tok?en@host/`). An `@` further on is the index's own (Azure Artifacts'
+    `/_packaging/feed@Local/pypi/simple/`, a query's token after the path)."""
     text = value.strip()
     parts = urlsplit(text)
     shown = without_userinfo(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http(s) URL, got {shown!r}")
-    if "@" in parts.path.partition("/")[2].partition("/")[0]:  # `bob:12/ss@host/...`
+    after_host = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    if "@" in after_host.removeprefix("/").partition("/")[0]:
         raise ValueError(
             f"expected an http(s) URL, got {shown!r}: a user or password holding '/', '?', '#'"
             " or '@' must have them percent-encoded (%2F, %3F, %23, %40)"

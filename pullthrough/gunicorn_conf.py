@@ -1,4 +1,5 @@
-"""gunicorn settings for `pullthrough serve` (deploy/gunicorn.conf.py points here).
+"""gunicorn settings for `pullthrough serve` (deploy/gunicorn.conf.py points here, for gunicorn
+run directly: then its master does the node's setup that `serve` does before it starts gunicorn).
 
 Threads suit the work: requests mostly wait on the upstream or on sendfile, not on the CPU.
 PULLTHROUGH_WORKERS / PULLTHROUGH_THREADS / PULLTHROUGH_BIND are set by the CLI from the config.
@@ -23,6 +24,15 @@ errorlog = "-"
 loglevel = os.environ.get("PULLTHROUGH_LOG_LEVEL", "info")
 control_socket_disable = True  # several servers may run side by side (tests, benchmarks)
 wsgi_app = "pullthrough.app:create_app()"
+
+
+def on_starting(server: Any) -> None:
+    """The node's one-time setup, in the master before it starts its workers, when gunicorn is
+    run directly (`gunicorn -c deploy/gunicorn.conf.py`); `pullthrough serve` did it already."""
+    if getattr(server.app, "app_uri", None) == wsgi_app:  # not an app named on the command line
+        from pullthrough.cli.server import start_in_gunicorn
+
+        start_in_gunicorn(server.cfg.bind)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -155,30 +155,37 @@ def upstream(wheelhouse: Wheelhouse) -> Iterator[Upstream]:
         yield fill(up, wheelhouse)
 
 
+# The gunicorn configuration the README gives for running gunicorn directly
+SHIPPED_GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
+
 @pytest.fixture
 def gunicorn_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start `pullthrough serve` (gunicorn, 2 workers) with a config file; stopped at teardown."""
+    """Start `pullthrough serve` (gunicorn, 2 workers) with a config file, or with
+    `start="gunicorn"` gunicorn run directly with the shipped configuration (support.servers
+    STARTS); stopped at teardown."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(text: str, *, workers: int = 2) -> Server:
+    def start(text: str, *, workers: int = 2, start: str = "serve") -> Server:
         config = tmp_path / f"pullthrough-{len(procs)}.toml"
         config.write_text(text)
         port = free_port()
         log = open(tmp_path / f"server-{len(procs)}.log", "wb")  # noqa: SIM115
+        if start == "serve":
+            command = ["-m", "pullthrough.cli", "serve", "--config", str(config)]
+            command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+            env = clean_env()
+        else:
+            assert start == "gunicorn", start
+            command = ["-m", "gunicorn", "-c", str(SHIPPED_GUNICORN_CONF)]
+            env = clean_env(
+                PULLTHROUGH_CONFIG=str(config),
+                PULLTHROUGH_BIND=f"127.0.0.1:{port}",
+                PULLTHROUGH_WORKERS=str(workers),
+            )
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pullthrough.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-            ],
-            env=clean_env(),
+            [sys.executable, *command],
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,

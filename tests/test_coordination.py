@@ -387,7 +387,10 @@ def test_a_lock_taken_again_and_again_reuses_its_connection(engine: Engine) -> N
             lock = locks.lock(f"file-{n}")
             assert lock.acquire(timeout=1)
             lock.release()
-        held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        held = text(  # this database's (pg_locks lists every database of the server)
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         with engine.connect() as conn:
             assert conn.execute(held).scalar() == 0
         dropped = locks.lock("dropped")  # a lock object let go while held (as NullPool's

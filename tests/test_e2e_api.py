@@ -1268,6 +1268,10 @@ def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_p
                 "http://bob:pa?ss-77@127.0.0.1:9/simple/",
                 "http://bob:pa#ss-77@127.0.0.1:9/simple/",
                 "http://bob:12/ss-77@127.0.0.1:9/simple/",
+                "http://bob:12?ss-77@127.0.0.1:9/simple/",  # a port that parses, then a query
+                "http://bob:12#ss-77@127.0.0.1:9/simple/",
+                "http://bob:12/pa?ss-77@127.0.0.1:9/simple/",
+                "http://tok?ss-77@127.0.0.1:9/simple/",  # a token as user, no password
                 "http://127.0.0.1:99999/simple/",
                 "http://127.0.0.1:port/simple/",
                 "http:///simple/",

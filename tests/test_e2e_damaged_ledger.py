@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,13 @@ from support.api import Api, with_auth
 from support.faults import gone, gunicorn_master, parent_of, sound_store
 from support.packages import build_wheel
 from support.servers import Server, config_text, settle, stored_files, wait_until
+from support.tools import clean_env
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
 
 GRACEFUL_TIMEOUT = 30.0  # pullthrough/gunicorn_conf.py
+WORKER_SECONDS = 30.0  # a task worker that starts is waiting for tasks well within this
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -126,3 +130,57 @@ def test_a_damaged_cache_ledger_is_set_aside_and_rebuilt_at_a_restart(
     upstream.down()
     assert fetch(again.url + own_path) == (200, own.read_bytes())
     assert fetch(f"{again.url}/pulp/content/main/{promoted.filename}") == (200, promoted.data)
+
+
+def test_a_task_worker_started_under_a_running_server_sets_no_ledger_aside(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """The ledger damaged while the server runs, and `pullthrough worker` started then: it does
+    not rename the ledger aside and begin a new one under the server's workers, which have it
+    open (they would go on counting the cache in the old file, and the size limit lose count of
+    it); it says why it cannot start. The server serves its cached files all the same, and its
+    next start sets the ledger aside and rebuilds it."""
+    data = tmp_path / "data"
+    text = with_auth(config_text(upstream.index_url, data))
+    proxy = gunicorn_server(text)
+    cached = upstream.files_for("shelf-reader")[:2]
+    for wanted in cached:
+        assert fetch(f"{proxy.url}/pulp/content/main/{wanted.filename}") == (200, wanted.data)
+    assert settle(data)
+    assert wait_until(lambda: status(proxy)["cache"]["files"] == 2), status(proxy)["cache"]
+    # both workers up (one booting now would fail on the damaged ledger, and stop the server)
+    assert wait_until(lambda: len(status(proxy)["online_workers"]) == 2, timeout=30)
+    ledger = data / "ledger"
+    with (ledger / "files" / "cache.db").open("r+b") as damaged:  # under the running workers
+        damaged.write(b"\xde\xad\xbe\xef" * 1024)
+
+    config = tmp_path / "pullthrough-0.toml"  # the server's (gunicorn_server's first)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pullthrough.cli", "worker", "--config", str(config)],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        _, err = worker.communicate(timeout=WORKER_SECONDS)
+    except subprocess.TimeoutExpired:  # it started: waiting for tasks
+        worker.terminate()
+        _, err = worker.communicate(timeout=30)
+    aside = sorted(p.name for p in ledger.iterdir() if ".damaged-" in p.name)
+    assert aside == [], err[-3000:]
+    assert worker.returncode == 1, err[-3000:]
+    said = [line for line in err.splitlines() if line.startswith("pullthrough:")]
+    assert len(said) == 1 and said[0].startswith("pullthrough: cannot start: "), err[-3000:]
+    assert "Traceback" not in err
+
+    upstream.down()  # the cached files come from the store
+    for wanted in cached:
+        assert fetch(f"{proxy.url}/pulp/content/main/{wanted.filename}") == (200, wanted.data)
+    upstream.up()
+    stop(proxy)
+    again = gunicorn_server(text)
+    aside = sorted(p.name for p in ledger.iterdir() if ".damaged-" in p.name)
+    assert [name.split(".")[0] for name in aside] == ["files"], aside
+    assert status(again)["cache"]["files"] == 2, status(again)["cache"]

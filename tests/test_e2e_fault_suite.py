@@ -33,6 +33,7 @@ from support.faults import (
     Posting,
     big_wheel,
     connect_to_worker,
+    every_worker_accepting,
     gone,
     gunicorn_master,
     kill_worker,
@@ -167,6 +168,81 @@ def test_a_killed_worker_cuts_its_cold_download_off_and_leaves_nothing(
     assert wait_until(lambda: len(workers(master)) == 2 and victim not in workers(master), 15)
     expect_healed(proxy, api, big)
     assert file_gets(upstream, big) == 2
+
+
+def test_a_client_of_another_worker_gets_a_big_cold_file_as_it_comes(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """A client whose worker is not the one fetching a big cold file gets its bytes as the one
+    download brings them, not nothing until the file is stored (pip gives up on a server silent
+    for 15 s); both clients get the file whole, fetched once."""
+    big = add_big(upstream, tmp_path, 2 * MIB)
+    _, proxy, api = start_proxy(gunicorn_server, upstream, tmp_path)
+    master = gunicorn_master(proxy)
+    url = content_url(proxy, big.filename)
+    every_worker_accepting(master, url)
+    upstream.chunk_size, upstream.slow_files = 64 * KIB, 0.25  # 32 chunks: about 8 s
+
+    with Download(url) as first:
+        progress = first.chunks()
+        assert next(progress, 0) > 0, (first.status, first.ended)  # bytes are flowing
+        fetcher = worker_holding(master, first.server_port, first.local_port)
+        assert fetcher is not None
+        with connect_to_worker(master, url, avoid=fetcher) as second:
+            asked = time.monotonic()
+            second.send_request()
+            assert next(second.chunks(), 0) > 0, (second.status, second.ended)
+            first_byte = time.monotonic()
+            second.read_all()
+            done = time.monotonic()
+            first.read_all()
+
+    # its first bytes came well before its last, which wait for the end of the download
+    assert first_byte - asked < (done - asked) / 2, (first_byte - asked, done - asked)
+    assert done - first_byte > 1.0, done - first_byte
+    for client in (first, second):
+        assert client.status == 200 and client.ended == "complete", (client.status, client.ended)
+        assert bytes(client.body) == big.data
+    assert file_gets(upstream, big) == 1
+    assert wait_until(lambda: sound_store(proxy.data_dir) == {big.sha256}, 10)
+    assert wait_until(lambda: catalog_sha(api, big.filename) == [big.sha256], timeout=10)
+
+
+def test_a_client_of_another_worker_never_gets_a_corrupt_cold_file_whole(
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+) -> None:
+    """The client of a worker following another's download of a big file gets its bytes as they
+    come, but the last ones only once it has checked them itself: a body that fails the index's
+    sha256 is cut short there too (after one try of its own), and nothing is kept."""
+    big = add_big(upstream, tmp_path, 2 * MIB)
+    _, proxy, api = start_proxy(gunicorn_server, upstream, tmp_path)
+    master = gunicorn_master(proxy)
+    url = content_url(proxy, big.filename)
+    every_worker_accepting(master, url)
+    upstream.chunk_size, upstream.slow_files = 64 * KIB, 0.1  # about 3 s
+    upstream.corrupt_files = True
+
+    with Download(url) as first:
+        assert next(first.chunks(), 0) > 0, (first.status, first.ended)
+        fetcher = worker_holding(master, first.server_port, first.local_port)
+        assert fetcher is not None
+        with connect_to_worker(master, url, avoid=fetcher) as second:
+            second.send_request()
+            second.read_all()
+            first.read_all()
+
+    for client in (first, second):
+        assert client.status == 200 and client.ended in ("eof", "reset"), (
+            client.ended,
+            client.status,
+        )
+        assert client.length == big.size and len(client.body) <= big.size - HOLD_BACK
+    assert file_gets(upstream, big) == 2  # the fetcher's, then the follower's own try
+    assert settle(proxy.data_dir) and sound_store(proxy.data_dir) == set()
+    assert catalog_sha(api, big.filename) == []
+
+    upstream.reset_faults()
+    expect_healed(proxy, api, big)
 
 
 def test_a_killed_worker_keeps_nothing_of_the_upload_it_was_receiving(

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.api import AUTH, Api, with_auth
 from support.packages import build_wheel
-from support.servers import Server, config_text, wait_until
+from support.servers import STARTS, Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -56,10 +56,12 @@ def pages_per_worker(data_dir: Path) -> list[float]:
     return counts
 
 
+@pytest.mark.parametrize("start", STARTS)
 def test_counts_add_up_over_the_workers(
-    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path
+    upstream: Upstream, gunicorn_server: Callable[..., Server], tmp_path: Path, start: str
 ) -> None:
-    server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"), workers=2)
+    text = config_text(upstream.index_url, tmp_path / "data")
+    server = gunicorn_server(text, workers=2, start=start)
     page = server.index() + "shelf-reader/"
     sent = 0
     with ThreadPoolExecutor(8) as pool:

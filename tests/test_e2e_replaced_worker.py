@@ -20,7 +20,7 @@ import requests
 
 from support.api import Api, with_auth
 from support.faults import gone, gunicorn_master, kill_worker, workers
-from support.servers import Server, config_text, settle, temporary_files, wait_until
+from support.servers import STARTS, Server, config_text, settle, temporary_files, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -73,13 +73,14 @@ def ledger_files_open(pid: int) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("start", STARTS)
 def test_a_replaced_worker_does_not_wait_for_the_setup_lock(
-    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, start: str
 ) -> None:
     """The setup lock held (by `pullthrough worker` starting, an upgrade migrating, or just
     another worker reading a big ledger): a worker started in place of a dead one serves at
     once, rather than wait its turn to redo a setup that is done."""
-    server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"))
+    server = gunicorn_server(config_text(upstream.index_url, tmp_path / "data"), start=start)
     assert wait_until(lambda: len(online_pids(server)) == 2, timeout=BOOT_SECONDS)
     victim = workers(gunicorn_master(server))[0]
     with held(server.data_dir / "locks" / "catalog_setup.lock"):
@@ -87,8 +88,9 @@ def test_a_replaced_worker_does_not_wait_for_the_setup_lock(
         assert wait_until(lambda: new in online_pids(server), timeout=BOOT_SECONDS), new
 
 
+@pytest.mark.parametrize("start", STARTS)
 def test_a_worker_started_on_a_ledger_damaged_meanwhile_sets_nothing_aside(
-    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path
+    gunicorn_server: Callable[..., Server], upstream: Upstream, tmp_path: Path, start: str
 ) -> None:
     """The ledger damaged while the server runs: a worker started then does not rename it
     aside and begin a new one, which the workers that have it open would never see (each would
@@ -97,7 +99,7 @@ def test_a_worker_started_on_a_ledger_damaged_meanwhile_sets_nothing_aside(
     worker running."""
     data = tmp_path / "data"
     text = with_auth(config_text(upstream.index_url, data))
-    server = gunicorn_server(text)
+    server = gunicorn_server(text, start=start)
     wheel = upstream.files_for("shelf-reader")[0]
     with requests.get(f"{server.url}/pulp/content/main/{wheel.filename}", timeout=30) as resp:
         assert resp.status_code == 200
@@ -119,7 +121,7 @@ def test_a_worker_started_on_a_ledger_damaged_meanwhile_sets_nothing_aside(
     log = (tmp_path / "server-0.log").read_text()
     assert "Worker failed to boot" in log, log[-3000:]
 
-    again = gunicorn_server(text)
+    again = gunicorn_server(text, start=start)
     assert [name.split(".")[0] for name in set_aside()] == ["files"], set_aside()
     status = requests.get(f"{again.url}/pulp/api/v3/status/", timeout=10).json()
     assert status["cache"]["files"] == 1, status["cache"]

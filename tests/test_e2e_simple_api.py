@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +15,13 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 from flask import request
+from pytest_httpserver import HTTPServer
 
 from pullthrough.app import create_app
 from pullthrough.config import load_settings
 from support.packages import build_wheel
 from support.servers import Server, config_text, settle, stored_files, wait_until
-from support.tools import run_pip
+from support.tools import clean_env, make_venv, run_pip
 from support.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -233,6 +236,64 @@ def test_html_only_upstream_works(
         f = next(x for x in data["files"] if x["filename"] == "shelf_reader-0.2-py3-none-any.whl")
         body = get(proxy.url + "/pulp/content/main/" + f["filename"]).content
         assert hashlib.sha256(body).hexdigest() == f["hashes"]["sha256"]
+
+
+def test_pip_and_uv_read_yanks_requires_python_and_times_as_from_the_upstream(
+    live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A yanked file with a reason, one that needs a Python we lack, and an upload time an
+    upstream wrote without a zone (`2020-01-01 00:00:00`): relayed as it came, uv refused the
+    whole page ("failed to find offset component"); now both clients choose, warn and refuse
+    as PEP 592 and 503 say."""
+    out = tmp_path / "wheels"
+    python = make_venv(tmp_path / "venv")
+    with Upstream() as up:
+        up.add_file("demo", build_wheel(out, "demo", "1.0"), upload_time="2020-01-01 00:00:00")
+        up.add_file("demo", build_wheel(out, "demo", "2.0"), yanked='broken <b>&"x"')
+        newer = build_wheel(out, "demo", "3.0", requires_python=">=3.99")
+        up.add_file("demo", newer, requires_python=">=3.99")
+        proxy = live_server(config_text(up.index_url, tmp_path / "data"))
+        uv = [sys.executable, "-m", "uv", "pip", "install", "--dry-run", "--no-config"]
+        uv += ["--python", str(python), "--index-url", proxy.index()]
+        uv += ["--cache-dir", str(tmp_path / "uv")]
+
+        def uv_install(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*uv, *args], env=clean_env(), capture_output=True, text=True, timeout=60
+            )
+
+        def pip_install(spec: str) -> subprocess.CompletedProcess[str]:
+            args = ["install", "--dry-run", "--index-url", proxy.index(), spec]
+            return run_pip(args, python=python, check=False)
+
+        chosen = uv_install("demo")
+        assert chosen.returncode == 0 and "+ demo==1.0" in chosen.stderr, chosen.stderr
+        early = uv_install("--exclude-newer", "2020-06-01T00:00:00Z", "demo==1.0")
+        assert early.returncode == 0, early.stderr  # the time, read as UTC, reaches uv
+        pinned = uv_install("demo==2.0")
+        assert pinned.returncode == 0, pinned.stderr
+        assert 'is yanked (reason: "broken <b>&"x"")' in pinned.stderr
+        refused = uv_install("demo==3.0")
+        assert refused.returncode != 0 and "Python>=3.99" in refused.stderr
+
+        assert "Would install demo-1.0" in pip_install("demo").stdout
+        yanked = pip_install("demo==2.0")
+        assert 'Reason for being yanked: broken <b>&"x"' in yanked.stderr, yanked.stderr
+        too_new = pip_install("demo==3.0")
+        assert too_new.returncode != 0 and "Requires-Python >=3.99" in too_new.stderr
+
+
+def test_an_upstream_page_of_a_major_version_we_do_not_know_is_an_error_not_relayed(
+    scripted: HTTPServer, live_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """PEP 629: a client MUST fail hard on a major version above the one it knows. A 2.0 page
+    read as 1.x and relayed as 1.x would tell pip and uv something the page does not say."""
+    page = {"meta": {"api-version": "2.0"}, "name": "lib", "files": []}
+    scripted.expect_request("/simple/lib/").respond_with_json(page, content_type=JSON)
+    proxy = live_server(config_text(scripted.url_for("/simple/"), tmp_path / "data"))
+    answer = get(proxy.index() + "lib/", Accept=JSON)
+    assert answer.status_code == 502
+    assert "simple API version 2.0; this server reads 1.x" in answer.text
 
 
 def test_project_list_is_the_upstreams(proxy: Server) -> None:

@@ -44,7 +44,7 @@ from pullthrough.storage.ledger import CacheLedger
 from support.api import Api, legacy_upload, with_auth
 from support.faults import gone, kill_worker, workers
 from support.packages import build_wheel
-from support.servers import Server, config_text, free_port, stored_files, wait_until
+from support.servers import STARTS, Server, config_text, free_port, stored_files, wait_until
 from support.tools import clean_env, run_pip
 from support.upstream import Upstream, extract_metadata
 
@@ -112,12 +112,15 @@ def test_a_worker_restarted_after_a_newer_node_migrated_the_catalog_keeps_its_no
 
     kill_worker(master, before[0])
     assert wait_until(lambda: len(set(workers(master)) - set(before)) == 1, timeout=15)
-    time.sleep(5)  # its replacement has booted, or failed to (gunicorn acts on that at once)
+    # its replacement got past the catalog's check (a boot takes seconds more under load: a
+    # fixed wait read the log before it), then has booted, or failed to (gunicorn acts at once)
+    log = tmp_path / "server-0.log"
+    assert wait_until(lambda: "a newer node has upgraded it" in log.read_text(), timeout=60)
+    time.sleep(2)
 
     assert len(workers(master)) == 2, "the server stopped: its new worker failed to boot"
     for _ in range(6):
         assert requests.get(page, timeout=30).status_code == 200
-    assert "a newer node has upgraded it" in (tmp_path / "server-0.log").read_text()
 
 
 OLD = "0013"  # before artifacts, content labels, chunked uploads, repository blocklists (0014-0018)
@@ -330,8 +333,9 @@ def test_a_data_folder_of_release_0013_serves_and_works_after_the_upgrade(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("start", STARTS)
 def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
-    gunicorn_server: Callable[..., Server], tmp_path: Path
+    gunicorn_server: Callable[..., Server], tmp_path: Path, start: str
 ) -> None:
     """A repository's page rendering, shared by the workers, stays valid until the catalog
     changes; one an older release made must not outlive it: release aa94a6a's JSON page named
@@ -343,7 +347,7 @@ def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
         f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
         '[[distributions]]\nname = "corp"\nbase_path = "corp"\n'
     )
-    server = gunicorn_server(text)
+    server = gunicorn_server(text, start=start)
     api = Api(server.url)
     repo = api.repository("corp")
     corp = api.one("distributions/python/pypi/", name="corp")
@@ -364,7 +368,7 @@ def test_a_page_an_older_release_rendered_is_rendered_again_after_the_upgrade(
     finally:
         renders.close()
 
-    upgraded = gunicorn_server(text)
+    upgraded = gunicorn_server(text, start=start)
     assert upgraded.json_page("corp", "corp-lib")["name"] == "corp-lib"
 
 

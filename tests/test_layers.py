@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "web": LOWER | {"config", "storage", "upstream", "catalog", "services"},
     "app": LOWER | {"config", "storage", "upstream", "catalog", "services", "api", "web"},
     "cli": LOWER | {"config", "storage", "upstream", "catalog", "services", "api", "web", "app"},
-    "gunicorn_conf": set(),  # names the worker class by its path, imports nothing of ours
+    # names the worker class by its path; run directly, gunicorn starts the node as `serve` does
+    "gunicorn_conf": {"cli"},
     "gunicorn_worker": set(),
     "__main__": {"cli"},
 }

@@ -23,7 +23,9 @@ from pullthrough.catalog.models import (
 from pullthrough.services.ledger_rebuild import (
     REBUILDING,
     UNKNOWN_READERS,
+    LedgerInUse,
     cache_entries,
+    open_local_ledger,
     repair_local_ledger,
 )
 from pullthrough.storage.ledger import CacheLedger, Copy, Entry, damaged_parts, rebuilt_entries
@@ -163,6 +165,27 @@ def test_a_damaged_ledger_is_set_aside_and_rebuilt_from_the_catalog(
     repair_local_ledger(catalog, directory, locks)  # sound now: left as it is
     assert list(directory.glob("*.damaged-*")) == [aside]
     assert not (directory / REBUILDING).exists()
+
+
+def test_a_damaged_ledger_another_process_has_open_is_not_set_aside(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """The ledger open elsewhere (a running server's worker, held in use by open_local_ledger):
+    renamed aside under it, that process would go on writing where nobody reads. LedgerInUse
+    says so, and the ledger stays where it is; once it is closed, the repair goes ahead."""
+    fill(catalog)
+    directory = tmp_path / "ledger"
+    locks = LockDir(tmp_path / "locks")
+    elsewhere = open_local_ledger(directory, locks, max_size=100)
+    (directory / "files" / "cache.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(LedgerInUse, match="damaged \\(files\\)"):
+        repair_local_ledger(catalog, directory, locks)
+    assert list(directory.glob("*.damaged-*")) == []
+    assert not (directory / REBUILDING).exists()
+    elsewhere.close()
+    repair_local_ledger(catalog, directory, locks)
+    assert len(list(directory.glob("files.damaged-*"))) == 1
+    assert rebuilt(directory) == ([sha("a")], 64)
 
 
 def test_a_rebuild_cut_short_is_taken_up_again(catalog: Catalog, tmp_path: Path) -> None:

@@ -19,17 +19,20 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from flask import Flask
 from packaging.utils import NormalizedName
 from sqlalchemy import Engine, delete, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from test_remote_pages import WrittenByAnotherVersion
 from werkzeug.test import EnvironBuilder
 
 from pullthrough.app import create_app
@@ -78,6 +81,7 @@ from pullthrough.services.pullthrough import (
     StreamedFile,
     relayable,
 )
+from pullthrough.services.remote_pages import copy_key
 from pullthrough.services.repair import RepairFailed, repair
 from pullthrough.services.sync import Syncer
 from pullthrough.services.tasks import TaskContext, TaskWorker, enqueue
@@ -430,6 +434,38 @@ def test_a_big_files_last_bytes_do_not_wait_for_its_storing(
     assert services.ledger.total() == len(big.data)
 
 
+def test_another_workers_request_for_a_big_wheels_metadata_waits_for_its_storing(
+    services: Services,
+    upstream: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second worker (services of its own on the same data folder) asked for the metadata of
+    a big wheel another worker is fetching follows that download, then reads the stored wheel:
+    its bytes are in before they are stored (an object store's upload), so it waits for that."""
+    other = build_services(settings_for(upstream, tmp_path))
+    try:
+        dist, dist_there = services.registry.get("main"), other.registry.get("main")
+        assert dist is not None and dist_there is not None
+        big = big_wheel(upstream, tmp_path)
+        upstream.chunk_size, upstream.slow_files = 64 * 1024, 0.1  # about a second
+        go_on = hold_publishing(services, monkeypatch)
+        with (
+            ThreadPoolExecutor(1) as pool,
+            closing(streamed(services, dist, big.filename)) as first,
+        ):
+            asked = pool.submit(other.pullthrough.metadata, dist_there, big.filename)
+            assert b"".join(first) == big.data
+            with pytest.raises(FutureTimeout):
+                asked.result(timeout=1.0)  # the wheel is in, not stored yet
+            go_on.set()
+            metadata, _ = asked.result(timeout=10)
+        assert metadata.startswith(b"Metadata-Version") and b"big-lib" in metadata.lower()
+        assert len(upstream.requests_for(big.filename, server="files", method="GET")) == 1
+    finally:
+        other.close()
+
+
 def test_with_every_storing_thread_busy_a_big_file_is_stored_before_its_last_bytes(
     services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -537,6 +573,29 @@ def test_a_file_recorded_during_an_eviction_pass_is_evicted_too(tmp_path: Path) 
     assert pullthrough.evict_if_needed() == 2
     assert ledger.total() == 200 and ledger.count() == 2
     ledger.close()
+
+
+def test_a_file_the_catalog_fails_to_enter_still_has_the_cache_kept_within_its_limit(
+    services: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog that fails to take a new file's entry (busy in a storm of cold downloads) costs
+    that entry only: the eviction after it still runs, or the cache grew past its limit for as
+    long as the catalog kept failing."""
+    dist, _ = main_and_wheel(services, upstream)
+    first, second = (
+        f for f in upstream.files_for("shelf-reader") if f.filename in (WHL_01, WHL_02)
+    )
+
+    def busy(package: Package) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(services.pullthrough.events, "cached", busy)
+    services.ledger.max_size = max(first.size, second.size) + 1  # room for one of them
+    for wanted in (first, second):
+        with closing(streamed(services, dist, wanted.filename)) as opened:
+            assert b"".join(opened) == wanted.data
+        stored_soon(opened)
+    assert wait_until(lambda: not services.ledger.over_limit(), 10), services.ledger.total()
 
 
 def test_a_file_used_during_an_eviction_pass_is_not_evicted_by_it(tmp_path: Path) -> None:
@@ -729,6 +788,67 @@ def test_concurrent_requests_for_a_cold_file_make_one_upstream_fetch(
         thread.join(timeout=30)
     assert bodies == [expected.data] * 8
     assert len(upstream.requests_for(WHL_01, server="files", method="GET")) == 1
+
+
+def test_a_request_waiting_for_another_remotes_failed_download_tries_its_own(
+    services: Services, upstream: Upstream
+) -> None:
+    """Requests waiting for a download that fails answer with its error rather than each try
+    again in turn - those through the same remote. A remote of the same index with other
+    settings (a longer read timeout here; other credentials, proxy or certificates alike) may
+    well get the file: a request through it tries it itself, as before."""
+    with services.catalog.session() as session:
+        up = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        impatient = {**up.settings, "name": "impatient", "sock_read_timeout": 1, "max_retries": 0}
+        remote = Remote(name="impatient", settings=impatient)
+        session.add(remote)
+        session.flush()
+        session.add(Distribution(name="impatient", base_path="impatient", remote_id=remote.id))
+    services.registry.changed()
+    dist, whl = main_and_wheel(services, upstream)
+    other = services.registry.get("impatient")
+    assert other is not None and other.find_file(WHL_02)  # both pages read before the delay
+    upstream.delay, upstream.fault_scope = 2, "files"  # past `impatient`'s read timeout only
+
+    def body(through: ServedDistribution) -> bytes:
+        opened = services.pullthrough.open(through, WHL_02)
+        assert isinstance(opened, StreamedFile)
+        with closing(opened):
+            return b"".join(opened)
+
+    with ThreadPoolExecutor(2) as pool:
+        failing = pool.submit(body, other)
+        assert wait_until(lambda: not lock_is_free(services, dist, WHL_02), timeout=5)
+        waiting = pool.submit(body, dist)  # waits for the impatient remote's download
+        with pytest.raises(UpstreamError):
+            failing.result(timeout=10)
+        assert waiting.result(timeout=10) == whl.data
+
+
+def test_a_request_whose_page_lists_other_bytes_does_not_join_a_download_in_flight(
+    services: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request joins a big file's download in flight only when it expects the same bytes:
+    a page that lists the file's URL with another sha256 (another index's page, a stale
+    one) gets the file checked against that digest - a 502 - not bytes its page does not
+    vouch for, which the download checks against the first request's digest only."""
+    whl = big_wheel(upstream, tmp_path)
+    add_distribution(services, "other")
+    dist, other = services.registry.get("main"), services.registry.get("other")
+    assert dist is not None and other is not None
+    entry, view = other.find_file(whl.filename)
+    elsewhere = msgspec.structs.replace(entry, hashes={"sha256": "0" * 64})
+    monkeypatch.setattr(other, "find_file", lambda _: (elsewhere, view))
+    upstream.chunk_size, upstream.slow_files = 64 * 1024, 0.2  # about 2 s for the file
+    first = streamed(services, dist, whl.filename)
+    with closing(first):
+        with pytest.raises(UpstreamError):  # while the first one's download goes on
+            answer = services.pullthrough.open(other, whl.filename)
+            assert isinstance(answer, StreamedFile)
+            with closing(answer):
+                body = b"".join(answer)
+            assert hashlib.sha256(body).hexdigest() == "0" * 64  # its page's bytes, or none
+        assert b"".join(first) == whl.data
 
 
 # ---- the registry ---------------------------------------------------------------------------
@@ -2357,6 +2477,40 @@ def test_a_sync_takes_the_copy_a_client_cached_while_it_downloaded(
     assert not svc.store.has(whl.sha256) or svc.ledger.tracks(whl.sha256)
 
 
+def test_a_sync_leaves_an_upload_of_its_file_made_while_it_downloaded_an_upload(
+    syncing: Services, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file a user uploads (to another repository) while a sync downloads the same file: the
+    sync takes that package into its repository (the filename is unique), and it stays the
+    user's upload - who uploaded it, and from no remote - not recorded as the sync's."""
+    svc = syncing
+    _, whl = main_and_wheel(svc, upstream)
+    repo_id, args = new_sync(svc)
+    with svc.catalog.session() as session:
+        private = create_repository(session, name="private").id
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / WHL_02).write_bytes(whl.data)
+    download = sync_module.Syncer.download
+
+    def uploaded_meanwhile(self: Syncer, wanted: Any) -> Any:
+        if wanted.file.filename == WHL_02:
+            with (tmp_path / "up" / WHL_02).open("rb") as fh:
+                svc.uploads.upload(private, fh, WHL_02, actor="alice")
+        return download(self, wanted)
+
+    monkeypatch.setattr(sync_module.Syncer, "download", uploaded_meanwhile)
+    run_sync(svc, args)
+    with svc.catalog.session() as session:
+        held = {p.filename: p.sha256 for p in session.scalars(version_packages(repo_id, 1))}
+        (package,) = session.scalars(select(Package).where(Package.filename == WHL_02))
+        assert held[WHL_02] == whl.sha256
+        assert (package.origin, package.uploaded_by, package.remote_id) == (
+            "upload",
+            "alice",
+            None,
+        )
+
+
 def test_the_copy_cached_again_after_an_eviction_keeps_the_metadata_the_sync_read(
     syncing: Services, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -2973,6 +3127,57 @@ def test_a_sync_that_cannot_keep_a_page_copy_still_reads_the_page(
     assert page is not None and [f.filename for f in page.files] == [wheel.filename]
     assert syncer.errors == [] and syncer.changed == 1
     assert "could not keep the page" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_sync_reads_again_a_page_copy_an_older_build_read(
+    services: Services, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A sync's copy of an upstream page holds what the build that read it made of it: one an
+    older release read (before an upgrade in place) is asked for whole, not revalidated with
+    its ETag, or the upstream's 304 keeps that reading - here a "Back to index" link an older
+    release took for a file - for as long as the page does not change, as for a request's
+    page (remote_pages.READER)."""
+    wheel = upstream.add_file("kept-lib", build_wheel(tmp_path, "kept-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+    client = UpstreamClient(settings, tls_dir=tmp_path / "tls")
+    try:
+        assert Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+        key = copy_key("sync", remote.id, client.project_url("kept-lib"))
+        copy = services.pages_cache.get(key)
+        link = DistFile("Back to index", upstream.index_url)
+        older = replace(copy.value, files=(*copy.value.files, link))
+        services.pages_cache.set(key, replace(copy, value=older, read_by="an older release"))
+        upstream.clear_log()
+        page = Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+    finally:
+        client.close()
+    assert page is not None and [f.filename for f in page.files] == [wheel.filename]
+    asked = upstream.requests_for("/simple/kept-lib/")
+    assert asked and all(r.header("If-None-Match") is None for r in asked)
+
+
+def test_a_sync_reads_a_page_whose_copy_this_version_cannot_read(
+    services: Services, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of a page kept by the last sync that this version cannot read back (written by
+    another version, after a rollback; damaged) is no copy: the page is read whole, as a
+    request's page is, instead of every sync of the project failing."""
+    wheel = upstream.add_file("kept-lib", build_wheel(tmp_path, "kept-lib", "0.1"))
+    with services.catalog.session() as session:
+        remote = session.scalars(select(Remote).where(Remote.name == "up")).one()
+        settings = RemoteSettings.from_values(remote.name, remote.settings)
+    client = UpstreamClient(settings, tls_dir=tmp_path / "tls")
+    try:
+        key = copy_key("sync", remote.id, client.project_url("kept-lib"))
+        services.pages_cache.set(key, WrittenByAnotherVersion())
+        page = Syncer(TaskContext(services, "task", {}), remote.id, client).page("kept-lib")
+    finally:
+        client.close()
+    assert page is not None and [f.filename for f in page.files] == [wheel.filename]
+    assert services.pages_cache.get(key).value == page  # replaced by a copy of its own
+    assert "unreadable copy of" in caplog.text
 
 
 def test_a_setting_the_config_file_no_longer_gives_goes_back_to_its_default(

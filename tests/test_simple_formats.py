@@ -267,3 +267,134 @@ def test_an_html_page_is_cut_short_when_its_html_element_does_not_end(
     body: bytes, short: bool
 ) -> None:
     assert simple_html.cut_short(body) is short
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05Z"),
+        ("2024-01-02T03:04:05.123456Z", "2024-01-02T03:04:05.123456Z"),
+        ("2024-01-02 03:04:05", "2024-01-02T03:04:05.000000Z"),  # no zone: UTC
+        ("2024-01-02T03:04:05+01:00", "2024-01-02T02:04:05.000000Z"),
+        ("2024-01-02t03:04:05z", "2024-01-02T03:04:05.000000Z"),
+        ("yesterday", None),
+    ],
+)
+def test_upload_times_are_kept_as_pep_700_writes_them(given: str, kept: str | None) -> None:
+    """PEP 700: `yyyy-mm-ddThh:mm:ss.ffffffZ`, in UTC. An upstream's time in another ISO 8601
+    form is written so (uv refuses a whole page with one time that names no zone); one that
+    is no time at all is left out, in either format of either side."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "upload-time": given}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-upload-time="{given}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        (f,) = page.files
+        assert f.upload_time == kept
+        rendered = json.loads(simple_json.render_project_page(page, "../", ["1.0"]))
+        assert rendered["files"][0].get("upload-time") == kept
+
+
+PROVENANCE = "https://index.example/integrity/lib-1.0.tar.gz/provenance"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (PROVENANCE, PROVENANCE),
+        ("../../integrity/lib-1.0.tar.gz/provenance", PROVENANCE),
+        ("/integrity/lib-1.0.tar.gz/provenance", PROVENANCE),
+        ("http://[::1", None),
+    ],
+)
+def test_a_provenance_link_is_resolved_against_the_upstream_page(
+    given: str, expected: str | None
+) -> None:
+    """PEP 740's provenance URL, like any URL of PEP 691, may be relative to the page it is on:
+    relayed as it came, it pointed into our own server, where nothing is. It is resolved as
+    the file links are; one that cannot be is left out, not a reason to refuse the page."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "provenance": given}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-provenance="{given}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        (f,) = page.files
+        assert f.provenance == expected
+
+
+def test_a_signature_we_do_not_serve_is_not_announced() -> None:
+    """PEP 503/691: `gpg-sig: true` says the signature is at `{file_url}.asc`. We serve no
+    signatures (`<file>.asc` is a 404 here), so an upstream's `true` is not said: the key is
+    left out, which PEP 691 reads as "may or may not exist". An upstream's `false` is true
+    of our URLs too, and is kept."""
+    signed = DistFile("lib-1.0.tar.gz", "x", gpg_sig=True)
+    unsigned = DistFile("lib-0.9.tar.gz", "y", gpg_sig=False)
+    page = ProjectPage("lib", (signed, unsigned))
+    entries = json.loads(simple_json.render_project_page(page, "../", []))["files"]
+    assert ["gpg-sig" in e for e in entries] == [False, True]
+    assert entries[1]["gpg-sig"] is False
+    html = simple_html.render_project_page(page, "../").decode()
+    assert html.count("data-gpg-sig") == 1 and 'data-gpg-sig="false"' in html
+
+
+_VERSIONED = {
+    "json page": b'{"meta": {"api-version": "VERSION"}, "name": "lib", "files": []}',
+    "json list": b'{"meta": {"api-version": "VERSION"}, "projects": [{"name": "lib"}]}',
+    "html page": b'<html><head><meta name="pypi:repository-version" content="VERSION"></head>'
+    b'<body><a href="lib-1.0.tar.gz">lib-1.0.tar.gz</a></body></html>',
+    "html list": b'<html><head><meta name="pypi:repository-version" content="VERSION"></head>'
+    b'<body><a href="lib/">lib</a></body></html>',
+}
+
+
+def _parse(kind: str, body: bytes) -> object:
+    if kind == "json page":
+        return simple_json.parse_project_page(body, PAGE_URL, "lib")
+    if kind == "html page":
+        return simple_html.parse_project_page(body, PAGE_URL, "lib")
+    if kind == "json list":
+        return simple_json.parse_project_list(body)
+    return simple_html.parse_project_list(body)
+
+
+@pytest.mark.parametrize("kind", list(_VERSIONED))
+def test_a_page_of_a_major_version_we_do_not_know_is_refused(kind: str) -> None:
+    """PEP 629: a client meeting a major version greater than it expects MUST fail hard (the
+    page means something else); read as 1.x it was relayed as 1.x. A newer minor version
+    reads as ours (PEP 629: its changes are ones a 1.x client can still use)."""
+    body = _VERSIONED[kind]
+    with pytest.raises(simple_html.InvalidPage, match=r"API version 2\.0; this server reads 1\.x"):
+        _parse(kind, body.replace(b"VERSION", b"2.0"))
+    assert _parse(kind, body.replace(b"VERSION", b"1.9")) is not None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://user:secret@index.example/integrity/lib-1.0.tar.gz/provenance",
+        "https://index.example/integrity/lib-1.0.tar.gz/provenance?token=secret",
+        "/integrity/lib-1.0.tar.gz/provenance?X-Amz-Signature=secret",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_provenance_link_that_may_carry_a_secret_is_not_shown(link: str) -> None:
+    """Our pages show an upstream's provenance link as it is (its files' links never: they
+    lead here). One with a user and password, or a query (an index's `?token=`, a presigned
+    URL's signature), would hand that secret to every reader of a public distribution: it is
+    left out, as a link we could not resolve is. So is one that is no web address."""
+    entry = {"filename": "lib-1.0.tar.gz", "url": "lib-1.0.tar.gz", "provenance": link}
+    body = json.dumps({"name": "lib", "files": [entry]}).encode()
+    html = f'<a href="lib-1.0.tar.gz" data-provenance="{link}">lib-1.0.tar.gz</a>'.encode()
+    for page in (
+        simple_json.parse_project_page(body, PAGE_URL, "lib"),
+        simple_json.parse_project_page(body, PAGE_URL, "lib", typed=False),
+        simple_html.parse_project_page(html, PAGE_URL, "lib"),
+    ):
+        assert page.files[0].provenance is None
+        assert "secret" not in simple_json.render_project_page(page, "../", []).decode()

@@ -10,13 +10,23 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pullthrough import __version__
-from pullthrough.config import ConfigError, Settings, load_settings, parse_bind
+from pullthrough.config import (
+    NODE_STARTED_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_bind,
+)
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from pullthrough.services.container import Services
 
 
@@ -47,6 +57,7 @@ def open_services(settings: Settings) -> Services | None:
 
     from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.container import build_services
+    from pullthrough.services.ledger_rebuild import LedgerInUse
 
     try:
         return build_services(settings)
@@ -56,7 +67,7 @@ def open_services(settings: Settings) -> Services | None:
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return None
-    except NewerCatalog as exc:
+    except (NewerCatalog, LedgerInUse) as exc:
         print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return None
 
@@ -74,52 +85,115 @@ def serve(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.config:
         env["PULLTHROUGH_CONFIG"] = str(Path(args.config).resolve())
-    # Workers resolve the data folder from the same working directory; make it absolute now.
-    env["PULLTHROUGH_SERVER__DATA_DIR"] = str(settings.server.data_dir.resolve())
     env["PULLTHROUGH_BIND"] = args.bind or settings.server.bind
     env["PULLTHROUGH_WORKERS"] = str(args.workers or settings.server.workers)
     env["PULLTHROUGH_THREADS"] = str(settings.server.threads)
+    if status := start_node(settings, env, [env["PULLTHROUGH_BIND"]]):
+        return status
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def start_node(settings: Settings, env: MutableMapping[str, str], binds: Sequence[str]) -> int:
+    """A node's one-time setup, before gunicorn starts its workers: the data folder and catalog
+    (prepare_data), the renderings of its last run discarded, an empty folder where all its
+    workers count; and in `env`, the environment the workers get, what they read of it (that
+    the setup is done: NODE_STARTED_ENV). `serve` runs it before it starts gunicorn; gunicorn
+    run directly, in its master (start_in_gunicorn). 0, or the exit status once stderr says why
+    the node cannot start."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from pullthrough.catalog.db import NewerCatalog
     from pullthrough.services.auth import PASSWORD_FILE  # the server's stack, not the CLI's
-    from pullthrough.services.container import NODE_STARTED_ENV, discard_renderings, prepare_data
+    from pullthrough.services.container import discard_renderings, prepare_data
+    from pullthrough.services.ledger_rebuild import LedgerInUse
     from pullthrough.services.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 
-    # What the setup warns of (a busy catalog, a damaged cache ledger set aside) says so
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    data = settings.server.data_dir.resolve()
+    # Workers resolve the data folder from the same working directory; make it absolute now.
+    env["PULLTHROUGH_SERVER__DATA_DIR"] = str(data)
     try:
-        password, generated = prepare_data(settings)  # before any worker starts
+        with setup_warnings():  # a busy catalog, a damaged cache ledger set aside
+            password, generated = prepare_data(settings)  # before any worker starts
     except ConfigError as exc:  # the file against the catalog (an overlapping base path)
         print(f"pullthrough: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except (OSError, SQLAlchemyError) as exc:
         print(f"pullthrough: cannot start: {cannot_start(exc)}", file=sys.stderr)
         return 1
-    except NewerCatalog as exc:
+    except (NewerCatalog, LedgerInUse) as exc:
         print(f"pullthrough: cannot start: {exc}", file=sys.stderr)
         return 1
     env[NODE_STARTED_ENV] = "1"
-    discard_renderings(settings.server.data_dir)  # perhaps an older release's
+    discard_renderings(data)  # perhaps an older release's
     # Every worker counts into the same folder, emptied now: /metrics sums them all.
-    env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(settings.server.data_dir.resolve()))
+    env[MULTIPROCESS_ENV] = str(prepare_multiprocess_dir(data))
     if generated:
         print(
             f"pullthrough: generated the admin password (user {settings.auth.admin_username!r}):"
-            f" {password}\n  kept in {settings.server.data_dir.resolve() / PASSWORD_FILE};"
-            " set auth.admin_password to choose one",
+            f" {password}\n  kept in {data / PASSWORD_FILE}; set auth.admin_password to choose one",
             file=sys.stderr,
         )
     served = ", ".join(sorted(d.base_path for d in settings.distributions))
+    urls = ", ".join(f"http://{bind}/" for bind in binds)
     print(
-        f"pullthrough {__version__}: serving {served} on http://{env['PULLTHROUGH_BIND']}/"
-        f" (data in {env['PULLTHROUGH_SERVER__DATA_DIR']})",
+        f"pullthrough {__version__}: serving {served} on {urls} (data in {data})",
         file=sys.stderr,
         flush=True,
     )
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
-    os.execve(sys.executable, argv, env)
-    return 0  # not reached
+    return 0
+
+
+def start_in_gunicorn(binds: Sequence[str]) -> None:
+    """gunicorn run directly with pullthrough's app (`gunicorn -c deploy/gunicorn.conf.py`):
+    the node's setup for gunicorn's master, before it starts the workers, which inherit its
+    environment; exits, as `serve` would, when the node cannot start. Nothing when `serve`
+    started gunicorn: it did the setup.
+
+    The setup runs in a child process: it imports the server's stack, and the workers the
+    master forks would inherit what that made at import, its process id in a task worker's
+    name for one (as under `serve`, the master imports none of it)."""
+    if os.environ.get(NODE_STARTED_ENV) == "1":
+        return
+    settings = server_settings(None)
+    if settings is None:
+        sys.exit(2)
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    receive, send = fork.Pipe(duplex=False)
+    child = fork.Process(target=_start_node_child, args=(settings, binds, send))
+    child.start()
+    send.close()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
+    os.environ.update(receive.recv())
+    receive.close()
+
+
+def _start_node_child(settings: Settings, binds: Sequence[str], send: Connection) -> None:
+    env: dict[str, str] = {}
+    if status := start_node(settings, env, binds):
+        sys.exit(status)
+    send.send(env)
+
+
+@contextmanager
+def setup_warnings() -> Iterator[None]:
+    """What the setup warns of, on stderr with the time, unless logging is set up already."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from urllib.parse import quote, urldefrag, urljoin
+from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
-from pullthrough.core.lines import as_lines, lines_pattern
+from pullthrough.core.lines import as_lines, every_line, lines_pattern
 
 # URLs urljoin leaves as they are: a host, a path without dot segments, empty segments,
 # queries or characters it would remove.
@@ -46,6 +46,28 @@ def resolve(base: str, link: str) -> tuple[str, str]:
             return url, fragment
     joined, fragment = urldefrag(urljoin(base, link))
     return joined, fragment
+
+
+def shown_link(base: str, link: str | None) -> str | None:
+    """An upstream's link our pages show as it is (a PEP 740 provenance URL), resolved against
+    `base`; None for no link, one urljoin refuses (no reason to refuse its page), one that is
+    no web address, or one that may carry a secret for every reader to see: a user and
+    password, or a query (an index's `?token=`, a presigned URL's signature)."""
+    if not link:
+        return None
+    try:
+        url = urljoin(base, link)
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or "?" in url:
+        return None
+    return url
+
+
+def all_plain_absolute(links: Sequence[str]) -> bool:
+    """Whether every link is a plain absolute one, which `resolve` keeps as it is (one match)."""
+    return every_line(_PLAIN_ABSOLUTE_LINES, links)
 
 
 def resolve_all(base: str, links: Sequence[str]) -> list[str] | None:

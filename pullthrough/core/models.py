@@ -79,7 +79,7 @@ class DistFile(msgspec.Struct, frozen=True, gc=False):
     # PEP 658/714: True or the metadata's hashes
     core_metadata: bool | Mapping[str, str] = msgspec.field(default=False, name="core-metadata")
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    upload_time: str | None = msgspec.field(default=None, name="upload-time")  # ISO 8601, as given
+    upload_time: str | None = msgspec.field(default=None, name="upload-time")  # PEP 700 form, UTC
     gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
     provenance: str | None = None  # PEP 740 provenance URL
 

@@ -12,8 +12,9 @@ from lxml import etree
 from packaging.utils import canonicalize_name
 
 from pullthrough.core.filenames import DIST_SUFFIXES, offerable
-from pullthrough.core.links import quoted, resolve
+from pullthrough.core.links import quoted, resolve, shown_link
 from pullthrough.core.models import DistFile, ProjectList, ProjectPage, api_version, clean_hashes
+from pullthrough.core.times import upload_time
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -23,6 +24,15 @@ LIST_CHUNK = 10_000  # names of a project list rendered at a time
 
 class InvalidPage(ValueError):
     """An upstream page we cannot read."""
+
+
+def readable_version(version: object) -> None:
+    """Refuse a page whose API version (PEP 629's `Major.Minor`) has a major version above 1:
+    a client MUST fail hard on one (its page means something else), not read it as 1.x. A
+    version that says nothing readable is 1.0's, as PEP 629 takes a page without one."""
+    major = version.strip().partition(".")[0] if isinstance(version, str) else ""
+    if major.isdigit() and int(major) > 1:
+        raise InvalidPage(f"the page is of simple API version {version}; this server reads 1.x")
 
 
 # PEP 503 pages are UTF-8; without this lxml reads bytes with no <meta charset> as Latin-1.
@@ -76,6 +86,7 @@ def parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
 
 def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
     root = _root(body)
+    readable_version(_meta(root, "pypi:repository-version"))
     base = _base_url(root, page_url)
     files = []
     for anchor in root.iter("a"):
@@ -102,8 +113,8 @@ def _parse_project_page(body: bytes, page_url: str, name: str) -> ProjectPage:
                 yanked=yanked,
                 core_metadata=_metadata_attr(metadata),
                 gpg_sig=None if gpg is None else gpg.lower() == "true",
-                provenance=anchor.get("data-provenance") or None,
-                upload_time=anchor.get("data-upload-time") or None,
+                provenance=shown_link(base, anchor.get("data-provenance")),
+                upload_time=upload_time(anchor.get("data-upload-time")),
             )
         )
     return ProjectPage(
@@ -123,6 +134,7 @@ def _meta(root: lxml.html.HtmlElement, name: str) -> str | None:
 
 def parse_project_list(body: bytes) -> ProjectList:
     root = _root(body)
+    readable_version(_meta(root, "pypi:repository-version"))
     return ProjectList(tuple(t.strip() for a in root.iter("a") if (t := a.text) and t.strip()))
 
 
@@ -178,8 +190,8 @@ def render_project_page(page: ProjectPage, url_prefix: str) -> bytes:
             line += attr
         if metadata:
             line += f' data-dist-info-metadata="{metadata}" data-core-metadata="{metadata}"'
-        if f.gpg_sig is not None:
-            line += f' data-gpg-sig="{"true" if f.gpg_sig else "false"}"'
+        if f.gpg_sig is False:  # we serve no `.asc`: an upstream's "true" is not said
+            line += ' data-gpg-sig="false"'
         if f.yanked is not False:
             reason = f.yanked if isinstance(f.yanked, str) else ""
             line += f' data-yanked="{escape(reason)}"'

@@ -12,7 +12,15 @@ from packaging.utils import canonicalize_name
 
 from pullthrough.core import jsontext
 from pullthrough.core.filenames import all_offerable, offerable
-from pullthrough.core.links import PLAIN_ABSOLUTE, quoted, resolve, resolve_all
+from pullthrough.core.lines import every_line
+from pullthrough.core.links import (
+    PLAIN_ABSOLUTE,
+    all_plain_absolute,
+    quoted,
+    resolve,
+    resolve_all,
+    shown_link,
+)
 from pullthrough.core.models import (
     DistFile,
     ProjectList,
@@ -22,7 +30,8 @@ from pullthrough.core.models import (
     clean_hashes,
     one_sha256,
 )
-from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage
+from pullthrough.core.simple_html import LIST_CHUNK, InvalidPage, readable_version
+from pullthrough.core.times import UPLOAD_TIME, UPLOAD_TIME_LINES, upload_time
 
 CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -37,6 +46,11 @@ def _load(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidPage("unreadable JSON index page: not an object")
     return data
+
+
+def _readable(meta: object) -> None:
+    """`readable_version` of a page's `meta.api-version`."""
+    readable_version(meta.get("api-version") if isinstance(meta, dict) else None)
 
 
 def _text(value: object) -> str | None:
@@ -73,9 +87,9 @@ def _file(entry: Mapping[str, Any], page_url: str) -> DistFile:
         yanked=_text(yanked) or True if isinstance(yanked, str) and yanked else bool(yanked),
         core_metadata=_metadata(metadata),
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        upload_time=_text(entry.get("upload-time")) or None,
+        upload_time=upload_time(_text(entry.get("upload-time"))),
         gpg_sig=None if gpg is None else bool(gpg),
-        provenance=_text(entry.get("provenance")) or None,
+        provenance=shown_link(page_url, _text(entry.get("provenance"))),
     )
 
 
@@ -143,6 +157,7 @@ def parse_project_page(body: bytes, page_url: str, name: str, *, typed: bool = T
     status = fields.get("project-status")
     status = status if isinstance(status, Mapping) else {}
     meta = fields.get("meta") or {}
+    _readable(meta)
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
     return ProjectPage(
         name=_text(fields.get("name")) or name,
@@ -190,8 +205,9 @@ def _typed(body: bytes, page_url: str) -> tuple[tuple[DistFile, ...], dict[str, 
     return files, fields
 
 
-_FILENAME, _URL, _HASHES, _METADATA = (
-    attrgetter(a) for a in ("filename", "url", "hashes", "core_metadata")
+_FILENAME, _URL, _HASHES, _METADATA, _UPLOADED, _PROVENANCE = (
+    attrgetter(a)
+    for a in ("filename", "url", "hashes", "core_metadata", "upload_time", "provenance")
 )
 _MAY_BE_EMPTY = tuple(
     attrgetter(a) for a in ("requires_python", "upload_time", "provenance", "yanked")
@@ -201,7 +217,8 @@ _MAY_BE_EMPTY = tuple(
 def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] | None:
     """`_cleaned` for a page whose every entry it would keep as it is but for the link: PyPI's
     and pypiserver's (offerable names, one well-formed sha256 and the metadata's, no empty
-    string, links `resolve_all` resolves). A few passes over the whole page instead of a
+    string, upload times as PEP 700 writes them, links `resolve_all` resolves, provenance links
+    absolute). A few passes over the whole page instead of a
     dozen calls per entry: the whole parse of the bench's 4,000-file pypiserver-shaped page
     (relative links) in three quarters of the time; PyPI's (absolute links, which need no
     resolving) in about the same. None for any other page."""
@@ -211,6 +228,8 @@ def _plain_files(files: list[DistFile], page_url: str) -> tuple[DistFile, ...] |
         and all_one_sha256(list(map(_HASHES, files)))
         and all_one_sha256(metadata)
         and not any("" in set(map(field, files)) for field in _MAY_BE_EMPTY)
+        and every_line(UPLOAD_TIME_LINES, [t for t in map(_UPLOADED, files) if t is not None])
+        and all_plain_absolute([p for p in map(_PROVENANCE, files) if p is not None])
     ):
         return None
     urls = resolve_all(page_url, list(map(_URL, files)))
@@ -227,12 +246,14 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
     as absent. Nearly every entry is left as it is, or gets only its link resolved: PyPI's
     every entry is seen to be so at once (a plain absolute link, sha256 digests, no empty
     string), and so is a `../../packages/...` link's."""
-    metadata = f.core_metadata
+    metadata, uploaded, provenance = f.core_metadata, f.upload_time, f.provenance
     url = f.url if PLAIN_ABSOLUTE.fullmatch(f.url) is not None else resolve(page_url, f.url)[0]
     if (
         one_sha256(f.hashes)
         and (metadata is True or metadata is False or one_sha256(metadata))
-        and "" not in (f.requires_python, f.upload_time, f.provenance, f.yanked)
+        and "" not in (f.requires_python, f.yanked)
+        and (uploaded is None or UPLOAD_TIME.fullmatch(uploaded) is not None)
+        and (provenance is None or PLAIN_ABSOLUTE.fullmatch(provenance) is not None)
     ):
         return f if url == f.url else msgspec.structs.replace(f, url=url)
     changes: dict[str, Any] = {} if url == f.url else {"url": url}
@@ -240,12 +261,14 @@ def _cleaned(f: DistFile, page_url: str) -> DistFile:
         changes["hashes"] = hashes
     if not isinstance(metadata, bool) and (cleaned := clean_hashes(metadata) or True) != metadata:
         changes["core_metadata"] = cleaned
-    if "" in (f.requires_python, f.upload_time, f.provenance, f.yanked):
-        for key in ("requires_python", "upload_time", "provenance"):
-            if getattr(f, key) == "":
-                changes[key] = None
-        if f.yanked == "":
-            changes["yanked"] = False
+    if (written := upload_time(uploaded)) != uploaded:
+        changes["upload_time"] = written
+    if (resolved := shown_link(page_url, provenance)) != provenance:
+        changes["provenance"] = resolved
+    if f.requires_python == "":
+        changes["requires_python"] = None
+    if f.yanked == "":
+        changes["yanked"] = False
     return msgspec.structs.replace(f, **changes) if changes else f
 
 
@@ -255,6 +278,7 @@ class _Listed(msgspec.Struct, gc=False):
 
 class _TypedList(msgspec.Struct):
     projects: list[_Listed] = []
+    meta: Any = None
 
 
 _TYPED_LIST = msgspec.json.Decoder(_TypedList)
@@ -266,12 +290,14 @@ def parse_project_list(body: bytes, *, typed: bool = True) -> ProjectList:
     list is read the tolerant way, with the same result (`typed=False`: that way only)."""
     if typed and _SURROGATE_ESCAPE.search(body) is None:
         try:
-            listed = _TYPED_LIST.decode(body).projects
+            listed = _TYPED_LIST.decode(body)
         except msgspec.DecodeError:
             pass
         else:
-            return ProjectList(tuple(p.name for p in listed if p.name))
+            _readable(listed.meta)
+            return ProjectList(tuple(p.name for p in listed.projects if p.name))
     data = _load(body)
+    _readable(data.get("meta"))
     try:
         names = [_text(p["name"]) for p in data.get("projects", [])]
     except (KeyError, TypeError) as exc:
@@ -315,7 +341,7 @@ def _file_out(f: DistFile, url_prefix: str) -> _FileOut:
         requires_python=f.requires_python or None,
         core_metadata=metadata,
         dist_info_metadata=metadata,
-        gpg_sig=f.gpg_sig,
+        gpg_sig=False if f.gpg_sig is False else None,  # we serve no `.asc`: never `true`
         yanked=f.yanked,
         size=f.size,
         upload_time=f.upload_time or None,

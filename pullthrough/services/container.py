@@ -47,7 +47,7 @@ from pullthrough.services.coordination import (
 )
 from pullthrough.services.counters import COUNTERS, Counters
 from pullthrough.services.later import Later, WriteBehind
-from pullthrough.services.ledger_rebuild import repair_local_ledger
+from pullthrough.services.ledger_rebuild import open_local_ledger, repair_local_ledger
 from pullthrough.services.metrics import (
     CacheCollector,
     Metrics,
@@ -60,7 +60,8 @@ from pullthrough.services.registry import Registry
 from pullthrough.services.tasks import Handler, TaskWorker, count_by_state, purge_tasks
 from pullthrough.services.uploads import Uploads
 from pullthrough.storage.copies import disposable_cache
-from pullthrough.storage.ledger import CacheLedger, Ledger
+from pullthrough.storage.flights import Flights
+from pullthrough.storage.ledger import Ledger
 from pullthrough.storage.locks import LockDir, Locks
 from pullthrough.storage.store import ArtifactStore, BlobStore
 
@@ -79,11 +80,6 @@ BACKGROUND_TASKS: Mapping[str, Handler] = {
     PURGE_TASKS: purge_tasks,
 }
 EXTENSION = "pullthrough"  # the key of a Flask app's services in app.extensions
-# Set by `pullthrough serve` for its workers, once its setup is done and found the catalog one
-# it knows: a worker, the first or one started in place of a dead one while the others serve,
-# does not do it again (prepare_data), and goes on when a newer node has upgraded the catalog
-# since (db.migrate)
-NODE_STARTED_ENV = "PULLTHROUGH_NODE_STARTED"
 
 
 @dataclass
@@ -167,7 +163,8 @@ def cache_coordination(engine: Engine, data: Path, max_size: int) -> tuple[Ledge
     and rebuilt if damaged, by prepare_data), in PostgreSQL for every node of a cluster."""
     if _shared(engine):
         return SharedLedger(engine, max_size=max_size), AdvisoryLocks(engine.url)
-    return CacheLedger(data / "ledger", max_size=max_size), LockDir(data / "locks")
+    locks = LockDir(data / "locks")
+    return open_local_ledger(data / "ledger", locks, max_size=max_size), locks
 
 
 def change_signal(engine: Engine, data: Path) -> ChangeSignal:
@@ -313,8 +310,8 @@ def prepare_data(settings: Settings, *, node_started: bool = False) -> tuple[str
     """The one-time setup of a data folder and its catalog - the journal mode, migrations, a
     damaged cache ledger set aside and rebuilt, the configured remotes and distributions, the
     admin password - done by whichever process gets here first while the others wait for it.
-    `pullthrough serve` runs it before any worker starts. A worker of that server
-    (`node_started`) only reads the catalog's migration (no lock: a worker started while the
+    A node's setup (cli.server.start_node) runs it before any gunicorn worker starts. A worker
+    of that node (`node_started`) only reads the catalog's migration (no lock: a worker started while the
     others serve waits for nobody, and never sets the ledger they have open aside); it does
     the setup only for migrations the catalog lacks (a release installed since, and the
     server reloaded), and uses a catalog a newer release upgraded since (db.migrate). Returns
@@ -423,6 +420,7 @@ def build_services(settings: Settings, *, node_started: bool = False) -> Service
                 drop=functools.partial(orphans.drop_unrecorded, catalog, ledger, locks, store),
             ),
             metrics=metrics,
+            flights=Flights(data / "flights"),
         ),
         uploads=Uploads(catalog, store, ledger, locks),
         artifacts=artifacts,

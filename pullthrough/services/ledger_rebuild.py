@@ -35,11 +35,39 @@ from pullthrough.storage.locks import LockDir
 log = logging.getLogger(__name__)
 REBUILDING = "rebuilding"  # a mark in the ledger's folder while its entries are rebuilt
 UNKNOWN_READERS = "unknown-readers"  # a mark while every copy is made no remote's
+# A lock of the data folder: taken shared by every process that has the ledger open (a server's
+# workers, `pullthrough worker`), exclusively to set a damaged database of it aside
+IN_USE = "ledger_in_use"
 LOST = {
     "files": "its entries are rebuilt from the catalog",
     "urls": "files of indexes without hashes are downloaded once more",
     "readers": "each cached file is downloaded once more before a remote is served it",
 }
+
+
+class LedgerInUse(Exception):
+    """The ledger is damaged, and other processes have it open: set aside under them, it would
+    go on being written where no process reads it, the cache's size losing count of it."""
+
+    def __init__(self, directory: Path, damaged: list[str]) -> None:
+        super().__init__(
+            f"the cache ledger's database in {directory} is damaged ({', '.join(damaged)}),"
+            " and other processes of this data folder have it open (a running server's"
+            " workers, `pullthrough worker`): a server's start sets it aside and rebuilds it"
+            " while no other process has it open"
+        )
+
+
+def open_local_ledger(directory: Path, locks: LockDir, *, max_size: int) -> CacheLedger:
+    """The ledger in `directory`, held in use (IN_USE) until it is closed: no other process
+    sets it aside meanwhile (repair_local_ledger)."""
+    in_use = locks.named(IN_USE, shared=True)
+    in_use.acquire(timeout=RESET_WAIT_SECONDS)  # one being set aside: once it is
+    try:
+        return CacheLedger(directory, max_size=max_size, in_use=in_use)
+    except BaseException:
+        in_use.release()
+        raise
 
 
 def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> None:
@@ -53,19 +81,22 @@ def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> No
         return
     with locks.named("reset_ledger").held(RESET_WAIT_SECONDS):
         damaged = damaged_parts(directory)  # none if another process rebuilt it meanwhile
-        if "files" in damaged:
-            mark.touch()  # first: a process killed once the file is aside still rebuilds
-        if "readers" in damaged:
-            unknown.touch()  # no copy is anyone's until it is, even after a kill
-        for part in damaged:
-            aside = set_aside(directory / part)
-            log.warning(
-                "the cache ledger's database %s is damaged: set aside as %s (kept, not read"
-                " again); %s",
-                directory / part,
-                aside,
-                LOST[part],
-            )
+        with locks.named(IN_USE).if_free() as unused:
+            if damaged and not unused:
+                raise LedgerInUse(directory, damaged)
+            if "files" in damaged:
+                mark.touch()  # first: a process killed once the file is aside still rebuilds
+            if "readers" in damaged:
+                unknown.touch()  # no copy is anyone's until it is, even after a kill
+            for part in damaged:
+                aside = set_aside(directory / part)
+                log.warning(
+                    "the cache ledger's database %s is damaged: set aside as %s (kept, not"
+                    " read again); %s",
+                    directory / part,
+                    aside,
+                    LOST[part],
+                )
         if not mark.exists() and not unknown.exists():
             return
         ledger = CacheLedger(directory, max_size=0)

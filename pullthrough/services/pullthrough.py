@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -30,6 +31,7 @@ from pullthrough.core.metadata import (
 from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.services.metrics import Metrics
+from pullthrough.storage.flights import Flights
 from pullthrough.storage.ledger import Ledger, Readers, may_read, readers_after
 from pullthrough.storage.locks import (
     STORED_WAIT_SECONDS,
@@ -41,10 +43,12 @@ from pullthrough.storage.locks import (
 from pullthrough.storage.store import (
     ArtifactWriter,
     BlobStore,
+    Digests,
     HashMismatch,
     ReadFrom,
     StorageFull,
     StorageUnavailable,
+    being_written,
     from_start,
 )
 from pullthrough.upstream.client import (
@@ -72,6 +76,8 @@ CHUNK_SIZE = 1024 * 1024
 READERS_SECONDS = 60.0
 READERS_KEPT = 65536  # files whose readers a process remembers (then it starts afresh)
 LEDGER_ERRORS = (OSError, sqlite3.Error, SQLAlchemyError)  # a ledger that cannot be read
+JOIN_LOOK_SECONDS = 1.0  # how often a request waiting for another process's download looks
+TAIL_POLL_SECONDS = 0.05  # how often a request following it looks for more bytes
 
 
 Span = Callable[[int], tuple[int, int] | None]  # a file's size -> (start, stop) of a range
@@ -111,6 +117,9 @@ class StreamedFile:
     # The file's storing, done once its bytes are verified (PullThrough._store_received);
     # None when it was done before the answer (or nothing is kept)
     stored: Future[None] | None = None
+    # Another process's download, followed (PullThrough._follow): stored once it lets the
+    # download's lock go
+    elsewhere: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
@@ -178,6 +187,7 @@ class _Flight:
     """A download under way in this process, for a request for the same file to join."""
 
     tmp_path: Path  # what it is written to
+    expected: dict[str, str]  # the digests it is checked against (its index entry's)
     progress: _Progress
     size: int | None
     most: int
@@ -185,29 +195,32 @@ class _Flight:
 
 
 class _Failures:
-    """The downloads that failed, by URL, each with when and the error its request answered:
-    the requests that waited for one answer with that error, rather than each try the upstream
-    again in turn (an upstream that accepts connections and never answers cost the last of N
-    waiting requests N read timeouts). A request that comes after the failure tries again.
-    This process's only: a waiting request of another process tries once for all of its own."""
+    """The downloads that failed, by client (remote) and URL, each with when and the error its
+    request answered: the requests that waited for one answer with that error, rather than each
+    try the upstream again in turn (an upstream that accepts connections and never answers cost
+    the last of N waiting requests N read timeouts). A request that comes after the failure
+    tries again, and so does one through another remote (other credentials, proxy, timeouts:
+    it may get the file). This process's only: a waiting request of another process tries once
+    for all of its own."""
 
     def __init__(self, keep: float) -> None:
         self.keep = keep  # seconds: the longest a request waits for a download
-        self._failed: dict[str, tuple[float, UpstreamError]] = {}
+        self._failed: dict[tuple[UpstreamClient, str], tuple[float, UpstreamError]] = {}
         self._lock = threading.Lock()
 
-    def note(self, url: str, error: UpstreamError) -> None:
+    def note(self, client: UpstreamClient, url: str, error: UpstreamError) -> None:
         now = time.monotonic()
         with self._lock:
-            for old in [u for u, (at, _) in self._failed.items() if now - at > self.keep]:
+            for old in [k for k, (at, _) in self._failed.items() if now - at > self.keep]:
                 del self._failed[old]
-            self._failed[url] = (now, error)
+            self._failed[client, url] = (now, error)
 
-    def since(self, url: str, moment: float) -> UpstreamError | None:
-        """The error of a download of `url` that failed after `moment` (time.monotonic()),
-        as a new exception of its kind (each waiting request raises its own)."""
+    def since(self, client: UpstreamClient, url: str, moment: float) -> UpstreamError | None:
+        """The error of a download of `url` through `client` that failed after `moment`
+        (time.monotonic()), as a new exception of its kind (each waiting request raises its
+        own)."""
         with self._lock:
-            at, error = self._failed.get(url, (moment, None))
+            at, error = self._failed.get((client, url), (moment, None))
         if error is None or at < moment:
             return None
         return type(error)(*error.args)
@@ -225,6 +238,48 @@ def seen_as(dist: Distribution, entry: DistFile, view: PageView) -> tuple[str, .
     remote fetches (the distribution's access governs it)."""
     client, _ = dist.origin(entry, view)
     return client.seen_as if client is not None else None
+
+
+class _HeldBack:
+    """A client's bytes of a file not verified yet, `size` long when known (its Content-Length):
+    all but the last HOLD_BACK go out as they come, hashed; those only once the whole file is in
+    and matches its digests (a failure cuts the answer short)."""
+
+    def __init__(self, expected: Mapping[str, str], size: int | None) -> None:
+        self.digests = Digests(expected)
+        self.size = size
+        self.sent = 0
+        self._held = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes that may go now, `data` come (never more than `size` in all, so never
+        its last HOLD_BACK unchecked)."""
+        if self.size is not None and self.sent + len(self._held) + len(data) > self.size:
+            raise UpstreamError(f"more bytes than the {self.size} the answer announced")
+        self._held += data
+        cut = len(self._held) - HOLD_BACK
+        if cut <= 0:
+            return b""
+        out = bytes(self._held[:cut])
+        del self._held[:cut]
+        self.digests.update(out)
+        self.sent += cut
+        return out
+
+    def finish(self) -> bytes | None:
+        """The bytes held back, if with those sent they are the whole file; else None, and they
+        are dropped (those sent are still counted and hashed: the file may come again)."""
+        rest, self._held = bytes(self._held), bytearray()
+        whole = self.digests.copy()
+        whole.update(rest)
+        try:
+            whole.verify()
+        except HashMismatch:
+            return None
+        if self.size is not None and self.sent + len(rest) != self.size:
+            return None
+        self.digests, self.sent = whole, self.sent + len(rest)
+        return rest
 
 
 class CacheEvents(Protocol):
@@ -245,9 +300,11 @@ class PullThrough:
         *,
         wait_timeout: float = 900.0,  # how long a request waits for another's download
         metrics: Metrics | None = None,
+        flights: Flights | None = None,  # this host's downloads, for other processes to follow
     ) -> None:
         self.metrics = metrics or Metrics()
         self.store = store
+        self.flights = flights
         self.ledger = ledger
         self.locks = locks
         self.events = events
@@ -365,29 +422,38 @@ class PullThrough:
         return opened
 
     def _download(
-        self, dist: Distribution, entry: DistFile, view: PageView, read_from: ReadFrom | None
+        self,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        read_from: ReadFrom | None,
+        *,
+        again: bool = True,
     ) -> StoredFile | StreamedFile:
         """A file not stored at the first look: fetched here, or stored meanwhile by the
-        download this one waited for."""
+        download this one waited for, or that download's bytes as they come (`again`: fetched
+        anew should another process's end unverified)."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
         key = fetch_key(client.seen_as, url)
-        if (joined := self._join(url, key, view)) is not None:
+        if (joined := self._join(url, key, expected, view)) is not None:
             return joined
         lock = self.locks.lock(key)
         asked = time.monotonic()
-        self._take(lock, url)
+        followed = self._take_or_follow(lock, key, dist, entry, view, again=again)
+        if followed is not None:
+            return followed
         try:  # a look at the store (S3 down) or the catalog (down) may fail: the lock goes
             if (stored := self._stored_meanwhile(entry, client, view, read_from)) is not None:
                 lock.release()
                 return stored
-            if (failed := self._failures.since(key, asked)) is not None:
+            if (failed := self._failures.since(client, url, asked)) is not None:
                 raise failed  # the download this request waited for
             self.metrics.cache_misses.inc()
             try:
                 resp = client.open_file(url)
             except UpstreamError as exc:
-                self._failures.note(key, exc)  # before the lock goes: for those waiting
+                self._failures.note(client, url, exc)  # before the lock goes: for those waiting
                 raise
         except BaseException:
             lock.release()
@@ -416,9 +482,11 @@ class PullThrough:
             # stored once verified, while the held-back tail goes out.
             storing = Future()
             fetch = (client, resp, writer, entry, url, lock, keep, progress, most)
-            flight = _Flight(writer.tmp_path, progress, size, most, storing)
+            flight = _Flight(writer.tmp_path, expected, progress, size, most, storing)
             with self._flights_lock:
                 self._flights[key] = flight
+            if self.flights is not None:
+                self.flights.post(key, writer.tmp_path, size)
 
             def fetch_then_store() -> None:
                 alongside = None
@@ -428,6 +496,8 @@ class PullThrough:
                     with self._flights_lock:  # stored or given up: the lock tells
                         if self._flights.get(key) is flight:  # not a later download's
                             del self._flights[key]
+                    if self.flights is not None:
+                        self.flights.withdraw(key, flight.tmp_path)
                     if alongside is None:
                         storing.set_result(None)
                     else:
@@ -438,16 +508,19 @@ class PullThrough:
             ).start()
         return self._tailed(reader, progress, url, most, size, view.stale, storing)
 
-    def _join(self, url: str, key: str, view: PageView) -> StreamedFile | None:
+    def _join(
+        self, url: str, key: str, expected: dict[str, str], view: PageView
+    ) -> StreamedFile | None:
         """The big file this process is fetching from `url` (as `key`: fetch_key), sent as it
         grows, as to the request that started its download: a request waiting for the
         download's lock gets no byte until the file is stored, and a client that gives up on a
         silent server (pip after 15 s) failed on a file that takes longer to come. None when
         there is no such download (or it has just ended: then the lock tells whether it was
-        stored)."""
+        stored), and when the download checks other digests than `expected` (a page listing
+        the URL with other bytes gets the file checked against its own)."""
         with self._flights_lock:
             flight = self._flights.get(key)
-        if flight is None:
+        if flight is None or flight.expected != expected:
             return None
         try:
             reader = open(flight.tmp_path, "rb")  # noqa: SIM115 - owned by the tail generator
@@ -483,6 +556,93 @@ class PullThrough:
         tail = self._tail(reader, progress, url, most)
         return StreamedFile(tail, size, stale, reader, storing)
 
+    def _take_or_follow(
+        self,
+        lock: Lock,
+        key: str,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        *,
+        again: bool,
+    ) -> StreamedFile | None:
+        """Take a download's lock (None), or follow the download of the file that another
+        process of this host holds it for, looking for one every JOIN_LOOK_SECONDS while
+        waiting (it is posted once its upstream answers). Only a file with a sha256 is
+        followed: the bytes are checked here, as they are sent."""
+        if self.flights is None or "sha256" not in entry.hashes:
+            self._take(lock, entry.url)
+            return None
+        deadline = time.monotonic() + self.wait_timeout
+        while not lock.acquire(timeout=0, blocking=False):
+            if (followed := self._follow(key, dist, entry, view, again=again)) is not None:
+                return followed
+            if (left := deadline - time.monotonic()) <= 0:
+                raise _waited_too_long(entry.url)
+            with suppress(LockTimeout):
+                if lock.acquire(timeout=min(JOIN_LOOK_SECONDS, left)):
+                    break
+        return None
+
+    def _follow(
+        self, key: str, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
+    ) -> StreamedFile | None:
+        """The file another process of this host is downloading (Flights, as `key`:
+        fetch_key), sent as it grows once more than the held-back tail is in; None when none
+        is, or it has just ended (the lock then tells whether it was stored)."""
+        assert self.flights is not None
+        if (notice := self.flights.find(key)) is None:
+            return None
+        try:
+            reader = open(self.store.tmp / notice.name, "rb")  # noqa: SIM115 - owned by the chunks
+        except OSError:  # stored or given up
+            return None
+        try:
+            if not _grown_past(reader, HOLD_BACK, entry.url):
+                reader.close()
+                return None
+        except BaseException:
+            reader.close()
+            raise
+        chunks = self._followed(reader, dist, entry, view, notice.size, again=again)
+        self.metrics.cache_hits.inc()  # the upstream is not asked again, as for a waiter
+        return StreamedFile(chunks, notice.size, view.stale, reader, elsewhere=True)
+
+    def _followed(
+        self,
+        reader: BinaryIO,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        size: int | None,
+        *,
+        again: bool,
+    ) -> Generator[bytes, None, None]:
+        """Another process's download as it grows, checked here: the last HOLD_BACK bytes go
+        once the whole file matches its digests. One that ends otherwise (cut short, its
+        worker killed) is fetched again (`again`), here or by whoever fetches it now, and sent
+        on from where this answer is; else, or failing again, the answer is cut short."""
+        held = _HeldBack(entry.hashes, size)
+        with reader:
+            for data in _written(reader, entry.url, size):
+                if out := held.feed(data):
+                    yield out
+        if (rest := held.finish()) is None and again:
+            log.warning(
+                "a download of %s followed from another process ended unverified; fetching it"
+                " again",
+                describe_url(entry.url),
+            )
+            opened = self._download(dist, entry, view, from_start, again=False)
+            with closing(_bytes_after(opened, held.sent)) as more:
+                for data in more:
+                    if out := held.feed(data):
+                        yield out
+            rest = held.finish()
+        if rest is None:
+            raise UpstreamError(f"download of {describe_url(entry.url)} failed")
+        yield rest
+
     def _take(self, lock: Lock, url: str) -> None:
         """Take a download's lock, waiting while another request (in any worker) fetches or
         stores the file."""
@@ -491,9 +651,7 @@ class PullThrough:
         try:
             lock.acquire(timeout=self.wait_timeout)
         except LockTimeout:
-            raise UpstreamTimeout(
-                f"waited too long for a download of {describe_url(url)}"
-            ) from None
+            raise _waited_too_long(url) from None
 
     def _stored_meanwhile(
         self,
@@ -723,8 +881,7 @@ class PullThrough:
             if not received:
                 writer.abort()
                 if isinstance(answer := _answer_for(error), UpstreamError):
-                    key = fetch_key(client.seen_as, url)
-                    self._failures.note(key, answer)  # before the lock goes
+                    self._failures.note(client, url, answer)  # before the lock goes
                 lock.release()
                 self.metrics.downloads.dec()
                 progress.finish(error)
@@ -787,17 +944,19 @@ class PullThrough:
         self._note_readers(sha, readers)
 
     def _after_caching(self, url: str, kept: Kept) -> None:
-        """Catalog the new file as orphaned content, then keep the cache within its limit."""
+        """Catalog the new file as orphaned content, then keep the cache within its limit -
+        whether or not the catalog took the entry (a busy one in a storm of cold files)."""
         try:
             if kept.package is not None:
                 with stored_bytes(self.locks, kept.sha256).held(STORED_WAIT_SECONDS):
                     if self.ledger.tracks(kept.sha256):  # else evicted since: no entry
                         self.events.cached(kept.package)
+        except Exception:
+            log.exception("cataloguing %s (%s) failed", describe_url(url), kept.sha256)
+        try:
             self.evict_if_needed()
         except Exception:
-            log.exception(
-                "bookkeeping after caching %s (%s) failed", describe_url(url), kept.sha256
-            )
+            log.exception("eviction after caching %s failed", describe_url(url))
 
     def _tail(
         self, reader: BinaryIO, progress: _Progress, url: str, most: int
@@ -848,7 +1007,12 @@ class PullThrough:
                 opened.stored.result(timeout=self.wait_timeout)
             except TimeoutError:
                 raise UpstreamTimeout(f"storing {describe_url(entry.url)} took too long") from None
-        sha = self._known_sha(entry, seen_as(dist, entry, view), recent=False)
+        reader = seen_as(dist, entry, view)
+        if opened.elsewhere:
+            lock = self.locks.lock(fetch_key(reader or (), entry.url))
+            self._take(lock, entry.url)
+            lock.release()
+        sha = self._known_sha(entry, reader, recent=False)
         if (stored := self._stored(sha, view.stale, read_from)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
@@ -1004,6 +1168,58 @@ def _answer_for(error: Exception | None) -> Exception:
     if isinstance(error, UpstreamError | StorageFull | StorageUnavailable):
         return error
     return UpstreamError(str(error) if error is not None else "the download was cut short")
+
+
+def _waited_too_long(url: str) -> UpstreamTimeout:
+    return UpstreamTimeout(f"waited too long for a download of {describe_url(url)}")
+
+
+def _grown_past(reader: BinaryIO, size: int, url: str) -> bool:
+    """Wait until another process's temporary file holds more than `size` bytes (True) or its
+    writer is done with it (False); UpstreamTimeout when it does not for STALL_SECONDS."""
+    deadline = time.monotonic() + STALL_SECONDS
+    while being_written(reader):
+        if os.fstat(reader.fileno()).st_size > size:
+            return True
+        if time.monotonic() > deadline:
+            raise UpstreamTimeout(f"no data from {describe_url(url)} for a while")
+        time.sleep(TAIL_POLL_SECONDS)
+    return False
+
+
+def _written(reader: BinaryIO, url: str, size: int | None) -> Generator[bytes, None, None]:
+    """The bytes of a temporary file another process writes, as they come, until there are
+    `size` (when known: the reader checks them, and waits for no storing) or its writer is done
+    with it (complete, or given up); UpstreamTimeout when it stalls for STALL_SECONDS."""
+    moved, read = time.monotonic(), 0
+    while size is None or read < size:
+        writing = being_written(reader)  # before the read: if done, the read gets all there is
+        wanted = CHUNK_SIZE if size is None else min(CHUNK_SIZE, size - read)
+        if data := reader.read(wanted):
+            read += len(data)
+            moved = time.monotonic()
+            yield data
+        elif not writing:
+            return
+        elif time.monotonic() - moved > STALL_SECONDS:
+            raise UpstreamTimeout(f"the download of {describe_url(url)} stalled")
+        else:
+            time.sleep(TAIL_POLL_SECONDS)
+
+
+def _bytes_after(opened: StoredFile | StreamedFile, offset: int) -> Generator[bytes, None, None]:
+    """A file's bytes past its first `offset`; it is closed after."""
+    if isinstance(opened, StoredFile):
+        with opened.file as file:
+            file.seek(offset)
+            while data := file.read(CHUNK_SIZE):
+                yield data
+        return
+    with closing(opened):
+        for data in opened:
+            if offset < len(data):
+                yield data[offset:]
+            offset = max(0, offset - len(data))
 
 
 def _unverified_limit(written: int, most: int) -> int:

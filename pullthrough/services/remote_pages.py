@@ -80,6 +80,14 @@ def completed(copy: Cached) -> Cached:
     )
 
 
+def validators(copy: Cached | None) -> tuple[str | None, str | None]:
+    """The ETag and Last-Modified to revalidate a kept copy with: none for a copy another build
+    read (_reader), so the upstream sends the page whole and this build reads it."""
+    if copy is None or copy.read_by != READER:
+        return None, None
+    return copy.etag, copy.last_modified
+
+
 def is_json(fetched: Fetched) -> bool:
     """A PEP 691 page, whatever its Content-Type says: an HTML page never starts with `{`, and
     a JSON page labelled text/html or text/plain read as HTML would be a page with no files."""
@@ -144,6 +152,20 @@ def keep_copy(cache: diskcache.Cache | WriteBehind, key: str, copy: Cached) -> N
         log.warning("could not keep the page %s: %s", _url_of(key), exc)
 
 
+def kept_copy(cache: diskcache.Cache | WriteBehind, key: str) -> Cached | None:
+    """The copy kept under `key` (copy_key), if this version can read it, with every field: one
+    another version wrote (after a rollback) or a damaged one is no copy; it is fetched again
+    and replaced."""
+    try:
+        copy = cast(Cached | None, cache.get(key))
+        return None if copy is None else completed(copy)
+    except (OSError, sqlite3.Error):
+        raise
+    except Exception as exc:  # unpickling runs the pickle's own code: any error may come
+        log.warning("unreadable copy of %s in the page cache: %r", _url_of(key), exc)
+        return None
+
+
 class RemotePages:
     def __init__(
         self,
@@ -174,7 +196,7 @@ class RemotePages:
 
     def _get(self, url: str, parse: Callable[[Fetched], ProjectPage | ProjectList]) -> Cached:
         key = copy_key("page", *self.client.seen_as, url)  # one index may show remotes apart
-        cached = self._kept(key)
+        cached = kept_copy(self.cache, key)
         if cached is not None and self.clock() - cached.fetched_at < self.ttl:
             return cached
         if cached is None:
@@ -229,7 +251,7 @@ class RemotePages:
         # result. The copy is looked at again once the lock is held, waited for or not: a fetch
         # may have been kept and let go of the lock since the first look.
         with self._locks.holding(url):
-            cached = self._kept(key)
+            cached = kept_copy(self.cache, key)
             if cached is not None and self.clock() - cached.fetched_at < self.ttl:
                 return cached
             try:
@@ -246,24 +268,10 @@ class RemotePages:
             self._quiet_until = 0.0  # it answers: the other pages need not wait 10 s
             return fresh
 
-    def _kept(self, key: str) -> Cached | None:
-        """The copy kept under `key`, if this version can read it: one another version wrote
-        (after a rollback) or a damaged one is no copy; it is fetched again and replaced."""
-        try:
-            copy = cast(Cached | None, self.cache.get(key))
-            return None if copy is None else completed(copy)
-        except (OSError, sqlite3.Error):
-            raise
-        except Exception as exc:  # unpickling runs the pickle's own code: any error may come
-            log.warning("unreadable copy of %s in the page cache: %r", _url_of(key), exc)
-            return None
-
     def _fetch(
         self, url: str, cached: Cached | None, parse: Callable[[Fetched], ProjectPage | ProjectList]
     ) -> Cached:
-        ours = cached is not None and cached.read_by == READER  # else read again: _reader
-        etag = cached.etag if cached and ours else None
-        modified = cached.last_modified if cached and ours else None
+        etag, modified = validators(cached)
         fetched = self.client.get_page(url, etag=etag, last_modified=modified)
         now = self.clock()
         if fetched.status == 304 and cached is not None:

@@ -41,8 +41,10 @@ from pullthrough.services.remote_pages import (
     Cached,
     copy_key,
     keep_copy,
+    kept_copy,
     parse_list,
     parse_page,
+    validators,
 )
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
@@ -107,13 +109,10 @@ class Syncer:
         """Revalidate against the last sync's copy: a 304 costs no parsing."""
         url = self.client.project_url(canonicalize_name(name))
         key = copy_key("sync", self.remote_id, url)
-        cached: Cached | None = self.svc.pages_cache.get(key)
+        cached = kept_copy(self.svc.pages_cache, key)
+        etag, modified = validators(cached)  # none for a copy another build read
         try:
-            fetched = self.client.get_page(
-                url,
-                etag=cached.etag if cached else None,
-                last_modified=cached.last_modified if cached else None,
-            )
+            fetched = self.client.get_page(url, etag=etag, last_modified=modified)
         except UpstreamError as exc:
             self.errors.append(f"{name}: {exc}")
             return None
@@ -510,10 +509,12 @@ def _taken_over(found: Package, ours: Package, downloaded: list[Package]) -> Pac
     sync's record of it (the upload takes a copy over so too): the sync's bytes are an
     artifact, which a package of the cache's would keep - in no repository any more, neither
     orphan cleanup (it leaves the cache's content) nor eviction (it keeps an artifact's bytes)
-    would ever remove it. A file the sync only listed (on demand) leaves the copy as it is."""
+    would ever remove it. A file the sync only listed (on demand) leaves the copy as it is,
+    and a user's upload of the file stays theirs (orphan cleanup removes uploads in turn)."""
     if not any(p is ours for p in downloaded):
         return found
-    found.origin, found.remote_url, found.remote_id = "sync", ours.remote_url, ours.remote_id
+    if found.origin == "cache":
+        found.origin, found.remote_url, found.remote_id = "sync", ours.remote_url, ours.remote_id
     found.metadata_sha256 = found.metadata_sha256 or ours.metadata_sha256
     downloaded[:] = [found if p is ours else p for p in downloaded]
     return found

@@ -19,6 +19,7 @@ import diskcache
 from cachetools import TTLCache
 
 from pullthrough.storage.copies import opened
+from pullthrough.storage.locks import Lock
 
 _TOTAL = "__total__"
 # The ledger's diskcaches: its entries, the URLs of unhashed files, and who may read a copy
@@ -146,6 +147,7 @@ class CacheLedger:
         max_size: int,
         clock: Callable[[], float] = time.time,
         touch_interval: float = 60.0,  # seconds: a hot file costs one write a minute per process
+        in_use: Lock | None = None,  # held by the caller; released when the ledger is closed
     ) -> None:
         self.files = diskcache.Cache(str(directory / "files"), **_SETTINGS)
         self.urls = diskcache.Cache(str(directory / "urls"), **_SETTINGS)
@@ -153,11 +155,14 @@ class CacheLedger:
         self.max_size = max_size
         self.clock = clock
         self._recent = RecentUses(touch_interval, clock)
+        self._in_use = in_use
 
     def close(self) -> None:
         self.files.close()
         self.urls.close()
         self.limited.close()
+        if self._in_use is not None:
+            self._in_use.release()
 
     def record(self, sha256: str, size: int) -> None:
         """A file now cached as orphaned content."""

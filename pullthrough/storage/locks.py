@@ -100,9 +100,13 @@ def _poll(attempt: Callable[[], bool], *, timeout: float, blocking: bool, name: 
 
 
 class FileLock(Lock):
-    def __init__(self, path: Path, *, remove_when_released: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, remove_when_released: bool = False, shared: bool = False
+    ) -> None:
         self.path = path
         self.remove_when_released = remove_when_released
+        # shared: any number of holders at once, none while an exclusive one holds it
+        self._mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self._fd: int | None = None
 
     def acquire(self, *, timeout: float, blocking: bool = True) -> bool:
@@ -112,7 +116,7 @@ class FileLock(Lock):
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, self._mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return False
@@ -187,11 +191,12 @@ class LockDir:
             return ByteLock(self.directory / "keys.lock", int.from_bytes(digest[:8]) >> 2)
         return FileLock(self._keys / f"{digest.hex()[:40]}.lock", remove_when_released=True)
 
-    def named(self, name: str) -> FileLock:
-        """A lock of its own for one job (setup, eviction), kept in place."""
+    def named(self, name: str, *, shared: bool = False) -> FileLock:
+        """A lock of its own for one job (setup, eviction), kept in place; `shared`: taken
+        shared (a resource in use), which keeps the exclusive taking out."""
         if not name.isidentifier():
             raise ValueError(f"a lock name must be an identifier, got {name!r}")
-        return FileLock(self.directory / f"{name}.lock")
+        return FileLock(self.directory / f"{name}.lock", shared=shared)
 
     def close(self) -> None:
         pass  # nothing held open

@@ -31,6 +31,7 @@ from pullthrough.core.models import is_hex_digest
 class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
     def hexdigest(self) -> str: ...
+    def copy(self) -> Hasher: ...
 
 
 _ALGORITHMS: dict[str, Callable[[], Hasher]] = {
@@ -60,6 +61,33 @@ ReadFrom = Callable[[str, int], int | None]
 def from_start(sha256: str, size: int) -> int | None:
     """ReadFrom of a whole file."""
     return 0
+
+
+class Digests:
+    """The digests of bytes as they come (sha256 always), and those they must match."""
+
+    def __init__(self, expected: Mapping[str, str]) -> None:
+        self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
+        self.hashers: dict[str, Hasher] = {a: _ALGORITHMS[a]() for a in self.expected}
+        self.hashers.setdefault("sha256", hashlib.sha256())
+
+    def update(self, data: bytes) -> None:
+        for h in self.hashers.values():
+            h.update(data)
+
+    def verify(self) -> None:
+        """Raise HashMismatch unless every promised digest matches the bytes so far."""
+        for algo, value in self.expected.items():
+            actual = self.hashers[algo].hexdigest()
+            if actual != value:
+                raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
+
+    def copy(self) -> Digests:
+        """The same digests, going on apart from these."""
+        copied = Digests({})
+        copied.expected = self.expected
+        copied.hashers = {a: h.copy() for a, h in self.hashers.items()}
+        return copied
 
 
 @dataclass
@@ -93,6 +121,17 @@ def locked_temporary(directory: Path, mode: str = "wb") -> tuple[BinaryIO, Path]
     fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".partial")
     fcntl.flock(fd, fcntl.LOCK_EX)
     return cast(BinaryIO, os.fdopen(fd, mode)), Path(name)
+
+
+def being_written(file: BinaryIO) -> bool:
+    """Whether a temporary file (locked_temporary) that `file` reads is still open for its
+    writer: not once it is complete and put in place, given up, or its process is dead."""
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def _creator_gone(name: str) -> bool:
@@ -354,9 +393,8 @@ class ArtifactWriter:
 
     def __init__(self, store: BlobStore, expected: Mapping[str, str]) -> None:
         self.store = store
-        self.expected = {a: v.lower() for a, v in expected.items() if a in _ALGORITHMS}
-        self.hashers = {a: _ALGORITHMS[a]() for a in self.expected}
-        self.hashers.setdefault("sha256", hashlib.sha256())
+        self.digests = Digests(expected)
+        self.expected, self.hashers = self.digests.expected, self.digests.hashers
         self.file, self.tmp_path = locked_temporary(store.tmp)
         self.size = 0
         self.sha256: str | None = None
@@ -368,8 +406,7 @@ class ArtifactWriter:
     def write(self, chunk: bytes) -> None:
         with _room():
             self.file.write(chunk)
-        for h in self.hashers.values():
-            h.update(chunk)
+        self.digests.update(chunk)
         self.size += len(chunk)
 
     def flush(self) -> None:
@@ -379,10 +416,7 @@ class ArtifactWriter:
 
     def verify(self) -> None:
         """Raise HashMismatch unless every promised digest matches what was written."""
-        for algo, value in self.expected.items():
-            actual = self.hashers[algo].hexdigest()
-            if actual != value:
-                raise HashMismatch(f"{algo} mismatch: expected {value}, got {actual}")
+        self.digests.verify()
         self.flush()
 
     def digest(self) -> str:

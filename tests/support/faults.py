@@ -36,6 +36,7 @@ __all__ = [
     "big_wheel",
     "children",
     "connect_to_worker",
+    "every_worker_accepting",
     "gone",
     "gunicorn_master",
     "kill_server",
@@ -430,3 +431,20 @@ def connect_to_worker(master: int, url: str, avoid: int, *, attempts: int = 40) 
                 download.close()
     assert chosen is not None, f"no connection was accepted by a worker other than {avoid}"
     return chosen
+
+
+def every_worker_accepting(master: int, url: str, count: int = 2, timeout: float = 60.0) -> None:
+    """Wait until the master's `count` workers each accept a connection to `url`'s server: they
+    boot apart, the last one slowly on a busy machine (bounded: `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while len(pids := workers(master)) != count:
+        assert time.monotonic() < deadline, f"{len(pids)} workers, not {count}"
+        time.sleep(0.1)
+    for avoid in pids:
+        while True:
+            try:
+                connect_to_worker(master, url, avoid=avoid).close()
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise

@@ -20,6 +20,10 @@ from typing import Any
 import requests
 
 PROXY_UA = "pullthrough/"  # the User-Agent prefix the proxy sends upstream
+# The ways to start a server (the gunicorn_server fixture's `start`): `pullthrough serve`, and
+# gunicorn run directly with the shipped configuration, `gunicorn -c deploy/gunicorn.conf.py`
+# with the config file named by PULLTHROUGH_CONFIG (as README.md's Deploy says)
+STARTS = ("serve", "gunicorn")
 
 
 def free_port() -> int:
