@@ -201,6 +201,14 @@ def test_one_ledger_for_every_node(engine: Engine) -> None:
     assert node_b.sha_for_url("https://files.example/x.whl") == "c" * 64
     assert node_b.sha_for_url("https://files.example/y.whl") is None
 
+    # a copy fetched with one remote's credentials is that remote's, on every node
+    node_a.set_readers("c" * 64, frozenset({"r" * 32}))
+    assert node_b.readers("c" * 64) == frozenset({"r" * 32}) and node_b.readers("a" * 64) is None
+    node_b.set_readers("c" * 64, frozenset({"r" * 32, "s" * 32}))
+    assert node_a.readers("c" * 64) == frozenset({"r" * 32, "s" * 32})
+    node_a.forget("c" * 64)  # evicted: a copy fetched again is judged again
+    assert node_b.readers("c" * 64) is None
+
 
 def test_uses_are_written_in_batches(engine: Engine) -> None:
     """Requests for cached files write nothing themselves: the uses they record go to the
@@ -284,6 +292,7 @@ def test_files_cached_before_the_shared_ledger_are_adopted_once(
     for sha in many:
         local.record(sha, 0)
     local.remember_url("http://127.0.0.1:1/files/b-1.0.tar.gz", "b" * 64)
+    local.set_readers("a" * 64, frozenset({"r" * 32}))  # fetched with a remote's credentials
     local.close()
     shared = SharedLedger(engine, max_size=120, clock=lambda: 2.0)
     shared.record("b" * 64, 50)  # recorded since: left as it is
@@ -291,6 +300,7 @@ def test_files_cached_before_the_shared_ledger_are_adopted_once(
         assert adopt_local_ledger(engine, tmp_path / "ledger") == 2 + len(many)
         assert (shared.total(), shared.count()) == (150, 2 + len(many))
         assert shared.sha_for_url("http://127.0.0.1:1/files/b-1.0.tar.gz") == "b" * 64
+        assert shared.readers("a" * 64) == frozenset({"r" * 32})  # still that remote's only
         assert "a" * 64 in {v.sha256 for v in shared.victims()}  # older than b's use
         assert "b" * 64 not in {v.sha256 for v in shared.victims()}
         assert adopt_local_ledger(engine, tmp_path / "ledger") == 0  # once

@@ -3,6 +3,7 @@ write-only secrets, correlation ids, and distributions pinned to a repository ve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -19,7 +20,7 @@ from werkzeug import Request
 from werkzeug import Response as ResponseType
 
 from support.packages import build_wheel
-from support.servers import Server, config_text
+from support.servers import Server, config_text, wait_until
 from support.upstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -1091,6 +1092,161 @@ def test_a_page_fetched_with_a_remotes_credentials_is_not_served_through_another
         assert files_on_index(api, "inner", "secret-lib") == [secret]
     outer = requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT)
     assert outer.status_code == 404 and secret not in outer.text, outer.text
+
+
+PRIVATE_DEPENDENCY = "corp-internal-auth"  # in the private file's metadata only
+
+
+def behind_a_login(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path, *, hashed: bool
+) -> tuple[Server, str, bytes]:
+    """An index whose page of secret-lib anyone may read, but whose file only user:pw may
+    download; distributions `inner` (a remote with those credentials) and `outer` (a remote
+    of the same URL without them), and the file fetched through `inner`: the server, the
+    file's name and its bytes."""
+    wheel = build_wheel(tmp_path / "w", "secret-lib", "1.0", requires_dist=[PRIVATE_DEPENDENCY])
+    body = wheel.read_bytes()
+    listed: dict[str, Any] = {"filename": wheel.name, "url": f"/files/{wheel.name}", "hashes": {}}
+    if hashed:
+        listed["hashes"] = {"sha256": hashlib.sha256(body).hexdigest()}
+    page = {"meta": {"api-version": "1.1"}, "name": "secret-lib", "files": [listed]}
+    scripted.expect_request("/simple/secret-lib/").respond_with_json(page, content_type=JSON_V1)
+
+    def download(request: Request) -> ResponseType:
+        if request.headers.get("Authorization") != "Basic dXNlcjpwdw==":  # user:pw
+            return ResponseType("Unauthorized", status=401)
+        return ResponseType(body, content_type="application/octet-stream")
+
+    scripted.expect_request(f"/files/{wheel.name}").respond_with_handler(download)
+    url = scripted.url_for("/simple/")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        for name, credentials in (("inner", {"username": "user", "password": "pw"}), ("outer", {})):
+            fields = {"name": name, "url": url, "allow_unhashed": not hashed, **credentials}
+            remote = api.ok(api.post(REMOTES, fields), 201)
+            api.create_distribution(name, remote=remote["pulp_href"])
+    inner = f"{server.url}/pulp/content/inner/{wheel.name}"
+    fetched = requests.get(inner, timeout=TIMEOUT)
+    assert fetched.status_code == 200 and fetched.content == body
+    # stored while it was sent: a HEAD answered from the store gives its sha256
+    assert wait_until(lambda: "ETag" in requests.head(inner, timeout=TIMEOUT).headers)
+    return server, wheel.name, body
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed", "unhashed"])
+def test_a_file_fetched_with_a_remotes_credentials_is_not_served_through_another_remote(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path, hashed: bool
+) -> None:
+    """Stored files were found by sha256 (or, without one, by URL) alone: a file an index gave
+    one remote for its credentials was served to every distribution whose page lists it - a
+    whole GET, a range, its metadata - though that distribution's remote gets a 401 for it."""
+    server, filename, body = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=hashed)
+    outer = f"{server.url}/pulp/content/outer/{filename}"
+    for _ in range(2):  # through Flask, then (the page held fresh) the warm path
+        assert requests.get(server.index("outer") + "secret-lib/", timeout=TIMEOUT).ok
+        whole = requests.get(outer, timeout=TIMEOUT)
+        assert whole.status_code == 502 and body not in whole.content, whole.status_code
+    head = requests.head(outer, timeout=TIMEOUT)  # never from the store: no size, no sha256
+    assert "ETag" not in head.headers and head.headers.get("Content-Length") != str(len(body))
+    part = requests.get(outer, headers={"Range": "bytes=0-99"}, timeout=TIMEOUT)
+    assert part.status_code == 502 and body[:100] not in part.content, part.status_code
+    metadata = requests.get(outer + ".metadata", timeout=TIMEOUT)
+    assert metadata.status_code == 502 and b"Name: secret-lib" not in metadata.content
+    inner = requests.get(f"{server.url}/pulp/content/inner/{filename}", timeout=TIMEOUT)
+    assert inner.status_code == 200 and inner.content == body
+
+
+def test_a_project_page_shows_a_file_as_cached_only_where_the_copy_would_be_served(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """The page for people said "cache" for a file any remote had fetched: a public
+    distribution told that a file its remote cannot download was stored here (fetched with
+    another remote's credentials), and that someone had fetched it."""
+    server, filename, _ = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+
+    def source(base_path: str) -> str:
+        page = requests.get(f"{server.url}/pypi/{base_path}/project/secret-lib/", timeout=TIMEOUT)
+        assert page.status_code == 200 and filename in page.text, page.text
+        found = re.search(r'<td class="source[^"]*">([^<]*)</td>', page.text)
+        assert found is not None, page.text
+        return found[1]
+
+    assert wait_until(lambda: source("inner") == "cache")  # stored while it was sent
+    assert source("outer") == "upstream"
+
+
+def test_the_json_api_shows_the_metadata_of_a_copy_only_where_it_would_be_served(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """The JSON API took a release's core metadata from any package of its files' sha256: a
+    public distribution showed the metadata (dependencies, description) of a file its remote
+    cannot download, read from the copy another remote fetched with its credentials."""
+    server, _, _ = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+
+    def requires(base_path: str) -> object:
+        answer = requests.get(
+            f"{server.url}/pypi/{base_path}/pypi/secret-lib/json", timeout=TIMEOUT
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["info"]["requires_dist"]
+
+    assert requires("inner") == [PRIVATE_DEPENDENCY]
+    assert requires("outer") is None
+
+
+def test_remotes_that_send_no_credentials_share_the_files_they_cache(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """Two remotes of one index sending nothing of their own: a file one of them fetched is
+    served to the other's distribution from the store, the index asked once."""
+    wheel = build_wheel(tmp_path / "w", "open-lib", "1.0")
+    body = wheel.read_bytes()
+    listed = {
+        "filename": wheel.name,
+        "url": f"/files/{wheel.name}",
+        "hashes": {"sha256": hashlib.sha256(body).hexdigest()},
+    }
+    page = {"meta": {"api-version": "1.1"}, "name": "open-lib", "files": [listed]}
+    scripted.expect_request("/simple/open-lib/").respond_with_json(page, content_type=JSON_V1)
+    scripted.expect_request(f"/files/{wheel.name}").respond_with_data(body)
+    url = scripted.url_for("/simple/")
+    server = gunicorn_server(with_admin_password(config_text(url, tmp_path / "d")))
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        for name in ("one", "two"):
+            remote = api.ok(api.post(REMOTES, {"name": name, "url": url}), 201)
+            api.create_distribution(name, remote=remote["pulp_href"])
+    first = f"{server.url}/pulp/content/one/{wheel.name}"
+    assert requests.get(first, timeout=TIMEOUT).content == body
+    assert wait_until(lambda: "ETag" in requests.head(first, timeout=TIMEOUT).headers)
+    for _ in range(2):  # through Flask, then the warm path
+        again = requests.get(f"{server.url}/pulp/content/two/{wheel.name}", timeout=TIMEOUT)
+        assert again.status_code == 200 and again.content == body
+    downloads = [r for r, _ in scripted.log if r.path == f"/files/{wheel.name}"]
+    assert len(downloads) == 1
+
+
+def test_a_sync_takes_in_a_cached_copy_only_once_its_remote_downloaded_it_too(
+    gunicorn_server: Callable[..., Server], scripted: HTTPServer, tmp_path: Path
+) -> None:
+    """A sync took a file into its repository from the cache when a package of that name was
+    stored (same sha256): a copy one remote fetched with its credentials went into the
+    repository of a remote the index refuses the file, and out through its distribution."""
+    server, filename, body = behind_a_login(gunicorn_server, scripted, tmp_path, hashed=True)
+    with requests.Session() as http:
+        http.auth = AUTH
+        api = Api(server, http)
+        outer = api.ok(api.get(REMOTES, params={"name": "outer"}))["results"][0]
+        api.task(api.patch(outer["pulp_href"], {"includes": ["secret-lib"]}))
+        repo = api.create_repository("pub")
+        synced = api.settled(api.post(repo["pulp_href"] + "sync/", {"remote": outer["pulp_href"]}))
+        api.create_distribution("pub", repository=repo["pulp_href"])
+    served = requests.get(f"{server.url}/pulp/content/pub/{filename}", timeout=TIMEOUT)
+    assert served.status_code != 200 and body not in served.content, served.status_code
+    assert synced["state"] == "failed" and "401" in str(synced["error"]), synced["error"]
 
 
 def test_a_remote_url_whose_host_does_not_parse_is_refused_without_showing_its_password(

@@ -22,6 +22,7 @@ from pullthrough.catalog.models import (
 )
 from pullthrough.services.ledger_rebuild import (
     REBUILDING,
+    UNKNOWN_READERS,
     LedgerInUse,
     cache_entries,
     open_local_ledger,
@@ -197,6 +198,29 @@ def test_a_rebuild_cut_short_is_taken_up_again(catalog: Catalog, tmp_path: Path)
     assert rebuilt(directory) == ([sha("a")], 64)
     assert not (directory / REBUILDING).exists()
     assert list(directory.glob("*.damaged-*")) == []
+
+
+def test_a_damaged_readers_database_makes_every_copy_no_remotes(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Which remotes a copy fetched with credentials is for cannot be rebuilt: rather than
+    anyone's (served to a remote its index refuses), each copy is no remote's until one
+    downloads it once more."""
+    directory = tmp_path / "ledger"
+    before = CacheLedger(directory, max_size=100)
+    before.record(sha("a"), 1)  # fetched anonymously: anyone's
+    before.record(sha("b"), 1)
+    before.set_readers(sha("b"), frozenset({"r" * 32}))  # fetched with a remote's credentials
+    before.close()
+    (directory / "readers" / "cache.db").write_bytes(b"not a database" * 100)
+    repair_local_ledger(catalog, directory, LockDir(tmp_path / "locks"))
+    after = CacheLedger(directory, max_size=100)
+    try:
+        assert after.readers(sha("a")) == after.readers(sha("b")) == frozenset()
+        assert sorted(e.sha256 for e in after.entries()) == [sha("a"), sha("b")]  # still cache
+    finally:
+        after.close()
+    assert list(directory.glob("readers.damaged-*")) and not (directory / UNKNOWN_READERS).exists()
 
 
 def rebuilt(directory: Path) -> tuple[list[str], int]:

@@ -58,6 +58,7 @@ from pullthrough.core.models import DistFile
 from pullthrough.core.repository_blocklist import PackagesBlocked
 from pullthrough.services import audit as audit_module
 from pullthrough.services import orphans as orphans_module
+from pullthrough.services import pullthrough as pullthrough_module
 from pullthrough.services import sync as sync_module
 from pullthrough.services import tasks as tasks_module
 from pullthrough.services import uploads as uploads_module
@@ -3731,3 +3732,36 @@ def test_a_sync_takes_a_file_whose_link_holds_a_nul_character(
             ]
         finally:
             svc.close()
+
+
+def test_a_cached_file_is_served_while_the_ledger_cannot_say_who_may_read_it(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Who may be served a copy is the ledger's (the catalog's, across nodes): when it cannot
+    be read for a moment, a copy this process read before is served as it was, not a 503
+    for every warm file; a copy it never read is not served blind."""
+    app = create_app(settings_for(upstream, tmp_path))
+    services = app.extensions["pullthrough"]
+    try:
+        client = app.test_client()
+        url = f"/pulp/content/main/{WHL_02}"
+        with client.get(url) as first:
+            assert first.status_code == 200
+
+        def stored() -> bool:
+            with client.head(url) as answer:
+                return "ETag" in answer.headers
+
+        assert wait_until(stored)
+        monkeypatch.setattr(pullthrough_module, "READERS_SECONDS", 0.0)  # read again each time
+
+        def down(sha256: str) -> object:
+            raise OperationalError("SELECT", {}, Exception("the catalog is down"))
+
+        monkeypatch.setattr(services.ledger, "readers", down)
+        with client.get(url) as again:
+            assert again.status_code == 200 and again.headers["ETag"]
+        services.pullthrough._readers.clear()  # never read here: not served blind
+        assert client.get(url).status_code == 503
+    finally:
+        services.close()

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from pullthrough.storage.ledger import CacheLedger, Entry, choose_evictions
+from pullthrough.storage.ledger import (
+    CacheLedger,
+    Entry,
+    Readers,
+    choose_evictions,
+    may_read,
+    readers_after,
+)
 from pullthrough.storage.locks import OFD_LOCKS, KeyedLocks, LockDir, LockTimeout
 from pullthrough.storage.s3 import DOWN_SECONDS, S3Location, S3Store
 from pullthrough.storage.store import ArtifactStore, HashMismatch, StorageUnavailable, from_start
@@ -132,6 +139,54 @@ def test_ledger_tracks_size_and_recency(tmp_path: Path) -> None:
         assert [v.sha256 for v in ledger.victims()] == ["new"]
         ledger.forget("new")
         assert (ledger.total(), ledger.count()) == (80, 2)
+    finally:
+        ledger.close()
+
+
+A, B = "a" * 32, "b" * 32  # two remotes' credentials, as UpstreamClient.seen_as digests
+
+
+@pytest.mark.parametrize(
+    ("readers", "seen_as", "expected"),
+    [
+        (None, (), True),  # fetched anonymously: anyone's
+        (None, (A,), True),
+        (frozenset({A}), (A,), True),
+        (frozenset({A}), (B,), False),  # fetched with A's credentials: not B's
+        (frozenset({A}), (), False),  # nor an anonymous remote's
+        (frozenset(), (A,), False),  # readers lost (a damaged ledger): nobody's until fetched
+    ],
+)
+def test_a_copy_fetched_with_credentials_is_only_those_remotes(
+    readers: Readers, seen_as: tuple[str, ...], expected: bool
+) -> None:
+    assert may_read(readers, seen_as) is expected
+
+
+@pytest.mark.parametrize(
+    ("readers", "seen_as", "tracked", "expected"),
+    [
+        (None, (A,), False, frozenset({A})),  # a new copy, fetched with credentials
+        (None, (A,), True, None),  # anyone's already (recorded without readers)
+        (frozenset({A}), (B,), True, frozenset({A, B})),
+        (frozenset({A}), (), True, None),  # an anonymous remote fetched it too
+        (frozenset(), (B,), True, frozenset({B})),
+    ],
+)
+def test_who_may_read_a_copy_after_a_remote_fetched_it(
+    readers: Readers, seen_as: tuple[str, ...], tracked: bool, expected: Readers
+) -> None:
+    assert readers_after(readers, seen_as, tracked=tracked) == expected
+
+
+def test_a_forgotten_copy_forgets_its_readers(tmp_path: Path) -> None:
+    ledger = CacheLedger(tmp_path, max_size=100)
+    try:
+        ledger.record("c" * 64, 10)
+        ledger.set_readers("c" * 64, frozenset({A}))
+        assert ledger.readers("c" * 64) == frozenset({A})
+        ledger.forget("c" * 64)  # evicted: a copy fetched again is judged again
+        assert ledger.readers("c" * 64) is None
     finally:
         ledger.close()
 

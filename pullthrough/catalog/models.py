@@ -486,6 +486,16 @@ class CacheUrl(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
+class CacheReaders(Base):
+    """A cached copy an index gave only to remotes sending credentials: the digests of what
+    they send (UpstreamClient.seen_as), space-separated; no row: anyone's (storage.ledger)."""
+
+    __tablename__ = "cache_readers"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    readers: Mapped[str] = mapped_column(Text)
+
+
 class CatalogGeneration(Base):
     """One row whose token changes with every catalog change (nodes poll it)."""
 

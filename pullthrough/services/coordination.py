@@ -5,7 +5,7 @@
   connection, and PostgreSQL releases its locks with it. Within a process, threads wanting one
   key queue on an in-process lock first (storage.locks.KeyedLocks), so only one of them holds or waits on a connection:
   120 requests waiting for one cold file hold one connection per process, not 120.
-- The cache ledger is two tables; a process records the use of a file at most once per
+- The cache ledger is three tables (entries, URLs of unhashed files, readers of copies); a process records the use of a file at most once per
   `touch_interval`, and writes the uses it saw in batches, not one per request: within about
   `_FLUSH_SECONDS` of the first use of a batch, whether or not another use follows.
 - The change signal is a row, polled at most every `poll_seconds` by each process.
@@ -42,12 +42,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from pullthrough.catalog.db import Catalog, in_batches
-from pullthrough.catalog.models import CacheEntry, CacheUrl, CatalogGeneration
+from pullthrough.catalog.models import CacheEntry, CacheReaders, CacheUrl, CatalogGeneration
 from pullthrough.services.ledger_rebuild import cache_entries
 from pullthrough.storage.copies import set_aside
 from pullthrough.storage.ledger import (
     CacheLedger,
     Entry,
+    Readers,
     RecentUses,
     damaged_parts,
     evictions_in_order,
@@ -290,6 +291,7 @@ class SharedLedger:
     def forget(self, sha256: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(CacheEntry).where(CacheEntry.sha256 == sha256))
+            conn.execute(delete(CacheReaders).where(CacheReaders.sha256 == sha256))
 
     def tracks(self, sha256: str) -> bool:
         return self.used_at(sha256) is not None
@@ -365,6 +367,25 @@ class SharedLedger:
             found = conn.execute(select(CacheUrl.sha256).where(CacheUrl.url_sha256 == key))
             return found.scalar()
 
+    def readers(self, sha256: str) -> Readers:
+        with self.engine.connect() as conn:
+            query = select(CacheReaders.readers).where(CacheReaders.sha256 == sha256)
+            found = conn.execute(query).scalar()
+        return None if found is None else frozenset(found.split())
+
+    def set_readers(self, sha256: str, readers: Readers) -> None:
+        with self.engine.begin() as conn:
+            if readers is None:
+                conn.execute(delete(CacheReaders).where(CacheReaders.sha256 == sha256))
+                return
+            text = " ".join(sorted(readers))
+            statement = insert(CacheReaders).values(sha256=sha256, readers=text)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[CacheReaders.sha256], set_={"readers": text}
+                )
+            )
+
 
 def _catalog_seconds(*, ago: float = 0.0) -> ColumnElement[float]:
     """The database's clock (epoch seconds), `ago` seconds back: uses are compared across
@@ -393,25 +414,34 @@ def adopt_local_ledger(engine: Engine, directory: Path) -> int:
             aside,
         )
         rebuilt = cache_entries(Catalog(engine))
-        return _adopt(engine, rebuilt, {})
+        unknown = dict.fromkeys((e.sha256 for e in rebuilt), frozenset[str]())  # lost readers
+        return _adopt(engine, rebuilt, {}, unknown)
     local = CacheLedger(directory, max_size=0)
     try:
-        adopted = _adopt(engine, list(local.entries()), dict(local.remembered_urls()))
+        urls, limited = dict(local.remembered_urls()), dict(local.limited_copies())
+        adopted = _adopt(engine, list(local.entries()), urls, limited)
     finally:
         local.close()
     directory.rename(directory.with_name(directory.name + ".adopted"))
     return adopted
 
 
-def _adopt(engine: Engine, found: list[Entry], urls_found: dict[str, str]) -> int:
-    """Enter entries and URLs in the shared ledger, leaving those it has as they are."""
+def _adopt(
+    engine: Engine,
+    found: list[Entry],
+    urls_found: dict[str, str],
+    limited: dict[str, frozenset[str]],
+) -> int:
+    """Enter entries, URLs and the readers of copies not anyone's in the shared ledger,
+    leaving those it has as they are."""
     entries = [{"sha256": e.sha256, "size": e.size, "last_used": e.last_used} for e in found]
     urls = [
         {"url_sha256": hashlib.sha256(url.encode()).hexdigest(), "url": url, "sha256": sha}
         for url, sha in urls_found.items()
     ]
+    readers = [{"sha256": sha, "readers": " ".join(sorted(r))} for sha, r in limited.items()]
     with engine.begin() as conn:
-        for table, rows in ((CacheEntry, entries), (CacheUrl, urls)):
+        for table, rows in ((CacheEntry, entries), (CacheUrl, urls), (CacheReaders, readers)):
             # executemany, in batches: one statement of all the rows would pass PostgreSQL's
             # 65,535 parameters from about 21,000 files
             if rows:

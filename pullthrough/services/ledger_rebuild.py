@@ -6,7 +6,8 @@ What a rebuild restores: an entry (size, and as last use the time it was cached)
 pull-through copy the catalog records (a package of origin "cache") whose bytes nothing else
 records - no repository version, artifact, upload chunk or other package. What it cannot: the
 real last uses; the files a URL of an index without hashes was stored as (such a file is
-downloaded once more, then known again); and bytes the ledger alone recorded (a cached file
+downloaded once more, then known again); which remotes a copy fetched with credentials is for
+(each copy is then no remote's until one downloads it once more); and bytes the ledger alone recorded (a cached file
 the catalog has no entry for, a sync's PEP 658 metadata not recorded yet): they stay in the
 store, never evicted, as files nothing records."""
 
@@ -34,6 +35,7 @@ from pullthrough.storage.locks import LockDir
 
 log = logging.getLogger(__name__)
 REBUILDING = "rebuilding"  # a mark in the ledger's folder while its entries are rebuilt
+UNKNOWN_READERS = "unknown-readers"  # a mark while every copy is made no remote's
 # A lock of the data folder: taken shared by every process that has the ledger open (a server's
 # workers, `pullthrough worker`), exclusively to set a damaged database of it aside
 IN_USE = "ledger_in_use"
@@ -41,6 +43,7 @@ CACHE_PAGE = 2000  # sha256s of copies read at a time
 LOST = {
     "files": "its entries are rebuilt from the catalog",
     "urls": "files of indexes without hashes are downloaded once more",
+    "readers": "each cached file is downloaded once more before a remote is served it",
 }
 
 
@@ -75,8 +78,8 @@ def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> No
     one-time setup, before gunicorn starts its workers: a rebuild of many files may take longer
     than a worker may stay silent. A rebuild cut short (a killed process) is taken up again at
     the next start: the `rebuilding` mark goes only once it is complete."""
-    mark = directory / REBUILDING
-    if not mark.exists() and not damaged_parts(directory):
+    mark, unknown = directory / REBUILDING, directory / UNKNOWN_READERS
+    if not mark.exists() and not unknown.exists() and not damaged_parts(directory):
         return
     with locks.named("reset_ledger").held(RESET_WAIT_SECONDS):
         damaged = damaged_parts(directory)  # none if another process rebuilt it meanwhile
@@ -85,6 +88,8 @@ def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> No
                 raise LedgerInUse(directory, damaged)
             if "files" in damaged:
                 mark.touch()  # first: a process killed once the file is aside still rebuilds
+            if "readers" in damaged:
+                unknown.touch()  # no copy is anyone's until it is, even after a kill
             for part in damaged:
                 aside = set_aside(directory / part)
                 log.warning(
@@ -94,20 +99,25 @@ def repair_local_ledger(catalog: Catalog, directory: Path, locks: LockDir) -> No
                     aside,
                     LOST[part],
                 )
-        if not mark.exists():
+        if not mark.exists() and not unknown.exists():
             return
         ledger = CacheLedger(directory, max_size=0)
         try:
-            entries = cache_entries(catalog)
-            ledger.restore(entries)
+            if mark.exists():
+                entries = cache_entries(catalog)
+                ledger.restore(entries)
+                mark.unlink()
+                log.warning(
+                    "the cache ledger was rebuilt from the catalog: %d cached files, %d bytes",
+                    len(entries),
+                    sum(e.size for e in entries),
+                )
+            if unknown.exists():
+                for entry in list(ledger.entries()):
+                    ledger.set_readers(entry.sha256, frozenset())
+                unknown.unlink()
         finally:
             ledger.close()
-        mark.unlink()
-        log.warning(
-            "the cache ledger was rebuilt from the catalog: %d cached files, %d bytes",
-            len(entries),
-            sum(e.size for e in entries),
-        )
 
 
 def cache_entries(catalog: Catalog) -> list[Entry]:

@@ -32,7 +32,7 @@ from pullthrough.core.models import DistFile
 from pullthrough.services.distribution import Distribution, NotFound, PageView
 from pullthrough.services.metrics import Metrics
 from pullthrough.storage.flights import Flights
-from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.ledger import Ledger, Readers, may_read, readers_after
 from pullthrough.storage.locks import (
     STORED_WAIT_SECONDS,
     Lock,
@@ -69,6 +69,13 @@ STALL_SECONDS = 600.0  # a download with no progress for this long is given up b
 EVICTION_PASSES = 4  # a pass, then again for files recorded meanwhile (bounded)
 STORING_THREADS = 8  # small files stored at once, per process, while they are sent
 CHUNK_SIZE = 1024 * 1024
+# How long a process trusts what it read of who may be served a copy (the warm path asks no
+# database). A refusal is checked again before a download; a copy anyone may read turns into
+# one some remotes may only once evicted and fetched again with credentials, which LRU makes
+# rare for a file used in this time.
+READERS_SECONDS = 60.0
+READERS_KEPT = 65536  # files whose readers a process remembers (then it starts afresh)
+LEDGER_ERRORS = (OSError, sqlite3.Error, SQLAlchemyError)  # a ledger that cannot be read
 JOIN_LOOK_SECONDS = 1.0  # how often a request waiting for another process's download looks
 TAIL_POLL_SECONDS = 0.05  # how often a request following it looks for more bytes
 
@@ -219,6 +226,20 @@ class _Failures:
         return type(error)(*error.args)
 
 
+def fetch_key(seen_as: tuple[str, ...], url: str) -> str:
+    """What a download is one of (its lock, its flight, its failure): a URL, as the index sees
+    the remote asking for it - a file fetched with credentials is no other remote's."""
+    return " ".join((*seen_as, url))
+
+
+def seen_as(dist: Distribution, entry: DistFile, view: PageView) -> tuple[str, ...] | None:
+    """Who the index sees when this distribution fetches a listed file: the remote it would be
+    fetched through (UpstreamClient.seen_as); None for the repository's own content, which no
+    remote fetches (the distribution's access governs it)."""
+    client, _ = dist.origin(entry, view)
+    return client.seen_as if client is not None else None
+
+
 class _HeldBack:
     """A client's bytes of a file not verified yet, `size` long when known (its Content-Length):
     all but the last HOLD_BACK go out as they come, hashed; those only once the whole file is in
@@ -300,6 +321,9 @@ class PullThrough:
         # The catalog entries and eviction after a file is stored hold nothing: they may
         # queue, one at a time per process (fewer waits for the catalog's write lock).
         self._bookkeeping = ThreadPoolExecutor(1, thread_name_prefix="pullthrough-bookkeeping")
+        # sha256 -> (its readers, when read: time.monotonic()); a plain dict, whose get and
+        # set are atomic: a TTLCache and its lock cost the warm path ten times as much
+        self._readers: dict[str, tuple[Readers, float]] = {}
 
     def close(self) -> None:
         """Finish storing the files received (their downloads' locks are held till then), and
@@ -319,9 +343,43 @@ class PullThrough:
             log.warning("could not record a use of %s: %s", sha256, exc)
         return StoredFile(opened.file, opened.size, sha256, stale)
 
-    def _known_sha(self, entry: DistFile) -> str | None:
-        """The stored name of a listed file: its sha256, or the one found when fetching it."""
-        return entry.sha256 or self.ledger.sha_for_url(entry.url)
+    def _known_sha(
+        self, entry: DistFile, reader: tuple[str, ...] | None, *, recent: bool = True
+    ) -> str | None:
+        """The stored name of a listed file (its sha256, or the one found when fetching it), if
+        a remote the index sees as `reader` may be served that copy (None: the repository's
+        own content; `recent`: as this process read that lately, else as the ledger says)."""
+        if (sha := entry.sha256 or self.ledger.sha_for_url(entry.url)) is None:
+            return None
+        if reader is None or may_read(self._readers_of(sha, recent=recent), reader):
+            return sha
+        return None
+
+    def servable_sha(self, dist: Distribution, entry: DistFile, view: PageView) -> str | None:
+        """The sha256 of the copy of a listed file this distribution may be served from the
+        store, if known (stored or not): none for a copy fetched with another remote's
+        credentials, which it would download itself."""
+        return self._known_sha(entry, seen_as(dist, entry, view))
+
+    def _readers_of(self, sha256: str, *, recent: bool) -> Readers:
+        """Who may be served a copy; what this process read last when the ledger cannot be
+        read now (the catalog down: warm files go on), else the ledger's error."""
+        known = self._readers.get(sha256)
+        if recent and known is not None and time.monotonic() - known[1] < READERS_SECONDS:
+            return known[0]
+        try:
+            readers = self.ledger.readers(sha256)
+        except LEDGER_ERRORS:
+            if known is None:
+                raise
+            return known[0]
+        self._note_readers(sha256, readers)
+        return readers
+
+    def _note_readers(self, sha256: str, readers: Readers) -> None:
+        if len(self._readers) >= READERS_KEPT:
+            self._readers.clear()
+        self._readers[sha256] = (readers, time.monotonic())
 
     def open(
         self, dist: Distribution, filename: str, *, read_from: ReadFrom | None = from_start
@@ -333,14 +391,20 @@ class PullThrough:
     def peek(self, dist: Distribution, filename: str) -> StoredFile | int | None:
         """The stored file if cached, else the size the index gives (or None); no download."""
         entry, view = dist.find_file(filename)
-        stored = self._stored(self._known_sha(entry), view.stale)
+        stored = self._stored(self._known_sha(entry, seen_as(dist, entry, view)), view.stale)
         return stored if stored is not None else entry.size
 
     def open_stored(
-        self, entry: DistFile, view: PageView, read_from: ReadFrom | None = from_start
+        self,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        read_from: ReadFrom | None = from_start,
     ) -> StoredFile | None:
-        """A listed file if it is stored (counted as a hit); never a download, nor a wait."""
-        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is None:
+        """A listed file if it is stored for this distribution's remote (counted as a hit);
+        never a download, nor a wait."""
+        sha = self._known_sha(entry, seen_as(dist, entry, view))
+        if (stored := self._stored(sha, view.stale, read_from)) is None:
             return None
         self.metrics.cache_hits.inc()
         if view.stale:
@@ -350,7 +414,7 @@ class PullThrough:
     def _open(
         self, dist: Distribution, entry: DistFile, view: PageView, read_from: ReadFrom | None
     ) -> StoredFile | StreamedFile:
-        if (stored := self.open_stored(entry, view, read_from)) is not None:
+        if (stored := self.open_stored(dist, entry, view, read_from)) is not None:
             return stored
         opened = self._download(dist, entry, view, read_from)
         if view.stale:
@@ -371,14 +435,16 @@ class PullThrough:
         anew should another process's end unverified)."""
         url, expected, size = entry.url, dict(entry.hashes), entry.size
         client, keep = self._source(dist, entry, view)
-        if (joined := self._join(url, expected, view)) is not None:
+        key = fetch_key(client.seen_as, url)
+        if (joined := self._join(url, key, expected, view)) is not None:
             return joined
-        lock = self.locks.lock(url)
+        lock = self.locks.lock(key)
         asked = time.monotonic()
-        if (followed := self._take_or_follow(lock, dist, entry, view, again=again)) is not None:
+        followed = self._take_or_follow(lock, key, dist, entry, view, again=again)
+        if followed is not None:
             return followed
         try:  # a look at the store (S3 down) or the catalog (down) may fail: the lock goes
-            if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
+            if (stored := self._stored_meanwhile(entry, client, view, read_from)) is not None:
                 lock.release()
                 return stored
             if (failed := self._failures.since(client, url, asked)) is not None:
@@ -418,9 +484,9 @@ class PullThrough:
             fetch = (client, resp, writer, entry, url, lock, keep, progress, most)
             flight = _Flight(writer.tmp_path, expected, progress, size, most, storing)
             with self._flights_lock:
-                self._flights[url] = flight
+                self._flights[key] = flight
             if self.flights is not None:
-                self.flights.post(url, writer.tmp_path, size)
+                self.flights.post(key, writer.tmp_path, size)
 
             def fetch_then_store() -> None:
                 alongside = None
@@ -428,10 +494,10 @@ class PullThrough:
                     alongside = self._receive_then_store(*fetch)
                 finally:  # a storing under way is done when its storing thread is
                     with self._flights_lock:  # stored or given up: the lock tells
-                        if self._flights.get(url) is flight:  # not a later download's
-                            del self._flights[url]
+                        if self._flights.get(key) is flight:  # not a later download's
+                            del self._flights[key]
                     if self.flights is not None:
-                        self.flights.withdraw(url, flight.tmp_path)
+                        self.flights.withdraw(key, flight.tmp_path)
                     if alongside is None:
                         storing.set_result(None)
                     else:
@@ -442,16 +508,18 @@ class PullThrough:
             ).start()
         return self._tailed(reader, progress, url, most, size, view.stale, storing)
 
-    def _join(self, url: str, expected: dict[str, str], view: PageView) -> StreamedFile | None:
-        """The big file this process is fetching from `url`, sent as it grows, as to the
-        request that started its download: a request waiting for the download's lock gets no
-        byte until the file is stored, and a client that gives up on a silent server (pip
-        after 15 s) failed on a file that takes longer to come. None when there is no such
-        download (or it has just ended: then the lock tells whether it was stored), and when
-        the download checks other digests than `expected` (a page listing the URL with other
-        bytes gets the file checked against its own)."""
+    def _join(
+        self, url: str, key: str, expected: dict[str, str], view: PageView
+    ) -> StreamedFile | None:
+        """The big file this process is fetching from `url` (as `key`: fetch_key), sent as it
+        grows, as to the request that started its download: a request waiting for the
+        download's lock gets no byte until the file is stored, and a client that gives up on a
+        silent server (pip after 15 s) failed on a file that takes longer to come. None when
+        there is no such download (or it has just ended: then the lock tells whether it was
+        stored), and when the download checks other digests than `expected` (a page listing
+        the URL with other bytes gets the file checked against its own)."""
         with self._flights_lock:
-            flight = self._flights.get(url)
+            flight = self._flights.get(key)
         if flight is None or flight.expected != expected:
             return None
         try:
@@ -489,7 +557,14 @@ class PullThrough:
         return StreamedFile(tail, size, stale, reader, storing)
 
     def _take_or_follow(
-        self, lock: Lock, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
+        self,
+        lock: Lock,
+        key: str,
+        dist: Distribution,
+        entry: DistFile,
+        view: PageView,
+        *,
+        again: bool,
     ) -> StreamedFile | None:
         """Take a download's lock (None), or follow the download of the file that another
         process of this host holds it for, looking for one every JOIN_LOOK_SECONDS while
@@ -500,7 +575,7 @@ class PullThrough:
             return None
         deadline = time.monotonic() + self.wait_timeout
         while not lock.acquire(timeout=0, blocking=False):
-            if (followed := self._follow(dist, entry, view, again=again)) is not None:
+            if (followed := self._follow(key, dist, entry, view, again=again)) is not None:
                 return followed
             if (left := deadline - time.monotonic()) <= 0:
                 raise _waited_too_long(entry.url)
@@ -510,13 +585,13 @@ class PullThrough:
         return None
 
     def _follow(
-        self, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
+        self, key: str, dist: Distribution, entry: DistFile, view: PageView, *, again: bool
     ) -> StreamedFile | None:
-        """The file another process of this host is downloading (Flights), sent as it grows
-        once more than the held-back tail is in; None when none is, or it has just ended (the
-        lock then tells whether it was stored)."""
+        """The file another process of this host is downloading (Flights, as `key`:
+        fetch_key), sent as it grows once more than the held-back tail is in; None when none
+        is, or it has just ended (the lock then tells whether it was stored)."""
         assert self.flights is not None
-        if (notice := self.flights.find(entry.url)) is None:
+        if (notice := self.flights.find(key)) is None:
             return None
         try:
             reader = open(self.store.tmp / notice.name, "rb")  # noqa: SIM115 - owned by the chunks
@@ -579,12 +654,17 @@ class PullThrough:
             raise _waited_too_long(url) from None
 
     def _stored_meanwhile(
-        self, entry: DistFile, view: PageView, read_from: ReadFrom | None
+        self,
+        entry: DistFile,
+        client: UpstreamClient,
+        view: PageView,
+        read_from: ReadFrom | None,
     ) -> StoredFile | None:
         """A second look, once a download's lock was free: the file stored by another request
         meanwhile (one waited for, or one that let the lock go between the first look and the
-        taking). Only a file the ledger has just recorded is looked up: on S3 a look is a HEAD."""
-        sha = self._known_sha(entry)
+        taking), for the remote of `client`, as the ledger says now. Only a file the ledger has
+        just recorded is looked up: on S3 a look is a HEAD."""
+        sha = self._known_sha(entry, client.seen_as, recent=False)
         if sha is None or not self.ledger.tracks(sha):
             return None
         if (stored := self._stored(sha, view.stale, read_from)) is not None:
@@ -592,7 +672,13 @@ class PullThrough:
         return stored
 
     def _store_alongside(
-        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
+        self,
+        writer: ArtifactWriter,
+        entry: DistFile,
+        url: str,
+        reader: tuple[str, ...],
+        lock: Lock,
+        keep: bool,
     ) -> Future[None] | None:
         """Store a file received and verified on a free storing thread, while its (last) bytes
         go out; a stopping process finishes that work. When every storing thread is busy, or
@@ -600,13 +686,15 @@ class PullThrough:
         of a storing under way, or None once stored here."""
         if self._storers.acquire(blocking=False):
             try:
-                storing = self._storing.submit(self._store_received, writer, entry, url, lock, keep)
+                storing = self._storing.submit(
+                    self._store_received, writer, entry, url, reader, lock, keep
+                )
             except RuntimeError:  # the pool is shut down: the process is stopping
                 self._storers.release()
             else:
                 storing.add_done_callback(lambda _: self._storers.release())
                 return storing
-        self._store_received(writer, entry, url, lock, keep)
+        self._store_received(writer, entry, url, reader, lock, keep)
         return None
 
     def _source(
@@ -645,7 +733,8 @@ class PullThrough:
         sends the whole file instead). `read_from`: where the stored file's answer sends bytes
         from (see BlobStore.open), None if it may send none of them."""
         entry, view = dist.find_file(filename)
-        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is not None:
+        sha = self._known_sha(entry, seen_as(dist, entry, view))
+        if (stored := self._stored(sha, view.stale, read_from)) is not None:
             self.metrics.cache_hits.inc()
             return stored
         client, _ = self._source(dist, entry, view)
@@ -654,10 +743,10 @@ class PullThrough:
         if entry.size is not None and entry.size <= HOLD_BACK:
             # A small file being fetched or stored right now (a client asking for a range of
             # what it has just downloaded): a moment's wait, and it comes from the store.
-            lock = self.locks.lock(entry.url)
+            lock = self.locks.lock(fetch_key(client.seen_as, entry.url))
             self._take(lock, entry.url)
             lock.release()
-            if (stored := self._stored_meanwhile(entry, view, read_from)) is not None:
+            if (stored := self._stored_meanwhile(entry, client, view, read_from)) is not None:
                 return stored
         self._prefetch(dist, entry, view)
         resp = client.open_range(entry.url, byte_range)
@@ -726,12 +815,16 @@ class PullThrough:
                 progress.update(written=writer.size)
         writer.verify()
 
-    def _keep(self, writer: ArtifactWriter, entry: DistFile, url: str) -> Kept:
-        """Record a received, verified file in the ledger, then make it visible in the store
-        (fsync, then rename or upload); its catalog entry is read from the local bytes first.
-        In that order, under the bytes' lock: a process killed in between leaves an entry of
-        bytes not stored (evicted in its turn, freeing nothing), never bytes in the store
-        that nothing counts, evicts or removes."""
+    def _keep(
+        self, writer: ArtifactWriter, entry: DistFile, url: str, reader: tuple[str, ...]
+    ) -> Kept:
+        """Record a received, verified file in the ledger (and who may read it: a copy fetched
+        with `reader`'s credentials is that remote's, unless anyone's already), then make it
+        visible in the store (fsync, then rename or upload); its catalog entry is read from the
+        local bytes first. In that order, under the bytes' lock: a process killed in between
+        leaves an entry of bytes not stored (evicted in its turn, freeing nothing), never bytes
+        in the store that nothing counts, evicts or removes, nor bytes of one remote that
+        another is served."""
         sha = writer.digest()
         try:
             package = self.events.describe(entry, sha, writer.tmp_path)
@@ -739,8 +832,13 @@ class PullThrough:
             log.exception("could not read %s for the catalog", describe_url(url))
             package = None
         with stored_bytes(self.locks, sha).held(STORED_WAIT_SECONDS):
+            readers = None  # fetched anonymously: anyone's
+            if reader:  # a ledger that cannot say: the copy is not kept
+                tracked = self.ledger.tracks(sha)
+                readers = readers_after(self.ledger.readers(sha), reader, tracked=tracked)
             self._account(sha, writer.size, None if "sha256" in entry.hashes else url)
             try:
+                self._set_readers(sha, readers)
                 writer.commit()
             except BaseException:
                 with suppress(Exception):  # a store that cannot say: the entry stays
@@ -790,12 +888,18 @@ class PullThrough:
         if not received:
             return None
         try:
-            return self._store_alongside(writer, entry, url, lock, keep)
+            return self._store_alongside(writer, entry, url, client.seen_as, lock, keep)
         finally:
             progress.finish()
 
     def _store_received(
-        self, writer: ArtifactWriter, entry: DistFile, url: str, lock: Lock, keep: bool
+        self,
+        writer: ArtifactWriter,
+        entry: DistFile,
+        url: str,
+        reader: tuple[str, ...],
+        lock: Lock,
+        keep: bool,
     ) -> None:
         """Store a file received and verified (while its last bytes go to the client), let
         waiting requests go on, then the bookkeeping, on its own thread. A file that cannot be
@@ -804,7 +908,7 @@ class PullThrough:
         try:
             with writer:
                 if keep:
-                    kept = self._keep(writer, entry, url)
+                    kept = self._keep(writer, entry, url, reader)
         except Exception as exc:
             log.error("sent %s, but could not store it: %s", describe_url(url), exc)
         finally:
@@ -826,6 +930,18 @@ class PullThrough:
                 self.ledger.remember_url(url, sha)
         except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
             log.warning("cached %s, but the cache ledger could not record it: %s", sha, exc)
+
+    def _set_readers(self, sha: str, readers: Readers) -> None:
+        """Record who may be served a copy before it is visible: a copy not recorded as some
+        remotes' is not kept (raises); one left some remotes' for want of a write is only
+        downloaded once more by the others."""
+        try:
+            self.ledger.set_readers(sha, readers)
+        except LEDGER_ERRORS as exc:
+            if readers is not None:
+                raise
+            log.warning("cached %s, but could not record it as anyone's: %s", sha, exc)
+        self._note_readers(sha, readers)
 
     def _after_caching(self, url: str, kept: Kept) -> None:
         """Catalog the new file as orphaned content, then keep the cache within its limit -
@@ -891,11 +1007,13 @@ class PullThrough:
                 opened.stored.result(timeout=self.wait_timeout)
             except TimeoutError:
                 raise UpstreamTimeout(f"storing {describe_url(entry.url)} took too long") from None
+        reader = seen_as(dist, entry, view)
         if opened.elsewhere:
-            lock = self.locks.lock(entry.url)
+            lock = self.locks.lock(fetch_key(reader or (), entry.url))
             self._take(lock, entry.url)
             lock.release()
-        if (stored := self._stored(self._known_sha(entry), view.stale, read_from)) is None:
+        sha = self._known_sha(entry, reader, recent=False)
+        if (stored := self._stored(sha, view.stale, read_from)) is None:
             raise UpstreamError(f"download of {describe_url(entry.url)} did not complete")
         return stored
 
@@ -921,7 +1039,7 @@ class PullThrough:
             try:
                 return self._whole(dist, metadata_entry, view), view.stale
             except UpstreamError:
-                if (inside := self._cached_metadata(entry, view, hashes)) is None:
+                if (inside := self._cached_metadata(dist, entry, view, hashes)) is None:
                     raise
                 return inside, view.stale
         if not filename.endswith(".whl"):
@@ -940,14 +1058,15 @@ class PullThrough:
             return read_metadata(path, filename).raw
 
     def _cached_metadata(
-        self, entry: DistFile, view: PageView, hashes: Mapping[str, str]
+        self, dist: Distribution, entry: DistFile, view: PageView, hashes: Mapping[str, str]
     ) -> bytes | None:
         """The METADATA of a cached wheel (the upstream is failing, or sent something else: a
         wheel fetched earlier still answers), if it is the very file the page's metadata hash
         names; without that hash, the wheel's own METADATA is the metadata (PEP 658)."""
         if not entry.filename.endswith(".whl"):
             return None
-        if (stored := self._stored(self._known_sha(entry), view.stale)) is None:
+        sha = self._known_sha(entry, seen_as(dist, entry, view))
+        if (stored := self._stored(sha, view.stale)) is None:
             return None
         stored.file.close()
         try:
@@ -999,6 +1118,7 @@ class PullThrough:
                         evicted += 1
                         self.metrics.evictions.inc()  # counted as they go: a pass may be long
                     self.ledger.forget(victim.sha256)  # evicted, or promoted: no longer cache
+                    self._readers.pop(victim.sha256, None)  # read again once fetched again
                 except StorageUnavailable as exc:  # still there and tracked: evicted later
                     log.warning("eviction paused: %s", exc)
                     return evicted, True

@@ -48,7 +48,7 @@ from pullthrough.services.remote_pages import (
 )
 from pullthrough.services.repair import restore_missing
 from pullthrough.services.tasks import Ref, TaskContext
-from pullthrough.storage.ledger import Ledger
+from pullthrough.storage.ledger import Ledger, may_read
 from pullthrough.storage.locks import STORED_WAIT_SECONDS, Locks, stored_bytes
 from pullthrough.storage.store import BlobStore, HashMismatch
 from pullthrough.upstream.client import (
@@ -253,12 +253,21 @@ def sync(ctx: TaskContext) -> None:
         if syncer.errors:
             raise SyncFailed(_failure_message(syncer.errors))
         immediate = settings.policy == IMMEDIATE
+        # A copy another remote fetched with its credentials is taken in only once this
+        # remote has downloaded it too: its index may refuse this remote the file
+        foreign = {
+            p.filename
+            for p in existing.values()
+            if p.origin == "cache" and not may_read(svc.ledger.readers(p.sha256), client.seen_as)
+        }
         fetch = [
             w
             for w in wanted
-            if (immediate or not w.file.sha256)
+            if (immediate or not w.file.sha256 or w.file.filename in foreign)
             and not (
-                w.file.filename in existing and svc.store.has(existing[w.file.filename].sha256)
+                w.file.filename in existing
+                and w.file.filename not in foreign
+                and svc.store.has(existing[w.file.filename].sha256)
             )
         ]
         new: dict[str, Package] = {}

@@ -23,7 +23,8 @@ from pullthrough.storage.copies import opened
 from pullthrough.storage.locks import Lock
 
 _TOTAL = "__total__"
-PARTS = ("files", "urls")  # the ledger's diskcaches: its entries, and the URLs of unhashed files
+# The ledger's diskcaches: its entries, the URLs of unhashed files, and who may read a copy
+PARTS = ("files", "urls", "readers")
 _SETTINGS: dict[str, Any] = {"eviction_policy": "none", "size_limit": 2**62, "statistics": False}
 RESTORE_BATCH = 1000  # entries written in one transaction: other workers' writes go between
 
@@ -33,6 +34,27 @@ class Entry:
     sha256: str
     size: int
     last_used: float
+
+
+# Who may be served a stored copy through a remote's page: None for anyone (a copy some remote
+# fetched sending nothing of its own), else the UpstreamClient.seen_as digests of the remotes
+# that fetched it with their credentials (frozenset(): nobody known, after a damaged ledger)
+Readers = frozenset[str] | None
+
+
+def may_read(readers: Readers, seen_as: tuple[str, ...]) -> bool:
+    """Whether a remote the index sees as `seen_as` may be served a copy of `readers`: bytes
+    an index gave one remote for its credentials are no other remote's."""
+    return readers is None or (bool(seen_as) and seen_as[0] in readers)
+
+
+def readers_after(readers: Readers, seen_as: tuple[str, ...], *, tracked: bool) -> Readers:
+    """A copy's readers once a remote seen as `seen_as` has fetched it (`readers`: before;
+    `tracked`: whether the ledger recorded it before): anyone's once fetched anonymously, and
+    still anyone's when it was so already; else also that remote's."""
+    if not seen_as or (readers is None and tracked):
+        return None
+    return (readers or frozenset()) | {seen_as[0]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +167,8 @@ class Ledger(Protocol):
     def victims(self) -> Iterable[Entry]: ...
     def remember_url(self, url: str, sha256: str) -> None: ...
     def sha_for_url(self, url: str) -> str | None: ...
+    def readers(self, sha256: str) -> Readers: ...
+    def set_readers(self, sha256: str, readers: Readers) -> None: ...
 
 
 class CacheLedger:
@@ -159,6 +183,7 @@ class CacheLedger:
     ) -> None:
         self.files = diskcache.Cache(str(directory / "files"), **_SETTINGS)
         self.urls = diskcache.Cache(str(directory / "urls"), **_SETTINGS)
+        self.limited = diskcache.Cache(str(directory / "readers"), **_SETTINGS)  # sha -> Readers
         self.max_size = max_size
         self.clock = clock
         self._recent = RecentUses(touch_interval, clock)
@@ -167,6 +192,7 @@ class CacheLedger:
     def close(self) -> None:
         self.files.close()
         self.urls.close()
+        self.limited.close()
         if self._in_use is not None:
             self._in_use.release()
 
@@ -216,6 +242,7 @@ class CacheLedger:
         with self.files.transact():
             if (record := self.files.pop(sha256, default=None)) is not None:
                 self.files.decr(_TOTAL, record[0])
+        self.limited.pop(sha256, default=None)  # a copy fetched again is judged again
 
     def tracks(self, sha256: str) -> bool:
         return self.used_at(sha256) is not None
@@ -254,6 +281,22 @@ class CacheLedger:
     def sha_for_url(self, url: str) -> str | None:
         found = self.urls.get(url)
         return str(found) if found is not None else None
+
+    def readers(self, sha256: str) -> Readers:
+        found = self.limited.get(sha256)
+        return None if found is None else frozenset(found)
+
+    def set_readers(self, sha256: str, readers: Readers) -> None:
+        if readers is None:
+            self.limited.pop(sha256, default=None)
+        else:
+            self.limited.set(sha256, tuple(sorted(readers)))
+
+    def limited_copies(self) -> Iterator[tuple[str, frozenset[str]]]:
+        """Every copy not anyone's, with its readers."""
+        for sha256 in self.limited.iterkeys():
+            if (readers := self.readers(sha256)) is not None:
+                yield sha256, readers
 
     def remembered_urls(self) -> Iterator[tuple[str, str]]:
         """Every URL remembered, with its stored file's sha256."""

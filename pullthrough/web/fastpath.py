@@ -23,7 +23,7 @@ from werkzeug.wsgi import wrap_file
 
 from pullthrough.core.filenames import project_candidates
 from pullthrough.services.metrics import FILE, PAGE, Metrics
-from pullthrough.services.pullthrough import PullThrough, StoredFile
+from pullthrough.services.pullthrough import LEDGER_ERRORS, PullThrough, StoredFile
 from pullthrough.services.registry import Registry
 from pullthrough.web.common import etag_matches
 from pullthrough.web.content import stored_headers, unconditional
@@ -123,7 +123,7 @@ class WarmFiles:
                 return None  # Flask looks the page up, or says why the file is held
             if (entry := view.files.get(filename)) is not None:
                 try:
-                    return self.pullthrough.open_stored(entry, view)
-                except OSError:
+                    return self.pullthrough.open_stored(dist, entry, view)
+                except LEDGER_ERRORS:  # OSError too
                     return None  # Flask's error handling says what is wrong
         return None

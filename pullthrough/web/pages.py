@@ -102,13 +102,13 @@ def project_page(base_path: str, name: str) -> BaseResponse:
     view = dist.project(normal)
     local = dist.local.project(normal) if dist.local is not None else None
     in_repository = {f.filename for f in local.files} if local is not None else set()
-    ledger = services().ledger
+    svc = services()
 
     def source(entry: DistFile) -> str:
         if entry.filename in in_repository:
             return pm.REPOSITORY
-        sha = entry.sha256 or ledger.sha_for_url(entry.url)
-        return pm.CACHE if sha is not None and ledger.tracks(sha) else pm.UPSTREAM
+        sha = svc.pullthrough.servable_sha(dist, entry, view)  # not another remote's copy
+        return pm.CACHE if sha is not None and svc.ledger.tracks(sha) else pm.UPSTREAM
 
     every = request.args.get("all") == "1"
     model = pm.project_model(

@@ -143,9 +143,17 @@ def _render(
         wanted = shown["info"]["version"]
         if wanted is None:  # no release at all: pypi.org's 404, not an `info` without a version
             raise NotFound(_no_release(name, len(view.held)))
-        # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`).
-        sha256s = [f["digests"]["sha256"] for f in shown["urls"]]
-        metadata = _metadata([sha256 for sha256 in sha256s if sha256])
+        # The release's files, however their names spell its version (`0.6c11`, `0.6rc11`),
+        # whose copy this distribution would be served: not another remote's (its metadata
+        # is what an index gave that remote for its credentials)
+        pullthrough = services().pullthrough
+        entries = [view.files.get(f["filename"]) for f in shown["urls"]]
+        sha256s = [
+            e.sha256
+            for e in entries
+            if e is not None and e.sha256 and pullthrough.servable_sha(dist, e, view)
+        ]
+        metadata = _metadata(sha256s)
         body = render_project(
             view.page.name,
             files,
