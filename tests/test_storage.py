@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pullthrough.storage.flights import Flights, Notice
 from pullthrough.storage.ledger import (
     CacheLedger,
     Entry,
@@ -472,3 +473,28 @@ def test_an_s3_file_opened_to_send_is_sent_whole_when_evicted_before_its_first_r
         opened.file.close()
     assert store.open(sha, read_from=from_start) is None
     assert store.open(sha, read_from=lambda sha256, size: 5) is None
+
+
+def test_notices_of_downloads_a_killed_process_left_go_when_a_process_starts(
+    tmp_path: Path,
+) -> None:
+    """A process killed while it downloads leaves its notice (the store removes the file it
+    named): the next process to start removes it, and a half-written one past a minute; the
+    notice of a download still writing its file stays."""
+    tmp, directory = tmp_path / "tmp", tmp_path / "flights"
+    tmp.mkdir()
+    first = Flights(directory, tmp)
+    live, dead = tmp / "1.1-live.partial", tmp / "2.1-dead.partial"
+    live.write_bytes(b"so far")
+    first.post("https://files.example/live.whl", live, 100)
+    first.post("https://files.example/dead.whl", dead, 100)  # its file already gone
+    half = directory / "x.new"
+    half.write_text("{")
+    os.utime(half, (time.time() - 120, time.time() - 120))
+    young = directory / "y.new"
+    young.write_text("{")
+    assert first.find("https://files.example/dead.whl") is not None
+    Flights(directory, tmp)
+    assert first.find("https://files.example/dead.whl") is None
+    assert first.find("https://files.example/live.whl") == Notice(live.name, 100)
+    assert not half.exists() and young.exists()

@@ -431,7 +431,7 @@ def build_services(settings: Settings, *, node_started: bool = False) -> Service
                 drop=functools.partial(orphans.drop_unrecorded, catalog, ledger, locks, store),
             ),
             metrics=metrics,
-            flights=Flights(data / "flights"),
+            flights=Flights(data / "flights", store.tmp),
         ),
         uploads=Uploads(catalog, store, ledger, locks),
         artifacts=artifacts,

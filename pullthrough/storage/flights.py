@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,36 @@ class Notice:
 
 
 class Flights:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tmp: Path) -> None:
+        """Notices in `directory` of downloads into the temporary folder `tmp`; those that
+        killed processes left (their file gone) are removed."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.remove_stale(tmp)
+
+    def remove_stale(self, tmp: Path, *, grace: float = 60.0) -> int:
+        """Remove the notices whose temporary file is gone (a process killed while it
+        downloaded; the store removes its file, store.remove_abandoned), and half-written ones
+        older than `grace` seconds. Returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - grace
+        for path in self.directory.iterdir():
+            try:
+                if path.suffix == ".new":
+                    gone = path.stat().st_mtime < cutoff
+                else:
+                    try:
+                        raw = json.loads(path.read_text())
+                    except ValueError:
+                        raw = None  # not a notice of ours: written whole, never half
+                    name = raw.get("name") if isinstance(raw, dict) else None
+                    gone = not isinstance(name, str) or not (tmp / Path(name).name).exists()
+                if gone:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            except OSError as exc:  # removed meanwhile (its download ended), or unreadable
+                log.debug("a download's notice left alone: %s", exc)
+        return removed
 
     def _path(self, url: str) -> Path:
         return self.directory / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
