@@ -1621,7 +1621,11 @@ def test_a_copy_a_repository_let_go_is_the_caches_again_after_orphan_cleanup(
             "/pulp/api/v3/orphans/cleanup/", json={"orphan_protection_time": 0}, auth=auth
         )
         assert cleanup.status_code == 202, cleanup.get_json()
-        assert wait_until(lambda: svc.ledger.tracks(whl.sha256), 10)
+        task_id = cleanup.get_json()["task"].rstrip("/").rsplit("/", 1)[-1]
+        # its end, not the ledger's entry: the file stays locked until the task moves on
+        assert wait_until(lambda: task(svc, task_id).state in ("completed", "failed"), 10)
+        assert task(svc, task_id).state == "completed", task(svc, task_id).error
+        assert svc.ledger.tracks(whl.sha256)
         assert svc.store.has(whl.sha256)  # not an orphan: the cache's, evicted in its turn
         svc.ledger.max_size = 1
         assert svc.pullthrough.evict_if_needed() == 1
