@@ -410,27 +410,39 @@ class Posting:
         self.close()
 
 
-def connect_to_worker(master: int, url: str, avoid: int, *, attempts: int = 40) -> Download:
+def connect_to_worker(
+    master: int, url: str, avoid: int, *, attempts: int = 40, rounds: int = 3
+) -> Download:
     """A Download of `url`, request not sent yet, on a connection that a worker other than
-    `avoid` accepted: several connections are opened at once, one is kept (bounded, 5 s)."""
-    opened = [Download(url, send=False) for _ in range(attempts)]
-    chosen: Download | None = None
-    try:
-        deadline = time.monotonic() + 5.0
-        while chosen is None and time.monotonic() < deadline:
-            for download in opened:
+    `avoid` accepted: several connections are opened at once, one is kept; up to `rounds`
+    rounds of `attempts` (bounded, 5 s each: workers race for each connection, and one busy
+    streaming may still win a whole round)."""
+    held: dict[int | None, int] = {}
+    for _ in range(rounds):
+        opened = [Download(url, send=False) for _ in range(attempts)]
+        chosen: Download | None = None
+        try:
+            deadline = time.monotonic() + 5.0
+            while chosen is None and time.monotonic() < deadline:
+                for download in opened:
+                    pid = worker_holding(master, download.server_port, download.local_port)
+                    if pid is not None and pid != avoid:
+                        chosen = download
+                        break
+                else:
+                    time.sleep(0.05)
+            for download in opened if chosen is None else ():  # for the failure's message
                 pid = worker_holding(master, download.server_port, download.local_port)
-                if pid is not None and pid != avoid:
-                    chosen = download
-                    break
-            else:
-                time.sleep(0.05)
-    finally:
-        for download in opened:
-            if download is not chosen:
-                download.close()
-    assert chosen is not None, f"no connection was accepted by a worker other than {avoid}"
-    return chosen
+                held[pid] = held.get(pid, 0) + 1
+        finally:
+            for download in opened:
+                if download is not chosen:
+                    download.close()
+        if chosen is not None:
+            return chosen
+    raise AssertionError(
+        f"no connection was accepted by a worker other than {avoid}: held by pid {held}"
+    )
 
 
 def every_worker_accepting(master: int, url: str, count: int = 2, timeout: float = 60.0) -> None:
