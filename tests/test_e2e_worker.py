@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,25 @@ def test_a_thread_waits_only_while_half_the_pool_is_free() -> None:
 
 # A stand-in for pullthrough's app: what it holds from its loading on, and what the worker it
 # runs in says of the GIL and of those objects.
+@contextmanager
+def probe_served(tmp_path: Path, app_source: str) -> Iterator[str]:
+    """gunicorn with `pullthrough serve`'s settings and worker (one), running the app of
+    `app_source` as `probe:app`: its URL while it runs."""
+    (tmp_path / "probe.py").write_text(app_source)
+    port = free_port()
+    env = clean_env(PULLTHROUGH_BIND=f"127.0.0.1:{port}", PULLTHROUGH_WORKERS="1")
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        proc = subprocess.Popen([*command, "probe:app"], cwd=tmp_path, env=env, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 PROBE_APP = """
 import gc, sys
 
@@ -243,19 +263,8 @@ def test_a_worker_hands_the_gil_on_sooner_and_keeps_its_app_out_of_the_collector
     """gunicorn with `pullthrough serve`'s settings and worker, running a probe app: its
     threads wait at most GIL_SWITCH_INTERVAL for the GIL (Python's default is longer), and what
     the app holds once loaded is frozen, so no full collection during a request walks it."""
-    (tmp_path / "probe.py").write_text(PROBE_APP)
-    port = free_port()
-    env = clean_env(PULLTHROUGH_BIND=f"127.0.0.1:{port}", PULLTHROUGH_WORKERS="1")
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
-    with open(tmp_path / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen([*command, "probe:app"], cwd=tmp_path, env=env, stderr=log)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_ready(url, proc)
+    with probe_served(tmp_path, PROBE_APP) as url:
         interval, walked = requests.get(url, timeout=10).text.split()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert float(interval) == GIL_SWITCH_INTERVAL < sys.getswitchinterval()
     assert walked == "0"
 
@@ -289,17 +298,6 @@ def test_a_worker_starts_threads_its_app_prepared_before_the_first_request(
     """gunicorn with `pullthrough serve`'s settings and worker, running a probe app that has a
     `prepare_thread`: before its worker answers, PREPARED_THREADS threads of its pool have
     run it, each its own, and requests are answered on them (not each on a new thread)."""
-    (tmp_path / "probe.py").write_text(PREPARING_APP)
-    port = free_port()
-    env = clean_env(PULLTHROUGH_BIND=f"127.0.0.1:{port}", PULLTHROUGH_WORKERS="1")
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:pullthrough.gunicorn_conf"]
-    with open(tmp_path / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen([*command, "probe:app"], cwd=tmp_path, env=env, stderr=log)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_ready(url, proc)
+    with probe_served(tmp_path, PREPARING_APP) as url:
         answers = {requests.get(url, timeout=10).text for _ in range(5)}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert answers == {f"{PREPARED_THREADS} True"}
